@@ -1,0 +1,187 @@
+"""The :class:`Capture`: the four tables of a capture and what they came from."""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+
+import pandas as pd
+
+from wspcap.pipeline import Collector, Options, Pipeline
+from wspcap.sources import PacketRecord, open_capture
+from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
+
+__all__ = ["Capture", "CaptureInfo", "read", "from_packets"]
+
+
+@dataclass
+class CaptureInfo:
+    """Where a capture came from and how reading it went.
+
+    Attributes:
+        source: the file name (or interface) read.
+        format: ``pcap``, ``pcapng`` (``.gz`` when compressed) or ``live``.
+        packets: packets read.
+        tcp_connections: TCP connections seen (WebSocket or not).
+        truncated: why reading stopped early, or None.
+        counters: packets passed over, by reason.
+    """
+
+    source: str = ""
+    format: str = ""
+    packets: int = 0
+    tcp_connections: int = 0
+    truncated: str | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+class Capture:
+    """Every WebSocket conversation in a capture, as four DataFrames.
+
+    Attributes:
+        connections: one row per WebSocket connection (or upgrade attempt).
+        frames: one row per frame.
+        messages: one row per message, control frames included.
+        anomalies: one row per anomaly, joinable on ``conn_id`` and
+            ``frame_index``.
+        info: a :class:`CaptureInfo`.
+    """
+
+    def __init__(self, connections: pd.DataFrame, frames: pd.DataFrame,
+                 messages: pd.DataFrame, anomalies: pd.DataFrame,
+                 info: CaptureInfo | None = None) -> None:
+        self.connections = connections
+        self.frames = frames
+        self.messages = messages
+        self.anomalies = anomalies
+        self.info = info or CaptureInfo()
+
+    @classmethod
+    def from_collector(cls, col: Collector, info: CaptureInfo) -> Capture:
+        """Build the tables from the pipeline's records."""
+        return cls(connections_table(col), frames_table(col), messages_table(col),
+                   anomalies_table(col), info)
+
+    def __repr__(self) -> str:
+        return (f"<Capture {self.info.source!r}: {len(self.connections)} connections, "
+                f"{len(self.frames)} frames, {len(self.messages)} messages, "
+                f"{len(self.anomalies)} anomalies>")
+
+    def _repr_html_(self) -> str:
+        counts = (f"{len(self.connections)} connections, {len(self.frames)} frames, "
+                  f"{len(self.messages)} messages, {len(self.anomalies)} anomalies")
+        cols = ["conn_id", "client_ip", "client_port", "server_ip", "server_port", "uri",
+                "status", "subprotocol", "permessage_deflate", "frames", "messages"]
+        table = self.connections[cols].head(20).to_html(index=False, na_rep="")
+        return (f"<div><b>wspcap capture</b> {html.escape(self.info.source)}: "
+                f"{counts}{table}</div>")
+
+    def conversation(self, conn_id: int, width: int = 100) -> str:
+        """A readable transcript of one connection's messages.
+
+        Args:
+            conn_id: the connection.
+            width: previews are cut to this many characters.
+        """
+        conn = self.connections[self.connections.conn_id == conn_id]
+        if conn.empty:
+            raise KeyError(f"no connection {conn_id}")
+        c = conn.iloc[0]
+        lines = [f"connection {conn_id}: {c.client_ip}:{c.client_port} -> "
+                 f"{c.server_ip}:{c.server_port} {c.uri or ''}".rstrip()]
+        msgs = self.messages[self.messages.conn_id == conn_id]
+        t0 = msgs.ts_start.min() if len(msgs) else None
+        for m in msgs.itertuples(index=False):
+            arrow = "->" if m.direction == "c2s" else "<-"
+            if m.text is not None:
+                body = repr(m.text)
+            elif m.type == "close":
+                body = f"code={m.close_code} reason={m.close_reason!r}"
+            else:
+                body = m.payload[:width // 2].hex(" ")
+            if len(body) > width:
+                body = body[:width - 3] + "..."
+            rel = (m.ts_end - t0).total_seconds() if t0 is not None else 0.0
+            lines.append(f"{rel:10.6f} {arrow} {m.type:<6} {m.length:>7} B  {body}")
+        return "\n".join(lines)
+
+    def to_parquet(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write the four tables as Parquet files; return their paths."""
+        from wspcap.export import write_tables
+        return write_tables(self, directory, "parquet")
+
+    def to_csv(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write the four tables as CSV files (payloads in hex)."""
+        from wspcap.export import write_tables
+        return write_tables(self, directory, "csv")
+
+    def to_jsonl(self, directory: str | os.PathLike[str]) -> list[str]:
+        """Write the four tables as JSON lines (payloads in hex)."""
+        from wspcap.export import write_tables
+        return write_tables(self, directory, "jsonl")
+
+
+def from_packets(packets: Iterable[PacketRecord], source: str = "",
+                 options: Options | None = None) -> Capture:
+    """Analyze packets from any source (a list, a live capture, a test).
+
+    Args:
+        packets: :class:`~wspcap.sources.PacketRecord` tuples in capture order.
+        source: a name for :attr:`CaptureInfo.source`.
+        options: engine limits.
+    """
+    pipeline = Pipeline(options)
+    receive = pipeline.receive_packet
+    for number, ts, linktype, data, _wirelen in packets:
+        receive(number, ts, linktype, data)
+    return _finish(pipeline, CaptureInfo(source, "packets"), None)
+
+
+def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Capture:
+    col = pipeline.finish(truncated)
+    info.packets = pipeline.packets
+    info.tcp_connections = pipeline.sessions_seen
+    info.truncated = truncated
+    d = pipeline.decoder
+    info.counters = {"not_tcp": d.not_tcp, "malformed": d.malformed,
+                     "ip_fragments": d.fragments, "snap_length_cut": pipeline.snap_cut}
+    return Capture.from_collector(col, info)
+
+
+def read(path: str | os.PathLike[str], options: Options | None = None,
+         progress: Callable[[int], None] | None = None) -> Capture:
+    """Read a pcap or pcapng file (optionally gzip-compressed) into tables.
+
+    Args:
+        path: the capture file.
+        options: engine limits (:class:`~wspcap.pipeline.Options`).
+        progress: called now and then with the number of file bytes read so far.
+
+    Returns:
+        A :class:`Capture`. A file that ends mid-packet still gives everything
+        before that point; :attr:`CaptureInfo.truncated` says so and the
+        anomalies table has a ``capture_truncated`` row.
+
+    Raises:
+        CaptureFormatError: the file is missing or is not a capture.
+    """
+    pipeline = Pipeline(options)
+    receive = pipeline.receive_packet
+    with open_capture(path) as cap:
+        if progress is None:
+            for number, ts, linktype, data, _wirelen in cap:
+                receive(number, ts, linktype, data)
+        else:
+            for number, ts, linktype, data, _wirelen in cap:
+                receive(number, ts, linktype, data)
+                if not number & 0x3FFF:
+                    progress(cap.position)
+            progress(cap.position)
+        info = CaptureInfo(os.fspath(path), cap.format)
+        truncated = cap.truncated
+    return _finish(pipeline, info, truncated)
+
+

@@ -1,0 +1,161 @@
+"""From a link-layer frame to a TCP segment, fast.
+
+Design note
+-----------
+This is the per-packet hot path. Building full dpkt objects for
+Ethernet/IP/TCP costs about 12 us a packet (2.5 s on a 200,560-packet capture);
+the common case, Ethernet or cooked or raw framing around IPv4 or IPv6 without
+extension headers, is decoded here with precompiled structs and direct slicing
+instead. Rare cases go the slow, general way: IPv6 extension headers through
+dpkt's ``ip6`` module.
+
+A segment is returned as a plain tuple (see :data:`Segment`) because a
+NamedTuple or dataclass per packet is measurable at this rate.
+
+Flow keys are the bytes ``src_ip + dst_ip + src_port + dst_port`` (the port
+bytes straight from the TCP header), so one dict lookup finds a connection.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+import dpkt
+
+from wspcap.decode.link import ETH_IPV4, ETH_IPV6, LINKTYPE_ETHERNET, link_payload
+
+__all__ = ["PacketDecoder", "Segment", "FRAGMENT",
+           "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK"]
+
+# TCP flags (RFC 9293 section 3.1)
+TCP_FIN: Final = 0x01
+TCP_SYN: Final = 0x02
+TCP_RST: Final = 0x04
+TCP_PSH: Final = 0x08
+TCP_ACK: Final = 0x10
+
+IPPROTO_TCP: Final = 6
+#: IPv6 extension headers that may stand between the fixed header and TCP.
+IPV6_EXTENSIONS: Final = frozenset((0, 43, 44, 50, 51, 60, 135, 139, 140))
+
+#: A decoded TCP segment:
+#: ``(key, src, dst, sport, dport, seq, ack, flags, payload, missing)`` where
+#: ``key`` identifies the direction's flow, ``src``/``dst`` are packed IP
+#: addresses (4 or 16 bytes), ``payload`` the captured TCP payload and
+#: ``missing`` how many payload bytes the snap length cut off.
+Segment = tuple[bytes, bytes, bytes, int, int, int, int, int, bytes, int]
+
+#: Returned for IP fragments, which are counted and flagged, not reassembled.
+FRAGMENT: Final = "fragment"
+
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_TCP = struct.Struct("!HHIIBB")
+
+
+class PacketDecoder:
+    """Decode captured frames into TCP segments.
+
+    Sans-I/O: performs no I/O. Counters say what was passed over.
+
+    Attributes:
+        not_tcp: packets that were not TCP over IPv4/IPv6 (ARP, UDP, ...).
+        malformed: packets whose headers were cut or inconsistent.
+        fragments: IP fragments seen.
+    """
+
+    def __init__(self) -> None:
+        self.not_tcp = 0
+        self.malformed = 0
+        self.fragments = 0
+
+    def decode(self, linktype: int, data: bytes) -> Segment | str | None:
+        """Decode one captured frame.
+
+        Args:
+            linktype: the LINKTYPE_* value of the packet's interface.
+            data: the captured bytes.
+
+        Returns:
+            A :data:`Segment`, :data:`FRAGMENT`, or ``None`` for anything that
+            is not a TCP segment we can read.
+        """
+        if linktype == LINKTYPE_ETHERNET and len(data) >= 14 and data[12] == 8 and data[13] == 0:
+            etype, off = ETH_IPV4, 14
+        else:
+            etype, off = link_payload(linktype, data)
+        if etype == ETH_IPV4:
+            return self._ipv4(data, off)
+        if etype == ETH_IPV6:
+            return self._ipv6(data, off)
+        self.not_tcp += 1
+        return None
+
+    def _ipv4(self, data: bytes, off: int) -> Segment | str | None:
+        if len(data) < off + 20:
+            self.malformed += 1
+            return None
+        vhl, _tos, total, _ident, frag, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(data, off)
+        ihl = (vhl & 0x0F) * 4
+        if vhl >> 4 != 4 or ihl < 20:
+            self.malformed += 1
+            return None
+        if proto != IPPROTO_TCP:
+            self.not_tcp += 1
+            return None
+        if frag & 0x3FFF:  # MF set or offset non-zero
+            self.fragments += 1
+            return FRAGMENT
+        # total == 0 happens with TCP segmentation offload: trust the capture.
+        end = off + total if total else len(data)
+        return self._tcp(data, off + ihl, end, src, dst)
+
+    def _ipv6(self, data: bytes, off: int) -> Segment | str | None:
+        if len(data) < off + 40:
+            self.malformed += 1
+            return None
+        plen = (data[off + 4] << 8) | data[off + 5]
+        nxt = data[off + 6]
+        src = data[off + 8:off + 24]
+        dst = data[off + 24:off + 40]
+        end = off + 40 + plen if plen else len(data)  # plen 0: jumbogram or TSO
+        if nxt == IPPROTO_TCP:
+            return self._tcp(data, off + 40, end, src, dst)
+        if nxt not in IPV6_EXTENSIONS:
+            self.not_tcp += 1
+            return None
+        try:  # the slow, general way for extension headers
+            ip6 = dpkt.ip6.IP6(data[off:end])
+        except (dpkt.UnpackError, struct.error, IndexError, ValueError):
+            self.malformed += 1
+            return None
+        if 44 in getattr(ip6, "extension_hdrs", {}) and ip6.extension_hdrs[44] is not None:
+            self.fragments += 1
+            return FRAGMENT
+        if ip6.p != IPPROTO_TCP:
+            self.not_tcp += 1
+            return None
+        tcp_bytes = bytes(ip6.data) if not isinstance(ip6.data, bytes) else ip6.data
+        start = end - len(tcp_bytes) if len(tcp_bytes) <= end - off else off + 40
+        return self._tcp(data, start, end, src, dst)
+
+    def _tcp(self, data: bytes, off: int, end: int, src: bytes, dst: bytes
+             ) -> Segment | None:
+        if len(data) < off + 20 or end < off + 20:
+            self.malformed += 1
+            return None
+        sport, dport, seq, ack, doff, flags = _TCP.unpack_from(data, off)
+        hlen = (doff >> 4) * 4
+        start = off + hlen
+        if hlen < 20 or start > end:
+            self.malformed += 1
+            return None
+        captured = len(data)
+        if captured >= end:
+            payload = data[start:end]
+            missing = 0
+        else:
+            payload = data[start:captured] if captured > start else b""
+            missing = end - max(captured, start)
+        key = src + dst + data[off:off + 4]
+        return key, src, dst, sport, dport, seq, ack, flags, payload, missing

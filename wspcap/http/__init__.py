@@ -1,0 +1,17 @@
+"""The HTTP/1.1 Upgrade handshake that opens a WebSocket connection."""
+
+from wspcap.http.upgrade import (
+    ACCEPT_GUID,
+    Handshake,
+    HeadParser,
+    HttpHead,
+    accept_for,
+    looks_like_request,
+    looks_like_response,
+    parse_extensions,
+)
+
+__all__ = [
+    "ACCEPT_GUID", "Handshake", "HeadParser", "HttpHead", "accept_for",
+    "looks_like_request", "looks_like_response", "parse_extensions",
+]

@@ -1,0 +1,624 @@
+"""The driver: the one module that connects the layers.
+
+capture records -> :class:`~wspcap.decode.PacketDecoder` -> per-connection
+:class:`~wspcap.tcp.StreamReassembler` (one a direction) -> HTTP upgrade
+(:class:`~wspcap.http.HeadParser`) -> :class:`~wspcap.ws.FrameParser` ->
+:class:`~wspcap.ws.MessageAssembler` -> a :class:`Collector` of records, from
+which :mod:`wspcap.tables` builds DataFrames.
+
+Everything here is fed packet by packet (:meth:`Pipeline.receive_packet`), so
+files, live capture and tests all drive the same engine; nothing here reads a
+file or a socket.
+
+Design note
+-----------
+Connections are found by a dict keyed on the bytes ``src + dst + ports`` of
+each direction. A connection is WebSocket when its client sends an HTTP
+request with ``Upgrade: websocket`` (on any port), or, when the start of the
+connection was not captured, when its bytes frame as WebSocket frames (see
+:meth:`Session._probe`). Every other TCP connection is ignored
+after its first payload bytes: from then on its packets cost a decode and a
+dict lookup.
+
+Where a rule is broken the layers report an anomaly code (see
+:mod:`wspcap.rules.registry`) and carry on; exceptions are never used for
+protocol violations.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder
+from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
+from wspcap.rules.registry import RULES, Anomaly
+from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
+from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, Inflater, negotiate
+from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
+from wspcap.ws.messages import Message, MessageAssembler
+
+__all__ = ["Options", "Pipeline", "Collector", "Session"]
+
+C2S, S2C = "c2s", "s2c"
+#: Data chunks looked at, per direction, before a connection that is neither
+#: an HTTP upgrade nor framed like WebSocket is ignored.
+PROBE_CHUNKS = 4
+
+
+@dataclass
+class Options:
+    """Limits of the engine; every one has a default that suits real traffic.
+
+    Attributes:
+        max_payload: payload bytes kept per frame.
+        max_inflated: inflated bytes allowed per message (decompression bomb bound).
+        max_pending: out-of-order bytes held per direction before a hole is a gap.
+        midstream: look for WebSocket frames in connections whose handshake
+            was not captured.
+    """
+
+    max_payload: int = MAX_PAYLOAD
+    max_inflated: int = MAX_INFLATED
+    max_pending: int = MAX_PENDING
+    midstream: bool = True
+
+
+class Collector:
+    """Records produced by the pipeline, kept column-friendly.
+
+    ``frames``/``messages`` hold the records; ``frame_keys``/``message_keys``
+    hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the same order.
+    """
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.frame_keys: list[int] = []
+        self.messages: list[Message] = []
+        self.message_keys: list[int] = []
+        self.anomalies: list[Anomaly] = []
+        self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
+
+    def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
+                frame_index: int | None, code: str, detail: str, packet: int | None,
+                offset: int | None = None) -> None:
+        self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
+                                      RULES[code].severity, detail, packet, offset))
+
+
+class _Direction:
+    """One direction of a session: the sink of its reassembler, parser and assembler."""
+
+    __slots__ = ("session", "d", "name", "key", "handler", "parser", "assembler",
+                 "head", "probe_chunks", "pending", "close_code", "close_reason",
+                 "frames", "last_frame_offset", "last_frame_index", "bytes", "fin_seen", "rst_seen",
+                 "first_data_ts", "collector")
+
+    def __init__(self, session: Session, d: int) -> None:
+        self.session = session
+        self.collector = session.collector
+        self.d = d
+        self.name = ""
+        self.key = 0
+        self.handler = session._probe
+        self.parser: FrameParser | None = None
+        self.assembler: MessageAssembler | None = None
+        self.head: HeadParser | None = None
+        self.probe_chunks = 0
+        self.pending: list[tuple[bytes, int, int, int]] = []  # data, offset, ts, packet
+        self.close_code: int | None = None
+        self.close_reason: str | None = None
+        self.frames = 0
+        self.last_frame_offset = -1
+        self.last_frame_index: int | None = None
+        self.bytes = 0
+        self.fin_seen = False
+        self.rst_seen = False
+        self.first_data_ts: int | None = None
+
+    # StreamSink -----------------------------------------------------------------
+
+    def data(self, offset: int, payload: bytes, ts: int, packet: int) -> None:
+        self.bytes += len(payload)
+        self.handler(self, payload, offset, ts, packet)
+
+    def gap(self, offset: int, size: int, ts: int, packet: int) -> None:
+        s = self.session
+        if s.conn_id is not None:
+            s.report(ts, self.name or None, None, "tcp_gap",
+                     f"{size} bytes missing at stream offset {offset}", packet, offset)
+        if self.parser is not None:
+            self.parser.receive_gap(size, ts, packet)
+        elif self.handler is not Session._ignore:
+            # Lost inside an HTTP head or before the roles are known: give up on it.
+            self.handler = Session._ignore
+
+    def conflict(self, offset: int, size: int, ts: int, packet: int) -> None:
+        s = self.session
+        if s.conn_id is not None:
+            s.report(ts, self.name or None, None, "tcp_overlap_conflict",
+                     f"{size} bytes at stream offset {offset} differ from the first copy "
+                     "(first copy kept)", packet, offset)
+        else:
+            s.early_conflicts.append((ts, self.d, offset, size, packet))
+
+    def fin(self, offset: int, ts: int, packet: int) -> None:
+        self.fin_seen = True
+
+    def rst(self, offset: int, ts: int, packet: int) -> None:
+        self.rst_seen = True
+        s = self.session
+        if s.conn_id is not None:
+            s.report(ts, self.name or None, None, "tcp_reset",
+                     f"RST after {offset} stream bytes", packet, offset)
+
+    # FrameSink / MessageSink -------------------------------------------------------
+
+    def frame(self, frame: Frame) -> None:
+        s = self.session
+        index = s.nframes
+        s.nframes = index + 1
+        self.frames += 1
+        self.last_frame_offset = frame.offset
+        self.last_frame_index = index
+        c = self.collector
+        c.frames.append(frame)
+        c.frame_keys.append(self.key)
+        self.assembler.receive_frame(frame, index)  # type: ignore[union-attr]
+
+    def message(self, message: Message) -> None:
+        c = self.collector
+        c.messages.append(message)
+        c.message_keys.append(self.key)
+        self.session.nmessages += 1
+        if message.opcode == 8 and self.close_code is None:
+            self.close_code = message.close_code
+            self.close_reason = message.close_reason
+
+    def anomaly(self, code: str, detail: str, where: int | None, ts: int,
+                packet: int) -> None:
+        """From the frame parser (``where`` is a stream offset) or the assembler
+        (``where`` is a frame index)."""
+        if code.startswith("ws_") and code in _FRAMING_CODES:
+            offset = where
+            index = self.last_frame_index if where == self.last_frame_offset else None
+        else:
+            index = where
+            offset = None
+        self.session.report(ts, self.name, index, code, detail, packet, offset)
+
+
+#: Codes the frame parser reports (by stream offset rather than frame index).
+_FRAMING_CODES = frozenset(("ws_nonminimal_length", "ws_length_msb_set", "ws_truncated_frame",
+                            "ws_desync", "ws_payload_cut"))
+
+
+class Session:
+    """One TCP connection, and the WebSocket conversation in it if there is one.
+
+    Direction 0 is the sender of the first packet seen; :attr:`client` says
+    which direction is the client once known.
+    """
+
+    def __init__(self, pipeline: Pipeline, tcp_stream: int, src: bytes, dst: bytes,
+                 sport: int, dport: int, ts: int) -> None:
+        self.pipeline = pipeline
+        self.collector = pipeline.collector
+        self.options = pipeline.options
+        self.tcp_stream = tcp_stream
+        self.addrs = (src, dst)
+        self.ports = (sport, dport)
+        self.ts_start = ts
+        self.ts_end = ts
+        self.last_packet = 0
+        self.conn_id: int | None = None
+        self.client: int | None = None
+        self.ignored = False
+        self.handshake: Handshake | None = None
+        self.deflate: DeflateParams | None = None
+        self.midstream_ws = False
+        self.established = False
+        self.nframes = 0
+        self.nmessages = 0
+        self.data_with_101 = 0
+        self.ts_request: int | None = None
+        self.ts_response: int | None = None
+        self.early_conflicts: list[tuple[int, int, int, int, int]] = []
+        self.acks = [0, 0]
+        self.dirs = (_Direction(self, 0), _Direction(self, 1))
+        opts = self.options
+        self.reasm = (StreamReassembler(self.dirs[0], opts.max_pending),
+                      StreamReassembler(self.dirs[1], opts.max_pending))
+
+    # -- identification ------------------------------------------------------------
+
+    def report(self, ts: int, direction: str | None, frame_index: int | None, code: str,
+               detail: str, packet: int | None, offset: int | None = None) -> None:
+        self.collector.anomaly(self.conn_id, ts, direction, frame_index, code, detail,
+                               packet, offset)
+
+    def _become_websocket(self, client: int) -> None:
+        """Give the connection a conn_id and name its directions."""
+        self.client = client
+        c = self.collector
+        self.conn_id = len(c.sessions)
+        c.sessions.append(self)
+        for d in self.dirs:
+            d.name = C2S if d.d == client else S2C
+            d.key = self.conn_id * 2 + (0 if d.d == client else 1)
+        for ts, d, offset, size, packet in self.early_conflicts:
+            self.report(ts, self.dirs[d].name, None, "tcp_overlap_conflict",
+                        f"{size} bytes at stream offset {offset} differ from the first copy "
+                        "(first copy kept)", packet, offset)
+        self.early_conflicts = []
+
+    @staticmethod
+    def _probe(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """First bytes of a direction: HTTP request, HTTP response, frames, or other."""
+        s = dr.session
+        if dr.first_data_ts is None:
+            dr.first_data_ts = ts
+        if s.client is None and looks_like_request(data):
+            s._start_http(dr.d)
+            dr.handler(dr, data, offset, ts, packet)
+            return
+        if s.client is not None or looks_like_response(data):
+            # The other side's request has been seen (or will be): wait for it.
+            dr.pending.append((data, offset, ts, packet))
+            if s.client is None and len(dr.pending) > PROBE_CHUNKS * 4:
+                s._give_up()
+            return
+        if s.options.midstream and plausible_frames(data):
+            # Two chunks in a row, or two frames in one, that frame exactly.
+            dr.pending.append((data, offset, ts, packet))
+            if len(dr.pending) >= 2 or plausible_frames(data) >= 2:
+                s._start_midstream(dr)
+            return
+        s._give_up()
+
+    def _give_up(self) -> None:
+        """Not WebSocket: stop looking at this connection."""
+        self.ignored = True
+        for d in self.dirs:
+            d.handler = Session._ignore
+            d.pending = []
+
+    @staticmethod
+    def _ignore(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        return None
+
+    # -- HTTP upgrade -------------------------------------------------------------
+
+    def _start_http(self, client: int) -> None:
+        self.client = client
+        c, srv = self.dirs[client], self.dirs[1 - client]
+        c.head = HeadParser()
+        c.handler = Session._request
+        srv.handler = Session._hold
+
+    @staticmethod
+    def _hold(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """Bytes that must wait for the other side (the request, or the 101)."""
+        dr.pending.append((data, offset, ts, packet))
+
+    @staticmethod
+    def _request(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        s = dr.session
+        head = dr.head.receive_data(data)  # type: ignore[union-attr]
+        if head is None:
+            if dr.head.too_large:  # type: ignore[union-attr]
+                s._give_up()
+            return
+        hs = Handshake.from_request(head)
+        if not (hs.upgrade_websocket or hs.key is not None):
+            s._give_up()  # plain HTTP: not ours (upgrades later in keep-alive are not followed)
+            return
+        s.handshake = hs
+        s._become_websocket(dr.d)
+        s.ts_request = ts
+        trailing = dr.head.trailing  # type: ignore[union-attr]
+        dr.head = None
+        dr.handler = Session._hold
+        if trailing:
+            dr.pending.append((trailing, offset + len(data) - len(trailing), ts, packet))
+        srv = s.dirs[1 - dr.d]
+        srv.head = HeadParser()
+        srv.handler = Session._response
+        held, srv.pending = srv.pending, []
+        for chunk, coffset, cts, cpacket in held:
+            srv.handler(srv, chunk, coffset, cts, cpacket)
+
+    @staticmethod
+    def _response(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        s = dr.session
+        head = dr.head.receive_data(data)  # type: ignore[union-attr]
+        if head is None:
+            if dr.head.too_large:  # type: ignore[union-attr]
+                s.report(ts, S2C, None, "http_head_too_large",
+                         "response head over 64 KiB", packet)
+                s._end_websocket()
+            return
+        trailing = dr.head.trailing  # type: ignore[union-attr]
+        status = head.status
+        if status is not None and 100 <= status < 200 and status != 101:
+            dr.head = HeadParser()  # an interim answer (100 Continue): the real one follows
+            if trailing:
+                Session._response(dr, trailing, offset + len(data) - len(trailing), ts, packet)
+            return
+        hs = s.handshake
+        assert hs is not None
+        hs.answer(head)
+        s.ts_response = ts
+        dr.head = None
+        if status != 101:
+            s.report(ts, S2C, None, "http_status_not_101",
+                     f"status {status} {head.reason}".rstrip(), packet)
+            s._end_websocket()
+            return
+        s._check_accept(ts, packet)
+        s.deflate, problems = negotiate(hs.extensions)
+        for problem in problems:
+            s.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        client = s.dirs[s.client]  # type: ignore[index]
+        held, client.pending = client.pending, []
+        s._start_frames({dr.d: offset + len(data) - len(trailing),
+                         client.d: held[0][1] if held else s.reasm[client.d].offset})
+        if trailing:
+            s.data_with_101 = len(trailing)
+            s.report(ts, S2C, None, "http_data_with_101",
+                     f"{len(trailing)} bytes after the 101 head in the same segment", packet)
+            dr.parser.receive_data(trailing, ts, packet)  # type: ignore[union-attr]
+        for chunk, _offset, cts, cpacket in held:
+            client.parser.receive_data(chunk, cts, cpacket)  # type: ignore[union-attr]
+
+    def _check_accept(self, ts: int, packet: int) -> None:
+        hs = self.handshake
+        assert hs is not None
+        if hs.key is None:
+            self.report(ts, C2S, None, "http_key_missing",
+                        "the upgrade request has no Sec-WebSocket-Key", packet)
+        if hs.accept is None:
+            self.report(ts, S2C, None, "http_accept_missing",
+                        "the 101 answer has no Sec-WebSocket-Accept", packet)
+        elif hs.accept_valid is False and hs.key is not None:
+            self.report(ts, S2C, None, "http_accept_mismatch",
+                        f"expected={hs.accept_expected}, found={hs.accept}", packet)
+
+    def _end_websocket(self) -> None:
+        """The upgrade failed: the rest of the connection is not WebSocket."""
+        for d in self.dirs:
+            d.handler = Session._ignore
+            d.pending = []
+        self.ignored = True
+
+    # -- frames --------------------------------------------------------------------
+
+    def _start_frames(self, offsets: dict[int, int]) -> None:
+        """Frame parsing begins; ``offsets`` gives each direction's first frame offset."""
+        self.established = True
+        opts = self.options
+        params = self.deflate
+        for d in self.dirs:
+            is_client = d.d == self.client
+            inflater = None
+            if params is not None:
+                if is_client:
+                    inflater = Inflater(params.client_max_window_bits,
+                                        params.client_no_context_takeover, opts.max_inflated)
+                else:
+                    inflater = Inflater(params.server_max_window_bits,
+                                        params.server_no_context_takeover, opts.max_inflated)
+            d.parser = FrameParser(d, offsets[d.d], opts.max_payload)
+            d.assembler = MessageAssembler(d, is_client, inflater,
+                                           RSV1 if inflater is not None else 0)
+            d.handler = Session._frames
+
+    @staticmethod
+    def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        dr.parser.receive_data(data, ts, packet)  # type: ignore[union-attr]
+
+    def _start_midstream(self, dr: _Direction) -> None:
+        """Frames without a captured handshake: the masking direction is the client."""
+        first, _offset, ts, packet = dr.pending[0]
+        client = dr.d if first[1] & 0x80 else 1 - dr.d
+        self.midstream_ws = True
+        self._become_websocket(client)
+        self.report(ts, None, None, "http_handshake_missing",
+                    "frames seen without the opening handshake; extensions unknown "
+                    "(RSV1 messages are inflated as permessage-deflate)", packet)
+        # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
+        self.deflate = None
+        opts = self.options
+        for d in self.dirs:
+            held, d.pending = d.pending, []
+            start = held[0][1] if held else self.reasm[d.d].offset
+            d.parser = FrameParser(d, start, opts.max_payload)
+            d.assembler = MessageAssembler(
+                d, d.d == client, _MidstreamInflater(opts.max_inflated), RSV1)
+            d.handler = Session._frames
+            for chunk, _offset, cts, cpacket in held:
+                d.parser.receive_data(chunk, cts, cpacket)
+        self.established = True
+
+    # -- end -------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """End of input: flush reassembly, then the parsers."""
+        ts, packet = self.ts_end, self.last_packet
+        for d in self.dirs:
+            r = self.reasm[d.d]
+            if not r.fin_done and self.acks[1 - d.d] and r.next_seq is not None:
+                r.receive_ack(self.acks[1 - d.d], ts, packet)
+            r.receive_eof(ts, packet)
+        for d in self.dirs:
+            if d.parser is not None:
+                d.parser.receive_eof(ts, packet)
+            if d.assembler is not None:
+                d.assembler.receive_eof()
+        if self.conn_id is not None and (self.reasm[0].midstream or self.reasm[1].midstream):
+            self.report(self.ts_start, None, None, "tcp_midstream",
+                        "the connection's SYN was not captured", None)
+
+    def record(self) -> dict[str, Any]:
+        """The connection's row for the connections table."""
+        hs = self.handshake or Handshake()
+        c = self.client if self.client is not None else 0
+        cd, sd = self.dirs[c], self.dirs[1 - c]
+        ext = self.deflate
+        return {
+            "conn_id": self.conn_id,
+            "tcp_stream": self.tcp_stream,
+            "client_ip": str(ipaddress.ip_address(self.addrs[c])),
+            "client_port": self.ports[c],
+            "server_ip": str(ipaddress.ip_address(self.addrs[1 - c])),
+            "server_port": self.ports[1 - c],
+            "ts_start": self.ts_start,
+            "ts_end": self.ts_end,
+            "handshake": self.handshake is not None,
+            "established": self.established,
+            "midstream": bool(self.reasm[0].midstream or self.reasm[1].midstream),
+            "method": hs.method or None,
+            "uri": hs.uri or None,
+            "host": hs.host,
+            "origin": hs.origin,
+            "user_agent": hs.user_agent,
+            "cookie": hs.cookie if self.handshake else None,
+            "authorization": hs.authorization if self.handshake else None,
+            "key": hs.key,
+            "version": hs.version,
+            "protocols_offered": ", ".join(hs.protocols_offered) or None,
+            "extensions_offered": hs.extensions_offered,
+            "status": hs.status,
+            "reason": hs.reason,
+            "accept": hs.accept,
+            "accept_valid": hs.accept_valid,
+            "subprotocol": hs.subprotocol,
+            "extensions": hs.extensions,
+            "permessage_deflate": ext is not None,
+            "close_code_c2s": cd.close_code,
+            "close_reason_c2s": cd.close_reason,
+            "close_code_s2c": sd.close_code,
+            "close_reason_s2c": sd.close_reason,
+            "frames": self.nframes,
+            "frames_c2s": cd.frames,
+            "frames_s2c": sd.frames,
+            "messages": self.nmessages,
+            "bytes_c2s": cd.bytes,
+            "bytes_s2c": sd.bytes,
+            "gap_bytes": self.reasm[0].gap_bytes + self.reasm[1].gap_bytes,
+            "fin_c2s": cd.fin_seen,
+            "fin_s2c": sd.fin_seen,
+            "rst": cd.rst_seen or sd.rst_seen,
+        }
+
+
+class _MidstreamInflater(Inflater):
+    """Inflater for a connection whose handshake was not seen.
+
+    The earlier window is unknown, so a message that cannot be inflated is
+    reported as ``pmd_context_lost`` rather than as a failure.
+    """
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(15, False, max_size)
+
+    def inflate(self, data: bytes) -> tuple[bytes | None, str | None, str]:
+        out, problem, detail = super().inflate(data)
+        if problem == "pmd_inflate_failed":
+            return out, "pmd_context_lost", ("compressed message refers to a window "
+                                             f"from before the capture ({detail})")
+        return out, problem, detail
+
+
+class Pipeline:
+    """Feed packets in, get records out.
+
+    Sans-I/O: performs no I/O. Call :meth:`receive_packet` for each packet in
+    capture order, then :meth:`finish` once.
+
+    Args:
+        options: engine limits (defaults if None).
+    """
+
+    def __init__(self, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.collector = Collector()
+        self.decoder = PacketDecoder()
+        self.flows: dict[bytes, tuple[Session, int]] = {}
+        self.sessions_seen = 0
+        self.packets = 0
+        self.snap_cut = 0
+        self.first_ts: int | None = None
+        self.last_ts = 0
+        self._all: list[Session] = []
+
+    def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
+        """Take one captured packet (``number`` is its 1-based position)."""
+        self.packets += 1
+        if self.first_ts is None:
+            self.first_ts = ts
+        self.last_ts = ts
+        seg = self.decoder.decode(linktype, data)
+        if seg is None:
+            return
+        if seg is FRAGMENT:
+            self.collector.anomaly(None, ts, None, None, "capture_ip_fragment",
+                                   f"packet {number} is an IP fragment", number)
+            return
+        key, src, dst, sport, dport, seq, ack, flags, payload, missing = seg  # type: ignore[misc]
+        entry = self.flows.get(key)
+        if entry is None or (flags & TCP_SYN and not flags & TCP_ACK
+                             and entry[0].reasm[entry[1]].syn_seen
+                             and (entry[0].reasm[entry[1]].next_seq is None or
+                                  _new_isn(entry[0], entry[1], seq))):
+            entry = self._new_session(key, src, dst, sport, dport, ts, entry)
+        session, d = entry
+        if session.ignored:
+            return
+        session.ts_end = ts
+        session.last_packet = number
+        if missing:
+            self.snap_cut += 1
+        if payload or missing or flags & (TCP_SYN | TCP_FIN | TCP_RST):
+            session.reasm[d].receive_segment(seq, flags, payload, missing, ts, number)
+        if flags & TCP_ACK:
+            session.acks[d] = ack
+            other = session.reasm[1 - d]
+            if other._pending:
+                other.receive_ack(ack, ts, number)
+
+    def _new_session(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
+                     ts: int, old: tuple[Session, int] | None) -> tuple[Session, int]:
+        if old is not None:  # the 4-tuple is reused by a new connection
+            old[0].finish()
+        session = Session(self, self.sessions_seen, src, dst, sport, dport, ts)
+        self.sessions_seen += 1
+        self._all.append(session)
+        entry = (session, 0)
+        self.flows[key] = entry
+        rkey = dst + src + key[-2:] + key[-4:-2]
+        self.flows[rkey] = (session, 1)
+        return entry
+
+    def finish(self, truncated: str | None = None) -> Collector:
+        """End of input: flush every connection and return the records."""
+        for session in self._all:
+            if not session.ignored or session.conn_id is not None:
+                session.finish()
+        c = self.collector
+        if truncated:
+            c.anomaly(None, self.last_ts, None, None, "capture_truncated", truncated, None)
+        if self.snap_cut:
+            c.anomaly(None, self.last_ts, None, None, "capture_truncated",
+                      f"{self.snap_cut} packets were cut by the snap length", None)
+        self.flows = {}
+        self._all = []
+        return c
+
+
+def _new_isn(session: Session, d: int, seq: int) -> bool:
+    """A SYN whose sequence number is not the one this connection started with."""
+    r = session.reasm[d]
+    return r.offset > 0 or r.fin_done or r.rst_seen or session.reasm[1 - d].fin_done
+

@@ -1,0 +1,5 @@
+"""Anomaly rules: one registry of stable codes, and the checks that use it."""
+
+from wspcap.rules.registry import RULES, SEVERITIES, Anomaly, Rule, severity_of
+
+__all__ = ["Anomaly", "RULES", "Rule", "SEVERITIES", "severity_of"]

@@ -1,0 +1,204 @@
+"""The four tables, as pandas DataFrames with declared dtypes.
+
+Each table's schema (column -> dtype) is declared once here. Tables are built
+column-wise from the pipeline's records (one ``zip`` transposes them, NumPy
+makes the columns), never row by row, and an empty capture gives empty tables
+with the same columns and dtypes.
+
+Timestamps are UTC ``datetime64[ns]``; ids, counts and lengths are integers
+(nullable where a value may be missing); ``direction``, ``type``, ``code`` and
+``severity`` are categoricals.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from wspcap.rules.registry import SEVERITIES
+
+if TYPE_CHECKING:
+    from wspcap.pipeline import Collector
+
+__all__ = [
+    "CONNECTION_SCHEMA", "FRAME_SCHEMA", "MESSAGE_SCHEMA", "ANOMALY_SCHEMA",
+    "connections_table", "frames_table", "messages_table", "anomalies_table",
+]
+
+TS = "datetime64[ns, UTC]"
+DIRECTION = pd.CategoricalDtype(["c2s", "s2c"])
+SEVERITY = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
+MESSAGE_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
+
+CONNECTION_SCHEMA: dict[str, Any] = {
+    "conn_id": "int64", "tcp_stream": "int64",
+    "client_ip": "string", "client_port": "UInt16", "server_ip": "string",
+    "server_port": "UInt16", "ts_start": TS, "ts_end": TS,
+    "handshake": "bool", "established": "bool", "midstream": "bool",
+    "method": "string", "uri": "string", "host": "string", "origin": "string",
+    "user_agent": "string", "cookie": "boolean", "authorization": "boolean",
+    "key": "string", "version": "string", "protocols_offered": "string",
+    "extensions_offered": "string", "status": "UInt16", "reason": "string",
+    "accept": "string", "accept_valid": "boolean", "subprotocol": "string",
+    "extensions": "string", "permessage_deflate": "bool",
+    "close_code_c2s": "UInt16", "close_reason_c2s": "string",
+    "close_code_s2c": "UInt16", "close_reason_s2c": "string",
+    "frames": "int64", "frames_c2s": "int64", "frames_s2c": "int64", "messages": "int64",
+    "bytes_c2s": "int64", "bytes_s2c": "int64", "gap_bytes": "int64",
+    "fin_c2s": "bool", "fin_s2c": "bool", "rst": "bool",
+}
+
+FRAME_SCHEMA: dict[str, Any] = {
+    "conn_id": "int64", "frame_index": "int64", "packet": "int64", "ts": TS,
+    "direction": DIRECTION, "fin": "bool", "rsv1": "bool", "rsv2": "bool", "rsv3": "bool",
+    "opcode": "uint8", "masked": "bool", "mask_key": "UInt32", "length_encoding": "uint8",
+    "payload_len": "uint64", "header_len": "uint8", "payload": "object",
+    "stream_offset": "uint64", "ts_start": TS, "missing": "uint64",
+}
+
+MESSAGE_SCHEMA: dict[str, Any] = {
+    "conn_id": "int64", "msg_index": "int64", "direction": DIRECTION, "type": "category",
+    "opcode": "uint8", "frames": "int64", "length": "int64", "wire_length": "int64",
+    "payload": "object", "text": "object", "compressed": "bool", "inflated": "boolean",
+    "ts_start": TS, "ts_end": TS, "packet_start": "int64", "packet_end": "int64",
+    "first_frame": "int64", "last_frame": "int64", "close_code": "UInt16",
+    "close_reason": "object", "complete": "bool",
+}
+
+ANOMALY_SCHEMA: dict[str, Any] = {
+    "conn_id": "Int64", "ts": TS, "direction": DIRECTION, "frame_index": "Int64",
+    "packet": "Int64", "stream_offset": "Int64", "code": "category", "severity": SEVERITY,
+    "detail": "string",
+}
+
+
+def _empty(schema: dict[str, Any]) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in schema.items()})
+
+
+def _ts(values: Any) -> pd.DatetimeIndex:
+    return pd.to_datetime(np.asarray(values, dtype=np.int64), unit="ns", utc=True)
+
+
+def _split_keys(keys: list[int]) -> tuple[np.ndarray, pd.Categorical]:
+    arr = np.asarray(keys, dtype=np.int64)
+    conn = arr >> 1
+    direction = pd.Categorical.from_codes((arr & 1).astype(np.int8), dtype=DIRECTION)
+    return conn, direction
+
+
+def _index_within(conn: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each conn_id, in record order."""
+    if not len(conn):
+        return conn
+    return pd.Series(conn).groupby(conn, sort=False).cumcount().to_numpy(np.int64)
+
+
+def _nullable(values: Any, dtype: str) -> Any:
+    return pd.array(list(values), dtype=dtype)
+
+
+def frames_table(col: Collector) -> pd.DataFrame:
+    """One row per frame, in the order frames were completed."""
+    if not col.frames:
+        return _empty(FRAME_SCHEMA)
+    (offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, mask_key, enc,
+     plen, hlen, payload, missing) = zip(*col.frames)
+    conn, direction = _split_keys(col.frame_keys)
+    masked_arr = np.asarray(masked, dtype=bool)
+    keys = np.fromiter((k or 0 for k in mask_key), dtype=np.uint32, count=len(mask_key))
+    payloads = np.empty(len(payload), dtype=object)
+    payloads[:] = payload
+    return pd.DataFrame({
+        "conn_id": conn,
+        "frame_index": _index_within(conn),
+        "packet": np.asarray(packet, dtype=np.int64),
+        "ts": _ts(ts),
+        "direction": direction,
+        "fin": np.asarray(fin, dtype=bool),
+        "rsv1": np.asarray(rsv1, dtype=bool),
+        "rsv2": np.asarray(rsv2, dtype=bool),
+        "rsv3": np.asarray(rsv3, dtype=bool),
+        "opcode": np.asarray(opcode, dtype=np.uint8),
+        "masked": masked_arr,
+        "mask_key": pd.arrays.IntegerArray(keys, ~masked_arr),
+        "length_encoding": np.asarray(enc, dtype=np.uint8),
+        "payload_len": np.asarray(plen, dtype=np.uint64),
+        "header_len": np.asarray(hlen, dtype=np.uint8),
+        "payload": payloads,
+        "stream_offset": np.asarray(offset, dtype=np.uint64),
+        "ts_start": _ts(ts_start),
+        "missing": np.asarray(missing, dtype=np.uint64),
+    })
+
+
+def messages_table(col: Collector) -> pd.DataFrame:
+    """One row per message (control frames included), in completion order."""
+    if not col.messages:
+        return _empty(MESSAGE_SCHEMA)
+    (type_, opcode, frames, length, wire_length, payload, text, compressed, inflated,
+     ts_start, ts_end, packet_start, packet_end, first_frame, last_frame, close_code,
+     close_reason, complete) = zip(*col.messages)
+    conn, direction = _split_keys(col.message_keys)
+    payloads = np.empty(len(payload), dtype=object)
+    payloads[:] = payload
+    texts = np.empty(len(text), dtype=object)
+    texts[:] = text
+    categories = MESSAGE_TYPES + sorted(set(type_) - set(MESSAGE_TYPES))
+    return pd.DataFrame({
+        "conn_id": conn,
+        "msg_index": _index_within(conn),
+        "direction": direction,
+        "type": pd.Categorical(type_, categories=categories),
+        "opcode": np.asarray(opcode, dtype=np.uint8),
+        "frames": np.asarray(frames, dtype=np.int64),
+        "length": np.asarray(length, dtype=np.int64),
+        "wire_length": np.asarray(wire_length, dtype=np.int64),
+        "payload": payloads,
+        "text": texts,
+        "compressed": np.asarray(compressed, dtype=bool),
+        "inflated": _nullable(inflated, "boolean"),
+        "ts_start": _ts(ts_start),
+        "ts_end": _ts(ts_end),
+        "packet_start": np.asarray(packet_start, dtype=np.int64),
+        "packet_end": np.asarray(packet_end, dtype=np.int64),
+        "first_frame": np.asarray(first_frame, dtype=np.int64),
+        "last_frame": np.asarray(last_frame, dtype=np.int64),
+        "close_code": _nullable(close_code, "UInt16"),
+        "close_reason": np.asarray(close_reason, dtype=object),
+        "complete": np.asarray(complete, dtype=bool),
+    })
+
+
+def anomalies_table(col: Collector) -> pd.DataFrame:
+    """One row per anomaly, sorted by time (stable: report order within a time)."""
+    if not col.anomalies:
+        return _empty(ANOMALY_SCHEMA)
+    conn, ts, direction, frame_index, code, severity, detail, packet, offset = zip(
+        *col.anomalies)
+    df = pd.DataFrame({
+        "conn_id": _nullable(conn, "Int64"),
+        "ts": _ts(ts),
+        "direction": pd.Categorical(direction, dtype=DIRECTION),
+        "frame_index": _nullable(frame_index, "Int64"),
+        "packet": _nullable(packet, "Int64"),
+        "stream_offset": _nullable(offset, "Int64"),
+        "code": pd.Categorical(code),
+        "severity": pd.Categorical(severity, dtype=SEVERITY),
+        "detail": pd.array(detail, dtype="string"),
+    })
+    return df.sort_values(["ts"], kind="stable").reset_index(drop=True)
+
+
+def connections_table(col: Collector) -> pd.DataFrame:
+    """One row per WebSocket connection (or upgrade attempt), by conn_id."""
+    if not col.sessions:
+        return _empty(CONNECTION_SCHEMA)
+    rows = [s.record() for s in col.sessions]
+    data = {name: [r[name] for r in rows] for name in CONNECTION_SCHEMA}
+    df = pd.DataFrame({name: (_ts(values) if dtype == TS else pd.array(values, dtype=dtype))
+                       for (name, dtype), values in zip(CONNECTION_SCHEMA.items(),
+                                                        data.values())})
+    return df

@@ -1,0 +1,284 @@
+"""Rebuild one direction of a TCP connection into an ordered byte stream.
+
+Sans-I/O: performs no I/O. Segments go in through :meth:`receive_segment`
+(in capture order, whatever their sequence order); the stream comes out,
+in order, through the calls of a :class:`StreamSink`.
+
+Design note
+-----------
+Goals: deliver every captured byte exactly once, in stream order, as early as
+possible; say precisely where bytes are missing; never grow without bound.
+
+Plan. Sequence numbers are 32-bit and wrap; the sink sees 64-bit *stream
+offsets* instead (0 is the first byte after the SYN, or the first byte seen
+when the SYN was not captured). A segment is, relative to the next expected
+sequence number, in order (delivered at once, the hot path), ahead (kept in a
+pending table until the hole before it fills), or behind (a retransmission:
+compared with recently delivered bytes, and any new tail delivered).
+
+Invariants:
+- *First copy wins.* Bytes already delivered are never delivered again; a
+  later copy whose bytes differ is reported through ``sink.conflict`` (the
+  signature of injection or IDS evasion), and so is a pending copy that a
+  later, differing segment overlaps.
+- *Holes become gaps, never silence.* A hole is declared a gap (``sink.gap``
+  with its size) when the peer acknowledges data beyond it (the bytes reached
+  the peer but not the capture), when more than ``max_pending`` bytes wait
+  behind it, or at end of input. Bytes the snap length cut off a segment are
+  a gap too. Delivery then goes on after the hole.
+- Pending data is bounded by ``max_pending``; remembered history, used only
+  to check retransmissions, by ``history``.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Protocol
+
+from wspcap.decode.packet import TCP_FIN, TCP_RST, TCP_SYN
+
+__all__ = ["StreamSink", "StreamReassembler", "SEQ_MOD"]
+
+SEQ_MOD = 1 << 32
+SEQ_MASK = SEQ_MOD - 1
+SEQ_HALF = 1 << 31
+#: Default bound on out-of-order bytes kept waiting for a hole to fill.
+MAX_PENDING = 8 << 20
+#: Default amount of delivered bytes remembered to check retransmissions.
+HISTORY = 256 << 10
+
+
+class StreamSink(Protocol):
+    """Receives one direction's stream, in order."""
+
+    def data(self, offset: int, payload: bytes, ts: int, packet: int) -> None:
+        """``payload`` starts at stream ``offset``; it came in ``packet``."""
+
+    def gap(self, offset: int, size: int, ts: int, packet: int) -> None:
+        """``size`` bytes at ``offset`` are missing from the capture."""
+
+    def conflict(self, offset: int, size: int, ts: int, packet: int) -> None:
+        """A copy of ``size`` bytes at ``offset`` differs from the first copy."""
+
+    def fin(self, offset: int, ts: int, packet: int) -> None:
+        """The sender closed its side after ``offset`` bytes."""
+
+    def rst(self, offset: int, ts: int, packet: int) -> None:
+        """The sender reset the connection."""
+
+
+class StreamReassembler:
+    """Reassembles one direction of one TCP connection.
+
+    Args:
+        sink: where the ordered stream goes.
+        max_pending: out-of-order bytes kept before the oldest hole is
+            declared a gap.
+        history: delivered bytes remembered to check retransmissions.
+
+    Attributes:
+        syn_seen: the SYN of this direction was captured.
+        midstream: the stream started without a captured SYN.
+        offset: bytes of the stream delivered or declared missing so far.
+        gaps: number of gaps declared; gap_bytes: their total size.
+        overlaps: retransmitted or overlapping segments seen.
+    """
+
+    def __init__(self, sink: StreamSink, max_pending: int = MAX_PENDING,
+                 history: int = HISTORY) -> None:
+        self.sink = sink
+        self.max_pending = max_pending
+        self.history_limit = history
+        self.next_seq: int | None = None
+        self.offset = 0
+        self.syn_seen = False
+        self.midstream = False
+        self.fin_offset: int | None = None
+        self.fin_done = False
+        self.rst_seen = False
+        self.gaps = 0
+        self.gap_bytes = 0
+        self.overlaps = 0
+        self._pending: dict[int, tuple[bytes, int, int, int]] = {}
+        self._pending_bytes = 0
+        self._history: deque[tuple[int, bytes]] = deque()
+        self._history_bytes = 0
+        self._peer_ack: int | None = None  # highest offset the peer acknowledged
+
+    # -- input -----------------------------------------------------------------
+
+    def receive_segment(self, seq: int, flags: int, payload: bytes, missing: int,
+                        ts: int, packet: int) -> None:
+        """Take one captured segment of this direction.
+
+        Args:
+            seq: the TCP sequence number.
+            flags: the TCP flags byte.
+            payload: the captured payload.
+            missing: payload bytes the snap length cut off after ``payload``.
+            ts: capture timestamp (ns); packet: the packet number.
+        """
+        if flags & TCP_SYN:
+            seq = (seq + 1) & SEQ_MASK
+            if self.next_seq is None or not self.syn_seen:
+                if self.next_seq is None:
+                    self.next_seq = seq
+                self.syn_seen = True
+        elif self.next_seq is None:
+            self.next_seq = seq
+            self.midstream = True
+        size = len(payload) + missing
+        if size:
+            rel = (seq - self.next_seq) & SEQ_MASK  # type: ignore[operator]
+            if rel == 0:
+                self._deliver(payload, missing, ts, packet)
+            elif rel < SEQ_HALF:
+                self._hold(self.offset + rel, payload, missing, ts, packet)
+            else:
+                self._behind(SEQ_MOD - rel, payload, missing, ts, packet)
+        if flags & (TCP_FIN | TCP_RST):
+            end = (seq + size - self.next_seq) & SEQ_MASK  # type: ignore[operator]
+            if flags & TCP_RST:
+                self.rst_seen = True
+                self.sink.rst(self.offset, ts, packet)
+            elif self.fin_offset is None and end < SEQ_HALF:
+                self.fin_offset = self.offset + end
+                self._maybe_fin(ts, packet)
+
+    def receive_ack(self, ack: int, ts: int, packet: int) -> None:
+        """Take an acknowledgement sent by the *other* direction.
+
+        An ACK beyond a hole proves the peer got bytes the capture missed, so
+        the hole becomes a gap now rather than at end of input.
+        """
+        if self.next_seq is None:
+            return
+        rel = (ack - self.next_seq) & SEQ_MASK
+        if 0 < rel < SEQ_HALF:
+            target = self.offset + rel
+            if self._peer_ack is None or target > self._peer_ack:
+                self._peer_ack = target
+            if self._pending:
+                self._flush_gaps(target, ts, packet)
+
+    def receive_eof(self, ts: int, packet: int) -> None:
+        """End of input: declare every remaining hole a gap and deliver the rest."""
+        self._flush_gaps(None, ts, packet)
+        if self._peer_ack is not None and self.fin_offset is None:
+            lost = self._peer_ack - self.offset
+            if lost > 0:  # acknowledged by the peer, never captured
+                self._gap(lost, ts, packet)
+
+    # -- internals -------------------------------------------------------------
+
+    def _deliver(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
+        if payload:
+            self.sink.data(self.offset, payload, ts, packet)
+            self._remember(payload)
+            self.offset += len(payload)
+            self.next_seq = (self.next_seq + len(payload)) & SEQ_MASK  # type: ignore[operator]
+        if missing:
+            self._gap(missing, ts, packet)
+        if self._pending:
+            self._drain()
+        if self.fin_offset is not None:
+            self._maybe_fin(ts, packet)
+
+    def _gap(self, size: int, ts: int, packet: int) -> None:
+        self.gaps += 1
+        self.gap_bytes += size
+        self.sink.gap(self.offset, size, ts, packet)
+        self.offset += size
+        self.next_seq = (self.next_seq + size) & SEQ_MASK  # type: ignore[operator]
+        self._history.clear()
+        self._history_bytes = 0
+
+    def _remember(self, payload: bytes) -> None:
+        self._history.append((self.offset, payload))
+        self._history_bytes += len(payload)
+        while self._history_bytes > self.history_limit and len(self._history) > 1:
+            self._history_bytes -= len(self._history.popleft()[1])
+
+    def _hold(self, offset: int, payload: bytes, missing: int, ts: int, packet: int) -> None:
+        old = self._pending.get(offset)
+        if old is not None:
+            self.overlaps += 1
+            n = min(len(old[0]), len(payload))
+            if old[0][:n] != payload[:n]:
+                self.sink.conflict(offset, n, ts, packet)
+            if len(payload) + missing <= len(old[0]) + old[1]:
+                return
+            self._pending_bytes -= len(old[0])
+        self._pending[offset] = (payload, missing, ts, packet)
+        self._pending_bytes += len(payload)
+        if self._pending_bytes > self.max_pending:
+            self._flush_gaps(min(self._pending) + 1, ts, packet)
+
+    def _behind(self, back: int, payload: bytes, missing: int, ts: int, packet: int) -> None:
+        """A segment that starts ``back`` bytes before the next expected byte."""
+        self.overlaps += 1
+        start = self.offset - back
+        old = payload[:back]
+        self._check_history(start, old, ts, packet)
+        if len(payload) + missing > back:
+            self._deliver(payload[back:], missing if len(payload) >= back
+                          else missing - (back - len(payload)), ts, packet)
+
+    def _check_history(self, start: int, data: bytes, ts: int, packet: int) -> None:
+        """Compare a retransmitted copy with the bytes first delivered."""
+        end = start + len(data)
+        for off, seen in reversed(self._history):
+            if off >= end:
+                continue
+            if off + len(seen) <= start:
+                break
+            lo = max(off, start)
+            hi = min(off + len(seen), end)
+            if seen[lo - off:hi - off] != data[lo - start:hi - start]:
+                self.sink.conflict(lo, hi - lo, ts, packet)
+                return
+
+    def _drain(self) -> None:
+        """Deliver pending segments that the stream has now reached."""
+        pending = self._pending
+        while pending:
+            first = min(pending)
+            if first > self.offset:
+                return
+            payload, missing, ts, packet = pending.pop(first)
+            self._pending_bytes -= len(payload)
+            back = self.offset - first
+            if back == 0:
+                self._deliver_one(payload, missing, ts, packet)
+            else:
+                self.overlaps += 1
+                self._check_history(first, payload[:back], ts, packet)
+                if len(payload) + missing > back:
+                    rest = missing if len(payload) >= back else missing - (back - len(payload))
+                    self._deliver_one(payload[back:], rest, ts, packet)
+
+    def _deliver_one(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
+        if payload:
+            self.sink.data(self.offset, payload, ts, packet)
+            self._remember(payload)
+            self.offset += len(payload)
+            self.next_seq = (self.next_seq + len(payload)) & SEQ_MASK  # type: ignore[operator]
+        if missing:
+            self._gap(missing, ts, packet)
+
+    def _flush_gaps(self, upto: int | None, ts: int, packet: int) -> None:
+        """Declare holes before pending data (up to offset ``upto``) as gaps."""
+        while self._pending:
+            first = min(self._pending)
+            if upto is not None and first >= upto and first > self.offset:
+                break
+            if first > self.offset:
+                self._gap(first - self.offset, ts, packet)
+            self._drain()
+        if self.fin_offset is not None:
+            self._maybe_fin(ts, packet)
+
+    def _maybe_fin(self, ts: int, packet: int) -> None:
+        if not self.fin_done and self.fin_offset is not None and self.offset >= self.fin_offset:
+            self.fin_done = True
+            self.sink.fin(self.offset, ts, packet)

@@ -1,0 +1,145 @@
+"""permessage-deflate (RFC 7692): negotiated parameters and inflation.
+
+Sans-I/O: performs no I/O.
+
+Each direction has its own compression context. A message with RSV1 set on its
+first frame is compressed: the sender removed the trailing ``00 00 ff ff`` of
+a sync flush, so the receiver appends it before inflating (section 7.2.2).
+With context takeover (the default) the LZ77 window carries over from one
+message to the next in that direction; with ``*_no_context_takeover`` each
+message starts afresh. The sender's window is at most ``2***_max_window_bits``
+bytes (client_max_window_bits for client-to-server messages).
+
+An inflated message larger than ``max_size`` is cut there and the rest is not
+inflated (a decompression bomb is recorded, not followed); the direction's
+context is then unusable and later messages that depend on it are reported.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from wspcap.http.upgrade import parse_extensions
+
+__all__ = ["DeflateParams", "Inflater", "negotiate", "EXTENSION_NAME", "MAX_INFLATED"]
+
+EXTENSION_NAME = "permessage-deflate"
+#: RFC 7692 section 7.2.2: the bytes removed from the end of each message.
+TAIL = b"\x00\x00\xff\xff"
+#: Default bound on the inflated size of one message.
+MAX_INFLATED = 64 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class DeflateParams:
+    """The permessage-deflate parameters a server accepted (RFC 7692 section 7.1)."""
+
+    server_no_context_takeover: bool = False
+    client_no_context_takeover: bool = False
+    server_max_window_bits: int = 15
+    client_max_window_bits: int = 15
+
+
+def _bits(value: str | None, default: int) -> int | None:
+    if value is None:
+        return default
+    if not value.isdigit() or not 8 <= int(value) <= 15:
+        return None
+    return int(value)
+
+
+def negotiate(selected: str | None) -> tuple[DeflateParams | None, list[str]]:
+    """Read the server's ``Sec-WebSocket-Extensions`` answer.
+
+    Args:
+        selected: the response header's value.
+
+    Returns:
+        The accepted parameters (``None`` if permessage-deflate was not
+        accepted) and a list of problems found in them, each a short text.
+    """
+    problems: list[str] = []
+    for name, params in parse_extensions(selected):
+        if name != EXTENSION_NAME:
+            continue
+        kwargs: dict[str, object] = {}
+        seen: set[str] = set()
+        for pname, pvalue in params:
+            if pname in seen:
+                problems.append(f"parameter {pname} repeated")
+            seen.add(pname)
+            if pname in ("server_no_context_takeover", "client_no_context_takeover"):
+                if pvalue is not None:
+                    problems.append(f"{pname} takes no value")
+                kwargs[pname] = True
+            elif pname in ("server_max_window_bits", "client_max_window_bits"):
+                bits = _bits(pvalue, 15)
+                if bits is None or (pname == "server_max_window_bits" and pvalue is None):
+                    problems.append(f"{pname}={pvalue} is not a value from 8 to 15")
+                    bits = 15
+                kwargs[pname] = bits
+            else:
+                problems.append(f"unknown parameter {pname}")
+        return DeflateParams(**kwargs), problems  # type: ignore[arg-type]
+    return None, problems
+
+
+class Inflater:
+    """Inflates the compressed messages of one direction.
+
+    Args:
+        window_bits: the sender's negotiated maximum window (8 to 15).
+        no_context_takeover: the sender resets its context after each message.
+        max_size: bound on one message's inflated size.
+
+    Attributes:
+        broken: the context is lost (a message failed or was cut), so messages
+            that depend on earlier ones can no longer be inflated exactly.
+    """
+
+    def __init__(self, window_bits: int = 15, no_context_takeover: bool = False,
+                 max_size: int = MAX_INFLATED) -> None:
+        # zlib refuses a raw window of 8 bits for deflate but a compressor
+        # that used 8 is read correctly with 9 (zlib changes 8 to 9 itself).
+        self.window_bits = max(9, window_bits)
+        self.no_context_takeover = no_context_takeover
+        self.max_size = max_size
+        self.broken = False
+        self.used = False
+        self._d = zlib.decompressobj(-self.window_bits)
+
+    def inflate(self, data: bytes) -> tuple[bytes | None, str | None, str]:
+        """Inflate one message's payload.
+
+        Returns:
+            ``(payload, problem, detail)``: the inflated bytes (``None`` when
+            inflation failed), and ``None`` or the anomaly code
+            (``pmd_inflate_failed``, ``pmd_ratio_excessive``,
+            ``pmd_window_bits_exceeded``) with a detail text.
+        """
+        if self.no_context_takeover and self.used:
+            self._d = zlib.decompressobj(-self.window_bits)
+        self.used = True
+        try:
+            out = self._d.decompress(data + TAIL, self.max_size + 1)
+        except zlib.error as exc:
+            self.broken = True
+            text = str(exc)
+            self._d = zlib.decompressobj(-self.window_bits)
+            if "too far back" in text and self.window_bits < 15:
+                try:  # inflate it alone with the largest window, to recover the data
+                    alone = zlib.decompressobj(-15).decompress(data + TAIL, self.max_size + 1)
+                except zlib.error:
+                    alone = None
+                return alone, "pmd_window_bits_exceeded", (
+                    f"the sender refers back further than its window of "
+                    f"2**{self.window_bits} bytes ({text})")
+            return None, "pmd_inflate_failed", f"inflate failed: {text}"
+        if len(out) > self.max_size or self._d.unconsumed_tail:
+            self.broken = True
+            self._d = zlib.decompressobj(-self.window_bits)
+            return out[:self.max_size], "pmd_ratio_excessive", (
+                f"inflated size exceeds {self.max_size} bytes from {len(data)} "
+                f"compressed bytes; inflation cut")
+        return out, None, ""

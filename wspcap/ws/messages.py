@@ -1,0 +1,268 @@
+"""Messages from frames: fragments joined, control frames decoded, payloads inflated.
+
+Sans-I/O: performs no I/O. One :class:`MessageAssembler` per direction takes
+that direction's frames in order (:meth:`MessageAssembler.receive_frame`) and
+gives complete messages to its sink; RFC 6455 and RFC 7692 rules that need the
+assembler's state are checked here and reported by anomaly code, and the
+assembler keeps going, as an analyzer must: a violation is recorded, never
+fatal.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Protocol
+
+from wspcap.ws.deflate import Inflater
+from wspcap.ws.frames import Frame, opcode_name
+
+__all__ = ["Message", "MessageSink", "MessageAssembler", "close_code_valid"]
+
+_DATA_TYPES = {1: "text", 2: "binary"}
+_CONTROL_TYPES = {8: "close", 9: "ping", 10: "pong"}
+
+
+class Message(NamedTuple):
+    """One message, control frames included (each is a one-frame message)."""
+
+    type: str  #: text, binary, close, ping, pong or unknown-0xN
+    opcode: int
+    frames: int  #: how many frames carried it
+    length: int  #: len(payload)
+    wire_length: int  #: payload bytes on the wire (before inflation)
+    payload: bytes  #: unmasked, reassembled, inflated
+    text: str | None  #: the text, for a text message that is valid UTF-8
+    compressed: bool  #: RSV1 set under permessage-deflate
+    inflated: bool | None  #: None: not compressed; False: inflation failed
+    ts_start: int
+    ts_end: int
+    packet_start: int
+    packet_end: int
+    first_frame: int  #: frame_index of its first frame
+    last_frame: int
+    close_code: int | None
+    close_reason: str | None
+    complete: bool  #: every fragment and every byte was captured
+
+
+class MessageSink(Protocol):
+    """Receives what a :class:`MessageAssembler` finds."""
+
+    def message(self, message: Message) -> None:
+        """A message is complete (or was cut short)."""
+
+    def anomaly(self, code: str, detail: str, frame_index: int | None, ts: int,
+                packet: int) -> None:
+        """A message-level anomaly, tied to a frame when there is one."""
+
+
+def close_code_valid(code: int) -> bool:
+    """RFC 6455 section 7.4: may this code be sent in a close frame?
+
+    1000-1003 and 1007-1014 are defined (1012-1014 by the IANA registry),
+    3000-4999 are for libraries and applications. 1004, 1005, 1006 and 1015
+    must never be sent; the rest of 1000-2999 is unassigned; below 1000 and
+    from 5000 up are not in use.
+    """
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
+
+
+class MessageAssembler:
+    """Assembles one direction's messages.
+
+    Args:
+        sink: receives messages and anomalies.
+        client: this is the client-to-server direction (its frames must be
+            masked, the other direction's must not).
+        inflater: the direction's permessage-deflate state, or None when the
+            extension was not negotiated.
+        rsv_allowed: RSV bits (as in the first byte) that negotiated
+            extensions define.
+    """
+
+    def __init__(self, sink: MessageSink, client: bool, inflater: Inflater | None = None,
+                 rsv_allowed: int = 0) -> None:
+        self.sink = sink
+        self.client = client
+        self.inflater = inflater
+        self.rsv_allowed = rsv_allowed
+        self.messages = 0
+        self._parts: list[Frame] = []
+        self._first_index = 0
+        self._last_index = 0
+
+    def receive_frame(self, frame: Frame, index: int) -> None:
+        """Take the direction's next frame; ``index`` is its frame_index."""
+        opcode = frame.opcode
+        if (frame.masked is not self.client or frame.rsv1 or frame.rsv2 or frame.rsv3
+                or opcode > 2 or frame.missing):
+            self._check(frame, index)
+        if opcode >= 8:
+            if opcode in _CONTROL_TYPES:
+                self._control(frame, index)
+            else:
+                self._single(frame, index, opcode_name(opcode))
+            return
+        parts = self._parts
+        if opcode == 0:
+            if not parts:
+                self.sink.anomaly("ws_orphan_continuation",
+                                  "continuation frame with no message to continue",
+                                  index, frame.ts, frame.packet)
+                self._single(frame, index, "continuation")
+                return
+            parts.append(frame)
+            self._last_index = index
+        elif opcode in _DATA_TYPES:
+            if parts:
+                self.sink.anomaly("ws_message_interleaved",
+                                  f"new {opcode_name(opcode)} frame while a fragmented "
+                                  f"{opcode_name(parts[0].opcode)} message of {len(parts)} "
+                                  "frames is open", index, frame.ts, frame.packet)
+                self._finish(complete=False)
+            if frame.fin and not frame.rsv1:  # the common case: one plain frame
+                self._emit_plain(frame, index)
+                return
+            self._parts = parts = [frame]
+            self._first_index = self._last_index = index
+        else:  # reserved non-control opcode 3-7
+            self._single(frame, index, opcode_name(opcode))
+            return
+        if frame.fin:
+            self._finish(complete=True)
+
+    def receive_eof(self) -> None:
+        """End of the stream: an open fragmented message is emitted incomplete."""
+        if self._parts:
+            last = self._parts[-1]
+            self.sink.anomaly("ws_message_incomplete",
+                              f"stream ended inside a fragmented message after "
+                              f"{len(self._parts)} frames", self._first_index,
+                              last.ts, last.packet)
+            self._finish(complete=False)
+
+    # -- internals -------------------------------------------------------------
+
+    def _check(self, frame: Frame, index: int) -> None:
+        """Frame-level rules, only reached when a frame is unusual."""
+        anomaly = self.sink.anomaly
+        ts, packet = frame.ts, frame.packet
+        opcode = frame.opcode
+        if frame.masked is not self.client:
+            if self.client:
+                anomaly("ws_client_unmasked", "client frame sent without a mask",
+                        index, ts, packet)
+            else:
+                anomaly("ws_server_masked", f"server frame masked with key "
+                        f"0x{frame.mask_key:08x}", index, ts, packet)
+        rsv = (frame.rsv1 << 6) | (frame.rsv2 << 5) | (frame.rsv3 << 4)
+        if rsv:
+            if rsv & ~self.rsv_allowed:
+                anomaly("ws_rsv_unnegotiated", f"RSV bits 0x{rsv >> 4:x} set but no "
+                        "negotiated extension defines them", index, ts, packet)
+            elif frame.rsv1 and opcode >= 8:
+                anomaly("pmd_rsv1_on_control", f"RSV1 set on a {opcode_name(opcode)} frame",
+                        index, ts, packet)
+            elif frame.rsv1 and opcode == 0:
+                anomaly("pmd_rsv1_on_continuation", "RSV1 set on a continuation frame",
+                        index, ts, packet)
+        if opcode > 2 and opcode not in _CONTROL_TYPES:
+            anomaly("ws_reserved_opcode", f"reserved opcode 0x{opcode:x}", index, ts, packet)
+        if opcode >= 8:
+            if frame.payload_len > 125:
+                anomaly("ws_control_too_long", f"{frame.payload_len} > 125 bytes in a "
+                        f"{opcode_name(opcode)} frame", index, ts, packet)
+            if not frame.fin:
+                anomaly("ws_control_fragmented", f"{opcode_name(opcode)} frame without FIN",
+                        index, ts, packet)
+
+    def _emit_plain(self, frame: Frame, index: int) -> None:
+        payload = frame.payload
+        text = None
+        complete = not frame.missing
+        if frame.opcode == 1:
+            try:
+                text = payload.decode()
+            except UnicodeDecodeError as exc:
+                if complete:
+                    self._bad_utf8(exc, index, frame)
+        self.messages += 1
+        self.sink.message(Message(
+            _DATA_TYPES[frame.opcode], frame.opcode, 1, len(payload), len(payload), payload,
+            text, False, None, frame.ts_start, frame.ts, frame.packet, frame.packet, index,
+            index, None, None, complete))
+
+    def _bad_utf8(self, exc: UnicodeDecodeError, index: int, frame: Frame) -> None:
+        self.sink.anomaly("ws_invalid_utf8", f"text message is not valid UTF-8 at byte "
+                          f"{exc.start} ({exc.reason})", index, frame.ts, frame.packet)
+
+    def _single(self, frame: Frame, index: int, type_: str) -> None:
+        self.messages += 1
+        self.sink.message(Message(
+            type_, frame.opcode, 1, len(frame.payload), len(frame.payload), frame.payload,
+            None, False, None, frame.ts_start, frame.ts, frame.packet, frame.packet, index,
+            index, None, None, not frame.missing))
+
+    def _control(self, frame: Frame, index: int) -> None:
+        payload = frame.payload
+        code = reason = None
+        if frame.opcode == 8:
+            code, reason = self._close(frame, index)
+        self.messages += 1
+        self.sink.message(Message(
+            _CONTROL_TYPES[frame.opcode], frame.opcode, 1, len(payload), len(payload), payload,
+            None, False, None, frame.ts_start, frame.ts, frame.packet, frame.packet, index,
+            index, code, reason, not frame.missing))
+
+    def _close(self, frame: Frame, index: int) -> tuple[int | None, str | None]:
+        """RFC 6455 section 5.5.1: an optional 2-byte code, then a UTF-8 reason."""
+        payload = frame.payload
+        if not payload:
+            return None, None
+        if len(payload) == 1:
+            self.sink.anomaly("ws_close_1_byte", "close frame with a 1-byte payload",
+                              index, frame.ts, frame.packet)
+            return None, None
+        code = (payload[0] << 8) | payload[1]
+        if not close_code_valid(code):
+            self.sink.anomaly("ws_close_code_invalid", f"close code {code} may not be sent",
+                              index, frame.ts, frame.packet)
+        try:
+            reason = payload[2:].decode()
+        except UnicodeDecodeError:
+            self.sink.anomaly("ws_close_reason_invalid_utf8",
+                              "close reason is not valid UTF-8", index, frame.ts, frame.packet)
+            reason = payload[2:].decode("utf-8", "replace")
+        return code, reason
+
+    def _finish(self, complete: bool) -> None:
+        parts = self._parts
+        self._parts = []
+        first = parts[0]
+        last = parts[-1]
+        index = self._first_index
+        last_index = self._last_index
+        raw = first.payload if len(parts) == 1 else b"".join(f.payload for f in parts)
+        complete = complete and not any(f.missing for f in parts)
+        compressed = first.rsv1 and self.inflater is not None
+        inflated = None
+        payload = raw
+        if compressed:
+            assert self.inflater is not None
+            out, problem, detail = self.inflater.inflate(raw)
+            if problem:
+                self.sink.anomaly(problem, detail, index, last.ts, last.packet)
+            inflated = out is not None
+            payload = out if out is not None else raw
+        text = None
+        if first.opcode == 1 and (inflated is not False):
+            try:
+                text = payload.decode()
+            except UnicodeDecodeError as exc:
+                if complete:
+                    self._bad_utf8(exc, index, last)
+        self.messages += 1
+        self.sink.message(Message(
+            _DATA_TYPES[first.opcode], first.opcode, len(parts), len(payload), len(raw),
+            payload, text, compressed, inflated, first.ts_start, last.ts, first.packet,
+            last.packet, index, last_index, None, None, complete))
+
