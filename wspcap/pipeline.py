@@ -28,6 +28,7 @@ protocol violations.
 from __future__ import annotations
 
 import ipaddress
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,12 +58,16 @@ class Options:
         max_pending: out-of-order bytes held per direction before a hole is a gap.
         midstream: look for WebSocket frames in connections whose handshake
             was not captured.
+        shard: ``(i, n)`` keeps only the connections whose flow hash is ``i``
+            modulo ``n`` (see :meth:`Pipeline._new_session`), so ``n`` readers
+            of one file share its connections; None keeps them all.
     """
 
     max_payload: int = MAX_PAYLOAD
     max_inflated: int = MAX_INFLATED
     max_pending: int = MAX_PENDING
     midstream: bool = True
+    shard: tuple[int, int] | None = None
 
 
 class Collector:
@@ -92,7 +97,7 @@ class _Direction:
 
     __slots__ = ("session", "d", "name", "key", "handler", "parser", "assembler",
                  "head", "probe_chunks", "pending", "close_code", "close_reason",
-                 "frames", "last_frame_offset", "last_frame_index", "bytes", "fin_seen", "rst_seen",
+                 "frames", "last_frame_offset", "last_frame_index", "fin_seen", "rst_seen",
                  "first_data_ts", "collector")
 
     def __init__(self, session: Session, d: int) -> None:
@@ -112,16 +117,14 @@ class _Direction:
         self.frames = 0
         self.last_frame_offset = -1
         self.last_frame_index: int | None = None
-        self.bytes = 0
         self.fin_seen = False
         self.rst_seen = False
         self.first_data_ts: int | None = None
 
     # StreamSink -----------------------------------------------------------------
 
-    def data(self, offset: int, payload: bytes, ts: int, packet: int) -> None:
-        self.bytes += len(payload)
-        self.handler(self, payload, offset, ts, packet)
+    def data(self, payload: bytes, ts: int, packet: int) -> None:
+        self.handler(self, payload, self.session.reasm[self.d].offset, ts, packet)
 
     def gap(self, offset: int, size: int, ts: int, packet: int) -> None:
         s = self.session
@@ -413,6 +416,7 @@ class Session:
             d.assembler = MessageAssembler(d, is_client, inflater,
                                            RSV1 if inflater is not None else 0)
             d.handler = Session._frames
+            self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
 
     @staticmethod
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -437,6 +441,7 @@ class Session:
             d.assembler = MessageAssembler(
                 d, d.d == client, _MidstreamInflater(opts.max_inflated), RSV1)
             d.handler = Session._frames
+            self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
             for chunk, _offset, cts, cpacket in held:
                 d.parser.receive_data(chunk, cts, cpacket)
         self.established = True
@@ -504,8 +509,8 @@ class Session:
             "frames_c2s": cd.frames,
             "frames_s2c": sd.frames,
             "messages": self.nmessages,
-            "bytes_c2s": cd.bytes,
-            "bytes_s2c": sd.bytes,
+            "bytes_c2s": self.reasm[c].delivered,
+            "bytes_s2c": self.reasm[1 - c].delivered,
             "gap_bytes": self.reasm[0].gap_bytes + self.reasm[1].gap_bytes,
             "fin_c2s": cd.fin_seen,
             "fin_s2c": sd.fin_seen,
@@ -549,15 +554,12 @@ class Pipeline:
         self.sessions_seen = 0
         self.packets = 0
         self.snap_cut = 0
-        self.first_ts: int | None = None
         self.last_ts = 0
         self._all: list[Session] = []
 
     def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
         """Take one captured packet (``number`` is its 1-based position)."""
-        self.packets += 1
-        if self.first_ts is None:
-            self.first_ts = ts
+        self.packets = number
         self.last_ts = ts
         seg = self.decoder.decode(linktype, data)
         if seg is None:
@@ -599,6 +601,11 @@ class Pipeline:
         self.flows[key] = entry
         rkey = dst + src + key[-2:] + key[-4:-2]
         self.flows[rkey] = (session, 1)
+        shard = self.options.shard
+        if shard is not None and zlib.crc32(min(key, rkey)) % shard[1] != shard[0]:
+            # Another shard's connection (the hash is of the canonical 4-tuple, so
+            # both directions agree): from now on its packets cost a decode and a lookup.
+            session.ignored = True
         return entry
 
     def finish(self, truncated: str | None = None) -> Collector:

@@ -50,6 +50,9 @@ Segment = tuple[bytes, bytes, bytes, int, int, int, int, int, bytes, int]
 FRAGMENT: Final = "fragment"
 
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
+#: IPv4 without options followed by TCP, read in one go: total length, flags
+#: and fragment offset, protocol, then TCP's seq, ack, data offset, flags.
+_IPV4_TCP = struct.Struct("!2xH2xHxB2x8x4xIIBB")
 _TCP = struct.Struct("!HHIIBB")
 
 
@@ -85,6 +88,19 @@ class PacketDecoder:
         else:
             etype, off = link_payload(linktype, data)
         if etype == ETH_IPV4:
+            if len(data) >= off + 40 and data[off] == 0x45:
+                # Fast path: IPv4 without options, one unpack for IP and TCP.
+                total, frag, proto, seq, ack, doff, flags = _IPV4_TCP.unpack_from(data, off)
+                if proto == IPPROTO_TCP and not frag & 0x3FFF:
+                    t = off + 20
+                    start = t + ((doff >> 4) << 2)
+                    end = off + total if total else len(data)
+                    if doff >= 0x50 and start <= end:
+                        if len(data) >= end:
+                            return (data[off + 12:off + 20] + data[t:t + 4],
+                                    data[off + 12:off + 16], data[off + 16:off + 20],
+                                    (data[t] << 8) | data[t + 1], (data[t + 2] << 8) | data[t + 3],
+                                    seq, ack, flags, data[start:end], 0)
             return self._ipv4(data, off)
         if etype == ETH_IPV6:
             return self._ipv6(data, off)

@@ -27,12 +27,18 @@ Invariants:
   behind it, or at end of input. Bytes the snap length cut off a segment are
   a gap too. Delivery then goes on after the hole.
 - Pending data is bounded by ``max_pending``; remembered history, used only
-  to check retransmissions, by ``history``.
+  to check retransmissions, is the last :data:`HISTORY` delivered segments
+  (a ring, so remembering costs two stores a segment on the hot path).
+
+The in-order bytes go to ``on_data(payload, ts, packet)``, a plain callable
+(the driver points it straight at the frame parser once the handshake is
+done, saving a call a segment); everything else goes to the sink's methods.
+The stream offset of the bytes being delivered is :attr:`offset` during the
+call.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from typing import Protocol
 
 from wspcap.decode.packet import TCP_FIN, TCP_RST, TCP_SYN
@@ -44,15 +50,15 @@ SEQ_MASK = SEQ_MOD - 1
 SEQ_HALF = 1 << 31
 #: Default bound on out-of-order bytes kept waiting for a hole to fill.
 MAX_PENDING = 8 << 20
-#: Default amount of delivered bytes remembered to check retransmissions.
-HISTORY = 256 << 10
+#: Delivered segments remembered to check retransmissions (a power of two).
+HISTORY = 32
 
 
 class StreamSink(Protocol):
     """Receives one direction's stream, in order."""
 
-    def data(self, offset: int, payload: bytes, ts: int, packet: int) -> None:
-        """``payload`` starts at stream ``offset``; it came in ``packet``."""
+    def data(self, payload: bytes, ts: int, packet: int) -> None:
+        """The next in-order bytes of the stream; they came in ``packet``."""
 
     def gap(self, offset: int, size: int, ts: int, packet: int) -> None:
         """``size`` bytes at ``offset`` are missing from the capture."""
@@ -84,11 +90,10 @@ class StreamReassembler:
         overlaps: retransmitted or overlapping segments seen.
     """
 
-    def __init__(self, sink: StreamSink, max_pending: int = MAX_PENDING,
-                 history: int = HISTORY) -> None:
+    def __init__(self, sink: StreamSink, max_pending: int = MAX_PENDING) -> None:
         self.sink = sink
+        self.on_data = sink.data
         self.max_pending = max_pending
-        self.history_limit = history
         self.next_seq: int | None = None
         self.offset = 0
         self.syn_seen = False
@@ -99,10 +104,11 @@ class StreamReassembler:
         self.gaps = 0
         self.gap_bytes = 0
         self.overlaps = 0
+        self.delivered = 0  # captured bytes delivered (offset less gaps)
         self._pending: dict[int, tuple[bytes, int, int, int]] = {}
         self._pending_bytes = 0
-        self._history: deque[tuple[int, bytes]] = deque()
-        self._history_bytes = 0
+        self._history: list[tuple[int, bytes]] = [(0, b"")] * HISTORY
+        self._hpos = 0
         self._peer_ack: int | None = None  # highest offset the peer acknowledged
 
     # -- input -----------------------------------------------------------------
@@ -118,6 +124,18 @@ class StreamReassembler:
             missing: payload bytes the snap length cut off after ``payload``.
             ts: capture timestamp (ns); packet: the packet number.
         """
+        if (seq == self.next_seq and payload and not (flags & 0x07 or missing or self._pending)
+                and self.fin_offset is None):
+            # The hot path, inline: the next bytes, in order, nothing waiting.
+            self.on_data(payload, ts, packet)
+            n = len(payload)
+            hpos = self._hpos
+            self._history[hpos] = (self.offset, payload)
+            self._hpos = (hpos + 1) & (HISTORY - 1)
+            self.offset += n
+            self.delivered += n
+            self.next_seq = (seq + n) & SEQ_MASK
+            return
         if flags & TCP_SYN:
             seq = (seq + 1) & SEQ_MASK
             if self.next_seq is None or not self.syn_seen:
@@ -173,10 +191,14 @@ class StreamReassembler:
 
     def _deliver(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
         if payload:
-            self.sink.data(self.offset, payload, ts, packet)
-            self._remember(payload)
-            self.offset += len(payload)
-            self.next_seq = (self.next_seq + len(payload)) & SEQ_MASK  # type: ignore[operator]
+            self.on_data(payload, ts, packet)
+            n = len(payload)
+            hpos = self._hpos
+            self._history[hpos] = (self.offset, payload)
+            self._hpos = (hpos + 1) & (HISTORY - 1)
+            self.offset += n
+            self.delivered += n
+            self.next_seq = (self.next_seq + n) & SEQ_MASK  # type: ignore[operator]
         if missing:
             self._gap(missing, ts, packet)
         if self._pending:
@@ -190,14 +212,6 @@ class StreamReassembler:
         self.sink.gap(self.offset, size, ts, packet)
         self.offset += size
         self.next_seq = (self.next_seq + size) & SEQ_MASK  # type: ignore[operator]
-        self._history.clear()
-        self._history_bytes = 0
-
-    def _remember(self, payload: bytes) -> None:
-        self._history.append((self.offset, payload))
-        self._history_bytes += len(payload)
-        while self._history_bytes > self.history_limit and len(self._history) > 1:
-            self._history_bytes -= len(self._history.popleft()[1])
 
     def _hold(self, offset: int, payload: bytes, missing: int, ts: int, packet: int) -> None:
         old = self._pending.get(offset)
@@ -227,11 +241,9 @@ class StreamReassembler:
     def _check_history(self, start: int, data: bytes, ts: int, packet: int) -> None:
         """Compare a retransmitted copy with the bytes first delivered."""
         end = start + len(data)
-        for off, seen in reversed(self._history):
-            if off >= end:
+        for off, seen in self._history:
+            if off >= end or off + len(seen) <= start:
                 continue
-            if off + len(seen) <= start:
-                break
             lo = max(off, start)
             hi = min(off + len(seen), end)
             if seen[lo - off:hi - off] != data[lo - start:hi - start]:
@@ -259,10 +271,14 @@ class StreamReassembler:
 
     def _deliver_one(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
         if payload:
-            self.sink.data(self.offset, payload, ts, packet)
-            self._remember(payload)
-            self.offset += len(payload)
-            self.next_seq = (self.next_seq + len(payload)) & SEQ_MASK  # type: ignore[operator]
+            self.on_data(payload, ts, packet)
+            n = len(payload)
+            hpos = self._hpos
+            self._history[hpos] = (self.offset, payload)
+            self._hpos = (hpos + 1) & (HISTORY - 1)
+            self.offset += n
+            self.delivered += n
+            self.next_seq = (self.next_seq + n) & SEQ_MASK  # type: ignore[operator]
         if missing:
             self._gap(missing, ts, packet)
 

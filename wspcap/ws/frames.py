@@ -68,6 +68,7 @@ LEN7 = 0x7F  #: second byte: 7-bit length, or 126 / 127 for 16 / 64 bits
 MAX_PAYLOAD = 256 << 20
 
 _U64 = struct.Struct("!Q")
+_new = tuple.__new__
 
 
 class Opcode(enum.IntEnum):
@@ -176,6 +177,7 @@ class FrameParser:
         self._skipped_payload = bytearray()
         self._skipped_key = b""
         self._skipped_missing = 0
+        self._skipped_holes: list[tuple[int, int]] = []  # zero-filled (start, size) in kept
         self._desync_bytes = 0
         self._desync_start = offset
 
@@ -212,12 +214,16 @@ class FrameParser:
         """``size`` bytes of the stream are missing from the capture here."""
         if self._skip:
             passed = min(size, self._skip)
+            room = self.max_payload - len(self._skipped_payload)
+            if room > 0:  # zero-fill the kept part so the bytes after the gap stay in place
+                self._skipped_holes.append((len(self._skipped_payload), min(passed, room)))
+                self._skipped_payload += bytes(min(passed, room))
             self._skip -= passed
+            self._base += passed
+            self._skipped_missing += passed
             size -= passed
             if not self._skip:
-                self._finish_skipped(ts, packet, missing_extra=passed)
-            else:
-                self._skipped_missing += passed
+                self._finish_skipped(ts, packet)
             if not size:
                 return
         if self.desynced:
@@ -240,18 +246,22 @@ class FrameParser:
                     return
                 # The gap runs past this frame: emit it truncated, then desync.
                 self._emit_truncated(ts, packet, gap=True)
-                size -= max(room, 0)
+                room = max(room, 0)
+                self._base += len(buf) + room  # the end of the truncated frame
+                size -= room
+                buf = b""
+        # A partial header in the buffer is passed over with the gap.
         self._buf = b""
         self._holes = []
         self.desynced = True
-        self._desync_bytes = size
+        self._desync_bytes = len(buf) + size
         self._desync_start = self._base
-        self._base += size
+        self._base += len(buf) + size
 
     def receive_eof(self, ts: int, packet: int) -> None:
         """End of the stream: report an unfinished frame."""
         if self._skip:
-            self._finish_skipped(ts, packet, missing_extra=self._skip)
+            self._finish_skipped(ts, packet, missing_extra=self._skip, eof=True)
             self._skip = 0
         elif self._buf:
             self._emit_truncated(ts, packet, gap=False)
@@ -298,6 +308,7 @@ class FrameParser:
         sink_frame = self.sink.frame
         base = self._base
         start_ts = self._start_ts
+        max_payload = self.max_payload
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
@@ -349,13 +360,22 @@ class FrameParser:
                 payload, missing = self._apply_holes(payload, base + pos + hl, base + stop)
             elif type(payload) is not bytes:
                 payload = bytes(payload)
+            if length > max_payload:
+                # Complete in the buffer, but cut all the same: the records must
+                # not depend on how the stream was split into segments.
+                payload = payload[:max_payload]
+                missing = length - max_payload
             self.frames += 1
-            sink_frame(Frame(base + pos, ts, packet, start_ts,
-                             b0 >= 0x80, bool(b0 & RSV1), bool(b0 & RSV2), bool(b0 & RSV3),
-                             b0 & OPCODE, masked, mask_key, enc, length, hl, payload,
-                             missing))  # type: ignore[arg-type]
+            # tuple.__new__ skips NamedTuple's Python-level __new__: half the cost.
+            sink_frame(_new(Frame, (base + pos, ts, packet, start_ts,
+                                    b0 >= 0x80, b0 & RSV1 != 0, b0 & RSV2 != 0, b0 & RSV3 != 0,
+                                    b0 & OPCODE, masked, mask_key, enc, length, hl, payload,
+                                    missing)))
             if enc != 7:
                 self._check_length(length, enc, base + pos, ts, packet)
+            if missing and length > max_payload:
+                self.sink.anomaly("ws_payload_cut", f"declared {length} bytes; kept the first "
+                                  f"{max_payload}, 0 not captured", base + pos, ts, packet)
             start_ts = ts
             pos = stop
         else:
@@ -412,6 +432,7 @@ class FrameParser:
         self._skipped_payload = bytearray(kept)
         self._skipped_key = key
         self._skipped_missing = 0
+        self._skipped_holes = []
         self._skip = length - have
         self._buf = b""
         self._holes = []
@@ -428,7 +449,8 @@ class FrameParser:
             self._finish_skipped(ts, packet)
         return data[take:]
 
-    def _finish_skipped(self, ts: int, packet: int, missing_extra: int = 0) -> None:
+    def _finish_skipped(self, ts: int, packet: int, missing_extra: int = 0,
+                        eof: bool = False) -> None:
         head, offset, start_ts, _ = self._skipped_frame  # type: ignore[misc]
         hl, length, enc = self._header(head)  # type: ignore[misc]
         b0, b1 = head[0], head[1]
@@ -436,7 +458,16 @@ class FrameParser:
         key = self._skipped_key
         if key:
             payload = unmask(payload, key)
-        missing = length - len(payload)
+        hole_bytes = 0
+        if self._skipped_holes:  # zero the gap regions again after unmasking
+            out = bytearray(payload)
+            for hstart, hsize in self._skipped_holes:
+                out[hstart:hstart + hsize] = bytes(hsize)
+                hole_bytes += hsize
+            payload = bytes(out)
+            self._skipped_holes = []
+        missing = length - len(payload) + hole_bytes
+        lost = missing_extra + self._skipped_missing  # never captured: gaps, end of stream
         self.frames += 1
         self.sink.frame(Frame(offset, ts, packet, start_ts, b0 >= 0x80, bool(b0 & RSV1),
                               bool(b0 & RSV2), bool(b0 & RSV3), b0 & OPCODE, bool(b1 & MASKED),
@@ -444,9 +475,13 @@ class FrameParser:
                               payload, missing))
         if enc != 7:
             self._check_length(length, enc, offset, ts, packet)
-        self.sink.anomaly("ws_payload_cut", f"declared {length} bytes; kept the first "
-                          f"{self.max_payload}, {missing_extra + self._skipped_missing} "
-                          "not captured", offset, ts, packet)
+        if missing > lost:  # bytes beyond max_payload were captured and passed over
+            self.sink.anomaly("ws_payload_cut", f"declared {length} bytes; kept the first "
+                              f"{self.max_payload}, {lost} not captured", offset, ts, packet)
+        if eof:
+            self.sink.anomaly("ws_truncated_frame", f"declared {length} bytes, "
+                              f"{length - lost} captured before the end of the stream",
+                              offset, ts, packet)
         self._skipped_frame = None
         self._skipped_payload = bytearray()
         self._start_ts = ts

@@ -18,6 +18,7 @@ from wspcap.ws.frames import Frame, opcode_name
 __all__ = ["Message", "MessageSink", "MessageAssembler", "close_code_valid"]
 
 _DATA_TYPES = {1: "text", 2: "binary"}
+_new = tuple.__new__
 _CONTROL_TYPES = {8: "close", 9: "ping", 10: "pong"}
 
 
@@ -92,9 +93,25 @@ class MessageAssembler:
 
     def receive_frame(self, frame: Frame, index: int) -> None:
         """Take the direction's next frame; ``index`` is its frame_index."""
-        opcode = frame.opcode
-        if (frame.masked is not self.client or frame.rsv1 or frame.rsv2 or frame.rsv3
-                or opcode > 2 or frame.missing):
+        (_offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, _key, _enc,
+         _plen, _hlen, payload, missing) = frame
+        if 0 < opcode < 3 and fin and not self._parts and not (rsv1 or rsv2 or rsv3 or missing):
+            # The common case, inline: one plain, complete, final data frame.
+            if masked is not self.client:
+                self._check(frame, index)
+            text = None
+            if opcode == 1:
+                try:
+                    text = payload.decode()
+                except UnicodeDecodeError as exc:
+                    self._bad_utf8(exc, index, frame)
+            self.messages += 1
+            n = len(payload)
+            self.sink.message(_new(Message, (
+                "text" if opcode == 1 else "binary", opcode, 1, n, n, payload, text, False,
+                None, ts_start, ts, packet, packet, index, index, None, None, True)))
+            return
+        if (masked is not self.client or rsv1 or rsv2 or rsv3 or opcode > 2 or missing):
             self._check(frame, index)
         if opcode >= 8:
             if opcode in _CONTROL_TYPES:

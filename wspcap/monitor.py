@@ -1,0 +1,585 @@
+"""Events as they happen: live sniffing, and replaying a capture the same way.
+
+Design note
+-----------
+Goal: ``for event in wspcap.live(iface="lo")`` and ``wspcap.sniff(...) ->
+Capture`` on the engine that reads files, with nothing added to that engine.
+
+Plan: :class:`Monitor` is sans-I/O: it takes packets
+(:meth:`Monitor.receive_packet`), drives a :class:`~wspcap.pipeline.Pipeline`
+and turns what the pipeline's :class:`~wspcap.pipeline.Collector` gained since
+the previous packet into events (:class:`ConnectionEvent`,
+:class:`MessageEvent`, :class:`AnomalyEvent`). The collector's lists only ever
+grow, so "what is new" is a slice from the last index seen. :class:`Sniffer`
+is the I/O driver: a :class:`~wspcap.sources.live.LiveSource` (or any iterable
+of packet records, such as a file: see :func:`replay`), an optional pcap
+writer, and the stop conditions (packet count, duration, :meth:`Sniffer.stop`
+from another thread or a signal handler).
+
+Invariants: events come in the order the pipeline produced their records; a
+connection's ``open`` event comes before its messages; every message and
+anomaly of the finished :class:`~wspcap.capture.Capture` was given out as an
+event exactly once (those flushed at the end of input come last).
+
+Warning: with ``retain=False`` (the default of :func:`live`) frames and
+messages are dropped from memory once given out, so a capture that runs for
+days stays small; the final :meth:`Sniffer.capture` then has connections and
+anomalies but empty frames and messages tables.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, BinaryIO, Union
+
+from wspcap.pipeline import Options, Pipeline, Session
+from wspcap.rules.registry import RULES
+from wspcap.sources.files import PacketRecord
+
+if TYPE_CHECKING:
+    from wspcap.capture import Capture
+    from wspcap.sources.live import LiveSource, PcapWriter
+
+__all__ = ["ConnectionEvent", "MessageEvent", "AnomalyEvent", "Event", "Monitor",
+           "Sniffer", "sniff", "live", "replay", "iso_ts", "payload_field"]
+
+#: Seconds of capture time between two looks at open connections (to notice closes).
+SWEEP_NS = 500_000_000
+#: Longest wait for a packet before the stop conditions are checked again.
+POLL_SECONDS = 0.1
+
+
+def iso_ts(ts_ns: int) -> str:
+    """An integer nanosecond timestamp as ISO 8601 UTC, to the nanosecond."""
+    sec, nsec = divmod(ts_ns, 1_000_000_000)
+    return f"{datetime.fromtimestamp(sec, timezone.utc):%Y-%m-%dT%H:%M:%S}.{nsec:09d}Z"
+
+
+def payload_field(payload: bytes) -> tuple[str, str]:
+    """``(value, encoding)``: the payload as text when it is UTF-8, else hex."""
+    try:
+        return payload.decode("utf-8"), "text"
+    except UnicodeDecodeError:
+        return payload.hex(), "hex"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionEvent:
+    """A WebSocket connection changed state.
+
+    Attributes:
+        kind: ``open`` (upgrade request, or frames mid-stream), ``established``
+            (101 answer, frames follow), ``refused`` (another status),
+            ``closed`` (FIN or RST both ways, or the end of the capture).
+        conn_id: the connection (``conn_id`` of the tables).
+        ts: capture time in integer nanoseconds.
+        client: ``ip:port`` of the client.
+        server: ``ip:port`` of the server.
+        uri: the upgrade request's target, if seen.
+        status: the answer's HTTP status, if seen.
+        subprotocol: the negotiated subprotocol.
+        permessage_deflate: compression negotiated.
+        close_code_c2s: the client's close code, if any (``closed`` only).
+        close_code_s2c: the server's close code, if any (``closed`` only).
+    """
+
+    kind: str
+    conn_id: int
+    ts: int
+    client: str
+    server: str
+    uri: str | None = None
+    status: int | None = None
+    subprotocol: str | None = None
+    permessage_deflate: bool = False
+    close_code_c2s: int | None = None
+    close_code_s2c: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``event: "connection"``)."""
+        return {"event": "connection", "kind": self.kind, "ts": iso_ts(self.ts),
+                "conn_id": self.conn_id, "client": self.client, "server": self.server,
+                "uri": self.uri, "status": self.status, "subprotocol": self.subprotocol,
+                "permessage_deflate": self.permessage_deflate,
+                "close_code_c2s": self.close_code_c2s, "close_code_s2c": self.close_code_s2c}
+
+
+@dataclass(frozen=True, slots=True)
+class MessageEvent:
+    """A message (control frames included) was completed.
+
+    Attributes:
+        conn_id: the connection.
+        direction: ``c2s`` or ``s2c``.
+        msg_index: its ``msg_index`` in the messages table.
+        ts: capture time (ns) of its last frame.
+        type: ``text``, ``binary``, ``close``, ``ping``, ``pong`` or ``unknown-0xN``.
+        opcode: the raw opcode.
+        length: payload bytes (after inflation).
+        wire_length: payload bytes on the wire.
+        payload: unmasked, reassembled, inflated bytes.
+        text: the text of a valid UTF-8 text message, else None.
+        compressed: sent with permessage-deflate.
+        frames: frames that carried it.
+        close_code: close frames only.
+        close_reason: close frames only.
+        complete: every byte was captured.
+    """
+
+    conn_id: int
+    direction: str
+    msg_index: int
+    ts: int
+    type: str
+    opcode: int
+    length: int
+    wire_length: int
+    payload: bytes
+    text: str | None
+    compressed: bool
+    frames: int
+    close_code: int | None
+    close_reason: str | None
+    complete: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``event: "message"``); the payload as text when
+        it is valid UTF-8, else hex (``payload_encoding`` says which)."""
+        value, encoding = payload_field(self.payload)
+        return {"event": "message", "ts": iso_ts(self.ts), "conn_id": self.conn_id,
+                "direction": self.direction, "msg_index": self.msg_index, "type": self.type,
+                "opcode": self.opcode, "length": self.length, "wire_length": self.wire_length,
+                "compressed": self.compressed, "frames": self.frames,
+                "complete": self.complete, "close_code": self.close_code,
+                "close_reason": self.close_reason, "payload": value,
+                "payload_encoding": encoding}
+
+
+@dataclass(frozen=True, slots=True)
+class AnomalyEvent:
+    """An anomaly was reported (see :mod:`wspcap.rules.registry`).
+
+    Attributes:
+        conn_id: the connection, or None (capture-wide).
+        direction: ``c2s``, ``s2c`` or None.
+        ts: capture time (ns).
+        code: the stable anomaly code.
+        severity: ``info``, ``warning`` or ``error``.
+        detail: what exactly was seen.
+        frame_index: the frame it is about, if any.
+        packet: the packet number it is about, if any.
+        stream_offset: the stream offset it is about, if any.
+    """
+
+    conn_id: int | None
+    direction: str | None
+    ts: int
+    code: str
+    severity: str
+    detail: str
+    frame_index: int | None
+    packet: int | None
+    stream_offset: int | None
+
+    @property
+    def summary(self) -> str:
+        """The catalog's one-line explanation of the code."""
+        rule = RULES.get(self.code)
+        return rule.summary if rule is not None else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (``event: "anomaly"``)."""
+        return {"event": "anomaly", "ts": iso_ts(self.ts), "conn_id": self.conn_id,
+                "direction": self.direction, "code": self.code, "severity": self.severity,
+                "detail": self.detail, "summary": self.summary,
+                "frame_index": self.frame_index, "packet": self.packet,
+                "stream_offset": self.stream_offset}
+
+
+Event = Union[ConnectionEvent, MessageEvent, AnomalyEvent]
+
+
+def _endpoint(record: dict[str, Any], side: str) -> str:
+    ip = record[f"{side}_ip"]
+    return f"[{ip}]:{record[f'{side}_port']}" if ":" in ip else f"{ip}:{record[f'{side}_port']}"
+
+
+def _connection_event(kind: str, session: Session, ts: int) -> ConnectionEvent:
+    r = session.record()
+    return ConnectionEvent(kind, r["conn_id"], ts, _endpoint(r, "client"), _endpoint(r, "server"),
+                           r["uri"], r["status"], r["subprotocol"], r["permessage_deflate"],
+                           r["close_code_c2s"] if kind == "closed" else None,
+                           r["close_code_s2c"] if kind == "closed" else None)
+
+
+class Monitor:
+    """The pipeline, with the records it produces given out as events.
+
+    Sans-I/O: performs no I/O. Call :meth:`receive_packet` for each packet
+    and :meth:`finish` once at the end; each returns the events it caused.
+
+    Args:
+        options: engine limits.
+        retain: keep frames and messages for the final tables; when False
+            they are dropped once given out (memory stays bounded).
+
+    Attributes:
+        pipeline: the :class:`~wspcap.pipeline.Pipeline` driven.
+        messages: messages given out so far.
+        anomalies: anomalies given out so far.
+    """
+
+    def __init__(self, options: Options | None = None, retain: bool = True) -> None:
+        self.pipeline = Pipeline(options)
+        self.retain = retain
+        self.messages = 0
+        self.anomalies = 0
+        self._mi = 0
+        self._ai = 0
+        self._si = 0
+        self._msg_index: dict[int, int] = {}
+        self._waiting: list[Session] = []  # open, not yet established or refused
+        self._open: list[Session] = []     # not yet closed
+        self._next_sweep = 0
+        self._finished = False
+
+    @property
+    def frames(self) -> int:
+        """Frames seen so far, in every connection."""
+        return sum(s.nframes for s in self.pipeline.collector.sessions)
+
+    def receive_packet(self, number: int, ts: int, linktype: int,
+                       data: bytes) -> list[Event]:
+        """Take one captured packet; return the events it caused."""
+        self.pipeline.receive_packet(number, ts, linktype, data)
+        return self._collect(ts)
+
+    def _collect(self, ts: int) -> list[Event]:
+        c = self.pipeline.collector
+        if (len(c.sessions) == self._si and len(c.messages) == self._mi
+                and len(c.anomalies) == self._ai and not self._waiting
+                and ts < self._next_sweep):
+            return []
+        events: list[Event] = []
+        while self._si < len(c.sessions):
+            session = c.sessions[self._si]
+            self._si += 1
+            events.append(_connection_event("open", session, ts))
+            self._waiting.append(session)
+            self._open.append(session)
+        if self._waiting:
+            self._check_waiting(events, ts)
+        if len(c.anomalies) > self._ai:
+            for a in c.anomalies[self._ai:]:
+                events.append(AnomalyEvent(a.conn_id, a.direction, a.ts, a.code, a.severity,
+                                           a.detail, a.frame_index, a.packet, a.stream_offset))
+            self.anomalies += len(c.anomalies) - self._ai
+            self._ai = len(c.anomalies)
+        if len(c.messages) > self._mi:
+            counters = self._msg_index
+            for m, key in zip(c.messages[self._mi:], c.message_keys[self._mi:]):
+                conn_id = key >> 1
+                index = counters.get(conn_id, 0)
+                counters[conn_id] = index + 1
+                events.append(MessageEvent(conn_id, "s2c" if key & 1 else "c2s", index,
+                                           m.ts_end, m.type, m.opcode, m.length, m.wire_length,
+                                           m.payload, m.text, m.compressed, m.frames,
+                                           m.close_code, m.close_reason, m.complete))
+            self.messages += len(c.messages) - self._mi
+            self._mi = len(c.messages)
+        if ts >= self._next_sweep:
+            self._next_sweep = ts + SWEEP_NS
+            self._sweep(events, ts)
+        if not self.retain:
+            self._forget()
+        return events
+
+    def _check_waiting(self, events: list[Event], ts: int) -> None:
+        still = []
+        for s in self._waiting:
+            if s.established:
+                events.append(_connection_event("established", s, ts))
+            elif s.ignored:
+                events.append(_connection_event("refused", s, ts))
+            else:
+                still.append(s)
+        self._waiting = still
+
+    def _sweep(self, events: list[Event], ts: int) -> None:
+        """Connections whose both directions ended (FIN or RST) are closed."""
+        still = []
+        for s in self._open:
+            ended = [d.fin_seen or d.rst_seen for d in s.dirs]
+            if all(ended) or s.ignored:
+                events.append(_connection_event("closed", s, ts))
+            else:
+                still.append(s)
+        self._open = still
+
+    def _forget(self) -> None:
+        c = self.pipeline.collector
+        if c.messages:
+            del c.messages[:], c.message_keys[:]
+            self._mi = 0
+        if c.frames:
+            del c.frames[:], c.frame_keys[:]
+
+    def finish(self, truncated: str | None = None) -> list[Event]:
+        """End of input: flush the pipeline; return the last events (every
+        connection still open is ``closed`` at the time of the last packet)."""
+        if self._finished:
+            return []
+        self._finished = True
+        last = self.pipeline.last_ts
+        self.pipeline.finish(truncated)
+        self._next_sweep = last
+        events = self._collect(last)
+        for s in self._open:
+            events.append(_connection_event("closed", s, last))
+        self._open = []
+        return events
+
+    def capture(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
+                ) -> Capture:
+        """The tables, after :meth:`finish`."""
+        from wspcap.capture import Capture, CaptureInfo
+        p = self.pipeline
+        d = p.decoder
+        info = CaptureInfo(source, fmt, p.packets, p.sessions_seen, None,
+                           {"not_tcp": d.not_tcp, "malformed": d.malformed,
+                            "ip_fragments": d.fragments, "snap_length_cut": p.snap_cut,
+                            **(counters or {})})
+        return Capture.from_collector(p.collector, info)
+
+
+class Sniffer:
+    """Capture from an interface (or replay packet records) as events.
+
+    Iterate over it for events; afterwards :meth:`capture` gives the tables
+    and :attr:`kernel_received` / :attr:`kernel_dropped` the kernel's counts.
+
+    Args:
+        iface: interface name, ``"any"``, or None for scapy's default.
+        bpf: BPF filter expression (tcpdump syntax).
+        count: stop after this many packets.
+        timeout: stop after this many seconds.
+        write: also write every packet to this pcap file (nanosecond timestamps).
+        options: engine limits.
+        retain: keep frames and messages for :meth:`capture`.
+        source: read these packet records instead of opening ``iface``
+            (a :class:`~wspcap.sources.live.LiveSource`, or any iterable of
+            :class:`~wspcap.sources.PacketRecord`, e.g. an open capture file).
+
+    Raises:
+        LiveCaptureError: (when iterating starts) the capture cannot be opened.
+    """
+
+    def __init__(self, iface: str | None = None, bpf: str | None = None, *,
+                 count: int | None = None, timeout: float | None = None,
+                 write: str | os.PathLike[str] | BinaryIO | None = None,
+                 options: Options | None = None, retain: bool = True,
+                 source: LiveSource | Iterable[PacketRecord] | None = None) -> None:
+        from wspcap.errors import ConfigError
+        if count is not None and count < 0:
+            raise ConfigError("count", "must be 0 or more")
+        if timeout is not None and timeout < 0:
+            raise ConfigError("timeout", "must be 0 or more seconds")
+        self.iface = iface
+        self.bpf = bpf
+        self.count = count
+        self.timeout = timeout
+        self.write = write
+        self.monitor = Monitor(options, retain)
+        self.source = source
+        self.packets = 0
+        self.kernel_received: int | None = None
+        self.kernel_dropped: int | None = None
+        self.started: float | None = None
+        self.elapsed = 0.0
+        self.stopped_by = ""
+        self.linktype: int | None = None
+        self._stop = threading.Event()
+        self._done = False
+
+    def stop(self) -> None:
+        """Ask the capture to end (thread-safe; usable from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def open(self) -> LiveSource | Iterable[PacketRecord]:
+        """Open the interface now (errors show before any output); idempotent."""
+        if self.source is None:
+            from wspcap.sources.live import LiveSource
+            self.source = LiveSource(self.iface, self.bpf)
+            self.iface = self.source.iface
+        return self.source
+
+    def __iter__(self) -> Iterator[Event]:
+        return self.events()
+
+    def events(self) -> Iterator[Event]:
+        """Run the capture, yielding events until a stop condition; the
+        events flushed at the end come last. This is a generator."""
+        if self._done:
+            return
+        from wspcap.sources.live import LiveSource, PcapWriter
+        source = self.open()
+        live_source = source if isinstance(source, LiveSource) else None
+        writer: PcapWriter | None = None
+        monitor = self.monitor
+        receive = monitor.receive_packet
+        stop = self._stop
+        count = self.count
+        self.started = time.monotonic()
+        deadline = None if self.timeout is None else self.started + self.timeout
+        self.stopped_by = "end of input"
+        try:
+            if live_source is not None:
+                self.linktype = live_source.linktype
+                if self.write is not None:
+                    writer = PcapWriter(self.write, live_source.linktype, live_source.snaplen)
+                packets = self._live_packets(live_source, deadline)
+            else:
+                packets = iter(source)
+            if count == 0:
+                self.stopped_by = "count"
+                packets = iter(())
+            for number, ts, linktype, data, wirelen in packets:
+                if writer is None and self.write is not None:
+                    self.linktype = linktype
+                    writer = PcapWriter(self.write, linktype)
+                if writer is not None:
+                    writer.write(ts, data, wirelen)
+                self.packets += 1
+                events = receive(self.packets, ts, linktype, data)
+                if events:
+                    yield from events
+                if count is not None and self.packets >= count:
+                    self.stopped_by = "count"
+                    break
+                if stop.is_set():
+                    self.stopped_by = "stopped"
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
+                    self.stopped_by = "duration"
+                    break
+        except KeyboardInterrupt:
+            self.stopped_by = "interrupted"
+        finally:
+            self.elapsed = time.monotonic() - self.started
+            if writer is not None:
+                writer.close()
+            if live_source is not None:
+                live_source.close()
+                self.kernel_received, self.kernel_dropped = live_source.stats()
+            self._done = True
+        yield from monitor.finish()
+
+    def _live_packets(self, source: LiveSource, deadline: float | None
+                      ) -> Iterator[PacketRecord]:
+        recv = source.recv
+        stop = self._stop
+        while not stop.is_set():
+            wait = POLL_SECONDS
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.stopped_by = "duration"
+                    return
+                wait = min(wait, left)
+            record = recv(wait)
+            if record is not None:
+                yield record
+        self.stopped_by = "stopped"
+
+    def capture(self) -> Capture:
+        """The four tables (after iteration ended; runs it first if needed)."""
+        if not self._done:
+            for _ in self.events():
+                pass
+        counters = {}
+        if self.kernel_dropped is not None:
+            counters["kernel_received"] = self.kernel_received or 0
+            counters["kernel_dropped"] = self.kernel_dropped
+        name = self.iface if self.iface is not None else "(packets)"
+        fmt = "live" if self.kernel_dropped is not None else "packets"
+        return self.monitor.capture(str(name), fmt, counters)
+
+
+def sniff(iface: str | None = None, bpf: str | None = None, count: int | None = None,
+          timeout: float | None = None, *, write: str | os.PathLike[str] | None = None,
+          options: Options | None = None) -> Capture:
+    """Capture live traffic into the same :class:`~wspcap.capture.Capture` as
+    :func:`wspcap.read`.
+
+    Stops after ``count`` packets, after ``timeout`` seconds, or on Ctrl-C
+    (the tables of what was captured are returned). Needs root or
+    CAP_NET_RAW, Linux, and scapy (``pip install 'wspcap[live]'``).
+
+    Args:
+        iface: interface name, ``"any"``, or None for scapy's default.
+        bpf: BPF filter expression, e.g. ``"tcp port 8765"``.
+        count: packets to capture.
+        timeout: seconds to capture.
+        write: also write the packets to this pcap file.
+        options: engine limits.
+
+    Raises:
+        LiveCaptureError: no right to capture, unknown interface or bad filter.
+
+    Example:
+        >>> cap = wspcap.sniff("lo", "tcp port 8765", timeout=10)  # doctest: +SKIP
+        >>> cap.messages[["direction", "type", "text"]]            # doctest: +SKIP
+    """
+    return Sniffer(iface, bpf, count=count, timeout=timeout, write=write,
+                   options=options).capture()
+
+
+def live(iface: str | None = None, bpf: str | None = None, count: int | None = None,
+         timeout: float | None = None, *, write: str | os.PathLike[str] | None = None,
+         options: Options | None = None, retain: bool = False) -> Sniffer:
+    """Live events: ``for event in wspcap.live("lo", "tcp port 8765"): ...``.
+
+    The returned :class:`Sniffer` is iterable (events) and, once iteration
+    ends, gives :meth:`Sniffer.capture`. The interface is opened right away,
+    so errors are raised here. Arguments as for :func:`sniff`; ``retain``
+    keeps frames and messages in memory for the final tables.
+
+    Raises:
+        LiveCaptureError: no right to capture, unknown interface or bad filter.
+    """
+    sniffer = Sniffer(iface, bpf, count=count, timeout=timeout, write=write,
+                      options=options, retain=retain)
+    sniffer.open()
+    return sniffer
+
+
+def replay(path: str | os.PathLike[str], options: Options | None = None,
+           retain: bool = True) -> Iterator[Event]:
+    """The events a live capture would have given, from a capture file.
+
+    Lets notebooks and tests use the live API on a file. This is a generator.
+
+    Args:
+        path: a pcap or pcapng file.
+        options: engine limits.
+        retain: as for :class:`Monitor`.
+    """
+    from wspcap.sources import open_capture
+    monitor = Monitor(options, retain)
+    with open_capture(path) as cap:
+        for number, ts, linktype, data, _wirelen in cap:
+            events = monitor.receive_packet(number, ts, linktype, data)
+            if events:
+                yield from events
+        truncated = cap.truncated
+    yield from monitor.finish(truncated)
