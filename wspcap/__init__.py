@@ -12,13 +12,49 @@ by the driver (:mod:`wspcap.pipeline`) -> tables and exports
 (:mod:`wspcap.tables`, :mod:`wspcap.export`) -> CLI (:mod:`wspcap.cli`).
 """
 
-from wspcap.capture import Capture, CaptureInfo, from_packets, read
+from typing import TYPE_CHECKING, Any
+
 from wspcap.errors import CaptureFormatError, ConfigError, WspcapError
-from wspcap.pipeline import Options
+
+if TYPE_CHECKING:
+    from wspcap.capture import Capture, CaptureInfo, from_packets, read
+    from wspcap.monitor import live, replay, sniff
+    from wspcap.parallel import read_many
+    from wspcap.pipeline import Options
+    from wspcap.rules.thresholds import Thresholds
+
+#: The public API, imported on first use (PEP 562): importing a sans-I/O layer
+#: such as ``wspcap.ws`` runs this file, and must not load pandas through it.
+#: Add new top-level names here, not as imports above.
+_LAZY = {
+    "Capture": "wspcap.capture", "CaptureInfo": "wspcap.capture",
+    "from_packets": "wspcap.capture", "read": "wspcap.capture",
+    "Options": "wspcap.pipeline", "Thresholds": "wspcap.rules.thresholds",
+    "live": "wspcap.monitor", "replay": "wspcap.monitor", "sniff": "wspcap.monitor",
+    "read_many": "wspcap.parallel",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'wspcap' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Capture", "CaptureFormatError", "CaptureInfo", "ConfigError", "Options", "WspcapError",
     "from_packets", "read", "__version__",
+    "live", "replay", "sniff",
+    "read_many",
+    "Thresholds",
 ]

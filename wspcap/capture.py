@@ -6,13 +6,15 @@ import contextlib
 import gc
 import html
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 
 import pandas as pd
 
 from wspcap.pipeline import Collector, Options, Pipeline
+from wspcap.rules.thresholds import Thresholds
 from wspcap.sources import PacketRecord, open_capture
 from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
 
@@ -98,7 +100,7 @@ class Capture:
         t0 = msgs.ts_start.min() if len(msgs) else None
         for m in msgs.itertuples(index=False):
             arrow = "->" if m.direction == "c2s" else "<-"
-            if m.text is not None:
+            if isinstance(m.text, str):
                 body = repr(m.text)
             elif m.type == "close":
                 body = f"code={m.close_code} reason={m.close_reason!r}"
@@ -145,20 +147,32 @@ def paused_gc() -> Iterator[None]:
 
 
 def from_packets(packets: Iterable[PacketRecord], source: str = "",
-                 options: Options | None = None) -> Capture:
+                 options: Options | None = None,
+                 thresholds: Thresholds | Mapping[str, Any] | None = None) -> Capture:
     """Analyze packets from any source (a list, a live capture, a test).
 
     Args:
         packets: :class:`~wspcap.sources.PacketRecord` tuples in capture order.
         source: a name for :attr:`CaptureInfo.source`.
         options: engine limits.
+        thresholds: limits of the anomaly rules, as in :func:`read`.
     """
+    options = _with_thresholds(options, thresholds)
     pipeline = Pipeline(options)
     receive = pipeline.receive_packet
     with paused_gc():
         for number, ts, linktype, data, _wirelen in packets:
             receive(number, ts, linktype, data)
         return _finish(pipeline, CaptureInfo(source, "packets"), None)
+
+
+def _with_thresholds(options: Options | None,
+                     thresholds: Thresholds | Mapping[str, Any] | None) -> Options | None:
+    """``options`` with the anomaly thresholds set (checked: ConfigError)."""
+    if thresholds is None:
+        return options
+    from dataclasses import replace
+    return replace(options or Options(), thresholds=Thresholds.coerce(thresholds))
 
 
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Capture:
@@ -174,7 +188,8 @@ def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Cap
 
 def read(path: str | os.PathLike[str], options: Options | None = None,
          progress: Callable[[int], None] | None = None,
-         shard: tuple[int, int] | None = None) -> Capture:
+         shard: tuple[int, int] | None = None,
+         thresholds: Thresholds | Mapping[str, Any] | None = None) -> Capture:
     """Read a pcap or pcapng file (optionally gzip-compressed) into tables.
 
     Args:
@@ -184,6 +199,9 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         shard: ``(i, n)`` keeps only the connections of shard ``i`` out of
             ``n`` (split by a stable hash of the 4-tuple), so ``n`` readers can
             share one file; see :func:`wspcap.read_many`.
+        thresholds: limits of the anomaly rules
+            (:class:`~wspcap.rules.thresholds.Thresholds`, or a mapping of
+            threshold names to values); the defaults if None.
 
     Returns:
         A :class:`Capture`. A file that ends mid-packet still gives everything
@@ -202,6 +220,7 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
             raise ConfigError("shard", f"{shard!r} is not (i, n) with 0 <= i < n")
         options = replace(options or Options(), shard=(i, n))
+    options = _with_thresholds(options, thresholds)
     pipeline = Pipeline(options)
     receive = pipeline.receive_packet
     with open_capture(path) as cap, paused_gc():

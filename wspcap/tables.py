@@ -61,10 +61,10 @@ FRAME_SCHEMA: dict[str, Any] = {
 MESSAGE_SCHEMA: dict[str, Any] = {
     "conn_id": "int64", "msg_index": "int64", "direction": DIRECTION, "type": "category",
     "opcode": "uint8", "frames": "int64", "length": "int64", "wire_length": "int64",
-    "payload": "object", "text": "object", "compressed": "bool", "inflated": "boolean",
+    "payload": "object", "text": "string", "compressed": "bool", "inflated": "boolean",
     "ts_start": TS, "ts_end": TS, "packet_start": "int64", "packet_end": "int64",
     "first_frame": "int64", "last_frame": "int64", "close_code": "UInt16",
-    "close_reason": "object", "complete": "bool",
+    "close_reason": "string", "complete": "bool",
 }
 
 ANOMALY_SCHEMA: dict[str, Any] = {
@@ -156,8 +156,6 @@ def messages_table(col: Collector) -> pd.DataFrame:
     conn, direction = _split_keys(col.message_keys)
     payloads = np.empty(len(payload), dtype=object)
     payloads[:] = payload
-    texts = np.empty(len(text), dtype=object)
-    texts[:] = text
     categories = MESSAGE_TYPES + sorted(set(type_) - set(MESSAGE_TYPES))
     return pd.DataFrame({
         "conn_id": conn,
@@ -169,7 +167,7 @@ def messages_table(col: Collector) -> pd.DataFrame:
         "length": np.asarray(length, dtype=np.int64),
         "wire_length": np.asarray(wire_length, dtype=np.int64),
         "payload": payloads,
-        "text": texts,
+        "text": pd.array(text, dtype="string"),
         "compressed": np.asarray(compressed, dtype=bool),
         "inflated": _nullable(inflated, "boolean"),
         "ts_start": _ts(ts_start),
@@ -179,7 +177,7 @@ def messages_table(col: Collector) -> pd.DataFrame:
         "first_frame": np.asarray(first_frame, dtype=np.int64),
         "last_frame": np.asarray(last_frame, dtype=np.int64),
         "close_code": _nullable(close_code, "UInt16"),
-        "close_reason": np.asarray(close_reason, dtype=object),
+        "close_reason": pd.array(close_reason, dtype="string"),
         "complete": np.asarray(complete, dtype=bool),
     })
 
