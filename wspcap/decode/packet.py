@@ -148,7 +148,7 @@ class PacketDecoder:
         if 44 in getattr(ip6, "extension_hdrs", {}) and ip6.extension_hdrs[44] is not None:
             self.fragments += 1
             return FRAGMENT
-        if ip6.p != IPPROTO_TCP:
+        if getattr(ip6, "p", None) != IPPROTO_TCP:  # no ``p`` when ESP ends the chain
             self.not_tcp += 1
             return None
         tcp_bytes = bytes(ip6.data) if not isinstance(ip6.data, bytes) else ip6.data

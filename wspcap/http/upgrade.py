@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.parser
 import hashlib
 import http.client
-import io
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -118,7 +118,10 @@ class HttpHead:
         """Parse a complete head (ending with the blank line)."""
         line_end = head.find(b"\n")
         start = head[:line_end].rstrip(b"\r").decode("latin-1")
-        message = http.client.parse_headers(io.BytesIO(head[line_end + 1:]))
+        # The email parser http.client.parse_headers uses, without its limits of
+        # 100 fields and 64 KiB lines, which raise: the head is already bounded.
+        message = email.parser.Parser(_class=http.client.HTTPMessage).parsestr(
+            head[line_end + 1:].decode("latin-1"))
         headers = tuple((k, v.strip()) for k, v in message.items())
         return cls(start, headers, len(head))
 
@@ -148,11 +151,13 @@ class HeadParser:
             return None
         self._buf += data
         buf = self._buf
-        end = buf.find(b"\r\n\r\n", max(0, self._searched - 3))
+        start = max(0, self._searched - 3)
+        end = buf.find(b"\r\n\r\n", start)
         size = end + 4
-        if end < 0:
-            end = buf.find(b"\n\n", max(0, self._searched - 1))
-            size = end + 2
+        # The first blank line ends the head, whichever line ending it uses.
+        lf_end = buf.find(b"\n\n", start, end + 2 if end >= 0 else len(buf))
+        if lf_end >= 0:
+            end, size = lf_end, lf_end + 2
         if end < 0:
             self._searched = len(buf)
             if len(buf) > self.max_size:
@@ -237,7 +242,9 @@ class Handshake:
             authorization=head.get("Authorization") is not None,
             key=key,
             version=head.get("Sec-WebSocket-Version"),
-            protocols_offered=head.tokens("Sec-WebSocket-Protocol"),
+            # Subprotocol names are case-sensitive (RFC 6455 section 11.5): not tokens().
+            protocols_offered=[t.strip() for v in head.get_all("Sec-WebSocket-Protocol")
+                               for t in v.split(",") if t.strip()],
             extensions_offered=", ".join(head.get_all("Sec-WebSocket-Extensions")) or None,
             upgrade_websocket="websocket" in head.tokens("Upgrade"),
             connection_upgrade="upgrade" in head.tokens("Connection"),

@@ -124,7 +124,9 @@ class CaptureFile:
             raise CaptureFormatError(self.path, "truncated pcap file header")
         magic = struct.unpack_from("<I", head)[0]
         endian, nano = PCAP_MAGICS[magic]
-        linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x0FFFFFFF
+        # The upper bits carry the FCS length and its "present" flag (libpcap's
+        # LT_LINKTYPE() keeps the low 26 bits).
+        linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x03FFFFFF
         unpack = struct.Struct(endian + "IIII").unpack_from
         frac_mult = 1 if nano else 1000
         number = 0

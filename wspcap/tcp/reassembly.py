@@ -222,6 +222,10 @@ class StreamReassembler:
                 self.sink.conflict(offset, n, ts, packet)
             if len(payload) + missing <= len(old[0]) + old[1]:
                 return
+            # The longer copy extends the first one, which wins where they overlap.
+            size = len(payload) + missing
+            payload = old[0] + payload[len(old[0]):]
+            missing = size - len(payload)
             self._pending_bytes -= len(old[0])
         self._pending[offset] = (payload, missing, ts, packet)
         self._pending_bytes += len(payload)

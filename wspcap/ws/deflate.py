@@ -116,17 +116,36 @@ class Inflater:
             ``(payload, problem, detail)``: the inflated bytes (``None`` when
             inflation failed), and ``None`` or the anomaly code
             (``pmd_inflate_failed``, ``pmd_ratio_excessive``,
-            ``pmd_window_bits_exceeded``) with a detail text.
+            ``pmd_window_bits_exceeded``, ``pmd_context_takeover_violated``,
+            ``pmd_context_lost``) with a detail text.
         """
-        if self.no_context_takeover and self.used:
+        # After a block with BFINAL set (RFC 7692 section 7.2.3.4) the DEFLATE
+        # stream has ended and zlib would take further input as unused data.
+        previous = None  # the window the sender agreed not to use (no_context_takeover)
+        if (self.no_context_takeover and self.used) or self._d.eof:
+            previous = self._d if self.no_context_takeover else None
             self._d = zlib.decompressobj(-self.window_bits)
         self.used = True
         try:
             out = self._d.decompress(data + TAIL, self.max_size + 1)
         except zlib.error as exc:
+            was_broken = self.broken
             self.broken = True
             text = str(exc)
             self._d = zlib.decompressobj(-self.window_bits)
+            if "too far back" in text and previous is not None:
+                try:  # RFC 7692 section 7.1.1: does it need the previous window?
+                    kept = previous.decompress(data + TAIL, self.max_size + 1)
+                except zlib.error:
+                    kept = None
+                if kept is not None:
+                    return kept, "pmd_context_takeover_violated", (
+                        "message refers to the previous message's window although "
+                        f"no_context_takeover was agreed ({text})")
+            if "too far back" in text and was_broken and not self.no_context_takeover:
+                return None, "pmd_context_lost", (
+                    "compressed message refers to the window of an earlier message that "
+                    f"could not be inflated ({text})")
             if "too far back" in text and self.window_bits < 15:
                 try:  # inflate it alone with the largest window, to recover the data
                     alone = zlib.decompressobj(-15).decompress(data + TAIL, self.max_size + 1)
