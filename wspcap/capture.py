@@ -77,6 +77,13 @@ class Capture:
     def _repr_html_(self) -> str:
         counts = (f"{len(self.connections)} connections, {len(self.frames)} frames, "
                   f"{len(self.messages)} messages, {len(self.anomalies)} anomalies")
+        if len(self.anomalies):
+            sev = self.anomalies.severity.astype(str).value_counts()
+            top = self.anomalies.code.astype(str).value_counts().head(5)
+            counts += (" (" + ", ".join(f"{int(sev[s])} {s}" for s in ("error", "warning",
+                                                                       "info") if s in sev)
+                       + "; most frequent: " + ", ".join(
+                           f"{html.escape(code)} ×{int(n)}" for code, n in top.items()) + ")")
         cols = ["conn_id", "client_ip", "client_port", "server_ip", "server_port", "uri",
                 "status", "subprotocol", "permessage_deflate", "frames", "messages"]
         table = self.connections[cols].head(20).to_html(index=False, na_rep="")
@@ -94,8 +101,9 @@ class Capture:
         if conn.empty:
             raise KeyError(f"no connection {conn_id}")
         c = conn.iloc[0]
+        uri = c.uri if isinstance(c.uri, str) else "(handshake not captured)"
         lines = [f"connection {conn_id}: {c.client_ip}:{c.client_port} -> "
-                 f"{c.server_ip}:{c.server_port} {c.uri or ''}".rstrip()]
+                 f"{c.server_ip}:{c.server_port} {uri}".rstrip()]
         msgs = self.messages[self.messages.conn_id == conn_id]
         t0 = msgs.ts_start.min() if len(msgs) else None
         for m in msgs.itertuples(index=False):
@@ -103,9 +111,13 @@ class Capture:
             if isinstance(m.text, str):
                 body = repr(m.text)
             elif m.type == "close":
-                body = f"code={m.close_code} reason={m.close_reason!r}"
+                reason = m.close_reason if isinstance(m.close_reason, str) else ""
+                code = "" if pd.isna(m.close_code) else m.close_code
+                body = f"code={code} reason={reason!r}"
+            elif m.type in ("ping", "pong") and _printable(m.payload):
+                body = repr(bytes(m.payload).decode("utf-8"))
             else:
-                body = m.payload[:width // 2].hex(" ")
+                body = bytes(m.payload[:width // 2]).hex(" ")
             if len(body) > width:
                 body = body[:width - 3] + "..."
             rel = (m.ts_end - t0).total_seconds() if t0 is not None else 0.0
@@ -144,6 +156,15 @@ def paused_gc() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _printable(payload: bytes) -> bool:
+    """Valid UTF-8 without control characters (a ping payload worth showing as text)."""
+    try:
+        text = bytes(payload).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.isprintable()
 
 
 def from_packets(packets: Iterable[PacketRecord], source: str = "",

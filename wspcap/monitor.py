@@ -21,10 +21,12 @@ connection's ``open`` event comes before its messages; every message and
 anomaly of the finished :class:`~wspcap.capture.Capture` was given out as an
 event exactly once (those flushed at the end of input come last).
 
-Warning: with ``retain=False`` (the default of :func:`live`) frames and
-messages are dropped from memory once given out, so a capture that runs for
-days stays small; the final :meth:`Sniffer.capture` then has connections and
-anomalies but empty frames and messages tables.
+Warnings: the records stay in the collector (memory grows with the
+traffic), because the cross-record checks (:mod:`wspcap.rules.checks`: the
+handshake against the frames, pings against pongs, security notes) read them
+all when the pipeline finishes; so the anomalies those checks find are given
+out at the end of the capture, after the last message, while the parsers'
+own anomalies come out as they happen.
 """
 
 from __future__ import annotations
@@ -34,8 +36,8 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, BinaryIO, Union
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from wspcap.pipeline import Options, Pipeline, Session
 from wspcap.rules.registry import RULES
@@ -45,19 +47,32 @@ if TYPE_CHECKING:
     from wspcap.capture import Capture
     from wspcap.sources.live import LiveSource, PcapWriter
 
-__all__ = ["ConnectionEvent", "MessageEvent", "AnomalyEvent", "Event", "Monitor",
-           "Sniffer", "sniff", "live", "replay", "iso_ts", "payload_field"]
+__all__ = [
+    "AnomalyEvent",
+    "ConnectionEvent",
+    "Event",
+    "MessageEvent",
+    "Monitor",
+    "Sniffer",
+    "iso_ts",
+    "live",
+    "payload_field",
+    "replay",
+    "sniff",
+]
 
 #: Seconds of capture time between two looks at open connections (to notice closes).
 SWEEP_NS = 500_000_000
 #: Longest wait for a packet before the stop conditions are checked again.
 POLL_SECONDS = 0.1
+#: Packets already queued in the kernel that are still read after a stop.
+DRAIN_MAX = 100_000
 
 
 def iso_ts(ts_ns: int) -> str:
     """An integer nanosecond timestamp as ISO 8601 UTC, to the nanosecond."""
     sec, nsec = divmod(ts_ns, 1_000_000_000)
-    return f"{datetime.fromtimestamp(sec, timezone.utc):%Y-%m-%dT%H:%M:%S}.{nsec:09d}Z"
+    return f"{datetime.fromtimestamp(sec, UTC):%Y-%m-%dT%H:%M:%S}.{nsec:09d}Z"
 
 
 def payload_field(payload: bytes) -> tuple[str, str]:
@@ -201,7 +216,7 @@ class AnomalyEvent:
                 "stream_offset": self.stream_offset}
 
 
-Event = Union[ConnectionEvent, MessageEvent, AnomalyEvent]
+Event = ConnectionEvent | MessageEvent | AnomalyEvent
 
 
 def _endpoint(record: dict[str, Any], side: str) -> str:
@@ -225,8 +240,6 @@ class Monitor:
 
     Args:
         options: engine limits.
-        retain: keep frames and messages for the final tables; when False
-            they are dropped once given out (memory stays bounded).
 
     Attributes:
         pipeline: the :class:`~wspcap.pipeline.Pipeline` driven.
@@ -234,9 +247,8 @@ class Monitor:
         anomalies: anomalies given out so far.
     """
 
-    def __init__(self, options: Options | None = None, retain: bool = True) -> None:
+    def __init__(self, options: Options | None = None) -> None:
         self.pipeline = Pipeline(options)
-        self.retain = retain
         self.messages = 0
         self.anomalies = 0
         self._mi = 0
@@ -295,8 +307,6 @@ class Monitor:
         if ts >= self._next_sweep:
             self._next_sweep = ts + SWEEP_NS
             self._sweep(events, ts)
-        if not self.retain:
-            self._forget()
         return events
 
     def _check_waiting(self, events: list[Event], ts: int) -> None:
@@ -320,14 +330,6 @@ class Monitor:
             else:
                 still.append(s)
         self._open = still
-
-    def _forget(self) -> None:
-        c = self.pipeline.collector
-        if c.messages:
-            del c.messages[:], c.message_keys[:]
-            self._mi = 0
-        if c.frames:
-            del c.frames[:], c.frame_keys[:]
 
     def finish(self, truncated: str | None = None) -> list[Event]:
         """End of input: flush the pipeline; return the last events (every
@@ -370,7 +372,6 @@ class Sniffer:
         timeout: stop after this many seconds.
         write: also write every packet to this pcap file (nanosecond timestamps).
         options: engine limits.
-        retain: keep frames and messages for :meth:`capture`.
         source: read these packet records instead of opening ``iface``
             (a :class:`~wspcap.sources.live.LiveSource`, or any iterable of
             :class:`~wspcap.sources.PacketRecord`, e.g. an open capture file).
@@ -382,7 +383,7 @@ class Sniffer:
     def __init__(self, iface: str | None = None, bpf: str | None = None, *,
                  count: int | None = None, timeout: float | None = None,
                  write: str | os.PathLike[str] | BinaryIO | None = None,
-                 options: Options | None = None, retain: bool = True,
+                 options: Options | None = None,
                  source: LiveSource | Iterable[PacketRecord] | None = None) -> None:
         from wspcap.errors import ConfigError
         if count is not None and count < 0:
@@ -394,7 +395,7 @@ class Sniffer:
         self.count = count
         self.timeout = timeout
         self.write = write
-        self.monitor = Monitor(options, retain)
+        self.monitor = Monitor(options)
         self.source = source
         self.packets = 0
         self.kernel_received: int | None = None
@@ -466,8 +467,10 @@ class Sniffer:
                 if count is not None and self.packets >= count:
                     self.stopped_by = "count"
                     break
+                if live_source is not None:
+                    continue  # _live_packets checks the stop flag and the deadline
                 if stop.is_set():
-                    self.stopped_by = "stopped"
+                    self.stopped_by = "stop requested"
                     break
                 if deadline is not None and time.monotonic() >= deadline:
                     self.stopped_by = "duration"
@@ -499,7 +502,13 @@ class Sniffer:
             record = recv(wait)
             if record is not None:
                 yield record
-        self.stopped_by = "stopped"
+        self.stopped_by = "stop requested"
+        # What the kernel already queued was captured: take it (boundedly).
+        for _ in range(DRAIN_MAX):
+            record = recv(0)
+            if record is None:
+                break
+            yield record
 
     def capture(self) -> Capture:
         """The four tables (after iteration ended; runs it first if needed)."""
@@ -546,25 +555,24 @@ def sniff(iface: str | None = None, bpf: str | None = None, count: int | None = 
 
 def live(iface: str | None = None, bpf: str | None = None, count: int | None = None,
          timeout: float | None = None, *, write: str | os.PathLike[str] | None = None,
-         options: Options | None = None, retain: bool = False) -> Sniffer:
+         options: Options | None = None) -> Sniffer:
     """Live events: ``for event in wspcap.live("lo", "tcp port 8765"): ...``.
 
     The returned :class:`Sniffer` is iterable (events) and, once iteration
     ends, gives :meth:`Sniffer.capture`. The interface is opened right away,
-    so errors are raised here. Arguments as for :func:`sniff`; ``retain``
-    keeps frames and messages in memory for the final tables.
+    so errors are raised here. Arguments as for :func:`sniff`.
 
     Raises:
         LiveCaptureError: no right to capture, unknown interface or bad filter.
     """
     sniffer = Sniffer(iface, bpf, count=count, timeout=timeout, write=write,
-                      options=options, retain=retain)
+                      options=options)
     sniffer.open()
     return sniffer
 
 
-def replay(path: str | os.PathLike[str], options: Options | None = None,
-           retain: bool = True) -> Iterator[Event]:
+def replay(path: str | os.PathLike[str], options: Options | None = None
+           ) -> Iterator[Event]:
     """The events a live capture would have given, from a capture file.
 
     Lets notebooks and tests use the live API on a file. This is a generator.
@@ -572,10 +580,9 @@ def replay(path: str | os.PathLike[str], options: Options | None = None,
     Args:
         path: a pcap or pcapng file.
         options: engine limits.
-        retain: as for :class:`Monitor`.
     """
     from wspcap.sources import open_capture
-    monitor = Monitor(options, retain)
+    monitor = Monitor(options)
     with open_capture(path) as cap:
         for number, ts, linktype, data, _wirelen in cap:
             events = monitor.receive_packet(number, ts, linktype, data)

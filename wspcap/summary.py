@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wspcap.rules.registry import RULES
@@ -18,7 +20,16 @@ __all__ = ["print_summary"]
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 
 
+#: Control characters (C0, DEL, C1) that a capture could use to drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 def _na(value: object) -> str:
+    """A cell's text: empty for missing values, control characters escaped.
+
+    Capture strings are attacker-controlled: an escape sequence in a URI must
+    be shown, not obeyed by the analyst's terminal.
+    """
     if value is None:
         return ""
     try:
@@ -27,7 +38,7 @@ def _na(value: object) -> str:
             return ""
     except (TypeError, ValueError):
         pass
-    return str(value)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 def print_summary(capture: Capture, max_rows: int = 50, console: Console | None = None) -> None:
@@ -62,8 +73,8 @@ def print_summary(capture: Capture, max_rows: int = 50, console: Console | None 
             table.add_row(
                 str(c.conn_id), f"{c.client_ip}:{c.client_port}",
                 f"{c.server_ip}:{c.server_port}",
-                _na(c.uri) or ("(midstream)" if c.midstream else ""),
-                _na(c.status), accept, _na(c.subprotocol),
+                escape(_na(c.uri)) or ("(midstream)" if c.midstream else ""),
+                _na(c.status), accept, escape(_na(c.subprotocol)),
                 "yes" if c.permessage_deflate else "", f"{c.frames_c2s}/{c.frames_s2c}",
                 str(c.messages), f"{c.bytes_c2s}/{c.bytes_s2c}",
                 f"{_na(c.close_code_c2s) or '-'}/{_na(c.close_code_s2c) or '-'}")
@@ -84,7 +95,7 @@ def print_summary(capture: Capture, max_rows: int = 50, console: Console | None 
         for _, code, rule, group in sorted(rows, key=lambda r: (r[0], r[1])):
             style = _SEVERITY_STYLE[rule.severity]
             table.add_row(f"[{style}]{rule.severity}[/{style}]", code, str(len(group)),
-                          str(group.conn_id.nunique()), str(group.detail.iloc[0]),
+                          str(group.conn_id.nunique()), escape(_na(group.detail.iloc[0])),
                           rule.summary)
         console.print(table)
     else:

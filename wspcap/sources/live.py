@@ -42,13 +42,13 @@ import socket
 import struct
 import sys
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 from wspcap.decode.link import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW
 from wspcap.errors import WspcapError
 from wspcap.sources.files import PacketRecord
 
-__all__ = ["LiveCaptureError", "LiveSource", "PcapWriter", "LIVE_SNAPLEN", "default_interface"]
+__all__ = ["LIVE_SNAPLEN", "LiveCaptureError", "LiveSource", "PcapWriter", "default_interface"]
 
 #: Bytes kept of each packet (tcpdump's default). Loopback with GSO/GRO can
 #: hand over packets of 64 KiB and more.
@@ -75,6 +75,12 @@ LINKTYPE_OF_ARPHRD = {ARPHRD_ETHER: LINKTYPE_ETHERNET, ARPHRD_LOOPBACK: LINKTYPE
                       ARPHRD_NONE: LINKTYPE_RAW}
 #: libpcap's DLT_RAW on Linux: the BPF program of a cooked socket sees the IP header first.
 DLT_RAW = 12
+DLT_EN10MB = 1
+DLT_OF_ARPHRD = {ARPHRD_ETHER: DLT_EN10MB, ARPHRD_LOOPBACK: DLT_EN10MB, ARPHRD_NONE: DLT_RAW}
+#: BPF "return constant" (BPF_RET | BPF_K): its constant is the bytes kept.
+BPF_RET_K = 0x06
+_BPF_INSN = struct.Struct("=HBBI")
+_SOCK_FPROG = struct.Struct("@HP")  # unsigned short len; struct sock_filter *filter (native)
 
 _AUXDATA = struct.Struct("=IIIHHHH")  # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tci, tpid
 _TIMESPEC = struct.Struct("=qq")
@@ -104,7 +110,7 @@ def _scapy() -> Any:
     """Import the parts of scapy we use (not ``scapy.all``: 1 s saved)."""
     logging.getLogger("scapy").setLevel(logging.ERROR)  # the "Unable to guess type" warning
     try:
-        import scapy.arch  # noqa: F401
+        import scapy.arch
         import scapy.route  # noqa: F401  (fills conf.iface)
         from scapy.config import conf
     except ImportError as exc:
@@ -169,8 +175,8 @@ class LiveSource:
             self._open_l2(iface, bpf, promisc)
         sock = self._sock
         assert sock is not None
-        self._buf = bytearray(snaplen)
-        self._view = memoryview(self._buf)
+        self._buf: bytearray = bytearray(snaplen)
+        self._view: memoryview = memoryview(self._buf)
         for option, value in ((SO_RCVBUFFORCE, buffer_size),
                               (socket.SO_RCVBUF, buffer_size)):
             try:
@@ -180,16 +186,17 @@ class LiveSource:
                 continue
         sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-        self.stats()  # reset the kernel counters: count from here
+        # The kernel counters also saw the moments before the filter was attached
+        # (every packet on every interface, dropped by a zero-size buffer): reset.
+        self.stats()
+        self._received = self._dropped = 0
 
     # -- opening ---------------------------------------------------------------------
 
     def _fail(self, exc: BaseException) -> LiveCaptureError:
         if isinstance(exc, PermissionError):
             reason = "no permission to capture (run as root or grant CAP_NET_RAW)"
-        elif isinstance(exc, ValueError) and "not found" in str(exc):
-            reason = "no such interface"
-        elif isinstance(exc, OSError) and exc.errno == 19:  # ENODEV
+        elif isinstance(exc, ValueError) and "not found" in str(exc) or isinstance(exc, OSError) and exc.errno == 19:
             reason = "no such interface"
         elif "filter" in str(exc).lower():
             reason = f"bad BPF filter {self.bpf!r}: {_filter_reason(str(exc))}"
@@ -199,8 +206,9 @@ class LiveSource:
 
     def _open_l2(self, iface: str, bpf: str | None, promisc: bool) -> None:
         from scapy.arch.linux import L2ListenSocket
+        program = self._compile(bpf, None) if bpf else None  # syntax errors first
         try:
-            s = L2ListenSocket(iface=iface, filter=bpf, promisc=promisc)
+            s = L2ListenSocket(iface=iface, filter=None, promisc=promisc)
         except Exception as exc:  # scapy raises ValueError, OSError, Scapy_Exception
             raise self._fail(exc) from exc
         hatype = s.ins.getsockname()[3]
@@ -209,6 +217,16 @@ class LiveSource:
             s.close()
             self._open_cooked(iface, bpf)
             return
+        if bpf:
+            # Compiled for this interface's link type this time; scapy is not asked
+            # to attach it, because its program would cut packets at 65535 bytes.
+            try:
+                program = self._compile(bpf, DLT_OF_ARPHRD[hatype])
+                s.ins.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, program)
+            except LiveCaptureError:
+                s.close()
+                raise
+            _flush(s.ins)
         self._scapy_sock = s
         self._sock = s.ins
         self.linktype = LINKTYPE_OF_ARPHRD[hatype]
@@ -216,8 +234,6 @@ class LiveSource:
 
     def _open_cooked(self, iface: str, bpf: str | None) -> None:
         """A SOCK_DGRAM packet socket; each packet gets a Linux cooked header."""
-        from scapy.arch.common import compile_filter, free_filter
-        from scapy.libs.structures import sock_fprog
         try:
             if iface:
                 from scapy.interfaces import resolve_iface
@@ -228,13 +244,7 @@ class LiveSource:
         try:
             s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 0)
             if bpf:
-                try:
-                    prog = compile_filter(bpf, linktype=DLT_RAW)
-                except Exception as exc:
-                    raise self._fail(Exception(f"Cannot set filter: {exc}")) from exc
-                s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER,
-                             bytes(sock_fprog(prog.bf_len, prog.bf_insns)))  # type: ignore
-                free_filter(prog)
+                s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, self._compile(bpf, DLT_RAW))
             if iface:  # unbound, a packet socket hears every interface
                 s.bind((iface, ETH_P_ALL))
             _flush(s)
@@ -248,6 +258,35 @@ class LiveSource:
         self._cooked = True
         self.linktype = LINKTYPE_LINUX_SLL
         self._drop_outgoing = False
+
+    def _compile(self, bpf: str, dlt: int | None) -> bytes:
+        """The filter as a ``struct sock_fprog`` with its instructions inline.
+
+        libpcap (through scapy, compiled for a "dead" handle of snap length
+        65535) ends accepting paths with ``ret #65535``: the kernel would cut
+        every packet there, and loopback segments are up to 64 KiB of payload
+        plus headers. Those returns are raised to our snap length.
+        """
+        import ctypes
+
+        from scapy.arch.common import compile_filter, free_filter
+        try:
+            prog = compile_filter(bpf, linktype=dlt if dlt is not None else DLT_EN10MB)
+        except Exception as exc:
+            raise self._fail(Exception(f"Cannot set filter: {exc}")) from exc
+        try:
+            insns = []
+            for i in range(prog.bf_len):
+                insn = prog.bf_insns[i]
+                k = insn.k & 0xFFFFFFFF
+                if insn.code == BPF_RET_K and k >= 0xFFFF:
+                    k = self.snaplen
+                insns.append(_BPF_INSN.pack(insn.code, insn.jt, insn.jf, k))
+        finally:
+            free_filter(prog)
+        code = b"".join(insns)
+        self._filter_code = ctypes.create_string_buffer(code, len(code))  # kept alive
+        return _SOCK_FPROG.pack(len(insns), ctypes.addressof(self._filter_code))
 
     # -- reading ---------------------------------------------------------------------
 
@@ -348,7 +387,7 @@ class LiveSource:
         self._sock = None
         self._scapy_sock = None
 
-    def __enter__(self) -> LiveSource:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -417,7 +456,7 @@ class PcapWriter:
         else:
             self._file.flush()
 
-    def __enter__(self) -> PcapWriter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

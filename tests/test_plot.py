@@ -1,0 +1,228 @@
+"""The plots: what each draws, checked against the samples' ground truth.
+
+The expected numbers (connections, messages per type and direction, pings
+answered) come from the truth files the samples' sender wrote; the plots must
+draw exactly that many bars and points. Every function must also work on an
+empty capture and leave matplotlib's global state alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib")
+
+import numpy as np
+from golden import truth as T
+from matplotlib.axes import Axes
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle, StepPatch
+from matplotlib.text import Annotation
+
+import wspcap
+from wspcap import plot as wp
+
+
+@pytest.fixture(scope="module")
+def plain(samples_dir: Path) -> tuple[Any, dict[str, Any]]:
+    truth = T.load(samples_dir / "plain.truth.json")
+    return wspcap.read(samples_dir / truth["file"]), truth
+
+
+@pytest.fixture(scope="module")
+def multi(samples_dir: Path) -> tuple[Any, dict[str, Any]]:
+    truth = T.load(samples_dir / "multi.truth.json")
+    return wspcap.read(samples_dir / truth["file"]), truth
+
+
+@pytest.fixture(scope="module")
+def empty() -> Any:
+    return wspcap.from_packets([])
+
+
+def _truth_messages(truth: dict[str, Any]) -> list[dict[str, Any]]:
+    return [m for tc in truth["connections"] for m in tc["messages"]]
+
+
+def _points(ax: Axes) -> int:
+    return sum(len(c.get_offsets()) for c in ax.collections if isinstance(c, PathCollection))
+
+
+def _says_no_data(ax: Axes) -> bool:
+    return any(t.get_text().startswith("no ") for t in ax.texts)
+
+
+class TestConnectionTimeline:
+    def test_one_lane_per_connection(self, multi: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = multi
+        ax = wp.connection_timeline(cap)
+        bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(bars) == len(truth["connections"])
+        assert len(ax.get_yticklabels()) == len(truth["connections"])
+        assert _points(ax) == len(_truth_messages(truth))
+
+    def test_close_markers(self, multi: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = multi
+        ax = wp.connection_timeline(cap)
+        closes = sum(1 for m in _truth_messages(truth) if m["type"] == "close")
+        crosses = sum(len(c.get_offsets()) for c in ax.collections[1::2])
+        assert crosses == closes
+
+
+class TestSequenceDiagram:
+    def test_one_arrow_per_message(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        ax = wp.sequence_diagram(cap, 0)
+        arrows = [a for a in ax.texts if isinstance(a, Annotation)]
+        assert len(arrows) == len(_truth_messages(truth))
+        # direction: client messages point right (x grows), server ones left
+        right = sum(1 for a in arrows if a.xy[0] > a.xyann[0])
+        assert right == truth["connections"][0]["counts"]["c2s"]["messages"]
+
+    def test_cut_at_max_messages(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        ax = wp.sequence_diagram(cap, 0, max_messages=5)
+        assert len([a for a in ax.texts if isinstance(a, Annotation)]) == 5
+        assert f"of {len(_truth_messages(truth))}" in ax.get_title()
+
+    def test_unknown_connection(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        assert _says_no_data(wp.sequence_diagram(plain[0], 99))
+
+
+class TestSizesThroughputOpcodes:
+    def test_size_histogram_counts(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        ax = wp.size_distribution(cap, bins=20)
+        bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(bars) == 2 * 20
+        total = sum(b.get_height() for b in bars)
+        assert total == len(_truth_messages(truth))
+
+    def test_throughput_adds_up(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        ax = wp.throughput(cap, bin_seconds=0.01)
+        steps = [p for p in ax.patches if isinstance(p, StepPatch)]
+        assert len(steps) == 2
+        expected = {d: sum(m["wire_length"] for m in _truth_messages(truth)
+                           if m["direction"] == d) for d in T.DIRECTIONS}
+        got = {}
+        for step, d in zip(steps, ("c2s", "s2c")):
+            values, _edges, _base = step.get_data()
+            got[d] = round(float(np.sum(values)) * 0.01)
+        assert got == expected
+
+    def test_opcode_bars(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        ax = wp.opcode_mix(cap)
+        expected = Counter((m["type"], m["direction"]) for m in _truth_messages(truth))
+        types = [t.get_text() for t in ax.get_xticklabels()]
+        assert set(types) == {t for t, _ in expected}
+        bars = [p for p in ax.patches if isinstance(p, Rectangle)]
+        assert len(bars) == 2 * len(types)
+        got = Counter()
+        for i, b in enumerate(bars):
+            direction = "c2s" if i < len(types) else "s2c"
+            if b.get_height():
+                got[(types[i % len(types)], direction)] = int(b.get_height())
+        assert got == expected
+
+    def test_takes_a_table(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, _ = plain
+        for fn in (wp.size_distribution, wp.throughput, wp.opcode_mix):
+            assert isinstance(fn(cap.messages), Axes)
+
+
+class TestPingAndAnomalies:
+    def test_ping_rtts(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, truth = plain
+        msgs = _truth_messages(truth)
+        answered = {m["reply_to"] for m in msgs if m["type"] == "pong" and m["reply_to"]
+                    is not None}
+        pings = [m for m in msgs if m["type"] == "ping" and m["id"] in answered]
+        rtts = wp.ping_rtts(cap)
+        assert sorted(rtts.direction.astype(str)) == sorted(m["direction"] for m in pings)
+        assert sorted(rtts.payload) == sorted(bytes.fromhex(m["payload"]) for m in pings)
+        assert (rtts.rtt >= 0).all()
+        ax = wp.ping_rtt(cap)
+        assert _points(ax) == len(pings)
+
+    def test_anomaly_points(self, samples_dir: Path) -> None:
+        from wspcap.pipeline import Collector
+        from wspcap.tables import anomalies_table
+        # Hand-made anomalies: one per severity plus a second error.
+        col = Collector()
+        for ts, code in ((1, "tcp_midstream"), (2, "tcp_gap"), (3, "ws_client_unmasked"),
+                         (4, "ws_client_unmasked")):
+            col.anomaly(0, ts * 1_000_000_000, "c2s", None, code, "detail", ts)
+        table = anomalies_table(col)
+        ax = wp.anomaly_timeline(table)
+        assert _points(ax) == 4
+        labels = {t.get_text() for t in ax.texts}
+        assert {"tcp_midstream", "tcp_gap", "ws_client_unmasked"} <= labels
+        ys = sorted(float(y) for c in ax.collections for _x, y in c.get_offsets())
+        assert ys == [0.0, 1.0, 2.0, 2.0]  # info, warning, error, error
+
+    def test_one_point_per_anomaly_row(self, plain: tuple[Any, dict[str, Any]]) -> None:
+        cap, _ = plain
+        ax = wp.anomaly_timeline(cap)
+        if cap.anomalies.empty:
+            assert _says_no_data(ax)
+        else:
+            assert _points(ax) == len(cap.anomalies)
+
+
+ALL = [wp.connection_timeline, wp.size_distribution, wp.throughput, wp.opcode_mix,
+       wp.ping_rtt, wp.anomaly_timeline, lambda cap, ax=None: wp.sequence_diagram(cap, 0, ax)]
+
+
+class TestContract:
+    """Axes in, the same Axes out; empty captures; no global state touched."""
+
+    @pytest.mark.parametrize("fn", ALL)
+    def test_empty_capture(self, fn: Any, empty: Any) -> None:
+        ax = fn(empty)
+        assert isinstance(ax, Axes) and _says_no_data(ax)
+
+    @pytest.mark.parametrize("fn", ALL)
+    def test_draws_on_given_axes(self, fn: Any, plain: tuple[Any, dict[str, Any]]) -> None:
+        fig = Figure()
+        ax = fig.add_subplot()
+        assert fn(plain[0], ax=ax) is ax
+
+    def test_no_global_state(self, plain: tuple[Any, dict[str, Any]], empty: Any,
+                             tmp_path: Path) -> None:
+        before = dict(matplotlib.rcParams)
+        pyplot_loaded = "matplotlib.pyplot" in sys.modules
+        for fn in ALL:
+            fn(plain[0])
+            fn(empty)
+        wp.write_plots(plain[0], tmp_path)
+        assert dict(matplotlib.rcParams) == before
+        if not pyplot_loaded:
+            assert "matplotlib.pyplot" not in sys.modules
+
+    def test_importing_does_not_load_matplotlib(self) -> None:
+        code = "import sys, wspcap, wspcap.plot; print('matplotlib' in sys.modules)"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                             timeout=60, check=True).stdout
+        assert out.strip() == "False"
+
+
+class TestWritePlots:
+    def test_cli_writes_pngs(self, samples_dir: Path, tmp_path: Path) -> None:
+        truth = T.load(samples_dir / "fragmented.truth.json")
+        from wspcap.cli import main
+        assert main(["plot", str(samples_dir / truth["file"]), "-o", str(tmp_path)]) == 0
+        names = sorted(p.name for p in tmp_path.iterdir())
+        expected = sorted([f"{n}.png" for n in wp.PLOTS]
+                          + [f"sequence-{i}.png" for i in range(len(truth["connections"]))])
+        assert names == expected
+        for p in tmp_path.iterdir():
+            assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

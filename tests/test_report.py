@@ -1,0 +1,255 @@
+"""The HTML report: self-contained, escaped, and readable in a real browser.
+
+The expected content comes from the samples' truth files (connections, client
+ports, messages) and from a hostile conversation built here with the tests'
+own RFC 6455 frame builder (``golden.crafted``), whose every string is markup
+that must come out as text. A headless Chromium loads the report and the DOM
+it builds is checked (skipped when Chromium is not installed).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from golden import truth as T
+
+import wspcap
+from wspcap.report import render_report, write_report
+
+pytest.importorskip("matplotlib")
+
+HOSTILE_URI = '/chat?q="><script>alert(1)</script>'
+HOSTILE_ORIGIN = "https://x.example\"><img src=x onerror=alert(2)>"
+HOSTILE_TEXT = "<script>alert('text')</script> & <b>bold</b>"
+HOSTILE_REASON = "</td></tr><script>alert(3)</script>"
+ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "body", "header", "h1", "h2", "h3",
+                "p", "main", "nav", "a", "div", "dl", "dt", "dd", "table", "thead", "tbody",
+                "tr", "th", "td", "span", "figure", "img", "figcaption", "details", "summary",
+                "section", "b", "code", "em"}
+
+
+class Page(HTMLParser):
+    """Tags, attributes, text, and the cells of each table with an id."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.tables: dict[str, list[list[str]]] = {}
+        self._table: str | None = None
+        self._row: list[str] | None = None
+        self._cell: list[str] | None = None
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.append((tag, a))
+        if tag == "style":
+            self._in_style = True
+        if tag == "table" and a.get("id"):
+            self._table = a["id"]
+            self.tables[self._table] = []
+        elif tag == "tr" and self._table:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "style":
+            self._in_style = False
+        if tag in ("td", "th") and self._cell is not None and self._row is not None:
+            self._row.append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "tr" and self._row is not None and self._table:
+            self.tables[self._table].append(self._row)
+            self._row = None
+        elif tag == "table":
+            self._table = None
+
+    def handle_data(self, data: str) -> None:
+        if not self._in_style:
+            self.text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def parse(html: str) -> Page:
+    page = Page()
+    page.feed(html)
+    return page
+
+
+def hostile_capture() -> Any:
+    """A conversation whose URI, Origin, message and close reason are markup."""
+    from golden.crafted import Conversation, request_head
+    from golden.rfc6455 import BINARY, CLOSE, TEXT, close_payload
+    conv = Conversation()
+    conv.open()
+    conv.upgrade(request_head(path=HOSTILE_URI, extra=[f"Origin: {HOSTILE_ORIGIN}"]))
+    conv.exchange("c2s", TEXT, HOSTILE_TEXT.encode())
+    conv.exchange("s2c", BINARY, b"<script>\x00\xff")
+    conv.exchange("c2s", CLOSE, close_payload(1000, HOSTILE_REASON))
+    conv.exchange("s2c", CLOSE, close_payload(1000, HOSTILE_REASON))
+    conv.close()
+    crafted = conv.crafted("hostile")
+    records = [(n, round(float(p.time) * 1e9), 1, bytes(p), len(bytes(p)))
+               for n, p in enumerate(crafted.packets, 1)]
+    return wspcap.from_packets(records, source="hostile<script>.pcap")
+
+
+class TestContent:
+    def test_connections_and_messages(self, samples_dir: Path) -> None:
+        truth = T.load(samples_dir / "multi.truth.json")
+        cap = wspcap.read(samples_dir / truth["file"])
+        page = parse(render_report(cap))
+        rows = page.tables["connections"][1:]
+        assert len(rows) == len(truth["connections"])
+        clients = sorted(r[1] for r in rows)
+        assert clients == sorted(f"{tc['client']['ip']}:{tc['client']['port']}"
+                                 for tc in truth["connections"])
+        uris = sorted(r[3] for r in rows)
+        assert uris == sorted(tc["handshake"]["path"] for tc in truth["connections"])
+        text = "".join(page.text)
+        for tc in truth["connections"]:
+            for m in tc["messages"]:
+                if m["type"] == "text":
+                    assert m["payload"] in text
+                elif m["type"] == "binary":  # hex, first bytes
+                    assert bytes.fromhex(m["payload"])[:8].hex(" ") in text
+
+    def test_self_contained(self, samples_dir: Path) -> None:
+        html = render_report(wspcap.read(samples_dir / "plain.pcap"))
+        page = parse(html)
+        for tag, attrs in page.tags:
+            for name in ("src", "href"):
+                value = attrs.get(name)
+                if value is not None:
+                    assert value.startswith(("data:image/png;base64,", "#")), (tag, value)
+            assert tag not in ("script", "link", "iframe", "object")
+        imgs = [a for t, a in page.tags if t == "img"]
+        assert len(imgs) == 7  # six capture plots and one sequence diagram
+
+    def test_anomalies_explained(self, samples_dir: Path) -> None:
+        from wspcap.rules.registry import RULES
+        cap = wspcap.read(samples_dir / "plain.pcap")
+        text = "".join(parse(render_report(cap)).text)
+        for code in set(cap.anomalies.code.astype(str)):
+            assert code in text and RULES[code].summary in text
+
+    def test_empty_capture(self) -> None:
+        page = parse(render_report(wspcap.from_packets([])))
+        assert "No WebSocket connection in this capture." in "".join(page.text)
+
+    def test_cli(self, samples_dir: Path, tmp_path: Path) -> None:
+        from wspcap.cli import main
+        out = tmp_path / "r.html"
+        assert main(["report", str(samples_dir / "fragmented.pcap"), "-o", str(out)]) == 0
+        assert len(parse(out.read_text(encoding="utf-8")).tables["connections"]) == 3
+
+
+class TestEscaping:
+    """Capture contents are attacker-controlled: they must stay text."""
+
+    def test_hostile_strings_stay_text(self) -> None:
+        cap = hostile_capture()
+        assert len(cap.connections) == 1 and cap.connections.uri[0] == HOSTILE_URI
+        html = render_report(cap)
+        page = parse(html)
+        assert {t for t, _ in page.tags} <= ALLOWED_TAGS
+        assert not re.search(r"<script", html, re.IGNORECASE)
+        for _tag, attrs in page.tags:
+            assert not [a for a in attrs if a.startswith("on")]
+        text = "".join(page.text)
+        for hostile in (HOSTILE_URI, HOSTILE_ORIGIN, HOSTILE_TEXT, HOSTILE_REASON):
+            assert hostile in text
+        assert "hostile<script>.pcap" in text
+        assert "3c 73 63 72 69 70 74 3e 00 ff" in text  # the binary, as hex
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        exe = shutil.which(name)
+        if exe:
+            return exe
+    pytest.skip("chromium is not installed (apt-get install chromium)")
+
+
+def _chromium_args(profile: Path) -> list[str]:
+    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
+
+
+class TestInBrowser:
+    def test_chromium_renders_connections(self, samples_dir: Path, tmp_path: Path) -> None:
+        exe = _chromium()
+        truth = T.load(samples_dir / "multi.truth.json")
+        report = tmp_path / "report.html"
+        write_report(wspcap.read(samples_dir / truth["file"]), report)
+        done = subprocess.run([exe, *_chromium_args(tmp_path / "profile"), "--dump-dom",
+                               report.as_uri()], capture_output=True, text=True, timeout=90,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        page = parse(done.stdout)
+        rows = page.tables["connections"][1:]
+        assert sorted(r[1] for r in rows) == sorted(
+            f"{tc['client']['ip']}:{tc['client']['port']}" for tc in truth["connections"])
+        assert "WebSocket report: multi.pcapng" in "".join(page.text)
+
+    def test_chromium_keeps_hostile_strings_as_text(self, tmp_path: Path) -> None:
+        """The DOM a browser builds from a hostile capture has no script, no event
+        handler, and the hostile strings as text."""
+        exe = _chromium()
+        report = tmp_path / "report.html"
+        write_report(hostile_capture(), report)
+        done = subprocess.run([exe, *_chromium_args(tmp_path / "profile"), "--dump-dom",
+                               report.as_uri()], capture_output=True, text=True, timeout=90,
+                              check=False)
+        assert done.returncode == 0, done.stderr[-2000:]
+        page = parse(done.stdout)
+        assert {t for t, _ in page.tags} <= ALLOWED_TAGS
+        for _tag, attrs in page.tags:
+            assert not [a for a in attrs if a.startswith("on")]
+        text = "".join(page.text)
+        for hostile in (HOSTILE_URI, HOSTILE_ORIGIN, HOSTILE_TEXT, HOSTILE_REASON):
+            assert hostile in text
+
+
+class TestNotebookHelpers:
+    """``Capture.conversation`` and ``Capture._repr_html_`` (what notebooks show)."""
+
+    def test_conversation_lists_every_message(self, samples_dir: Path) -> None:
+        truth = T.load(samples_dir / "plain.truth.json")
+        cap = wspcap.read(samples_dir / truth["file"])
+        lines = cap.conversation(0).splitlines()
+        messages = truth["connections"][0]["messages"]
+        assert len(lines) == 1 + len(messages)
+        assert truth["connections"][0]["handshake"]["path"] in lines[0]
+        for m in messages:
+            if m["type"] == "text" and 0 < len(m["payload"]) <= 80:
+                assert any(repr(m["payload"]) in line for line in lines), m["payload"]
+            if m["type"] in ("ping", "pong"):  # the samples' pings carry ASCII words
+                word = bytes.fromhex(m["payload"]).decode()
+                assert any(repr(word) in line for line in lines), word
+
+    def test_conversation_without_handshake(self, repo_root: Path) -> None:
+        path = repo_root / "tests" / "golden" / "midstream.pcap"
+        if not path.is_file():
+            pytest.skip("the crafted midstream capture is missing")
+        cap = wspcap.read(path)
+        assert "(handshake not captured)" in cap.conversation(0).splitlines()[0]
+        with pytest.raises(KeyError):
+            cap.conversation(99)
+
+    def test_repr_html_escapes(self) -> None:
+        html = hostile_capture()._repr_html_()
+        assert not re.search(r"<script", html, re.IGNORECASE)
+        page = parse(html)
+        assert HOSTILE_URI in "".join(page.text)
+        assert "hostile<script>.pcap" in "".join(page.text)

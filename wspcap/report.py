@@ -1,0 +1,444 @@
+"""A self-contained HTML report of a capture.
+
+One page, no external resources: CSS inline, plots as PNG ``data:`` URIs, no
+script at all (a Content-Security-Policy forbids any). Sections: what the page
+is, the capture summary, the plots, the connections table, the anomalies with
+their explanations from the catalog (:data:`wspcap.rules.registry.RULES`),
+then one section per connection with its handshake, sequence diagram and
+messages (text shown as text, binary as hex).
+
+Warning: everything taken from the capture (URIs, headers, payloads, close
+reasons, anomaly details) is attacker-controlled. It goes through
+:func:`html.escape` exactly once, in :func:`_e`, and nowhere is it placed
+outside element text or quoted attribute values. Previews also show control
+characters as ``\\xNN`` so they cannot disguise the text around them.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from wspcap.rules.registry import RULES, SEVERITIES
+
+if TYPE_CHECKING:
+    from wspcap.capture import Capture
+
+__all__ = ["render_report", "write_report"]
+
+#: Connections that get their own section (the table lists them all).
+MAX_CONNECTION_SECTIONS = 50
+#: Rows listed per anomaly code.
+MAX_ANOMALY_ROWS = 50
+#: Characters of text, and bytes of binary, shown per message.
+PREVIEW_CHARS = 200
+PREVIEW_BYTES = 64
+
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+CSS = """
+:root { --fg:#1d2330; --muted:#5b6475; --line:#d9dee7; --bg:#f6f8fb; --accent:#2458b3;
+        --info:#0e7c86; --warning:#a35a00; --error:#b3261e; --c2s:#1f77b4; --s2c:#d9700b; }
+* { box-sizing: border-box; }
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg);
+       margin: 0; background: #fff; }
+header { background: #1d2330; color: #fff; padding: 22px 32px 18px; }
+header h1 { margin: 0 0 4px; font-size: 22px; font-weight: 600; }
+header p { margin: 0; color: #c5cbd6; }
+main { padding: 8px 32px 48px; max-width: 1400px; }
+h2 { font-size: 19px; margin: 34px 0 10px; padding-bottom: 4px; border-bottom: 2px solid var(--line); }
+h3 { font-size: 16px; margin: 22px 0 8px; }
+p.lead { color: var(--muted); max-width: 60em; }
+nav a { margin-right: 14px; color: var(--accent); text-decoration: none; }
+.cards { display: flex; flex-wrap: wrap; gap: 12px; margin: 12px 0; }
+.card { background: var(--bg); border: 1px solid var(--line); border-radius: 8px;
+        padding: 10px 16px; min-width: 150px; }
+.card .n { font-size: 22px; font-weight: 600; }
+.card .l { color: var(--muted); font-size: 13px; }
+table { border-collapse: collapse; margin: 8px 0 16px; font-size: 13.5px; }
+th, td { border-bottom: 1px solid var(--line); padding: 5px 9px; text-align: left;
+         vertical-align: top; }
+th { background: var(--bg); font-weight: 600; position: sticky; top: 0; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.scroll { overflow-x: auto; max-width: 100%; }
+td.payload { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace;
+             font-size: 12.5px; white-space: pre-wrap; word-break: break-all; max-width: 60em; }
+.hex { color: #4a3a8c; }
+.dir-c2s { color: var(--c2s); font-weight: 600; }
+.dir-s2c { color: var(--s2c); font-weight: 600; }
+.sev { display: inline-block; padding: 1px 8px; border-radius: 10px; color: #fff;
+       font-size: 12px; font-weight: 600; }
+.sev-info { background: var(--info); } .sev-warning { background: var(--warning); }
+.sev-error { background: var(--error); }
+.rule { border: 1px solid var(--line); border-left-width: 5px; border-radius: 6px;
+        padding: 10px 14px; margin: 12px 0; background: #fff; }
+.rule.s-info { border-left-color: var(--info); } .rule.s-warning { border-left-color: var(--warning); }
+.rule.s-error { border-left-color: var(--error); }
+.rule .meaning { color: var(--muted); margin: 4px 0 6px; }
+.plots { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 14px; }
+figure { margin: 0; border: 1px solid var(--line); border-radius: 8px; padding: 8px; background: #fff; }
+figure img { width: 100%; height: auto; display: block; }
+figcaption { color: var(--muted); font-size: 13px; margin-top: 4px; }
+figure.seq { max-width: 640px; }
+dl.kv { display: grid; grid-template-columns: max-content 1fr; gap: 2px 16px; margin: 8px 0; }
+dl.kv dt { color: var(--muted); } dl.kv dd { margin: 0; word-break: break-all; }
+details { margin: 8px 0; } summary { cursor: pointer; color: var(--accent); }
+.muted { color: var(--muted); }
+section.conn { border-top: 1px dashed var(--line); margin-top: 26px; }
+"""
+
+
+def _e(value: Any) -> str:
+    """Escape a value for HTML text or a quoted attribute (None and NA: empty)."""
+    if value is None or value is pd.NA:
+        return ""
+    try:
+        if pd.isna(value):
+            return ""
+    except (TypeError, ValueError):
+        pass
+    return html.escape(str(value), quote=True)
+
+
+def _visible(text: str) -> str:
+    """Control characters (other than tab and newline) as ``\\xNN``."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def _text(value: Any) -> str:
+    """A capture-derived string, made visible and escaped (missing: empty)."""
+    if value is None or value is pd.NA or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    return _e(_visible(str(value)))
+
+
+def _ts(value: Any) -> str:
+    if value is None or value is pd.NaT or pd.isna(value):
+        return ""
+    return str(pd.Timestamp(value).strftime("%Y-%m-%d %H:%M:%S.%f UTC"))
+
+
+def _preview(row: Any) -> str:
+    """A message's payload for the table: text as text, binary as hex (escaped)."""
+    if row.type == "close":
+        code = "" if pd.isna(row.close_code) else str(row.close_code)
+        reason = row.close_reason if isinstance(row.close_reason, str) else ""
+        body = f"code {code}" + (f", reason “{_visible(reason)}”" if reason else "")
+        return _e(body)
+    payload = bytes(row.payload) if isinstance(row.payload, (bytes, bytearray)) else b""
+    if isinstance(row.text, str):
+        text = row.text
+        cut = len(text) > PREVIEW_CHARS
+        return _e(_visible(text[:PREVIEW_CHARS])) + (
+            f' <span class="muted">… ({len(text)} characters)</span>' if cut else "")
+    if row.type in ("ping", "pong") and payload:
+        try:
+            return _e(_visible(payload.decode("utf-8")))
+        except UnicodeDecodeError:
+            pass
+    data = bytes(payload[:PREVIEW_BYTES])
+    more = (f' <span class="muted">… ({len(payload)} bytes)</span>'
+            if len(payload) > PREVIEW_BYTES else "")
+    return f'<span class="hex">{_e(data.hex(" "))}</span>{more}' if data else \
+        '<span class="muted">(empty)</span>'
+
+
+def _img(png: bytes, alt: str, caption: str, cls: str = "") -> str:
+    data = base64.b64encode(png).decode("ascii")
+    klass = f' class="{_e(cls)}"' if cls else ""
+    return (f'<figure{klass}><img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _plots(capture: Capture) -> tuple[str, dict[int, str]]:
+    """The plots section and each connection's sequence diagram (HTML)."""
+    try:
+        from wspcap import plot as wp
+        wp._axes(None)  # matplotlib importable?
+    except ImportError:
+        note = ('<p class="muted">Plots need matplotlib '
+                '(<code>pip install "wspcap[plot]"</code>).</p>')
+        return note, {}
+    captions = {
+        "connections": "Connections over time: one lane per connection (green: "
+                       "established), ticks are messages (blue client→server above, orange "
+                       "server→client below), crosses are close frames.",
+        "sizes": "Message sizes per direction (logarithmic bins).",
+        "throughput": "Payload bytes per second on the wire, per direction.",
+        "opcodes": "Messages by type and direction.",
+        "ping_rtt": "Round-trip time of each ping answered by a pong.",
+        "anomalies": "Anomalies over time by severity (first of each code labelled).",
+    }
+    figs = [_img(wp.figure_png(fn(capture)), name, captions[name])
+            for name, fn in wp.PLOTS.items()]
+    seqs = {}
+    for cid in list(capture.connections.conn_id)[:MAX_CONNECTION_SECTIONS]:
+        seqs[int(cid)] = _img(wp.figure_png(wp.sequence_diagram(capture, int(cid))),
+                              f"sequence diagram of connection {cid}",
+                              "Messages in order, time flowing down; arrow colour = type "
+                              "(green text, purple binary, cyan ping, olive pong, red "
+                              "close), thickness = size.", "seq")
+    return f'<div class="plots">{"".join(figs)}</div>', seqs
+
+
+def _summary(capture: Capture) -> str:
+    info = capture.info
+    conns = capture.connections
+    anomalies = capture.anomalies
+    established = int(conns.established.sum()) if len(conns) else 0
+    sev = anomalies.severity.astype(str).value_counts() if len(anomalies) else {}
+    starts = [t for t in (conns.ts_start.min() if len(conns) else None,) if t is not None]
+    ends = [t for t in (conns.ts_end.max() if len(conns) else None,) if t is not None]
+    span = ""
+    if starts and ends and not pd.isna(starts[0]):
+        span = f"{(ends[0] - starts[0]).total_seconds():.3f} s"
+    cards = [
+        (f"{len(conns)}", f"WebSocket connections ({established} established)"),
+        (f"{len(capture.messages)}", "messages (control frames included)"),
+        (f"{len(capture.frames)}", "frames"),
+        (f"{len(anomalies)}", "anomalies: " + ", ".join(
+            f"{int(sev.get(s, 0))} {s}" for s in reversed(SEVERITIES))),
+        (f"{info.packets}", f"packets, {info.tcp_connections} TCP connections"),
+    ]
+    if span:
+        cards.append((span, "from the first to the last WebSocket packet"))
+    out = ['<div class="cards">']
+    for n, label in cards:
+        out.append(f'<div class="card"><div class="n">{_e(n)}</div>'
+                   f'<div class="l">{_e(label)}</div></div>')
+    out.append("</div>")
+    out.append('<dl class="kv">')
+    rows = [("capture file", info.source), ("format", info.format)]
+    if starts and not pd.isna(starts[0]):
+        rows += [("first connection", _ts(starts[0])), ("last packet", _ts(ends[0]))]
+    if info.truncated:
+        rows.append(("reading stopped early", info.truncated))
+    passed = {k: v for k, v in info.counters.items() if v}
+    if passed:
+        rows.append(("packets passed over", ", ".join(f"{k}: {v}" for k, v in passed.items())))
+    for k, v in rows:
+        out.append(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>")
+    out.append("</dl>")
+    return "".join(out)
+
+
+def _connections_table(capture: Capture) -> str:
+    conns = capture.connections
+    if conns.empty:
+        return '<p class="muted">No WebSocket connection in this capture.</p>'
+    head = ("id", "client", "server", "request target", "host", "origin", "status",
+            "subprotocol", "compression", "frames c→s / s→c", "messages",
+            "bytes c→s / s→c", "close c→s / s→c", "duration")
+    num = {"id", "status", "messages", "frames c→s / s→c", "bytes c→s / s→c", "duration",
+           "close c→s / s→c"}
+    out = ['<div class="scroll"><table id="connections"><thead><tr>']
+    out += [f'<th{" class=num" if h in num else ""}>{_e(h)}</th>' for h in head]
+    out.append("</tr></thead><tbody>")
+    for c in conns.itertuples(index=False):
+        dur = (c.ts_end - c.ts_start).total_seconds()
+        closes = f"{_e(c.close_code_c2s) or '–'} / {_e(c.close_code_s2c) or '–'}"
+        target = _e(_visible(str(c.uri))) if not pd.isna(c.uri) else (
+            '<span class="muted">(mid-stream)</span>' if c.midstream else "")
+        link = (f'<a href="#conn-{int(c.conn_id)}">{int(c.conn_id)}</a>'
+                if c.conn_id < MAX_CONNECTION_SECTIONS else f"{int(c.conn_id)}")
+        cells = [
+            (link, True), (_e(f"{c.client_ip}:{c.client_port}"), False),
+            (_e(f"{c.server_ip}:{c.server_port}"), False), (target, False),
+            (_e(_visible(str(c.host))) if not pd.isna(c.host) else "", False),
+            (_e(_visible(str(c.origin))) if not pd.isna(c.origin) else "", False),
+            (_e(c.status), True), (_e(c.subprotocol), False),
+            ("permessage-deflate" if c.permessage_deflate else "", False),
+            (f"{c.frames_c2s} / {c.frames_s2c}", True), (_e(c.messages), True),
+            (f"{c.bytes_c2s} / {c.bytes_s2c}", True), (closes, True),
+            (f"{dur:.3f} s", True),
+        ]
+        out.append("<tr>" + "".join(f'<td{" class=num" if n else ""}>{v}</td>'
+                                    for v, n in cells) + "</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def _anomalies(capture: Capture) -> str:
+    anomalies = capture.anomalies
+    if anomalies.empty:
+        return '<p>No anomalies: every rule wspcap checks held.</p>'
+    out = [('<p class="lead">Each kind of anomaly once, most severe first, with what it '
+            'means; the rows below each say where it happened.</p>')]
+    groups = []
+    for code, group in anomalies.groupby("code", observed=True, sort=False):
+        rule = RULES.get(str(code))
+        severity = rule.severity if rule else str(group.severity.iloc[0])
+        groups.append((-SEVERITIES.index(severity) if severity in SEVERITIES else 0,
+                       str(code), rule, severity, group))
+    for _, code, rule, severity, group in sorted(groups, key=lambda g: (g[0], g[1])):
+        sev = _e(severity)
+        out.append(f'<div class="rule s-{sev}" id="anomaly-{_e(code)}">'
+                   f'<span class="sev sev-{sev}">{sev}</span> <b>{_e(code)}</b> '
+                   f'<span class="muted">× {len(group)}</span>')
+        if rule is not None:
+            out.append(f"<div><b>{_e(rule.summary)}</b></div>")
+            if rule.meaning:
+                out.append(f'<div class="meaning">{_e(rule.meaning)}</div>')
+            refs = " · ".join(_e(x) for x in (rule.reference, rule.peers) if x)
+            if refs:
+                out.append(f'<div class="muted">{refs}</div>')
+        out.append('<table><thead><tr><th class=num>conn</th><th>direction</th><th>time</th>'
+                   '<th class=num>frame</th><th class=num>packet</th><th>detail</th>'
+                   '</tr></thead><tbody>')
+        for a in group.head(MAX_ANOMALY_ROWS).itertuples(index=False):
+            direction = _e(a.direction)
+            out.append(f'<tr><td class=num>{_e(a.conn_id)}</td>'
+                       f'<td class="dir-{direction}">{direction}</td><td>{_ts(a.ts)}</td>'
+                       f'<td class=num>{_e(a.frame_index)}</td><td class=num>{_e(a.packet)}</td>'
+                       f'<td>{_e(_visible(str(a.detail)))}</td></tr>')
+        out.append("</tbody></table>")
+        if len(group) > MAX_ANOMALY_ROWS:
+            out.append(f'<p class="muted">… and {len(group) - MAX_ANOMALY_ROWS} more '
+                       "(see the anomalies table).</p>")
+        out.append("</div>")
+    return "".join(out)
+
+
+def _connection_section(capture: Capture, c: Any, sequence: str, max_messages: int) -> str:
+    cid = int(c.conn_id)
+    out = [(f'<section class="conn" id="conn-{cid}"><h3>Connection {cid}: '
+            f'{_e(c.client_ip)}:{_e(c.client_port)} → {_e(c.server_ip)}:{_e(c.server_port)} '
+            f'{_text(c.uri)}</h3>')]
+    fields = [("request", f"{_e(c.method)} {_e(_visible(str(c.uri)))}"
+               if not pd.isna(c.uri) else "not captured (connection seen mid-stream)"),
+              ("Host", _e(_visible(str(c.host))) if not pd.isna(c.host) else ""),
+              ("Origin", _e(_visible(str(c.origin))) if not pd.isna(c.origin) else ""),
+              ("User-Agent", _e(_visible(str(c.user_agent)))
+               if not pd.isna(c.user_agent) else ""),
+              ("credentials sent", ", ".join(n for n, v in (("Cookie", c.cookie),
+                                                            ("Authorization", c.authorization))
+                                             if v is True)),
+              ("subprotocols offered → chosen",
+               f"{_e(c.protocols_offered)} → {_e(c.subprotocol) or '(none)'}"
+               if not pd.isna(c.protocols_offered) else _e(c.subprotocol)),
+              ("extensions offered → accepted",
+               f"{_e(c.extensions_offered)} → {_e(c.extensions) or '(none)'}"
+               if not pd.isna(c.extensions_offered) else _e(c.extensions)),
+              ("answer", f"{_e(c.status)} {_e(c.reason)}".strip()),
+              ("Sec-WebSocket-Accept", "" if pd.isna(c.accept_valid) else
+               ("correct" if bool(c.accept_valid) else "WRONG")),
+              ("close (code, reason)",
+               (f"client: {_e(c.close_code_c2s) or '–'} {_text(c.close_reason_c2s)} · "
+                f"server: {_e(c.close_code_s2c) or '–'} {_text(c.close_reason_s2c)}")),
+              ("TCP end", ", ".join(x for x, v in (("FIN from client", c.fin_c2s),
+                                                    ("FIN from server", c.fin_s2c),
+                                                    ("RST", c.rst)) if v) or "not seen")]
+    out.append('<dl class="kv">' + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>"
+                                            for k, v in fields if v) + "</dl>")
+    out.append(sequence)
+    msgs = capture.messages[capture.messages.conn_id == cid]
+    if msgs.empty:
+        out.append('<p class="muted">No messages.</p></section>')
+        return "".join(out)
+    shown = msgs.head(max_messages)
+    t0 = msgs.ts_start.min()
+    out.append(f"<details open><summary>{len(msgs)} messages"
+               + (f" (first {len(shown)} listed)" if len(shown) < len(msgs) else "")
+               + "</summary>")
+    out.append('<table class="messages"><thead><tr><th class=num>#</th>'
+               '<th class=num>time (s)</th><th>direction</th><th>type</th>'
+               '<th class=num>bytes</th><th class=num>on wire</th><th>payload</th>'
+               '</tr></thead><tbody>')
+    for m in shown.itertuples(index=False):
+        direction = str(m.direction)
+        arrow = "client → server" if direction == "c2s" else "server → client"
+        flags = []
+        if m.compressed:
+            flags.append("deflate")
+        if m.frames > 1:
+            flags.append(f"{m.frames} frames")
+        if not m.complete:
+            flags.append("incomplete")
+        kind = _e(m.type) + (f' <span class="muted">({_e(", ".join(flags))})</span>'
+                             if flags else "")
+        out.append(f'<tr><td class=num>{int(m.msg_index)}</td>'
+                   f'<td class=num>{(m.ts_end - t0).total_seconds():.6f}</td>'
+                   f'<td class="dir-{_e(direction)}">{arrow}</td><td>{kind}</td>'
+                   f'<td class=num>{int(m.length)}</td><td class=num>{int(m.wire_length)}</td>'
+                   f'<td class="payload">{_preview(m)}</td></tr>')
+    out.append("</tbody></table></details></section>")
+    return "".join(out)
+
+
+def render_report(capture: Capture, max_messages: int = 200, title: str | None = None) -> str:
+    """The report as one HTML string.
+
+    Args:
+        capture: what to report on.
+        max_messages: messages listed per connection.
+        title: the page title (default: from the capture's source).
+    """
+    from wspcap import __version__
+
+    name = os.path.basename(capture.info.source) or "capture"
+    title = title or f"WebSocket report: {name}"
+    plots, sequences = _plots(capture)
+    conns = capture.connections
+    sections = [_connection_section(capture, c, sequences.get(int(c.conn_id), ""),
+                                    max_messages)
+                for c in conns.head(MAX_CONNECTION_SECTIONS).itertuples(index=False)]
+    if len(conns) > MAX_CONNECTION_SECTIONS:
+        sections.append(f'<p class="muted">Only the first {MAX_CONNECTION_SECTIONS} '
+                        "connections have a section; the table above lists all.</p>")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Content-Security-Policy"
+      content="default-src 'none'; img-src data:; style-src 'unsafe-inline'">
+<title>{_e(title)}</title>
+<style>{CSS}</style>
+</head>
+<body>
+<header>
+<h1>{_e(title)}</h1>
+<p>Every WebSocket conversation found in the capture, rebuilt from its packets by wspcap
+{_e(__version__)} on {_e(now)}.</p>
+</header>
+<main>
+<nav><a href="#summary">Summary</a><a href="#plots">Plots</a>
+<a href="#connections-section">Connections</a><a href="#anomalies">Anomalies</a>
+<a href="#messages">Messages</a></nav>
+<h2 id="summary">Summary</h2>
+<p class="lead">WebSocket (RFC 6455) turns an HTTP request into a two-way channel: the client
+asks to upgrade, the server answers <code>101 Switching Protocols</code>, then both sides send
+<em>messages</em> (text or binary) cut into <em>frames</em>, plus control frames (ping, pong,
+close). Below: who talked to whom, what they said, and anything that broke the protocol's
+rules or deserves a second look (<em>anomalies</em>).</p>
+{_summary(capture)}
+<h2 id="plots">Plots</h2>
+{plots}
+<h2 id="connections-section">Connections</h2>
+<p class="lead">One row per WebSocket connection (or upgrade attempt). “c→s” is client to
+server, “s→c” server to client. Click an id for its handshake and messages.</p>
+{_connections_table(capture)}
+<h2 id="anomalies">Anomalies</h2>
+{_anomalies(capture)}
+<h2 id="messages">Connections in detail</h2>
+{"".join(sections) or '<p class="muted">Nothing to show.</p>'}
+</main>
+</body>
+</html>
+"""
+
+
+def write_report(capture: Capture, path: str | os.PathLike[str], max_messages: int = 200,
+                 title: str | None = None) -> str:
+    """Write :func:`render_report` to ``path`` (UTF-8); return the path."""
+    page = render_report(capture, max_messages, title)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(page)
+    return os.fspath(path)
