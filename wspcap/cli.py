@@ -6,6 +6,7 @@ with one line on stderr and a non-zero exit status, never a traceback:
 - 0: done (a truncated capture is a warning, not a failure);
 - 1: an unexpected internal error (a bug: please report it);
 - 2: bad usage or an unreadable input;
+- 3: ``analyze --fail-on SEVERITY`` found an anomaly at or above SEVERITY;
 - 130: interrupted.
 """
 
@@ -15,9 +16,13 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from wspcap import __version__
-from wspcap.errors import WspcapError
+from wspcap.errors import ConfigError, WspcapError
+
+if TYPE_CHECKING:
+    from wspcap.parallel import FileResult
 
 __all__ = ["main"]
 
@@ -38,7 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         description="Read a pcap or pcapng capture, print a summary of every WebSocket "
                     "connection in it and, with -o, write the connections, frames, "
                     "messages and anomalies tables.")
-    analyze.add_argument("capture", help="pcap or pcapng file (may be gzip-compressed)")
+    analyze.add_argument("capture", nargs="+",
+                         help="pcap or pcapng file (may be gzip-compressed); several files, "
+                              "directories or glob patterns are read in parallel with Dask")
     analyze.add_argument("-o", "--output", metavar="DIR",
                          help="write the four tables into DIR")
     analyze.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet",
@@ -47,6 +54,23 @@ def _parser() -> argparse.ArgumentParser:
                          help="connections shown in the summary (default: 50)")
     analyze.add_argument("-q", "--quiet", action="store_true",
                          help="print no summary (with -o: only write the tables)")
+    _add_rule_options(analyze)
+    scale = analyze.add_argument_group(
+        "several captures (Dask)", "With several inputs, each table is written as a dataset "
+        "DIR/<table>/part-NNNNN.<format> with a 'capture' column and conn_id unique across "
+        "captures. Needs the 'dask' extra: pip install 'wspcap[dask]'.")
+    scale.add_argument("--scheduler", metavar="ADDR",
+                       help="a running dask.distributed scheduler, e.g. tcp://HOST:8786, or "
+                            "'sync' to read in this process (default: a local cluster of "
+                            "worker processes)")
+    scale.add_argument("--workers", type=_positive_int, metavar="N",
+                       help="worker processes of the local cluster (default: one per core); "
+                            "a lone capture is shared among them by flow")
+    scale.add_argument("--split-large", type=_size, metavar="BYTES",
+                       help="share captures of at least BYTES (e.g. 500M, 2G) among the "
+                            "workers by flow")
+    _add_view_parsers(sub)
+    _add_rules_parser(sub)
     return parser
 
 
@@ -60,6 +84,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "analyze":
             return _analyze(args)
+        if args.command == "live":
+            return _live(args)
+        if args.command == "plot":
+            return _plot(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "rules":
+            return _rules(args)
     except WspcapError as exc:
         print(f"wspcap: error: {exc}", file=sys.stderr)
         return 2
@@ -78,7 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _analyze(args: argparse.Namespace) -> int:
     from wspcap.capture import read
 
-    path = args.capture
+    if _many_inputs(args):
+        return _analyze_many(args)
+    path = args.capture[0]
     progress = None
     bar = None
     try:
@@ -95,8 +129,9 @@ def _analyze(args: argparse.Namespace) -> int:
 
         def progress(done: int) -> None:
             bar.update(task, completed=done)  # type: ignore[union-attr]
+    thresholds = _thresholds(args)
     try:
-        capture = read(path, progress=progress)
+        capture = read(path, progress=progress, thresholds=thresholds)
     finally:
         if bar is not None:
             bar.stop()
@@ -111,4 +146,356 @@ def _analyze(args: argparse.Namespace) -> int:
     if not args.quiet:
         from wspcap.summary import print_summary
         print_summary(capture, max_rows=args.max_rows)
+    return _fail_status(args, capture.anomalies)
+
+
+# -- several captures (Dask) -------------------------------------------------------------
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def _size(text: str) -> int:
+    """Bytes, with an optional K, M, G or T suffix (powers of 1024)."""
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    number, unit = text.rstrip("BbIi"), ""
+    if number[-1:].upper() in units:
+        number, unit = number[:-1], number[-1:].upper()
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 500M") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive size")
+    return int(value)
+
+
+def _many_inputs(args: argparse.Namespace) -> bool:
+    """More than one plain file, or a Dask option: the parallel path."""
+    if len(args.capture) > 1 or args.scheduler or args.workers or args.split_large:
+        return True
+    path = args.capture[0]
+    return os.path.isdir(path) or (not os.path.exists(path) and any(c in path for c in "*?["))
+
+
+def _analyze_many(args: argparse.Namespace) -> int:
+    from wspcap.export import TABLES
+    from wspcap.parallel import analyze_many, expand_inputs
+
+    if args.fail_on:
+        raise ConfigError("--fail-on", "takes a single capture")
+    thresholds = _thresholds(args)
+    options = None
+    if thresholds is not None:
+        from wspcap.pipeline import Options
+        options = Options(thresholds=thresholds)
+
+    files = expand_inputs(args.capture)
+    progress = None
+    bar = None
+    if sys.stderr.isatty() and not args.quiet:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+        bar = Progress(TextColumn("analyzing"), BarColumn(), MofNCompleteColumn(),
+                       TextColumn("captures"), TimeRemainingColumn(), transient=True)
+        task = bar.add_task("captures", total=len(files))
+        bar.start()
+
+        def progress(result: FileResult, total: int) -> None:
+            bar.advance(task)
+    try:
+        results = analyze_many(files, args.output, args.format, scheduler=args.scheduler,
+                               workers=args.workers, split_large=args.split_large,
+                               options=options, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    for r in results:
+        if r.info.truncated:
+            print(f"wspcap: warning: {r.path}: {r.info.truncated}; "
+                  "everything before it was read", file=sys.stderr)
+    if args.output and not args.quiet:
+        written = [os.path.join(args.output, table, "") for table in TABLES]
+        print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if not args.quiet:
+        _print_many(results, args.max_rows)
+    return 0
+
+
+def _print_many(results: list[FileResult], max_rows: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title="Captures", title_justify="left")
+    for col in ("capture", "packets", "WebSocket", "conn_id", "frames", "messages",
+                "anomalies", "note"):
+        table.add_column(col, justify="left" if col in ("capture", "note") else "right",
+                         overflow="fold")
+    for r in results[:max_rows]:
+        ids = (f"{r.first_conn_id}-{r.first_conn_id + r.connections - 1}"
+               if r.connections else "")
+        table.add_row(r.path, str(r.info.packets), str(r.connections), ids, str(r.frames),
+                      str(r.messages), str(r.anomalies), r.info.truncated or "")
+    console.print(table)
+    if len(results) > max_rows:
+        console.print(f"... and {len(results) - max_rows} more captures")
+    console.print(
+        f"[bold]{len(results)} captures[/bold]: {sum(r.info.packets for r in results)} packets, "
+        f"[bold]{sum(r.connections for r in results)} WebSocket connections[/bold], "
+        f"{sum(r.frames for r in results)} frames, {sum(r.messages for r in results)} messages, "
+        f"{sum(r.anomalies for r in results)} anomalies")
+
+
+# -- live, plot, report -----------------------------------------------------------------
+
+def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    live = sub.add_parser(
+        "live", help="watch WebSocket traffic on an interface as it happens",
+        description="Capture from a network interface (needs root or CAP_NET_RAW), show "
+                    "connections, message rates and the latest messages and anomalies, or "
+                    "stream them as JSON lines. Ctrl-C or SIGTERM stops cleanly with a "
+                    "summary. Records are kept in memory for the final summary and tables.")
+    live.add_argument("-i", "--interface", metavar="IFACE",
+                      help="interface to capture on, 'any' for all (default: the default "
+                           "route's)")
+    live.add_argument("-f", "--filter", metavar="BPF",
+                      help="BPF capture filter, e.g. 'tcp port 8765'")
+    live.add_argument("-c", "--count", type=int, metavar="N", help="stop after N packets")
+    live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    live.add_argument("-w", "--write", metavar="FILE.pcap",
+                      help="also write the packets to a pcap file (analyze reads it back)")
+    live.add_argument("-o", "--output", metavar="DIR", help="write the four tables into DIR")
+    live.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet",
+                      help="table format with -o (default: parquet)")
+    live.add_argument("--jsonl", metavar="PATH|-",
+                      help="write one JSON object per connection event, message and anomaly "
+                           "('-' for stdout: no terminal view)")
+    live.add_argument("-q", "--quiet", action="store_true",
+                      help="no terminal view and no final summary")
+
+    plot = sub.add_parser("plot", help="draw a capture's plots as PNG files",
+                          description="Read a capture and write its plots (connection "
+                                      "timeline, sizes, throughput, opcodes, ping RTT, "
+                                      "anomalies, one sequence diagram per connection) as "
+                                      "PNG files into DIR.")
+    plot.add_argument("capture", help="pcap or pcapng file")
+    plot.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the PNGs")
+    plot.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
+
+    report = sub.add_parser("report", help="write a self-contained HTML report of a capture",
+                            description="Read a capture and write one HTML page (plots "
+                                        "embedded, no external resources): summary, "
+                                        "connections, messages, anomalies explained.")
+    report.add_argument("capture", help="pcap or pcapng file")
+    report.add_argument("-o", "--output", metavar="FILE.html", required=True,
+                        help="the HTML file to write")
+    report.add_argument("--max-messages", type=int, default=200, metavar="N",
+                        help="messages listed per connection (default: 200)")
+
+
+def _live(args: argparse.Namespace) -> int:
+    import signal
+
+    from rich.console import Console
+
+    from wspcap.liveview import JsonlSink, LiveView
+    from wspcap.monitor import Sniffer
+
+    sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
+                      write=args.write)
+    sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
+
+    def stop(signum: int, frame: object) -> None:
+        if sniffer.stopping and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        sniffer.stop()
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    to_stdout = args.jsonl == "-"
+    out = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 160)
+    sinks = []
+    jsonl = JsonlSink(args.jsonl) if args.jsonl else None
+    if jsonl is not None:
+        sinks.append(jsonl)
+    view = None
+    if not args.quiet and not to_stdout and sys.stdout.isatty():
+        view = LiveView(sniffer, Console())
+        sinks.append(view)
+    elif not args.quiet:
+        print(f"wspcap: capturing on {sniffer.iface}"
+              f"{' (' + args.filter + ')' if args.filter else ''}; Ctrl-C to stop",
+              file=sys.stderr)
+    try:
+        if view is not None:
+            view.__enter__()
+        try:
+            for event in sniffer:
+                for sink in sinks:
+                    sink(event)
+        finally:
+            if view is not None:
+                view.__exit__(None, None, None)
+            if jsonl is not None:
+                jsonl.close()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    capture = sniffer.capture()
+    if args.output:
+        from wspcap.export import write_tables
+        written = write_tables(capture, args.output, args.format)
+        if not args.quiet:
+            print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if not args.quiet:
+        from wspcap.summary import print_summary
+        drops = ("kernel drop counts unavailable" if sniffer.kernel_dropped is None else
+                 f"kernel: {sniffer.kernel_received} received by the filter, "
+                 f"{sniffer.kernel_dropped} dropped")
+        out.print(f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
+                  f"{sniffer.packets} packets captured; {drops}"
+                  + (f"; wrote {args.write}" if args.write else ""), highlight=False)
+        print_summary(capture, console=out)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from wspcap.capture import read
+    from wspcap.plot import write_plots
+
+    capture = read(args.capture)
+    written = write_plots(capture, args.output, dpi=args.dpi)
+    print(f"wrote {len(written)} plots into {args.output}", file=sys.stderr)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from wspcap.capture import read
+    from wspcap.report import write_report
+
+    capture = read(args.capture)
+    write_report(capture, args.output, max_messages=args.max_messages)
+    print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+# -- anomaly rules: thresholds, --fail-on, the catalog -----------------------------------
+
+def _add_rule_options(parser: argparse.ArgumentParser) -> None:
+    rules = parser.add_argument_group(
+        "anomaly rules", "See 'wspcap rules' for the codes, severities and thresholds.")
+    rules.add_argument("--fail-on", choices=("warning", "error"), metavar="SEVERITY",
+                       help="exit with status 3 when an anomaly of this severity or above "
+                            "(warning or error) is found, for CI pipelines and scripts")
+    rules.add_argument("--thresholds", metavar="FILE.toml",
+                       help="thresholds of the resource rules, as name = value lines (at the "
+                            "top level or under [thresholds])")
+    rules.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       dest="settings",
+                       help="set one threshold, e.g. --set frame_flood_rate=500 (repeatable; "
+                            "applied after --thresholds)")
+
+
+def _thresholds(args: argparse.Namespace) -> Any:
+    """The thresholds the options ask for, or None for the defaults (ConfigError if bad)."""
+    from wspcap.rules.thresholds import Thresholds
+
+    path = getattr(args, "thresholds", None)
+    settings = getattr(args, "settings", None) or []
+    if path is None and not settings:
+        return None
+    thresholds = Thresholds()
+    if path is not None:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("--thresholds", f"cannot read {path}: {exc}") from None
+        thresholds = Thresholds.from_toml(text)
+    return thresholds.with_settings(settings)
+
+
+def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
+    """3 when ``--fail-on`` is given and an anomaly reaches that severity, else 0."""
+    level = getattr(args, "fail_on", None)
+    if not level or not len(anomalies):
+        return 0
+    from wspcap.rules.registry import SEVERITIES
+
+    hits = anomalies[anomalies.severity.astype(str).isin(SEVERITIES[SEVERITIES.index(level):])]
+    if not len(hits):
+        return 0
+    codes = ", ".join(sorted(set(hits.code.astype(str))))
+    print(f"wspcap: {len(hits)} anomalies at or above {level} ({codes})", file=sys.stderr)
+    return 3
+
+
+def _add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rules = sub.add_parser(
+        "rules", help="print the anomaly catalog",
+        description="Print every anomaly code wspcap reports: severity, reference, what it "
+                    "means, and the equivalent in Zeek, Wireshark or Suricata ('Zeek: not "
+                    "checked' marks what Zeek does not look for); then the thresholds.")
+    rules.add_argument("code", nargs="*", help="only these codes (or code prefixes, e.g. sec_)")
+    rules.add_argument("--format", choices=("table", "json"), default="table",
+                       help="a table (default) or JSON")
+    rules.add_argument("--thresholds", metavar="FILE.toml",
+                       help="show these thresholds rather than the defaults")
+    rules.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                       dest="settings", help="show the thresholds with this one changed")
+
+
+def _rules(args: argparse.Namespace) -> int:
+    import json
+
+    from wspcap.rules.registry import RULES
+    from wspcap.rules.thresholds import Thresholds
+
+    selected = [r for r in RULES.values()
+                if not args.code or any(r.code == c or r.code.startswith(c) for c in args.code)]
+    if not selected:
+        raise ConfigError("code", f"no anomaly code matches {' '.join(args.code)}")
+    thresholds = _thresholds(args) or Thresholds()
+    if args.format == "json":
+        json.dump({"rules": [r.as_dict() for r in selected],
+                   "thresholds": thresholds.as_dict()}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    styles = {"info": "cyan", "warning": "yellow", "error": "bold red"}
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    table = Table(title=f"Anomaly catalog ({len(selected)} codes)", title_justify="left",
+                  show_lines=True)
+    table.add_column("code", no_wrap=True)
+    table.add_column("severity")
+    table.add_column("what was seen / what it means", ratio=3)
+    table.add_column("reference", ratio=1)
+    table.add_column("peers", ratio=1)
+    for r in selected:
+        style = styles[r.severity]
+        text = f"[bold]{escape(r.summary)}[/bold]"
+        if r.meaning:
+            text += f"\n{escape(r.meaning)}"
+        if r.detail:
+            text += f"\n[dim]e.g. {escape(r.detail)}[/dim]"
+        table.add_row(r.code, f"[{style}]{r.severity}[/{style}]", text, escape(r.reference),
+                      escape(r.peers))
+    console.print(table)
+    limits = Table(title="Thresholds", title_justify="left")
+    limits.add_column("name")
+    limits.add_column("value", justify="right")
+    for name, value in thresholds.as_dict().items():
+        limits.add_row(name, f"{value:g}" if isinstance(value, float) else str(value))
+    console.print(limits)
     return 0

@@ -34,7 +34,9 @@ from typing import Any
 
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder
 from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
+from wspcap.rules.checks import run_checks
 from wspcap.rules.registry import RULES, Anomaly
+from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
 from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
@@ -61,6 +63,8 @@ class Options:
         shard: ``(i, n)`` keeps only the connections whose flow hash is ``i``
             modulo ``n`` (see :meth:`Pipeline._new_session`), so ``n`` readers
             of one file share its connections; None keeps them all.
+        thresholds: limits of the anomaly rules
+            (:class:`~wspcap.rules.thresholds.Thresholds`; defaults if None).
     """
 
     max_payload: int = MAX_PAYLOAD
@@ -68,6 +72,7 @@ class Options:
     max_pending: int = MAX_PENDING
     midstream: bool = True
     shard: tuple[int, int] | None = None
+    thresholds: Thresholds | None = None
 
 
 class Collector:
@@ -98,7 +103,7 @@ class _Direction:
     __slots__ = ("session", "d", "name", "key", "handler", "parser", "assembler",
                  "head", "probe_chunks", "pending", "close_code", "close_reason",
                  "frames", "last_frame_offset", "last_frame_index", "fin_seen", "rst_seen",
-                 "first_data_ts", "collector")
+                 "first_data_ts", "end_ts", "collector")
 
     def __init__(self, session: Session, d: int) -> None:
         self.session = session
@@ -120,6 +125,7 @@ class _Direction:
         self.fin_seen = False
         self.rst_seen = False
         self.first_data_ts: int | None = None
+        self.end_ts: int | None = None  # time of the first FIN or RST
 
     # StreamSink -----------------------------------------------------------------
 
@@ -148,9 +154,13 @@ class _Direction:
 
     def fin(self, offset: int, ts: int, packet: int) -> None:
         self.fin_seen = True
+        if self.end_ts is None:
+            self.end_ts = ts
 
     def rst(self, offset: int, ts: int, packet: int) -> None:
         self.rst_seen = True
+        if self.end_ts is None:
+            self.end_ts = ts
         s = self.session
         if s.conn_id is not None:
             s.report(ts, self.name or None, None, "tcp_reset",
@@ -227,6 +237,8 @@ class Session:
         self.data_with_101 = 0
         self.ts_request: int | None = None
         self.ts_response: int | None = None
+        self.request_packet: int | None = None
+        self.response_packet: int | None = None
         self.early_conflicts: list[tuple[int, int, int, int, int]] = []
         self.acks = [0, 0]
         self.dirs = (_Direction(self, 0), _Direction(self, 1))
@@ -320,6 +332,7 @@ class Session:
         s.handshake = hs
         s._become_websocket(dr.d)
         s.ts_request = ts
+        s.request_packet = packet
         trailing = dr.head.trailing  # type: ignore[union-attr]
         dr.head = None
         dr.handler = Session._hold
@@ -353,18 +366,24 @@ class Session:
         assert hs is not None
         hs.answer(head)
         s.ts_response = ts
+        s.response_packet = packet
         dr.head = None
+        client = s.dirs[s.client]  # type: ignore[index]
+        held, client.pending = client.pending, []
         if status != 101:
             s.report(ts, S2C, None, "http_status_not_101",
                      f"status {status} {head.reason}".rstrip(), packet)
-            s._end_websocket()
+            if held and plausible_frames(held[0][0]):
+                s._frames_before_101(held, None, 0)
+            if trailing:
+                dr.pending.append((trailing, offset + len(data) - len(trailing), ts, packet))
+            client.pending = held
+            s._refused()
             return
         s._check_accept(ts, packet)
         s.deflate, problems = negotiate(hs.extensions)
         for problem in problems:
             s.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
-        client = s.dirs[s.client]  # type: ignore[index]
-        held, client.pending = client.pending, []
         s._start_frames({dr.d: offset + len(data) - len(trailing),
                          client.d: held[0][1] if held else s.reasm[client.d].offset})
         if trailing:
@@ -372,8 +391,50 @@ class Session:
             s.report(ts, S2C, None, "http_data_with_101",
                      f"{len(trailing)} bytes after the 101 head in the same segment", packet)
             dr.parser.receive_data(trailing, ts, packet)  # type: ignore[union-attr]
-        for chunk, _offset, cts, cpacket in held:
-            client.parser.receive_data(chunk, cts, cpacket)  # type: ignore[union-attr]
+        if held:
+            first = s.nframes
+            for chunk, _offset, cts, cpacket in held:
+                client.parser.receive_data(chunk, cts, cpacket)  # type: ignore[union-attr]
+            s._frames_before_101(held, first if s.nframes > first else None, s.nframes - first)
+
+    def _frames_before_101(self, held: list[tuple[bytes, int, int, int]], index: int | None,
+                           count: int) -> None:
+        """RFC 6455 section 4.1: the client "MUST wait for a response from the
+        server before sending any further data"."""
+        _data, offset, ts, packet = held[0]
+        size = sum(len(chunk[0]) for chunk in held)
+        frames = f" ({count} frame{'s' if count > 1 else ''})" if count else ""
+        self.report(ts, C2S, index, "http_frames_before_101",
+                    f"{size} bytes{frames} sent by the client before the answer", packet,
+                    offset)
+
+    def _refused(self) -> None:
+        """The upgrade was refused: look at what follows for frames, then stop."""
+        for d in self.dirs:
+            held, d.pending = d.pending, []
+            d.handler = Session._after_refusal
+            d.probe_chunks = 0
+            for chunk, coffset, cts, cpacket in held:
+                d.handler(d, chunk, coffset, cts, cpacket)
+
+    @staticmethod
+    def _after_refusal(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """Bytes after a refused upgrade: WebSocket frames there are the smuggling
+        pattern (``http_frames_without_101``); HTTP (keep-alive) is not followed."""
+        s = dr.session
+        if (plausible_frames(data) and not looks_like_request(data)
+                and not looks_like_response(data)):
+            status = s.handshake.status if s.handshake is not None else None
+            s.report(ts, dr.name, None, "http_frames_without_101",
+                     f"{dr.name} bytes frame as WebSocket after status {status}", packet,
+                     offset)
+            dr.probe_chunks = PROBE_CHUNKS
+        else:
+            dr.probe_chunks += 1
+        if dr.probe_chunks >= PROBE_CHUNKS:
+            dr.handler = Session._ignore
+            if all(d.handler is Session._ignore for d in s.dirs):
+                s.ignored = True
 
     def _check_accept(self, ts: int, packet: int) -> None:
         hs = self.handshake
@@ -619,6 +680,7 @@ class Pipeline:
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
                       f"{self.snap_cut} packets were cut by the snap length", None)
+        run_checks(c, self.options.thresholds)  # the cross-record rules, once
         self.flows = {}
         self._all = []
         return c

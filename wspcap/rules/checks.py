@@ -1,0 +1,311 @@
+"""Checks across records: pure functions over what the pipeline collected.
+
+Sans-I/O: performs no I/O.
+
+Design note
+-----------
+Goal: rules that need more than one record (the handshake against the
+frames, a ping against its pong, the keys of a connection's frames, rates,
+several connections) live here, away from the per-packet hot path, and run
+exactly once, when the pipeline has finished (:func:`run_checks`, called by
+:meth:`wspcap.pipeline.Pipeline.finish`).
+
+Plan. Each check is a function ``check(ctx)`` registered with
+``@check("layer")`` in one of the ``wspcap.rules`` modules (``http``,
+``sec``, ``ws``, ``pmd``, ``res``). :class:`Context` gives it the
+connections (:class:`Conn`: the session's handshake and facts, and the
+positions of its frames and messages in the collector) and the thresholds,
+and takes its findings (:meth:`Context.report`) straight into the
+collector's anomaly list, so they join the tables like the parsers' own.
+
+Invariants:
+- Checks only read records; they never change them.
+- ``frame_index`` is the position of a frame among its connection's frames
+  in collector order (what the frames table shows), so the k-th entry of
+  :attr:`Conn.frame_pos` has frame_index k.
+- A check never reports the same (connection, direction, frame, code) as a
+  parser did already (codes that both may emit are listed in
+  :data:`DEDUPLICATED`).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from itertools import compress, count, repeat
+from operator import attrgetter, gt
+from typing import TYPE_CHECKING, Any
+
+from wspcap.rules.registry import RULES, Anomaly
+from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
+
+if TYPE_CHECKING:
+    from wspcap.http.upgrade import Handshake
+    from wspcap.ws.frames import Frame
+    from wspcap.ws.messages import Message
+
+__all__ = ["check", "CHECKS", "Context", "Conn", "run_checks", "preview", "over", "C2S",
+           "S2C", "DEDUPLICATED"]
+
+C2S, S2C = "c2s", "s2c"
+_DIRS = (C2S, S2C)
+
+#: Codes that both a parser and a check may report for the same place.
+DEDUPLICATED = frozenset(("pmd_ratio_excessive", "pmd_params_invalid"))
+
+CheckFn = Callable[["Context"], None]
+#: Registered checks, ``(layer, function)``, in registration order.
+CHECKS: list[tuple[str, CheckFn]] = []
+
+
+def check(layer: str) -> Callable[[CheckFn], CheckFn]:
+    """Register a function as a cross-record check of ``layer``.
+
+    Args:
+        layer: ``http``, ``sec``, ``ws``, ``pmd`` or ``res`` (the prefix of
+            the codes it reports).
+    """
+    def register(fn: CheckFn) -> CheckFn:
+        CHECKS.append((layer, fn))
+        return fn
+    return register
+
+
+class Conn:
+    """One WebSocket connection as the checks see it.
+
+    Attributes:
+        conn_id: the connection.
+        handshake: the :class:`~wspcap.http.upgrade.Handshake`, or None
+            (captured mid-stream).
+        established: frames were parsed (a 101, or frames mid-stream).
+        midstream: no handshake was captured.
+        client_ip, server_ip: addresses as text; server_port: the port.
+        ts_start, ts_end: first and last packet time (ns).
+        ts_request, request_packet: when the request head was complete.
+        ts_response, response_packet: when the answer's head was complete.
+        request_first_ts: time of the request's first byte.
+        fin, rst: per direction (``c2s``, ``s2c``), whether a FIN / RST was seen.
+        end_ts: per direction, time of its first FIN or RST, or None.
+        gap_bytes: per direction, bytes the capture missed.
+        deflate: the negotiated permessage-deflate parameters, or None.
+        frame_pos: positions of the connection's frames in ``collector.frames``.
+        message_pos: positions of its messages in ``collector.messages``.
+    """
+
+    def __init__(self, session: Any) -> None:
+        import ipaddress
+
+        s = session
+        c = s.client if s.client is not None else 0
+        self.conn_id: int = s.conn_id
+        self.handshake: Handshake | None = s.handshake
+        self.established: bool = bool(s.established)
+        self.midstream: bool = bool(s.midstream_ws)
+        self.client_ip = str(ipaddress.ip_address(s.addrs[c]))
+        self.server_ip = str(ipaddress.ip_address(s.addrs[1 - c]))
+        self.server_port: int = s.ports[1 - c]
+        self.ts_start: int = s.ts_start
+        self.ts_end: int = s.ts_end
+        self.ts_request: int | None = s.ts_request
+        self.request_packet: int | None = getattr(s, "request_packet", None)
+        self.ts_response: int | None = s.ts_response
+        self.response_packet: int | None = getattr(s, "response_packet", None)
+        cd, sd = s.dirs[c], s.dirs[1 - c]
+        self.request_first_ts: int | None = cd.first_data_ts
+        self.fin = {C2S: cd.fin_seen, S2C: sd.fin_seen}
+        self.rst = {C2S: cd.rst_seen, S2C: sd.rst_seen}
+        self.end_ts = {C2S: getattr(cd, "end_ts", None), S2C: getattr(sd, "end_ts", None)}
+        self.gap_bytes = {C2S: s.reasm[c].gap_bytes, S2C: s.reasm[1 - c].gap_bytes}
+        self.deflate = s.deflate
+        self.frame_pos: list[int] = []
+        self.message_pos: list[int] = []
+
+    @property
+    def ended(self) -> bool:
+        """TCP was closed or reset (a FIN or RST in either direction)."""
+        return any(self.fin.values()) or any(self.rst.values())
+
+    @property
+    def accept_failed(self) -> bool:
+        """The 101 lacked a correct Sec-WebSocket-Accept: a client must fail it."""
+        hs = self.handshake
+        return hs is not None and hs.status == 101 and hs.accept_valid is False
+
+
+class Context:
+    """What a check sees, and where it reports.
+
+    Per-frame work is what costs on large captures, so besides the records the
+    context offers columns (:meth:`column`: one attribute of every frame, as a
+    list) and each connection's frame positions per direction
+    (:meth:`positions`), from which checks pre-filter with C-level
+    ``map``/``compress`` and look at single frames only where something is
+    there. (Measured on a 250 000-frame capture: one Python loop over all
+    frames costs about 0.2 s, a column about 0.02 s.)
+
+    Args:
+        collector: the pipeline's :class:`~wspcap.pipeline.Collector`.
+        thresholds: the thresholds in force.
+    """
+
+    def __init__(self, collector: Any, thresholds: Thresholds) -> None:
+        self.collector = collector
+        self.thresholds = thresholds
+        self.frames: list[Frame] = collector.frames
+        self.frame_keys: list[int] = collector.frame_keys
+        self.messages: list[Message] = collector.messages
+        self.message_keys: list[int] = collector.message_keys
+        self.conns = [Conn(s) for s in collector.sessions]
+        self._by_key = _group(self.frame_keys)
+        for conn in self.conns:
+            c2s = self._by_key.get(conn.conn_id * 2, [])
+            s2c = self._by_key.get(conn.conn_id * 2 + 1, [])
+            conn.frame_pos = sorted(c2s + s2c) if c2s and s2c else c2s or s2c
+        for key, pos in _group(self.message_keys).items():
+            conn = self.conns[key >> 1]
+            conn.message_pos = sorted(conn.message_pos + pos) if conn.message_pos else pos
+        self._columns: dict[str, list[Any]] = {}
+        self._seen = {(a.conn_id, a.direction, a.frame_index, a.code)
+                      for a in collector.anomalies if a.code in DEDUPLICATED}
+        self._errors: dict[tuple[int | None, str | None], int] | None = None
+
+    # -- views -------------------------------------------------------------------
+
+    def column(self, name: str) -> list[Any]:
+        """Attribute ``name`` of every frame, in collector order (computed once)."""
+        col = self._columns.get(name)
+        if col is None:
+            col = self._columns[name] = list(map(attrgetter(name), self.frames))
+        return col
+
+    def message_column(self, name: str) -> list[Any]:
+        """Attribute ``name`` of every message, in collector order (computed once)."""
+        key = "message." + name
+        col = self._columns.get(key)
+        if col is None:
+            col = self._columns[key] = list(map(attrgetter(name), self.messages))
+        return col
+
+    def positions(self, conn: Conn, direction: str) -> list[int]:
+        """Positions (in ``collector.frames``) of ``conn``'s frames in ``direction``."""
+        return self._by_key.get(conn.conn_id * 2 + (direction == S2C), [])
+
+    def frame_at(self, pos: int) -> tuple[Conn, int, str, Frame]:
+        """``(conn, frame_index, direction, frame)`` of the frame at a position."""
+        key = self.frame_keys[pos]
+        conn = self.conns[key >> 1]
+        return conn, bisect_left(conn.frame_pos, pos), _DIRS[key & 1], self.frames[pos]
+
+    def frames_of(self, conn: Conn) -> Iterator[tuple[int, str, Frame]]:
+        """``(frame_index, direction, frame)`` for each of ``conn``'s frames, in order."""
+        frames, keys = self.frames, self.frame_keys
+        for index, pos in enumerate(conn.frame_pos):
+            yield index, _DIRS[keys[pos] & 1], frames[pos]
+
+    def messages_of(self, conn: Conn) -> Iterator[tuple[str, Message]]:
+        """``(direction, message)`` for each of ``conn``'s messages, in order."""
+        messages, keys = self.messages, self.message_keys
+        for pos in conn.message_pos:
+            yield _DIRS[keys[pos] & 1], messages[pos]
+
+    def message_at(self, pos: int) -> tuple[Conn, str, Message]:
+        """``(conn, direction, message)`` of the message at a position."""
+        key = self.message_keys[pos]
+        return self.conns[key >> 1], _DIRS[key & 1], self.messages[pos]
+
+    def first_error(self, conn: Conn, direction: str) -> int | None:
+        """Where ``direction`` first broke a rule its peer must fail the connection for.
+
+        Returns the frame_index of its first ``error`` anomaly (``-1`` when that
+        anomaly is not tied to a frame, such as a wrong accept), or None. A peer
+        that fails the connection owes no pong and no closing handshake. Built
+        on first use from the anomalies reported so far.
+        """
+        if self._errors is None:
+            errors: dict[tuple[int | None, str | None], int] = {}
+            for a in self.collector.anomalies:
+                if a.severity == "error" and a.code.startswith(("ws_", "pmd_", "http_")):
+                    index = -1 if a.frame_index is None else a.frame_index
+                    key = (a.conn_id, a.direction)
+                    if index < errors.get(key, 1 << 62):
+                        errors[key] = index
+            self._errors = errors
+        return self._errors.get((conn.conn_id, direction))
+
+    # -- output ------------------------------------------------------------------
+
+    def report(self, conn_id: int | None, ts: int | None, direction: str | None,
+               frame_index: int | None, code: str, detail: str, packet: int | None = None,
+               offset: int | None = None) -> None:
+        """Add an anomaly (the severity comes from the registry)."""
+        if code in DEDUPLICATED:
+            key = (conn_id, direction, frame_index, code)
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        self.collector.anomalies.append(Anomaly(
+            conn_id, ts if ts is not None else 0, direction, frame_index, code,
+            RULES[code].severity, detail, packet, offset))
+
+    def report_frame(self, conn: Conn, index: int, direction: str, frame: Frame, code: str,
+                     detail: str) -> None:
+        """Add an anomaly tied to one frame."""
+        self.report(conn.conn_id, frame.ts, direction, index, code, detail, frame.packet,
+                    frame.offset)
+
+
+def _group(keys: list[int]) -> dict[int, list[int]]:
+    """``{key: [positions]}``, positions in order.
+
+    A plain loop: 0.04 s for 250 000 keys of 80 interleaved connections, where
+    a C-level sort by key takes 0.09 s (it wins only on long runs of one key).
+    """
+    groups: defaultdict[int, list[int]] = defaultdict(list)
+    for pos, key in enumerate(keys):
+        groups[key].append(pos)
+    return groups
+
+
+def over(values: list[Any], limit: Any) -> list[int]:
+    """Positions of the values greater than ``limit`` (C-level)."""
+    return list(compress(count(), map(gt, values, repeat(limit))))
+
+
+def run_checks(collector: Any, thresholds: Thresholds | None = None,
+               layers: frozenset[str] | None = None) -> None:
+    """Run every registered check once over a finished collector.
+
+    Args:
+        collector: the pipeline's records; anomalies are appended to it.
+        thresholds: the thresholds in force (defaults if None).
+        layers: run only the checks of these layers (all if None).
+    """
+    _load_checks()
+    if not collector.sessions:
+        return
+    ctx = Context(collector, thresholds or DEFAULT_THRESHOLDS)
+    for layer, fn in CHECKS:
+        if layers is None or layer in layers:
+            fn(ctx)
+
+
+def _load_checks() -> None:
+    """Import the modules that register checks (once; later calls are free)."""
+    from wspcap.rules import http, pmd, res, sec, ws  # noqa: F401
+
+
+def preview(data: bytes | str, limit: int = 24) -> str:
+    """A short, quoted view of a payload or value for a detail text."""
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+            if not text.isprintable():
+                raise ValueError
+        except ValueError:
+            hexed = data[:limit // 2].hex()
+            return f"0x{hexed}" + ("..." if len(data) > limit // 2 else "")
+    else:
+        text = data
+    return repr(text[:limit] + ("..." if len(text) > limit else ""))

@@ -1,0 +1,163 @@
+"""Resource and denial-of-service checks (RFC 6455 section 10.4).
+
+Sans-I/O: performs no I/O. Sizes, rates and times are compared with
+:class:`~wspcap.rules.thresholds.Thresholds`. Each rule reports once per
+connection and direction (the first place the threshold was passed, with a
+count of the others), so a flood gives one row, not a flood of rows.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from itertools import compress, count, islice, repeat
+from operator import eq, le, sub
+from typing import TYPE_CHECKING
+
+from wspcap.rules.checks import C2S, S2C, Conn, Context, check, over
+
+if TYPE_CHECKING:
+    from wspcap.ws.frames import Frame
+
+__all__ = ["sizes", "rates", "fragments", "slow_handshake", "slow_frames", "many_connections"]
+
+_NS = 1_000_000_000
+
+
+@check("res")
+def sizes(ctx: Context) -> None:
+    """Declared frame lengths and message sizes over the thresholds."""
+    th = ctx.thresholds
+    huge, big = th.huge_declared_length, th.oversized_message
+    for pos in over(ctx.column("payload_len"), huge):
+        conn, index, d, f = ctx.frame_at(pos)
+        ctx.report_frame(conn, index, d, f, "res_huge_declared_length",
+                         f"declared {f.payload_len} bytes, {f.payload_len - f.missing} captured "
+                         f"(threshold {huge})")
+    for pos in over(ctx.message_column("length"), big):
+        conn, d, m = ctx.message_at(pos)
+        ctx.report(conn.conn_id, m.ts_end, d, m.first_frame, "res_oversized_message",
+                   f"{m.length} bytes in {m.frames} frames (threshold {big})", m.packet_end)
+
+
+def _first_burst(times: list[int], window: int, limit: float) -> tuple[int, int] | None:
+    """The first item at which more than ``limit`` items fall within ``window`` ns.
+
+    Returns ``(item, count)`` or None. "More than ``limit`` within the window"
+    means some ``times[j] - times[j - m + 1] <= window`` with ``m`` the least
+    count over the limit; the first such ``j`` is where the threshold was
+    passed (and ``m`` the count there). C-level over the whole list.
+    """
+    m = math.floor(limit) + 1
+    if len(times) < m:
+        return None
+    spans = map(sub, islice(times, m - 1, None), times)
+    first = next(compress(count(m - 1), map(le, spans, repeat(window))), None)
+    return None if first is None else (first, m)
+
+
+@check("res")
+def rates(ctx: Context) -> None:
+    """Frames, and pings, per second on one direction (``res_frame_flood``, ``res_ping_flood``)."""
+    th = ctx.thresholds
+    window = int(th.rate_window * _NS)
+    frame_limit = th.frame_flood_rate * th.rate_window
+    ping_limit = th.ping_flood_rate * th.rate_window
+    ts = ctx.column("ts")
+    keys = ctx.frame_keys
+    pings: dict[int, list[int]] = {}
+    for where in compress(count(), map(eq, ctx.column("opcode"), repeat(9))):
+        pings.setdefault(keys[where], []).append(where)
+    for conn in ctx.conns:
+        for d in (C2S, S2C):
+            pos = ctx.positions(conn, d)
+            if len(pos) > frame_limit:
+                hit = _first_burst(list(map(ts.__getitem__, pos)), window, frame_limit)
+                if hit is not None:
+                    item, n = hit
+                    _, index, _, f = ctx.frame_at(pos[item])
+                    ctx.report_frame(conn, index, d, f, "res_frame_flood",
+                                     f"{n} frames within {th.rate_window:g} s "
+                                     f"(threshold {th.frame_flood_rate:g}/s)")
+            mine = pings.get(conn.conn_id * 2 + (d == S2C), [])
+            if len(mine) > ping_limit:
+                hit = _first_burst(list(map(ts.__getitem__, mine)), window, ping_limit)
+                if hit is not None:
+                    item, n = hit
+                    _, index, _, f = ctx.frame_at(mine[item])
+                    ctx.report_frame(conn, index, d, f, "res_ping_flood",
+                                     f"{n} pings within {th.rate_window:g} s "
+                                     f"(threshold {th.ping_flood_rate:g}/s)")
+
+
+@check("res")
+def fragments(ctx: Context) -> None:
+    """Messages split into very many tiny fragments (``res_tiny_fragments``)."""
+    th = ctx.thresholds
+    least, size = th.tiny_fragments_count, th.tiny_fragment_size
+    for pos in over(ctx.message_column("frames"), least - 1):
+        conn, d, m = ctx.message_at(pos)
+        if m.wire_length / m.frames < size:
+            ctx.report(conn.conn_id, m.ts_end, d, m.first_frame, "res_tiny_fragments",
+                       f"{m.frames} fragments of {m.wire_length / m.frames:.1f} bytes on "
+                       f"average (thresholds {least} fragments, {size} bytes)", m.packet_end)
+
+
+@check("res")
+def slow_handshake(ctx: Context) -> None:
+    """An upgrade request head that trickled in (Slowloris)."""
+    limit = ctx.thresholds.slow_handshake
+    for conn in ctx.conns:
+        hs = conn.handshake
+        if (hs is None or hs.request is None or conn.ts_request is None
+                or conn.request_first_ts is None):
+            continue
+        took = (conn.ts_request - conn.request_first_ts) / _NS
+        if took > limit:
+            ctx.report(conn.conn_id, conn.ts_request, C2S, None, "res_slow_handshake",
+                       f"request head took {took:.1f} s to arrive ({hs.request.size} bytes; "
+                       f"threshold {limit:g} s)", conn.request_packet)
+
+
+@check("res")
+def slow_frames(ctx: Context) -> None:
+    """Frames whose bytes trickled in (slower than ``slow_frame_rate`` for ``slow_frame`` s)."""
+    th = ctx.thresholds
+    limit = int(th.slow_frame * _NS)
+    took = list(map(sub, ctx.column("ts"), ctx.column("ts_start")))
+    slow: dict[tuple[int, str], list[tuple[Conn, int, Frame, float]]] = {}
+    for pos in over(took, limit):
+        conn, index, d, f = ctx.frame_at(pos)
+        rate = (f.header_len + f.payload_len - f.missing) / (took[pos] / _NS)
+        if rate < th.slow_frame_rate:
+            slow.setdefault((conn.conn_id, d), []).append((conn, index, f, rate))
+    for (_, d), found in slow.items():
+        conn, index, f, rate = found[0]
+        size = f.header_len + f.payload_len - f.missing
+        ctx.report_frame(conn, index, d, f, "res_slow_frame",
+                         f"frame took {(f.ts - f.ts_start) / _NS:.1f} s to arrive "
+                         f"({size} bytes, {rate:.1f} B/s; threshold {th.slow_frame:g} s"
+                         f" under {th.slow_frame_rate:g} B/s); "
+                         f"{len(found)} slow frame" + ("s" if len(found) > 1 else ""))
+
+
+@check("res")
+def many_connections(ctx: Context) -> None:
+    """One client address holding many concurrent connections to one server."""
+    limit = ctx.thresholds.many_connections
+    groups: dict[tuple[str, str, int], list[Conn]] = {}
+    for conn in ctx.conns:
+        groups.setdefault((conn.client_ip, conn.server_ip, conn.server_port), []).append(conn)
+    for (client, server, port), conns in groups.items():
+        if len(conns) <= limit:
+            continue
+        ends: list[int] = []  # a heap of the end times of the connections open now
+        for c in sorted(conns, key=lambda c: (c.ts_start, c.conn_id)):
+            while ends and ends[0] < c.ts_start:
+                heapq.heappop(ends)
+            heapq.heappush(ends, c.ts_end)
+            if len(ends) > limit:
+                ctx.report(c.conn_id, c.ts_start, None, None, "res_many_connections",
+                           f"{len(ends)} concurrent connections from {client} to "
+                           f"{server}:{port} (threshold {limit})", None)
+                break
