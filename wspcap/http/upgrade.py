@@ -242,7 +242,8 @@ class Handshake:
             authorization=head.get("Authorization") is not None,
             key=key,
             version=head.get("Sec-WebSocket-Version"),
-            # Subprotocol names are case-sensitive (RFC 6455 section 11.5): not tokens().
+            # Subprotocols are matched case-sensitively (RFC 6455 section 4.1; RFC 7936
+            # makes only the IANA registry case-insensitive): kept as sent, not tokens().
             protocols_offered=[t.strip() for v in head.get_all("Sec-WebSocket-Protocol")
                                for t in v.split(",") if t.strip()],
             extensions_offered=", ".join(head.get_all("Sec-WebSocket-Extensions")) or None,

@@ -1,0 +1,56 @@
+"""Where the test data lives, relative to this repository.
+
+- ``samples/``: real captures with ``.truth.json`` ground truth;
+- the peers' corpus: ``../shared/peers`` next to the repository, or the folder
+  named by the environment variable ``WSPCAP_PEERS``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "CAPTURE_SUFFIXES",
+    "GOLDEN_DIR",
+    "REPO_ROOT",
+    "SAMPLES_DIR",
+    "TESTS_DIR",
+    "peer_captures",
+    "peers_location",
+    "sample_captures",
+    "sample_names",
+]
+
+GOLDEN_DIR = Path(__file__).resolve().parent
+TESTS_DIR = GOLDEN_DIR.parent
+REPO_ROOT = TESTS_DIR.parent
+SAMPLES_DIR = REPO_ROOT / "samples"
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
+
+
+def peers_location() -> Path:
+    """Where the peers' corpus should be (it may not exist)."""
+    env = os.environ.get("WSPCAP_PEERS")
+    if env:
+        return Path(env).expanduser().resolve()
+    return (REPO_ROOT / ".." / "shared" / "peers").resolve()
+
+
+def sample_names() -> list[str]:
+    """Every sample that has a truth file (the truth file's stem)."""
+    return sorted(p.name[:-len(".truth.json")] for p in SAMPLES_DIR.glob("*.truth.json"))
+
+
+def sample_captures() -> list[Path]:
+    """Every capture file in ``samples/``."""
+    return sorted(p for p in SAMPLES_DIR.iterdir() if p.name.endswith(CAPTURE_SUFFIXES))
+
+
+def peer_captures() -> list[str]:
+    """Every capture of the peers' corpus, as a path relative to its root."""
+    root = peers_location()
+    if not root.is_dir():
+        return []
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                  if p.is_file() and p.name.endswith(CAPTURE_SUFFIXES))
