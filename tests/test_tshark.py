@@ -33,6 +33,8 @@ no ``-o``/``-d`` option is needed for these captures.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import subprocess
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -228,20 +230,27 @@ def test_crafted_frames_match_tshark(name: str, tshark: str, read_capture: Any) 
 
 @pytest.mark.parametrize("name", CRAFTED_TSHARK_LOSES)
 def test_crafted_tshark_finds_fewer(name: str, tshark: str, read_capture: Any) -> None:
-    """Every frame tshark finds we find, identically; we find the ones it drops too."""
+    """Every frame tshark finds we find, identically; we find the ones it drops too.
+
+    Packet numbers are left out of this comparison: with its default preferences
+    tshark dissects an out-of-order segment on its own, in the packet that
+    carried it, whereas wspcap (like tshark with tcp.reassemble_out_of_order on,
+    see the test below) delivers those bytes when the hole before them is
+    filled. Everything else about each frame must agree.
+    """
     ours, theirs = _compare(tshark, GOLDEN_DIR / f"{name}.pcap", read_capture)
     assert theirs
-    assert set(theirs) <= set(ours)
+    mine = Counter(r[1:] for r in ours)
+    assert not Counter(r[1:] for r in theirs) - mine
     assert len(theirs) < len(ours)
 
 
 def test_out_of_order_reassembled_by_both(tshark: str, read_capture: Any) -> None:
     """With tshark's out-of-order reassembly on, both tools find the same frames.
 
-    One systematic difference, by definition: for a frame whose bytes arrived
-    before the hole in front of them was filled, tshark names the packet that
-    filled the hole (when the PDU could be handed over), wspcap the packet that
-    carried the frame's last byte (always the earlier one).
+    Packet numbers agree too: for a frame whose bytes arrived before the hole
+    in front of them was filled, both name the packet that filled the hole
+    (when the bytes became readable in order).
     """
     path = GOLDEN_DIR / "out_of_order.pcap"
     theirs = parse_tshark(tshark_output(tshark, path, ("-o", "tcp.reassemble_out_of_order:TRUE")))
@@ -249,13 +258,8 @@ def test_out_of_order_reassembled_by_both(tshark: str, read_capture: Any) -> Non
     assert len(ours) == len(theirs)
     mine, other = _by_flow(ours), _by_flow(theirs)
     assert sorted(mine) == sorted(other)
-    moved = 0
     for flow in other:
-        assert [r[1:] for r in mine[flow]] == [r[1:] for r in other[flow]], flow
-        for a, b in zip(mine[flow], other[flow]):
-            assert a[0] <= b[0]
-            moved += a[0] < b[0]
-    assert moved >= 1
+        assert mine[flow] == other[flow], flow
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -495,16 +495,19 @@ class Session:
         # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
         self.deflate = None
         opts = self.options
+        held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
-            held, d.pending = d.pending, []
-            start = held[0][1] if held else self.reasm[d.d].offset
+            start = d.pending[0][1] if d.pending else self.reasm[d.d].offset
+            held += [(cpacket, d.d, chunk, cts) for chunk, _offset, cts, cpacket in d.pending]
+            d.pending = []
             d.parser = FrameParser(d, start, opts.max_payload)
             d.assembler = MessageAssembler(
                 d, d.d == client, _MidstreamInflater(opts.max_inflated), RSV1)
             d.handler = Session._frames
             self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
-            for chunk, _offset, cts, cpacket in held:
-                d.parser.receive_data(chunk, cts, cpacket)
+        # Replay both directions in capture order, so frame_index follows it.
+        for cpacket, d_index, chunk, cts in sorted(held, key=lambda h: (h[0], h[1])):
+            self.dirs[d_index].parser.receive_data(chunk, cts, cpacket)  # type: ignore[union-attr]
         self.established = True
 
     # -- end -------------------------------------------------------------------------

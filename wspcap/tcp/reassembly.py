@@ -202,7 +202,7 @@ class StreamReassembler:
         if missing:
             self._gap(missing, ts, packet)
         if self._pending:
-            self._drain()
+            self._drain((ts, packet))
         if self.fin_offset is not None:
             self._maybe_fin(ts, packet)
 
@@ -254,14 +254,24 @@ class StreamReassembler:
                 self.sink.conflict(lo, hi - lo, ts, packet)
                 return
 
-    def _drain(self) -> None:
-        """Deliver pending segments that the stream has now reached."""
+    def _drain(self, filler: tuple[int, int] | None = None) -> None:
+        """Deliver pending segments that the stream has now reached.
+
+        Args:
+            filler: ``(ts, packet)`` of the segment that filled the hole, if one
+                did: the bytes became readable then, so they are delivered with
+                its time and number (as Wireshark attributes them, and keeping
+                time monotonic); after a gap is declared, each segment keeps
+                its own.
+        """
         pending = self._pending
         while pending:
             first = min(pending)
             if first > self.offset:
                 return
             payload, missing, ts, packet = pending.pop(first)
+            if filler is not None:
+                ts, packet = filler
             self._pending_bytes -= len(payload)
             back = self.offset - first
             if back == 0:

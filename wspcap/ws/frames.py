@@ -179,6 +179,7 @@ class FrameParser:
         self._skipped_missing = 0
         self._skipped_holes: list[tuple[int, int]] = []  # zero-filled (start, size) in kept
         self._desync_bytes = 0
+        self._desync_gap = 0
         self._desync_start = offset
 
     # -- input -----------------------------------------------------------------
@@ -227,7 +228,7 @@ class FrameParser:
             if not size:
                 return
         if self.desynced:
-            self._desync_bytes += size
+            self._desync_gap += size
             self._base += size
             return
         buf = self._buf
@@ -254,7 +255,8 @@ class FrameParser:
         self._buf = b""
         self._holes = []
         self.desynced = True
-        self._desync_bytes = len(buf) + size
+        self._desync_bytes = len(buf)  # captured bytes passed over
+        self._desync_gap = size  # bytes missing from the capture
         self._desync_start = self._base
         self._base += len(buf) + size
 
@@ -266,9 +268,9 @@ class FrameParser:
         elif self._buf:
             self._emit_truncated(ts, packet, gap=False)
         if self.desynced and self._desync_bytes:
-            self.sink.anomaly("ws_desync", f"{self._desync_bytes} bytes after a gap could "
-                              "not be framed before the end of the stream",
-                              self._desync_start, ts, packet)
+            self.sink.anomaly("ws_desync", f"{self._desync_bytes} captured bytes after a "
+                              f"gap of {self._desync_gap} could not be framed before the "
+                              "end of the stream", self._desync_start, ts, packet)
             self._desync_bytes = 0
 
     # -- parsing -----------------------------------------------------------------
@@ -525,9 +527,12 @@ class FrameParser:
     def _resync(self, data: bytes, ts: int, packet: int) -> bytes:
         """Find frame boundaries again after a gap; return the data to parse."""
         if plausible_frames(data):
-            self.sink.anomaly("ws_desync", f"{self._desync_bytes} bytes after a gap passed "
-                              "over until a frame boundary was found",
-                              self._desync_start, ts, packet)
+            # A gap that ends on a frame boundary loses nothing more than itself
+            # (tcp_gap says so); only captured bytes passed over are a desync.
+            if self._desync_bytes:
+                self.sink.anomaly("ws_desync", f"{self._desync_bytes} captured bytes after a "
+                                  f"gap of {self._desync_gap} passed over until a frame "
+                                  "boundary was found", self._desync_start, ts, packet)
             self.desynced = False
             self._desync_bytes = 0
             return data
