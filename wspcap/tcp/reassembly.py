@@ -190,17 +190,7 @@ class StreamReassembler:
     # -- internals -------------------------------------------------------------
 
     def _deliver(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
-        if payload:
-            self.on_data(payload, ts, packet)
-            n = len(payload)
-            hpos = self._hpos
-            self._history[hpos] = (self.offset, payload)
-            self._hpos = (hpos + 1) & (HISTORY - 1)
-            self.offset += n
-            self.delivered += n
-            self.next_seq = (self.next_seq + n) & SEQ_MASK  # type: ignore[operator]
-        if missing:
-            self._gap(missing, ts, packet)
+        self._deliver_one(payload, missing, ts, packet)
         if self._pending:
             self._drain((ts, packet))
         if self.fin_offset is not None:

@@ -136,9 +136,6 @@ class MessageAssembler:
                                   f"{opcode_name(parts[0].opcode)} message of {len(parts)} "
                                   "frames is open", index, frame.ts, frame.packet)
                 self._finish(complete=False)
-            if frame.fin and not frame.rsv1:  # the common case: one plain frame
-                self._emit_plain(frame, index)
-                return
             self._parts = parts = [frame]
             self._first_index = self._last_index = index
         else:  # reserved non-control opcode 3-7
@@ -191,22 +188,6 @@ class MessageAssembler:
             if not frame.fin:
                 anomaly("ws_control_fragmented", f"{opcode_name(opcode)} frame without FIN",
                         index, ts, packet)
-
-    def _emit_plain(self, frame: Frame, index: int) -> None:
-        payload = frame.payload
-        text = None
-        complete = not frame.missing
-        if frame.opcode == 1:
-            try:
-                text = payload.decode()
-            except UnicodeDecodeError as exc:
-                if complete:
-                    self._bad_utf8(exc, index, frame)
-        self.messages += 1
-        self.sink.message(Message(
-            _DATA_TYPES[frame.opcode], frame.opcode, 1, len(payload), len(payload), payload,
-            text, False, None, frame.ts_start, frame.ts, frame.packet, frame.packet, index,
-            index, None, None, complete))
 
     def _bad_utf8(self, exc: UnicodeDecodeError, index: int, frame: Frame) -> None:
         self.sink.anomaly("ws_invalid_utf8", f"text message is not valid UTF-8 at byte "
