@@ -52,9 +52,18 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
-    "Capture", "CaptureFormatError", "CaptureInfo", "ConfigError", "Options", "WspcapError",
-    "from_packets", "read", "__version__",
-    "live", "replay", "sniff",
-    "read_many",
+    "Capture",
+    "CaptureFormatError",
+    "CaptureInfo",
+    "ConfigError",
+    "Options",
     "Thresholds",
+    "WspcapError",
+    "__version__",
+    "from_packets",
+    "live",
+    "read",
+    "read_many",
+    "replay",
+    "sniff",
 ]

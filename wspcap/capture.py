@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-
 import pandas as pd
 
 from wspcap.pipeline import Collector, Options, Pipeline
@@ -18,7 +17,7 @@ from wspcap.rules.thresholds import Thresholds
 from wspcap.sources import PacketRecord, open_capture
 from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
 
-__all__ = ["Capture", "CaptureInfo", "read", "from_packets"]
+__all__ = ["Capture", "CaptureInfo", "from_packets", "read"]
 
 
 @dataclass

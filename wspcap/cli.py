@@ -15,13 +15,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wspcap import __version__
 from wspcap.errors import ConfigError, WspcapError
 
 if TYPE_CHECKING:
+    from wspcap.monitor import Event
     from wspcap.parallel import FileResult
 
 __all__ = ["main"]
@@ -120,15 +121,20 @@ def _analyze(args: argparse.Namespace) -> int:
     except OSError:
         size = 0
     if size >= PROGRESS_MIN_BYTES and sys.stderr.isatty() and not args.quiet:
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
         bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(),
                        TimeRemainingColumn(), transient=True)
         task = bar.add_task("read", total=size)
         bar.start()
 
         def progress(done: int) -> None:
-            bar.update(task, completed=done)  # type: ignore[union-attr]
+            bar.update(task, completed=done)
     thresholds = _thresholds(args)
     try:
         capture = read(path, progress=progress, thresholds=thresholds)
@@ -322,7 +328,7 @@ def _live(args: argparse.Namespace) -> int:
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     to_stdout = args.jsonl == "-"
     out = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 160)
-    sinks = []
+    sinks: list[Callable[[Event], None]] = []
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl is not None:
         sinks.append(jsonl)

@@ -13,7 +13,7 @@ the CLI can print it as is.
 
 from __future__ import annotations
 
-__all__ = ["WspcapError", "CaptureFormatError", "ConfigError"]
+__all__ = ["CaptureFormatError", "ConfigError", "WspcapError"]
 
 
 class WspcapError(Exception):

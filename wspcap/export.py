@@ -17,7 +17,7 @@ from wspcap.errors import ConfigError
 if TYPE_CHECKING:
     from wspcap.capture import Capture
 
-__all__ = ["FORMATS", "write_tables", "textual"]
+__all__ = ["FORMATS", "textual", "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}

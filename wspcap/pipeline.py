@@ -42,7 +42,7 @@ from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
 from wspcap.ws.messages import Message, MessageAssembler
 
-__all__ = ["Options", "Pipeline", "Collector", "Session"]
+__all__ = ["Collector", "Options", "Pipeline", "Session"]
 
 C2S, S2C = "c2s", "s2c"
 #: Data chunks looked at, per direction, before a connection that is neither
@@ -100,10 +100,28 @@ class Collector:
 class _Direction:
     """One direction of a session: the sink of its reassembler, parser and assembler."""
 
-    __slots__ = ("session", "d", "name", "key", "handler", "parser", "assembler",
-                 "head", "probe_chunks", "pending", "close_code", "close_reason",
-                 "frames", "last_frame_offset", "last_frame_index", "fin_seen", "rst_seen",
-                 "first_data_ts", "end_ts", "collector")
+    __slots__ = (
+        "assembler",
+        "close_code",
+        "close_reason",
+        "collector",
+        "d",
+        "end_ts",
+        "fin_seen",
+        "first_data_ts",
+        "frames",
+        "handler",
+        "head",
+        "key",
+        "last_frame_index",
+        "last_frame_offset",
+        "name",
+        "parser",
+        "pending",
+        "probe_chunks",
+        "rst_seen",
+        "session",
+    )
 
     def __init__(self, session: Session, d: int) -> None:
         self.session = session
@@ -262,8 +280,8 @@ class Session:
         for d in self.dirs:
             d.name = C2S if d.d == client else S2C
             d.key = self.conn_id * 2 + (0 if d.d == client else 1)
-        for ts, d, offset, size, packet in self.early_conflicts:
-            self.report(ts, self.dirs[d].name, None, "tcp_overlap_conflict",
+        for ts, d_index, offset, size, packet in self.early_conflicts:
+            self.report(ts, self.dirs[d_index].name, None, "tcp_overlap_conflict",
                         f"{size} bytes at stream offset {offset} differ from the first copy "
                         "(first copy kept)", packet, offset)
         self.early_conflicts = []
@@ -632,7 +650,20 @@ class Pipeline:
             self.collector.anomaly(None, ts, None, None, "capture_ip_fragment",
                                    f"packet {number} is an IP fragment", number)
             return
-        key, src, dst, sport, dport, seq, ack, flags, payload, missing = seg  # type: ignore[misc]
+        # mypy does not narrow on `seg is FRAGMENT`; the local annotations (never
+        # evaluated at run time) give the Segment field types without adding a call.
+        key: bytes
+        src: bytes
+        dst: bytes
+        sport: int
+        dport: int
+        seq: int
+        ack: int
+        flags: int
+        payload: bytes
+        missing: int
+        key, src, dst, sport, dport, seq, ack, flags, payload, missing = (
+            seg)  # type: ignore[str-unpack, assignment]
         entry = self.flows.get(key)
         if entry is None or (flags & TCP_SYN and not flags & TCP_ACK
                              and entry[0].reasm[entry[1]].syn_seen

@@ -34,7 +34,7 @@ def _na(value: object) -> str:
         return ""
     try:
         import pandas as pd
-        if pd.isna(value):  # type: ignore[call-overload]
+        if pd.isna(value):
             return ""
     except (TypeError, ValueError):
         pass
@@ -67,7 +67,8 @@ def print_summary(capture: Capture, max_rows: int = 50, console: Console | None 
                              ("bytes c/s", "right"), ("close c/s", "left")):
             table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
         for c in conns.head(max_rows).itertuples(index=False):
-            accept = {True: "ok", False: "[red]WRONG[/red]"}.get(
+            accept_marks: dict[object, str] = {True: "ok", False: "[red]WRONG[/red]"}
+            accept = accept_marks.get(
                 c.accept_valid if c.accept_valid is not None and _na(c.accept_valid) else None,
                 "")
             table.add_row(

@@ -23,8 +23,14 @@ if TYPE_CHECKING:
     from wspcap.pipeline import Collector
 
 __all__ = [
-    "CONNECTION_SCHEMA", "FRAME_SCHEMA", "MESSAGE_SCHEMA", "ANOMALY_SCHEMA",
-    "connections_table", "frames_table", "messages_table", "anomalies_table",
+    "ANOMALY_SCHEMA",
+    "CONNECTION_SCHEMA",
+    "FRAME_SCHEMA",
+    "MESSAGE_SCHEMA",
+    "anomalies_table",
+    "connections_table",
+    "frames_table",
+    "messages_table",
 ]
 
 TS = "datetime64[ns, UTC]"
@@ -93,7 +99,8 @@ def _index_within(conn: np.ndarray) -> np.ndarray:
     """0, 1, 2, ... within each conn_id, in record order."""
     if not len(conn):
         return conn
-    return pd.Series(conn).groupby(conn, sort=False).cumcount().to_numpy(np.int64)
+    index: np.ndarray = pd.Series(conn).groupby(conn, sort=False).cumcount().to_numpy(np.int64)
+    return index
 
 
 def _nullable(values: Any, dtype: str) -> Any:

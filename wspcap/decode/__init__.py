@@ -16,6 +16,12 @@ from wspcap.decode.packet import (
 )
 
 __all__ = [
-    "FRAGMENT", "PacketDecoder", "Segment",
-    "TCP_ACK", "TCP_FIN", "TCP_PSH", "TCP_RST", "TCP_SYN",
+    "FRAGMENT",
+    "TCP_ACK",
+    "TCP_FIN",
+    "TCP_PSH",
+    "TCP_RST",
+    "TCP_SYN",
+    "PacketDecoder",
+    "Segment",
 ]

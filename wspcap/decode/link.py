@@ -7,9 +7,18 @@ list), not the platform's DLT_* values, which differ on some BSDs for raw IP.
 from __future__ import annotations
 
 __all__ = [
-    "LINKTYPE_NULL", "LINKTYPE_ETHERNET", "LINKTYPE_RAW", "LINKTYPE_LOOP",
-    "LINKTYPE_LINUX_SLL", "LINKTYPE_IPV4", "LINKTYPE_IPV6", "LINKTYPE_LINUX_SLL2",
-    "ETH_IPV4", "ETH_IPV6", "link_payload", "LINKTYPE_NAMES",
+    "ETH_IPV4",
+    "ETH_IPV6",
+    "LINKTYPE_ETHERNET",
+    "LINKTYPE_IPV4",
+    "LINKTYPE_IPV6",
+    "LINKTYPE_LINUX_SLL",
+    "LINKTYPE_LINUX_SLL2",
+    "LINKTYPE_LOOP",
+    "LINKTYPE_NAMES",
+    "LINKTYPE_NULL",
+    "LINKTYPE_RAW",
+    "link_payload",
 ]
 
 LINKTYPE_NULL = 0

@@ -25,8 +25,16 @@ import dpkt
 
 from wspcap.decode.link import ETH_IPV4, ETH_IPV6, LINKTYPE_ETHERNET, link_payload
 
-__all__ = ["PacketDecoder", "Segment", "FRAGMENT",
-           "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK"]
+__all__ = [
+    "FRAGMENT",
+    "TCP_ACK",
+    "TCP_FIN",
+    "TCP_PSH",
+    "TCP_RST",
+    "TCP_SYN",
+    "PacketDecoder",
+    "Segment",
+]
 
 # TCP flags (RFC 9293 section 3.1)
 TCP_FIN: Final = 0x01
@@ -95,12 +103,11 @@ class PacketDecoder:
                     t = off + 20
                     start = t + ((doff >> 4) << 2)
                     end = off + total if total else len(data)
-                    if doff >= 0x50 and start <= end:
-                        if len(data) >= end:
-                            return (data[off + 12:off + 20] + data[t:t + 4],
-                                    data[off + 12:off + 16], data[off + 16:off + 20],
-                                    (data[t] << 8) | data[t + 1], (data[t + 2] << 8) | data[t + 3],
-                                    seq, ack, flags, data[start:end], 0)
+                    if doff >= 0x50 and start <= end and len(data) >= end:
+                        return (data[off + 12:off + 20] + data[t:t + 4],
+                                data[off + 12:off + 16], data[off + 16:off + 20],
+                                (data[t] << 8) | data[t + 1], (data[t + 2] << 8) | data[t + 3],
+                                seq, ack, flags, data[start:end], 0)
             return self._ipv4(data, off)
         if etype == ETH_IPV6:
             return self._ipv6(data, off)

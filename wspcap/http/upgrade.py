@@ -20,8 +20,15 @@ import http.client
 from dataclasses import dataclass, field
 
 __all__ = [
-    "ACCEPT_GUID", "accept_for", "HttpHead", "HeadParser", "Handshake",
-    "looks_like_request", "looks_like_response", "parse_extensions", "MAX_HEAD",
+    "ACCEPT_GUID",
+    "MAX_HEAD",
+    "Handshake",
+    "HeadParser",
+    "HttpHead",
+    "accept_for",
+    "looks_like_request",
+    "looks_like_response",
+    "parse_extensions",
 ]
 
 #: RFC 6455 section 1.3: the GUID appended to the key before hashing.

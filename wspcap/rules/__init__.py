@@ -2,4 +2,4 @@
 
 from wspcap.rules.registry import RULES, SEVERITIES, Anomaly, Rule, severity_of
 
-__all__ = ["Anomaly", "RULES", "Rule", "SEVERITIES", "severity_of"]
+__all__ = ["RULES", "SEVERITIES", "Anomaly", "Rule", "severity_of"]

@@ -45,8 +45,18 @@ if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
     from wspcap.ws.messages import Message
 
-__all__ = ["check", "CHECKS", "Context", "Conn", "run_checks", "preview", "over", "C2S",
-           "S2C", "DEDUPLICATED"]
+__all__ = [
+    "C2S",
+    "CHECKS",
+    "DEDUPLICATED",
+    "S2C",
+    "Conn",
+    "Context",
+    "check",
+    "over",
+    "preview",
+    "run_checks",
+]
 
 C2S, S2C = "c2s", "s2c"
 _DIRS = (C2S, S2C)

@@ -14,7 +14,7 @@ import binascii
 from wspcap.http.upgrade import parse_extensions
 from wspcap.rules.checks import C2S, S2C, Conn, Context, check, preview
 
-__all__ = ["request_fields", "answer_fields", "key_reuse"]
+__all__ = ["answer_fields", "key_reuse", "request_fields"]
 
 #: RFC 6455 section 11.3 and RFC 9112 section 3.2: fields a request may carry once.
 ONCE_IN_REQUEST = ("Host", "Sec-WebSocket-Key", "Sec-WebSocket-Version")

@@ -27,8 +27,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-__all__ = ["Rule", "RULES", "SEVERITIES", "Anomaly", "severity_of", "register",
-           "severity_rank", "not_checked_by_zeek", "ZEEK_NOT_CHECKED"]
+__all__ = [
+    "RULES",
+    "SEVERITIES",
+    "ZEEK_NOT_CHECKED",
+    "Anomaly",
+    "Rule",
+    "not_checked_by_zeek",
+    "register",
+    "severity_of",
+    "severity_rank",
+]
 
 #: Severities, lowest first.
 SEVERITIES = ("info", "warning", "error")

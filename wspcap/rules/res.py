@@ -19,7 +19,7 @@ from wspcap.rules.checks import C2S, S2C, Conn, Context, check, over
 if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
 
-__all__ = ["sizes", "rates", "fragments", "slow_handshake", "slow_frames", "many_connections"]
+__all__ = ["fragments", "many_connections", "rates", "sizes", "slow_frames", "slow_handshake"]
 
 _NS = 1_000_000_000
 

@@ -26,8 +26,15 @@ from wspcap.rules.checks import C2S, S2C, Context, check, preview
 if TYPE_CHECKING:
     from wspcap.http.upgrade import HttpHead
 
-__all__ = ["plaintext", "origin", "credentials", "masking_keys", "is_browser",
-           "credential_name", "origin_cross_site"]
+__all__ = [
+    "credential_name",
+    "credentials",
+    "is_browser",
+    "masking_keys",
+    "origin",
+    "origin_cross_site",
+    "plaintext",
+]
 
 _BROWSER = re.compile(r"^Mozilla/5\.0 \(.*\b(?:Chrome|Firefox|Safari|Edg|OPR|Gecko)/")
 

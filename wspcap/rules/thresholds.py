@@ -22,7 +22,7 @@ from typing import Any
 
 from wspcap.errors import ConfigError
 
-__all__ = ["Thresholds", "DEFAULT_THRESHOLDS"]
+__all__ = ["DEFAULT_THRESHOLDS", "Thresholds"]
 
 _MIB = 1 << 20
 

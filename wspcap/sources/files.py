@@ -28,14 +28,14 @@ import gzip
 import os
 import struct
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple
+from typing import BinaryIO, NamedTuple, Self
 
 from dpkt import pcap as _pcap
 from dpkt import pcapng as _pcapng
 
 from wspcap.errors import CaptureFormatError
 
-__all__ = ["PacketRecord", "CaptureFile", "open_capture"]
+__all__ = ["CaptureFile", "PacketRecord", "open_capture"]
 
 #: Bytes read from the file at a time.
 BLOCK_SIZE = 1 << 20
@@ -86,9 +86,12 @@ class CaptureFile:
         self._f = fileobj
 
     def close(self) -> None:
+        raw = getattr(self._f, "fileobj", None)  # GzipFile does not close the file it was given
         self._f.close()
+        if raw is not None:
+            raw.close()
 
-    def __enter__(self) -> CaptureFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -262,7 +265,9 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     """
     name = os.fspath(path)
     try:
-        raw: BinaryIO = open(name, "rb")
+        # No `with`: the file must stay open beyond this function, since the
+        # CaptureFile returned to the caller owns it and closes it.
+        raw: BinaryIO = open(name, "rb")  # noqa: SIM115
     except FileNotFoundError:
         raise CaptureFormatError(name, "no such file") from None
     except IsADirectoryError:
@@ -284,9 +289,11 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         raise CaptureFormatError(name, f"unreadable: {exc}") from None
     if not head:
         f.close()
+        raw.close()
         raise CaptureFormatError(name, "empty file, not a capture")
     if len(head) < 4:
         f.close()
+        raw.close()
         raise CaptureFormatError(name, "too short to be a capture")
     magic = struct.unpack("<I", head)[0]
     if magic in PCAP_MAGICS:
@@ -294,5 +301,6 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
     if magic == _pcapng.PCAPNG_BT_SHB:
         return CaptureFile(name, f, "pcapng", compressed)
     f.close()
+    raw.close()
     raise CaptureFormatError(
         name, f"not a pcap or pcapng capture (file starts with 0x{head.hex()})")

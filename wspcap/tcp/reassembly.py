@@ -39,11 +39,12 @@ call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from wspcap.decode.packet import TCP_FIN, TCP_RST, TCP_SYN
 
-__all__ = ["StreamSink", "StreamReassembler", "SEQ_MOD"]
+__all__ = ["SEQ_MOD", "StreamReassembler", "StreamSink"]
 
 SEQ_MOD = 1 << 32
 SEQ_MASK = SEQ_MOD - 1
@@ -92,7 +93,7 @@ class StreamReassembler:
 
     def __init__(self, sink: StreamSink, max_pending: int = MAX_PENDING) -> None:
         self.sink = sink
-        self.on_data = sink.data
+        self.on_data: Callable[[bytes, int, int], None] = sink.data
         self.max_pending = max_pending
         self.next_seq: int | None = None
         self.offset = 0
@@ -147,7 +148,7 @@ class StreamReassembler:
             self.midstream = True
         size = len(payload) + missing
         if size:
-            rel = (seq - self.next_seq) & SEQ_MASK  # type: ignore[operator]
+            rel = (seq - self.next_seq) & SEQ_MASK
             if rel == 0:
                 self._deliver(payload, missing, ts, packet)
             elif rel < SEQ_HALF:
@@ -155,7 +156,7 @@ class StreamReassembler:
             else:
                 self._behind(SEQ_MOD - rel, payload, missing, ts, packet)
         if flags & (TCP_FIN | TCP_RST):
-            end = (seq + size - self.next_seq) & SEQ_MASK  # type: ignore[operator]
+            end = (seq + size - self.next_seq) & SEQ_MASK
             if flags & TCP_RST:
                 self.rst_seen = True
                 self.sink.rst(self.offset, ts, packet)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from wspcap.http.upgrade import parse_extensions
 
-__all__ = ["DeflateParams", "Inflater", "negotiate", "EXTENSION_NAME", "MAX_INFLATED"]
+__all__ = ["EXTENSION_NAME", "MAX_INFLATED", "DeflateParams", "Inflater", "negotiate"]
 
 EXTENSION_NAME = "permessage-deflate"
 #: RFC 7692 section 7.2.2: the bytes removed from the end of each message.

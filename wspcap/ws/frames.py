@@ -37,9 +37,22 @@ from typing import NamedTuple, Protocol
 from wspcap.ws.mask import unmask
 
 __all__ = [
-    "Opcode", "CloseCode", "Frame", "FrameSink", "FrameParser", "serialize_frame",
-    "FIN", "RSV1", "RSV2", "RSV3", "OPCODE", "MASKED", "LEN7", "opcode_name",
-    "MAX_PAYLOAD", "plausible_frames",
+    "FIN",
+    "LEN7",
+    "MASKED",
+    "MAX_PAYLOAD",
+    "OPCODE",
+    "RSV1",
+    "RSV2",
+    "RSV3",
+    "CloseCode",
+    "Frame",
+    "FrameParser",
+    "FrameSink",
+    "Opcode",
+    "opcode_name",
+    "plausible_frames",
+    "serialize_frame",
 ]
 
 # RFC 6455 section 5.2, base framing protocol:
@@ -175,7 +188,7 @@ class FrameParser:
         self._skip = 0  # payload bytes still to pass over (beyond max_payload)
         self._skipped_frame: tuple[bytes, int, int, int] | None = None  # head, key..., kept
         self._skipped_payload = bytearray()
-        self._skipped_key = b""
+        self._skipped_key: bytes | bytearray = b""
         self._skipped_missing = 0
         self._skipped_holes: list[tuple[int, int]] = []  # zero-filled (start, size) in kept
         self._desync_bytes = 0
@@ -202,7 +215,7 @@ class FrameParser:
                 return
         buf = self._buf
         if buf:
-            buf += data  # type: ignore[operator]
+            buf += data
             self._buf = buf
             if len(buf) < self._need:
                 return
@@ -240,7 +253,7 @@ class FrameParser:
                 if 0 < size <= room and size <= self.max_payload:
                     # Inside the payload: zero-fill to keep the frames after it aligned.
                     self._holes.append((self._base + len(buf), size))
-                    buf += bytes(size)  # type: ignore[operator]
+                    buf += bytes(size)
                     self._buf = buf
                     if len(self._buf) >= hl + length:
                         self._parse(self._buf, ts, packet)
@@ -344,7 +357,7 @@ class FrameParser:
                         return
                     self._need = stop
                     break
-                payload = unmask(buf[pos + hl:stop], key)
+                payload: bytes | bytearray = unmask(buf[pos + hl:stop], key)
                 mask_key = int.from_bytes(key, "big")
                 masked = True
             else:
@@ -426,7 +439,7 @@ class FrameParser:
     # -- frames larger than max_payload ---------------------------------------------
 
     def _start_skip(self, buf: bytes | bytearray, pos: int, hl: int, length: int,
-                    key: bytes, ts: int, packet: int) -> None:
+                    key: bytes | bytearray, ts: int, packet: int) -> None:
         """Keep ``max_payload`` bytes of an oversized frame and pass over the rest."""
         have = len(buf) - pos - hl
         kept = bytes(buf[pos + hl:pos + hl + min(have, self.max_payload)])

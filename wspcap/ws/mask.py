@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["unmask", "NUMPY_THRESHOLD"]
+__all__ = ["NUMPY_THRESHOLD", "unmask"]
 
 #: Payloads at least this long are unmasked with NumPy.
 NUMPY_THRESHOLD = 1024
 
 
-def unmask(payload: bytes, key: bytes, start: int = 0) -> bytes:
+def unmask(payload: bytes | bytearray, key: bytes | bytearray, start: int = 0) -> bytes:
     """XOR ``payload`` with the masking ``key``.
 
     Masking is its own inverse, so this both masks and unmasks.

@@ -15,7 +15,7 @@ from typing import NamedTuple, Protocol
 from wspcap.ws.deflate import Inflater
 from wspcap.ws.frames import Frame, opcode_name
 
-__all__ = ["Message", "MessageSink", "MessageAssembler", "close_code_valid"]
+__all__ = ["Message", "MessageAssembler", "MessageSink", "close_code_valid"]
 
 _DATA_TYPES = {1: "text", 2: "binary"}
 _new = tuple.__new__
