@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from wspcap.http.upgrade import parse_extensions
+from wspcap.http.upgrade import HttpHead, parse_extensions
 from wspcap.rules.checks import C2S, S2C, Conn, Context, check, preview
 
 __all__ = ["answer_fields", "key_reuse", "request_fields"]
@@ -64,20 +64,37 @@ def request_fields(ctx: Context) -> None:
                             "the upgrade request has no Sec-WebSocket-Key")
         if hs.key is not None and not hs.key_is_valid():
             _request_report(ctx, conn, "http_key_invalid", _key_problem(hs.key))
-        missing = []
-        if "websocket" not in req.tokens("Upgrade"):
-            missing.append("Upgrade: websocket")
-        if "upgrade" not in req.tokens("Connection"):
-            missing.append("Connection: Upgrade")
-        if missing:
-            _request_report(ctx, conn, "http_upgrade_tokens_missing",
-                            f"the upgrade request lacks {' and '.join(missing)}")
-        for name in ONCE_IN_REQUEST:
-            values = req.get_all(name)
-            if len(values) > 1:
-                _request_report(ctx, conn, "http_duplicate_header",
-                                f"{name} appears {len(values)} times in the request: "
-                                + ", ".join(preview(v) for v in values))
+        for code, detail in _head_findings(req, ONCE_IN_REQUEST, "upgrade request",
+                                           "request", "Connection: Upgrade"):
+            _request_report(ctx, conn, code, detail)
+
+
+def _head_findings(head: HttpHead, once: tuple[str, ...], what: str, where: str,
+                   connection: str) -> list[tuple[str, str]]:
+    """Upgrade tokens missing and fields repeated that may appear once, in a head.
+
+    Args:
+        head: the request or the answer.
+        once: the fields RFC 6455 allows once in it.
+        what: how the head is named in "the ... lacks".
+        where: how it is named in "appears N times in the ...".
+        connection: the Connection token as the detail spells it.
+    """
+    found = []
+    missing = []
+    if "websocket" not in head.tokens("Upgrade"):
+        missing.append("Upgrade: websocket")
+    if "upgrade" not in head.tokens("Connection"):
+        missing.append(connection)
+    if missing:
+        found.append(("http_upgrade_tokens_missing", f"the {what} lacks {' and '.join(missing)}"))
+    for name in once:
+        values = head.get_all(name)
+        if len(values) > 1:
+            found.append(("http_duplicate_header",
+                          f"{name} appears {len(values)} times in the {where}: "
+                          + ", ".join(preview(v) for v in values)))
+    return found
 
 
 def _key_problem(key: str) -> str:
@@ -103,20 +120,9 @@ def answer_fields(ctx: Context) -> None:
         if hs is None or hs.response is None or hs.status != 101:
             continue
         resp = hs.response
-        missing = []
-        if "websocket" not in resp.tokens("Upgrade"):
-            missing.append("Upgrade: websocket")
-        if "upgrade" not in resp.tokens("Connection"):
-            missing.append("Connection: upgrade")
-        if missing:
-            _answer_report(ctx, conn, "http_upgrade_tokens_missing",
-                           f"the 101 answer lacks {' and '.join(missing)}")
-        for name in ONCE_IN_RESPONSE:
-            values = resp.get_all(name)
-            if len(values) > 1:
-                _answer_report(ctx, conn, "http_duplicate_header",
-                               f"{name} appears {len(values)} times in the answer: "
-                               + ", ".join(preview(v) for v in values))
+        for code, detail in _head_findings(resp, ONCE_IN_RESPONSE, "101 answer", "answer",
+                                           "Connection: upgrade"):
+            _answer_report(ctx, conn, code, detail)
         selected = (hs.subprotocol or "").strip()
         if selected and selected not in hs.protocols_offered:  # case-sensitive, as sent
             offered = ", ".join(hs.protocols_offered)
