@@ -52,7 +52,7 @@ import pandas as pd
 
 from wspcap.capture import Capture, CaptureInfo, read
 from wspcap.errors import CaptureFormatError, ConfigError
-from wspcap.export import FORMATS, TABLES, textual
+from wspcap.export import FORMATS, TABLES, textual, write_parquet
 from wspcap.pipeline import Options
 
 __all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many", "expand_inputs", "merge_shards",
@@ -70,7 +70,6 @@ CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
 _GLOB_CHARS = re.compile(r"[*?[]")
 #: The snap-length row of ``capture_truncated``: its count is per shard.
 _SNAP_DETAIL = re.compile(r"^(\d+)( packets were cut by the snap length)$")
-_PAYLOAD_COLUMNS = frozenset(("payload",))
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -606,33 +605,9 @@ class FileResult:
     first_conn_id: int
 
 
-def _arrow_schema(df: pd.DataFrame) -> Any:
-    """A schema every part of a dataset shares, whatever its values: columns
-    that are all None in this part get their real type, categoricals one
-    index width."""
-    import pyarrow as pa
-
-    inferred = pa.Schema.from_pandas(df, preserve_index=False)
-    fields = []
-    for f in inferred:
-        t = f.type
-        if pa.types.is_dictionary(t):
-            value = t.value_type
-            if pa.types.is_null(value) or pa.types.is_string(value):
-                value = pa.large_string()
-            t = pa.dictionary(pa.int32(), value, t.ordered)
-        elif pa.types.is_null(t):
-            t = pa.binary() if f.name in _PAYLOAD_COLUMNS else pa.large_string()
-        fields.append(pa.field(f.name, t))
-    return pa.schema(fields, metadata=inferred.metadata)
-
-
 def _write_part(df: pd.DataFrame, path: str, fmt: str) -> None:
     if fmt == "parquet":
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-        pq.write_table(pa.Table.from_pandas(df, schema=_arrow_schema(df), preserve_index=False),
-                       path)
+        write_parquet(df, path)
     elif fmt == "csv":
         textual(df).to_csv(path, index=False)
     else:
