@@ -164,10 +164,8 @@ class _Direction:
     def conflict(self, offset: int, size: int, ts: int, packet: int) -> None:
         s = self.session
         if s.conn_id is not None:
-            s.report(ts, self.name or None, None, "tcp_overlap_conflict",
-                     f"{size} bytes at stream offset {offset} differ from the first copy "
-                     "(first copy kept)", packet, offset)
-        else:
+            s.report_conflict(ts, self.d, offset, size, packet)
+        else:  # reported once the connection turns out to be WebSocket
             s.early_conflicts.append((ts, self.d, offset, size, packet))
 
     def fin(self, offset: int, ts: int, packet: int) -> None:
@@ -211,7 +209,7 @@ class _Direction:
                 packet: int) -> None:
         """From the frame parser (``where`` is a stream offset) or the assembler
         (``where`` is a frame index)."""
-        if code.startswith("ws_") and code in _FRAMING_CODES:
+        if code in _FRAMING_CODES:
             offset = where
             index = self.last_frame_index if where == self.last_frame_offset else None
         else:
@@ -252,7 +250,6 @@ class Session:
         self.established = False
         self.nframes = 0
         self.nmessages = 0
-        self.data_with_101 = 0
         self.ts_request: int | None = None
         self.ts_response: int | None = None
         self.request_packet: int | None = None
@@ -280,11 +277,15 @@ class Session:
         for d in self.dirs:
             d.name = C2S if d.d == client else S2C
             d.key = self.conn_id * 2 + (0 if d.d == client else 1)
-        for ts, d_index, offset, size, packet in self.early_conflicts:
-            self.report(ts, self.dirs[d_index].name, None, "tcp_overlap_conflict",
-                        f"{size} bytes at stream offset {offset} differ from the first copy "
-                        "(first copy kept)", packet, offset)
+        for conflict in self.early_conflicts:
+            self.report_conflict(*conflict)
         self.early_conflicts = []
+
+    def report_conflict(self, ts: int, d: int, offset: int, size: int, packet: int) -> None:
+        """A retransmitted or overlapping copy whose bytes differ (first copy kept)."""
+        self.report(ts, self.dirs[d].name, None, "tcp_overlap_conflict",
+                    f"{size} bytes at stream offset {offset} differ from the first copy "
+                    "(first copy kept)", packet, offset)
 
     @staticmethod
     def _probe(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -302,10 +303,11 @@ class Session:
             if s.client is None and len(dr.pending) > PROBE_CHUNKS * 4:
                 s._give_up()
             return
-        if s.options.midstream and plausible_frames(data):
+        frames = plausible_frames(data) if s.options.midstream else 0
+        if frames:
             # Two chunks in a row, or two frames in one, that frame exactly.
             dr.pending.append((data, offset, ts, packet))
-            if len(dr.pending) >= 2 or plausible_frames(data) >= 2:
+            if len(dr.pending) >= 2 or frames >= 2:
                 s._start_midstream(dr)
             return
         s._give_up()
@@ -405,7 +407,6 @@ class Session:
         s._start_frames({dr.d: offset + len(data) - len(trailing),
                          client.d: held[0][1] if held else s.reasm[client.d].offset})
         if trailing:
-            s.data_with_101 = len(trailing)
             s.report(ts, S2C, None, "http_data_with_101",
                      f"{len(trailing)} bytes after the 101 head in the same segment", packet)
             dr.parser.receive_data(trailing, ts, packet)  # type: ignore[union-attr]
@@ -543,9 +544,20 @@ class Session:
                 d.parser.receive_eof(ts, packet)
             if d.assembler is not None:
                 d.assembler.receive_eof()
-        if self.conn_id is not None and (self.reasm[0].midstream or self.reasm[1].midstream):
+        if self.conn_id is not None and self.syn_missing:
             self.report(self.ts_start, None, None, "tcp_midstream",
                         "the connection's SYN was not captured", None)
+
+    @property
+    def syn_missing(self) -> bool:
+        """The start of the connection (a SYN) was not captured."""
+        return self.reasm[0].midstream or self.reasm[1].midstream
+
+    def endpoints(self) -> tuple[str, int, str, int]:
+        """``(client_ip, client_port, server_ip, server_port)``."""
+        c = self.client if self.client is not None else 0
+        return (str(ipaddress.ip_address(self.addrs[c])), self.ports[c],
+                str(ipaddress.ip_address(self.addrs[1 - c])), self.ports[1 - c])
 
     def record(self) -> dict[str, Any]:
         """The connection's row for the connections table."""
@@ -553,18 +565,19 @@ class Session:
         c = self.client if self.client is not None else 0
         cd, sd = self.dirs[c], self.dirs[1 - c]
         ext = self.deflate
+        client_ip, client_port, server_ip, server_port = self.endpoints()
         return {
             "conn_id": self.conn_id,
             "tcp_stream": self.tcp_stream,
-            "client_ip": str(ipaddress.ip_address(self.addrs[c])),
-            "client_port": self.ports[c],
-            "server_ip": str(ipaddress.ip_address(self.addrs[1 - c])),
-            "server_port": self.ports[1 - c],
+            "client_ip": client_ip,
+            "client_port": client_port,
+            "server_ip": server_ip,
+            "server_port": server_port,
             "ts_start": self.ts_start,
             "ts_end": self.ts_end,
             "handshake": self.handshake is not None,
             "established": self.established,
-            "midstream": bool(self.reasm[0].midstream or self.reasm[1].midstream),
+            "midstream": self.syn_missing,
             "method": hs.method or None,
             "uri": hs.uri or None,
             "host": hs.host,

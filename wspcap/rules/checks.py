@@ -105,28 +105,24 @@ class Conn:
     """
 
     def __init__(self, session: Any) -> None:
-        import ipaddress
-
         s = session
         c = s.client if s.client is not None else 0
         self.conn_id: int = s.conn_id
         self.handshake: Handshake | None = s.handshake
         self.established: bool = bool(s.established)
         self.midstream: bool = bool(s.midstream_ws)
-        self.client_ip = str(ipaddress.ip_address(s.addrs[c]))
-        self.server_ip = str(ipaddress.ip_address(s.addrs[1 - c]))
-        self.server_port: int = s.ports[1 - c]
+        self.client_ip, _, self.server_ip, self.server_port = s.endpoints()
         self.ts_start: int = s.ts_start
         self.ts_end: int = s.ts_end
         self.ts_request: int | None = s.ts_request
-        self.request_packet: int | None = getattr(s, "request_packet", None)
+        self.request_packet: int | None = s.request_packet
         self.ts_response: int | None = s.ts_response
-        self.response_packet: int | None = getattr(s, "response_packet", None)
+        self.response_packet: int | None = s.response_packet
         cd, sd = s.dirs[c], s.dirs[1 - c]
         self.request_first_ts: int | None = cd.first_data_ts
         self.fin = {C2S: cd.fin_seen, S2C: sd.fin_seen}
         self.rst = {C2S: cd.rst_seen, S2C: sd.rst_seen}
-        self.end_ts = {C2S: getattr(cd, "end_ts", None), S2C: getattr(sd, "end_ts", None)}
+        self.end_ts = {C2S: cd.end_ts, S2C: sd.end_ts}
         self.gap_bytes = {C2S: s.reasm[c].gap_bytes, S2C: s.reasm[1 - c].gap_bytes}
         self.deflate = s.deflate
         self.frame_pos: list[int] = []

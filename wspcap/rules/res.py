@@ -68,26 +68,25 @@ def rates(ctx: Context) -> None:
     pings: dict[int, list[int]] = {}
     for where in compress(count(), map(eq, ctx.column("opcode"), repeat(9))):
         pings.setdefault(keys[where], []).append(where)
+
+    def flood(conn: Conn, d: str, pos: list[int], limit: float, code: str, what: str,
+              rate: float) -> None:
+        """Report the first burst of more than ``limit`` of ``pos`` within the window."""
+        if len(pos) <= limit:
+            return
+        hit = _first_burst(list(map(ts.__getitem__, pos)), window, limit)
+        if hit is not None:
+            item, n = hit
+            _, index, _, f = ctx.frame_at(pos[item])
+            ctx.report_frame(conn, index, d, f, code, f"{n} {what} within "
+                             f"{th.rate_window:g} s (threshold {rate:g}/s)")
+
     for conn in ctx.conns:
         for d in (C2S, S2C):
-            pos = ctx.positions(conn, d)
-            if len(pos) > frame_limit:
-                hit = _first_burst(list(map(ts.__getitem__, pos)), window, frame_limit)
-                if hit is not None:
-                    item, n = hit
-                    _, index, _, f = ctx.frame_at(pos[item])
-                    ctx.report_frame(conn, index, d, f, "res_frame_flood",
-                                     f"{n} frames within {th.rate_window:g} s "
-                                     f"(threshold {th.frame_flood_rate:g}/s)")
-            mine = pings.get(conn.conn_id * 2 + (d == S2C), [])
-            if len(mine) > ping_limit:
-                hit = _first_burst(list(map(ts.__getitem__, mine)), window, ping_limit)
-                if hit is not None:
-                    item, n = hit
-                    _, index, _, f = ctx.frame_at(mine[item])
-                    ctx.report_frame(conn, index, d, f, "res_ping_flood",
-                                     f"{n} pings within {th.rate_window:g} s "
-                                     f"(threshold {th.ping_flood_rate:g}/s)")
+            flood(conn, d, ctx.positions(conn, d), frame_limit, "res_frame_flood", "frames",
+                  th.frame_flood_rate)
+            flood(conn, d, pings.get(conn.conn_id * 2 + (d == S2C), []), ping_limit,
+                  "res_ping_flood", "pings", th.ping_flood_rate)
 
 
 @check("res")

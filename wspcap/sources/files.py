@@ -104,10 +104,8 @@ class CaptureFile:
 
     # -- helpers ---------------------------------------------------------------
 
-    def _blocks(self, head: bytes) -> Iterator[bytes]:
-        """Yield the file's bytes in large blocks, ``head`` first."""
-        if head:
-            yield head
+    def _blocks(self) -> Iterator[bytes]:
+        """Yield the file's bytes in large blocks."""
         read = self._f.read
         try:
             while True:
@@ -135,7 +133,7 @@ class CaptureFile:
         number = 0
         buf = b""
         pos = 0
-        for block in self._blocks(b""):
+        for block in self._blocks():
             buf = buf[pos:] + block if pos < len(buf) else block
             pos = 0
             end = len(buf)
@@ -167,7 +165,7 @@ class CaptureFile:
         interfaces: list[tuple[int, int, int, int]] = []  # linktype, mult, div, offset_ns
         buf = b""
         pos = 0
-        for block in self._blocks(b""):
+        for block in self._blocks():
             buf = buf[pos:] + block if pos < len(buf) else block
             pos = 0
             end = len(buf)

@@ -221,7 +221,7 @@ class FrameParser:
                 return
         else:
             buf = data
-            self._base_ts(ts)
+            self._start_ts = ts
         self._parse(buf, ts, packet)
 
     def receive_gap(self, size: int, ts: int, packet: int) -> None:
@@ -287,9 +287,6 @@ class FrameParser:
             self._desync_bytes = 0
 
     # -- parsing -----------------------------------------------------------------
-
-    def _base_ts(self, ts: int) -> None:
-        self._start_ts = ts
 
     def _header(self, buf: bytes | bytearray) -> tuple[int, int, int] | None:
         """(header length, payload length, encoding) if the header is complete."""
