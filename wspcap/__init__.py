@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Capture": "wspcap.capture", "CaptureInfo": "wspcap.capture",
     "from_packets": "wspcap.capture", "read": "wspcap.capture",
+    "analyze_to": "wspcap.capture", "Written": "wspcap.capture",
     "Options": "wspcap.pipeline", "Thresholds": "wspcap.rules.thresholds",
     "live": "wspcap.monitor", "replay": "wspcap.monitor", "sniff": "wspcap.monitor",
     "read_many": "wspcap.parallel",
@@ -58,8 +59,10 @@ __all__ = [
     "ConfigError",
     "Options",
     "Thresholds",
+    "Written",
     "WspcapError",
     "__version__",
+    "analyze_to",
     "from_packets",
     "live",
     "read",

@@ -17,7 +17,12 @@ from wspcap.rules.thresholds import Thresholds
 from wspcap.sources import PacketRecord, open_capture
 from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
 
-__all__ = ["Capture", "CaptureInfo", "from_packets", "read"]
+__all__ = ["Capture", "CaptureInfo", "Written", "analyze_to", "from_packets", "read"]
+
+#: File bytes read between two writes of :func:`analyze_to`. What it holds at
+#: a time is about this much payload (more when permessage-deflate inflates
+#: it), besides a few numbers per frame.
+SPILL_BYTES = 4 << 20
 
 
 @dataclass
@@ -196,6 +201,12 @@ def _with_thresholds(options: Options | None,
 
 
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Capture:
+    return Capture.from_collector(_finish_records(pipeline, info, truncated), info)
+
+
+def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None
+                    ) -> Collector:
+    """End the pipeline, fill in ``info``, return the records."""
     col = pipeline.finish(truncated)
     info.packets = pipeline.packets
     info.tcp_connections = pipeline.sessions_seen
@@ -203,7 +214,7 @@ def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Cap
     d = pipeline.decoder
     info.counters = {"not_tcp": d.not_tcp, "malformed": d.malformed,
                      "ip_fragments": d.fragments, "snap_length_cut": pipeline.snap_cut}
-    return Capture.from_collector(col, info)
+    return col
 
 
 def read(path: str | os.PathLike[str], options: Options | None = None,
@@ -258,3 +269,77 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         return _finish(pipeline, info, truncated)
 
 
+
+
+@dataclass
+class Written:
+    """What :func:`analyze_to` wrote, and the small tables it kept.
+
+    Attributes:
+        paths: the four files, in the order connections, frames, messages,
+            anomalies.
+        connections: the connections table.
+        anomalies: the anomalies table.
+        info: a :class:`CaptureInfo`.
+    """
+
+    paths: list[str]
+    connections: pd.DataFrame
+    anomalies: pd.DataFrame
+    info: CaptureInfo
+
+
+def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
+               fmt: str = "parquet", options: Options | None = None,
+               progress: Callable[[int], None] | None = None,
+               thresholds: Thresholds | Mapping[str, Any] | None = None,
+               spill_bytes: int = SPILL_BYTES) -> Written:
+    """Read a capture and write its four tables, in memory bounded by payload size.
+
+    The same tables as ``read(path)`` followed by writing them (same rows, same
+    order), but frames and messages are written while the capture is read,
+    every ``spill_bytes`` of file, and their data payloads are let go of: what
+    stays in memory is a few numbers per frame and message (for the
+    cross-record rules, which run at the end), the connections and the
+    anomalies.
+
+    Args:
+        path: the capture file.
+        directory: where the tables go (created if missing).
+        fmt: ``parquet`` (row groups), ``csv`` or ``jsonl``.
+        options, progress, thresholds: as for :func:`read`.
+        spill_bytes: file bytes read between two writes (the file is read in
+            blocks of 1 MiB; 0 writes after every packet).
+
+    Returns:
+        A :class:`Written`.
+
+    Raises:
+        CaptureFormatError: the file is missing or is not a capture.
+        ConfigError: an unknown format.
+    """
+    from wspcap.export import TableStream
+
+    stream = TableStream(directory, fmt)
+    options = _with_thresholds(options, thresholds)
+    pipeline = Pipeline(options)
+    receive = pipeline.receive_packet
+    col = pipeline.collector
+    next_spill = spill_bytes
+    with open_capture(path) as cap, paused_gc():
+        for number, ts, linktype, data, _wirelen in cap:
+            receive(number, ts, linktype, data)
+            if cap.position >= next_spill:  # (position moves a block at a time)
+                stream.spill(col)
+                gc.collect(0)  # what building the part's tables left behind
+                next_spill = cap.position + spill_bytes
+                if progress is not None:
+                    progress(cap.position)
+        if progress is not None:
+            progress(cap.position)
+        info = CaptureInfo(os.fspath(path), cap.format)
+        truncated = cap.truncated
+    col = _finish_records(pipeline, info, truncated)
+    stream.spill(col)
+    connections, anomalies = connections_table(col), anomalies_table(col)
+    return Written(stream.close(connections, anomalies), connections, anomalies, info)

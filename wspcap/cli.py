@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from wspcap.capture import read
+    from wspcap.capture import Capture, Written, analyze_to, read
 
     if _many_inputs(args):
         return _analyze_many(args)
@@ -136,19 +136,21 @@ def _analyze(args: argparse.Namespace) -> int:
         def progress(done: int) -> None:
             bar.update(task, completed=done)
     thresholds = _thresholds(args)
+    capture: Capture | Written
     try:
-        capture = read(path, progress=progress, thresholds=thresholds)
+        if args.output:  # written while read: memory bounded whatever the size
+            capture = analyze_to(path, args.output, args.format, progress=progress,
+                                 thresholds=thresholds)
+        else:
+            capture = read(path, progress=progress, thresholds=thresholds)
     finally:
         if bar is not None:
             bar.stop()
     if capture.info.truncated:
         print(f"wspcap: warning: {path}: {capture.info.truncated}; "
               "everything before it was read", file=sys.stderr)
-    if args.output:
-        from wspcap.export import write_tables
-        written = write_tables(capture, args.output, args.format)
-        if not args.quiet:
-            print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if isinstance(capture, Written) and not args.quiet:
+        print(f"wrote {', '.join(capture.paths)}", file=sys.stderr)
     if not args.quiet:
         from wspcap.summary import print_summary
         print_summary(capture, max_rows=args.max_rows)

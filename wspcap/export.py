@@ -16,8 +16,10 @@ from wspcap.errors import ConfigError
 
 if TYPE_CHECKING:
     from wspcap.capture import Capture
+    from wspcap.pipeline import Collector
 
-__all__ = ["FORMATS", "arrow_schema", "textual", "write_parquet", "write_tables"]
+__all__ = ["FORMATS", "TableStream", "TableWriter", "arrow_schema", "table_path", "textual",
+           "write_parquet", "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
@@ -59,24 +61,77 @@ def arrow_schema(df: pd.DataFrame) -> Any:
     return pa.schema(fields, metadata=inferred.metadata)
 
 
-def write_parquet(df: pd.DataFrame, path: str) -> None:
-    """Write one table as Parquet, in row groups of about SLICE_BYTES of payload."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    schema = arrow_schema(df)
+def _row_slices(df: pd.DataFrame) -> list[pd.DataFrame]:
+    """``df`` cut into parts of about SLICE_BYTES of payload each."""
     step = max(len(df), 1)
     if "payload" in df.columns and len(df):
         total = sum(map(len, df["payload"].dropna()))
         if total > SLICE_BYTES:
             step = max(64, int(len(df) * SLICE_BYTES / total))
-    # Payloads are not dictionary-encoded: they rarely repeat, and building
-    # the dictionary held several copies of each row group in memory.
-    plain = [f.name for f in schema if f.name not in PAYLOAD_COLUMNS]
-    with pq.ParquetWriter(path, schema, use_dictionary=plain) as writer:
-        for start in range(0, max(len(df), 1), step):
-            part = df.iloc[start:start + step]
-            writer.write_table(pa.Table.from_pandas(part, schema=schema, preserve_index=False))
+    return [df.iloc[start:start + step] for start in range(0, max(len(df), 1), step)]
+
+
+class TableWriter:
+    """One table's file, written in parts as they come.
+
+    Parquet gets row groups of about SLICE_BYTES of payload, all with the
+    schema of the first part; CSV and JSON lines get rows appended (one
+    header for CSV). A writer given no rows writes an empty table with the
+    columns of ``empty``.
+
+    Args:
+        path: the file to write (replaced if it exists).
+        fmt: ``parquet``, ``csv`` or ``jsonl``.
+        empty: the table with no rows, written if no part comes.
+    """
+
+    def __init__(self, path: str, fmt: str, empty: pd.DataFrame) -> None:
+        self.path = path
+        self.fmt = fmt
+        self._empty = empty
+        self._parquet: Any = None
+        self._schema: Any = None
+        self._started = False
+
+    def write(self, df: pd.DataFrame) -> None:
+        """Append ``df``'s rows."""
+        if self.fmt == "parquet":
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if self._parquet is None:
+                self._schema = arrow_schema(df)
+                # Payloads are not dictionary-encoded: they rarely repeat, and
+                # building the dictionary held several copies of each row group.
+                plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
+                self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain)
+            for part in _row_slices(df):
+                self._parquet.write_table(
+                    pa.Table.from_pandas(part, schema=self._schema, preserve_index=False))
+        elif self.fmt == "csv":
+            textual(df).to_csv(self.path, index=False, mode="a" if self._started else "w",
+                               header=not self._started)
+        else:
+            with open(self.path, "a" if self._started else "w", encoding="utf-8") as f:
+                if len(df):
+                    textual(df).to_json(f, orient="records", lines=True, force_ascii=False)
+        self._started = True
+
+    def close(self) -> str:
+        """Finish the file; return its path."""
+        if not self._started:
+            self.write(self._empty)
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        return self.path
+
+
+def write_parquet(df: pd.DataFrame, path: str) -> None:
+    """Write one table as Parquet, in row groups of about SLICE_BYTES of payload."""
+    writer = TableWriter(path, "parquet", df.iloc[:0])
+    writer.write(df)
+    writer.close()
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
@@ -91,6 +146,16 @@ def textual(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise ConfigError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def table_path(directory: str | os.PathLike[str], name: str, fmt: str) -> str:
+    """Where table ``name`` goes in ``directory`` for format ``fmt``."""
+    return os.path.join(os.fspath(directory), f"{name}.{_EXT[fmt]}")
+
+
 def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) -> list[str]:
     """Write the four tables of ``capture`` into ``directory``.
 
@@ -102,18 +167,76 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     Returns:
         The paths written, one per table.
     """
-    if fmt not in FORMATS:
-        raise ConfigError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+    _check_format(fmt)
     os.makedirs(directory, exist_ok=True)
     paths = []
     for name in TABLES:
         df: pd.DataFrame = getattr(capture, name)
-        path = os.path.join(os.fspath(directory), f"{name}.{_EXT[fmt]}")
-        if fmt == "parquet":
-            write_parquet(df, path)
-        elif fmt == "csv":
-            textual(df).to_csv(path, index=False)
-        else:
-            textual(df).to_json(path, orient="records", lines=True, force_ascii=False)
-        paths.append(path)
+        writer = TableWriter(table_path(directory, name, fmt), fmt, df.iloc[:0])
+        writer.write(df)
+        paths.append(writer.close())
     return paths
+
+
+class TableStream:
+    """Writes a pipeline's frames and messages while it runs.
+
+    Bounded memory for captures of any size: each :meth:`spill` writes the
+    frames and messages collected since the last one and releases their data
+    payloads from the collector (:meth:`~wspcap.pipeline.Collector.release`);
+    what stays is each record's few numbers, which the cross-record rules read
+    at the end. Rows come out in the same order and with the same values as
+    :func:`write_tables` gives for the whole capture.
+
+    Args:
+        directory: created if missing.
+        fmt: ``parquet``, ``csv`` or ``jsonl``.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], fmt: str) -> None:
+        from wspcap.tables import FRAME_SCHEMA, MESSAGE_SCHEMA, RunningIndex, empty_table
+
+        _check_format(fmt)
+        os.makedirs(directory, exist_ok=True)
+        self.directory = directory
+        self.fmt = fmt
+        self._frames = TableWriter(table_path(directory, "frames", fmt), fmt,
+                                   empty_table(FRAME_SCHEMA))
+        self._messages = TableWriter(table_path(directory, "messages", fmt), fmt,
+                                     empty_table(MESSAGE_SCHEMA))
+        self._frame_index = RunningIndex()
+        self._message_index = RunningIndex()
+        self._nframes = 0
+        self._nmessages = 0
+
+    def spill(self, col: Collector) -> None:
+        """Write the records ``col`` gained since the last call; release their payloads."""
+        from wspcap.tables import frames_table, messages_table
+
+        nframes, nmessages = len(col.frames), len(col.messages)
+        if nframes > self._nframes:
+            self._frames.write(frames_table(col, self._nframes, nframes, self._frame_index))
+        if nmessages > self._nmessages:
+            self._messages.write(messages_table(col, self._nmessages, nmessages,
+                                                self._message_index))
+        col.release(nframes, nmessages)
+        self._nframes, self._nmessages = nframes, nmessages
+
+    def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
+        """Write the connections and anomalies tables, finish every file.
+
+        Returns:
+            The paths written, one per table, in :data:`TABLES` order.
+        """
+        tables = {"connections": connections, "anomalies": anomalies}
+        paths = []
+        for name in TABLES:
+            if name in tables:
+                df = tables[name]
+                writer = TableWriter(table_path(self.directory, name, self.fmt), self.fmt,
+                                     df.iloc[:0])
+                writer.write(df)
+            else:
+                writer = self._frames if name == "frames" else self._messages
+            paths.append(writer.close())
+        return paths

@@ -13,7 +13,7 @@ from rich.table import Table
 from wspcap.rules.registry import RULES
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture
+    from wspcap.capture import Capture, Written
 
 __all__ = ["print_summary"]
 
@@ -41,7 +41,7 @@ def _na(value: object) -> str:
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
-def print_summary(capture: Capture, max_rows: int = 50, console: Console | None = None) -> None:
+def print_summary(capture: Capture | Written, max_rows: int = 50, console: Console | None = None) -> None:
     """Print the capture's connections and anomalies.
 
     Args:
@@ -56,8 +56,8 @@ def print_summary(capture: Capture, max_rows: int = 50, console: Console | None 
     console.print(
         f"[bold]{info.source}[/bold]  {info.format}  {info.packets} packets, "
         f"{info.tcp_connections} TCP connections, [bold]{len(conns)} WebSocket[/bold] "
-        f"({established} established), {len(capture.frames)} frames, "
-        f"{len(capture.messages)} messages, {len(capture.anomalies)} anomalies")
+        f"({established} established), {int(conns.frames.sum())} frames, "
+        f"{int(conns.messages.sum())} messages, {len(capture.anomalies)} anomalies")
     if len(conns):
         table = Table(title="WebSocket connections", title_justify="left")
         for col, justify in (("id", "right"), ("client", "left"), ("server", "left"),

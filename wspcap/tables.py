@@ -27,8 +27,10 @@ __all__ = [
     "CONNECTION_SCHEMA",
     "FRAME_SCHEMA",
     "MESSAGE_SCHEMA",
+    "RunningIndex",
     "anomalies_table",
     "connections_table",
+    "empty_table",
     "frames_table",
     "messages_table",
 ]
@@ -80,7 +82,8 @@ ANOMALY_SCHEMA: dict[str, Any] = {
 }
 
 
-def _empty(schema: dict[str, Any]) -> pd.DataFrame:
+def empty_table(schema: dict[str, Any]) -> pd.DataFrame:
+    """A table with the columns and dtypes of ``schema`` and no rows."""
     return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in schema.items()})
 
 
@@ -95,12 +98,43 @@ def _split_keys(keys: list[int]) -> tuple[np.ndarray, pd.Categorical]:
     return conn, direction
 
 
-def _index_within(conn: np.ndarray) -> np.ndarray:
+class RunningIndex:
+    """Rows seen so far per conn_id, for a table made in parts."""
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(0, dtype=np.int64)
+
+    def advance(self, conn: np.ndarray, index: np.ndarray) -> np.ndarray:
+        """Shift a part's ``index`` by the rows of earlier parts; count this part's."""
+        size = int(conn.max()) + 1
+        if size > len(self.counts):
+            self.counts = np.concatenate([self.counts,
+                                          np.zeros(size - len(self.counts), dtype=np.int64)])
+        index = index + self.counts[conn]
+        self.counts += np.bincount(conn, minlength=len(self.counts))
+        return index
+
+
+def _index_within(conn: np.ndarray, running: RunningIndex | None = None) -> np.ndarray:
     """0, 1, 2, ... within each conn_id, in record order."""
     if not len(conn):
         return conn
     index: np.ndarray = pd.Series(conn).groupby(conn, sort=False).cumcount().to_numpy(np.int64)
-    return index
+    return index if running is None else running.advance(conn, index)
+
+
+def _strings(values: Any) -> Any:
+    """A ``string`` array from a sequence of str and None.
+
+    With pandas' Arrow-backed strings (the default since pandas 3), built by
+    pyarrow straight from the list: 0.11 s for 250,000 texts where
+    ``pd.array(..., dtype="string")`` takes 0.29 s.
+    """
+    dtype = pd.StringDtype()
+    if dtype.storage == "pyarrow":
+        import pyarrow as pa
+        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
+    return pd.array(values, dtype=dtype)
 
 
 def _nullable(values: Any, dtype: str) -> Any:
@@ -119,20 +153,29 @@ def _nullable(values: Any, dtype: str) -> Any:
     return pd.arrays.IntegerArray(data, mask)
 
 
-def frames_table(col: Collector) -> pd.DataFrame:
-    """One row per frame, in the order frames were completed."""
-    if not col.frames:
-        return _empty(FRAME_SCHEMA)
+def frames_table(col: Collector, start: int = 0, stop: int | None = None,
+                 running: RunningIndex | None = None) -> pd.DataFrame:
+    """One row per frame, in the order frames were completed.
+
+    Args:
+        col: the records.
+        start, stop: only the frames in ``col.frames[start:stop]``.
+        running: for tables made in parts: counts the frames of the parts
+            before, so that ``frame_index`` goes on where they ended.
+    """
+    frames = col.frames[start:stop] if start or stop is not None else col.frames
+    if not frames:
+        return empty_table(FRAME_SCHEMA)
     (offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, mask_key, enc,
-     plen, hlen, payload, missing) = zip(*col.frames)
-    conn, direction = _split_keys(col.frame_keys)
+     plen, hlen, payload, missing) = zip(*frames)
+    conn, direction = _split_keys(col.frame_keys[start:stop])
     masked_arr = np.asarray(masked, dtype=bool)
     keys = np.fromiter((k or 0 for k in mask_key), dtype=np.uint32, count=len(mask_key))
     payloads = np.empty(len(payload), dtype=object)
     payloads[:] = payload
     return pd.DataFrame({
         "conn_id": conn,
-        "frame_index": _index_within(conn),
+        "frame_index": _index_within(conn, running),
         "packet": np.asarray(packet, dtype=np.int64),
         "ts": _ts(ts),
         "direction": direction,
@@ -153,20 +196,25 @@ def frames_table(col: Collector) -> pd.DataFrame:
     })
 
 
-def messages_table(col: Collector) -> pd.DataFrame:
-    """One row per message (control frames included), in completion order."""
-    if not col.messages:
-        return _empty(MESSAGE_SCHEMA)
+def messages_table(col: Collector, start: int = 0, stop: int | None = None,
+                   running: RunningIndex | None = None) -> pd.DataFrame:
+    """One row per message (control frames included), in completion order.
+
+    ``start``, ``stop`` and ``running`` as for :func:`frames_table`.
+    """
+    messages = col.messages[start:stop] if start or stop is not None else col.messages
+    if not messages:
+        return empty_table(MESSAGE_SCHEMA)
     (type_, opcode, frames, length, wire_length, payload, text, compressed, inflated,
      ts_start, ts_end, packet_start, packet_end, first_frame, last_frame, close_code,
-     close_reason, complete) = zip(*col.messages)
-    conn, direction = _split_keys(col.message_keys)
+     close_reason, complete) = zip(*messages)
+    conn, direction = _split_keys(col.message_keys[start:stop])
     payloads = np.empty(len(payload), dtype=object)
     payloads[:] = payload
     categories = MESSAGE_TYPES + sorted(set(type_) - set(MESSAGE_TYPES))
     return pd.DataFrame({
         "conn_id": conn,
-        "msg_index": _index_within(conn),
+        "msg_index": _index_within(conn, running),
         "direction": direction,
         "type": pd.Categorical(type_, categories=categories),
         "opcode": np.asarray(opcode, dtype=np.uint8),
@@ -174,7 +222,7 @@ def messages_table(col: Collector) -> pd.DataFrame:
         "length": np.asarray(length, dtype=np.int64),
         "wire_length": np.asarray(wire_length, dtype=np.int64),
         "payload": payloads,
-        "text": pd.array(text, dtype="string"),
+        "text": _strings(text),
         "compressed": np.asarray(compressed, dtype=bool),
         "inflated": _nullable(inflated, "boolean"),
         "ts_start": _ts(ts_start),
@@ -184,7 +232,7 @@ def messages_table(col: Collector) -> pd.DataFrame:
         "first_frame": np.asarray(first_frame, dtype=np.int64),
         "last_frame": np.asarray(last_frame, dtype=np.int64),
         "close_code": _nullable(close_code, "UInt16"),
-        "close_reason": pd.array(close_reason, dtype="string"),
+        "close_reason": _strings(close_reason),
         "complete": np.asarray(complete, dtype=bool),
     })
 
@@ -192,7 +240,7 @@ def messages_table(col: Collector) -> pd.DataFrame:
 def anomalies_table(col: Collector) -> pd.DataFrame:
     """One row per anomaly, sorted by time (stable: report order within a time)."""
     if not col.anomalies:
-        return _empty(ANOMALY_SCHEMA)
+        return empty_table(ANOMALY_SCHEMA)
     conn, ts, direction, frame_index, code, severity, detail, packet, offset = zip(
         *col.anomalies)
     df = pd.DataFrame({
@@ -204,7 +252,7 @@ def anomalies_table(col: Collector) -> pd.DataFrame:
         "stream_offset": _nullable(offset, "Int64"),
         "code": pd.Categorical(code),
         "severity": pd.Categorical(severity, dtype=SEVERITY),
-        "detail": pd.array(detail, dtype="string"),
+        "detail": _strings(detail),
     })
     return df.sort_values(["ts"], kind="stable").reset_index(drop=True)
 
@@ -212,7 +260,7 @@ def anomalies_table(col: Collector) -> pd.DataFrame:
 def connections_table(col: Collector) -> pd.DataFrame:
     """One row per WebSocket connection (or upgrade attempt), by conn_id."""
     if not col.sessions:
-        return _empty(CONNECTION_SCHEMA)
+        return empty_table(CONNECTION_SCHEMA)
     rows = [s.record() for s in col.sessions]
     data = {name: [r[name] for r in rows] for name in CONNECTION_SCHEMA}
     df = pd.DataFrame({name: (_ts(values) if dtype == TS else pd.array(values, dtype=dtype))
