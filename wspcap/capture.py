@@ -19,10 +19,11 @@ from wspcap.tables import anomalies_table, connections_table, frames_table, mess
 
 __all__ = ["Capture", "CaptureInfo", "Written", "analyze_to", "from_packets", "read"]
 
-#: File bytes read between two writes of :func:`analyze_to`. What it holds at
-#: a time is about this much payload (more when permessage-deflate inflates
-#: it), besides a few numbers per frame.
+#: :func:`analyze_to` writes when this many file bytes were read, or this much
+#: message payload collected, since it last wrote.
 SPILL_BYTES = 4 << 20
+#: ... which it looks at every time this many more file bytes were read.
+LOOK_BYTES = 1 << 20
 
 
 @dataclass
@@ -298,7 +299,8 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
 
     The same tables as ``read(path)`` followed by writing them (same rows, same
     order), but frames and messages are written while the capture is read,
-    every ``spill_bytes`` of file, and their data payloads are let go of: what
+    every ``spill_bytes`` of file or of message payload (inflation can make
+    more of the second), and their data payloads are let go of: what
     stays in memory is a few numbers per frame and message (for the
     cross-record rules, which run at the end), the connections and the
     anomalies.
@@ -308,8 +310,9 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         directory: where the tables go (created if missing).
         fmt: ``parquet`` (row groups), ``csv`` or ``jsonl``.
         options, progress, thresholds: as for :func:`read`.
-        spill_bytes: file bytes read between two writes (the file is read in
-            blocks of 1 MiB; 0 writes after every packet).
+        spill_bytes: bytes of file, or of message payload, between two
+            writes (looked at every LOOK_BYTES of file; 0 writes after every
+            packet).
 
     Returns:
         A :class:`Written`.
@@ -325,14 +328,19 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
     pipeline = Pipeline(options)
     receive = pipeline.receive_packet
     col = pipeline.collector
-    next_spill = spill_bytes
+    spilled = 0  # file position at the last spill
+    next_look = 0
     with open_capture(path) as cap, paused_gc():
         for number, ts, linktype, data, _wirelen in cap:
             receive(number, ts, linktype, data)
-            if cap.position >= next_spill:  # (position moves a block at a time)
-                stream.spill(col)
-                gc.collect(0)  # what building the part's tables left behind
-                next_spill = cap.position + spill_bytes
+            if cap.position >= next_look:  # (position moves a block at a time)
+                next_look = cap.position + min(LOOK_BYTES, spill_bytes)
+                # Inflated messages can hold more than the file bytes they came in.
+                if (cap.position - spilled >= spill_bytes
+                        or stream.unwritten_bytes(col) >= spill_bytes):
+                    stream.spill(col)
+                    gc.collect(0)  # what building the part's tables left behind
+                    spilled = cap.position
                 if progress is not None:
                     progress(cap.position)
         if progress is not None:

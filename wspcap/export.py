@@ -8,6 +8,7 @@ ISO 8601 UTC.
 from __future__ import annotations
 
 import os
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from wspcap.pipeline import Collector
 
 __all__ = ["FORMATS", "TableStream", "TableWriter", "arrow_schema", "table_path", "textual",
-           "write_parquet", "write_tables"]
+           "write_parquet", "write_table", "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
@@ -127,11 +128,16 @@ class TableWriter:
         return self.path
 
 
+def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
+    """Write one whole table to ``path`` in format ``fmt``; return the path."""
+    writer = TableWriter(path, fmt, df.iloc[:0])
+    writer.write(df)
+    return writer.close()
+
+
 def write_parquet(df: pd.DataFrame, path: str) -> None:
     """Write one table as Parquet, in row groups of about SLICE_BYTES of payload."""
-    writer = TableWriter(path, "parquet", df.iloc[:0])
-    writer.write(df)
-    writer.close()
+    write_table(df, path, "parquet")
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
@@ -171,10 +177,7 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     os.makedirs(directory, exist_ok=True)
     paths = []
     for name in TABLES:
-        df: pd.DataFrame = getattr(capture, name)
-        writer = TableWriter(table_path(directory, name, fmt), fmt, df.iloc[:0])
-        writer.write(df)
-        paths.append(writer.close())
+        paths.append(write_table(getattr(capture, name), table_path(directory, name, fmt), fmt))
     return paths
 
 
@@ -209,6 +212,10 @@ class TableStream:
         self._nframes = 0
         self._nmessages = 0
 
+    def unwritten_bytes(self, col: Collector) -> int:
+        """Payload bytes of the messages ``col`` gained since the last spill."""
+        return sum(map(attrgetter("length"), col.messages[self._nmessages:]))
+
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call; release their payloads."""
         from wspcap.tables import frames_table, messages_table
@@ -232,11 +239,8 @@ class TableStream:
         paths = []
         for name in TABLES:
             if name in tables:
-                df = tables[name]
-                writer = TableWriter(table_path(self.directory, name, self.fmt), self.fmt,
-                                     df.iloc[:0])
-                writer.write(df)
+                path = table_path(self.directory, name, self.fmt)
+                paths.append(write_table(tables[name], path, self.fmt))
             else:
-                writer = self._frames if name == "frames" else self._messages
-            paths.append(writer.close())
+                paths.append((self._frames if name == "frames" else self._messages).close())
         return paths

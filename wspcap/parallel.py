@@ -52,7 +52,7 @@ import pandas as pd
 
 from wspcap.capture import Capture, CaptureInfo, read
 from wspcap.errors import CaptureFormatError, ConfigError
-from wspcap.export import FORMATS, TABLES, textual, write_parquet
+from wspcap.export import FORMATS, TABLES, write_table
 from wspcap.pipeline import Options
 
 __all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many", "expand_inputs", "merge_shards",
@@ -605,15 +605,6 @@ class FileResult:
     first_conn_id: int
 
 
-def _write_part(df: pd.DataFrame, path: str, fmt: str) -> None:
-    if fmt == "parquet":
-        write_parquet(df, path)
-    elif fmt == "csv":
-        textual(df).to_csv(path, index=False)
-    else:
-        textual(df).to_json(path, orient="records", lines=True, force_ascii=False)
-
-
 def analyze_many(inputs: Iterable[str | os.PathLike[str]],
                  directory: str | os.PathLike[str] | None = None, fmt: str = "parquet",
                  scheduler: Any = None, workers: int | None = None,
@@ -662,7 +653,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
             if directory is not None:
                 for table, df in labelled.items():
                     if len(df):
-                        _write_part(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"),
+                        write_table(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"),
                                     fmt)
                         written.add(table)
                     elif table not in empty:
@@ -677,5 +668,5 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
                 progress(result, len(files))
     for table, (index, df) in empty.items():
         if table not in written:  # an empty table is still a readable, typed dataset
-            _write_part(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"), fmt)
+            write_table(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"), fmt)
     return results
