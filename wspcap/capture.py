@@ -270,8 +270,6 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         return _finish(pipeline, info, truncated)
 
 
-
-
 @dataclass
 class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
@@ -295,7 +293,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
                progress: Callable[[int], None] | None = None,
                thresholds: Thresholds | Mapping[str, Any] | None = None,
                spill_bytes: int = SPILL_BYTES) -> Written:
-    """Read a capture and write its four tables, in memory bounded by payload size.
+    """Read a capture and write its four tables, in memory that payload size does not grow.
 
     The same tables as ``read(path)`` followed by writing them (same rows, same
     order), but frames and messages are written while the capture is read,
