@@ -101,12 +101,12 @@ class TestRelease:
         col = Collector()
         col.frames = [_frame(2, big), _frame(1, small), _frame(9, ping), _frame(2, big)]
         col.messages = [_message(1, big), _message(9, ping), _message(1, big)]
-        col.release(3, 2)
+        col.release(slice(0, 3), slice(0, 2))
         assert [f.payload for f in col.frames] == [b"", small, ping, big]
         assert [(m.payload, m.text) for m in col.messages] == [
             (b"", None), (ping, None), (big, big.decode())]
         # everything but the payload is as it was
         assert col.frames[0]._replace(payload=big) == _frame(2, big)
-        col.release(4, 3)
+        col.release(slice(3, 4), slice(2, 3))
         assert col.frames[3].payload == b"" and col.messages[2].text is None
         assert col.frames[1].payload == small

@@ -14,6 +14,14 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from wspcap.errors import ConfigError
+from wspcap.tables import (
+    FRAME_SCHEMA,
+    MESSAGE_SCHEMA,
+    RunningIndex,
+    empty_table,
+    frames_table,
+    messages_table,
+)
 
 if TYPE_CHECKING:
     from wspcap.capture import Capture
@@ -197,8 +205,6 @@ class TableStream:
     """
 
     def __init__(self, directory: str | os.PathLike[str], fmt: str) -> None:
-        from wspcap.tables import FRAME_SCHEMA, MESSAGE_SCHEMA, RunningIndex, empty_table
-
         _check_format(fmt)
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
@@ -218,15 +224,13 @@ class TableStream:
 
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call; release their payloads."""
-        from wspcap.tables import frames_table, messages_table
-
         nframes, nmessages = len(col.frames), len(col.messages)
         if nframes > self._nframes:
             self._frames.write(frames_table(col, self._nframes, nframes, self._frame_index))
         if nmessages > self._nmessages:
             self._messages.write(messages_table(col, self._nmessages, nmessages,
                                                 self._message_index))
-        col.release(nframes, nmessages)
+        col.release(slice(self._nframes, nframes), slice(self._nmessages, nmessages))
         self._nframes, self._nmessages = nframes, nmessages
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:

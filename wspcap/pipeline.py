@@ -31,7 +31,7 @@ import ipaddress
 import zlib
 from dataclasses import dataclass
 from itertools import compress, count, repeat
-from operator import gt, itemgetter
+from operator import attrgetter, gt
 from typing import Any
 
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder
@@ -91,8 +91,6 @@ class Collector:
         self.message_keys: list[int] = []
         self.anomalies: list[Anomaly] = []
         self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
-        self._released_frames = 0
-        self._released_messages = 0
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
@@ -100,26 +98,17 @@ class Collector:
         self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
                                       RULES[code].severity, detail, packet, offset))
 
-    def release(self, frames: int, messages: int) -> None:
-        """Let go of the larger data payloads of the first ``frames`` and ``messages``.
+    def release(self, frames: slice, messages: slice) -> None:
+        """Let go of the larger data payloads of ``frames[frames]`` and ``messages[messages]``.
 
         For a caller that has written those records out (see
         :class:`wspcap.export.TableStream`): the records stay, for the
         cross-record rules at the end, which read no data payload; control
         frames and control messages keep theirs (pings, pongs and closes are
-        checked against each other). Records released before are skipped.
+        checked against each other).
         """
-        f0, m0 = self._released_frames, self._released_messages
-        if frames > f0:
-            kept = self.frames[f0:frames]
-            _without(kept, 14, (b"",))
-            self.frames[f0:frames] = kept
-        if messages > m0:
-            said = self.messages[m0:messages]
-            _without(said, 5, (b"", None))
-            self.messages[m0:messages] = said
-        self._released_frames = max(self._released_frames, frames)
-        self._released_messages = max(self._released_messages, messages)
+        _without(self.frames, frames, {"payload": b""})
+        _without(self.messages, messages, {"payload": b"", "text": None})
 
 
 #: Data payloads up to this size stay in released records: a record costs more
@@ -127,20 +116,19 @@ class Collector:
 KEEP_PAYLOAD = 256
 
 
-def _without(records: list[Any], at: int, blank: tuple[Any, ...]) -> None:
-    """Set fields ``at...`` of data records whose payload is over KEEP_PAYLOAD to ``blank``.
+def _without(records: list[Any], part: slice, blank: dict[str, Any]) -> None:
+    """In ``records[part]``, set the ``blank`` fields of data records whose
+    payload is over KEEP_PAYLOAD.
 
     Chosen with C-level maps, so that only the records that hold real memory
     cost a Python-level step.
     """
-    sizes = map(len, map(itemgetter(at), records))
-    big = compress(count(), map(gt, sizes, repeat(KEEP_PAYLOAD)))
-    names = records[0]._fields if records else ()
-    blanks = dict(zip(names[at:at + len(blank)], blank))
-    for i in big:
+    start = part.indices(len(records))[0]
+    sizes = map(len, map(attrgetter("payload"), records[part]))
+    for i in compress(count(start), map(gt, sizes, repeat(KEEP_PAYLOAD))):
         r = records[i]
         if r.opcode < 8:  # control frames keep their payload (pings meet pongs)
-            records[i] = r._replace(**blanks)
+            records[i] = r._replace(**blank)
 
 
 class _Direction:
