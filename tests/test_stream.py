@@ -2,9 +2,9 @@
 
 The streamed tables must be the tables of `read` (same rows, same order, same
 values), whatever the points at which parts were written: `spill_bytes=0`
-writes after every packet, the harshest split. And what is released must be
-the data payloads only: the rules at the end still see everything else, so
-the anomalies table comes out the same.
+writes after every packet, the harshest split. What is packed loses its
+data payloads only (see tests/unit/test_records.py): the rules at the end
+still see everything else, so the anomalies table comes out the same.
 """
 
 from __future__ import annotations
@@ -19,9 +19,6 @@ import wspcap
 from golden.paths import REPO_ROOT, sample_captures
 from wspcap.capture import analyze_to
 from wspcap.export import TABLES, write_tables
-from wspcap.pipeline import KEEP_PAYLOAD, Collector
-from wspcap.ws.frames import Frame
-from wspcap.ws.messages import Message
 
 ANOMALY_CAPTURES = sorted(glob.glob(str(REPO_ROOT / "samples" / "anomalies" / "*.pcap")))
 
@@ -83,30 +80,3 @@ def test_written_keeps_connections_and_anomalies(samples_dir: Path, tmp_path: Pa
     assert written.info.packets == cap.info.packets
 
 
-def _frame(opcode: int, payload: bytes) -> Frame:
-    return Frame(0, 0, 1, 0, True, False, False, False, opcode, False, None, 7,
-                 len(payload), 2, payload, 0)
-
-
-def _message(opcode: int, payload: bytes) -> Message:
-    text = payload.decode() if opcode == 1 else None
-    return Message("text" if opcode == 1 else "ping", opcode, 1, len(payload), len(payload),
-                   payload, text, False, None, 0, 0, 1, 1, 0, 0, None, None, True)
-
-
-class TestRelease:
-    def test_big_data_payloads_go_the_rest_stays(self) -> None:
-        big, small = b"x" * (KEEP_PAYLOAD + 1), b"y" * KEEP_PAYLOAD
-        ping = b"p" * (KEEP_PAYLOAD + 1)  # too long for a control frame, kept all the same
-        col = Collector()
-        col.frames = [_frame(2, big), _frame(1, small), _frame(9, ping), _frame(2, big)]
-        col.messages = [_message(1, big), _message(9, ping), _message(1, big)]
-        col.release(slice(0, 3), slice(0, 2))
-        assert [f.payload for f in col.frames] == [b"", small, ping, big]
-        assert [(m.payload, m.text) for m in col.messages] == [
-            (b"", None), (ping, None), (big, big.decode())]
-        # everything but the payload is as it was
-        assert col.frames[0]._replace(payload=big) == _frame(2, big)
-        col.release(slice(3, 4), slice(2, 3))
-        assert col.frames[3].payload == b"" and col.messages[2].text is None
-        assert col.frames[1].payload == small

@@ -192,12 +192,13 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
 class TableStream:
     """Writes a pipeline's frames and messages while it runs.
 
-    Bounded memory for captures of any size: each :meth:`spill` writes the
-    frames and messages collected since the last one and releases their data
-    payloads from the collector (:meth:`~wspcap.pipeline.Collector.release`);
-    what stays is each record's few numbers, which the cross-record rules read
-    at the end. Rows come out in the same order and with the same values as
-    :func:`write_tables` gives for the whole capture.
+    Bounded memory for captures of any payload size: each :meth:`spill`
+    writes the frames and messages collected since the last one, then packs
+    them into columns in the collector (:meth:`~wspcap.pipeline.Collector.pack`):
+    what stays is a few dozen bytes per record, without data payloads, which
+    the cross-record rules read at the end. Rows come out in the same order
+    and with the same values as :func:`write_tables` gives for the whole
+    capture.
 
     Args:
         directory: created if missing.
@@ -215,23 +216,19 @@ class TableStream:
                                      empty_table(MESSAGE_SCHEMA))
         self._frame_index = RunningIndex()
         self._message_index = RunningIndex()
-        self._nframes = 0
-        self._nmessages = 0
 
-    def unwritten_bytes(self, col: Collector) -> int:
+    @staticmethod
+    def unwritten_bytes(col: Collector) -> int:
         """Payload bytes of the messages ``col`` gained since the last spill."""
-        return sum(map(attrgetter("length"), col.messages[self._nmessages:]))
+        return sum(map(attrgetter("length"), col.messages))
 
     def spill(self, col: Collector) -> None:
-        """Write the records ``col`` gained since the last call; release their payloads."""
-        nframes, nmessages = len(col.frames), len(col.messages)
-        if nframes > self._nframes:
-            self._frames.write(frames_table(col, self._nframes, nframes, self._frame_index))
-        if nmessages > self._nmessages:
-            self._messages.write(messages_table(col, self._nmessages, nmessages,
-                                                self._message_index))
-        col.release(slice(self._nframes, nframes), slice(self._nmessages, nmessages))
-        self._nframes, self._nmessages = nframes, nmessages
+        """Write the records ``col`` gained since the last call, then pack them."""
+        if col.frames:
+            self._frames.write(frames_table(col, self._frame_index))
+        if col.messages:
+            self._messages.write(messages_table(col, self._message_index))
+        col.pack()
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
         """Write the connections and anomalies tables, finish every file.

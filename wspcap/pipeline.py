@@ -29,13 +29,13 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import compress, count, repeat
-from operator import attrgetter, gt
 from typing import Any
 
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder
 from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
+from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView
 from wspcap.rules.checks import run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
@@ -80,8 +80,11 @@ class Options:
 class Collector:
     """Records produced by the pipeline, kept column-friendly.
 
-    ``frames``/``messages`` hold the records; ``frame_keys``/``message_keys``
-    hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the same order.
+    ``frames``/``messages`` hold the records collected since the last
+    :meth:`pack` (all of them if it was never called); ``frame_keys``/
+    ``message_keys`` hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the
+    same order. :meth:`frame_view` and :meth:`message_view` give every record,
+    packed or not.
     """
 
     def __init__(self) -> None:
@@ -91,6 +94,8 @@ class Collector:
         self.message_keys: list[int] = []
         self.anomalies: list[Anomaly] = []
         self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
+        self.packed_frames = Packed(Frame, FRAME_PACKING)
+        self.packed_messages = Packed(Message, MESSAGE_PACKING)
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
@@ -98,37 +103,37 @@ class Collector:
         self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
                                       RULES[code].severity, detail, packet, offset))
 
-    def release(self, frames: slice, messages: slice) -> None:
-        """Let go of the larger data payloads of ``frames[frames]`` and ``messages[messages]``.
+    def pack(self) -> None:
+        """Pack the frames and messages collected since the last call into columns.
 
         For a caller that has written those records out (see
-        :class:`wspcap.export.TableStream`): the records stay, for the
-        cross-record rules at the end, which read no data payload; control
-        frames and control messages keep theirs (pings, pongs and closes are
-        checked against each other).
+        :class:`wspcap.export.TableStream`): from then on they are there for
+        the cross-record rules at the end, which read no data payload, at a
+        few dozen bytes a record (see :mod:`wspcap.records`); ``frames`` and
+        ``messages`` start again empty.
         """
-        _without(self.frames, frames, {"payload": b""})
-        _without(self.messages, messages, {"payload": b"", "text": None})
+        self.packed_frames.add(self.frames, self.frame_keys)
+        self.packed_messages.add(self.messages, self.message_keys)
+        self.frames, self.frame_keys = [], []
+        self.messages, self.message_keys = [], []
 
+    def frame_view(self) -> Sequence[Frame]:
+        """Every frame, packed or not, in order."""
+        return RecordView(self.packed_frames, self.frames) if self.packed_frames else self.frames
 
-#: Data payloads up to this size stay in released records: a record costs more
-#: than that already, and most of a chat's frames are this small.
-KEEP_PAYLOAD = 256
+    def message_view(self) -> Sequence[Message]:
+        """Every message, packed or not, in order."""
+        return (RecordView(self.packed_messages, self.messages) if self.packed_messages
+                else self.messages)
 
+    def all_frame_keys(self) -> list[int]:
+        """The key of every frame, packed or not, in order."""
+        return self.packed_frames.keys() + self.frame_keys if self.packed_frames else self.frame_keys
 
-def _without(records: list[Any], part: slice, blank: dict[str, Any]) -> None:
-    """In ``records[part]``, set the ``blank`` fields of data records whose
-    payload is over KEEP_PAYLOAD.
-
-    Chosen with C-level maps, so that only the records that hold real memory
-    cost a Python-level step.
-    """
-    start = part.indices(len(records))[0]
-    sizes = map(len, map(attrgetter("payload"), records[part]))
-    for i in compress(count(start), map(gt, sizes, repeat(KEEP_PAYLOAD))):
-        r = records[i]
-        if r.opcode < 8:  # control frames keep their payload (pings meet pongs)
-            records[i] = r._replace(**blank)
+    def all_message_keys(self) -> list[int]:
+        """The key of every message, packed or not, in order."""
+        return (self.packed_messages.keys() + self.message_keys if self.packed_messages
+                else self.message_keys)
 
 
 class _Direction:

@@ -153,22 +153,21 @@ def _nullable(values: Any, dtype: str) -> Any:
     return pd.arrays.IntegerArray(data, mask)
 
 
-def frames_table(col: Collector, start: int = 0, stop: int | None = None,
-                 running: RunningIndex | None = None) -> pd.DataFrame:
-    """One row per frame, in the order frames were completed.
+def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
+    """One row per frame of ``col.frames``, in the order frames were completed.
 
     Args:
         col: the records.
-        start, stop: only the frames in ``col.frames[start:stop]``.
-        running: for tables made in parts: counts the frames of the parts
-            before, so that ``frame_index`` goes on where they ended.
+        running: for tables made in parts (see
+            :meth:`~wspcap.pipeline.Collector.pack`): counts the frames of the
+            parts before, so that ``frame_index`` goes on where they ended.
     """
-    frames = col.frames[start:stop] if start or stop is not None else col.frames
+    frames = col.frames
     if not frames:
         return empty_table(FRAME_SCHEMA)
     (offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, mask_key, enc,
      plen, hlen, payload, missing) = zip(*frames)
-    conn, direction = _split_keys(col.frame_keys[start:stop])
+    conn, direction = _split_keys(col.frame_keys)
     masked_arr = np.asarray(masked, dtype=bool)
     keys = np.fromiter((k or 0 for k in mask_key), dtype=np.uint32, count=len(mask_key))
     payloads = np.empty(len(payload), dtype=object)
@@ -196,19 +195,17 @@ def frames_table(col: Collector, start: int = 0, stop: int | None = None,
     })
 
 
-def messages_table(col: Collector, start: int = 0, stop: int | None = None,
-                   running: RunningIndex | None = None) -> pd.DataFrame:
-    """One row per message (control frames included), in completion order.
-
-    ``start``, ``stop`` and ``running`` as for :func:`frames_table`.
+def messages_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
+    """One row per message of ``col.messages`` (control frames included), in
+    completion order; ``running`` as for :func:`frames_table`.
     """
-    messages = col.messages[start:stop] if start or stop is not None else col.messages
+    messages = col.messages
     if not messages:
         return empty_table(MESSAGE_SCHEMA)
     (type_, opcode, frames, length, wire_length, payload, text, compressed, inflated,
      ts_start, ts_end, packet_start, packet_end, first_frame, last_frame, close_code,
      close_reason, complete) = zip(*messages)
-    conn, direction = _split_keys(col.message_keys[start:stop])
+    conn, direction = _split_keys(col.message_keys)
     payloads = np.empty(len(payload), dtype=object)
     payloads[:] = payload
     categories = MESSAGE_TYPES + sorted(set(type_) - set(MESSAGE_TYPES))

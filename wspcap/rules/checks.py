@@ -32,11 +32,12 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from itertools import compress, count, repeat
-from operator import attrgetter, gt
+from operator import gt
 from typing import TYPE_CHECKING, Any
 
+from wspcap.records import column
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
@@ -159,10 +160,10 @@ class Context:
     def __init__(self, collector: Any, thresholds: Thresholds) -> None:
         self.collector = collector
         self.thresholds = thresholds
-        self.frames: list[Frame] = collector.frames
-        self.frame_keys: list[int] = collector.frame_keys
-        self.messages: list[Message] = collector.messages
-        self.message_keys: list[int] = collector.message_keys
+        self.frames: Sequence[Frame] = collector.frame_view()
+        self.frame_keys: list[int] = collector.all_frame_keys()
+        self.messages: Sequence[Message] = collector.message_view()
+        self.message_keys: list[int] = collector.all_message_keys()
         self.conns = [Conn(s) for s in collector.sessions]
         self._by_key = _group(self.frame_keys)
         for conn in self.conns:
@@ -183,7 +184,7 @@ class Context:
         """Attribute ``name`` of every frame, in collector order (computed once)."""
         col = self._columns.get(name)
         if col is None:
-            col = self._columns[name] = list(map(attrgetter(name), self.frames))
+            col = self._columns[name] = column(self.frames, name)
         return col
 
     def message_column(self, name: str) -> list[Any]:
@@ -191,7 +192,7 @@ class Context:
         key = "message." + name
         col = self._columns.get(key)
         if col is None:
-            col = self._columns[key] = list(map(attrgetter(name), self.messages))
+            col = self._columns[key] = column(self.messages, name)
         return col
 
     def positions(self, conn: Conn, direction: str) -> list[int]:

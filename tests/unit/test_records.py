@@ -1,0 +1,109 @@
+"""Tests of :mod:`wspcap.records`: records packed into columns come back the same.
+
+Every field of every record comes back with its Python value and type (so
+that detail texts built from them do not change), except the payload and
+text of data records, which packing drops on purpose; keys stay with their
+records; views join what was packed and what came after, in order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wspcap.pipeline import Collector
+from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView, column
+from wspcap.ws.frames import Frame
+from wspcap.ws.messages import Message
+
+U64 = st.integers(0, 2**64 - 1)
+I64 = st.integers(0, 2**63 - 1)
+
+frames = st.builds(
+    Frame, offset=I64, ts=I64, packet=I64, ts_start=I64, fin=st.booleans(),
+    rsv1=st.booleans(), rsv2=st.booleans(), rsv3=st.booleans(), opcode=st.integers(0, 15),
+    masked=st.booleans(), mask_key=st.none() | st.integers(0, 2**32 - 1),
+    length_encoding=st.sampled_from([7, 16, 64]), payload_len=U64,
+    header_len=st.integers(2, 14), payload=st.binary(max_size=40), missing=U64)
+
+messages = st.builds(
+    Message, type=st.sampled_from(["text", "binary", "close", "ping", "unknown-0x3"]),
+    opcode=st.integers(0, 15), frames=I64, length=I64, wire_length=I64,
+    payload=st.binary(max_size=40), text=st.none() | st.text(max_size=10),
+    compressed=st.booleans(), inflated=st.sampled_from([None, False, True]),
+    ts_start=I64, ts_end=I64, packet_start=I64, packet_end=I64, first_frame=I64,
+    last_frame=I64, close_code=st.none() | st.integers(0, 65535),
+    close_reason=st.none() | st.text(max_size=10), complete=st.booleans())
+
+
+def _expected(record: Any) -> Any:
+    """The record as packing keeps it: data records lose payload and text."""
+    if record.opcode >= 8:
+        return record
+    drop = {"payload": b""} | ({"text": None} if "text" in record._fields else {})
+    return record._replace(**drop)
+
+
+def _types(record: Any) -> list[type]:
+    return [type(v) for v in record]
+
+
+@pytest.mark.parametrize(("kind", "packing", "strategy"), [
+    (Frame, FRAME_PACKING, frames), (Message, MESSAGE_PACKING, messages)])
+@given(data=st.data())
+def test_packed_records_come_back(kind: Any, packing: dict[str, str], strategy: Any,
+                                  data: Any) -> None:
+    batches = data.draw(st.lists(st.lists(strategy, max_size=6), max_size=4))
+    packed = Packed(kind, packing)
+    keys: list[int] = []
+    for batch in batches:
+        batch_keys = list(range(len(keys), len(keys) + len(batch)))
+        packed.add(batch, batch_keys)
+        keys += batch_keys
+    everything = [r for batch in batches for r in batch]
+    assert len(packed) == len(everything)
+    assert packed.keys() == keys
+    for i, record in enumerate(everything):
+        back = packed.record(i)
+        assert back == _expected(record)
+        assert _types(back) == _types(_expected(record))
+    for name in kind._fields:
+        assert packed.column(name) == [getattr(_expected(r), name) for r in everything]
+
+
+@given(st.lists(frames, max_size=5), st.lists(frames, max_size=5))
+def test_view_joins_packed_and_tail(first: list[Frame], then: list[Frame]) -> None:
+    packed = Packed(Frame, FRAME_PACKING)
+    packed.add(first, [0] * len(first))
+    view = RecordView(packed, then)
+    expected = [_expected(f) for f in first] + then
+    assert len(view) == len(expected)
+    assert list(view) == expected
+    assert [view[i] for i in range(-len(expected), len(expected))] == expected * 2
+    assert view[1:4] == expected[1:4]
+    assert column(view, "payload") == [f.payload for f in expected]
+    with pytest.raises(IndexError):
+        view[len(expected)]
+
+
+def test_packing_must_match_the_fields() -> None:
+    with pytest.raises(ValueError, match="Frame"):
+        Packed(Frame, MESSAGE_PACKING)
+
+
+def test_collector_pack_keeps_order_and_keys() -> None:
+    col = Collector()
+    ping = Frame(0, 5, 1, 5, True, False, False, False, 9, True, 7, 7, 3, 6, b"abc", 0)
+    data = ping._replace(opcode=2, payload=b"x" * 1000, payload_len=1000)
+    col.frames += [data, ping]
+    col.frame_keys += [3, 4]
+    col.pack()
+    assert col.frames == [] and col.frame_keys == []
+    col.frames.append(data)
+    col.frame_keys.append(5)
+    assert list(col.frame_view()) == [data._replace(payload=b""), ping, data]
+    assert col.all_frame_keys() == [3, 4, 5]
+    assert col.packed_frames.nbytes() < 200  # the 1000-byte payload is not held

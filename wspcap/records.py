@@ -1,0 +1,214 @@
+"""Records packed into NumPy columns, for memory that frame count barely grows.
+
+Sans-I/O: performs no I/O.
+
+Design note
+-----------
+The pipeline collects one small named tuple per frame and per message (see
+:class:`wspcap.ws.Frame`, :class:`wspcap.ws.Message`). As Python objects they
+cost about 1 KB per frame and message of a chat (the tuple, its int objects,
+the payload's bytes and text). When the frames and messages have been written
+out (``wspcap analyze -o``), only the cross-record rules still read them, and
+those read no data payload. So :class:`Packed` keeps such records as NumPy
+columns, a few dozen bytes per record, and hands back:
+
+- one record at a time (:meth:`Packed.record`), rebuilt as the same named
+  tuple with plain Python values, for the rules that look at single frames;
+- a whole field as a list (:meth:`Packed.column`), the form the rules
+  pre-filter with C-level ``map``/``compress``.
+
+Each kind of record declares how its fields pack (:data:`FRAME_PACKING`,
+:data:`MESSAGE_PACKING`): a NumPy dtype, ``NULLABLE_U32`` for an int that may
+be None, or ``OBJECT`` for what stays a Python object (strings, None/bool
+flags). Data payloads are not packed: :meth:`Packed.add` keeps the payload
+(and text) of control records only, whose payloads the rules compare.
+
+:class:`RecordView` joins what was packed and the records collected since,
+as one read-only sequence.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterator, Sequence
+from operator import attrgetter
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "FRAME_PACKING",
+    "MESSAGE_PACKING",
+    "NULLABLE_U32",
+    "OBJECT",
+    "Packed",
+    "RecordView",
+    "column",
+]
+
+#: A field kept as Python objects (pointers to shared str/None/bool objects).
+OBJECT = "O"
+#: An ``int | None`` field of 32-bit values: a uint32 column and a None mask.
+NULLABLE_U32 = "u4?"
+
+#: How a :class:`~wspcap.ws.Frame`'s fields pack.
+FRAME_PACKING: dict[str, str] = {
+    "offset": "i8", "ts": "i8", "packet": "i8", "ts_start": "i8",
+    "fin": "?", "rsv1": "?", "rsv2": "?", "rsv3": "?", "opcode": "u1", "masked": "?",
+    "mask_key": NULLABLE_U32, "length_encoding": "u1", "payload_len": "u8",
+    "header_len": "u1", "payload": OBJECT, "missing": "u8",
+}
+#: How a :class:`~wspcap.ws.Message`'s fields pack.
+MESSAGE_PACKING: dict[str, str] = {
+    "type": OBJECT, "opcode": "u1", "frames": "i8", "length": "i8", "wire_length": "i8",
+    "payload": OBJECT, "text": OBJECT, "compressed": "?", "inflated": OBJECT,
+    "ts_start": "i8", "ts_end": "i8", "packet_start": "i8", "packet_end": "i8",
+    "first_frame": "i8", "last_frame": "i8", "close_code": OBJECT, "close_reason": OBJECT,
+    "complete": "?",
+}
+#: Fields dropped from data records (opcode below 8) when they are packed.
+DATA_FIELDS = {"payload": b"", "text": None}
+_CONTROL = 8
+
+
+class _Chunk:
+    """Records ``start`` .. ``start + size`` as columns."""
+
+    __slots__ = ("columns", "keys", "nulls", "size", "start")
+
+    def __init__(self, start: int, size: int, columns: dict[str, np.ndarray],
+                 nulls: dict[str, np.ndarray], keys: np.ndarray) -> None:
+        self.start = start
+        self.size = size
+        self.columns = columns
+        self.nulls = nulls
+        self.keys = keys
+
+
+class Packed:
+    """Records of one named-tuple kind, packed into columns a batch at a time.
+
+    Args:
+        kind: the named tuple class (its ``_fields`` must match ``packing``).
+        packing: field -> NumPy dtype, :data:`NULLABLE_U32` or :data:`OBJECT`.
+    """
+
+    def __init__(self, kind: Any, packing: dict[str, str]) -> None:
+        if tuple(packing) != kind._fields:
+            raise ValueError(f"packing does not match {kind.__name__}'s fields")
+        self.kind = kind
+        self.packing = packing
+        self.size = 0
+        self._chunks: list[_Chunk] = []
+        self._starts: list[int] = []
+
+    def __len__(self) -> int:
+        return self.size
+
+    def add(self, records: Sequence[Any], keys: Sequence[int]) -> None:
+        """Pack ``records`` (and their ``keys``) after those packed before.
+
+        The payload and text of data records are not kept.
+        """
+        n = len(records)
+        if not n:
+            return
+        values = dict(zip(self.kind._fields, zip(*records)))
+        data = np.fromiter(values["opcode"], dtype=np.uint8, count=n) < _CONTROL
+        columns: dict[str, np.ndarray] = {}
+        nulls: dict[str, np.ndarray] = {}
+        for name, dtype in self.packing.items():
+            col = values[name]
+            if dtype == OBJECT:
+                arr = np.empty(n, dtype=object)
+                arr[:] = col
+                if name in DATA_FIELDS:
+                    arr[data] = DATA_FIELDS[name]
+            elif dtype == NULLABLE_U32:
+                null = np.fromiter((v is None for v in col), dtype=bool, count=n)
+                arr = np.fromiter((v or 0 for v in col), dtype=np.uint32, count=n)
+                nulls[name] = null
+            else:
+                arr = np.fromiter(col, dtype=dtype, count=n)
+            columns[name] = arr
+        self._chunks.append(_Chunk(self.size, n, columns, nulls,
+                                   np.fromiter(keys, dtype=np.int64, count=n)))
+        self._starts.append(self.size)
+        self.size += n
+
+    def record(self, i: int) -> Any:
+        """Record ``i`` (0-based among the packed), as the named tuple."""
+        chunk = self._chunks[bisect_right(self._starts, i) - 1]
+        j = i - chunk.start
+        nulls = chunk.nulls
+        return self.kind._make(
+            None if name in nulls and nulls[name][j] else arr[j] if arr.dtype == object
+            else arr[j].item()
+            for name, arr in chunk.columns.items())
+
+    def column(self, name: str) -> list[Any]:
+        """Field ``name`` of every packed record, in order, as Python values."""
+        out: list[Any] = []
+        for chunk in self._chunks:
+            values = chunk.columns[name].tolist()
+            null = chunk.nulls.get(name)
+            if null is not None:
+                values = [None if n else v for v, n in zip(values, null.tolist())]
+            out += values
+        return out
+
+    def keys(self) -> list[int]:
+        """The key of every packed record, in order."""
+        out: list[int] = []
+        for chunk in self._chunks:
+            out += chunk.keys.tolist()
+        return out
+
+    def nbytes(self) -> int:
+        """Bytes held by the columns (not counting the objects they point to)."""
+        return sum(a.nbytes for c in self._chunks
+                   for a in (*c.columns.values(), *c.nulls.values(), c.keys))
+
+
+class RecordView(Sequence[Any]):
+    """What was packed, then the records collected since, as one sequence.
+
+    Args:
+        packed: the packed records (positions ``0 .. len(packed) - 1``).
+        tail: the records after them, as named tuples.
+    """
+
+    def __init__(self, packed: Packed, tail: list[Any]) -> None:
+        self.packed = packed
+        self.tail = tail
+
+    def __len__(self) -> int:
+        return len(self.packed) + len(self.tail)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.packed)
+        if i < 0:
+            i += len(self)
+        if i >= n:
+            return self.tail[i - n]
+        if i < 0:
+            raise IndexError(i)
+        return self.packed.record(i)
+
+    def __iter__(self) -> Iterator[Any]:
+        for i in range(len(self.packed)):
+            yield self.packed.record(i)
+        yield from self.tail
+
+    def column(self, name: str) -> list[Any]:
+        """Field ``name`` of every record, in order."""
+        return self.packed.column(name) + list(map(attrgetter(name), self.tail))
+
+
+def column(records: Sequence[Any], name: str) -> list[Any]:
+    """Field ``name`` of every record of a list or a :class:`RecordView`."""
+    if isinstance(records, RecordView):
+        return records.column(name)
+    return list(map(attrgetter(name), records))
