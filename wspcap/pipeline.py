@@ -207,6 +207,14 @@ class _Direction:
         else:  # reported once the connection turns out to be WebSocket
             s.early_conflicts.append((ts, self.d, offset, size, packet))
 
+    def data_after_fin(self, offset: int, size: int, ts: int, packet: int) -> None:
+        s = self.session
+        if s.conn_id is not None:
+            fin = s.reasm[self.d].fin_offset
+            s.report(ts, self.name or None, None, "tcp_data_after_fin",
+                     f"{size} bytes at stream offset {offset} after the FIN at stream "
+                     f"offset {fin} (not delivered)", packet, offset)
+
     def fin(self, offset: int, ts: int, packet: int) -> None:
         self.fin_seen = True
         if self.end_ts is None:

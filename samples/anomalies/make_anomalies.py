@@ -448,6 +448,29 @@ def _tcp_overlap(sc: Scenario) -> None:
     c.close(C2S)
 
 
+@scenario("tcp-data-after-fin", "after its FIN the client sends one more segment, a whole text "
+          "frame, just past the FIN's sequence number")
+def _tcp_data_after_fin(sc: Scenario) -> None:
+    c = sc.conn()
+    c.upgrade()
+    c.text(C2S, "before the FIN")
+    c.control(C2S, CLOSE, close_payload(1000, b"bye"))
+    c.control(S2C, CLOSE, close_payload(1000, b"bye"))
+    isn = 1_000_000 + c.ends[C2S][1] * 7
+    fin_offset = c.seq[C2S] - isn - 1  # the FIN's sequence number, as a stream offset
+    c.packet(C2S, "FA")
+    # RFC 9293 section 3.10.7.4: the receiver takes no text past the FIN (its FIN
+    # acknowledges the client's FIN only). The frame is not delivered: not in the
+    # frames table, and no ws_data_after_close.
+    late = frame(TEXT, b"sent after FIN", key=sc.key())
+    number = c.packet(C2S, "PA", late, advance=False)
+    c.packet(S2C, "FA")
+    c.packet(C2S, "A")
+    sc.expect("tcp_data_after_fin", 0, C2S, None, number,
+              f"{len(late)} bytes at stream offset {fin_offset + 1} after the FIN at stream "
+              f"offset {fin_offset} (not delivered)")
+
+
 @scenario("tcp-midstream", "the capture starts inside an open connection: no SYN, no handshake")
 def _tcp_midstream(sc: Scenario) -> None:
     c = sc.conn()

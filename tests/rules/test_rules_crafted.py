@@ -107,6 +107,18 @@ def test_clean_capture_fires_only_plaintext() -> None:
     assert expect["codes"] == ["sec_plaintext_ws"]
 
 
+def test_frame_after_fin_is_not_delivered() -> None:
+    """RFC 9293 section 3.10.7.4: the frame sent past the client's FIN is flagged and is
+    in neither the frames nor the messages table (the receiver never took it)."""
+    expect = _load(ANOMALIES_DIR / "tcp-data-after-fin.expect.json")
+    (row,) = [r for r in expect["anomalies"] if r["code"] == "tcp_data_after_fin"]
+    capture = _read(expect)
+    payloads = [bytes(p) for p in capture.frames.payload]
+    assert b"before the FIN" in payloads and b"sent after FIN" not in payloads
+    assert (capture.frames.packet < row["packet"]).all()
+    assert b"sent after FIN" not in [bytes(p) for p in capture.messages.payload]
+
+
 def test_readme_has_a_line_per_capture() -> None:
     readme = (ANOMALIES_DIR / "README.md").read_text(encoding="utf-8")
     for p in EXPECT_FILES:

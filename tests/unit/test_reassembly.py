@@ -36,6 +36,10 @@ class Recorder:
     def conflict(self, offset: int, size: int, ts: int, packet: int) -> None:
         self.events.append(("conflict", offset, size))
 
+    def data_after_fin(self, offset: int, size: int, ts: int, packet: int) -> None:
+        assert size > 0
+        self.events.append(("after_fin", offset, size, packet))
+
     def fin(self, offset: int, ts: int, packet: int) -> None:
         self.events.append(("fin", offset))
 
@@ -265,6 +269,86 @@ class TestHoles:
         assert rec.kinds("gap") == [("gap", 10, 20)]
 
 
+class TestDataAfterFin:
+    """RFC 9293 section 3.10.7.4: after a FIN there is no more data, so bytes at or
+    beyond the FIN's sequence number are never delivered (``sink.data_after_fin``)."""
+
+    @pytest.mark.parametrize(("seq", "offset"), [(1005, 4), (1004, 3)])
+    def test_in_order_segment_after_fin(self, seq: int, offset: int) -> None:
+        # Just past the FIN's sequence number (where the next byte would go), or on it.
+        rec, r = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1004, FIN | ACK, b""),
+                      (seq, ACK | PSH, b"xyz")])
+        assert rec.events == [("data", 0, b"abc", 2), ("fin", 3), ("after_fin", offset, 3, 4)]
+        assert (r.after_fin, r.after_fin_bytes, r.offset, r.gaps) == (1, 3, 3, 0)
+
+    def test_every_segment_after_fin_is_reported(self) -> None:
+        rec, r = run([(1000, SYN, b""), (1001, FIN | ACK, b"abc"), (1005, ACK, b"xy"),
+                      (1007, ACK, b"z"), (1005, ACK, b"xy")])
+        assert rec.stream() == b"abc"
+        assert rec.kinds("after_fin") == [("after_fin", 4, 2, 3), ("after_fin", 6, 1, 4),
+                                          ("after_fin", 4, 2, 5)]
+        assert (r.after_fin, r.after_fin_bytes) == (3, 5)
+
+    def test_straddling_segment_delivers_what_precedes_the_fin(self) -> None:
+        # The FIN (offset 6) is seen before the bytes that lead up to it.
+        rec, r = run([(1000, SYN, b""), (1007, FIN | ACK, b""), (1001, ACK, b"abcdefghij")])
+        assert rec.events == [("data", 0, b"abcdef", 3), ("after_fin", 6, 4, 3), ("fin", 6)]
+        assert r.offset == 6 and r.after_fin_bytes == 4
+
+    def test_retransmission_with_a_tail_past_the_fin(self) -> None:
+        rec, _ = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1004, FIN | ACK, b""),
+                      (1001, ACK, b"abcXYZ")])
+        assert rec.stream() == b"abc"
+        assert rec.kinds("after_fin") == [("after_fin", 3, 3, 4)]
+
+    def test_pending_straddler_is_cut_when_the_hole_fills(self) -> None:
+        # Reported with its own packet (2), not the one that filled the hole (4).
+        rec, _ = run([(1000, SYN, b""), (1004, ACK, b"defghi"), (1007, FIN | ACK, b""),
+                      (1001, ACK, b"abc")])
+        assert rec.events == [("data", 0, b"abc", 4), ("data", 3, b"def", 4),
+                              ("after_fin", 6, 3, 2), ("fin", 6)]
+
+    def test_pending_data_beyond_fin_dropped_when_fin_arrives(self) -> None:
+        rec, r = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1005, ACK, b"xyz"),
+                      (1004, FIN | ACK, b"")], eof=False)
+        assert rec.events == [("data", 0, b"abc", 2), ("fin", 3), ("after_fin", 4, 3, 3)]
+        r.receive_eof(99, 99)  # nothing left waiting: no gap, nothing delivered
+        assert rec.events[-1] == ("after_fin", 4, 3, 3) and r.gaps == 0
+
+    def test_pending_data_beyond_fin_waits_for_the_stream_to_reach_it(self) -> None:
+        # "xyz" (packet 2) lies past the FIN of packet 3, behind a hole: reported once
+        # packet 4 fills the hole and the stream reaches the FIN.
+        rec, _ = run([(1000, SYN, b""), (1008, ACK, b"xyz"), (1004, FIN | ACK, b"def"),
+                      (1001, ACK, b"abc")], eof=False)
+        assert rec.events == [("data", 0, b"abc", 4), ("data", 3, b"def", 4), ("fin", 6),
+                              ("after_fin", 7, 3, 2)]
+
+    def test_hole_before_fin_at_end_of_input(self) -> None:
+        rec, r = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1008, FIN | ACK, b""),
+                      (1009, ACK, b"xyz")])
+        assert rec.events == [("data", 0, b"abc", 2), ("gap", 3, 4), ("fin", 7),
+                              ("after_fin", 8, 3, 4)]
+        assert r.offset == 7
+
+    def test_retransmitted_bytes_before_fin_are_not_flagged(self) -> None:
+        rec, r = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1004, ACK, b"def"),
+                      (1007, FIN | ACK, b""), (1004, ACK, b"def"), (1001, ACK, b"abcdef"),
+                      (1002, ACK, b"bcd")])
+        assert rec.stream() == b"abcdef"
+        assert rec.kinds("after_fin", "conflict") == [] and r.after_fin == 0
+        assert r.overlaps == 3
+
+    def test_fin_retransmission_is_not_flagged(self) -> None:
+        rec, r = run([(1000, SYN, b""), (1001, ACK, b"abc"), (1004, FIN | ACK, b"def"),
+                      (1004, FIN | ACK, b"def"), (1007, FIN | ACK, b""), (1007, FIN, b"")])
+        assert rec.events == [("data", 0, b"abc", 2), ("data", 3, b"def", 3), ("fin", 6)]
+        assert r.after_fin == 0
+
+    def test_rst_after_fin_unchanged(self) -> None:
+        rec, _ = run([(1000, SYN, b""), (1001, FIN | ACK, b"abc"), (1005, RST, b"")])
+        assert rec.events == [("data", 0, b"abc", 2), ("fin", 3), ("rst", 3)]
+
+
 class TestIncremental:
     """The same stream however it is cut into segments."""
 
@@ -344,3 +428,6 @@ def test_garbage_segments_never_raise(ops: list[tuple], max_pending: int) -> Non
     r.receive_eof(999, 999)
     assert rec.check_contiguous() == r.offset
     assert len(rec.kinds("fin")) <= 1
+    if r.fin_offset is not None:  # nothing delivered (or declared missing) past the FIN
+        assert r.offset <= r.fin_offset
+    assert len(rec.kinds("after_fin")) == r.after_fin

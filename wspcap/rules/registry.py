@@ -155,6 +155,15 @@ register("tcp_overlap_conflict", "error", "RFC 9293 section 3.10.7.4",
          "Zeek: rexmit_inconsistency; Wireshark: tcp.segment.overlap.conflict; "
          "Suricata: stream.reassembly_overlap_different_data",
          "6 bytes at stream offset 210 differ from the first copy (first copy kept)")
+register("tcp_data_after_fin", "warning", "RFC 9293 section 3.10.7.4",
+         "bytes sent at or beyond the sequence number of the sender's FIN",
+         "After a FIN there is no more data: the receiver ignores these bytes, so an "
+         "analyzer that reads them sees what the endpoint never did (injection or IDS "
+         "evasion). wspcap drops them: they are in no frame or message.",
+         _NC + " (no TCP weird; FIN_advanced_last_seq only for a later FIN); Wireshark: no "
+         "expert info (4.0 dissects the bytes as frames); Suricata: no stream event "
+         "(data from the closing side is checked only against the window)",
+         "20 bytes at stream offset 215 after the FIN at stream offset 214 (not delivered)")
 register("tcp_midstream", "info", "RFC 9293 section 3.5",
          "the connection's start (SYN) was not captured",
          "The capture began while the connection was open; the handshake may be missing, "

@@ -29,6 +29,17 @@ Invariants:
 - Pending data is bounded by ``max_pending``; remembered history, used only
   to check retransmissions, is the last :data:`HISTORY` delivered segments
   (a ring, so remembering costs two stores a segment on the hot path).
+- *Nothing after the FIN.* A receiver takes no data beyond the FIN's sequence
+  number. `RFC 9293 section 3.10.7.4
+  <https://www.rfc-editor.org/rfc/rfc9293#section-3.10.7.4>`_, on segment text
+  in CLOSE-WAIT, CLOSING, LAST-ACK and TIME-WAIT: "This should not occur since
+  a FIN has been received from the remote side. Ignore the segment text."
+  Once the FIN's offset is known, bytes at or beyond it are never delivered:
+  a segment straddling it is cut there, and what lies beyond goes to
+  ``sink.data_after_fin`` when the stream reaches the FIN (where it would
+  have been delivered), one call a segment. Bytes held out of order beyond
+  the FIN when it arrives meet the same fate; a retransmitted copy of bytes
+  before the FIN is an ordinary duplicate, and so is a retransmitted FIN.
 
 The in-order bytes go to ``on_data(payload, ts, packet)``, a plain callable
 (the driver points it straight at the frame parser once the handshake is
@@ -67,6 +78,13 @@ class StreamSink(Protocol):
     def conflict(self, offset: int, size: int, ts: int, packet: int) -> None:
         """A copy of ``size`` bytes at ``offset`` differs from the first copy."""
 
+    def data_after_fin(self, offset: int, size: int, ts: int, packet: int) -> None:
+        """``size`` bytes at ``offset`` lie at or beyond the FIN: not delivered.
+
+        ``packet`` is the segment that carried them; called once a segment, when
+        the stream has reached the FIN.
+        """
+
     def fin(self, offset: int, ts: int, packet: int) -> None:
         """The sender closed its side after ``offset`` bytes."""
 
@@ -89,6 +107,9 @@ class StreamReassembler:
         offset: bytes of the stream delivered or declared missing so far.
         gaps: number of gaps declared; gap_bytes: their total size.
         overlaps: retransmitted or overlapping segments seen.
+        fin_offset: the stream offset of the FIN (the first FIN seen), once known.
+        after_fin: segments with bytes at or beyond the FIN (dropped);
+            after_fin_bytes: their bytes beyond it.
     """
 
     def __init__(self, sink: StreamSink, max_pending: int = MAX_PENDING) -> None:
@@ -105,6 +126,8 @@ class StreamReassembler:
         self.gaps = 0
         self.gap_bytes = 0
         self.overlaps = 0
+        self.after_fin = 0
+        self.after_fin_bytes = 0
         self.delivered = 0  # captured bytes delivered (offset less gaps)
         self._pending: dict[int, tuple[bytes, int, int, int]] = {}
         self._pending_bytes = 0
@@ -180,6 +203,11 @@ class StreamReassembler:
             if self._pending:
                 self._flush_gaps(target, ts, packet)
 
+    @property
+    def idle(self) -> bool:
+        """No byte is held out of order (after the FIN, nothing more can be delivered)."""
+        return not self._pending
+
     def receive_eof(self, ts: int, packet: int) -> None:
         """End of input: declare every remaining hole a gap and deliver the rest."""
         self._flush_gaps(None, ts, packet)
@@ -191,7 +219,15 @@ class StreamReassembler:
     # -- internals -------------------------------------------------------------
 
     def _deliver(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
-        self._deliver_one(payload, missing, ts, packet)
+        fin = self.fin_offset
+        if fin is None:
+            self._deliver_one(payload, missing, ts, packet)
+        else:
+            start = self.offset
+            payload, missing, beyond = self._cut_at_fin(fin, start, payload, missing)
+            self._deliver_one(payload, missing, ts, packet)
+            if beyond:  # reported once the bytes before the FIN are delivered
+                self._after_fin(max(start, fin), beyond, ts, packet)
         if self._pending:
             self._drain((ts, packet))
         if self.fin_offset is not None:
@@ -205,6 +241,9 @@ class StreamReassembler:
         self.next_seq = (self.next_seq + size) & SEQ_MASK  # type: ignore[operator]
 
     def _hold(self, offset: int, payload: bytes, missing: int, ts: int, packet: int) -> None:
+        if self.fin_done:  # beyond the FIN, which the stream has reached: never delivered
+            self._after_fin(offset, len(payload) + missing, ts, packet)
+            return
         old = self._pending.get(offset)
         if old is not None:
             self.overlaps += 1
@@ -256,14 +295,19 @@ class StreamReassembler:
                 its own.
         """
         pending = self._pending
+        fin = self.fin_offset
         while pending:
             first = min(pending)
             if first > self.offset:
                 return
             payload, missing, ts, packet = pending.pop(first)
+            self._pending_bytes -= len(payload)
+            beyond = 0
+            if fin is not None:
+                payload, missing, beyond = self._cut_at_fin(fin, first, payload, missing)
+            own = ts, packet  # bytes beyond the FIN are reported with their own packet
             if filler is not None:
                 ts, packet = filler
-            self._pending_bytes -= len(payload)
             back = self.offset - first
             if back == 0:
                 self._deliver_one(payload, missing, ts, packet)
@@ -273,6 +317,8 @@ class StreamReassembler:
                 if len(payload) + missing > back:
                     rest = missing if len(payload) >= back else missing - (back - len(payload))
                     self._deliver_one(payload[back:], rest, ts, packet)
+            if beyond and fin is not None:
+                self._after_fin(max(first, fin), beyond, *own)
 
     def _deliver_one(self, payload: bytes, missing: int, ts: int, packet: int) -> None:
         if payload:
@@ -289,17 +335,50 @@ class StreamReassembler:
 
     def _flush_gaps(self, upto: int | None, ts: int, packet: int) -> None:
         """Declare holes before pending data (up to offset ``upto``) as gaps."""
+        fin = self.fin_offset
         while self._pending:
             first = min(self._pending)
             if upto is not None and first >= upto and first > self.offset:
                 break
+            if fin is not None and first >= fin:
+                # All that waits lies beyond the FIN: the hole is the rest before it.
+                if fin > self.offset:
+                    self._gap(fin - self.offset, ts, packet)
+                break
             if first > self.offset:
                 self._gap(first - self.offset, ts, packet)
             self._drain()
-        if self.fin_offset is not None:
+        if fin is not None:
             self._maybe_fin(ts, packet)
 
     def _maybe_fin(self, ts: int, packet: int) -> None:
         if not self.fin_done and self.fin_offset is not None and self.offset >= self.fin_offset:
             self.fin_done = True
             self.sink.fin(self.offset, ts, packet)
+            # Whatever still waits lies beyond the FIN: it will never be delivered.
+            pending = self._pending
+            for first in sorted(pending):
+                payload, missing, pts, ppacket = pending.pop(first)
+                self._after_fin(first, len(payload) + missing, pts, ppacket)
+            self._pending_bytes = 0
+
+    @staticmethod
+    def _cut_at_fin(fin: int, start: int, payload: bytes, missing: int
+                    ) -> tuple[bytes, int, int]:
+        """Cut a segment that starts at stream offset ``start`` at the FIN (``fin``).
+
+        Returns the part before the FIN (``payload``, ``missing``) and the number
+        of bytes at or beyond it (dropped, for the caller to report).
+        """
+        keep = max(fin - start, 0)
+        size = len(payload) + missing
+        if size <= keep:
+            return payload, missing, 0
+        if keep <= len(payload):
+            return payload[:keep], 0, size - keep
+        return payload, keep - len(payload), size - keep
+
+    def _after_fin(self, offset: int, size: int, ts: int, packet: int) -> None:
+        self.after_fin += 1
+        self.after_fin_bytes += size
+        self.sink.data_after_fin(offset, size, ts, packet)
