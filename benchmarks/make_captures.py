@@ -10,6 +10,8 @@ Captures (written to ``benchmarks/data/`` unless ``--out`` says otherwise):
   chat            ~250k small JSON text frames, 40 connections, both ways,
                   no compression, with pings, handshakes and clean closes
   chat-deflate    the same kind of traffic with permessage-deflate, ~125k frames
+  chat-churn      the chat traffic over 2,000 short connections, 40 open at a
+                  time (connections that come and go, as a sensor sees them)
   bulk            4 connections, messages of 1 KB..500 KB both ways (some
                   fragmented), ~256 MB of payload, no compression
   bulk-deflate    the same with permessage-deflate and compressible JSON text
@@ -51,8 +53,10 @@ HOST = "127.0.0.1"  # never anything but loopback
 DEFAULT_CHAT_FRAMES = 250_000
 DEFAULT_BULK_MB = 256
 
-CAPTURE_NAMES = ("chat", "chat-deflate", "bulk", "bulk-deflate")
+CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate")
 
+CHURN_CONNS = 2000  # connections in chat-churn, one after another in each slot
+CHAT_OPEN_AT_ONCE = 40  # connections a chat capture keeps open at a time
 CHAT_PUSH_EVERY = 10  # the server pushes one extra event per 10 client messages
 CHAT_PING_EVERY = 500  # each client pings once per 500 messages
 BULK_FRAGMENT = 64 * 1024  # fragment size of fragmented bulk messages
@@ -67,13 +71,13 @@ TCPDUMP_FLUSH_WAIT = 2.5
 
 def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str, Any]]:
     """What each capture is made of."""
-    def chat(n_frames: int, deflate: bool) -> dict[str, Any]:
-        conns = 40
+    def chat(n_frames: int, deflate: bool, conns: int = 40) -> dict[str, Any]:
         # Per client message: the message, its ack and 1/CHAT_PUSH_EVERY push.
         per_msg = 2 + 1 / CHAT_PUSH_EVERY
         msgs = max(1, math.ceil(n_frames / per_msg / conns))
         return {"kind": "chat", "deflate": deflate, "conns": conns, "msgs_per_conn": msgs,
-                "window": 4, "seed": seed, "target_frames": n_frames}
+                "window": 4, "seed": seed, "target_frames": n_frames,
+                "open_at_once": CHAT_OPEN_AT_ONCE}
 
     def bulk(mb: float, deflate: bool) -> dict[str, Any]:
         conns = 4
@@ -87,6 +91,7 @@ def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str,
     return {
         "chat": chat(frames, False),
         "chat-deflate": chat(max(1, frames // 2), True),
+        "chat-churn": chat(frames, False, conns=CHURN_CONNS),
         "bulk": bulk(bulk_mb, False),
         "bulk-deflate": bulk(bulk_mb * 3 / 8, True),
     }
@@ -414,7 +419,13 @@ async def bulk_client(port: int, spec: dict[str, Any], conn: int, st: SideStats,
 async def clients_main(port: int, spec: dict[str, Any]) -> None:
     st = STATS["client"]
     if spec["kind"] == "chat":
-        jobs = [chat_client(port, spec, i, st) for i in range(spec["conns"])]
+        slots = asyncio.Semaphore(spec.get("open_at_once") or spec["conns"])
+
+        async def chat_slot(i: int) -> None:
+            async with slots:  # at most open_at_once connections at a time
+                await chat_client(port, spec, i, st)
+
+        jobs = [chat_slot(i) for i in range(spec["conns"])]
     else:
         content = Content(spec["seed"])
         jobs = [bulk_client(port, spec, i, st, content) for i in range(spec["conns"])]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -19,6 +20,9 @@ import wspcap
 from golden.paths import REPO_ROOT, sample_captures
 from wspcap.capture import analyze_to
 from wspcap.export import TABLES, write_tables
+from wspcap.pipeline import Pipeline
+from wspcap.sources.files import open_capture
+from wspcap.tables import anomalies_table
 
 ANOMALY_CAPTURES = sorted(glob.glob(str(REPO_ROOT / "samples" / "anomalies" / "*.pcap")))
 
@@ -56,7 +60,8 @@ def test_text_formats_byte_for_byte(samples_dir: Path, tmp_path: Path, fmt: str)
 
 @pytest.mark.parametrize("path", ANOMALY_CAPTURES, ids=lambda p: Path(p).stem)
 def test_every_rule_fires_the_same_streamed(path: str, tmp_path: Path) -> None:
-    """Released payloads change no finding: one crafted capture per anomaly code."""
+    """Packing, and checking ended connections early, change no finding: one
+    crafted capture per anomaly code."""
     streamed, whole = _both(path, tmp_path, "parquet", 0)
     _same_parquet(streamed, whole)
     assert len(pd.read_parquet(streamed / "anomalies.parquet"))
@@ -80,3 +85,52 @@ def test_written_keeps_connections_and_anomalies(samples_dir: Path, tmp_path: Pa
     assert written.info.packets == cap.info.packets
 
 
+
+
+def _fed(path: Path, each_packet: Any) -> Pipeline:
+    pipeline = Pipeline()
+    with open_capture(path) as cap:
+        for number, ts, linktype, data, _ in cap:
+            pipeline.receive_packet(number, ts, linktype, data)
+            each_packet(pipeline)
+    return pipeline
+
+
+def test_ended_connections_are_checked_and_let_go(samples_dir: Path) -> None:
+    """multi.pcapng: four connections, each closed by both FINs before the end."""
+    checked_at: dict[int, int] = {}
+
+    def spill(pipeline: Pipeline) -> None:
+        col = pipeline.collector
+        col.pack()
+        pipeline.check_ended()
+        for conn_id in col.checked:
+            checked_at.setdefault(conn_id, pipeline.packets)
+
+    pipeline = _fed(samples_dir / "multi.pcapng", spill)
+    col = pipeline.collector
+    assert sorted(checked_at) == [0, 1, 2, 3]
+    assert len(set(checked_at.values())) > 1  # one by one, as each ended
+    assert len(col.packed_frames) == len(col.packed_messages) == 0  # all let go
+    assert col.findings  # sec_plaintext_ws at least, held until the end
+    pipeline.finish()
+    cap = wspcap.read(samples_dir / "multi.pcapng")
+    pd.testing.assert_frame_equal(anomalies_table(pipeline.collector), cap.anomalies)
+    assert not pipeline.collector.findings
+
+
+def test_open_connections_are_not_checked_early(samples_dir: Path) -> None:
+    def spill(pipeline: Pipeline) -> None:
+        pipeline.collector.pack()
+        pipeline.check_ended()
+        assert all(not s.ended_quietly() for s in pipeline.unchecked)
+
+    pipeline = _fed(samples_dir / "fragmented.pcap", spill)
+    assert pipeline.unchecked == [] or not pipeline.unchecked[0].ended_quietly()
+
+
+def test_check_ended_needs_packed_records(samples_dir: Path) -> None:
+    pipeline = Pipeline()
+    pipeline.collector.frames.append(None)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="pack"):
+        pipeline.check_ended()

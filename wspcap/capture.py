@@ -293,15 +293,17 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
                progress: Callable[[int], None] | None = None,
                thresholds: Thresholds | Mapping[str, Any] | None = None,
                spill_bytes: int = SPILL_BYTES) -> Written:
-    """Read a capture and write its four tables, in memory that payload size does not grow.
+    """Read a capture and write its four tables, in memory that neither payload
+    size nor the number of connections grows.
 
     The same tables as ``read(path)`` followed by writing them (same rows, same
     order), but frames and messages are written while the capture is read,
     every ``spill_bytes`` of file or of message payload (inflation can make
-    more of the second), and their data payloads are let go of: what
-    stays in memory is a few numbers per frame and message (for the
-    cross-record rules, which run at the end), the connections and the
-    anomalies.
+    more of the second). What stays in memory is, for the connections still
+    open, a few dozen bytes per frame and message (packed into columns,
+    without data payloads, for the cross-record rules); a connection that
+    has ended is checked then and its records are let go of. The connections
+    and anomalies tables are kept whole.
 
     Args:
         path: the capture file.
@@ -337,6 +339,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
                 if (cap.position - spilled >= spill_bytes
                         or stream.unwritten_bytes(col) >= spill_bytes):
                     stream.spill(col)
+                    pipeline.check_ended()  # and let go of the ended connections' records
                     gc.collect(0)  # what building the part's tables left behind
                     spilled = cap.position
                 if progress is not None:

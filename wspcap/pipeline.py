@@ -36,7 +36,7 @@ from typing import Any
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder
 from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
 from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView
-from wspcap.rules.checks import run_checks
+from wspcap.rules.checks import Finding, check_connections, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
@@ -84,7 +84,9 @@ class Collector:
     :meth:`pack` (all of them if it was never called); ``frame_keys``/
     ``message_keys`` hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the
     same order. :meth:`frame_view` and :meth:`message_view` give every record,
-    packed or not.
+    packed or not. ``findings`` holds what the cross-record checks found about
+    the connections in ``checked`` (ended ones, checked early: see
+    :meth:`Pipeline.check_ended`) until they join ``anomalies`` at the end.
     """
 
     def __init__(self) -> None:
@@ -96,6 +98,8 @@ class Collector:
         self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
         self.packed_frames = Packed(Frame, FRAME_PACKING)
         self.packed_messages = Packed(Message, MESSAGE_PACKING)
+        self.findings: list[Finding] = []
+        self.checked: set[int] = set()
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
@@ -158,6 +162,7 @@ class _Direction:
         "parser",
         "pending",
         "probe_chunks",
+        "reset_first",
         "rst_seen",
         "session",
     )
@@ -183,6 +188,7 @@ class _Direction:
         self.rst_seen = False
         self.first_data_ts: int | None = None
         self.end_ts: int | None = None  # time of the first FIN or RST
+        self.reset_first = False  # that first end was a RST
 
     # StreamSink -----------------------------------------------------------------
 
@@ -224,6 +230,7 @@ class _Direction:
         self.rst_seen = True
         if self.end_ts is None:
             self.end_ts = ts
+            self.reset_first = True
         s = self.session
         if s.conn_id is not None:
             s.report(ts, self.name or None, None, "tcp_reset",
@@ -321,6 +328,7 @@ class Session:
         c = self.collector
         self.conn_id = len(c.sessions)
         c.sessions.append(self)
+        self.pipeline.unchecked.append(self)
         for d in self.dirs:
             d.name = C2S if d.d == client else S2C
             d.key = self.conn_id * 2 + (0 if d.d == client else 1)
@@ -578,6 +586,19 @@ class Session:
 
     # -- end -------------------------------------------------------------------------
 
+    def ended_quietly(self) -> bool:
+        """Nothing more can come of this connection: both FINs were delivered,
+        no byte is held out of order and no frame or message is half-parsed."""
+        for d in self.dirs:
+            r = self.reasm[d.d]
+            if not r.fin_done or not r.idle:
+                return False
+            if d.parser is not None and not d.parser.idle:
+                return False
+            if d.assembler is not None and not d.assembler.idle:
+                return False
+        return True
+
     def finish(self) -> None:
         """End of input: flush reassembly, then the parsers."""
         ts, packet = self.ts_end, self.last_packet
@@ -698,6 +719,8 @@ class Pipeline:
         self.snap_cut = 0
         self.last_ts = 0
         self._all: list[Session] = []
+        #: WebSocket sessions whose cross-record checks have not run yet.
+        self.unchecked: list[Session] = []
 
     def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
         """Take one captured packet (``number`` is its 1-based position)."""
@@ -762,6 +785,32 @@ class Pipeline:
             # both directions agree): from now on its packets cost a decode and a lookup.
             session.ignored = True
         return entry
+
+    def check_ended(self) -> None:
+        """Run the cross-record checks of the connections that have ended, and let
+        go of their records.
+
+        For a caller that writes the tables while it reads (see
+        :class:`wspcap.export.TableStream`), right after
+        :meth:`Collector.pack`: every record is packed then. A connection
+        that has ended quietly (:meth:`Session.ended_quietly`) cannot get
+        another frame, message or parser anomaly that the checks read, so its
+        findings are those the end of input would give.
+        """
+        c = self.collector
+        if c.frames or c.messages:
+            raise ValueError("check_ended() needs every record packed (Collector.pack)")
+        ended = [s for s in self.unchecked if s.ended_quietly()]
+        if not ended:
+            return
+        ids = {s.conn_id for s in ended}
+        self.unchecked = [s for s in self.unchecked if s.conn_id not in ids]
+        part = Collector()
+        part.packed_frames = c.packed_frames.take(ids)  # type: ignore[arg-type]
+        part.packed_messages = c.packed_messages.take(ids)  # type: ignore[arg-type]
+        part.anomalies = [a for a in c.anomalies if a.conn_id in ids]
+        c.findings += check_connections(part, self.options.thresholds, ended)
+        c.checked |= ids  # type: ignore[arg-type]
 
     def finish(self, truncated: str | None = None) -> Collector:
         """End of input: flush every connection and return the records."""

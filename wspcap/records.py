@@ -131,8 +131,35 @@ class Packed:
             else:
                 arr = np.fromiter(col, dtype=dtype, count=n)
             columns[name] = arr
-        self._chunks.append(_Chunk(self.size, n, columns, nulls,
-                                   np.fromiter(keys, dtype=np.int64, count=n)))
+        self._append(columns, nulls, np.fromiter(keys, dtype=np.int64, count=n), n)
+
+    def take(self, conn_ids: set[int]) -> Packed:
+        """Move the records of connections ``conn_ids`` (key >> 1) into a new Packed.
+
+        Both what is taken and what stays end up in one chunk each, in order.
+        """
+        wanted = np.fromiter(conn_ids, dtype=np.int64, count=len(conn_ids))
+        taken = Packed(self.kind, self.packing)
+        chunks, self._chunks, self._starts, self.size = self._chunks, [], [], 0
+        masks = [np.isin(c.keys >> 1, wanted) for c in chunks]
+        taken._join([(c, m) for c, m in zip(chunks, masks)])
+        self._join([(c, ~m) for c, m in zip(chunks, masks)])
+        return taken
+
+    def _join(self, parts: list[tuple[_Chunk, np.ndarray]]) -> None:
+        """Append the rows ``mask`` selects of each chunk, as one chunk."""
+        parts = [(c, m) for c, m in parts if m.any()]
+        if not parts:
+            return
+        first = parts[0][0]
+        columns = {k: np.concatenate([c.columns[k][m] for c, m in parts]) for k in first.columns}
+        nulls = {k: np.concatenate([c.nulls[k][m] for c, m in parts]) for k in first.nulls}
+        keys = np.concatenate([c.keys[m] for c, m in parts])
+        self._append(columns, nulls, keys, len(keys))
+
+    def _append(self, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray],
+                keys: np.ndarray, n: int) -> None:
+        self._chunks.append(_Chunk(self.size, n, columns, nulls, keys))
         self._starts.append(self.size)
         self.size += n
 

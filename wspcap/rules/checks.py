@@ -7,19 +7,28 @@ Design note
 Goal: rules that need more than one record (the handshake against the
 frames, a ping against its pong, the keys of a connection's frames, rates,
 several connections) live here, away from the per-packet hot path, and run
-exactly once, when the pipeline has finished (:func:`run_checks`, called by
-:meth:`wspcap.pipeline.Pipeline.finish`).
+exactly once per connection: when the pipeline has finished
+(:func:`run_checks`, called by :meth:`wspcap.pipeline.Pipeline.finish`), or
+earlier for a connection that has ended (:func:`check_connections`, so that
+a caller streaming the tables out can let go of its records).
 
 Plan. Each check is a function ``check(ctx)`` registered with
 ``@check("layer")`` in one of the ``wspcap.rules`` modules (``http``,
-``sec``, ``ws``, ``pmd``, ``res``). :class:`Context` gives it the
-connections (:class:`Conn`: the session's handshake and facts, and the
-positions of its frames and messages in the collector) and the thresholds,
-and takes its findings (:meth:`Context.report`) straight into the
-collector's anomaly list, so they join the tables like the parsers' own.
+``sec``, ``ws``, ``pmd``, ``res``). A check looks at one connection at a
+time (scope ``connection``), or compares connections (scope ``capture``:
+those run once, at the end, over every connection; they read no frame).
+:class:`Context` gives a check the connections (:class:`Conn`: the
+session's handshake and facts, and the positions of its frames and
+messages among the records it was given) and the thresholds, and takes its
+findings (:meth:`Context.report`). Findings join the collector's anomalies
+at the end, after the parsers' own, ordered by check (registration order),
+then by connection, then as reported: the same order whether a connection
+was checked early or at the end.
 
 Invariants:
 - Checks only read records; they never change them.
+- A ``connection`` check's findings about a connection depend only on that
+  connection's records, facts and parser anomalies.
 - ``frame_index`` is the position of a frame among its connection's frames
   in collector order (what the frames table shows), so the k-th entry of
   :attr:`Conn.frame_pos` has frame_index k.
@@ -54,6 +63,7 @@ __all__ = [
     "Conn",
     "Context",
     "check",
+    "check_connections",
     "over",
     "preview",
     "run_checks",
@@ -66,19 +76,29 @@ _DIRS = (C2S, S2C)
 DEDUPLICATED = frozenset(("pmd_ratio_excessive", "pmd_params_invalid"))
 
 CheckFn = Callable[["Context"], None]
-#: Registered checks, ``(layer, function)``, in registration order.
-CHECKS: list[tuple[str, CheckFn]] = []
+#: Registered checks, ``(layer, function, scope)``, in registration order.
+CHECKS: list[tuple[str, CheckFn, str]] = []
+#: What a check looks at: one connection at a time, or all of them together.
+SCOPES = ("connection", "capture")
+#: An anomaly a check found, with the position of that check in CHECKS.
+Finding = tuple[int, Anomaly]
 
 
-def check(layer: str) -> Callable[[CheckFn], CheckFn]:
+def check(layer: str, scope: str = "connection") -> Callable[[CheckFn], CheckFn]:
     """Register a function as a cross-record check of ``layer``.
 
     Args:
         layer: ``http``, ``sec``, ``ws``, ``pmd`` or ``res`` (the prefix of
             the codes it reports).
+        scope: ``connection`` (its findings about a connection depend on
+            that connection alone) or ``capture`` (it compares connections;
+            it must read no frame or message).
     """
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
+
     def register(fn: CheckFn) -> CheckFn:
-        CHECKS.append((layer, fn))
+        CHECKS.append((layer, fn, scope))
         return fn
     return register
 
@@ -97,7 +117,10 @@ class Conn:
         ts_request, request_packet: when the request head was complete.
         ts_response, response_packet: when the answer's head was complete.
         request_first_ts: time of the request's first byte.
-        fin, rst: per direction (``c2s``, ``s2c``), whether a FIN / RST was seen.
+        fin: per direction (``c2s``, ``s2c``), whether its FIN was seen.
+        rst: per direction, whether it ended with a RST (its first FIN or
+            RST was a RST): what happens after a connection ended does not
+            change its findings (see :func:`check_connections`).
         end_ts: per direction, time of its first FIN or RST, or None.
         gap_bytes: per direction, bytes the capture missed.
         deflate: the negotiated permessage-deflate parameters, or None.
@@ -122,7 +145,7 @@ class Conn:
         cd, sd = s.dirs[c], s.dirs[1 - c]
         self.request_first_ts: int | None = cd.first_data_ts
         self.fin = {C2S: cd.fin_seen, S2C: sd.fin_seen}
-        self.rst = {C2S: cd.rst_seen, S2C: sd.rst_seen}
+        self.rst = {C2S: cd.reset_first, S2C: sd.reset_first}
         self.end_ts = {C2S: cd.end_ts, S2C: sd.end_ts}
         self.gap_bytes = {C2S: s.reasm[c].gap_bytes, S2C: s.reasm[1 - c].gap_bytes}
         self.deflate = s.deflate
@@ -153,30 +176,41 @@ class Context:
     frames costs about 0.2 s, a column about 0.02 s.)
 
     Args:
-        collector: the pipeline's :class:`~wspcap.pipeline.Collector`.
+        records: a :class:`~wspcap.pipeline.Collector` holding every frame
+            and message of ``sessions`` (and of no other connection), and
+            their parser anomalies (others may be there too).
         thresholds: the thresholds in force.
+        sessions: the connections to check (the collector's by default).
+
+    Attributes:
+        findings: what the checks reported, as :data:`Finding`.
+        rank: the position in :data:`CHECKS` of the check running now.
     """
 
-    def __init__(self, collector: Any, thresholds: Thresholds) -> None:
-        self.collector = collector
+    def __init__(self, records: Any, thresholds: Thresholds,
+                 sessions: list[Any] | None = None) -> None:
         self.thresholds = thresholds
-        self.frames: Sequence[Frame] = collector.frame_view()
-        self.frame_keys: list[int] = collector.all_frame_keys()
-        self.messages: Sequence[Message] = collector.message_view()
-        self.message_keys: list[int] = collector.all_message_keys()
-        self.conns = [Conn(s) for s in collector.sessions]
+        self.frames: Sequence[Frame] = records.frame_view()
+        self.frame_keys: list[int] = records.all_frame_keys()
+        self.messages: Sequence[Message] = records.message_view()
+        self.message_keys: list[int] = records.all_message_keys()
+        self.conns = [Conn(s) for s in (records.sessions if sessions is None else sessions)]
+        self._conn = {conn.conn_id: conn for conn in self.conns}
         self._by_key = _group(self.frame_keys)
         for conn in self.conns:
             c2s = self._by_key.get(conn.conn_id * 2, [])
             s2c = self._by_key.get(conn.conn_id * 2 + 1, [])
             conn.frame_pos = sorted(c2s + s2c) if c2s and s2c else c2s or s2c
         for key, pos in _group(self.message_keys).items():
-            conn = self.conns[key >> 1]
+            conn = self._conn[key >> 1]
             conn.message_pos = sorted(conn.message_pos + pos) if conn.message_pos else pos
         self._columns: dict[str, list[Any]] = {}
+        self._parsers = [a for a in records.anomalies if a.conn_id in self._conn]
         self._seen = {(a.conn_id, a.direction, a.frame_index, a.code)
-                      for a in collector.anomalies if a.code in DEDUPLICATED}
+                      for a in self._parsers if a.code in DEDUPLICATED}
         self._errors: dict[tuple[int | None, str | None], int] | None = None
+        self.findings: list[Finding] = []
+        self.rank = 0
 
     # -- views -------------------------------------------------------------------
 
@@ -202,7 +236,7 @@ class Context:
     def frame_at(self, pos: int) -> tuple[Conn, int, str, Frame]:
         """``(conn, frame_index, direction, frame)`` of the frame at a position."""
         key = self.frame_keys[pos]
-        conn = self.conns[key >> 1]
+        conn = self._conn[key >> 1]
         return conn, bisect_left(conn.frame_pos, pos), _DIRS[key & 1], self.frames[pos]
 
     def frames_of(self, conn: Conn) -> Iterator[tuple[int, str, Frame]]:
@@ -220,7 +254,7 @@ class Context:
     def message_at(self, pos: int) -> tuple[Conn, str, Message]:
         """``(conn, direction, message)`` of the message at a position."""
         key = self.message_keys[pos]
-        return self.conns[key >> 1], _DIRS[key & 1], self.messages[pos]
+        return self._conn[key >> 1], _DIRS[key & 1], self.messages[pos]
 
     def first_error(self, conn: Conn, direction: str) -> int | None:
         """Where ``direction`` first broke a rule its peer must fail the connection for.
@@ -228,11 +262,11 @@ class Context:
         Returns the frame_index of its first ``error`` anomaly (``-1`` when that
         anomaly is not tied to a frame, such as a wrong accept), or None. A peer
         that fails the connection owes no pong and no closing handshake. Built
-        on first use from the anomalies reported so far.
+        on first use from the parsers' anomalies and the findings so far.
         """
         if self._errors is None:
             errors: dict[tuple[int | None, str | None], int] = {}
-            for a in self.collector.anomalies:
+            for a in [*self._parsers, *(a for _, a in self.findings)]:
                 if a.severity == "error" and a.code.startswith(("ws_", "pmd_", "http_")):
                     index = -1 if a.frame_index is None else a.frame_index
                     key = (a.conn_id, a.direction)
@@ -252,9 +286,9 @@ class Context:
             if key in self._seen:
                 return
             self._seen.add(key)
-        self.collector.anomalies.append(Anomaly(
+        self.findings.append((self.rank, Anomaly(
             conn_id, ts if ts is not None else 0, direction, frame_index, code,
-            RULES[code].severity, detail, packet, offset))
+            RULES[code].severity, detail, packet, offset)))
 
     def report_frame(self, conn: Conn, index: int, direction: str, frame: Frame, code: str,
                      detail: str) -> None:
@@ -280,22 +314,71 @@ def over(values: list[Any], limit: Any) -> list[int]:
     return list(compress(count(), map(gt, values, repeat(limit))))
 
 
-def run_checks(collector: Any, thresholds: Thresholds | None = None,
-               layers: frozenset[str] | None = None) -> None:
-    """Run every registered check once over a finished collector.
+def check_connections(records: Any, thresholds: Thresholds | None = None,
+                      sessions: list[Any] | None = None,
+                      layers: frozenset[str] | None = None) -> list[Finding]:
+    """Run every ``connection`` check once over ``sessions``.
 
     Args:
-        collector: the pipeline's records; anomalies are appended to it.
+        records: holds every frame and message of ``sessions`` (see
+            :class:`Context`).
+        thresholds: the thresholds in force (defaults if None).
+        sessions: the connections (all of ``records.sessions`` if None).
+        layers: run only the checks of these layers (all if None).
+
+    Returns:
+        The findings, to be added with :func:`add_findings`.
+    """
+    return _run(Context(records, thresholds or DEFAULT_THRESHOLDS, sessions),
+                "connection", layers)
+
+
+def run_checks(collector: Any, thresholds: Thresholds | None = None,
+               layers: frozenset[str] | None = None) -> None:
+    """Finish checking a collector: its anomalies get every finding.
+
+    The ``connection`` checks run over the sessions not in
+    ``collector.checked`` (whose findings are in ``collector.findings``
+    already, see :func:`check_connections`), the ``capture`` checks over all
+    of them; then the findings join ``collector.anomalies``.
+
+    Args:
+        collector: the pipeline's records, finished.
         thresholds: the thresholds in force (defaults if None).
         layers: run only the checks of these layers (all if None).
     """
+    thresholds = thresholds or DEFAULT_THRESHOLDS
+    findings = collector.findings
+    if collector.sessions:
+        rest = [s for s in collector.sessions if s.conn_id not in collector.checked]
+        findings += _run(Context(collector, thresholds, rest), "connection", layers)
+        findings += _run(Context(_NoRecords(), thresholds, collector.sessions), "capture",
+                         layers)
+    findings.sort(key=lambda f: (f[0], -1 if f[1].conn_id is None else f[1].conn_id))
+    collector.anomalies += [a for _, a in findings]
+    collector.findings = []
+
+
+def _run(ctx: Context, scope: str, layers: frozenset[str] | None) -> list[Finding]:
+    """Run the checks of ``scope`` in ``ctx``."""
     _load_checks()
-    if not collector.sessions:
-        return
-    ctx = Context(collector, thresholds or DEFAULT_THRESHOLDS)
-    for layer, fn in CHECKS:
-        if layers is None or layer in layers:
+    for rank, (layer, fn, in_scope) in enumerate(CHECKS):
+        if in_scope == scope and (layers is None or layer in layers):
+            ctx.rank = rank
             fn(ctx)
+    return ctx.findings
+
+
+class _NoRecords:
+    """What ``capture`` checks are given: connections, but no frame or message."""
+
+    anomalies: tuple[Anomaly, ...] = ()
+
+    @staticmethod
+    def frame_view() -> list[Any]:
+        return []
+
+    message_view = all_frame_keys = all_message_keys = frame_view
 
 
 def _load_checks() -> None:

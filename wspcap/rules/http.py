@@ -158,7 +158,7 @@ def _deflate_answer(ctx: Context, conn: Conn, params: list[tuple[str, str | None
                    "client_max_window_bits in the answer, but the client did not offer it")
 
 
-@check("http")
+@check("http", scope="capture")
 def key_reuse(ctx: Context) -> None:
     """RFC 6455 section 4.1: the key "MUST be selected randomly for each connection"."""
     first: dict[str, int] = {}

@@ -140,7 +140,7 @@ def slow_frames(ctx: Context) -> None:
                          f"{len(found)} slow frame" + ("s" if len(found) > 1 else ""))
 
 
-@check("res")
+@check("res", scope="capture")
 def many_connections(ctx: Context) -> None:
     """One client address holding many concurrent connections to one server."""
     limit = ctx.thresholds.many_connections

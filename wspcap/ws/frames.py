@@ -273,6 +273,11 @@ class FrameParser:
         self._desync_start = self._base
         self._base += len(buf) + size
 
+    @property
+    def idle(self) -> bool:
+        """Between frames: :meth:`receive_eof` would report nothing."""
+        return not (self._skip or self._buf or (self.desynced and self._desync_bytes))
+
     def receive_eof(self, ts: int, packet: int) -> None:
         """End of the stream: report an unfinished frame."""
         if self._skip:

@@ -144,6 +144,11 @@ class MessageAssembler:
         if frame.fin:
             self._finish(complete=True)
 
+    @property
+    def idle(self) -> bool:
+        """Between messages: :meth:`receive_eof` would emit nothing."""
+        return not self._parts
+
     def receive_eof(self) -> None:
         """End of the stream: an open fragmented message is emitted incomplete."""
         if self._parts:
