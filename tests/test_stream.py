@@ -104,8 +104,10 @@ def test_ended_connections_are_checked_and_let_go(samples_dir: Path) -> None:
         col = pipeline.collector
         col.pack()
         pipeline.check_ended()
-        for conn_id in col.checked:
-            checked_at.setdefault(conn_id, pipeline.packets)
+        unchecked = {s.conn_id for s in pipeline.unchecked}
+        for s in col.sessions:
+            if s.conn_id not in unchecked:
+                checked_at.setdefault(s.conn_id, pipeline.packets)
 
     pipeline = _fed(samples_dir / "multi.pcapng", spill)
     col = pipeline.collector

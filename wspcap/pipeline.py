@@ -85,7 +85,7 @@ class Collector:
     ``message_keys`` hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the
     same order. :meth:`frame_view` and :meth:`message_view` give every record,
     packed or not. ``findings`` holds what the cross-record checks found about
-    the connections in ``checked`` (ended ones, checked early: see
+    connections that ended and were checked early (see
     :meth:`Pipeline.check_ended`) until they join ``anomalies`` at the end.
     """
 
@@ -99,7 +99,6 @@ class Collector:
         self.packed_frames = Packed(Frame, FRAME_PACKING)
         self.packed_messages = Packed(Message, MESSAGE_PACKING)
         self.findings: list[Finding] = []
-        self.checked: set[int] = set()
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
@@ -123,21 +122,19 @@ class Collector:
 
     def frame_view(self) -> Sequence[Frame]:
         """Every frame, packed or not, in order."""
-        return RecordView(self.packed_frames, self.frames) if self.packed_frames else self.frames
+        return RecordView.of(self.packed_frames, self.frames)
 
     def message_view(self) -> Sequence[Message]:
         """Every message, packed or not, in order."""
-        return (RecordView(self.packed_messages, self.messages) if self.packed_messages
-                else self.messages)
+        return RecordView.of(self.packed_messages, self.messages)
 
     def all_frame_keys(self) -> list[int]:
         """The key of every frame, packed or not, in order."""
-        return self.packed_frames.keys() + self.frame_keys if self.packed_frames else self.frame_keys
+        return self.packed_frames.keys() + self.frame_keys
 
     def all_message_keys(self) -> list[int]:
         """The key of every message, packed or not, in order."""
-        return (self.packed_messages.keys() + self.message_keys if self.packed_messages
-                else self.message_keys)
+        return self.packed_messages.keys() + self.message_keys
 
 
 class _Direction:
@@ -800,17 +797,19 @@ class Pipeline:
         c = self.collector
         if c.frames or c.messages:
             raise ValueError("check_ended() needs every record packed (Collector.pack)")
-        ended = [s for s in self.unchecked if s.ended_quietly()]
+        ended: list[Session] = []
+        still: list[Session] = []
+        for s in self.unchecked:
+            (ended if s.ended_quietly() else still).append(s)
         if not ended:
             return
-        ids = {s.conn_id for s in ended}
-        self.unchecked = [s for s in self.unchecked if s.conn_id not in ids]
+        self.unchecked = still
+        ids = {s.conn_id for s in ended if s.conn_id is not None}  # (all have one)
         part = Collector()
-        part.packed_frames = c.packed_frames.take(ids)  # type: ignore[arg-type]
-        part.packed_messages = c.packed_messages.take(ids)  # type: ignore[arg-type]
-        part.anomalies = [a for a in c.anomalies if a.conn_id in ids]
+        part.packed_frames = c.packed_frames.take(ids)
+        part.packed_messages = c.packed_messages.take(ids)
+        part.anomalies = c.anomalies  # the checks pick their connections' own
         c.findings += check_connections(part, self.options.thresholds, ended)
-        c.checked |= ids  # type: ignore[arg-type]
 
     def finish(self, truncated: str | None = None) -> Collector:
         """End of input: flush every connection and return the records."""
@@ -823,7 +822,9 @@ class Pipeline:
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
                       f"{self.snap_cut} packets were cut by the snap length", None)
-        run_checks(c, self.options.thresholds)  # the cross-record rules, once
+        # the cross-record rules, once per connection
+        run_checks(c, self.options.thresholds, unchecked=self.unchecked)
+        self.unchecked = []
         self.flows = {}
         self._all = []
         return c

@@ -209,6 +209,11 @@ class RecordView(Sequence[Any]):
         self.packed = packed
         self.tail = tail
 
+    @classmethod
+    def of(cls, packed: Packed, tail: list[Any]) -> Sequence[Any]:
+        """A view of both, or ``tail`` itself when nothing was packed (faster to index)."""
+        return cls(packed, tail) if len(packed) else tail
+
     def __len__(self) -> int:
         return len(self.packed) + len(self.tail)
 

@@ -327,31 +327,32 @@ def check_connections(records: Any, thresholds: Thresholds | None = None,
         layers: run only the checks of these layers (all if None).
 
     Returns:
-        The findings, to be added with :func:`add_findings`.
+        The findings, for ``collector.findings`` (see :func:`run_checks`).
     """
     return _run(Context(records, thresholds or DEFAULT_THRESHOLDS, sessions),
                 "connection", layers)
 
 
 def run_checks(collector: Any, thresholds: Thresholds | None = None,
-               layers: frozenset[str] | None = None) -> None:
+               layers: frozenset[str] | None = None,
+               unchecked: list[Any] | None = None) -> None:
     """Finish checking a collector: its anomalies get every finding.
 
-    The ``connection`` checks run over the sessions not in
-    ``collector.checked`` (whose findings are in ``collector.findings``
-    already, see :func:`check_connections`), the ``capture`` checks over all
-    of them; then the findings join ``collector.anomalies``.
+    The ``connection`` checks run over ``unchecked`` (the others' findings
+    are in ``collector.findings`` already, see :func:`check_connections`),
+    the ``capture`` checks over every session; then the findings join
+    ``collector.anomalies``.
 
     Args:
         collector: the pipeline's records, finished.
         thresholds: the thresholds in force (defaults if None).
         layers: run only the checks of these layers (all if None).
+        unchecked: the sessions not checked yet (all of them if None).
     """
     thresholds = thresholds or DEFAULT_THRESHOLDS
     findings = collector.findings
     if collector.sessions:
-        rest = [s for s in collector.sessions if s.conn_id not in collector.checked]
-        findings += _run(Context(collector, thresholds, rest), "connection", layers)
+        findings += _run(Context(collector, thresholds, unchecked), "connection", layers)
         findings += _run(Context(_NoRecords(), thresholds, collector.sessions), "capture",
                          layers)
     findings.sort(key=lambda f: (f[0], -1 if f[1].conn_id is None else f[1].conn_id))
