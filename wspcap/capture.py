@@ -254,17 +254,12 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         options = replace(options or Options(), shard=(i, n))
     options = _with_thresholds(options, thresholds)
     pipeline = Pipeline(options)
-    receive = pipeline.receive_packet
+    receive = pipeline.receive_batch
     with open_capture(path) as cap, paused_gc():
-        if progress is None:
-            for number, ts, linktype, data, _wirelen in cap:
-                receive(number, ts, linktype, data)
-        else:
-            for number, ts, linktype, data, _wirelen in cap:
-                receive(number, ts, linktype, data)
-                if not number & 0x3FFF:
-                    progress(cap.position)
-            progress(cap.position)
+        for batch in cap.batches():
+            receive(batch)
+            if progress is not None:
+                progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated = cap.truncated
         return _finish(pipeline, info, truncated)
@@ -326,13 +321,13 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
     stream = TableStream(directory, fmt)
     options = _with_thresholds(options, thresholds)
     pipeline = Pipeline(options)
-    receive = pipeline.receive_packet
+    receive = pipeline.receive_batch
     col = pipeline.collector
     spilled = 0  # file position at the last spill
     next_look = 0
     with open_capture(path) as cap, paused_gc():
-        for number, ts, linktype, data, _wirelen in cap:
-            receive(number, ts, linktype, data)
+        for batch in cap.batches():
+            receive(batch)
             if cap.position >= next_look:  # (position moves a block at a time)
                 next_look = cap.position + min(LOOK_BYTES, spill_bytes)
                 # Inflated messages can hold more than the file bytes they came in.

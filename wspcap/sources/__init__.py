@@ -7,6 +7,6 @@ packet's interface, the captured bytes and the length the packet had on the
 wire (larger than ``len(data)`` when the snap length cut it).
 """
 
-from wspcap.sources.files import CaptureFile, PacketRecord, open_capture
+from wspcap.sources.files import Batch, CaptureFile, PacketRecord, open_capture
 
-__all__ = ["CaptureFile", "PacketRecord", "open_capture"]
+__all__ = ["Batch", "CaptureFile", "PacketRecord", "open_capture"]

@@ -30,12 +30,13 @@ import struct
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple, Self
 
+import numpy as np
 from dpkt import pcap as _pcap
 from dpkt import pcapng as _pcapng
 
 from wspcap.errors import CaptureFormatError
 
-__all__ = ["CaptureFile", "PacketRecord", "open_capture"]
+__all__ = ["Batch", "CaptureFile", "PacketRecord", "open_capture"]
 
 #: Bytes read from the file at a time.
 BLOCK_SIZE = 1 << 20
@@ -63,11 +64,38 @@ class PacketRecord(NamedTuple):
     wirelen: int
 
 
+class Batch(NamedTuple):
+    """Consecutive packets of one link type, as slices of one buffer.
+
+    Packet ``i`` of the batch is number ``first + i`` and its captured bytes
+    are ``buf[starts[i]:starts[i] + caplens[i]]``. Readers that work a block at
+    a time (see :meth:`wspcap.pipeline.Pipeline.receive_batch`) take these;
+    :meth:`records` gives the same packets one by one.
+    """
+
+    first: int
+    linktype: int
+    buf: bytes
+    starts: list[int]
+    caplens: list[int]
+    stamps: list[int]  #: timestamps (ns)
+    wirelens: list[int]
+
+    def records(self) -> Iterator[PacketRecord]:
+        """The batch's packets as :class:`PacketRecord` tuples."""
+        buf, linktype = self.buf, self.linktype
+        for i, (start, caplen, ts, wirelen) in enumerate(
+                zip(self.starts, self.caplens, self.stamps, self.wirelens, strict=True),
+                self.first):
+            yield PacketRecord(i, ts, linktype, buf[start:start + caplen], wirelen)
+
+
 class CaptureFile:
     """An open capture file of either format.
 
     Use :func:`open_capture` to make one. Iterating gives
-    :class:`PacketRecord` objects; after the iteration, :attr:`truncated` says
+    :class:`PacketRecord` objects, :meth:`batches` the same packets a block at
+    a time; after the iteration, :attr:`truncated` says
     why the walk stopped early, or is ``None``.
 
     Attributes:
@@ -98,6 +126,11 @@ class CaptureFile:
         self.close()
 
     def __iter__(self) -> Iterator[PacketRecord]:
+        for batch in self.batches():
+            yield from batch.records()
+
+    def batches(self) -> Iterator[Batch]:
+        """The packets, as :class:`Batch` objects: one or more per block read."""
         if self.format.startswith("pcapng"):
             return self._iter_pcapng()
         return self._iter_pcap()
@@ -119,7 +152,7 @@ class CaptureFile:
 
     # -- classic pcap ----------------------------------------------------------
 
-    def _iter_pcap(self) -> Iterator[PacketRecord]:
+    def _iter_pcap(self) -> Iterator[Batch]:
         head = self._f.read(24)
         if len(head) < 24:
             raise CaptureFormatError(self.path, "truncated pcap file header")
@@ -128,7 +161,8 @@ class CaptureFile:
         # The upper bits carry the FCS length and its "present" flag (libpcap's
         # LT_LINKTYPE() keeps the low 26 bits).
         linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x03FFFFFF
-        unpack = struct.Struct(endian + "IIII").unpack_from
+        caplen_at = struct.Struct(endian + "I").unpack_from
+        header = np.dtype(endian + "u4")
         frac_mult = 1 if nano else 1000
         number = 0
         buf = b""
@@ -137,38 +171,49 @@ class CaptureFile:
             buf = buf[pos:] + block if pos < len(buf) else block
             pos = 0
             end = len(buf)
+            starts: list[int] = []
+            append = starts.append
             while pos + 16 <= end:
-                sec, frac, caplen, wirelen = unpack(buf, pos)
+                caplen = caplen_at(buf, pos + 8)[0]
                 nxt = pos + 16 + caplen
                 if nxt > end:
                     if caplen > MAX_RECORD:
                         self.truncated = (
-                            f"corrupt record header after packet {number} "
+                            f"corrupt record header after packet {number + len(starts)} "
                             f"(declares {caplen} bytes)")
-                        self.packets_read = number
-                        return
                     break
-                number += 1
-                yield PacketRecord(number, sec * 1_000_000_000 + frac * frac_mult,
-                                   linktype, buf[pos + 16:nxt], wirelen)
+                append(pos + 16)
                 pos = nxt
-        self.packets_read = number
+            if starts:
+                # The record headers' other fields, all at once.
+                at = np.asarray(starts, np.int64)[:, None] - 16 + np.arange(16)
+                sec, frac, caplens, wirelens = (
+                    np.frombuffer(buf, np.uint8)[at].view(header).astype(np.int64).T)
+                stamps = sec * 1_000_000_000 + frac * frac_mult
+                yield Batch(number + 1, linktype, buf, starts, caplens.tolist(),
+                            stamps.tolist(), wirelens.tolist())
+                number += len(starts)
+            self.packets_read = number
+            if self.truncated is not None:
+                return
         if pos < len(buf) and self.truncated is None:
             self.truncated = (f"file ends in the middle of packet {number + 1} "
                               f"({len(buf) - pos} bytes left over)")
 
     # -- pcapng ----------------------------------------------------------------
 
-    def _iter_pcapng(self) -> Iterator[PacketRecord]:
+    def _iter_pcapng(self) -> Iterator[Batch]:
         number = 0
         endian = "<"
         interfaces: list[tuple[int, int, int, int]] = []  # linktype, mult, div, offset_ns
         buf = b""
         pos = 0
+        batch = _Builder()
         for block in self._blocks():
             buf = buf[pos:] + block if pos < len(buf) else block
             pos = 0
             end = len(buf)
+            batch.start(buf, number + 1)
             while pos + 12 <= end:
                 btype = struct.unpack_from(endian + "I", buf, pos)[0]
                 if btype == _pcapng.PCAPNG_BT_SHB:
@@ -179,8 +224,7 @@ class CaptureFile:
                 blen = struct.unpack_from(endian + "I", buf, pos + 4)[0]
                 if blen < 12 or blen % 4 or blen > MAX_RECORD:
                     self.truncated = f"corrupt pcapng block after packet {number} (length {blen})"
-                    self.packets_read = number
-                    return
+                    break
                 nxt = pos + blen
                 if nxt > end:
                     break
@@ -191,32 +235,78 @@ class CaptureFile:
                     else:
                         iface, _drops, hi, lo, caplen, wirelen = struct.unpack_from(
                             endian + "HHIIII", buf, pos + 8)
-                    number += 1
                     if iface >= len(interfaces) or 28 + caplen > blen:
-                        self.truncated = f"packet {number} names an unknown interface {iface}"
-                        self.packets_read = number - 1
-                        return
+                        self.truncated = f"packet {number + 1} names an unknown interface {iface}"
+                        break
+                    number += 1
                     linktype, mult, div, offset_ns = interfaces[iface]
                     ts = ((hi << 32) | lo) * mult // div + offset_ns
-                    yield PacketRecord(number, ts, linktype, buf[pos + 28:pos + 28 + caplen],
-                                       wirelen)
+                    done = batch.add(linktype, pos + 28, caplen, ts, wirelen)
+                    if done is not None:
+                        yield done
                 elif btype == _pcapng.PCAPNG_BT_SPB:
-                    number += 1
                     if not interfaces:
-                        self.truncated = f"packet {number} comes before any interface"
-                        self.packets_read = number - 1
-                        return
+                        self.truncated = f"packet {number + 1} comes before any interface"
+                        break
+                    number += 1
                     wirelen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
                     caplen = min(wirelen, blen - 16)
-                    yield PacketRecord(number, 0, interfaces[0][0],
-                                       buf[pos + 12:pos + 12 + caplen], wirelen)
+                    done = batch.add(interfaces[0][0], pos + 12, caplen, 0, wirelen)
+                    if done is not None:
+                        yield done
                 elif btype == _pcapng.PCAPNG_BT_IDB:
                     interfaces.append(_parse_idb(buf[pos:nxt], endian))
                 pos = nxt
-        self.packets_read = number
+            done = batch.flush()
+            if done is not None:
+                yield done
+            self.packets_read = number
+            if self.truncated is not None:
+                return
         if pos < len(buf) and self.truncated is None:
             self.truncated = (f"file ends in the middle of a block after packet {number} "
                               f"({len(buf) - pos} bytes left over)")
+
+
+class _Builder:
+    """Gathers consecutive packets of one buffer into :class:`Batch` objects,
+    starting a new batch where the link type changes (pcapng interfaces)."""
+
+    def __init__(self) -> None:
+        self.start(b"", 1)
+
+    def start(self, buf: bytes, first: int) -> None:
+        self.buf = buf
+        self.first = first
+        self.linktype = -1
+        self.starts: list[int] = []
+        self.caplens: list[int] = []
+        self.stamps: list[int] = []
+        self.wirelens: list[int] = []
+
+    def add(self, linktype: int, start: int, caplen: int, ts: int, wirelen: int
+            ) -> Batch | None:
+        """Add a packet; returns the batch it closed, if its link type differs."""
+        done = None
+        if linktype != self.linktype:
+            done = self.flush()
+            self.linktype = linktype
+        self.starts.append(start)
+        self.caplens.append(caplen)
+        self.stamps.append(ts)
+        self.wirelens.append(wirelen)
+        return done
+
+    def flush(self) -> Batch | None:
+        """The packets gathered so far as a batch (None if there are none)."""
+        if not self.starts:
+            return None
+        done = Batch(self.first, self.linktype, self.buf, self.starts, self.caplens,
+                     self.stamps, self.wirelens)
+        linktype = self.linktype
+        self.start(self.buf, self.first + len(self.starts))
+        self.linktype = linktype
+        return done
 
 
 def _parse_idb(block: bytes, endian: str) -> tuple[int, int, int, int]:

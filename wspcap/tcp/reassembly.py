@@ -203,6 +203,27 @@ class StreamReassembler:
             if self._pending:
                 self._flush_gaps(target, ts, packet)
 
+    def took_in_order(self, size: int, last: list[bytes]) -> None:
+        """``size`` bytes were delivered in order, past this object.
+
+        For a caller that checked what the hot path of :meth:`receive_segment`
+        checks for each segment (in order, nothing waiting, no flag, no FIN
+        yet) and handed the data on itself; ``last`` is the payloads of the
+        last segments (up to HISTORY of them), in order, for the
+        retransmission checks.
+        """
+        hpos = self._hpos
+        offset = self.offset + size - sum(map(len, last))
+        history = self._history
+        for payload in last:
+            history[hpos] = (offset, payload)
+            hpos = (hpos + 1) & (HISTORY - 1)
+            offset += len(payload)
+        self._hpos = hpos
+        self.offset += size
+        self.delivered += size
+        self.next_seq = (self.next_seq + size) & SEQ_MASK  # type: ignore[operator]
+
     @property
     def idle(self) -> bool:
         """No byte is held out of order (after the FIN, nothing more can be delivered)."""

@@ -273,6 +273,80 @@ class FrameParser:
         self._desync_start = self._base
         self._base += len(buf) + size
 
+    # -- bulk ------------------------------------------------------------------
+
+    @property
+    def bulk_ready(self) -> bool:
+        """Nothing is being passed over or resynchronized and no gap is held:
+        :meth:`scan` and :meth:`took` may stand in for :meth:`receive_data`."""
+        return not (self._skip or self.desynced or self._holes)
+
+    def scan(self, data: bytes) -> tuple[bytes, list[int], list[int], list[int]]:
+        """Where the frames are in the held bytes followed by ``data``.
+
+        Emits nothing and changes nothing: for a caller that turns frames into
+        records a block at a time (see :mod:`wspcap.blocks`) and then tells
+        :meth:`took` how far it went.
+
+        Returns:
+            ``(stream, starts, header_lens, lengths)``: the held bytes and
+            ``data`` as one buffer (offset 0 is the stream offset
+            :attr:`base`), and the start, header length and payload length
+            of every frame complete in it, in order.
+        """
+        stream = bytes(self._buf) + data if self._buf else data
+        starts: list[int] = []
+        hls: list[int] = []
+        lengths: list[int] = []
+        pos = 0
+        end = len(stream)
+        while end - pos >= 2:
+            b1 = stream[pos + 1]
+            length = b1 & LEN7
+            hl = 2
+            if length > 125:
+                if length == 126:
+                    if end - pos < 4:
+                        break
+                    length = (stream[pos + 2] << 8) | stream[pos + 3]
+                    hl = 4
+                else:
+                    if end - pos < 10:
+                        break
+                    length = _U64.unpack_from(stream, pos + 2)[0]
+                    hl = 10
+            if b1 & MASKED:
+                hl += 4
+            stop = pos + hl + length
+            if stop > end:
+                break
+            starts.append(pos)
+            hls.append(hl)
+            lengths.append(length)
+            pos = stop
+        return stream, starts, hls, lengths
+
+    @property
+    def base(self) -> int:
+        """The stream offset of the first byte held (or of the next byte fed)."""
+        return self._base
+
+    @property
+    def held_since(self) -> int:
+        """Timestamp of the packet that brought the first byte held."""
+        return self._start_ts
+
+    def took(self, stream: bytes, stop: int, used: int, start_ts: int) -> None:
+        """After :meth:`scan`: the caller emitted (and counted in :attr:`frames`)
+        the frames before ``stream[stop]`` and fed the parser ``stream[:used]``;
+        ``start_ts`` is the timestamp of the packet that brought
+        ``stream[stop]``."""
+        rest = stream[stop:used]
+        self._buf = bytearray(rest) if rest else b""
+        self._base += stop
+        self._start_ts = start_ts
+        self._need = 0  # _parse works out what the held bytes need
+
     @property
     def idle(self) -> bool:
         """Between frames: :meth:`receive_eof` would report nothing."""

@@ -1,0 +1,197 @@
+"""The block path (``Pipeline.receive_batch``) gives the per-packet path's records.
+
+:mod:`wspcap.blocks` takes the steady state of established connections a
+block of packets at a time and leaves everything else to the per-packet path;
+the records must not depend on which path made them, nor on where the blocks
+are cut. Each test here reads a capture packet by packet and in batches (cut
+at seeded random places) and compares the four tables.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from golden.crafted import Conversation
+from golden.paths import SAMPLES_DIR, peers_location
+from golden.rfc6455 import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, frame
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scapy.utils import wrpcap
+
+from wspcap.capture import Capture, CaptureInfo, _finish_records
+from wspcap.pipeline import Pipeline
+from wspcap.sources import Batch, open_capture
+
+TABLES = ("connections", "frames", "messages", "anomalies")
+
+
+def per_packet(path: Path) -> tuple[Capture, Pipeline]:
+    p = Pipeline()
+    with open_capture(path) as cap:
+        for number, ts, linktype, data, _wirelen in cap:
+            p.receive_packet(number, ts, linktype, data)
+        info = CaptureInfo(str(path), cap.format)
+        return Capture.from_collector(_finish_records(p, info, cap.truncated), info), p
+
+
+def split(batch: Batch, rng: random.Random | None, most: int) -> Iterator[Batch]:
+    """``batch`` cut into batches of 1 to ``most`` packets (whole if no ``rng``)."""
+    if rng is None:
+        yield batch
+        return
+    i, n = 0, len(batch.starts)
+    while i < n:
+        k = rng.randint(1, most)
+        yield Batch(batch.first + i, batch.linktype, batch.buf, batch.starts[i:i + k],
+                    batch.caplens[i:i + k], batch.stamps[i:i + k], batch.wirelens[i:i + k])
+        i += k
+
+
+def batched(path: Path, seed: int | None, most: int = 16) -> tuple[Capture, Pipeline]:
+    rng = random.Random(seed) if seed is not None else None
+    p = Pipeline()
+    with open_capture(path) as cap:
+        for batch in cap.batches():
+            for part in split(batch, rng, most):
+                p.receive_batch(part)
+        info = CaptureInfo(str(path), cap.format)
+        return Capture.from_collector(_finish_records(p, info, cap.truncated), info), p
+
+
+def assert_same(path: Path, seeds: tuple[int | None, ...] = (None, 1, 2)) -> int:
+    """Compare the paths; returns the frames the block path made (over the seeds)."""
+    want, _ = per_packet(path)
+    taken = 0
+    for seed in seeds:
+        got, p = batched(path, seed)
+        taken += p.block_frames
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
+                                          obj=f"{path.name} seed={seed} {name}")
+    return taken
+
+
+@pytest.mark.parametrize("path", sorted(SAMPLES_DIR.rglob("*.pcap*")), ids=lambda p: p.name)
+def test_samples(path: Path) -> None:
+    assert_same(path)
+
+
+def _peer_captures() -> list[Path]:
+    root = peers_location()
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.rglob("*") if p.suffix in (".pcap", ".pcapng"))
+
+
+@pytest.mark.parametrize("path", _peer_captures(), ids=lambda p: p.name)
+def test_peer_captures(path: Path) -> None:
+    assert_same(path)
+
+
+def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
+    """A plain conversation goes mostly through the block path (so the tests
+    above compare something), with frames cut across segments and several
+    frames in one segment."""
+    conv = Conversation()
+    conv.open()
+    conv.upgrade()
+    rng = random.Random(7)
+    for n in range(200):
+        d = "c2s" if n % 3 else "s2c"
+        wire = b"".join(conv.message(d, TEXT if n % 2 else BINARY,
+                                     bytes(rng.randrange(256) for _ in range(rng.randint(0, 300)))
+                                     if n % 2 == 0 else f"message {n} ✓".encode())
+                        for _ in range(rng.randint(1, 3)))
+        cuts = sorted(rng.sample(range(1, len(wire)), min(2, len(wire) - 1)))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, len(wire)])]
+        conv.send(d, wire, sizes)
+    conv.closing_handshake()
+    conv.close()
+    path = conv.crafted("steady").write(tmp_path / "steady.pcap")
+    want, _ = per_packet(path)
+    got, p = batched(path, 3, most=64)
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    assert p.block_frames > 0.8 * len(want.frames)
+
+
+# -- generated conversations ---------------------------------------------------------------
+
+#: what one step of a generated conversation sends
+KINDS = ("text", "binary", "ping", "pong", "empty", "long", "bad_utf8", "unmasked",
+         "rsv", "fragmented", "nonminimal", "close")
+
+
+def _wire(conv: Conversation, d: str, kind: str, size: int) -> bytes:
+    body = bytes((i * 7 + size) & 0x7F for i in range(size))  # ASCII: valid UTF-8
+    mask = conv.next_mask() if d == "c2s" else None
+    if kind == "unmasked":
+        mask = None if d == "c2s" else conv.next_mask()
+    if kind in ("text", "binary", "ping", "pong", "empty", "long", "unmasked"):
+        op = {"binary": BINARY, "ping": PING, "pong": PONG}.get(kind, TEXT)
+        payload = b"" if kind == "empty" else body * (40 if kind == "long" else 1)
+        return frame(op, payload[:125] if op in (PING, PONG) else payload, mask=mask)
+    if kind == "bad_utf8":
+        return frame(TEXT, body + b"\xff\xfe", mask=mask)
+    if kind == "rsv":
+        return frame(BINARY, body, rsv=2, mask=mask)
+    if kind == "nonminimal":
+        return frame(BINARY, body[:100], width=16, mask=mask)
+    if kind == "close":
+        return frame(CLOSE, close_payload(1000, "bye"), mask=mask)
+    half = size // 2  # fragmented
+    return (frame(TEXT, body[:half], fin=False, mask=mask)
+            + frame(CONT, body[half:], mask=conv.next_mask() if d == "c2s" else None))
+
+
+step = st.tuples(st.integers(0, 2), st.sampled_from(("c2s", "s2c")), st.sampled_from(KINDS),
+                 st.integers(0, 300), st.integers(1, 3), st.sampled_from(
+                     ("", "", "", "retransmit", "swap", "lose")))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=st.lists(step, min_size=1, max_size=30), seed=st.integers(0, 2**16),
+       most=st.integers(1, 40))
+def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory,
+                                 steps: list[tuple[int, str, str, int, int, str]],
+                                 seed: int, most: int) -> None:
+    """Interleaved connections sending every kind of frame, cut anywhere, with
+    retransmitted, reordered and lost segments: same records either way."""
+    convs = [Conversation(client=("10.0.0.1", 40001 + i)) for i in range(3)]
+    for conv in convs:
+        conv.open()
+        conv.upgrade()
+    for c, d, kind, size, pieces, trouble in steps:
+        conv = convs[c]
+        wire = _wire(conv, d, kind, size)
+        cuts = sorted(random.Random(seed + size).sample(range(1, len(wire)),
+                                                         min(pieces - 1, len(wire) - 1)))
+        sizes = [b - a for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        segs = conv.send(d, wire, sizes, ack=False, keep=False)
+        if trouble == "retransmit":
+            segs = [*segs, segs[0]]
+        elif trouble == "swap" and len(segs) > 1:
+            segs = [segs[1], segs[0], *segs[2:]]
+        elif trouble == "lose" and len(segs) > 1:
+            segs = segs[1:]
+        conv.packets += segs
+        conv.segment("s2c" if d == "c2s" else "c2s", flags="A")
+    rng = random.Random(seed)
+    queues = [list(conv.packets) for conv in convs]
+    packets = []
+    while any(queues):  # interleave the connections, each in its own order
+        packets.append(rng.choice([q for q in queues if q]).pop(0))
+    for i, pkt in enumerate(packets):
+        pkt.time = 1_700_000_000 + i / 1000
+    path = tmp_path_factory.mktemp("gen") / "gen.pcap"
+    wrpcap(str(path), packets)
+    want, _ = per_packet(path)
+    for s in (seed, seed + 1):
+        got, _p = batched(path, s, most)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
+                                          obj=f"seed={s} {name}")

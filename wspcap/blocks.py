@@ -1,0 +1,495 @@
+"""The driver's block path: a block of packets at a time, for file readers.
+
+Design note
+-----------
+:meth:`Pipeline.receive_packet <wspcap.pipeline.Pipeline.receive_packet>`
+costs about 10 us a small WebSocket frame in CPython: a decode, a dict lookup,
+the reassembler, the frame parser, the message assembler and two records, one
+packet and one frame at a time. Most packets of a real capture are the
+steady state of established connections: in-order segments carrying frames.
+:func:`receive_batch` takes a block of packets (a :class:`wspcap.sources.Batch`)
+and does that steady state a connection at a time: headers decoded by NumPy
+gathers (:func:`wspcap.decode.batch.decode_batch`), the segments of a
+direction joined into one buffer, frame boundaries walked with a lean loop
+(:meth:`FrameParser.scan <wspcap.ws.FrameParser.scan>`), client payloads
+unmasked with one XOR over the buffer, frame records made from columns, and
+the messages of plain frames (final, no RSV bit, masked as they should be,
+data or ping or pong, text that is UTF-8) made from columns too. Every other
+frame goes to the direction's own
+:class:`~wspcap.ws.MessageAssembler`, one by one, so fragments, close codes,
+inflation and their anomalies are the assembler's as always.
+
+Everything else goes through the per-packet path, unchanged, so the records
+are the same as feeding the packets one by one (``tests/test_blocks.py``
+compares the two on every sample and peer capture, and on generated
+conversations cut into blocks at random):
+
+- A connection takes the block path only while it is :meth:`bulk_ready
+  <wspcap.pipeline.Session.bulk_ready>` (both directions between frames and
+  messages, nothing held out of order) and only for its packets before the
+  first one that is not plain: not simply decoded, a SYN, FIN or RST, a
+  segment out of order or retransmitted, or the start of a frame that breaks
+  a framing rule (a non-minimal length, a payload over ``max_payload``). From
+  that packet on, the connection's packets in the block go the per-packet
+  way, with the parser and reassembler left as the per-packet path would
+  have left them.
+- Connections are independent, so a connection's block part can run before
+  the other connections' per-packet parts. Record order is kept by merging:
+  each frame, message and anomaly is placed by the packet whose processing
+  emitted it, as with the per-packet path (a frame comes out with the packet
+  that completes it).
+- Packets of connections already ignored (not WebSocket, or another shard's)
+  are passed over, as the per-packet path does after its lookup.
+- A block where many packets belong to connections not yet established (a
+  capture of many short connections) is cut in two and each half taken in
+  turn, so that connections established in the first half take the block
+  path in the second.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from itertools import repeat
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from wspcap.decode.batch import DecodedBatch, decode_batch
+from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
+from wspcap.ws.frames import Frame
+from wspcap.ws.messages import Message
+
+if TYPE_CHECKING:
+    from wspcap.pipeline import Collector, Pipeline, Session
+    from wspcap.rules.registry import Anomaly
+    from wspcap.sources.files import Batch
+
+__all__ = ["receive_batch"]
+
+# tuple.__new__ bound to the class (NamedTuple._make checks the length, in Python).
+_make_frame = partial(tuple.__new__, Frame)
+_make_message = partial(tuple.__new__, Message)
+_TYPES = {1: "text", 2: "binary", 9: "ping", 10: "pong"}
+_SYN = 0x02
+_ENDS = 0x07  # FIN, SYN, RST
+_ACK = 0x10
+#: Blocks with more packets than this are cut in two when at least a quarter
+#: of their packets belong to connections that are not established yet.
+SPLIT_MIN = 512
+_EMPTY = np.zeros(0, np.int64)
+_NEVER = 1 << 62
+
+
+class _Records:
+    """Records made by the block path, each with the batch index of the packet
+    whose processing emitted it."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.frame_keys: list[int] = []
+        self.frame_at: list[np.ndarray] = []
+        self.messages: list[Message] = []
+        self.message_keys: list[int] = []
+        self.message_at: list[int] = []
+        self.anomalies: list[Anomaly] = []
+        self.anomaly_at: list[int] = []
+
+
+def receive_batch(p: Pipeline, batch: Batch) -> None:
+    """Feed ``batch`` to ``p``: the same as ``p.receive_packet`` for each of its
+    packets in turn."""
+    first, linktype, buf, starts, caplens, stamps, _wirelens = batch
+    n = len(starts)
+    dec = decode_batch(linktype, buf, starts, caplens)
+    if dec is None:
+        for i in range(n):
+            s = starts[i]
+            p.receive_packet(first + i, stamps[i], linktype, buf[s:s + caplens[i]])
+        return
+    # Each packet's connection as it stands at the start of the block.
+    sessions: list[Session] = []
+    where: dict[int, int] = {}
+    flow_sess = np.full(len(dec.keys) + 1, -1, np.int64)  # [-1]: not simply decoded
+    flow_dir = np.zeros(len(dec.keys) + 1, np.int64)
+    flows = p.flows
+    for f, key in enumerate(dec.keys):
+        entry = flows.get(key)
+        if entry is not None:
+            session, d = entry
+            sid = where.get(id(session))
+            if sid is None:
+                sid = where[id(session)] = len(sessions)
+                sessions.append(session)
+            flow_sess[f] = sid
+            flow_dir[f] = d
+    ready = np.array([s.bulk_ready() for s in sessions] + [False])
+    dropping = np.array([s.ignored for s in sessions] + [False])
+    sess = flow_sess[dec.flow]
+    if n > SPLIT_MIN:
+        unready = dec.simple & ~(ready[sess] | dropping[sess])
+        if np.count_nonzero(unready) * 4 > n:
+            half = n // 2
+            receive_batch(p, _part(batch, 0, half))
+            receive_batch(p, _part(batch, half, n))
+            return
+    if not (ready.any() or dropping.any()):
+        _per_packet(p, batch, np.arange(n), {}, None)
+        return
+    pdir = flow_dir[dec.flow]
+    flags = dec.flags
+    # Packets not simply decoded are decoded once here, to find their connection.
+    decoded: dict[int, Any] = {}
+    for i in np.flatnonzero(~dec.simple).tolist():
+        s0 = starts[i]
+        seg = p.decoder.decode(linktype, buf[s0:s0 + caplens[i]])
+        decoded[i] = seg
+        if isinstance(seg, tuple):
+            entry = flows.get(seg[0])
+            if entry is not None and id(entry[0]) in where:
+                sess[i] = where[id(entry[0])]
+    # A connection's block part ends at its first packet that is not plain.
+    plain = dec.simple & np.where(dropping[sess], flags & _SYN == 0, flags & _ENDS == 0)
+    order = np.argsort(sess, kind="stable")
+    bounds = np.searchsorted(sess[order], np.arange(len(sessions) + 1))
+    taken = np.zeros(n, bool)
+    out = _Records()
+    for sid, session in enumerate(sessions):
+        if not (ready[sid] or dropping[sid]):
+            continue
+        pk = order[bounds[sid]:bounds[sid + 1]]
+        bad = np.flatnonzero(~plain[pk])
+        cut = int(pk[bad[0]]) if len(bad) else n
+        if dropping[sid]:
+            taken[pk[pk < cut]] = True
+        else:
+            taken[_session(p, session, batch, dec, pk[pk < cut], pdir, cut, out)] = True
+    rest = np.flatnonzero(~taken)
+    p.block_frames += len(out.frames)
+    if not (out.frames or out.anomalies):
+        _per_packet(p, batch, rest, decoded, None)
+    else:
+        c = p.collector
+        counts: list[tuple[int, int, int]] = []
+        marks = (len(c.frames), len(c.messages), len(c.anomalies))
+        _per_packet(p, batch, rest, decoded, counts)
+        _merge(c, marks, rest, counts, out)
+    p.packets = first + n - 1
+    p.last_ts = stamps[-1]
+
+
+def _part(batch: Batch, lo: int, hi: int) -> Batch:
+    """Packets ``lo`` to ``hi`` of ``batch``, as a batch."""
+    return type(batch)(batch.first + lo, batch.linktype, batch.buf, batch.starts[lo:hi],
+                       batch.caplens[lo:hi], batch.stamps[lo:hi], batch.wirelens[lo:hi])
+
+
+def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, Any],
+                counts: list[tuple[int, int, int]] | None) -> None:
+    """The per-packet path for the packets ``idx`` of the batch, in order;
+    ``counts`` gets how many frames, messages and anomalies the collector
+    holds after each."""
+    first, linktype, buf, starts, caplens, stamps, _w = batch
+    receive = p.receive_segment
+    decode = p.decoder.decode
+    c = p.collector
+    for i in idx.tolist():
+        seg = decoded[i] if i in decoded else decode(
+            linktype, buf[starts[i]:starts[i] + caplens[i]])
+        receive(first + i, stamps[i], seg)
+        if counts is not None:
+            counts.append((len(c.frames), len(c.messages), len(c.anomalies)))
+
+
+def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
+           counts: list[tuple[int, int, int]], out: _Records) -> None:
+    """Put the block path's records among the per-packet path's, in the order
+    the per-packet path alone would have made them (by emitting packet)."""
+    ends = np.array(counts, np.int64).reshape(-1, 3)
+
+    def interleave(column: int, records: list[Any], keys: list[int] | None, extra: list[Any],
+                   extra_keys: list[int] | None, at: np.ndarray) -> None:
+        if not extra:
+            return
+        mark = marks[column]
+        slow_at = np.repeat(rest, np.diff(ends[:, column], prepend=mark))
+        perm = np.argsort(np.concatenate([slow_at, at]), kind="stable").tolist()
+        every = records[mark:] + extra
+        records[mark:] = [every[i] for i in perm]
+        if keys is not None and extra_keys is not None:
+            every_key = keys[mark:] + extra_keys
+            keys[mark:] = [every_key[i] for i in perm]
+
+    interleave(0, c.frames, c.frame_keys, out.frames, out.frame_keys,
+               np.concatenate(out.frame_at) if out.frame_at else _EMPTY)
+    interleave(1, c.messages, c.message_keys, out.messages, out.message_keys,
+               np.asarray(out.message_at, np.int64))
+    interleave(2, c.anomalies, None, out.anomalies, None, np.asarray(out.anomaly_at, np.int64))
+
+
+def _session(p: Pipeline, s: Session, batch: Batch, dec: DecodedBatch, pk: np.ndarray,
+             pdir: np.ndarray, cut: int, out: _Records) -> np.ndarray:
+    """The block part of one ready connection, from its plain packets ``pk``
+    (batch indices, in order, all before ``cut``); returns the packets taken."""
+    if not len(pk):
+        return pk
+    pstart, pend = dec.pstart, dec.pend
+    # 1. In-order segments only: each must start where the last one ended.
+    chunks: list[np.ndarray] = []
+    for d in (0, 1):
+        mine = pk[pdir[pk] == d]
+        data = mine[pend[mine] > pstart[mine]]
+        if len(data):
+            sizes = pend[data] - pstart[data]
+            want = (s.reasm[d].next_seq + np.cumsum(sizes) - sizes) & SEQ_MASK
+            off = np.flatnonzero(dec.seq[data] != want)
+            if len(off):
+                cut = min(cut, int(data[off[0]]))
+        chunks.append(data)
+    # 2. Each direction's frames, up to the first that breaks a framing rule.
+    scans: list[_Scan] = []
+    for d in (0, 1):
+        data = chunks[d][chunks[d] < cut]
+        if len(data):
+            scan = _Scan(s, d, batch, data, pstart[data], pend[data], p.options.max_payload)
+            scans.append(scan)
+            cut = min(cut, scan.cut)
+    used = pk[pk < cut]
+    if not len(used):
+        return used
+    # 3. Frame indices follow the emitting packets, both directions merged.
+    for scan in scans:
+        scan.keep(cut)
+    at = np.concatenate([scan.end_at[:scan.k] for scan in scans]) if scans else _EMPTY
+    order = np.argsort(at, kind="stable")
+    index = np.empty(len(order), np.int64)
+    index[order] = np.arange(s.nframes, s.nframes + len(order))
+    lo = 0
+    c = p.collector
+    saved = c.messages, c.message_keys, c.anomalies
+    frames: list[Frame] = []
+    keys: list[int] = []
+    try:
+        for scan in scans:
+            k = scan.k
+            # The assembler's messages and anomalies go to out, by emitting packet.
+            c.messages, c.message_keys, c.anomalies = (
+                out.messages, out.message_keys, out.anomalies)
+            frames += scan.emit(index[lo:lo + k].tolist(), out)
+            keys += [s.dirs[scan.d].key] * k
+            lo += k
+    finally:
+        c.messages, c.message_keys, c.anomalies = saved
+    if len(order) > 1 and not (order[1:] > order[:-1]).all():  # both directions
+        perm = order.tolist()
+        frames = [frames[i] for i in perm]
+        keys = [keys[i] for i in perm]
+    s.nframes += len(order)
+    out.frames += frames
+    out.frame_keys += keys
+    out.frame_at.append(at[order])
+    # 4. State, as the per-packet path would have left it.
+    for scan in scans:
+        scan.commit(cut)
+    for d in (0, 1):
+        mine = used[pdir[used] == d]
+        acked = mine[dec.flags[mine] & _ACK != 0]
+        if len(acked):
+            s.acks[d] = int(dec.ack[acked[-1]])
+    last = int(used[-1])
+    s.ts_end = batch.stamps[last]
+    s.last_packet = batch.first + last
+    return used
+
+
+class _Scan:
+    """One direction's segments in a block: its frames found, then made records.
+
+    Args:
+        s, d: the connection and direction.
+        batch: the block.
+        chunks: batch indices of the direction's data segments, in order.
+        ps, pe: where their payloads are in the batch's buffer.
+        max_payload: frames longer than this are left to the per-packet path.
+    """
+
+    def __init__(self, s: Session, d: int, batch: Batch, chunks: np.ndarray,
+                 ps: np.ndarray, pe: np.ndarray, max_payload: int) -> None:
+        self.s = s
+        self.d = d
+        self.batch = batch
+        self.chunks = chunks
+        self.ps, self.pe = ps, pe
+        dr = s.dirs[d]
+        self.dr = dr
+        parser = dr.parser
+        assert parser is not None and dr.assembler is not None
+        self.parser = parser
+        self.assembler = dr.assembler
+        buf = batch.buf
+        data = b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
+        stream, starts, hls, lengths = parser.scan(data)
+        self.stream = stream
+        self.held = len(stream) - len(data)  # bytes the parser held before the block
+        self.cum_end = self.held + np.cumsum(pe - ps)  # stream end after each chunk
+        fs = self.starts = np.asarray(starts, np.int64)
+        hl = self.hls = np.asarray(hls, np.int64)
+        plen = self.lengths = np.asarray(lengths, np.int64)
+        # The packet that completes each frame, and the chunk that brought its first
+        # byte (-1: the bytes held from before).
+        end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
+        self.end_at = chunks[end_chunk] if len(fs) else _EMPTY
+        self.start_chunk = np.where(fs < self.held, -1,
+                                    np.searchsorted(self.cum_end, fs, "right"))
+        head = np.frombuffer(stream, np.uint8)
+        self.b0 = head[fs].astype(np.int64)
+        masked = head[fs + 1] >= 0x80
+        self.masked = masked
+        base = hl - np.where(masked, 4, 0)
+        self.enc = np.where(base == 2, 7, np.where(base == 4, 16, 64))
+        framed = (plen <= max_payload) & ~(((self.enc == 16) & (plen < 126))
+                                            | ((self.enc == 64) & (plen < 0x10000)))
+        bad = np.flatnonzero(~framed)
+        self.framed = int(bad[0]) if len(bad) else len(fs)  # frames before the first bad one
+        #: the packet from which this direction must go per packet
+        self.cut = self._start_packet(self.framed) if len(bad) else _NEVER
+        self.k = 0
+
+    def _start_packet(self, j: int) -> int:
+        """Batch index of the packet from which frame ``j`` goes per packet."""
+        return int(self.chunks[max(int(self.start_chunk[j]), 0)])
+
+    def keep(self, cut: int) -> None:
+        """Keep the frames emitted before packet ``cut``."""
+        self.k = min(self.framed, int(np.searchsorted(self.end_at, cut, "left")))
+
+    def _payloads(self, k: int) -> list[bytes]:
+        """The first ``k`` frames' payloads, unmasked."""
+        fs, plen = self.starts[:k], self.lengths[:k]
+        ps = fs + self.hls[:k]
+        stream = self.stream
+        masked = self.masked[:k]
+        if masked.any():
+            a = np.frombuffer(stream, np.uint8).copy()
+            sel = np.flatnonzero(masked & (plen > 0))
+            if len(sel):
+                mp, ml = ps[sel], plen[sel]
+                keys = a[(mp - 4)[:, None] + np.arange(4)]
+                total = int(ml.sum())
+                frame_of = np.repeat(np.arange(len(sel), dtype=np.int32), ml)
+                within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(ml) - ml, ml)
+                a[np.repeat(mp, ml) + within] ^= keys[frame_of, within & 3]
+            stream = a.tobytes()
+        return [stream[x:y] for x, y in zip(ps.tolist(), (ps + plen).tolist(), strict=True)]
+
+    def emit(self, indices: list[int], out: _Records) -> list[Frame]:
+        """The kept frames as records (with ``indices`` as their frame_index),
+        and their messages and anomalies into ``out``."""
+        k = self.k
+        if not k:
+            return []
+        batch = self.batch
+        stamps = batch.stamps
+        first = batch.first
+        chunks = self.chunks.tolist()
+        end_at = self.end_at[:k].tolist()
+        ts = [stamps[i] for i in end_at]
+        packets = [first + i for i in end_at]
+        held_ts = self.parser.held_since
+        ts_start = [held_ts if sc < 0 else stamps[chunks[sc]]
+                    for sc in self.start_chunk[:k].tolist()]
+        offsets = (self.starts[:k] + self.parser.base).tolist()
+        b0 = self.b0[:k]
+        opcode = b0 & 0x0F
+        payloads = self._payloads(k)
+        masked = self.masked[:k]
+        kb = np.frombuffer(self.stream, np.uint8)[
+            (self.starts[:k] + self.hls[:k] - 4)[:, None] + np.arange(4)].astype(np.int64)
+        keys = (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8) | kb[:, 3]
+        mask_keys = [key if m else None for key, m in zip(keys.tolist(), masked.tolist(),
+                                                          strict=True)]
+        ops = opcode.tolist()
+        frames = list(map(_make_frame, zip(
+            offsets, ts, packets, ts_start, (b0 >= 0x80).tolist(), (b0 & 0x40 != 0).tolist(),
+            (b0 & 0x20 != 0).tolist(), (b0 & 0x10 != 0).tolist(), ops, masked.tolist(),
+            mask_keys, self.enc[:k].tolist(), self.lengths[:k].tolist(),
+            self.hls[:k].tolist(), payloads, repeat(0))))
+        dr = self.dr
+        dr.frames += k
+        dr.last_frame_offset = offsets[-1]
+        dr.last_frame_index = indices[-1]
+        self.parser.frames += k
+        self._messages(frames, ops, payloads, ts_start, ts, packets, indices, end_at, out)
+        return frames
+
+    def _messages(self, frames: list[Frame], ops: list[int], payloads: list[bytes],
+                  ts_start: list[int], ts: list[int], packets: list[int], indices: list[int],
+                  end_at: list[int], out: _Records) -> None:
+        """Messages: plain frames' from columns, the others' from the assembler."""
+        k = len(frames)
+        b0 = self.b0[:k]
+        opcode = b0 & 0x0F
+        client = self.d == self.s.client
+        plain = ((b0 & 0xF0) == 0x80) & (self.masked[:k] == client)
+        plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
+                                                  & (self.lengths[:k] <= 125))
+        texts: list[str | None] = [None] * k
+        for j in np.flatnonzero(plain & (opcode == 1)).tolist():
+            try:
+                texts[j] = payloads[j].decode()
+            except UnicodeDecodeError:
+                plain[j] = False  # the assembler reports it
+        odd = [*np.flatnonzero(~plain).tolist(), k]  # frames the assembler must see
+        plain_at = plain.tolist()
+        assembler = self.assembler
+        messages = out.messages
+        anomalies = out.anomalies
+        key = self.dr.key
+        j = 0
+        run_end = 0  # index into odd of the first odd frame at or after j
+        while j < k:
+            while odd[run_end] < j:
+                run_end += 1
+            if plain_at[j] and assembler.idle:
+                # Frames j .. stop - 1 are plain and the assembler stays idle.
+                stop = odd[run_end]
+                sl = slice(j, stop)
+                lengths = list(map(len, payloads[sl]))
+                messages += map(_make_message, zip(
+                    [_TYPES[o] for o in ops[sl]], ops[sl], repeat(1), lengths, lengths,
+                    payloads[sl], texts[sl], repeat(False), repeat(None), ts_start[sl],
+                    ts[sl], packets[sl], packets[sl], indices[sl], indices[sl], repeat(None),
+                    repeat(None), repeat(True)))
+                out.message_keys += [key] * (stop - j)
+                out.message_at += end_at[sl]
+                assembler.messages += stop - j
+                self.s.nmessages += stop - j
+                j = stop
+            else:
+                # The assembler emits into out (see _session), as for one packet.
+                nm, na = len(messages), len(anomalies)
+                assembler.receive_frame(frames[j], indices[j])
+                out.message_at += [end_at[j]] * (len(messages) - nm)
+                out.anomaly_at += [end_at[j]] * (len(anomalies) - na)
+                j += 1
+
+    def commit(self, cut: int) -> None:
+        """Leave the parser and reassembler as the per-packet path would have."""
+        k = self.k
+        chunks = self.chunks
+        m = int(np.searchsorted(chunks, cut, "left"))  # chunks fed
+        if not m:
+            return
+        used = int(self.cum_end[m - 1])
+        stop = int(self.starts[k - 1] + self.hls[k - 1] + self.lengths[k - 1]) if k else 0
+        parser = self.parser
+        if stop < used and stop >= self.held:  # the next frame's first byte came in a chunk
+            start_ts = self.batch.stamps[int(chunks[np.searchsorted(self.cum_end, stop,
+                                                                    "right")])]
+        else:
+            start_ts = parser.held_since
+        parser.took(self.stream, stop, used, start_ts)
+        buf = self.batch.buf
+        lo = max(0, m - HISTORY)
+        last = [buf[x:y] for x, y in zip(self.ps[lo:m].tolist(), self.pe[lo:m].tolist(),
+                                         strict=True)]
+        self.s.reasm[self.d].took_in_order(used - self.held, last)
