@@ -22,11 +22,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.utils import wrpcap
 
+from wspcap import blocks
 from wspcap.capture import Capture, CaptureInfo, _finish_records
 from wspcap.pipeline import Pipeline
 from wspcap.sources import Batch, open_capture
 
 TABLES = ("connections", "frames", "messages", "anomalies")
+
+
+@pytest.fixture(autouse=True)
+def _every_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block path for runs of any length, so that small captures cut into
+    small blocks exercise it (by default short runs go per packet, which
+    costs less)."""
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
 
 
 def per_packet(path: Path) -> tuple[Capture, Pipeline]:

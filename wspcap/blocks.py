@@ -40,10 +40,9 @@ conversations cut into blocks at random):
   that completes it).
 - Packets of connections already ignored (not WebSocket, or another shard's)
   are passed over, as the per-packet path does after its lookup.
-- A block where many packets belong to connections not yet established (a
-  capture of many short connections) is cut in two and each half taken in
-  turn, so that connections established in the first half take the block
-  path in the second.
+- The block path has a set-up cost per connection and block (a few dozen
+  array operations), so a connection with fewer than MIN_PACKETS plain
+  packets in the block goes the per-packet way.
 """
 
 from __future__ import annotations
@@ -73,9 +72,9 @@ _TYPES = {1: "text", 2: "binary", 9: "ping", 10: "pong"}
 _SYN = 0x02
 _ENDS = 0x07  # FIN, SYN, RST
 _ACK = 0x10
-#: Blocks with more packets than this are cut in two when at least a quarter
-#: of their packets belong to connections that are not established yet.
-SPLIT_MIN = 512
+#: A connection takes the block path for a run of at least this many plain
+#: packets: below, the per-packet path costs less than the array set-up.
+MIN_PACKETS = 64
 _EMPTY = np.zeros(0, np.int64)
 _NEVER = 1 << 62
 
@@ -125,13 +124,6 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     ready = np.array([s.bulk_ready() for s in sessions] + [False])
     dropping = np.array([s.ignored for s in sessions] + [False])
     sess = flow_sess[dec.flow]
-    if n > SPLIT_MIN:
-        unready = dec.simple & ~(ready[sess] | dropping[sess])
-        if np.count_nonzero(unready) * 4 > n:
-            half = n // 2
-            receive_batch(p, _part(batch, 0, half))
-            receive_batch(p, _part(batch, half, n))
-            return
     if not (ready.any() or dropping.any()):
         _per_packet(p, batch, np.arange(n), {}, None)
         return
@@ -161,7 +153,7 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
         cut = int(pk[bad[0]]) if len(bad) else n
         if dropping[sid]:
             taken[pk[pk < cut]] = True
-        else:
+        elif (bad[0] if len(bad) else len(pk)) >= MIN_PACKETS:
             taken[_session(p, session, batch, dec, pk[pk < cut], pdir, cut, out)] = True
     rest = np.flatnonzero(~taken)
     p.block_frames += len(out.frames)

@@ -19,7 +19,9 @@ from wspcap.tables import (
     MESSAGE_SCHEMA,
     RunningIndex,
     empty_table,
+    frame_columns,
     frames_table,
+    message_columns,
     messages_table,
 )
 
@@ -224,11 +226,16 @@ class TableStream:
 
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call, then pack them."""
+        frames = messages = None
         if col.frames:
-            self._frames.write(frames_table(col, self._frame_index))
+            table = frames_table(col, self._frame_index)
+            self._frames.write(table)
+            frames = frame_columns(table)  # packed from the table: no second pass
         if col.messages:
-            self._messages.write(messages_table(col, self._message_index))
-        col.pack()
+            table = messages_table(col, self._message_index)
+            self._messages.write(table)
+            messages = message_columns(table)
+        col.pack(frames, messages)
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
         """Write the connections and anomalies tables, finish every file.

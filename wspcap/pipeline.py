@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from wspcap.blocks import receive_batch
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
 from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
-from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView
+from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Columns, Packed, RecordView
 from wspcap.rules.checks import Finding, check_connections, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
@@ -110,8 +110,12 @@ class Collector:
         self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
                                       RULES[code].severity, detail, packet, offset))
 
-    def pack(self) -> None:
+    def pack(self, frames: Columns | None = None, messages: Columns | None = None) -> None:
         """Pack the frames and messages collected since the last call into columns.
+
+        ``frames`` and ``messages``, when given, are those same records
+        already as columns (see :meth:`Packed.add_columns
+        <wspcap.records.Packed.add_columns>`), which spares a conversion.
 
         For a caller that has written those records out (see
         :class:`wspcap.export.TableStream`): from then on they are there for
@@ -119,8 +123,14 @@ class Collector:
         few dozen bytes a record (see :mod:`wspcap.records`); ``frames`` and
         ``messages`` start again empty.
         """
-        self.packed_frames.add(self.frames, self.frame_keys)
-        self.packed_messages.add(self.messages, self.message_keys)
+        if frames is None:
+            self.packed_frames.add(self.frames, self.frame_keys)
+        else:
+            self.packed_frames.add_columns(*frames, self.frame_keys)
+        if messages is None:
+            self.packed_messages.add(self.messages, self.message_keys)
+        else:
+            self.packed_messages.add_columns(*messages, self.message_keys)
         self.frames, self.frame_keys = [], []
         self.messages, self.message_keys = [], []
 

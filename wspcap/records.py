@@ -41,10 +41,15 @@ __all__ = [
     "MESSAGE_PACKING",
     "NULLABLE_U32",
     "OBJECT",
+    "Columns",
     "Packed",
     "RecordView",
     "column",
 ]
+
+#: Records as columns: field -> array, and field -> None mask for the
+#: :data:`NULLABLE_U32` fields.
+Columns = tuple[dict[str, np.ndarray], dict[str, np.ndarray]]
 
 #: A field kept as Python objects (pointers to shared str/None/bool objects).
 OBJECT = "O"
@@ -132,6 +137,31 @@ class Packed:
                 arr = np.fromiter(col, dtype=dtype, count=n)
             columns[name] = arr
         self._append(columns, nulls, np.fromiter(keys, dtype=np.int64, count=n), n)
+
+    def add_columns(self, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray],
+                    keys: Sequence[int]) -> None:
+        """Pack records given as columns (one array per field, in the dtypes of
+        the packing; ``nulls`` masks the :data:`NULLABLE_U32` fields), as
+        :meth:`add` would pack the same records."""
+        if set(columns) != set(self.packing):
+            raise ValueError(f"columns do not match {self.kind.__name__}'s fields")
+        n = len(keys)
+        if not n:
+            return
+        data = columns["opcode"] < _CONTROL
+        out: dict[str, np.ndarray] = {}
+        for name, dtype in self.packing.items():
+            arr = columns[name]
+            if dtype == OBJECT:
+                if name in DATA_FIELDS and data.any():
+                    arr = arr.copy()
+                    arr[data] = DATA_FIELDS[name]
+            elif dtype != NULLABLE_U32:
+                arr = arr.astype(dtype, copy=False)
+            if len(arr) != n:
+                raise ValueError(f"column {name} has {len(arr)} values, not {n}")
+            out[name] = arr
+        self._append(out, dict(nulls), np.fromiter(keys, dtype=np.int64, count=n), n)
 
     def take(self, conn_ids: set[int]) -> Packed:
         """Move the records of connections ``conn_ids`` (key >> 1) into a new Packed.
