@@ -364,12 +364,14 @@ class _Scan:
             a = np.frombuffer(stream, np.uint8).copy()
             sel = np.flatnonzero(masked & (plen > 0))
             if len(sel):
-                mp, ml = ps[sel], plen[sel]
-                keys = a[(mp - 4)[:, None] + np.arange(4)]
-                total = int(ml.sum())
-                frame_of = np.repeat(np.arange(len(sel), dtype=np.int32), ml)
-                within = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(ml) - ml, ml)
-                a[np.repeat(mp, ml) + within] ^= keys[frame_of, within & 3]
+                # int32 positions: a block's stream is far below 2 GiB
+                mp, ml = ps[sel].astype(np.int32), plen[sel].astype(np.int32)
+                keys = a[(mp - 4)[:, None] + np.arange(4, dtype=np.int32)]
+                within = np.arange(int(ml.sum()), dtype=np.int32)
+                within -= np.repeat(np.cumsum(ml, dtype=np.int32) - ml, ml)
+                mask = keys[np.repeat(np.arange(len(sel), dtype=np.int32), ml), within & 3]
+                within += np.repeat(mp, ml)  # now the byte's place in the stream
+                a[within] ^= mask
             stream = a.tobytes()
         return [stream[x:y] for x, y in zip(ps.tolist(), (ps + plen).tolist(), strict=True)]
 

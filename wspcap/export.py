@@ -26,8 +26,11 @@ from wspcap.tables import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from wspcap.capture import Capture
     from wspcap.pipeline import Collector
+    from wspcap.records import Columns
 
 __all__ = ["FORMATS", "TableStream", "TableWriter", "arrow_schema", "table_path", "textual",
            "write_parquet", "write_table", "write_tables"]
@@ -191,6 +194,13 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     return paths
 
 
+def _written(writer: TableWriter, table: pd.DataFrame,
+             columns: Callable[[pd.DataFrame], Columns]) -> Columns:
+    """Write ``table``; return its records as columns."""
+    writer.write(table)
+    return columns(table)
+
+
 class TableStream:
     """Writes a pipeline's frames and messages while it runs.
 
@@ -226,15 +236,15 @@ class TableStream:
 
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call, then pack them."""
+        # Packed from the tables written (no second pass over the records), each
+        # table let go of before the next is made.
         frames = messages = None
         if col.frames:
-            table = frames_table(col, self._frame_index)
-            self._frames.write(table)
-            frames = frame_columns(table)  # packed from the table: no second pass
+            frames = _written(self._frames, frames_table(col, self._frame_index),
+                              frame_columns)
         if col.messages:
-            table = messages_table(col, self._message_index)
-            self._messages.write(table)
-            messages = message_columns(table)
+            messages = _written(self._messages, messages_table(col, self._message_index),
+                                message_columns)
         col.pack(frames, messages)
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:

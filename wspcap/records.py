@@ -157,7 +157,7 @@ class Packed:
                     arr = arr.copy()
                     arr[data] = DATA_FIELDS[name]
             elif dtype != NULLABLE_U32:
-                arr = arr.astype(dtype, copy=False)
+                arr = arr.astype(dtype)  # a copy: not a view that keeps the table alive
             if len(arr) != n:
                 raise ValueError(f"column {name} has {len(arr)} values, not {n}")
             out[name] = arr

@@ -274,7 +274,9 @@ def frame_columns(frames: pd.DataFrame) -> Columns:
 
 
 def message_columns(messages: pd.DataFrame) -> Columns:
-    """The records a :func:`messages_table` was made from, as columns."""
+    """The records a :func:`messages_table` was made from, as columns for
+    packing: ``text`` is None throughout (only text messages have one, and
+    packing drops the text of data messages)."""
     return {
         "type": messages["type"].to_numpy(dtype=object),
         "opcode": messages["opcode"].to_numpy(),
@@ -282,7 +284,7 @@ def message_columns(messages: pd.DataFrame) -> Columns:
         "length": messages["length"].to_numpy(),
         "wire_length": messages["wire_length"].to_numpy(),
         "payload": messages["payload"].to_numpy(dtype=object),
-        "text": _objects(messages["text"]),
+        "text": np.full(len(messages), None, dtype=object),
         "compressed": messages["compressed"].to_numpy(),
         "inflated": _objects(messages["inflated"]),
         "ts_start": _ns(messages["ts_start"]),
