@@ -136,3 +136,23 @@ def test_check_ended_needs_packed_records(samples_dir: Path) -> None:
     pipeline.collector.frames.append(None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="pack"):
         pipeline.check_ended()
+
+
+@pytest.mark.parametrize("path", [*sample_captures(), *ANOMALY_CAPTURES],
+                         ids=lambda p: Path(p).name)
+def test_checks_in_groups_find_the_same(path: Path | str) -> None:
+    """check_packed checks the connections a group at a time (here one
+    connection a group): the anomalies are those of checking them all at once."""
+    def run(grouped: bool) -> pd.DataFrame:
+        p = Pipeline()
+        with open_capture(path) as cap:
+            for batch in cap.batches():
+                p.receive_batch(batch)
+        col = p.finish(check=not grouped)
+        if grouped:
+            col.pack()
+            p.check_packed(records=1)
+            assert not len(col.packed_frames) and not len(col.packed_messages)
+        return anomalies_table(col)
+
+    pd.testing.assert_frame_equal(run(True), run(False))

@@ -205,10 +205,10 @@ def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Cap
     return Capture.from_collector(_finish_records(pipeline, info, truncated), info)
 
 
-def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None
-                    ) -> Collector:
+def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
+                    check: bool = True) -> Collector:
     """End the pipeline, fill in ``info``, return the records."""
-    col = pipeline.finish(truncated)
+    col = pipeline.finish(truncated, check)
     info.packets = pipeline.packets
     info.tcp_connections = pipeline.sessions_seen
     info.truncated = truncated
@@ -343,7 +343,8 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
             progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated = cap.truncated
-    col = _finish_records(pipeline, info, truncated)
+    col = _finish_records(pipeline, info, truncated, check=False)
     stream.spill(col)
+    pipeline.check_packed()  # a group of connections at a time
     connections, anomalies = connections_table(col), anomalies_table(col)
     return Written(stream.close(connections, anomalies), connections, anomalies, info)

@@ -855,8 +855,47 @@ class Pipeline:
         part.anomalies = c.anomalies  # the checks pick their connections' own
         c.findings += check_connections(part, self.options.thresholds, ended)
 
-    def finish(self, truncated: str | None = None) -> Collector:
-        """End of input: flush every connection and return the records."""
+    def check_packed(self, records: int = 1 << 16) -> None:
+        """Run the cross-record checks of every connection not checked yet, a
+        group of connections at a time, and let go of the packed records.
+
+        For a caller that packed every record (see :meth:`check_ended`) after
+        :meth:`finish` with ``check=False``: the checks then hold the lists
+        they build for about ``records`` frames and messages at once rather
+        than for the whole capture. Ends with the capture-wide checks, as
+        :meth:`finish` does.
+        """
+        c = self.collector
+        if c.frames or c.messages:
+            raise ValueError("check_packed() needs every record packed (Collector.pack)")
+        groups: list[list[Session]] = [[]]
+        size = 0
+        for s in self.unchecked:
+            if size >= records:
+                groups.append([])
+                size = 0
+            groups[-1].append(s)
+            size += s.nframes + s.nmessages
+        for group in groups:
+            if not group:
+                continue
+            ids = {s.conn_id for s in group if s.conn_id is not None}
+            part = Collector()
+            part.packed_frames = c.packed_frames.select(ids)
+            part.packed_messages = c.packed_messages.select(ids)
+            part.anomalies = c.anomalies
+            c.findings += check_connections(part, self.options.thresholds, group)
+        self.unchecked = []
+        c.packed_frames = Packed(Frame, FRAME_PACKING)
+        c.packed_messages = Packed(Message, MESSAGE_PACKING)
+        run_checks(c, self.options.thresholds, unchecked=[])
+
+    def finish(self, truncated: str | None = None, check: bool = True) -> Collector:
+        """End of input: flush every connection and return the records.
+
+        With ``check=False`` the cross-record checks are left to
+        :meth:`check_packed`.
+        """
         for session in self._all:
             if not session.ignored or session.conn_id is not None:
                 session.finish()
@@ -866,9 +905,9 @@ class Pipeline:
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
                       f"{self.snap_cut} packets were cut by the snap length", None)
-        # the cross-record rules, once per connection
-        run_checks(c, self.options.thresholds, unchecked=self.unchecked)
-        self.unchecked = []
+        if check:  # the cross-record rules, once per connection
+            run_checks(c, self.options.thresholds, unchecked=self.unchecked)
+            self.unchecked = []
         self.flows = {}
         self._all = []
         return c

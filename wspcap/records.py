@@ -163,6 +163,13 @@ class Packed:
             out[name] = arr
         self._append(out, dict(nulls), np.fromiter(keys, dtype=np.int64, count=n), n)
 
+    def select(self, conn_ids: set[int]) -> Packed:
+        """A copy of the records of connections ``conn_ids`` (key >> 1), in one chunk."""
+        wanted = np.fromiter(conn_ids, dtype=np.int64, count=len(conn_ids))
+        out = Packed(self.kind, self.packing)
+        out._join([(c, np.isin(c.keys >> 1, wanted)) for c in self._chunks])
+        return out
+
     def take(self, conn_ids: set[int]) -> Packed:
         """Move the records of connections ``conn_ids`` (key >> 1) into a new Packed.
 
