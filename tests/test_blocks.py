@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from scapy.utils import wrpcap
 
 from wspcap import blocks
-from wspcap.capture import Capture, CaptureInfo, _finish_records
+from wspcap.capture import Capture, CaptureInfo, _finish_records, analyze_to, read
 from wspcap.pipeline import Pipeline
-from wspcap.sources import Batch, open_capture
+from wspcap.sources import Batch, files, open_capture
 
 TABLES = ("connections", "frames", "messages", "anomalies")
 
@@ -204,3 +204,49 @@ def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory,
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
                                           obj=f"seed={s} {name}")
+
+
+@pytest.mark.parametrize("spill_bytes", [0, 4096])
+@pytest.mark.parametrize("name", ["plain.pcap", "deflate.pcap", "fragmented.pcap",
+                                  "anomalies/ws-close-code-invalid.pcap"])
+def test_written_in_parts_from_blocks(tmp_path: Path, name: str, spill_bytes: int,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """analyze_to over the block path (records as column chunks, packed from
+    the tables written, checked as connections end) writes read()'s tables."""
+    path = SAMPLES_DIR / name
+    want = read(path)
+    emitted = []
+    emit = blocks._Scan.emit
+    monkeypatch.setattr(files, "BLOCK_SIZE", 700)  # small blocks: most after the handshake
+    monkeypatch.setattr(blocks._Scan, "emit",
+                        lambda self, *a: emitted.append(self.k) or emit(self, *a))
+    analyze_to(path, tmp_path / "parts", spill_bytes=spill_bytes)
+    assert sum(emitted) > 0  # the block path made some of the records
+    for table in TABLES:
+        got = pd.read_parquet(tmp_path / "parts" / f"{table}.parquet")
+        expected = getattr(want, table)
+        pd.testing.assert_frame_equal(got, expected.astype(got.dtypes.to_dict()), obj=table)
+
+
+def test_pack_and_views_with_column_chunks() -> None:
+    """Records added as columns, then tuples: views, keys and packing see them
+    all, in order."""
+    path = SAMPLES_DIR / "plain.pcap"
+    want, _ = per_packet(path)
+    p = Pipeline()
+    with open_capture(path) as cap:
+        for batch in cap.batches():
+            for part in split(batch, random.Random(5), 3):
+                p.receive_batch(part)
+    c = p.collector
+    assert p.block_frames and len(c.frame_chunks)
+    frames = list(c.frame_view())
+    keys = c.all_frame_keys()
+    assert len(frames) == len(want.frames) == len(keys)
+    assert [f.payload for f in frames] == list(want.frames["payload"])
+    c.pack()
+    assert not c.unpacked
+    packed = list(c.frame_view())
+    assert [f._replace(payload=b"") for f in frames if f.opcode < 8] == \
+        [f for f in packed if f.opcode < 8]
+    assert c.all_frame_keys() == keys

@@ -48,12 +48,19 @@ conversations cut into blocks at random):
 from __future__ import annotations
 
 from functools import partial
-from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from wspcap.decode.batch import DecodedBatch, decode_batch
+from wspcap.records import (
+    FRAME_PACKING,
+    MESSAGE_PACKING,
+    Columns,
+    concat_columns,
+    take_columns,
+    to_columns,
+)
 from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message
@@ -67,7 +74,6 @@ __all__ = ["receive_batch"]
 
 # tuple.__new__ bound to the class (NamedTuple._make checks the length, in Python).
 _make_frame = partial(tuple.__new__, Frame)
-_make_message = partial(tuple.__new__, Message)
 _TYPES = {1: "text", 2: "binary", 9: "ping", 10: "pong"}
 _SYN = 0x02
 _ENDS = 0x07  # FIN, SYN, RST
@@ -80,16 +86,21 @@ _NEVER = 1 << 62
 
 
 class _Records:
-    """Records made by the block path, each with the batch index of the packet
-    whose processing emitted it."""
+    """Records made by the block path: frames and messages as column parts
+    with their keys, anomalies as tuples; each record with the batch index of
+    the packet whose processing emitted it."""
 
     def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.frame_keys: list[int] = []
+        self.frames: list[Columns] = []
+        self.frame_keys: list[np.ndarray] = []
         self.frame_at: list[np.ndarray] = []
-        self.messages: list[Message] = []
-        self.message_keys: list[int] = []
-        self.message_at: list[int] = []
+        self.nframes = 0
+        self.messages: list[Columns] = []
+        self.message_keys: list[np.ndarray] = []
+        self.message_at: list[np.ndarray] = []
+        # What the assemblers emit, as the per-packet path would (see _session).
+        self.tuples: list[Message] = []
+        self.tuple_keys: list[int] = []
         self.anomalies: list[Anomaly] = []
         self.anomaly_at: list[int] = []
 
@@ -145,6 +156,7 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     bounds = np.searchsorted(sess[order], np.arange(len(sessions) + 1))
     taken = np.zeros(n, bool)
     out = _Records()
+    stamps_arr: np.ndarray | None = None
     for sid, session in enumerate(sessions):
         if not (ready[sid] or dropping[sid]):
             continue
@@ -154,10 +166,13 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
         if dropping[sid]:
             taken[pk[pk < cut]] = True
         elif (bad[0] if len(bad) else len(pk)) >= MIN_PACKETS:
-            taken[_session(p, session, batch, dec, pk[pk < cut], pdir, cut, out)] = True
+            if stamps_arr is None:
+                stamps_arr = np.asarray(stamps, np.int64)
+            taken[_session(p, session, batch, stamps_arr, dec, pk[pk < cut], pdir, cut,
+                           out)] = True
     rest = np.flatnonzero(~taken)
-    p.block_frames += len(out.frames)
-    if not (out.frames or out.anomalies):
+    p.block_frames += out.nframes
+    if not out.nframes:
         _per_packet(p, batch, rest, decoded, None)
     else:
         c = p.collector
@@ -195,31 +210,41 @@ def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, A
 def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
            counts: list[tuple[int, int, int]], out: _Records) -> None:
     """Put the block path's records among the per-packet path's, in the order
-    the per-packet path alone would have made them (by emitting packet)."""
+    the per-packet path alone would have made them (by emitting packet).
+
+    Frames and messages end up as one column chunk for the block (see
+    :meth:`Collector.add_columns <wspcap.pipeline.Collector.add_columns>`).
+    """
     ends = np.array(counts, np.int64).reshape(-1, 3)
 
-    def interleave(column: int, records: list[Any], keys: list[int] | None, extra: list[Any],
-                   extra_keys: list[int] | None, at: np.ndarray) -> None:
-        if not extra:
-            return
+    def block(column: int, records: list[Any], keys: list[int], parts: list[Columns],
+              part_keys: list[np.ndarray], part_at: list[np.ndarray], packing: dict[str, str]
+              ) -> tuple[Columns, np.ndarray] | None:
+        if not parts:
+            return None
         mark = marks[column]
         slow_at = np.repeat(rest, np.diff(ends[:, column], prepend=mark))
-        perm = np.argsort(np.concatenate([slow_at, at]), kind="stable").tolist()
-        every = records[mark:] + extra
-        records[mark:] = [every[i] for i in perm]
-        if keys is not None and extra_keys is not None:
-            every_key = keys[mark:] + extra_keys
-            keys[mark:] = [every_key[i] for i in perm]
+        order = np.argsort(np.concatenate([slow_at, *part_at]), kind="stable")
+        cols = concat_columns([to_columns(records[mark:], packing), *parts])
+        every_key = np.concatenate([np.asarray(keys[mark:], np.int64), *part_keys])
+        return take_columns(cols, order), every_key[order]
 
-    interleave(0, c.frames, c.frame_keys, out.frames, out.frame_keys,
-               np.concatenate(out.frame_at) if out.frame_at else _EMPTY)
-    interleave(1, c.messages, c.message_keys, out.messages, out.message_keys,
-               np.asarray(out.message_at, np.int64))
-    interleave(2, c.anomalies, None, out.anomalies, None, np.asarray(out.anomaly_at, np.int64))
+    frames = block(0, c.frames, c.frame_keys, out.frames, out.frame_keys, out.frame_at,
+                   FRAME_PACKING)
+    messages = block(1, c.messages, c.message_keys, out.messages, out.message_keys,
+                     out.message_at, MESSAGE_PACKING)
+    c.add_columns(frames, messages, marks[0], marks[1])
+    if out.anomalies:
+        mark = marks[2]
+        slow_at = np.repeat(rest, np.diff(ends[:, 2], prepend=mark))
+        perm = np.argsort(np.concatenate(
+            [slow_at, np.asarray(out.anomaly_at, np.int64)]), kind="stable").tolist()
+        every = c.anomalies[mark:] + out.anomalies
+        c.anomalies[mark:] = [every[i] for i in perm]
 
 
-def _session(p: Pipeline, s: Session, batch: Batch, dec: DecodedBatch, pk: np.ndarray,
-             pdir: np.ndarray, cut: int, out: _Records) -> np.ndarray:
+def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: DecodedBatch,
+             pk: np.ndarray, pdir: np.ndarray, cut: int, out: _Records) -> np.ndarray:
     """The block part of one ready connection, from its plain packets ``pk``
     (batch indices, in order, all before ``cut``); returns the packets taken."""
     if not len(pk):
@@ -242,7 +267,8 @@ def _session(p: Pipeline, s: Session, batch: Batch, dec: DecodedBatch, pk: np.nd
     for d in (0, 1):
         data = chunks[d][chunks[d] < cut]
         if len(data):
-            scan = _Scan(s, d, batch, data, pstart[data], pend[data], p.options.max_payload)
+            scan = _Scan(s, d, batch, stamps, data, pstart[data], pend[data],
+                         p.options.max_payload)
             scans.append(scan)
             cut = min(cut, scan.cut)
     used = pk[pk < cut]
@@ -258,27 +284,33 @@ def _session(p: Pipeline, s: Session, batch: Batch, dec: DecodedBatch, pk: np.nd
     lo = 0
     c = p.collector
     saved = c.messages, c.message_keys, c.anomalies
-    frames: list[Frame] = []
-    keys: list[int] = []
+    frames: list[Columns] = []
+    keys: list[np.ndarray] = []
+    msgs: list[tuple[Columns, np.ndarray, np.ndarray]] = []
     try:
+        # The assemblers' messages and anomalies go to out, as tuples.
+        c.messages, c.message_keys, c.anomalies = out.tuples, out.tuple_keys, out.anomalies
         for scan in scans:
             k = scan.k
-            # The assembler's messages and anomalies go to out, by emitting packet.
-            c.messages, c.message_keys, c.anomalies = (
-                out.messages, out.message_keys, out.anomalies)
-            frames += scan.emit(index[lo:lo + k].tolist(), out)
-            keys += [s.dirs[scan.d].key] * k
+            if k:
+                cols, messages = scan.emit(index[lo:lo + k], out)
+                frames.append(cols)
+                keys.append(np.full(k, s.dirs[scan.d].key, np.int64))
+                msgs.append(messages)
             lo += k
     finally:
         c.messages, c.message_keys, c.anomalies = saved
-    if len(order) > 1 and not (order[1:] > order[:-1]).all():  # both directions
-        perm = order.tolist()
-        frames = [frames[i] for i in perm]
-        keys = [keys[i] for i in perm]
+    if frames:
+        out.frames.append(take_columns(concat_columns(frames), order))
+        out.frame_keys.append(np.concatenate(keys)[order])
+        out.frame_at.append(at[order])
+        out.nframes += len(order)
+        m_at = np.concatenate([m[2] for m in msgs])
+        m_order = np.argsort(m_at, kind="stable")
+        out.messages.append(take_columns(concat_columns([m[0] for m in msgs]), m_order))
+        out.message_keys.append(np.concatenate([m[1] for m in msgs])[m_order])
+        out.message_at.append(m_at[m_order])
     s.nframes += len(order)
-    out.frames += frames
-    out.frame_keys += keys
-    out.frame_at.append(at[order])
     # 4. State, as the per-packet path would have left it.
     for scan in scans:
         scan.commit(cut)
@@ -293,22 +325,47 @@ def _session(p: Pipeline, s: Session, batch: Batch, dec: DecodedBatch, pk: np.nd
     return used
 
 
+#: message type by opcode, for the plain opcodes
+_TYPE_NAMES = np.array([_TYPES.get(op) for op in range(16)], dtype=object)
+
+
+class _FrameMaker:
+    """Frame records, one at a time, from frame columns (for the assembler)."""
+
+    def __init__(self, fc: dict[str, np.ndarray], payloads: list[bytes], many: bool) -> None:
+        self.fc = fc
+        self.payloads = payloads
+        self.lists: list[list[Any]] | None = None
+        if many:  # one conversion per column beats one per value
+            self.lists = [fc[name].tolist() for name in Frame._fields[:-2]]
+
+    def __call__(self, j: int) -> Frame:
+        if self.lists is not None:
+            head = [col[j] for col in self.lists]
+        else:
+            head = [self.fc[name][j].item() for name in Frame._fields[:-2]]
+        if not head[9]:  # masked
+            head[10] = None  # mask_key
+        return _make_frame((*head, self.payloads[j], 0))
+
+
 class _Scan:
     """One direction's segments in a block: its frames found, then made records.
 
     Args:
         s, d: the connection and direction.
-        batch: the block.
+        batch: the block; stamps: its timestamps as an array.
         chunks: batch indices of the direction's data segments, in order.
         ps, pe: where their payloads are in the batch's buffer.
         max_payload: frames longer than this are left to the per-packet path.
     """
 
-    def __init__(self, s: Session, d: int, batch: Batch, chunks: np.ndarray,
-                 ps: np.ndarray, pe: np.ndarray, max_payload: int) -> None:
+    def __init__(self, s: Session, d: int, batch: Batch, stamps: np.ndarray,
+                 chunks: np.ndarray, ps: np.ndarray, pe: np.ndarray, max_payload: int) -> None:
         self.s = s
         self.d = d
         self.batch = batch
+        self.stamps = stamps
         self.chunks = chunks
         self.ps, self.pe = ps, pe
         dr = s.dirs[d]
@@ -375,55 +432,57 @@ class _Scan:
             stream = a.tobytes()
         return [stream[x:y] for x, y in zip(ps.tolist(), (ps + plen).tolist(), strict=True)]
 
-    def emit(self, indices: list[int], out: _Records) -> list[Frame]:
-        """The kept frames as records (with ``indices`` as their frame_index),
-        and their messages and anomalies into ``out``."""
+    def emit(self, indices: np.ndarray, out: _Records
+             ) -> tuple[Columns, tuple[Columns, np.ndarray, np.ndarray]]:
+        """The kept frames as columns (with ``indices`` as their frame_index),
+        and their messages as columns with keys and emitting packets; the
+        assemblers' anomalies go to ``out``."""
         k = self.k
-        if not k:
-            return []
-        batch = self.batch
-        stamps = batch.stamps
-        first = batch.first
-        chunks = self.chunks.tolist()
-        end_at = self.end_at[:k].tolist()
-        ts = [stamps[i] for i in end_at]
-        packets = [first + i for i in end_at]
-        held_ts = self.parser.held_since
-        ts_start = [held_ts if sc < 0 else stamps[chunks[sc]]
-                    for sc in self.start_chunk[:k].tolist()]
-        offsets = (self.starts[:k] + self.parser.base).tolist()
+        stamps = self.stamps
+        end_at = self.end_at[:k]
+        sc = self.start_chunk[:k]
         b0 = self.b0[:k]
-        opcode = b0 & 0x0F
-        payloads = self._payloads(k)
         masked = self.masked[:k]
         kb = np.frombuffer(self.stream, np.uint8)[
-            (self.starts[:k] + self.hls[:k] - 4)[:, None] + np.arange(4)].astype(np.int64)
-        keys = (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8) | kb[:, 3]
-        mask_keys = [key if m else None for key, m in zip(keys.tolist(), masked.tolist(),
-                                                          strict=True)]
-        ops = opcode.tolist()
-        frames = list(map(_make_frame, zip(
-            offsets, ts, packets, ts_start, (b0 >= 0x80).tolist(), (b0 & 0x40 != 0).tolist(),
-            (b0 & 0x20 != 0).tolist(), (b0 & 0x10 != 0).tolist(), ops, masked.tolist(),
-            mask_keys, self.enc[:k].tolist(), self.lengths[:k].tolist(),
-            self.hls[:k].tolist(), payloads, repeat(0))))
+            (self.starts[:k] + self.hls[:k] - 4)[:, None] + np.arange(4)].astype(np.uint32)
+        payloads = self._payloads(k)
+        payload = np.empty(k, dtype=object)
+        payload[:] = payloads
+        frames: Columns = ({
+            "offset": self.starts[:k] + self.parser.base,
+            "ts": stamps[end_at],
+            "packet": self.batch.first + end_at,
+            "ts_start": np.where(sc < 0, self.parser.held_since,
+                                 stamps[self.chunks[np.maximum(sc, 0)]]),
+            "fin": b0 >= 0x80,
+            "rsv1": (b0 & 0x40) != 0,
+            "rsv2": (b0 & 0x20) != 0,
+            "rsv3": (b0 & 0x10) != 0,
+            "opcode": (b0 & 0x0F).astype(np.uint8),
+            "masked": masked,
+            "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8)
+                                 | kb[:, 3], 0).astype(np.uint32),
+            "length_encoding": self.enc[:k].astype(np.uint8),
+            "payload_len": self.lengths[:k].astype(np.uint64),
+            "header_len": self.hls[:k].astype(np.uint8),
+            "payload": payload,
+            "missing": np.zeros(k, np.uint64),
+        }, {"mask_key": ~masked})
         dr = self.dr
         dr.frames += k
-        dr.last_frame_offset = offsets[-1]
-        dr.last_frame_index = indices[-1]
+        dr.last_frame_offset = int(frames[0]["offset"][-1])
+        dr.last_frame_index = int(indices[-1])
         self.parser.frames += k
-        self._messages(frames, ops, payloads, ts_start, ts, packets, indices, end_at, out)
-        return frames
+        return frames, self._messages(frames[0], payloads, indices, end_at, out)
 
-    def _messages(self, frames: list[Frame], ops: list[int], payloads: list[bytes],
-                  ts_start: list[int], ts: list[int], packets: list[int], indices: list[int],
-                  end_at: list[int], out: _Records) -> None:
+    def _messages(self, fc: dict[str, np.ndarray], payloads: list[bytes], indices: np.ndarray,
+                  end_at: np.ndarray, out: _Records) -> tuple[Columns, np.ndarray, np.ndarray]:
         """Messages: plain frames' from columns, the others' from the assembler."""
-        k = len(frames)
-        b0 = self.b0[:k]
-        opcode = b0 & 0x0F
+        k = self.k
+        opcode = fc["opcode"]
         client = self.d == self.s.client
-        plain = ((b0 & 0xF0) == 0x80) & (self.masked[:k] == client)
+        plain = (self.b0[:k] & 0xF0) == 0x80
+        plain &= fc["masked"] == client
         plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
                                                   & (self.lengths[:k] <= 125))
         texts: list[str | None] = [None] * k
@@ -435,36 +494,53 @@ class _Scan:
         odd = [*np.flatnonzero(~plain).tolist(), k]  # frames the assembler must see
         plain_at = plain.tolist()
         assembler = self.assembler
-        messages = out.messages
-        anomalies = out.anomalies
-        key = self.dr.key
-        j = 0
-        run_end = 0  # index into odd of the first odd frame at or after j
+        bulk = np.zeros(k, bool)
+        made_at: list[int] = []  # frame position of each message the assembler made
+        first_tuple = len(out.tuples)
+        frame = _FrameMaker(fc, payloads, len(odd) > k // 8)
+        j = run_end = 0
         while j < k:
             while odd[run_end] < j:
                 run_end += 1
             if plain_at[j] and assembler.idle:
                 # Frames j .. stop - 1 are plain and the assembler stays idle.
                 stop = odd[run_end]
-                sl = slice(j, stop)
-                lengths = list(map(len, payloads[sl]))
-                messages += map(_make_message, zip(
-                    [_TYPES[o] for o in ops[sl]], ops[sl], repeat(1), lengths, lengths,
-                    payloads[sl], texts[sl], repeat(False), repeat(None), ts_start[sl],
-                    ts[sl], packets[sl], packets[sl], indices[sl], indices[sl], repeat(None),
-                    repeat(None), repeat(True)))
-                out.message_keys += [key] * (stop - j)
-                out.message_at += end_at[sl]
-                assembler.messages += stop - j
-                self.s.nmessages += stop - j
+                bulk[j:stop] = True
                 j = stop
-            else:
-                # The assembler emits into out (see _session), as for one packet.
-                nm, na = len(messages), len(anomalies)
-                assembler.receive_frame(frames[j], indices[j])
-                out.message_at += [end_at[j]] * (len(messages) - nm)
-                out.anomaly_at += [end_at[j]] * (len(anomalies) - na)
+            else:  # as for one packet: the assembler emits into out (see _session)
+                nm, na = len(out.tuples), len(out.anomalies)
+                assembler.receive_frame(frame(j), int(indices[j]))
+                made_at += [j] * (len(out.tuples) - nm)
+                out.anomaly_at += [int(end_at[j])] * (len(out.anomalies) - na)
                 j += 1
+        pos = np.flatnonzero(bulk)
+        n = len(pos)
+        assembler.messages += n
+        self.s.nmessages += n
+        ops = opcode[pos]
+        lengths = self.lengths[:k][pos]
+        text = np.empty(n, dtype=object)
+        text[:] = [texts[i] for i in pos.tolist()]
+        index = indices[pos]
+        nothing = np.full(n, None, dtype=object)
+        parts: list[Columns] = [({
+            "type": _TYPE_NAMES[ops], "opcode": ops, "frames": np.ones(n, np.int64),
+            "length": lengths, "wire_length": lengths, "payload": fc["payload"][pos],
+            "text": text, "compressed": np.zeros(n, bool), "inflated": nothing,
+            "ts_start": fc["ts_start"][pos], "ts_end": fc["ts"][pos],
+            "packet_start": fc["packet"][pos], "packet_end": fc["packet"][pos],
+            "first_frame": index, "last_frame": index, "close_code": nothing,
+            "close_reason": nothing, "complete": np.ones(n, bool),
+        }, {})]
+        where = [pos]
+        if made_at:
+            parts.append(to_columns(out.tuples[first_tuple:], MESSAGE_PACKING))
+            where.append(np.asarray(made_at, np.int64))
+            del out.tuples[first_tuple:], out.tuple_keys[first_tuple:]
+        at = np.concatenate(where)
+        order = np.argsort(at, kind="stable")
+        return (take_columns(concat_columns(parts), order),
+                np.full(len(at), self.dr.key, np.int64), end_at[at[order]])
 
     def commit(self, cut: int) -> None:
         """Leave the parser and reassembler as the per-packet path would have."""

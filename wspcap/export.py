@@ -232,17 +232,18 @@ class TableStream:
     @staticmethod
     def unwritten_bytes(col: Collector) -> int:
         """Payload bytes of the messages ``col`` gained since the last spill."""
-        return sum(map(attrgetter("length"), col.messages))
+        chunked = sum(int(c["length"].sum()) for c, _n, _k in col.message_chunks.parts())
+        return chunked + int(sum(map(attrgetter("length"), col.messages)))
 
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call, then pack them."""
         # Packed from the tables written (no second pass over the records), each
         # table let go of before the next is made.
         frames = messages = None
-        if col.frames:
+        if col.frames or len(col.frame_chunks):
             frames = _written(self._frames, frames_table(col, self._frame_index),
                               frame_columns)
-        if col.messages:
+        if col.messages or len(col.message_chunks):
             messages = _written(self._messages, messages_table(col, self._message_index),
                                 message_columns)
         col.pack(frames, messages)

@@ -33,10 +33,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from wspcap.blocks import receive_batch
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
 from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
-from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Columns, Packed, RecordView
+from wspcap.records import (
+    FRAME_PACKING,
+    MESSAGE_PACKING,
+    Columns,
+    Packed,
+    RecordView,
+    concat_columns,
+    to_columns,
+)
 from wspcap.rules.checks import Finding, check_connections, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
@@ -84,13 +94,17 @@ class Options:
 class Collector:
     """Records produced by the pipeline, kept column-friendly.
 
-    ``frames``/``messages`` hold the records collected since the last
-    :meth:`pack` (all of them if it was never called); ``frame_keys``/
-    ``message_keys`` hold ``conn_id * 2 + (1 if s2c else 0)`` for each, in the
-    same order. :meth:`frame_view` and :meth:`message_view` give every record,
-    packed or not. ``findings`` holds what the cross-record checks found about
-    connections that ended and were checked early (see
-    :meth:`Pipeline.check_ended`) until they join ``anomalies`` at the end.
+    The records of each kind, in order, are: those packed (:meth:`pack`,
+    without data payloads), then the columns the block path added
+    (``frame_chunks``/``message_chunks``, see :meth:`add_columns`), then the
+    named tuples the per-packet path added (``frames``/``messages``). Each
+    record has a key, ``conn_id * 2 + (1 if s2c else 0)`` (``frame_keys``/
+    ``message_keys`` for the tuples). :meth:`frame_view` and
+    :meth:`message_view` give every record; :meth:`frame_columns` and
+    :meth:`message_columns` those not packed yet, as columns. ``findings``
+    holds what the cross-record checks found about connections that ended
+    and were checked early (see :meth:`Pipeline.check_ended`) until they
+    join ``anomalies`` at the end.
     """
 
     def __init__(self) -> None:
@@ -102,6 +116,8 @@ class Collector:
         self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
         self.packed_frames = Packed(Frame, FRAME_PACKING)
         self.packed_messages = Packed(Message, MESSAGE_PACKING)
+        self.frame_chunks = Packed(Frame, FRAME_PACKING, keep_data=True)
+        self.message_chunks = Packed(Message, MESSAGE_PACKING, keep_data=True)
         self.findings: list[Finding] = []
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
@@ -110,8 +126,39 @@ class Collector:
         self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
                                       RULES[code].severity, detail, packet, offset))
 
+    @property
+    def unpacked(self) -> bool:
+        """Some frame or message is not packed."""
+        return bool(self.frames or self.messages or len(self.frame_chunks)
+                    or len(self.message_chunks))
+
+    def add_columns(self, frames: tuple[Columns, np.ndarray] | None,
+                    messages: tuple[Columns, np.ndarray] | None,
+                    frames_from: int, messages_from: int) -> None:
+        """Records as columns with their keys, after the tuples before
+        ``frames_from``/``messages_from``, in place of those after them (which
+        the columns must include)."""
+        for chunks, cols, records, keys, start in (
+                (self.frame_chunks, frames, self.frames, self.frame_keys, frames_from),
+                (self.message_chunks, messages, self.messages, self.message_keys,
+                 messages_from)):
+            if cols is None:
+                continue
+            if start:
+                chunks.add_columns(*to_columns(records[:start], chunks.packing), keys[:start])
+            chunks.add_columns(*cols[0], cols[1])
+            del records[:], keys[:]
+
+    def frame_columns(self) -> tuple[Columns, np.ndarray]:
+        """The frames not packed yet, as columns, and their keys."""
+        return _tail_columns(self.frame_chunks, self.frames, self.frame_keys)
+
+    def message_columns(self) -> tuple[Columns, np.ndarray]:
+        """The messages not packed yet, as columns, and their keys."""
+        return _tail_columns(self.message_chunks, self.messages, self.message_keys)
+
     def pack(self, frames: Columns | None = None, messages: Columns | None = None) -> None:
-        """Pack the frames and messages collected since the last call into columns.
+        """Pack the frames and messages not packed yet.
 
         ``frames`` and ``messages``, when given, are those same records
         already as columns (see :meth:`Packed.add_columns
@@ -120,35 +167,51 @@ class Collector:
         For a caller that has written those records out (see
         :class:`wspcap.export.TableStream`): from then on they are there for
         the cross-record rules at the end, which read no data payload, at a
-        few dozen bytes a record (see :mod:`wspcap.records`); ``frames`` and
-        ``messages`` start again empty.
+        few dozen bytes a record (see :mod:`wspcap.records`).
         """
-        if frames is None:
-            self.packed_frames.add(self.frames, self.frame_keys)
-        else:
-            self.packed_frames.add_columns(*frames, self.frame_keys)
-        if messages is None:
-            self.packed_messages.add(self.messages, self.message_keys)
-        else:
-            self.packed_messages.add_columns(*messages, self.message_keys)
+        for packed, chunks, given, records, keys in (
+                (self.packed_frames, self.frame_chunks, frames, self.frames, self.frame_keys),
+                (self.packed_messages, self.message_chunks, messages, self.messages,
+                 self.message_keys)):
+            if given is not None:
+                packed.add_columns(*given, np.concatenate(
+                    [chunks.key_array(), np.asarray(keys, np.int64)]))
+            else:
+                for part in chunks.parts():
+                    packed.add_columns(*part)
+                packed.add(records, keys)
+            chunks.clear()
         self.frames, self.frame_keys = [], []
         self.messages, self.message_keys = [], []
 
     def frame_view(self) -> Sequence[Frame]:
         """Every frame, packed or not, in order."""
-        return RecordView.of(self.packed_frames, self.frames)
+        return RecordView.of(_chain(self.packed_frames, self.frame_chunks), self.frames)
 
     def message_view(self) -> Sequence[Message]:
         """Every message, packed or not, in order."""
-        return RecordView.of(self.packed_messages, self.messages)
+        return RecordView.of(_chain(self.packed_messages, self.message_chunks), self.messages)
 
     def all_frame_keys(self) -> list[int]:
         """The key of every frame, packed or not, in order."""
-        return self.packed_frames.keys() + self.frame_keys
+        return self.packed_frames.keys() + self.frame_chunks.keys() + self.frame_keys
 
     def all_message_keys(self) -> list[int]:
         """The key of every message, packed or not, in order."""
-        return self.packed_messages.keys() + self.message_keys
+        return self.packed_messages.keys() + self.message_chunks.keys() + self.message_keys
+
+
+def _chain(packed: Packed, chunks: Packed) -> Packed:
+    return Packed.chain([packed, chunks]) if len(chunks) else packed
+
+
+def _tail_columns(chunks: Packed, records: list[Any], keys: list[int]
+                  ) -> tuple[Columns, np.ndarray]:
+    parts = chunks.parts()
+    if records or not parts:
+        parts.append((*to_columns(records, chunks.packing), np.asarray(keys, np.int64)))
+    cols = concat_columns([(c, n) for c, n, _k in parts])
+    return cols, np.concatenate([k for _c, _n, k in parts])
 
 
 class _Direction:
@@ -839,7 +902,7 @@ class Pipeline:
         findings are those the end of input would give.
         """
         c = self.collector
-        if c.frames or c.messages:
+        if c.unpacked:
             raise ValueError("check_ended() needs every record packed (Collector.pack)")
         ended: list[Session] = []
         still: list[Session] = []
@@ -866,7 +929,7 @@ class Pipeline:
         :meth:`finish` does.
         """
         c = self.collector
-        if c.frames or c.messages:
+        if c.unpacked:
             raise ValueError("check_packed() needs every record packed (Collector.pack)")
         groups: list[list[Session]] = [[]]
         size = 0

@@ -45,6 +45,9 @@ __all__ = [
     "Packed",
     "RecordView",
     "column",
+    "concat_columns",
+    "take_columns",
+    "to_columns",
 ]
 
 #: Records as columns: field -> array, and field -> None mask for the
@@ -90,6 +93,39 @@ class _Chunk:
         self.keys = keys
 
 
+def to_columns(records: Sequence[Any], packing: dict[str, str]) -> Columns:
+    """Named tuples as columns in the dtypes of ``packing`` (every field kept)."""
+    n = len(records)
+    values = zip(*records) if n else ([] for _ in packing)
+    columns: dict[str, np.ndarray] = {}
+    nulls: dict[str, np.ndarray] = {}
+    for (name, dtype), col in zip(packing.items(), values, strict=True):
+        if dtype == OBJECT:
+            arr = np.empty(n, dtype=object)
+            arr[:] = col
+        elif dtype == NULLABLE_U32:
+            nulls[name] = np.fromiter((v is None for v in col), dtype=bool, count=n)
+            arr = np.fromiter((v or 0 for v in col), dtype=np.uint32, count=n)
+        else:
+            arr = np.fromiter(col, dtype=dtype, count=n)
+        columns[name] = arr
+    return columns, nulls
+
+
+def concat_columns(parts: list[Columns]) -> Columns:
+    """Columns of the same fields, one after the other."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    return ({k: np.concatenate([p[0][k] for p in parts]) for k in first[0]},
+            {k: np.concatenate([p[1][k] for p in parts]) for k in first[1]})
+
+
+def take_columns(cols: Columns, order: np.ndarray) -> Columns:
+    """The rows ``order`` of ``cols``."""
+    return {k: v[order] for k, v in cols[0].items()}, {k: v[order] for k, v in cols[1].items()}
+
+
 class Packed:
     """Records of one named-tuple kind, packed into columns a batch at a time.
 
@@ -98,11 +134,12 @@ class Packed:
         packing: field -> NumPy dtype, :data:`NULLABLE_U32` or :data:`OBJECT`.
     """
 
-    def __init__(self, kind: Any, packing: dict[str, str]) -> None:
+    def __init__(self, kind: Any, packing: dict[str, str], keep_data: bool = False) -> None:
         if tuple(packing) != kind._fields:
             raise ValueError(f"packing does not match {kind.__name__}'s fields")
         self.kind = kind
         self.packing = packing
+        self.keep_data = keep_data
         self.size = 0
         self._chunks: list[_Chunk] = []
         self._starts: list[int] = []
@@ -115,31 +152,11 @@ class Packed:
 
         The payload and text of data records are not kept.
         """
-        n = len(records)
-        if not n:
-            return
-        values = dict(zip(self.kind._fields, zip(*records)))
-        data = np.fromiter(values["opcode"], dtype=np.uint8, count=n) < _CONTROL
-        columns: dict[str, np.ndarray] = {}
-        nulls: dict[str, np.ndarray] = {}
-        for name, dtype in self.packing.items():
-            col = values[name]
-            if dtype == OBJECT:
-                arr = np.empty(n, dtype=object)
-                arr[:] = col
-                if name in DATA_FIELDS:
-                    arr[data] = DATA_FIELDS[name]
-            elif dtype == NULLABLE_U32:
-                null = np.fromiter((v is None for v in col), dtype=bool, count=n)
-                arr = np.fromiter((v or 0 for v in col), dtype=np.uint32, count=n)
-                nulls[name] = null
-            else:
-                arr = np.fromiter(col, dtype=dtype, count=n)
-            columns[name] = arr
-        self._append(columns, nulls, np.fromiter(keys, dtype=np.int64, count=n), n)
+        if records:
+            self.add_columns(*to_columns(records, self.packing), keys)
 
     def add_columns(self, columns: dict[str, np.ndarray], nulls: dict[str, np.ndarray],
-                    keys: Sequence[int]) -> None:
+                    keys: Sequence[int] | np.ndarray) -> None:
         """Pack records given as columns (one array per field, in the dtypes of
         the packing; ``nulls`` masks the :data:`NULLABLE_U32` fields), as
         :meth:`add` would pack the same records."""
@@ -153,7 +170,7 @@ class Packed:
         for name, dtype in self.packing.items():
             arr = columns[name]
             if dtype == OBJECT:
-                if name in DATA_FIELDS and data.any():
+                if name in DATA_FIELDS and not self.keep_data and data.any():
                     arr = arr.copy()
                     arr[data] = DATA_FIELDS[name]
             elif dtype != NULLABLE_U32:
@@ -161,7 +178,38 @@ class Packed:
             if len(arr) != n:
                 raise ValueError(f"column {name} has {len(arr)} values, not {n}")
             out[name] = arr
-        self._append(out, dict(nulls), np.fromiter(keys, dtype=np.int64, count=n), n)
+        self._append(out, dict(nulls), np.asarray(keys, dtype=np.int64), n)
+
+    def key_array(self) -> np.ndarray:
+        """The key of every record, in order."""
+        if not self._chunks:
+            return np.zeros(0, np.int64)
+        return np.concatenate([c.keys for c in self._chunks])
+
+    def parts(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]:
+        """The chunks, in order, as ``(columns, nulls, keys)``."""
+        return [(c.columns, c.nulls, c.keys) for c in self._chunks]
+
+    def columns(self) -> tuple[Columns, np.ndarray]:
+        """Every record as one set of columns, and the keys."""
+        if not self._chunks:
+            return to_columns([], self.packing), np.zeros(0, np.int64)
+        cols = concat_columns([(c.columns, c.nulls) for c in self._chunks])
+        return cols, np.concatenate([c.keys for c in self._chunks])
+
+    def clear(self) -> None:
+        """Let go of every record."""
+        self._chunks, self._starts, self.size = [], [], 0
+
+    @classmethod
+    def chain(cls, parts: list[Packed]) -> Packed:
+        """The records of ``parts``, one after the other (sharing their arrays)."""
+        first = parts[0]
+        out = cls(first.kind, first.packing, first.keep_data)
+        for part in parts:
+            for c in part._chunks:
+                out._append(c.columns, c.nulls, c.keys, c.size)
+        return out
 
     def select(self, conn_ids: set[int]) -> Packed:
         """A copy of the records of connections ``conn_ids`` (key >> 1), in one chunk."""

@@ -94,7 +94,7 @@ def _ts(values: Any) -> pd.DatetimeIndex:
     return pd.to_datetime(np.asarray(values, dtype=np.int64), unit="ns", utc=True)
 
 
-def _split_keys(keys: list[int]) -> tuple[np.ndarray, pd.Categorical]:
+def _split_keys(keys: Any) -> tuple[np.ndarray, pd.Categorical]:
     arr = np.asarray(keys, dtype=np.int64)
     conn = arr >> 1
     direction = pd.Categorical.from_codes((arr & 1).astype(np.int8), dtype=DIRECTION)
@@ -157,7 +157,7 @@ def _nullable(values: Any, dtype: str) -> Any:
 
 
 def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
-    """One row per frame of ``col.frames``, in the order frames were completed.
+    """One row per frame not packed yet in ``col``, in the order frames were completed.
 
     Args:
         col: the records.
@@ -165,75 +165,65 @@ def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.Data
             :meth:`~wspcap.pipeline.Collector.pack`): counts the frames of the
             parts before, so that ``frame_index`` goes on where they ended.
     """
-    frames = col.frames
-    if not frames:
+    (c, nulls), keys = col.frame_columns()
+    if not len(keys):
         return empty_table(FRAME_SCHEMA)
-    (offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, mask_key, enc,
-     plen, hlen, payload, missing) = zip(*frames)
-    conn, direction = _split_keys(col.frame_keys)
-    masked_arr = np.asarray(masked, dtype=bool)
-    keys = np.fromiter((k or 0 for k in mask_key), dtype=np.uint32, count=len(mask_key))
-    payloads = np.empty(len(payload), dtype=object)
-    payloads[:] = payload
+    conn, direction = _split_keys(keys)
     return pd.DataFrame({
         "conn_id": conn,
         "frame_index": _index_within(conn, running),
-        "packet": np.asarray(packet, dtype=np.int64),
-        "ts": _ts(ts),
+        "packet": c["packet"],
+        "ts": _ts(c["ts"]),
         "direction": direction,
-        "fin": np.asarray(fin, dtype=bool),
-        "rsv1": np.asarray(rsv1, dtype=bool),
-        "rsv2": np.asarray(rsv2, dtype=bool),
-        "rsv3": np.asarray(rsv3, dtype=bool),
-        "opcode": np.asarray(opcode, dtype=np.uint8),
-        "masked": masked_arr,
-        "mask_key": pd.arrays.IntegerArray(keys, ~masked_arr),
-        "length_encoding": np.asarray(enc, dtype=np.uint8),
-        "payload_len": np.asarray(plen, dtype=np.uint64),
-        "header_len": np.asarray(hlen, dtype=np.uint8),
-        "payload": payloads,
-        "stream_offset": np.asarray(offset, dtype=np.uint64),
-        "ts_start": _ts(ts_start),
-        "missing": np.asarray(missing, dtype=np.uint64),
+        "fin": c["fin"],
+        "rsv1": c["rsv1"],
+        "rsv2": c["rsv2"],
+        "rsv3": c["rsv3"],
+        "opcode": c["opcode"],
+        "masked": c["masked"],
+        "mask_key": pd.arrays.IntegerArray(c["mask_key"], nulls["mask_key"]),
+        "length_encoding": c["length_encoding"],
+        "payload_len": c["payload_len"],
+        "header_len": c["header_len"],
+        "payload": c["payload"],
+        "stream_offset": c["offset"].astype(np.uint64),
+        "ts_start": _ts(c["ts_start"]),
+        "missing": c["missing"],
     })
 
 
 def messages_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
-    """One row per message of ``col.messages`` (control frames included), in
-    completion order; ``running`` as for :func:`frames_table`.
+    """One row per message not packed yet in ``col`` (control frames included),
+    in completion order; ``running`` as for :func:`frames_table`.
     """
-    messages = col.messages
-    if not messages:
+    (c, _nulls), keys = col.message_columns()
+    if not len(keys):
         return empty_table(MESSAGE_SCHEMA)
-    (type_, opcode, frames, length, wire_length, payload, text, compressed, inflated,
-     ts_start, ts_end, packet_start, packet_end, first_frame, last_frame, close_code,
-     close_reason, complete) = zip(*messages)
-    conn, direction = _split_keys(col.message_keys)
-    payloads = np.empty(len(payload), dtype=object)
-    payloads[:] = payload
-    categories = MESSAGE_TYPES + sorted(set(type_) - set(MESSAGE_TYPES))
+    conn, direction = _split_keys(keys)
+    type_ = c["type"]
+    categories = MESSAGE_TYPES + sorted(set(type_.tolist()) - set(MESSAGE_TYPES))
     return pd.DataFrame({
         "conn_id": conn,
         "msg_index": _index_within(conn, running),
         "direction": direction,
         "type": pd.Categorical(type_, categories=categories),
-        "opcode": np.asarray(opcode, dtype=np.uint8),
-        "frames": np.asarray(frames, dtype=np.int64),
-        "length": np.asarray(length, dtype=np.int64),
-        "wire_length": np.asarray(wire_length, dtype=np.int64),
-        "payload": payloads,
-        "text": _strings(text),
-        "compressed": np.asarray(compressed, dtype=bool),
-        "inflated": _nullable(inflated, "boolean"),
-        "ts_start": _ts(ts_start),
-        "ts_end": _ts(ts_end),
-        "packet_start": np.asarray(packet_start, dtype=np.int64),
-        "packet_end": np.asarray(packet_end, dtype=np.int64),
-        "first_frame": np.asarray(first_frame, dtype=np.int64),
-        "last_frame": np.asarray(last_frame, dtype=np.int64),
-        "close_code": _nullable(close_code, "UInt16"),
-        "close_reason": _strings(close_reason),
-        "complete": np.asarray(complete, dtype=bool),
+        "opcode": c["opcode"],
+        "frames": c["frames"],
+        "length": c["length"],
+        "wire_length": c["wire_length"],
+        "payload": c["payload"],
+        "text": _strings(c["text"]),
+        "compressed": c["compressed"],
+        "inflated": _nullable(c["inflated"], "boolean"),
+        "ts_start": _ts(c["ts_start"]),
+        "ts_end": _ts(c["ts_end"]),
+        "packet_start": c["packet_start"],
+        "packet_end": c["packet_end"],
+        "first_frame": c["first_frame"],
+        "last_frame": c["last_frame"],
+        "close_code": _nullable(c["close_code"], "UInt16"),
+        "close_reason": _strings(c["close_reason"]),
+        "complete": c["complete"],
     })
 
 
