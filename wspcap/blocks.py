@@ -284,32 +284,25 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     lo = 0
     c = p.collector
     saved = c.messages, c.message_keys, c.anomalies
-    frames: list[Columns] = []
-    keys: list[np.ndarray] = []
-    msgs: list[tuple[Columns, np.ndarray, np.ndarray]] = []
     try:
-        # The assemblers' messages and anomalies go to out, as tuples.
+        # The assemblers' messages and anomalies go to out, as tuples. Each
+        # direction's records go to out as they are: _merge orders the block's
+        # records by emitting packet, which interleaves the two directions.
         c.messages, c.message_keys, c.anomalies = out.tuples, out.tuple_keys, out.anomalies
         for scan in scans:
             k = scan.k
             if k:
-                cols, messages = scan.emit(index[lo:lo + k], out)
-                frames.append(cols)
-                keys.append(np.full(k, s.dirs[scan.d].key, np.int64))
-                msgs.append(messages)
+                frames, (messages, message_keys, message_at) = scan.emit(index[lo:lo + k], out)
+                out.frames.append(frames)
+                out.frame_keys.append(np.full(k, s.dirs[scan.d].key, np.int64))
+                out.frame_at.append(scan.end_at[:k])
+                out.nframes += k
+                out.messages.append(messages)
+                out.message_keys.append(message_keys)
+                out.message_at.append(message_at)
             lo += k
     finally:
         c.messages, c.message_keys, c.anomalies = saved
-    if frames:
-        out.frames.append(take_columns(concat_columns(frames), order))
-        out.frame_keys.append(np.concatenate(keys)[order])
-        out.frame_at.append(at[order])
-        out.nframes += len(order)
-        m_at = np.concatenate([m[2] for m in msgs])
-        m_order = np.argsort(m_at, kind="stable")
-        out.messages.append(take_columns(concat_columns([m[0] for m in msgs]), m_order))
-        out.message_keys.append(np.concatenate([m[1] for m in msgs])[m_order])
-        out.message_at.append(m_at[m_order])
     s.nframes += len(order)
     # 4. State, as the per-packet path would have left it.
     for scan in scans:
@@ -537,10 +530,12 @@ class _Scan:
             parts.append(to_columns(out.tuples[first_tuple:], MESSAGE_PACKING))
             where.append(np.asarray(made_at, np.int64))
             del out.tuples[first_tuple:], out.tuple_keys[first_tuple:]
+        keys = np.full(n + len(made_at), self.dr.key, np.int64)
+        if len(parts) == 1:
+            return parts[0], keys, end_at[pos]
         at = np.concatenate(where)
         order = np.argsort(at, kind="stable")
-        return (take_columns(concat_columns(parts), order),
-                np.full(len(at), self.dr.key, np.int64), end_at[at[order]])
+        return take_columns(concat_columns(parts), order), keys, end_at[at[order]]
 
     def commit(self, cut: int) -> None:
         """Leave the parser and reassembler as the per-packet path would have."""
