@@ -12,12 +12,16 @@ and does that steady state a connection at a time: headers decoded by NumPy
 gathers (:func:`wspcap.decode.batch.decode_batch`), the segments of a
 direction joined into one buffer, frame boundaries walked with a lean loop
 (:meth:`FrameParser.scan <wspcap.ws.FrameParser.scan>`), client payloads
-unmasked with one XOR over the buffer, frame records made from columns, and
-the messages of plain frames (final, no RSV bit, masked as they should be,
-data or ping or pong, text that is UTF-8) made from columns too. Every other
-frame goes to the direction's own
+unmasked with one XOR over the buffer, and the frames kept as columns (NumPy
+arrays, one per field; only payloads are Python objects), as are the messages
+of plain frames (final, no RSV bit, masked as they should be, data or ping or
+pong, text that is UTF-8). Every other frame goes to the direction's own
 :class:`~wspcap.ws.MessageAssembler`, one by one, so fragments, close codes,
-inflation and their anomalies are the assembler's as always.
+inflation and their anomalies are the assembler's as always. A block's
+records reach the :class:`~wspcap.pipeline.Collector` as one column chunk,
+which the tables and the rules read without a tuple per record: in CPython
+making those tuples, and taking them apart again for the tables, cost more
+than parsing.
 
 Everything else goes through the per-packet path, unchanged, so the records
 are the same as feeding the packets one by one (``tests/test_blocks.py``
