@@ -19,18 +19,13 @@ from wspcap.tables import (
     MESSAGE_SCHEMA,
     RunningIndex,
     empty_table,
-    frame_columns,
     frames_table,
-    message_columns,
     messages_table,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from wspcap.capture import Capture
     from wspcap.pipeline import Collector
-    from wspcap.records import Columns
 
 __all__ = ["FORMATS", "TableStream", "TableWriter", "arrow_schema", "table_path", "textual",
            "write_parquet", "write_table", "write_tables"]
@@ -194,13 +189,6 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     return paths
 
 
-def _written(writer: TableWriter, table: pd.DataFrame,
-             columns: Callable[[pd.DataFrame], Columns]) -> Columns:
-    """Write ``table``; return its records as columns."""
-    writer.write(table)
-    return columns(table)
-
-
 class TableStream:
     """Writes a pipeline's frames and messages while it runs.
 
@@ -237,15 +225,16 @@ class TableStream:
 
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call, then pack them."""
-        # Packed from the tables written (no second pass over the records), each
-        # table let go of before the next is made.
+        # The records not written yet, as columns: for the tables, then packed.
         frames = messages = None
         if col.frames or len(col.frame_chunks):
-            frames = _written(self._frames, frames_table(col, self._frame_index),
-                              frame_columns)
+            columns = col.frame_columns()
+            self._frames.write(frames_table(col, self._frame_index, columns))
+            frames = columns[0]
         if col.messages or len(col.message_chunks):
-            messages = _written(self._messages, messages_table(col, self._message_index),
-                                message_columns)
+            columns = col.message_columns()
+            self._messages.write(messages_table(col, self._message_index, columns))
+            messages = columns[0]
         col.pack(frames, messages)
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:

@@ -190,13 +190,6 @@ class Packed:
         """The chunks, in order, as ``(columns, nulls, keys)``."""
         return [(c.columns, c.nulls, c.keys) for c in self._chunks]
 
-    def columns(self) -> tuple[Columns, np.ndarray]:
-        """Every record as one set of columns, and the keys."""
-        if not self._chunks:
-            return to_columns([], self.packing), np.zeros(0, np.int64)
-        cols = concat_columns([(c.columns, c.nulls) for c in self._chunks])
-        return cols, np.concatenate([c.keys for c in self._chunks])
-
     def clear(self) -> None:
         """Let go of every record."""
         self._chunks, self._starts, self.size = [], [], 0

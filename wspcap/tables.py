@@ -32,9 +32,7 @@ __all__ = [
     "anomalies_table",
     "connections_table",
     "empty_table",
-    "frame_columns",
     "frames_table",
-    "message_columns",
     "messages_table",
 ]
 
@@ -156,7 +154,8 @@ def _nullable(values: Any, dtype: str) -> Any:
     return pd.arrays.IntegerArray(data, mask)
 
 
-def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
+def frames_table(col: Collector, running: RunningIndex | None = None,
+                 columns: tuple[Columns, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per frame not packed yet in ``col``, in the order frames were completed.
 
     Args:
@@ -164,8 +163,9 @@ def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.Data
         running: for tables made in parts (see
             :meth:`~wspcap.pipeline.Collector.pack`): counts the frames of the
             parts before, so that ``frame_index`` goes on where they ended.
+        columns: ``col.frame_columns()``, when the caller has it already.
     """
-    (c, nulls), keys = col.frame_columns()
+    (c, nulls), keys = columns or col.frame_columns()
     if not len(keys):
         return empty_table(FRAME_SCHEMA)
     conn, direction = _split_keys(keys)
@@ -192,11 +192,12 @@ def frames_table(col: Collector, running: RunningIndex | None = None) -> pd.Data
     })
 
 
-def messages_table(col: Collector, running: RunningIndex | None = None) -> pd.DataFrame:
+def messages_table(col: Collector, running: RunningIndex | None = None,
+                   columns: tuple[Columns, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per message not packed yet in ``col`` (control frames included),
-    in completion order; ``running`` as for :func:`frames_table`.
+    in completion order; ``running`` and ``columns`` as for :func:`frames_table`.
     """
-    (c, _nulls), keys = col.message_columns()
+    (c, _nulls), keys = columns or col.message_columns()
     if not len(keys):
         return empty_table(MESSAGE_SCHEMA)
     conn, direction = _split_keys(keys)
@@ -225,68 +226,6 @@ def messages_table(col: Collector, running: RunningIndex | None = None) -> pd.Da
         "close_reason": _strings(c["close_reason"]),
         "complete": c["complete"],
     })
-
-
-def _ns(values: Any) -> np.ndarray:
-    """Nanoseconds since the epoch of a datetime column."""
-    out: np.ndarray = values.to_numpy(dtype="datetime64[ns]").view(np.int64)
-    return out
-
-
-def _objects(values: Any) -> np.ndarray:
-    """A nullable column as an object array, with None for missing values."""
-    out: np.ndarray = values.to_numpy(dtype=object, na_value=None)
-    return out
-
-
-def frame_columns(frames: pd.DataFrame) -> Columns:
-    """The records a :func:`frames_table` was made from, as columns
-    (:meth:`Collector.pack <wspcap.pipeline.Collector.pack>` takes them)."""
-    mask_key = frames["mask_key"].array
-    return {
-        "offset": frames["stream_offset"].to_numpy(),
-        "ts": _ns(frames["ts"]),
-        "packet": frames["packet"].to_numpy(),
-        "ts_start": _ns(frames["ts_start"]),
-        "fin": frames["fin"].to_numpy(),
-        "rsv1": frames["rsv1"].to_numpy(),
-        "rsv2": frames["rsv2"].to_numpy(),
-        "rsv3": frames["rsv3"].to_numpy(),
-        "opcode": frames["opcode"].to_numpy(),
-        "masked": frames["masked"].to_numpy(),
-        "mask_key": mask_key.to_numpy(dtype=np.uint32, na_value=0),
-        "length_encoding": frames["length_encoding"].to_numpy(),
-        "payload_len": frames["payload_len"].to_numpy(),
-        "header_len": frames["header_len"].to_numpy(),
-        "payload": frames["payload"].to_numpy(dtype=object),
-        "missing": frames["missing"].to_numpy(),
-    }, {"mask_key": mask_key.isna()}
-
-
-def message_columns(messages: pd.DataFrame) -> Columns:
-    """The records a :func:`messages_table` was made from, as columns for
-    packing: ``text`` is None throughout (only text messages have one, and
-    packing drops the text of data messages)."""
-    return {
-        "type": messages["type"].to_numpy(dtype=object),
-        "opcode": messages["opcode"].to_numpy(),
-        "frames": messages["frames"].to_numpy(),
-        "length": messages["length"].to_numpy(),
-        "wire_length": messages["wire_length"].to_numpy(),
-        "payload": messages["payload"].to_numpy(dtype=object),
-        "text": np.full(len(messages), None, dtype=object),
-        "compressed": messages["compressed"].to_numpy(),
-        "inflated": _objects(messages["inflated"]),
-        "ts_start": _ns(messages["ts_start"]),
-        "ts_end": _ns(messages["ts_end"]),
-        "packet_start": messages["packet_start"].to_numpy(),
-        "packet_end": messages["packet_end"].to_numpy(),
-        "first_frame": messages["first_frame"].to_numpy(),
-        "last_frame": messages["last_frame"].to_numpy(),
-        "close_code": _objects(messages["close_code"]),
-        "close_reason": _objects(messages["close_reason"]),
-        "complete": messages["complete"].to_numpy(),
-    }, {}
 
 
 def anomalies_table(col: Collector) -> pd.DataFrame:

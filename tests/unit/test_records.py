@@ -107,34 +107,3 @@ def test_collector_pack_keeps_order_and_keys() -> None:
     assert list(col.frame_view()) == [data._replace(payload=b""), ping, data]
     assert col.all_frame_keys() == [3, 4, 5]
     assert col.packed_frames.nbytes() < 200  # the 1000-byte payload is not held
-
-
-@pytest.mark.parametrize("sample", ["plain.pcap", "deflate.pcap", "fragmented.pcap",
-                                    "anomalies/ws-close-code-invalid.pcap", "anomalies/pmd-inflate-failed.pcap"])
-def test_packing_from_table_columns_matches(sample: str) -> None:
-    """What TableStream packs from the tables it wrote is what packing the
-    records gives (values and Python types)."""
-    from golden.paths import SAMPLES_DIR
-
-    from wspcap.pipeline import Pipeline
-    from wspcap.sources import open_capture
-    from wspcap.tables import frame_columns, frames_table, message_columns, messages_table
-
-    p = Pipeline()
-    with open_capture(SAMPLES_DIR / sample) as cap:
-        for number, ts, linktype, data, _w in cap:
-            p.receive_packet(number, ts, linktype, data)
-    col = p.collector
-    assert col.frames and col.messages
-    for kind, packing, records, keys, table, columns in (
-            (Frame, FRAME_PACKING, col.frames, col.frame_keys, frames_table(col),
-             frame_columns),
-            (Message, MESSAGE_PACKING, col.messages, col.message_keys, messages_table(col),
-             message_columns)):
-        want, got = Packed(kind, packing), Packed(kind, packing)
-        want.add(records, keys)
-        got.add_columns(*columns(table), keys)
-        assert got.keys() == want.keys()
-        for i in range(len(records)):
-            assert got.record(i) == want.record(i)
-            assert _types(got.record(i)) == _types(want.record(i))
