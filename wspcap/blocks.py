@@ -161,9 +161,11 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     taken = np.zeros(n, bool)
     out = _Records()
     stamps_arr: np.ndarray | None = None
-    for sid, session in enumerate(sessions):
-        if not (ready[sid] or dropping[sid]):
-            continue
+    # Connections with too few packets here go per packet (each one taken here
+    # costs a few array operations, which a flood of short flows would multiply).
+    worth = (ready | dropping)[:-1] & (np.diff(bounds) >= MIN_PACKETS)
+    for sid in np.flatnonzero(worth).tolist():
+        session = sessions[sid]
         pk = order[bounds[sid]:bounds[sid + 1]]
         bad = np.flatnonzero(~plain[pk])
         cut = int(pk[bad[0]]) if len(bad) else n
