@@ -190,12 +190,6 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     p.last_ts = stamps[-1]
 
 
-def _part(batch: Batch, lo: int, hi: int) -> Batch:
-    """Packets ``lo`` to ``hi`` of ``batch``, as a batch."""
-    return type(batch)(batch.first + lo, batch.linktype, batch.buf, batch.starts[lo:hi],
-                       batch.caplens[lo:hi], batch.stamps[lo:hi], batch.wirelens[lo:hi])
-
-
 def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, Any],
                 counts: list[tuple[int, int, int]] | None) -> None:
     """The per-packet path for the packets ``idx`` of the batch, in order;
