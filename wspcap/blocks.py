@@ -66,7 +66,8 @@ from wspcap.records import (
     to_columns,
 )
 from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
-from wspcap.ws.frames import Frame
+from wspcap.ws.frames import FIN, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
+from wspcap.ws.mask import unmask_payloads
 from wspcap.ws.messages import Message
 
 if TYPE_CHECKING:
@@ -78,7 +79,6 @@ __all__ = ["receive_batch"]
 
 # tuple.__new__ bound to the class (NamedTuple._make checks the length, in Python).
 _make_frame = partial(tuple.__new__, Frame)
-_TYPES = {1: "text", 2: "binary", 9: "ping", 10: "pong"}
 _SYN = 0x02
 _ENDS = 0x07  # FIN, SYN, RST
 _ACK = 0x10
@@ -318,8 +318,8 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     return used
 
 
-#: message type by opcode, for the plain opcodes
-_TYPE_NAMES = np.array([_TYPES.get(op) for op in range(16)], dtype=object)
+#: message type by opcode (as the assembler names them)
+_TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
 
 
 class _FrameMaker:
@@ -384,7 +384,7 @@ class _Scan:
                                     np.searchsorted(self.cum_end, fs, "right"))
         head = np.frombuffer(stream, np.uint8)
         self.b0 = head[fs].astype(np.int64)
-        masked = head[fs + 1] >= 0x80
+        masked = (head[fs + 1] & MASKED) != 0
         self.masked = masked
         base = hl - np.where(masked, 4, 0)
         self.enc = np.where(base == 2, 7, np.where(base == 4, 16, 64))
@@ -406,23 +406,12 @@ class _Scan:
 
     def _payloads(self, k: int) -> list[bytes]:
         """The first ``k`` frames' payloads, unmasked."""
-        fs, plen = self.starts[:k], self.lengths[:k]
-        ps = fs + self.hls[:k]
-        stream = self.stream
+        ps = self.starts[:k] + self.hls[:k]
+        plen = self.lengths[:k]
         masked = self.masked[:k]
+        stream = self.stream
         if masked.any():
-            a = np.frombuffer(stream, np.uint8).copy()
-            sel = np.flatnonzero(masked & (plen > 0))
-            if len(sel):
-                # int32 positions: a block's stream is far below 2 GiB
-                mp, ml = ps[sel].astype(np.int32), plen[sel].astype(np.int32)
-                keys = a[(mp - 4)[:, None] + np.arange(4, dtype=np.int32)]
-                within = np.arange(int(ml.sum()), dtype=np.int32)
-                within -= np.repeat(np.cumsum(ml, dtype=np.int32) - ml, ml)
-                mask = keys[np.repeat(np.arange(len(sel), dtype=np.int32), ml), within & 3]
-                within += np.repeat(mp, ml)  # now the byte's place in the stream
-                a[within] ^= mask
-            stream = a.tobytes()
+            stream = unmask_payloads(stream, ps[masked], plen[masked])
         return [stream[x:y] for x, y in zip(ps.tolist(), (ps + plen).tolist(), strict=True)]
 
     def emit(self, indices: np.ndarray, out: _Records
@@ -447,11 +436,11 @@ class _Scan:
             "packet": self.batch.first + end_at,
             "ts_start": np.where(sc < 0, self.parser.held_since,
                                  stamps[self.chunks[np.maximum(sc, 0)]]),
-            "fin": b0 >= 0x80,
-            "rsv1": (b0 & 0x40) != 0,
-            "rsv2": (b0 & 0x20) != 0,
-            "rsv3": (b0 & 0x10) != 0,
-            "opcode": (b0 & 0x0F).astype(np.uint8),
+            "fin": (b0 & FIN) != 0,
+            "rsv1": (b0 & RSV1) != 0,
+            "rsv2": (b0 & RSV2) != 0,
+            "rsv3": (b0 & RSV3) != 0,
+            "opcode": (b0 & OPCODE).astype(np.uint8),
             "masked": masked,
             "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8)
                                  | kb[:, 3], 0).astype(np.uint32),
@@ -474,7 +463,7 @@ class _Scan:
         k = self.k
         opcode = fc["opcode"]
         client = self.d == self.s.client
-        plain = (self.b0[:k] & 0xF0) == 0x80
+        plain = (self.b0[:k] & (FIN | RSV1 | RSV2 | RSV3)) == FIN  # final, no RSV bit
         plain &= fc["masked"] == client
         plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
                                                   & (self.lengths[:k] <= 125))

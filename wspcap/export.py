@@ -228,13 +228,11 @@ class TableStream:
         # The records not written yet, as columns: for the tables, then packed.
         frames = messages = None
         if col.frames or len(col.frame_chunks):
-            columns = col.frame_columns()
-            self._frames.write(frames_table(col, self._frame_index, columns))
-            frames = columns[0]
+            frames = col.frame_columns()
+            self._frames.write(frames_table(col, self._frame_index, frames))
         if col.messages or len(col.message_chunks):
-            columns = col.message_columns()
-            self._messages.write(messages_table(col, self._message_index, columns))
-            messages = columns[0]
+            messages = col.message_columns()
+            self._messages.write(messages_table(col, self._message_index, messages))
         col.pack(frames, messages)
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,12 +157,13 @@ class Collector:
         """The messages not packed yet, as columns, and their keys."""
         return _tail_columns(self.message_chunks, self.messages, self.message_keys)
 
-    def pack(self, frames: Columns | None = None, messages: Columns | None = None) -> None:
+    def pack(self, frames: tuple[Columns, np.ndarray] | None = None,
+             messages: tuple[Columns, np.ndarray] | None = None) -> None:
         """Pack the frames and messages not packed yet.
 
-        ``frames`` and ``messages``, when given, are those same records
-        already as columns (see :meth:`Packed.add_columns
-        <wspcap.records.Packed.add_columns>`), which spares a conversion.
+        ``frames`` and ``messages``, when given, are what :meth:`frame_columns`
+        and :meth:`message_columns` returned for those same records, which
+        spares making them again.
 
         For a caller that has written those records out (see
         :class:`wspcap.export.TableStream`): from then on they are there for
@@ -174,8 +175,7 @@ class Collector:
                 (self.packed_messages, self.message_chunks, messages, self.messages,
                  self.message_keys)):
             if given is not None:
-                packed.add_columns(*given, np.concatenate(
-                    [chunks.key_array(), np.asarray(keys, np.int64)]))
+                packed.add_columns(*given[0], given[1])
             else:
                 for part in chunks.parts():
                     packed.add_columns(*part)
@@ -901,9 +901,7 @@ class Pipeline:
         another frame, message or parser anomaly that the checks read, so its
         findings are those the end of input would give.
         """
-        c = self.collector
-        if c.unpacked:
-            raise ValueError("check_ended() needs every record packed (Collector.pack)")
+        self._need_packed("check_ended")
         ended: list[Session] = []
         still: list[Session] = []
         for s in self.unchecked:
@@ -911,12 +909,23 @@ class Pipeline:
         if not ended:
             return
         self.unchecked = still
-        ids = {s.conn_id for s in ended if s.conn_id is not None}  # (all have one)
+        self._check_group(ended, Packed.take)
+
+    def _need_packed(self, name: str) -> None:
+        if self.collector.unpacked:
+            raise ValueError(f"{name}() needs every record packed (Collector.pack)")
+
+    def _check_group(self, group: list[Session], get: Callable[[Packed, set[int]], Packed]
+                     ) -> None:
+        """The per-connection checks of ``group``, over its packed records, which
+        ``get`` (``Packed.take`` or ``Packed.select``) takes from the collector."""
+        c = self.collector
+        ids = {s.conn_id for s in group if s.conn_id is not None}  # (all have one)
         part = Collector()
-        part.packed_frames = c.packed_frames.take(ids)
-        part.packed_messages = c.packed_messages.take(ids)
+        part.packed_frames = get(c.packed_frames, ids)
+        part.packed_messages = get(c.packed_messages, ids)
         part.anomalies = c.anomalies  # the checks pick their connections' own
-        c.findings += check_connections(part, self.options.thresholds, ended)
+        c.findings += check_connections(part, self.options.thresholds, group)
 
     def check_packed(self, records: int = 1 << 16) -> None:
         """Run the cross-record checks of every connection not checked yet, a
@@ -928,9 +937,8 @@ class Pipeline:
         than for the whole capture. Ends with the capture-wide checks, as
         :meth:`finish` does.
         """
+        self._need_packed("check_packed")
         c = self.collector
-        if c.unpacked:
-            raise ValueError("check_packed() needs every record packed (Collector.pack)")
         groups: list[list[Session]] = [[]]
         size = 0
         for s in self.unchecked:
@@ -940,17 +948,11 @@ class Pipeline:
             groups[-1].append(s)
             size += s.nframes + s.nmessages
         for group in groups:
-            if not group:
-                continue
-            ids = {s.conn_id for s in group if s.conn_id is not None}
-            part = Collector()
-            part.packed_frames = c.packed_frames.select(ids)
-            part.packed_messages = c.packed_messages.select(ids)
-            part.anomalies = c.anomalies
-            c.findings += check_connections(part, self.options.thresholds, group)
+            if group:
+                self._check_group(group, Packed.select)
         self.unchecked = []
-        c.packed_frames = Packed(Frame, FRAME_PACKING)
-        c.packed_messages = Packed(Message, MESSAGE_PACKING)
+        c.packed_frames.clear()
+        c.packed_messages.clear()
         run_checks(c, self.options.thresholds, unchecked=[])
 
     def finish(self, truncated: str | None = None, check: bool = True) -> Collector:

@@ -132,6 +132,8 @@ class Packed:
     Args:
         kind: the named tuple class (its ``_fields`` must match ``packing``).
         packing: field -> NumPy dtype, :data:`NULLABLE_U32` or :data:`OBJECT`.
+        keep_data: keep the payload and text of data records too (the
+            collector's column chunks, which the tables are made from).
     """
 
     def __init__(self, kind: Any, packing: dict[str, str], keep_data: bool = False) -> None:
@@ -150,7 +152,7 @@ class Packed:
     def add(self, records: Sequence[Any], keys: Sequence[int]) -> None:
         """Pack ``records`` (and their ``keys``) after those packed before.
 
-        The payload and text of data records are not kept.
+        The payload and text of data records are not kept, unless ``keep_data``.
         """
         if records:
             self.add_columns(*to_columns(records, self.packing), keys)
@@ -174,17 +176,11 @@ class Packed:
                     arr = arr.copy()
                     arr[data] = DATA_FIELDS[name]
             elif dtype != NULLABLE_U32:
-                arr = arr.astype(dtype)  # a copy: not a view that keeps the table alive
+                arr = arr.astype(dtype, copy=False)
             if len(arr) != n:
                 raise ValueError(f"column {name} has {len(arr)} values, not {n}")
             out[name] = arr
         self._append(out, dict(nulls), np.asarray(keys, dtype=np.int64), n)
-
-    def key_array(self) -> np.ndarray:
-        """The key of every record, in order."""
-        if not self._chunks:
-            return np.zeros(0, np.int64)
-        return np.concatenate([c.keys for c in self._chunks])
 
     def parts(self) -> list[tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray]]:
         """The chunks, in order, as ``(columns, nulls, keys)``."""

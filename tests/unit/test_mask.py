@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wspcap.ws.mask import NUMPY_THRESHOLD, unmask
+from wspcap.ws.mask import NUMPY_THRESHOLD, unmask, unmask_payloads
 
 
 def reference(payload: bytes, key: bytes, start: int = 0) -> bytes:
@@ -80,3 +81,24 @@ class TestMasking:
 @given(st.binary(max_size=3000), st.binary(min_size=4, max_size=4), st.integers(0, 2**40))
 def test_matches_reference(data: bytes, key: bytes, start: int) -> None:
     assert unmask(data, key, start) == reference(data, key, start)
+
+
+@given(st.lists(st.tuples(st.binary(min_size=4, max_size=4), st.binary(max_size=300),
+                          st.binary(max_size=6), st.booleans()), max_size=12))
+def test_payloads_of_a_buffer_match_one_at_a_time(parts: list[tuple[bytes, bytes, bytes,
+                                                                    bool]]) -> None:
+    """unmask_payloads over a buffer of (gap, key, payload) pieces unmasks the
+    chosen payloads as unmask() does one by one, and leaves every other byte."""
+    buf, want, starts, lengths = b"", b"", [], []
+    for key, payload, gap, chosen in parts:
+        buf += gap + key
+        want += gap + key
+        if chosen:
+            starts.append(len(buf))
+            lengths.append(len(payload))
+            want += unmask(payload, key)
+        else:
+            want += payload
+        buf += payload
+    got = unmask_payloads(buf, np.asarray(starts, np.int64), np.asarray(lengths, np.int64))
+    assert got == want

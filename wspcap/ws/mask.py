@@ -8,13 +8,16 @@ project's 2-core machine):
   where setting up NumPy arrays alone costs about 2 us;
 - from :data:`NUMPY_THRESHOLD` bytes: NumPy XORs 32-bit words in place,
   1.1 ms per MiB (about 900 MB/s) against 3.9 ms for the integer method.
+
+:func:`unmask_payloads` does the many small payloads of a block of frames in
+one pass over their buffer (the per-call cost above, paid once).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NUMPY_THRESHOLD", "unmask"]
+__all__ = ["NUMPY_THRESHOLD", "unmask", "unmask_payloads"]
 
 #: Payloads at least this long are unmasked with NumPy.
 NUMPY_THRESHOLD = 1024
@@ -52,3 +55,23 @@ def unmask(payload: bytes | bytearray, key: bytes | bytearray, start: int = 0) -
     for i in range(words << 2, n):  # at most 3 tail bytes
         out[i] = payload[i] ^ key[i & 3]
     return bytes(out)
+
+
+def unmask_payloads(buf: bytes, starts: np.ndarray, lengths: np.ndarray) -> bytes:
+    """``buf`` with each payload ``buf[starts[i]:starts[i] + lengths[i]]``
+    unmasked by the 4-byte key just before it (where a frame header puts it).
+
+    Payloads must not overlap, and ``buf`` must be under 2 GiB (positions are
+    32-bit).
+    """
+    a = np.frombuffer(buf, np.uint8).copy()
+    keep = lengths > 0
+    ps, pl = starts[keep].astype(np.int32), lengths[keep].astype(np.int32)
+    if len(ps):
+        keys = a[(ps - 4)[:, None] + np.arange(4, dtype=np.int32)]
+        within = np.arange(int(pl.sum()), dtype=np.int32)  # offset in its payload
+        within -= np.repeat(np.cumsum(pl, dtype=np.int32) - pl, pl)
+        mask = keys[np.repeat(np.arange(len(ps), dtype=np.int32), pl), within & 3]
+        within += np.repeat(ps, pl)  # now the byte's place in buf
+        a[within] ^= mask
+    return a.tobytes()
