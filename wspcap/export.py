@@ -19,7 +19,9 @@ from wspcap.tables import (
     MESSAGE_SCHEMA,
     RunningIndex,
     empty_table,
+    frame_arrays,
     frames_table,
+    message_arrays,
     messages_table,
 )
 
@@ -70,13 +72,17 @@ def arrow_schema(df: pd.DataFrame) -> Any:
     return pa.schema(fields, metadata=inferred.metadata)
 
 
+def _row_step(rows: int, payload_bytes: int) -> int:
+    """Rows per part for parts of about SLICE_BYTES of payload each."""
+    if payload_bytes > SLICE_BYTES:
+        return max(64, int(rows * SLICE_BYTES / payload_bytes))
+    return max(rows, 1)
+
+
 def _row_slices(df: pd.DataFrame) -> list[pd.DataFrame]:
     """``df`` cut into parts of about SLICE_BYTES of payload each."""
-    step = max(len(df), 1)
-    if "payload" in df.columns and len(df):
-        total = sum(map(len, df["payload"].dropna()))
-        if total > SLICE_BYTES:
-            step = max(64, int(len(df) * SLICE_BYTES / total))
+    total = sum(map(len, df["payload"].dropna())) if "payload" in df.columns else 0
+    step = _row_step(len(df), total)
     return [df.iloc[start:start + step] for start in range(0, max(len(df), 1), step)]
 
 
@@ -102,20 +108,38 @@ class TableWriter:
         self._schema: Any = None
         self._started = False
 
+    def _open_parquet(self, df: pd.DataFrame) -> Any:
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            self._schema = arrow_schema(df)
+            # Payloads are not dictionary-encoded: they rarely repeat, and
+            # building the dictionary held several copies of each row group.
+            plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
+            self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain)
+        return self._parquet
+
+    def write_arrays(self, arrays: dict[str, Any]) -> None:
+        """Append rows given as Arrow arrays, one per column of the table
+        (Parquet only): no DataFrame is made."""
+        parquet = self._open_parquet(self._empty)
+        import pyarrow as pa
+
+        table = pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
+        payload = arrays.get("payload")
+        step = _row_step(len(table), 0 if payload is None else payload.nbytes)
+        for start in range(0, len(table), step):
+            parquet.write_table(table.slice(start, step))
+        self._started = True
+
     def write(self, df: pd.DataFrame) -> None:
         """Append ``df``'s rows."""
         if self.fmt == "parquet":
             import pyarrow as pa
-            import pyarrow.parquet as pq
 
-            if self._parquet is None:
-                self._schema = arrow_schema(df)
-                # Payloads are not dictionary-encoded: they rarely repeat, and
-                # building the dictionary held several copies of each row group.
-                plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
-                self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain)
+            parquet = self._open_parquet(df)
             for part in _row_slices(df):
-                self._parquet.write_table(
+                parquet.write_table(
                     pa.Table.from_pandas(part, schema=self._schema, preserve_index=False))
         elif self.fmt == "csv":
             textual(df).to_csv(self.path, index=False, mode="a" if self._started else "w",
@@ -227,12 +251,19 @@ class TableStream:
         """Write the records ``col`` gained since the last call, then pack them."""
         # The records not written yet, as columns: for the tables, then packed.
         frames = messages = None
+        arrow = self.fmt == "parquet"
         if col.frames or len(col.frame_chunks):
             frames = col.frame_columns()
-            self._frames.write(frames_table(col, self._frame_index, frames))
+            if arrow:
+                self._frames.write_arrays(frame_arrays(frames, self._frame_index))
+            else:
+                self._frames.write(frames_table(col, self._frame_index, frames))
         if col.messages or len(col.message_chunks):
             messages = col.message_columns()
-            self._messages.write(messages_table(col, self._message_index, messages))
+            if arrow:
+                self._messages.write_arrays(message_arrays(messages, self._message_index))
+            else:
+                self._messages.write(messages_table(col, self._message_index, messages))
         col.pack(frames, messages)
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from wspcap.rules.registry import SEVERITIES
 
@@ -32,7 +34,9 @@ __all__ = [
     "anomalies_table",
     "connections_table",
     "empty_table",
+    "frame_arrays",
     "frames_table",
+    "message_arrays",
     "messages_table",
 ]
 
@@ -118,9 +122,14 @@ class RunningIndex:
 
 def _index_within(conn: np.ndarray, running: RunningIndex | None = None) -> np.ndarray:
     """0, 1, 2, ... within each conn_id, in record order."""
-    if not len(conn):
+    n = len(conn)
+    if not n:
         return conn
-    index: np.ndarray = pd.Series(conn).groupby(conn, sort=False).cumcount().to_numpy(np.int64)
+    order = np.argsort(conn, kind="stable")
+    grouped = conn[order]
+    starts = np.flatnonzero(np.diff(grouped, prepend=grouped[0] - 1))
+    index = np.empty(n, np.int64)
+    index[order] = np.arange(n) - np.repeat(starts, np.diff(starts, append=n))
     return index if running is None else running.advance(conn, index)
 
 
@@ -226,6 +235,79 @@ def messages_table(col: Collector, running: RunningIndex | None = None,
         "close_reason": _strings(c["close_reason"]),
         "complete": c["complete"],
     })
+
+
+# The same tables as Arrow columns, for writing Parquet without a DataFrame in
+# between: each column has the Arrow type pyarrow gives the pandas column
+# (see wspcap.export.arrow_schema), so the file reads back as the same table.
+
+_DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
+
+
+def _arrow_ts(values: np.ndarray) -> pa.Array:
+    return pa.array(np.asarray(values, np.int64)).view(pa.timestamp("ns", "UTC"))
+
+
+def _arrow_keys(keys: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+    conn = keys >> 1
+    return conn, pa.DictionaryArray.from_arrays((keys & 1).astype(np.int32), _DIRECTIONS)
+
+
+def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None
+                 ) -> dict[str, pa.Array]:
+    """The columns of :func:`frames_table` as Arrow arrays, from
+    ``Collector.frame_columns()`` (not empty)."""
+    (c, nulls), keys = columns
+    conn, direction = _arrow_keys(keys)
+    return {
+        "conn_id": pa.array(conn),
+        "frame_index": pa.array(_index_within(conn, running)),
+        "packet": pa.array(c["packet"]),
+        "ts": _arrow_ts(c["ts"]),
+        "direction": direction,
+        **{name: pa.array(c[name]) for name in ("fin", "rsv1", "rsv2", "rsv3", "opcode",
+                                                  "masked")},
+        "mask_key": pa.array(c["mask_key"], mask=nulls["mask_key"]),
+        **{name: pa.array(c[name]) for name in ("length_encoding", "payload_len",
+                                                  "header_len")},
+        "payload": pa.array(c["payload"], pa.binary()),
+        "stream_offset": pa.array(c["offset"].astype(np.uint64)),
+        "ts_start": _arrow_ts(c["ts_start"]),
+        "missing": pa.array(c["missing"]),
+    }
+
+
+def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None
+                   ) -> dict[str, pa.Array]:
+    """The columns of :func:`messages_table` as Arrow arrays, from
+    ``Collector.message_columns()`` (not empty)."""
+    (c, _nulls), keys = columns
+    conn, direction = _arrow_keys(keys)
+    types = pa.array(c["type"], pa.large_string())
+    categories = MESSAGE_TYPES + sorted(set(pc.unique(types).to_pylist()) - set(MESSAGE_TYPES))
+    dictionary = pa.array(categories, pa.large_string())
+    plain = {name: pa.array(c[name]) for name in (
+        "opcode", "frames", "length", "wire_length", "compressed", "packet_start",
+        "packet_end", "first_frame", "last_frame", "complete")}
+    return {
+        "conn_id": pa.array(conn),
+        "msg_index": pa.array(_index_within(conn, running)),
+        "direction": direction,
+        "type": pa.DictionaryArray.from_arrays(
+            pc.index_in(types, value_set=dictionary).cast(pa.int32()), dictionary),
+        **{name: plain[name] for name in ("opcode", "frames", "length", "wire_length")},
+        "payload": pa.array(c["payload"], pa.binary()),
+        "text": pa.array(c["text"], pa.large_string()),
+        "compressed": plain["compressed"],
+        "inflated": pa.array(c["inflated"], pa.bool_()),
+        "ts_start": _arrow_ts(c["ts_start"]),
+        "ts_end": _arrow_ts(c["ts_end"]),
+        **{name: plain[name] for name in ("packet_start", "packet_end", "first_frame",
+                                          "last_frame")},
+        "close_code": pa.array(c["close_code"], pa.uint16()),
+        "close_reason": pa.array(c["close_reason"], pa.large_string()),
+        "complete": plain["complete"],
+    }
 
 
 def anomalies_table(col: Collector) -> pd.DataFrame:
