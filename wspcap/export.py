@@ -8,6 +8,7 @@ ISO 8601 UTC.
 from __future__ import annotations
 
 import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,21 @@ def arrow_schema(df: pd.DataFrame) -> Any:
     return pa.schema(fields, metadata=inferred.metadata)
 
 
+def arrow_pool() -> Any:
+    """The Arrow memory pool for writing: jemalloc where pyarrow has it.
+
+    Parts are made on one thread and written on another; with jemalloc
+    ``analyze -o`` peaked 50-90 MB lower than with pyarrow's default
+    (mimalloc) or the system allocator on the bulk benchmark.
+    """
+    import pyarrow as pa
+
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
+
+
 def _row_step(rows: int, payload_bytes: int) -> int:
     """Rows per part for parts of about SLICE_BYTES of payload each."""
     if payload_bytes > SLICE_BYTES:
@@ -116,21 +132,27 @@ class TableWriter:
             # Payloads are not dictionary-encoded: they rarely repeat, and
             # building the dictionary held several copies of each row group.
             plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
-            self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain)
+            self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain,
+                                             memory_pool=arrow_pool())
         return self._parquet
 
-    def write_arrays(self, arrays: dict[str, Any]) -> None:
-        """Append rows given as Arrow arrays, one per column of the table
-        (Parquet only): no DataFrame is made."""
-        parquet = self._open_parquet(self._empty)
+    def arrow_table(self, arrays: dict[str, Any]) -> Any:
+        """Rows given as Arrow arrays, one per column, as a table of this
+        file's schema, for :meth:`write_arrow` (Parquet only)."""
         import pyarrow as pa
 
-        table = pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
-        payload = arrays.get("payload")
-        step = _row_step(len(table), 0 if payload is None else payload.nbytes)
-        for start in range(0, len(table), step):
-            parquet.write_table(table.slice(start, step))
+        self._open_parquet(self._empty)
         self._started = True
+        return pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
+
+    def write_arrow(self, table: Any) -> None:
+        """Append the rows of an :meth:`arrow_table` (Parquet only; touches
+        no Python object of the pipeline, so may run on another thread)."""
+        names = table.column_names
+        size = table.column("payload").nbytes if "payload" in names else 0
+        step = _row_step(len(table), size)
+        for start in range(0, len(table), step):
+            self._parquet.write_table(table.slice(start, step))
 
     def write(self, df: pd.DataFrame) -> None:
         """Append ``df``'s rows."""
@@ -213,6 +235,11 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     return paths
 
 
+def _write_parts(parts: list[tuple[TableWriter, Any]]) -> None:
+    for writer, table in parts:
+        writer.write_arrow(table)
+
+
 class TableStream:
     """Writes a pipeline's frames and messages while it runs.
 
@@ -240,6 +267,11 @@ class TableStream:
                                      empty_table(MESSAGE_SCHEMA))
         self._frame_index = RunningIndex()
         self._message_index = RunningIndex()
+        # Parquet parts are encoded and written on a thread of their own
+        # (pyarrow lets go of the GIL) while the next part is parsed; one
+        # part at a time, so memory holds at most two parts.
+        self._pool = ThreadPoolExecutor(1, "wspcap-parquet") if fmt == "parquet" else None
+        self._writing: Future[None] | None = None
 
     @staticmethod
     def unwritten_bytes(col: Collector) -> int:
@@ -251,20 +283,32 @@ class TableStream:
         """Write the records ``col`` gained since the last call, then pack them."""
         # The records not written yet, as columns: for the tables, then packed.
         frames = messages = None
-        arrow = self.fmt == "parquet"
+        parts = []
         if col.frames or len(col.frame_chunks):
             frames = col.frame_columns()
-            if arrow:
-                self._frames.write_arrays(frame_arrays(frames, self._frame_index))
+            if self._pool is not None:
+                parts.append((self._frames, self._frames.arrow_table(
+                    frame_arrays(frames, self._frame_index, arrow_pool()))))
             else:
                 self._frames.write(frames_table(col, self._frame_index, frames))
         if col.messages or len(col.message_chunks):
             messages = col.message_columns()
-            if arrow:
-                self._messages.write_arrays(message_arrays(messages, self._message_index))
+            if self._pool is not None:
+                parts.append((self._messages, self._messages.arrow_table(
+                    message_arrays(messages, self._message_index, arrow_pool()))))
             else:
                 self._messages.write(messages_table(col, self._message_index, messages))
         col.pack(frames, messages)
+        if parts:
+            self._wait()
+            assert self._pool is not None
+            self._writing = self._pool.submit(_write_parts, parts)
+
+    def _wait(self) -> None:
+        """Wait for the part being written (raising what writing it raised)."""
+        if self._writing is not None:
+            writing, self._writing = self._writing, None
+            writing.result()
 
     def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
         """Write the connections and anomalies tables, finish every file.
@@ -272,6 +316,9 @@ class TableStream:
         Returns:
             The paths written, one per table, in :data:`TABLES` order.
         """
+        self._wait()
+        if self._pool is not None:
+            self._pool.shutdown()
         tables = {"connections": connections, "anomalies": anomalies}
         paths = []
         for name in TABLES:

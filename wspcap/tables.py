@@ -253,10 +253,11 @@ def _arrow_keys(keys: np.ndarray) -> tuple[np.ndarray, pa.Array]:
     return conn, pa.DictionaryArray.from_arrays((keys & 1).astype(np.int32), _DIRECTIONS)
 
 
-def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None
-                 ) -> dict[str, pa.Array]:
+def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None,
+                 pool: pa.MemoryPool | None = None) -> dict[str, pa.Array]:
     """The columns of :func:`frames_table` as Arrow arrays, from
-    ``Collector.frame_columns()`` (not empty)."""
+    ``Collector.frame_columns()`` (not empty); what must be copied is
+    allocated from ``pool``."""
     (c, nulls), keys = columns
     conn, direction = _arrow_keys(keys)
     return {
@@ -270,20 +271,20 @@ def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | No
         "mask_key": pa.array(c["mask_key"], mask=nulls["mask_key"]),
         **{name: pa.array(c[name]) for name in ("length_encoding", "payload_len",
                                                   "header_len")},
-        "payload": pa.array(c["payload"], pa.binary()),
+        "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
         "stream_offset": pa.array(c["offset"].astype(np.uint64)),
         "ts_start": _arrow_ts(c["ts_start"]),
         "missing": pa.array(c["missing"]),
     }
 
 
-def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None
-                   ) -> dict[str, pa.Array]:
+def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None,
+                   pool: pa.MemoryPool | None = None) -> dict[str, pa.Array]:
     """The columns of :func:`messages_table` as Arrow arrays, from
-    ``Collector.message_columns()`` (not empty)."""
+    ``Collector.message_columns()`` (not empty); copies from ``pool``."""
     (c, _nulls), keys = columns
     conn, direction = _arrow_keys(keys)
-    types = pa.array(c["type"], pa.large_string())
+    types = pa.array(c["type"], pa.large_string(), memory_pool=pool)
     categories = MESSAGE_TYPES + sorted(set(pc.unique(types).to_pylist()) - set(MESSAGE_TYPES))
     dictionary = pa.array(categories, pa.large_string())
     plain = {name: pa.array(c[name]) for name in (
@@ -296,16 +297,16 @@ def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | 
         "type": pa.DictionaryArray.from_arrays(
             pc.index_in(types, value_set=dictionary).cast(pa.int32()), dictionary),
         **{name: plain[name] for name in ("opcode", "frames", "length", "wire_length")},
-        "payload": pa.array(c["payload"], pa.binary()),
-        "text": pa.array(c["text"], pa.large_string()),
+        "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
+        "text": pa.array(c["text"], pa.large_string(), memory_pool=pool),
         "compressed": plain["compressed"],
-        "inflated": pa.array(c["inflated"], pa.bool_()),
+        "inflated": pa.array(c["inflated"], pa.bool_(), memory_pool=pool),
         "ts_start": _arrow_ts(c["ts_start"]),
         "ts_end": _arrow_ts(c["ts_end"]),
         **{name: plain[name] for name in ("packet_start", "packet_end", "first_frame",
                                           "last_frame")},
-        "close_code": pa.array(c["close_code"], pa.uint16()),
-        "close_reason": pa.array(c["close_reason"], pa.large_string()),
+        "close_code": pa.array(c["close_code"], pa.uint16(), memory_pool=pool),
+        "close_reason": pa.array(c["close_reason"], pa.large_string(), memory_pool=pool),
         "complete": plain["complete"],
     }
 
