@@ -67,7 +67,7 @@ from wspcap.records import (
 )
 from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
 from wspcap.ws.frames import FIN, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
-from wspcap.ws.mask import unmask_payloads
+from wspcap.ws.mask import frame_payloads
 from wspcap.ws.messages import Message
 
 if TYPE_CHECKING:
@@ -406,13 +406,8 @@ class _Scan:
 
     def _payloads(self, k: int) -> list[bytes]:
         """The first ``k`` frames' payloads, unmasked."""
-        ps = self.starts[:k] + self.hls[:k]
-        plen = self.lengths[:k]
-        masked = self.masked[:k]
-        stream = self.stream
-        if masked.any():
-            stream = unmask_payloads(stream, ps[masked], plen[masked])
-        return [stream[x:y] for x, y in zip(ps.tolist(), (ps + plen).tolist(), strict=True)]
+        return frame_payloads(self.stream, self.starts[:k] + self.hls[:k], self.lengths[:k],
+                              self.masked[:k])
 
     def emit(self, indices: np.ndarray, out: _Records
              ) -> tuple[Columns, tuple[Columns, np.ndarray, np.ndarray]]:

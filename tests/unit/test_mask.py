@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wspcap.ws.mask import NUMPY_THRESHOLD, unmask, unmask_payloads
+from wspcap.ws.mask import NUMPY_THRESHOLD, frame_payloads, unmask
 
 
 def reference(payload: bytes, key: bytes, start: int = 0) -> bytes:
@@ -83,22 +83,24 @@ def test_matches_reference(data: bytes, key: bytes, start: int) -> None:
     assert unmask(data, key, start) == reference(data, key, start)
 
 
-@given(st.lists(st.tuples(st.binary(min_size=4, max_size=4), st.binary(max_size=300),
+@given(st.lists(st.tuples(st.binary(min_size=4, max_size=4),
+                          st.one_of(st.binary(max_size=300), st.binary(min_size=1000,
+                                                                       max_size=1100)),
                           st.binary(max_size=6), st.booleans()), max_size=12))
-def test_payloads_of_a_buffer_match_one_at_a_time(parts: list[tuple[bytes, bytes, bytes,
-                                                                    bool]]) -> None:
-    """unmask_payloads over a buffer of (gap, key, payload) pieces unmasks the
-    chosen payloads as unmask() does one by one, and leaves every other byte."""
-    buf, want, starts, lengths = b"", b"", [], []
+def test_frame_payloads_match_one_at_a_time(parts: list[tuple[bytes, bytes, bytes,
+                                                              bool]]) -> None:
+    """frame_payloads over a buffer of (gap, key, payload) pieces gives each
+    payload, unmasked as unmask() does one by one where it is masked (either
+    side of NUMPY_THRESHOLD)."""
+    buf, want, starts, lengths, masked = b"", [], [], [], []
     for key, payload, gap, chosen in parts:
         buf += gap + key
-        want += gap + key
-        if chosen:
-            starts.append(len(buf))
-            lengths.append(len(payload))
-            want += unmask(payload, key)
-        else:
-            want += payload
+        starts.append(len(buf))
+        lengths.append(len(payload))
+        masked.append(chosen)
+        want.append(unmask(payload, key) if chosen else payload)
         buf += payload
-    got = unmask_payloads(buf, np.asarray(starts, np.int64), np.asarray(lengths, np.int64))
+    got = frame_payloads(buf, np.asarray(starts, np.int64), np.asarray(lengths, np.int64),
+                         np.asarray(masked, bool))
     assert got == want
+    assert all(type(p) is bytes for p in got)

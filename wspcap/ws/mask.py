@@ -9,15 +9,14 @@ project's 2-core machine):
 - from :data:`NUMPY_THRESHOLD` bytes: NumPy XORs 32-bit words in place,
   1.1 ms per MiB (about 900 MB/s) against 3.9 ms for the integer method.
 
-:func:`unmask_payloads` does the many small payloads of a block of frames in
-one pass over their buffer (the per-call cost above, paid once).
+:func:`frame_payloads` takes out, and unmasks, the payloads of a block's frames.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NUMPY_THRESHOLD", "unmask", "unmask_payloads"]
+__all__ = ["NUMPY_THRESHOLD", "frame_payloads", "unmask"]
 
 #: Payloads at least this long are unmasked with NumPy.
 NUMPY_THRESHOLD = 1024
@@ -57,21 +56,27 @@ def unmask(payload: bytes | bytearray, key: bytes | bytearray, start: int = 0) -
     return bytes(out)
 
 
-def unmask_payloads(buf: bytes, starts: np.ndarray, lengths: np.ndarray) -> bytes:
-    """``buf`` with each payload ``buf[starts[i]:starts[i] + lengths[i]]``
-    unmasked by the 4-byte key just before it (where a frame header puts it).
+def frame_payloads(buf: bytes, starts: np.ndarray, lengths: np.ndarray,
+                   masked: np.ndarray) -> list[bytes]:
+    """The payloads ``buf[starts[i]:starts[i] + lengths[i]]`` of many frames,
+    each unmasked where ``masked[i]`` by the 4-byte key just before it (where a
+    frame header puts it).
 
-    Payloads must not overlap, and ``buf`` must be under 2 GiB (positions are
-    32-bit).
+    One pass, in the method :func:`unmask` would choose for each payload's
+    size: for a chat's small frames about 1.5 us a frame, where gathering
+    every byte of a block with NumPy index arrays costed 5 times that.
     """
-    a = np.frombuffer(buf, np.uint8).copy()
-    keep = lengths > 0
-    ps, pl = starts[keep].astype(np.int32), lengths[keep].astype(np.int32)
-    if len(ps):
-        keys = a[(ps - 4)[:, None] + np.arange(4, dtype=np.int32)]
-        within = np.arange(int(pl.sum()), dtype=np.int32)  # offset in its payload
-        within -= np.repeat(np.cumsum(pl, dtype=np.int32) - pl, pl)
-        mask = keys[np.repeat(np.arange(len(ps), dtype=np.int32), pl), within & 3]
-        within += np.repeat(ps, pl)  # now the byte's place in buf
-        a[within] ^= mask
-    return a.tobytes()
+    from_bytes = int.from_bytes
+    out: list[bytes] = []
+    append = out.append
+    for x, n, m in zip(starts.tolist(), lengths.tolist(), masked.tolist(), strict=True):
+        y = x + n
+        if not m:
+            append(buf[x:y])
+        elif n < NUMPY_THRESHOLD:
+            append((from_bytes(buf[x:y], "little")
+                    ^ from_bytes((buf[x - 4:x] * ((n >> 2) + 1))[:n], "little")
+                    ).to_bytes(n, "little"))
+        else:
+            append(unmask(buf[x:y], buf[x - 4:x]))
+    return out
