@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -909,23 +909,21 @@ class Pipeline:
         if not ended:
             return
         self.unchecked = still
-        self._check_group(ended, Packed.take)
+        ids = {s.conn_id for s in ended if s.conn_id is not None}  # (all have one)
+        c = self.collector
+        self._check_group(ended, c.packed_frames.take(ids), c.packed_messages.take(ids))
 
     def _need_packed(self, name: str) -> None:
         if self.collector.unpacked:
             raise ValueError(f"{name}() needs every record packed (Collector.pack)")
 
-    def _check_group(self, group: list[Session], get: Callable[[Packed, set[int]], Packed]
-                     ) -> None:
-        """The per-connection checks of ``group``, over its packed records, which
-        ``get`` (``Packed.take`` or ``Packed.select``) takes from the collector."""
-        c = self.collector
-        ids = {s.conn_id for s in group if s.conn_id is not None}  # (all have one)
+    def _check_group(self, group: list[Session], frames: Packed, messages: Packed) -> None:
+        """The per-connection checks of ``group``, over its packed records."""
         part = Collector()
-        part.packed_frames = get(c.packed_frames, ids)
-        part.packed_messages = get(c.packed_messages, ids)
-        part.anomalies = c.anomalies  # the checks pick their connections' own
-        c.findings += check_connections(part, self.options.thresholds, group)
+        part.packed_frames = frames
+        part.packed_messages = messages
+        part.anomalies = self.collector.anomalies  # the checks pick their connections' own
+        self.collector.findings += check_connections(part, self.options.thresholds, group)
 
     def check_packed(self, records: int = 1 << 16) -> None:
         """Run the cross-record checks of every connection not checked yet, a
@@ -947,12 +945,18 @@ class Pipeline:
                 size = 0
             groups[-1].append(s)
             size += s.nframes + s.nmessages
-        for group in groups:
-            if group:
-                self._check_group(group, Packed.select)
+        ids = [{s.conn_id for s in group if s.conn_id is not None} for group in groups]
+        frames = c.packed_frames.split(ids)
+        messages = c.packed_messages.split(ids)
         self.unchecked = []
         c.packed_frames.clear()
         c.packed_messages.clear()
+        frames.reverse()
+        messages.reverse()
+        for group in groups:  # each group's records are let go of once checked
+            f, m = frames.pop(), messages.pop()
+            if group:
+                self._check_group(group, f, m)
         run_checks(c, self.options.thresholds, unchecked=[])
 
     def finish(self, truncated: str | None = None, check: bool = True) -> Collector:

@@ -107,3 +107,21 @@ def test_collector_pack_keeps_order_and_keys() -> None:
     assert list(col.frame_view()) == [data._replace(payload=b""), ping, data]
     assert col.all_frame_keys() == [3, 4, 5]
     assert col.packed_frames.nbytes() < 200  # the 1000-byte payload is not held
+
+
+@given(st.lists(st.lists(st.tuples(frames, st.integers(0, 11)), max_size=6), max_size=4),
+       st.lists(st.sets(st.integers(0, 5), max_size=4), max_size=4))
+def test_split_gives_each_group_its_records(batches: list[list[tuple[Frame, int]]],
+                                            groups: list[set[int]]) -> None:
+    """split() in one pass gives, for each group of connections, what taking
+    that group's records in turn gives: the same records with their keys, in
+    order; records of connections in no group are left out."""
+    packed = Packed(Frame, FRAME_PACKING)
+    for batch in batches:
+        packed.add([f for f, _ in batch], [k for _, k in batch])
+    groups = [g - set().union(*groups[:n]) for n, g in enumerate(groups)]  # disjoint
+    every = [(f, k) for batch in batches for f, k in batch]
+    for group, part in zip(groups, packed.split(groups), strict=True):
+        want = [(_expected(f), k) for f, k in every if k >> 1 in group]
+        assert [(part.record(i), key) for i, key in enumerate(part.keys())] == want
+    assert len(packed) == len(every)  # split copies, takes nothing away
