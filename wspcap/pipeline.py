@@ -946,17 +946,13 @@ class Pipeline:
             groups[-1].append(s)
             size += s.nframes + s.nmessages
         ids = [{s.conn_id for s in group if s.conn_id is not None} for group in groups]
-        frames = c.packed_frames.split(ids)
-        messages = c.packed_messages.split(ids)
+        # (split leaves the collector's packed records empty)
+        parts = zip(groups, c.packed_frames.split(ids), c.packed_messages.split(ids),
+                    strict=True)
         self.unchecked = []
-        c.packed_frames.clear()
-        c.packed_messages.clear()
-        frames.reverse()
-        messages.reverse()
-        for group in groups:  # each group's records are let go of once checked
-            f, m = frames.pop(), messages.pop()
+        for group, frames, messages in parts:
             if group:
-                self._check_group(group, f, m)
+                self._check_group(group, frames, messages)
         run_checks(c, self.options.thresholds, unchecked=[])
 
     def finish(self, truncated: str | None = None, check: bool = True) -> Collector:

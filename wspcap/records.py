@@ -31,7 +31,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from itertools import pairwise
 from operator import attrgetter
 from typing import Any
 
@@ -222,41 +221,50 @@ class Packed:
                 out._append(c.columns, c.nulls, c.keys, c.size)
         return out
 
-    def split(self, groups: list[set[int]]) -> list[Packed]:
-        """The records of each group of connections (key >> 1), in order, each
-        group's in one chunk; records of other connections are left out.
+    def split(self, groups: list[set[int]]) -> Iterator[Packed]:
+        """Move the records into one Packed per group of connections (key >> 1),
+        yielded in turn, each with its records in order in one chunk; records
+        of other connections are dropped, and this Packed is left empty.
 
-        One pass over the columns, however many groups (taking each group in turn
-        would read every chunk again).
+        Each chunk is sorted by group once, in place, so a group is then a
+        slice of every chunk (taking each group in turn would mask every chunk
+        again). Groups are copied out one at a time, as they are asked for:
+        at most one group is held twice.
         """
-        outs = [Packed(self.kind, self.packing, self.keep_data) for _ in groups]
         chunks = self._chunks
-        if not chunks:
-            return outs
+        self.clear()
         ids = np.fromiter((i for g in groups for i in g), dtype=np.int64)
         which = np.fromiter((n for n, g in enumerate(groups) for _ in g), dtype=np.int64,
                             count=len(ids))
         by_id = np.argsort(ids)
         ids, which = ids[by_id], which[by_id]
-        conn = np.concatenate([c.keys for c in chunks]) >> 1
-        at = np.minimum(np.searchsorted(ids, conn), max(len(ids) - 1, 0))
-        group = np.where(ids[at] == conn, which[at], len(groups)) if len(ids) else \
-            np.full(len(conn), len(groups))
-        order = np.argsort(group, kind="stable")
-        bounds = np.searchsorted(group[order], np.arange(len(groups) + 1)).tolist()
-
-        def cut(arrays: list[np.ndarray]) -> list[np.ndarray]:
-            whole = (arrays[0] if len(arrays) == 1 else np.concatenate(arrays))[order]
-            return [whole[a:b] for a, b in pairwise(bounds)]
-
-        columns = {k: cut([c.columns[k] for c in chunks]) for k in chunks[0].columns}
-        nulls = {k: cut([c.nulls[k] for c in chunks]) for k in chunks[0].nulls}
-        keys = cut([c.keys for c in chunks])
-        for n, out in enumerate(outs):
-            if len(keys[n]):
-                out._append({k: v[n] for k, v in columns.items()},
-                            {k: v[n] for k, v in nulls.items()}, keys[n], len(keys[n]))
-        return outs
+        bounds: list[list[int]] = []
+        for c in chunks:
+            conn = c.keys >> 1
+            if len(ids):
+                at = np.minimum(np.searchsorted(ids, conn), len(ids) - 1)
+                group = np.where(ids[at] == conn, which[at], len(groups))
+            else:
+                group = np.full(len(conn), len(groups))
+            order = np.argsort(group, kind="stable")
+            for arrays in (c.columns, c.nulls):
+                for k in arrays:
+                    arrays[k] = arrays[k][order]
+            c.keys = c.keys[order]
+            bounds.append(np.searchsorted(group[order], np.arange(len(groups) + 1)).tolist())
+        for n in range(len(groups)):
+            out = Packed(self.kind, self.packing, self.keep_data)
+            parts = [(c, b[n], b[n + 1]) for c, b in zip(chunks, bounds, strict=True)
+                     if b[n + 1] > b[n]]
+            if parts:
+                first = parts[0][0]
+                keys = np.concatenate([c.keys[lo:hi] for c, lo, hi in parts])
+                out._append(
+                    {k: np.concatenate([c.columns[k][lo:hi] for c, lo, hi in parts])
+                     for k in first.columns},
+                    {k: np.concatenate([c.nulls[k][lo:hi] for c, lo, hi in parts])
+                     for k in first.nulls}, keys, len(keys))
+            yield out
 
     def take(self, conn_ids: set[int]) -> Packed:
         """Move the records of connections ``conn_ids`` (key >> 1) into a new Packed.

@@ -113,9 +113,9 @@ def test_collector_pack_keeps_order_and_keys() -> None:
        st.lists(st.sets(st.integers(0, 5), max_size=4), max_size=4))
 def test_split_gives_each_group_its_records(batches: list[list[tuple[Frame, int]]],
                                             groups: list[set[int]]) -> None:
-    """split() in one pass gives, for each group of connections, what taking
+    """split() in one pass moves, into each group of connections, what taking
     that group's records in turn gives: the same records with their keys, in
-    order; records of connections in no group are left out."""
+    order; records of connections in no group are dropped."""
     packed = Packed(Frame, FRAME_PACKING)
     for batch in batches:
         packed.add([f for f, _ in batch], [k for _, k in batch])
@@ -124,4 +124,4 @@ def test_split_gives_each_group_its_records(batches: list[list[tuple[Frame, int]
     for group, part in zip(groups, packed.split(groups), strict=True):
         want = [(_expected(f), k) for f, k in every if k >> 1 in group]
         assert [(part.record(i), key) for i, key in enumerate(part.keys())] == want
-    assert len(packed) == len(every)  # split copies, takes nothing away
+    assert len(packed) == 0 and not packed.parts()
