@@ -11,11 +11,12 @@ steady state of established connections: in-order segments carrying frames.
 and does that steady state a connection at a time: headers decoded by NumPy
 gathers (:func:`wspcap.decode.batch.decode_batch`), the segments of a
 direction joined into one buffer, frame boundaries walked with a lean loop
-(:meth:`FrameParser.scan <wspcap.ws.FrameParser.scan>`), client payloads
-unmasked with one XOR over the buffer, and the frames kept as columns (NumPy
-arrays, one per field; only payloads are Python objects), as are the messages
-of plain frames (final, no RSV bit, masked as they should be, data or ping or
-pong, text that is UTF-8). Every other frame goes to the direction's own
+(:meth:`FrameParser.scan <wspcap.ws.FrameParser.scan>`), payloads taken out
+and client ones unmasked in one pass (:func:`wspcap.ws.mask.frame_payloads`),
+and the frames kept as columns (NumPy arrays, one per field; only payloads
+are Python objects), as are the messages of plain frames (final, no RSV
+bit, masked as they should be, data or ping or pong, text that is UTF-8).
+Every other frame goes to the direction's own
 :class:`~wspcap.ws.MessageAssembler`, one by one, so fragments, close codes,
 inflation and their anomalies are the assembler's as always. A block's
 records reach the :class:`~wspcap.pipeline.Collector` as one column chunk,
