@@ -282,23 +282,22 @@ class TableStream:
     def spill(self, col: Collector) -> None:
         """Write the records ``col`` gained since the last call, then pack them."""
         # The records not written yet, as columns: for the tables, then packed.
-        frames = messages = None
+        kinds = ((self._frames, self._frame_index, bool(col.frames or len(col.frame_chunks)),
+                  col.frame_columns, frame_arrays, frames_table),
+                 (self._messages, self._message_index,
+                  bool(col.messages or len(col.message_chunks)), col.message_columns,
+                  message_arrays, messages_table))
+        made: list[Any] = []
         parts = []
-        if col.frames or len(col.frame_chunks):
-            frames = col.frame_columns()
+        for writer, index, unwritten, columns, arrays, table in kinds:
+            made.append(columns() if unwritten else None)
+            if made[-1] is None:
+                continue
             if self._pool is not None:
-                parts.append((self._frames, self._frames.arrow_table(
-                    frame_arrays(frames, self._frame_index, arrow_pool()))))
+                parts.append((writer, writer.arrow_table(arrays(made[-1], index, arrow_pool()))))
             else:
-                self._frames.write(frames_table(col, self._frame_index, frames))
-        if col.messages or len(col.message_chunks):
-            messages = col.message_columns()
-            if self._pool is not None:
-                parts.append((self._messages, self._messages.arrow_table(
-                    message_arrays(messages, self._message_index, arrow_pool()))))
-            else:
-                self._messages.write(messages_table(col, self._message_index, messages))
-        col.pack(frames, messages)
+                writer.write(table(col, index, made[-1]))
+        col.pack(*made)
         if parts:
             self._wait()
             assert self._pool is not None
