@@ -260,22 +260,18 @@ def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | No
     allocated from ``pool``."""
     (c, nulls), keys = columns
     conn, direction = _arrow_keys(keys)
-    return {
+    made = {
         "conn_id": pa.array(conn),
         "frame_index": pa.array(_index_within(conn, running)),
-        "packet": pa.array(c["packet"]),
         "ts": _arrow_ts(c["ts"]),
         "direction": direction,
-        **{name: pa.array(c[name]) for name in ("fin", "rsv1", "rsv2", "rsv3", "opcode",
-                                                  "masked")},
         "mask_key": pa.array(c["mask_key"], mask=nulls["mask_key"]),
-        **{name: pa.array(c[name]) for name in ("length_encoding", "payload_len",
-                                                  "header_len")},
         "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
         "stream_offset": pa.array(c["offset"].astype(np.uint64)),
         "ts_start": _arrow_ts(c["ts_start"]),
-        "missing": pa.array(c["missing"]),
     }
+    # Every other column is the record field of its name, in its NumPy dtype.
+    return {name: made[name] if name in made else pa.array(c[name]) for name in FRAME_SCHEMA}
 
 
 def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None,
@@ -287,28 +283,21 @@ def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | 
     types = pa.array(c["type"], pa.large_string(), memory_pool=pool)
     categories = MESSAGE_TYPES + sorted(set(pc.unique(types).to_pylist()) - set(MESSAGE_TYPES))
     dictionary = pa.array(categories, pa.large_string())
-    plain = {name: pa.array(c[name]) for name in (
-        "opcode", "frames", "length", "wire_length", "compressed", "packet_start",
-        "packet_end", "first_frame", "last_frame", "complete")}
-    return {
+    made = {
         "conn_id": pa.array(conn),
         "msg_index": pa.array(_index_within(conn, running)),
         "direction": direction,
         "type": pa.DictionaryArray.from_arrays(
             pc.index_in(types, value_set=dictionary).cast(pa.int32()), dictionary),
-        **{name: plain[name] for name in ("opcode", "frames", "length", "wire_length")},
         "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
         "text": pa.array(c["text"], pa.large_string(), memory_pool=pool),
-        "compressed": plain["compressed"],
         "inflated": pa.array(c["inflated"], pa.bool_(), memory_pool=pool),
         "ts_start": _arrow_ts(c["ts_start"]),
         "ts_end": _arrow_ts(c["ts_end"]),
-        **{name: plain[name] for name in ("packet_start", "packet_end", "first_frame",
-                                          "last_frame")},
         "close_code": pa.array(c["close_code"], pa.uint16(), memory_pool=pool),
         "close_reason": pa.array(c["close_reason"], pa.large_string(), memory_pool=pool),
-        "complete": plain["complete"],
     }
+    return {name: made[name] if name in made else pa.array(c[name]) for name in MESSAGE_SCHEMA}
 
 
 def anomalies_table(col: Collector) -> pd.DataFrame:
