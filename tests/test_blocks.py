@@ -28,6 +28,8 @@ from wspcap.pipeline import Pipeline
 from wspcap.sources import Batch, files, open_capture
 
 TABLES = ("connections", "frames", "messages", "anomalies")
+#: the module's own threshold (the fixture below lowers it for every test)
+MIN_PACKETS = blocks.MIN_PACKETS
 
 
 @pytest.fixture(autouse=True)
@@ -101,9 +103,8 @@ def test_peer_captures(path: Path) -> None:
     assert_same(path)
 
 
-def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
-    """A plain conversation goes mostly through the block path (so the tests
-    above compare something), with frames cut across segments and several
+def _steady(tmp_path: Path) -> Path:
+    """A plain conversation, with frames cut across segments and several
     frames in one segment."""
     conv = Conversation()
     conv.open()
@@ -120,12 +121,40 @@ def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
         conv.send(d, wire, sizes)
     conv.closing_handshake()
     conv.close()
-    path = conv.crafted("steady").write(tmp_path / "steady.pcap")
+    return conv.crafted("steady").write(tmp_path / "steady.pcap")
+
+
+def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
+    """A plain conversation goes mostly through the block path (so the tests
+    above compare something)."""
+    path = _steady(tmp_path)
     want, _ = per_packet(path)
     got, p = batched(path, 3, most=64)
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
     assert p.block_frames > 0.8 * len(want.frames)
+
+
+@pytest.mark.parametrize("splits", [0, blocks.SPLITS])
+def test_block_cut_after_the_handshake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       splits: int) -> None:
+    """A whole conversation in one block, handshake included: the connection
+    is not ready at the block's start, so without a cut every packet goes per
+    packet; with the cut after its first packets, the rest takes the block
+    path. The records are the same either way."""
+    monkeypatch.setattr(blocks, "MIN_PACKETS", MIN_PACKETS)
+    monkeypatch.setattr(blocks, "SPLITS", splits)
+    path = _steady(tmp_path)
+    want, _ = per_packet(path)
+    got, p = batched(path, None)
+    with open_capture(path) as cap:
+        assert len(list(cap.batches())) == 1
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    if splits:
+        assert p.block_frames > 0.8 * len(want.frames)
+    else:
+        assert p.block_frames == 0
 
 
 # -- generated conversations ---------------------------------------------------------------

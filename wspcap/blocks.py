@@ -48,6 +48,13 @@ conversations cut into blocks at random):
 - The block path has a set-up cost per connection and block (a few dozen
   array operations), so a connection with fewer than MIN_PACKETS plain
   packets in the block goes the per-packet way.
+- A connection that is not ready at the start of a block (new, or in its
+  handshake) would send all its packets in that block the per-packet way,
+  which costs most where blocks are large and connections few. So a block
+  where such connections have many packets is cut in two after their first
+  few (:func:`_handoff`), and the parts are taken in turn: the first mostly
+  per packet, the second by the block path. Records do not depend on where
+  blocks are cut, so this changes only the cost.
 """
 
 from __future__ import annotations
@@ -86,6 +93,12 @@ _ACK = 0x10
 #: A connection takes the block path for a run of at least this many plain
 #: packets: below, the per-packet path costs less than the array set-up.
 MIN_PACKETS = 64
+#: A flow waiting for the block path (new, or in its handshake) is taken to be
+#: ready after about this many of its packets (see _handoff).
+HANDOFF = 8
+#: How deep a block may be cut in two for flows waiting at its start
+#: (at most 2 ** SPLITS parts).
+SPLITS = 4
 _EMPTY = np.zeros(0, np.int64)
 _NEVER = 1 << 62
 
@@ -114,13 +127,20 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     """Feed ``batch`` to ``p``: the same as ``p.receive_packet`` for each of its
     packets in turn."""
     first, linktype, buf, starts, caplens, stamps, _wirelens = batch
-    n = len(starts)
     dec = decode_batch(linktype, buf, starts, caplens)
     if dec is None:
-        for i in range(n):
+        for i in range(len(starts)):
             s = starts[i]
             p.receive_packet(first + i, stamps[i], linktype, buf[s:s + caplens[i]])
         return
+    _receive(p, batch, dec, SPLITS)
+
+
+def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
+    """The block ``batch``, decoded as ``dec``, cut in two (see :func:`_handoff`)
+    up to ``splits`` times deep."""
+    first, linktype, buf, starts, caplens, stamps, _wirelens = batch
+    n = len(starts)
     # Each packet's connection as it stands at the start of the block.
     sessions: list[Session] = []
     where: dict[int, int] = {}
@@ -140,6 +160,12 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     ready = np.array([s.bulk_ready() for s in sessions] + [False])
     dropping = np.array([s.ignored for s in sessions] + [False])
     sess = flow_sess[dec.flow]
+    if splits and n > HANDOFF + MIN_PACKETS:
+        cut = _handoff(dec.flow, ~(ready | dropping)[sess])
+        if cut:
+            for lo, hi in ((0, cut), (cut, n)):
+                _receive(p, _part(batch, lo, hi), _part_decoded(dec, lo, hi), splits - 1)
+            return
     if not (ready.any() or dropping.any()):
         _per_packet(p, batch, np.arange(n), {}, None)
         return
@@ -189,6 +215,52 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
         _merge(c, marks, rest, counts, out)
     p.packets = first + n - 1
     p.last_ts = stamps[-1]
+
+
+def _handoff(flow: np.ndarray, waiting: np.ndarray) -> int:
+    """Where to cut a block in two so that flows waiting at its start
+    (``waiting``: new, or in their handshake) take the block path in the second
+    part; 0 for no cut.
+
+    A waiting flow is taken to be ready after its HANDOFF-th packet. The cut
+    is the one, among those points, after which most packets of flows then
+    ready remain (counting only flows with at least MIN_PACKETS of them).
+    """
+    idx = np.flatnonzero(waiting & (flow >= 0))
+    if len(idx) < HANDOFF + MIN_PACKETS:
+        return 0
+    order = np.argsort(flow[idx], kind="stable")
+    pos = idx[order]  # grouped by flow, in order within each
+    fl = flow[pos]
+    heads = np.flatnonzero(np.r_[True, fl[1:] != fl[:-1]])
+    counts = np.diff(np.r_[heads, len(fl)])
+    heads = heads[counts >= HANDOFF + MIN_PACKETS]
+    if not len(heads):
+        return 0
+    ready_at = pos[heads + HANDOFF - 1] + 1
+    cuts = np.unique(ready_at)
+    # left[i, j]: packets of flow j from cut i on (positions are below len(flow))
+    span = len(flow)
+    keyed = fl * span + pos
+    ends = np.searchsorted(keyed, fl[heads] * span + span)
+    left = ends[None, :] - np.searchsorted(keyed, fl[heads][None, :] * span + cuts[:, None])
+    gain = np.where((ready_at[None, :] <= cuts[:, None]) & (left >= MIN_PACKETS), left, 0)
+    total = gain.sum(axis=1)
+    best = int(np.argmax(total))
+    return int(cuts[best]) if total[best] else 0
+
+
+def _part_decoded(dec: DecodedBatch, lo: int, hi: int) -> DecodedBatch:
+    """Packets ``lo`` to ``hi`` of a decoded block (flows keep their keys)."""
+    return DecodedBatch(dec.simple[lo:hi], dec.flow[lo:hi], dec.keys, dec.seq[lo:hi],
+                        dec.ack[lo:hi], dec.flags[lo:hi], dec.pstart[lo:hi], dec.pend[lo:hi])
+
+
+def _part(batch: Batch, lo: int, hi: int) -> Batch:
+    """Packets ``lo`` to ``hi`` of ``batch``."""
+    first, linktype, buf, starts, caplens, stamps, wirelens = batch
+    return type(batch)(first + lo, linktype, buf, starts[lo:hi], caplens[lo:hi],
+                       stamps[lo:hi], wirelens[lo:hi])
 
 
 def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, Any],

@@ -39,7 +39,7 @@ from wspcap.errors import CaptureFormatError
 __all__ = ["Batch", "CaptureFile", "PacketRecord", "open_capture"]
 
 #: Bytes read from the file at a time.
-BLOCK_SIZE = 1 << 20
+BLOCK_SIZE = 2 << 20
 #: A record longer than this is taken as a corrupt header, not a packet.
 #: (libpcap's own limit is 256 KiB; some tools write up to 16 MiB.)
 MAX_RECORD = 1 << 24
