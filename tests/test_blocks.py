@@ -245,10 +245,10 @@ def test_written_in_parts_from_blocks(tmp_path: Path, name: str, spill_bytes: in
     path = SAMPLES_DIR / name
     want = read(path)
     emitted = []
-    emit = blocks._Scan.emit
+    take = blocks._Scan.take
     monkeypatch.setattr(files, "BLOCK_SIZE", 700)  # small blocks: most after the handshake
-    monkeypatch.setattr(blocks._Scan, "emit",
-                        lambda self, *a: emitted.append(self.k) or emit(self, *a))
+    monkeypatch.setattr(blocks._Scan, "take",
+                        lambda self, *a: emitted.append(self.k) or take(self, *a))
     analyze_to(path, tmp_path / "parts", spill_bytes=spill_bytes)
     assert sum(emitted) > 0  # the block path made some of the records
     for table in TABLES:

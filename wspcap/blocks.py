@@ -16,6 +16,9 @@ and client ones unmasked in one pass (:func:`wspcap.ws.mask.frame_payloads`),
 and the frames kept as columns (NumPy arrays, one per field; only payloads
 are Python objects), as are the messages of plain frames (final, no RSV
 bit, masked as they should be, data or ping or pong, text that is UTF-8).
+The columns are made once per block, for all its connections together
+(:func:`_emit`): made a connection at a time, their few dozen array
+operations cost more than the frames of a short run.
 Every other frame goes to the direction's own
 :class:`~wspcap.ws.MessageAssembler`, one by one, so fragments, close codes,
 inflation and their anomalies are the assembler's as always. A block's
@@ -121,6 +124,8 @@ class _Records:
         self.tuple_keys: list[int] = []
         self.anomalies: list[Anomaly] = []
         self.anomaly_at: list[int] = []
+        #: the directions whose frames the block path keeps, in block order
+        self.scans: list[_Scan] = []
 
 
 def receive_batch(p: Pipeline, batch: Batch) -> None:
@@ -203,6 +208,9 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
                 stamps_arr = np.asarray(stamps, np.int64)
             taken[_session(p, session, batch, stamps_arr, dec, pk[pk < cut], pdir, cut,
                            out)] = True
+    if out.scans:
+        assert stamps_arr is not None
+        _emit(p, out, batch, stamps_arr)
     rest = np.flatnonzero(~taken)
     p.block_frames += out.nframes
     if not out.nframes:
@@ -347,7 +355,8 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     used = pk[pk < cut]
     if not len(used):
         return used
-    # 3. Frame indices follow the emitting packets, both directions merged.
+    # 3. Frame indices follow the emitting packets, both directions merged. The
+    # records are made later, for every connection of the block at once (_emit).
     for scan in scans:
         scan.keep(cut)
     at = np.concatenate([scan.end_at[:scan.k] for scan in scans]) if scans else _EMPTY
@@ -355,27 +364,12 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     index = np.empty(len(order), np.int64)
     index[order] = np.arange(s.nframes, s.nframes + len(order))
     lo = 0
-    c = p.collector
-    saved = c.messages, c.message_keys, c.anomalies
-    try:
-        # The assemblers' messages and anomalies go to out, as tuples. Each
-        # direction's records go to out as they are: _merge orders the block's
-        # records by emitting packet, which interleaves the two directions.
-        c.messages, c.message_keys, c.anomalies = out.tuples, out.tuple_keys, out.anomalies
-        for scan in scans:
-            k = scan.k
-            if k:
-                frames, (messages, message_keys, message_at) = scan.emit(index[lo:lo + k], out)
-                out.frames.append(frames)
-                out.frame_keys.append(np.full(k, s.dirs[scan.d].key, np.int64))
-                out.frame_at.append(scan.end_at[:k])
-                out.nframes += k
-                out.messages.append(messages)
-                out.message_keys.append(message_keys)
-                out.message_at.append(message_at)
-            lo += k
-    finally:
-        c.messages, c.message_keys, c.anomalies = saved
+    for scan in scans:
+        k = scan.k
+        if k:
+            scan.take(index[lo:lo + k])
+            out.scans.append(scan)
+        lo += k
     s.nframes += len(order)
     # 4. State, as the per-packet path would have left it.
     for scan in scans:
@@ -391,6 +385,7 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     return used
 
 
+_FOUR = np.arange(4)
 #: message type by opcode (as the assembler names them)
 _TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
 
@@ -477,122 +472,27 @@ class _Scan:
         """Keep the frames emitted before packet ``cut``."""
         self.k = min(self.framed, int(np.searchsorted(self.end_at, cut, "left")))
 
-    def _payloads(self, k: int) -> list[bytes]:
-        """The first ``k`` frames' payloads, unmasked."""
-        return frame_payloads(self.stream, self.starts[:k] + self.hls[:k], self.lengths[:k],
-                              self.masked[:k])
-
-    def emit(self, indices: np.ndarray, out: _Records
-             ) -> tuple[Columns, tuple[Columns, np.ndarray, np.ndarray]]:
-        """The kept frames as columns (with ``indices`` as their frame_index),
-        and their messages as columns with keys and emitting packets; the
-        assemblers' anomalies go to ``out``."""
+    def take(self, indices: np.ndarray) -> None:
+        """Take the kept frames, with ``indices`` as their frame_index: what
+        :func:`_emit` needs of this direction, and the direction's counters
+        as the per-packet path would leave them (before :meth:`commit`)."""
         k = self.k
-        stamps = self.stamps
-        end_at = self.end_at[:k]
-        sc = self.start_chunk[:k]
-        b0 = self.b0[:k]
-        masked = self.masked[:k]
-        kb = np.frombuffer(self.stream, np.uint8)[
-            (self.starts[:k] + self.hls[:k] - 4)[:, None] + np.arange(4)].astype(np.uint32)
-        payloads = self._payloads(k)
-        payload = np.empty(k, dtype=object)
-        payload[:] = payloads
-        frames: Columns = ({
-            "offset": self.starts[:k] + self.parser.base,
-            "ts": stamps[end_at],
-            "packet": self.batch.first + end_at,
-            "ts_start": np.where(sc < 0, self.parser.held_since,
-                                 stamps[self.chunks[np.maximum(sc, 0)]]),
-            "fin": (b0 & FIN) != 0,
-            "rsv1": (b0 & RSV1) != 0,
-            "rsv2": (b0 & RSV2) != 0,
-            "rsv3": (b0 & RSV3) != 0,
-            "opcode": (b0 & OPCODE).astype(np.uint8),
-            "masked": masked,
-            "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8)
-                                 | kb[:, 3], 0).astype(np.uint32),
-            "length_encoding": self.enc[:k].astype(np.uint8),
-            "payload_len": self.lengths[:k].astype(np.uint64),
-            "header_len": self.hls[:k].astype(np.uint8),
-            "payload": payload,
-            "missing": np.zeros(k, np.uint64),
-        }, {"mask_key": ~masked})
+        self.indices = indices
+        parser = self.parser
         dr = self.dr
+        self.base = parser.base
+        self.held_since = parser.held_since
+        starts = self.starts[:k]
+        at = starts + self.hls[:k]
+        self.payloads = frame_payloads(self.stream, at, self.lengths[:k], self.masked[:k])
+        # Each frame's 4 bytes before its payload: the masking key where it is masked.
+        self.key_bytes = np.frombuffer(self.stream, np.uint8)[(at - 4)[:, None] + _FOUR]
+        sc = self.start_chunk[:k]
+        self.start_at = self.chunks[np.maximum(sc, 0)]  # packet that brought the first byte
         dr.frames += k
-        dr.last_frame_offset = int(frames[0]["offset"][-1])
+        dr.last_frame_offset = int(starts[-1]) + self.base
         dr.last_frame_index = int(indices[-1])
-        self.parser.frames += k
-        return frames, self._messages(frames[0], payloads, indices, end_at, out)
-
-    def _messages(self, fc: dict[str, np.ndarray], payloads: list[bytes], indices: np.ndarray,
-                  end_at: np.ndarray, out: _Records) -> tuple[Columns, np.ndarray, np.ndarray]:
-        """Messages: plain frames' from columns, the others' from the assembler."""
-        k = self.k
-        opcode = fc["opcode"]
-        client = self.d == self.s.client
-        plain = (self.b0[:k] & (FIN | RSV1 | RSV2 | RSV3)) == FIN  # final, no RSV bit
-        plain &= fc["masked"] == client
-        plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
-                                                  & (self.lengths[:k] <= 125))
-        texts: list[str | None] = [None] * k
-        for j in np.flatnonzero(plain & (opcode == 1)).tolist():
-            try:
-                texts[j] = payloads[j].decode()
-            except UnicodeDecodeError:
-                plain[j] = False  # the assembler reports it
-        odd = [*np.flatnonzero(~plain).tolist(), k]  # frames the assembler must see
-        plain_at = plain.tolist()
-        assembler = self.assembler
-        bulk = np.zeros(k, bool)
-        made_at: list[int] = []  # frame position of each message the assembler made
-        first_tuple = len(out.tuples)
-        frame = _FrameMaker(fc, payloads, len(odd) > k // 8)
-        j = run_end = 0
-        while j < k:
-            while odd[run_end] < j:
-                run_end += 1
-            if plain_at[j] and assembler.idle:
-                # Frames j .. stop - 1 are plain and the assembler stays idle.
-                stop = odd[run_end]
-                bulk[j:stop] = True
-                j = stop
-            else:  # as for one packet: the assembler emits into out (see _session)
-                nm, na = len(out.tuples), len(out.anomalies)
-                assembler.receive_frame(frame(j), int(indices[j]))
-                made_at += [j] * (len(out.tuples) - nm)
-                out.anomaly_at += [int(end_at[j])] * (len(out.anomalies) - na)
-                j += 1
-        pos = np.flatnonzero(bulk)
-        n = len(pos)
-        assembler.messages += n
-        self.s.nmessages += n
-        ops = opcode[pos]
-        lengths = self.lengths[:k][pos]
-        text = np.empty(n, dtype=object)
-        text[:] = [texts[i] for i in pos.tolist()]
-        index = indices[pos]
-        nothing = np.full(n, None, dtype=object)
-        parts: list[Columns] = [({
-            "type": _TYPE_NAMES[ops], "opcode": ops, "frames": np.ones(n, np.int64),
-            "length": lengths, "wire_length": lengths, "payload": fc["payload"][pos],
-            "text": text, "compressed": np.zeros(n, bool), "inflated": nothing,
-            "ts_start": fc["ts_start"][pos], "ts_end": fc["ts"][pos],
-            "packet_start": fc["packet"][pos], "packet_end": fc["packet"][pos],
-            "first_frame": index, "last_frame": index, "close_code": nothing,
-            "close_reason": nothing, "complete": np.ones(n, bool),
-        }, {})]
-        where = [pos]
-        if made_at:
-            parts.append(to_columns(out.tuples[first_tuple:], MESSAGE_PACKING))
-            where.append(np.asarray(made_at, np.int64))
-            del out.tuples[first_tuple:], out.tuple_keys[first_tuple:]
-        keys = np.full(n + len(made_at), self.dr.key, np.int64)
-        if len(parts) == 1:
-            return parts[0], keys, end_at[pos]
-        at = np.concatenate(where)
-        order = np.argsort(at, kind="stable")
-        return take_columns(concat_columns(parts), order), keys, end_at[at[order]]
+        parser.frames += k
 
     def commit(self, cut: int) -> None:
         """Leave the parser and reassembler as the per-packet path would have."""
@@ -615,3 +515,154 @@ class _Scan:
         last = [buf[x:y] for x, y in zip(self.ps[lo:m].tolist(), self.pe[lo:m].tolist(),
                                          strict=True)]
         self.s.reasm[self.d].took_in_order(used - self.held, last)
+
+
+def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
+    """The records of the frames every direction in ``out.scans`` took: frames
+    as columns, and messages, those of plain frames as columns and the others
+    from the direction's assembler, one by one (its messages and anomalies go
+    to ``out``, as the per-packet path's would to the collector)."""
+    scans = out.scans
+    ks = np.array([scan.k for scan in scans], np.int64)
+    total = int(ks.sum())
+    first = np.cumsum(ks) - ks  # each direction's first frame
+
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(scan, name)[:scan.k] for scan in scans])
+
+    def each(values: list[Any]) -> np.ndarray:
+        return np.repeat(np.array(values, np.int64), ks)
+
+    starts, hls, lengths = joined("starts"), joined("hls"), joined("lengths")
+    b0, masked, end_at = joined("b0"), joined("masked"), joined("end_at")
+    held = joined("start_chunk") < 0
+    indices = joined("indices")
+    payloads: list[bytes] = []
+    for scan in scans:
+        payloads += scan.payloads
+    kb = np.concatenate([scan.key_bytes for scan in scans]).astype(np.uint32)
+    payload = np.empty(total, dtype=object)
+    payload[:] = payloads
+    fc: dict[str, np.ndarray] = {
+        "offset": starts + each([scan.base for scan in scans]),
+        "ts": stamps[end_at],
+        "packet": batch.first + end_at,
+        "ts_start": np.where(held, each([scan.held_since for scan in scans]),
+                             stamps[joined("start_at")]),
+        "fin": (b0 & FIN) != 0,
+        "rsv1": (b0 & RSV1) != 0,
+        "rsv2": (b0 & RSV2) != 0,
+        "rsv3": (b0 & RSV3) != 0,
+        "opcode": (b0 & OPCODE).astype(np.uint8),
+        "masked": masked,
+        "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8)
+                             | kb[:, 3], 0).astype(np.uint32),
+        "length_encoding": joined("enc").astype(np.uint8),
+        "payload_len": lengths.astype(np.uint64),
+        "header_len": hls.astype(np.uint8),
+        "payload": payload,
+        "missing": np.zeros(total, np.uint64),
+    }
+    keys = each([scan.dr.key for scan in scans])
+    out.frames.append((fc, {"mask_key": ~masked}))
+    out.frame_keys.append(keys)
+    out.frame_at.append(end_at)
+    out.nframes += total
+
+    # Messages. A plain frame (final, no RSV bit, masked as its sender must,
+    # data or a short ping or pong, text that is UTF-8) is a message of its
+    # own while its direction's assembler is idle.
+    opcode = fc["opcode"]
+    plain = (b0 & (FIN | RSV1 | RSV2 | RSV3)) == FIN
+    plain &= masked == each([scan.d == scan.s.client for scan in scans]).astype(bool)
+    plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
+                                              & (lengths <= 125))
+    texts: list[str | None] = [None] * total
+    for j in np.flatnonzero(plain & (opcode == 1)).tolist():
+        try:
+            texts[j] = payloads[j].decode()
+        except UnicodeDecodeError:
+            plain[j] = False  # the assembler reports it
+    odd = np.add.reduceat(~plain, first) if total else ks
+    bulk = plain.copy()
+    made_at: list[int] = []  # frame of each message an assembler made
+    made: list[Message] = []
+    frame = None
+    c = p.collector
+    saved = c.messages, c.message_keys, c.anomalies
+    try:
+        # The assemblers' messages and anomalies go to out (see _merge).
+        c.messages, c.message_keys, c.anomalies = out.tuples, out.tuple_keys, out.anomalies
+        for i, scan in enumerate(scans):
+            lo, k = int(first[i]), scan.k
+            assembler = scan.assembler
+            if not odd[i] and assembler.idle:
+                n = k
+            else:
+                if frame is None:
+                    frame = _FrameMaker(fc, payloads, int(odd.sum()) > total // 8)
+                n = _assemble(scan, lo, plain, bulk, frame, out, made, made_at, end_at,
+                              indices)
+            assembler.messages += n
+            scan.s.nmessages += n
+    finally:
+        c.messages, c.message_keys, c.anomalies = saved
+    pos = np.flatnonzero(bulk)
+    n = len(pos)
+    ops = opcode[pos]
+    length = lengths[pos]
+    text = np.empty(n, dtype=object)
+    text[:] = [texts[i] for i in pos.tolist()]
+    index = indices[pos]
+    nothing = np.full(n, None, dtype=object)
+    messages: Columns = ({
+        "type": _TYPE_NAMES[ops], "opcode": ops, "frames": np.ones(n, np.int64),
+        "length": length, "wire_length": length, "payload": payload[pos],
+        "text": text, "compressed": np.zeros(n, bool), "inflated": nothing,
+        "ts_start": fc["ts_start"][pos], "ts_end": fc["ts"][pos],
+        "packet_start": fc["packet"][pos], "packet_end": fc["packet"][pos],
+        "first_frame": index, "last_frame": index, "close_code": nothing,
+        "close_reason": nothing, "complete": np.ones(n, bool),
+    }, {})
+    if made:
+        # In frame order: a frame's messages come out as it is taken.
+        at = np.concatenate([pos, np.asarray(made_at, np.int64)])
+        order = np.argsort(at, kind="stable")
+        messages = take_columns(concat_columns([messages, to_columns(made, MESSAGE_PACKING)]),
+                                order)
+        pos = at[order]
+    out.messages.append(messages)
+    out.message_keys.append(keys[pos])
+    out.message_at.append(end_at[pos])
+
+
+def _assemble(scan: _Scan, lo: int, plain: np.ndarray, bulk: np.ndarray, frame: _FrameMaker,
+              out: _Records, made: list[Message], made_at: list[int], end_at: np.ndarray,
+              indices: np.ndarray) -> int:
+    """One direction's frames ``lo`` to ``lo + scan.k`` (block positions):
+    runs of plain frames while the assembler is idle stay in ``bulk``, each
+    other frame goes to the assembler, whose messages go to ``made`` (with
+    their frame in ``made_at``); returns how many stayed in ``bulk``."""
+    k = scan.k
+    assembler = scan.assembler
+    odd = [*(np.flatnonzero(~plain[lo:lo + k]) + lo).tolist(), lo + k]
+    plain_at = plain.tolist()
+    stays = 0
+    j, run_end, stop = lo, 0, lo + k
+    while j < stop:
+        while odd[run_end] < j:
+            run_end += 1
+        if plain_at[j] and assembler.idle:
+            # Frames j .. odd[run_end] - 1 are plain and the assembler stays idle.
+            stays += odd[run_end] - j
+            j = odd[run_end]
+        else:  # as for one packet
+            bulk[j] = False
+            nm, na = len(out.tuples), len(out.anomalies)
+            assembler.receive_frame(frame(j), int(indices[j]))
+            made += out.tuples[nm:]
+            made_at += [j] * (len(out.tuples) - nm)
+            del out.tuples[nm:], out.tuple_keys[nm:]
+            out.anomaly_at += [int(end_at[j])] * (len(out.anomalies) - na)
+            j += 1
+    return stays

@@ -255,8 +255,8 @@ class _Direction:
         self.pending: list[tuple[bytes, int, int, int]] = []  # data, offset, ts, packet
         self.close_code: int | None = None
         self.close_reason: str | None = None
-        self.frames = 0
-        self.last_frame_offset = -1
+        self.frames: int = 0
+        self.last_frame_offset: int = -1
         self.last_frame_index: int | None = None
         self.fin_seen = False
         self.rst_seen = False
