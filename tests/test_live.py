@@ -32,6 +32,7 @@ import pytest
 from golden import truth as T
 
 import wspcap
+from wspcap.export import TABLES, write_tables
 from wspcap.monitor import (
     AnomalyEvent,
     ConnectionEvent,
@@ -391,7 +392,11 @@ class TestLiveCommand:
             assert got == sent[direction]
         again = wspcap.read(pcap)
         assert _data_messages(again, "c2s") == sent["c2s"]
-        assert (tmp_path / "tables" / "messages.csv").is_file()
+        # The tables written while capturing are those of the packets written.
+        write_tables(again, tmp_path / "from-file", "csv")
+        for name in TABLES:
+            assert (tmp_path / "tables" / f"{name}.csv").read_bytes() == \
+                (tmp_path / "from-file" / f"{name}.csv").read_bytes(), name
 
     def test_count_stops(self, tmp_path: Path) -> None:
         _need_capture_rights()

@@ -18,8 +18,10 @@ import pytest
 
 import wspcap
 from golden.paths import REPO_ROOT, sample_captures
+from wspcap import capture
 from wspcap.capture import analyze_to
 from wspcap.export import TABLES, write_tables
+from wspcap.monitor import Sniffer
 from wspcap.pipeline import Pipeline
 from wspcap.sources.files import open_capture
 from wspcap.tables import anomalies_table
@@ -85,6 +87,44 @@ def test_written_keeps_connections_and_anomalies(samples_dir: Path, tmp_path: Pa
     assert written.info.packets == cap.info.packets
 
 
+
+
+def _live(path: Path | str, output: Path | None) -> tuple[list[Any], Sniffer]:
+    """Replay a capture through the live driver, writing the tables to
+    ``output`` while it runs (or keeping them)."""
+    with open_capture(path) as records:
+        sniffer = Sniffer(source=records, output=output)
+        events = list(sniffer)
+    return events, sniffer
+
+
+@pytest.mark.parametrize("path", [*sample_captures(), *ANOMALY_CAPTURES[::4]],
+                         ids=lambda p: Path(p).stem)
+def test_live_capture_written_while_capturing(path: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``wspcap live -o``: the tables written while capturing, after every
+    packet, are those of the capture kept whole, and so are the events."""
+    monkeypatch.setattr(capture, "SPILL_BYTES", 0)
+    events, sniffer = _live(path, tmp_path / "streamed")
+    kept_events, kept = _live(path, None)
+    assert events == kept_events
+    written = sniffer.written
+    assert written is not None
+    write_tables(kept.capture(), tmp_path / "whole", "parquet")
+    _same_parquet(tmp_path / "streamed", tmp_path / "whole")
+    assert written.info.packets == kept.capture().info.packets
+    with pytest.raises(wspcap.ConfigError, match="written to"):
+        sniffer.capture()
+
+
+def test_live_capture_lets_go_of_written_records(samples_dir: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a live capture writes its tables, the collector holds no data
+    payload that is already written: at the end only packed records remain."""
+    monkeypatch.setattr(capture, "SPILL_BYTES", 0)
+    _events, sniffer = _live(samples_dir / "plain.pcap", tmp_path / "out")
+    col = sniffer.monitor.pipeline.collector
+    assert not col.frames and not col.messages and not len(col.frame_chunks)
 
 
 def _fed(path: Path, each_packet: Any) -> Pipeline:

@@ -17,7 +17,8 @@ from wspcap.rules.thresholds import Thresholds
 from wspcap.sources import PacketRecord, open_capture
 from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
 
-__all__ = ["Capture", "CaptureInfo", "Written", "analyze_to", "from_packets", "read"]
+__all__ = ["Capture", "CaptureInfo", "TablesWriter", "Written", "analyze_to", "from_packets",
+           "read"]
 
 #: :func:`analyze_to` writes when this many file bytes were read, or this much
 #: message payload collected, since it last wrote.
@@ -316,35 +317,83 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         CaptureFormatError: the file is missing or is not a capture.
         ConfigError: an unknown format.
     """
-    from wspcap.export import TableStream
-
-    stream = TableStream(directory, fmt)
     options = _with_thresholds(options, thresholds)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
-    col = pipeline.collector
-    spilled = 0  # file position at the last spill
-    next_look = 0
+    tables = TablesWriter(pipeline, directory, fmt, spill_bytes)
     with open_capture(path) as cap, paused_gc():
         for batch in cap.batches():
             receive(batch)
-            if cap.position >= next_look:  # (position moves a block at a time)
-                next_look = cap.position + min(LOOK_BYTES, spill_bytes)
-                # Inflated messages can hold more than the file bytes they came in.
-                if (cap.position - spilled >= spill_bytes
-                        or stream.unwritten_bytes(col) >= spill_bytes):
-                    stream.spill(col)
-                    pipeline.check_ended()  # and let go of the ended connections' records
-                    gc.collect(0)  # what building the part's tables left behind
-                    spilled = cap.position
-                if progress is not None:
-                    progress(cap.position)
+            if tables.look(cap.position) and progress is not None:
+                progress(cap.position)
         if progress is not None:
             progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated = cap.truncated
-    col = _finish_records(pipeline, info, truncated, check=False)
-    stream.spill(col)
-    pipeline.check_packed()  # a group of connections at a time
-    connections, anomalies = connections_table(col), anomalies_table(col)
-    return Written(stream.close(connections, anomalies), connections, anomalies, info)
+    _finish_records(pipeline, info, truncated, check=False)
+    return tables.close(info)
+
+
+class TablesWriter:
+    """Writes a pipeline's frames and messages while it runs (for
+    :func:`analyze_to`, and live capture into a directory), so that memory
+    holds neither every payload nor every record.
+
+    Call :meth:`look` after feeding the pipeline, and :meth:`close` after
+    ``pipeline.finish(check=False)``.
+
+    Args:
+        pipeline: the pipeline whose collector is written.
+        directory: where the tables go (created if missing).
+        fmt: ``parquet`` (row groups), ``csv`` or ``jsonl``.
+        spill_bytes: bytes of input, or of message payload, between two
+            writes (looked at every LOOK_BYTES of input; 0 writes every time;
+            SPILL_BYTES by default).
+
+    Attributes:
+        writes: how many times the records were written and packed so far
+            (each time, the collector's unpacked record lists start empty).
+
+    Raises:
+        ConfigError: an unknown format.
+    """
+
+    def __init__(self, pipeline: Pipeline, directory: str | os.PathLike[str],
+                 fmt: str = "parquet", spill_bytes: int | None = None) -> None:
+        from wspcap.export import TableStream
+
+        self.pipeline = pipeline
+        self.stream = TableStream(directory, fmt)
+        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self.writes = 0
+        self._written_at = 0  # input position at the last write
+        self._next_look = 0
+
+    def look(self, position: int) -> bool:
+        """After input up to ``position`` bytes: write the records gathered
+        since the last write, when ``spill_bytes`` of input or of message
+        payload (inflation can make more of the second) came since; then run
+        the checks of the connections that have ended and let go of their
+        records. Returns True when it looked (every LOOK_BYTES of input)."""
+        if position < self._next_look:
+            return False
+        self._next_look = position + min(LOOK_BYTES, self.spill_bytes)
+        col = self.pipeline.collector
+        if (position - self._written_at >= self.spill_bytes
+                or self.stream.unwritten_bytes(col) >= self.spill_bytes):
+            self.stream.spill(col)
+            self.pipeline.check_ended()
+            gc.collect(0)  # what building the part's tables left behind
+            self._written_at = position
+            self.writes += 1
+        return True
+
+    def close(self, info: CaptureInfo) -> Written:
+        """Write what is left, run the remaining checks (a group of
+        connections at a time), and write the connections and anomalies."""
+        col = self.pipeline.collector
+        self.stream.spill(col)
+        self.writes += 1
+        self.pipeline.check_packed()
+        connections, anomalies = connections_table(col), anomalies_table(col)
+        return Written(self.stream.close(connections, anomalies), connections, anomalies, info)

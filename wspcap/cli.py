@@ -319,7 +319,7 @@ def _live(args: argparse.Namespace) -> int:
     from wspcap.monitor import Sniffer
 
     sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
-                      write=args.write)
+                      write=args.write, output=args.output, fmt=args.format)
     sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
 
     def stop(signum: int, frame: object) -> None:
@@ -357,12 +357,11 @@ def _live(args: argparse.Namespace) -> int:
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
-    capture = sniffer.capture()
-    if args.output:
-        from wspcap.export import write_tables
-        written = write_tables(capture, args.output, args.format)
-        if not args.quiet:
-            print(f"wrote {', '.join(written)}", file=sys.stderr)
+    # With -o the tables were written while capturing (memory stays bounded
+    # however long it runs).
+    capture = sniffer.capture() if sniffer.written is None else sniffer.written
+    if sniffer.written is not None and not args.quiet:
+        print(f"wrote {', '.join(sniffer.written.paths)}", file=sys.stderr)
     if not args.quiet:
         from wspcap.summary import print_summary
         drops = ("kernel drop counts unavailable" if sniffer.kernel_dropped is None else

@@ -34,7 +34,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -44,7 +44,7 @@ from wspcap.rules.registry import RULES
 from wspcap.sources.files import PacketRecord
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture
+    from wspcap.capture import Capture, CaptureInfo, TablesWriter, Written
     from wspcap.sources.live import LiveSource, PcapWriter
 
 __all__ = [
@@ -331,32 +331,64 @@ class Monitor:
                 still.append(s)
         self._open = still
 
-    def finish(self, truncated: str | None = None) -> list[Event]:
+    def finish(self, truncated: str | None = None,
+               write: Callable[[], None] | None = None) -> list[Event]:
         """End of input: flush the pipeline; return the last events (every
-        connection still open is ``closed`` at the time of the last packet)."""
+        connection still open is ``closed`` at the time of the last packet).
+
+        ``write``, for a caller that writes the tables while capturing (see
+        :class:`wspcap.capture.TablesWriter`), is called once the last
+        records are given out as events; the anomalies of the checks it runs
+        come out before the connections close, as without it.
+        """
         if self._finished:
             return []
         self._finished = True
         last = self.pipeline.last_ts
-        self.pipeline.finish(truncated)
-        self._next_sweep = last
-        events = self._collect(last)
+        if write is None:
+            self.pipeline.finish(truncated)
+            self._next_sweep = last
+            events = self._collect(last)
+        else:
+            self.pipeline.finish(truncated, check=False)
+            self._next_sweep = last + 1  # no connection closes before the checks ran
+            first = self._collect(last)  # before write() packs the messages
+            write()
+            self.records_written()
+            self._next_sweep = last
+            then = self._collect(last)  # the checks' anomalies, connections closed
+            # In the order of one _collect after the checks: anomalies, messages, closes.
+            events = [e for e in first if not isinstance(e, MessageEvent)]
+            events += [e for e in then if isinstance(e, AnomalyEvent)]
+            events += [e for e in first if isinstance(e, MessageEvent)]
+            events += [e for e in then if not isinstance(e, AnomalyEvent)]
         for s in self._open:
             events.append(_connection_event("closed", s, last))
         self._open = []
         return events
 
-    def capture(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
-                ) -> Capture:
-        """The tables, after :meth:`finish`."""
-        from wspcap.capture import Capture, CaptureInfo
+    def records_written(self) -> None:
+        """The collector's records were written and packed (by a
+        :class:`~wspcap.capture.TablesWriter`) after the last events: its
+        lists of records start again from empty."""
+        self._mi = 0
+
+    def info(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
+             ) -> CaptureInfo:
+        """What :attr:`Capture.info <wspcap.capture.Capture.info>` holds, so far."""
+        from wspcap.capture import CaptureInfo
         p = self.pipeline
         d = p.decoder
-        info = CaptureInfo(source, fmt, p.packets, p.sessions_seen, None,
+        return CaptureInfo(source, fmt, p.packets, p.sessions_seen, None,
                            {"not_tcp": d.not_tcp, "malformed": d.malformed,
                             "ip_fragments": d.fragments, "snap_length_cut": p.snap_cut,
                             **(counters or {})})
-        return Capture.from_collector(p.collector, info)
+
+    def capture(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
+                ) -> Capture:
+        """The tables, after :meth:`finish`."""
+        from wspcap.capture import Capture
+        return Capture.from_collector(self.pipeline.collector, self.info(source, fmt, counters))
 
 
 class Sniffer:
@@ -375,6 +407,17 @@ class Sniffer:
         source: read these packet records instead of opening ``iface``
             (a :class:`~wspcap.sources.live.LiveSource`, or any iterable of
             :class:`~wspcap.sources.PacketRecord`, e.g. an open capture file).
+        output: write the four tables into this directory while capturing
+            (as ``wspcap analyze -o`` does), so that memory holds neither
+            every payload nor every record however long the capture runs;
+            afterwards :attr:`written` tells what was written, and
+            :meth:`capture` is not available.
+        fmt: the tables' format with ``output``: ``parquet``, ``csv`` or
+            ``jsonl``.
+
+    Attributes:
+        written: with ``output``, once the capture ended: a
+            :class:`~wspcap.capture.Written`.
 
     Raises:
         LiveCaptureError: (when iterating starts) the capture cannot be opened.
@@ -384,7 +427,8 @@ class Sniffer:
                  count: int | None = None, timeout: float | None = None,
                  write: str | os.PathLike[str] | BinaryIO | None = None,
                  options: Options | None = None,
-                 source: LiveSource | Iterable[PacketRecord] | None = None) -> None:
+                 source: LiveSource | Iterable[PacketRecord] | None = None,
+                 output: str | os.PathLike[str] | None = None, fmt: str = "parquet") -> None:
         from wspcap.errors import ConfigError
         if count is not None and count < 0:
             raise ConfigError("count", "must be 0 or more")
@@ -397,6 +441,9 @@ class Sniffer:
         self.write = write
         self.monitor = Monitor(options)
         self.source = source
+        self.output = output
+        self.fmt = fmt
+        self.written: Written | None = None
         self.packets = 0
         self.kernel_received: int | None = None
         self.kernel_dropped: int | None = None
@@ -433,11 +480,16 @@ class Sniffer:
         if self._done:
             return
         from wspcap.sources.live import LiveSource, PcapWriter
+        monitor = self.monitor
+        tables: TablesWriter | None = None
+        if self.output is not None:
+            from wspcap.capture import TablesWriter
+            tables = TablesWriter(monitor.pipeline, self.output, self.fmt)
         source = self.open()
         live_source = source if isinstance(source, LiveSource) else None
         writer: PcapWriter | None = None
-        monitor = self.monitor
         receive = monitor.receive_packet
+        captured = 0  # bytes, for the tables' writes
         stop = self._stop
         count = self.count
         self.started = time.monotonic()
@@ -464,6 +516,12 @@ class Sniffer:
                 events = receive(self.packets, ts, linktype, data)
                 if events:
                     yield from events
+                if tables is not None:
+                    captured += len(data)
+                    writes = tables.writes
+                    tables.look(captured)
+                    if tables.writes != writes:
+                        monitor.records_written()
                 if count is not None and self.packets >= count:
                     self.stopped_by = "count"
                     break
@@ -485,7 +543,13 @@ class Sniffer:
                 live_source.close()
                 self.kernel_received, self.kernel_dropped = live_source.stats()
             self._done = True
-        yield from monitor.finish()
+        if tables is None:
+            yield from monitor.finish()
+        else:
+            def write() -> None:
+                assert tables is not None
+                self.written = tables.close(monitor.info(*self._source_info()))
+            yield from monitor.finish(write=write)
 
     def _live_packets(self, source: LiveSource, deadline: float | None
                       ) -> Iterator[PacketRecord]:
@@ -511,17 +575,30 @@ class Sniffer:
             yield record
 
     def capture(self) -> Capture:
-        """The four tables (after iteration ended; runs it first if needed)."""
+        """The four tables (after iteration ended; runs it first if needed).
+
+        Raises:
+            ConfigError: the tables were written to ``output`` (see
+                :attr:`written`) rather than kept.
+        """
+        if self.output is not None:
+            from wspcap.errors import ConfigError
+            raise ConfigError("output", f"the tables were written to {os.fspath(self.output)}; "
+                                        "read them from there")
         if not self._done:
             for _ in self.events():
                 pass
+        return self.monitor.capture(*self._source_info())
+
+    def _source_info(self) -> tuple[str, str, dict[str, int]]:
+        """The source's name, format and counters, for :class:`CaptureInfo`."""
         counters = {}
         if self.kernel_dropped is not None:
             counters["kernel_received"] = self.kernel_received or 0
             counters["kernel_dropped"] = self.kernel_dropped
         name = self.iface if self.iface is not None else "(packets)"
         fmt = "live" if self.kernel_dropped is not None else "packets"
-        return self.monitor.capture(str(name), fmt, counters)
+        return str(name), fmt, counters
 
 
 def sniff(iface: str | None = None, bpf: str | None = None, count: int | None = None,
