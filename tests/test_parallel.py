@@ -25,6 +25,7 @@ import pytest
 import wspcap
 from wspcap.cli import main
 from wspcap.errors import CaptureFormatError, ConfigError
+from wspcap import parallel
 from wspcap.parallel import _plan, analyze_many, expand_inputs
 from wspcap.sources import open_capture
 
@@ -324,6 +325,29 @@ class TestReadManyCluster:
                 pdt.assert_frame_equal(getattr(got, table).compute().reset_index(drop=True),
                                        getattr(expected, table), obj=table)
         assert client.status == "running"  # a client we were given is left open
+
+    def test_analyze_many_writes_on_the_workers(self, client, merged, tmp_path, monkeypatch):
+        """The workers write the datasets (a split file included): no table
+        crosses to the client, and the datasets are the one-process ones."""
+        files = [*SAMPLE_FILES, str(merged)]
+        expected = analyze_many(files, tmp_path / "sync", scheduler="sync")
+
+        def gathered(*args):
+            raise AssertionError("the client gathered a file's tables")
+
+        monkeypatch.setattr(parallel, "_iter_captures", gathered)
+        got = analyze_many(files, tmp_path / "cluster", scheduler=client,
+                           split_large=os.path.getsize(merged))
+        assert [(r.path, r.connections, r.frames, r.messages, r.anomalies, r.first_conn_id)
+                for r in got] == [
+            (r.path, r.connections, r.frames, r.messages, r.anomalies, r.first_conn_id)
+            for r in expected]
+        for table in TABLES:
+            parts = sorted(p.name for p in (tmp_path / "cluster" / table).iterdir())
+            assert parts == sorted(p.name for p in (tmp_path / "sync" / table).iterdir())
+            pdt.assert_frame_equal(_plain(pd.read_parquet(tmp_path / "cluster" / table)),
+                                   _plain(pd.read_parquet(tmp_path / "sync" / table)),
+                                   obj=table)
 
     def test_cli_on_a_running_scheduler(self, client, tmp_path):
         out = tmp_path / "out"

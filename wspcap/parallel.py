@@ -13,9 +13,12 @@ chosen for splitting becomes ``n`` tasks ``read(path, shard=(i, n))``: every
 worker reads the whole file but keeps only its share of the connections (the
 others cost a decode and a dict lookup each, see
 :meth:`wspcap.pipeline.Pipeline._new_session`), and the shards are merged
-again on the client. The client takes the results **in input order**, with at
-most ``window`` tasks in flight, so its memory stays bounded however many
-files there are, and the ids it hands out are the same on every run.
+again. The client takes the results **in input order**, with at most
+``window`` tasks in flight, so its memory stays bounded however many files
+there are, and the ids it hands out are the same on every run. When the
+tables are to be written (:func:`analyze_many` on a cluster), no table
+crosses to the client: it takes each file's row counts, which fix the ids,
+and the worker holding the tables writes them (:func:`_analyze_on_cluster`).
 
 Invariants:
 
@@ -32,9 +35,9 @@ Invariants:
   the anomalies without a connection (``capture_truncated``,
   ``capture_ip_fragment``), which every shard sees, are kept once.
 
-Warning: the workers open the files by the names given, so a remote cluster
-needs them on storage that the client and every worker see under the same
-path.
+Warning: the workers open the files by the names given (and write the
+output directory), so a remote cluster needs them on storage that the client
+and every worker see under the same path.
 """
 
 from __future__ import annotations
@@ -642,31 +645,103 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
             for stale in glob.glob(os.path.join(glob.escape(d), f"part-*.{fmt}")):
                 os.remove(stale)
             dirs[table] = d
-    results = []
+    results: list[FileResult] = []
     empty: dict[str, tuple[int, pd.DataFrame]] = {}
     written: set[str] = set()
-    offset = 0
+
+    def wrote(result: FileResult, index: int, empties: dict[str, pd.DataFrame]) -> None:
+        results.append(result)
+        for table in TABLES:
+            if table not in empties:
+                written.add(table)
+            elif table not in empty:
+                empty[table] = (index, empties[table])
+        if progress is not None:
+            progress(result, len(files))
+
     with _Runner(scheduler, workers) as runner:
         plan = _plan(files, runner.nworkers, split_large)
-        for index, path, capture in _iter_captures(files, runner, plan, options):
-            labelled = _label_capture(capture, 0, [path], offset)
-            if directory is not None:
-                for table, df in labelled.items():
-                    if len(df):
-                        write_table(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"),
-                                    fmt)
-                        written.add(table)
-                    elif table not in empty:
-                        empty[table] = (index, df)
-            result = FileResult(path, capture.info, len(capture.connections),
-                                len(capture.frames), len(capture.messages),
-                                len(capture.anomalies), offset)
-            offset += len(capture.connections)
-            del capture, labelled
-            results.append(result)
-            if progress is not None:
-                progress(result, len(files))
+        if runner.client is not None:
+            _analyze_on_cluster(files, runner, plan, options, dirs, fmt, wrote)
+        else:
+            offset = 0
+            for index, path, capture in _iter_captures(files, runner, plan, options):
+                result = FileResult(path, *_describe_file(capture), offset)
+                empties = _write_file(capture, index, path, offset, dirs, fmt)
+                offset += result.connections
+                del capture
+                wrote(result, index, empties)
     for table, (index, df) in empty.items():
-        if table not in written:  # an empty table is still a readable, typed dataset
+        if dirs and table not in written:  # an empty table is still a readable, typed dataset
             write_table(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"), fmt)
     return results
+
+
+def _describe_file(capture: Capture) -> tuple[CaptureInfo, int, int, int, int]:
+    """A file's info and row counts (what the client needs of its tables)."""
+    return (capture.info, len(capture.connections), len(capture.frames),
+            len(capture.messages), len(capture.anomalies))
+
+
+def _write_file(capture: Capture, index: int, path: str, offset: int, dirs: dict[str, str],
+                fmt: str) -> dict[str, pd.DataFrame]:
+    """Label a file's tables (its connections numbered from ``offset``) and
+    write each one that has rows as part ``index`` of its dataset (nothing
+    without ``dirs``); returns the tables without rows, typed (see
+    :func:`analyze_many`)."""
+    empties = {}
+    for table, df in _label_capture(capture, 0, [path], offset).items():
+        if not len(df):
+            empties[table] = df
+        elif dirs:
+            write_table(df, os.path.join(dirs[table], f"part-{index:05d}.{fmt}"), fmt)
+    return empties
+
+
+def _analyze_on_cluster(files: Sequence[str], runner: _Runner, plan: Sequence[int],
+                        options: Options | None, dirs: dict[str, str], fmt: str,
+                        wrote: Callable[[FileResult, int, dict[str, pd.DataFrame]], None]
+                        ) -> None:
+    """:func:`analyze_many` on a cluster: the workers write the tables.
+
+    Each file is read (by shards where planned) and its shards merged on the
+    workers; the client only asks for each file's row counts, in input order,
+    to number its connections after the earlier files', then has the worker
+    holding the tables write them. So no table crosses to the client, whose
+    work does not grow with the payload; at most a window of files is in
+    flight, and their tables are let go of once written.
+    """
+    client = runner.client
+    window = max(1, runner.nworkers * TASKS_PER_WORKER)
+    todo = iter(enumerate(zip(files, plan, strict=True)))
+    reading: deque[tuple[int, str, Any, Any]] = deque()  # index, path, tables, counts
+    writing: deque[tuple[int, FileResult, Any]] = deque()
+
+    def fill() -> None:
+        while len(reading) + len(writing) < window:
+            item = next(todo, None)
+            if item is None:
+                return
+            index, (path, n) = item
+            shards = [client.submit(_read_task, path, None if n == 1 else (i, n), options,
+                                    pure=False) for i in range(n)]
+            tables = client.submit(merge_shards, shards, pure=False) if n > 1 else shards[0]
+            reading.append((index, path, tables,
+                            client.submit(_describe_file, tables, pure=False)))
+
+    offset = 0
+    fill()
+    while reading or writing:
+        if reading:
+            index, path, tables, counts = reading.popleft()
+            info, conns, frames, messages, anomalies = counts.result()
+            result = FileResult(path, info, conns, frames, messages, anomalies, offset)
+            offset += result.connections
+            writing.append((index, result, client.submit(_write_file, tables, index, path,
+                                                         result.first_conn_id, dirs, fmt,
+                                                         pure=False)))
+            del tables, counts
+        if writing and (not reading or len(writing) >= runner.nworkers):
+            index, result, done = writing.popleft()
+            wrote(result, index, done.result())
+        fill()
