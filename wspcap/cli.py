@@ -281,7 +281,8 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     live.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
     live.add_argument("-w", "--write", metavar="FILE.pcap",
                       help="also write the packets to a pcap file (analyze reads it back)")
-    live.add_argument("-o", "--output", metavar="DIR", help="write the four tables into DIR")
+    live.add_argument("-o", "--output", metavar="DIR",
+                      help="write the four tables into DIR while capturing (memory stays flat)")
     live.add_argument("--format", choices=("parquet", "csv", "jsonl"), default="parquet",
                       help="table format with -o (default: parquet)")
     live.add_argument("--jsonl", metavar="PATH|-",
