@@ -106,7 +106,11 @@ def test_peer_captures(path: Path) -> None:
 def _steady(tmp_path: Path) -> Path:
     """A plain conversation, with frames cut across segments and several
     frames in one segment."""
-    conv = Conversation()
+    return _steady_conversation(Conversation()).crafted("steady").write(
+        tmp_path / "steady.pcap")
+
+
+def _steady_conversation(conv: Conversation) -> Conversation:
     conv.open()
     conv.upgrade()
     rng = random.Random(7)
@@ -121,7 +125,7 @@ def _steady(tmp_path: Path) -> Path:
         conv.send(d, wire, sizes)
     conv.closing_handshake()
     conv.close()
-    return conv.crafted("steady").write(tmp_path / "steady.pcap")
+    return conv
 
 
 def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
@@ -153,6 +157,41 @@ def test_block_cut_after_the_handshake(tmp_path: Path, monkeypatch: pytest.Monke
         pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
     if splits:
         assert p.block_frames > 0.8 * len(want.frames)
+    else:
+        assert p.block_frames == 0
+
+
+@pytest.mark.parametrize("splits", [0, blocks.SPLITS])
+def test_block_cuts_for_connections_starting_in_the_block(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, splits: int) -> None:
+    """Four conversations in one block, each starting a while after the one
+    before (a capture where connections come and go): the cuts, taken again
+    in each part, put nearly all their frames on the block path (one level
+    of cuts alone puts 69% there), and the records are the per-packet
+    path's. Without cuts, none is ready at the block's start."""
+    monkeypatch.setattr(blocks, "MIN_PACKETS", MIN_PACKETS)
+    monkeypatch.setattr(blocks, "SPLITS", splits)
+    convs = [_steady_conversation(Conversation(client=("10.0.0.1", 40001 + i)))
+             for i in range(4)]
+    # Conversation i starts after the first 150 * i packets of the others.
+    timeline = sorted((150 * i + n, i, pkt) for i, conv in enumerate(convs)
+                      for n, pkt in enumerate(conv.packets))
+    packets = []
+    for n, (_at, _i, pkt) in enumerate(timeline):
+        copy = pkt.copy()
+        copy.time = 1_700_000_000 + n / 1000
+        packets.append(copy)
+    path = tmp_path / "staggered.pcap"
+    wrpcap(str(path), packets)
+    want, _ = per_packet(path)
+    got, p = batched(path, None)
+    with open_capture(path) as cap:
+        assert len(list(cap.batches())) == 1
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    assert len(want.connections) == 4
+    if splits:
+        assert p.block_frames > 0.9 * len(want.frames), (p.block_frames, len(want.frames))
     else:
         assert p.block_frames == 0
 
