@@ -139,6 +139,18 @@ def test_block_path_takes_the_steady_state(tmp_path: Path) -> None:
     assert p.block_frames > 0.8 * len(want.frames)
 
 
+def _in_one_block(path: Path) -> tuple[Capture, Pipeline]:
+    """Read ``path`` (a capture of one file block) as one batch; its tables
+    must be the per-packet path's. Returns them and the pipeline."""
+    want, _ = per_packet(path)
+    got, p = batched(path, None)
+    with open_capture(path) as cap:
+        assert len(list(cap.batches())) == 1
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    return want, p
+
+
 @pytest.mark.parametrize("splits", [0, blocks.SPLITS])
 def test_block_cut_after_the_handshake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                        splits: int) -> None:
@@ -149,12 +161,7 @@ def test_block_cut_after_the_handshake(tmp_path: Path, monkeypatch: pytest.Monke
     monkeypatch.setattr(blocks, "MIN_PACKETS", MIN_PACKETS)
     monkeypatch.setattr(blocks, "SPLITS", splits)
     path = _steady(tmp_path)
-    want, _ = per_packet(path)
-    got, p = batched(path, None)
-    with open_capture(path) as cap:
-        assert len(list(cap.batches())) == 1
-    for name in TABLES:
-        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    want, p = _in_one_block(path)
     if splits:
         assert p.block_frames > 0.8 * len(want.frames)
     else:
@@ -183,12 +190,7 @@ def test_block_cuts_for_connections_starting_in_the_block(
         packets.append(copy)
     path = tmp_path / "staggered.pcap"
     wrpcap(str(path), packets)
-    want, _ = per_packet(path)
-    got, p = batched(path, None)
-    with open_capture(path) as cap:
-        assert len(list(cap.batches())) == 1
-    for name in TABLES:
-        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+    want, p = _in_one_block(path)
     assert len(want.connections) == 4
     if splits:
         assert p.block_frames > 0.9 * len(want.frames), (p.block_frames, len(want.frames))
