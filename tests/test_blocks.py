@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from golden.crafted import Conversation
@@ -26,6 +28,7 @@ from wspcap import blocks
 from wspcap.capture import Capture, CaptureInfo, _finish_records, analyze_to, read
 from wspcap.pipeline import Pipeline
 from wspcap.sources import Batch, files, open_capture
+from wspcap.ws.frames import FrameParser
 
 TABLES = ("connections", "frames", "messages", "anomalies")
 #: the module's own threshold (the fixture below lowers it for every test)
@@ -274,6 +277,61 @@ def test_generated_conversations(tmp_path_factory: pytest.TempPathFactory,
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
                                           obj=f"seed={s} {name}")
+
+
+class _NoSink:
+    def frame(self, frame: object) -> None:
+        raise AssertionError("scan emits nothing")
+
+    def anomaly(self, *args: object) -> None:
+        raise AssertionError("scan reports nothing")
+
+
+#: payload lengths, with those where a wrong reading of the length fields could
+#: still add up (119 + a 64-bit header is 2 + 127) and the width boundaries
+payload_len = st.one_of(st.integers(0, 300), st.integers(0, 70_000),
+                        st.sampled_from((119, 125, 126, 127, 0xFFFF, 0x10000)))
+wire_frame = st.tuples(payload_len, st.booleans(), st.sampled_from((None, 16, 64)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(frames=st.lists(wire_frame, min_size=1, max_size=6),
+       cuts=st.lists(st.integers(1, 140_000), max_size=3), gaps=st.lists(st.integers(0, 9)),
+       recut=st.booleans())
+def test_whole_frames_are_what_the_parser_scans(frames: list[tuple[int, bool, int | None]],
+                                                cuts: list[int], gaps: list[int],
+                                                recut: bool) -> None:
+    """Segments laid out in a block's buffer (other bytes between them): when
+    each is one whole frame with a 7- or 16-bit length, _whole_frames gives the
+    header and payload lengths FrameParser.scan finds; otherwise None."""
+    wires = []
+    for n, masked, width in frames:
+        if width == 16 and n > 0xFFFF:
+            width = 64
+        wires.append(frame(BINARY, bytes(n), mask=b"\x01\x02\x03\x04" if masked else None,
+                           width=width))
+    joined = b"".join(wires)
+    segments = wires
+    if recut:  # the same bytes cut elsewhere
+        bounds = sorted({c for c in cuts if c < len(joined)} | {0, len(joined)})
+        segments = [joined[a:b] for a, b in pairwise(bounds)]
+    buf = bytearray()
+    ps = []
+    for i, seg in enumerate(segments):
+        buf += b"\xff" * (gaps[i] if i < len(gaps) else 3)  # a packet's headers
+        ps.append(len(buf))
+        buf += seg
+    starts = np.array(ps, np.int64)
+    sizes = np.array([len(seg) for seg in segments], np.int64)
+    got = blocks._whole_frames(bytes(buf), starts, sizes)
+    _stream, fs, hls, lengths = FrameParser(_NoSink()).scan(joined)
+    one_each = fs == list(np.cumsum(sizes) - sizes) and len(fs) == len(segments)
+    if one_each and all(hl - 4 * (b & 0x80 != 0) < 10 for hl, b in
+                        zip(hls, (joined[x + 1] for x in fs), strict=True)):
+        assert got is not None
+        assert got[0].tolist() == hls and got[1].tolist() == lengths
+    else:
+        assert got is None
 
 
 @pytest.mark.parametrize("spill_bytes", [0, 4096])

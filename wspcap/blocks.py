@@ -9,8 +9,10 @@ packet and one frame at a time. Most packets of a real capture are the
 steady state of established connections: in-order segments carrying frames.
 :func:`receive_batch` takes a block of packets (a :class:`wspcap.sources.Batch`)
 and does that steady state a connection at a time: headers decoded by NumPy
-gathers (:func:`wspcap.decode.batch.decode_batch`), the segments of a
-direction joined into one buffer, frame boundaries walked with a lean loop
+gathers (:func:`wspcap.decode.batch.decode_batch`), frame headers read with
+NumPy where each segment of a direction is one whole frame (as senders write
+most messages; :func:`_whole_frames`), otherwise the segments joined into one
+buffer and frame boundaries walked with a lean loop
 (:meth:`FrameParser.scan <wspcap.ws.FrameParser.scan>`), payloads taken out
 and client ones unmasked in one pass (:func:`wspcap.ws.mask.frame_payloads`),
 and the frames kept as columns (NumPy arrays, one per field; only payloads
@@ -77,7 +79,7 @@ from wspcap.records import (
     to_columns,
 )
 from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
-from wspcap.ws.frames import FIN, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
+from wspcap.ws.frames import FIN, LEN7, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
 from wspcap.ws.mask import frame_payloads
 from wspcap.ws.messages import Message
 
@@ -386,6 +388,34 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
 
 
 _FOUR = np.arange(4)
+
+
+def _whole_frames(buf: bytes, ps: np.ndarray, sizes: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray] | None:
+    """Header and payload lengths of the frames in ``buf[ps[i]:ps[i] + sizes[i]]``
+    when each of these segments is exactly one whole frame with a 7- or 16-bit
+    length, as most segments of real traffic are (a sender writes a message a
+    frame at a time); None when one is not."""
+    if not len(ps) or int(sizes.min()) < 2:
+        return None
+    view = np.frombuffer(buf, np.uint8)
+    b1 = view[ps + 1]
+    length = (b1 & LEN7).astype(np.int64)
+    hl = np.where(b1 & MASKED, 6, 2)
+    ext = length == 126
+    if ext.any():
+        if (length == 127).any():
+            return None
+        top = len(view) - 1  # (a segment too short for its header fails the test below)
+        wide = (view[np.minimum(ps + 2, top)].astype(np.int64) << 8) \
+            | view[np.minimum(ps + 3, top)]
+        length = np.where(ext, wide, length)
+        hl += 2 * ext
+    elif (length == 127).any():
+        return None
+    if not np.array_equal(hl + length, sizes):
+        return None
+    return hl, length
 #: message type by opcode (as the assembler names them)
 _TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
 
@@ -436,23 +466,37 @@ class _Scan:
         self.parser = parser
         self.assembler = dr.assembler
         buf = batch.buf
-        data = b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
-        stream, starts, hls, lengths = parser.scan(data)
-        self.stream = stream
-        self.held = len(stream) - len(data)  # bytes the parser held before the block
-        self.cum_end = self.held + np.cumsum(pe - ps)  # stream end after each chunk
-        fs = self.starts = np.asarray(starts, np.int64)
-        hl = self.hls = np.asarray(hls, np.int64)
-        plen = self.lengths = np.asarray(lengths, np.int64)
+        sizes = pe - ps
+        whole = None if parser.holding else _whole_frames(buf, ps, sizes)
+        if whole is not None:
+            # Each segment is one whole frame: no need to join them to find the
+            # frames, which are taken from the block's buffer where they are.
+            self._stream: bytes | None = None
+            self.held = 0
+            self.cum_end = np.cumsum(sizes)
+            self.src, self.src_starts = buf, ps
+            fs = self.starts = self.cum_end - sizes
+            hl, plen = whole
+        else:
+            data = b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
+            stream, starts, hls, lengths = parser.scan(data)
+            self._stream = stream
+            self.held = len(stream) - len(data)  # bytes the parser held before the block
+            self.cum_end = self.held + np.cumsum(sizes)  # stream end after each chunk
+            fs = self.starts = np.asarray(starts, np.int64)
+            hl = np.asarray(hls, np.int64)
+            plen = np.asarray(lengths, np.int64)
+            self.src, self.src_starts = stream, fs
+        self.hls, self.lengths = hl, plen
         # The packet that completes each frame, and the chunk that brought its first
         # byte (-1: the bytes held from before).
         end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
         self.end_at = chunks[end_chunk] if len(fs) else _EMPTY
         self.start_chunk = np.where(fs < self.held, -1,
                                     np.searchsorted(self.cum_end, fs, "right"))
-        head = np.frombuffer(stream, np.uint8)
-        self.b0 = head[fs].astype(np.int64)
-        masked = (head[fs + 1] & MASKED) != 0
+        head = np.frombuffer(self.src, np.uint8)
+        self.b0 = head[self.src_starts].astype(np.int64)
+        masked = (head[self.src_starts + 1] & MASKED) != 0
         self.masked = masked
         base = hl - np.where(masked, 4, 0)
         self.enc = np.where(base == 2, 7, np.where(base == 4, 16, 64))
@@ -463,6 +507,18 @@ class _Scan:
         #: the packet from which this direction must go per packet
         self.cut = self._start_packet(self.framed) if len(bad) else _NEVER
         self.k = 0
+
+    def stream(self, stop: int, used: int) -> bytes:
+        """The direction's stream as :meth:`FrameParser.scan` gives it, where
+        bytes from ``stop`` to ``used`` are wanted (the frames taken from the
+        block's buffer are joined only then)."""
+        if self._stream is None:
+            if stop >= used:
+                return b""
+            buf = self.batch.buf
+            self._stream = b"".join([buf[x:y] for x, y in zip(self.ps.tolist(),
+                                                               self.pe.tolist(), strict=True)])
+        return self._stream
 
     def _start_packet(self, j: int) -> int:
         """Batch index of the packet from which frame ``j`` goes per packet."""
@@ -483,10 +539,10 @@ class _Scan:
         self.base = parser.base
         self.held_since = parser.held_since
         starts = self.starts[:k]
-        at = starts + self.hls[:k]
-        self.payloads = frame_payloads(self.stream, at, self.lengths[:k], self.masked[:k])
+        at = self.src_starts[:k] + self.hls[:k]
+        self.payloads = frame_payloads(self.src, at, self.lengths[:k], self.masked[:k])
         # Each frame's 4 bytes before its payload: the masking key where it is masked.
-        self.key_bytes = np.frombuffer(self.stream, np.uint8)[(at - 4)[:, None] + _FOUR]
+        self.key_bytes = np.frombuffer(self.src, np.uint8)[(at - 4)[:, None] + _FOUR]
         sc = self.start_chunk[:k]
         self.start_at = self.chunks[np.maximum(sc, 0)]  # packet that brought the first byte
         dr.frames += k
@@ -509,7 +565,7 @@ class _Scan:
                                                                     "right")])]
         else:
             start_ts = parser.held_since
-        parser.took(self.stream, stop, used, start_ts)
+        parser.took(self.stream(stop, used), stop, used, start_ts)
         buf = self.batch.buf
         lo = max(0, m - HISTORY)
         last = [buf[x:y] for x, y in zip(self.ps[lo:m].tolist(), self.pe[lo:m].tolist(),

@@ -327,6 +327,11 @@ class FrameParser:
         return stream, starts, hls, lengths
 
     @property
+    def holding(self) -> int:
+        """Bytes held of a frame not complete yet (what :meth:`scan` puts first)."""
+        return len(self._buf)
+
+    @property
     def base(self) -> int:
         """The stream offset of the first byte held (or of the next byte fed)."""
         return self._base
