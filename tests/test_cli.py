@@ -7,6 +7,8 @@ a user can cause must end with exactly one line on stderr and no traceback.
 
 from __future__ import annotations
 
+import json
+import os
 import random
 import shutil
 import struct
@@ -66,6 +68,26 @@ class TestBasics:
         done = subprocess.run([exe, "--version"], capture_output=True, text=True,
                               timeout=TIMEOUT, check=False)
         assert done.returncode == 0 and wspcap.__version__ in done.stdout
+
+    def test_exit_status_and_whole_output(self, samples_dir: Path, tmp_path: Path) -> None:
+        """The program exits without tearing the interpreter down: its status
+        is main()'s, its output is all there, and exit handlers still run."""
+        anomalous = str(samples_dir / "anomalies" / "ws-client-unmasked.pcap")
+        assert run("analyze", anomalous, "-q", "--fail-on", "warning").returncode == 3
+        done = run("rules", "--format", "json")
+        assert done.returncode == 0
+        assert len(json.loads(done.stdout)["rules"]) > 50  # (a pipe: stdout fully buffered)
+        mark = tmp_path / "atexit"
+        code = ("import atexit, pathlib, sys; from wspcap.cli import run; "
+                f"atexit.register(pathlib.Path({str(mark)!r}).write_text, 'ran'); "
+                "print('buffered', end=''); "  # (-q: nothing else prints, or flushes)
+                f"sys.argv = ['wspcap', 'analyze', {anomalous!r}, '-q', '--fail-on', 'warning']; "
+                "run()")
+        buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False, env=buffered)
+        assert (done.returncode, done.stdout) == (3, "buffered")
+        assert mark.read_text() == "ran"
 
     def test_help(self) -> None:
         done = run("--help")

@@ -1,7 +1,5 @@
 """``python -m wspcap``: the command-line interface."""
 
-import sys
+from wspcap.cli import run
 
-from wspcap.cli import main
-
-sys.exit(main())
+run()

@@ -13,6 +13,7 @@ with one line on stderr and a non-zero exit status, never a traceback:
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from wspcap.monitor import Event
     from wspcap.parallel import FileResult
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 #: Files above this size get a progress bar (when stderr is a terminal).
 PROGRESS_MIN_BYTES = 8 << 20
@@ -73,6 +74,25 @@ def _parser() -> argparse.ArgumentParser:
     _add_view_parsers(sub)
     _add_rules_parser(sub)
     return parser
+
+
+def run() -> None:
+    """The ``wspcap`` program: :func:`main`, then exit with its status.
+
+    Exits without tearing the interpreter down: freeing the modules of
+    pandas, pyarrow and NumPy object by object takes about 0.15 s, for
+    nothing, at the end of every command. What an exit must still do is
+    done first: flush the standard streams and run the exit handlers (every
+    file wspcap writes is closed before :func:`main` returns).
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a closed pipe: nothing more can be said
+        pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
