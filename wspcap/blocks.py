@@ -416,6 +416,13 @@ def _whole_frames(buf: bytes, ps: np.ndarray, sizes: np.ndarray
     if not np.array_equal(hl + length, sizes):
         return None
     return hl, length
+
+
+def _joined(buf: bytes, ps: np.ndarray, pe: np.ndarray) -> bytes:
+    """The segments ``buf[ps[i]:pe[i]]`` one after the other."""
+    return b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
+
+
 #: message type by opcode (as the assembler names them)
 _TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
 
@@ -478,7 +485,7 @@ class _Scan:
             fs = self.starts = self.cum_end - sizes
             hl, plen = whole
         else:
-            data = b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
+            data = _joined(buf, ps, pe)
             stream, starts, hls, lengths = parser.scan(data)
             self._stream = stream
             self.held = len(stream) - len(data)  # bytes the parser held before the block
@@ -515,9 +522,7 @@ class _Scan:
         if self._stream is None:
             if stop >= used:
                 return b""
-            buf = self.batch.buf
-            self._stream = b"".join([buf[x:y] for x, y in zip(self.ps.tolist(),
-                                                               self.pe.tolist(), strict=True)])
+            self._stream = _joined(self.batch.buf, self.ps, self.pe)
         return self._stream
 
     def _start_packet(self, j: int) -> int:
