@@ -247,6 +247,15 @@ def _tasks(paths: Sequence[str], plan: Sequence[int]
                 yield index, path, (i, n)
 
 
+def _submit_file(client: Any, path: str, n: int, options: Options | None) -> Any:
+    """A file's Capture on the cluster: read by ``n`` shards (``n`` tasks, merged
+    on a worker) or whole (``n == 1``); returns its future."""
+    if n == 1:
+        return client.submit(_read_task, path, None, options, pure=False)
+    shards = [client.submit(_read_task, path, (i, n), options, pure=False) for i in range(n)]
+    return client.submit(merge_shards, shards, pure=False)
+
+
 def _iter_captures(paths: Sequence[str], runner: _Runner, plan: Sequence[int],
                    options: Options | None) -> Iterator[tuple[int, str, Capture]]:
     """Each file's Capture (shards merged), in input order, with a bounded window."""
@@ -557,14 +566,7 @@ def _read_many_dask(files: list[str], scheduler: Any, workers: int | None,
     try:
         client = runner.client
         plan = _plan(files, runner.nworkers, split_large)
-        per_file = []
-        for path, n in zip(files, plan):
-            if n == 1:
-                per_file.append(client.submit(_read_task, path, None, options, pure=False))
-            else:
-                shards = [client.submit(_read_task, path, (i, n), options, pure=False)
-                          for i in range(n)]
-                per_file.append(client.submit(merge_shards, shards, pure=False))
+        per_file = [_submit_file(client, path, n, options) for path, n in zip(files, plan)]
         facts = client.gather([client.submit(_describe, f, pure=False) for f in per_file])
         offsets = np.concatenate([[0], np.cumsum([f[0] for f in facts])[:-1]]).tolist()
         tables = []
@@ -723,9 +725,7 @@ def _analyze_on_cluster(files: Sequence[str], runner: _Runner, plan: Sequence[in
             if item is None:
                 return
             index, (path, n) = item
-            shards = [client.submit(_read_task, path, None if n == 1 else (i, n), options,
-                                    pure=False) for i in range(n)]
-            tables = client.submit(merge_shards, shards, pure=False) if n > 1 else shards[0]
+            tables = _submit_file(client, path, n, options)
             reading.append((index, path, tables,
                             client.submit(_describe_file, tables, pure=False)))
 
