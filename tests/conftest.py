@@ -4,10 +4,9 @@ Where things are:
 
 - the repository root is the parent of this folder; ``samples/`` holds real
   captures with ``.truth.json`` ground truth (see ``samples/README.md``);
-- the peers' corpus (Zeek and Suricata captures with their expected outputs)
-  lives next to the repository, in ``../shared/peers``; the environment
-  variable ``WSPCAP_PEERS`` points elsewhere. Tests that need it skip when it
-  is missing;
+- the peers' corpus (Zeek and Suricata captures with their expected outputs
+  and licenses) is in ``tests/data/peers``; the environment variable
+  ``WSPCAP_PEERS`` points elsewhere;
 - ``tests/golden/`` holds the helpers of these tests (truth comparison, an
   RFC 6455 frame builder written for the tests, scapy-crafted captures).
 

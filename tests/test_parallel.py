@@ -28,11 +28,12 @@ from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap import parallel
 from wspcap.parallel import _plan, analyze_many, expand_inputs
 from wspcap.sources import open_capture
+from golden.paths import peers_location
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SAMPLE_FILES = sorted(str(p) for p in SAMPLES.glob("*.pcap*"))
-PEERS = Path(os.environ.get("WSPCAP_PEERS", ROOT / ".." / "shared" / "peers"))
+PEERS = peers_location()
 TABLES = ("connections", "frames", "messages", "anomalies")
 #: Seconds any one test may take, cluster start included.
 TEST_TIME_LIMIT = 90

@@ -83,6 +83,17 @@ ZEEK_CLEAN = [
 ]
 
 
+def test_peer_corpus_is_bundled_with_its_licenses() -> None:
+    """A fresh clone has the peers' captures, expectations and license texts."""
+    from golden.paths import PEERS_DIR
+    captures = [p for p in PEERS_DIR.rglob("*") if p.suffix in (".pcap", ".pcapng")]
+    assert len(captures) >= 17, "the peers' captures are part of the test data"
+    assert (PEERS_DIR / "zeek" / "COPYING").read_text().startswith("Copyright (c) 1995-now")
+    assert "MIT" in (PEERS_DIR / "README.md").read_text()
+    assert "Permission is hereby granted" in (PEERS_DIR / "suricata" / "LICENSE.txt").read_text()
+    assert (PEERS_DIR / "zeek" / "baselines").is_dir() and list(PEERS_DIR.rglob("test.yaml"))
+
+
 def _found(rel_paths: list[str]) -> list[Any]:
     """Parameters, or one skipped parameter when the corpus is missing."""
     if rel_paths:

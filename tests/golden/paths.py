@@ -1,8 +1,9 @@
 """Where the test data lives, relative to this repository.
 
 - ``samples/``: real captures with ``.truth.json`` ground truth;
-- the peers' corpus: ``../shared/peers`` next to the repository, or the folder
-  named by the environment variable ``WSPCAP_PEERS``.
+- the peers' corpus: ``tests/data/peers`` (Zeek's and Suricata's captures and
+  expected outputs, with their licenses), or the folder named by the
+  environment variable ``WSPCAP_PEERS``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "CAPTURE_SUFFIXES",
     "GOLDEN_DIR",
+    "PEERS_DIR",
     "REPO_ROOT",
     "SAMPLES_DIR",
     "TESTS_DIR",
@@ -26,6 +28,7 @@ GOLDEN_DIR = Path(__file__).resolve().parent
 TESTS_DIR = GOLDEN_DIR.parent
 REPO_ROOT = TESTS_DIR.parent
 SAMPLES_DIR = REPO_ROOT / "samples"
+PEERS_DIR = TESTS_DIR / "data" / "peers"
 CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
 
 
@@ -34,7 +37,7 @@ def peers_location() -> Path:
     env = os.environ.get("WSPCAP_PEERS")
     if env:
         return Path(env).expanduser().resolve()
-    return (REPO_ROOT / ".." / "shared" / "peers").resolve()
+    return PEERS_DIR
 
 
 def sample_names() -> list[str]:

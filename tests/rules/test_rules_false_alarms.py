@@ -3,7 +3,7 @@
 - ``samples/``: real ``websockets`` 17 server and client on loopback, with and
   without permessage-deflate (ground truth in the ``.truth.json`` files): not
   one ``warning`` or ``error``.
-- The peers' captures (``../shared/peers``): Zeek's expected weirds (its btest
+- The peers' captures (``tests/data/peers``): Zeek's expected weirds (its btest
   ``weird.log`` baselines) come out under our codes, with the same detail;
   where Zeek's baseline has no weird, the only warnings and errors are the
   violations Zeek does not look for, listed below with the reason each is real.
