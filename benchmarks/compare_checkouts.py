@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Compare the tables two checkouts of wspcap make of the same captures.
+
+A refactoring that must not change what users see is checked with this:
+every table (``connections``, ``frames``, ``messages``, ``anomalies``) of
+every capture is made by each checkout in a child process of its own (with
+that checkout first on ``PYTHONPATH``), and the two are compared value for
+value, dtype for dtype, row order included.
+
+Usage, from the repository root::
+
+    python benchmarks/compare_checkouts.py OLD_CHECKOUT NEW_CHECKOUT            # the bundled captures
+    python benchmarks/compare_checkouts.py OLD NEW --ref main                     # OLD as git ref of this repo
+    python benchmarks/compare_checkouts.py OLD NEW benchmarks/data/chat.pcap      # named captures too
+
+``--ref REF`` makes OLD a temporary ``git worktree`` of REF. By default the
+captures are those bundled: ``samples/``, ``samples/anomalies/``,
+``tests/golden/`` and the peers' captures in ``tests/data/peers/``, taken
+from NEW. The exit status is 1 when any table differs, and each difference is
+printed (table, column, first differing row). ``--ignore TABLE.COLUMN``
+leaves out a column that is meant to change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+TABLES = ("connections", "frames", "messages", "anomalies")
+SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
+
+
+def bundled(root: Path) -> list[Path]:
+    """The captures a checkout bundles."""
+    found: list[Path] = []
+    for folder in ("samples", "tests/golden", "tests/data/peers"):
+        base = root / folder
+        if base.is_dir():
+            found += sorted(p for p in base.rglob("*") if p.name.endswith(SUFFIXES))
+    return found
+
+
+def dump(checkout: Path, captures: list[Path], out: Path) -> None:
+    """Make every table of every capture with ``checkout``'s wspcap, as pickles in ``out``."""
+    code = (
+        "import json, sys, pickle, wspcap\n"
+        "from pathlib import Path\n"
+        "out = Path(sys.argv[1]); report = {}\n"
+        "for i, name in enumerate(sys.argv[2:]):\n"
+        "    try:\n"
+        "        cap = wspcap.read(name)\n"
+        "    except Exception as exc:\n"
+        "        report[name] = f'{type(exc).__name__}: {exc}'\n"
+        "        continue\n"
+        "    tables = {t: getattr(cap, t) for t in " + repr(TABLES) + "}\n"
+        "    (out / f'{i}.pkl').write_bytes(pickle.dumps(tables))\n"
+        "    report[name] = 'ok'\n"
+        "(out / 'report.json').write_text(json.dumps(report))\n"
+        "print(wspcap.__file__, file=sys.stderr)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(checkout))
+    subprocess.run([sys.executable, "-c", code, str(out), *map(str, captures)], env=env,
+                   check=True, cwd=checkout)
+
+
+def compare(old: Path, new: Path, captures: list[Path], ignore: set[str]) -> int:
+    """Print every difference; return how many tables differ."""
+    import pickle
+
+    import pandas as pd
+
+    old_report = json.loads((old / "report.json").read_text())
+    new_report = json.loads((new / "report.json").read_text())
+    differing = 0
+    for i, capture in enumerate(captures):
+        name = str(capture)
+        if old_report[name] != "ok" or new_report[name] != "ok":
+            if old_report[name] != new_report[name]:
+                print(f"{name}: old {old_report[name]!r}, new {new_report[name]!r}")
+                differing += 1
+            continue
+        a = pickle.loads((old / f"{i}.pkl").read_bytes())
+        b = pickle.loads((new / f"{i}.pkl").read_bytes())
+        for table in TABLES:
+            x, y = a[table], b[table]
+            cols = [c for c in x.columns if f"{table}.{c}" not in ignore]
+            extra = sorted(set(y.columns) - set(x.columns))
+            missing = sorted(set(cols) - set(y.columns))
+            problems = []
+            if missing:
+                problems.append(f"columns gone: {missing}")
+            if len(x) != len(y):
+                problems.append(f"rows {len(x)} -> {len(y)}")
+            for col in cols:
+                if col in missing or len(x) != len(y):
+                    continue
+                if str(x[col].dtype) != str(y[col].dtype):
+                    problems.append(f"{col}: dtype {x[col].dtype} -> {y[col].dtype}")
+                    continue
+                try:
+                    pd.testing.assert_series_equal(x[col].reset_index(drop=True),
+                                                   y[col].reset_index(drop=True),
+                                                   check_categorical=False)
+                except AssertionError:
+                    left, right = x[col].reset_index(drop=True), y[col].reset_index(drop=True)
+                    diff = [k for k in range(len(left))
+                            if not (left[k] is right[k] or repr(left[k]) == repr(right[k]))]
+                    where = diff[0] if diff else "?"
+                    shown = (f"{left[where]!r:.60} -> {right[where]!r:.60}"
+                             if diff else "")
+                    problems.append(f"{col}: {len(diff)} rows differ, first row {where} {shown}")
+            if problems:
+                differing += 1
+                print(f"{capture.name} {table}: " + "; ".join(problems))
+            elif extra:
+                print(f"{capture.name} {table}: new columns {extra} (others equal)")
+    return differing
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("old", help="the checkout (folder) taken as reference")
+    parser.add_argument("new", help="the checkout (folder) to check")
+    parser.add_argument("captures", nargs="*", help="captures (default: the bundled ones)")
+    parser.add_argument("--ref", help="make OLD a temporary git worktree of this ref")
+    parser.add_argument("--ignore", action="append", default=[], metavar="TABLE.COLUMN")
+    args = parser.parse_args(argv)
+    new = Path(args.new).resolve()
+    captures = [Path(c).resolve() for c in args.captures] or bundled(new)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = Path(args.old).resolve()
+        if args.ref:
+            old = Path(tmp) / "old-checkout"
+            subprocess.run(["git", "-C", str(new), "worktree", "add", "-q", "--detach",
+                            str(old), args.ref], check=True)
+        try:
+            (Path(tmp) / "a").mkdir()
+            (Path(tmp) / "b").mkdir()
+            dump(old, captures, Path(tmp) / "a")
+            dump(new, captures, Path(tmp) / "b")
+            differing = compare(Path(tmp) / "a", Path(tmp) / "b", captures, set(args.ignore))
+        finally:
+            if args.ref:
+                subprocess.run(["git", "-C", str(new), "worktree", "remove", "--force",
+                                str(old)], check=False)
+    print(f"{len(captures)} captures, {differing} differing tables")
+    return 1 if differing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
