@@ -17,7 +17,7 @@ import pytest
 
 import wspcap
 
-LAYERS = ("tcp", "http", "ws", "rules")
+LAYERS = ("tcp", "tls", "http", "ws", "rules")
 FORBIDDEN = ("pandas", "matplotlib", "scapy")
 
 

@@ -1,0 +1,151 @@
+"""Real TLS conversations made in memory by Python's ``ssl`` (OpenSSL), with key logs.
+
+A client and a server :class:`ssl.SSLObject` talk through memory BIOs; the
+bytes each side writes are the two directions of a TCP stream, in the order
+they were sent. The client's context writes the NSS key log (the same
+``keylog_filename`` a user sets), so the tests get what a capture and a key
+log would hold, without a network.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ssl
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+__all__ = ["Conversation", "converse", "self_signed"]
+
+
+@dataclass
+class Conversation:
+    """What went over the wire, the key log, and what each side sent."""
+
+    #: (direction, bytes) in the order they were written; 0 = client to server.
+    wire: list[tuple[int, bytes]] = field(default_factory=list)
+    keylog: str = ""
+    sent: list[list[bytes]] = field(default_factory=lambda: [[], []])
+    version: str = ""
+    cipher: str = ""
+
+    def stream(self, direction: int) -> bytes:
+        """One direction's bytes, whole."""
+        return b"".join(data for d, data in self.wire if d == direction)
+
+
+def self_signed(folder: Path, kind: str = "ec") -> tuple[Path, Path]:
+    """A self-signed certificate and its key for ``localhost``, as PEM files."""
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
+    key = (ec.generate_private_key(ec.SECP256R1()) if kind == "ec"
+           else rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=30))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = folder / f"cert-{kind}.pem", folder / f"key-{kind}.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _pump(conv: Conversation, client: ssl.SSLObject, server: ssl.SSLObject,
+          c_out: ssl.MemoryBIO, s_out: ssl.MemoryBIO, s_in: ssl.MemoryBIO,
+          c_in: ssl.MemoryBIO) -> None:
+    while True:
+        moved = False
+        data = c_out.read()
+        if data:
+            conv.wire.append((0, data))
+            s_in.write(data)
+            moved = True
+        data = s_out.read()
+        if data:
+            conv.wire.append((1, data))
+            c_in.write(data)
+            moved = True
+        if not moved:
+            return
+
+
+def _read_all(obj: ssl.SSLObject) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = obj.read(1 << 16)
+        except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
+             ciphers: str | None = None, cert: str = "ec", options: int = 0,
+             alpn: list[str] | None = None, sni: str = "localhost") -> Conversation:
+    """Run a TLS conversation in memory: the handshake, then ``messages`` in order.
+
+    Each message is (0 client-to-server | 1 server-to-client, bytes); each
+    goes out as one ``write`` (records of up to 16 KiB).
+    """
+    conv = Conversation()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        cert_path, key_path = self_signed(folder, cert)
+        keylog = folder / "keys.log"
+        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        sctx.load_cert_chain(cert_path, key_path)
+        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        cctx.check_hostname = False
+        cctx.verify_mode = ssl.CERT_NONE
+        cctx.keylog_filename = str(keylog)
+        for ctx in (sctx, cctx):
+            ctx.options |= options
+            if version == "1.2":
+                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+            else:
+                ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            if ciphers:
+                ctx.set_ciphers(ciphers)
+            if alpn:
+                ctx.set_alpn_protocols(alpn)
+        c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
+        client = cctx.wrap_bio(c_in, c_out, server_hostname=sni)
+        server = sctx.wrap_bio(s_in, s_out, server_side=True)
+        done = [False, False]
+        for _ in range(20):
+            for i, side in enumerate((client, server)):
+                if not done[i]:
+                    try:
+                        side.do_handshake()
+                        done[i] = True
+                    except ssl.SSLWantReadError:
+                        pass
+            _pump(conv, client, server, c_out, s_out, s_in, c_in)
+            if all(done):
+                break
+        assert all(done), "the TLS handshake did not finish"
+        for direction, data in messages:
+            sender, receiver = (client, server) if direction == 0 else (server, client)
+            sender.write(data)
+            _pump(conv, client, server, c_out, s_out, s_in, c_in)
+            got = _read_all(receiver)
+            _pump(conv, client, server, c_out, s_out, s_in, c_in)
+            assert got == data
+            conv.sent[direction].append(data)
+        conv.version = client.version() or ""
+        conv.cipher = (client.cipher() or ("", "", 0))[0]
+        conv.keylog = keylog.read_text()
+    return conv
