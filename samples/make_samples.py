@@ -42,7 +42,9 @@ import signal
 import socket
 import struct
 import subprocess
+import ssl
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -154,6 +156,7 @@ class Scenario:
     server_kwargs: dict = field(default_factory=dict)
     connections: list[ConnSpec] = field(default_factory=list)
     concurrent: bool = False  # run the connections at the same time
+    tls: str | None = None  # "1.2" or "1.3": wss://, keys embedded in the pcapng
 
 
 def no_compression() -> dict:
@@ -358,13 +361,75 @@ def scenario_cooked() -> Scenario:
     )
 
 
+def _wss_steps(tag: str) -> list[dict]:
+    return [
+        {"by": "c", "op": "send", "data": f"hello over {tag}"},
+        {"by": "s", "op": "send", "data": f"hello back over {tag}"},
+        {"by": "c", "op": "send", "data": det_bytes(30, 300)},
+        {"by": "s", "op": "send", "data": det_text(31, 70000)},   # several TLS records
+        {"by": "c", "op": "ping", "data": b"wss-ping"},
+        {"by": "c", "op": "burst", "items": ["burst-a", "burst-b"], "cork": True},
+        {"by": "s", "op": "send", "data": det_bytes(32, 20000)},
+        {"by": "c", "op": "close", "code": 1000, "reason": "bye over TLS"},
+    ]
+
+
+def scenario_wss() -> Scenario:
+    return Scenario(
+        name="wss",
+        filename="wss.pcapng",
+        description="wss:// over TLS 1.3 (the client's key log embedded in the pcapng as a "
+        "Decryption Secrets Block), permessage-deflate, a 70000-byte message over several "
+        "TLS records, a ping, a corked burst.",
+        fmt="pcapng",
+        tls="1.3",
+        connections=[ConnSpec("wss", "/wss", _wss_steps("TLS 1.3"))],
+    )
+
+
+def scenario_wss_tls12() -> Scenario:
+    return Scenario(
+        name="wss-tls12",
+        filename="wss-tls12.pcapng",
+        description="wss:// over TLS 1.2 (ECDHE-ECDSA with AES-256-GCM; keys embedded), "
+        "no compression.",
+        fmt="pcapng",
+        tls="1.2",
+        server_kwargs=no_compression(),
+        connections=[ConnSpec("wss-tls12", "/wss12", _wss_steps("TLS 1.2"), no_compression())],
+    )
+
+
 SCENARIOS = {
     s.name: s
     for s in (
         scenario_plain(), scenario_deflate(), scenario_deflate_no_context(),
         scenario_fragmented(), scenario_multi(), scenario_ipv6(), scenario_cooked(),
+        scenario_wss(), scenario_wss_tls12(),
     )
 }
+
+
+def tls_contexts(version: str, folder: Path) -> tuple[ssl.SSLContext, ssl.SSLContext, Path]:
+    """Server and client contexts for a local self-signed certificate; the client
+    writes its key log (what SSLKEYLOGFILE does) into ``folder``."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from golden.tls import self_signed  # the tests' certificate maker
+
+    cert, key = self_signed(folder)
+    keylog = folder / "keys.log"
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    client.keylog_filename = str(keylog)
+    for ctx in (server, client):
+        if version == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        else:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return server, client, keylog
 
 
 # --------------------------------------------------------------------------
@@ -533,9 +598,14 @@ class ConnResult:
     server_ws: Any = None
     explicit_pongs: dict = field(default_factory=lambda: {"c": [], "s": []})
     events: list = field(default_factory=list)
+    #: (client address, server address), taken while the connection is open
+    #: (a TLS transport forgets them once closed).
+    addresses: tuple = (None, None)
 
 
-async def run_exchange(sc: Scenario, port: int) -> list[ConnResult]:
+async def run_exchange(sc: Scenario, port: int,
+                       tls: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
+                       ) -> list[ConnResult]:
     results = {c.path: ConnResult(c) for c in sc.connections}
     for r in results.values():
         r.events = [asyncio.Event() for _ in r.spec.steps]
@@ -569,14 +639,21 @@ async def run_exchange(sc: Scenario, port: int) -> list[ConnResult]:
 
         server_kwargs["select_subprotocol"] = select_subprotocol
     server_kwargs.update(sc.server_kwargs)
+    if tls is not None:
+        server_kwargs["ssl"] = tls[0]
     host_in_uri = f"[{sc.host}]" if ":" in sc.host else sc.host
 
     async def client(r: ConnResult) -> None:
         kwargs = dict(ping_interval=None, close_timeout=5, open_timeout=5)
         kwargs.update(r.spec.client_kwargs)
-        uri = f"ws://{host_in_uri}:{port}{r.spec.path}"
+        if tls is not None:
+            kwargs["ssl"] = tls[1]
+            kwargs["server_hostname"] = "localhost"  # an SNI, as a browser sends
+        scheme = "wss" if tls is not None else "ws"
+        uri = f"{scheme}://{host_in_uri}:{port}{r.spec.path}"
         ws = await connect(uri, **kwargs)
         r.client_ws = ws
+        r.addresses = (ws.local_address, ws.remote_address)
         try:
             await run_side(ws, "c", r.spec.steps, r.events, r.explicit_pongs["c"])
         finally:
@@ -732,7 +809,7 @@ def build_connection_truth(idx: int, r: ConnResult) -> dict:
 
     req_h, resp_h = c.request.headers, c.response.headers
     deflate = _deflate_params(c)
-    caddr, saddr = c.local_address, c.remote_address
+    caddr, saddr = r.addresses
     counts: dict[str, dict[str, int]] = {}
     for d in ("c2s", "s2c"):
         counts[d] = {
@@ -903,14 +980,23 @@ def make_scenario(sc: Scenario, out: Path) -> dict:
     RECORDER.by_protocol.clear()
     RECORDER.keep_alive.clear()
     RECORDER.seq = itertools.count()
+    keydir = tempfile.TemporaryDirectory()
+    contexts = None
+    keylog = None
+    if sc.tls is not None:
+        server_ctx, client_ctx, keylog = tls_contexts(sc.tls, Path(keydir.name))
+        contexts = (server_ctx, client_ctx)
     try:
-        results = asyncio.run(asyncio.wait_for(run_exchange(sc, port), SCENARIO_TIMEOUT))
+        results = asyncio.run(asyncio.wait_for(run_exchange(sc, port, contexts),
+                                               SCENARIO_TIMEOUT))
         time.sleep(1.5)  # let the last FIN/ACKs reach the capture
     finally:
         stats = td.stop()
     if sc.fmt == "pcapng":
-        run_checked(["editcap", "-F", "pcapng", str(raw), str(final)])
+        secrets = ["--inject-secrets", f"tls,{keylog}"] if keylog is not None else []
+        run_checked(["editcap", "-F", "pcapng", *secrets, str(raw), str(final)])
         raw.unlink()
+    keydir.cleanup()
     fmt, linktype, tsprec = read_linktype(final)
     if stats.get("packets_dropped_by_kernel", 0) != 0:
         print(f"WARNING: {sc.name}: kernel dropped packets", file=sys.stderr)

@@ -7,15 +7,17 @@ import gc
 import html
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
 
 from wspcap.pipeline import Collector, Options, Pipeline
 from wspcap.rules.thresholds import Thresholds
-from wspcap.sources import PacketRecord, open_capture
+from wspcap.sources import CaptureFile, PacketRecord, open_capture
+from wspcap.sources.keys import read_key_logs
 from wspcap.tables import anomalies_table, connections_table, frames_table, messages_table
+from wspcap.tls import KeyLog
 
 __all__ = ["Capture", "CaptureInfo", "TablesWriter", "Written", "analyze_to", "from_packets",
            "read"]
@@ -193,12 +195,37 @@ def from_packets(packets: Iterable[PacketRecord], source: str = "",
         return _finish(pipeline, CaptureInfo(source, "packets"), None)
 
 
+def _take_secrets(cap: CaptureFile, pipeline: Pipeline) -> None:
+    """TLS secrets embedded in the capture (pcapng Decryption Secrets Blocks)."""
+    for secrets in cap.secrets:
+        pipeline.receive_secrets(secrets)
+    cap.secrets.clear()
+
+
+#: What the ``keylog`` parameters take: key log file(s), or a KeyLog.
+KeylogArg = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | KeyLog | None
+
+
+def _with_keylog(options: Options | None, keylog: KeylogArg) -> Options | None:
+    """``options`` with the key log named added to the one they carry (ConfigError
+    for a file that cannot be read)."""
+    if keylog is None:
+        return options
+    log = keylog if isinstance(keylog, KeyLog) else KeyLog(read_key_logs(keylog))
+    options = options or Options()
+    if options.keylog is not None and options.keylog is not log:
+        merged = KeyLog()
+        merged.update(options.keylog)
+        merged.update(log)
+        log = merged
+    return replace(options, keylog=log)
+
+
 def _with_thresholds(options: Options | None,
                      thresholds: Thresholds | Mapping[str, Any] | None) -> Options | None:
     """``options`` with the anomaly thresholds set (checked: ConfigError)."""
     if thresholds is None:
         return options
-    from dataclasses import replace
     return replace(options or Options(), thresholds=Thresholds.coerce(thresholds))
 
 
@@ -222,7 +249,8 @@ def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None
 def read(path: str | os.PathLike[str], options: Options | None = None,
          progress: Callable[[int], None] | None = None,
          shard: tuple[int, int] | None = None,
-         thresholds: Thresholds | Mapping[str, Any] | None = None) -> Capture:
+         thresholds: Thresholds | Mapping[str, Any] | None = None,
+         keylog: KeylogArg = None) -> Capture:
     """Read a pcap or pcapng file (optionally gzip-compressed) into tables.
 
     Args:
@@ -235,6 +263,8 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         thresholds: limits of the anomaly rules
             (:class:`~wspcap.rules.thresholds.Thresholds`, or a mapping of
             threshold names to values); the defaults if None.
+        keylog: TLS key log file(s) in the NSS format (``SSLKEYLOGFILE``), or
+            a :class:`~wspcap.tls.KeyLog`, to decrypt wss:// connections.
 
     Returns:
         A :class:`Capture`. A file that ends mid-packet still gives everything
@@ -246,18 +276,18 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         ConfigError: ``shard`` is not ``(i, n)`` with ``0 <= i < n``.
     """
     if shard is not None:
-        from dataclasses import replace
-
         from wspcap.errors import ConfigError
         i, n = shard
         if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
             raise ConfigError("shard", f"{shard!r} is not (i, n) with 0 <= i < n")
         options = replace(options or Options(), shard=(i, n))
-    options = _with_thresholds(options, thresholds)
+    options = _with_keylog(_with_thresholds(options, thresholds), keylog)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
     with open_capture(path) as cap, paused_gc():
         for batch in cap.batches():
+            if cap.secrets:
+                _take_secrets(cap, pipeline)
             receive(batch)
             if progress is not None:
                 progress(cap.position)
@@ -288,7 +318,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
                fmt: str = "parquet", options: Options | None = None,
                progress: Callable[[int], None] | None = None,
                thresholds: Thresholds | Mapping[str, Any] | None = None,
-               spill_bytes: int = SPILL_BYTES) -> Written:
+               spill_bytes: int = SPILL_BYTES, keylog: KeylogArg = None) -> Written:
     """Read a capture and write its four tables, in memory that neither payload
     size nor the number of connections grows.
 
@@ -305,7 +335,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         path: the capture file.
         directory: where the tables go (created if missing).
         fmt: ``parquet`` (row groups), ``csv`` or ``jsonl``.
-        options, progress, thresholds: as for :func:`read`.
+        options, progress, thresholds, keylog: as for :func:`read`.
         spill_bytes: bytes of file, or of message payload, between two
             writes (looked at every LOOK_BYTES of file; 0 writes after every
             packet).
@@ -317,12 +347,14 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         CaptureFormatError: the file is missing or is not a capture.
         ConfigError: an unknown format.
     """
-    options = _with_thresholds(options, thresholds)
+    options = _with_keylog(_with_thresholds(options, thresholds), keylog)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
     tables = TablesWriter(pipeline, directory, fmt, spill_bytes)
     with open_capture(path) as cap, paused_gc():
         for batch in cap.batches():
+            if cap.secrets:
+                _take_secrets(cap, pipeline)
             receive(batch)
             if tables.look(cap.position) and progress is not None:
                 progress(cap.position)

@@ -265,6 +265,12 @@ class Monitor:
         """Frames seen so far, in every connection."""
         return sum(s.nframes for s in self.pipeline.collector.sessions)
 
+    def receive_secrets(self, secrets: list[bytes]) -> None:
+        """TLS key log text (taken: the list is emptied)."""
+        for text in secrets:
+            self.pipeline.receive_secrets(text)
+        secrets.clear()
+
     def receive_packet(self, number: int, ts: int, linktype: int,
                        data: bytes) -> list[Event]:
         """Take one captured packet; return the events it caused."""
@@ -503,10 +509,13 @@ class Sniffer:
                 packets = self._live_packets(live_source, deadline)
             else:
                 packets = iter(source)
+            secrets: list[bytes] | None = getattr(source, "secrets", None)
             if count == 0:
                 self.stopped_by = "count"
                 packets = iter(())
             for number, ts, linktype, data, wirelen in packets:
+                if secrets:  # TLS keys embedded in a pcapng being replayed
+                    monitor.receive_secrets(secrets)
                 if writer is None and self.write is not None:
                     self.linktype = linktype
                     writer = PcapWriter(self.write, linktype)
@@ -662,6 +671,8 @@ def replay(path: str | os.PathLike[str], options: Options | None = None
     monitor = Monitor(options)
     with open_capture(path) as cap:
         for number, ts, linktype, data, _wirelen in cap:
+            if cap.secrets:  # TLS keys embedded in a pcapng
+                monitor.receive_secrets(cap.secrets)
             events = monitor.receive_packet(number, ts, linktype, data)
             if events:
                 yield from events

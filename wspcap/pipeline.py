@@ -27,6 +27,8 @@ protocol violations.
 
 from __future__ import annotations
 
+import bisect
+import functools
 import ipaddress
 import zlib
 from collections.abc import Sequence
@@ -51,6 +53,7 @@ from wspcap.rules.checks import Finding, check_connections, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
+from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, looks_like_client_hello
 from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
 from wspcap.ws.messages import Message, MessageAssembler
@@ -81,6 +84,13 @@ class Options:
             of one file share its connections; None keeps them all.
         thresholds: limits of the anomaly rules
             (:class:`~wspcap.rules.thresholds.Thresholds`; defaults if None).
+        keylog: TLS secrets (:class:`~wspcap.tls.KeyLog`) to decrypt wss://
+            connections with; it may grow while reading (a live capture
+            following a key log, or secrets embedded in a pcapng file).
+        tls_hold: protected bytes held per direction of a TLS connection
+            whose keys are not (yet) in the key log; 0 when the key log is
+            complete before reading starts (files), more for a key log that
+            is still being written (live).
     """
 
     max_payload: int = MAX_PAYLOAD
@@ -89,6 +99,8 @@ class Options:
     midstream: bool = True
     shard: tuple[int, int] | None = None
     thresholds: Thresholds | None = None
+    keylog: KeyLog | None = None
+    tls_hold: int = 0
 
 
 class Collector:
@@ -274,7 +286,9 @@ class _Direction:
         if s.conn_id is not None:
             s.report(ts, self.name or None, None, "tcp_gap",
                      f"{size} bytes missing at stream offset {offset}", packet, offset)
-        if self.parser is not None:
+        if s.tls is not None:
+            s.tls_events(s.tls.receive_gap(self.d, size), ts, packet)
+        elif self.parser is not None:
             self.parser.receive_gap(size, ts, packet)
         elif self.handler is not Session._ignore:
             # Lost inside an HTTP head or before the roles are known: give up on it.
@@ -384,6 +398,16 @@ class Session:
         self.response_packet: int | None = None
         self.early_conflicts: list[tuple[int, int, int, int, int]] = []
         self.acks = [0, 0]
+        #: The TLS layer, when the connection starts with a ClientHello.
+        self.tls: TLSSession | None = None
+        #: The direction that sent the ClientHello.
+        self.tls_client = 0
+        #: Per direction: (TCP stream offset, packet, ts) of the bytes fed to TLS.
+        self.tls_marks: tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]] = ([], [])
+        #: Per direction: the offset of the next plaintext byte.
+        self.plain_offset = [0, 0]
+        #: TLS findings made before the connection had a conn_id.
+        self.tls_findings: list[tuple[int, int, int, str, str, int]] = []
         self.dirs = (_Direction(self, 0), _Direction(self, 1))
         opts = self.options
         self.reasm = (StreamReassembler(self.dirs[0], opts.max_pending),
@@ -409,6 +433,9 @@ class Session:
         for conflict in self.early_conflicts:
             self.report_conflict(*conflict)
         self.early_conflicts = []
+        for ts, side, offset, code, detail, packet in self.tls_findings:
+            self.report(ts, self.dirs[side].name, None, code, detail, packet, offset)
+        self.tls_findings = []
 
     def report_conflict(self, ts: int, d: int, offset: int, size: int, packet: int) -> None:
         """A retransmitted or overlapping copy whose bytes differ (first copy kept)."""
@@ -422,6 +449,11 @@ class Session:
         s = dr.session
         if dr.first_data_ts is None:
             dr.first_data_ts = ts
+        if s.tls is None and s.client is None and looks_like_client_hello(data):
+            s.tls_client = dr.d
+            s._start_tls()
+            s.tls_data(dr.d, data, offset, ts, packet)
+            return
         if s.client is None and looks_like_request(data):
             s._start_http(dr.d)
             dr.handler(dr, data, offset, ts, packet)
@@ -451,6 +483,70 @@ class Session:
     @staticmethod
     def _ignore(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
         return None
+
+    # -- TLS -----------------------------------------------------------------------
+
+    def _start_tls(self) -> None:
+        """The connection starts with a ClientHello: its bytes go through the TLS
+        layer, and what it decrypts goes where the bytes went (:meth:`_probe` first)."""
+        opts = self.options
+        self.tls = TLSSession(self.pipeline.keylog, opts.tls_hold)
+        for d in (0, 1):
+            self.reasm[d].on_data = functools.partial(self._tls_segment, d)
+
+    def _tls_segment(self, d: int, payload: bytes, ts: int, packet: int) -> None:
+        self.tls_data(d, payload, self.reasm[d].offset, ts, packet)
+
+    def tls_data(self, d: int, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """TCP bytes of direction ``d`` at ``offset``, for the TLS layer."""
+        assert self.tls is not None
+        self.tls_marks[d].append((offset, packet, ts))
+        self.tls_events(self.tls.receive_data(d, data, offset), ts, packet)
+
+    def _mark(self, d: int, offset: int) -> tuple[int, int]:
+        """The packet and time of the segment holding TCP stream ``offset`` of ``d``."""
+        marks = self.tls_marks[d]
+        i = bisect.bisect_right(marks, (offset, 1 << 62, 0)) - 1
+        if i < 0:
+            return marks[0][1], marks[0][2]
+        if i:
+            del marks[:i]
+        return marks[0][1], marks[0][2]
+
+    def tls_events(self, events: list[Plaintext | Lost | TLSAnomaly], ts: int,
+                   packet: int) -> None:
+        """Plaintext to the layers above, holes to the frame parser, findings reported."""
+        for event in events:
+            d = event.direction
+            dr = self.dirs[d]
+            if isinstance(event, Plaintext):
+                if self.tls_marks[d]:
+                    packet, ts = self._mark(d, event.offset)
+                offset = self.plain_offset[d]
+                self.plain_offset[d] = offset + len(event.data)
+                dr.handler(dr, event.data, offset, ts, packet)
+            elif isinstance(event, Lost):
+                if not self.plain_offset[d] and dr.parser is None:
+                    continue  # nothing was decrypted yet: nothing above to tell
+                size = event.size if event.plain is None else event.plain
+                self.plain_offset[d] += size
+                if dr.parser is not None:
+                    dr.parser.receive_gap(size, ts, packet, exact=event.plain is not None)
+                elif dr.handler is not Session._ignore:
+                    dr.handler = Session._ignore  # lost inside the HTTP head
+            elif self.conn_id is None:
+                self.tls_findings.append((ts, d, event.offset, event.code, event.detail,
+                                          packet))
+                if event.code == "tls_alpn_h2":
+                    # Its WebSocket, if any, rides HTTP/2: it gets a row of its own.
+                    self._become_websocket(self.tls_client)
+            else:
+                self.report(ts, dr.name or None, None, event.code, event.detail, packet,
+                            event.offset)
+
+    def stream_offset(self, d: int) -> int:
+        """Where direction ``d``'s next byte is, in the stream the layers above see."""
+        return self.plain_offset[d] if self.tls is not None else self.reasm[d].offset
 
     # -- HTTP upgrade -------------------------------------------------------------
 
@@ -534,7 +630,7 @@ class Session:
         for problem in problems:
             s.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
         s._start_frames({dr.d: offset + len(data) - len(trailing),
-                         client.d: held[0][1] if held else s.reasm[client.d].offset})
+                         client.d: held[0][1] if held else s.stream_offset(client.d)})
         if trailing:
             s.report(ts, S2C, None, "http_data_with_101",
                      f"{len(trailing)} bytes after the 101 head in the same segment", packet)
@@ -625,7 +721,8 @@ class Session:
             d.assembler = MessageAssembler(d, is_client, inflater,
                                            RSV1 if inflater is not None else 0)
             d.handler = Session._frames
-            self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
+            if self.tls is None:
+                self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
 
     @staticmethod
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -645,14 +742,15 @@ class Session:
         opts = self.options
         held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
-            start = d.pending[0][1] if d.pending else self.reasm[d.d].offset
+            start = d.pending[0][1] if d.pending else self.stream_offset(d.d)
             held += [(cpacket, d.d, chunk, cts) for chunk, _offset, cts, cpacket in d.pending]
             d.pending = []
             d.parser = FrameParser(d, start, opts.max_payload)
             d.assembler = MessageAssembler(
                 d, d.d == client, _MidstreamInflater(opts.max_inflated), RSV1)
             d.handler = Session._frames
-            self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
+            if self.tls is None:
+                self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
         # Replay both directions in capture order, so frame_index follows it.
         for cpacket, d_index, chunk, cts in sorted(held, key=lambda h: (h[0], h[1])):
             self.dirs[d_index].parser.receive_data(chunk, cts, cpacket)  # type: ignore[union-attr]
@@ -663,7 +761,7 @@ class Session:
     def bulk_ready(self) -> bool:
         """Both directions are between WebSocket frames and messages with no byte
         held back: the block path (:mod:`wspcap.blocks`) may take over."""
-        if self.ignored or self.conn_id is None:
+        if self.ignored or self.conn_id is None or self.tls is not None:
             return False
         for d in self.dirs:
             r = self.reasm[d.d]
@@ -697,6 +795,12 @@ class Session:
             if not r.fin_done and self.acks[1 - d.d] and r.next_seq is not None:
                 r.receive_ack(self.acks[1 - d.d], ts, packet)
             r.receive_eof(ts, packet)
+        if self.tls is not None:
+            for d in self.dirs:
+                self.tls_events(self.tls.receive_eof(d.d), ts, packet)
+            if self.conn_id is None and not self.ignored and not self.tls.info.decrypted:
+                # Not decrypted: it may be wss://, so it gets a row of its own.
+                self._become_websocket(self.tls_client)
         for d in self.dirs:
             if d.parser is not None:
                 d.parser.receive_eof(ts, packet)
@@ -768,7 +872,17 @@ class Session:
             "fin_c2s": cd.fin_seen,
             "fin_s2c": sd.fin_seen,
             "rst": cd.rst_seen or sd.rst_seen,
+            **self.tls_record(),
         }
+
+    def tls_record(self) -> dict[str, Any]:
+        """The connection's TLS columns (from the clear hellos, with or without keys)."""
+        if self.tls is None:
+            return {"tls": False, "tls_version": None, "tls_cipher": None, "sni": None,
+                    "alpn": None, "decrypted": False}
+        info = self.tls.info
+        return {"tls": True, "tls_version": info.version_name, "tls_cipher": info.suite_name,
+                "sni": info.sni, "alpn": info.alpn, "decrypted": info.decrypted}
 
 
 class _MidstreamInflater(Inflater):
@@ -801,6 +915,8 @@ class Pipeline:
 
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
+        #: The TLS secrets every connection decrypts with (it may grow: :meth:`receive_secrets`).
+        self.keylog = self.options.keylog if self.options.keylog is not None else KeyLog()
         self.collector = Collector()
         self.decoder = PacketDecoder()
         self.flows: dict[bytes, tuple[Session, int]] = {}
@@ -813,6 +929,14 @@ class Pipeline:
         self.unchecked: list[Session] = []
         #: Frames that :meth:`receive_batch` made on its block path.
         self.block_frames = 0
+
+    def receive_secrets(self, text: str | bytes) -> None:
+        """More TLS key log lines (a key log being written, or a pcapng's secrets
+        block): connections holding records for want of keys open them now."""
+        if self.keylog.feed(text, final=True):
+            for session in self._all:
+                if session.tls is not None and not session.ignored:
+                    session.tls_events(session.tls.keys_added(), self.last_ts, self.packets)
 
     def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
         """Take one captured packet (``number`` is its 1-based position)."""

@@ -61,6 +61,8 @@ CONNECTION_SCHEMA: dict[str, Any] = {
     "frames": "int64", "frames_c2s": "int64", "frames_s2c": "int64", "messages": "int64",
     "bytes_c2s": "int64", "bytes_s2c": "int64", "gap_bytes": "int64",
     "fin_c2s": "bool", "fin_s2c": "bool", "rst": "bool",
+    "tls": "bool", "tls_version": "string", "tls_cipher": "string", "sni": "string",
+    "alpn": "string", "decrypted": "bool",
 }
 
 FRAME_SCHEMA: dict[str, Any] = {

@@ -39,6 +39,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -126,7 +129,10 @@ class Pcap:
     def wait(self, seconds: float) -> None:
         self.t += round(seconds * 1e6)
 
-    def write(self, path: Path, cut_last: int = 0) -> None:
+    def write(self, path: Path, cut_last: int = 0, secrets: str | None = None) -> None:
+        if secrets is not None:
+            self.write_pcapng(path, secrets)
+            return
         out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, self.snaplen, 1))
         for ts, data, wire in self.records:
             out += struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(data), wire)
@@ -134,6 +140,117 @@ class Pcap:
         if cut_last:
             del out[-cut_last:]
         path.write_bytes(bytes(out))
+
+
+    def write_pcapng(self, path: Path, secrets: str) -> None:
+        """pcapng with a TLS key log in a Decryption Secrets Block before the packets
+        (as ``editcap --inject-secrets tls,KEYS`` lays it out)."""
+        def block(kind: int, body: bytes) -> bytes:
+            body += bytes(-len(body) % 4)
+            return struct.pack("<II", kind, len(body) + 12) + body + struct.pack(
+                "<I", len(body) + 12)
+        keys = secrets.encode()
+        out = bytearray(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        out += block(1, struct.pack("<HHI", 1, 0, self.snaplen))
+        out += block(0x0000000A, struct.pack("<II", 0x544C534B, len(keys)) + keys)
+        for ts, data, wire in self.records:
+            out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), wire)
+                         + data)
+        path.write_bytes(bytes(out))
+
+
+# -- TLS 1.3 by hand (RFC 8446), for the tls_ captures ------------------------------------
+
+TLS_AES_128_GCM_SHA256 = 0x1301
+
+
+def hkdf_label(secret: bytes, label: str, length: int) -> bytes:
+    """HKDF-Expand-Label with an empty context (RFC 8446 section 7.1)."""
+    full = b"tls13 " + label.encode()
+    info = struct.pack(">HB", length, len(full)) + full + b"\x00"
+    return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
+
+
+def tls_record(kind: int, body: bytes) -> bytes:
+    return struct.pack(">BHH", kind, 0x0303, len(body)) + body
+
+
+def handshake(kind: int, body: bytes) -> bytes:
+    return struct.pack(">B", kind) + len(body).to_bytes(3, "big") + body
+
+
+def vec(data: bytes, size: int) -> bytes:
+    return len(data).to_bytes(size, "big") + data
+
+
+class Tls13:
+    """A TLS 1.3 connection's bytes, laid out by hand with secrets from the scenario's
+    generator: the hellos in the clear, then records under AES-128-GCM. The key log
+    (:attr:`keylog`) names the four traffic secrets as browsers write them."""
+
+    def __init__(self, sc: Scenario, sni: str = "example.test", alpn: str | None = None,
+                 suite: int = TLS_AES_128_GCM_SHA256, version: int = 0x0304) -> None:
+        rb = sc.rng.randbytes
+        self.client_random, self.server_random, self.session_id = rb(32), rb(32), rb(32)
+        self.sni, self.alpn, self.suite, self.version = sni, alpn, suite, version
+        self.secrets = {label: rb(32) for label in (
+            "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+            "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0")}
+        self.keys: dict[str, tuple[bytes, bytes]] = {}
+        self.seq: dict[str, int] = {}
+        self._use(C2S, "CLIENT_HANDSHAKE_TRAFFIC_SECRET")
+        self._use(S2C, "SERVER_HANDSHAKE_TRAFFIC_SECRET")
+
+    @property
+    def keylog(self) -> str:
+        return "".join(f"{label} {self.client_random.hex()} {secret.hex()}\n"
+                       for label, secret in self.secrets.items())
+
+    def _use(self, d: str, label: str) -> None:
+        secret = self.secrets[label]
+        self.keys[d] = (hkdf_label(secret, "key", 16), hkdf_label(secret, "iv", 12))
+        self.seq[d] = 0
+
+    def client_hello(self) -> bytes:
+        exts = vec(vec(b"\x00" + vec(self.sni.encode(), 2), 2), 2)  # server_name
+        ext = struct.pack(">H", 0) + exts
+        ext += struct.pack(">H", 43) + vec(vec(struct.pack(">H", 0x0304), 1), 2)
+        if self.alpn:
+            ext += struct.pack(">H", 16) + vec(vec(vec(self.alpn.encode(), 1), 2), 2)
+        body = (struct.pack(">H", 0x0303) + self.client_random + vec(self.session_id, 1)
+                + vec(struct.pack(">H", self.suite), 2) + b"\x01\x00" + vec(ext, 2))
+        return tls_record(22, handshake(1, body))
+
+    def server_flight(self) -> bytes:
+        """ServerHello, the compatibility ChangeCipherSpec, then EncryptedExtensions
+        and Finished under the server's handshake secret."""
+        ext = struct.pack(">H", 43) + vec(struct.pack(">H", self.version), 2)
+        body = (struct.pack(">H", 0x0303) + self.server_random + vec(self.session_id, 1)
+                + struct.pack(">HB", self.suite, 0) + vec(ext, 2))
+        out = tls_record(22, handshake(2, body)) + tls_record(20, b"\x01")
+        ee = b""
+        if self.alpn:
+            ee = struct.pack(">H", 16) + vec(vec(vec(self.alpn.encode(), 1), 2), 2)
+        out += self.seal(S2C, handshake(8, vec(ee, 2)) + handshake(20, bytes(32)), 22)
+        self._use(S2C, "SERVER_TRAFFIC_SECRET_0")
+        return out
+
+    def client_finished(self) -> bytes:
+        out = tls_record(20, b"\x01") + self.seal(C2S, handshake(20, bytes(32)), 22)
+        self._use(C2S, "CLIENT_TRAFFIC_SECRET_0")
+        return out
+
+    def seal(self, d: str, data: bytes, kind: int = 23) -> bytes:
+        """``data`` as records of direction ``d`` (16 KiB of plaintext each at most)."""
+        out = b""
+        for i in range(0, max(len(data), 1), 1 << 14):
+            key, iv = self.keys[d]
+            nonce = (int.from_bytes(iv, "big") ^ self.seq[d]).to_bytes(12, "big")
+            self.seq[d] += 1
+            inner = data[i:i + (1 << 14)] + bytes([kind])
+            header = struct.pack(">BHH", 23, 0x0303, len(inner) + 16)
+            out += header + AESGCM(key).encrypt(nonce, inner, header)
+        return out
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -153,6 +270,12 @@ class Scenario:
         self.options: dict[str, Any] = {}
         self.thresholds: dict[str, Any] = {}
         self.cut_last = 0
+        #: A TLS key log embedded in the capture (then written as pcapng).
+        self.secrets: str | None = None
+
+    @property
+    def file(self) -> str:
+        return f"{self.name}.pcapng" if self.secrets is not None else f"{self.name}.pcap"
 
     def key(self) -> bytes:
         """A masking key from the scenario's seeded generator (never all zero)."""
@@ -181,10 +304,10 @@ class Scenario:
         self.expected.append(row)
 
     def write(self, out: Path) -> None:
-        self.pcap.write(out / f"{self.name}.pcap", self.cut_last)
+        self.pcap.write(out / self.file, self.cut_last, self.secrets)
         doc = {
             "name": self.name,
-            "file": f"{self.name}.pcap",
+            "file": self.file,
             "description": self.description,
             "codes": sorted({e["code"] for e in self.expected}),
             "anomalies": self.expected,
@@ -207,6 +330,8 @@ class Conn:
         self.seq = {C2S: 1_000_000 + cport * 7, S2C: 3_000_000 + cport * 11}
         self.conn_id: int | None = None
         self.frames = 0
+        #: When set, everything sent goes through TLS (see :meth:`tls_open`).
+        self.tls: Tls13 | None = None
 
     # -- TCP ------------------------------------------------------------------------
 
@@ -234,7 +359,19 @@ class Conn:
         self.packet(C2S, "A")
 
     def send(self, d: str, data: bytes, dt: float = 0.001) -> int:
+        if self.tls is not None:
+            data = self.tls.seal(d, data)
         return self.packet(d, "PA", data, dt=dt)
+
+    def tls_open(self, tls: Tls13) -> tuple[int, int]:
+        """TCP handshake, then the TLS handshake: the hellos' packets; what is
+        sent from then on is sealed in records."""
+        self.open()
+        hello = self.packet(C2S, "PA", tls.client_hello())
+        server = self.packet(S2C, "PA", tls.server_flight())
+        self.packet(C2S, "PA", tls.client_finished())
+        self.tls = tls
+        return hello, server
 
     def ack(self, d: str) -> int:
         return self.packet(d, "A")
@@ -294,8 +431,9 @@ class Conn:
         else:
             number = self.send(C2S, head)
         self.request_packet = number
-        target = f"ws://{host or self.ends[S2C][0]}{path}"
-        self.sc.expect("sec_plaintext_ws", self.conn_id, C2S, None, number, target)
+        if self.tls is None:
+            target = f"ws://{host or self.ends[S2C][0]}{path}"
+            self.sc.expect("sec_plaintext_ws", self.conn_id, C2S, None, number, target)
         return number
 
     def response(self, status: int = 101, *, accept: str | None = "DEFAULT",
@@ -320,6 +458,11 @@ class Conn:
         head = ("\r\n".join(lines) + "\r\n\r\n").encode()
         self.response_packet = self.send(S2C, head + trailing)
         return self.response_packet
+
+    def upgrade_after_tls(self, path: str = "/chat") -> None:
+        """The upgrade, inside the TLS connection :meth:`tls_open` started."""
+        self.request(path)
+        self.response()
 
     def upgrade(self, path: str = "/chat", **request: Any) -> None:
         """TCP handshake, a conforming upgrade request and its 101."""
@@ -1340,6 +1483,139 @@ def _many(sc: Scenario) -> None:
               "33 concurrent connections from 10.0.0.1 to 10.0.0.2:80 (threshold 32)")
 
 
+# -- TLS (wss://) ---------------------------------------------------------------------------------
+
+def _wss(sc: Scenario, tls: Tls13, embed: bool = True) -> tuple[Conn, int, int]:
+    """A wss:// connection on port 443 through the TLS handshake; the key log embedded."""
+    c = sc.conn(server_port=443)
+    hello, server = c.tls_open(tls)
+    if embed:
+        sc.secrets = tls.keylog
+    return c, hello, server
+
+
+@scenario("tls-keys-missing", "a wss:// connection whose key log is not in the capture: "
+          "its row has the hello facts, its content is not read")
+def _tls_keys_missing(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, server = _wss(sc, tls, embed=False)
+    finished = server + 1  # the client's Finished
+    c.request("/chat")
+    c.response()
+    c.text(C2S, "hello")
+    c.shutdown(C2S)
+    detail = f"client_random={tls.client_random.hex()}"
+    sc.expect("tls_keys_missing", 0, S2C, None, server, detail)
+    sc.expect("tls_keys_missing", 0, C2S, None, finished, detail)
+
+
+@scenario("tls-decrypt-failed", "one server record of a wss:// connection is changed on the "
+          "way: it does not authenticate; the records after it are read")
+def _tls_decrypt_failed(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, _server = _wss(sc, tls)
+    c.upgrade_after_tls()
+    c.text(S2C, "first")
+    record = bytearray(tls.seal(S2C, frame(TEXT, b"changed on the way")))
+    record[12] ^= 0x40
+    c.frames += 1
+    number = c.packet(S2C, "PA", bytes(record))
+    c.text(S2C, "after the bad record")
+    c.close(C2S)
+    sc.expect("tls_decrypt_failed", 0, S2C, None, number,
+              "record of 37 bytes, seq=2: record does not authenticate")
+
+
+@scenario("tls-record-too-long", "a wss:// server sends a record header declaring 40000 bytes")
+def _tls_record_too_long(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, _server = _wss(sc, tls)
+    c.upgrade_after_tls()
+    c.text(C2S, "hello")
+    number = c.packet(S2C, "PA", struct.pack(">BHH", 23, 0x0303, 40000) + bytes(64))
+    c.shutdown(C2S)
+    sc.expect("tls_record_too_long", 0, S2C, None, number, "length=40000 > 16640")
+    sc.expect("ws_no_close", 0, C2S, None, None, "TCP ended (FIN from the client)")
+
+
+@scenario("tls-record-invalid", "bytes that are not a TLS record in a wss:// server stream, "
+          "then records again")
+def _tls_record_invalid(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, _server = _wss(sc, tls)
+    c.upgrade_after_tls()
+    number = c.packet(S2C, "PA", b"not a TLS record at all")
+    c.text(S2C, "read again")
+    c.close(C2S)
+    sc.expect("tls_record_invalid", 0, S2C, None, number, "type=110, version=0x6f74")
+
+
+@scenario("tls-handshake-invalid", "a ClientHello whose extensions run past its end "
+          "(so the keys of the connection cannot be found either)")
+def _tls_handshake_invalid(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c = sc.conn(server_port=443)
+    c.open()
+    hello = bytearray(tls.client_hello())
+    hello[-3] = 0xFF  # the last extension's length now runs past the message
+    number = c.packet(C2S, "PA", bytes(hello))
+    server = c.packet(S2C, "PA", tls.server_flight())
+    sc.secrets = tls.keylog
+    c.shutdown(C2S)
+    sc.expect("tls_handshake_invalid", 0, C2S, None, number, "message type 1")
+    sc.expect("tls_keys_missing", 0, S2C, None, server, "client_random=unknown")
+
+
+@scenario("tls-alert-fatal", "the server answers a ClientHello with a fatal handshake_failure "
+          "alert")
+def _tls_alert_fatal(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c = sc.conn(server_port=443)
+    c.open()
+    c.packet(C2S, "PA", tls.client_hello())
+    number = c.packet(S2C, "PA", tls_record(21, b"\x02\x28"))
+    c.shutdown(S2C)
+    sc.expect("tls_alert_fatal", 0, S2C, None, number, "description=handshake_failure (40)")
+
+
+@scenario("tls-weak", "a server that chooses TLS 1.0 with static-RSA key exchange")
+def _tls_weak(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c = sc.conn(server_port=443)
+    c.open()
+    c.packet(C2S, "PA", tls.client_hello())
+    body = (struct.pack(">H", 0x0301) + tls.server_random + vec(b"", 1)
+            + struct.pack(">HB", 0x002F, 0))
+    number = c.packet(S2C, "PA", tls_record(22, handshake(2, body)))
+    c.shutdown(C2S)
+    sc.expect("tls_weak", 0, S2C, None, number, "version=TLS 1.0")
+
+
+@scenario("tls-alpn-h2", "a TLS server chooses HTTP/2 by ALPN: a WebSocket there would ride "
+          "HTTP/2 (RFC 8441)")
+def _tls_alpn_h2(sc: Scenario) -> None:
+    tls = Tls13(sc, alpn="h2")
+    c, _hello, server = _wss(sc, tls)
+    c.send(C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    c.shutdown(C2S)
+    sc.expect("tls_alpn_h2", 0, S2C, None, server, "alpn=h2")
+
+
+@scenario("tls-keys-late", "records of a TLS connection wait for keys that never come, past "
+          "the bound held (a live capture following a key log)")
+def _tls_keys_late(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, _server = _wss(sc, tls, embed=False)
+    request = c.request("/chat")
+    response = c.response()
+    c.send(S2C, b"x" * 200)
+    c.shutdown(C2S)
+    sc.options = {"tls_hold": 100}
+    for d, number in ((C2S, request), (S2C, response)):
+        sc.expect("tls_keys_late", 0, d, None, number, "later records not kept")
+        sc.expect("tls_keys_missing", 0, d, None, number, "client_random=")
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 
@@ -1364,7 +1640,7 @@ def readme_table() -> str:
         if sc.options:
             description += " (read with `Options(" + ", ".join(
                 f"{k}={v}" for k, v in sc.options.items()) + ")`)"
-        lines.append(f"| `{name}.pcap` | {shown} | {description} |")
+        lines.append(f"| `{sc.file}` | {shown} | {description} |")
     return "\n".join(lines)
 
 

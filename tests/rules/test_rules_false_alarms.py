@@ -84,10 +84,11 @@ def test_real_websockets_traffic_raises_no_warning(path: Path, read_capture: Any
     capture = read_capture(path)
     bad = _serious(capture)
     assert bad.empty, bad[["code", "detail"]].to_string()
-    # Every connection is plain ws://, and says so (info).
+    # Every plain ws:// connection says so (info); a wss:// one does not.
     a = capture.anomalies
     plaintext = a[a.code == "sec_plaintext_ws"]
-    assert sorted(plaintext.conn_id.astype(int)) == sorted(capture.connections.conn_id)
+    conns = capture.connections
+    assert sorted(plaintext.conn_id.astype(int)) == sorted(conns.conn_id[~conns.tls])
 
 
 def test_false_alarm_count_on_real_samples(read_capture: Any) -> None:

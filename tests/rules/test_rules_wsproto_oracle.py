@@ -24,7 +24,10 @@ from wsproto.extensions import PerMessageDeflate  # noqa: E402
 from wsproto.frame_protocol import FrameProtocol, ParseFailed  # noqa: E402
 
 ANOMALIES_DIR = Path(__file__).resolve().parents[2] / "samples" / "anomalies"
-EXPECT_FILES = sorted(ANOMALIES_DIR.glob("*.expect.json"))
+#: The crafted captures in the clear (the oracle reads TCP payloads as frames, so the
+#: wss:// ``tls-`` captures are not for it).
+EXPECT_FILES = sorted(p for p in ANOMALIES_DIR.glob("*.expect.json")
+                      if not p.name.startswith("tls-"))
 
 #: wsproto's failure messages (frame_protocol.py) and the codes that say the same.
 ORACLE = [

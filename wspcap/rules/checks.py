@@ -111,6 +111,7 @@ class Conn:
             (captured mid-stream).
         established: frames were parsed (a 101, or frames mid-stream).
         midstream: no handshake was captured.
+        tls: the connection is TLS (wss://, decrypted or not).
         client_ip, server_ip: addresses as text; server_port: the port.
         ts_start, ts_end: first and last packet time (ns).
         ts_request, request_packet: when the request head was complete.
@@ -133,6 +134,7 @@ class Conn:
         self.conn_id: int = s.conn_id
         self.handshake: Handshake | None = s.handshake
         self.established: bool = bool(s.established)
+        self.tls: bool = s.tls is not None
         self.midstream: bool = bool(s.midstream_ws)
         self.client_ip, _, self.server_ip, self.server_port = s.endpoints()
         self.ts_start: int = s.ts_start

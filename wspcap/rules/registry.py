@@ -1,7 +1,7 @@
 """The anomaly catalog: every code wspcap can report, declared once.
 
 Codes are snake_case with their layer as prefix (``capture_``, ``tcp_``,
-``http_``, ``sec_``, ``ws_``, ``pmd_``, ``res_``). A code is never renamed
+``tls_``, ``http_``, ``sec_``, ``ws_``, ``pmd_``, ``res_``). A code is never renamed
 or reused; a retired code stays here with a dated comment.
 
 Severities
@@ -176,6 +176,53 @@ register("tcp_reset", "info", "RFC 9293 section 3.10.7.3",
          "and whether its sequence number fits).",
          "Wireshark: tcp.connection.rst; Zeek: conn_state RSTO/RSTR (no weird)",
          "RST after 243 stream bytes")
+
+# -- TLS (wss://) -------------------------------------------------------------------
+register("tls_keys_missing", "info", "RFC 8446 section 7, NSS key log format",
+         "a TLS connection whose secrets are not in the key log",
+         "Its handshake facts (SNI, ALPN, version, suite) are in the connections table, "
+         "its content is not: give wspcap the key log the client wrote (SSLKEYLOGFILE, "
+         "--keylog) to read it.", _NC + "; Wireshark: no equivalent (it shows records)",
+         "client_random=3f2a...")
+register("tls_keys_late", "warning", "NSS key log format",
+         "records waiting for their keys went past the bound held per direction",
+         "The key log had not caught up with the capture (a live capture following a key "
+         "log); records past the bound were not kept and are not decrypted.", _NC,
+         "held 4194304 bytes waiting for keys; later records not kept")
+register("tls_decrypt_failed", "error", "RFC 8446 section 5.2, RFC 5246 section 6.2.3",
+         "a TLS record does not authenticate under the logged keys",
+         "Wrong or stale keys in the key log, or a record changed on the way (corruption or "
+         "injection): the record's plaintext is lost; decryption goes on with the next.",
+         _NC + "; Wireshark: ssl.decrypt failures in the debug log only",
+         "record of 1044 bytes, seq=3: record does not authenticate", None)
+register("tls_record_too_long", "error", "RFC 8446 section 5.2, RFC 5246 section 6.2.3",
+         "a TLS record declares more bytes than TLS allows",
+         "An endpoint MUST answer with record_overflow: a malformed or hostile peer, or a "
+         "stream that is not TLS after all.", _NC + "; Wireshark: tls.record.length.invalid",
+         "length=40000 > 16640")
+register("tls_record_invalid", "error", "RFC 8446 section 5.1",
+         "bytes where a TLS record header should be are not one",
+         "The TLS stream lost its framing (unknown content type or version): what follows "
+         "is read again from the next plausible record.", _NC,
+         "type=99, version=0x0303")
+register("tls_handshake_invalid", "warning", "RFC 8446 section 4",
+         "a TLS handshake message does not parse",
+         "A malformed hello or extension: a fuzzer, a broken client, or an evasion attempt.",
+         _NC, "message type 1: 4 bytes needed, 2 left")
+register("tls_alert_fatal", "warning", "RFC 8446 section 6",
+         "a fatal TLS alert",
+         "The connection was torn down by TLS itself (a failed handshake, a bad certificate, "
+         "a decryption error at the peer).", _NC + "; Wireshark: tls.alert_message",
+         "description=handshake_failure (40)")
+register("tls_weak", "warning", "RFC 8996, RFC 9325 section 4",
+         "TLS older than 1.2, or a suite without forward secrecy",
+         "Deprecated TLS versions, or static-RSA key exchange whose recorded traffic any "
+         "holder of the server key can decrypt later.", _NC,
+         "suite=TLS_RSA_WITH_AES_128_GCM_SHA256 (no forward secrecy)")
+register("tls_alpn_h2", "info", "RFC 8441, RFC 7301",
+         "the server chose HTTP/2 by ALPN",
+         "A WebSocket in this connection would ride HTTP/2 (RFC 8441 extended CONNECT), "
+         "which wspcap does not decode yet.", _NC, "alpn=h2")
 
 # -- HTTP upgrade ------------------------------------------------------------------
 register("http_handshake_missing", "info", "RFC 6455 section 4",

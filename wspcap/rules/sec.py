@@ -126,6 +126,8 @@ def origin_cross_site(origin: str, host: str | None) -> bool | None:
 def plaintext(ctx: Context) -> None:
     """RFC 6455 section 10.6: every connection wspcap can read is unencrypted."""
     for conn in ctx.conns:
+        if conn.tls:
+            continue
         hs = conn.handshake
         if hs is not None and hs.request is not None:
             target = f"ws://{hs.host or conn.server_ip}{hs.uri}"

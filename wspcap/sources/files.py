@@ -43,6 +43,10 @@ BLOCK_SIZE = 2 << 20
 #: A record longer than this is taken as a corrupt header, not a packet.
 #: (libpcap's own limit is 256 KiB; some tools write up to 16 MiB.)
 MAX_RECORD = 1 << 24
+#: pcapng Decryption Secrets Block, and its secrets type for a TLS key log
+#: (draft-ietf-opsawg-pcapng section 4.7; what ``editcap --inject-secrets`` writes).
+PCAPNG_BT_DSB = 0x0000000A
+DSB_TLS_KEY_LOG = 0x544C534B
 
 GZIP_MAGIC = b"\x1f\x8b"
 PCAP_MAGICS = {
@@ -111,6 +115,8 @@ class CaptureFile:
         self.truncated: str | None = None
         self.packets_read = 0
         self.position = 0  # bytes of (uncompressed) file content read so far
+        #: TLS key log text from pcapng Decryption Secrets Blocks, not yet taken.
+        self.secrets: list[bytes] = []
         self._f = fileobj
 
     def close(self) -> None:
@@ -256,6 +262,10 @@ class CaptureFile:
                         yield done
                 elif btype == _pcapng.PCAPNG_BT_IDB:
                     interfaces.append(_parse_idb(buf[pos:nxt], endian))
+                elif btype == PCAPNG_BT_DSB and blen >= 20:
+                    kind, size = struct.unpack_from(endian + "II", buf, pos + 8)
+                    if kind == DSB_TLS_KEY_LOG and 20 + size <= blen:
+                        self.secrets.append(buf[pos + 16:pos + 16 + size])
                 pos = nxt
             done = batch.flush()
             if done is not None:

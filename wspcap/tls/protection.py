@@ -170,6 +170,14 @@ class RecordProtection:
         self.seq = n + 1
         return result
 
+    def plaintext_size(self, fragment_len: int) -> int | None:
+        """The plaintext a record of this length holds, where the layout says it
+        exactly (TLS 1.2 AEAD records); None where padding hides it."""
+        if self.tls13 or self._aead is None:
+            return None
+        overhead = TAG_LEN + (0 if self.suite.cipher == "chacha20-poly1305" else 8)
+        return max(fragment_len - overhead, 0)
+
     def _nonce(self, seq: int) -> bytes:
         return (self._iv_int ^ seq).to_bytes(12, "big")
 

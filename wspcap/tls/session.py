@@ -101,6 +101,8 @@ class Lost:
     offset: int
     size: int
     reason: str
+    #: The plaintext bytes lost, where the record layout tells them exactly.
+    plain: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,7 +411,8 @@ class TLSSession:
                     "tls_decrypt_failed", direction, offset,
                     f"record of {len(fragment)} bytes, seq={protection.seq}: {exc}"))
             self._events.append(Lost(direction, offset, HEADER_LEN + len(fragment),
-                                     "record does not authenticate"))
+                                     "record does not authenticate",
+                                     protection.plaintext_size(len(fragment))))
             protection.seq += 1
             return
         self._opened(direction, d, ctype, plain, offset)

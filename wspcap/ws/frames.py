@@ -224,8 +224,12 @@ class FrameParser:
             self._start_ts = ts
         self._parse(buf, ts, packet)
 
-    def receive_gap(self, size: int, ts: int, packet: int) -> None:
-        """``size`` bytes of the stream are missing from the capture here."""
+    def receive_gap(self, size: int, ts: int, packet: int, exact: bool = True) -> None:
+        """``size`` bytes of the stream are missing from the capture here.
+
+        ``exact=False`` says the size is only a bound (plaintext lost inside a
+        TLS stream): no frame is zero-filled across it; framing resyncs after it.
+        """
         if self._skip:
             passed = min(size, self._skip)
             room = self.max_payload - len(self._skipped_payload)
@@ -250,7 +254,7 @@ class FrameParser:
             if head is not None:
                 hl, length = head[0], head[1]
                 room = hl + length - len(buf)
-                if 0 < size <= room and size <= self.max_payload:
+                if exact and 0 < size <= room and size <= self.max_payload:
                     # Inside the payload: zero-fill to keep the frames after it aligned.
                     self._holes.append((self._base + len(buf), size))
                     buf += bytes(size)
