@@ -134,6 +134,14 @@ def test_read_many_and_shards_keep_the_dtypes() -> None:
     _assert_fixed_dtypes(_tables(wspcap.read_many(files, scheduler="sync", split_large=1)))
 
 
+def test_dataset_of_many_captures_reads_back_with_the_dtypes(tmp_path: Path) -> None:
+    """``wspcap analyze A B -o DIR``: one Parquet part per file, read back whole."""
+    from wspcap.parallel import analyze_many
+
+    analyze_many([str(p) for p in TWO], tmp_path, "parquet", scheduler="sync")
+    _assert_fixed_dtypes({t: pd.read_parquet(tmp_path / t) for t in CATEGORICALS})
+
+
 def test_live_path_keeps_the_dtypes() -> None:
     with open_capture(TWO[0]) as records:
         sniffer = Sniffer(source=records)
