@@ -3,7 +3,7 @@
 >>> import wspcap
 >>> cap = wspcap.read("samples/plain.pcap")          # doctest: +SKIP
 >>> cap.connections, cap.frames, cap.messages, cap.anomalies  # doctest: +SKIP
->>> wspcap.catalog()      # every anomaly code: severity, reference, meaning  # doctest: +SKIP
+>>> wspcap.catalog()  # the anomaly codes: severity, reference, meaning  # doctest: +SKIP
 
 Layers, each knowing only the one below it: capture sources
 (:mod:`wspcap.sources`) -> packet decoding (:mod:`wspcap.decode`) -> TCP
