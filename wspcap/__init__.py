@@ -3,6 +3,7 @@
 >>> import wspcap
 >>> cap = wspcap.read("samples/plain.pcap")          # doctest: +SKIP
 >>> cap.connections, cap.frames, cap.messages, cap.anomalies  # doctest: +SKIP
+>>> wspcap.catalog()  # the anomaly codes: severity, reference, meaning  # doctest: +SKIP
 
 Layers, each knowing only the one below it: capture sources
 (:mod:`wspcap.sources`) -> packet decoding (:mod:`wspcap.decode`) -> TCP
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from wspcap.parallel import read_many
     from wspcap.pipeline import Options
     from wspcap.rules.thresholds import Thresholds
+    from wspcap.tables import catalog
 
 #: The public API, imported on first use (PEP 562): importing a sans-I/O layer
 #: such as ``wspcap.ws`` runs this file, and must not load pandas through it.
@@ -32,7 +34,7 @@ _LAZY = {
     "analyze_to": "wspcap.capture", "Written": "wspcap.capture",
     "Options": "wspcap.pipeline", "Thresholds": "wspcap.rules.thresholds",
     "live": "wspcap.monitor", "replay": "wspcap.monitor", "sniff": "wspcap.monitor",
-    "read_many": "wspcap.parallel",
+    "read_many": "wspcap.parallel", "catalog": "wspcap.tables",
 }
 
 
@@ -48,7 +50,8 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    """The public API only (not ``Any``, ``TYPE_CHECKING`` or loaded submodules)."""
+    return sorted(__all__)
 
 __version__ = "0.1.0"
 
@@ -63,6 +66,7 @@ __all__ = [
     "WspcapError",
     "__version__",
     "analyze_to",
+    "catalog",
     "from_packets",
     "live",
     "read",

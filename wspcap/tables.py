@@ -7,7 +7,10 @@ with the same columns and dtypes.
 
 Timestamps are UTC ``datetime64[ns]``; ids, counts and lengths are integers
 (nullable where a value may be missing); ``direction``, ``type``, ``code`` and
-``severity`` are categoricals.
+``severity`` are categoricals of one fixed dtype each (:data:`DIRECTION`,
+:data:`MESSAGE_TYPE`, :data:`CODE`, :data:`SEVERITY`), the same for every
+capture, so the tables of several captures concatenate with ``pd.concat``
+and stay categorical.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wspcap.rules.registry import SEVERITIES
+from wspcap.rules.registry import RULES, SEVERITIES
+from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
     from wspcap.pipeline import Collector
@@ -27,11 +31,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ANOMALY_SCHEMA",
+    "CATALOG_SCHEMA",
+    "CODE",
     "CONNECTION_SCHEMA",
+    "DIRECTION",
     "FRAME_SCHEMA",
     "MESSAGE_SCHEMA",
+    "MESSAGE_TYPE",
+    "SEVERITY",
     "RunningIndex",
     "anomalies_table",
+    "catalog",
     "connections_table",
     "empty_table",
     "frame_arrays",
@@ -41,9 +51,17 @@ __all__ = [
 ]
 
 TS = "datetime64[ns, UTC]"
+#: ``direction``: client to server, server to client.
 DIRECTION = pd.CategoricalDtype(["c2s", "s2c"])
+#: ``severity``, ordered (``info < warning < error``), so ``max()`` is the worst.
 SEVERITY = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
+#: ``code``: every code of the catalog, sorted (see :func:`catalog`).
+CODE = pd.CategoricalDtype(sorted(RULES))
 MESSAGE_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
+#: ``type`` of a message: the known types, then ``unknown-0xN`` for the
+#: reserved opcodes 3-7 and 11-15 (RFC 6455 section 5.2).
+MESSAGE_TYPE = pd.CategoricalDtype(
+    MESSAGE_TYPES + [name for name in map(opcode_name, range(16)) if name not in MESSAGE_TYPES])
 
 CONNECTION_SCHEMA: dict[str, Any] = {
     "conn_id": "int64", "tcp_stream": "int64",
@@ -74,7 +92,7 @@ FRAME_SCHEMA: dict[str, Any] = {
 }
 
 MESSAGE_SCHEMA: dict[str, Any] = {
-    "conn_id": "int64", "msg_index": "int64", "direction": DIRECTION, "type": "category",
+    "conn_id": "int64", "msg_index": "int64", "direction": DIRECTION, "type": MESSAGE_TYPE,
     "opcode": "uint8", "frames": "int64", "length": "int64", "wire_length": "int64",
     "payload": "object", "text": "string", "compressed": "bool", "inflated": "boolean",
     "ts_start": TS, "ts_end": TS, "packet_start": "int64", "packet_end": "int64",
@@ -84,8 +102,13 @@ MESSAGE_SCHEMA: dict[str, Any] = {
 
 ANOMALY_SCHEMA: dict[str, Any] = {
     "conn_id": "Int64", "ts": TS, "direction": DIRECTION, "frame_index": "Int64",
-    "packet": "Int64", "stream_offset": "Int64", "code": "category", "severity": SEVERITY,
+    "packet": "Int64", "stream_offset": "Int64", "code": CODE, "severity": SEVERITY,
     "detail": "string",
+}
+
+CATALOG_SCHEMA: dict[str, Any] = {
+    "code": CODE, "severity": SEVERITY, "reference": "string", "summary": "string",
+    "meaning": "string", "peers": "string", "detail": "string", "close_code": "UInt16",
 }
 
 
@@ -212,13 +235,11 @@ def messages_table(col: Collector, running: RunningIndex | None = None,
     if not len(keys):
         return empty_table(MESSAGE_SCHEMA)
     conn, direction = _split_keys(keys)
-    type_ = c["type"]
-    categories = MESSAGE_TYPES + sorted(set(type_.tolist()) - set(MESSAGE_TYPES))
     return pd.DataFrame({
         "conn_id": conn,
         "msg_index": _index_within(conn, running),
         "direction": direction,
-        "type": pd.Categorical(type_, categories=categories),
+        "type": pd.Categorical(c["type"], dtype=MESSAGE_TYPE),
         "opcode": c["opcode"],
         "frames": c["frames"],
         "length": c["length"],
@@ -244,6 +265,7 @@ def messages_table(col: Collector, running: RunningIndex | None = None,
 # (see wspcap.export.arrow_schema), so the file reads back as the same table.
 
 _DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
+_MESSAGE_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())
 
 
 def _arrow_ts(values: np.ndarray) -> pa.Array:
@@ -283,14 +305,12 @@ def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | 
     (c, _nulls), keys = columns
     conn, direction = _arrow_keys(keys)
     types = pa.array(c["type"], pa.large_string(), memory_pool=pool)
-    categories = MESSAGE_TYPES + sorted(set(pc.unique(types).to_pylist()) - set(MESSAGE_TYPES))
-    dictionary = pa.array(categories, pa.large_string())
     made = {
         "conn_id": pa.array(conn),
         "msg_index": pa.array(_index_within(conn, running)),
         "direction": direction,
         "type": pa.DictionaryArray.from_arrays(
-            pc.index_in(types, value_set=dictionary).cast(pa.int32()), dictionary),
+            pc.index_in(types, value_set=_MESSAGE_TYPES).cast(pa.int32()), _MESSAGE_TYPES),
         "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
         "text": pa.array(c["text"], pa.large_string(), memory_pool=pool),
         "inflated": pa.array(c["inflated"], pa.bool_(), memory_pool=pool),
@@ -315,7 +335,7 @@ def anomalies_table(col: Collector) -> pd.DataFrame:
         "frame_index": _nullable(frame_index, "Int64"),
         "packet": _nullable(packet, "Int64"),
         "stream_offset": _nullable(offset, "Int64"),
-        "code": pd.Categorical(code),
+        "code": pd.Categorical(code, dtype=CODE),
         "severity": pd.Categorical(severity, dtype=SEVERITY),
         "detail": _strings(detail),
     })
@@ -332,3 +352,26 @@ def connections_table(col: Collector) -> pd.DataFrame:
                        for (name, dtype), values in zip(CONNECTION_SCHEMA.items(),
                                                         data.values())})
     return df
+
+
+def catalog() -> pd.DataFrame:
+    """The anomaly catalog: one row per code wspcap can report.
+
+    Columns: ``code`` and ``severity`` (the dtypes of the anomalies table's
+    columns, :data:`CODE` and :data:`SEVERITY`, so the two tables join on
+    ``code``), ``reference`` (RFC section), ``summary`` (what was seen),
+    ``meaning`` (what to make of it), ``peers`` (the equivalent in Zeek,
+    Wireshark or Suricata), ``detail`` (an example of the anomaly's detail
+    text) and ``close_code`` (what a conforming endpoint would send, or
+    missing). Rows come in catalog order, by layer, as ``wspcap rules``
+    lists them.
+
+    >>> import wspcap
+    >>> rules = wspcap.catalog()
+    >>> rules.set_index("code").loc["tcp_gap", "severity"]
+    'warning'
+    """
+    rules = list(RULES.values())
+    return pd.DataFrame({
+        name: pd.array([getattr(rule, name) for rule in rules], dtype=dtype)
+        for name, dtype in CATALOG_SCHEMA.items()})
