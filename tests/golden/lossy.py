@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import itertools
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from golden.crafted import Conversation, Crafted, request_head, response_head
@@ -26,7 +27,7 @@ ISN = {"c2s": 1000, "s2c": 5000}  #: Conversation's default initial sequence num
 
 def raw_deflate(comp: Any, data: bytes) -> bytes:
     """RFC 7692 section 7.2.1: a sync flush, then its ``00 00 ff ff`` dropped."""
-    out = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
+    out: bytes = comp.compress(data) + comp.flush(zlib.Z_SYNC_FLUSH)
     assert out.endswith(b"\x00\x00\xff\xff")
     return out[:-4]
 
@@ -164,13 +165,12 @@ def oversized_frame(size: int, declared: int | None = None) -> Crafted:
 
 
 #: name -> builder, for the tests that run every capture here.
-BUILDERS = {
-    **{f"fragments_lost_{case}_{d}": (lambda case=case, d=d: fragments_lost(case, d))
+BUILDERS: dict[str, Callable[[], Crafted]] = {
+    **{f"fragments_lost_{case}_{d}": partial(fragments_lost, case, d)
        for case in ("whole", "head", "middle", "across", "first", "last")
        for d in ("c2s", "s2c")},
-    **{f"deflate_lost_fragment_{lose}_{level}": (
-        lambda lose=lose, level=level: deflate_lost_fragment(lose, level))
+    **{f"deflate_lost_fragment_{lose}_{level}": partial(deflate_lost_fragment, lose, level)
        for lose in (None, 2, 4) for level in (0, 6)},
-    "oversized_frame": lambda: oversized_frame(3000),
-    "oversized_frame_declared": lambda: oversized_frame(3000, 300 << 20),
+    "oversized_frame": partial(oversized_frame, 3000),
+    "oversized_frame_declared": partial(oversized_frame, 3000, 300 << 20),
 }
