@@ -101,7 +101,12 @@ class MessageAssembler:
         self._lost: list[tuple[int, int]] = []
 
     def receive_frame(self, frame: Frame, index: int) -> None:
-        """Take the direction's next frame; ``index`` is its frame_index."""
+        """Take the direction's next frame; ``index`` is its frame_index.
+
+        Frames come in stream order. Stream bytes between the frames of an open
+        fragmented message that no frame holds (``frame.offset`` beyond where the
+        frame before ended: lost in a gap) make that message incomplete.
+        """
         (_offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, _key, _enc,
          _plen, _hlen, payload, missing) = frame
         if 0 < opcode < 3 and fin and not self._parts and not (rsv1 or rsv2 or rsv3 or missing):
