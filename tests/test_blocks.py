@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from golden import lossy
 from golden.crafted import Conversation
 from golden.paths import SAMPLES_DIR, peers_location
 from golden.rfc6455 import BINARY, CLOSE, CONT, PING, PONG, TEXT, close_payload, frame
@@ -26,7 +27,7 @@ from scapy.utils import wrpcap
 
 from wspcap import blocks
 from wspcap.capture import Capture, CaptureInfo, _finish_records, analyze_to, read
-from wspcap.pipeline import Pipeline
+from wspcap.pipeline import Options, Pipeline
 from wspcap.sources import Batch, files, open_capture
 from wspcap.ws.frames import FrameParser
 
@@ -43,8 +44,8 @@ def _every_run(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
 
 
-def per_packet(path: Path) -> tuple[Capture, Pipeline]:
-    p = Pipeline()
+def per_packet(path: Path, options: Options | None = None) -> tuple[Capture, Pipeline]:
+    p = Pipeline(options)
     with open_capture(path) as cap:
         for number, ts, linktype, data, _wirelen in cap:
             p.receive_packet(number, ts, linktype, data)
@@ -65,9 +66,10 @@ def split(batch: Batch, rng: random.Random | None, most: int) -> Iterator[Batch]
         i += k
 
 
-def batched(path: Path, seed: int | None, most: int = 16) -> tuple[Capture, Pipeline]:
+def batched(path: Path, seed: int | None, most: int = 16,
+            options: Options | None = None) -> tuple[Capture, Pipeline]:
     rng = random.Random(seed) if seed is not None else None
-    p = Pipeline()
+    p = Pipeline(options)
     with open_capture(path) as cap:
         for batch in cap.batches():
             for part in split(batch, rng, most):
@@ -76,12 +78,13 @@ def batched(path: Path, seed: int | None, most: int = 16) -> tuple[Capture, Pipe
         return Capture.from_collector(_finish_records(p, info, cap.truncated), info), p
 
 
-def assert_same(path: Path, seeds: tuple[int | None, ...] = (None, 1, 2)) -> int:
+def assert_same(path: Path, seeds: tuple[int | None, ...] = (None, 1, 2),
+                options: Options | None = None) -> int:
     """Compare the paths; returns the frames the block path made (over the seeds)."""
-    want, _ = per_packet(path)
+    want, _ = per_packet(path, options)
     taken = 0
     for seed in seeds:
-        got, p = batched(path, seed)
+        got, p = batched(path, seed, options=options)
         taken += p.block_frames
         for name in TABLES:
             pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
@@ -104,6 +107,19 @@ def _peer_captures() -> list[Path]:
 @pytest.mark.parametrize("path", _peer_captures(), ids=lambda p: p.name)
 def test_peer_captures(path: Path) -> None:
     assert_same(path)
+
+
+@pytest.mark.parametrize("name", sorted(lossy.BUILDERS))
+def test_lossy_captures(name: str, tmp_path: Path) -> None:
+    """Fragmented messages with bytes lost, also compressed; a frame declaring more
+    than the payload cap (issue 15 items 6 to 8)."""
+    assert_same(lossy.BUILDERS[name]().write(tmp_path / f"{name}.pcap"))
+
+
+def test_frame_over_a_small_cap(tmp_path: Path) -> None:
+    """A frame over ``max_payload`` whose header comes with the end of the frame before."""
+    path = lossy.oversized_frame(3000).write(tmp_path / "oversized.pcap")
+    assert_same(path, options=Options(max_payload=1000))
 
 
 def _steady(tmp_path: Path) -> Path:

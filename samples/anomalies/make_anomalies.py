@@ -1248,6 +1248,24 @@ def _incomplete(sc: Scenario) -> None:
     sc.expect("ws_no_close", 0, C2S, None, None, "FIN from the client")
 
 
+@scenario("ws-message-gap", "the segment holding the middle one of 3 fragments is lost")
+def _message_gap(sc: Scenario) -> None:
+    c = sc.conn()
+    c.upgrade()
+    start = c.seq[C2S] - (1_000_000 + c.ends[C2S][1] * 7) - 1  # stream offset
+    (index,), _ = c.ws(C2S, frame(TEXT, b"first, ", fin=False, key=sc.key()))
+    lost = frame(CONT, b"second (never captured), ", fin=False, key=sc.key())
+    c.seq[C2S] += len(lost)  # sent, not captured: the parser finds the next frame
+    c.ws(C2S, frame(CONT, b"third", key=sc.key()))
+    c.ack(S2C)  # the server acknowledges beyond the hole
+    at = start + 6 + len(b"first, ")
+    sc.expect("tcp_gap", 0, C2S, None, None, f"{len(lost)} bytes missing at stream offset {at}")
+    sc.expect("ws_message_incomplete", 0, C2S, index, None,
+              f"lacks {len(lost)} stream bytes no captured frame holds (stream offsets "
+              f"{at}-{at + len(lost)})")
+    c.close(C2S)
+
+
 @scenario("ws-payload-cut", "a 300-byte frame read with max_payload=100 (Options)")
 def _payload_cut(sc: Scenario) -> None:
     c = sc.conn()

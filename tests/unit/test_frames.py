@@ -395,6 +395,18 @@ class TestOversized:
         assert (ping.offset, ping.payload) == (1019, b"Hello")
         assert rec.codes == ["ws_payload_cut"]
 
+    def test_start_time_is_its_first_bytes(self) -> None:
+        """ts_start of every frame, the cut one too, is the time of the chunk that
+        brought its first byte, wherever the stream is cut in three (issue 15
+        item 8: the cut frame kept the start time of a frame before it)."""
+        data = HELLO_MASKED + PING_HELLO + self.DATA
+        starts = [0, 11, 18, 18 + 1008, 18 + 1019]  # offsets of the five frames
+        for i in range(1, 30):
+            for j in range(i + 1, 80, 3):
+                rec = parse(data[:i], data[i:j], data[j:], max_payload=100)
+                want = [0 if s < i else 1 if s < j else 2 for s in starts]
+                assert [f.ts_start for f in rec.frames] == want, (i, j)
+
     def test_default_limit(self) -> None:
         assert MAX_PAYLOAD >= 1 << 20
 

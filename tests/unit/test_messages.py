@@ -33,6 +33,7 @@ class Recorder:
     def __init__(self) -> None:
         self.messages: list[Message] = []
         self.anomalies: list[tuple[str, int | None]] = []
+        self.details: list[str] = []
 
     def message(self, message: Message) -> None:
         self.messages.append(message)
@@ -41,6 +42,7 @@ class Recorder:
                 packet: int) -> None:
         assert isinstance(detail, str) and detail
         self.anomalies.append((code, frame_index))
+        self.details.append(detail)
 
     @property
     def codes(self) -> list[str]:
@@ -160,6 +162,96 @@ class TestFragmentation:
         (m,) = rec.messages
         assert m.complete is False and m.text is None
         assert rec.anomalies == []  # a cut character is not a UTF-8 violation
+
+
+def placed(*frames: Frame, start: int = 100) -> list[Frame]:
+    """The frames at their stream offsets, one after the other from ``start``
+    (a test leaves one out to lose it in a gap)."""
+    out, offset = [], start
+    for f in frames:
+        out.append(f._replace(offset=offset))
+        offset += f.header_len + f.payload_len
+    return out
+
+
+class TestLostBytes:
+    """Issue 15 items 6 and 7: a message is complete only when all of it was captured."""
+
+    def test_frame_lost_between_fragments(self) -> None:
+        a, b, lost, c, d = placed(mk(1, b"aaaa", fin=False), mk(0, b"bbbb", fin=False),
+                                  mk(0, b"cccc", fin=False), mk(0, b"dddd", fin=False),
+                                  mk(0, b"eeee"))
+        del lost  # its segment was not captured: the parser resyncs at the next frame
+        rec = assemble(a, b, c, d)
+        (m,) = rec.messages
+        assert (m.frames, m.payload, m.complete) == (4, b"aaaabbbbddddeeee", False)
+        assert rec.anomalies == [("ws_message_incomplete", 0)]
+        # the lost frame's 10 bytes: 6 of header (masked) and 4 of payload
+        assert rec.details == [("fragmented text message of 4 frames from stream offset 100 "
+                                "lacks 10 stream bytes no captured frame holds (stream "
+                                "offsets 120-130)")]
+
+    def test_control_frames_between_fragments_leave_no_hole(self) -> None:
+        rec = assemble(*placed(mk(1, b"Hel", fin=False), mk(9, b"ping"), mk(0, b"lo")))
+        assert rec.messages[1].complete and rec.anomalies == []
+
+    def test_bytes_missing_inside_a_fragment(self) -> None:
+        frames = placed(mk(2, b"ab", fin=False), mk(0, b"c\0", fin=False),
+                        mk(0, b"d"))
+        frames[1] = frames[1]._replace(missing=1)  # a zero-filled hole in its payload
+        rec = assemble(*frames)
+        (m,) = rec.messages
+        assert m.complete is False
+        assert rec.details == [("fragmented binary message of 3 frames from stream offset "
+                                "100 lacks payload bytes of 1 of its frames (1 of 2 in the "
+                                "frame at stream offset 108)")]
+
+    def test_final_fragment_lost_before_the_next_message(self) -> None:
+        a, b, _lost, nxt = placed(mk(1, b"Hel", fin=False), mk(0, b"l", fin=False),
+                                  mk(0, b"o"), mk(1, b"next"))
+        rec = assemble(a, b, nxt)
+        first, second = rec.messages
+        assert (first.payload, first.complete) == (b"Hell", False)
+        assert (second.text, second.complete) == ("next", True)
+        # not interleaving: the final fragment may be in the lost bytes
+        assert rec.codes == ["ws_message_incomplete"]
+        assert rec.details[0].endswith("stream offsets 116-123)")
+
+    def test_interleaving_without_a_loss_is_still_reported(self) -> None:
+        rec = assemble(*placed(mk(1, b"Hel", fin=False), mk(1, b"new")))
+        assert rec.codes == ["ws_message_interleaved"]
+
+    def test_orphan_continuation_is_incomplete(self) -> None:
+        rec = assemble(mk(0, b"lo"), mk(0, b"more", fin=False), mk(1, b"x"))
+        orphan, more, text = rec.messages
+        assert (orphan.type, orphan.complete, more.complete) == ("continuation", False, False)
+        assert text.complete
+
+    def test_compressed_message_without_its_end_is_not_inflated(self) -> None:
+        (data,) = deflate(b"Hello, world! " * 20)
+        third = len(data) // 3
+        rec = assemble(*placed(mk(1, data[:third], fin=False, rsv1=True),
+                               mk(0, data[third:2 * third], fin=False)),
+                       inflater=Inflater(), rsv_allowed=RSV1)
+        (m,) = rec.messages
+        assert (m.compressed, m.inflated, m.complete) == (True, False, False)
+        assert (m.payload, m.text, m.length) == (data[:2 * third], None, 2 * third)
+        assert rec.codes == ["ws_message_incomplete"]
+        assert rec.details[0].endswith("after 2 frames; not inflated")
+
+    def test_context_after_a_lost_compressed_message(self) -> None:
+        """The window a lost message would have left is unknown: the next message
+        that refers back to it is reported, not inflated against another window."""
+        first, second = deflate(b"Hello, world! " * 20, b"Hello, world! " * 2)
+        half = len(first) // 2
+        a, _lost, c, nxt = placed(mk(1, first[:half], fin=False, rsv1=True),
+                                  mk(0, first[half:-2], fin=False), mk(0, first[-2:]),
+                                  mk(1, second, rsv1=True))
+        rec = assemble(a, c, nxt, inflater=Inflater(), rsv_allowed=RSV1)
+        lost, after = rec.messages
+        assert (lost.inflated, lost.complete) == (False, False)
+        assert (after.inflated, after.complete) == (False, True)
+        assert rec.codes == ["ws_message_incomplete", "pmd_context_lost"]
 
 
 class TestControlFrames:

@@ -415,9 +415,13 @@ register("ws_message_interleaved", "error", "RFC 6455 section 5.4",
          "reassemblers that differ here see different content.", _NC,
          "new text frame while a fragmented binary message of 2 frames is open", 1002)
 register("ws_message_incomplete", "warning", "RFC 6455 section 5.4",
-         "the stream ended inside a fragmented message",
-         "The connection or capture stopped before the final fragment.", "",
-         "stream ended inside a fragmented message after 3 frames")
+         "a fragmented message lacks fragments or bytes",
+         "The connection or capture stopped before the final fragment, or the capture lost "
+         "bytes inside the message (a gap swallowed fragments or part of one; the detail "
+         "names the stream offsets). The message's complete is False and, if compressed, "
+         "it is not inflated (inflated is False, the payload stays compressed).", "",
+         "fragmented text message of 4 frames from stream offset 173 lacks 308 stream "
+         "bytes no captured frame holds (stream offsets 789-1097)")
 register("ws_invalid_utf8", "error", "RFC 6455 section 8.1",
          "a text message is not valid UTF-8",
          "An endpoint must fail the connection (1007). Binary data in a text message, or "

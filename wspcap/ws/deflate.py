@@ -162,3 +162,12 @@ class Inflater:
                 f"inflated size exceeds {self.max_size} bytes from {len(data)} "
                 f"compressed bytes; inflation cut")
         return out, None, ""
+
+    def lose_context(self) -> None:
+        """A compressed message of this direction was not inflated (bytes of it
+        are missing): the window it would have left is unknown, so a later
+        message that refers back to it is reported as ``pmd_context_lost``
+        rather than inflated against the wrong window."""
+        self.broken = True
+        self.used = True
+        self._d = zlib.decompressobj(-self.window_bits)

@@ -438,7 +438,7 @@ class FrameParser:
                 key = buf[pos + hl - 4:pos + hl]
                 if stop > end:
                     if length > self.max_payload:
-                        self._start_skip(buf, pos, hl, length, key, ts, packet)
+                        self._start_skip(buf, pos, hl, length, key, start_ts)
                         return
                     self._need = stop
                     break
@@ -448,7 +448,7 @@ class FrameParser:
             else:
                 if stop > end:
                     if length > self.max_payload:
-                        self._start_skip(buf, pos, hl, length, b"", ts, packet)
+                        self._start_skip(buf, pos, hl, length, b"", start_ts)
                         return
                     self._need = stop
                     break
@@ -524,11 +524,12 @@ class FrameParser:
     # -- frames larger than max_payload ---------------------------------------------
 
     def _start_skip(self, buf: bytes | bytearray, pos: int, hl: int, length: int,
-                    key: bytes | bytearray, ts: int, packet: int) -> None:
-        """Keep ``max_payload`` bytes of an oversized frame and pass over the rest."""
+                    key: bytes | bytearray, start_ts: int) -> None:
+        """Keep ``max_payload`` bytes of an oversized frame and pass over the rest;
+        ``start_ts`` is the timestamp of the packet that brought its first byte."""
         have = len(buf) - pos - hl
         kept = bytes(buf[pos + hl:pos + hl + min(have, self.max_payload)])
-        self._skipped_frame = (bytes(buf[pos:pos + hl]), pos + self._base, self._start_ts, 0)
+        self._skipped_frame = (bytes(buf[pos:pos + hl]), pos + self._base, start_ts, 0)
         self._skipped_payload = bytearray(kept)
         self._skipped_key = key
         self._skipped_missing = 0

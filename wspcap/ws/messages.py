@@ -33,7 +33,9 @@ class Message(NamedTuple):
     payload: bytes  #: unmasked, reassembled, inflated
     text: str | None  #: the text, for a text message that is valid UTF-8
     compressed: bool  #: RSV1 set under permessage-deflate
-    inflated: bool | None  #: None: not compressed; False: inflation failed
+    #: None: not compressed; False: not inflated (inflation failed, or bytes of
+    #: the message are missing: ``payload`` holds the compressed bytes)
+    inflated: bool | None
     ts_start: int
     ts_end: int
     packet_start: int
@@ -42,7 +44,9 @@ class Message(NamedTuple):
     last_frame: int
     close_code: int | None
     close_reason: str | None
-    complete: bool  #: every fragment and every byte was captured
+    #: every fragment and every byte was captured (False also for a
+    #: continuation frame whose message's start was not captured)
+    complete: bool
 
 
 class MessageSink(Protocol):
@@ -90,9 +94,19 @@ class MessageAssembler:
         self._parts: list[Frame] = []
         self._first_index = 0
         self._last_index = 0
+        # While a fragmented message is open: the stream offset where the last
+        # frame ended, and the (offset, size) ranges no frame covered since the
+        # message began (bytes lost in a gap, or passed over to find frames again).
+        self._end = 0
+        self._lost: list[tuple[int, int]] = []
 
     def receive_frame(self, frame: Frame, index: int) -> None:
-        """Take the direction's next frame; ``index`` is its frame_index."""
+        """Take the direction's next frame; ``index`` is its frame_index.
+
+        Frames come in stream order. Stream bytes between the frames of an open
+        fragmented message that no frame holds (``frame.offset`` beyond where the
+        frame before ended: lost in a gap) make that message incomplete.
+        """
         (_offset, ts, packet, ts_start, fin, rsv1, rsv2, rsv3, opcode, masked, _key, _enc,
          _plen, _hlen, payload, missing) = frame
         if 0 < opcode < 3 and fin and not self._parts and not (rsv1 or rsv2 or rsv3 or missing):
@@ -111,6 +125,11 @@ class MessageAssembler:
                 "text" if opcode == 1 else "binary", opcode, 1, n, n, payload, text, False,
                 None, ts_start, ts, packet, packet, index, index, None, None, True)))
             return
+        parts = self._parts
+        if parts:
+            if frame.offset > self._end:  # bytes between the frames are not in any frame
+                self._lost.append((self._end, frame.offset - self._end))
+            self._end = frame.offset + frame.header_len + frame.payload_len
         if (masked is not self.client or rsv1 or rsv2 or rsv3 or opcode > 2 or missing):
             self._check(frame, index)
         if opcode >= 8:
@@ -119,25 +138,34 @@ class MessageAssembler:
             else:
                 self._single(frame, index, opcode_name(opcode))
             return
-        parts = self._parts
         if opcode == 0:
             if not parts:
                 self.sink.anomaly("ws_orphan_continuation",
                                   "continuation frame with no message to continue",
                                   index, frame.ts, frame.packet)
-                self._single(frame, index, "continuation")
+                # Its message's start was not captured: never a complete message.
+                self._single(frame, index, "continuation", complete=False)
                 return
             parts.append(frame)
             self._last_index = index
         elif opcode in _DATA_TYPES:
             if parts:
-                self.sink.anomaly("ws_message_interleaved",
-                                  f"new {opcode_name(opcode)} frame while a fragmented "
-                                  f"{opcode_name(parts[0].opcode)} message of {len(parts)} "
-                                  "frames is open", index, frame.ts, frame.packet)
-                self._finish(complete=False)
+                lost = self._lost
+                if lost and lost[-1][0] + lost[-1][1] == frame.offset:
+                    # Bytes were lost right before this frame: the open message's
+                    # final fragment may be among them, so no interleaving is known.
+                    self._finish(complete=False, why=f"{_described(parts)} was still open "
+                                 "when the next message began")
+                else:
+                    self.sink.anomaly("ws_message_interleaved",
+                                      f"new {opcode_name(opcode)} frame while a fragmented "
+                                      f"{opcode_name(parts[0].opcode)} message of "
+                                      f"{len(parts)} frames is open", index, frame.ts,
+                                      frame.packet)
+                    self._finish(complete=False)
             self._parts = parts = [frame]
             self._first_index = self._last_index = index
+            self._end = frame.offset + frame.header_len + frame.payload_len
         else:  # reserved non-control opcode 3-7
             self._single(frame, index, opcode_name(opcode))
             return
@@ -152,12 +180,8 @@ class MessageAssembler:
     def receive_eof(self) -> None:
         """End of the stream: an open fragmented message is emitted incomplete."""
         if self._parts:
-            last = self._parts[-1]
-            self.sink.anomaly("ws_message_incomplete",
-                              f"stream ended inside a fragmented message after "
-                              f"{len(self._parts)} frames", self._first_index,
-                              last.ts, last.packet)
-            self._finish(complete=False)
+            self._finish(complete=False, why=f"stream ended inside a fragmented message "
+                         f"after {len(self._parts)} frames")
 
     # -- internals -------------------------------------------------------------
 
@@ -198,12 +222,12 @@ class MessageAssembler:
         self.sink.anomaly("ws_invalid_utf8", f"text message is not valid UTF-8 at byte "
                           f"{exc.start} ({exc.reason})", index, frame.ts, frame.packet)
 
-    def _single(self, frame: Frame, index: int, type_: str) -> None:
+    def _single(self, frame: Frame, index: int, type_: str, complete: bool = True) -> None:
         self.messages += 1
         self.sink.message(Message(
             type_, frame.opcode, 1, len(frame.payload), len(frame.payload), frame.payload,
             None, False, None, frame.ts_start, frame.ts, frame.packet, frame.packet, index,
-            index, None, None, not frame.missing))
+            index, None, None, complete and not frame.missing))
 
     def _control(self, frame: Frame, index: int) -> None:
         payload = frame.payload
@@ -237,25 +261,39 @@ class MessageAssembler:
             reason = payload[2:].decode("utf-8", "replace")
         return code, reason
 
-    def _finish(self, complete: bool) -> None:
+    def _finish(self, complete: bool, why: str = "") -> None:
+        """Emit the open message; ``complete`` is False when its final fragment
+        was not seen, ``why`` then says why (for ``ws_message_incomplete``)."""
         parts = self._parts
         self._parts = []
+        lost = self._lost
+        self._lost = []
         first = parts[0]
         last = parts[-1]
         index = self._first_index
         last_index = self._last_index
         raw = first.payload if len(parts) == 1 else b"".join(f.payload for f in parts)
-        complete = complete and not any(f.missing for f in parts)
+        cut = [f for f in parts if f.missing]
+        complete = complete and not cut and not lost
         compressed = first.rsv1 and self.inflater is not None
+        if (why or cut or lost) and not (first.fin and len(parts) == 1):
+            # A fragmented message (a one-frame message's own frame says what it lacks).
+            self.sink.anomaly("ws_message_incomplete",
+                              _incomplete(parts, why, lost, cut, compressed),
+                              index, last.ts, last.packet)
         inflated = None
         payload = raw
         if compressed:
             assert self.inflater is not None
-            out, problem, detail = self.inflater.inflate(raw)
-            if problem:
-                self.sink.anomaly(problem, detail, index, last.ts, last.packet)
-            inflated = out is not None
-            payload = out if out is not None else raw
+            if complete:
+                out, problem, detail = self.inflater.inflate(raw)
+                if problem:
+                    self.sink.anomaly(problem, detail, index, last.ts, last.packet)
+                inflated = out is not None
+                payload = out if out is not None else raw
+            else:  # only the whole compressed message can be inflated as sent
+                self.inflater.lose_context()
+                inflated = False
         text = None
         if first.opcode == 1 and (inflated is not False):
             try:
@@ -269,3 +307,28 @@ class MessageAssembler:
             payload, text, compressed, inflated, first.ts_start, last.ts, first.packet,
             last.packet, index, last_index, None, None, complete))
 
+
+def _described(parts: list[Frame]) -> str:
+    """``fragmented text message of 4 frames from stream offset 173``."""
+    return (f"fragmented {opcode_name(parts[0].opcode)} message of {len(parts)} frames "
+            f"from stream offset {parts[0].offset}")
+
+
+def _incomplete(parts: list[Frame], why: str, lost: list[tuple[int, int]], cut: list[Frame],
+                compressed: bool) -> str:
+    """The ``ws_message_incomplete`` detail: why, what the message lacks and where."""
+    lacks = []
+    if lost:
+        ranges = ", ".join(f"{start}-{start + size}" for start, size in lost[:3])
+        more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+        lacks.append(f"{sum(size for _, size in lost)} stream bytes no captured frame holds "
+                     f"(stream offsets {ranges}{more})")
+    if cut:
+        where = ", ".join(f"{f.missing} of {f.payload_len} in the frame at stream offset "
+                          f"{f.offset}" for f in cut[:3])
+        more = f" and {len(cut) - 3} more" if len(cut) > 3 else ""
+        lacks.append(f"payload bytes of {len(cut)} of its frames ({where}{more})")
+    text = why or _described(parts)
+    if lacks:
+        text += ("; it lacks " if why else " lacks ") + " and ".join(lacks)
+    return text + ("; not inflated" if compressed else "")
