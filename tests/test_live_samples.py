@@ -24,7 +24,7 @@ import wspcap
 pytestmark = pytest.mark.network
 
 #: Scenarios regenerated (a couple of seconds each); see samples/README.md.
-SCENARIOS = ["plain", "fragmented"]
+SCENARIOS = ["plain", "fragmented", "wss", "wss-tls12"]
 TIMEOUT = 120
 
 

@@ -1,0 +1,114 @@
+"""wss:// read like ws://: the bundled TLS samples with their keys embedded, given as a
+key log file, missing, or wrong.
+
+``samples/wss.pcapng`` (TLS 1.3, permessage-deflate) and ``samples/wss-tls12.pcapng``
+(TLS 1.2) were captured with tcpdump while the ``websockets`` library talked over
+``ssl``; the client's key log is embedded in each (a Decryption Secrets Block, as
+``editcap --inject-secrets`` writes). Their ground truth is checked by
+``test_samples.py`` like every sample's; here, the ways of giving the keys.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from golden.paths import SAMPLES_DIR
+
+import wspcap
+from wspcap.cli import main
+from wspcap.errors import ConfigError
+from wspcap.sources import open_capture
+
+WSS = ["wss.pcapng", "wss-tls12.pcapng"]
+
+
+def split_secrets(path: Path, out: Path) -> str:
+    """Write ``path`` without its Decryption Secrets Blocks to ``out``; return the key log."""
+    data = path.read_bytes()
+    assert data[8:12] == struct.pack("<I", 0x1A2B3C4D), "little-endian pcapng"
+    kept = bytearray()
+    keys = b""
+    pos = 0
+    while pos < len(data):
+        kind, length = struct.unpack_from("<II", data, pos)
+        if kind == 0x0000000A:
+            size = struct.unpack_from("<I", data, pos + 12)[0]
+            keys += data[pos + 16:pos + 16 + size]
+        else:
+            kept += data[pos:pos + length]
+        pos += length
+    out.write_bytes(bytes(kept))
+    return keys.decode()
+
+
+def same_tables(a: wspcap.Capture, b: wspcap.Capture) -> None:
+    for table in ("connections", "frames", "messages", "anomalies"):
+        pd.testing.assert_frame_equal(getattr(a, table), getattr(b, table))
+
+
+@pytest.mark.parametrize("name", WSS)
+def test_embedded_keys_read_like_a_key_log_file(name: str, tmp_path: Path) -> None:
+    bare = tmp_path / name
+    keys = split_secrets(SAMPLES_DIR / name, bare)
+    assert "CLIENT_" in keys
+    with open_capture(bare) as cap:
+        list(cap)
+        assert cap.secrets == []
+    keylog = tmp_path / "keys.log"
+    keylog.write_text(keys)
+    embedded = wspcap.read(SAMPLES_DIR / name)
+    given = wspcap.read(bare, keylog=keylog)
+    same_tables(embedded, given)
+    assert embedded.connections.decrypted.all() and len(embedded.messages) == 11
+    both = wspcap.read(SAMPLES_DIR / name, keylog=[keylog, keylog])
+    same_tables(embedded, both)
+
+
+@pytest.mark.parametrize("name", WSS)
+def test_without_keys_the_connection_keeps_its_clear_facts(name: str, tmp_path: Path) -> None:
+    bare = tmp_path / name
+    split_secrets(SAMPLES_DIR / name, bare)
+    cap = wspcap.read(bare)
+    (row,) = cap.connections.itertuples()
+    assert row.tls and not row.decrypted and not row.handshake
+    assert row.sni == "localhost" and row.tls_version in ("TLS 1.2", "TLS 1.3")
+    assert row.bytes_c2s > 0 and row.bytes_s2c > 0
+    assert cap.frames.empty and cap.messages.empty
+    assert set(cap.anomalies.code.astype(str)) == {"tls_keys_missing"}
+
+
+def test_keys_of_another_connection_do_not_open_it(tmp_path: Path) -> None:
+    bare = tmp_path / "wss.pcapng"
+    split_secrets(SAMPLES_DIR / "wss.pcapng", bare)
+    other = split_secrets(SAMPLES_DIR / "wss-tls12.pcapng", tmp_path / "other.pcapng")
+    (tmp_path / "other.log").write_text(other)
+    cap = wspcap.read(bare, keylog=tmp_path / "other.log")
+    assert not cap.connections.decrypted.any()
+    assert "tls_keys_missing" in set(cap.anomalies.code.astype(str))
+
+
+def test_wrong_keys_are_flagged(tmp_path: Path) -> None:
+    bare = tmp_path / "wss.pcapng"
+    keys = split_secrets(SAMPLES_DIR / "wss.pcapng", bare)
+    wrong = "".join(f"{label} {random} {'11' * (len(secret) // 2)}\n"
+                    for label, random, secret in (line.split() for line in keys.splitlines()
+                                                  if line and not line.startswith("#")))
+    (tmp_path / "wrong.log").write_text(wrong)
+    cap = wspcap.read(bare, keylog=tmp_path / "wrong.log")
+    codes = cap.anomalies.code.astype(str)
+    assert (codes == "tls_decrypt_failed").sum() == 2  # once per direction
+    assert cap.messages.empty
+
+
+def test_a_missing_key_log_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ConfigError, match="nope.log"):
+        wspcap.read(SAMPLES_DIR / "wss.pcapng", keylog=tmp_path / "nope.log")
+
+
+def test_no_plaintext_finding_on_wss() -> None:
+    cap = wspcap.read(SAMPLES_DIR / "wss.pcapng")
+    assert "sec_plaintext_ws" not in set(cap.anomalies.code.astype(str))
+    assert cap.connections.tls_cipher.iloc[0] == "TLS_AES_256_GCM_SHA384"
