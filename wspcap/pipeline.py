@@ -47,7 +47,7 @@ from wspcap.records import (
     concat_columns,
     to_columns,
 )
-from wspcap.rules.checks import Finding, check_connections, run_checks
+from wspcap.rules.checks import Finding, check_connections, preview, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
@@ -519,9 +519,14 @@ class Session:
         dr.head = None
         client = s.dirs[s.client]  # type: ignore[index]
         held, client.pending = client.pending, []
-        if status != 101:
+        if status is None:
+            s.report(ts, S2C, None, "http_status_invalid",
+                     f"status line {preview(head.start_line, 60)} has no three-digit "
+                     "status code", packet)
+        elif status != 101:
             s.report(ts, S2C, None, "http_status_not_101",
                      f"status {status} {head.reason}".rstrip(), packet)
+        if status != 101:
             if held and plausible_frames(held[0][0]):
                 s._frames_before_101(held, None, 0)
             if trailing:
@@ -573,9 +578,9 @@ class Session:
         if (plausible_frames(data) and not looks_like_request(data)
                 and not looks_like_response(data)):
             status = s.handshake.status if s.handshake is not None else None
+            answer = f"status {status}" if status is not None else "an unreadable status line"
             s.report(ts, dr.name, None, "http_frames_without_101",
-                     f"{dr.name} bytes frame as WebSocket after status {status}", packet,
-                     offset)
+                     f"{dr.name} bytes frame as WebSocket after {answer}", packet, offset)
             dr.probe_chunks = PROBE_CHUNKS
         else:
             dr.probe_chunks += 1

@@ -17,6 +17,7 @@ import binascii
 import email.parser
 import hashlib
 import http.client
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
@@ -38,6 +39,9 @@ MAX_HEAD = 64 << 10
 
 _METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"DELETE ",
             b"CONNECT ", b"TRACE ")
+#: RFC 9112 section 4: ``status-code = 3DIGIT``, where DIGIT is ASCII 0-9 only (RFC 5234
+#: appendix B.1); ``str.isdigit`` and ``int`` also take other scripts' digits and "²".
+_STATUS_CODE = re.compile(r"[0-9]{3}")
 
 
 def accept_for(key: str) -> str:
@@ -110,8 +114,9 @@ class HttpHead:
     # Response view
     @property
     def status(self) -> int | None:
+        """The status code; None when the status line has no three ASCII digits there."""
         parts = self.start_line.split(" ", 2)
-        if len(parts) >= 2 and parts[1].isdigit():
+        if len(parts) >= 2 and _STATUS_CODE.fullmatch(parts[1]):
             return int(parts[1])
         return None
 
