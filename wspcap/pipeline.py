@@ -18,7 +18,11 @@ request with ``Upgrade: websocket`` (on any port), or, when the start of the
 connection was not captured, when its bytes frame as WebSocket frames (see
 :meth:`Session._probe`). Every other TCP connection is ignored
 after its first payload bytes: from then on its packets cost a decode and a
-dict lookup.
+dict lookup. Each direction is told by its own first bytes, in TCP sequence
+order, not by what the capture shows first: a request whose first segment is
+``G`` waits for its next bytes, and an answer captured before its request
+(two taps merged, clock skew) waits for the request (see
+:meth:`Session._early_answer`).
 
 Where a rule is broken the layers report an anomaly code (see
 :mod:`wspcap.rules.registry`) and carry on; exceptions are never used for
@@ -37,7 +41,15 @@ import numpy as np
 
 from wspcap.blocks import receive_batch
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
-from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
+from wspcap.http.upgrade import (
+    REQUEST,
+    RESPONSE,
+    Handshake,
+    HeadParser,
+    looks_like_request,
+    looks_like_response,
+    maybe_head_kind,
+)
 from wspcap.records import (
     FRAME_PACKING,
     MESSAGE_PACKING,
@@ -223,6 +235,7 @@ class _Direction:
         "close_reason",
         "collector",
         "d",
+        "early_status",
         "end_ts",
         "fin_seen",
         "first_data_ts",
@@ -239,6 +252,7 @@ class _Direction:
         "reset_first",
         "rst_seen",
         "session",
+        "sniffed",
     )
 
     def __init__(self, session: Session, d: int) -> None:
@@ -253,6 +267,8 @@ class _Direction:
         self.head: HeadParser | None = None
         self.probe_chunks = 0
         self.pending: list[tuple[bytes, int, int, int]] = []  # data, offset, ts, packet
+        self.sniffed: list[tuple[bytes, int, int, int]] = []  # first bytes, too few to tell
+        self.early_status: int | None = None  # of an answer read before its request
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.frames: int = 0
@@ -382,6 +398,7 @@ class Session:
         self.ts_response: int | None = None
         self.request_packet: int | None = None
         self.response_packet: int | None = None
+        self.request_end = 0  # stream offset of the end of the request head
         self.early_conflicts: list[tuple[int, int, int, int, int]] = []
         self.acks = [0, 0]
         self.dirs = (_Direction(self, 0), _Direction(self, 1))
@@ -418,28 +435,70 @@ class Session:
 
     @staticmethod
     def _probe(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
-        """First bytes of a direction: HTTP request, HTTP response, frames, or other."""
+        """First bytes of a direction: HTTP request, HTTP response, frames, or other.
+
+        Each direction is told by its own bytes, in TCP sequence order, whatever
+        came first in the capture; a start too short to tell (a request whose
+        first segment is ``G``) waits for the direction's next bytes.
+        """
         s = dr.session
         if dr.first_data_ts is None:
             dr.first_data_ts = ts
-        if s.client is None and looks_like_request(data):
-            s._start_http(dr.d)
-            dr.handler(dr, data, offset, ts, packet)
+        held = [*dr.sniffed, (data, offset, ts, packet)]
+        start = b"".join(chunk[0] for chunk in held) if dr.sniffed else data
+        kind = maybe_head_kind(start)
+        if kind is None:
+            dr.sniffed = held
             return
-        if s.client is not None or looks_like_response(data):
-            # The other side's request has been seen (or will be): wait for it.
-            dr.pending.append((data, offset, ts, packet))
-            if s.client is None and len(dr.pending) > PROBE_CHUNKS * 4:
-                s._give_up()
+        dr.sniffed = []
+        if kind == REQUEST or kind == RESPONSE:
+            if kind == REQUEST:
+                s._start_http(dr.d)
+            else:  # the answer came first in the capture: held until the request is read
+                dr.handler = Session._early_answer
+            for chunk, coffset, cts, cpacket in held:
+                dr.handler(dr, chunk, coffset, cts, cpacket)
             return
-        frames = plausible_frames(data) if s.options.midstream else 0
+        frames = plausible_frames(start) if s.options.midstream else 0
         if frames:
             # Two chunks in a row, or two frames in one, that frame exactly.
-            dr.pending.append((data, offset, ts, packet))
-            if len(dr.pending) >= 2 or frames >= 2:
+            dr.pending += held
+            dr.probe_chunks += 1
+            if dr.probe_chunks >= 2 or frames >= 2:
                 s._start_midstream(dr)
             return
         s._give_up()
+
+    @staticmethod
+    def _early_answer(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The server's bytes while the client's request is not read yet: its HTTP
+        answer, then frames if it is a 101.
+
+        The capture may show them before the request (captures of two taps
+        merged, clock skew): the request and the answer are paired by each
+        direction's TCP sequence, not by capture order, so these wait for the
+        request (see :meth:`_request`). The answer's head is read as it comes,
+        to bound what is held: the head itself up to MAX_HEAD bytes, then after
+        a 101 up to ``max_pending`` bytes, after any other answer (or with only
+        one direction captured, as with asymmetric routing) PROBE_CHUNKS * 4
+        segments. Past that, without a request, the connection is not followed.
+        """
+        s = dr.session
+        dr.pending.append((data, offset, ts, packet))
+        if dr.head is None and dr.early_status is None:
+            dr.head = HeadParser()
+        if dr.head is not None:
+            head = dr.head.receive_data(data)
+            if head is None and not dr.head.too_large:
+                return
+            dr.head = None
+            dr.early_status = head.status if head is not None and head.status else 0
+            dr.probe_chunks = len(dr.pending)  # (segments held up to the head's end)
+        if dr.early_status == 101:
+            if offset + len(data) - dr.pending[0][1] > s.options.max_pending:
+                s._give_up()
+        elif len(dr.pending) - dr.probe_chunks > PROBE_CHUNKS * 4:
+            s._give_up()
 
     def _give_up(self) -> None:
         """Not WebSocket: stop looking at this connection."""
@@ -483,6 +542,7 @@ class Session:
         s.ts_request = ts
         s.request_packet = packet
         trailing = dr.head.trailing  # type: ignore[union-attr]
+        s.request_end = offset + len(data) - len(trailing)
         dr.head = None
         dr.handler = Session._hold
         if trailing:
@@ -538,8 +598,11 @@ class Session:
         s.deflate, problems = negotiate(hs.extensions)
         for problem in problems:
             s.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        # (the client's reassembler is still delivering the request's last bytes when
+        # an answer held before it is read: its offset is not past them yet)
         s._start_frames({dr.d: offset + len(data) - len(trailing),
-                         client.d: held[0][1] if held else s.reasm[client.d].offset})
+                         client.d: held[0][1] if held else max(s.reasm[client.d].offset,
+                                                               s.request_end)})
         if trailing:
             s.report(ts, S2C, None, "http_data_with_101",
                      f"{len(trailing)} bytes after the 101 head in the same segment", packet)
@@ -651,6 +714,8 @@ class Session:
         held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
             start = d.pending[0][1] if d.pending else self.reasm[d.d].offset
+            if d.early_status == 101:  # a 101 without its request: frames follow its head
+                d.pending, start = _after_head(d.pending, start)
             held += [(cpacket, d.d, chunk, cts) for chunk, _offset, cts, cpacket in d.pending]
             d.pending = []
             d.parser = FrameParser(d, start, opts.max_payload)
@@ -774,6 +839,20 @@ class Session:
             "fin_s2c": sd.fin_seen,
             "rst": cd.rst_seen or sd.rst_seen,
         }
+
+
+def _after_head(held: list[tuple[bytes, int, int, int]], start: int
+                ) -> tuple[list[tuple[bytes, int, int, int]], int]:
+    """The chunks ``held`` (data, offset, ts, packet) from the end of the HTTP head
+    they start with, and the stream offset of that end; as given if the head does
+    not end in them."""
+    parser = HeadParser()
+    for i, (chunk, offset, ts, packet) in enumerate(held):
+        if parser.receive_data(chunk) is not None:
+            rest = parser.trailing
+            end = offset + len(chunk) - len(rest)
+            return ([(rest, end, ts, packet)] if rest else []) + held[i + 1:], end
+    return held, start
 
 
 class _MidstreamInflater(Inflater):

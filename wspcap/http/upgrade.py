@@ -23,12 +23,16 @@ from dataclasses import dataclass, field
 __all__ = [
     "ACCEPT_GUID",
     "MAX_HEAD",
+    "NEITHER",
+    "REQUEST",
+    "RESPONSE",
     "Handshake",
     "HeadParser",
     "HttpHead",
     "accept_for",
     "looks_like_request",
     "looks_like_response",
+    "maybe_head_kind",
     "parse_extensions",
 ]
 
@@ -62,6 +66,31 @@ def looks_like_request(data: bytes) -> bool:
 def looks_like_response(data: bytes) -> bool:
     """Whether ``data`` starts like an HTTP/1.x status line."""
     return data.startswith(b"HTTP/")
+
+
+#: :func:`maybe_head_kind`'s answers.
+REQUEST, RESPONSE, NEITHER = "request", "response", ""
+_STARTS = (*_METHODS, b"HTTP/")
+_LONGEST_START = max(map(len, _STARTS))
+
+
+def maybe_head_kind(data: bytes) -> str | None:
+    """What the first bytes of one direction of a connection start.
+
+    Returns:
+        ``"request"`` (:func:`looks_like_request`), ``"response"``
+        (:func:`looks_like_response`), ``""`` for neither, or None while
+        ``data`` is too short to tell: a proper prefix of a method and its
+        space or of ``HTTP/``, as a request whose first segment carries only
+        ``G``, ``GE`` or ``GET`` is.
+    """
+    if looks_like_request(data):
+        return REQUEST
+    if looks_like_response(data):
+        return RESPONSE
+    if len(data) < _LONGEST_START and any(start.startswith(data) for start in _STARTS):
+        return None
+    return NEITHER
 
 
 @dataclass(frozen=True, slots=True)
