@@ -29,6 +29,7 @@ from golden import crafted as C
 from golden.rfc6455 import RFC_ACCEPT, RFC_KEY, TEXT
 from hypothesis import given
 from hypothesis import strategies as st
+from scapy.utils import wrpcap
 from test_blocks import assert_same
 
 import wspcap
@@ -341,4 +342,39 @@ def test_a_101_without_its_request_starts_the_frames(tmp_path: Path) -> None:
     assert int(f[f.direction == "s2c"].stream_offset.iloc[0]) == len(RESPONSE)
     assert sorted(c for c in capture.anomalies.code.astype(str) if c.startswith(LAYERS)) == [
         "http_handshake_missing", "tcp_midstream"]
+    assert_same(path)
+
+
+@pytest.mark.parametrize("skew_ms", [2, 10, 30])
+def test_server_tap_clock_skew(skew_ms: int, tmp_path: Path) -> None:
+    """Two taps merged by timestamp, the server's clock ``skew_ms`` behind: every server
+    packet moves earlier (its SYN-ACK before the SYN at 2 ms and more, its 101 and first
+    frames before the request, answers before what they answer)."""
+    conv = C.Conversation()
+    conv.open()
+    conv.upgrade(REQUEST, RESPONSE)
+    conv.exchange("s2c", TEXT, b"welcome")
+    for n in range(5):
+        conv.exchange("c2s", TEXT, f"hello {n}".encode())
+        conv.exchange("s2c", TEXT, f"world {n}".encode())
+    conv.closing_handshake()
+    conv.close()
+    packets = conv.crafted("skew").packets
+    for pkt in packets:
+        if pkt.sport == conv.server[1]:
+            pkt.time -= skew_ms / 1000 + 0.0005
+    packets.sort(key=lambda pkt: pkt.time)
+    assert packets[0].sport == conv.server[1]
+    path = tmp_path / "skew.pcap"
+    wrpcap(str(path), packets)
+    capture = wspcap.read(path)
+    assert len(capture.connections) == 1
+    row = capture.connections.iloc[0]
+    assert row.established and not row.midstream and bool(row.accept_valid)
+    assert (row.client_ip, int(row.client_port)) == conv.client
+    for d in ("c2s", "s2c"):
+        m = capture.messages[capture.messages.direction == d]
+        assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload)] == conv.sent[d]
+    codes = [c for c in capture.anomalies.code.astype(str) if c.startswith(LAYERS)]
+    assert codes == []
     assert_same(path)
