@@ -35,7 +35,7 @@ from test_blocks import assert_same
 import wspcap
 from wspcap import blocks
 from wspcap.http.upgrade import maybe_head_kind
-from wspcap.pipeline import PROBE_CHUNKS, Pipeline
+from wspcap.pipeline import EARLY_CHUNKS, PROBE_CHUNKS, Pipeline
 
 REQUEST = C.request_head()
 RESPONSE = C.response_head()
@@ -377,4 +377,31 @@ def test_server_tap_clock_skew(skew_ms: int, tmp_path: Path) -> None:
         assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload)] == conv.sent[d]
     codes = [c for c in capture.anomalies.code.astype(str) if c.startswith(LAYERS)]
     assert codes == []
+    assert_same(path)
+
+
+@pytest.mark.parametrize("frames", [3, EARLY_CHUNKS + 10])
+def test_only_the_server_direction_captured(frames: int, tmp_path: Path) -> None:
+    """Asymmetric routing: the 101 and the server's frames, never the request. Held a
+    while in case the request comes late (EARLY_CHUNKS segments), then, or at the end
+    of input, read as frames of a connection whose request was not captured."""
+    conv = C.Conversation()
+    conv.open()
+    conv.packets = [conv.packets[1]]  # the SYN-ACK only
+    conv.send("s2c", RESPONSE, ack=False)
+    for n in range(frames):
+        conv.send("s2c", conv.message("s2c", TEXT, f"tick {n}".encode()), ack=False)
+    capture, path = _read(conv, tmp_path)
+    row = capture.connections.iloc[0]
+    assert row.established and not row.handshake
+    assert (row.client_ip, int(row.client_port)) == conv.client
+    m = capture.messages
+    assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload)] == conv.sent["s2c"]
+    assert list(m.direction.unique()) == ["s2c"]
+    assert int(capture.frames.stream_offset.iloc[0]) == len(RESPONSE)
+    a = capture.anomalies
+    assert sorted(c for c in a.code.astype(str) if c.startswith(LAYERS)) == [
+        "http_handshake_missing"]
+    assert a[a.code == "http_handshake_missing"].detail.iloc[0].startswith(
+        "frames after a 101 answer whose request was not captured")
     assert_same(path)

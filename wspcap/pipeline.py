@@ -76,6 +76,12 @@ C2S, S2C = "c2s", "s2c"
 #: Data chunks looked at, per direction, before a connection that is neither
 #: an HTTP upgrade nor framed like WebSocket is ignored.
 PROBE_CHUNKS = 4
+#: Segments held after a 101 answer captured before its request (two taps merged,
+#: clock skew: see Session._early_answer). Past them, or past ``max_pending``
+#: bytes, or at the end of input, the frames that follow the 101 are read as those
+#: of a connection whose request was not captured (only one direction captured, as
+#: with asymmetric routing).
+EARLY_CHUNKS = 64
 
 
 @dataclass
@@ -478,10 +484,11 @@ class Session:
         merged, clock skew): the request and the answer are paired by each
         direction's TCP sequence, not by capture order, so these wait for the
         request (see :meth:`_request`). The answer's head is read as it comes,
-        to bound what is held: the head itself up to MAX_HEAD bytes, then after
-        a 101 up to ``max_pending`` bytes, after any other answer (or with only
-        one direction captured, as with asymmetric routing) PROBE_CHUNKS * 4
-        segments. Past that, without a request, the connection is not followed.
+        to bound what is held: the head itself up to MAX_HEAD bytes; then after
+        a 101 up to EARLY_CHUNKS segments and ``max_pending`` bytes, past which
+        the frames are read without the request (:meth:`_start_midstream`); after
+        any other answer PROBE_CHUNKS * 4 segments, past which the connection is
+        not followed.
         """
         s = dr.session
         dr.pending.append((data, offset, ts, packet))
@@ -495,8 +502,9 @@ class Session:
             dr.early_status = head.status if head is not None and head.status else 0
             dr.probe_chunks = len(dr.pending)  # (segments held up to the head's end)
         if dr.early_status == 101:
-            if offset + len(data) - dr.pending[0][1] > s.options.max_pending:
-                s._give_up()
+            if (len(dr.pending) - dr.probe_chunks > EARLY_CHUNKS
+                    or offset + len(data) - dr.pending[0][1] > s.options.max_pending):
+                s._start_midstream(dr, 1 - dr.d)
         elif len(dr.pending) - dr.probe_chunks > PROBE_CHUNKS * 4:
             s._give_up()
 
@@ -699,14 +707,19 @@ class Session:
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
         dr.parser.receive_data(data, ts, packet)  # type: ignore[union-attr]
 
-    def _start_midstream(self, dr: _Direction) -> None:
-        """Frames without a captured handshake: the masking direction is the client."""
+    def _start_midstream(self, dr: _Direction, client: int | None = None) -> None:
+        """Frames without a captured handshake: the masking direction is the client
+        (unless ``client`` says which it is: the other side of a 101 answer)."""
         first, _offset, ts, packet = dr.pending[0]
-        client = dr.d if first[1] & 0x80 else 1 - dr.d
+        if client is None:
+            client = dr.d if first[1] & 0x80 else 1 - dr.d
         self.midstream_ws = True
         self._become_websocket(client)
+        seen = ("frames after a 101 answer whose request was not captured" if any(
+            d.early_status == 101 for d in self.dirs) else
+            "frames seen without the opening handshake")
         self.report(ts, None, None, "http_handshake_missing",
-                    "frames seen without the opening handshake; extensions unknown "
+                    f"{seen}; extensions unknown "
                     "(RSV1 messages are inflated as permessage-deflate)", packet)
         # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
         self.deflate = None
@@ -767,6 +780,9 @@ class Session:
             if not r.fin_done and self.acks[1 - d.d] and r.next_seq is not None:
                 r.receive_ack(self.acks[1 - d.d], ts, packet)
             r.receive_eof(ts, packet)
+        for d in self.dirs:
+            if d.handler is Session._early_answer and d.early_status == 101:
+                self._start_midstream(d, 1 - d.d)  # the request never came
         for d in self.dirs:
             if d.parser is not None:
                 d.parser.receive_eof(ts, packet)
