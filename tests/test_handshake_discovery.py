@@ -34,6 +34,7 @@ from test_blocks import assert_same
 
 import wspcap
 from wspcap import blocks
+from wspcap.capture import analyze_to
 from wspcap.http.upgrade import maybe_head_kind
 from wspcap.pipeline import EARLY_CHUNKS, PROBE_CHUNKS, Pipeline
 
@@ -97,6 +98,17 @@ def _check(capture: Any, conv: C.Conversation) -> None:
     codes = [c for c in capture.anomalies.code.astype(str) if c.startswith(LAYERS)]
     assert codes == []
     assert list(capture.anomalies.code.astype(str)) == ["sec_plaintext_ws"]
+
+
+def _written_as_read(path: Path, tmp_path: Path) -> None:
+    """analyze_to, writing the tables while it reads (after every packet), writes
+    read()'s tables."""
+    want = wspcap.read(path)
+    analyze_to(path, tmp_path / "parts", spill_bytes=0)
+    for name in TABLES:
+        got = pd.read_parquet(tmp_path / "parts" / f"{name}.parquet")
+        expected = getattr(want, name)
+        pd.testing.assert_frame_equal(got, expected.astype(got.dtypes.to_dict()), obj=name)
 
 
 def _read(conv: C.Conversation, tmp_path: Path, name: str = "capture") -> tuple[Any, Path]:
@@ -260,6 +272,7 @@ def test_answer_before_request(moved_before: str, tmp_path: Path) -> None:
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(got, name), expected[name], obj=name)
     assert_same(path)
+    _written_as_read(path, tmp_path)
 
 
 def test_answer_before_a_request_cut_after_one_byte(tmp_path: Path) -> None:
@@ -405,3 +418,4 @@ def test_only_the_server_direction_captured(frames: int, tmp_path: Path) -> None
     assert a[a.code == "http_handshake_missing"].detail.iloc[0].startswith(
         "frames after a 101 answer whose request was not captured")
     assert_same(path)
+    _written_as_read(path, tmp_path)
