@@ -419,3 +419,35 @@ def test_only_the_server_direction_captured(frames: int, tmp_path: Path) -> None
         "frames after a 101 answer whose request was not captured")
     assert_same(path)
     _written_as_read(path, tmp_path)
+
+
+@pytest.mark.parametrize("lost", [0, 1, 2])
+def test_request_with_a_lost_segment(lost: int, tmp_path: Path) -> None:
+    """A segment of the request head missing from the capture: its fields cannot be
+    read, but the connection no longer vanishes. Its frames are read after the head's
+    end and after the 101, as for a request that was not captured, and the loss is
+    told (tcp_gap, http_handshake_missing)."""
+    conv = C.Conversation()
+    conv.open()
+    cuts = [5, 30, 60, len(REQUEST) - 95]
+    packets = conv.send("c2s", REQUEST, cuts)
+    conv.packets.remove(packets[lost + 1])  # (2: the head's end, CRLF CRLF, is lost)
+    conv.send("s2c", RESPONSE)
+    _chat(conv)
+    capture, path = _read(conv, tmp_path)
+    row = capture.connections.iloc[0]
+    assert row.established and not row.handshake and not row.midstream
+    assert int(row.gap_bytes) == cuts[lost + 1]
+    for d in ("c2s", "s2c"):
+        m = capture.messages[capture.messages.direction == d]
+        assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload)] == conv.sent[d]
+    f = capture.frames
+    assert int(f[f.direction == "c2s"].stream_offset.iloc[0]) == len(REQUEST)
+    assert int(f[f.direction == "s2c"].stream_offset.iloc[0]) == len(RESPONSE)
+    a = capture.anomalies
+    assert sorted(c for c in a.code.astype(str) if c.startswith(LAYERS)) == [
+        "http_handshake_missing", "tcp_gap"]
+    assert a[a.code == "tcp_gap"].detail.iloc[0] == (
+        f"{cuts[lost + 1]} bytes missing at stream offset {sum(cuts[:lost + 1])}")
+    assert_same(path)
+    _written_as_read(path, tmp_path)

@@ -298,6 +298,8 @@ class _Direction:
                      f"{size} bytes missing at stream offset {offset}", packet, offset)
         if self.parser is not None:
             self.parser.receive_gap(size, ts, packet)
+        elif self.handler is Session._request:
+            s._request_lost(self, offset, size, ts, packet)
         elif self.handler is not Session._ignore:
             # Lost inside an HTTP head or before the roles are known: give up on it.
             self.handler = Session._ignore
@@ -405,6 +407,7 @@ class Session:
         self.request_packet: int | None = None
         self.response_packet: int | None = None
         self.request_end = 0  # stream offset of the end of the request head
+        self.request_gap: tuple[int, int, int, int] | None = None  # ts, offset, size, packet
         self.early_conflicts: list[tuple[int, int, int, int, int]] = []
         self.acks = [0, 0]
         self.dirs = (_Direction(self, 0), _Direction(self, 1))
@@ -432,6 +435,10 @@ class Session:
         for conflict in self.early_conflicts:
             self.report_conflict(*conflict)
         self.early_conflicts = []
+        if self.request_gap is not None:
+            ts, offset, size, packet = self.request_gap
+            self.report(ts, C2S, None, "tcp_gap",
+                        f"{size} bytes missing at stream offset {offset}", packet, offset)
 
     def report_conflict(self, ts: int, d: int, offset: int, size: int, packet: int) -> None:
         """A retransmitted or overlapping copy whose bytes differ (first copy kept)."""
@@ -502,9 +509,11 @@ class Session:
             dr.early_status = head.status if head is not None and head.status else 0
             dr.probe_chunks = len(dr.pending)  # (segments held up to the head's end)
         if dr.early_status == 101:
-            if (len(dr.pending) - dr.probe_chunks > EARLY_CHUNKS
+            client = s.dirs[1 - dr.d]
+            if ((client.handler is Session._lost_request and client.head is None)
+                    or len(dr.pending) - dr.probe_chunks > EARLY_CHUNKS
                     or offset + len(data) - dr.pending[0][1] > s.options.max_pending):
-                s._start_midstream(dr, 1 - dr.d)
+                s._start_midstream(dr, client.d)
         elif len(dr.pending) - dr.probe_chunks > PROBE_CHUNKS * 4:
             s._give_up()
 
@@ -561,6 +570,49 @@ class Session:
         held, srv.pending = srv.pending, []
         for chunk, coffset, cts, cpacket in held:
             srv.handler(srv, chunk, coffset, cts, cpacket)
+
+    def _request_lost(self, dr: _Direction, offset: int, size: int, ts: int,
+                      packet: int) -> None:
+        """Bytes of the request head were not captured: its fields cannot be read,
+        but the conversation can. The client's frames start after the head's end
+        (:meth:`_lost_request`), the server's after its answer (:meth:`_early_answer`),
+        as for a 101 whose request was not captured."""
+        self.request_gap = (ts, offset, size, packet)
+        dr.head = HeadParser()
+        dr.handler = Session._lost_request
+        srv = self.dirs[1 - dr.d]
+        held, srv.pending = srv.pending, []
+        srv.handler = Session._early_answer
+        for chunk, coffset, cts, cpacket in held:
+            srv.handler(srv, chunk, coffset, cts, cpacket)
+
+    @staticmethod
+    def _lost_request(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The client's bytes after a gap in its request head: the rest of the head
+        (unless they frame exactly: the gap took the head's end), then frames, held
+        until the answer is read (EARLY_CHUNKS segments at most)."""
+        s = dr.session
+        if dr.head is not None and plausible_frames(data):
+            dr.head = None  # the gap took the head's end: frames from here on
+            s.request_end = offset
+            dr.pending.append((data, offset, ts, packet))
+        elif dr.head is not None:
+            if dr.head.receive_data(data) is None:
+                if dr.head.too_large:
+                    s._give_up()
+                return
+            trailing = dr.head.trailing
+            dr.head = None
+            s.request_end = offset + len(data) - len(trailing)
+            if trailing:
+                dr.pending.append((trailing, s.request_end, ts, packet))
+        else:
+            dr.pending.append((data, offset, ts, packet))
+        srv = s.dirs[1 - dr.d]
+        if srv.early_status == 101 and srv.handler is Session._early_answer:
+            s._start_midstream(srv, dr.d)
+        elif len(dr.pending) > EARLY_CHUNKS:
+            s._give_up()
 
     @staticmethod
     def _response(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -715,9 +767,12 @@ class Session:
             client = dr.d if first[1] & 0x80 else 1 - dr.d
         self.midstream_ws = True
         self._become_websocket(client)
-        seen = ("frames after a 101 answer whose request was not captured" if any(
-            d.early_status == 101 for d in self.dirs) else
-            "frames seen without the opening handshake")
+        if self.request_gap is not None:
+            seen = "frames after a request head with bytes missing (tcp_gap)"
+        elif any(d.early_status == 101 for d in self.dirs):
+            seen = "frames after a 101 answer whose request was not captured"
+        else:
+            seen = "frames seen without the opening handshake"
         self.report(ts, None, None, "http_handshake_missing",
                     f"{seen}; extensions unknown "
                     "(RSV1 messages are inflated as permessage-deflate)", packet)
@@ -727,6 +782,9 @@ class Session:
         held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
             start = d.pending[0][1] if d.pending else self.reasm[d.d].offset
+            if d.d == client and self.request_gap is not None:
+                # (the reassembler may still be delivering the head's last bytes)
+                start = d.pending[0][1] if d.pending else max(start, self.request_end)
             if d.early_status == 101:  # a 101 without its request: frames follow its head
                 d.pending, start = _after_head(d.pending, start)
             held += [(cpacket, d.d, chunk, cts) for chunk, _offset, cts, cpacket in d.pending]
