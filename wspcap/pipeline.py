@@ -18,7 +18,11 @@ request with ``Upgrade: websocket`` (on any port), or, when the start of the
 connection was not captured, when its bytes frame as WebSocket frames (see
 :meth:`Session._probe`). Every other TCP connection is ignored
 after its first payload bytes: from then on its packets cost a decode and a
-dict lookup.
+dict lookup. Each direction is told by its own first bytes, in TCP sequence
+order, not by what the capture shows first: a request whose first segment is
+``G`` waits for its next bytes, and an answer captured before its request
+(two taps merged, clock skew) waits for the request (see
+:meth:`Session._early_answer`).
 
 Where a rule is broken the layers report an anomaly code (see
 :mod:`wspcap.rules.registry`) and carry on; exceptions are never used for
@@ -39,7 +43,15 @@ import numpy as np
 
 from wspcap.blocks import receive_batch
 from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
-from wspcap.http.upgrade import Handshake, HeadParser, looks_like_request, looks_like_response
+from wspcap.http.upgrade import (
+    REQUEST,
+    RESPONSE,
+    Handshake,
+    HeadParser,
+    looks_like_request,
+    looks_like_response,
+    maybe_head_kind,
+)
 from wspcap.records import (
     FRAME_PACKING,
     MESSAGE_PACKING,
@@ -49,7 +61,7 @@ from wspcap.records import (
     concat_columns,
     to_columns,
 )
-from wspcap.rules.checks import Finding, check_connections, run_checks
+from wspcap.rules.checks import Finding, check_connections, preview, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
@@ -64,9 +76,17 @@ if TYPE_CHECKING:
 __all__ = ["Collector", "Options", "Pipeline", "Session"]
 
 C2S, S2C = "c2s", "s2c"
+#: Bytes that tell a ClientHello (record header and handshake type).
+CLIENT_HELLO_SNIFF = 6
 #: Data chunks looked at, per direction, before a connection that is neither
 #: an HTTP upgrade nor framed like WebSocket is ignored.
 PROBE_CHUNKS = 4
+#: Segments held after a 101 answer captured before its request (two taps merged,
+#: clock skew: see Session._early_answer). Past them, or past ``max_pending``
+#: bytes, or at the end of input, the frames that follow the 101 are read as those
+#: of a connection whose request was not captured (only one direction captured, as
+#: with asymmetric routing).
+EARLY_CHUNKS = 64
 
 
 @dataclass
@@ -235,6 +255,7 @@ class _Direction:
         "close_reason",
         "collector",
         "d",
+        "early_status",
         "end_ts",
         "fin_seen",
         "first_data_ts",
@@ -251,6 +272,7 @@ class _Direction:
         "reset_first",
         "rst_seen",
         "session",
+        "sniffed",
     )
 
     def __init__(self, session: Session, d: int) -> None:
@@ -265,6 +287,8 @@ class _Direction:
         self.head: HeadParser | None = None
         self.probe_chunks = 0
         self.pending: list[tuple[bytes, int, int, int]] = []  # data, offset, ts, packet
+        self.sniffed: list[tuple[bytes, int, int, int]] = []  # first bytes, too few to tell
+        self.early_status: int | None = None  # of an answer read before its request
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self.frames: int = 0
@@ -290,6 +314,8 @@ class _Direction:
             s.tls_events(s.tls.receive_gap(self.d, size), ts, packet)
         elif self.parser is not None:
             self.parser.receive_gap(size, ts, packet)
+        elif self.handler is Session._request:
+            s._request_lost(self, offset, size, ts, packet)
         elif self.handler is not Session._ignore:
             # Lost inside an HTTP head or before the roles are known: give up on it.
             self.handler = Session._ignore
@@ -396,6 +422,8 @@ class Session:
         self.ts_response: int | None = None
         self.request_packet: int | None = None
         self.response_packet: int | None = None
+        self.request_end = 0  # stream offset of the end of the request head
+        self.request_gap: tuple[int, int, int, int] | None = None  # ts, offset, size, packet
         self.early_conflicts: list[tuple[int, int, int, int, int]] = []
         self.acks = [0, 0]
         #: The TLS layer, when the connection starts with a ClientHello.
@@ -436,6 +464,10 @@ class Session:
         for ts, side, offset, code, detail, packet in self.tls_findings:
             self.report(ts, self.dirs[side].name, None, code, detail, packet, offset)
         self.tls_findings = []
+        if self.request_gap is not None:
+            ts, offset, size, packet = self.request_gap
+            self.report(ts, C2S, None, "tcp_gap",
+                        f"{size} bytes missing at stream offset {offset}", packet, offset)
 
     def report_conflict(self, ts: int, d: int, offset: int, size: int, packet: int) -> None:
         """A retransmitted or overlapping copy whose bytes differ (first copy kept)."""
@@ -445,33 +477,85 @@ class Session:
 
     @staticmethod
     def _probe(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
-        """First bytes of a direction: HTTP request, HTTP response, frames, or other."""
+        """First bytes of a direction: HTTP request, HTTP response, frames, or other.
+
+        Each direction is told by its own bytes, in TCP sequence order, whatever
+        came first in the capture; a start too short to tell (a request whose
+        first segment is ``G``) waits for the direction's next bytes.
+        """
         s = dr.session
         if dr.first_data_ts is None:
             dr.first_data_ts = ts
-        if s.tls is None and s.client is None and looks_like_client_hello(data):
-            s.tls_client = dr.d
-            s._start_tls()
-            s.tls_data(dr.d, data, offset, ts, packet)
+        held = [*dr.sniffed, (data, offset, ts, packet)]
+        start = b"".join(chunk[0] for chunk in held) if dr.sniffed else data
+        if s.tls is None and s.client is None:
+            if looks_like_client_hello(start):
+                dr.sniffed = []
+                s.tls_client = dr.d
+                s._start_tls()
+                for chunk, coffset, cts, cpacket in held:
+                    s.tls_data(dr.d, chunk, coffset, cts, cpacket)
+                return
+            if len(start) < CLIENT_HELLO_SNIFF and start[:1] == b"\x16":
+                dr.sniffed = held  # may be the start of a ClientHello: wait for more
+                return
+        kind = maybe_head_kind(start)
+        if kind is None:
+            dr.sniffed = held
             return
-        if s.client is None and looks_like_request(data):
-            s._start_http(dr.d)
-            dr.handler(dr, data, offset, ts, packet)
+        dr.sniffed = []
+        if kind == REQUEST or kind == RESPONSE:
+            if kind == REQUEST:
+                s._start_http(dr.d)
+            else:  # the answer came first in the capture: held until the request is read
+                dr.handler = Session._early_answer
+            for chunk, coffset, cts, cpacket in held:
+                dr.handler(dr, chunk, coffset, cts, cpacket)
             return
-        if s.client is not None or looks_like_response(data):
-            # The other side's request has been seen (or will be): wait for it.
-            dr.pending.append((data, offset, ts, packet))
-            if s.client is None and len(dr.pending) > PROBE_CHUNKS * 4:
-                s._give_up()
-            return
-        frames = plausible_frames(data) if s.options.midstream else 0
+        frames = plausible_frames(start) if s.options.midstream else 0
         if frames:
             # Two chunks in a row, or two frames in one, that frame exactly.
-            dr.pending.append((data, offset, ts, packet))
-            if len(dr.pending) >= 2 or frames >= 2:
+            dr.pending += held
+            dr.probe_chunks += 1
+            if dr.probe_chunks >= 2 or frames >= 2:
                 s._start_midstream(dr)
             return
         s._give_up()
+
+    @staticmethod
+    def _early_answer(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The server's bytes while the client's request is not read yet: its HTTP
+        answer, then frames if it is a 101.
+
+        The capture may show them before the request (captures of two taps
+        merged, clock skew): the request and the answer are paired by each
+        direction's TCP sequence, not by capture order, so these wait for the
+        request (see :meth:`_request`). The answer's head is read as it comes,
+        to bound what is held: the head itself up to MAX_HEAD bytes; then after
+        a 101 up to EARLY_CHUNKS segments and ``max_pending`` bytes, past which
+        the frames are read without the request (:meth:`_start_midstream`); after
+        any other answer PROBE_CHUNKS * 4 segments, past which the connection is
+        not followed.
+        """
+        s = dr.session
+        dr.pending.append((data, offset, ts, packet))
+        if dr.head is None and dr.early_status is None:
+            dr.head = HeadParser()
+        if dr.head is not None:
+            head = dr.head.receive_data(data)
+            if head is None and not dr.head.too_large:
+                return
+            dr.head = None
+            dr.early_status = head.status if head is not None and head.status else 0
+            dr.probe_chunks = len(dr.pending)  # (segments held up to the head's end)
+        if dr.early_status == 101:
+            client = s.dirs[1 - dr.d]
+            if ((client.handler is Session._lost_request and client.head is None)
+                    or len(dr.pending) - dr.probe_chunks > EARLY_CHUNKS
+                    or offset + len(data) - dr.pending[0][1] > s.options.max_pending):
+                s._start_midstream(dr, client.d)
+        elif len(dr.pending) - dr.probe_chunks > PROBE_CHUNKS * 4:
+            s._give_up()
 
     def _give_up(self) -> None:
         """Not WebSocket: stop looking at this connection."""
@@ -579,6 +663,7 @@ class Session:
         s.ts_request = ts
         s.request_packet = packet
         trailing = dr.head.trailing  # type: ignore[union-attr]
+        s.request_end = offset + len(data) - len(trailing)
         dr.head = None
         dr.handler = Session._hold
         if trailing:
@@ -589,6 +674,49 @@ class Session:
         held, srv.pending = srv.pending, []
         for chunk, coffset, cts, cpacket in held:
             srv.handler(srv, chunk, coffset, cts, cpacket)
+
+    def _request_lost(self, dr: _Direction, offset: int, size: int, ts: int,
+                      packet: int) -> None:
+        """Bytes of the request head were not captured: its fields cannot be read,
+        but the conversation can. The client's frames start after the head's end
+        (:meth:`_lost_request`), the server's after its answer (:meth:`_early_answer`),
+        as for a 101 whose request was not captured."""
+        self.request_gap = (ts, offset, size, packet)
+        dr.head = HeadParser()
+        dr.handler = Session._lost_request
+        srv = self.dirs[1 - dr.d]
+        held, srv.pending = srv.pending, []
+        srv.handler = Session._early_answer
+        for chunk, coffset, cts, cpacket in held:
+            srv.handler(srv, chunk, coffset, cts, cpacket)
+
+    @staticmethod
+    def _lost_request(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The client's bytes after a gap in its request head: the rest of the head
+        (unless they frame exactly: the gap took the head's end), then frames, held
+        until the answer is read (EARLY_CHUNKS segments at most)."""
+        s = dr.session
+        if dr.head is not None and plausible_frames(data):
+            dr.head = None  # the gap took the head's end: frames from here on
+            s.request_end = offset
+            dr.pending.append((data, offset, ts, packet))
+        elif dr.head is not None:
+            if dr.head.receive_data(data) is None:
+                if dr.head.too_large:
+                    s._give_up()
+                return
+            trailing = dr.head.trailing
+            dr.head = None
+            s.request_end = offset + len(data) - len(trailing)
+            if trailing:
+                dr.pending.append((trailing, s.request_end, ts, packet))
+        else:
+            dr.pending.append((data, offset, ts, packet))
+        srv = s.dirs[1 - dr.d]
+        if srv.early_status == 101 and srv.handler is Session._early_answer:
+            s._start_midstream(srv, dr.d)
+        elif len(dr.pending) > EARLY_CHUNKS:
+            s._give_up()
 
     @staticmethod
     def _response(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -615,9 +743,14 @@ class Session:
         dr.head = None
         client = s.dirs[s.client]  # type: ignore[index]
         held, client.pending = client.pending, []
-        if status != 101:
+        if status is None:
+            s.report(ts, S2C, None, "http_status_invalid",
+                     f"status line {preview(head.start_line, 60)} has no three-digit "
+                     "status code", packet)
+        elif status != 101:
             s.report(ts, S2C, None, "http_status_not_101",
                      f"status {status} {head.reason}".rstrip(), packet)
+        if status != 101:
             if held and plausible_frames(held[0][0]):
                 s._frames_before_101(held, None, 0)
             if trailing:
@@ -629,8 +762,11 @@ class Session:
         s.deflate, problems = negotiate(hs.extensions)
         for problem in problems:
             s.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        # (the client's reassembler is still delivering the request's last bytes when
+        # an answer held before it is read: its offset is not past them yet)
         s._start_frames({dr.d: offset + len(data) - len(trailing),
-                         client.d: held[0][1] if held else s.stream_offset(client.d)})
+                         client.d: held[0][1] if held else max(s.stream_offset(client.d),
+                                                               s.request_end)})
         if trailing:
             s.report(ts, S2C, None, "http_data_with_101",
                      f"{len(trailing)} bytes after the 101 head in the same segment", packet)
@@ -669,9 +805,9 @@ class Session:
         if (plausible_frames(data) and not looks_like_request(data)
                 and not looks_like_response(data)):
             status = s.handshake.status if s.handshake is not None else None
+            answer = f"status {status}" if status is not None else "an unreadable status line"
             s.report(ts, dr.name, None, "http_frames_without_101",
-                     f"{dr.name} bytes frame as WebSocket after status {status}", packet,
-                     offset)
+                     f"{dr.name} bytes frame as WebSocket after {answer}", packet, offset)
             dr.probe_chunks = PROBE_CHUNKS
         else:
             dr.probe_chunks += 1
@@ -728,14 +864,22 @@ class Session:
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
         dr.parser.receive_data(data, ts, packet)  # type: ignore[union-attr]
 
-    def _start_midstream(self, dr: _Direction) -> None:
-        """Frames without a captured handshake: the masking direction is the client."""
+    def _start_midstream(self, dr: _Direction, client: int | None = None) -> None:
+        """Frames without a captured handshake: the masking direction is the client
+        (unless ``client`` says which it is: the other side of a 101 answer)."""
         first, _offset, ts, packet = dr.pending[0]
-        client = dr.d if first[1] & 0x80 else 1 - dr.d
+        if client is None:
+            client = dr.d if first[1] & 0x80 else 1 - dr.d
         self.midstream_ws = True
         self._become_websocket(client)
+        if self.request_gap is not None:
+            seen = "frames after a request head with bytes missing (tcp_gap)"
+        elif any(d.early_status == 101 for d in self.dirs):
+            seen = "frames after a 101 answer whose request was not captured"
+        else:
+            seen = "frames seen without the opening handshake"
         self.report(ts, None, None, "http_handshake_missing",
-                    "frames seen without the opening handshake; extensions unknown "
+                    f"{seen}; extensions unknown "
                     "(RSV1 messages are inflated as permessage-deflate)", packet)
         # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
         self.deflate = None
@@ -743,6 +887,11 @@ class Session:
         held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
             start = d.pending[0][1] if d.pending else self.stream_offset(d.d)
+            if d.d == client and self.request_gap is not None:
+                # (the reassembler may still be delivering the head's last bytes)
+                start = d.pending[0][1] if d.pending else max(start, self.request_end)
+            if d.early_status == 101:  # a 101 without its request: frames follow its head
+                d.pending, start = _after_head(d.pending, start)
             held += [(cpacket, d.d, chunk, cts) for chunk, _offset, cts, cpacket in d.pending]
             d.pending = []
             d.parser = FrameParser(d, start, opts.max_payload)
@@ -801,6 +950,9 @@ class Session:
             if self.conn_id is None and not self.ignored and not self.tls.info.decrypted:
                 # Not decrypted: it may be wss://, so it gets a row of its own.
                 self._become_websocket(self.tls_client)
+        for d in self.dirs:
+            if d.handler is Session._early_answer and d.early_status == 101:
+                self._start_midstream(d, 1 - d.d)  # the request never came
         for d in self.dirs:
             if d.parser is not None:
                 d.parser.receive_eof(ts, packet)
@@ -883,6 +1035,20 @@ class Session:
         info = self.tls.info
         return {"tls": True, "tls_version": info.version_name, "tls_cipher": info.suite_name,
                 "sni": info.sni, "alpn": info.alpn, "decrypted": info.decrypted}
+
+
+def _after_head(held: list[tuple[bytes, int, int, int]], start: int
+                ) -> tuple[list[tuple[bytes, int, int, int]], int]:
+    """The chunks ``held`` (data, offset, ts, packet) from the end of the HTTP head
+    they start with, and the stream offset of that end; as given if the head does
+    not end in them."""
+    parser = HeadParser()
+    for i, (chunk, offset, ts, packet) in enumerate(held):
+        if parser.receive_data(chunk) is not None:
+            rest = parser.trailing
+            end = offset + len(chunk) - len(rest)
+            return ([(rest, end, ts, packet)] if rest else []) + held[i + 1:], end
+    return held, start
 
 
 class _MidstreamInflater(Inflater):

@@ -884,6 +884,21 @@ def _without_101(sc: Scenario) -> None:
               "c2s bytes frame as WebSocket after status 403")
 
 
+@scenario("http-status-invalid", "the 101 answer's status code is written 1\u00b21 (a "
+          "superscript two, not an ASCII digit)")
+def _status_invalid(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    c.request()
+    head = ("HTTP/1.1 1\u00b21 Switching Protocols\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_for(c.key)}\r\n\r\n").encode("latin-1")
+    answer = c.send(S2C, head)
+    c.shutdown(C2S)  # a client cannot read the answer: no WebSocket follows
+    sc.expect("http_status_invalid", 0, S2C, None, answer,
+              "status line 'HTTP/1.1 1\u00b21 Switching Protocols' has no three-digit status code")
+
+
 @scenario("http-head-too-large", "a 101 answer whose head is larger than 64 KiB")
 def _head_too_large(sc: Scenario) -> None:
     c = sc.conn()

@@ -8,10 +8,11 @@ from wspcap.http.upgrade import (
     accept_for,
     looks_like_request,
     looks_like_response,
+    maybe_head_kind,
     parse_extensions,
 )
 
 __all__ = [
     "ACCEPT_GUID", "Handshake", "HeadParser", "HttpHead", "accept_for",
-    "looks_like_request", "looks_like_response", "parse_extensions",
+    "looks_like_request", "looks_like_response", "maybe_head_kind", "parse_extensions",
 ]

@@ -17,17 +17,22 @@ import binascii
 import email.parser
 import hashlib
 import http.client
+import re
 from dataclasses import dataclass, field
 
 __all__ = [
     "ACCEPT_GUID",
     "MAX_HEAD",
+    "NEITHER",
+    "REQUEST",
+    "RESPONSE",
     "Handshake",
     "HeadParser",
     "HttpHead",
     "accept_for",
     "looks_like_request",
     "looks_like_response",
+    "maybe_head_kind",
     "parse_extensions",
 ]
 
@@ -38,6 +43,9 @@ MAX_HEAD = 64 << 10
 
 _METHODS = (b"GET ", b"POST ", b"PUT ", b"HEAD ", b"OPTIONS ", b"PATCH ", b"DELETE ",
             b"CONNECT ", b"TRACE ")
+#: RFC 9112 section 4: ``status-code = 3DIGIT``, where DIGIT is ASCII 0-9 only (RFC 5234
+#: appendix B.1); ``str.isdigit`` and ``int`` also take other scripts' digits and "²".
+_STATUS_CODE = re.compile(r"[0-9]{3}")
 
 
 def accept_for(key: str) -> str:
@@ -58,6 +66,31 @@ def looks_like_request(data: bytes) -> bool:
 def looks_like_response(data: bytes) -> bool:
     """Whether ``data`` starts like an HTTP/1.x status line."""
     return data.startswith(b"HTTP/")
+
+
+#: :func:`maybe_head_kind`'s answers.
+REQUEST, RESPONSE, NEITHER = "request", "response", ""
+_STARTS = (*_METHODS, b"HTTP/")
+_LONGEST_START = max(map(len, _STARTS))
+
+
+def maybe_head_kind(data: bytes) -> str | None:
+    """What the first bytes of one direction of a connection start.
+
+    Returns:
+        ``"request"`` (:func:`looks_like_request`), ``"response"``
+        (:func:`looks_like_response`), ``""`` for neither, or None while
+        ``data`` is too short to tell: a proper prefix of a method and its
+        space or of ``HTTP/``, as a request whose first segment carries only
+        ``G``, ``GE`` or ``GET`` is.
+    """
+    if looks_like_request(data):
+        return REQUEST
+    if looks_like_response(data):
+        return RESPONSE
+    if len(data) < _LONGEST_START and any(start.startswith(data) for start in _STARTS):
+        return None
+    return NEITHER
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +143,9 @@ class HttpHead:
     # Response view
     @property
     def status(self) -> int | None:
+        """The status code; None when the status line has no three ASCII digits there."""
         parts = self.start_line.split(" ", 2)
-        if len(parts) >= 2 and parts[1].isdigit():
+        if len(parts) >= 2 and _STATUS_CODE.fullmatch(parts[1]):
             return int(parts[1])
         return None
 

@@ -235,6 +235,13 @@ register("http_status_not_101", "info", "RFC 6455 section 4.2.2",
          "The upgrade was refused (authentication, origin policy, wrong path, version "
          "426...). Watch for frames that follow anyway (http_frames_without_101).", "",
          "status 403 Forbidden")
+register("http_status_invalid", "error", "RFC 9112 section 4",
+         "the answer's status line has no three-digit status code",
+         "The status code is three ASCII digits (DIGIT is 0-9 only: not '²' nor other "
+         "scripts' digits). A client cannot read such an answer and fails the upgrade; "
+         "wspcap treats it as a refusal (status null) and watches for frames that follow "
+         "anyway (http_frames_without_101).", "",
+         "status line 'HTTP/1.1 1²1 Switching Protocols' has no three-digit status code")
 register("http_accept_mismatch", "error", "RFC 6455 section 4.2.2",
          "Sec-WebSocket-Accept does not match the key",
          "A client must fail the connection; a proxy, a broken server or a forged answer "

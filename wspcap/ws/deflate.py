@@ -17,6 +17,7 @@ context is then unusable and later messages that depend on it are reported.
 
 from __future__ import annotations
 
+import re
 import zlib
 from dataclasses import dataclass
 
@@ -41,10 +42,15 @@ class DeflateParams:
     client_max_window_bits: int = 15
 
 
+#: RFC 7692 section 7.1.2: a window size is "a decimal integer value without leading
+#: zeroes", in ASCII digits (``str.isdigit`` also takes "²", which ``int`` refuses).
+_WINDOW_BITS = re.compile(r"[1-9][0-9]?")
+
+
 def _bits(value: str | None, default: int) -> int | None:
     if value is None:
         return default
-    if not value.isdigit() or not 8 <= int(value) <= 15:
+    if not _WINDOW_BITS.fullmatch(value) or not 8 <= int(value) <= 15:
         return None
     return int(value)
 
