@@ -112,3 +112,34 @@ def test_no_plaintext_finding_on_wss() -> None:
     cap = wspcap.read(SAMPLES_DIR / "wss.pcapng")
     assert "sec_plaintext_ws" not in set(cap.anomalies.code.astype(str))
     assert cap.connections.tls_cipher.iloc[0] == "TLS_AES_256_GCM_SHA384"
+
+
+@pytest.mark.parametrize("first", [1, 3, 5])
+def test_client_hello_split_after_a_few_bytes(first: int, tmp_path: Path) -> None:
+    """A ClientHello whose first segment holds 1-5 bytes is still found."""
+    scapy_all = pytest.importorskip("scapy.all")
+    keys = split_secrets(SAMPLES_DIR / "wss.pcapng", tmp_path / "bare.pcapng")
+    (tmp_path / "keys.log").write_text(keys)
+    packets = []
+    with open_capture(tmp_path / "bare.pcapng") as cap:
+        for _number, ts, _linktype, data, _wirelen in cap:
+            pkt = scapy_all.Ether(data)
+            pkt.time = ts / 1e9
+            payload = bytes(pkt[scapy_all.TCP].payload)
+            if payload[:2] == b"\x16\x03" and payload[5] == 1:  # the ClientHello
+                for part, seq in ((payload[:first], 0), (payload[first:], first)):
+                    piece = pkt.copy()
+                    piece[scapy_all.TCP].remove_payload()
+                    piece[scapy_all.TCP].seq = pkt[scapy_all.TCP].seq + seq
+                    del piece[scapy_all.IP].len, piece[scapy_all.IP].chksum
+                    del piece[scapy_all.TCP].chksum
+                    piece = piece / scapy_all.Raw(part)
+                    piece.time = pkt.time
+                    packets.append(piece)
+            else:
+                packets.append(pkt)
+    scapy_all.wrpcap(str(tmp_path / "split.pcap"), packets)
+    whole = wspcap.read(SAMPLES_DIR / "wss.pcapng")
+    split = wspcap.read(tmp_path / "split.pcap", keylog=tmp_path / "keys.log")
+    assert split.connections.decrypted.all()
+    assert [bytes(p) for p in split.messages.payload] == [bytes(p) for p in whole.messages.payload]
