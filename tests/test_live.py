@@ -208,8 +208,11 @@ TEXTS = ["hello", "héllo wörld ✓", "x" * 200, '{"op": "tick", "n": 7}']
 BINARIES = [b"", bytes(range(256)), os.urandom(70_000)]
 
 
-def exchange(port: int, compression: str | None) -> dict[str, list[tuple[str, bytes]]]:
+def exchange(port: int, compression: str | None, tls: tuple[Any, Any] | None = None
+             ) -> dict[str, list[tuple[str, bytes]]]:
     """Run a websockets server and client on 127.0.0.1:port; return what each sent.
+
+    ``tls``: (server, client) :class:`ssl.SSLContext` for wss://.
 
     The server answers every message with a reply of its own; the client then
     closes. Returns ``{"c2s": [(type, payload)...], "s2c": [...]}`` of data
@@ -232,11 +235,14 @@ def exchange(port: int, compression: str | None) -> dict[str, list[tuple[str, by
             await ws.send(reply)
 
     async def main() -> None:
+        server_tls = {} if tls is None else {"ssl": tls[0]}
+        client_tls = {} if tls is None else {"ssl": tls[1], "server_hostname": "localhost"}
+        scheme = "ws" if tls is None else "wss"
         async with (serve(handler, "127.0.0.1", port, compression=compression,
-                          ping_interval=None),
-                    connect(f"ws://127.0.0.1:{port}/live", compression=compression,
+                          ping_interval=None, **server_tls),
+                    connect(f"{scheme}://127.0.0.1:{port}/live", compression=compression,
                             ping_interval=None, open_timeout=STEP,
-                            close_timeout=STEP) as ws):
+                            close_timeout=STEP, **client_tls) as ws):
             for msg in [*TEXTS, *BINARIES]:
                 record("c2s", msg)
                 await asyncio.wait_for(ws.send(msg), STEP)

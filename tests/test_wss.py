@@ -143,3 +143,90 @@ def test_client_hello_split_after_a_few_bytes(first: int, tmp_path: Path) -> Non
     split = wspcap.read(tmp_path / "split.pcap", keylog=tmp_path / "keys.log")
     assert split.connections.decrypted.all()
     assert [bytes(p) for p in split.messages.payload] == [bytes(p) for p in whole.messages.payload]
+
+
+def test_keys_that_arrive_later_open_the_held_records(tmp_path: Path) -> None:
+    """A live capture following a key log: the keys come after the connection's first
+    records (as a browser writes them while the capture runs); the records wait for them,
+    and the pcapng written carries the keys it used."""
+    from wspcap.monitor import MessageEvent, Sniffer
+
+    keys = split_secrets(SAMPLES_DIR / "wss.pcapng", tmp_path / "bare.pcapng")
+    keyfile = tmp_path / "keys.log"
+    with open_capture(tmp_path / "bare.pcapng") as cap:
+        records = list(cap)
+
+    def packets():  # type: ignore[no-untyped-def]
+        for i, record in enumerate(records):
+            if i == 12:  # after the handshake and the first protected records
+                keyfile.write_text(keys)
+                import time
+                time.sleep(0.25)  # past the sniffer's poll interval
+            yield record
+
+    out = tmp_path / "live.pcapng"
+    sniffer = Sniffer(source=packets(), keylog=keyfile, write=out)
+    events = list(sniffer)
+    cap = sniffer.capture()
+    whole = wspcap.read(SAMPLES_DIR / "wss.pcapng")
+    assert [bytes(p) for p in cap.messages.payload] == [bytes(p) for p in whole.messages.payload]
+    assert sum(isinstance(e, MessageEvent) for e in events) == len(whole.messages)
+    again = wspcap.read(out)  # no key log given: the file carries it
+    assert [bytes(p) for p in again.messages.payload] == [bytes(p) for p in whole.messages.payload]
+
+
+def test_keys_that_never_come(tmp_path: Path) -> None:
+    from wspcap.monitor import Sniffer
+
+    split_secrets(SAMPLES_DIR / "wss.pcapng", tmp_path / "bare.pcapng")
+    with open_capture(tmp_path / "bare.pcapng") as cap:
+        records = list(cap)
+    sniffer = Sniffer(source=iter(records), keylog=tmp_path / "never.log")
+    list(sniffer)
+    cap = sniffer.capture()
+    assert cap.messages.empty and not cap.connections.decrypted.any()
+    assert "tls_keys_missing" in set(cap.anomalies.code.astype(str))
+
+
+@pytest.mark.network
+def test_live_wss_on_loopback(tmp_path: Path) -> None:
+    """websockets over TLS 1.3 on lo, captured by the sniffer while the client writes
+    its key log: every message decrypted, and the pcapng written reads the same."""
+    import ssl
+    import threading
+
+    from golden.tls import self_signed
+    from test_live import STEP, _data_messages, _free_port, _need_capture_rights, exchange
+
+    from wspcap.monitor import Sniffer
+
+    _need_capture_rights()
+    cert, key = self_signed(tmp_path)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert, key)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    keyfile = tmp_path / "keys.log"
+    client.keylog_filename = str(keyfile)
+    port = _free_port()
+    out = tmp_path / "live.pcapng"
+    sniffer = Sniffer("lo", f"tcp port {port}", timeout=12 * STEP, write=out, keylog=keyfile)
+    sniffer.open()
+    result: dict[str, wspcap.Capture] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
+    thread.start()
+    try:
+        sent = exchange(port, "deflate", tls=(server, client))
+    finally:
+        import time
+        time.sleep(0.3)
+        sniffer.stop()
+        thread.join(STEP)
+    cap = result["cap"]
+    (row,) = cap.connections.itertuples()
+    assert row.tls and row.decrypted and row.tls_version == "TLS 1.3" and row.sni == "localhost"
+    assert _data_messages(cap, "c2s") == sent["c2s"]
+    assert _data_messages(cap, "s2c") == sent["s2c"]
+    again = wspcap.read(out)
+    assert list(again.messages.payload) == list(cap.messages.payload)

@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -45,7 +45,8 @@ from wspcap.sources.files import PacketRecord
 
 if TYPE_CHECKING:
     from wspcap.capture import Capture, CaptureInfo, TablesWriter, Written
-    from wspcap.sources.live import LiveSource, PcapWriter
+    from wspcap.sources.keys import KeyLogFollower
+    from wspcap.sources.live import LiveSource, PcapngWriter, PcapWriter
 
 __all__ = [
     "AnomalyEvent",
@@ -420,6 +421,11 @@ class Sniffer:
             :meth:`capture` is not available.
         fmt: the tables' format with ``output``: ``parquet``, ``csv`` or
             ``jsonl``.
+        keylog: TLS key log file(s) to decrypt wss:// with, followed as they
+            grow (a browser appends a line per connection): records whose keys
+            are not there yet are held (``Options.tls_hold``, 4 MiB a
+            direction by default here) and decrypted when they arrive. With
+            ``write``, the file is pcapng and carries the keys it used.
 
     Attributes:
         written: with ``output``, once the capture ended: a
@@ -434,7 +440,9 @@ class Sniffer:
                  write: str | os.PathLike[str] | BinaryIO | None = None,
                  options: Options | None = None,
                  source: LiveSource | Iterable[PacketRecord] | None = None,
-                 output: str | os.PathLike[str] | None = None, fmt: str = "parquet") -> None:
+                 output: str | os.PathLike[str] | None = None, fmt: str = "parquet",
+                 keylog: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None
+                 ) -> None:
         from wspcap.errors import ConfigError
         if count is not None and count < 0:
             raise ConfigError("count", "must be 0 or more")
@@ -445,6 +453,14 @@ class Sniffer:
         self.count = count
         self.timeout = timeout
         self.write = write
+        self.keys: KeyLogFollower | None = None
+        if keylog is not None:
+            from wspcap.sources.keys import KeyLogFollower
+            from wspcap.tls.session import MAX_HELD
+            self.keys = KeyLogFollower(keylog)
+            options = options or Options()
+            if not options.tls_hold:
+                options = replace(options, tls_hold=MAX_HELD)
         self.monitor = Monitor(options)
         self.source = source
         self.output = output
@@ -485,15 +501,21 @@ class Sniffer:
         events flushed at the end come last. This is a generator."""
         if self._done:
             return
-        from wspcap.sources.live import LiveSource, PcapWriter
+        from wspcap.sources.live import LiveSource, PcapngWriter, PcapWriter
         monitor = self.monitor
+        keys = self.keys
+        keys_seen = keys.poll() if keys is not None else ""  # every line so far, for -w
+        if keys_seen:
+            monitor.pipeline.receive_secrets(keys_seen)
+        next_poll = time.monotonic() + POLL_SECONDS
+        writer_class = PcapngWriter if keys is not None else PcapWriter
         tables: TablesWriter | None = None
         if self.output is not None:
             from wspcap.capture import TablesWriter
             tables = TablesWriter(monitor.pipeline, self.output, self.fmt)
         source = self.open()
         live_source = source if isinstance(source, LiveSource) else None
-        writer: PcapWriter | None = None
+        writer: PcapWriter | PcapngWriter | None = None
         receive = monitor.receive_packet
         captured = 0  # bytes, for the tables' writes
         stop = self._stop
@@ -505,7 +527,10 @@ class Sniffer:
             if live_source is not None:
                 self.linktype = live_source.linktype
                 if self.write is not None:
-                    writer = PcapWriter(self.write, live_source.linktype, live_source.snaplen)
+                    writer = writer_class(self.write, live_source.linktype,
+                                          live_source.snaplen)
+                    if isinstance(writer, PcapngWriter):
+                        writer.write_secrets(keys_seen)
                 packets = self._live_packets(live_source, deadline)
             else:
                 packets = iter(source)
@@ -516,9 +541,19 @@ class Sniffer:
             for number, ts, linktype, data, wirelen in packets:
                 if secrets:  # TLS keys embedded in a pcapng being replayed
                     monitor.receive_secrets(secrets)
+                if keys is not None and time.monotonic() >= next_poll:
+                    next_poll = time.monotonic() + POLL_SECONDS
+                    more = keys.poll()
+                    if more:
+                        keys_seen += more
+                        monitor.pipeline.receive_secrets(more)
+                        if isinstance(writer, PcapngWriter):
+                            writer.write_secrets(more)
                 if writer is None and self.write is not None:
                     self.linktype = linktype
-                    writer = PcapWriter(self.write, linktype)
+                    writer = writer_class(self.write, linktype)
+                    if isinstance(writer, PcapngWriter):
+                        writer.write_secrets(keys_seen)
                 if writer is not None:
                     writer.write(ts, data, wirelen)
                 self.packets += 1
@@ -545,6 +580,12 @@ class Sniffer:
         except KeyboardInterrupt:
             self.stopped_by = "interrupted"
         finally:
+            if keys is not None:  # keys that came after the last packet
+                more = keys.poll()
+                if more:
+                    monitor.pipeline.receive_secrets(more)
+                    if isinstance(writer, PcapngWriter):
+                        writer.write_secrets(more)
             self.elapsed = time.monotonic() - self.started
             if writer is not None:
                 writer.close()

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from wspcap.errors import ConfigError
 
-__all__ = ["read_key_logs"]
+__all__ = ["KeyLogFollower", "read_key_logs"]
 
 
 def read_key_logs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> str:
@@ -33,3 +33,39 @@ def read_key_logs(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str
         if parts[-1] and not parts[-1].endswith("\n"):
             parts.append("\n")
     return "".join(parts)
+
+
+class KeyLogFollower:
+    """Follows key log files as programs append to them (``wspcap live --keylog``).
+
+    :meth:`poll` gives the text appended since the last call (all of it the
+    first time); a file that shrank was rewritten and is read again from its
+    start. A file that does not exist yet is waited for (a browser creates its
+    key log when its first TLS connection starts).
+    """
+
+    def __init__(self, paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
+                 ) -> None:
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        self.paths = [os.fspath(p) for p in paths]
+        self._done = dict.fromkeys(self.paths, 0)
+
+    def poll(self) -> str:
+        """The text appended to the key logs since the last call."""
+        parts = []
+        for path in self.paths:
+            try:
+                with open(path, "rb") as f:
+                    size = os.fstat(f.fileno()).st_size
+                    if size < self._done[path]:
+                        self._done[path] = 0  # rewritten
+                    f.seek(self._done[path])
+                    data = f.read(size - self._done[path])
+            except OSError:
+                continue
+            end = data.rfind(b"\n") + 1  # whole lines only; the rest comes next time
+            self._done[path] += end
+            if end:
+                parts.append(data[:end].decode("ascii", "replace"))
+        return "".join(parts)

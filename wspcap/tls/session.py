@@ -154,6 +154,7 @@ class _Direction:
     __slots__ = (
         "alert_fatal",
         "application",
+        "arrivals",
         "buf",
         "encrypted",
         "failing",
@@ -180,6 +181,7 @@ class _Direction:
         self.handshake = bytearray()
         #: Protected records waiting for keys: (header, fragment, offset).
         self.held: list[tuple[bytes, bytes, int]] = []
+        self.arrivals: list[int] = []
         self.held_bytes = 0
         self.resync = False
         self.missing_said = False
@@ -206,6 +208,8 @@ class TLSSession:
         self._events: list[Event] = []
         #: The ServerHello was just read: records held for it may open now.
         self._replay = False
+        #: Counts records held, to open them in the order they came.
+        self._arrivals = 0
 
     # -- input ---------------------------------------------------------------------------
 
@@ -246,12 +250,20 @@ class TLSSession:
         return self._take()
 
     def _open_held(self) -> None:
-        for direction, d in enumerate(self._dirs):
-            if d.held and self._keys(direction, d):
-                self._open_held_of(direction, d)
+        """Open the held records of every direction whose keys are known, in the
+        order they arrived (so both directions' records interleave as captured)."""
+        ready = [(arrival, direction, record)
+                 for direction, d in enumerate(self._dirs) if d.held and self._keys(direction, d)
+                 for arrival, record in zip(d.arrivals, d.held, strict=True)]
+        for direction in {r[1] for r in ready}:
+            d = self._dirs[direction]
+            d.held, d.arrivals, d.held_bytes = [], [], 0
+        for _arrival, direction, (header, fragment, offset) in sorted(ready,
+                                                                      key=lambda r: r[0]):
+            self._protected(direction, self._dirs[direction], header, fragment, offset)
 
     def _open_held_of(self, direction: int, d: _Direction) -> None:
-        held, d.held, d.held_bytes = d.held, [], 0
+        held, d.held, d.arrivals, d.held_bytes = d.held, [], [], 0
         for header, fragment, offset in held:
             self._protected(direction, d, header, fragment, offset)
 
@@ -381,9 +393,11 @@ class TLSSession:
                     for h, f, o in d.held:
                         self._events.append(Lost(direction, o, HEADER_LEN + len(f),
                                                  "no keys for this record"))
-                    d.held, d.held_bytes = [], 0
+                    d.held, d.arrivals, d.held_bytes = [], [], 0
                 return
             d.held.append((header, fragment, offset))
+            d.arrivals.append(self._arrivals)
+            self._arrivals += 1
             d.held_bytes += len(fragment)
             return
         protection = d.protection
