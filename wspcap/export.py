@@ -276,6 +276,10 @@ class TableWriter:
             self._parquet.write_table(_unspooled_row(table.slice(row, 1), marker, is_text))
             start = row + 1
         self._write_slices(table.slice(start) if start else table)
+        if spooled:
+            # The pool would keep the pages of those large values for a while
+            # (jemalloc's decay), on top of what parsing needs next.
+            arrow_pool().release_unused()
 
     def _write_slices(self, table: Any) -> None:
         names = table.column_names
@@ -469,6 +473,10 @@ class TableStream:
             self._wait()
             assert self._pool is not None
             self._writing = self._pool.submit(_write_parts, parts)
+            if any(rows for _writer, _table, rows in parts):
+                # Reading a spooled payload back and encoding it takes about
+                # three times its size: not while the next ones are inflated.
+                self._wait()
         return inflated
 
     def _wait(self) -> None:
