@@ -15,12 +15,23 @@ Captures (written to ``benchmarks/data/`` unless ``--out`` says otherwise):
   bulk            4 connections, messages of 1 KB..500 KB both ways (some
                   fragmented), ~256 MB of payload, no compression
   bulk-deflate    the same with permessage-deflate and compressible JSON text
+  bomb            one connection whose server sends 30 messages of 60 MiB of
+                  zeros with permessage-deflate, ~62 KB each on the wire: a
+                  decompression bomb spread over many messages (1.9 MB file)
+
+The bomb is not recorded but written out (no root or tcpdump needed):
+websockets' own permessage-deflate extension compresses each message with
+zlib as its server does (raw deflate, 2**12 window, memLevel 5, context
+takeover) and its Frame class lays out the frames; the TCP segments around
+them are those of a loopback connection (64 KiB segments, ACKs, handshakes).
+Sending it for real would only cost the time to inflate 1.8 GB on the
+receiving side.
 
 Next to each ``NAME.pcap`` goes ``NAME.json``, the ground truth counted as the
 frames were serialized (frames, opcodes, payload bytes on the wire, messages,
 message bytes before compression), so that run.py can check the tools.
 
-Needs root (or capture rights) and tcpdump. Loopback only.
+The recorded captures need root (or capture rights) and tcpdump. Loopback only.
 """
 
 from __future__ import annotations
@@ -53,7 +64,10 @@ HOST = "127.0.0.1"  # never anything but loopback
 DEFAULT_CHAT_FRAMES = 250_000
 DEFAULT_BULK_MB = 256
 
-CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate")
+CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb")
+
+BOMB_MESSAGES = 30  # messages in the bomb capture
+BOMB_MIB = 60  # MiB of zeros in each (just under the 64 MiB cut per message)
 
 CHURN_CONNS = 2000  # connections in chat-churn, one after another in each slot
 CHAT_OPEN_AT_ONCE = 40  # connections a chat capture keeps open at a time
@@ -94,6 +108,8 @@ def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str,
         "chat-churn": chat(frames, False, conns=CHURN_CONNS),
         "bulk": bulk(bulk_mb, False),
         "bulk-deflate": bulk(bulk_mb * 3 / 8, True),
+        "bomb": {"kind": "bomb", "deflate": True, "conns": 1, "messages": BOMB_MESSAGES,
+                 "message_bytes": BOMB_MIB << 20},
     }
 
 
@@ -433,6 +449,145 @@ async def clients_main(port: int, spec: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------
+# The bomb: written out, not recorded.
+
+BOMB_PORT = 8765
+BOMB_SEGMENT = 65483  # what TCP puts in one segment on loopback (MTU 65536)
+
+
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(memoryview(data).cast("H"))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+class LoopbackConnection:
+    """One TCP connection over 127.0.0.1, as tcpdump -i lo writes it (Ethernet, zero MACs)."""
+
+    def __init__(self, cport: int, sport: int) -> None:
+        import struct
+
+        self.struct = struct
+        self.ports = {"c": (cport, sport), "s": (sport, cport)}
+        self.seq = {"c": 1_000_000, "s": 2_000_000}
+        self.records: list[bytes] = []
+        self.t = 1_700_000_000_000_000  # microseconds
+
+    def packet(self, side: str, flags: int, payload: bytes = b"") -> None:
+        st = self.struct
+        other = "s" if side == "c" else "c"
+        src, dst = self.ports[side]
+        ack = self.seq[other] if flags & 0x10 else 0
+        tcp = st.pack("!HHIIBBHHH", src, dst, self.seq[side] & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      5 << 4, flags, 65535, 0, 0)
+        loopback = bytes([127, 0, 0, 1])
+        pseudo = loopback + loopback + st.pack("!BBH", 0, 6, len(tcp) + len(payload))
+        check = _checksum(pseudo + tcp + payload)
+        tcp = tcp[:16] + st.pack("!H", check) + tcp[18:]
+        ip = st.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp) + len(payload),
+                     len(self.records) & 0xFFFF, 0x4000, 64, 6, 0, loopback, loopback)
+        ip = ip[:10] + st.pack("!H", _checksum(ip)) + ip[12:]
+        data = bytes(12) + b"\x08\x00" + ip + tcp + payload
+        self.records.append(st.pack("<IIII", self.t // 1_000_000, self.t % 1_000_000,
+                                    len(data), len(data)) + data)
+        self.t += 50
+        self.seq[side] += len(payload) + (1 if flags & 0x03 else 0)  # SYN, FIN
+
+    def send(self, side: str, data: bytes) -> None:
+        """``data`` in loopback-sized segments, each acknowledged."""
+        for i in range(0, len(data), BOMB_SEGMENT):
+            self.packet(side, 0x18, data[i:i + BOMB_SEGMENT])  # PSH ACK
+            self.packet("s" if side == "c" else "c", 0x10)
+
+    def write(self, path: Path) -> int:
+        head = self.struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1)
+        with open(path, "wb") as f:
+            f.write(head)
+            f.writelines(self.records)
+        return len(head) + sum(map(len, self.records))
+
+
+def make_bomb(name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The bomb capture: websockets' deflate and framing, written to a pcap file."""
+    import base64 as b64
+    import hashlib
+
+    from websockets.extensions.permessage_deflate import PerMessageDeflate
+    from websockets.frames import Close, Frame, Opcode
+
+    t0 = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    stats = {"client": SideStats(), "server": SideStats()}
+    conn = LoopbackConnection(40000, BOMB_PORT)
+    conn.packet("c", 0x02)  # SYN
+    conn.packet("s", 0x12)  # SYN ACK
+    conn.packet("c", 0x10)
+    key = b64.b64encode(hashlib.sha256(b"wspcap bomb").digest()[:16]).decode()
+    accept = b64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    conn.send("c", (f"GET /bomb HTTP/1.1\r\nHost: 127.0.0.1:{BOMB_PORT}\r\n"
+                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                    f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n"
+                    "User-Agent: Python/3.11 websockets/14\r\n\r\n").encode())
+    conn.send("s", ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                    f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n"
+                    "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=12; "
+                    "client_max_window_bits=12\r\n\r\n").encode())
+    # The server's side of the extension, as websockets' default server makes it.
+    server = PerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+    client = PerMessageDeflate(False, False, 12, 12, {"memLevel": 5})
+
+    def send(side: str, frame: Any) -> None:
+        wire = frame.serialize(mask=side == "c",
+                               extensions=[server if side == "s" else client])
+        n = wire[1] & 0x7F
+        if n >= 126:
+            n = int.from_bytes(wire[2:4] if n == 126 else wire[2:10], "big")
+        st = stats["server" if side == "s" else "client"]
+        st.frames += 1
+        st.opcodes[int(frame.opcode)] += 1
+        st.wire_payload_bytes += n
+        st.compressed_frames += bool(wire[0] & 0x40)
+        st.messages += 1
+        st.message_bytes += len(frame.data)
+        conn.send(side, wire)
+
+    zeros = bytes(spec["message_bytes"])
+    for _ in range(spec["messages"]):
+        send("s", Frame(Opcode.BINARY, zeros))
+    send("c", Frame(Opcode.CLOSE, Close(1000, "").serialize()))
+    send("s", Frame(Opcode.CLOSE, Close(1000, "").serialize()))
+    conn.packet("s", 0x11)  # FIN ACK
+    conn.packet("c", 0x11)
+    conn.packet("s", 0x10)
+    size = conn.write(out / f"{name}.pcap")
+    client_st, server_st = stats["client"].as_dict(), stats["server"].as_dict()
+    total = {k: client_st[k] + server_st[k] for k in
+             ("frames", "data_frames", "control_frames", "wire_payload_bytes", "messages",
+              "message_bytes", "compressed_frames", "non_fin_frames")}
+    total["opcodes"] = dict(Counter(client_st["opcodes"]) + Counter(server_st["opcodes"]))
+    import websockets
+
+    truth = {
+        "name": name, "file": f"{name}.pcap", "kind": "bomb", "deflate": True,
+        "port": BOMB_PORT, "connections": 1, "spec": spec,
+        "client": client_st, "server": server_st, "total": total,
+        "capture": {"captured": len(conn.records), "dropped_by_kernel": 0,
+                    "file_bytes": size, "written_by": "make_captures.py (not recorded)"},
+        "generation_seconds": round(time.perf_counter() - t0, 3),
+        "websockets_version": websockets.__version__, "python": sys.version.split()[0],
+        "errors": [], "attempts": 1,
+    }
+    (out / f"{name}.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
+# ---------------------------------------------------------------------------
 # tcpdump
 
 class Tcpdump:
@@ -669,7 +824,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in CAPTURE_NAMES]
         if unknown:
             ap.error(f"unknown capture(s): {', '.join(unknown)}")
-    if shutil.which("tcpdump") is None:
+    if shutil.which("tcpdump") is None and any(n != "bomb" for n in names):
         print("tcpdump not found", file=sys.stderr)
         return 2
 
@@ -683,7 +838,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"{name}: {json.dumps(specs[name])}", flush=True)
         t0 = time.perf_counter()
-        truth = make(name, specs[name], out)
+        if name == "bomb":
+            truth = make_bomb(name, specs[name], out)
+        else:
+            truth = make(name, specs[name], out)
         t = truth["total"]
         print(f"{name}: wrote {out / (name + '.pcap')} in {time.perf_counter() - t0:.1f}s: "
               f"{t['frames']:,} frames ({t['data_frames']:,} data), {t['messages']:,} messages, "

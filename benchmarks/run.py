@@ -41,7 +41,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / "data"
 MAKE = HERE / "make_captures.py"
-STANDARD = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate")
+STANDARD = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb")
 
 TSHARK_FIELDS = ["frame.number", "tcp.stream", "websocket.fin", "websocket.opcode",
                  "websocket.mask", "websocket.payload_length", "websocket.masking_key"]

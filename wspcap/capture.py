@@ -350,7 +350,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
     options = _with_keylog(_with_thresholds(options, thresholds), keylog)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
-    tables = TablesWriter(pipeline, directory, fmt, spill_bytes)
+    tables = TablesWriter(pipeline, directory, fmt, spill_bytes, spool=True)
     with open_capture(path) as cap, paused_gc():
         for batch in cap.batches():
             if cap.secrets:
@@ -381,6 +381,11 @@ class TablesWriter:
         spill_bytes: bytes of input, or of message payload, between two
             writes (looked at every LOOK_BYTES of input; 0 writes every time;
             SPILL_BYTES by default).
+        spool: put large inflated payloads aside in a temporary file in
+            ``directory`` until they are written
+            (:class:`~wspcap.export.PayloadSpool`), so that they do not wait
+            in memory for the end of the block of input that made them; for
+            a caller that reads no payload from the collector meanwhile.
 
     Attributes:
         writes: how many times the records were written and packed so far
@@ -391,11 +396,14 @@ class TablesWriter:
     """
 
     def __init__(self, pipeline: Pipeline, directory: str | os.PathLike[str],
-                 fmt: str = "parquet", spill_bytes: int | None = None) -> None:
-        from wspcap.export import TableStream
+                 fmt: str = "parquet", spill_bytes: int | None = None,
+                 spool: bool = False) -> None:
+        from wspcap.export import PayloadSpool, TableStream
 
         self.pipeline = pipeline
         self.stream = TableStream(directory, fmt)
+        if spool:
+            pipeline.collector.spool = self.stream.spool = PayloadSpool(directory)
         self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
         self.writes = 0
         self._written_at = 0  # input position at the last write
@@ -413,7 +421,7 @@ class TablesWriter:
         col = self.pipeline.collector
         if (position - self._written_at >= self.spill_bytes
                 or self.stream.unwritten_bytes(col) >= self.spill_bytes):
-            self.stream.spill(col)
+            self.pipeline.release_inflated(self.stream.spill(col))
             self.pipeline.check_ended()
             gc.collect(0)  # what building the part's tables left behind
             self._written_at = position
@@ -424,7 +432,7 @@ class TablesWriter:
         """Write what is left, run the remaining checks (a group of
         connections at a time), and write the connections and anomalies."""
         col = self.pipeline.collector
-        self.stream.spill(col)
+        self.pipeline.release_inflated(self.stream.spill(col))
         self.writes += 1
         self.pipeline.check_packed()
         connections, anomalies = connections_table(col), anomalies_table(col)

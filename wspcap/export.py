@@ -8,6 +8,7 @@ ISO 8601 UTC.
 from __future__ import annotations
 
 import os
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -29,9 +30,11 @@ from wspcap.tables import (
 if TYPE_CHECKING:
     from wspcap.capture import Capture
     from wspcap.pipeline import Collector
+    from wspcap.ws.messages import Message
 
-__all__ = ["FORMATS", "TableStream", "TableWriter", "arrow_schema", "table_path", "textual",
-           "write_parquet", "write_table", "write_tables"]
+__all__ = ["FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
+           "arrow_schema", "table_path", "textual", "write_parquet", "write_table",
+           "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
@@ -44,6 +47,119 @@ TABLES = ("connections", "frames", "messages", "anomalies")
 #: 257 MB bulk capture peaked at 1.48 GB, against 0.63 GB for reading it).
 SLICE_BYTES = 16 << 20
 PAYLOAD_COLUMNS = frozenset(("payload",))
+#: Columns written without Parquet statistics: their min and max are of no use
+#: for filtering, and computing them on 60 MiB values took 2.5 s and 300 MB
+#: more for four of them (pyarrow 26).
+UNSUMMARIZED = frozenset(("payload", "text"))
+#: While the tables are streamed, inflated payloads of this size and more are
+#: put aside in a spool file until written (see :class:`PayloadSpool`).
+SPOOL_MIN = 1 << 20
+
+
+class SpooledBytes(bytes):
+    """Stands for a payload put aside by a :class:`PayloadSpool`; itself ``b""``.
+
+    Attributes:
+        file: the spool file (unbuffered) it is in.
+        offset: where it starts there.
+        size: its length.
+    """
+
+    file: Any
+    offset: int
+    size: int
+
+    def load(self) -> bytes:
+        """The payload, read back."""
+        data = os.pread(self.file.fileno(), self.size, self.offset)
+        if len(data) != self.size:
+            raise OSError(f"spool file cut: {len(data)} of {self.size} bytes read back")
+        return data
+
+
+class SpooledText(str):
+    """Stands for the text of a text message whose payload was spooled: the
+    text is that payload, decoded (it was checked to be UTF-8); itself ``""``."""
+
+
+SPOOLED_TEXT = SpooledText()
+
+
+class PayloadSpool:
+    """Puts large inflated payloads aside in a temporary file until they are written.
+
+    A message of 60 MiB inflated from 60 KB would otherwise wait in memory,
+    with every other message of the same 2 MiB block of the capture, until the
+    block's records are written: a capture of such messages took 5.9 GB to
+    analyze into Parquet. Set as :attr:`Collector.spool
+    <wspcap.pipeline.Collector.spool>`, it is given each inflated message and
+    returns it with the payload (and text) replaced by a
+    :class:`SpooledBytes` marker when the payload is ``min_size`` bytes or
+    more; :class:`TableStream` reads the payload back when it writes that
+    row, one at a time. The file is unnamed (deleted as soon as it is
+    closed), in ``directory``; each :meth:`rotate` starts another, and a file
+    goes when the last marker of it does.
+
+    Args:
+        directory: where the files go.
+        min_size: payloads smaller than this stay in memory.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str], min_size: int = SPOOL_MIN) -> None:
+        self.directory = directory
+        self.min_size = min_size
+        self.count = 0  #: payloads put aside since the last :meth:`rotate`
+        self._file: Any = None
+
+    def __call__(self, message: Message) -> Message:
+        """``message``, its payload put aside when it is large."""
+        payload = message.payload
+        if len(payload) < self.min_size or isinstance(payload, SpooledBytes):
+            return message
+        if self._file is None:
+            # (open for as long as a marker refers to it: closed, and gone, with the last)
+            self._file = tempfile.TemporaryFile(  # noqa: SIM115
+                dir=self.directory, buffering=0)
+        marker = SpooledBytes()
+        marker.file = self._file
+        marker.offset = self._file.tell()
+        marker.size = len(payload)
+        view = memoryview(payload)
+        while view:  # a raw file may write less than asked
+            view = view[self._file.write(view):]
+        self.count += 1
+        text = SPOOLED_TEXT if message.text is not None else None
+        return message._replace(payload=marker, text=text)
+
+    def rotate(self) -> int:
+        """Put later payloads in a new file; return how many were put aside since
+        the last call."""
+        count, self.count = self.count, 0
+        self._file = None
+        return count
+
+
+def _spooled_rows(payloads: Any, texts: Any) -> list[tuple[int, SpooledBytes, bool]]:
+    """``(row, marker, is_text)`` for each spooled payload of a part."""
+    return [(i, p, texts[i] is not None) for i, p in enumerate(payloads)
+            if isinstance(p, SpooledBytes)]
+
+
+def _unspooled_row(table: Any, marker: SpooledBytes, is_text: bool) -> Any:
+    """A one-row Arrow table with its payload (and text) read back from the
+    spool, without copying it again (Arrow arrays over the bytes read)."""
+    import pyarrow as pa
+
+    data = marker.load()
+    buffer = pa.py_buffer(data)
+    offsets = pa.py_buffer(memoryview(bytearray(4) + len(data).to_bytes(4, "little")))
+    table = table.set_column(table.schema.get_field_index("payload"), "payload",
+                             pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer]))
+    if is_text:
+        long = pa.py_buffer(memoryview(bytearray(8) + len(data).to_bytes(8, "little")))
+        text = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
+        table = table.set_column(table.schema.get_field_index("text"), "text", text)
+    return table
 
 
 def arrow_schema(df: pd.DataFrame) -> Any:
@@ -132,7 +248,10 @@ class TableWriter:
             # Payloads are not dictionary-encoded: they rarely repeat, and
             # building the dictionary held several copies of each row group.
             plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
+            summarized = [f.name for f in self._schema if f.name not in UNSUMMARIZED]
             self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain,
+                                             write_statistics=summarized,
+                                             data_page_version="2.0",
                                              memory_pool=arrow_pool())
         return self._parquet
 
@@ -145,14 +264,46 @@ class TableWriter:
         self._started = True
         return pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
 
-    def write_arrow(self, table: Any) -> None:
+    def write_arrow(self, table: Any,
+                    spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
         """Append the rows of an :meth:`arrow_table` (Parquet only; touches
-        no Python object of the pipeline, so may run on another thread)."""
+        no Python object of the pipeline, so may run on another thread).
+        ``spooled`` are the rows whose payloads a :class:`PayloadSpool` put
+        aside: each is read back and written alone."""
+        start = 0
+        for row, marker, is_text in spooled or ():
+            self._write_slices(table.slice(start, row - start))
+            self._parquet.write_table(_unspooled_row(table.slice(row, 1), marker, is_text))
+            start = row + 1
+        self._write_slices(table.slice(start) if start else table)
+        if spooled:
+            # The pool would keep the pages of those large values for a while
+            # (jemalloc's decay), on top of what parsing needs next.
+            arrow_pool().release_unused()
+
+    def _write_slices(self, table: Any) -> None:
         names = table.column_names
         size = table.column("payload").nbytes if "payload" in names else 0
         step = _row_step(len(table), size)
         for start in range(0, len(table), step):
             self._parquet.write_table(table.slice(start, step))
+
+    def write_spooled(self, df: pd.DataFrame,
+                      spooled: list[tuple[int, SpooledBytes, bool]]) -> None:
+        """Append ``df``'s rows, the ``spooled`` ones each alone, read back."""
+        start = 0
+        for row, marker, is_text in spooled:
+            if row > start:
+                self.write(df.iloc[start:row])
+            one = df.iloc[row:row + 1].copy()
+            data = marker.load()
+            one["payload"] = pd.Series([data], index=one.index, dtype=object)
+            if is_text:
+                one["text"] = pd.array([data.decode()], dtype=df["text"].dtype)
+            self.write(one)
+            start = row + 1
+        if start < len(df) or not start:
+            self.write(df.iloc[start:])
 
     def write(self, df: pd.DataFrame) -> None:
         """Append ``df``'s rows."""
@@ -235,9 +386,9 @@ def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) 
     return paths
 
 
-def _write_parts(parts: list[tuple[TableWriter, Any]]) -> None:
-    for writer, table in parts:
-        writer.write_arrow(table)
+def _write_parts(parts: list[tuple[TableWriter, Any, list[Any]]]) -> None:
+    for writer, table, spooled in parts:
+        writer.write_arrow(table, spooled)
 
 
 class TableStream:
@@ -254,13 +405,17 @@ class TableStream:
     Args:
         directory: created if missing.
         fmt: ``parquet``, ``csv`` or ``jsonl``.
+        spool: a :class:`PayloadSpool` that the collector's messages went
+            through, or None.
     """
 
-    def __init__(self, directory: str | os.PathLike[str], fmt: str) -> None:
+    def __init__(self, directory: str | os.PathLike[str], fmt: str,
+                 spool: PayloadSpool | None = None) -> None:
         _check_format(fmt)
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
         self.fmt = fmt
+        self.spool = spool
         self._frames = TableWriter(table_path(directory, "frames", fmt), fmt,
                                    empty_table(FRAME_SCHEMA))
         self._messages = TableWriter(table_path(directory, "messages", fmt), fmt,
@@ -279,8 +434,14 @@ class TableStream:
         chunked = sum(int(c["length"].sum()) for c, _n, _k in col.message_chunks.parts())
         return chunked + int(sum(map(attrgetter("length"), col.messages)))
 
-    def spill(self, col: Collector) -> None:
-        """Write the records ``col`` gained since the last call, then pack them."""
+    def spill(self, col: Collector) -> int:
+        """Write the records ``col`` gained since the last call, then pack them.
+
+        Returns:
+            The inflated payload bytes of the messages written (which memory
+            no longer holds).
+        """
+        spooled = self.spool.rotate() if self.spool is not None else 0
         # The records not written yet, as columns: for the tables, then packed.
         kinds = ((self._frames, self._frame_index, bool(col.frames or len(col.frame_chunks)),
                   col.frame_columns, frame_arrays, frames_table),
@@ -289,12 +450,22 @@ class TableStream:
                   message_arrays, messages_table))
         made: list[Any] = []
         parts = []
+        inflated = 0
         for writer, index, unwritten, columns, arrays, table in kinds:
             made.append(columns() if unwritten else None)
             if made[-1] is None:
                 continue
+            rows: list[tuple[int, SpooledBytes, bool]] = []
+            if writer is self._messages:
+                c = made[-1][0][0]
+                inflated = int(c["length"][c["inflated"] == True].sum())
+                if spooled:
+                    rows = _spooled_rows(c["payload"], c["text"])
             if self._pool is not None:
-                parts.append((writer, writer.arrow_table(arrays(made[-1], index, arrow_pool()))))
+                parts.append((writer, writer.arrow_table(arrays(made[-1], index, arrow_pool())),
+                              rows))
+            elif rows:
+                writer.write_spooled(table(col, index, made[-1]), rows)
             else:
                 writer.write(table(col, index, made[-1]))
         col.pack(*made)
@@ -302,6 +473,11 @@ class TableStream:
             self._wait()
             assert self._pool is not None
             self._writing = self._pool.submit(_write_parts, parts)
+            if any(rows for _writer, _table, rows in parts):
+                # Reading a spooled payload back and encoding it takes about
+                # three times its size: not while the next ones are inflated.
+                self._wait()
+        return inflated
 
     def _wait(self) -> None:
         """Wait for the part being written (raising what writing it raised)."""

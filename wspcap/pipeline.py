@@ -35,7 +35,7 @@ import bisect
 import functools
 import ipaddress
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +63,10 @@ from wspcap.records import (
 )
 from wspcap.rules.checks import Finding, check_connections, preview, run_checks
 from wspcap.rules.registry import RULES, Anomaly
-from wspcap.rules.thresholds import Thresholds
+from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
 from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, looks_like_client_hello
-from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, Inflater, negotiate
+from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, InflateBudget, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
 from wspcap.ws.messages import Message, MessageAssembler
 
@@ -95,7 +95,9 @@ class Options:
 
     Attributes:
         max_payload: payload bytes kept per frame.
-        max_inflated: inflated bytes allowed per message (decompression bomb bound).
+        max_inflated: inflated bytes allowed per message (decompression bomb
+            bound); the bounds across messages are thresholds
+            (``inflate_budget_connection``, ``inflate_budget_capture``).
         max_pending: out-of-order bytes held per direction before a hole is a gap.
         midstream: look for WebSocket frames in connections whose handshake
             was not captured.
@@ -151,6 +153,10 @@ class Collector:
         self.frame_chunks = Packed(Frame, FRAME_PACKING, keep_data=True)
         self.message_chunks = Packed(Message, MESSAGE_PACKING, keep_data=True)
         self.findings: list[Finding] = []
+        #: Called with each inflated message before it is kept, and keeps what
+        #: it returns: a writer that streams the tables (see
+        #: :class:`wspcap.export.PayloadSpool`) puts large payloads aside there.
+        self.spool: Callable[[Message], Message] | None = None
 
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
@@ -366,6 +372,8 @@ class _Direction:
 
     def message(self, message: Message) -> None:
         c = self.collector
+        if message.inflated and c.spool is not None:
+            message = c.spool(message)
         c.messages.append(message)
         c.message_keys.append(self.key)
         self.session.nmessages += 1
@@ -843,22 +851,31 @@ class Session:
         self.established = True
         opts = self.options
         params = self.deflate
+        budgets = self._inflate_budgets() if params is not None else ()
         for d in self.dirs:
             is_client = d.d == self.client
             inflater = None
             if params is not None:
                 if is_client:
                     inflater = Inflater(params.client_max_window_bits,
-                                        params.client_no_context_takeover, opts.max_inflated)
+                                        params.client_no_context_takeover, opts.max_inflated,
+                                        budgets)
                 else:
                     inflater = Inflater(params.server_max_window_bits,
-                                        params.server_no_context_takeover, opts.max_inflated)
+                                        params.server_no_context_takeover, opts.max_inflated,
+                                        budgets)
             d.parser = FrameParser(d, offsets[d.d], opts.max_payload)
             d.assembler = MessageAssembler(d, is_client, inflater,
                                            RSV1 if inflater is not None else 0)
             d.handler = Session._frames
             if self.tls is None:
                 self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
+
+    def _inflate_budgets(self) -> tuple[InflateBudget, InflateBudget]:
+        """The connection's inflation budget (both directions share it) and the capture's."""
+        th = self.options.thresholds or DEFAULT_THRESHOLDS
+        return (InflateBudget(th.inflate_budget_connection, "connection"),
+                self.pipeline.inflate_budget)
 
     @staticmethod
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -884,6 +901,7 @@ class Session:
         # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
         self.deflate = None
         opts = self.options
+        budgets = self._inflate_budgets()
         held: list[tuple[int, int, bytes, int]] = []  # packet, direction, data, ts
         for d in self.dirs:
             start = d.pending[0][1] if d.pending else self.stream_offset(d.d)
@@ -896,7 +914,7 @@ class Session:
             d.pending = []
             d.parser = FrameParser(d, start, opts.max_payload)
             d.assembler = MessageAssembler(
-                d, d.d == client, _MidstreamInflater(opts.max_inflated), RSV1)
+                d, d.d == client, _MidstreamInflater(opts.max_inflated, budgets), RSV1)
             d.handler = Session._frames
             if self.tls is None:
                 self.reasm[d.d].on_data = d.parser.receive_data  # straight to the parser
@@ -1058,8 +1076,8 @@ class _MidstreamInflater(Inflater):
     reported as ``pmd_context_lost`` rather than as a failure.
     """
 
-    def __init__(self, max_size: int) -> None:
-        super().__init__(15, False, max_size)
+    def __init__(self, max_size: int, budgets: tuple[InflateBudget, ...] = ()) -> None:
+        super().__init__(15, False, max_size, budgets)
 
     def inflate(self, data: bytes) -> tuple[bytes | None, str | None, str]:
         out, problem, detail = super().inflate(data)
@@ -1095,6 +1113,12 @@ class Pipeline:
         self.unchecked: list[Session] = []
         #: Frames that :meth:`receive_batch` made on its block path.
         self.block_frames = 0
+        th = self.options.thresholds or DEFAULT_THRESHOLDS
+        #: Inflated bytes the capture's compressed messages may still make
+        #: (shared by every connection's inflaters); a caller that writes
+        #: messages out and lets go of their payloads gives their bytes back
+        #: (see :meth:`release_inflated`).
+        self.inflate_budget = InflateBudget(th.inflate_budget_capture, "capture")
 
     def receive_secrets(self, text: str | bytes) -> None:
         """More TLS key log lines (a key log being written, or a pcapng's secrets
@@ -1179,6 +1203,12 @@ class Pipeline:
             # both directions agree): from now on its packets cost a decode and a lookup.
             session.ignored = True
         return entry
+
+    def release_inflated(self, size: int) -> None:
+        """``size`` inflated bytes were written out and are no longer held: they
+        no longer count against the capture's inflation budget (the
+        connections' budgets count every byte, wherever it went)."""
+        self.inflate_budget.used -= size
 
     def check_ended(self) -> None:
         """Run the cross-record checks of the connections that have ended, and let

@@ -1405,6 +1405,27 @@ def _pmd_bomb(sc: Scenario) -> None:
               f"{size} bytes in 1 frames (threshold 16777216)")
 
 
+@scenario("res-inflate-budget-exceeded", "permessage-deflate; the server sends three "
+          "compressed JSON texts of 40,000 bytes: the third goes past the connection's "
+          "inflation budget and is kept compressed")
+def _inflate_budget(sc: Scenario) -> None:
+    sc.thresholds = {"inflate_budget_connection": 100_000}
+    c = _pmd_conn(sc)
+    comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+    rng = random.Random(11)
+    hit: tuple[list[int], int] = ([], 0)
+    for n in range(3):
+        rows = []
+        while sum(map(len, rows)) < 40_000:
+            rows.append(f'{{"seq":{n},"id":{rng.randrange(10**6)},"v":{rng.random():.6f}}}')
+        text = ("[" + ",".join(rows) + "]").encode()[:39_999] + b"]"
+        hit = c.ws(S2C, frame(TEXT, deflate_message(text, comp), rsv=RSV1))
+    c.close(C2S)
+    (index,), number = hit
+    sc.expect("res_inflate_budget_exceeded", 0, S2C, index, number,
+              "the connection's inflation budget of 100000 bytes is used up (80000 inflated)")
+
+
 @scenario("pmd-context-lost", "capture starts mid-connection; a compressed message refers to "
           "an earlier, uncaptured one")
 def _pmd_lost(sc: Scenario) -> None:
@@ -1673,6 +1694,9 @@ def readme_table() -> str:
         if sc.options:
             description += " (read with `Options(" + ", ".join(
                 f"{k}={v}" for k, v in sc.options.items()) + ")`)"
+        if sc.thresholds:
+            description += " (read with thresholds `" + ", ".join(
+                f"{k}={v}" for k, v in sc.thresholds.items()) + "`)"
         lines.append(f"| `{sc.file}` | {shown} | {description} |")
     return "\n".join(lines)
 

@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 
-from wspcap.ws.deflate import DeflateParams, Inflater, negotiate
+from wspcap.ws.deflate import DeflateParams, InflateBudget, Inflater, negotiate
 
 TAIL = b"\x00\x00\xff\xff"
 
@@ -179,6 +179,50 @@ class TestBomb:
             message, None, "")
         out, problem, _ = Inflater(max_size=999).inflate(Sender().compress(message))
         assert problem == "pmd_ratio_excessive" and out == message[:999]
+
+
+class TestBudget:
+    """Budgets across messages (issue 15 item 9): what would go past one is kept
+    compressed, and so is what follows in that direction."""
+
+    def test_fill_exactly_then_refuse(self) -> None:
+        message = b"hello, budget " * 100
+        budget = InflateBudget(2 * len(message), "connection")
+        sender, inflater = Sender(), Inflater(budgets=(budget,))
+        assert inflater.inflate(sender.compress(message)) == (message, None, "")
+        assert inflater.inflate(sender.compress(message)) == (message, None, "")  # to the byte
+        assert budget.room == 0
+        out, problem, detail = inflater.inflate(sender.compress(b"x"))
+        assert (out, problem) == (None, "res_inflate_budget_exceeded")
+        assert f"connection's inflation budget of {2 * len(message)} bytes" in detail
+        assert inflater.inflate(sender.compress(b"y")) == (None, None, "")  # flagged once
+        assert budget.used == 2 * len(message)
+
+    def test_a_message_past_the_room_is_not_cut_but_kept(self) -> None:
+        budget = InflateBudget(1500, "capture")
+        inflater = Inflater(budgets=(budget,))
+        sender = Sender()
+        assert inflater.inflate(sender.compress(b"a" * 1000))[0] == b"a" * 1000
+        out, problem, _ = inflater.inflate(sender.compress(b"b" * 1000))
+        assert (out, problem) == (None, "res_inflate_budget_exceeded")
+        assert budget.used == 1000 and inflater.over_budget and inflater.broken
+
+    def test_shared_by_inflaters_the_smallest_room_counts(self) -> None:
+        connection, capture = InflateBudget(10_000, "connection"), InflateBudget(1500, "capture")
+        one = Inflater(budgets=(connection, capture))
+        two = Inflater(budgets=(InflateBudget(10_000, "connection"), capture))
+        assert one.inflate(Sender().compress(b"a" * 1000))[0] == b"a" * 1000
+        out, problem, detail = two.inflate(Sender().compress(b"b" * 1000))
+        assert (out, problem) == (None, "res_inflate_budget_exceeded")
+        assert "capture's inflation budget of 1500 bytes" in detail
+        assert connection.used == capture.used == 1000
+
+    def test_per_message_cut_still_applies_within_the_budget(self) -> None:
+        budget = InflateBudget(1 << 30, "capture")
+        out, problem, _ = Inflater(max_size=999, budgets=(budget,)).inflate(
+            Sender().compress(b"a" * 1000))
+        assert problem == "pmd_ratio_excessive" and out == b"a" * 999
+        assert budget.used == 999
 
 
 class TestNegotiate:

@@ -544,6 +544,15 @@ register("res_oversized_message", "warning", "RFC 6455 section 10.4",
          "Memory pressure on the receiver; most libraries refuse far smaller messages "
          "(websockets: 1 MiB by default).", _NC + "; Suricata: websocket.reassembly_limit_reached",
          "20000000 bytes in 3 frames (threshold 16777216)", 1009)
+register("res_inflate_budget_exceeded", "warning", "RFC 7692 section 8.1",
+         "compressed messages inflate past the connection's or the capture's budget",
+         "Many messages that each stay under the per-message cut add up to a decompression "
+         "bomb (or a connection moves more data than the budget allows); from this message "
+         "on, the direction's compressed messages are kept compressed (inflated=False). "
+         "Thresholds inflate_budget_connection and inflate_budget_capture.", _NC,
+         "the connection's inflation budget of 268435456 bytes is used up (251658240 "
+         "inflated): this message (62470 compressed bytes) and the later compressed ones in "
+         "this direction are kept compressed", 1009)
 register("res_frame_flood", "warning", "RFC 6455 section 10.4",
          "frames per second on one direction over the threshold",
          "A flood that ties up the receiver's per-frame work (market-data feeds may "

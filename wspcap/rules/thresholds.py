@@ -65,6 +65,20 @@ class Thresholds:
         pong_timeout: seconds the peer may go on sending without answering a
             ping before ``ws_ping_unanswered`` (closing without answering counts
             at once).
+        inflate_budget_connection: inflated bytes one connection's compressed
+            messages may make in all, both directions together
+            (``res_inflate_budget_exceeded``). Unlike the other thresholds this
+            one acts: a message that would go past it is not inflated (its
+            payload stays the compressed bytes, ``inflated`` False), nor are the
+            connection's later compressed messages. The per-message cut
+            (``Options.max_inflated``, 64 MiB) bounds one message; this bounds
+            many. 256 MiB: four times the per-message cut, and some 10,000 times
+            the mean inflated message of the benchmarks' compressed traffic.
+        inflate_budget_capture: inflated bytes the compressed messages of a
+            whole capture (of each reader, when one is shared among workers)
+            may make in all, as ``inflate_budget_connection`` does for one
+            connection. 1 GiB: ``wspcap.read`` keeps every payload in memory,
+            so this bounds what decompression adds to it.
     """
 
     frame_flood_rate: float = 1000.0
@@ -81,6 +95,8 @@ class Thresholds:
     inflate_ratio: float = 100.0
     inflate_ratio_min: int = 1 * _MIB
     pong_timeout: float = 10.0
+    inflate_budget_connection: int = 256 * _MIB
+    inflate_budget_capture: int = 1024 * _MIB
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
