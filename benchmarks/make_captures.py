@@ -64,7 +64,8 @@ HOST = "127.0.0.1"  # never anything but loopback
 DEFAULT_CHAT_FRAMES = 250_000
 DEFAULT_BULK_MB = 256
 
-CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb")
+CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb",
+                 "chat-tls", "bulk-tls")
 
 BOMB_MESSAGES = 30  # messages in the bomb capture
 BOMB_MIB = 60  # MiB of zeros in each (just under the 64 MiB cut per message)
@@ -108,6 +109,10 @@ def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str,
         "chat-churn": chat(frames, False, conns=CHURN_CONNS),
         "bulk": bulk(bulk_mb, False),
         "bulk-deflate": bulk(bulk_mb * 3 / 8, True),
+        # The chat and bulk traffic over TLS 1.3 (wss://); the clients' key log is
+        # written next to the capture as NAME.keys.
+        "chat-tls": {**chat(frames, False), "tls": True},
+        "bulk-tls": {**bulk(bulk_mb, False), "tls": True},
         "bomb": {"kind": "bomb", "deflate": True, "conns": 1, "messages": BOMB_MESSAGES,
                  "message_bytes": BOMB_MIB << 20},
     }
@@ -361,7 +366,13 @@ async def server_main(spec: dict[str, Any], port_q: Any) -> dict[str, Any]:
             if finished >= spec["conns"]:
                 all_done.set()
 
-    async with serve(handler, HOST, 0, **ws_options(spec)) as server:
+    tls: dict[str, Any] = {}
+    if spec.get("tls"):
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(spec["cert"], spec["key"])
+        tls["ssl"] = context
+    async with serve(handler, HOST, 0, **ws_options(spec), **tls) as server:
         port = server.sockets[0].getsockname()[1]
         port_q.put(port)
         try:
@@ -383,14 +394,37 @@ def server_process(spec: dict[str, Any], port_q: Any, result_q: Any) -> None:
 # ---------------------------------------------------------------------------
 # Client side (runs in this process).
 
+def _scheme(spec: dict[str, Any]) -> str:
+    return "wss" if spec.get("tls") else "ws"
+
+
+_CLIENT_CONTEXTS: dict[str, Any] = {}
+
+
+def _client_tls(spec: dict[str, Any]) -> dict[str, Any]:
+    """TLS 1.3 to the local self-signed server; the key log goes to spec["keylog"]."""
+    if not spec.get("tls"):
+        return {}
+    context = _CLIENT_CONTEXTS.get(spec["keylog"])
+    if context is None:
+        import ssl
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        context.keylog_filename = spec["keylog"]
+        _CLIENT_CONTEXTS[spec["keylog"]] = context
+    return {"ssl": context, "server_hostname": "localhost"}
+
+
 async def chat_client(port: int, spec: dict[str, Any], conn: int, st: SideStats) -> None:
     from websockets.asyncio.client import connect
 
     rng = random.Random(f"{spec['seed']}-chat-client-{conn}")
     n = spec["msgs_per_conn"]
     expected = n + chat_expected_pushes(n)
-    async with connect(f"ws://{HOST}:{port}/chat/{conn}", open_timeout=60,
-                       **ws_options(spec)) as ws:
+    async with connect(f"{_scheme(spec)}://{HOST}:{port}/chat/{conn}", open_timeout=60,
+                       **ws_options(spec), **_client_tls(spec)) as ws:
         window = asyncio.Semaphore(spec["window"])
 
         async def reader() -> None:
@@ -420,8 +454,8 @@ async def bulk_client(port: int, spec: dict[str, Any], conn: int, st: SideStats,
     from websockets.asyncio.client import connect
 
     expected = len(bulk_plan(spec, "server", conn))
-    async with connect(f"ws://{HOST}:{port}/bulk/{conn}", open_timeout=60,
-                       **ws_options(spec)) as ws:
+    async with connect(f"{_scheme(spec)}://{HOST}:{port}/bulk/{conn}", open_timeout=60,
+                       **ws_options(spec), **_client_tls(spec)) as ws:
         async def reader() -> None:
             for _ in range(expected):
                 await ws.recv()
@@ -762,6 +796,12 @@ def make(name: str, spec: dict[str, Any], out: Path, attempts: int = 3) -> dict[
     out.mkdir(parents=True, exist_ok=True)
     buffer_kib = 65536
     spec = dict(spec)
+    if spec.get("tls"):
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from golden.tls import self_signed  # the tests' certificate maker
+
+        cert, key = self_signed(out)
+        spec.update(cert=str(cert), key=str(key), keylog=str(out / f".{name}.keys.partial"))
     for attempt in range(1, attempts + 1):
         t0 = time.perf_counter()
         truth = run_capture(name, spec, out, buffer_kib)
@@ -790,6 +830,9 @@ def make(name: str, spec: dict[str, Any], out: Path, attempts: int = 3) -> dict[
             truth["attempts"] = attempt
             final = out / f"{name}.pcap"
             os.replace(partial, final)
+            if spec.get("tls"):
+                os.replace(spec["keylog"], out / f"{name}.keys")
+                truth["keylog"] = f"{name}.keys"
             (out / f"{name}.json").write_text(json.dumps(truth, indent=2) + "\n")
             return truth
         partial.unlink(missing_ok=True)

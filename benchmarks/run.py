@@ -41,7 +41,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DATA = HERE / "data"
 MAKE = HERE / "make_captures.py"
-STANDARD = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb")
+STANDARD = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb", "chat-tls",
+            "bulk-tls")
 
 TSHARK_FIELDS = ["frame.number", "tcp.stream", "websocket.fin", "websocket.opcode",
                  "websocket.mask", "websocket.payload_length", "websocket.masking_key"]
@@ -125,6 +126,12 @@ def count_frames(result: Any) -> int | None:
     return None
 
 
+def keylog_of(path: Path | str) -> Path | None:
+    """The TLS key log written next to a capture (NAME.keys), if there is one."""
+    keys = Path(path).with_suffix(".keys")
+    return keys if keys.is_file() else None
+
+
 def read_worker(path: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     t0 = time.perf_counter()
@@ -134,7 +141,7 @@ def read_worker(path: str) -> dict[str, Any]:
     import wspcap.capture  # noqa: F401, PLC0415
 
     t1 = time.perf_counter()
-    result = wspcap.read(path)
+    result = wspcap.read(path, keylog=keylog_of(path))
     frames = count_frames(result)  # part of the timing: a lazy result is consumed here
     t2 = time.perf_counter()
     return {"seconds": t2 - t1, "import_seconds": t1 - t0, "frames": frames,
@@ -290,6 +297,9 @@ def run_wspcap_cli(path: Path, repeat: int, timeout: float) -> tuple[Row, dict[s
             outdir = Path(tmp) / "out"
             cmd = [sys.executable, "-m", "wspcap", "analyze", str(path), "-o", str(outdir),
                    "--format", "parquet"]
+            keys = keylog_of(path)
+            if keys is not None:
+                cmd += ["--keylog", str(keys)]
             r = measure(cmd, timeout=timeout, env=child_env())
             if r.timed_out:
                 row.error = f"FAILED (timed out after {timeout:.0f}s)"
@@ -381,6 +391,9 @@ def run_tshark(path: Path, ports: list[int], repeat: int, timeout: float) -> tup
         row.error = "not available (tshark not found)"
         return row, info
     cmd = [exe, "-r", str(path)]
+    keys = keylog_of(path)
+    if keys is not None:  # wss://: decrypted with the same key log
+        cmd += ["-o", f"tls.keylog_file:{keys}"]
     for port in ports:  # HTTP on a port tshark would not guess; the upgrade does the rest
         cmd += ["-d", f"tcp.port=={port},http"]
     cmd += ["-Y", "websocket", "-T", "fields"]

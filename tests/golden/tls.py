@@ -33,6 +33,10 @@ class Conversation:
     sent: list[list[bytes]] = field(default_factory=lambda: [[], []])
     version: str = ""
     cipher: str = ""
+    #: The client's session (to resume it: ``converse(..., resume=conv)``).
+    session: ssl.SSLSession | None = None
+    resumed: bool = False
+    contexts: tuple[ssl.SSLContext, ssl.SSLContext] | None = None
 
     def stream(self, direction: int) -> bytes:
         """One direction's bytes, whole."""
@@ -94,24 +98,33 @@ def _read_all(obj: ssl.SSLObject) -> bytes:
 
 def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
              ciphers: str | None = None, cert: str = "ec", options: int = 0,
-             alpn: list[str] | None = None, sni: str = "localhost") -> Conversation:
+             alpn: list[str] | None = None, sni: str = "localhost",
+             resume: Conversation | None = None) -> Conversation:
     """Run a TLS conversation in memory: the handshake, then ``messages`` in order.
 
     Each message is (0 client-to-server | 1 server-to-client, bytes); each
-    goes out as one ``write`` (records of up to 16 KiB).
+    goes out as one ``write`` (records of up to 16 KiB). ``resume``: an
+    earlier conversation whose session the client resumes (same contexts).
     """
     conv = Conversation()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         cert_path, key_path = self_signed(folder, cert)
         keylog = folder / "keys.log"
-        sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        sctx.load_cert_chain(cert_path, key_path)
-        cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        cctx.check_hostname = False
-        cctx.verify_mode = ssl.CERT_NONE
-        cctx.keylog_filename = str(keylog)
-        for ctx in (sctx, cctx):
+        if resume is not None and resume.contexts is not None:
+            sctx, cctx = resume.contexts
+            cctx.keylog_filename = str(keylog)
+            contexts: list[ssl.SSLContext] = []
+        else:
+            sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            sctx.load_cert_chain(cert_path, key_path)
+            cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            cctx.check_hostname = False
+            cctx.verify_mode = ssl.CERT_NONE
+            cctx.keylog_filename = str(keylog)
+            contexts = [sctx, cctx]
+        conv.contexts = (sctx, cctx)
+        for ctx in contexts:
             ctx.options |= options
             if version == "1.2":
                 ctx.maximum_version = ssl.TLSVersion.TLSv1_2
@@ -122,7 +135,8 @@ def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
             if alpn:
                 ctx.set_alpn_protocols(alpn)
         c_in, c_out, s_in, s_out = (ssl.MemoryBIO() for _ in range(4))
-        client = cctx.wrap_bio(c_in, c_out, server_hostname=sni)
+        client = cctx.wrap_bio(c_in, c_out, server_hostname=sni,
+                               session=resume.session if resume is not None else None)
         server = sctx.wrap_bio(s_in, s_out, server_side=True)
         done = [False, False]
         for _ in range(20):
@@ -148,4 +162,6 @@ def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
         conv.version = client.version() or ""
         conv.cipher = (client.cipher() or ("", "", 0))[0]
         conv.keylog = keylog.read_text()
+        conv.session = client.session
+        conv.resumed = client.session_reused
     return conv

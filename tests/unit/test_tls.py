@@ -377,3 +377,16 @@ def test_key_schedules_against_rfc_vectors() -> None:
     out = tls12_prf("sha256", bytes.fromhex("9bbe436ba940f017b17652849a71db35"), b"test label",
                     bytes.fromhex("a0ba9f936cda311827a6f796ffd5198c"), 100)
     assert out[:16] == bytes.fromhex("e3f229ba727be17b8d122620557cd453")
+
+
+@pytest.mark.parametrize("version", ["1.2", "1.3"])
+def test_resumed_session(version: str) -> None:
+    """A resumed session (TLS 1.2 by session ticket or id, TLS 1.3 by PSK) is read
+    with the key log lines of its own client random."""
+    first = converse(MESSAGES, version=version)
+    second = converse([(0, b"again"), (1, b"resumed " * 100)], version=version, resume=first)
+    assert second.resumed
+    out, events, session = run(second)
+    assert out == [sent(second, 0), sent(second, 1)]
+    assert codes(events) == []
+    assert session.info.decrypted
