@@ -332,7 +332,7 @@ class Monitor:
         self._open = still
 
     def finish(self, truncated: str | None = None,
-               write: Callable[[], None] | None = None) -> list[Event]:
+               write: Callable[[], None] | None = None, corrupt: bool = False) -> list[Event]:
         """End of input: flush the pipeline; return the last events (every
         connection still open is ``closed`` at the time of the last packet).
 
@@ -346,11 +346,11 @@ class Monitor:
         self._finished = True
         last = self.pipeline.last_ts
         if write is None:
-            self.pipeline.finish(truncated)
+            self.pipeline.finish(truncated, corrupt=corrupt)
             self._next_sweep = last
             events = self._collect(last)
         else:
-            self.pipeline.finish(truncated, check=False)
+            self.pipeline.finish(truncated, check=False, corrupt=corrupt)
             self._next_sweep = last + 1  # no connection closes before the checks ran
             first = self._collect(last)  # before write() packs the messages
             write()
@@ -665,5 +665,5 @@ def replay(path: str | os.PathLike[str], options: Options | None = None
             events = monitor.receive_packet(number, ts, linktype, data)
             if events:
                 yield from events
-        truncated = cap.truncated
-    yield from monitor.finish(truncated)
+        truncated, corrupt = cap.truncated, cap.corrupt
+    yield from monitor.finish(truncated, corrupt=corrupt)

@@ -955,18 +955,21 @@ class Pipeline:
                 self._check_group(group, frames, messages)
         run_checks(c, self.options.thresholds, unchecked=[])
 
-    def finish(self, truncated: str | None = None, check: bool = True) -> Collector:
+    def finish(self, truncated: str | None = None, check: bool = True,
+               corrupt: bool = False) -> Collector:
         """End of input: flush every connection and return the records.
 
-        With ``check=False`` the cross-record checks are left to
-        :meth:`check_packed`.
+        ``truncated`` says why the input stopped early (``corrupt``: the file
+        is damaged there, rather than cut short). With ``check=False`` the
+        cross-record checks are left to :meth:`check_packed`.
         """
         for session in self._all:
             if not session.ignored or session.conn_id is not None:
                 session.finish()
         c = self.collector
         if truncated:
-            c.anomaly(None, self.last_ts, None, None, "capture_truncated", truncated, None)
+            c.anomaly(None, self.last_ts, None, None,
+                      "capture_corrupt" if corrupt else "capture_truncated", truncated, None)
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
                       f"{self.snap_cut} packets were cut by the snap length", None)

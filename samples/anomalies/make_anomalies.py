@@ -110,12 +110,17 @@ MAC_C, MAC_S = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 
 class Pcap:
-    """Packets with timestamps, written as a classic microsecond pcap."""
+    """Packets with timestamps, written as a classic microsecond pcap (or, with
+    ``fmt``, gzip-compressed)."""
 
     def __init__(self, snaplen: int = 262144) -> None:
         self.snaplen = snaplen
         self.records: list[tuple[int, bytes, int]] = []  # ts_us, data, wire length
         self.t = T0_US
+        #: ``pcap`` or ``pcap.gz`` (the file name's extension).
+        self.fmt = "pcap"
+        #: pcap.gz: XOR the gzip trailer's CRC-32 with this (0: a correct CRC).
+        self.crc_xor = 0
 
     def add(self, data: bytes, dt: float = 0.001) -> int:
         """Add a packet (cut at the snap length); return its 1-based number."""
@@ -127,13 +132,32 @@ class Pcap:
         self.t += round(seconds * 1e6)
 
     def write(self, path: Path, cut_last: int = 0) -> None:
+        out = self.pcap()
+        if cut_last:
+            del out[-cut_last:]
+        if self.fmt == "pcap.gz":
+            out = gzip_stored(bytes(out), self.crc_xor)
+        path.write_bytes(bytes(out))
+
+    def pcap(self) -> bytearray:
         out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, self.snaplen, 1))
         for ts, data, wire in self.records:
             out += struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(data), wire)
             out += data
-        if cut_last:
-            del out[-cut_last:]
-        path.write_bytes(bytes(out))
+        return out
+
+
+def gzip_stored(data: bytes, crc_xor: int = 0) -> bytes:
+    """``data`` as a gzip file (RFC 1952) of stored deflate blocks (RFC 1951
+    section 3.2.4): the same bytes whatever zlib builds it."""
+    out = bytearray(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # no name, mtime 0
+    size = 0xFFFF
+    for i in range(0, max(len(data), 1), size):
+        piece = data[i:i + size]
+        final = i + size >= len(data)
+        out += struct.pack("<BHH", final, len(piece), len(piece) ^ 0xFFFF) + piece
+    crc = zlib.crc32(data) ^ crc_xor
+    return bytes(out + struct.pack("<II", crc, len(data) & 0xFFFFFFFF))
 
 
 # -- scenarios ----------------------------------------------------------------------------
@@ -153,6 +177,11 @@ class Scenario:
         self.options: dict[str, Any] = {}
         self.thresholds: dict[str, Any] = {}
         self.cut_last = 0
+
+    @property
+    def file(self) -> str:
+        """The capture's file name."""
+        return f"{self.name}.{self.pcap.fmt}"
 
     def key(self) -> bytes:
         """A masking key from the scenario's seeded generator (never all zero)."""
@@ -181,10 +210,10 @@ class Scenario:
         self.expected.append(row)
 
     def write(self, out: Path) -> None:
-        self.pcap.write(out / f"{self.name}.pcap", self.cut_last)
+        self.pcap.write(out / self.file, self.cut_last)
         doc = {
             "name": self.name,
-            "file": f"{self.name}.pcap",
+            "file": self.file,
             "description": self.description,
             "codes": sorted({e["code"] for e in self.expected}),
             "anomalies": self.expected,
@@ -519,6 +548,17 @@ def _capture_file_cut(sc: Scenario) -> None:
     c.close(C2S)
     sc.cut_last = 10
     sc.expect("capture_truncated", None, None, None, None, "")
+
+
+@scenario("capture-corrupt", "the gzip-compressed capture's CRC-32 does not match its data")
+def _capture_corrupt(sc: Scenario) -> None:
+    sc.pcap.fmt = "pcap.gz"
+    sc.pcap.crc_xor = 1
+    c = sc.conn()
+    c.upgrade()
+    c.text(C2S, "every packet reads, but the gzip checksum says the bytes were damaged")
+    c.close(C2S)
+    sc.expect("capture_corrupt", None, None, None, None, "gzip CRC-32 does not match")
 
 
 @scenario("capture-ip-fragment", "a client segment travels as two IP fragments")
@@ -1364,7 +1404,7 @@ def readme_table() -> str:
         if sc.options:
             description += " (read with `Options(" + ", ".join(
                 f"{k}={v}" for k, v in sc.options.items()) + ")`)"
-        lines.append(f"| `{name}.pcap` | {shown} | {description} |")
+        lines.append(f"| `{sc.file}` | {shown} | {description} |")
     return "\n".join(lines)
 
 
