@@ -1,14 +1,17 @@
 """Damaged inputs through the whole tool: ``wspcap.read``, ``analyze_to`` and the
-CLI (issue 15 item 1).
+CLI (issue 15 items 1 and 3).
 
-A cut or corrupt file (plain, pcapng or gzip-compressed) gives every packet
-before the fault, a ``capture_truncated`` or ``capture_corrupt`` row, and one
-warning line from the CLI (exit status 0, as for a cut plain pcap).
+Item 1: a cut or corrupt file (plain, pcapng or gzip-compressed) gives every
+packet before the fault, a ``capture_truncated`` or ``capture_corrupt`` row,
+and one warning line from the CLI (exit status 0, as for a cut plain pcap).
+Item 3: packets whose timestamps int64 nanoseconds cannot hold are kept with
+a null ``ts`` and a ``capture_timestamp_invalid`` row, in every output.
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import struct
 import subprocess
 import sys
@@ -20,7 +23,10 @@ import pandas as pd
 import pytest
 
 import wspcap
-from wspcap.capture import analyze_to
+from wspcap import blocks
+from wspcap.capture import analyze_to, from_packets
+from wspcap.pipeline import Pipeline
+from wspcap.sources import open_capture
 
 TIMEOUT = 120
 PCAP_HEADER, RECORD_HEADER = 24, 16
@@ -189,3 +195,143 @@ def _read_table(out: Path, name: str, fmt: str) -> pd.DataFrame:
     if fmt == "csv":
         return pd.read_csv(path)
     return pd.read_json(path, lines=True)
+
+
+# -- item 3: timestamps past int64 nanoseconds ------------------------------------------------
+
+
+def _pcapng(records: list[tuple[int, bytes]], tsresol: int | None = None) -> bytes:
+    """A little-endian pcapng (draft-ietf-opsawg-pcapng sections 4.1-4.3), Ethernet,
+    with these raw (timestamp, data) packets."""
+    def block(btype: int, body: bytes) -> bytes:
+        body += bytes(-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I",
+                                                                               len(body) + 12)
+    opts = b""
+    if tsresol is not None:
+        opts = struct.pack("<HHB3x", 9, 1, tsresol) + struct.pack("<HH", 0, 0)
+    out = [block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)),
+           block(1, struct.pack("<HHI", 1, 0, 0) + opts)]
+    for ts, data in records:
+        out.append(block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data),
+                                        len(data)) + data))
+    return b"".join(out)
+
+
+@pytest.fixture(scope="module")
+def bad_times(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[int]]:
+    """plain.pcap as pcapng in seconds (if_tsresol 10^-0), every fifth packet's
+    count of seconds past 2262 (the SYN's among them)."""
+    data = (SAMPLES / "plain.pcap").read_bytes()
+    records, pos, number, bad = [], PCAP_HEADER, 0, set()
+    while pos < len(data):
+        sec, _usec, caplen = struct.unpack_from("<III", data, pos)
+        number += 1
+        if number % 5 == 1:
+            sec = (1 << 40) + number
+            bad.add(number)
+        records.append((sec, data[pos + RECORD_HEADER:pos + RECORD_HEADER + caplen]))
+        pos += RECORD_HEADER + caplen
+    path = tmp_path_factory.mktemp("ts") / "late.pcapng"
+    path.write_bytes(_pcapng(records, tsresol=0))
+    return path, bad
+
+
+def test_read_keeps_packets_with_null_times(bad_times: tuple[Path, set[int]],
+                                            plain: Any) -> None:
+    """Was OverflowError from wspcap.read."""
+    path, bad = bad_times
+    capture = wspcap.read(path)
+    _, full = plain
+    assert capture.info.packets == full.info.packets
+    assert frames_of(capture) == frames_of(full)
+    f = capture.frames
+    assert f.ts.isna().to_numpy().tolist() == f.packet.isin(bad).to_numpy().tolist()
+    assert f.ts.isna().any() and f.ts.notna().any()
+    assert pd.isna(capture.connections.ts_start.iloc[0])  # its SYN's time is unknown
+    rows = capture.anomalies[capture.anomalies.code == "capture_timestamp_invalid"]
+    assert len(rows) == 1 and int(rows.packet.iloc[0]) == min(bad)
+    assert rows.detail.iloc[0].startswith(f"{len(bad)} packets")
+
+
+def test_block_path_gives_the_per_packet_records(bad_times: tuple[Path, set[int]],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block path (file batches) and the per-packet path agree, NaT and flag included."""
+    path, _ = bad_times
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)  # the block path for short runs too
+    pipeline = Pipeline()
+    with open_capture(path) as cap:
+        for batch in cap.batches():
+            pipeline.receive_batch(batch)
+        records = list(open_capture(path))
+    assert pipeline.block_frames > 0, "the block path should have taken some frames"
+    by_block = wspcap.Capture.from_collector(pipeline.finish(), wspcap.CaptureInfo())
+    by_packet = from_packets(records)
+    for name in ("frames", "messages", "anomalies", "connections"):
+        pd.testing.assert_frame_equal(getattr(by_block, name), getattr(by_packet, name))
+
+
+def test_from_packets_takes_any_int(plain: Any) -> None:
+    """Timestamps handed in by a caller, past int64 either way, are nulled and flagged."""
+    with open_capture(SAMPLES / "plain.pcap") as cap:
+        records = list(cap)
+    records[3] = records[3]._replace(ts_ns=1 << 64)
+    records[7] = records[7]._replace(ts_ns=-(1 << 64))
+    capture = from_packets(records)
+    rows = capture.anomalies[capture.anomalies.code == "capture_timestamp_invalid"]
+    assert rows.detail.tolist() == [(
+        "2 packets have a timestamp outside int64 nanoseconds (years 1677 to 2262); "
+        "their ts is null (first: packet 4)")]
+    assert frames_of(capture) == frames_of(plain[1])
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_analyze_o_writes_null_times(tmp_path: Path, bad_times: tuple[Path, set[int]],
+                                     fmt: str) -> None:
+    """Was an OverflowError traceback (and a NaT would be a year-1677 time in Arrow)."""
+    path, bad = bad_times
+    out = tmp_path / "out"
+    done = run("analyze", str(path), "-q", "-o", str(out), "--format", fmt)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    frames = _read_table(out, "frames", fmt)
+    null = frames.ts.isna().to_numpy().tolist()
+    assert null == frames.packet.isin(bad).to_numpy().tolist() and any(null)
+    assert frames.ts.dropna().astype(str).str.startswith("20").all()
+    messages = _read_table(out, "messages", fmt)
+    assert messages.ts_end.isna().any() and messages.ts_end.notna().any()
+    anomalies = _read_table(out, "anomalies", fmt)
+    assert "capture_timestamp_invalid" in set(anomalies.code.astype(str))
+
+
+def test_summary_report_and_plots_with_null_times(tmp_path: Path,
+                                                  bad_times: tuple[Path, set[int]]) -> None:
+    path, _ = bad_times
+    done = run("analyze", str(path))
+    assert done.returncode == 0 and "capture_timestamp_invalid" in done.stdout, done.stderr
+    done = run("report", str(path), "-o", str(tmp_path / "r.html"))
+    assert done.returncode == 0, done.stderr
+    done = run("plot", str(path), "-o", str(tmp_path / "plots"))
+    assert done.returncode == 0, done.stderr
+
+
+def test_crafted_sample_keeps_the_late_packet() -> None:
+    expect = json.loads((SAMPLES / "anomalies" / "capture-timestamp-invalid.expect.json")
+                        .read_text(encoding="utf-8"))
+    (row,) = [r for r in expect["anomalies"] if r["code"] == "capture_timestamp_invalid"]
+    capture = wspcap.read(SAMPLES / "anomalies" / expect["file"])
+    late = capture.frames[capture.frames.packet == row["packet"]]
+    assert len(late) == 1 and late.ts.isna().all()
+    assert bytes(late.payload.iloc[0]) == b"this frame's packet has no usable time"
+
+
+def test_replay_events_have_null_times(bad_times: tuple[Path, set[int]]) -> None:
+    """The live API on a file: events of packets without a time say ``ts: null``
+    (iso_ts gave a year-1677 time for NaT)."""
+    from wspcap.monitor import replay
+    path, _ = bad_times
+    events = [e.to_dict() for e in replay(path)]
+    stamps = [e["ts"] for e in events]
+    assert None in stamps and all(t is None or t.startswith("20") for t in stamps)
+    assert any(e["event"] == "anomaly" and e["code"] == "capture_timestamp_invalid"
+               for e in events)
+    json.dumps(events)

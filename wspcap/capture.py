@@ -245,7 +245,9 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         :attr:`CaptureInfo.truncated` says so and the anomalies table has a
         ``capture_truncated`` row. A damaged file (corrupt gzip data or
         checksum, an impossible record header) gives everything before the
-        damage, with a ``capture_corrupt`` row.
+        damage, with a ``capture_corrupt`` row. Packets whose timestamps
+        int64 nanoseconds cannot hold are kept with a null ``ts`` and a
+        ``capture_timestamp_invalid`` row.
 
     Raises:
         CaptureFormatError: the file is missing or is not a capture.

@@ -111,14 +111,17 @@ MAC_C, MAC_S = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 class Pcap:
     """Packets with timestamps, written as a classic microsecond pcap (or, with
-    ``fmt``, gzip-compressed)."""
+    ``fmt``, as pcapng or gzip-compressed pcap)."""
 
     def __init__(self, snaplen: int = 262144) -> None:
         self.snaplen = snaplen
         self.records: list[tuple[int, bytes, int]] = []  # ts_us, data, wire length
         self.t = T0_US
-        #: ``pcap`` or ``pcap.gz`` (the file name's extension).
+        #: ``pcap``, ``pcapng`` or ``pcap.gz`` (the file name's extension).
         self.fmt = "pcap"
+        #: pcapng: packet number -> the 64-bit timestamp its block carries
+        #: instead of its own (microseconds, the default if_tsresol).
+        self.raw_ts: dict[int, int] = {}
         #: pcap.gz: XOR the gzip trailer's CRC-32 with this (0: a correct CRC).
         self.crc_xor = 0
 
@@ -132,7 +135,7 @@ class Pcap:
         self.t += round(seconds * 1e6)
 
     def write(self, path: Path, cut_last: int = 0) -> None:
-        out = self.pcap()
+        out = self.pcapng() if self.fmt == "pcapng" else self.pcap()
         if cut_last:
             del out[-cut_last:]
         if self.fmt == "pcap.gz":
@@ -144,6 +147,21 @@ class Pcap:
         for ts, data, wire in self.records:
             out += struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(data), wire)
             out += data
+        return out
+
+    def pcapng(self) -> bytearray:
+        """A section header, one Ethernet interface (microseconds), an enhanced
+        packet block per packet (pcapng draft, sections 4.1, 4.2 and 4.3)."""
+        def block(btype: int, body: bytes) -> bytes:
+            body += bytes(-len(body) % 4)
+            return struct.pack("<II", btype, len(body) + 12) + body + struct.pack(
+                "<I", len(body) + 12)
+        out = bytearray(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
+        out += block(0x00000001, struct.pack("<HHI", 1, 0, self.snaplen))
+        for number, (ts, data, wire) in enumerate(self.records, 1):
+            ts = self.raw_ts.get(number, ts)
+            out += block(0x00000006, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF,
+                                                 len(data), wire) + data)
         return out
 
 
@@ -559,6 +577,20 @@ def _capture_corrupt(sc: Scenario) -> None:
     c.text(C2S, "every packet reads, but the gzip checksum says the bytes were damaged")
     c.close(C2S)
     sc.expect("capture_corrupt", None, None, None, None, "gzip CRC-32 does not match")
+
+
+@scenario("capture-timestamp-invalid", "a pcapng packet's 64-bit timestamp, in "
+          "microseconds, is far past what nanoseconds hold (year 2262)")
+def _capture_timestamp_invalid(sc: Scenario) -> None:
+    sc.pcap.fmt = "pcapng"
+    c = sc.conn()
+    c.upgrade()
+    _, number = c.text(S2C, "this frame's packet has no usable time")
+    sc.pcap.raw_ts[number] = (1 << 64) - 1
+    c.close(C2S)
+    sc.expect("capture_timestamp_invalid", None, None, None, number,
+              "1 packets have a timestamp outside int64 nanoseconds (years 1677 to 2262); "
+              f"their ts is null (first: packet {number})")
 
 
 @scenario("capture-ip-fragment", "a client segment travels as two IP fragments")

@@ -1,4 +1,4 @@
-"""Damaged capture files: cut anywhere, corrupt gzip (issue 15 item 1).
+"""Damaged capture files: cut anywhere, corrupt gzip, absurd timestamps (issue 15 items 1, 3).
 
 The rule under test: every packet before the fault is kept, the fault is said
 once (:attr:`CaptureFile.truncated`, with :attr:`CaptureFile.corrupt` for
@@ -24,6 +24,9 @@ from test_sources import epb, idb, pcap, shb
 from wspcap.errors import CaptureFormatError
 from wspcap.sources import open_capture
 from wspcap.sources.files import BLOCK_SIZE
+
+#: A null timestamp: NumPy's NaT as int64 (wspcap.timestamps.TS_NULL).
+TS_NULL = -(1 << 63)
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 PCAP_HEADER, RECORD_HEADER = 24, 16
@@ -274,3 +277,61 @@ def test_pcapng_corrupt_block(tmp_path: Path, bad: bytes) -> None:
     path.write_bytes(shb(e) + idb(e, 1) + epb(e, 0, 1, b"a") + bad + epb(e, 0, 2, b"b"))
     n, truncated, corrupt = walk(path)
     assert n == 1 and truncated and corrupt
+
+
+# -- timestamps -------------------------------------------------------------------------------
+
+
+def stamps(path: Path) -> list[int]:
+    with open_capture(path) as cap:
+        return [r.ts_ns for r in cap]
+
+
+@pytest.mark.parametrize(("tsresol", "raw", "ns"), [
+    (9, (1 << 63) - 1, (1 << 63) - 1),  # the last nanosecond int64 holds
+    (9, 1 << 63, TS_NULL),
+    (9, (1 << 64) - 1, TS_NULL),
+    (6, (1 << 64) - 1, TS_NULL),  # the default resolution, an absurd count
+    (0, 9_223_372_036, 9_223_372_036_000_000_000),  # seconds: 2262-04-11
+    (0, 9_223_372_037, TS_NULL),
+    (0, (1 << 64) - 1, TS_NULL),  # 10^-0: a 64-bit count of seconds
+    (0x80, 1 << 40, TS_NULL),  # 2^-0: seconds too
+    (0x80 | 30, 1 << 62, (1 << 32) * 10**9),
+    (0x7F, 1 << 63, 0),  # 10^-127 s
+])
+def test_pcapng_timestamps_past_int64(tmp_path: Path, tsresol: int, raw: int, ns: int) -> None:
+    e = "<"
+    path = tmp_path / "ts.pcapng"
+    path.write_bytes(shb(e) + idb(e, 1, tsresol=tsresol) + epb(e, 0, raw, b"x")
+                     + epb(e, 0, 1, b"y"))
+    first, second = stamps(path)
+    assert first == ns
+    assert second != TS_NULL  # the next packet has its own time
+
+
+def test_pcapng_tsoffset_of_centuries(tmp_path: Path) -> None:
+    e = "<"
+    path = tmp_path / "off.pcapng"
+    path.write_bytes(shb(e) + idb(e, 1, tsoffset=1 << 40) + epb(e, 0, 5, b"x")
+                     + idb(e, 1, tsoffset=-(1 << 40)) + epb(e, 1, 5, b"y")
+                     + idb(e, 1, tsoffset=-1_700_000_000) + epb(e, 2, 5, b"z"))
+    assert stamps(path) == [TS_NULL, TS_NULL, -1_700_000_000 * 10**9 + 5_000]
+
+
+def test_pcap_seconds_near_2_to_32_still_fit(tmp_path: Path) -> None:
+    """32-bit seconds end in 2106, inside int64 nanoseconds: nothing to null."""
+    path = tmp_path / "late.pcap"
+    sec = (1 << 32) - 1
+    path.write_bytes(pcap(packets=[(sec, 999_999, b"a", 1), (sec, (1 << 32) - 1, b"b", 1)]))
+    assert stamps(path) == [sec * 10**9 + 999_999_000, sec * 10**9 + ((1 << 32) - 1) * 1000]
+
+
+def test_pcapng_option_running_past_its_block(tmp_path: Path) -> None:
+    """An option whose length runs out of its block is not read (was struct.error)."""
+    e = "<"
+    body = struct.pack("<HHI", 1, 0, 0) + struct.pack("<HH", 14, 8)  # an if_tsoffset, cut
+    path = tmp_path / "opt.pcapng"
+    path.write_bytes(shb(e) + struct.pack("<II", 1, 12 + len(body)) + body
+                     + struct.pack("<I", 12 + len(body)) + epb(e, 0, 7, b"x"))
+    assert stamps(path) == [7_000]
+

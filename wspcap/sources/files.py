@@ -27,6 +27,13 @@ Gzip-compressed files are inflated by :class:`GzipStream` rather than
 and drops whatever it inflated in that call, so a 2 MiB read of a damaged file
 gave no packet at all. :class:`GzipStream` hands over every byte inflated
 before the fault, then says what the fault was.
+
+Timestamps are integer nanoseconds since the epoch, as NumPy's
+``datetime64[ns]`` holds them (the years 1677 to 2262). A pcapng timestamp
+outside that range (a 64-bit count in seconds, an ``if_tsoffset`` of
+centuries) is given as :data:`~wspcap.timestamps.TS_NULL`, NumPy's ``NaT``:
+the packet is kept, its time is unknown (the pipeline flags it). A classic
+pcap timestamp always fits: its 32-bit seconds end in 2106.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from dpkt import pcap as _pcap
 from dpkt import pcapng as _pcapng
 
 from wspcap.errors import CaptureFormatError
+from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 
 __all__ = ["Batch", "CaptureFile", "GzipStream", "PacketRecord", "open_capture"]
 
@@ -392,6 +400,8 @@ class CaptureFile:
                     number += 1
                     linktype, mult, div, offset_ns = interfaces[iface]
                     ts = ((hi << 32) | lo) * mult // div + offset_ns
+                    if not TS_MIN <= ts <= TS_MAX:
+                        ts = TS_NULL
                     done = batch.add(linktype, pos + 28, caplen, ts, wirelen)
                     if done is not None:
                         yield done
