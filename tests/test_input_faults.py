@@ -26,7 +26,7 @@ import wspcap
 from wspcap import blocks
 from wspcap.capture import analyze_to, from_packets
 from wspcap.pipeline import Pipeline
-from wspcap.sources import open_capture
+from wspcap.sources import PacketRecord, open_capture
 
 TIMEOUT = 120
 PCAP_HEADER, RECORD_HEADER = 24, 16
@@ -335,3 +335,43 @@ def test_replay_events_have_null_times(bad_times: tuple[Path, set[int]]) -> None
     assert any(e["event"] == "anomaly" and e["code"] == "capture_timestamp_invalid"
                for e in events)
     json.dumps(events)
+
+
+def _timed_conversation() -> tuple[list[Any], dict[str, int]]:
+    """A conversation whose times are all plain (one packet a second): a request
+    head in two segments, 30 pings answered, a frame in two segments. Returns
+    its packet records and the packets to give a null time: the request's first
+    segment, the last ping, the frame's first segment."""
+    from golden.crafted import Conversation, request_head
+    from golden.rfc6455 import BINARY, PING, PONG
+
+    conv = Conversation()
+    conv.open()
+    head = request_head()
+    at = {"request": len(conv.packets) + 1}
+    conv.upgrade(head, request_sizes=[10, len(head) - 10])
+    for n in range(30):
+        conv.exchange("c2s", PING, b"%d" % n)
+        at["ping"] = len(conv.packets) - 1
+        conv.exchange("s2c", PONG, b"%d" % n)
+    wire = conv.message("s2c", BINARY, bytes(300))
+    at["frame"] = len(conv.packets) + 1
+    conv.send("s2c", wire, [100, len(wire) - 100])
+    conv.closing_handshake()
+    conv.close()
+    records = [PacketRecord(n, (1_700_000_000 + n) * 10**9, 1, bytes(p), len(p))
+               for n, p in enumerate(conv.packets, 1)]
+    return records, at
+
+
+@pytest.mark.parametrize("where", ["request", "ping", "frame"])
+def test_unknown_times_raise_no_timing_anomaly(where: str) -> None:
+    """A null time is not a time: the duration and rate checks pass over it,
+    where they saw a request head or a frame that took centuries to arrive
+    (res_slow_handshake, res_slow_frame) and 11 pings within 1 s, the last of
+    them before 1677 (res_ping_flood)."""
+    records, at = _timed_conversation()
+    want = codes(from_packets(records))
+    number = at[where]
+    late = [r._replace(ts_ns=1 << 70) if r.number == number else r for r in records]
+    assert codes(from_packets(late)) == want | {"capture_timestamp_invalid"}

@@ -19,7 +19,6 @@ from operator import ge
 from typing import TYPE_CHECKING
 
 from wspcap.rules.checks import C2S, S2C, Conn, Context, check, preview
-from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
@@ -148,8 +147,6 @@ def _went_on(conn: Conn, peer: str, index: int, ping: Frame,
     who = _WHO[peer]
     if peer_close is not None and peer_close[0] > index:
         return f"the {who} closed without answering"
-    if ping.ts == TS_NULL:  # its time is unknown: the capture cannot tell
-        return ""
     end = conn.end_ts[peer]
     if end is not None and end >= ping.ts:
         return f"the {who} ended TCP without answering"
