@@ -375,3 +375,16 @@ def test_unknown_times_raise_no_timing_anomaly(where: str) -> None:
     number = at[where]
     late = [r._replace(ts_ns=1 << 70) if r.number == number else r for r in records]
     assert codes(from_packets(late)) == want | {"capture_timestamp_invalid"}
+
+
+@pytest.mark.parametrize("command", ["report", "plot"])
+def test_report_and_plot_warn_about_a_cut(tmp_path: Path, command: str) -> None:
+    """They said nothing on stderr about a capture read only up to its cut."""
+    packed = gzip.compress((SAMPLES / "plain.pcap").read_bytes(), mtime=0)
+    path = tmp_path / "cut.pcap.gz"
+    path.write_bytes(packed[:len(packed) // 2])
+    out = tmp_path / ("r.html" if command == "report" else "plots")
+    done = run(command, str(path), "-o", str(out))
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if line.startswith("wspcap: warning")]
+    assert len(warnings) == 1 and "cut short" in warnings[0]
