@@ -136,9 +136,10 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
     first, linktype, buf, starts, caplens, stamps, _wirelens = batch
     dec = decode_batch(linktype, buf, starts, caplens)
     if dec is None:
+        decode = p.decoder.decode  # (receive_packet would count bad stamps again)
         for i in range(len(starts)):
             s = starts[i]
-            p.receive_packet(first + i, stamps[i], linktype, buf[s:s + caplens[i]])
+            p.receive_segment(first + i, stamps[i], decode(linktype, buf[s:s + caplens[i]]))
         return
     _receive(p, batch, dec, SPLITS)
 

@@ -229,14 +229,17 @@ def _with_thresholds(options: Options | None,
     return replace(options or Options(), thresholds=Thresholds.coerce(thresholds))
 
 
-def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None) -> Capture:
-    return Capture.from_collector(_finish_records(pipeline, info, truncated), info)
+def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
+            corrupt: bool = False) -> Capture:
+    return Capture.from_collector(_finish_records(pipeline, info, truncated, corrupt=corrupt),
+                                  info)
 
 
 def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
-                    check: bool = True) -> Collector:
-    """End the pipeline, fill in ``info``, return the records."""
-    col = pipeline.finish(truncated, check)
+                    check: bool = True, corrupt: bool = False) -> Collector:
+    """End the pipeline, fill in ``info``, return the records (``corrupt``:
+    the file is damaged where reading stopped, see :class:`CaptureFile`)."""
+    col = pipeline.finish(truncated, check, corrupt)
     info.packets = pipeline.packets
     info.tcp_connections = pipeline.sessions_seen
     info.truncated = truncated
@@ -267,9 +270,14 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
             a :class:`~wspcap.tls.KeyLog`, to decrypt wss:// connections.
 
     Returns:
-        A :class:`Capture`. A file that ends mid-packet still gives everything
-        before that point; :attr:`CaptureInfo.truncated` says so and the
-        anomalies table has a ``capture_truncated`` row.
+        A :class:`Capture`. A file that ends mid-packet (or whose gzip stream
+        is cut) still gives everything before that point;
+        :attr:`CaptureInfo.truncated` says so and the anomalies table has a
+        ``capture_truncated`` row. A damaged file (corrupt gzip data or
+        checksum, an impossible record header) gives everything before the
+        damage, with a ``capture_corrupt`` row. Packets whose timestamps
+        int64 nanoseconds cannot hold are kept with a null ``ts`` and a
+        ``capture_timestamp_invalid`` row.
 
     Raises:
         CaptureFormatError: the file is missing or is not a capture.
@@ -293,7 +301,7 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
                 progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated = cap.truncated
-        return _finish(pipeline, info, truncated)
+        return _finish(pipeline, info, truncated, cap.corrupt)
 
 
 @dataclass
@@ -361,8 +369,8 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         if progress is not None:
             progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
-        truncated = cap.truncated
-    _finish_records(pipeline, info, truncated, check=False)
+        truncated, corrupt = cap.truncated, cap.corrupt
+    _finish_records(pipeline, info, truncated, check=False, corrupt=corrupt)
     return tables.close(info)
 
 

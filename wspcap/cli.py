@@ -23,6 +23,7 @@ from wspcap import __version__
 from wspcap.errors import ConfigError, WspcapError
 
 if TYPE_CHECKING:
+    from wspcap.capture import CaptureInfo
     from wspcap.monitor import Event
     from wspcap.parallel import FileResult
 
@@ -400,9 +401,17 @@ def _plot(args: argparse.Namespace) -> int:
     from wspcap.plot import write_plots
 
     capture = read(args.capture)
+    _warn_stopped(args.capture, capture.info)
     written = write_plots(capture, args.output, dpi=args.dpi)
     print(f"wrote {len(written)} plots into {args.output}", file=sys.stderr)
     return 0
+
+
+def _warn_stopped(path: str, info: CaptureInfo) -> None:
+    """The one warning line for a capture read only up to a cut or damage."""
+    if info.truncated:
+        print(f"wspcap: warning: {path}: {info.truncated}; everything before it was read",
+              file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -410,6 +419,7 @@ def _report(args: argparse.Namespace) -> int:
     from wspcap.report import write_report
 
     capture = read(args.capture)
+    _warn_stopped(args.capture, capture.info)
     write_report(capture, args.output, max_messages=args.max_messages)
     print(f"wrote {args.output}", file=sys.stderr)
     return 0

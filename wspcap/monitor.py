@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from wspcap.pipeline import Options, Pipeline, Session
 from wspcap.rules.registry import RULES
 from wspcap.sources.files import PacketRecord
+from wspcap.timestamps import TS_NULL
 
 if TYPE_CHECKING:
     from wspcap.capture import Capture, CaptureInfo, TablesWriter, Written
@@ -71,7 +72,10 @@ DRAIN_MAX = 100_000
 
 
 def iso_ts(ts_ns: int) -> str:
-    """An integer nanosecond timestamp as ISO 8601 UTC, to the nanosecond."""
+    """An integer nanosecond timestamp as ISO 8601 UTC, to the nanosecond
+    (``""`` for :data:`~wspcap.timestamps.TS_NULL`, a time not known)."""
+    if ts_ns == TS_NULL:
+        return ""
     sec, nsec = divmod(ts_ns, 1_000_000_000)
     return f"{datetime.fromtimestamp(sec, UTC):%Y-%m-%dT%H:%M:%S}.{nsec:09d}Z"
 
@@ -118,7 +122,7 @@ class ConnectionEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``event: "connection"``)."""
-        return {"event": "connection", "kind": self.kind, "ts": iso_ts(self.ts),
+        return {"event": "connection", "kind": self.kind, "ts": iso_ts(self.ts) or None,
                 "conn_id": self.conn_id, "client": self.client, "server": self.server,
                 "uri": self.uri, "status": self.status, "subprotocol": self.subprotocol,
                 "permessage_deflate": self.permessage_deflate,
@@ -167,7 +171,7 @@ class MessageEvent:
         """A JSON-ready dict (``event: "message"``); the payload as text when
         it is valid UTF-8, else hex (``payload_encoding`` says which)."""
         value, encoding = payload_field(self.payload)
-        return {"event": "message", "ts": iso_ts(self.ts), "conn_id": self.conn_id,
+        return {"event": "message", "ts": iso_ts(self.ts) or None, "conn_id": self.conn_id,
                 "direction": self.direction, "msg_index": self.msg_index, "type": self.type,
                 "opcode": self.opcode, "length": self.length, "wire_length": self.wire_length,
                 "compressed": self.compressed, "frames": self.frames,
@@ -210,7 +214,7 @@ class AnomalyEvent:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (``event: "anomaly"``)."""
-        return {"event": "anomaly", "ts": iso_ts(self.ts), "conn_id": self.conn_id,
+        return {"event": "anomaly", "ts": iso_ts(self.ts) or None, "conn_id": self.conn_id,
                 "direction": self.direction, "code": self.code, "severity": self.severity,
                 "detail": self.detail, "summary": self.summary,
                 "frame_index": self.frame_index, "packet": self.packet,
@@ -339,7 +343,7 @@ class Monitor:
         self._open = still
 
     def finish(self, truncated: str | None = None,
-               write: Callable[[], None] | None = None) -> list[Event]:
+               write: Callable[[], None] | None = None, corrupt: bool = False) -> list[Event]:
         """End of input: flush the pipeline; return the last events (every
         connection still open is ``closed`` at the time of the last packet).
 
@@ -353,11 +357,11 @@ class Monitor:
         self._finished = True
         last = self.pipeline.last_ts
         if write is None:
-            self.pipeline.finish(truncated)
+            self.pipeline.finish(truncated, corrupt=corrupt)
             self._next_sweep = last
             events = self._collect(last)
         else:
-            self.pipeline.finish(truncated, check=False)
+            self.pipeline.finish(truncated, check=False, corrupt=corrupt)
             self._next_sweep = last + 1  # no connection closes before the checks ran
             first = self._collect(last)  # before write() packs the messages
             write()
@@ -717,5 +721,5 @@ def replay(path: str | os.PathLike[str], options: Options | None = None
             events = monitor.receive_packet(number, ts, linktype, data)
             if events:
                 yield from events
-        truncated = cap.truncated
-    yield from monitor.finish(truncated)
+        truncated, corrupt = cap.truncated, cap.corrupt
+    yield from monitor.finish(truncated, corrupt=corrupt)

@@ -65,6 +65,7 @@ from wspcap.rules.checks import Finding, check_connections, preview, run_checks
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
+from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, looks_like_client_hello
 from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, InflateBudget, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
@@ -1108,6 +1109,9 @@ class Pipeline:
         self.packets = 0
         self.snap_cut = 0
         self.last_ts = 0
+        #: Packets whose timestamp int64 nanoseconds cannot hold, and the first.
+        self.bad_ts = 0
+        self.first_bad_ts = 0
         self._all: list[Session] = []
         #: WebSocket sessions whose cross-record checks have not run yet.
         self.unchecked: list[Session] = []
@@ -1129,7 +1133,13 @@ class Pipeline:
                     session.tls_events(session.tls.keys_added(), self.last_ts, self.packets)
 
     def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
-        """Take one captured packet (``number`` is its 1-based position)."""
+        """Take one captured packet (``number`` is its 1-based position).
+
+        A ``ts`` outside int64 nanoseconds (or :data:`~wspcap.timestamps.TS_NULL`)
+        is taken as :data:`~wspcap.timestamps.TS_NULL` and flagged.
+        """
+        if not TS_MIN <= ts <= TS_MAX:
+            ts = self._bad_stamps(number, 1)
         self.receive_segment(number, ts, self.decoder.decode(linktype, data))
 
     def receive_batch(self, batch: Batch) -> None:
@@ -1139,7 +1149,17 @@ class Pipeline:
         (see :mod:`wspcap.blocks`), at a fraction of the cost for the frames
         of established WebSocket connections.
         """
+        stamps = batch.stamps
+        if TS_NULL in stamps:  # the file's reader gives these for what int64 cannot hold
+            self._bad_stamps(batch.first + stamps.index(TS_NULL), stamps.count(TS_NULL))
         receive_batch(self, batch)
+
+    def _bad_stamps(self, first: int, count: int) -> int:
+        """Count ``count`` packets without a valid timestamp, from packet ``first``."""
+        if not self.bad_ts:
+            self.first_bad_ts = first
+        self.bad_ts += count
+        return TS_NULL
 
     def receive_segment(self, number: int, ts: int, seg: Segment | str | None) -> None:
         """Take one packet that :class:`~wspcap.decode.PacketDecoder` decoded."""
@@ -1275,18 +1295,26 @@ class Pipeline:
                 self._check_group(group, frames, messages)
         run_checks(c, self.options.thresholds, unchecked=[])
 
-    def finish(self, truncated: str | None = None, check: bool = True) -> Collector:
+    def finish(self, truncated: str | None = None, check: bool = True,
+               corrupt: bool = False) -> Collector:
         """End of input: flush every connection and return the records.
 
-        With ``check=False`` the cross-record checks are left to
-        :meth:`check_packed`.
+        ``truncated`` says why the input stopped early (``corrupt``: the file
+        is damaged there, rather than cut short). With ``check=False`` the
+        cross-record checks are left to :meth:`check_packed`.
         """
         for session in self._all:
             if not session.ignored or session.conn_id is not None:
                 session.finish()
         c = self.collector
         if truncated:
-            c.anomaly(None, self.last_ts, None, None, "capture_truncated", truncated, None)
+            c.anomaly(None, self.last_ts, None, None,
+                      "capture_corrupt" if corrupt else "capture_truncated", truncated, None)
+        if self.bad_ts:
+            c.anomaly(None, TS_NULL, None, None, "capture_timestamp_invalid",
+                      f"{self.bad_ts} packets have a timestamp outside int64 nanoseconds "
+                      f"(years 1677 to 2262); their ts is null (first: packet "
+                      f"{self.first_bad_ts})", self.first_bad_ts)
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
                       f"{self.snap_cut} packets were cut by the snap length", None)

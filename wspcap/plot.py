@@ -76,6 +76,8 @@ def _seconds(ts: pd.Series, t0: pd.Timestamp) -> np.ndarray:
 
 
 def _t0_label(t0: pd.Timestamp) -> str:
+    if pd.isna(t0):  # every time unknown (capture_timestamp_invalid): nothing placed
+        return "seconds (no packet time known)"
     return f"seconds since {t0.strftime('%Y-%m-%d %H:%M:%S.%f')} UTC"
 
 
@@ -250,6 +252,7 @@ def throughput(data: Capture | pd.DataFrame, ax: Axes | None = None,
         times the bin width add up to that direction's ``wire_length`` total.
     """
     msgs = _messages(data)
+    msgs = msgs[msgs.ts_end.notna()]  # a null time (capture_timestamp_invalid) has no bin
     ax = _axes(ax)
     title = "throughput"
     if msgs.empty:

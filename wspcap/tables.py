@@ -5,7 +5,8 @@ column-wise from the pipeline's records (one ``zip`` transposes them, NumPy
 makes the columns), never row by row, and an empty capture gives empty tables
 with the same columns and dtypes.
 
-Timestamps are UTC ``datetime64[ns]``; ids, counts and lengths are integers
+Timestamps are UTC ``datetime64[ns]`` (NaT for a packet whose time int64
+nanoseconds cannot hold, see :data:`~wspcap.timestamps.TS_NULL`); ids, counts and lengths are integers
 (nullable where a value may be missing); ``direction``, ``type``, ``code`` and
 ``severity`` are categoricals of one fixed dtype each (:data:`DIRECTION`,
 :data:`MESSAGE_TYPE`, :data:`CODE`, :data:`SEVERITY`), the same for every
@@ -23,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from wspcap.rules.registry import RULES, SEVERITIES
+from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
@@ -269,7 +271,11 @@ _MESSAGE_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())
 
 
 def _arrow_ts(values: np.ndarray) -> pa.Array:
-    return pa.array(np.asarray(values, np.int64)).view(pa.timestamp("ns", "UTC"))
+    """Timestamps (ns) as Arrow's, :data:`~wspcap.timestamps.TS_NULL` as null
+    (pandas reads that int64 as NaT; Arrow would read it as a time)."""
+    arr = np.asarray(values, np.int64)
+    null = arr == TS_NULL
+    return pa.array(arr, mask=null if null.any() else None).view(pa.timestamp("ns", "UTC"))
 
 
 def _arrow_keys(keys: np.ndarray) -> tuple[np.ndarray, pa.Array]:

@@ -113,12 +113,22 @@ MAC_C, MAC_S = "02:00:00:00:00:01", "02:00:00:00:00:02"
 
 
 class Pcap:
-    """Packets with timestamps, written as a classic microsecond pcap."""
+    """Packets with timestamps, written as a classic microsecond pcap (or, with
+    ``fmt``, as pcapng or gzip-compressed pcap)."""
 
     def __init__(self, snaplen: int = 262144) -> None:
         self.snaplen = snaplen
         self.records: list[tuple[int, bytes, int]] = []  # ts_us, data, wire length
         self.t = T0_US
+        #: ``pcap``, ``pcapng`` or ``pcap.gz`` (the file name's extension).
+        self.fmt = "pcap"
+        #: pcapng: packet number -> the 64-bit timestamp its block carries
+        #: instead of its own (microseconds, the default if_tsresol).
+        self.raw_ts: dict[int, int] = {}
+        #: pcap.gz: XOR the gzip trailer's CRC-32 with this (0: a correct CRC).
+        self.crc_xor = 0
+        #: pcapng: a TLS key log to embed (wss:// captures).
+        self.secrets: str | None = None
 
     def add(self, data: bytes, dt: float = 0.001) -> int:
         """Add a packet (cut at the snap length); return its 1-based number."""
@@ -129,34 +139,53 @@ class Pcap:
     def wait(self, seconds: float) -> None:
         self.t += round(seconds * 1e6)
 
-    def write(self, path: Path, cut_last: int = 0, secrets: str | None = None) -> None:
-        if secrets is not None:
-            self.write_pcapng(path, secrets)
-            return
+    def write(self, path: Path, cut_last: int = 0) -> None:
+        out = self.pcapng() if self.fmt == "pcapng" else self.pcap()
+        if cut_last:
+            del out[-cut_last:]
+        if self.fmt == "pcap.gz":
+            out = gzip_stored(bytes(out), self.crc_xor)
+        path.write_bytes(bytes(out))
+
+    def pcap(self) -> bytearray:
         out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, self.snaplen, 1))
         for ts, data, wire in self.records:
             out += struct.pack("<IIII", ts // 1_000_000, ts % 1_000_000, len(data), wire)
             out += data
-        if cut_last:
-            del out[-cut_last:]
-        path.write_bytes(bytes(out))
+        return out
 
-
-    def write_pcapng(self, path: Path, secrets: str) -> None:
-        """pcapng with a TLS key log in a Decryption Secrets Block before the packets
-        (as ``editcap --inject-secrets tls,KEYS`` lays it out)."""
-        def block(kind: int, body: bytes) -> bytes:
+    def pcapng(self) -> bytearray:
+        """A section header, one Ethernet interface (microseconds), an enhanced
+        packet block per packet (pcapng draft, sections 4.1, 4.2 and 4.3)."""
+        def block(btype: int, body: bytes) -> bytes:
             body += bytes(-len(body) % 4)
-            return struct.pack("<II", kind, len(body) + 12) + body + struct.pack(
+            return struct.pack("<II", btype, len(body) + 12) + body + struct.pack(
                 "<I", len(body) + 12)
-        keys = secrets.encode()
         out = bytearray(block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1)))
-        out += block(1, struct.pack("<HHI", 1, 0, self.snaplen))
-        out += block(0x0000000A, struct.pack("<II", 0x544C534B, len(keys)) + keys)
-        for ts, data, wire in self.records:
-            out += block(6, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF, len(data), wire)
-                         + data)
-        path.write_bytes(bytes(out))
+        out += block(0x00000001, struct.pack("<HHI", 1, 0, self.snaplen))
+        if self.secrets is not None:
+            # A TLS key log in a Decryption Secrets Block before the packets
+            # (section 4.7; as ``editcap --inject-secrets tls,KEYS`` lays it out).
+            keys = self.secrets.encode()
+            out += block(0x0000000A, struct.pack("<II", 0x544C534B, len(keys)) + keys)
+        for number, (ts, data, wire) in enumerate(self.records, 1):
+            ts = self.raw_ts.get(number, ts)
+            out += block(0x00000006, struct.pack("<IIIII", 0, ts >> 32, ts & 0xFFFFFFFF,
+                                                 len(data), wire) + data)
+        return out
+
+
+def gzip_stored(data: bytes, crc_xor: int = 0) -> bytes:
+    """``data`` as a gzip file (RFC 1952) of stored deflate blocks (RFC 1951
+    section 3.2.4): the same bytes whatever zlib builds it."""
+    out = bytearray(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")  # no name, mtime 0
+    size = 0xFFFF
+    for i in range(0, max(len(data), 1), size):
+        piece = data[i:i + size]
+        final = i + size >= len(data)
+        out += struct.pack("<BHH", final, len(piece), len(piece) ^ 0xFFFF) + piece
+    crc = zlib.crc32(data) ^ crc_xor
+    return bytes(out + struct.pack("<II", crc, len(data) & 0xFFFFFFFF))
 
 
 # -- TLS 1.3 by hand (RFC 8446), for the tls_ captures ------------------------------------
@@ -270,12 +299,11 @@ class Scenario:
         self.options: dict[str, Any] = {}
         self.thresholds: dict[str, Any] = {}
         self.cut_last = 0
-        #: A TLS key log embedded in the capture (then written as pcapng).
-        self.secrets: str | None = None
 
     @property
     def file(self) -> str:
-        return f"{self.name}.pcapng" if self.secrets is not None else f"{self.name}.pcap"
+        """The capture's file name."""
+        return f"{self.name}.{self.pcap.fmt}"
 
     def key(self) -> bytes:
         """A masking key from the scenario's seeded generator (never all zero)."""
@@ -304,7 +332,7 @@ class Scenario:
         self.expected.append(row)
 
     def write(self, out: Path) -> None:
-        self.pcap.write(out / self.file, self.cut_last, self.secrets)
+        self.pcap.write(out / self.file, self.cut_last)
         doc = {
             "name": self.name,
             "file": self.file,
@@ -662,6 +690,31 @@ def _capture_file_cut(sc: Scenario) -> None:
     c.close(C2S)
     sc.cut_last = 10
     sc.expect("capture_truncated", None, None, None, None, "")
+
+
+@scenario("capture-corrupt", "the gzip-compressed capture's CRC-32 does not match its data")
+def _capture_corrupt(sc: Scenario) -> None:
+    sc.pcap.fmt = "pcap.gz"
+    sc.pcap.crc_xor = 1
+    c = sc.conn()
+    c.upgrade()
+    c.text(C2S, "every packet reads, but the gzip checksum says the bytes were damaged")
+    c.close(C2S)
+    sc.expect("capture_corrupt", None, None, None, None, "gzip CRC-32 does not match")
+
+
+@scenario("capture-timestamp-invalid", "a pcapng packet's 64-bit timestamp, in "
+          "microseconds, is far past what nanoseconds hold (year 2262)")
+def _capture_timestamp_invalid(sc: Scenario) -> None:
+    sc.pcap.fmt = "pcapng"
+    c = sc.conn()
+    c.upgrade()
+    _, number = c.text(S2C, "this frame's packet has no usable time")
+    sc.pcap.raw_ts[number] = (1 << 64) - 1
+    c.close(C2S)
+    sc.expect("capture_timestamp_invalid", None, None, None, number,
+              "1 packets have a timestamp outside int64 nanoseconds (years 1677 to 2262); "
+              f"their ts is null (first: packet {number})")
 
 
 @scenario("capture-ip-fragment", "a client segment travels as two IP fragments")
@@ -1544,7 +1597,7 @@ def _wss(sc: Scenario, tls: Tls13, embed: bool = True) -> tuple[Conn, int, int]:
     c = sc.conn(server_port=443)
     hello, server = c.tls_open(tls)
     if embed:
-        sc.secrets = tls.keylog
+        sc.pcap.fmt, sc.pcap.secrets = "pcapng", tls.keylog
     return c, hello, server
 
 
@@ -1614,7 +1667,7 @@ def _tls_handshake_invalid(sc: Scenario) -> None:
     hello[-3] = 0xFF  # the last extension's length now runs past the message
     number = c.packet(C2S, "PA", bytes(hello))
     server = c.packet(S2C, "PA", tls.server_flight())
-    sc.secrets = tls.keylog
+    sc.pcap.fmt, sc.pcap.secrets = "pcapng", tls.keylog
     c.shutdown(C2S)
     sc.expect("tls_handshake_invalid", 0, C2S, None, number, "message type 1")
     sc.expect("tls_keys_missing", 0, S2C, None, server, "client_random=unknown")

@@ -132,7 +132,7 @@ def test_generator_reproduces_the_committed_captures(tmp_path: Path) -> None:
     assert gen.main(["--out", str(tmp_path)]) == 0
     made = sorted(p.name for p in tmp_path.iterdir())
     committed = sorted(p.name for p in ANOMALIES_DIR.iterdir()
-                       if p.name.endswith((".pcap", ".pcapng", ".expect.json")))
+                       if p.name.endswith((".pcap", ".pcapng", ".pcap.gz", ".expect.json")))
     assert made == committed
     for name in made:
         assert (tmp_path / name).read_bytes() == (ANOMALIES_DIR / name).read_bytes(), name

@@ -10,7 +10,9 @@ flagged the matching code on that connection and direction.
 
 from __future__ import annotations
 
+import io
 import json
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +74,12 @@ def streams(path: Path) -> dict[tuple[bytes, int, bytes, int], bytes]:
     """Each TCP direction's bytes: in sequence order, first copy wins, up to a hole."""
     segments: dict[tuple[bytes, int, bytes, int], list[tuple[int, bytes]]] = {}
     starts: dict[tuple[bytes, int, bytes, int], int] = {}
-    with open(path, "rb") as f:
-        for _ts, buf in dpkt.pcap.Reader(f):
+    data = path.read_bytes()
+    if path.suffix == ".gz":  # raw deflate after the 10-byte header: its CRC is not checked
+        data = zlib.decompressobj(-zlib.MAX_WBITS).decompress(data[10:])
+    reader = dpkt.pcapng.Reader if path.suffix == ".pcapng" else dpkt.pcap.Reader
+    with io.BytesIO(data) as f:
+        for _ts, buf in reader(f):
             try:
                 ip = dpkt.ethernet.Ethernet(buf).data
             except (dpkt.UnpackError, dpkt.NeedData):

@@ -131,11 +131,29 @@ _NC = ZEEK_NOT_CHECKED
 
 # -- capture and TCP ------------------------------------------------------------
 register("capture_truncated", "warning", "pcap/pcapng formats",
-         "the snap length cut packets, or the file ends mid-packet",
+         "the snap length cut packets, or the file (or its gzip stream) ends mid-packet",
          "Bytes the capture did not keep; frames that span them are incomplete. Capture "
          "again with a larger snap length (-s 0) if the payloads matter.",
          "Zeek: truncated_IP (snap length)",
          "37 packets were cut by the snap length")
+register("capture_corrupt", "warning", "pcap/pcapng formats, RFC 1952 section 2.3",
+         "the capture file is damaged: reading stopped at the damage",
+         "A record header that cannot be right (an absurd length, an unknown interface), "
+         "corrupt gzip data, or a gzip CRC-32 or length that does not match the data. "
+         "Every packet before the damage is kept; after a checksum mismatch they all are, "
+         "but their bytes may be wrong. Copy the file again from its source if you can.",
+         "Wireshark: 'The file appears to be damaged or corrupt'; gzip -t: crc error",
+         "corrupt gzip data after 169 bytes of capture data (invalid distance too far back)")
+register("capture_timestamp_invalid", "warning", "pcapng if_tsresol/if_tsoffset, numpy "
+         "datetime64[ns]",
+         "packet timestamps past what nanoseconds since 1970 hold (years 1677 to 2262)",
+         "A timestamp resolution, offset or value that puts packets outside int64 "
+         "nanoseconds (for example a 64-bit count read as seconds). The packets are kept "
+         "and decoded; their ts, and the times of what they carry, are null (NaT), and "
+         "time-based checks on them are unreliable. One row per capture: the detail "
+         "counts them and its packet is the first.", "",
+         "3 packets have a timestamp outside int64 nanoseconds (years 1677 to 2262); "
+         "their ts is null (first: packet 5)")
 register("capture_ip_fragment", "warning", "RFC 791 section 2.3, RFC 8200 section 4.5",
          "an IP fragment carried TCP; fragments are not reassembled",
          "Fragmented TCP is rare and a classic IDS evasion; the bytes in it are missing "

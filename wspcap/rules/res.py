@@ -15,6 +15,7 @@ from operator import eq, le, sub
 from typing import TYPE_CHECKING
 
 from wspcap.rules.checks import C2S, S2C, Conn, Context, check, over
+from wspcap.timestamps import TS_NULL
 
 if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
@@ -74,6 +75,8 @@ def rates(ctx: Context) -> None:
         """Report the first burst of more than ``limit`` of ``pos`` within the window."""
         if len(pos) <= limit:
             return
+        if any(ts[p] == TS_NULL for p in pos):  # times unknown: left out of the count
+            pos = [p for p in pos if ts[p] != TS_NULL]
         hit = _first_burst(list(map(ts.__getitem__, pos)), window, limit)
         if hit is not None:
             item, n = hit
@@ -109,7 +112,8 @@ def slow_handshake(ctx: Context) -> None:
     for conn in ctx.conns:
         hs = conn.handshake
         if (hs is None or hs.request is None or conn.ts_request is None
-                or conn.request_first_ts is None):
+                or conn.request_first_ts is None
+                or TS_NULL in (conn.ts_request, conn.request_first_ts)):  # times unknown
             continue
         took = (conn.ts_request - conn.request_first_ts) / _NS
         if took > limit:
@@ -123,7 +127,11 @@ def slow_frames(ctx: Context) -> None:
     """Frames whose bytes trickled in (slower than ``slow_frame_rate`` for ``slow_frame`` s)."""
     th = ctx.thresholds
     limit = int(th.slow_frame * _NS)
-    took = list(map(sub, ctx.column("ts"), ctx.column("ts_start")))
+    ends, starts = ctx.column("ts"), ctx.column("ts_start")
+    took = list(map(sub, ends, starts))
+    if TS_NULL in ends or TS_NULL in starts:  # unknown times: not slow
+        took = [0 if TS_NULL in (end, start) else t
+                for t, end, start in zip(took, ends, starts, strict=True)]
     slow: dict[tuple[int, str], list[tuple[Conn, int, Frame, float]]] = {}
     for pos in over(took, limit):
         conn, index, d, f = ctx.frame_at(pos)

@@ -19,24 +19,39 @@ block boundary is carried into the next block.
 Invariants: packet numbers are 1-based positions in the file, counting every
 packet record (EPB, SPB and the obsolete PB in pcapng). A file that ends
 mid-record, or whose record header is absurd, stops the walk and sets
-:attr:`CaptureFile.truncated`; everything before it has been yielded.
+:attr:`CaptureFile.truncated` (and :attr:`CaptureFile.corrupt` when the file is
+damaged rather than cut short); everything before it has been yielded.
+
+Gzip-compressed files are inflated by :class:`GzipStream` rather than
+:class:`gzip.GzipFile`: ``GzipFile.read(n)`` raises on a cut or corrupt stream
+and drops whatever it inflated in that call, so a 2 MiB read of a damaged file
+gave no packet at all. :class:`GzipStream` hands over every byte inflated
+before the fault, then says what the fault was.
+
+Timestamps are integer nanoseconds since the epoch, as NumPy's
+``datetime64[ns]`` holds them (the years 1677 to 2262). A pcapng timestamp
+outside that range (a 64-bit count in seconds, an ``if_tsoffset`` of
+centuries) is given as :data:`~wspcap.timestamps.TS_NULL`, NumPy's ``NaT``:
+the packet is kept, its time is unknown (the pipeline flags it). A classic
+pcap timestamp always fits: its 32-bit seconds end in 2106.
 """
 
 from __future__ import annotations
 
-import gzip
 import os
 import struct
+import zlib
 from collections.abc import Iterator
-from typing import BinaryIO, NamedTuple, Self
+from typing import BinaryIO, NamedTuple, Protocol, Self
 
 import numpy as np
 from dpkt import pcap as _pcap
 from dpkt import pcapng as _pcapng
 
 from wspcap.errors import CaptureFormatError
+from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 
-__all__ = ["Batch", "CaptureFile", "PacketRecord", "open_capture"]
+__all__ = ["Batch", "CaptureFile", "GzipStream", "PacketRecord", "open_capture"]
 
 #: Bytes read from the file at a time.
 BLOCK_SIZE = 2 << 20
@@ -47,8 +62,16 @@ MAX_RECORD = 1 << 24
 #: (draft-ietf-opsawg-pcapng section 4.7; what ``editcap --inject-secrets`` writes).
 PCAPNG_BT_DSB = 0x0000000A
 DSB_TLS_KEY_LOG = 0x544C534B
+#: The smallest length of the pcapng blocks whose fixed fields are read
+#: (others: 12, a block with an empty body).
+MIN_BLOCK = {_pcapng.PCAPNG_BT_SHB: 28, _pcapng.PCAPNG_BT_IDB: 20, _pcapng.PCAPNG_BT_EPB: 32,
+             _pcapng.PCAPNG_BT_PB: 32, _pcapng.PCAPNG_BT_SPB: 16}
 
 GZIP_MAGIC = b"\x1f\x8b"
+#: zlib's ``wbits`` for a gzip member (header and CRC-32/ISIZE trailer checked).
+GZIP_WBITS = 16 + zlib.MAX_WBITS
+#: Compressed bytes inflated at a time by :class:`GzipStream`.
+GZIP_CHUNK = 1 << 16
 PCAP_MAGICS = {
     # magic as read little-endian -> (struct prefix, nanoseconds)
     _pcap.TCPDUMP_MAGIC: ("<", False),
@@ -94,6 +117,125 @@ class Batch(NamedTuple):
             yield PacketRecord(i, ts, linktype, buf[start:start + caplen], wirelen)
 
 
+class _Readable(Protocol):
+    def read(self, size: int, /) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class GzipStream:
+    """The content of a gzip file, read forward, keeping every byte inflated
+    before a fault.
+
+    Members may follow one another (``cat a.gz b.gz``), with zero bytes
+    between them, as :mod:`gzip` reads them. Reading never raises on what the
+    file holds: a stream cut short, corrupt deflate data, a CRC-32 or length
+    trailer that does not match, or bytes after the last member that are not
+    gzip end the content where the fault is, and set :attr:`fault` (a
+    one-line reason) and :attr:`corrupt` (False only for a stream cut short).
+
+    Args:
+        raw: the compressed file, at its start; :meth:`close` closes it.
+    """
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self._inflater = zlib.decompressobj(GZIP_WBITS)
+        self._input = b""  # compressed bytes not given to the inflater yet
+        self._pending = bytearray()  # content inflated and not read yet
+        self._between = True  # before a member (the first, or after one ended)
+        self._members = 0
+        self._member_start = 0  # self.inflated when the current member began
+        self._done = False
+        #: Bytes of content inflated so far.
+        self.inflated = 0
+        #: Why the content ended early, or None.
+        self.fault: str | None = None
+        #: The file is damaged (False for a stream that is only cut short).
+        self.corrupt = False
+
+    def read(self, size: int, /) -> bytes:
+        """Up to ``size`` bytes of content (fewer only at its end)."""
+        self._fill(size)
+        out = bytes(self._pending[:size])
+        del self._pending[:size]
+        return out
+
+    def peek(self, size: int) -> bytes:
+        """The next ``size`` bytes of content, left to be read."""
+        self._fill(size)
+        return bytes(self._pending[:size])
+
+    def close(self) -> None:
+        self._raw.close()
+
+    def _fill(self, size: int) -> None:
+        while len(self._pending) < size and not self._done:
+            if not self._input:
+                self._input = self._raw.read(GZIP_CHUNK)
+                if not self._input:  # end of file
+                    self._done = True
+                    if not self._between:
+                        self._fail(f"the gzip stream is cut short after {self.inflated} "
+                                   "bytes of capture data", corrupt=False)
+                    return
+            if self._between:
+                self._input = self._input.lstrip(b"\0")  # padding between members
+                if not self._input:
+                    continue
+                self._inflater = zlib.decompressobj(GZIP_WBITS)
+                self._between = False
+                self._members += 1
+                self._member_start = self.inflated
+            self._inflate()
+
+    def _inflate(self) -> None:
+        inflater, data = self._inflater, self._input
+        before = inflater.copy()
+        limit = BLOCK_SIZE
+        try:
+            out = inflater.decompress(data, limit)
+        except zlib.error as exc:
+            # Inflate again byte by byte from where this call began, to keep
+            # what came before the fault (a CRC error comes after all of it).
+            salvaged = bytearray()
+            for i in range(len(data)):
+                try:
+                    salvaged += before.decompress(data[i:i + 1])
+                except zlib.error:
+                    break
+                if len(salvaged) >= limit:
+                    break
+            self._pending += salvaged
+            self.inflated += len(salvaged)
+            self._done = True
+            self._fail(self._reason(str(exc).rpartition(": ")[2]), corrupt=True)
+            return
+        self._pending += out
+        self.inflated += len(out)
+        if inflater.eof:
+            self._input = inflater.unused_data
+            self._between = True
+        else:
+            self._input = inflater.unconsumed_tail
+
+    def _reason(self, error: str) -> str:
+        at = f"after {self.inflated} bytes of capture data"
+        if "incorrect data check" in error:
+            return f"the gzip CRC-32 does not match the data (the {self.inflated} bytes " \
+                   "read may be damaged)"
+        if "incorrect length check" in error:
+            return f"the gzip length field does not match the data (the {self.inflated} " \
+                   "bytes read may be damaged)"
+        if self._members > 1 and self.inflated == self._member_start:
+            return f"bytes after the gzip data are not gzip ({error}), ignored"
+        return f"corrupt gzip data {at} ({error})"
+
+    def _fail(self, reason: str, corrupt: bool) -> None:
+        self.fault = reason
+        self.corrupt = corrupt
+
+
 class CaptureFile:
     """An open capture file of either format.
 
@@ -106,13 +248,17 @@ class CaptureFile:
         path: the file's name as given.
         format: ``"pcap"`` or ``"pcapng"`` (with ``".gz"`` when compressed).
         truncated: ``None``, or a one-line reason the walk stopped early.
+        corrupt: the reason is damage in the file (a record header that
+            cannot be right, corrupt gzip data or checksum), not only an
+            early end.
         packets_read: how many packets were yielded.
     """
 
-    def __init__(self, path: str, fileobj: BinaryIO, fmt: str, compressed: bool) -> None:
+    def __init__(self, path: str, fileobj: _Readable, fmt: str, compressed: bool) -> None:
         self.path = path
         self.format = fmt + (".gz" if compressed else "")
         self.truncated: str | None = None
+        self.corrupt = False
         self.packets_read = 0
         self.position = 0  # bytes of (uncompressed) file content read so far
         #: TLS key log text from pcapng Decryption Secrets Blocks, not yet taken.
@@ -120,10 +266,7 @@ class CaptureFile:
         self._f = fileobj
 
     def close(self) -> None:
-        raw = getattr(self._f, "fileobj", None)  # GzipFile does not close the file it was given
         self._f.close()
-        if raw is not None:
-            raw.close()
 
     def __enter__(self) -> Self:
         return self
@@ -150,11 +293,20 @@ class CaptureFile:
             while True:
                 block = read(BLOCK_SIZE)
                 if not block:
-                    return
+                    break
                 self.position += len(block)
                 yield block
-        except (EOFError, OSError, gzip.BadGzipFile) as exc:  # corrupt gzip stream
+        except OSError as exc:
             self.truncated = f"read error: {exc}"
+            return
+        if isinstance(self._f, GzipStream) and self._f.fault is not None:
+            self._stop(self._f.fault, self._f.corrupt)
+
+    def _stop(self, reason: str, corrupt: bool) -> None:
+        """Note why the walk stops early (the first reason found stands)."""
+        if self.truncated is None:
+            self.truncated = reason
+            self.corrupt = corrupt
 
     # -- classic pcap ----------------------------------------------------------
 
@@ -184,9 +336,8 @@ class CaptureFile:
                 nxt = pos + 16 + caplen
                 if nxt > end:
                     if caplen > MAX_RECORD:
-                        self.truncated = (
-                            f"corrupt record header after packet {number + len(starts)} "
-                            f"(declares {caplen} bytes)")
+                        self._stop(f"corrupt record header after packet {number + len(starts)} "
+                                   f"(declares {caplen} bytes)", corrupt=True)
                     break
                 append(pos + 16)
                 pos = nxt
@@ -202,9 +353,9 @@ class CaptureFile:
             self.packets_read = number
             if self.truncated is not None:
                 return
-        if pos < len(buf) and self.truncated is None:
-            self.truncated = (f"file ends in the middle of packet {number + 1} "
-                              f"({len(buf) - pos} bytes left over)")
+        if pos < len(buf):
+            self._stop(f"file ends in the middle of packet {number + 1} "
+                       f"({len(buf) - pos} bytes left over)", corrupt=False)
 
     # -- pcapng ----------------------------------------------------------------
 
@@ -214,6 +365,7 @@ class CaptureFile:
         interfaces: list[tuple[int, int, int, int]] = []  # linktype, mult, div, offset_ns
         buf = b""
         pos = 0
+        blocks = 0  # whole blocks walked
         batch = _Builder()
         for block in self._blocks():
             buf = buf[pos:] + block if pos < len(buf) else block
@@ -228,12 +380,14 @@ class CaptureFile:
                     endian = "<" if bom == struct.pack("<I", _pcapng.BYTE_ORDER_MAGIC) else ">"
                     interfaces = []
                 blen = struct.unpack_from(endian + "I", buf, pos + 4)[0]
-                if blen < 12 or blen % 4 or blen > MAX_RECORD:
-                    self.truncated = f"corrupt pcapng block after packet {number} (length {blen})"
+                if blen < MIN_BLOCK.get(btype, 12) or blen % 4 or blen > MAX_RECORD:
+                    self._stop(f"corrupt pcapng block after packet {number} (type 0x{btype:x}, "
+                               f"length {blen})", corrupt=True)
                     break
                 nxt = pos + blen
                 if nxt > end:
                     break
+                blocks += 1
                 if btype == _pcapng.PCAPNG_BT_EPB or btype == _pcapng.PCAPNG_BT_PB:
                     if btype == _pcapng.PCAPNG_BT_EPB:
                         iface, hi, lo, caplen, wirelen = struct.unpack_from(
@@ -241,18 +395,26 @@ class CaptureFile:
                     else:
                         iface, _drops, hi, lo, caplen, wirelen = struct.unpack_from(
                             endian + "HHIIII", buf, pos + 8)
-                    if iface >= len(interfaces) or 28 + caplen > blen:
-                        self.truncated = f"packet {number + 1} names an unknown interface {iface}"
+                    if iface >= len(interfaces):
+                        self._stop(f"packet {number + 1} names an unknown interface {iface}",
+                                   corrupt=True)
+                        break
+                    if 32 + caplen > blen:
+                        self._stop(f"packet {number + 1} declares {caplen} captured bytes, more "
+                                   f"than its block holds", corrupt=True)
                         break
                     number += 1
                     linktype, mult, div, offset_ns = interfaces[iface]
                     ts = ((hi << 32) | lo) * mult // div + offset_ns
+                    if not TS_MIN <= ts <= TS_MAX:
+                        ts = TS_NULL
                     done = batch.add(linktype, pos + 28, caplen, ts, wirelen)
                     if done is not None:
                         yield done
                 elif btype == _pcapng.PCAPNG_BT_SPB:
                     if not interfaces:
-                        self.truncated = f"packet {number + 1} comes before any interface"
+                        self._stop(f"packet {number + 1} comes before any interface",
+                                   corrupt=True)
                         break
                     number += 1
                     wirelen = struct.unpack_from(endian + "I", buf, pos + 8)[0]
@@ -273,9 +435,12 @@ class CaptureFile:
             self.packets_read = number
             if self.truncated is not None:
                 return
-        if pos < len(buf) and self.truncated is None:
-            self.truncated = (f"file ends in the middle of a block after packet {number} "
-                              f"({len(buf) - pos} bytes left over)")
+        if pos < len(buf) and not blocks and not self.corrupt:  # not even a section header
+            why = f" ({self.truncated})" if self.truncated else ""
+            raise CaptureFormatError(self.path, f"truncated pcapng section header block{why}")
+        if pos < len(buf):
+            self._stop(f"file ends in the middle of a block after packet {number} "
+                       f"({len(buf) - pos} bytes left over)", corrupt=False)
 
 
 class _Builder:
@@ -333,6 +498,8 @@ def _parse_idb(block: bytes, endian: str) -> tuple[int, int, int, int]:
         code, olen = struct.unpack_from(endian + "HH", block, pos)
         if code == _pcapng.PCAPNG_OPT_ENDOFOPT:
             break
+        if pos + 4 + olen > end:  # an option that runs past its block
+            break
         value = block[pos + 4:pos + 4 + olen]
         if code == _pcapng.PCAPNG_OPT_IF_TSRESOL and olen >= 1:
             res = value[0]
@@ -372,25 +539,25 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         raise CaptureFormatError(name, "is a directory, not a capture file") from None
     except OSError as exc:
         raise CaptureFormatError(name, exc.strerror or str(exc)) from None
-    f: BinaryIO = raw
+    f: _Readable = raw
     compressed = False
     try:
         head = raw.read(4)
+        raw.seek(0)
         if head[:2] == GZIP_MAGIC:
-            f = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            f = gz = GzipStream(raw)
             compressed = True
-            raw.seek(0)
-            head = f.read(4)
-        f.seek(0)
-    except (OSError, EOFError) as exc:
+            head = gz.peek(4)
+            if len(head) < 4 and gz.fault is not None:
+                raw.close()
+                raise CaptureFormatError(name, f"unreadable: {gz.fault}")
+    except OSError as exc:
         raw.close()
         raise CaptureFormatError(name, f"unreadable: {exc}") from None
     if not head:
-        f.close()
         raw.close()
         raise CaptureFormatError(name, "empty file, not a capture")
     if len(head) < 4:
-        f.close()
         raw.close()
         raise CaptureFormatError(name, "too short to be a capture")
     magic = struct.unpack("<I", head)[0]
@@ -398,7 +565,6 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         return CaptureFile(name, f, "pcap", compressed)
     if magic == _pcapng.PCAPNG_BT_SHB:
         return CaptureFile(name, f, "pcapng", compressed)
-    f.close()
     raw.close()
     raise CaptureFormatError(
         name, f"not a pcap or pcapng capture (file starts with 0x{head.hex()})")
