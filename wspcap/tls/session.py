@@ -216,10 +216,17 @@ class TLSSession:
     def receive_data(self, direction: int, data: bytes, offset: int | None = None) -> list[Event]:
         """Take the next in-order bytes of a direction; ``offset`` is their stream offset."""
         d = self._dirs[direction]
-        if offset is not None and not d.buf:
-            d.offset = offset
-        d.buf += data
-        self._cut(direction, d)
+        if d.buf:
+            d.buf += data
+            pos = self._cut(direction, d, d.buf)
+            del d.buf[:pos]
+        else:  # most segments end on a record boundary: walk them in place
+            if offset is not None:
+                d.offset = offset
+            pos = self._cut(direction, d, data)
+            if pos < len(data):
+                d.buf += data[pos:]
+        d.offset += pos
         return self._take()
 
     def receive_gap(self, direction: int, size: int) -> list[Event]:
@@ -276,18 +283,19 @@ class TLSSession:
     def _limit(self) -> int:
         return MAX_CIPHERTEXT_13 if self.info.version == TLS13 else MAX_CIPHERTEXT_12
 
-    def _plausible(self, buf: bytearray, i: int) -> bool:
+    def _plausible(self, buf: bytes | bytearray, i: int) -> bool:
         return (buf[i] in (CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA)
                 and buf[i + 1] == 3 and buf[i + 2] <= 4
                 and int.from_bytes(buf[i + 3:i + 5], "big") <= self._limit())
 
-    def _cut(self, direction: int, d: _Direction) -> None:
-        buf = d.buf
+    def _cut(self, direction: int, d: _Direction, buf: bytes | bytearray) -> int:
+        """Read the whole records at the start of ``buf`` (whose first byte is at
+        ``d.offset``); return how many bytes were consumed."""
         pos = 0
         limit = self._limit()
         while len(buf) - pos >= HEADER_LEN:
             if d.resync:
-                found = self._find_record(direction, d, pos)
+                found = self._find_record(direction, d, buf, pos)
                 if found is None:
                     # Keep only what may still hold the start of a record.
                     keep = max(pos, len(buf) - HEADER_LEN - limit)
@@ -329,13 +337,11 @@ class TLSSession:
             if self._replay:
                 self._replay = False
                 self._open_held()
-        if pos:
-            del buf[:pos]
-            d.offset += pos
+        return pos
 
-    def _find_record(self, direction: int, d: _Direction, start: int) -> int | None:
+    def _find_record(self, direction: int, d: _Direction, buf: bytes | bytearray,
+                     start: int) -> int | None:
         """The position of the next record that opens (clears ``d.resync`` when whole)."""
-        buf = d.buf
         for i in range(start, len(buf) - HEADER_LEN + 1):
             if not self._plausible(buf, i):
                 continue
