@@ -135,10 +135,15 @@ def _scalar(x: Any) -> bool:
     return not hasattr(x, "__len__") or isinstance(x, (str, bytes))
 
 
-def check(path: Path, analyze_dir: Path | None = None) -> dict[str, Any]:
+def check(path: Path, analyze_dir: Path | None = None, read: bool = True) -> dict[str, Any]:
     """The contract on one file, in this process; returns what the child
-    reports (status, error, where, detail, packets)."""
+    reports (status, error, where, detail, packets). ``read=False`` runs
+    only analyze_to (to measure its memory alone)."""
     try:
+        if not read:
+            if analyze_dir is not None:
+                wspcap.analyze_to(path, analyze_dir, "parquet")
+            return {"status": "ok"}
         cap = wspcap.read(path)
         _touch(cap)
         saved = blocks.MIN_PACKETS
@@ -172,7 +177,7 @@ def _rss(pid: int) -> int:
         return 0
 
 
-def _child(path: Path, analyze_dir: Path | None, out: int) -> None:
+def _child(path: Path, analyze_dir: Path | None, read: bool, out: int) -> None:
     try:
         _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         with open("/proc/self/statm") as f:
@@ -183,7 +188,7 @@ def _child(path: Path, analyze_dir: Path | None, out: int) -> None:
     except (OSError, ValueError):
         pass
     try:
-        result = check(path, analyze_dir)
+        result = check(path, analyze_dir, read)
     except BaseException as exc:  # noqa: BLE001
         result = {"status": "escaped", "error": f"{type(exc).__name__}: {exc}"[:500]}
     data = json.dumps(result).encode()
@@ -192,8 +197,9 @@ def _child(path: Path, analyze_dir: Path | None, out: int) -> None:
 
 
 def run_case(path: Path, analyze_dir: Path | None = None, *, time_limit: float = TIME_LIMIT,
-             rss_limit: int = RSS_LIMIT) -> Outcome:
-    """Check ``path`` in a forked child with a wall-time and a memory limit."""
+             rss_limit: int = RSS_LIMIT, read: bool = True) -> Outcome:
+    """Check ``path`` in a forked child with a wall-time and a memory limit
+    (``read=False``: only ``analyze_to`` into ``analyze_dir``)."""
     start_rss = _rss(os.getpid())
     read_end, write_end = os.pipe()
     started = time.monotonic()
@@ -202,7 +208,7 @@ def run_case(path: Path, analyze_dir: Path | None = None, *, time_limit: float =
         code = 0
         try:
             os.close(read_end)
-            _child(path, analyze_dir, write_end)
+            _child(path, analyze_dir, read, write_end)
         except BaseException:  # noqa: BLE001
             code = 70
         finally:
