@@ -98,9 +98,9 @@ def _name(exc: BaseException) -> str:
 def _where(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     mine = [f for f in frames if "/wspcap/" in f.filename.replace(os.sep, "/")]
-    f = (mine or frames or [None])[-1]
-    if f is None:
+    if not (mine or frames):
         return ""
+    f = (mine or frames)[-1]
     path = f.filename.replace(os.sep, "/")
     short = "wspcap/" + path.rsplit("/wspcap/", 1)[1] if "/wspcap/" in path else Path(path).name
     return f"{short}:{f.lineno} {f.name}"

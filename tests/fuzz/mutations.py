@@ -465,7 +465,7 @@ def split_segment(rng: random.Random, case: Case) -> Case | None:
     cuts |= {rng.randrange(1, len(payload)) for _ in range(rng.randrange(3))}
     bounds = [0, *sorted(c for c in cuts if 0 < c < len(payload)), len(payload)]
     seq = int.from_bytes(r.data[lay.tcp + 4:lay.tcp + 8], "big")
-    parts = []
+    parts: list[Record] = []
     for a, b in pairwise(bounds):
         buf = bytearray(r.data[:lay.payload] + payload[a:b])
         buf[lay.tcp + 4:lay.tcp + 8] = ((seq + a) & 0xFFFFFFFF).to_bytes(4, "big")
@@ -573,7 +573,7 @@ def record_lengths(rng: random.Random, case: Case) -> Case | None:
         return None
     pos, size = rng.choice(heads)
     value = rng.choice((*EDGE32, rng.randrange(1 << 32), size + rng.randrange(-8, 9) & 0xFFFFFFFF))
-    endian = ">" if data[:4] in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d") else "<"
+    endian = ">" if bytes(data[:4]) in (b"\xa1\xb2\xc3\xd4", b"\xa1\xb2\x3c\x4d") else "<"
     if data[:4] == struct.pack("<I", PCAPNG_SHB):
         spots = [(4, "leading block length"), (size - 4, "trailing block length")]
         if struct.unpack_from("<I", data, pos)[0] == PCAPNG_EPB and size >= 28:
