@@ -1,0 +1,193 @@
+"""The long fuzzing mode, run by hand from the repository root::
+
+    python -m tests.fuzz --minutes 30 --out fuzz-findings/
+
+Runs mutated captures (most of the time) and generated conversations (the
+rest) under the contract of :mod:`.contract`, each in a forked child with a
+time and a memory limit, until the time is up; prints the case count, the
+rate and every distinct finding at the end, and writes each failing input
+to ``--out`` with a ``.txt`` saying the mutation, the seed and what failed
+(a few per distinct finding). Exit status 1 if anything was found.
+
+    python -m tests.fuzz --replay SEED      # rebuild one mutation case, run it, say what it did
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import random
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
+
+from .contract import RSS_LIMIT, TIME_LIMIT, Outcome, run_case
+from .conversations import Generated, conversations
+from .mutations import MUTATIONS, Case, case_seed, load_corpus, make_case
+
+KEEP_PER_FINDING = 3  #: inputs written per distinct finding
+
+
+class _TimeUp(Exception):
+    """Ends the conversations' hypothesis run."""
+
+
+class Session:
+    """Counts cases and writes the failing ones."""
+
+    def __init__(self, out: Path, work: Path, analyze_every: int, time_limit: float,
+                 rss_limit: int) -> None:
+        self.out, self.work = out, work
+        self.analyze_every = analyze_every
+        self.time_limit, self.rss_limit = time_limit, rss_limit
+        self.cases = 0
+        self.statuses: collections.Counter[str] = collections.Counter()
+        self.findings: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.examples: dict[tuple[str, str], list[str]] = {}
+        self.slowest = 0.0
+        self.most_rss = 0
+        self.harness_errors = 0
+
+    def run(self, path: Path) -> Outcome:
+        analyze = self.work / "tables" if self.cases % self.analyze_every == 0 else None
+        outcome = run_case(path, analyze, time_limit=self.time_limit, rss_limit=self.rss_limit)
+        self.cases += 1
+        self.statuses[outcome.status] += 1
+        self.slowest = max(self.slowest, outcome.seconds)
+        self.most_rss = max(self.most_rss, outcome.rss_added)
+        return outcome
+
+    def record(self, outcome: Outcome, data: bytes, suffix: str, what: str, how: list[str],
+               replay: str) -> None:
+        sig = outcome.signature()
+        self.findings[sig] += 1
+        if self.findings[sig] > KEEP_PER_FINDING:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        n = sum(self.findings.values())
+        name = f"{n:04d}-{outcome.status}-{what.split('+')[0]}"
+        (self.out / (name + suffix)).write_bytes(data)
+        text = [f"input:    {name + suffix}", f"case:     {what}", *[f"  {h}" for h in how],
+                f"replay:   {replay}", f"status:   {outcome.status}",
+                f"error:    {outcome.error}", f"where:    {outcome.where}",
+                f"seconds:  {outcome.seconds:.2f}",
+                f"rss:      +{outcome.rss_added / 2**20:.0f} MiB", "", outcome.detail]
+        (self.out / (name + ".txt")).write_text("\n".join(text) + "\n", encoding="utf-8")
+        self.examples.setdefault(sig, []).append(name + suffix)
+        print(f"finding: {outcome.status} {outcome.error or outcome.detail[:80]} "
+              f"[{outcome.where}] -> {self.out / (name + suffix)}", flush=True)
+
+    def mutation_case(self, case: Case) -> Outcome:
+        path = self.work / f"case{case.suffix}"
+        path.write_bytes(case.data)
+        outcome = self.run(path)
+        if outcome.failed:
+            self.record(outcome, case.data, case.suffix, case.mutation,
+                        [f"sources: {', '.join(case.sources)}", *case.notes],
+                        f"python -m tests.fuzz --replay {case.seed}")
+        return outcome
+
+
+def _mutations(session: Session, master: int, until: float, only: str | None) -> None:
+    corpus = load_corpus()
+    i = 0
+    while time.monotonic() < until:
+        seed = case_seed(master, i)
+        i += 1
+        try:
+            case = make_case(seed, corpus, only)
+        except Exception:  # noqa: BLE001 - a bug of the harness, not of wspcap: say so, go on
+            session.harness_errors += 1
+            if session.harness_errors <= 3:
+                print(f"harness error building case {seed}:\n{traceback.format_exc()}",
+                      file=sys.stderr)
+            continue
+        session.mutation_case(case)
+
+
+def _conversations(session: Session, master: int, until: float) -> None:
+    @hypothesis_seed(master)
+    @settings(max_examples=10**9, deadline=None, database=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(conversations())
+    def one(gen: Generated) -> None:
+        if time.monotonic() >= until:
+            raise _TimeUp
+        path = gen.write(session.work / "conversation.pcap")
+        outcome = session.run(path)
+        if outcome.failed:
+            session.record(outcome, path.read_bytes(), ".pcap", "conversation", gen.notes,
+                           f"hypothesis seed {master} (the .pcap is the reproducer)")
+
+    try:
+        one()
+    except _TimeUp:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.fuzz",
+                                 description="Fuzz wspcap's readers under their contract.")
+    ap.add_argument("--minutes", type=float, default=5.0, help="how long (default 5)")
+    ap.add_argument("--out", type=Path, default=Path("fuzz-findings"),
+                    help="where failing inputs go (default fuzz-findings/)")
+    ap.add_argument("--seed", type=int, default=None, help="master seed (default: random)")
+    ap.add_argument("--mutation", choices=sorted(MUTATIONS), help="only this mutation first")
+    ap.add_argument("--conversations", type=float, default=0.2,
+                    help="share of the time for generated conversations (default 0.2)")
+    ap.add_argument("--analyze-every", type=int, default=10,
+                    help="also run analyze_to on every Nth case (default 10)")
+    ap.add_argument("--time-limit", type=float, default=TIME_LIMIT,
+                    help=f"seconds per case (default {TIME_LIMIT:g})")
+    ap.add_argument("--rss-limit-mb", type=int, default=RSS_LIMIT >> 20,
+                    help=f"MiB of resident memory a case may add (default {RSS_LIMIT >> 20})")
+    ap.add_argument("--replay", type=int, metavar="SEED", help="run one mutation case and stop")
+    args = ap.parse_args(argv)
+    master = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
+
+    with tempfile.TemporaryDirectory(prefix="wspcap-fuzz-") as tmp:
+        session = Session(args.out, Path(tmp), args.analyze_every, args.time_limit,
+                          args.rss_limit_mb << 20)
+        if args.replay is not None:
+            case = make_case(args.replay, load_corpus(), args.mutation)
+            outcome = session.mutation_case(case)
+            print(f"case {case.seed}: {case.mutation} of {', '.join(case.sources)}")
+            for note in case.notes:
+                print(f"  {note}")
+            print(f"-> {outcome.status} {outcome.error} {outcome.where}\n{outcome.detail}")
+            return 1 if outcome.failed else 0
+        print(f"fuzzing for {args.minutes:g} min, seed {master}, "
+              f"findings into {args.out}/", flush=True)
+        start = time.monotonic()
+        end = start + args.minutes * 60
+        split = start + (end - start) * (1 - args.conversations)
+        _mutations(session, master, split, args.mutation)
+        mutation_cases = session.cases
+        _conversations(session, master, end)
+        took = time.monotonic() - start
+
+    print(f"\n{session.cases} cases in {took / 60:.1f} min ({session.cases / took:.1f} per s): "
+          f"{mutation_cases} mutated captures, {session.cases - mutation_cases} conversations; "
+          f"seed {master}")
+    print("outcomes: " + ", ".join(f"{k} {v}" for k, v in session.statuses.most_common()))
+    if session.harness_errors:
+        print(f"{session.harness_errors} cases could not be built (harness errors)")
+    print(f"slowest case {session.slowest:.2f} s; most memory added "
+          f"{session.most_rss / 2**20:.0f} MiB")
+    if not session.findings:
+        print("no finding")
+        return 0
+    print(f"{len(session.findings)} distinct findings:")
+    for (kind, where), count in session.findings.most_common():
+        print(f"  {count:5d} x {kind} at {where or '-'}: "
+              f"{', '.join(session.examples.get((kind, where), []))}")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
