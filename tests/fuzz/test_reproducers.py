@@ -43,32 +43,6 @@ class Open:
 #: xfails). The lead empties this when merging the fixes: then every
 #: reproducer must pass and the seeded fuzz run tolerates nothing.
 OPEN_FINDINGS: dict[str, Open] = {
-    "item01-gzip-cut.pcap.gz": Open("issue 15 item 1, fixed on branch h1-sources"),
-    "item01-gzip-bad-crc.pcap.gz": Open("issue 15 item 1, fixed on branch h1-sources"),
-    "item01-gzip-corrupt-body.pcap.gz": Open(
-        "issue 15 item 1, fixed on branch h1-sources",
-        ("zlib.error", "wspcap/sources/files.py")),
-    "item02-window-bits-superscript.pcap": Open(
-        "issue 15 item 2, fixed on branch h2-wire", ("ValueError", "wspcap/ws/deflate.py")),
-    "item02-status-superscript.pcap": Open(
-        "issue 15 item 2, fixed on branch h2-wire", ("ValueError", "wspcap/http/upgrade.py")),
-    "item03-tsresol-seconds.pcapng": Open(
-        "issue 15 item 3, fixed on branch h1-sources", ("OverflowError", "wspcap/tables.py")),
-    "item03-tsoffset-huge.pcapng": Open(
-        "issue 15 item 3, fixed on branch h1-sources", ("OverflowError", "wspcap/tables.py")),
-    "item03-one-absurd-timestamp.pcapng": Open(
-        "issue 15 item 3, fixed on branch h1-sources", ("OverflowError", "wspcap/records.py")),
-    "item04-first-segment-1-byte.pcap": Open("issue 15 item 4, fixed on branch h2-wire"),
-    "item04-first-segment-2-bytes.pcap": Open("issue 15 item 4, fixed on branch h2-wire"),
-    "item04-first-segment-3-bytes.pcap": Open("issue 15 item 4, fixed on branch h2-wire"),
-    "item05-response-before-request.pcap": Open("issue 15 item 5, fixed on branch h2-wire"),
-    "item06-lost-middle-fragment.pcap": Open("issue 15 item 6, fixed on branch h3-messages"),
-    "item06-lost-deflate-fragment.pcap": Open("issue 15 item 6, fixed on branch h3-messages"),
-    "item07-orphan-continuation.pcap": Open("issue 15 item 7, fixed on branch h3-messages"),
-    "item08-big-frame-ts.pcap": Open(
-        "issue 15 item 8, fixed on branch h3-messages", ("paths-differ", "frames.ts_start")),
-    "item09-inflation-bomb (generated)": Open(
-        "issue 15 item 9, fixed on branch h4-memory", ("memory", "")),
     "found-gaps-in-big-frames.pcap": Open(
         "found by the harness (issue 15 item 20): TCP gaps inside frames over 256 MiB are "
         "zero-filled up to max_payload per frame (ws/frames.py receive_gap in the skip "
