@@ -43,15 +43,6 @@ class Open:
 #: xfails). The lead empties this when merging the fixes: then every
 #: reproducer must pass and the seeded fuzz run tolerates nothing.
 OPEN_FINDINGS: dict[str, Open] = {
-    "found-gaps-in-big-frames.pcap": Open(
-        "found by the harness (issue 15 item 20): TCP gaps inside frames over 256 MiB are "
-        "zero-filled up to max_payload per frame (ws/frames.py receive_gap in the skip "
-        "state); open, for the ws/ or memory owner", ("memory", "")),
-    "found-hole-in-masked-big-frame.pcap": Open(
-        "found by the fuzzer (issue 15 item 20): the block path unmasks the zero fill of a "
-        "TCP gap inside a masked frame over 256 MiB, the per-packet path does not; open, "
-        "for the blocks.py/ws owner",
-        ("paths-differ", "frames.payload")),
 }
 
 Check = Callable[[Capture], bool]

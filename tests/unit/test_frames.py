@@ -368,6 +368,37 @@ class TestOversized:
         for chunks in splits(self.DATA):
             assert wire(parse(*chunks, max_payload=100)) == expected
 
+    def test_gap_to_the_end_writes_no_zeros(self) -> None:
+        """A gap that runs past the kept part: the payload is what was captured."""
+        rec = Recorder()
+        parser = FrameParser(rec, max_payload=100)
+        parser.receive_data(self.DATA[:8 + 30], 0, 0)
+        parser.receive_gap(900, 0, 1)  # to 70 bytes before the frame's end
+        parser.receive_data(self.DATA[8 + 930:], 0, 2)
+        parser.receive_eof(0, 3)
+        big, hello, ping = rec.frames
+        assert big.payload == self.BIG[:30] and big.missing == 970
+        assert hello.payload == b"Hello" and ping.payload == b"Hello"
+
+    def test_hole_larger_than_what_was_captured_ends_the_kept_part(self) -> None:
+        """Zeros for a hole are written only up to what the capture held of the frame
+        (or HOLE_FILL): a huge hole in a frame over max_payload costs no memory."""
+        import wspcap.ws.frames as frames_module
+        rec = Recorder()
+        parser = FrameParser(rec, max_payload=100)
+        saved = frames_module.HOLE_FILL
+        frames_module.HOLE_FILL = 5
+        try:
+            parser.receive_data(self.DATA[:8 + 4], 0, 0)  # 4 payload bytes
+            parser.receive_gap(20, 0, 1)                  # a 20-byte hole in the kept part
+            parser.receive_data(self.DATA[8 + 24:], 0, 2)
+            parser.receive_eof(0, 3)
+        finally:
+            frames_module.HOLE_FILL = saved
+        big, hello, _ping = rec.frames
+        assert big.payload == self.BIG[:4] and big.missing == 996
+        assert hello.payload == b"Hello"
+
     def test_gap_inside_kept_part(self) -> None:
         rec = Recorder()
         parser = FrameParser(rec, max_payload=100)

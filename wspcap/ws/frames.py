@@ -160,6 +160,12 @@ class FrameSink(Protocol):
         """A framing anomaly at stream ``offset``."""
 
 
+#: Zeros written for a hole inside the kept part of a frame over max_payload, at
+#: most (or as many as the bytes captured before it): the kept part of a frame
+#: with a larger hole ends before it.
+HOLE_FILL = 1 << 20
+
+
 class FrameParser:
     """Parses the frames of one direction of a WebSocket connection.
 
@@ -191,6 +197,8 @@ class FrameParser:
         self._skipped_key: bytes | bytearray = b""
         self._skipped_missing = 0
         self._skipped_holes: list[tuple[int, int]] = []  # zero-filled (start, size) in kept
+        self._skipped_owed = 0  # zeros of a gap in the kept part, written when bytes follow
+        self._skipped_frozen = False  # the kept part ended at a hole too large to fill
         self._desync_bytes = 0
         self._desync_gap = 0
         self._desync_start = offset
@@ -232,10 +240,14 @@ class FrameParser:
         """
         if self._skip:
             passed = min(size, self._skip)
-            room = self.max_payload - len(self._skipped_payload)
-            if room > 0:  # zero-fill the kept part so the bytes after the gap stay in place
-                self._skipped_holes.append((len(self._skipped_payload), min(passed, room)))
-                self._skipped_payload += bytes(min(passed, room))
+            kept = len(self._skipped_payload) + self._skipped_owed
+            room = self.max_payload - kept
+            if room > 0 and not self._skipped_frozen:
+                # The kept part gets zeros here so that bytes after the gap stay in
+                # place; they are written only if captured bytes come after them
+                # (a gap that runs to the frame's end costs no memory).
+                self._skipped_holes.append((kept, min(passed, room)))
+                self._skipped_owed += min(passed, room)
             self._skip -= passed
             self._base += passed
             self._skipped_missing += passed
@@ -351,10 +363,15 @@ class FrameParser:
         ``start_ts`` is the timestamp of the packet that brought
         ``stream[stop]``."""
         rest = stream[stop:used]
-        self._buf = bytearray(rest) if rest else b""
         self._base += stop
         self._start_ts = start_ts
-        self._need = 0  # _parse works out what the held bytes need
+        self._need = 0
+        self._buf = b""
+        if rest:
+            # The held bytes start a frame: _parse works out what they need, and
+            # passes over a frame larger than max_payload as receive_data would.
+            self._buf = bytearray(rest)
+            self._parse(self._buf, start_ts, 0)
 
     @property
     def idle(self) -> bool:
@@ -531,6 +548,8 @@ class FrameParser:
         kept = bytes(buf[pos + hl:pos + hl + min(have, self.max_payload)])
         self._skipped_frame = (bytes(buf[pos:pos + hl]), pos + self._base, start_ts, 0)
         self._skipped_payload = bytearray(kept)
+        self._skipped_owed = 0
+        self._skipped_frozen = False
         self._skipped_key = key
         self._skipped_missing = 0
         self._skipped_holes = []
@@ -541,7 +560,21 @@ class FrameParser:
 
     def _pass_over(self, data: bytes, ts: int, packet: int) -> bytes:
         take = min(len(data), self._skip)
-        room = self.max_payload - len(self._skipped_payload)
+        if (self._skipped_owed and take
+                and len(self._skipped_payload) + self._skipped_owed < self.max_payload):
+            if self._skipped_owed <= max(HOLE_FILL, len(self._skipped_payload)):
+                # Captured bytes land in the kept part after a gap: write its zeros.
+                self._skipped_payload += bytes(self._skipped_owed)
+            else:
+                # A hole larger than what was captured of the frame: zeros for it
+                # would cost memory the capture never held. The kept part ends
+                # before the hole; the rest counts as missing.
+                self._skipped_holes = [h for h in self._skipped_holes
+                                       if h[0] < len(self._skipped_payload)]
+                self._skipped_frozen = True
+            self._skipped_owed = 0
+        room = (0 if self._skipped_frozen
+                else self.max_payload - len(self._skipped_payload) - self._skipped_owed)
         if room > 0:
             self._skipped_payload += data[:min(take, room)]
         self._skip -= take
@@ -560,13 +593,16 @@ class FrameParser:
         if key:
             payload = unmask(payload, key)
         hole_bytes = 0
-        if self._skipped_holes:  # zero the gap regions again after unmasking
+        self._skipped_owed = 0  # zeros of a gap at the end: not written
+        holes = [(s, n) for s, n in self._skipped_holes if s < len(payload)]
+        self._skipped_holes = []
+        if holes:  # zero the gap regions again after unmasking
             out = bytearray(payload)
-            for hstart, hsize in self._skipped_holes:
+            for hstart, hsize in holes:
+                hsize = min(hsize, len(out) - hstart)
                 out[hstart:hstart + hsize] = bytes(hsize)
                 hole_bytes += hsize
             payload = bytes(out)
-            self._skipped_holes = []
         missing = length - len(payload) + hole_bytes
         lost = missing_extra + self._skipped_missing  # never captured: gaps, end of stream
         self.frames += 1
