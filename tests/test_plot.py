@@ -76,6 +76,41 @@ class TestConnectionTimeline:
         assert crosses == closes
 
 
+    def test_directions_where_the_caption_says(self, multi: tuple[Any, dict[str, Any]]) -> None:
+        """Client messages above their lane's middle, server messages below, as
+        the docstring and the report's caption say; each direction's points
+        carry that direction's legend label and colour."""
+        from matplotlib.colors import to_hex
+
+        from wspcap.report import _plots
+        cap, truth = multi
+        ax = wp.connection_timeline(cap)
+        ax.get_ylim()  # autoscale now: the transform below uses the view limits
+        lanes = {}
+        for bar in (p for p in ax.patches if isinstance(p, Rectangle)):
+            lanes[round(bar.get_y() + bar.get_height() / 2)] = ax.transData.transform(
+                (0, bar.get_y() + bar.get_height() / 2))[1]
+        labels = {"message client → server": "c2s", "message server → client": "s2c"}
+        legend = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert set(labels) <= legend
+        seen = Counter()
+        for coll in ax.collections:
+            if coll.get_label() not in labels:
+                continue
+            direction = labels[coll.get_label()]
+            assert to_hex(coll.get_edgecolor()[0]) == wp.DIRECTION_COLORS[direction]
+            for _x, y in coll.get_offsets():
+                screen_y = ax.transData.transform((0, y))[1]  # pixels, upwards
+                middle = lanes[round(float(y))]
+                assert (screen_y > middle) == (direction == "c2s"), (direction, y)
+                seen[direction] += 1
+        truth_counts = Counter(m["direction"] for m in _truth_messages(truth)
+                               if m["type"] != "close")
+        assert seen == truth_counts
+        caption = _plots(cap)[0]
+        assert "blue client→server above" in caption and "orange server→client below" in caption
+
+
 class TestSequenceDiagram:
     def test_one_arrow_per_message(self, plain: tuple[Any, dict[str, Any]]) -> None:
         cap, truth = plain

@@ -114,7 +114,9 @@ def connection_timeline(capture: Capture, ax: Axes | None = None) -> Axes:
     ax.barh(np.arange(n), width, left=start, height=0.6, color=colors, edgecolor="0.5",
             linewidth=0.5, label="connection (established)")
     msgs = capture.messages
-    for direction, offset in (("c2s", 0.15), ("s2c", -0.15)):
+    # Lane i is drawn at y = i on an inverted axis (lane 0 on top), so a
+    # smaller y is higher up: client messages at i - 0.15, server ones at i + 0.15.
+    for direction, offset in (("c2s", -0.15), ("s2c", 0.15)):
         m = msgs[(msgs.direction == direction) & msgs.conn_id.isin(lane)]
         y = m.conn_id.map(lane).to_numpy(dtype=float) + offset
         x = _seconds(m.ts_end, t0)
