@@ -27,7 +27,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple, Self
 
 import numpy as np
@@ -111,6 +111,9 @@ class CaptureFile:
         self.truncated: str | None = None
         self.packets_read = 0
         self.position = 0  # bytes of (uncompressed) file content read so far
+        #: None, or called after each block read (every BLOCK_SIZE bytes, never
+        #: per packet, and once at the end) with :attr:`file_position`.
+        self.progress: Callable[[int], None] | None = None
         self._f = fileobj
 
     def close(self) -> None:
@@ -118,6 +121,13 @@ class CaptureFile:
         self._f.close()
         if raw is not None:
             raw.close()
+
+    @property
+    def file_position(self) -> int:
+        """Bytes of the file on disk read so far (for a gzip file, of its
+        compressed content; it moves in the same steps as :attr:`position`)."""
+        raw = getattr(self._f, "fileobj", None)  # GzipFile: the file it reads from
+        return int((self._f if raw is None else raw).tell())
 
     def __enter__(self) -> Self:
         return self
@@ -143,9 +153,11 @@ class CaptureFile:
         try:
             while True:
                 block = read(BLOCK_SIZE)
+                self.position += len(block)
+                if self.progress is not None:
+                    self.progress(self.file_position)
                 if not block:
                     return
-                self.position += len(block)
                 yield block
         except (EOFError, OSError, gzip.BadGzipFile) as exc:  # corrupt gzip stream
             self.truncated = f"read error: {exc}"
