@@ -261,3 +261,63 @@ class TestWritePlots:
         assert names == expected
         for p in tmp_path.iterdir():
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class TestChoosingConnections:
+    """Sequence diagrams: which connections get one is said, and chosen."""
+
+    @pytest.fixture(scope="class")
+    def busy(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from golden.busy import busy_capture
+        return busy_capture(tmp_path_factory.mktemp("busy") / "busy.pcap", 23, 2)
+
+    def _run(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+        from wspcap.cli import main
+        code = main(list(argv))
+        return code, capsys.readouterr().err
+
+    def test_default_cut_is_said(self, busy: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path))
+        assert code == 0
+        seqs = sorted(p.name for p in tmp_path.glob("sequence-*.png"))
+        assert seqs == sorted(f"sequence-{i}.png" for i in range(wp.MAX_SEQUENCES))
+        note = "sequence diagrams for 20 of 23 connections (0-19); left out: 20-22"
+        assert note in err
+        assert note in (tmp_path / wp.LEFT_OUT_FILE).read_text(encoding="utf-8")
+
+    def test_conn_picks_connections(self, busy: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / wp.LEFT_OUT_FILE).write_text("from an earlier run")
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path), "--conn", "22,3")
+        assert code == 0
+        assert sorted(p.name for p in tmp_path.glob("sequence-*.png")) == [
+            "sequence-22.png", "sequence-3.png"]
+        assert "sequence diagrams for 2 of 23 connections (3, 22); left out: 0-2, 4-21" in err
+
+    def test_max_conns(self, busy: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+        code, _ = self._run(capsys, "plot", str(busy), "-o", str(tmp_path / "a"),
+                            "--max-conns", "2")
+        assert code == 0 and len(list((tmp_path / "a").glob("sequence-*.png"))) == 2
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path / "b"),
+                              "--max-conns", "30", "-q")
+        assert code == 0 and len(list((tmp_path / "b").glob("sequence-*.png"))) == 23
+        assert err == "" and not (tmp_path / "b" / wp.LEFT_OUT_FILE).exists()
+
+    def test_unknown_conn_is_one_line(self, busy: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path), "--conn", "5,99")
+        assert code == 2
+        assert err.strip().splitlines() == [
+            ("wspcap: error: option --conn: no connection 99 in this capture (it has 23: "
+             "ids 0-22)")]
+
+    def test_documented(self, repo_root: Path) -> None:
+        from wspcap.cli import _parser
+        sub = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        for command in ("plot", "report"):
+            text = sub[command].format_help()
+            assert "--conn ID,ID,..." in text and "--max-conns N" in text, command
+        readme = (repo_root / "README.md").read_text(encoding="utf-8")
+        assert "--conn" in readme and "--max-conns" in readme

@@ -6,6 +6,7 @@ is a terminal (never when it is not, nor with ``-q``).
 from __future__ import annotations
 
 import gzip
+import io
 import os
 from pathlib import Path
 
@@ -49,3 +50,85 @@ class TestSourcesReportBytes:
         analyze_to(path, tmp_path / "out", progress=seen.append)
         assert seen == sorted(seen) and seen[-1] == os.path.getsize(path)
         assert len(seen) >= os.path.getsize(path) // small_blocks
+
+
+COMMANDS = {
+    "analyze": lambda cap, out: ["analyze", cap],
+    "analyze -o": lambda cap, out: ["analyze", cap, "-o", out],
+    "plot": lambda cap, out: ["plot", cap, "-o", out],
+    "report": lambda cap, out: ["report", cap, "-o", os.path.join(out, "r.html")],
+}
+BAR = "━"  # what rich draws a bar with
+
+
+class TestProgressBar:
+    """Every command that reads a file shows a bar on a terminal's stderr once
+    it has worked PROGRESS_AFTER seconds (0 here), and nothing otherwise."""
+
+    def _run(self, monkeypatch: pytest.MonkeyPatch, argv: list[str], terminal: bool) -> str:
+        from rich.console import Console
+
+        from wspcap import cli
+        out = io.StringIO()
+        monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)
+        monkeypatch.setattr(cli, "_stderr_console",
+                            lambda: Console(file=out, force_terminal=terminal, width=100))
+        assert cli.main(argv) == 0
+        return out.getvalue()
+
+    @pytest.mark.parametrize("command", list(COMMANDS))
+    def test_shown_on_a_terminal(self, command: str, samples_dir: Path, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+        shown = self._run(monkeypatch, COMMANDS[command](str(samples_dir / "plain.pcap"),
+                                                         str(tmp_path)), terminal=True)
+        assert "reading" in shown and BAR in shown
+        size = os.path.getsize(samples_dir / "plain.pcap")
+        assert f"{size / 1e6:.1f}/{size / 1e6:.1f} MB" in shown
+        if command in ("plot", "report"):
+            assert "drawing" in shown
+
+    @pytest.mark.parametrize("command", list(COMMANDS))
+    def test_quiet_and_not_a_terminal(self, command: str, samples_dir: Path, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+        argv = COMMANDS[command](str(samples_dir / "plain.pcap"), str(tmp_path))
+        assert self._run(monkeypatch, argv, terminal=False) == ""
+        assert self._run(monkeypatch, [*argv, "-q"], terminal=True) == ""
+
+    def test_real_terminal(self, samples_dir: Path, tmp_path: Path) -> None:
+        """The command as run: stderr a pseudo-terminal shows the bar, a pipe does not."""
+        import pty
+        import select
+        import subprocess
+        import sys
+
+        code = ("import sys, wspcap.cli as c; c.PROGRESS_AFTER = 0; "
+                "raise SystemExit(c.main(sys.argv[1:]))")
+        argv = [sys.executable, "-c", code, "report", str(samples_dir / "plain.pcap"),
+                "-o", str(tmp_path / "r.html")]
+        env = {**os.environ, "COLUMNS": "100"}
+        master, slave = pty.openpty()
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=slave, env=env)
+        os.close(slave)
+        seen = b""
+        while True:
+            ready, _, _ = select.select([master], [], [], 120)
+            if not ready:
+                proc.kill()
+                break
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+        os.close(master)
+        assert proc.wait(timeout=60) == 0
+        text = seen.decode("utf-8", "replace")
+        assert "reading" in text and "drawing" in text and BAR in text
+        piped = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120,
+                               check=False)
+        assert piped.returncode == 0
+        assert BAR not in piped.stderr and "reading" not in piped.stderr
+        assert piped.stderr.strip() == f"wrote {tmp_path / 'r.html'}"
