@@ -44,7 +44,7 @@ MAX_CONNECTION_ROWS = 100
 #: Rows listed per anomaly code.
 MAX_ANOMALY_ROWS = 10
 #: Messages drawn in a connection's sequence diagram.
-SEQUENCE_MESSAGES = 30
+SEQUENCE_MESSAGES = 20
 #: Characters of text, and bytes of binary, shown per message.
 PREVIEW_CHARS = 200
 PREVIEW_BYTES = 64
@@ -451,8 +451,9 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
     chosen, _ = choose_connections(capture, conns, max_conns)
     plots, sequences = _plots(capture, chosen, progress)
     table = capture.connections
+    wanted = set(chosen)
     by_id = {int(c.conn_id): c for c in table.itertuples(index=False)
-             if int(c.conn_id) in set(chosen)}
+             if int(c.conn_id) in wanted}
     sections = [_connection_section(capture, by_id[cid], sequences.get(cid, ""),
                                     max_messages, name) for cid in chosen]
     note = left_out_note(capture, chosen, "sections")
