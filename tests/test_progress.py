@@ -127,8 +127,9 @@ class TestProgressBar:
         assert proc.wait(timeout=60) == 0
         text = seen.decode("utf-8", "replace")
         assert "reading" in text and "drawing" in text and BAR in text
-        piped = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=120,
-                               check=False)
+        # a pipe, even where FORCE_COLOR asks rich to take any stream for a terminal
+        piped = subprocess.run(argv, capture_output=True, text=True, timeout=120,
+                               env={**env, "FORCE_COLOR": "1"}, check=False)
         assert piped.returncode == 0
         assert BAR not in piped.stderr and "reading" not in piped.stderr
         assert piped.stderr.strip() == f"wrote {tmp_path / 'r.html'}"

@@ -37,10 +37,15 @@ PROGRESS_AFTER = 1.0
 
 
 def _stderr_console() -> Console:
-    """Where progress bars go (tests give a console of their own)."""
+    """Where progress bars go (tests give a console of their own): stderr, a
+    terminal only when it is one (rich would also take FORCE_COLOR for one)."""
     from rich.console import Console
 
-    return Console(stderr=True)
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        tty = False
+    return Console(stderr=True, force_terminal=tty)
 
 
 class _Progress:
