@@ -382,8 +382,9 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     plot = sub.add_parser("plot", help="draw a capture's plots as PNG files",
                           description="Read a capture and write its plots (connection "
                                       "timeline, sizes, throughput, opcodes, ping RTT, "
-                                      "anomalies, one sequence diagram per connection) as "
-                                      "PNG files into DIR.")
+                                      "anomalies, a sequence diagram for each of the "
+                                      "first 20 connections or those --conn names) as PNG "
+                                      "files into DIR.")
     plot.add_argument("capture", help="pcap or pcapng file")
     plot.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the PNGs")
     plot.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
