@@ -76,6 +76,41 @@ class TestConnectionTimeline:
         assert crosses == closes
 
 
+    def test_directions_where_the_caption_says(self, multi: tuple[Any, dict[str, Any]]) -> None:
+        """Client messages above their lane's middle, server messages below, as
+        the docstring and the report's caption say; each direction's points
+        carry that direction's legend label and colour."""
+        from matplotlib.colors import to_hex
+
+        from wspcap.report import _plots
+        cap, truth = multi
+        ax = wp.connection_timeline(cap)
+        ax.get_ylim()  # autoscale now: the transform below uses the view limits
+        lanes = {}
+        for bar in (p for p in ax.patches if isinstance(p, Rectangle)):
+            lanes[round(bar.get_y() + bar.get_height() / 2)] = ax.transData.transform(
+                (0, bar.get_y() + bar.get_height() / 2))[1]
+        labels = {"message client → server": "c2s", "message server → client": "s2c"}
+        legend = {t.get_text() for t in ax.get_legend().get_texts()}
+        assert set(labels) <= legend
+        seen = Counter()
+        for coll in ax.collections:
+            if coll.get_label() not in labels:
+                continue
+            direction = labels[coll.get_label()]
+            assert to_hex(coll.get_edgecolor()[0]) == wp.DIRECTION_COLORS[direction]
+            for _x, y in coll.get_offsets():
+                screen_y = ax.transData.transform((0, y))[1]  # pixels, upwards
+                middle = lanes[round(float(y))]
+                assert (screen_y > middle) == (direction == "c2s"), (direction, y)
+                seen[direction] += 1
+        truth_counts = Counter(m["direction"] for m in _truth_messages(truth)
+                               if m["type"] != "close")
+        assert seen == truth_counts
+        caption = _plots(cap)[0]
+        assert "blue client→server above" in caption and "orange server→client below" in caption
+
+
 class TestSequenceDiagram:
     def test_one_arrow_per_message(self, plain: tuple[Any, dict[str, Any]]) -> None:
         cap, truth = plain
@@ -226,3 +261,63 @@ class TestWritePlots:
         assert names == expected
         for p in tmp_path.iterdir():
             assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class TestChoosingConnections:
+    """Sequence diagrams: which connections get one is said, and chosen."""
+
+    @pytest.fixture(scope="class")
+    def busy(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from golden.busy import busy_capture
+        return busy_capture(tmp_path_factory.mktemp("busy") / "busy.pcap", 23, 2)
+
+    def _run(self, capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
+        from wspcap.cli import main
+        code = main(list(argv))
+        return code, capsys.readouterr().err
+
+    def test_default_cut_is_said(self, busy: Path, tmp_path: Path,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path))
+        assert code == 0
+        seqs = sorted(p.name for p in tmp_path.glob("sequence-*.png"))
+        assert seqs == sorted(f"sequence-{i}.png" for i in range(wp.MAX_SEQUENCES))
+        note = "sequence diagrams for 20 of 23 connections (0-19); left out: 20-22"
+        assert note in err
+        assert note in (tmp_path / wp.LEFT_OUT_FILE).read_text(encoding="utf-8")
+
+    def test_conn_picks_connections(self, busy: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+        (tmp_path / wp.LEFT_OUT_FILE).write_text("from an earlier run")
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path), "--conn", "22,3")
+        assert code == 0
+        assert sorted(p.name for p in tmp_path.glob("sequence-*.png")) == [
+            "sequence-22.png", "sequence-3.png"]
+        assert "sequence diagrams for 2 of 23 connections (3, 22); left out: 0-2, 4-21" in err
+
+    def test_max_conns(self, busy: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+        code, _ = self._run(capsys, "plot", str(busy), "-o", str(tmp_path / "a"),
+                            "--max-conns", "2")
+        assert code == 0 and len(list((tmp_path / "a").glob("sequence-*.png"))) == 2
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path / "b"),
+                              "--max-conns", "30", "-q")
+        assert code == 0 and len(list((tmp_path / "b").glob("sequence-*.png"))) == 23
+        assert err == "" and not (tmp_path / "b" / wp.LEFT_OUT_FILE).exists()
+
+    def test_unknown_conn_is_one_line(self, busy: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+        code, err = self._run(capsys, "plot", str(busy), "-o", str(tmp_path), "--conn", "5,99")
+        assert code == 2
+        assert err.strip().splitlines() == [
+            ("wspcap: error: option --conn: no connection 99 in this capture (it has 23: "
+             "ids 0-22)")]
+
+    def test_documented(self, repo_root: Path) -> None:
+        from wspcap.cli import _parser
+        sub = _parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+        for command in ("plot", "report"):
+            text = sub[command].format_help()
+            assert "--conn ID,ID,..." in text and "--max-conns N" in text, command
+        readme = (repo_root / "README.md").read_text(encoding="utf-8")
+        assert "--conn" in readme and "--max-conns" in readme

@@ -253,3 +253,55 @@ class TestNotebookHelpers:
         page = parse(html)
         assert HOSTILE_URI in "".join(page.text)
         assert "hostile<script>.pcap" in "".join(page.text)
+
+
+class TestBigCaptures:
+    """The report shows summaries and samples: its size does not grow with the
+    capture, and every cut says how many rows it left out and where they are."""
+
+    @pytest.fixture(scope="class")
+    def busy(self, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from golden.busy import busy_capture
+        # 105 connections of 30 messages and a closing handshake each
+        folder = tmp_path_factory.mktemp("busy")
+        return busy_capture(folder / "busy.pcap", 105, 30)
+
+    def test_size_bound_and_cuts_said(self, busy: Path, tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+        from wspcap.cli import main
+        out = tmp_path / "r.html"
+        assert main(["report", str(busy), "-o", str(out), "--max-messages", "10"]) == 0
+        err = capsys.readouterr().err
+        assert "sections for 10 of 105 connections (0-9); left out: 10-104" in err
+        html = out.read_text(encoding="utf-8")
+        assert len(html.encode()) < 1_500_000
+        page = parse(html)
+        text = " ".join("".join(page.text).split())
+        # the connections table: the first 100, and how many more
+        assert len(page.tables["connections"]) == 1 + 100
+        assert "… 5 more connections not listed here: wspcap analyze busy.pcap -o DIR" in text
+        # a section for each of the first 10, each with its first and last messages
+        sections = [a["id"] for t, a in page.tags if t == "section"]
+        assert sections == [f"conn-{i}" for i in range(10)]
+        assert "sections for 10 of 105 connections (0-9); left out: 10-104" in text
+        assert text.count("the first 5 and the last 5 listed") == 10
+        assert text.count("… 22 more messages not listed here") == 10  # 32 with the closes
+        for n in (0, 4, 27, 29):  # first and last messages of a connection shown
+            assert f"message {n} of connection 9" in text
+        assert "message 5 of connection 9" not in text
+        # anomaly rows: the first of each code, and how many more
+        codes = wspcap.read(busy).anomalies.code.astype(str).value_counts()
+        assert codes.max() > 10
+        for code, n in codes.items():
+            if n > 10:
+                assert f"… {n - 10} more {code} rows not listed here" in text
+
+    def test_chosen_connections(self, busy: Path, tmp_path: Path) -> None:
+        from wspcap.cli import main
+        out = tmp_path / "r.html"
+        assert main(["report", str(busy), "-o", str(out), "--conn", "104,7", "-q"]) == 0
+        page = parse(out.read_text(encoding="utf-8"))
+        assert [a["id"] for t, a in page.tags if t == "section"] == ["conn-104", "conn-7"]
+        ids = [row[0] for row in page.tables["connections"][1:]]
+        assert "104" in ids  # a chosen connection past the first 100 is listed too
+        assert sum(1 for t, a in page.tags if t == "a" and a.get("href") == "#conn-104") == 1

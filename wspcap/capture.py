@@ -259,7 +259,9 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
     Args:
         path: the capture file.
         options: engine limits (:class:`~wspcap.pipeline.Options`).
-        progress: called now and then with the number of file bytes read so far.
+        progress: called after each block of the file is read (never per
+            packet) with the bytes of the file read so far, out of its size
+            on disk (``os.path.getsize``; compressed bytes for a gzip file).
         shard: ``(i, n)`` keeps only the connections of shard ``i`` out of
             ``n`` (split by a stable hash of the 4-tuple), so ``n`` readers can
             share one file; see :func:`wspcap.read_many`.
@@ -293,12 +295,11 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
     with open_capture(path) as cap, paused_gc():
+        cap.progress = progress
         for batch in cap.batches():
             if cap.secrets:
                 _take_secrets(cap, pipeline)
             receive(batch)
-            if progress is not None:
-                progress(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated = cap.truncated
         return _finish(pipeline, info, truncated, cap.corrupt)
@@ -360,14 +361,12 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
     receive = pipeline.receive_batch
     tables = TablesWriter(pipeline, directory, fmt, spill_bytes, spool=True)
     with open_capture(path) as cap, paused_gc():
+        cap.progress = progress
         for batch in cap.batches():
             if cap.secrets:
                 _take_secrets(cap, pipeline)
             receive(batch)
-            if tables.look(cap.position) and progress is not None:
-                progress(cap.position)
-        if progress is not None:
-            progress(cap.position)
+            tables.look(cap.position)
         info = CaptureInfo(os.fspath(path), cap.format)
         truncated, corrupt = cap.truncated, cap.corrupt
     _finish_records(pipeline, info, truncated, check=False, corrupt=corrupt)

@@ -16,6 +16,7 @@ import argparse
 import atexit
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -23,14 +24,101 @@ from wspcap import __version__
 from wspcap.errors import ConfigError, WspcapError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from wspcap.capture import CaptureInfo
     from wspcap.monitor import Event
     from wspcap.parallel import FileResult
 
 __all__ = ["main", "run"]
 
-#: Files above this size get a progress bar (when stderr is a terminal).
-PROGRESS_MIN_BYTES = 8 << 20
+#: A command shows its progress bar once it has worked this long (seconds),
+#: when stderr is a terminal and -q is not given: quick runs stay silent.
+PROGRESS_AFTER = 1.0
+
+
+def _stderr_console() -> Console:
+    """Where progress bars go (tests give a console of their own): stderr, a
+    terminal only when it is one (rich would also take FORCE_COLOR for one)."""
+    from rich.console import Console
+
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):  # no stderr, or a closed one
+        tty = False
+    return Console(stderr=True, force_terminal=tty)
+
+
+class _Progress:
+    """The progress bar of a command that works on a file: the bytes of the
+    file read, then the steps after it (plots drawn, ...), on one line of
+    stderr that goes away at the end.
+
+    Nothing is shown when stderr is not a terminal or ``quiet`` is set, nor
+    before the command has worked PROGRESS_AFTER seconds. The callbacks it
+    hands out are what the readers call once per block of the file.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.console = None if quiet else _stderr_console()
+        self.enabled = self.console is not None and self.console.is_terminal
+        self._start_at = time.monotonic() + PROGRESS_AFTER
+        self._bar: Any = None
+        self._task: Any = None
+        self._what = ""
+        self._total = 0
+        self._unit = ""
+
+    def reading(self, path: str) -> Callable[[int], None] | None:
+        """A callback for the bytes of ``path`` read (None when not shown)."""
+        if not self.enabled:
+            return None
+        try:
+            size = os.path.getsize(path)
+        except OSError:
+            size = 0
+        self._stage("reading", size, "MB")
+        return self._update
+
+    def steps(self, what: str) -> Callable[[int, int], None] | None:
+        """A callback for (steps done, steps) of the next stage, e.g. "drawing"."""
+        if not self.enabled:
+            return None
+
+        def update(done: int, total: int) -> None:
+            if self._what != what or self._total != total:
+                self._stage(what, total, "")
+            self._update(done)
+        return update
+
+    def _stage(self, what: str, total: int, unit: str) -> None:
+        self._what, self._total, self._unit = what, total, unit
+        if self._bar is not None:
+            self._bar.reset(self._task, total=total or None, description=what,
+                            amount=self._amount(0))
+
+    def _amount(self, done: int) -> str:
+        if self._unit == "MB":
+            return f"{done / 1e6:.1f}/{self._total / 1e6:.1f} MB"
+        return f"{done}/{self._total}"
+
+    def _update(self, done: int) -> None:
+        if self._bar is None:
+            if time.monotonic() < self._start_at:
+                return
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+            self._bar = Progress(TextColumn("{task.description}"), BarColumn(),
+                                 TextColumn("{task.fields[amount]}"), TimeRemainingColumn(),
+                                 console=self.console, transient=True)
+            self._task = self._bar.add_task(self._what, total=self._total or None,
+                                            amount=self._amount(0))
+            self._bar.start()
+        self._bar.update(self._task, completed=done, amount=self._amount(done))
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -135,27 +223,8 @@ def _analyze(args: argparse.Namespace) -> int:
     if _many_inputs(args):
         return _analyze_many(args)
     path = args.capture[0]
-    progress = None
-    bar = None
-    try:
-        size = os.path.getsize(path)
-    except OSError:
-        size = 0
-    if size >= PROGRESS_MIN_BYTES and sys.stderr.isatty() and not args.quiet:
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-        bar = Progress(TextColumn("reading"), BarColumn(), DownloadColumn(),
-                       TimeRemainingColumn(), transient=True)
-        task = bar.add_task("read", total=size)
-        bar.start()
-
-        def progress(done: int) -> None:
-            bar.update(task, completed=done)
+    bar = _Progress(args.quiet)
+    progress = bar.reading(path)
     thresholds = _thresholds(args)
     capture: Capture | Written
     try:
@@ -165,8 +234,7 @@ def _analyze(args: argparse.Namespace) -> int:
         else:
             capture = read(path, progress=progress, thresholds=thresholds)
     finally:
-        if bar is not None:
-            bar.stop()
+        bar.close()
     if capture.info.truncated:
         print(f"wspcap: warning: {path}: {capture.info.truncated}; "
               "everything before it was read", file=sys.stderr)
@@ -315,21 +383,65 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     plot = sub.add_parser("plot", help="draw a capture's plots as PNG files",
                           description="Read a capture and write its plots (connection "
                                       "timeline, sizes, throughput, opcodes, ping RTT, "
-                                      "anomalies, one sequence diagram per connection) as "
-                                      "PNG files into DIR.")
+                                      "anomalies, a sequence diagram for each of the "
+                                      "first 20 connections or those --conn names) as PNG "
+                                      "files into DIR.")
     plot.add_argument("capture", help="pcap or pcapng file")
     plot.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the PNGs")
     plot.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
+    _add_conn_options(plot, "a sequence diagram", 20)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a capture",
                             description="Read a capture and write one HTML page (plots "
                                         "embedded, no external resources): summary, "
-                                        "connections, messages, anomalies explained.")
+                                        "connections, messages, anomalies explained. It "
+                                        "shows summaries and samples (the first connections "
+                                        "and anomaly rows, the first and last messages of "
+                                        "each connection shown), says how many rows it left "
+                                        "out, and stays small on any capture; 'wspcap "
+                                        "analyze -o' writes every row.")
     report.add_argument("capture", help="pcap or pcapng file")
     report.add_argument("-o", "--output", metavar="FILE.html", required=True,
                         help="the HTML file to write")
     report.add_argument("--max-messages", type=int, default=200, metavar="N",
-                        help="messages listed per connection (default: 200)")
+                        help="messages listed per connection: the first N/2 and the last "
+                             "N/2 (default: 200)")
+    _add_conn_options(report, "a section (handshake, sequence diagram, messages)", 10)
+
+
+def _add_conn_options(parser: argparse.ArgumentParser, what: str, default: int) -> None:
+    parser.add_argument("--conn", type=_conn_ids, metavar="ID,ID,...",
+                        help=f"the connections that get {what}, by conn_id (as 'wspcap "
+                             "analyze' lists them), e.g. --conn 3,7")
+    parser.add_argument("--max-conns", type=_count, default=default, metavar="N",
+                        help=f"without --conn: the first N connections get {what} "
+                             f"(default: {default}); the others are named on stderr and "
+                             "in the output")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no messages but warnings and errors")
+
+
+def _conn_ids(text: str) -> list[int]:
+    """``3,7,12``: connection ids."""
+    try:
+        ids = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of connection ids such "
+                                         "as 3,7") from None
+    if not ids or min(ids) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of connection ids such "
+                                         "as 3,7")
+    return ids
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (0 or more)")
+    return value
 
 
 def _live(args: argparse.Namespace) -> int:
@@ -397,13 +509,21 @@ def _live(args: argparse.Namespace) -> int:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from wspcap.capture import read
-    from wspcap.plot import write_plots
+    from wspcap.plot import LEFT_OUT_FILE, left_out_note, write_plots
 
-    capture = read(args.capture)
-    _warn_stopped(args.capture, capture.info)
-    written = write_plots(capture, args.output, dpi=args.dpi)
-    print(f"wrote {len(written)} plots into {args.output}", file=sys.stderr)
+    bar = _Progress(args.quiet)
+    try:
+        capture, chosen = _read_for_view(args, bar)
+        written = write_plots(capture, args.output, dpi=args.dpi, conns=chosen,
+                              progress=bar.steps("drawing"))
+    finally:
+        bar.close()
+    note = left_out_note(capture, chosen)
+    if note is not None:  # said even with -q: nothing is left out silently
+        print(f"wspcap: {note} (listed in {LEFT_OUT_FILE})", file=sys.stderr)
+    if not args.quiet:
+        pngs = [p for p in written if p.endswith(".png")]
+        print(f"wrote {len(pngs)} plots into {args.output}", file=sys.stderr)
     return 0
 
 
@@ -415,14 +535,34 @@ def _warn_stopped(path: str, info: CaptureInfo) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from wspcap.capture import read
+    from wspcap.plot import left_out_note
     from wspcap.report import write_report
 
-    capture = read(args.capture)
-    _warn_stopped(args.capture, capture.info)
-    write_report(capture, args.output, max_messages=args.max_messages)
-    print(f"wrote {args.output}", file=sys.stderr)
+    bar = _Progress(args.quiet)
+    try:
+        capture, chosen = _read_for_view(args, bar)
+        write_report(capture, args.output, max_messages=args.max_messages, conns=chosen,
+                     progress=bar.steps("drawing"))
+    finally:
+        bar.close()
+    note = left_out_note(capture, chosen, "sections")
+    if note is not None:  # said even with -q: nothing is left out silently
+        print(f"wspcap: {note} (the report says so too)", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _read_for_view(args: argparse.Namespace, bar: _Progress) -> tuple[Any, list[int]]:
+    """The capture that plot and report draw, and the connections each
+    draws one by one (ConfigError for a --conn not in the capture)."""
+    from wspcap.capture import read
+    from wspcap.plot import choose_connections
+
+    capture = read(args.capture, progress=bar.reading(args.capture))
+    _warn_stopped(args.capture, capture.info)
+    chosen, _ = choose_connections(capture, args.conn, args.max_conns, "--conn")
+    return capture, chosen
 
 
 # -- anomaly rules: thresholds, --fail-on, the catalog -----------------------------------

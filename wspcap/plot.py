@@ -19,7 +19,7 @@ from __future__ import annotations
 import functools
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 __all__ = [
     "PLOTS",
     "anomaly_timeline",
+    "choose_connections",
     "connection_timeline",
     "figure_png",
+    "left_out_note",
     "opcode_mix",
     "ping_rtt",
     "ping_rtts",
@@ -52,6 +54,10 @@ TYPE_COLORS = {"text": "#2ca02c", "binary": "#9467bd", "close": "#d62728", "ping
 SEVERITY_LEVELS = {"info": 0, "warning": 1, "error": 2}
 SEVERITY_COLORS = {"info": "#17becf", "warning": "#ff7f0e", "error": "#d62728"}
 OTHER_COLOR = "#8c564b"
+#: Connections that get a sequence diagram when none are chosen (:func:`write_plots`).
+MAX_SEQUENCES = 20
+#: Written next to the plots when some connections have no sequence diagram.
+LEFT_OUT_FILE = "sequences-left-out.txt"
 
 
 def _axes(ax: Axes | None, size: tuple[float, float] = (8.0, 4.0)) -> Axes:
@@ -116,7 +122,9 @@ def connection_timeline(capture: Capture, ax: Axes | None = None) -> Axes:
     ax.barh(np.arange(n), width, left=start, height=0.6, color=colors, edgecolor="0.5",
             linewidth=0.5, label="connection (established)")
     msgs = capture.messages
-    for direction, offset in (("c2s", 0.15), ("s2c", -0.15)):
+    # Lane i is drawn at y = i on an inverted axis (lane 0 on top), so a
+    # smaller y is higher up: client messages at i - 0.15, server ones at i + 0.15.
+    for direction, offset in (("c2s", -0.15), ("s2c", 0.15)):
         m = msgs[(msgs.direction == direction) & msgs.conn_id.isin(lane)]
         y = m.conn_id.map(lane).to_numpy(dtype=float) + offset
         x = _seconds(m.ts_end, t0)
@@ -159,7 +167,15 @@ def sequence_diagram(capture: Capture, conn_id: int, ax: Axes | None = None,
     msgs = capture.messages
     msgs = msgs[msgs.conn_id == conn_id]
     shown = msgs.head(max_messages)
-    ax = _axes(ax, (7.0, max(3.0, 0.32 * len(shown) + 1.5)))
+    if ax is None:
+        # Fixed margins: the layout is known, and constrained layout would
+        # measure every label first (a third of the drawing time).
+        from matplotlib.figure import Figure
+        height = max(3.0, 0.32 * len(shown) + 1.5)
+        fig = Figure(figsize=(7.0, height))
+        fig.subplots_adjust(left=0.03, right=0.97, top=1 - 0.45 / height,
+                            bottom=0.4 / height)
+        ax = fig.add_subplot()
     title = f"connection {conn_id}: messages"
     if len(msgs) > len(shown):
         title += f" (first {len(shown)} of {len(msgs)})"
@@ -322,18 +338,22 @@ def ping_rtts(capture: Capture) -> pd.DataFrame:
     msgs = capture.messages
     pings = msgs[msgs.type == "ping"]
     pongs = msgs[msgs.type == "pong"]
+    # Pongs by (connection, direction, payload), in table order; each is used once.
+    waiting: dict[tuple[Any, str, bytes], list[tuple[pd.Timestamp, int]]] = {}
+    for i, (cid, d, ts, payload) in enumerate(zip(pongs.conn_id, pongs.direction.astype(str),
+                                                 pongs.ts_end, pongs.payload)):
+        waiting.setdefault((cid, d, bytes(payload)), []).append((ts, i))
     rows = []
     used: set[int] = set()
-    for ping in pings.itertuples():
-        cand = pongs[(pongs.conn_id == ping.conn_id) & (pongs.direction != ping.direction)
-                     & (pongs.ts_end >= ping.ts_end)]
-        for pong in cand.itertuples():
-            if pong.Index not in used and bytes(pong.payload) == bytes(ping.payload):
-                used.add(pong.Index)
-                rows.append({"conn_id": ping.conn_id, "direction": ping.direction,
-                             "ts": ping.ts_end,
-                             "rtt": (pong.ts_end - ping.ts_end).total_seconds(),
-                             "payload": bytes(ping.payload)})
+    for cid, d, ts, payload in zip(pings.conn_id, pings.direction, pings.ts_end,
+                                   pings.payload):
+        other = "s2c" if str(d) == "c2s" else "c2s"
+        for pong_ts, i in waiting.get((cid, other, bytes(payload)), ()):
+            if i not in used and pong_ts >= ts:
+                used.add(i)
+                rows.append({"conn_id": cid, "direction": d, "ts": ts,
+                             "rtt": (pong_ts - ts).total_seconds(),
+                             "payload": bytes(payload)})
                 break
     return pd.DataFrame(rows, columns=["conn_id", "direction", "ts", "rtt", "payload"])
 
@@ -431,31 +451,114 @@ def figure_png(ax: Axes, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def choose_connections(capture: Capture, conns: Sequence[int] | None = None,
+                       max_conns: int = MAX_SEQUENCES, option: str = "conns"
+                       ) -> tuple[list[int], int]:
+    """The connections to draw (or report) one by one.
+
+    Args:
+        capture: the capture.
+        conns: these connections, in this order (each must exist); None: the
+            first ``max_conns`` in capture order.
+        max_conns: how many at most when ``conns`` is None.
+        option: the option's name for the error message.
+
+    Returns:
+        ``(ids, left_out)``: the connection ids chosen, and how many of the
+        capture's connections are not among them.
+
+    Raises:
+        ConfigError: a connection in ``conns`` is not in the capture, or
+            ``max_conns`` is negative.
+    """
+    from wspcap.errors import ConfigError
+
+    ids = [int(c) for c in capture.connections.conn_id]
+    if conns is None:
+        if max_conns < 0:
+            raise ConfigError(option, f"{max_conns} is not a count (0 or more)")
+        chosen = ids[:max_conns]
+    else:
+        known = set(ids)
+        missing = [c for c in conns if c not in known]
+        if missing:
+            have = f"ids {ids[0]}-{ids[-1]}" if ids else "none"
+            raise ConfigError(option, f"no connection {', '.join(map(str, missing))} in "
+                                      f"this capture (it has {len(ids)}: {have})")
+        chosen = list(dict.fromkeys(int(c) for c in conns))
+    return chosen, len(ids) - len(chosen)
+
+
+def _id_list(ids: Sequence[int]) -> str:
+    """``0-19, 25, 30-31``: runs of consecutive ids."""
+    runs: list[list[int]] = []
+    for i in ids:
+        if runs and i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs)
+
+
+def left_out_note(capture: Capture, chosen: Sequence[int], what: str = "sequence diagrams"
+                  ) -> str | None:
+    """One line saying which connections have no ``what`` and how to choose
+    them, or None when every connection has one."""
+    ids = [int(c) for c in capture.connections.conn_id]
+    done = set(chosen)
+    left = [i for i in ids if i not in done]
+    if not left:
+        return None
+    drawn = f" ({_id_list(sorted(done))})" if done else ""
+    return (f"{what} for {len(done)} of {len(ids)} connections{drawn}; left out: "
+            f"{_id_list(left)}. Choose with --conn ID,ID,... or --max-conns N")
+
+
 def write_plots(capture: Capture, directory: str | os.PathLike[str], dpi: int = 100,
-                max_sequences: int = 20) -> list[str]:
+                max_sequences: int = MAX_SEQUENCES, conns: Sequence[int] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> list[str]:
     """Write every plot as a PNG file into ``directory`` (created if missing).
 
     Args:
         capture: the capture.
         directory: where to write.
         dpi: resolution.
-        max_sequences: sequence diagrams for at most this many connections.
+        max_sequences: sequence diagrams for the first this many connections
+            (when ``conns`` is None).
+        conns: sequence diagrams for exactly these connections.
+        progress: called with (plots written, plots to write) after each.
 
     Returns:
         The paths written: ``connections.png``, ``sizes.png``,
         ``throughput.png``, ``opcodes.png``, ``ping_rtt.png``,
-        ``anomalies.png`` and ``sequence-<conn_id>.png``.
+        ``anomalies.png`` and ``sequence-<conn_id>.png``; and, when some
+        connections have no sequence diagram, ``sequences-left-out.txt``
+        saying which (see :func:`left_out_note`).
+
+    Raises:
+        ConfigError: a connection in ``conns`` is not in the capture.
     """
+    chosen, _left = choose_connections(capture, conns, max_sequences)
     os.makedirs(directory, exist_ok=True)
     paths = []
     axes: list[tuple[str, Callable[[], Axes]]] = []
     for name, fn in PLOTS.items():
         axes.append((name, functools.partial(fn, capture)))
-    for cid in list(capture.connections.conn_id)[:max_sequences]:
-        axes.append((f"sequence-{cid}", functools.partial(sequence_diagram, capture, int(cid))))
-    for name, draw in axes:
+    for cid in chosen:
+        axes.append((f"sequence-{cid}", functools.partial(sequence_diagram, capture, cid)))
+    for done, (name, draw) in enumerate(axes, 1):
         path = os.path.join(os.fspath(directory), f"{name}.png")
         with open(path, "wb") as f:
             f.write(figure_png(draw(), dpi))
         paths.append(path)
+        if progress is not None:
+            progress(done, len(axes))
+    note = left_out_note(capture, chosen)
+    stale = os.path.join(os.fspath(directory), LEFT_OUT_FILE)
+    if note is not None:
+        with open(stale, "w", encoding="utf-8") as f:
+            f.write(note + "\n")
+        paths.append(stale)
+    elif os.path.exists(stale):  # from an earlier run into the same folder
+        os.remove(stale)
     return paths

@@ -20,6 +20,7 @@ import base64
 import html
 import os
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,10 +33,18 @@ if TYPE_CHECKING:
 
 __all__ = ["render_report", "write_report"]
 
-#: Connections that get their own section (the table lists them all).
-MAX_CONNECTION_SECTIONS = 50
+# The report stays small and quick on any capture: it shows summaries and
+# samples, says how many rows it left out, and points to `wspcap analyze -o`
+# for the whole tables.
+
+#: Connections that get their own section when none are chosen.
+MAX_CONNECTION_SECTIONS = 10
+#: Rows of the connections table (the chosen connections are always listed).
+MAX_CONNECTION_ROWS = 100
 #: Rows listed per anomaly code.
-MAX_ANOMALY_ROWS = 50
+MAX_ANOMALY_ROWS = 10
+#: Messages drawn in a connection's sequence diagram.
+SEQUENCE_MESSAGES = 20
 #: Characters of text, and bytes of binary, shown per message.
 PREVIEW_CHARS = 200
 PREVIEW_BYTES = 64
@@ -156,8 +165,10 @@ def _img(png: bytes, alt: str, caption: str, cls: str = "") -> str:
             f"<figcaption>{_e(caption)}</figcaption></figure>")
 
 
-def _plots(capture: Capture) -> tuple[str, dict[int, str]]:
-    """The plots section and each connection's sequence diagram (HTML)."""
+def _plots(capture: Capture, chosen: Sequence[int] = (),
+           progress: Callable[[int, int], None] | None = None) -> tuple[str, dict[int, str]]:
+    """The plots section and the sequence diagrams of the ``chosen``
+    connections (HTML); ``progress(done, total)`` after each figure."""
     try:
         from wspcap import plot as wp
         wp._axes(None)  # matplotlib importable?
@@ -175,16 +186,30 @@ def _plots(capture: Capture) -> tuple[str, dict[int, str]]:
         "ping_rtt": "Round-trip time of each ping answered by a pong.",
         "anomalies": "Anomalies over time by severity (first of each code labelled).",
     }
-    figs = [_img(wp.figure_png(fn(capture)), name, captions[name])
-            for name, fn in wp.PLOTS.items()]
+    total = len(wp.PLOTS) + len(chosen)
+    figs = []
+    for name, fn in wp.PLOTS.items():
+        figs.append(_img(wp.figure_png(fn(capture)), name, captions[name]))
+        if progress is not None:
+            progress(len(figs), total)
     seqs = {}
-    for cid in list(capture.connections.conn_id)[:MAX_CONNECTION_SECTIONS]:
-        seqs[int(cid)] = _img(wp.figure_png(wp.sequence_diagram(capture, int(cid))),
-                              f"sequence diagram of connection {cid}",
-                              "Messages in order, time flowing down; arrow colour = type "
-                              "(green text, purple binary, cyan ping, olive pong, red "
-                              "close), thickness = size.", "seq")
+    for cid in chosen:
+        seqs[cid] = _img(wp.figure_png(wp.sequence_diagram(capture, cid,
+                                                            max_messages=SEQUENCE_MESSAGES)),
+                         f"sequence diagram of connection {cid}",
+                         "Messages in order, time flowing down; arrow colour = type "
+                         "(green text, purple binary, cyan ping, olive pong, red "
+                         "close), thickness = size.", "seq")
+        if progress is not None:
+            progress(len(figs) + len(seqs), total)
     return f'<div class="plots">{"".join(figs)}</div>', seqs
+
+
+def _more(left: int, what: str, table: str, source: str) -> str:
+    """The line that says how many rows were left out and where they all are."""
+    return (f'<p class="muted more">… {left} more {_e(what)} not listed here: '
+            f'<code>wspcap analyze {_e(source)} -o DIR</code> writes them all '
+            f'(the {_e(table)} table).</p>')
 
 
 def _summary(capture: Capture) -> str:
@@ -228,10 +253,16 @@ def _summary(capture: Capture) -> str:
     return "".join(out)
 
 
-def _connections_table(capture: Capture) -> str:
+def _connections_table(capture: Capture, sections: Sequence[int] = (), source: str = ""
+                       ) -> str:
     conns = capture.connections
     if conns.empty:
         return '<p class="muted">No WebSocket connection in this capture.</p>'
+    listed = conns.head(MAX_CONNECTION_ROWS)
+    extra = conns.conn_id.isin(list(sections)) & ~conns.conn_id.isin(listed.conn_id)
+    if extra.any():  # a chosen connection past the first rows is listed too
+        listed = pd.concat([listed, conns[extra]])
+    linked = set(sections)
     head = ("id", "client", "server", "request target", "host", "origin", "status",
             "subprotocol", "compression", "frames c→s / s→c", "messages",
             "bytes c→s / s→c", "close c→s / s→c", "duration")
@@ -240,13 +271,13 @@ def _connections_table(capture: Capture) -> str:
     out = ['<div class="scroll"><table id="connections"><thead><tr>']
     out += [f'<th{" class=num" if h in num else ""}>{_e(h)}</th>' for h in head]
     out.append("</tr></thead><tbody>")
-    for c in conns.itertuples(index=False):
+    for c in listed.itertuples(index=False):
         dur = (c.ts_end - c.ts_start).total_seconds()
         closes = f"{_e(c.close_code_c2s) or '–'} / {_e(c.close_code_s2c) or '–'}"
         target = _e(_visible(str(c.uri))) if not pd.isna(c.uri) else (
             '<span class="muted">(mid-stream)</span>' if c.midstream else "")
         link = (f'<a href="#conn-{int(c.conn_id)}">{int(c.conn_id)}</a>'
-                if c.conn_id < MAX_CONNECTION_SECTIONS else f"{int(c.conn_id)}")
+                if int(c.conn_id) in linked else f"{int(c.conn_id)}")
         cells = [
             (link, True), (_e(f"{c.client_ip}:{c.client_port}"), False),
             (_e(f"{c.server_ip}:{c.server_port}"), False), (target, False),
@@ -261,10 +292,12 @@ def _connections_table(capture: Capture) -> str:
         out.append("<tr>" + "".join(f'<td{" class=num" if n else ""}>{v}</td>'
                                     for v, n in cells) + "</tr>")
     out.append("</tbody></table></div>")
+    if len(conns) > len(listed):
+        out.append(_more(len(conns) - len(listed), "connections", "connections", source))
     return "".join(out)
 
 
-def _anomalies(capture: Capture) -> str:
+def _anomalies(capture: Capture, source: str = "") -> str:
     anomalies = capture.anomalies
     if anomalies.empty:
         return '<p>No anomalies: every rule wspcap checks held.</p>'
@@ -299,13 +332,33 @@ def _anomalies(capture: Capture) -> str:
                        f'<td>{_e(_visible(str(a.detail)))}</td></tr>')
         out.append("</tbody></table>")
         if len(group) > MAX_ANOMALY_ROWS:
-            out.append(f'<p class="muted">… and {len(group) - MAX_ANOMALY_ROWS} more '
-                       "(see the anomalies table).</p>")
+            out.append(_more(len(group) - MAX_ANOMALY_ROWS, f"{code} rows", "anomalies",
+                             source))
         out.append("</div>")
     return "".join(out)
 
 
-def _connection_section(capture: Capture, c: Any, sequence: str, max_messages: int) -> str:
+def _message_row(m: Any, t0: Any) -> str:
+    direction = str(m.direction)
+    arrow = "client → server" if direction == "c2s" else "server → client"
+    flags = []
+    if m.compressed:
+        flags.append("deflate")
+    if m.frames > 1:
+        flags.append(f"{m.frames} frames")
+    if not m.complete:
+        flags.append("incomplete")
+    kind = _e(m.type) + (f' <span class="muted">({_e(", ".join(flags))})</span>'
+                         if flags else "")
+    return (f'<tr><td class=num>{int(m.msg_index)}</td>'
+            f'<td class=num>{(m.ts_end - t0).total_seconds():.6f}</td>'
+            f'<td class="dir-{_e(direction)}">{arrow}</td><td>{kind}</td>'
+            f'<td class=num>{int(m.length)}</td><td class=num>{int(m.wire_length)}</td>'
+            f'<td class="payload">{_preview(m)}</td></tr>')
+
+
+def _connection_section(capture: Capture, c: Any, sequence: str, max_messages: int,
+                        source: str = "") -> str:
     cid = int(c.conn_id)
     out = [(f'<section class="conn" id="conn-{cid}"><h3>Connection {cid}: '
             f'{_e(c.client_ip)}:{_e(c.client_port)} → {_e(c.server_ip)}:{_e(c.server_port)} '
@@ -341,56 +394,72 @@ def _connection_section(capture: Capture, c: Any, sequence: str, max_messages: i
     if msgs.empty:
         out.append('<p class="muted">No messages.</p></section>')
         return "".join(out)
-    shown = msgs.head(max_messages)
+    # The first and the last messages: how it started and how it ended.
+    head = msgs.head((max_messages + 1) // 2)
+    tail = msgs.tail(max_messages // 2) if len(msgs) > len(head) else msgs.head(0)
+    if len(head) + len(tail) > len(msgs):
+        tail = msgs.iloc[len(head):]
+    left = len(msgs) - len(head) - len(tail)
     t0 = msgs.ts_start.min()
     out.append(f"<details open><summary>{len(msgs)} messages"
-               + (f" (first {len(shown)} listed)" if len(shown) < len(msgs) else "")
+               + (f" (the first {len(head)} and the last {len(tail)} listed)" if left else "")
                + "</summary>")
     out.append('<table class="messages"><thead><tr><th class=num>#</th>'
                '<th class=num>time (s)</th><th>direction</th><th>type</th>'
                '<th class=num>bytes</th><th class=num>on wire</th><th>payload</th>'
                '</tr></thead><tbody>')
-    for m in shown.itertuples(index=False):
-        direction = str(m.direction)
-        arrow = "client → server" if direction == "c2s" else "server → client"
-        flags = []
-        if m.compressed:
-            flags.append("deflate")
-        if m.frames > 1:
-            flags.append(f"{m.frames} frames")
-        if not m.complete:
-            flags.append("incomplete")
-        kind = _e(m.type) + (f' <span class="muted">({_e(", ".join(flags))})</span>'
-                             if flags else "")
-        out.append(f'<tr><td class=num>{int(m.msg_index)}</td>'
-                   f'<td class=num>{(m.ts_end - t0).total_seconds():.6f}</td>'
-                   f'<td class="dir-{_e(direction)}">{arrow}</td><td>{kind}</td>'
-                   f'<td class=num>{int(m.length)}</td><td class=num>{int(m.wire_length)}</td>'
-                   f'<td class="payload">{_preview(m)}</td></tr>')
+    out += [_message_row(m, t0) for m in head.itertuples(index=False)]
+    if left:
+        out.append(f'<tr class="gap"><td colspan=7 class="muted">… {left} more messages '
+                   f'not listed here: <code>wspcap analyze {_e(source)} -o DIR</code> writes '
+                   "them all (the messages table).</td></tr>")
+    out += [_message_row(m, t0) for m in tail.itertuples(index=False)]
     out.append("</tbody></table></details></section>")
     return "".join(out)
 
 
-def render_report(capture: Capture, max_messages: int = 200, title: str | None = None) -> str:
+def render_report(capture: Capture, max_messages: int = 200, title: str | None = None,
+                  conns: Sequence[int] | None = None,
+                  max_conns: int = MAX_CONNECTION_SECTIONS,
+                  progress: Callable[[int, int], None] | None = None) -> str:
     """The report as one HTML string.
+
+    Its size and the time to make it do not grow with the capture: the
+    connections table lists the first MAX_CONNECTION_ROWS connections, each
+    anomaly code its first MAX_ANOMALY_ROWS rows, and the chosen connections
+    get a section with their first and last messages; each cut says how many
+    rows it left out and that ``wspcap analyze -o`` writes them all.
 
     Args:
         capture: what to report on.
-        max_messages: messages listed per connection.
+        max_messages: messages listed per connection (half from its start,
+            half from its end).
         title: the page title (default: from the capture's source).
+        conns: the connections that get a section (each must exist); None:
+            the first ``max_conns``.
+        max_conns: how many connections get a section when ``conns`` is None.
+        progress: called with (figures drawn, figures to draw) after each.
+
+    Raises:
+        ConfigError: a connection in ``conns`` is not in the capture.
     """
     from wspcap import __version__
+    from wspcap.plot import choose_connections, left_out_note
 
     name = os.path.basename(capture.info.source) or "capture"
     title = title or f"WebSocket report: {name}"
-    plots, sequences = _plots(capture)
-    conns = capture.connections
-    sections = [_connection_section(capture, c, sequences.get(int(c.conn_id), ""),
-                                    max_messages)
-                for c in conns.head(MAX_CONNECTION_SECTIONS).itertuples(index=False)]
-    if len(conns) > MAX_CONNECTION_SECTIONS:
-        sections.append(f'<p class="muted">Only the first {MAX_CONNECTION_SECTIONS} '
-                        "connections have a section; the table above lists all.</p>")
+    chosen, _ = choose_connections(capture, conns, max_conns)
+    plots, sequences = _plots(capture, chosen, progress)
+    table = capture.connections
+    wanted = set(chosen)
+    by_id = {int(c.conn_id): c for c in table.itertuples(index=False)
+             if int(c.conn_id) in wanted}
+    sections = [_connection_section(capture, by_id[cid], sequences.get(cid, ""),
+                                    max_messages, name) for cid in chosen]
+    note = left_out_note(capture, chosen, "sections")
+    if note is not None:
+        sections.insert(0, f'<p class="muted more">{_e(note)} '
+                           "(<code>wspcap report</code>).</p>")
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -424,9 +493,9 @@ rules or deserves a second look (<em>anomalies</em>).</p>
 <h2 id="connections-section">Connections</h2>
 <p class="lead">One row per WebSocket connection (or upgrade attempt). “c→s” is client to
 server, “s→c” server to client. Click an id for its handshake and messages.</p>
-{_connections_table(capture)}
+{_connections_table(capture, chosen, name)}
 <h2 id="anomalies">Anomalies</h2>
-{_anomalies(capture)}
+{_anomalies(capture, name)}
 <h2 id="messages">Connections in detail</h2>
 {"".join(sections) or '<p class="muted">Nothing to show.</p>'}
 </main>
@@ -436,9 +505,11 @@ server, “s→c” server to client. Click an id for its handshake and messages
 
 
 def write_report(capture: Capture, path: str | os.PathLike[str], max_messages: int = 200,
-                 title: str | None = None) -> str:
+                 title: str | None = None, conns: Sequence[int] | None = None,
+                 max_conns: int = MAX_CONNECTION_SECTIONS,
+                 progress: Callable[[int, int], None] | None = None) -> str:
     """Write :func:`render_report` to ``path`` (UTF-8); return the path."""
-    page = render_report(capture, max_messages, title)
+    page = render_report(capture, max_messages, title, conns, max_conns, progress)
     with open(path, "w", encoding="utf-8") as f:
         f.write(page)
     return os.fspath(path)

@@ -41,7 +41,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO, NamedTuple, Protocol, Self
 
 import numpy as np
@@ -122,6 +122,8 @@ class _Readable(Protocol):
 
     def close(self) -> None: ...
 
+    def tell(self) -> int: ...
+
 
 class GzipStream:
     """The content of a gzip file, read forward, keeping every byte inflated
@@ -168,6 +170,10 @@ class GzipStream:
 
     def close(self) -> None:
         self._raw.close()
+
+    def tell(self) -> int:
+        """Bytes of the compressed file read so far."""
+        return int(self._raw.tell())
 
     def _fill(self, size: int) -> None:
         while len(self._pending) < size and not self._done:
@@ -263,10 +269,19 @@ class CaptureFile:
         self.position = 0  # bytes of (uncompressed) file content read so far
         #: TLS key log text from pcapng Decryption Secrets Blocks, not yet taken.
         self.secrets: list[bytes] = []
+        #: None, or called after each block read (every BLOCK_SIZE bytes, never
+        #: per packet, and once at the end) with :attr:`file_position`.
+        self.progress: Callable[[int], None] | None = None
         self._f = fileobj
 
     def close(self) -> None:
         self._f.close()
+
+    @property
+    def file_position(self) -> int:
+        """Bytes of the file on disk read so far (for a gzip file, of its
+        compressed content; it moves in the same steps as :attr:`position`)."""
+        return int(self._f.tell())
 
     def __enter__(self) -> Self:
         return self
@@ -292,9 +307,11 @@ class CaptureFile:
         try:
             while True:
                 block = read(BLOCK_SIZE)
+                self.position += len(block)
+                if self.progress is not None:
+                    self.progress(self.file_position)
                 if not block:
                     break
-                self.position += len(block)
                 yield block
         except OSError as exc:
             self.truncated = f"read error: {exc}"
