@@ -67,6 +67,7 @@ LINKTYPE_IPV4, LINKTYPE_IPV6 = 228, 229
 PCAP_NS_MAGIC = 0xA1B23C4D
 PCAPNG_SHB, PCAPNG_IDB, PCAPNG_EPB = 0x0A0D0D0A, 1, 6
 PCAPNG_BOM = 0x1A2B3C4D
+PCAPNG_DSB, DSB_TLS_KEY_LOG = 0x0000000A, 0x544C534B
 
 
 @dataclass(frozen=True)
@@ -174,12 +175,16 @@ def _option(code: int, value: bytes) -> bytes:
 
 
 def write_pcapng(records: list[Record], tsresol: int | None = None, tsoffset: int | None = None,
-                 ticks: Callable[[int], int] | None = None) -> bytes:
+                 ticks: Callable[[int], int] | None = None, secrets: bytes = b"") -> bytes:
     """A pcapng file of ``records``: one interface per link type, each with the
     given ``if_tsresol`` byte and ``if_tsoffset`` (seconds) options if not None;
     ``ticks(ts_ns)`` gives the 64-bit timestamp written (ns by default, which
-    needs ``if_tsresol`` 9)."""
+    needs ``if_tsresol`` 9); ``secrets``, a TLS key log, goes in a Decryption
+    Secrets Block before the packets."""
     out = [_block(PCAPNG_SHB, struct.pack("<IHHq", PCAPNG_BOM, 1, 0, -1))]
+    if secrets:
+        out.append(_block(PCAPNG_DSB, struct.pack("<II", DSB_TLS_KEY_LOG, len(secrets))
+                          + secrets))
     ifaces: dict[int, int] = {}
     resol = 9 if tsresol is None and ticks is None else tsresol
     for r in records:
@@ -536,6 +541,77 @@ def ws_lengths(rng: random.Random, case: Case) -> Case | None:
                  f"packet {i + 1}, frame at byte {at}: {width}-bit length = {value}", suffix)
 
 
+def embedded_secrets(data: bytes) -> bytes:
+    """The TLS key log of a little-endian pcapng's Decryption Secrets Blocks."""
+    out = b""
+    if data[:4] != struct.pack("<I", PCAPNG_SHB) or data[8:12] != struct.pack("<I", PCAPNG_BOM):
+        return out
+    pos = 0
+    while pos + 12 <= len(data):
+        kind, length = struct.unpack_from("<II", data, pos)
+        if length < 12:
+            break
+        if kind == PCAPNG_DSB and pos + 16 <= len(data):
+            size = struct.unpack_from("<I", data, pos + 12)[0]
+            out += data[pos + 16:pos + 16 + size]
+        pos += length
+    return out
+
+
+def _tls_records(records: list[Record]) -> list[tuple[int, int]]:
+    """``(record index, byte offset)`` of every TLS record header that starts a
+    TCP payload or follows a whole record in it."""
+    found = []
+    for i, r in enumerate(records):
+        layout = tcp_layout(r.linktype, r.data)
+        if layout is None:
+            continue
+        pos = layout.payload
+        while pos + 5 <= len(r.data) and r.data[pos] in (20, 21, 22, 23) \
+                and r.data[pos + 1] == 3:
+            found.append((i, pos))
+            pos += 5 + int.from_bytes(r.data[pos + 3:pos + 5], "big")
+    return found
+
+
+def tls_records(rng: random.Random, case: Case) -> Case | None:
+    """A TLS record changed in place: its length (0, one off, past the limit), its
+    content type or version, or a byte of its protected body; written back with
+    the capture's key log, so that decryption is exercised."""
+    recs = _records(case)
+    if not recs:
+        return None
+    found = _tls_records(recs)
+    if not found:
+        return None
+    i, at = rng.choice(found)
+    buf = bytearray(recs[i].data)
+    length = int.from_bytes(buf[at + 3:at + 5], "big")
+    how = rng.choice(("length", "length", "type", "version", "body"))
+    if how == "length":
+        value = rng.choice((0, 1, length - 1, length + 1, 16640, 16641, 18432, 65535))
+        buf[at + 3:at + 5] = (value & 0xFFFF).to_bytes(2, "big")
+        note = f"length {length} -> {value & 0xFFFF}"
+    elif how == "type":
+        value = rng.choice((0, 20, 21, 22, 23, 24, 255))
+        buf[at] = value
+        note = f"content type -> {value}"
+    elif how == "version":
+        value = rng.choice((0x0000, 0x0300, 0x0301, 0x0304, 0x0399, 0xFFFF))
+        buf[at + 1:at + 3] = value.to_bytes(2, "big")
+        note = f"version -> 0x{value:04x}"
+    else:
+        if at + 5 >= len(buf):
+            return None
+        pos = rng.randrange(at + 5, min(len(buf), at + 5 + max(length, 1)))
+        buf[pos] ^= 1 << rng.randrange(8)
+        note = f"body bit flipped at byte {pos}"
+    recs[i] = Record(recs[i].ts, recs[i].linktype, bytes(buf))
+    data = write_pcapng(recs, secrets=embedded_secrets(case.data))
+    return _with(case, "tls-records", data, f"packet {i + 1}, record at byte {at}: {note}",
+                 ".pcapng")
+
+
 def rsv_bits(rng: random.Random, case: Case) -> Case | None:
     """RSV1 (the deflate bit) toggled on frames; now and then FIN, RSV2/3,
     the opcode or the mask bit instead."""
@@ -670,6 +746,7 @@ MUTATIONS: dict[str, Callable[..., Case | None]] = {
     "drop": drop,
     "split-segment": split_segment,
     "gzip": gzip_wrap,
+    "tls-records": tls_records,
 }
 _TWO_SOURCES = {"splice-bytes", "splice-packets"}
 
