@@ -32,6 +32,113 @@ __all__ = ["main", "run"]
 PROGRESS_MIN_BYTES = 8 << 20
 
 
+# -- where output goes, what input comes: checked before any work starts ----------------
+
+def check_output(path: str, option: str, folder: bool) -> None:
+    """Make sure ``path`` can be written, before any work starts.
+
+    Missing parent folders are created (``mkdir -p``), and so is ``path``
+    itself when it is to be a folder. An existing file given as a file output
+    is replaced (as ``tcpdump -w`` does); an existing file where a folder is
+    wanted, or a folder where a file is wanted, is refused. Writing is tried
+    for real (a temporary file in the folder; an existing file opened for
+    update, not truncated), so a read-only file system or a ``/proc`` path
+    is caught even for root.
+
+    Args:
+        path: the folder (``folder=True``) or file to write.
+        option: the option that named it, for the message (``-o``, ``-w``).
+        folder: whether ``path`` is a folder to write files into.
+
+    Raises:
+        ConfigError: one line saying what is wrong.
+    """
+    import tempfile
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(option, f"{path}: {reason}")
+
+    if not path:
+        raise ConfigError(option, "an empty path")
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise refuse("is a file, not a folder (give a folder name for the output)")
+        target = path
+    else:
+        if os.path.isdir(path):
+            raise refuse("is a folder, not a file (give a file name in it)")
+        target = os.path.dirname(path) or os.curdir
+    try:
+        os.makedirs(target, exist_ok=True)
+    except FileExistsError:
+        raise refuse(f"cannot create the folder {target}: a file of that name is in "
+                     "the way") from None
+    except NotADirectoryError:
+        raise refuse(f"cannot create the folder {target}: a file is in the way "
+                     "(a part of the path is a file)") from None
+    except OSError as exc:
+        raise refuse(f"cannot create the folder {target}: {exc.strerror or exc}") from None
+    try:
+        if not folder and os.path.exists(path):
+            with open(path, "r+b"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=target, prefix=".wspcap-"):
+                pass
+    except OSError as exc:
+        raise refuse(f"cannot write in {target}: {exc.strerror or exc}") from None
+
+
+def _check_input(path: str) -> None:
+    """Raise the one-line CaptureFormatError of an input that cannot be read."""
+    from wspcap.sources.files import open_capture
+
+    open_capture(path).close()
+
+
+def _check_inputs(inputs: Sequence[str]) -> list[str]:
+    """The capture files named by ``inputs`` (files, folders, patterns), each
+    opened once to check it, before any work starts.
+
+    Raises:
+        _BadInputs: one line per input that is missing, unreadable or not a
+            capture (every input is checked, not only up to the first).
+    """
+    from wspcap.parallel import expand_inputs
+
+    files: list[str] = []
+    problems: list[str] = []
+    for item in inputs:
+        try:
+            found = expand_inputs([item])
+        except WspcapError as exc:
+            problems.append(str(exc))
+            continue
+        for path in found:
+            if path in files:
+                continue
+            try:
+                _check_input(path)
+            except WspcapError as exc:
+                problems.append(str(exc))
+                continue
+            files.append(path)
+    if problems:
+        raise _BadInputs(problems)
+    return files
+
+
+class _BadInputs(WspcapError):
+    """Several inputs that cannot be read: one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(f"wspcap: error: {p}" for p in self.problems)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wspcap",
@@ -113,6 +220,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rules":
             return _rules(args)
+    except _BadInputs as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except WspcapError as exc:
         print(f"wspcap: error: {exc}", file=sys.stderr)
         return 2
@@ -134,6 +244,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if _many_inputs(args):
         return _analyze_many(args)
     path = args.capture[0]
+    if args.output:
+        _check_input(path)
+        check_output(args.output, "-o", folder=True)
     progress = None
     bar = None
     try:
@@ -211,7 +324,7 @@ def _many_inputs(args: argparse.Namespace) -> bool:
 
 def _analyze_many(args: argparse.Namespace) -> int:
     from wspcap.export import TABLES
-    from wspcap.parallel import analyze_many, expand_inputs
+    from wspcap.parallel import analyze_many
 
     if args.fail_on:
         raise ConfigError("--fail-on", "takes a single capture")
@@ -221,7 +334,9 @@ def _analyze_many(args: argparse.Namespace) -> int:
         from wspcap.pipeline import Options
         options = Options(thresholds=thresholds)
 
-    files = expand_inputs(args.capture)
+    files = _check_inputs(args.capture)
+    if args.output:
+        check_output(args.output, "-o", folder=True)
     progress = None
     bar = None
     if sys.stderr.isatty() and not args.quiet:
@@ -339,6 +454,12 @@ def _live(args: argparse.Namespace) -> int:
     from wspcap.liveview import JsonlSink, LiveView
     from wspcap.monitor import Sniffer
 
+    if args.write:
+        check_output(args.write, "-w", folder=False)
+    if args.output:
+        check_output(args.output, "-o", folder=True)
+    if args.jsonl and args.jsonl != "-":
+        check_output(args.jsonl, "--jsonl", folder=False)
     sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
                       write=args.write, output=args.output, fmt=args.format)
     sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
@@ -399,6 +520,8 @@ def _plot(args: argparse.Namespace) -> int:
     from wspcap.capture import read
     from wspcap.plot import write_plots
 
+    _check_input(args.capture)
+    check_output(args.output, "-o", folder=True)
     capture = read(args.capture)
     written = write_plots(capture, args.output, dpi=args.dpi)
     print(f"wrote {len(written)} plots into {args.output}", file=sys.stderr)
@@ -409,6 +532,8 @@ def _report(args: argparse.Namespace) -> int:
     from wspcap.capture import read
     from wspcap.report import write_report
 
+    _check_input(args.capture)
+    check_output(args.output, "-o", folder=False)
     capture = read(args.capture)
     write_report(capture, args.output, max_messages=args.max_messages)
     print(f"wrote {args.output}", file=sys.stderr)
