@@ -377,7 +377,9 @@ def _print_many(results: list[FileResult], max_rows: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
+    from wspcap.summary import console_width, plural
+
+    console = Console(width=console_width())
     table = Table(title="Captures", title_justify="left")
     for col in ("capture", "packets", "WebSocket", "conn_id", "frames", "messages",
                 "anomalies", "note"):
@@ -390,12 +392,14 @@ def _print_many(results: list[FileResult], max_rows: int) -> None:
                       str(r.messages), str(r.anomalies), r.info.truncated or "")
     console.print(table)
     if len(results) > max_rows:
-        console.print(f"... and {len(results) - max_rows} more captures")
+        console.print(f"... and {plural(len(results) - max_rows, 'more capture')}")
     console.print(
-        f"[bold]{len(results)} captures[/bold]: {sum(r.info.packets for r in results)} packets, "
-        f"[bold]{sum(r.connections for r in results)} WebSocket connections[/bold], "
-        f"{sum(r.frames for r in results)} frames, {sum(r.messages for r in results)} messages, "
-        f"{sum(r.anomalies for r in results)} anomalies")
+        f"[bold]{plural(len(results), 'capture')}[/bold]: "
+        f"{plural(sum(r.info.packets for r in results), 'packet')}, "
+        f"[bold]{plural(sum(r.connections for r in results), 'WebSocket connection')}[/bold], "
+        f"{plural(sum(r.frames for r in results), 'frame')}, "
+        f"{plural(sum(r.messages for r in results), 'message')}, "
+        f"{plural(sum(r.anomalies for r in results), 'anomaly', 'anomalies')}")
 
 
 # -- live, plot, report -----------------------------------------------------------------
@@ -471,7 +475,9 @@ def _live(args: argparse.Namespace) -> int:
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     to_stdout = args.jsonl == "-"
-    out = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 160)
+    from wspcap.summary import console_width
+
+    out = Console(stderr=to_stdout, width=console_width())
     sinks: list[Callable[[Event], None]] = []
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl is not None:
@@ -506,25 +512,39 @@ def _live(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(sniffer.written.paths)}", file=sys.stderr)
     if not args.quiet:
         from wspcap.summary import print_summary
-        drops = ("kernel drop counts unavailable" if sniffer.kernel_dropped is None else
-                 f"kernel: {sniffer.kernel_received} received by the filter, "
-                 f"{sniffer.kernel_dropped} dropped")
-        out.print(f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
-                  f"{sniffer.packets} packets captured; {drops}"
-                  + (f"; wrote {args.write}" if args.write else ""), highlight=False)
+        out.print(stop_line(sniffer) + (f"; wrote {args.write}" if args.write else ""),
+                  highlight=False)
         print_summary(capture, console=out)
     return 0
+
+
+def stop_line(sniffer: Any) -> str:
+    """What ``wspcap live`` says when it stops: why, how long, and the
+    packets captured next to the kernel's counts, which take every loopback
+    packet twice (leaving and arriving) where the capture keeps one copy."""
+    from wspcap.summary import plural
+
+    line = (f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
+            f"{plural(sniffer.packets, 'packet')} captured")
+    if sniffer.kernel_dropped is None:
+        return line + "; kernel drop counts unavailable"
+    line += f"; kernel: {sniffer.kernel_received} passed the filter"
+    if sniffer.copies_skipped:
+        line += (f" ({sniffer.copies_skipped} of them the outgoing copies of loopback "
+                 "packets: the kernel counts each twice, leaving and arriving)")
+    return line + f", {sniffer.kernel_dropped} dropped"
 
 
 def _plot(args: argparse.Namespace) -> int:
     from wspcap.capture import read
     from wspcap.plot import write_plots
+    from wspcap.summary import plural
 
     _check_input(args.capture)
     check_output(args.output, "-o", folder=True)
     capture = read(args.capture)
     written = write_plots(capture, args.output, dpi=args.dpi)
-    print(f"wrote {len(written)} plots into {args.output}", file=sys.stderr)
+    print(f"wrote {plural(len(written), 'plot')} into {args.output}", file=sys.stderr)
     return 0
 
 
@@ -587,8 +607,21 @@ def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
     if not len(hits):
         return 0
     codes = ", ".join(sorted(set(hits.code.astype(str))))
-    print(f"wspcap: {len(hits)} anomalies at or above {level} ({codes})", file=sys.stderr)
+    from wspcap.summary import plural
+
+    print(f"wspcap: {plural(len(hits), 'anomaly', 'anomalies')} at or above {level} ({codes})",
+          file=sys.stderr)
     return 3
+
+
+def _binary_size(value: float) -> str:
+    """``16 MiB`` for 16777216: a byte count as people read it."""
+    size, unit = float(value), "bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024:
+            break
+    return f"{size:g} {unit}"
 
 
 def _add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -619,7 +652,8 @@ def _rules(args: argparse.Namespace) -> int:
     thresholds = _thresholds(args) or Thresholds()
     if args.format == "json":
         json.dump({"rules": [r.as_dict() for r in selected],
-                   "thresholds": thresholds.as_dict()}, sys.stdout, indent=1)
+                   "thresholds": thresholds.as_dict(), "threshold_units": Thresholds.units()},
+                  sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     from rich.console import Console
@@ -627,8 +661,10 @@ def _rules(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     styles = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"Anomaly catalog ({len(selected)} codes)", title_justify="left",
+    from wspcap.summary import console_width, plural
+
+    console = Console(width=console_width())
+    table = Table(title=f"Anomaly catalog ({plural(len(selected), 'code')})", title_justify="left",
                   show_lines=True)
     table.add_column("code", no_wrap=True)
     table.add_column("severity")
@@ -648,7 +684,11 @@ def _rules(args: argparse.Namespace) -> int:
     limits = Table(title="Thresholds", title_justify="left")
     limits.add_column("name")
     limits.add_column("value", justify="right")
+    limits.add_column("unit")
+    units = Thresholds.units()
     for name, value in thresholds.as_dict().items():
-        limits.add_row(name, f"{value:g}" if isinstance(value, float) else str(value))
+        limits.add_row(name, f"{value:g}" if isinstance(value, float) else str(value),
+                       units[name] + (f" ({_binary_size(value)})" if units[name] == "bytes"
+                                      and value >= 1024 else ""))
     console.print(limits)
     return 0

@@ -56,7 +56,7 @@ import pandas as pd
 from wspcap.capture import Capture, CaptureInfo, read
 from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap.export import FORMATS, TABLES, write_table
-from wspcap.pipeline import Options
+from wspcap.pipeline import Options, snap_detail
 
 __all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many", "expand_inputs", "merge_shards",
            "read_many"]
@@ -72,7 +72,7 @@ CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
 _GLOB_CHARS = re.compile(r"[*?[]")
 #: The snap-length row of ``capture_truncated``: its count is per shard.
-_SNAP_DETAIL = re.compile(r"^(\d+)( packets were cut by the snap length)$")
+_SNAP_DETAIL = re.compile(r"^(\d+) packets? (?:was|were) cut by the snap length$")
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -379,7 +379,7 @@ def merge_shards(parts: Sequence[Capture]) -> Capture:
         anomalies.append(kept.assign(conn_id=_map_ids(kept["conn_id"], lut)))
     if snap_rows:
         row = snap_rows[0].iloc[:1].copy()
-        detail = _SNAP_DETAIL.sub(rf"{snap_count}\2", str(row["detail"].iloc[0]))
+        detail = snap_detail(snap_count)
         row["detail"] = pd.Series([detail], index=row.index, dtype=row["detail"].dtype)
         anomalies.append(row)
     merged_anomalies = _concat(anomalies).sort_values("ts", kind="stable").reset_index(drop=True)
