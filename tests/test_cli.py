@@ -332,6 +332,16 @@ class TestOutputPaths:
         assert out.is_dir() if folder else out.is_file()
         assert any(out.iterdir()) if folder else out.stat().st_size > 0
 
+    def test_live_makes_missing_folders(self, tmp_path: Path) -> None:
+        if sys.platform != "linux" or os.geteuid() != 0:
+            pytest.skip("live capture needs Linux and root")
+        pytest.importorskip("scapy", reason="scapy (wspcap[live]) is not installed")
+        pcap, tables = tmp_path / "a" / "b" / "live.pcap", tmp_path / "c" / "tables"
+        done = run("live", "-i", "lo", "-f", "tcp port 9", "--duration", "0.5", "-q",
+                   "-w", str(pcap), "-o", str(tables), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert pcap.is_file() and tables.is_dir()
+
     def test_an_existing_report_is_replaced(self, samples_dir: Path, tmp_path: Path) -> None:
         out = tmp_path / "report.html"
         out.write_text("old")
