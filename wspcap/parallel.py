@@ -43,6 +43,7 @@ and every worker see under the same path.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from collections import deque
@@ -58,8 +59,8 @@ from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap.export import FORMATS, TABLES, write_table
 from wspcap.pipeline import Options, snap_detail
 
-__all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many", "expand_inputs", "merge_shards",
-           "read_many"]
+__all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many",
+           "choose_scheduler", "cluster_min_bytes", "expand_inputs", "merge_shards", "read_many"]
 
 #: The ``scheduler`` value that runs every task in this process, without Dask.
 SYNC = "sync"
@@ -71,6 +72,13 @@ TASKS_PER_WORKER = 2
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
 _GLOB_CHARS = re.compile(r"[*?[]")
+#: Seconds a local cluster takes to start and hand out the first tasks (its
+#: worker processes import pandas and pyarrow), over reading in this process:
+#: 20 small captures take 1.7 s here and 4 s on a fresh cluster of 2 workers.
+CLUSTER_START_SECONDS = 3.0
+#: Capture bytes one process reads per second, about (chat 30 MB/s,
+#: chat-churn 16 MB/s in benchmarks/README.md's Results).
+READ_BYTES_PER_SECOND = 25 << 20
 #: The snap-length row of ``capture_truncated``: its count is per shard.
 _SNAP_DETAIL = re.compile(r"^(\d+) packets? (?:was|were) cut by the snap length$")
 
@@ -141,6 +149,53 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 # -- where tasks run ----------------------------------------------------------------------
+
+
+def cluster_min_bytes(workers: int) -> float:
+    """Input bytes from which a local cluster of ``workers`` processes beats
+    reading in this process: where ``start + T / workers < T``, ``T`` being
+    the one-process time (:data:`CLUSTER_START_SECONDS`,
+    :data:`READ_BYTES_PER_SECOND`). About 150 MiB for 2 workers, 100 MiB for
+    4; never for one. ``benchmarks/many.py`` measures it."""
+    if workers < 2:
+        return math.inf
+    return CLUSTER_START_SECONDS * READ_BYTES_PER_SECOND * workers / (workers - 1)
+
+
+def choose_scheduler(files: Sequence[str], scheduler: Any, workers: int | None) -> Any:
+    """Where the work runs: the scheduler asked for, or one chosen by work size.
+
+    A scheduler given (``"sync"``, an address, a ``distributed.Client``) is
+    kept. Otherwise ``workers=1`` means this process, ``workers`` above 1 a
+    local cluster of that many processes, and without either the total size
+    of the files decides: under :func:`cluster_min_bytes` for one worker
+    per core (never reached on one core) this process, where 20 small
+    captures take a second or two rather than the cluster's start; from it
+    on, a local cluster.
+
+    Args:
+        files: the capture files (after :func:`expand_inputs`).
+        scheduler: as for :func:`read_many` (None: choose).
+        workers: as for :func:`read_many`.
+
+    Returns:
+        :data:`SYNC`, or None for a local cluster, or ``scheduler`` as given.
+    """
+    if scheduler is not None:
+        return scheduler
+    if workers is not None:
+        return SYNC if workers == 1 else None
+    least = cluster_min_bytes(os.cpu_count() or 1)
+    total = 0
+    for path in files:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass  # reading it will say what is wrong
+        if total >= least:
+            return None
+    return SYNC
+
 
 
 class _Runner:
@@ -447,13 +502,16 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 
     Args:
         paths: files, directories and glob patterns (see :func:`expand_inputs`).
-        scheduler: None starts a local cluster of worker processes (closed
-            afterwards); ``"sync"`` reads in this process without Dask; an
+        scheduler: None chooses by work size (see :func:`choose_scheduler`):
+            this process for small jobs, else a local cluster of worker
+            processes (closed afterwards; always with ``as_dask``);
+            ``"sync"`` reads in this process without Dask; an
             address such as ``"tcp://host:8786"`` connects to a running
             ``dask.distributed`` scheduler; a ``distributed.Client`` is used
             as is.
-        workers: processes of the local cluster (default: one per core); with
-            another cluster, the shards a split file gets (default: its threads).
+        workers: processes of the local cluster (default: one per core; 1
+            reads in this process); with another cluster, the shards a split
+            file gets (default: its threads).
         as_dask: give dask DataFrames (one partition per file) instead of
             pandas ones; see :class:`DaskCapture`.
         split_large: files of at least this many bytes are shared by flow.
@@ -471,6 +529,7 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     files = expand_inputs([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     if as_dask:
         return _read_many_dask(files, scheduler, workers, split_large, options)
+    scheduler = choose_scheduler(files, scheduler, workers)
     tables: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     infos = []
     offset = 0
@@ -639,6 +698,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
     if fmt not in FORMATS:
         raise ConfigError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     files = expand_inputs(inputs)
+    scheduler = choose_scheduler(files, scheduler, workers)
     dirs = {}
     if directory is not None:
         for table in TABLES:
