@@ -381,3 +381,20 @@ class TestSeveralInputs:
             assert line.startswith(f"wspcap: error: {name}: "), line
         assert done.stdout == ""
         assert not (tmp_path / "out").exists()
+
+
+def test_many_captures_table_at_80_columns(samples_dir: Path) -> None:
+    """Issue 15 item 15: the several-captures table fits 80 columns with the
+    file names whole (when they fit) and a singular for one capture's counts."""
+    names = ["plain.pcap", "multi.pcapng", "anomalies/tcp-reset.pcap"]
+    done = subprocess.run([sys.executable, "-m", "wspcap", "analyze", *names, "--scheduler",
+                           "sync"], capture_output=True, text=True, timeout=TIMEOUT,
+                          check=False, env={**os.environ, "COLUMNS": "80",
+                                            "PYTHONPATH": os.pathsep.join(sys.path)},
+                          cwd=samples_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, done.stdout
+    for name in names:
+        assert any(name in line for line in lines), done.stdout
+    assert "3 captures:" in done.stdout

@@ -377,22 +377,28 @@ def _analyze_many(args: argparse.Namespace) -> int:
 
 
 def _print_many(results: list[FileResult], max_rows: int) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from wspcap.summary import console_width, plural
 
     console = Console(width=console_width())
-    table = Table(title="Captures", title_justify="left")
-    for col in ("capture", "packets", "WebSocket", "conn_id", "frames", "messages",
-                "anomalies", "note"):
+    shown = results[:max_rows]
+    notes = any(r.info.truncated for r in shown)
+    table = Table(title="Captures (conns: WebSocket connections, msgs: messages)",
+                  title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True)
+    for col in ("capture", "packets", "conns", "conn_id", "frames", "msgs", "anomalies",
+                *(["note"] if notes else [])):
         table.add_column(col, justify="left" if col in ("capture", "note") else "right",
-                         overflow="fold")
-    for r in results[:max_rows]:
+                         overflow="fold", ratio=1 if col in ("capture", "note") else None)
+    for r in shown:
         ids = (f"{r.first_conn_id}-{r.first_conn_id + r.connections - 1}"
                if r.connections else "")
         table.add_row(r.path, str(r.info.packets), str(r.connections), ids, str(r.frames),
-                      str(r.messages), str(r.anomalies), r.info.truncated or "")
+                      str(r.messages), str(r.anomalies),
+                      *([r.info.truncated or ""] if notes else []))
     console.print(table)
     if len(results) > max_rows:
         console.print(f"... and {plural(len(results) - max_rows, 'more capture')}")
