@@ -516,6 +516,7 @@ class TestChooseByWorkSize:
         limit = int(parallel.cluster_min_bytes(4))
         assert parallel.cluster_min_bytes(2) > limit > parallel.cluster_min_bytes(16)
         assert parallel.cluster_min_bytes(1) == float("inf")
+        assert 64 << 20 < parallel.cluster_min_bytes(16) < limit < 1 << 30
         small = self._files(tmp_path, [limit // 4] * 3)
         large = self._files(tmp_path, [limit // 4 + 1] * 4)
         choose = parallel.choose_scheduler
@@ -551,11 +552,11 @@ class TestChooseByWorkSize:
             pdt.assert_frame_equal(getattr(got, table), getattr(want, table))
 
     def test_large_jobs_start_a_cluster(self, tmp_path, monkeypatch):
-        """Past the threshold (lowered here to the samples' size), a local cluster
+        """Past the threshold (lowered here to one byte), a local cluster
         runs the job, and its tables are the in-process ones."""
         pytest.importorskip("distributed")
         monkeypatch.setattr(os, "cpu_count", lambda: 2)
-        monkeypatch.setattr(parallel, "READ_BYTES_PER_SECOND", 1)
+        monkeypatch.setattr(parallel, "cluster_min_bytes", lambda workers: 1)
         started = []
         real = parallel._Runner.__init__
 

@@ -171,9 +171,9 @@ def _parser() -> argparse.ArgumentParser:
     scale.add_argument("--scheduler", metavar="ADDR",
                        help="a running dask.distributed scheduler, e.g. tcp://HOST:8786, or "
                             "'sync' to read in this process (default: chosen by work size: "
-                            "this process for small jobs, a local cluster of worker "
-                            "processes where it pays, from about 150 MiB of input on 2 "
-                            "cores, 100 MiB on 4)")
+                            "this process, or a local cluster of worker processes where "
+                            "it pays: from about 270 MiB of input on 4 cores, 170 MiB on "
+                            "8, never on 2)")
     scale.add_argument("--workers", type=_positive_int, metavar="N",
                        help="worker processes of a local cluster (default: one per core); "
                             "a lone capture is shared among them by flow; 1 reads in this "

@@ -72,13 +72,19 @@ TASKS_PER_WORKER = 2
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
 _GLOB_CHARS = re.compile(r"[*?[]")
+# Measured with benchmarks/many.py (benchmarks/README.md, "Many captures"):
 #: Seconds a local cluster takes to start and hand out the first tasks (its
 #: worker processes import pandas and pyarrow), over reading in this process:
-#: 20 small captures take 1.7 s here and 4 s on a fresh cluster of 2 workers.
+#: 20 small captures take 0.7 s in one process and 3.3 s on a fresh cluster
+#: of 2 workers.
 CLUSTER_START_SECONDS = 3.0
-#: Capture bytes one process reads per second, about (chat 30 MB/s,
-#: chat-churn 16 MB/s in benchmarks/README.md's Results).
-READ_BYTES_PER_SECOND = 25 << 20
+#: Capture bytes one process reads per second (37-42 MiB/s on 20 files of
+#: 2 to 32 MiB).
+READ_BYTES_PER_SECOND = 40 << 20
+#: What each worker of a local cluster adds, as a share of one process's
+#: speed: 2 workers read 640 MiB at 0.89 times one process's speed (0.45
+#: each), the cluster spending half as much CPU again as one process.
+CLUSTER_EFFICIENCY = 0.45
 #: The snap-length row of ``capture_truncated``: its count is per shard.
 _SNAP_DETAIL = re.compile(r"^(\d+) packets? (?:was|were) cut by the snap length$")
 
@@ -153,13 +159,16 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 def cluster_min_bytes(workers: int) -> float:
     """Input bytes from which a local cluster of ``workers`` processes beats
-    reading in this process: where ``start + T / workers < T``, ``T`` being
-    the one-process time (:data:`CLUSTER_START_SECONDS`,
-    :data:`READ_BYTES_PER_SECOND`). About 150 MiB for 2 workers, 100 MiB for
-    4; never for one. ``benchmarks/many.py`` measures it."""
-    if workers < 2:
+    reading in this process: where ``start + T / speedup < T``, ``T`` being
+    the one-process time and ``speedup = workers * CLUSTER_EFFICIENCY``
+    (:data:`CLUSTER_START_SECONDS`, :data:`READ_BYTES_PER_SECOND`). Never
+    for 1 or 2 workers (measured: 2 workers lose at every size up to 640
+    MiB), about 270 MiB for 4, 170 MiB for 8. ``benchmarks/many.py``
+    measures it."""
+    speedup = workers * CLUSTER_EFFICIENCY
+    if speedup <= 1:
         return math.inf
-    return CLUSTER_START_SECONDS * READ_BYTES_PER_SECOND * workers / (workers - 1)
+    return CLUSTER_START_SECONDS * READ_BYTES_PER_SECOND / (1 - 1 / speedup)
 
 
 def choose_scheduler(files: Sequence[str], scheduler: Any, workers: int | None) -> Any:
