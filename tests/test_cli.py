@@ -15,7 +15,7 @@ import struct
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -258,3 +258,143 @@ class TestBadInput:
         got = sorted((int(r.packet), r.direction, int(r.opcode), int(r.payload_len),
                       bytes(r.payload)) for r in frames.itertuples(index=False))
         assert got == expected
+
+
+class TestOutputPaths:
+    """Issue 15 item 10: where output cannot go, one line and status 2 before any
+    work starts (no traceback, nothing half written); missing parent folders are
+    made (``mkdir -p``). Tests run as root, so "cannot write" is a path no one
+    can write: under a regular file, or in ``/proc``."""
+
+    #: Every command and output option, with whether it names a folder.
+    OUTPUTS: ClassVar[list[tuple[tuple[str, ...], bool]]] = [
+        (("analyze", "{capture}", "-o"), True),
+        (("analyze", "{capture}", "{capture2}", "--scheduler", "sync", "-o"), True),
+        (("plot", "{capture}", "-o"), True),
+        (("report", "{capture}", "-o"), False),
+        (("live", "-i", "lo", "--duration", "1", "-w"), False),
+        (("live", "-i", "lo", "--duration", "1", "-o"), True),
+        (("live", "-i", "lo", "--duration", "1", "--jsonl"), False),
+    ]
+
+    @staticmethod
+    def _args(template: tuple[str, ...], samples_dir: Path, out: Path) -> list[str]:
+        names = {"{capture}": str(samples_dir / "plain.pcap"),
+                 "{capture2}": str(samples_dir / "deflate.pcap")}
+        return [names.get(a, a) for a in template] + [str(out)]
+
+    def _refused(self, args: list[str], words: str, cwd: Path) -> None:
+        done = run(*args, cwd=cwd)
+        assert done.returncode == 2, done.stderr
+        line = _one_line(done.stderr)
+        assert line.startswith("wspcap: error: option ") and words in line, line
+        assert done.stdout == ""
+
+    @pytest.mark.parametrize("template, folder", OUTPUTS)
+    def test_under_a_regular_file(self, template: tuple[str, ...], folder: bool,
+                                  samples_dir: Path, tmp_path: Path) -> None:
+        blocker = tmp_path / "notes.txt"
+        blocker.write_text("a file, not a folder")
+        self._refused(self._args(template, samples_dir, blocker / "out" / "x"),
+                      "a file is in the way", tmp_path)
+        assert blocker.read_text() == "a file, not a folder"
+
+    @pytest.mark.parametrize("template, folder", OUTPUTS)
+    def test_where_no_one_can_write(self, template: tuple[str, ...], folder: bool,
+                                    samples_dir: Path, tmp_path: Path) -> None:
+        if not Path("/proc/self").is_dir():
+            pytest.skip("needs /proc")
+        self._refused(self._args(template, samples_dir, Path("/proc/wspcap-out")),
+                      "/proc/wspcap-out: cannot", tmp_path)
+
+    @pytest.mark.parametrize("template, folder", OUTPUTS)
+    def test_the_wrong_kind_already_there(self, template: tuple[str, ...], folder: bool,
+                                          samples_dir: Path, tmp_path: Path) -> None:
+        """A file where a folder is wanted, a folder where a file is wanted."""
+        there = tmp_path / "there"
+        if folder:
+            there.write_text("keep me")
+            self._refused(self._args(template, samples_dir, there), "is a file, not a folder",
+                          tmp_path)
+            assert there.read_text() == "keep me"
+        else:
+            there.mkdir()
+            self._refused(self._args(template, samples_dir, there), "is a folder, not a file",
+                          tmp_path)
+
+    @pytest.mark.parametrize("template, folder", [o for o in OUTPUTS if o[0][0] != "live"])
+    def test_missing_folders_are_made(self, template: tuple[str, ...], folder: bool,
+                                      samples_dir: Path, tmp_path: Path) -> None:
+        out = tmp_path / "new" / "deeper" / ("tables" if folder else "report.html")
+        done = run(*self._args(template, samples_dir, out), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stderr
+        assert out.is_dir() if folder else out.is_file()
+        assert any(out.iterdir()) if folder else out.stat().st_size > 0
+
+    def test_live_makes_missing_folders(self, tmp_path: Path) -> None:
+        if sys.platform != "linux" or os.geteuid() != 0:
+            pytest.skip("live capture needs Linux and root")
+        pytest.importorskip("scapy", reason="scapy (wspcap[live]) is not installed")
+        pcap, tables = tmp_path / "a" / "b" / "live.pcap", tmp_path / "c" / "tables"
+        done = run("live", "-i", "lo", "-f", "tcp port 9", "--duration", "0.5", "-q",
+                   "-w", str(pcap), "-o", str(tables), cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        assert pcap.is_file() and tables.is_dir()
+
+    def test_an_existing_report_is_replaced(self, samples_dir: Path, tmp_path: Path) -> None:
+        out = tmp_path / "report.html"
+        out.write_text("old")
+        done = run("report", str(samples_dir / "plain.pcap"), "-o", str(out))
+        assert done.returncode == 0, done.stderr
+        assert out.read_text() != "old"
+
+    def test_checked_before_reading(self, tmp_path: Path) -> None:
+        """A bad output is told at once, even when the input is bad too: the
+        input is told first, and no output folder is left behind."""
+        done = run("analyze", str(tmp_path / "nope.pcap"), "-o", str(tmp_path / "out"))
+        assert done.returncode == 2
+        assert "nope.pcap: no such file" in _one_line(done.stderr)
+        assert not (tmp_path / "out").exists()
+
+
+class TestSeveralInputs:
+    """Issue 15 item 11: every input checked before anything starts (no Dask
+    error dump); one line per bad input."""
+
+    @pytest.mark.parametrize("dask", [[], ["--scheduler", "sync"], ["--workers", "2"]])
+    def test_one_line_per_bad_input(self, dask: list[str], samples_dir: Path,
+                                    tmp_path: Path) -> None:
+        notes = tmp_path / "notes.pcap"
+        notes.write_text("hello")
+        (tmp_path / "empty").mkdir()
+        good = [str(samples_dir / "plain.pcap"), str(samples_dir / "deflate.pcap")]
+        bad = [str(tmp_path / "missing.pcap"), str(notes), str(tmp_path / "*.pcapng"),
+               str(tmp_path / "empty"), str(tmp_path / "gone.pcap")]
+        done = run("analyze", good[0], bad[0], bad[1], good[1], *bad[2:], *dask,
+                   "-o", str(tmp_path / "out"))
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        lines = done.stderr.splitlines()
+        assert len(lines) == len(bad), done.stderr
+        for line, name in zip(lines, bad):
+            assert line.startswith(f"wspcap: error: {name}: "), line
+        assert done.stdout == ""
+        assert not (tmp_path / "out").exists()
+
+
+def test_many_captures_table_at_80_columns(samples_dir: Path) -> None:
+    """Issue 15 item 15: the several-captures table fits 80 columns with the
+    file names whole (when they fit) and a singular for one capture's counts."""
+    names = ["plain.pcap", "multi.pcapng", "anomalies/tcp-reset.pcap"]
+    done = subprocess.run([sys.executable, "-m", "wspcap", "analyze", *names, "--scheduler",
+                           "sync"], capture_output=True, text=True, timeout=TIMEOUT,
+                          check=False, env={**os.environ, "COLUMNS": "80",
+                                            "PYTHONPATH": os.pathsep.join(sys.path)},
+                          cwd=samples_dir)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert max(map(len, lines)) <= 80, done.stdout
+    for name in names:
+        assert any(name in line for line in lines), done.stdout
+    assert "3 captures:" in done.stdout

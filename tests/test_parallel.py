@@ -495,3 +495,78 @@ def test_analyze_many_counts_without_writing():
     assert [r.frames for r in results] == [len(c.frames) for c in singles]
     firsts = np.cumsum([0] + [len(c.connections) for c in singles])[:-1].tolist()
     assert [r.first_conn_id for r in results] == firsts
+
+
+class TestChooseByWorkSize:
+    """Issue 15 item 12: one process for small jobs, a local cluster when it
+    pays (from cluster_min_bytes() of input), ``--workers 1`` in this process;
+    the same tables either way. Which path runs is checked, not how fast."""
+
+    @staticmethod
+    def _files(tmp_path, sizes):
+        files = []
+        for i, size in enumerate(sizes):
+            path = tmp_path / f"f{i}.pcap"
+            with open(path, "wb") as f:
+                f.truncate(size)  # sparse: only the size matters here
+            files.append(str(path))
+        return files
+
+    def test_the_choice(self, tmp_path, monkeypatch):
+        monkeypatch.setattr(os, "cpu_count", lambda: 4)
+        limit = int(parallel.cluster_min_bytes(4))
+        assert parallel.cluster_min_bytes(2) > limit > parallel.cluster_min_bytes(16)
+        assert parallel.cluster_min_bytes(1) == float("inf")
+        assert 64 << 20 < parallel.cluster_min_bytes(16) < limit < 1 << 30
+        small = self._files(tmp_path, [limit // 4] * 3)
+        large = self._files(tmp_path, [limit // 4 + 1] * 4)
+        choose = parallel.choose_scheduler
+        assert choose(small, None, None) == parallel.SYNC
+        assert choose(large, None, None) is None  # a local cluster
+        assert choose(large, None, 1) == parallel.SYNC  # --workers 1
+        assert choose(small, None, 3) is None  # workers asked for: a cluster of them
+        assert choose(large, "sync", None) == "sync"
+        assert choose(small, "tcp://somewhere:8786", None) == "tcp://somewhere:8786"
+        monkeypatch.setattr(os, "cpu_count", lambda: 1)
+        assert choose(large, None, None) == parallel.SYNC  # one core: nothing to share
+
+    @staticmethod
+    def _no_cluster(monkeypatch):
+        """Starting a local cluster fails the test."""
+        distributed = pytest.importorskip("distributed")
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("a local cluster was started")
+        monkeypatch.setattr(distributed, "LocalCluster", refuse)
+
+    def test_small_jobs_run_in_this_process(self, tmp_path, monkeypatch, capsys):
+        self._no_cluster(monkeypatch)
+        out = tmp_path / "out"
+        assert main(["analyze", *SAMPLE_FILES, "-o", str(out), "-q"]) == 0
+        assert main(["analyze", *SAMPLE_FILES, "-q", "--workers", "1"]) == 0
+        assert capsys.readouterr().err == ""
+        result = wspcap.Capture(*(pd.read_parquet(out / table) for table in TABLES))
+        _assert_same_as_one_process(result, SAMPLE_FILES)
+        got = wspcap.read_many(SAMPLE_FILES)
+        want = wspcap.read_many(SAMPLE_FILES, scheduler="sync")
+        for table in TABLES:
+            pdt.assert_frame_equal(getattr(got, table), getattr(want, table))
+
+    def test_large_jobs_start_a_cluster(self, tmp_path, monkeypatch):
+        """Past the threshold (lowered here to one byte), a local cluster
+        runs the job, and its tables are the in-process ones."""
+        pytest.importorskip("distributed")
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        monkeypatch.setattr(parallel, "cluster_min_bytes", lambda workers: 1)
+        started = []
+        real = parallel._Runner.__init__
+
+        def spy(self, scheduler, workers):
+            started.append(scheduler)
+            real(self, scheduler, workers)
+        monkeypatch.setattr(parallel._Runner, "__init__", spy)
+        out = tmp_path / "out"
+        assert main(["analyze", *SAMPLE_FILES[:3], "-o", str(out), "-q"]) == 0
+        assert started == [None]  # None: the local cluster
+        result = wspcap.Capture(*(pd.read_parquet(out / table) for table in TABLES))
+        _assert_same_as_one_process(result, SAMPLE_FILES[:3])

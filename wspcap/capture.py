@@ -77,14 +77,20 @@ class Capture:
         return cls(connections_table(col), frames_table(col), messages_table(col),
                    anomalies_table(col), info)
 
+    def _counts(self) -> str:
+        """``1 connection, 3 frames, ...``: the tables' rows, singular where one."""
+        def n(count: int, word: str, words: str) -> str:
+            return f"{count} {word if count == 1 else words}"
+        return (f"{n(len(self.connections), 'connection', 'connections')}, "
+                f"{n(len(self.frames), 'frame', 'frames')}, "
+                f"{n(len(self.messages), 'message', 'messages')}, "
+                f"{n(len(self.anomalies), 'anomaly', 'anomalies')}")
+
     def __repr__(self) -> str:
-        return (f"<Capture {self.info.source!r}: {len(self.connections)} connections, "
-                f"{len(self.frames)} frames, {len(self.messages)} messages, "
-                f"{len(self.anomalies)} anomalies>")
+        return f"<Capture {self.info.source!r}: {self._counts()}>"
 
     def _repr_html_(self) -> str:
-        counts = (f"{len(self.connections)} connections, {len(self.frames)} frames, "
-                  f"{len(self.messages)} messages, {len(self.anomalies)} anomalies")
+        counts = self._counts()
         if len(self.anomalies):
             sev = self.anomalies.severity.astype(str).value_counts()
             top = self.anomalies.code.astype(str).value_counts().head(5)

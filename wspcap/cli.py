@@ -121,6 +121,113 @@ class _Progress:
             self._bar = None
 
 
+# -- where output goes, what input comes: checked before any work starts ----------------
+
+def check_output(path: str, option: str, folder: bool) -> None:
+    """Make sure ``path`` can be written, before any work starts.
+
+    Missing parent folders are created (``mkdir -p``), and so is ``path``
+    itself when it is to be a folder. An existing file given as a file output
+    is replaced (as ``tcpdump -w`` does); an existing file where a folder is
+    wanted, or a folder where a file is wanted, is refused. Writing is tried
+    for real (a temporary file in the folder; an existing file opened for
+    update, not truncated), so a read-only file system or a ``/proc`` path
+    is caught even for root.
+
+    Args:
+        path: the folder (``folder=True``) or file to write.
+        option: the option that named it, for the message (``-o``, ``-w``).
+        folder: whether ``path`` is a folder to write files into.
+
+    Raises:
+        ConfigError: one line saying what is wrong.
+    """
+    import tempfile
+
+    def refuse(reason: str) -> ConfigError:
+        return ConfigError(option, f"{path}: {reason}")
+
+    if not path:
+        raise ConfigError(option, "an empty path")
+    if folder:
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise refuse("is a file, not a folder (give a folder name for the output)")
+        target = path
+    else:
+        if os.path.isdir(path):
+            raise refuse("is a folder, not a file (give a file name in it)")
+        target = os.path.dirname(path) or os.curdir
+    try:
+        os.makedirs(target, exist_ok=True)
+    except FileExistsError:
+        raise refuse(f"cannot create the folder {target}: a file of that name is in "
+                     "the way") from None
+    except NotADirectoryError:
+        raise refuse(f"cannot create the folder {target}: a file is in the way "
+                     "(a part of the path is a file)") from None
+    except OSError as exc:
+        raise refuse(f"cannot create the folder {target}: {exc.strerror or exc}") from None
+    try:
+        if not folder and os.path.exists(path):
+            with open(path, "r+b"):
+                pass
+        else:
+            with tempfile.TemporaryFile(dir=target, prefix=".wspcap-"):
+                pass
+    except OSError as exc:
+        raise refuse(f"cannot write in {target}: {exc.strerror or exc}") from None
+
+
+def _check_input(path: str) -> None:
+    """Raise the one-line CaptureFormatError of an input that cannot be read."""
+    from wspcap.sources.files import open_capture
+
+    open_capture(path).close()
+
+
+def _check_inputs(inputs: Sequence[str]) -> list[str]:
+    """The capture files named by ``inputs`` (files, folders, patterns), each
+    opened once to check it, before any work starts.
+
+    Raises:
+        _BadInputs: one line per input that is missing, unreadable or not a
+            capture (every input is checked, not only up to the first).
+    """
+    from wspcap.parallel import expand_inputs
+
+    files: list[str] = []
+    problems: list[str] = []
+    for item in inputs:
+        try:
+            found = expand_inputs([item])
+        except WspcapError as exc:
+            problems.append(str(exc))
+            continue
+        for path in found:
+            if path in files:
+                continue
+            try:
+                _check_input(path)
+            except WspcapError as exc:
+                problems.append(str(exc))
+                continue
+            files.append(path)
+    if problems:
+        raise _BadInputs(problems)
+    return files
+
+
+class _BadInputs(WspcapError):
+    """Several inputs that cannot be read: one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(problems)
+        self.problems = problems
+
+    def __str__(self) -> str:
+        return "\n".join(f"wspcap: error: {p}" for p in self.problems)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wspcap",
@@ -152,11 +259,14 @@ def _parser() -> argparse.ArgumentParser:
         "captures. Needs the 'dask' extra: pip install 'wspcap[dask]'.")
     scale.add_argument("--scheduler", metavar="ADDR",
                        help="a running dask.distributed scheduler, e.g. tcp://HOST:8786, or "
-                            "'sync' to read in this process (default: a local cluster of "
-                            "worker processes)")
+                            "'sync' to read in this process (default: chosen by work size: "
+                            "this process, or a local cluster of worker processes where "
+                            "it pays: from about 270 MiB of input on 4 cores, 170 MiB on "
+                            "8, never on 2)")
     scale.add_argument("--workers", type=_positive_int, metavar="N",
-                       help="worker processes of the local cluster (default: one per core); "
-                            "a lone capture is shared among them by flow")
+                       help="worker processes of a local cluster (default: one per core); "
+                            "a lone capture is shared among them by flow; 1 reads in this "
+                            "process")
     scale.add_argument("--split-large", type=_size, metavar="BYTES",
                        help="share captures of at least BYTES (e.g. 500M, 2G) among the "
                             "workers by flow")
@@ -202,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rules":
             return _rules(args)
+    except _BadInputs as exc:
+        print(exc, file=sys.stderr)
+        return 2
     except WspcapError as exc:
         print(f"wspcap: error: {exc}", file=sys.stderr)
         return 2
@@ -223,6 +336,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if _many_inputs(args):
         return _analyze_many(args)
     path = args.capture[0]
+    if args.output:
+        _check_input(path)
+        check_output(args.output, "-o", folder=True)
     bar = _Progress(args.quiet)
     progress = bar.reading(path)
     thresholds = _thresholds(args)
@@ -280,7 +396,7 @@ def _many_inputs(args: argparse.Namespace) -> bool:
 
 def _analyze_many(args: argparse.Namespace) -> int:
     from wspcap.export import TABLES
-    from wspcap.parallel import analyze_many, expand_inputs
+    from wspcap.parallel import analyze_many
 
     if args.fail_on:
         raise ConfigError("--fail-on", "takes a single capture")
@@ -290,7 +406,9 @@ def _analyze_many(args: argparse.Namespace) -> int:
         from wspcap.pipeline import Options
         options = Options(thresholds=thresholds)
 
-    files = expand_inputs(args.capture)
+    files = _check_inputs(args.capture)
+    if args.output:
+        check_output(args.output, "-o", folder=True)
     progress = None
     bar = None
     if sys.stderr.isatty() and not args.quiet:
@@ -328,28 +446,38 @@ def _analyze_many(args: argparse.Namespace) -> int:
 
 
 def _print_many(results: list[FileResult], max_rows: int) -> None:
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title="Captures", title_justify="left")
-    for col in ("capture", "packets", "WebSocket", "conn_id", "frames", "messages",
-                "anomalies", "note"):
+    from wspcap.summary import console_width, plural
+
+    console = Console(width=console_width())
+    shown = results[:max_rows]
+    notes = any(r.info.truncated for r in shown)
+    table = Table(title="Captures (conns: WebSocket connections, msgs: messages)",
+                  title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True)
+    for col in ("capture", "packets", "conns", "conn_id", "frames", "msgs", "anomalies",
+                *(["note"] if notes else [])):
         table.add_column(col, justify="left" if col in ("capture", "note") else "right",
-                         overflow="fold")
-    for r in results[:max_rows]:
+                         overflow="fold", ratio=1 if col in ("capture", "note") else None)
+    for r in shown:
         ids = (f"{r.first_conn_id}-{r.first_conn_id + r.connections - 1}"
                if r.connections else "")
         table.add_row(r.path, str(r.info.packets), str(r.connections), ids, str(r.frames),
-                      str(r.messages), str(r.anomalies), r.info.truncated or "")
+                      str(r.messages), str(r.anomalies),
+                      *([r.info.truncated or ""] if notes else []))
     console.print(table)
     if len(results) > max_rows:
-        console.print(f"... and {len(results) - max_rows} more captures")
+        console.print(f"... and {plural(len(results) - max_rows, 'more capture')}")
     console.print(
-        f"[bold]{len(results)} captures[/bold]: {sum(r.info.packets for r in results)} packets, "
-        f"[bold]{sum(r.connections for r in results)} WebSocket connections[/bold], "
-        f"{sum(r.frames for r in results)} frames, {sum(r.messages for r in results)} messages, "
-        f"{sum(r.anomalies for r in results)} anomalies")
+        f"[bold]{plural(len(results), 'capture')}[/bold]: "
+        f"{plural(sum(r.info.packets for r in results), 'packet')}, "
+        f"[bold]{plural(sum(r.connections for r in results), 'WebSocket connection')}[/bold], "
+        f"{plural(sum(r.frames for r in results), 'frame')}, "
+        f"{plural(sum(r.messages for r in results), 'message')}, "
+        f"{plural(sum(r.anomalies for r in results), 'anomaly', 'anomalies')}")
 
 
 # -- live, plot, report -----------------------------------------------------------------
@@ -452,6 +580,12 @@ def _live(args: argparse.Namespace) -> int:
     from wspcap.liveview import JsonlSink, LiveView
     from wspcap.monitor import Sniffer
 
+    if args.write:
+        check_output(args.write, "-w", folder=False)
+    if args.output:
+        check_output(args.output, "-o", folder=True)
+    if args.jsonl and args.jsonl != "-":
+        check_output(args.jsonl, "--jsonl", folder=False)
     sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
                       write=args.write, output=args.output, fmt=args.format)
     sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
@@ -463,7 +597,9 @@ def _live(args: argparse.Namespace) -> int:
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     to_stdout = args.jsonl == "-"
-    out = Console(stderr=to_stdout, width=None if sys.stdout.isatty() else 160)
+    from wspcap.summary import console_width
+
+    out = Console(stderr=to_stdout, width=console_width())
     sinks: list[Callable[[Event], None]] = []
     jsonl = JsonlSink(args.jsonl) if args.jsonl else None
     if jsonl is not None:
@@ -498,19 +634,35 @@ def _live(args: argparse.Namespace) -> int:
         print(f"wrote {', '.join(sniffer.written.paths)}", file=sys.stderr)
     if not args.quiet:
         from wspcap.summary import print_summary
-        drops = ("kernel drop counts unavailable" if sniffer.kernel_dropped is None else
-                 f"kernel: {sniffer.kernel_received} received by the filter, "
-                 f"{sniffer.kernel_dropped} dropped")
-        out.print(f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
-                  f"{sniffer.packets} packets captured; {drops}"
-                  + (f"; wrote {args.write}" if args.write else ""), highlight=False)
+        out.print(stop_line(sniffer) + (f"; wrote {args.write}" if args.write else ""),
+                  highlight=False)
         print_summary(capture, console=out)
     return 0
 
 
+def stop_line(sniffer: Any) -> str:
+    """What ``wspcap live`` says when it stops: why, how long, and the
+    packets captured next to the kernel's counts, which take every loopback
+    packet twice (leaving and arriving) where the capture keeps one copy."""
+    from wspcap.summary import plural
+
+    line = (f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
+            f"{plural(sniffer.packets, 'packet')} captured")
+    if sniffer.kernel_dropped is None:
+        return line + "; kernel drop counts unavailable"
+    line += f"; kernel: {sniffer.kernel_received} passed the filter"
+    if sniffer.copies_skipped:
+        line += (f" ({sniffer.copies_skipped} of them the outgoing copies of loopback "
+                 "packets: the kernel counts each twice, leaving and arriving)")
+    return line + f", {sniffer.kernel_dropped} dropped"
+
+
 def _plot(args: argparse.Namespace) -> int:
     from wspcap.plot import LEFT_OUT_FILE, left_out_note, write_plots
+    from wspcap.summary import plural
 
+    _check_input(args.capture)
+    check_output(args.output, "-o", folder=True)
     bar = _Progress(args.quiet)
     try:
         capture, chosen = _read_for_view(args, bar)
@@ -523,7 +675,7 @@ def _plot(args: argparse.Namespace) -> int:
         print(f"wspcap: {note} (listed in {LEFT_OUT_FILE})", file=sys.stderr)
     if not args.quiet:
         pngs = [p for p in written if p.endswith(".png")]
-        print(f"wrote {len(pngs)} plots into {args.output}", file=sys.stderr)
+        print(f"wrote {plural(len(pngs), 'plot')} into {args.output}", file=sys.stderr)
     return 0
 
 
@@ -538,6 +690,8 @@ def _report(args: argparse.Namespace) -> int:
     from wspcap.plot import left_out_note
     from wspcap.report import write_report
 
+    _check_input(args.capture)
+    check_output(args.output, "-o", folder=False)
     bar = _Progress(args.quiet)
     try:
         capture, chosen = _read_for_view(args, bar)
@@ -612,8 +766,21 @@ def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
     if not len(hits):
         return 0
     codes = ", ".join(sorted(set(hits.code.astype(str))))
-    print(f"wspcap: {len(hits)} anomalies at or above {level} ({codes})", file=sys.stderr)
+    from wspcap.summary import plural
+
+    print(f"wspcap: {plural(len(hits), 'anomaly', 'anomalies')} at or above {level} ({codes})",
+          file=sys.stderr)
     return 3
+
+
+def _binary_size(value: float) -> str:
+    """``16 MiB`` for 16777216: a byte count as people read it."""
+    size, unit = float(value), "bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        size /= 1024
+        if size < 1024:
+            break
+    return f"{size:g} {unit}"
 
 
 def _add_rules_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -644,7 +811,8 @@ def _rules(args: argparse.Namespace) -> int:
     thresholds = _thresholds(args) or Thresholds()
     if args.format == "json":
         json.dump({"rules": [r.as_dict() for r in selected],
-                   "thresholds": thresholds.as_dict()}, sys.stdout, indent=1)
+                   "thresholds": thresholds.as_dict(), "threshold_units": Thresholds.units()},
+                  sys.stdout, indent=1)
         sys.stdout.write("\n")
         return 0
     from rich.console import Console
@@ -652,8 +820,10 @@ def _rules(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     styles = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-    console = Console(width=None if sys.stdout.isatty() else 160)
-    table = Table(title=f"Anomaly catalog ({len(selected)} codes)", title_justify="left",
+    from wspcap.summary import console_width, plural
+
+    console = Console(width=console_width())
+    table = Table(title=f"Anomaly catalog ({plural(len(selected), 'code')})", title_justify="left",
                   show_lines=True)
     table.add_column("code", no_wrap=True)
     table.add_column("severity")
@@ -673,7 +843,11 @@ def _rules(args: argparse.Namespace) -> int:
     limits = Table(title="Thresholds", title_justify="left")
     limits.add_column("name")
     limits.add_column("value", justify="right")
+    limits.add_column("unit")
+    units = Thresholds.units()
     for name, value in thresholds.as_dict().items():
-        limits.add_row(name, f"{value:g}" if isinstance(value, float) else str(value))
+        limits.add_row(name, f"{value:g}" if isinstance(value, float) else str(value),
+                       units[name] + (f" ({_binary_size(value)})" if units[name] == "bytes"
+                                      and value >= 1024 else ""))
     console.print(limits)
     return 0

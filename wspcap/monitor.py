@@ -406,7 +406,9 @@ class Sniffer:
     """Capture from an interface (or replay packet records) as events.
 
     Iterate over it for events; afterwards :meth:`capture` gives the tables
-    and :attr:`kernel_received` / :attr:`kernel_dropped` the kernel's counts.
+    and :attr:`kernel_received` / :attr:`kernel_dropped` the kernel's counts
+    (:attr:`copies_skipped`: the outgoing copies of loopback packets that
+    ``kernel_received`` counts but the capture leaves out).
 
     Args:
         iface: interface name, ``"any"``, or None for scapy's default.
@@ -473,6 +475,7 @@ class Sniffer:
         self.packets = 0
         self.kernel_received: int | None = None
         self.kernel_dropped: int | None = None
+        self.copies_skipped = 0
         self.started: float | None = None
         self.elapsed = 0.0
         self.stopped_by = ""
@@ -596,6 +599,7 @@ class Sniffer:
             if live_source is not None:
                 live_source.close()
                 self.kernel_received, self.kernel_dropped = live_source.stats()
+                self.copies_skipped = live_source.copies_skipped
             self._done = True
         if tables is None:
             yield from monitor.finish()

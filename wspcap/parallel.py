@@ -43,6 +43,7 @@ and every worker see under the same path.
 from __future__ import annotations
 
 import glob
+import math
 import os
 import re
 from collections import deque
@@ -56,10 +57,10 @@ import pandas as pd
 from wspcap.capture import Capture, CaptureInfo, read
 from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap.export import FORMATS, TABLES, write_table
-from wspcap.pipeline import Options
+from wspcap.pipeline import Options, snap_detail
 
-__all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many", "expand_inputs", "merge_shards",
-           "read_many"]
+__all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many",
+           "choose_scheduler", "cluster_min_bytes", "expand_inputs", "merge_shards", "read_many"]
 
 #: The ``scheduler`` value that runs every task in this process, without Dask.
 SYNC = "sync"
@@ -71,8 +72,21 @@ TASKS_PER_WORKER = 2
 CAPTURE_MAGICS = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1",
                   b"\xa1\xb2\x3c\x4d", b"\x0a\x0d\x0d\x0a", b"\x1f\x8b")
 _GLOB_CHARS = re.compile(r"[*?[]")
+# Measured with benchmarks/many.py (benchmarks/README.md, "Many captures"):
+#: Seconds a local cluster takes to start and hand out the first tasks (its
+#: worker processes import pandas and pyarrow), over reading in this process:
+#: 20 small captures take 0.7 s in one process and 3.3 s on a fresh cluster
+#: of 2 workers.
+CLUSTER_START_SECONDS = 3.0
+#: Capture bytes one process reads per second (37-42 MiB/s on 20 files of
+#: 2 to 32 MiB).
+READ_BYTES_PER_SECOND = 40 << 20
+#: What each worker of a local cluster adds, as a share of one process's
+#: speed: 2 workers read 640 MiB at 0.89 times one process's speed (0.45
+#: each), the cluster spending half as much CPU again as one process.
+CLUSTER_EFFICIENCY = 0.45
 #: The snap-length row of ``capture_truncated``: its count is per shard.
-_SNAP_DETAIL = re.compile(r"^(\d+)( packets were cut by the snap length)$")
+_SNAP_DETAIL = re.compile(r"^(\d+) packets? (?:was|were) cut by the snap length$")
 
 
 # -- inputs -----------------------------------------------------------------------------
@@ -141,6 +155,56 @@ def expand_inputs(inputs: Iterable[str | os.PathLike[str]]) -> list[str]:
 
 
 # -- where tasks run ----------------------------------------------------------------------
+
+
+def cluster_min_bytes(workers: int) -> float:
+    """Input bytes from which a local cluster of ``workers`` processes beats
+    reading in this process: where ``start + T / speedup < T``, ``T`` being
+    the one-process time and ``speedup = workers * CLUSTER_EFFICIENCY``
+    (:data:`CLUSTER_START_SECONDS`, :data:`READ_BYTES_PER_SECOND`). Never
+    for 1 or 2 workers (measured: 2 workers lose at every size up to 640
+    MiB), about 270 MiB for 4, 170 MiB for 8. ``benchmarks/many.py``
+    measures it."""
+    speedup = workers * CLUSTER_EFFICIENCY
+    if speedup <= 1:
+        return math.inf
+    return CLUSTER_START_SECONDS * READ_BYTES_PER_SECOND / (1 - 1 / speedup)
+
+
+def choose_scheduler(files: Sequence[str], scheduler: Any, workers: int | None) -> Any:
+    """Where the work runs: the scheduler asked for, or one chosen by work size.
+
+    A scheduler given (``"sync"``, an address, a ``distributed.Client``) is
+    kept. Otherwise ``workers=1`` means this process, ``workers`` above 1 a
+    local cluster of that many processes, and without either the total size
+    of the files decides: under :func:`cluster_min_bytes` for one worker
+    per core (never reached on one core) this process, where 20 small
+    captures take a second or two rather than the cluster's start; from it
+    on, a local cluster.
+
+    Args:
+        files: the capture files (after :func:`expand_inputs`).
+        scheduler: as for :func:`read_many` (None: choose).
+        workers: as for :func:`read_many`.
+
+    Returns:
+        :data:`SYNC`, or None for a local cluster, or ``scheduler`` as given.
+    """
+    if scheduler is not None:
+        return scheduler
+    if workers is not None:
+        return SYNC if workers == 1 else None
+    least = cluster_min_bytes(os.cpu_count() or 1)
+    total = 0
+    for path in files:
+        try:
+            total += os.path.getsize(path)
+        except OSError:
+            pass  # reading it will say what is wrong
+        if total >= least:
+            return None
+    return SYNC
+
 
 
 class _Runner:
@@ -379,7 +443,7 @@ def merge_shards(parts: Sequence[Capture]) -> Capture:
         anomalies.append(kept.assign(conn_id=_map_ids(kept["conn_id"], lut)))
     if snap_rows:
         row = snap_rows[0].iloc[:1].copy()
-        detail = _SNAP_DETAIL.sub(rf"{snap_count}\2", str(row["detail"].iloc[0]))
+        detail = snap_detail(snap_count)
         row["detail"] = pd.Series([detail], index=row.index, dtype=row["detail"].dtype)
         anomalies.append(row)
     merged_anomalies = _concat(anomalies).sort_values("ts", kind="stable").reset_index(drop=True)
@@ -447,13 +511,16 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
 
     Args:
         paths: files, directories and glob patterns (see :func:`expand_inputs`).
-        scheduler: None starts a local cluster of worker processes (closed
-            afterwards); ``"sync"`` reads in this process without Dask; an
+        scheduler: None chooses by work size (see :func:`choose_scheduler`):
+            this process for small jobs, else a local cluster of worker
+            processes (closed afterwards; always with ``as_dask``);
+            ``"sync"`` reads in this process without Dask; an
             address such as ``"tcp://host:8786"`` connects to a running
             ``dask.distributed`` scheduler; a ``distributed.Client`` is used
             as is.
-        workers: processes of the local cluster (default: one per core); with
-            another cluster, the shards a split file gets (default: its threads).
+        workers: processes of the local cluster (default: one per core; 1
+            reads in this process); with another cluster, the shards a split
+            file gets (default: its threads).
         as_dask: give dask DataFrames (one partition per file) instead of
             pandas ones; see :class:`DaskCapture`.
         split_large: files of at least this many bytes are shared by flow.
@@ -471,6 +538,7 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     files = expand_inputs([paths] if isinstance(paths, (str, os.PathLike)) else paths)
     if as_dask:
         return _read_many_dask(files, scheduler, workers, split_large, options)
+    scheduler = choose_scheduler(files, scheduler, workers)
     tables: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
     infos = []
     offset = 0
@@ -639,6 +707,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
     if fmt not in FORMATS:
         raise ConfigError("format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
     files = expand_inputs(inputs)
+    scheduler = choose_scheduler(files, scheduler, workers)
     dirs = {}
     if directory is not None:
         for table in TABLES:

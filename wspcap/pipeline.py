@@ -74,7 +74,7 @@ from wspcap.ws.messages import Message, MessageAssembler
 if TYPE_CHECKING:
     from wspcap.sources.files import Batch
 
-__all__ = ["Collector", "Options", "Pipeline", "Session"]
+__all__ = ["Collector", "Options", "Pipeline", "Session", "snap_detail"]
 
 C2S, S2C = "c2s", "s2c"
 #: Bytes that tell a ClientHello (record header and handshake type).
@@ -88,6 +88,12 @@ PROBE_CHUNKS = 4
 #: of a connection whose request was not captured (only one direction captured, as
 #: with asymmetric routing).
 EARLY_CHUNKS = 64
+
+
+def snap_detail(packets: int) -> str:
+    """The detail of ``capture_truncated`` for packets cut by the snap length."""
+    return (f"{packets} packet was" if packets == 1 else f"{packets} packets were") + \
+        " cut by the snap length"
 
 
 @dataclass
@@ -378,9 +384,10 @@ class _Direction:
         c.messages.append(message)
         c.message_keys.append(self.key)
         self.session.nmessages += 1
-        if message.opcode == 8 and self.close_code is None:
+        if message.opcode == 8 and self.close_reason is None:  # the first close
             self.close_code = message.close_code
-            self.close_reason = message.close_reason
+            # A close without a code has no reason either: "" tells it from no close.
+            self.close_reason = message.close_reason if message.close_code is not None else ""
 
     def anomaly(self, code: str, detail: str, where: int | None, ts: int,
                 packet: int) -> None:
@@ -1317,7 +1324,7 @@ class Pipeline:
                       f"{self.first_bad_ts})", self.first_bad_ts)
         if self.snap_cut:
             c.anomaly(None, self.last_ts, None, None, "capture_truncated",
-                      f"{self.snap_cut} packets were cut by the snap length", None)
+                      snap_detail(self.snap_cut), None)
         if check:  # the cross-record rules, once per connection
             run_checks(c, self.options.thresholds, unchecked=self.unchecked)
             self.unchecked = []

@@ -677,7 +677,7 @@ def _capture_truncated(sc: Scenario) -> None:
     c.ws(C2S, wire)
     c.close(C2S)
     sc.expect("capture_truncated", None, None, None, None,
-              "1 packets were cut by the snap length")
+              "1 packet was cut by the snap length")
     sc.expect("tcp_gap", 0, C2S, None, None,
               f"{len(wire) - 202} bytes missing at stream offset {start + 202}")
 
@@ -1455,7 +1455,7 @@ def _pmd_bomb(sc: Scenario) -> None:
     sc.expect("pmd_ratio_excessive", 0, S2C, first, number,
               f"{size} bytes inflated from {len(data)} (ratio {ratio:.0f}, threshold 100)")
     sc.expect("res_oversized_message", 0, S2C, first, number,
-              f"{size} bytes in 1 frames (threshold 16777216)")
+              f"{size} bytes in 1 frame (threshold 16777216)")
 
 
 @scenario("res-inflate-budget-exceeded", "permessage-deflate; the server sends three "

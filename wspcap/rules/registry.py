@@ -484,14 +484,13 @@ register("ws_no_close", "info", "RFC 6455 section 7.1.1",
 register("ws_ping_unanswered", "warning", "RFC 6455 section 5.5.2",
          "a ping got no pong while the peer went on or closed",
          "The peer must answer pings; it is hung, non-conforming, or the ping was never "
-         "delivered (a middlebox ate it).", _NC,
-         "ping 'are you there' got no pong (the server closed without answering); 1 ping "
-         "unanswered in all")
+         "delivered (a middlebox ate it). One row per unanswered ping.", _NC,
+         "ping 'are you there' got no pong (the server closed without answering)")
 register("ws_pong_mismatch", "warning", "RFC 6455 section 5.5.3",
          "a pong whose payload matches no outstanding ping",
          "A pong must echo the ping's payload; a mismatch means a broken peer or frames "
-         "crafted by something else on the path.", _NC,
-         "pong 'something else' matches no outstanding ping (latest 'ping-1'); 1 such pong")
+         "crafted by something else on the path. One row per such pong.", _NC,
+         "pong 'something else' matches no outstanding ping (latest 'ping-1')")
 register("ws_truncated_frame", "warning", "RFC 6455 section 5.2",
          "a frame's declared length runs past the captured data",
          "Loss, a connection cut mid-frame, or a client declaring far more than it sends "

@@ -38,7 +38,8 @@ def sizes(ctx: Context) -> None:
     for pos in over(ctx.message_column("length"), big):
         conn, d, m = ctx.message_at(pos)
         ctx.report(conn.conn_id, m.ts_end, d, m.first_frame, "res_oversized_message",
-                   f"{m.length} bytes in {m.frames} frames (threshold {big})", m.packet_end)
+                   f"{m.length} bytes in {m.frames} frame{'' if m.frames == 1 else 's'} "
+                   f"(threshold {big})", m.packet_end)
 
 
 def _first_burst(times: list[int], window: int, limit: float) -> tuple[int, int] | None:

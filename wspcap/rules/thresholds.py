@@ -1,6 +1,7 @@
 """Thresholds of the resource and abuse rules (sizes, rates, times).
 
-Every threshold has a default chosen so that ordinary traffic of real
+Every threshold has a unit (:meth:`Thresholds.units`: bytes, seconds,
+per second...) and a default chosen so that ordinary traffic of real
 applications stays below it (see each field); all can be changed from Python
 (``wspcap.read(path, thresholds=Thresholds(frame_flood_rate=500))`` or a
 mapping), from a TOML file (:meth:`Thresholds.from_toml`) and from
@@ -25,6 +26,12 @@ from wspcap.errors import ConfigError
 __all__ = ["DEFAULT_THRESHOLDS", "Thresholds"]
 
 _MIB = 1 << 20
+
+
+def _unit(default: Any, unit: str) -> Any:
+    """A threshold field: its default and its unit (``Thresholds.units()``),
+    e.g. ``"bytes"``, ``"seconds"``, ``"frames/s"``. Every threshold has one."""
+    return dataclasses.field(default=default, metadata={"unit": unit})
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,22 +88,22 @@ class Thresholds:
             so this bounds what decompression adds to it.
     """
 
-    frame_flood_rate: float = 1000.0
-    ping_flood_rate: float = 10.0
-    rate_window: float = 1.0
-    tiny_fragments_count: int = 100
-    tiny_fragment_size: int = 16
-    slow_handshake: float = 10.0
-    slow_frame: float = 10.0
-    slow_frame_rate: float = 1024.0
-    many_connections: int = 32
-    huge_declared_length: int = 16 * _MIB
-    oversized_message: int = 16 * _MIB
-    inflate_ratio: float = 100.0
-    inflate_ratio_min: int = 1 * _MIB
-    pong_timeout: float = 10.0
-    inflate_budget_connection: int = 256 * _MIB
-    inflate_budget_capture: int = 1024 * _MIB
+    frame_flood_rate: float = _unit(1000.0, "frames/s")
+    ping_flood_rate: float = _unit(10.0, "pings/s")
+    rate_window: float = _unit(1.0, "seconds")
+    tiny_fragments_count: int = _unit(100, "fragments")
+    tiny_fragment_size: int = _unit(16, "bytes")
+    slow_handshake: float = _unit(10.0, "seconds")
+    slow_frame: float = _unit(10.0, "seconds")
+    slow_frame_rate: float = _unit(1024.0, "bytes/s")
+    many_connections: int = _unit(32, "connections")
+    huge_declared_length: int = _unit(16 * _MIB, "bytes")
+    oversized_message: int = _unit(16 * _MIB, "bytes")
+    inflate_ratio: float = _unit(100.0, "inflated/compressed")
+    inflate_ratio_min: int = _unit(1 * _MIB, "bytes")
+    pong_timeout: float = _unit(10.0, "seconds")
+    inflate_budget_connection: int = _unit(256 * _MIB, "bytes")
+    inflate_budget_capture: int = _unit(1024 * _MIB, "bytes")
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -118,6 +125,11 @@ class Thresholds:
     def names(cls) -> list[str]:
         """Every threshold's name."""
         return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def units(cls) -> dict[str, str]:
+        """``{name: unit}`` for every threshold, e.g. ``"bytes"``, ``"seconds"``, ``"frames/s"``."""
+        return {f.name: f.metadata.get("unit", "") for f in dataclasses.fields(cls)}
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], base: Thresholds | None = None

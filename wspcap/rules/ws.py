@@ -106,12 +106,10 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
                                  f"{opcode_name(frame.opcode)} frame after this side's close "
                                  f"(frame {close[d][0]}); "  # type: ignore[index]
                                  f"{_plural(len(after), 'frame')} after it in all")
-        if mismatched[d]:
-            index, frame, ping = mismatched[d][0]
+        for index, frame, ping in mismatched[d]:  # one row per pong: count = pongs
             ctx.report_frame(conn, index, d, frame, "ws_pong_mismatch",
                              f"pong {preview(frame.payload)} matches no outstanding ping "
-                             f"(latest {preview(ping.payload) if ping else 'none'}); "
-                             f"{_plural(len(mismatched[d]), 'such pong')}")
+                             f"(latest {preview(ping.payload) if ping else 'none'})")
     if conn.accept_failed:
         return  # a conforming client fails such a connection: no pongs or closes owed
     for d in (C2S, S2C):
@@ -133,11 +131,9 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
             why = _went_on(conn, peer, index, frame, peer_close, last_ts, timeout)
             if why:
                 unanswered.append((index, frame, why))
-        if unanswered:
-            index, frame, why = unanswered[0]
+        for index, frame, why in unanswered:  # one row per ping: count = pings
             ctx.report_frame(conn, index, d, frame, "ws_ping_unanswered",
-                             f"ping {preview(frame.payload)} got no pong ({why}); "
-                             f"{_plural(len(unanswered), 'ping')} unanswered in all")
+                             f"ping {preview(frame.payload)} got no pong ({why})")
     _closing(ctx, conn, close)
 
 

@@ -148,6 +148,9 @@ class LiveSource:
         iface: the interface name.
         linktype: the LINKTYPE of the packets' headers.
         packets: packets handed out so far.
+        copies_skipped: outgoing copies of loopback packets left out (the
+            kernel shows each loopback packet twice, leaving and arriving, and
+            counts both in :meth:`stats`' ``received``).
     """
 
     def __init__(self, iface: str | None = None, bpf: str | None = None,
@@ -158,6 +161,7 @@ class LiveSource:
         self.snaplen = snaplen
         self.packets = 0
         self.snap_cut = 0
+        self.copies_skipped = 0
         self._received = 0
         self._dropped = 0
         self._sock: socket.socket | None = None
@@ -320,6 +324,7 @@ class LiveSource:
                 continue
             pkttype = addr[2]
             if pkttype == PACKET_OUTGOING and (self._drop_outgoing or addr[3] == ARPHRD_LOOPBACK):
+                self.copies_skipped += 1
                 continue
             ts = 0
             wirelen = n
@@ -363,7 +368,7 @@ class LiveSource:
         """Kernel counts since the capture opened: ``(received, dropped)``.
 
         ``received`` counts what passed the filter, both copies of each
-        loopback packet included; ``dropped`` counts packets the kernel threw
+        loopback packet included (see :attr:`copies_skipped`); ``dropped`` counts packets the kernel threw
         away because the socket buffer was full.
         """
         if self._sock is not None:
