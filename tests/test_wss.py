@@ -230,3 +230,21 @@ def test_live_wss_on_loopback(tmp_path: Path) -> None:
     assert _data_messages(cap, "s2c") == sent["s2c"]
     again = wspcap.read(out)
     assert list(again.messages.payload) == list(cap.messages.payload)
+
+
+def test_cli_keylog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """analyze, report and plot take --keylog; without it the summary says what to do."""
+    bare = tmp_path / "wss.pcapng"
+    (tmp_path / "keys.log").write_text(split_secrets(SAMPLES_DIR / "wss.pcapng", bare))
+    assert main(["analyze", str(bare)]) == 0
+    out = capsys.readouterr().out
+    assert "1 TLS connection not decrypted" in out and "--keylog" in out
+    assert main(["analyze", str(bare), "--keylog", str(tmp_path / "keys.log"),
+                 "-o", str(tmp_path / "out"), "--format", "csv", "-q"]) == 0
+    messages = pd.read_csv(tmp_path / "out" / "messages.csv")
+    assert len(messages) == 11
+    assert main(["report", str(bare), "--keylog", str(tmp_path / "keys.log"),
+                 "-o", str(tmp_path / "r.html"), "-q"]) == 0
+    assert "bye over TLS" in (tmp_path / "r.html").read_text()
+    assert main(["analyze", str(bare), "--keylog", str(tmp_path / "nope.log")]) == 2
+    assert "nope.log" in capsys.readouterr().err

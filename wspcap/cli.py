@@ -252,6 +252,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="connections shown in the summary (default: 50)")
     analyze.add_argument("-q", "--quiet", action="store_true",
                          help="print no summary (with -o: only write the tables)")
+    _add_keylog_option(analyze)
     _add_rule_options(analyze)
     scale = analyze.add_argument_group(
         "several captures (Dask)", "With several inputs, each table is written as a dataset "
@@ -346,9 +347,10 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         if args.output:  # written while read: memory bounded whatever the size
             capture = analyze_to(path, args.output, args.format, progress=progress,
-                                 thresholds=thresholds)
+                                 thresholds=thresholds, keylog=args.keylog or None)
         else:
-            capture = read(path, progress=progress, thresholds=thresholds)
+            capture = read(path, progress=progress, thresholds=thresholds,
+                           keylog=args.keylog or None)
     finally:
         bar.close()
     if capture.info.truncated:
@@ -402,9 +404,12 @@ def _analyze_many(args: argparse.Namespace) -> int:
         raise ConfigError("--fail-on", "takes a single capture")
     thresholds = _thresholds(args)
     options = None
-    if thresholds is not None:
+    if thresholds is not None or args.keylog:
         from wspcap.pipeline import Options
-        options = Options(thresholds=thresholds)
+        from wspcap.sources.keys import read_key_logs
+        from wspcap.tls import KeyLog
+        options = Options(thresholds=thresholds,
+                          keylog=KeyLog(read_key_logs(args.keylog)) if args.keylog else None)
 
     files = _check_inputs(args.capture)
     if args.output:
@@ -507,6 +512,7 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                            "('-' for stdout: no terminal view)")
     live.add_argument("-q", "--quiet", action="store_true",
                       help="no terminal view and no final summary")
+    _add_keylog_option(live, follow=True)
 
     plot = sub.add_parser("plot", help="draw a capture's plots as PNG files",
                           description="Read a capture and write its plots (connection "
@@ -518,6 +524,7 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     plot.add_argument("-o", "--output", metavar="DIR", required=True, help="folder for the PNGs")
     plot.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
     _add_conn_options(plot, "a sequence diagram", 20)
+    _add_keylog_option(plot)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a capture",
                             description="Read a capture and write one HTML page (plots "
@@ -535,6 +542,16 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                         help="messages listed per connection: the first N/2 and the last "
                              "N/2 (default: 200)")
     _add_conn_options(report, "a section (handshake, sequence diagram, messages)", 10)
+    _add_keylog_option(report)
+
+
+def _add_keylog_option(parser: argparse.ArgumentParser, follow: bool = False) -> None:
+    more = (" It is followed as it grows (a browser appends a line per connection), and "
+            "-w then writes pcapng carrying the keys used." if follow else
+            " Keys embedded in a pcapng (editcap --inject-secrets) need no option.")
+    parser.add_argument("--keylog", action="append", default=[], metavar="FILE",
+                        help="TLS key log (NSS format, as SSLKEYLOGFILE writes it) to "
+                             "decrypt wss:// with; repeatable." + more)
 
 
 def _add_conn_options(parser: argparse.ArgumentParser, what: str, default: int) -> None:
@@ -587,7 +604,8 @@ def _live(args: argparse.Namespace) -> int:
     if args.jsonl and args.jsonl != "-":
         check_output(args.jsonl, "--jsonl", folder=False)
     sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
-                      write=args.write, output=args.output, fmt=args.format)
+                      write=args.write, output=args.output, fmt=args.format,
+                      keylog=args.keylog or None)
     sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
 
     def stop(signum: int, frame: object) -> None:
@@ -713,7 +731,8 @@ def _read_for_view(args: argparse.Namespace, bar: _Progress) -> tuple[Any, list[
     from wspcap.capture import read
     from wspcap.plot import choose_connections
 
-    capture = read(args.capture, progress=bar.reading(args.capture))
+    capture = read(args.capture, progress=bar.reading(args.capture),
+                   keylog=args.keylog or None)
     _warn_stopped(args.capture, capture.info)
     chosen, _ = choose_connections(capture, args.conn, args.max_conns, "--conn")
     return capture, chosen

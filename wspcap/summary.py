@@ -116,6 +116,12 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         console.print(_anomalies(anomalies, wide=console.width >= WIDE_ANOMALIES))
     else:
         console.print("no anomalies")
+    hidden = int((conns.tls & ~conns.decrypted).sum()) if "tls" in conns else 0
+    if hidden:
+        console.print(
+            f"{plural(hidden, 'TLS connection')} not decrypted: give the key log that "
+            "the client wrote (SSLKEYLOGFILE) with --keylog FILE; see 'Reading wss' in "
+            "the README", highlight=False)
 
 
 def _cells(c: Any) -> dict[str, str]:
@@ -123,10 +129,15 @@ def _cells(c: Any) -> dict[str, str]:
     accept_marks: dict[object, str] = {True: "ok", False: "[red]WRONG[/red]"}
     accept = accept_marks.get(
         c.accept_valid if c.accept_valid is not None and _na(c.accept_valid) else None, "")
+    uri = escape(_na(c.uri)) or ("(midstream)" if c.midstream else "")
+    if getattr(c, "tls", False):
+        sni = escape(_na(c.sni))
+        uri = (f"wss {uri}" if c.decrypted else
+               f"(TLS, not decrypted{': ' + sni if sni else ''})")
     return {
         "id": str(c.conn_id), "client": f"{c.client_ip}:{c.client_port}",
         "server": f"{c.server_ip}:{c.server_port}",
-        "uri": escape(_na(c.uri)) or ("(midstream)" if c.midstream else ""),
+        "uri": uri,
         "status": _na(c.status), "accept": accept, "subprotocol": escape(_na(c.subprotocol)),
         "deflate": "deflate" if c.permessage_deflate else "",
         "frames": f"{c.frames_c2s}/{c.frames_s2c}", "msgs": str(c.messages),
