@@ -414,21 +414,10 @@ def tls_contexts(version: str, folder: Path) -> tuple[ssl.SSLContext, ssl.SSLCon
     """Server and client contexts for a local self-signed certificate; the client
     writes its key log (what SSLKEYLOGFILE does) into ``folder``."""
     sys.path.insert(0, str(HERE.parent / "tests"))
-    from golden.tls import self_signed  # the tests' certificate maker
+    from golden.tls import contexts  # the tests' TLS set-up
 
-    cert, key = self_signed(folder)
     keylog = folder / "keys.log"
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
-    client.keylog_filename = str(keylog)
-    for ctx in (server, client):
-        if version == "1.2":
-            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-        else:
-            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    server, client = contexts(folder, version, keylog)
     return server, client, keylog
 
 

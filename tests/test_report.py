@@ -10,7 +10,6 @@ it builds is checked (skipped when Chromium is not installed).
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 from golden import truth as T
+from golden.browser import chromium, chromium_args
 
 import wspcap
 from wspcap.report import render_report, write_report
@@ -172,27 +172,13 @@ class TestEscaping:
         assert "3c 73 63 72 69 70 74 3e 00 ff" in text  # the binary, as hex
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    pytest.skip("chromium is not installed (apt-get install chromium)")
-
-
-def _chromium_args(profile: Path) -> list[str]:
-    return ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-            "--disable-dev-shm-usage", f"--user-data-dir={profile}"]
-
-
 class TestInBrowser:
     def test_chromium_renders_connections(self, samples_dir: Path, tmp_path: Path) -> None:
-        exe = _chromium()
+        exe = chromium()
         truth = T.load(samples_dir / "multi.truth.json")
         report = tmp_path / "report.html"
         write_report(wspcap.read(samples_dir / truth["file"]), report)
-        done = subprocess.run([exe, *_chromium_args(tmp_path / "profile"), "--dump-dom",
+        done = subprocess.run([exe, *chromium_args(tmp_path / "profile"), "--dump-dom",
                                report.as_uri()], capture_output=True, text=True, timeout=90,
                               check=False)
         assert done.returncode == 0, done.stderr[-2000:]
@@ -205,10 +191,10 @@ class TestInBrowser:
     def test_chromium_keeps_hostile_strings_as_text(self, tmp_path: Path) -> None:
         """The DOM a browser builds from a hostile capture has no script, no event
         handler, and the hostile strings as text."""
-        exe = _chromium()
+        exe = chromium()
         report = tmp_path / "report.html"
         write_report(hostile_capture(), report)
-        done = subprocess.run([exe, *_chromium_args(tmp_path / "profile"), "--dump-dom",
+        done = subprocess.run([exe, *chromium_args(tmp_path / "profile"), "--dump-dom",
                                report.as_uri()], capture_output=True, text=True, timeout=90,
                               check=False)
         assert done.returncode == 0, done.stderr[-2000:]

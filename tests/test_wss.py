@@ -192,23 +192,16 @@ def test_keys_that_never_come(tmp_path: Path) -> None:
 def test_live_wss_on_loopback(tmp_path: Path) -> None:
     """websockets over TLS 1.3 on lo, captured by the sniffer while the client writes
     its key log: every message decrypted, and the pcapng written reads the same."""
-    import ssl
     import threading
 
-    from golden.tls import self_signed
+    from golden.tls import contexts
     from test_live import STEP, _data_messages, _free_port, _need_capture_rights, exchange
 
     from wspcap.monitor import Sniffer
 
     _need_capture_rights()
-    cert, key = self_signed(tmp_path)
-    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    server.load_cert_chain(cert, key)
-    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    client.check_hostname = False
-    client.verify_mode = ssl.CERT_NONE
     keyfile = tmp_path / "keys.log"
-    client.keylog_filename = str(keyfile)
+    server, client = contexts(tmp_path, keylog=keyfile)
     port = _free_port()
     out = tmp_path / "live.pcapng"
     sniffer = Sniffer("lo", f"tcp port {port}", timeout=12 * STEP, write=out, keylog=keyfile)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import http.server
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from golden.tls import self_signed
+from golden.browser import chromium, chromium_args
+from golden.tls import contexts
 
 import wspcap
 
@@ -52,14 +52,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        exe = shutil.which(name)
-        if exe:
-            return exe
-    pytest.skip("chromium is not installed (apt-get install chromium)")
 
 
 def _need_capture_rights() -> None:
@@ -115,7 +107,7 @@ class _Server:
 
 def _image_server(closed: threading.Event) -> http.server.ThreadingHTTPServer:
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server name
+        def do_GET(self) -> None:
             closed.wait(3 * STEP)
             self.send_response(404)
             self.send_header("Content-Length", "0")
@@ -136,13 +128,11 @@ def _data(cap: wspcap.Capture, direction: str) -> list[tuple[str, bytes]]:
 @pytest.mark.parametrize("port", [443, 0], ids=["port-443", "unusual-port"])
 def test_chromium_wss_decrypted_live(port: int, tmp_path: Path) -> None:
     _need_capture_rights()
-    exe = _chromium()
+    exe = chromium()
     from wspcap.monitor import Sniffer
 
     port = port or _free_port()
-    cert, key = self_signed(tmp_path)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
+    context, _client = contexts(tmp_path)
     server = _Server(port, context)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -163,10 +153,7 @@ def test_chromium_wss_decrypted_live(port: int, tmp_path: Path) -> None:
     time.sleep(0.5)
     try:
         done = subprocess.run(
-            [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-             "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
-             f"--user-data-dir={tmp_path / 'profile'}", "--ignore-certificate-errors",
+            [exe, *chromium_args(tmp_path / "profile"), "--ignore-certificate-errors",
              f"--ssl-key-log-file={keys}", "--dump-dom", page.as_uri()],
             capture_output=True, text=True, timeout=6 * STEP, check=False,
             env=dict(os.environ, SSLKEYLOGFILE=str(keys)))

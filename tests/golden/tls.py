@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["Conversation", "converse", "self_signed"]
+__all__ = ["Conversation", "contexts", "converse", "self_signed"]
 
 
 @dataclass
@@ -63,6 +63,27 @@ def self_signed(folder: Path, kind: str = "ec") -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def contexts(folder: Path, version: str = "1.3", keylog: Path | None = None,
+             cert: str = "ec") -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for ``localhost``, and a
+    client context that trusts anything and writes its key log to ``keylog`` (what
+    ``SSLKEYLOGFILE`` does); TLS 1.3 only, or at most TLS 1.2."""
+    cert_path, key_path = self_signed(folder, cert)
+    server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server.load_cert_chain(cert_path, key_path)
+    client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    client.check_hostname = False
+    client.verify_mode = ssl.CERT_NONE
+    if keylog is not None:
+        client.keylog_filename = str(keylog)
+    for ctx in (server, client):
+        if version == "1.2":
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        else:
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    return server, client
 
 
 def _pump(conv: Conversation, client: ssl.SSLObject, server: ssl.SSLObject,
@@ -109,27 +130,16 @@ def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
     conv = Conversation()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        cert_path, key_path = self_signed(folder, cert)
         keylog = folder / "keys.log"
         if resume is not None and resume.contexts is not None:
             sctx, cctx = resume.contexts
             cctx.keylog_filename = str(keylog)
-            contexts: list[ssl.SSLContext] = []
+            fresh: tuple[ssl.SSLContext, ...] = ()
         else:
-            sctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            sctx.load_cert_chain(cert_path, key_path)
-            cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            cctx.check_hostname = False
-            cctx.verify_mode = ssl.CERT_NONE
-            cctx.keylog_filename = str(keylog)
-            contexts = [sctx, cctx]
+            sctx, cctx = fresh = contexts(folder, version, keylog, cert)
         conv.contexts = (sctx, cctx)
-        for ctx in contexts:
+        for ctx in fresh:
             ctx.options |= options
-            if version == "1.2":
-                ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-            else:
-                ctx.minimum_version = ssl.TLSVersion.TLSv1_3
             if ciphers:
                 ctx.set_ciphers(ciphers)
             if alpn:

@@ -421,57 +421,6 @@ def _filter_reason(text: str) -> str:
     return text.removeprefix("Cannot set filter: ")
 
 
-class PcapngWriter:
-    """Writes packets to a pcapng file, with TLS key log lines in Decryption Secrets
-    Blocks placed before the packets they decrypt (as ``editcap --inject-secrets``
-    does), so that the capture carries its own keys.
-
-    Args: as :class:`PcapWriter`'s.
-    """
-
-    def __init__(self, path: str | os.PathLike[str] | BinaryIO, linktype: int,
-                 snaplen: int = LIVE_SNAPLEN) -> None:
-        if isinstance(path, (str, os.PathLike)):
-            self._file: BinaryIO = open(path, "wb")  # noqa: SIM115
-            self._own = True
-        else:
-            self._file = path
-            self._own = False
-        self._block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
-        # if_tsresol (option 9) = 9: nanoseconds; then opt_endofopt.
-        self._block(1, struct.pack("<HHI", linktype, 0, snaplen)
-                    + struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0))
-        self.packets = 0
-
-    def _block(self, kind: int, body: bytes) -> None:
-        body += bytes(-len(body) % 4)
-        size = len(body) + 12
-        self._file.write(struct.pack("<II", kind, size) + body + struct.pack("<I", size))
-
-    def write_secrets(self, keylog: str) -> None:
-        """TLS key log lines for the packets written from now on."""
-        data = keylog.encode("ascii", "replace")
-        if data:
-            self._block(0x0000000A, struct.pack("<II", 0x544C534B, len(data)) + data)
-
-    def write(self, ts_ns: int, data: bytes, wirelen: int | None = None) -> None:
-        """Write one packet."""
-        self._block(6, struct.pack("<IIIII", 0, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data),
-                                   len(data) if wirelen is None else wirelen) + data)
-        self.packets += 1
-
-    def flush(self) -> None:
-        """Push buffered packets to the file."""
-        self._file.flush()
-
-    def close(self) -> None:
-        """Flush and close (a file object passed in is only flushed)."""
-        if self._own:
-            self._file.close()
-        else:
-            self._file.flush()
-
-
 class PcapWriter:
     """Writes packets to a classic pcap file with nanosecond timestamps.
 
@@ -489,10 +438,13 @@ class PcapWriter:
         else:
             self._file = path
             self._own = False
-        # magic (nanosecond), version 2.4, thiszone, sigfigs, snaplen, linktype
-        self._file.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
         self._record = struct.Struct("<IIII")
         self.packets = 0
+        self._header(linktype, snaplen)
+
+    def _header(self, linktype: int, snaplen: int) -> None:
+        # magic (nanosecond), version 2.4, thiszone, sigfigs, snaplen, linktype
+        self._file.write(struct.pack("<IHHiIII", 0xA1B23C4D, 2, 4, 0, 0, snaplen, linktype))
 
     def write(self, ts_ns: int, data: bytes, wirelen: int | None = None) -> None:
         """Write one packet."""
@@ -518,3 +470,35 @@ class PcapWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class PcapngWriter(PcapWriter):
+    """Writes packets to a pcapng file, with TLS key log lines in Decryption Secrets
+    Blocks placed before the packets they decrypt (as ``editcap --inject-secrets``
+    does), so that the capture carries its own keys.
+
+    Args: as :class:`PcapWriter`'s.
+    """
+
+    def _header(self, linktype: int, snaplen: int) -> None:
+        self._block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1))
+        # if_tsresol (option 9) = 9: nanoseconds; then opt_endofopt.
+        self._block(1, struct.pack("<HHI", linktype, 0, snaplen)
+                    + struct.pack("<HHB3x", 9, 1, 9) + struct.pack("<HH", 0, 0))
+
+    def _block(self, kind: int, body: bytes) -> None:
+        body += bytes(-len(body) % 4)
+        size = len(body) + 12
+        self._file.write(struct.pack("<II", kind, size) + body + struct.pack("<I", size))
+
+    def write_secrets(self, keylog: str) -> None:
+        """TLS key log lines for the packets written from now on."""
+        data = keylog.encode("ascii", "replace")
+        if data:
+            self._block(0x0000000A, struct.pack("<II", 0x544C534B, len(data)) + data)
+
+    def write(self, ts_ns: int, data: bytes, wirelen: int | None = None) -> None:
+        """Write one packet."""
+        self._block(6, struct.pack("<IIIII", 0, ts_ns >> 32, ts_ns & 0xFFFFFFFF, len(data),
+                                   len(data) if wirelen is None else wirelen) + data)
+        self.packets += 1
