@@ -395,7 +395,8 @@ def run_tshark(path: Path, ports: list[int], repeat: int, timeout: float) -> tup
     if keys is not None:  # wss://: decrypted with the same key log
         cmd += ["-o", f"tls.keylog_file:{keys}"]
     for port in ports:  # HTTP on a port tshark would not guess; the upgrade does the rest
-        cmd += ["-d", f"tcp.port=={port},http"]
+        # (for wss://, TLS on that port: tshark finds the HTTP inside it)
+        cmd += ["-d", f"tcp.port=={port},{'tls' if keys is not None else 'http'}"]
     cmd += ["-Y", "websocket", "-T", "fields"]
     for name in TSHARK_FIELDS + TSHARK_EXTRA:
         cmd += ["-e", name]
