@@ -120,12 +120,15 @@ def _read_all(obj: ssl.SSLObject) -> bytes:
 def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
              ciphers: str | None = None, cert: str = "ec", options: int = 0,
              alpn: list[str] | None = None, sni: str = "localhost",
-             resume: Conversation | None = None) -> Conversation:
+             resume: Conversation | None = None,
+             server_curve: str | None = None) -> Conversation:
     """Run a TLS conversation in memory: the handshake, then ``messages`` in order.
 
     Each message is (0 client-to-server | 1 server-to-client, bytes); each
     goes out as one ``write`` (records of up to 16 KiB). ``resume``: an
     earlier conversation whose session the client resumes (same contexts).
+    ``server_curve``: the only group the server takes (the client's first key
+    share being another, TLS 1.3 answers with a HelloRetryRequest).
     """
     conv = Conversation()
     with tempfile.TemporaryDirectory() as tmp:
@@ -138,6 +141,8 @@ def converse(messages: list[tuple[int, bytes]], *, version: str = "1.3",
         else:
             sctx, cctx = fresh = contexts(folder, version, keylog, cert)
         conv.contexts = (sctx, cctx)
+        if server_curve is not None:
+            sctx.set_ecdh_curve(server_curve)
         for ctx in fresh:
             ctx.options |= options
             if ciphers:

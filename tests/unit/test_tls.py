@@ -390,3 +390,50 @@ def test_resumed_session(version: str) -> None:
     assert out == [sent(second, 0), sent(second, 1)]
     assert codes(events) == []
     assert session.info.decrypted
+
+
+def test_hello_retry_request() -> None:
+    """OpenSSL's server takes only P-384, the client's first key share is X25519:
+    a HelloRetryRequest, the client's compatibility ChangeCipherSpec, a second
+    ClientHello in the clear, then the handshake."""
+    conv = converse(MESSAGES, server_curve="secp384r1")
+    out, events, session = run(conv)
+    assert session.info.retried
+    assert out == [sent(conv, 0), sent(conv, 1)]
+    assert codes(events) == []
+
+
+def _generator():  # type: ignore[no-untyped-def]
+    """The crafted captures' generator, whose TLS 1.3 writer is written apart from
+    wspcap's (its own HKDF-Expand-Label and AES-GCM sealing)."""
+    import importlib.util
+    import sys
+    path = TESTS.parent / "samples" / "anomalies" / "make_anomalies.py"
+    spec = importlib.util.spec_from_file_location("make_anomalies", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_anomalies"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_key_update() -> None:
+    """A KeyUpdate moves a direction to the next application secret (RFC 8446
+    section 7.2); records before and after it are both read."""
+    gen = _generator()
+    tls = gen.Tls13(gen.Scenario("key-update", ""))
+    server = tls.client_hello(), tls.server_flight()
+    finished = tls.client_finished()
+    before = tls.seal("s2c", b"before the update")
+    update = tls.seal("s2c", gen.handshake(24, b"\x00"), 22)  # update_not_requested
+    secret = gen.hkdf_label(tls.secrets["SERVER_TRAFFIC_SECRET_0"], "traffic upd", 32)
+    tls.keys["s2c"] = (gen.hkdf_label(secret, "key", 16), gen.hkdf_label(secret, "iv", 12))
+    tls.seq["s2c"] = 0
+    after = tls.seal("s2c", b"after the update")
+    session = TLSSession(KeyLog(tls.keylog))
+    events = session.receive_data(0, server[0]) + session.receive_data(1, server[1])
+    events += session.receive_data(0, finished)
+    events += session.receive_data(1, before + update + after)
+    plain = b"".join(e.data for e in events if isinstance(e, Plaintext))
+    assert plain == b"before the update" + b"after the update"
+    assert codes(events) == []

@@ -370,8 +370,11 @@ class TLSSession:
         tls13 = self.info.version == TLS13
         if ctype == CHANGE_CIPHER_SPEC:
             # TLS 1.2: protected from here on. TLS 1.3's compatibility
-            # ChangeCipherSpec comes where the records are protected anyway.
-            d.encrypted = True
+            # ChangeCipherSpec changes nothing: it comes where the records are
+            # protected anyway, or (after a HelloRetryRequest) before the
+            # client's second ClientHello, in the clear.
+            if not tls13 and not self.info.retried:
+                d.encrypted = True
             return
         if ctype == APPLICATION_DATA and (tls13 or self.info.version is None):
             d.encrypted = True
