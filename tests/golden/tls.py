@@ -10,6 +10,7 @@ log would hold, without a network.
 from __future__ import annotations
 
 import datetime
+import decimal
 import ssl
 import tempfile
 from dataclasses import dataclass, field
@@ -17,10 +18,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dh, ec, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["Conversation", "contexts", "converse", "self_signed"]
+__all__ = ["Conversation", "contexts", "converse", "dh_params", "modp_2048", "self_signed"]
 
 
 @dataclass
@@ -65,6 +66,37 @@ def self_signed(folder: Path, kind: str = "ec") -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+def modp_2048() -> int:
+    """The 2048-bit MODP group's prime (RFC 3526 section 3), from its defining
+    formula: 2^2048 - 2^1984 - 1 + 2^64 * (floor(2^1918 * pi) + 124476)."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 720
+        one = decimal.Decimal(1)
+
+        def arctan_inv(x: int) -> decimal.Decimal:  # Machin's series for atan(1/x)
+            term = one / x
+            total, n, sign = term, 1, -1
+            while True:
+                term /= x * x
+                n += 2
+                if term / n < decimal.Decimal(10) ** -705:
+                    return total
+                total += sign * term / n
+                sign = -sign
+        pi = 16 * arctan_inv(5) - 4 * arctan_inv(239)
+        floor = int(decimal.Decimal(2) ** 1918 * pi)
+    return 2**2048 - 2**1984 - 1 + 2**64 * (floor + 124476)
+
+
+def dh_params(folder: Path) -> Path:
+    """PEM DH parameters (the MODP 2048 group, generator 2) for a DHE server."""
+    params = dh.DHParameterNumbers(modp_2048(), 2).parameters()
+    path = folder / "dh.pem"
+    path.write_bytes(params.parameter_bytes(serialization.Encoding.PEM,
+                                            serialization.ParameterFormat.PKCS3))
+    return path
+
+
 def contexts(folder: Path, version: str = "1.3", keylog: Path | None = None,
              cert: str = "ec") -> tuple[ssl.SSLContext, ssl.SSLContext]:
     """A server context with a fresh self-signed certificate for ``localhost``, and a
@@ -73,6 +105,7 @@ def contexts(folder: Path, version: str = "1.3", keylog: Path | None = None,
     cert_path, key_path = self_signed(folder, cert)
     server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server.load_cert_chain(cert_path, key_path)
+    server.load_dh_params(dh_params(folder))  # for the DHE suites
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname = False
     client.verify_mode = ssl.CERT_NONE

@@ -61,6 +61,9 @@ TLS12_SUITES = [
     ("ec", "ECDHE-ECDSA-CHACHA20-POLY1305", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
     ("rsa", "ECDHE-RSA-AES128-GCM-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"),
     ("rsa", "ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"),
+    ("rsa", "DHE-RSA-AES256-GCM-SHA384", "TLS_DHE_RSA_WITH_AES_256_GCM_SHA384"),
+    ("rsa", "DHE-RSA-CHACHA20-POLY1305", "TLS_DHE_RSA_WITH_CHACHA20_POLY1305_SHA256"),
+    ("rsa", "DHE-RSA-AES128-SHA256", "TLS_DHE_RSA_WITH_AES_128_CBC_SHA256"),
     ("ec", "ECDHE-ECDSA-AES128-SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA"),
     ("ec", "ECDHE-ECDSA-AES256-SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384"),
     ("rsa", "ECDHE-RSA-AES128-SHA256", "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256"),
@@ -364,6 +367,15 @@ def test_keylog_format() -> None:
                                                        "CLIENT_TRAFFIC_SECRET_0"}
     assert KeyLog(log.lines()).secrets(bytes.fromhex(random)) == log.secrets(
         bytes.fromhex(random))
+
+
+def test_modp_group_is_rfc_3526s() -> None:
+    """The DHE tests' prime: RFC 3526's 2048-bit group (its first and last words)."""
+    from golden.tls import modp_2048
+    p = modp_2048()
+    assert p.bit_length() == 2048
+    assert f"{p:X}".startswith("FFFFFFFFFFFFFFFFC90FDAA22168C234C4C6628B80DC1CD1")
+    assert f"{p:X}".endswith("15728E5A8AACAA68FFFFFFFFFFFFFFFF")
 
 
 def test_key_schedules_against_rfc_vectors() -> None:
