@@ -139,3 +139,22 @@ def test_rules_layer_imports_no_pandas_scapy_or_matplotlib() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in banned, f"{path.name} imports {name}"
+
+
+def test_findings_order_does_not_depend_on_import_order() -> None:
+    """Findings of one instant come in the rule modules' fixed order, whichever rule
+    module a program imported first (a full test run imports them in another order
+    than one test file)."""
+    import subprocess
+    import sys
+    sample = Path(__file__).resolve().parents[2] / "samples" / "anomalies" / \
+        "http-method-not-get.pcap"
+    outputs = []
+    for first in ("", "import wspcap.rules.sec, wspcap.rules.ws\n"):
+        code = (f"{first}import wspcap\n"
+                f"c = wspcap.read({str(sample)!r})\n"
+                "print(list(c.anomalies.code.astype(str)))")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=120, check=True)
+        outputs.append(done.stdout.strip())
+    assert outputs[0] == outputs[1] == "['http_method_not_get', 'sec_plaintext_ws']"

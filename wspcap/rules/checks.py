@@ -371,9 +371,17 @@ class _NoRecords:
     message_view = all_frame_keys = all_message_keys = frame_view
 
 
+#: The rule modules, in the order their checks run (and their findings of one
+#: instant are listed), whatever order they were imported in.
+CHECK_MODULES = ("http", "pmd", "res", "sec", "ws")
+
+
 def _load_checks() -> None:
-    """Import the modules that register checks (once; later calls are free)."""
+    """Import the modules that register checks, and put the checks in
+    :data:`CHECK_MODULES` order (a module's own in the order it declares them)."""
     from wspcap.rules import http, pmd, res, sec, ws  # noqa: F401
+    order = {f"wspcap.rules.{name}": i for i, name in enumerate(CHECK_MODULES)}
+    CHECKS.sort(key=lambda c: order.get(c[1].__module__, len(order)))
 
 
 def preview(data: bytes | str, limit: int = 24) -> str:
