@@ -1,0 +1,138 @@
+"""The application-decoder interface: records in, events and findings out.
+
+A decoder turns the data messages of one WebSocket connection into
+application events (an MQTT PUBLISH, a JSON-RPC request, a GraphQL
+``subscribe``...). It is pure (sans-I/O, like the rest of wspcap): it is
+given the handshake facts and the messages in order, it never opens files
+or sockets, it never raises, and it keeps bounded state.
+
+Records
+-------
+- :class:`ConnFacts`: what the handshake said (subprotocol, URI, headers).
+- :class:`AppMessage`: one data message as the messages table has it.
+- :class:`AppEvent`: one application event decoded from a message.
+- :class:`AppFinding`: something worth an anomaly (``app_*`` code).
+
+Contract of a :class:`Decoder` subclass
+---------------------------------------
+- ``name``: stable, lower-case; ``subprotocols``: the
+  ``Sec-WebSocket-Protocol`` values it owns.
+- ``recognize(facts, first)``: confidence 0..1 -- 1.0 by subprotocol,
+  about 0.9 by URI convention, at most 0.7 by the content of the first few
+  messages, 0 when not this protocol. Never raises.
+- ``receive(message)``: the events and findings of one message. Never
+  raises: bytes that are not the protocol give an ``app_parse_failed``
+  finding when the conversation was recognized by subprotocol or URI, else
+  nothing.
+- ``finish()``: end of the connection (unanswered requests, etc.).
+- ``fields`` are JSON-serializable (bytes become hex or base64 text).
+  Credentials are kept in ``fields`` and flagged by a finding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder"]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnFacts:
+    """What the handshake said about a connection."""
+
+    #: ``Sec-WebSocket-Protocol`` chosen by the server, if any.
+    subprotocol: str | None = None
+    #: Subprotocols the client offered.
+    offered: tuple[str, ...] = ()
+    #: Request target, e.g. ``"/socket.io/?EIO=4&transport=websocket"``.
+    uri: str | None = None
+    #: Request headers, names lower-case.
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AppMessage:
+    """One WebSocket data message, as the messages table has it."""
+
+    msg_index: int
+    #: ``"c2s"`` or ``"s2c"``.
+    direction: str
+    #: ``"text"`` or ``"binary"``.
+    type: str
+    #: Unmasked, joined, inflated.
+    payload: bytes
+    #: Timestamp in ns.
+    ts: int = 0
+    complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AppEvent:
+    """One application event decoded from a message."""
+
+    msg_index: int
+    direction: str
+    #: Decoder name, e.g. ``"socketio"``, ``"mqtt"``, ``"jsonrpc"``.
+    protocol: str
+    #: connect, disconnect, subscribe, unsubscribe, publish, event, request,
+    #: response, notification, error, ping, pong, ack, ...
+    kind: str
+    #: Topic, event name, destination, namespace/room, operation name.
+    channel: str | None = None
+    #: Message/ack/operation/packet id where the protocol has one.
+    id: str | None = None
+    #: Decoded fields, JSON-serializable.
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    #: Index of this event within its message (a message may hold several).
+    part: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class AppFinding:
+    """Something worth an anomaly, once the lead registers the code."""
+
+    #: snake_case, prefix ``app_``: ``app_parse_failed``,
+    #: ``app_credentials_in_clear``, ``app_graphql_introspection``,
+    #: ``app_keepalive_missed``, ``app_request_unanswered``,
+    #: ``app_protocol_violation``.
+    code: str
+    msg_index: int | None
+    direction: str | None
+    #: Short, like the other detail texts ("MQTT CONNECT password for user bob").
+    detail: str
+
+
+class Decoder:
+    """Pure: no I/O. One instance per connection.
+
+    Subclasses set ``name`` (and ``subprotocols``) and override
+    :meth:`recognize`, :meth:`receive` and, where needed, :meth:`finish`.
+    """
+
+    #: Stable, lower-case decoder name.
+    name: ClassVar[str]
+    #: ``Sec-WebSocket-Protocol`` values this decoder owns.
+    subprotocols: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        """Confidence 0..1 that the conversation speaks this protocol.
+
+        1.0 by subprotocol, about 0.9 by URI convention, at most 0.7 by the
+        content of the first few messages; 0 when not this protocol. Must
+        never raise. The default recognizes by subprotocol only.
+        """
+        return 1.0 if facts.subprotocol in cls.subprotocols else 0.0
+
+    def __init__(self, facts: ConnFacts) -> None:
+        self.facts = facts
+
+    def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        """The events and findings of one message. Never raises."""
+        return []
+
+    def finish(self) -> list[AppEvent | AppFinding]:
+        """End of the connection: unanswered requests, etc. Never raises."""
+        return []
