@@ -10,6 +10,9 @@ from __future__ import annotations
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from .registry import DECODERS, choose, register
 
+# Decoder modules register themselves on import; the order is the tie-break.
+from . import graphql, wamp, actioncable, signalr, phoenix, jsonrpc  # noqa: E402, F401, I001
+
 __all__ = [
     "DECODERS",
     "AppEvent",

@@ -1,0 +1,190 @@
+"""What the JSON-family decoders share: bounded JSON parsing, the error
+barrier that keeps ``receive`` from raising, and credential-key spotting.
+
+Not a decoder itself; no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "MAX_OPEN",
+    "NOT_JSON",
+    "JsonDecoder",
+    "credential_paths",
+    "first_json",
+    "loads",
+    "scalar_id",
+]
+
+#: A message larger than this is not parsed (one ``app_parse_failed``).
+MAX_JSON_BYTES = 1 << 20
+#: Cap on per-connection tables (open requests, id -> name maps).
+MAX_OPEN = 10_000
+#: How deep :func:`credential_paths` looks into a payload.
+_MAX_DEPTH = 8
+
+#: Keys whose values are secrets.
+_CRED_KEY = re.compile(
+    r"pass(word|wd|code)?$|secret|token|authori[sz]ation|^auth$|api[-_]?key|bearer|jwt|"
+    r"cookie|credential|session[-_]?key|^ticket$",
+    re.IGNORECASE,
+)
+
+
+class _NotJson:
+    """Sentinel type for :data:`NOT_JSON`."""
+
+    __slots__ = ()
+
+
+#: What :func:`loads` returns for bytes that are not JSON.
+NOT_JSON: Any = _NotJson()
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"not JSON: {name}")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse strict JSON (no NaN/Infinity); :data:`NOT_JSON` when it is not.
+
+    Never raises: bad UTF-8, syntax errors, nesting too deep and oversized
+    input all give :data:`NOT_JSON`.
+    """
+    if len(data) > MAX_JSON_BYTES:
+        return NOT_JSON
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError, TypeError):
+        return NOT_JSON
+
+
+def first_json(first: Sequence[AppMessage], limit: int = 4) -> list[tuple[AppMessage, Any]]:
+    """The first ``limit`` messages parsed as JSON (non-JSON ones left out)."""
+    out = []
+    for message in list(first)[:limit]:
+        value = loads(message.payload)
+        if value is not NOT_JSON:
+            out.append((message, value))
+    return out
+
+
+def scalar_id(value: Any) -> str | None:
+    """An id as text: strings as they are, numbers in JSON spelling, else None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return json.dumps(value)
+    return None
+
+
+def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
+    """Dotted paths of keys in ``value`` that name secrets and hold a value."""
+    found: list[str] = []
+    if depth > _MAX_DEPTH:
+        return found
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if _CRED_KEY.search(str(key)) and item not in (None, "", {}, []):
+                found.append(path)
+            elif isinstance(item, (dict, list)):
+                found.extend(credential_paths(item, path, depth + 1))
+    elif isinstance(value, list):
+        for i, item in enumerate(value[:64]):
+            found.extend(credential_paths(item, f"{prefix}[{i}]", depth + 1))
+    return found
+
+
+class JsonDecoder(Decoder):
+    """Base for the JSON decoders: the never-raise barrier and shared helpers.
+
+    Subclasses implement :meth:`decode` (may raise: the barrier turns an
+    escaped exception into ``app_parse_failed`` when the conversation was
+    claimed, else nothing) and :meth:`claimed_by` (whether the handshake
+    alone names this protocol: subprotocol or URI convention).
+    """
+
+    #: Human name used in finding details.
+    label: str = "JSON"
+
+    def __init__(self, facts: ConnFacts) -> None:
+        super().__init__(facts)
+        try:
+            self.claimed = bool(type(self).claimed_by(facts))
+        except Exception:  # noqa: BLE001
+            self.claimed = False
+
+    @classmethod
+    def claimed_by(cls, facts: ConnFacts) -> bool:
+        """Whether the handshake alone says this protocol (subprotocol or URI)."""
+        return facts.subprotocol in cls.subprotocols
+
+    def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        try:
+            return self.decode(message)
+        except Exception as exc:  # noqa: BLE001 - decoders never raise
+            return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")
+
+    def finish(self) -> list[AppEvent | AppFinding]:
+        try:
+            return self.end()
+        except Exception:  # noqa: BLE001
+            return []
+
+    def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        """The events and findings of one message; may raise."""
+        return []
+
+    def end(self) -> list[AppEvent | AppFinding]:
+        """End of the connection; may raise."""
+        return []
+
+    # helpers -------------------------------------------------------------
+
+    def parse_failed(
+        self, message: AppMessage, detail: str, force: bool = False
+    ) -> list[AppEvent | AppFinding]:
+        """``app_parse_failed`` when claimed (or ``force``: the message itself
+        claims the protocol), else nothing."""
+        if not (self.claimed or force):
+            return []
+        return [AppFinding("app_parse_failed", message.msg_index, message.direction, detail)]
+
+    def event(
+        self,
+        message: AppMessage,
+        kind: str,
+        channel: Any = None,
+        id: Any = None,
+        fields: dict[str, Any] | None = None,
+        part: int = 0,
+    ) -> AppEvent:
+        """An :class:`AppEvent` of this decoder, channel and id made text."""
+        return AppEvent(
+            msg_index=message.msg_index,
+            direction=message.direction,
+            protocol=self.name,
+            kind=kind,
+            channel=channel if isinstance(channel, str) else scalar_id(channel),
+            id=scalar_id(id),
+            fields=fields or {},
+            part=part,
+        )
+
+    def finding(self, message: AppMessage | None, code: str, detail: str) -> AppFinding:
+        """An :class:`AppFinding` at ``message`` (or at no message)."""
+        if message is None:
+            return AppFinding(code, None, None, detail)
+        return AppFinding(code, message.msg_index, message.direction, detail)

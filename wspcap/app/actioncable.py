@@ -1,0 +1,142 @@
+"""Rails ActionCable over WebSocket (subprotocol ``actioncable-v1-json``).
+
+Own parser: no Python package reads ActionCable passively, and the format
+(actioncable's ``connection.js``/``subscriptions.js`` and
+``ActionCable::Connection``) is a few JSON objects:
+
+- client commands ``{"command": "subscribe"|"unsubscribe"|"message",
+  "identifier": "<JSON text>", "data": "<JSON text>"}`` -> ``subscribe``,
+  ``unsubscribe``, ``publish`` (``message``: the ``perform`` call, its
+  ``action`` in fields);
+- server ``{"type": "welcome"}`` -> ``connect``, ``ping`` -> ``ping``,
+  ``confirm_subscription`` -> ``ack``, ``reject_subscription`` -> ``error``,
+  ``disconnect`` -> ``disconnect``; a broadcast ``{"identifier", "message"}``
+  -> ``event``.
+
+Channel: the ``channel`` of the identifier (the identifier is itself JSON
+text; its other keys, e.g. ``room``, go to fields as ``params``). id: none
+(the protocol has no message ids). A ``subscribe`` identifier or a
+``message`` data carrying tokens or passwords -> ``app_credentials_in_clear``.
+
+Recognition: subprotocol ``actioncable-v1-json`` (and
+``actioncable-unsupported``) 1.0; URI path ``/cable`` 0.9; content: the
+``welcome`` or a ``subscribe`` command with an identifier 0.7.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from ._json import NOT_JSON, JsonDecoder, credential_paths, first_json, loads
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts
+from .registry import register
+
+__all__ = ["ActionCableDecoder"]
+
+_COMMANDS = {"subscribe": "subscribe", "unsubscribe": "unsubscribe", "message": "publish"}
+_TYPES = {
+    "welcome": "connect",
+    "ping": "ping",
+    "confirm_subscription": "ack",
+    "reject_subscription": "error",
+    "disconnect": "disconnect",
+}
+
+
+def _uri_is_cable(uri: str | None) -> bool:
+    if not uri:
+        return False
+    try:
+        return urlsplit(uri).path.rstrip("/").endswith("/cable")
+    except ValueError:
+        return False
+
+
+def _identifier(text: Any) -> tuple[str | None, Any]:
+    """(channel name, the parsed identifier) of an identifier string."""
+    parsed = loads(text) if isinstance(text, str) else NOT_JSON
+    if isinstance(parsed, dict):
+        channel = parsed.get("channel")
+        return (channel if isinstance(channel, str) else None), parsed
+    return None, text
+
+
+@register
+class ActionCableDecoder(JsonDecoder):
+    """ActionCable commands, pings and broadcasts."""
+
+    name = "actioncable"
+    label = "ActionCable"
+    subprotocols = ("actioncable-v1-json", "actioncable-unsupported")
+
+    @classmethod
+    def claimed_by(cls, facts: ConnFacts) -> bool:
+        return facts.subprotocol in cls.subprotocols or _uri_is_cable(facts.uri)
+
+    @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        try:
+            if facts.subprotocol in cls.subprotocols:
+                return 1.0
+            best = 0.9 if _uri_is_cable(facts.uri) else 0.0
+            for _message, value in first_json(first):
+                if not isinstance(value, dict):
+                    continue
+                if value.get("type") == "welcome" or (
+                    value.get("command") in _COMMANDS and isinstance(value.get("identifier"), str)
+                ):
+                    best = max(best, 0.7)
+                elif value.get("type") == "confirm_subscription":
+                    best = max(best, 0.6)
+            return best
+        except Exception:  # noqa: BLE001
+            return 0.0
+
+    def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        value = loads(message.payload)
+        if not isinstance(value, dict):
+            what = "not JSON" if value is NOT_JSON else "not a JSON object"
+            return self.parse_failed(message, f"ActionCable message is {what}")
+        out: list[AppEvent | AppFinding] = []
+        fields: dict[str, Any] = {}
+        channel, ident = _identifier(value.get("identifier"))
+        if "identifier" in value:
+            fields["identifier"] = value["identifier"]
+            if isinstance(ident, dict):
+                fields["params"] = {k: v for k, v in ident.items() if k != "channel"}
+        command = value.get("command")
+        mtype = value.get("type")
+        if isinstance(command, str):
+            kind = _COMMANDS.get(command)
+            if kind is None:
+                return self.parse_failed(
+                    message, f"ActionCable unknown command {command[:40]!r}", force=True)
+            fields["command"] = command
+            secrets = credential_paths(ident) if command == "subscribe" else []
+            if "data" in value:
+                data = value["data"]
+                parsed = loads(data) if isinstance(data, str) else data
+                fields["data"] = parsed if parsed is not NOT_JSON else data
+                if isinstance(parsed, dict):
+                    if isinstance(parsed.get("action"), str):
+                        fields["action"] = parsed["action"]
+                    secrets += [f"data.{p}" for p in credential_paths(parsed)]
+            if secrets:
+                out.append(self.finding(
+                    message, "app_credentials_in_clear",
+                    f"ActionCable {command} to {channel or '?'} carries {', '.join(secrets[:5])}"))
+        elif isinstance(mtype, str):
+            kind = _TYPES.get(mtype, "event")
+            fields["type"] = mtype
+            for key in ("message", "reason", "reconnect", "sid"):
+                if key in value:
+                    fields[key] = value[key]
+        elif "message" in value and "identifier" in value:
+            kind = "event"
+            fields["message"] = value["message"]
+        else:
+            return self.parse_failed(message, "ActionCable message of unknown shape", force=False)
+        out.insert(0, self.event(message, kind, channel, None, fields))
+        return out

@@ -1,0 +1,181 @@
+"""JSON-RPC 2.0 (https://www.jsonrpc.org/specification) over WebSocket.
+
+Own parser: the protocol is a handful of JSON object shapes, and the Python
+JSON-RPC packages (jsonrpcserver, jsonrpcclient, json-rpc) are dispatchers
+tied to a server or client role, not passive readers of both directions.
+
+Events (either side may send requests):
+
+- request ``{"jsonrpc":"2.0","method":M,"params":P,"id":I}``: kind
+  ``request``, channel M, id I;
+- notification (no ``id``): kind ``notification``, channel M;
+- response ``{"jsonrpc":"2.0","result":R,"id":I}``: kind ``response``, id I,
+  channel the method of the request answered (when seen);
+  ``{"error":{"code","message","data"}}`` instead: kind ``error``;
+- a batch (a JSON array) gives one event per member, ``part`` its index.
+
+An object that says ``"jsonrpc"`` but breaks the shape (wrong version, both
+``result`` and ``error``, a method that is not a string, an empty batch...)
+gives ``app_parse_failed``. ``finish()`` gives one ``app_request_unanswered``
+per request whose id never came back (at most :data:`MAX_OPEN` tracked).
+Once one valid JSON-RPC object was seen, a message that is not JSON-RPC
+gives ``app_parse_failed`` too.
+
+No WebSocket subprotocol is registered for JSON-RPC, so recognition is by
+content only (``"jsonrpc": "2.0"`` in the first messages, 0.7).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, first_json, loads, scalar_id
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts
+from .registry import register
+
+__all__ = ["JsonRpcDecoder"]
+
+_OTHER = {"c2s": "s2c", "s2c": "c2s"}
+
+
+def _is_rpc(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "jsonrpc" in value
+    if isinstance(value, list) and value:
+        return all(isinstance(v, dict) and "jsonrpc" in v for v in value[:16])
+    return False
+
+
+@register
+class JsonRpcDecoder(JsonDecoder):
+    """JSON-RPC 2.0 requests, notifications, responses and batches."""
+
+    name = "jsonrpc"
+    label = "JSON-RPC"
+
+    @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        try:
+            for _message, value in first_json(first):
+                items = value if isinstance(value, list) else [value]
+                if items and all(
+                    isinstance(v, dict) and v.get("jsonrpc") == "2.0" for v in items[:16]
+                ):
+                    return 0.7
+        except Exception:  # noqa: BLE001
+            return 0.0
+        return 0.0
+
+    def __init__(self, facts: ConnFacts) -> None:
+        super().__init__(facts)
+        # (requesting direction, id as JSON) -> (msg_index, method)
+        self.open: dict[tuple[str, str], tuple[int, str]] = {}
+        self.untracked = 0
+
+    def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        value = loads(message.payload)
+        if value is NOT_JSON or not _is_rpc(value):
+            # Once a valid JSON-RPC 2.0 object was seen the conversation is
+            # JSON-RPC (``claimed``) and anything else is a parse failure.
+            looks = isinstance(message.payload, bytes) and b'"jsonrpc"' in message.payload[:4096]
+            return self.parse_failed(message, "JSON-RPC message is not valid JSON", force=looks)
+        if isinstance(value, dict):
+            return self._one(message, value, 0)
+        out: list[AppEvent | AppFinding] = []
+        for part, item in enumerate(value):
+            out.extend(self._one(message, item, part))
+        return out
+
+    def _one(self, message: AppMessage, obj: dict[str, Any], part: int) -> list[AppEvent | AppFinding]:
+        problem = _problem(obj)
+        if problem:
+            return self.parse_failed(message, f"invalid JSON-RPC object: {problem}", force=True)
+        self.claimed = True
+        has_id = "id" in obj
+        id_key = json.dumps(obj.get("id"), sort_keys=True)
+        if "method" in obj:
+            method = obj["method"]
+            fields: dict[str, Any] = {"method": method}
+            if "params" in obj:
+                fields["params"] = obj["params"]
+            if not has_id:
+                return [self.event(message, "notification", method, None, fields, part)]
+            fields["id"] = obj["id"]
+            key = (message.direction, id_key)
+            if key in self.open or len(self.open) < MAX_OPEN:
+                self.open[key] = (message.msg_index, method)
+            else:
+                self.untracked += 1
+            return [self.event(message, "request", method, obj["id"], fields, part)]
+        asked = self.open.pop((_OTHER.get(message.direction, ""), id_key), None)
+        method = asked[1] if asked else None
+        fields = {"id": obj.get("id")}
+        if method is not None:
+            fields["method"] = method
+        if "error" in obj:
+            err = obj["error"]
+            fields["error"] = err
+            fields["code"] = err.get("code")
+            fields["message"] = err.get("message")
+            return [self.event(message, "error", method, obj.get("id"), fields, part)]
+        fields["result"] = obj["result"]
+        return [self.event(message, "response", method, obj.get("id"), fields, part)]
+
+    def end(self) -> list[AppEvent | AppFinding]:
+        out: list[AppEvent | AppFinding] = []
+        for (direction, id_key), (index, method) in self.open.items():
+            out.append(
+                AppFinding(
+                    "app_request_unanswered",
+                    index,
+                    direction,
+                    f"JSON-RPC request {method!r} id {scalar_id(json.loads(id_key)) or id_key} "
+                    "never answered",
+                )
+            )
+        if self.untracked:
+            out.append(
+                AppFinding(
+                    "app_request_unanswered",
+                    None,
+                    None,
+                    f"{self.untracked} JSON-RPC requests beyond the {MAX_OPEN} tracked not checked",
+                )
+            )
+        self.open.clear()
+        self.untracked = 0
+        return out
+
+
+def _problem(obj: Any) -> str | None:
+    """Why ``obj`` is not a JSON-RPC 2.0 request/notification/response, or None."""
+    if not isinstance(obj, dict):
+        return "batch member is not an object"
+    if obj.get("jsonrpc") != "2.0":
+        return f"jsonrpc is {obj.get('jsonrpc')!r}, not '2.0'"
+    if "id" in obj and not (
+        obj["id"] is None or isinstance(obj["id"], str)
+        or (isinstance(obj["id"], (int, float)) and not isinstance(obj["id"], bool))
+    ):
+        return "id is not a string, number or null"
+    if "method" in obj:
+        if not isinstance(obj["method"], str):
+            return "method is not a string"
+        if "result" in obj or "error" in obj:
+            return "request with result or error"
+        if "params" in obj and not isinstance(obj["params"], (list, dict)):
+            return "params is not an array or object"
+        return None
+    if ("result" in obj) == ("error" in obj):
+        return "neither a request nor a response (needs exactly one of result, error)"
+    if "id" not in obj:
+        return "response without id"
+    if "error" in obj:
+        err = obj["error"]
+        if not isinstance(err, dict) or not isinstance(err.get("code"), int) or isinstance(
+            err.get("code"), bool
+        ) or not isinstance(err.get("message"), str):
+            return "error is not an object with integer code and string message"
+    return None

@@ -1,0 +1,150 @@
+"""Phoenix channels (Elixir) over WebSocket, serializer v1 and v2.
+
+Own parser: there is no Python package with a passive Phoenix parser (the
+few clients open their own sockets), and the format is small
+(phoenix.js ``serializer.js``):
+
+- v1 (``vsn=1.0.0``): an object ``{"topic","event","payload","ref"}``
+  (``join_ref`` optional);
+- v2 (``vsn=2.0.0``): an array ``[join_ref, ref, topic, event, payload]``.
+
+Kinds: ``phx_join`` -> ``subscribe``, ``phx_leave`` -> ``unsubscribe``,
+``phx_reply`` -> ``response`` (``error`` when its status is not ``ok``;
+``pong`` when it answers a heartbeat), ``phx_error`` -> ``error``,
+``phx_close`` -> ``disconnect``, ``heartbeat`` (topic ``phoenix``) ->
+``ping``; any other event -> ``publish`` from the client, ``event`` from
+the server. Channel: the topic; id: the ref; fields: event, join_ref,
+payload, and for replies status/response.
+
+A ``phx_join`` payload carrying tokens or passwords ->
+``app_credentials_in_clear``.
+
+Recognition: no subprotocol; a URI path ending ``/websocket`` with a
+``vsn=`` query (the Phoenix socket convention) 0.9, ``/websocket`` alone
+0.5; content: ``phx_join``/``heartbeat`` messages 0.7, other messages of
+the shape 0.5.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json, loads
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts
+from .registry import register
+
+__all__ = ["PhoenixDecoder", "parse_phoenix"]
+
+_KINDS = {
+    "phx_join": "subscribe",
+    "phx_leave": "unsubscribe",
+    "phx_reply": "response",
+    "phx_error": "error",
+    "phx_close": "disconnect",
+    "heartbeat": "ping",
+}
+
+
+def _uri_score(uri: str | None) -> float:
+    if not uri:
+        return 0.0
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return 0.0
+    if not parts.path.rstrip("/").endswith("/websocket"):
+        return 0.0
+    return 0.9 if "vsn" in parse_qs(parts.query) else 0.5
+
+
+def _ok_ref(value: Any) -> bool:
+    return value is None or isinstance(value, str)  # phoenix.js refs are strings
+
+
+def parse_phoenix(value: Any) -> dict[str, Any] | None:
+    """The message as ``{"version","join_ref","ref","topic","event","payload"}``,
+    or None when ``value`` is neither a v1 object nor a v2 array."""
+    if isinstance(value, list):
+        if len(value) != 5:
+            return None
+        join_ref, ref, topic, event, payload = value
+        version = 2
+    elif isinstance(value, dict):
+        if not {"topic", "event", "payload"} <= value.keys():
+            return None
+        join_ref, ref = value.get("join_ref"), value.get("ref")
+        topic, event, payload = value["topic"], value["event"], value["payload"]
+        version = 1
+    else:
+        return None
+    if not (isinstance(topic, str) and isinstance(event, str) and _ok_ref(ref) and _ok_ref(join_ref)):
+        return None
+    return {"version": version, "join_ref": join_ref, "ref": ref, "topic": topic,
+            "event": event, "payload": payload}
+
+
+@register
+class PhoenixDecoder(JsonDecoder):
+    """Phoenix channel messages (v1 objects and v2 arrays)."""
+
+    name = "phoenix"
+    label = "Phoenix"
+
+    @classmethod
+    def claimed_by(cls, facts: ConnFacts) -> bool:
+        return _uri_score(facts.uri) >= 0.9
+
+    @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        try:
+            best = _uri_score(facts.uri)
+            for _message, value in first_json(first):
+                msg = parse_phoenix(value)
+                if msg is None:
+                    continue
+                if msg["event"] in ("phx_join", "heartbeat", "phx_reply"):
+                    best = max(best, 0.7)
+                else:
+                    best = max(best, 0.5)
+            return best
+        except Exception:  # noqa: BLE001
+            return 0.0
+
+    def __init__(self, facts: ConnFacts) -> None:
+        super().__init__(facts)
+        # refs of heartbeats sent, to call their replies pongs
+        self.heartbeats: set[str] = set()
+
+    def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        value = loads(message.payload)
+        msg = parse_phoenix(value)
+        if msg is None:
+            what = "not JSON" if value is NOT_JSON else "not a Phoenix message"
+            return self.parse_failed(message, f"Phoenix channel message is {what}")
+        event, topic, ref, payload = msg["event"], msg["topic"], msg["ref"], msg["payload"]
+        ref_id = None if ref is None else str(ref)
+        kind = _KINDS.get(event, "publish" if message.direction == "c2s" else "event")
+        fields: dict[str, Any] = {"event": event, "version": msg["version"],
+                                  "join_ref": msg["join_ref"], "payload": payload}
+        out: list[AppEvent | AppFinding] = []
+        if event == "heartbeat" and ref_id is not None and len(self.heartbeats) < MAX_OPEN:
+            self.heartbeats.add(ref_id)
+        elif event == "phx_reply":
+            if isinstance(payload, dict):
+                fields["status"] = payload.get("status")
+                fields["response"] = payload.get("response")
+                if payload.get("status") not in (None, "ok"):
+                    kind = "error"
+            if ref_id is not None and ref_id in self.heartbeats:
+                self.heartbeats.discard(ref_id)
+                kind = "pong"
+        elif event == "phx_join":
+            paths = credential_paths(payload)
+            if paths:
+                out.append(self.finding(
+                    message, "app_credentials_in_clear",
+                    f"Phoenix phx_join to {topic[:80]} carries {', '.join(paths[:5])}"))
+        out.insert(0, self.event(message, kind, topic, ref_id, fields))
+        return out

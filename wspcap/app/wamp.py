@@ -1,0 +1,268 @@
+"""WAMP v2 over WebSocket, JSON serialization (``wamp.2.json``).
+
+Own parser: autobahn's ``wamp.message`` classes parse messages, but
+importing autobahn pulls twisted/txaio machinery and its ``parse`` raises
+on the first protocol error; a WAMP message is a JSON array whose first
+element is the type code, so a table (``TYPES``, codes from the WAMP spec,
+"Message Codes and Direction") is enough. ``wamp.2.json.batched`` frames
+several messages, each ended by 0x1E, into one WebSocket message.
+
+Kinds and channel/id:
+
+======================  ===========  =====================  =================
+message (code)          kind         channel                id
+======================  ===========  =====================  =================
+HELLO (1)               connect      realm                  -
+WELCOME (2)             ack          -                      session
+ABORT (3)               error        reason                 -
+CHALLENGE (4)           challenge    auth method            -
+AUTHENTICATE (5)        auth         -                      -
+GOODBYE (6)             disconnect   reason                 -
+ERROR (8)               error        error URI              request
+PUBLISH/PUBLISHED       publish/ack  topic                  request
+SUBSCRIBE/SUBSCRIBED    subscribe/ack topic                 request
+UNSUBSCRIBE(D)          unsubscribe/ack topic (when known)  request
+EVENT (36)              event        topic (by subscription) publication
+CALL/RESULT             request/response procedure          request
+CANCEL/INTERRUPT        cancel       procedure (when known) request
+REGISTER(ED)            register/ack procedure              request
+UNREGISTER(ED)          unregister/ack procedure            request
+INVOCATION/YIELD        request/response procedure          request
+======================  ===========  =====================  =================
+
+Topics of EVENTs and procedures of RESULTs are learnt from
+SUBSCRIBE/SUBSCRIBED and CALL (bounded tables).
+
+Credentials: an AUTHENTICATE after a ``ticket`` CHALLENGE (or after a
+HELLO offering only ``ticket``) carries the ticket in clear ->
+``app_credentials_in_clear`` naming the HELLO's ``authid``; a HELLO whose
+``authextra`` holds a password or token likewise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json, loads, scalar_id
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts
+from .registry import register
+
+__all__ = ["TYPES", "WampDecoder"]
+
+SUBPROTOCOL = "wamp.2.json"
+BATCHED = "wamp.2.json.batched"
+
+#: code -> (name, kind, minimum length)
+TYPES: dict[int, tuple[str, str, int]] = {
+    1: ("HELLO", "connect", 3),
+    2: ("WELCOME", "ack", 3),
+    3: ("ABORT", "error", 3),
+    4: ("CHALLENGE", "challenge", 3),
+    5: ("AUTHENTICATE", "auth", 3),
+    6: ("GOODBYE", "disconnect", 3),
+    8: ("ERROR", "error", 5),
+    16: ("PUBLISH", "publish", 4),
+    17: ("PUBLISHED", "ack", 3),
+    32: ("SUBSCRIBE", "subscribe", 4),
+    33: ("SUBSCRIBED", "ack", 3),
+    34: ("UNSUBSCRIBE", "unsubscribe", 3),
+    35: ("UNSUBSCRIBED", "ack", 2),
+    36: ("EVENT", "event", 4),
+    48: ("CALL", "request", 4),
+    49: ("CANCEL", "cancel", 3),
+    50: ("RESULT", "response", 3),
+    64: ("REGISTER", "register", 4),
+    65: ("REGISTERED", "ack", 3),
+    66: ("UNREGISTER", "unregister", 3),
+    67: ("UNREGISTERED", "ack", 2),
+    68: ("INVOCATION", "request", 4),
+    69: ("INTERRUPT", "cancel", 3),
+    70: ("YIELD", "response", 3),
+}
+
+_ARGS_AT = {8: 5, 16: 4, 36: 4, 48: 4, 50: 3, 68: 4, 70: 3}
+_ROLES = ("publisher", "subscriber", "caller", "callee", "broker", "dealer")
+
+
+def _is_wamp(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) >= 2
+        and isinstance(value[0], int)
+        and not isinstance(value[0], bool)
+        and value[0] in TYPES
+        and len(value) >= TYPES[value[0]][2]
+    )
+
+
+class _Bounded(dict[str, str]):
+    """A dict that stops growing at :data:`MAX_OPEN` entries."""
+
+    def put(self, key: str | None, value: Any) -> None:
+        if key is not None and isinstance(value, str) and (key in self or len(self) < MAX_OPEN):
+            self[key] = value
+
+
+@register
+class WampDecoder(JsonDecoder):
+    """WAMP v2 JSON messages (plain and batched)."""
+
+    name = "wamp"
+    label = "WAMP"
+    subprotocols = (SUBPROTOCOL, BATCHED)
+
+    @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        try:
+            if facts.subprotocol in cls.subprotocols:
+                return 1.0
+            best = 0.0
+            for _message, value in first_json(first):
+                if not _is_wamp(value):
+                    continue
+                code = value[0]
+                if code == 1 and isinstance(value[1], str) and isinstance(value[2], dict) and (
+                    "roles" in value[2]
+                ):
+                    return 0.7
+                if code == 2 and isinstance(value[2], dict) and "roles" in value[2]:
+                    best = max(best, 0.7)
+            return best
+        except Exception:  # noqa: BLE001
+            return 0.0
+
+    def __init__(self, facts: ConnFacts) -> None:
+        super().__init__(facts)
+        self.batched = facts.subprotocol == BATCHED
+        self.authid: str | None = None
+        self.ticket_only = False
+        self.auth_method: str | None = None
+        self.pending_sub = _Bounded()  # SUBSCRIBE request -> topic
+        self.subscriptions = _Bounded()  # subscription id -> topic
+        self.pending_call = _Bounded()  # CALL/REGISTER/INVOCATION request -> procedure
+        self.registrations = _Bounded()  # registration id -> procedure
+        self.pending_pub = _Bounded()  # PUBLISH request -> topic
+
+    def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        data = message.payload
+        if self.batched:
+            chunks = data.split(b"\x1e")
+            if chunks and chunks[-1] == b"":
+                chunks.pop()
+        else:
+            chunks = [data]
+        out: list[AppEvent | AppFinding] = []
+        for part, chunk in enumerate(chunks):
+            value = loads(chunk)
+            if not _is_wamp(value):
+                what = "not JSON" if value is NOT_JSON else "not a known WAMP message"
+                out.extend(self.parse_failed(message, f"WAMP message is {what}"))
+                continue
+            out.extend(self._one(message, value, part))
+        return out
+
+    def _one(self, message: AppMessage, msg: list[Any], part: int) -> list[AppEvent | AppFinding]:
+        code = msg[0]
+        name, kind, _ = TYPES[code]
+        fields: dict[str, Any] = {"type": name, "code": code}
+        channel: Any = None
+        ident: Any = None
+        out: list[AppEvent | AppFinding] = []
+        at = _ARGS_AT.get(code)
+        if at is not None:
+            if len(msg) > at:
+                fields["args"] = msg[at]
+            if len(msg) > at + 1:
+                fields["kwargs"] = msg[at + 1]
+        key = scalar_id(msg[1])
+        if code == 1:  # [HELLO, Realm, Details]
+            channel, details = msg[1], msg[2]
+            fields["realm"], fields["details"] = msg[1], details
+            if isinstance(details, dict):
+                authid = details.get("authid")
+                self.authid = authid if isinstance(authid, str) else None
+                methods = details.get("authmethods")
+                fields["authid"], fields["authmethods"] = authid, methods
+                self.ticket_only = methods == ["ticket"]
+                if isinstance(details.get("roles"), dict):
+                    fields["roles"] = [r for r in _ROLES if r in details["roles"]]
+                secrets = credential_paths(details.get("authextra"))
+                if secrets:
+                    out.append(self.finding(
+                        message, "app_credentials_in_clear",
+                        f"WAMP HELLO authextra carries {', '.join(secrets[:5])}"
+                        f" for authid {self.authid}"))
+        elif code == 2:  # [WELCOME, Session, Details]
+            ident, fields["details"] = msg[1], msg[2]
+        elif code in (3, 6):  # [ABORT|GOODBYE, Details, Reason]
+            channel, fields["details"] = msg[2], msg[1]
+        elif code == 4:  # [CHALLENGE, AuthMethod, Extra]
+            channel, fields["extra"] = msg[1], msg[2]
+            self.auth_method = msg[1] if isinstance(msg[1], str) else None
+        elif code == 5:  # [AUTHENTICATE, Signature, Extra]
+            fields["signature"], fields["extra"] = msg[1], msg[2]
+            fields["authid"] = self.authid
+            if self.auth_method == "ticket" or (self.auth_method is None and self.ticket_only):
+                out.append(self.finding(
+                    message, "app_credentials_in_clear",
+                    f"WAMP AUTHENTICATE ticket for authid {self.authid}"))
+        elif code == 8:  # [ERROR, REQUEST.Type, REQUEST.Request, Details, Error]
+            ident, channel = msg[2], msg[4]
+            fields["request_type"] = TYPES.get(msg[1], (str(msg[1]),))[0] if isinstance(
+                msg[1], int) else msg[1]
+            fields["details"] = msg[3]
+            self._forget(scalar_id(msg[2]))
+        elif code in (16, 32, 48, 64):  # [X, Request, Options, Topic|Procedure]
+            ident, channel = msg[1], msg[3]
+            fields["options"] = msg[2]
+            table = {16: self.pending_pub, 32: self.pending_sub}.get(code, self.pending_call)
+            table.put(key, channel)
+        elif code == 17:  # [PUBLISHED, PUBLISH.Request, Publication]
+            ident, channel = msg[1], self.pending_pub.pop(key or "", None)
+            fields["publication"] = msg[2]
+        elif code == 33:  # [SUBSCRIBED, SUBSCRIBE.Request, Subscription]
+            ident = msg[1]
+            channel = self.pending_sub.pop(key or "", None)
+            fields["subscription"] = msg[2]
+            self.subscriptions.put(scalar_id(msg[2]), channel)
+        elif code == 65:  # [REGISTERED, REGISTER.Request, Registration]
+            ident = msg[1]
+            channel = self.pending_call.pop(key or "", None)
+            fields["registration"] = msg[2]
+            self.registrations.put(scalar_id(msg[2]), channel)
+        elif code in (34, 66):  # [UNSUBSCRIBE|UNREGISTER, Request, Id]
+            ident = msg[1]
+            table = self.subscriptions if code == 34 else self.registrations
+            channel = table.get(scalar_id(msg[2]) or "")
+            fields["subscription" if code == 34 else "registration"] = msg[2]
+        elif code in (35, 67):
+            ident = msg[1]
+        elif code == 36:  # [EVENT, Subscription, Publication, Details]
+            ident = msg[2]
+            fields["subscription"], fields["details"] = msg[1], msg[3]
+            topic = msg[3].get("topic") if isinstance(msg[3], dict) else None
+            channel = topic if isinstance(topic, str) else self.subscriptions.get(key or "")
+        elif code == 68:  # [INVOCATION, Request, Registration, Details]
+            ident = msg[1]
+            fields["registration"], fields["details"] = msg[2], msg[3]
+            proc = msg[3].get("procedure") if isinstance(msg[3], dict) else None
+            channel = proc if isinstance(proc, str) else self.registrations.get(
+                scalar_id(msg[2]) or "")
+            self.pending_call.put(key, channel)
+        elif code in (49, 69):  # [CANCEL|INTERRUPT, Request, Options]
+            ident, channel = msg[1], self.pending_call.get(key or "")
+            fields["options"] = msg[2]
+        elif code in (50, 70):  # [RESULT|YIELD, Request, Details|Options]
+            ident = msg[1]
+            channel = self.pending_call.pop(key or "", None)
+            fields["details" if code == 50 else "options"] = msg[2]
+        if not isinstance(channel, str):
+            channel = None
+        out.insert(0, self.event(message, kind, channel, ident, fields, part))
+        return out
+
+    def _forget(self, key: str | None) -> None:
+        if key is not None:
+            for table in (self.pending_sub, self.pending_call, self.pending_pub):
+                table.pop(key, None)
