@@ -7,11 +7,10 @@ imports them all.
 
 from __future__ import annotations
 
+# Decoder modules register themselves on import (alphabetical: the tie-break order).
+from . import actioncable, graphql, jsonrpc, phoenix, signalr, wamp  # noqa: F401
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from .registry import DECODERS, choose, register
-
-# Decoder modules register themselves on import; the order is the tie-break.
-from . import graphql, wamp, actioncable, signalr, phoenix, jsonrpc  # noqa: E402, F401, I001
 
 __all__ = [
     "DECODERS",
