@@ -44,7 +44,7 @@ def _is_rpc(value: Any) -> bool:
     if isinstance(value, dict):
         return "jsonrpc" in value
     if isinstance(value, list) and value:
-        return all(isinstance(v, dict) and "jsonrpc" in v for v in value[:16])
+        return any(isinstance(v, dict) and "jsonrpc" in v for v in value[:16])
     return False
 
 

@@ -92,11 +92,12 @@ class SignalRDecoder(JsonDecoder):
                 data = message.payload
                 if not data.endswith(RECORD_SEPARATOR):
                     continue
-                value = loads(data.split(RECORD_SEPARATOR, 1)[0])
-                if _is_handshake(value):
-                    return max(best, 0.7)
-                if isinstance(value, dict) and value.get("type") in TYPES:
-                    best = max(best, 0.6)
+                for record in data.split(RECORD_SEPARATOR)[:8]:
+                    value = loads(record)
+                    if _is_handshake(value):
+                        return max(best, 0.7)
+                    if isinstance(value, dict) and value.get("type") in TYPES:
+                        best = max(best, 0.6)
             return best
         except Exception:  # noqa: BLE001
             return 0.0
