@@ -1,0 +1,114 @@
+"""Fuzz the application decoders (wspcap.app) with mutated message payloads.
+
+The seeds are the sample conversations of the decoder tests (every
+``tests/unit/app/*_samples.py`` module's ``SAMPLES``: objects with ``facts``
+and ``messages``). Each case mutates those payloads (bit flips, byte sets,
+cuts, splices of two messages, duplications, record-separator and
+brace insertions, truncation to a prefix) and feeds them to every
+registered decoder, with the sample's handshake facts and with none, then
+checks that nothing escapes ``recognize``/``receive``/``finish`` and that
+what comes out keeps the interface's contract. Seeded, bounded in time.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wspcap.app import DECODERS, AppEvent, AppFinding, AppMessage, ConnFacts
+
+SEED = 18_01  #: issue 18
+CASES = 1500
+BUDGET_S = 12.0
+_APP_TESTS = Path(__file__).resolve().parent.parent / "unit" / "app"
+
+
+def _samples() -> list[tuple[ConnFacts, list[AppMessage]]]:
+    out: list[tuple[ConnFacts, list[AppMessage]]] = []
+    for path in sorted(_APP_TESTS.glob("*_samples.py")):
+        spec = importlib.util.spec_from_file_location(f"_fuzz_{path.stem}", path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up
+        spec.loader.exec_module(module)
+        for sample in getattr(module, "SAMPLES", {}).values():
+            out.append((sample.facts, list(sample.messages)))
+    return out
+
+
+def _mutate(rng: random.Random, data: bytes, other: bytes) -> bytes:
+    buf = bytearray(data)
+    for _ in range(rng.randint(1, 4)):
+        op = rng.randrange(8)
+        if op == 0 and buf:  # bit flip
+            i = rng.randrange(len(buf))
+            buf[i] ^= 1 << rng.randrange(8)
+        elif op == 1 and buf:  # byte set
+            buf[rng.randrange(len(buf))] = rng.choice((0, 0x1E, 0x22, 0x5B, 0x7B, 0x7D, 0xFF))
+        elif op == 2 and buf:  # cut
+            del buf[rng.randrange(len(buf)):]
+        elif op == 3:  # splice with another message
+            cut = rng.randrange(len(buf) + 1)
+            buf[cut:] = other[rng.randrange(len(other) + 1):]
+        elif op == 4:  # duplicate
+            buf += bytes(buf)
+        elif op == 5:  # separators and brackets
+            buf.insert(rng.randrange(len(buf) + 1), rng.choice(b"\x1e{}[]\",:0"))
+        elif op == 6 and buf:  # drop a range
+            i = rng.randrange(len(buf))
+            del buf[i:i + rng.randint(1, 8)]
+        else:  # deep nesting
+            depth = rng.choice((10, 100, 5000))
+            buf[:0] = b"[" * depth
+    return bytes(buf)
+
+
+def _check(item: Any) -> None:
+    assert isinstance(item, (AppEvent, AppFinding)), item
+    if isinstance(item, AppEvent):
+        json.dumps(dict(item.fields), allow_nan=False)
+        assert item.channel is None or isinstance(item.channel, str)
+        assert item.id is None or isinstance(item.id, str)
+    else:
+        assert item.code.startswith("app_")
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_mutated_payloads_never_escape(name: str) -> None:
+    samples = _samples()
+    assert samples
+    pool = [m.payload for _, msgs in samples for m in msgs]
+    cls = DECODERS[name]
+    rng = random.Random(f"{SEED}:{name}")
+    deadline = time.monotonic() + BUDGET_S / max(1, len(DECODERS))
+    for case in range(CASES):
+        if time.monotonic() > deadline:
+            break
+        facts, messages = samples[rng.randrange(len(samples))]
+        if case % 2:
+            facts = ConnFacts(subprotocol=(cls.subprotocols or (None,))[0], uri=facts.uri)
+        mutated = [
+            AppMessage(m.msg_index, m.direction, m.type,
+                       _mutate(rng, m.payload, rng.choice(pool)) if rng.random() < 0.5
+                       else m.payload, m.ts)
+            for m in messages
+        ]
+        try:
+            assert 0.0 <= float(cls.recognize(facts, mutated[:4])) <= 1.0
+            decoder = cls(facts)
+            for message in mutated:
+                for item in decoder.receive(message):
+                    _check(item)
+            for item in decoder.finish():
+                _check(item)
+        except AssertionError:
+            raise
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
