@@ -90,14 +90,14 @@ def scalar_id(value: Any) -> str | None:
 
 
 def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
-    """Dotted paths of keys in ``value`` that name secrets and hold a value."""
+    """Dotted paths of keys in ``value`` that name secrets and hold non-empty text."""
     found: list[str] = []
     if depth > _MAX_DEPTH:
         return found
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            if _CRED_KEY.search(str(key)) and item not in (None, "", {}, []):
+            if _CRED_KEY.search(str(key)) and isinstance(item, str) and item:
                 found.append(path)
             elif isinstance(item, (dict, list)):
                 found.extend(credential_paths(item, path, depth + 1))
