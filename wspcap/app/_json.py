@@ -110,6 +110,8 @@ def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
 class JsonDecoder(Decoder):
     """Base for the JSON decoders: the never-raise barrier and shared helpers.
 
+    A message over :data:`MAX_JSON_BYTES` is not parsed: one
+    ``app_parse_failed`` saying so, whatever the recognition.
     Subclasses implement :meth:`decode` (may raise: the barrier turns an
     escaped exception into ``app_parse_failed`` when the conversation was
     claimed, else nothing) and :meth:`claimed_by` (whether the handshake
@@ -133,6 +135,13 @@ class JsonDecoder(Decoder):
 
     def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         try:
+            size = len(message.payload)
+            if size > MAX_JSON_BYTES:
+                return self.parse_failed(
+                    message,
+                    f"{self.label} message of {size} bytes not parsed (limit {MAX_JSON_BYTES})",
+                    force=True,
+                )
             return self.decode(message)
         except Exception as exc:  # noqa: BLE001 - decoders never raise
             return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")

@@ -60,3 +60,12 @@ def test_barrier_turns_a_bug_into_a_finding_when_claimed() -> None:
     assert "KeyError" in finding.detail
     assert claimed.finish() == []
     assert _Broken(ConnFacts()).receive(message) == []
+
+
+def test_oversized_message_is_reported_not_parsed() -> None:
+    from wspcap.app.jsonrpc import JsonRpcDecoder
+
+    big = AppMessage(0, "c2s", "text", b'{"jsonrpc":"2.0","method":"m","params":["'
+                     + b"a" * MAX_JSON_BYTES + b'"]}')
+    [finding] = JsonRpcDecoder(ConnFacts()).receive(big)
+    assert finding.code == "app_parse_failed" and "not parsed" in finding.detail
