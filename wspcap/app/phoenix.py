@@ -6,7 +6,13 @@ few clients open their own sockets), and the format is small
 
 - v1 (``vsn=1.0.0``): an object ``{"topic","event","payload","ref"}``
   (``join_ref`` optional);
-- v2 (``vsn=2.0.0``): an array ``[join_ref, ref, topic, event, payload]``.
+- v2 (``vsn=2.0.0``): an array ``[join_ref, ref, topic, event, payload]``;
+  binary payloads travel in binary messages: a kind byte (0 push, 1 reply,
+  2 broadcast), one length byte per string, the strings, then the payload
+  bytes. A client push carries join_ref, ref, topic, event
+  (``[0, jr, r, t, e]``); a server push has no ref (``[0, jr, t, e]``); a
+  reply ``[1, jr, r, t, status]``; a broadcast ``[2, t, e]``. The payload
+  goes to fields as ``payload_hex`` (first 4 KiB) and ``payload_size``.
 
 Kinds: ``phx_join`` -> ``subscribe``, ``phx_leave`` -> ``unsubscribe``,
 ``phx_reply`` -> ``response`` (``error`` when its status is not ``ok``;
@@ -35,7 +41,7 @@ from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
-__all__ = ["PhoenixDecoder", "parse_phoenix"]
+__all__ = ["PhoenixDecoder", "parse_binary", "parse_phoenix"]
 
 _KINDS = {
     "phx_join": "subscribe",
@@ -57,6 +63,47 @@ def _uri_score(uri: str | None) -> float:
     if not parts.path.rstrip("/").endswith("/websocket"):
         return 0.0
     return 0.9 if "vsn" in parse_qs(parts.query) else 0.5
+
+
+#: binary kinds (phoenix.js serializer.js KINDS)
+PUSH, REPLY, BROADCAST = 0, 1, 2
+_HEX_LIMIT = 4096
+
+
+def parse_binary(data: bytes, direction: str) -> dict[str, Any] | None:
+    """A binary v2 message as :func:`parse_phoenix` returns, or None."""
+    if not data:
+        return None
+    kind = data[0]
+    names: tuple[str, ...]
+    if kind == PUSH:
+        names = ("join_ref", "ref", "topic", "event") if direction == "c2s" else (
+            "join_ref", "topic", "event")
+    elif kind == REPLY:
+        names = ("join_ref", "ref", "topic", "status")
+    elif kind == BROADCAST:
+        names = ("topic", "event")
+    else:
+        return None
+    sizes = data[1:1 + len(names)]
+    if len(sizes) < len(names):
+        return None
+    offset = 1 + len(names)
+    out: dict[str, Any] = {"version": 2, "join_ref": None, "ref": None, "binary": kind}
+    for name, size in zip(names, sizes, strict=True):
+        raw = data[offset:offset + size]
+        if len(raw) < size:
+            return None
+        out[name] = raw.decode("utf-8", "replace")
+        offset += size
+    body = data[offset:]
+    payload = {"payload_size": len(body), "payload_hex": body[:_HEX_LIMIT].hex()}
+    if kind == REPLY:
+        out["event"] = "phx_reply"
+        out["payload"] = {"status": out.pop("status"), "response": payload}
+    else:
+        out["payload"] = payload
+    return out
 
 
 def _ok_ref(value: Any) -> bool:
@@ -118,8 +165,12 @@ class PhoenixDecoder(JsonDecoder):
         self.heartbeats: set[str] = set()
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
-        value = loads(message.payload)
-        msg = parse_phoenix(value)
+        if message.type == "binary" and message.payload[:1] in (b"\x00", b"\x01", b"\x02"):
+            value: Any = None
+            msg = parse_binary(message.payload, message.direction)
+        else:
+            value = loads(message.payload)
+            msg = parse_phoenix(value)
         if msg is None:
             what = "not JSON" if value is NOT_JSON else "not a Phoenix message"
             return self.parse_failed(message, f"Phoenix channel message is {what}")
@@ -128,6 +179,8 @@ class PhoenixDecoder(JsonDecoder):
         kind = _KINDS.get(event, "publish" if message.direction == "c2s" else "event")
         fields: dict[str, Any] = {"event": event, "version": msg["version"],
                                   "join_ref": msg["join_ref"], "payload": payload}
+        if "binary" in msg:
+            fields["binary"] = True
         out: list[AppEvent | AppFinding] = []
         if event == "heartbeat" and ref_id is not None and len(self.heartbeats) < MAX_OPEN:
             self.heartbeats.add(ref_id)

@@ -47,3 +47,31 @@ def test_recognize() -> None:
     assert PhoenixDecoder.recognize(ConnFacts(uri="/websocket-ish"), []) == 0.0
     assert PhoenixDecoder.recognize(ConnFacts(), PHOENIX.messages[:1]) == 0.7
     assert PhoenixDecoder.recognize(ConnFacts(), PHOENIX.messages[2:3]) == 0.5
+
+
+def _binary(kind: int, *strings: str, body: bytes = b"") -> bytes:
+    """serializer.js's binary layout: kind, one length byte per string, strings, body."""
+    raw = [s.encode() for s in strings]
+    return bytes([kind, *(len(r) for r in raw)]) + b"".join(raw) + body
+
+
+def test_binary_messages() -> None:
+    msgs = conversation(
+        ("c2s", _binary(0, "3", "9", "room:lobby", "upload", body=b"\x00\x01\xff")),
+        ("s2c", _binary(1, "3", "9", "room:lobby", "ok", body=b"\xca\xfe")),
+        ("s2c", _binary(0, "3", "room:lobby", "frame", body=b"\x01")),
+        ("s2c", _binary(2, "room:lobby", "blob", body=b"")),
+        ("s2c", b"\x01\x05ab"),  # cut short
+    )
+    events, findings = run(PhoenixDecoder, PHOENIX.facts, msgs)
+    assert summary(events) == [
+        (0, "c2s", "publish", "room:lobby", "9", 0),
+        (1, "s2c", "response", "room:lobby", "9", 0),
+        (2, "s2c", "event", "room:lobby", None, 0),
+        (3, "s2c", "event", "room:lobby", None, 0),
+    ]
+    assert events[0].fields["payload"] == {"payload_size": 3, "payload_hex": "0001ff"}
+    assert events[1].fields["status"] == "ok"
+    assert events[1].fields["response"] == {"payload_size": 2, "payload_hex": "cafe"}
+    assert events[2].fields["event"] == "frame" and events[2].fields["binary"] is True
+    assert [(f.code, f.msg_index) for f in findings] == [("app_parse_failed", 4)]
