@@ -74,3 +74,25 @@ def test_recognize() -> None:
     assert GraphQLDecoder.recognize(ConnFacts(), GRAPHQL.messages[:2]) == 0.7
     assert GraphQLDecoder.recognize(ConnFacts(), GRAPHQL.messages[1:2]) == 0.5
     assert GraphQLDecoder.recognize(ConnFacts(), conversation(("c2s", j({"type": "x"})))) == 0
+
+
+def test_operation_of_agrees_with_graphql_core() -> None:
+    """The regex names the same first operation as graphql-core's parser."""
+    import pytest
+
+    graphql = pytest.importorskip("graphql")
+    queries = [
+        "query Me { me { name } }",
+        "mutation Add($x: Int) { add(x: $x) }",
+        "subscription OnPrice { price }",
+        "{ hero { name } }",
+        "query { a }",
+        "# leading comment\nquery  Named\n($v: ID) { node(id: $v) { id } }",
+        "fragment F on User { name }\nquery UsesF { me { ...F } }",
+        "query IntrospectionQuery { __schema { queryType { name } } }",
+    ]
+    for text in queries:
+        doc = graphql.parse(text)
+        op = next(d for d in doc.definitions if isinstance(d, graphql.OperationDefinitionNode))
+        expected = (op.operation.value, op.name.value if op.name else None)
+        assert operation_of(text) == expected, text

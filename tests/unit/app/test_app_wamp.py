@@ -72,3 +72,56 @@ def test_recognize() -> None:
     assert WampDecoder.recognize(ConnFacts(subprotocol="wamp.2.msgpack"), []) == 0.0
     assert WampDecoder.recognize(ConnFacts(), WAMP.messages[:1]) == 0.7
     assert WampDecoder.recognize(ConnFacts(), WAMP.messages[4:5]) == 0.0
+
+
+def test_against_autobahn_serializer() -> None:
+    """Ground truth from autobahn's own WAMP message classes and JSON serializer."""
+    import pytest
+
+    txaio = pytest.importorskip("txaio")
+    pytest.importorskip("autobahn")
+    txaio.use_asyncio()
+    from autobahn.wamp import message as m
+    from autobahn.wamp import role
+    from autobahn.wamp.serializer import JsonSerializer
+
+    serializer = JsonSerializer()
+    sent = [
+        ("c2s", m.Hello("realm1", {"subscriber": role.RoleSubscriberFeatures(),
+                                   "caller": role.RoleCallerFeatures()},
+                        authmethods=["ticket"], authid="joe")),
+        ("s2c", m.Challenge("ticket")),
+        ("c2s", m.Authenticate("secret")),
+        ("s2c", m.Welcome(123456, {"broker": role.RoleBrokerFeatures()})),
+        ("c2s", m.Subscribe(1, "com.t")),
+        ("s2c", m.Subscribed(1, 55)),
+        ("s2c", m.Event(55, 77, args=["x"])),
+        ("c2s", m.Call(2, "com.p", args=[1])),
+        ("s2c", m.Result(2, args=[2])),
+        ("c2s", m.Call(3, "com.q")),
+        ("s2c", m.Error(m.Call.MESSAGE_TYPE, 3, "wamp.error.x")),
+        ("c2s", m.Publish(4, "com.t", args=["y"], acknowledge=True)),
+        ("s2c", m.Published(4, 88)),
+        ("c2s", m.Goodbye()),
+    ]
+    msgs = conversation(*[(d, serializer.serialize(x)[0].decode()) for d, x in sent])
+    assert WampDecoder.recognize(ConnFacts(), msgs[:4]) == 0.7
+    events, findings = run(WampDecoder, ConnFacts(subprotocol="wamp.2.json"), msgs)
+    assert summary(events) == [
+        (0, "c2s", "connect", "realm1", None, 0),
+        (1, "s2c", "challenge", "ticket", None, 0),
+        (2, "c2s", "auth", None, None, 0),
+        (3, "s2c", "ack", None, "123456", 0),
+        (4, "c2s", "subscribe", "com.t", "1", 0),
+        (5, "s2c", "ack", "com.t", "1", 0),
+        (6, "s2c", "event", "com.t", "77", 0),
+        (7, "c2s", "request", "com.p", "2", 0),
+        (8, "s2c", "response", "com.p", "2", 0),
+        (9, "c2s", "request", "com.q", "3", 0),
+        (10, "s2c", "error", "wamp.error.x", "3", 0),
+        (11, "c2s", "publish", "com.t", "4", 0),
+        (12, "s2c", "ack", "com.t", "4", 0),
+        (13, "c2s", "disconnect", "wamp.close.normal", None, 0),
+    ]
+    assert events[6].fields["args"] == ["x"]
+    assert [(f.code, f.msg_index) for f in findings] == [("app_credentials_in_clear", 2)]
