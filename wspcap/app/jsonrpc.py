@@ -14,6 +14,9 @@ Events (either side may send requests):
   ``{"error":{"code","message","data"}}`` instead: kind ``error``;
 - a batch (a JSON array) gives one event per member, ``part`` its index.
 
+Request or notification params holding passwords or tokens (by key) ->
+``app_credentials_in_clear``.
+
 An object that says ``"jsonrpc"`` but breaks the shape (wrong version, both
 ``result`` and ``error``, a method that is not a string, an empty batch...)
 gives ``app_parse_failed``. ``finish()`` gives one ``app_request_unanswered``
@@ -31,7 +34,15 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, first_json, loads, scalar_id
+from ._json import (
+    MAX_OPEN,
+    NOT_JSON,
+    JsonDecoder,
+    credential_paths,
+    first_json,
+    loads,
+    scalar_id,
+)
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
@@ -98,17 +109,23 @@ class JsonRpcDecoder(JsonDecoder):
         if "method" in obj:
             method = obj["method"]
             fields: dict[str, Any] = {"method": method}
+            out: list[AppEvent | AppFinding] = []
             if "params" in obj:
                 fields["params"] = obj["params"]
+                secrets = credential_paths(obj["params"], "params")
+                if secrets:
+                    out.append(self.finding(
+                        message, "app_credentials_in_clear",
+                        f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}"))
             if not has_id:
-                return [self.event(message, "notification", method, None, fields, part)]
+                return [self.event(message, "notification", method, None, fields, part), *out]
             fields["id"] = obj["id"]
             key = (message.direction, id_key)
             if key in self.open or len(self.open) < MAX_OPEN:
                 self.open[key] = (message.msg_index, method)
             else:
                 self.untracked += 1
-            return [self.event(message, "request", method, obj["id"], fields, part)]
+            return [self.event(message, "request", method, obj["id"], fields, part), *out]
         asked = self.open.pop((_OTHER.get(message.direction, ""), id_key), None)
         method = asked[1] if asked else None
         fields = {"id": obj.get("id")}

@@ -25,6 +25,10 @@ records are not JSON) without findings.
 Recognition: no standard subprotocol; a URI with a ``...hub`` path segment
 (the ASP.NET convention, e.g. ``/chathub?id=...``) 0.8, the handshake
 record 0.7.
+
+The JavaScript client sends its bearer token in the URI when on WebSockets
+(``?access_token=...``, browsers cannot set headers there): reported once as
+``app_credentials_in_clear`` (at no message) with the first message.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, loads
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
@@ -106,16 +110,23 @@ class SignalRDecoder(JsonDecoder):
         super().__init__(facts)
         self.handshaken = {"c2s": False, "s2c": False}
         self.other_protocol: str | None = None
+        self.token_checked = False
         # invocationId -> target
         self.targets: dict[str, str] = {}
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
+        out: list[AppEvent | AppFinding] = []
+        if not self.token_checked:
+            self.token_checked = True
+            query = urlsplit(self.facts.uri or "").query
+            if parse_qs(query).get("access_token"):
+                out.append(self.finding(None, "app_credentials_in_clear",
+                                        "SignalR access_token in the request URI"))
         if self.other_protocol is not None:
-            return []
+            return out
         data = message.payload
         records = data.split(RECORD_SEPARATOR)
         tail = records.pop()
-        out: list[AppEvent | AppFinding] = []
         if tail:
             out.extend(
                 self.parse_failed(message, "SignalR record without its 0x1E terminator")

@@ -70,3 +70,18 @@ def test_recognize() -> None:
     assert JsonRpcDecoder.recognize(ConnFacts(), JSONRPC.messages[:1]) == 0.7
     assert JsonRpcDecoder.recognize(ConnFacts(), conversation(("c2s", j({"method": "x"})))) == 0
     assert JsonRpcDecoder.recognize(ConnFacts(subprotocol="jsonrpc"), []) == 0
+
+
+def test_credentials_in_params() -> None:
+    msgs = conversation(
+        ("c2s", j({"jsonrpc": "2.0", "method": "login",
+                   "params": {"user": "bob", "password": "pw"}, "id": 1})),
+        ("c2s", j({"jsonrpc": "2.0", "method": "auth", "params": [{"token": "t"}]})),
+    )
+    events, findings = run(JsonRpcDecoder, ConnFacts(), msgs)
+    assert [e.kind for e in events] == ["request", "notification"]
+    assert events[0].fields["params"]["password"] == "pw"  # kept for the analyst
+    assert [(f.code, f.msg_index) for f in findings] == [
+        ("app_credentials_in_clear", 0), ("app_credentials_in_clear", 1),
+        ("app_request_unanswered", 0)]
+    assert "params.password" in findings[0].detail and "params[0].token" in findings[1].detail

@@ -62,3 +62,9 @@ def test_recognize() -> None:
     assert SignalRDecoder.recognize(ConnFacts(), SIGNALR.messages[:1]) == 0.7
     assert SignalRDecoder.recognize(ConnFacts(), SIGNALR.messages[1:2]) == 0.6
     assert SignalRDecoder.recognize(ConnFacts(uri="::bad[uri"), []) == 0.0
+
+
+def test_access_token_in_uri() -> None:
+    facts = ConnFacts(uri="/chathub?id=abc&access_token=eyJhbGciOi")
+    _, findings = run(SignalRDecoder, facts, SIGNALR.messages)
+    assert [(f.code, f.msg_index) for f in findings] == [("app_credentials_in_clear", None)]
