@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 from wspcap.app.base import AppMessage, ConnFacts, Decoder
 
 __all__ = ["DECODERS", "choose", "register"]
 
+_D = TypeVar("_D", bound=type[Decoder])
+
 DECODERS: dict[str, type[Decoder]] = {}
 
 
-def register[D: type[Decoder]](cls: D) -> D:
+def register(cls: _D) -> _D:
     DECODERS[cls.name] = cls
     return cls
 
