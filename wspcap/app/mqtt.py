@@ -31,6 +31,8 @@ __all__ = ["MAX_PACKET", "MqttDecoder"]
 
 #: Largest packet (fixed header included) buffered for decoding.
 MAX_PACKET = 1 << 20
+#: Findings reported only once the conversation is known to be MQTT.
+QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 #: Most topic aliases remembered per direction.
 MAX_ALIASES = 1024
 
@@ -227,6 +229,7 @@ class MqttDecoder(Decoder):
     def __init__(self, facts: ConnFacts) -> None:
         self.facts = facts
         self.claimed = (facts.subprotocol or "").lower() in self.subprotocols
+        self.confirmed = False  # a CONNECT decoded: the conversation is MQTT even without the subprotocol
         self.version = 4
         self.dirs = {"c2s": _Direction(), "s2c": _Direction()}
         self.keep_alive = 0  # seconds, 0 = off
@@ -241,7 +244,14 @@ class MqttDecoder(Decoder):
             self._receive(message, out)
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(self._finding("app_parse_failed", message, f"MQTT decoder error: {type(exc).__name__}"))
-        return out
+        return self._quiet(out)
+
+    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
+        """Parse and spec findings only for a conversation claimed by subprotocol or confirmed by a CONNECT."""
+        if self.claimed or self.confirmed:
+            return out
+        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
+                or "decoder error" in e.detail]
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -257,7 +267,7 @@ class MqttDecoder(Decoder):
                     state.skip = 0
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", None, None, f"MQTT decoder error: {type(exc).__name__}"))
-        return out
+        return self._quiet(out)
 
     # -- internals ------------------------------------------------------------
 
@@ -405,8 +415,7 @@ class MqttDecoder(Decoder):
                 out.append(self._finding("app_protocol_violation", message,
                                          f"MQTT {name} with {len(fields['trailing_hex']) // 2} unexpected bytes"))
         except _Malformed as exc:
-            if self.claimed or ptype != CONNECT:
-                out.append(self._finding("app_parse_failed", message, f"MQTT {name}: {exc}"))
+            out.append(self._finding("app_parse_failed", message, f"MQTT {name}: {exc}"))
             return part
         out.append(AppEvent(message.msg_index, direction, self.name, kind, channel, ident, fields, part))
         return part + 1
@@ -438,6 +447,7 @@ class MqttDecoder(Decoder):
         if flags & USERNAME_FLAG:
             user = fields["username"] = reader.string()
         fields["password_flag"] = bool(flags & PASSWORD_FLAG)
+        self.confirmed = True
         if flags & PASSWORD_FLAG:
             _text_or_hex(reader.binary(), "password", fields)
             who = f"user {user}" if user is not None else "no user name"

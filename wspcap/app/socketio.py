@@ -131,6 +131,7 @@ class SocketIODecoder(Decoder):
         self.facts = facts
         eio = _uri_eio(facts.uri)
         self.claimed = eio is not None
+        self.confirmed = False  # an Engine.IO open packet decoded
         self.eio = eio if eio in (3, 4) else 4
         self.pending: dict[str, _Pending | None] = {"c2s": None, "s2c": None}
         self.ping_interval: int | None = None  # ms
@@ -184,7 +185,7 @@ class SocketIODecoder(Decoder):
                 f" + pingTimeout {self.ping_timeout} ms)"))
 
     def _fail(self, message: AppMessage, detail: str, out: list[AppEvent | AppFinding]) -> None:
-        if self.claimed:
+        if self.claimed or self.confirmed:
             out.append(AppFinding("app_parse_failed", message.msg_index, message.direction, detail))
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
@@ -235,6 +236,7 @@ class SocketIODecoder(Decoder):
                 self._fail(message, "Engine.IO open packet without JSON", out)
                 info = None
             if isinstance(info, dict):
+                self.confirmed = True
                 fields.update(info)
                 interval, timeout = info.get("pingInterval"), info.get("pingTimeout")
                 if isinstance(interval, int) and isinstance(timeout, int):

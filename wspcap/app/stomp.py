@@ -43,6 +43,8 @@ CLIENT_COMMANDS = frozenset({"CONNECT", "STOMP", "SEND", "SUBSCRIBE", "UNSUBSCRI
                              "BEGIN", "COMMIT", "ABORT", "DISCONNECT"})
 #: STOMP 1.1/1.2 header escapes (spec "Value Encoding").
 ESCAPES = {"r": "\r", "n": "\n", "c": ":", "\\": "\\"}
+#: Findings reported only once the conversation is known to be STOMP.
+QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 VERSIONS = {"v10.stomp": "1.0", "v11.stomp": "1.1", "v12.stomp": "1.2"}
 
 
@@ -169,6 +171,7 @@ class StompDecoder(Decoder):
         self.facts = facts
         sub = (facts.subprotocol or "").lower()
         self.claimed = sub in self.subprotocols
+        self.confirmed = False  # a CONNECT/STOMP/CONNECTED frame decoded
         self.version: str | None = VERSIONS.get(sub)
         self.bufs = {"c2s": bytearray(), "s2c": bytearray()}
         self.start: dict[str, int | None] = {"c2s": None, "s2c": None}
@@ -181,7 +184,14 @@ class StompDecoder(Decoder):
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", message.msg_index, message.direction,
                                   f"STOMP decoder error: {type(exc).__name__}"))
-        return out
+        return self._quiet(out)
+
+    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
+        """Parse and spec findings only for a conversation claimed by subprotocol or confirmed by its CONNECT."""
+        if self.claimed or self.confirmed:
+            return out
+        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
+                or "decoder error" in e.detail]
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -190,7 +200,7 @@ class StompDecoder(Decoder):
                 out.append(AppFinding("app_parse_failed", self.start[direction], direction,
                                       f"STOMP frame cut short at the end of the connection ({len(buf)} bytes pending)"))
             buf.clear()
-        return out
+        return self._quiet(out)
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.bufs else "c2s"
@@ -217,8 +227,7 @@ class StompDecoder(Decoder):
             try:
                 frame = _maybe_frame(buf, self.version)
             except _Malformed as exc:
-                if self.claimed:
-                    out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
+                out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
                 nul = buf.find(b"\0")
                 if nul < 0:
                     buf.clear()
@@ -260,6 +269,8 @@ class StompDecoder(Decoder):
                                     f"STOMP {command} frame sent {direction}"))
         channel = first.get("destination")
         ident: str | None = first.get("receipt")
+        if command in ("CONNECT", "STOMP", "CONNECTED"):
+            self.confirmed = True
         if command in ("CONNECT", "STOMP"):
             if "passcode" in first:
                 login = first.get("login")
