@@ -211,3 +211,10 @@ def test_random_bytes_never_raise(items: list[tuple[str, bytes]], claimed: bool)
     assert not [f for f in findings(out) if "decoder error" in f.detail]
     json.dumps([e.fields for e in events(out)])
     MqttDecoder.recognize(facts, [AppMessage(i, d, "binary", p) for i, (d, p) in enumerate(items)])
+
+
+def test_packet_spanning_messages_reported_where_it_ends() -> None:
+    publish = bytes.fromhex("300c0006707269636573") + b"1.08"
+    got = events(run(MQTT_FACTS, msgs(("s2c", publish[:1]), ("s2c", publish[1:5]), ("s2c", publish[5:] + b"\xd0\x00"))))
+    assert [(e.kind, e.msg_index, e.fields.get("start_msg"), e.part) for e in got] == [
+        ("publish", 2, 0, 0), ("pong", 2, None, 1)]

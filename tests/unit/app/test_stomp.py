@@ -107,3 +107,17 @@ def test_random_never_raise(items: list[tuple[str, bytes]], claimed: bool) -> No
     assert not [f for f in findings(out) if "decoder error" in f.detail]
     json.dumps([e.fields for e in events(out)])
     StompDecoder.recognize(facts, messages)
+
+
+def test_repeated_header_first_wins_and_heartbeats() -> None:
+    frame = "MESSAGE\ndestination:/first\ndestination:/second\nmessage-id:1\nsubscription:0\n\n\0"
+    ev = events(run(STOMP_FACTS, msgs(("s2c", frame), ("s2c", "\r\n"), ("c2s", "\n\n"))))
+    assert ev[0].channel == "/first"
+    assert ev[0].fields["headers"][:2] == [["destination", "/first"], ["destination", "/second"]]
+    assert [(e.kind, e.direction) for e in ev[1:]] == [("ping", "s2c"), ("ping", "c2s")]
+
+
+def test_frame_spanning_messages_reported_where_it_ends() -> None:
+    frame = b"SEND\ndestination:/q\n\nhello\0"
+    ev = events(run(STOMP_FACTS, msgs(("c2s", frame[:7]), ("c2s", frame[7:20]), ("c2s", frame[20:]))))
+    assert [(e.msg_index, e.fields.get("start_msg"), e.fields["body"]) for e in ev] == [(2, 0, "hello")]
