@@ -322,9 +322,11 @@ class MqttDecoder(Decoder):
                 out.append(self._finding(
                     "app_buffer_limit", message,
                     f"MQTT {PACKET_NAMES.get(first >> 4, 'packet')} of {total} bytes over the {MAX_PACKET} byte cap, skipped"))
-                have = len(state.buf)
+                if len(state.buf) >= total:  # the whole packet came in this message: drop it, go on
+                    del state.buf[:total]
+                    continue
+                state.skip = total - len(state.buf)
                 state.buf.clear()
-                state.skip = total - have
                 break
             if len(state.buf) < total:
                 break
@@ -406,7 +408,9 @@ class MqttDecoder(Decoder):
                     out.append(self._finding("app_protocol_violation", message, f"MQTT {name} without topics"))
                 fields["topics"] = topics
                 channel = ",".join(t["topic"] for t in topics) or None
-            elif ptype in (DISCONNECT, AUTH) and self.version >= 5 and reader.left():
+            if ptype == DISCONNECT and direction == "c2s":
+                self.keep_alive = 0  # the client left: its silence from now on is no missed keep-alive
+            if ptype in (DISCONNECT, AUTH) and self.version >= 5 and reader.left():
                 fields["code"] = reader.u8()
                 if reader.left():
                     fields["properties"] = reader.properties()

@@ -65,6 +65,16 @@ def _uri_eio(uri: str | None) -> int | None:
     return int(version) if version.isdigit() and len(version) < 3 else 0
 
 
+def _uri_secret_keys(uri: str | None) -> list[str]:
+    """Credential-like keys in the handshake URI's query (Socket.IO v2/v3 clients pass ``query`` there)."""
+    if _uri_eio(uri) is None or uri is None:
+        return []
+    try:
+        return _secret_keys(parse_qs(urlsplit(uri).query))
+    except ValueError:
+        return []
+
+
 def _secret_keys(value: Any) -> list[str]:
     if not isinstance(value, dict):
         return []
@@ -138,11 +148,19 @@ class SocketIODecoder(Decoder):
         self.ping_timeout: int | None = None  # ms
         self.last_ping_ts: int | None = None
         self.last_ts: int | None = None
+        self.uri_secrets = _uri_secret_keys(facts.uri)  # reported once, with the first output
 
     # -- public ---------------------------------------------------------------
 
+    def _uri_finding(self, out: list[AppEvent | AppFinding]) -> None:
+        if self.uri_secrets:
+            out.append(AppFinding("app_credentials_in_clear", None, "c2s",
+                                  f"Socket.IO handshake URI query carries {', '.join(self.uri_secrets)}"))
+            self.uri_secrets = []
+
     def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
+        self._uri_finding(out)
         try:
             self._receive(message, out)
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
@@ -152,6 +170,7 @@ class SocketIODecoder(Decoder):
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
+        self._uri_finding(out)
         try:
             if self.last_ts is not None:
                 self._check_ping(self.last_ts, None, None, out)

@@ -52,6 +52,14 @@ class _Malformed(Exception):
     """A frame that does not follow the spec (internal only)."""
 
 
+class _Oversize(Exception):
+    """A frame whose content-length runs past :data:`MAX_FRAME`; ``size`` is its whole length."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(size)
+        self.size = size
+
+
 def _unescape(value: str) -> str:
     if "\\" not in value:
         return value
@@ -117,8 +125,8 @@ def _maybe_frame(buf: bytes | bytearray, version: str | None) -> tuple[int, str,
         if not length_text.strip().isdigit():
             raise _Malformed(f"content-length {length_text[:20]!r}")
         length = int(length_text)
-        if body_start + length > MAX_FRAME:
-            raise _Malformed(f"content-length {length} over the decoder cap")
+        if body_start + length + 1 > MAX_FRAME:
+            raise _Oversize(body_start + length + 1)
         if len(buf) < body_start + length + 1:
             return None
         if buf[body_start + length] != 0:
@@ -176,6 +184,7 @@ class StompDecoder(Decoder):
         self.bufs = {"c2s": bytearray(), "s2c": bytearray()}
         self.start: dict[str, int | None] = {"c2s": None, "s2c": None}
         self.dropping = {"c2s": False, "s2c": False}
+        self.skip = {"c2s": 0, "s2c": 0}
 
     def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -196,16 +205,23 @@ class StompDecoder(Decoder):
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
         for direction, buf in self.bufs.items():
-            if buf.strip(b"\r\n"):
+            if buf.strip(b"\r\n") or self.skip[direction]:
                 out.append(AppFinding("app_parse_failed", self.start[direction], direction,
                                       f"STOMP frame cut short at the end of the connection ({len(buf)} bytes pending)"))
             buf.clear()
+            self.skip[direction] = 0
         return self._quiet(out)
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.bufs else "c2s"
         buf = self.bufs[direction]
         data = message.payload
+        if self.skip[direction]:
+            n = min(self.skip[direction], len(data))
+            self.skip[direction] -= n
+            data = data[n:]
+            if not data:
+                return
         if self.dropping[direction]:
             nul = data.find(b"\0")
             if nul < 0:
@@ -226,6 +242,15 @@ class StompDecoder(Decoder):
                 break
             try:
                 frame = _maybe_frame(buf, self.version)
+            except _Oversize as exc:
+                out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
+                                      f"STOMP frame of {exc.size} bytes over the {MAX_FRAME} byte cap, skipped"))
+                if len(buf) >= exc.size:
+                    del buf[: exc.size]
+                    continue
+                self.skip[direction] = exc.size - len(buf)
+                buf.clear()
+                break
             except _Malformed as exc:
                 out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
                 nul = buf.find(b"\0")

@@ -218,3 +218,19 @@ def test_packet_spanning_messages_reported_where_it_ends() -> None:
     got = events(run(MQTT_FACTS, msgs(("s2c", publish[:1]), ("s2c", publish[1:5]), ("s2c", publish[5:] + b"\xd0\x00"))))
     assert [(e.kind, e.msg_index, e.fields.get("start_msg"), e.part) for e in got] == [
         ("publish", 2, 0, 0), ("pong", 2, None, 1)]
+
+
+def test_oversize_packet_inside_one_message() -> None:
+    size = MAX_PACKET + 10
+    header = bytes([0x30]) + bytes([(size & 0x7F) | 0x80, ((size >> 7) & 0x7F) | 0x80, size >> 14])
+    stream = header + b"\x00\x01t" + b"x" * (size - 3) + bytes.fromhex("c000")
+    out = run(MQTT_FACTS, msgs(("c2s", stream), ("c2s", bytes.fromhex("e000"))))
+    assert [f.code for f in findings(out)] == ["app_buffer_limit"]
+    assert [e.kind for e in events(out)] == ["ping", "disconnect"]
+
+
+def test_no_keepalive_finding_after_disconnect() -> None:
+    connect = bytes.fromhex("100c00044d5154540402000a0000")
+    items = [AppMessage(0, "c2s", "binary", connect, ts=1), AppMessage(1, "c2s", "binary", b"\xe0\x00", ts=2),
+             AppMessage(2, "s2c", "binary", b"\xd0\x00", ts=60 * 10**9)]
+    assert not findings(run(MQTT_FACTS, items))

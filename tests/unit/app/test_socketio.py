@@ -168,3 +168,11 @@ def test_random_json_never_raise(value: object) -> None:
                                    ("c2s", b"\x00"), ("s2c", "0" + text)))
     assert not [f for f in findings(out) if "decoder error" in f.detail]
     json.dumps([e.fields for e in events(out)])
+
+
+def test_uri_query_token_flagged_once() -> None:
+    facts = ConnFacts(uri="/socket.io/?EIO=3&transport=websocket&token=abc")
+    out = run(facts, msgs(("s2c", "40"), ("c2s", "2")))
+    assert [(f.code, f.msg_index) for f in findings(out)] == [("app_credentials_in_clear", None)]
+    assert "token" in findings(out)[0].detail
+    assert [f.code for f in findings(run(facts, []))] == ["app_credentials_in_clear"]

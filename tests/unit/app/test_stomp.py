@@ -121,3 +121,18 @@ def test_frame_spanning_messages_reported_where_it_ends() -> None:
     frame = b"SEND\ndestination:/q\n\nhello\0"
     ev = events(run(STOMP_FACTS, msgs(("c2s", frame[:7]), ("c2s", frame[7:20]), ("c2s", frame[20:]))))
     assert [(e.msg_index, e.fields.get("start_msg"), e.fields["body"]) for e in ev] == [(2, 0, "hello")]
+
+
+def test_oversize_content_length_skipped() -> None:
+    from wspcap.app.stomp import MAX_FRAME
+
+    body = b"z" * (MAX_FRAME + 5)
+    frame = b"SEND\ndestination:/big\ncontent-length:%d\n\n" % len(body) + body + b"\0"
+    tail = b"SEND\ndestination:/after\n\n\0"
+    chunks = [frame[i : i + 300_000] for i in range(0, len(frame), 300_000)]
+    split = run(STOMP_FACTS, msgs(*[("c2s", c) for c in chunks], ("c2s", tail)))
+    assert [f.code for f in findings(split)] == ["app_buffer_limit"]
+    assert [e.channel for e in events(split)] == ["/after"]
+    whole = run(STOMP_FACTS, msgs(("c2s", frame + tail)))
+    assert [f.code for f in findings(whole)] == ["app_buffer_limit"]
+    assert [e.channel for e in events(whole)] == ["/after"]
