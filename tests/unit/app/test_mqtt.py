@@ -234,3 +234,56 @@ def test_no_keepalive_finding_after_disconnect() -> None:
     items = [AppMessage(0, "c2s", "binary", connect, ts=1), AppMessage(1, "c2s", "binary", b"\xe0\x00", ts=2),
              AppMessage(2, "s2c", "binary", b"\xd0\x00", ts=60 * 10**9)]
     assert not findings(run(MQTT_FACTS, items))
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _packet(first: int, body: bytes) -> bytes:
+    """A control packet built by hand from MQTT 5.0 section 2.1 (fixed header) and 2.2.2 (properties)."""
+    return bytes([first]) + _varint(len(body)) + body
+
+
+def _props(raw: bytes) -> bytes:
+    return _varint(len(raw)) + raw
+
+
+def test_v5_server_packets_by_hand() -> None:
+    connect = paho_packets(mqtt.MQTTv5, lambda c: c._send_connect(10))[0]
+    connack = _packet(0x20, b"\x00\x00" + _props(b"\x13\x00\x14" + b"\x12\x00\x03abc" + b"\x26\x00\x01a\x00\x01b"))
+    suback = _packet(0x90, b"\x00\x05" + _props(b"\x1f\x00\x02ok") + b"\x01\x80")
+    puback = _packet(0x40, b"\x00\x09\x10" + _props(b""))
+    auth = _packet(0xF0, b"\x18" + _props(b"\x15\x00\x05SCRAM"))
+    disconnect = _packet(0xE0, b"\x8e" + _props(b"\x1f\x00\x03bye"))
+    out = run(MQTT_FACTS, msgs(("c2s", connect), ("s2c", connack + suback), ("s2c", puback), ("s2c", auth),
+                               ("s2c", disconnect)))
+    ev = events(out)
+    assert [(e.kind, e.id) for e in ev] == [("connect", None), ("connected", None), ("ack", "5"), ("ack", "9"),
+                                            ("auth", None), ("disconnect", None)]
+    assert ev[1].fields["properties"] == {"server_keep_alive": 20, "assigned_client_identifier": "abc",
+                                          "user_property": [["a", "b"]]}
+    assert ev[2].fields["codes"] == [1, 0x80] and ev[2].fields["properties"] == {"reason_string": "ok"}
+    assert ev[3].fields["code"] == 0x10 and ev[4].fields["properties"]["authentication_method"] == "SCRAM"
+    assert ev[5].fields["code"] == 0x8E and ev[2].part == 1
+    assert not findings(out)
+    unknown = _packet(0x40, b"\x00\x01\x00" + _props(b"\x7f\x01\x02"))
+    got = events(run(MQTT_FACTS, msgs(("c2s", connect), ("s2c", unknown), ("s2c", b"\xd0\x00"))))
+    assert got[1].fields["properties"] == {"unknown_property": 0x7F} and got[2].kind == "pong"
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+                    max_leaves=12), st.booleans())
+def test_random_json_never_raise(value: object, claimed: bool) -> None:
+    text = json.dumps(value).encode()
+    facts = MQTT_FACTS if claimed else ConnFacts()
+    out = run(facts, [AppMessage(0, "c2s", "text", text), AppMessage(1, "s2c", "binary", text)])
+    assert not [f for f in findings(out) if "decoder error" in f.detail]
+    assert MqttDecoder.recognize(ConnFacts(), [AppMessage(0, "c2s", "text", text)]) == 0.0

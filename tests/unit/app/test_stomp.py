@@ -136,3 +136,16 @@ def test_oversize_content_length_skipped() -> None:
     whole = run(STOMP_FACTS, msgs(("c2s", frame + tail)))
     assert [f.code for f in findings(whole)] == ["app_buffer_limit"]
     assert [e.channel for e in events(whole)] == ["/after"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+                    max_leaves=12), st.booleans())
+def test_random_json_never_raise(value: object, claimed: bool) -> None:
+    text = json.dumps(value).encode()
+    facts = STOMP_FACTS if claimed else ConnFacts()
+    out = run(facts, [AppMessage(0, "c2s", "text", text), AppMessage(1, "s2c", "text", text + b"\0")])
+    assert not [f for f in findings(out) if "decoder error" in f.detail]
+    assert not events(out)
+    assert StompDecoder.recognize(ConnFacts(), [AppMessage(0, "c2s", "text", text)]) == 0.0
