@@ -25,7 +25,12 @@ def paho_packets(protocol: int, build: Any) -> list[bytes]:
     """Bytes paho-mqtt's client would write, captured at its send queue (no socket, no broker)."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="dev-1", protocol=protocol)
     out: list[bytes] = []
-    client._packet_queue = lambda command, packet, mid, qos, info=None: out.append(bytes(packet)) or 0
+
+    def queue(command: int, packet: bytes, mid: int, qos: int, info: object = None) -> int:
+        out.append(bytes(packet))
+        return 0
+
+    client._packet_queue = queue
     client._sock = _Sock()
     build(client)
     client._sock = None
@@ -87,11 +92,11 @@ def client_v5(c: Any) -> None:
     from paho.mqtt.properties import Properties
 
     c.username_pw_set("alice", "pw")
-    connect = Properties(PacketTypes.CONNECT)
+    connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     connect.SessionExpiryInterval = 120
     c._connect_properties = connect
     c._send_connect(10)
-    props = Properties(PacketTypes.PUBLISH)
+    props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
     props.TopicAlias = 3
     props.UserProperty = ("k", "v")
     props.CorrelationData = b"\x01\x02"
