@@ -29,6 +29,7 @@ channel where there is no event name).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
@@ -46,6 +47,8 @@ MAX_ATTACHMENT_BYTES = 1 << 20
 EIO_TYPES = ("open", "close", "ping", "pong", "message", "upgrade", "noop")
 SIO_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_EVENT", "BINARY_ACK")
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
+#: An Engine.IO message carrying a Socket.IO packet: type, attachments, namespace, ack id, JSON or nothing.
+SIO_IN_MESSAGE = re.compile(rb'4(?:[0-4]|[56][0-9]{1,3}-)(?:/[^,]*(?:,|$))?[0-9]*(?:[\[{"]|$)')
 #: Keys of a CONNECT payload (or namespace query) that carry credentials.
 SECRET_KEYS = ("token", "password", "passwd", "pass", "secret", "auth", "authorization",
                "access_token", "jwt", "apikey", "api_key", "key")
@@ -126,12 +129,11 @@ class SocketIODecoder(Decoder):
                 text = message.payload[:512]
                 if text.startswith(b"0{") and b'"sid"' in text and b'"pingInterval"' in text:
                     return 0.7
-                if len(text) >= 2 and text[:1] == b"4" and text[1:2] in b"0123456" and (
-                        text[:3] in (b"40", b"41", b"40/", b"41/", b"42[", b"43[") or text[:3] == b"42/"):
-                    score = max(score, 0.5)
-                elif text in (b"2probe", b"3probe"):
+                if text in (b"2probe", b"3probe"):
                     score = max(score, 0.6)
-                else:
+                elif SIO_IN_MESSAGE.match(text):
+                    score = max(score, 0.5)
+                elif text not in (b"2", b"3", b"6"):  # bare pings/pongs/noops say nothing either way
                     return score
             return score
         except Exception:  # noqa: BLE001  (recognize() must never raise)

@@ -139,6 +139,9 @@ def test_recognize() -> None:
     assert SocketIODecoder.recognize(ConnFacts(uri="/socket.io/?EIO=4&transport=polling"), []) == 0.0
     assert SocketIODecoder.recognize(ConnFacts(), SOCKETIO) == 0.7
     assert SocketIODecoder.recognize(ConnFacts(), msgs(("c2s", '42["x",1]'))) == 0.5
+    assert SocketIODecoder.recognize(ConnFacts(), msgs(("s2c", "2"), ("c2s", '40{"token":"t"}'))) == 0.5
+    assert SocketIODecoder.recognize(ConnFacts(), msgs(("c2s", "2probe"), ("s2c", "3probe"))) == 0.6
+    assert SocketIODecoder.recognize(ConnFacts(), msgs(("c2s", "4hello"), ("c2s", '42["x"]'))) == 0.0
     for name, (facts, conv) in CONVERSATIONS.items():
         if name != "socketio":
             assert SocketIODecoder.recognize(facts, conv) == 0.0, name
