@@ -179,3 +179,94 @@ def test_uri_query_token_flagged_once() -> None:
     assert [(f.code, f.msg_index) for f in findings(out)] == [("app_credentials_in_clear", None)]
     assert "token" in findings(out)[0].detail
     assert [f.code for f in findings(run(facts, []))] == ["app_credentials_in_clear"]
+
+
+async def _live_conversation() -> list[tuple[str, str | bytes, int]]:
+    """A real python-socketio client and server (websocket transport) through a recording websockets relay."""
+    import asyncio
+    import time
+
+    import socketio
+    import websockets
+    from aiohttp import web
+
+    server = socketio.AsyncServer(async_mode="aiohttp", ping_interval=0.2, ping_timeout=5)
+    app = web.Application()
+    server.attach(app)
+
+    async def chat(sid: str, data: object) -> tuple[str, int]:
+        await server.emit("chat message", data, room="room7")
+        return "ok", 1
+
+    async def connect(sid: str, environ: object, auth: object) -> None:
+        await server.enter_room(sid, "room7")
+
+    async def upload(sid: str, blob: bytes) -> int:
+        return len(blob)
+
+    server.on("connect", connect)
+    server.on("chat message", chat)
+    server.on("connect", lambda sid, environ, auth: None, namespace="/files")
+    server.on("upload", upload, namespace="/files")
+    runner = web.AppRunner(app, shutdown_timeout=0.2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    record: list[tuple[str, str | bytes, int]] = []
+
+    async def relay(client: websockets.ServerConnection) -> None:
+        assert client.request is not None
+        async with websockets.connect(f"ws://127.0.0.1:{port}{client.request.path}") as upstream:
+
+            async def pump(src: websockets.ServerConnection | websockets.ClientConnection,
+                           dst: websockets.ServerConnection | websockets.ClientConnection, direction: str) -> None:
+                async for msg in src:
+                    record.append((direction, msg, time.monotonic_ns()))
+                    await dst.send(msg)
+
+            tasks = [asyncio.create_task(pump(client, upstream, "c2s")),
+                     asyncio.create_task(pump(upstream, client, "s2c"))]
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in tasks:
+                task.cancel()
+
+    proxy = await websockets.serve(relay, "127.0.0.1", 0)
+    proxy_port = proxy.sockets[0].getsockname()[1]
+    client = socketio.AsyncClient()
+    try:
+        await client.connect(f"http://127.0.0.1:{proxy_port}", transports=["websocket"], auth={"token": "s3cret"},
+                             namespaces=["/", "/files"])
+        assert await client.call("chat message", {"text": "hi"}) == ("ok", 1)
+        assert await client.call("upload", b"\x00\x01\x02", namespace="/files") == 3
+        await asyncio.sleep(0.5)
+        await client.disconnect()
+        await asyncio.sleep(0.1)
+    finally:
+        proxy.close()
+        await proxy.wait_closed()
+        await runner.cleanup()
+    return record
+
+
+def test_live_python_socketio_conversation() -> None:
+    import asyncio
+
+    pytest.importorskip("aiohttp")
+    pytest.importorskip("websockets")
+    record = asyncio.run(asyncio.wait_for(_live_conversation(), 20))
+    messages = [AppMessage(i, d, "text" if isinstance(p, str) else "binary",
+                           p.encode() if isinstance(p, str) else p, ts=ts) for i, (d, p, ts) in enumerate(record)]
+    out = run(ConnFacts(uri="/socket.io/?transport=websocket&EIO=4"), messages)
+    got = [(e.direction, e.kind, e.channel, e.id) for e in events(out) if e.kind not in ("ping", "pong")]
+    assert got[:9] == [
+        ("s2c", "open", None, got[0][3]), ("c2s", "connect", "/", None), ("c2s", "connect", "/files", None),
+        ("s2c", "connected", "/", None), ("s2c", "connected", "/files", None),
+        ("c2s", "event", "chat message", "1"), ("s2c", "event", "chat message", None), ("s2c", "ack", "/", "1"),
+        ("c2s", "event", "upload", "1")]
+    assert ("s2c", "ack", "/files", "1") in got
+    upload = next(e for e in events(out) if e.channel == "upload")
+    assert upload.fields["args"] == [{"_binary_hex": "000102"}] and upload.fields["namespace"] == "/files"
+    assert [e.kind for e in events(out)].count("ping") >= 1
+    assert [f.code for f in findings(out)] == ["app_credentials_in_clear"] * 2
+    assert len(events(out)) + sum(1 for m in messages if m.type == "binary") == len(messages)
