@@ -16,7 +16,18 @@ will), ``connected``/``error`` (CONNACK), ``publish`` (channel = topic, id =
 packet id), ``ack`` (PUBACK/PUBREC/PUBREL/PUBCOMP/SUBACK/UNSUBACK, id = packet
 id), ``subscribe``/``unsubscribe`` (channel = topics joined by ``,``),
 ``ping``/``pong``, ``disconnect``, ``auth``. ``fields["type"]`` is the packet
-name. An event is reported on the message in which its packet ends.
+name. An event is reported on the message in which its packet ends (with
+``fields["start_msg"]`` when it began in an earlier one).
+
+Findings: ``app_credentials_in_clear`` (CONNECT with a password; the user
+name in the detail), ``app_keepalive_missed`` (no client packet within 1.5 x
+keep-alive, also checked at :meth:`MqttDecoder.finish`),
+``app_protocol_violation`` (remaining length over 4 bytes, PUBLISH/SUBSCRIBE
+QoS 3, wrong fixed-header flags, reserved types, MQTT in text messages,
+unexpected trailing bytes), ``app_parse_failed`` (a body that cannot be read,
+a packet cut short at the end), ``app_buffer_limit`` (a packet over
+:data:`MAX_PACKET`, skipped). Parse and spec findings only once the
+conversation is claimed by subprotocol or confirmed by a CONNECT.
 """
 
 from __future__ import annotations

@@ -24,6 +24,14 @@ Events: ``open``, ``close``, ``ping``, ``pong``, ``upgrade``, ``noop``,
 event name, id = ack id, ``fields["args"]``), ``ack`` (id = ack id), ``error``;
 Socket.IO events carry the namespace in ``fields["namespace"]`` (and as
 channel where there is no event name).
+
+Findings: ``app_credentials_in_clear`` (CONNECT auth payload, namespace query
+or handshake URI query with token/password-like keys), ``app_keepalive_missed``
+(gap between pings over pingInterval + pingTimeout, from the open packet,
+also checked at :meth:`SocketIODecoder.finish`), ``app_protocol_violation``
+(EVENT without a name, ACK without id, attachments missing or interrupted),
+``app_parse_failed`` (unreadable packets, once claimed by URI or confirmed by
+an open packet), ``app_buffer_limit`` (attachments over the caps).
 """
 
 from __future__ import annotations

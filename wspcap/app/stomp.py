@@ -10,7 +10,7 @@ A frame is ``COMMAND EOL (header:value EOL)* EOL body NUL``; EOL is ``\\n`` or
 (each direction keeps a buffer, bounded by :data:`MAX_FRAME`). EOLs between
 frames are heart-beats: a message made only of them is a ``ping`` event.
 
-Events: ``connect`` (CONNECT/STOMP), ``connected``, ``publish`` (SEND, channel
+Events: ``connect`` (CONNECT/STOMP, channel = host), ``connected``, ``publish`` (SEND, channel
 = destination), ``message`` (MESSAGE, channel = destination, id =
 message-id), ``subscribe``/``unsubscribe`` (channel = destination, id =
 subscription id), ``ack``/``nack``, ``transaction`` (BEGIN/COMMIT/ABORT),
@@ -18,6 +18,13 @@ subscription id), ``ack``/``nack``, ``transaction`` (BEGIN/COMMIT/ABORT),
 asks for a receipt carries the receipt value as its id, so RECEIPT pairs with
 it. ``fields``: ``type`` (the command), ``headers``, ``body`` (text) or
 ``body_hex``.
+
+Findings: ``app_credentials_in_clear`` (a ``passcode`` header),
+``app_parse_failed`` (a frame that cannot be read, a frame cut short at the
+end), ``app_protocol_violation`` (a client frame sent by the server or the
+reverse, SEND/SUBSCRIBE without destination), ``app_buffer_limit`` (a frame
+over :data:`MAX_FRAME`). Parse and spec findings only once the conversation is
+claimed by subprotocol or confirmed by a CONNECT/STOMP/CONNECTED frame.
 """
 
 from __future__ import annotations
