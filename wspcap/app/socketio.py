@@ -30,8 +30,9 @@ or handshake URI query with token/password-like keys), ``app_keepalive_missed``
 (gap between pings over pingInterval + pingTimeout, from the open packet,
 also checked at :meth:`SocketIODecoder.finish`), ``app_protocol_violation``
 (EVENT without a name, ACK without id, attachments missing or interrupted),
-``app_parse_failed`` (unreadable packets, once claimed by URI or confirmed by
-an open packet), ``app_buffer_limit`` (attachments over the caps).
+``app_parse_failed`` (unreadable packets), ``app_buffer_limit`` (attachments
+over the caps). Parse and spec findings only once the conversation is claimed
+by URI or confirmed by an Engine.IO open packet.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ SIO_NAMES = ("CONNECT", "DISCONNECT", "EVENT", "ACK", "CONNECT_ERROR", "BINARY_E
 CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range(7)
 #: An Engine.IO message carrying a Socket.IO packet: type, attachments, namespace, ack id, JSON or nothing.
 SIO_IN_MESSAGE = re.compile(rb'4(?:[0-4]|[56][0-9]{1,3}-)(?:/[^,]*(?:,|$))?[0-9]*(?:[\[{"]|$)')
+#: Findings reported only once the conversation is known to be Engine.IO.
+QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 #: Keys of a CONNECT payload (or namespace query) that carry credentials.
 SECRET_KEYS = ("token", "password", "passwd", "pass", "secret", "auth", "authorization",
                "access_token", "jwt", "apikey", "api_key", "key")
@@ -162,6 +165,13 @@ class SocketIODecoder(Decoder):
 
     # -- public ---------------------------------------------------------------
 
+    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
+        """Spec findings only for a conversation claimed by URI or confirmed by an Engine.IO open packet."""
+        if self.claimed or self.confirmed:
+            return out
+        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
+                or "decoder error" in e.detail]
+
     def _uri_finding(self, out: list[AppEvent | AppFinding]) -> None:
         if self.uri_secrets:
             out.append(AppFinding("app_credentials_in_clear", None, "c2s",
@@ -176,7 +186,7 @@ class SocketIODecoder(Decoder):
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", message.msg_index, message.direction,
                                   f"Socket.IO decoder error: {type(exc).__name__}"))
-        return out
+        return self._quiet(out)
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -192,7 +202,7 @@ class SocketIODecoder(Decoder):
                     self.pending[direction] = None
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", None, None, f"Socket.IO decoder error: {type(exc).__name__}"))
-        return out
+        return self._quiet(out)
 
     # -- internals ------------------------------------------------------------
 
@@ -214,8 +224,7 @@ class SocketIODecoder(Decoder):
                 f" + pingTimeout {self.ping_timeout} ms)"))
 
     def _fail(self, message: AppMessage, detail: str, out: list[AppEvent | AppFinding]) -> None:
-        if self.claimed or self.confirmed:
-            out.append(AppFinding("app_parse_failed", message.msg_index, message.direction, detail))
+        out.append(AppFinding("app_parse_failed", message.msg_index, message.direction, detail))
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.pending else "c2s"
