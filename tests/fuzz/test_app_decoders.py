@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from tests.unit.app.samples import CONVERSATIONS
+from tests.unit.app.framed_samples import CONVERSATIONS
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.registry import DECODERS
 

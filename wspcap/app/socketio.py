@@ -270,7 +270,7 @@ class SocketIODecoder(Decoder):
         if kind == "open":
             try:
                 info = json.loads(data)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested past the interpreter limit
                 self._fail(message, "Engine.IO open packet without JSON", out)
                 info = None
             if isinstance(info, dict):
@@ -332,7 +332,7 @@ class SocketIODecoder(Decoder):
         if rest:
             try:
                 payload = json.loads(rest)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: JSON nested past the interpreter limit
                 self._fail(message, f"Socket.IO {fields['type']} data is not JSON", out)
                 return
         if stype in (BINARY_EVENT, BINARY_ACK):

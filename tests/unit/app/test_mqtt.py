@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.samples import CONVERSATIONS, MQTT, MQTT_FACTS, msgs
+from tests.unit.app.framed_samples import CONVERSATIONS, MQTT, MQTT_FACTS, msgs
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.mqtt import MAX_PACKET, MqttDecoder
 

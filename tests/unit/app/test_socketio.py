@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.samples import CONVERSATIONS, SOCKETIO, SOCKETIO_FACTS, msgs
+from tests.unit.app.framed_samples import CONVERSATIONS, SOCKETIO, SOCKETIO_FACTS, msgs
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.socketio import MAX_ATTACHMENT_BYTES, SocketIODecoder
 
@@ -270,3 +270,11 @@ def test_live_python_socketio_conversation() -> None:
     assert [e.kind for e in events(out)].count("ping") >= 1
     assert [f.code for f in findings(out)] == ["app_credentials_in_clear"] * 2
     assert len(events(out)) + sum(1 for m in messages if m.type == "binary") == len(messages)
+
+
+def test_deep_json_nesting() -> None:
+    deep = "[" * 5000 + "]" * 5000
+    out = run(SOCKETIO_FACTS, msgs(("c2s", "42" + deep), ("s2c", "0" + deep), ("c2s", '42["x",' + "[" * 500 + "]" * 500 + "]")))
+    assert [f.code for f in findings(out)] == ["app_parse_failed", "app_parse_failed"]
+    assert [e.channel for e in events(out)] == [None, "x"]
+    json.dumps([e.fields for e in events(out)])

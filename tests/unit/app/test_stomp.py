@@ -7,7 +7,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.samples import CONVERSATIONS, STOMP, STOMP_FACTS, msgs
+from tests.unit.app.framed_samples import CONVERSATIONS, STOMP, STOMP_FACTS, msgs
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.stomp import StompDecoder
 

@@ -1,8 +1,15 @@
-"""Sample conversations shared by the app-decoder tests (facts, messages)."""
+"""Sample conversations of the framed decoders (Socket.IO, MQTT, STOMP), shared by their tests.
+
+``SAMPLES`` (objects with ``facts`` and ``messages``) is what the app-decoder
+fuzz harness (tests/fuzz/test_app_decoders.py) loads from every
+``tests/unit/app/*_samples.py``; ``CONVERSATIONS`` adds a JSON-RPC
+conversation for the cross-recognition checks.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from wspcap.app.base import AppMessage, ConnFacts
 
@@ -63,3 +70,13 @@ CONVERSATIONS = {
     "stomp": (STOMP_FACTS, STOMP),
     "jsonrpc": (JSONRPC_FACTS, JSONRPC),
 }
+
+
+@dataclass(frozen=True)
+class Sample:
+    owner: str
+    facts: ConnFacts
+    messages: list[AppMessage]
+
+
+SAMPLES = {name: Sample(name, *CONVERSATIONS[name]) for name in ("socketio", "mqtt", "stomp")}
