@@ -78,6 +78,7 @@ def _check(item: Any) -> None:
         assert item.id is None or isinstance(item.id, str)
     else:
         assert item.code.startswith("app_")
+        assert "decoder error" not in item.detail, item  # an internal exception, caught
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))

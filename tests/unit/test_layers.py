@@ -17,7 +17,7 @@ import pytest
 
 import wspcap
 
-LAYERS = ("tcp", "tls", "http", "ws", "rules")
+LAYERS = ("tcp", "tls", "http", "ws", "app", "rules")
 FORBIDDEN = ("pandas", "matplotlib", "scapy")
 
 

@@ -8,7 +8,17 @@ imports them all.
 from __future__ import annotations
 
 # Decoder modules register themselves on import (alphabetical: the tie-break order).
-from . import actioncable, graphql, jsonrpc, phoenix, signalr, wamp  # noqa: F401
+from . import (  # noqa: F401
+    actioncable,
+    graphql,
+    jsonrpc,
+    mqtt,
+    phoenix,
+    signalr,
+    socketio,
+    stomp,
+    wamp,
+)
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from .registry import DECODERS, choose, register
 

@@ -1,0 +1,151 @@
+"""STOMP decoder: frames from the STOMP 1.2 specification's examples, split/packed, escaping, content-length."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.unit.app.framed_samples import CONVERSATIONS, STOMP, STOMP_FACTS, msgs
+from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
+from wspcap.app.stomp import StompDecoder
+
+
+def run(facts: ConnFacts, messages: list[AppMessage]) -> list[AppEvent | AppFinding]:
+    dec = StompDecoder(facts)
+    out: list[AppEvent | AppFinding] = []
+    for m in messages:
+        out += dec.receive(m)
+    return out + dec.finish()
+
+
+def events(items: list[AppEvent | AppFinding]) -> list[AppEvent]:
+    return [e for e in items if isinstance(e, AppEvent)]
+
+
+def findings(items: list[AppEvent | AppFinding]) -> list[AppFinding]:
+    return [e for e in items if isinstance(e, AppFinding)]
+
+
+def test_sample_conversation() -> None:
+    out = run(STOMP_FACTS, STOMP)
+    ev = events(out)
+    assert [(e.kind, e.channel, e.id) for e in ev] == [
+        ("connect", "broker", None), ("connected", None, None), ("subscribe", "/topic/prices", "0"),
+        ("publish", "/queue/a", "r1"), ("receipt", None, "r1"), ("message", "/topic/prices", "m1"),
+        ("ping", None, None), ("disconnect", None, "r2")]
+    assert ev[3].fields["body"] == "hello" and ["content-type", "text/plain"] in ev[3].fields["headers"]
+    assert [(f.code, f.msg_index) for f in findings(out)] == [("app_credentials_in_clear", 0)]
+    assert "login bob" in findings(out)[0].detail
+    json.dumps([e.fields for e in ev])
+
+
+def test_packed_split_crlf_and_content_length() -> None:
+    body = b"\xff\0b\n\nc"
+    frame = b"SEND\r\ndestination:/queue/bin\r\ncontent-length:6\r\n\r\n" + body + b"\0"
+    stream = b"\n".join(m.payload for m in STOMP if m.direction == "c2s" and m.payload.strip()) + b"\n" + frame
+    whole = [(e.kind, e.channel) for e in events(run(STOMP_FACTS, msgs(("c2s", stream))))]
+    assert whole == [("connect", "broker"), ("subscribe", "/topic/prices"), ("publish", "/queue/a"),
+                     ("disconnect", None), ("publish", "/queue/bin")]
+    for size in (1, 3, 17):
+        chunks = [stream[i : i + size] for i in range(0, len(stream), size)]
+        got = run(STOMP_FACTS, msgs(*[("c2s", c) for c in chunks]))
+        assert [(e.kind, e.channel) for e in events(got) if e.kind != "ping"] == whole
+        assert [f.code for f in findings(got)] == ["app_credentials_in_clear"]
+    last = events(run(STOMP_FACTS, msgs(("c2s", stream))))[-1]
+    assert last.fields["body_hex"] == body.hex()
+    assert [e.part for e in events(run(STOMP_FACTS, msgs(("c2s", stream))))] == [0, 1, 2, 3, 4]
+
+
+def test_header_escaping_by_version() -> None:
+    frame = "MESSAGE\ndestination:/a\\cb\nmessage-id:x\\ny\nsubscription:0\n\n\0"
+    v12 = events(run(STOMP_FACTS, msgs(("s2c", frame))))
+    assert v12[0].channel == "/a:b" and v12[0].id == "x\ny"
+    v10 = events(run(ConnFacts(subprotocol="v10.stomp"), msgs(("s2c", frame))))
+    assert v10[0].channel == "/a\\cb"
+    bad = run(STOMP_FACTS, msgs(("s2c", "MESSAGE\ndestination:/a\\t\n\n\0"), ("s2c", "RECEIPT\nreceipt-id:1\n\n\0")))
+    assert [f.code for f in findings(bad)] == ["app_parse_failed"] and [e.kind for e in events(bad)] == ["receipt"]
+
+
+def test_other_frames_and_violations() -> None:
+    items = msgs(("c2s", "STOMP\naccept-version:1.1,1.2\nhost:h\n\n\0"), ("c2s", "ACK\nid:a1\n\n\0"),
+                 ("c2s", "NACK\nid:a2\n\n\0"), ("c2s", "BEGIN\ntransaction:t\n\n\0"), ("c2s", "COMMIT\ntransaction:t\n\n\0"),
+                 ("c2s", "ABORT\ntransaction:t\n\n\0"), ("c2s", "UNSUBSCRIBE\nid:0\n\n\0"),
+                 ("s2c", "ERROR\nmessage:bad\nreceipt-id:9\n\noops\0"), ("c2s", "SEND\n\nno destination\0"),
+                 ("s2c", "SEND\ndestination:/x\n\n\0"))
+    out = run(STOMP_FACTS, items)
+    assert [(e.kind, e.id) for e in events(out)] == [
+        ("connect", None), ("ack", "a1"), ("nack", "a2"), ("transaction", None), ("transaction", None),
+        ("transaction", None), ("unsubscribe", "0"), ("error", "9"), ("publish", None), ("publish", None)]
+    assert [f.code for f in findings(out)] == ["app_protocol_violation", "app_protocol_violation"]
+    assert [f.code for f in findings(run(STOMP_FACTS, msgs(("c2s", "HELLO\n\n\0"))))] == ["app_parse_failed"]
+    assert not findings(run(ConnFacts(), msgs(("c2s", "HELLO\n\n\0"))))
+    cut = run(STOMP_FACTS, msgs(("c2s", "SEND\ndestination:/x\n\nno end")))
+    assert [f.code for f in findings(cut)] == ["app_parse_failed"]
+
+
+def test_recognize() -> None:
+    assert StompDecoder.recognize(STOMP_FACTS, []) == 1.0
+    assert StompDecoder.recognize(ConnFacts(subprotocol="v10.stomp"), []) == 1.0
+    assert StompDecoder.recognize(ConnFacts(), STOMP) == 0.7
+    assert StompDecoder.recognize(ConnFacts(), msgs(("c2s", "CONNECT\nlogin:x\n"))) == 0.5
+    for name, (facts, conv) in CONVERSATIONS.items():
+        if name != "stomp":
+            assert StompDecoder.recognize(facts, conv) == 0.0, name
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["c2s", "s2c"]), st.one_of(
+    st.binary(max_size=40),
+    st.text(alphabet="SENDMCOTABUR\n\r:\\\0-lgth0123 ", max_size=60).map(str.encode),
+)), max_size=12), st.booleans())
+def test_random_never_raise(items: list[tuple[str, bytes]], claimed: bool) -> None:
+    facts = STOMP_FACTS if claimed else ConnFacts()
+    messages = [AppMessage(i, d, "text", p, ts=i) for i, (d, p) in enumerate(items)]
+    out = run(facts, messages)
+    assert not [f for f in findings(out) if "decoder error" in f.detail]
+    json.dumps([e.fields for e in events(out)])
+    StompDecoder.recognize(facts, messages)
+
+
+def test_repeated_header_first_wins_and_heartbeats() -> None:
+    frame = "MESSAGE\ndestination:/first\ndestination:/second\nmessage-id:1\nsubscription:0\n\n\0"
+    ev = events(run(STOMP_FACTS, msgs(("s2c", frame), ("s2c", "\r\n"), ("c2s", "\n\n"))))
+    assert ev[0].channel == "/first"
+    assert ev[0].fields["headers"][:2] == [["destination", "/first"], ["destination", "/second"]]
+    assert [(e.kind, e.direction) for e in ev[1:]] == [("ping", "s2c"), ("ping", "c2s")]
+
+
+def test_frame_spanning_messages_reported_where_it_ends() -> None:
+    frame = b"SEND\ndestination:/q\n\nhello\0"
+    ev = events(run(STOMP_FACTS, msgs(("c2s", frame[:7]), ("c2s", frame[7:20]), ("c2s", frame[20:]))))
+    assert [(e.msg_index, e.fields.get("start_msg"), e.fields["body"]) for e in ev] == [(2, 0, "hello")]
+
+
+def test_oversize_content_length_skipped() -> None:
+    from wspcap.app.stomp import MAX_FRAME
+
+    body = b"z" * (MAX_FRAME + 5)
+    frame = b"SEND\ndestination:/big\ncontent-length:%d\n\n" % len(body) + body + b"\0"
+    tail = b"SEND\ndestination:/after\n\n\0"
+    chunks = [frame[i : i + 300_000] for i in range(0, len(frame), 300_000)]
+    split = run(STOMP_FACTS, msgs(*[("c2s", c) for c in chunks], ("c2s", tail)))
+    assert [f.code for f in findings(split)] == ["app_buffer_limit"]
+    assert [e.channel for e in events(split)] == ["/after"]
+    whole = run(STOMP_FACTS, msgs(("c2s", frame + tail)))
+    assert [f.code for f in findings(whole)] == ["app_buffer_limit"]
+    assert [e.channel for e in events(whole)] == ["/after"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=5), c, max_size=4),
+                    max_leaves=12), st.booleans())
+def test_random_json_never_raise(value: object, claimed: bool) -> None:
+    text = json.dumps(value).encode()
+    facts = STOMP_FACTS if claimed else ConnFacts()
+    out = run(facts, [AppMessage(0, "c2s", "text", text), AppMessage(1, "s2c", "text", text + b"\0")])
+    assert not [f for f in findings(out) if "decoder error" in f.detail]
+    assert not events(out)
+    assert StompDecoder.recognize(ConnFacts(), [AppMessage(0, "c2s", "text", text)]) == 0.0
