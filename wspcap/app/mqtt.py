@@ -35,6 +35,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from wspcap.app._quiet import quiet
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from wspcap.app.registry import register
 
@@ -43,7 +44,6 @@ __all__ = ["MAX_PACKET", "MqttDecoder"]
 #: Largest packet (fixed header included) buffered for decoding.
 MAX_PACKET = 1 << 20
 #: Findings reported only once the conversation is known to be MQTT.
-QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 #: Most topic aliases remembered per direction.
 MAX_ALIASES = 1024
 
@@ -255,14 +255,7 @@ class MqttDecoder(Decoder):
             self._receive(message, out)
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(self._finding("app_parse_failed", message, f"MQTT decoder error: {type(exc).__name__}"))
-        return self._quiet(out)
-
-    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
-        """Parse and spec findings only for a conversation claimed by subprotocol or confirmed by a CONNECT."""
-        if self.claimed or self.confirmed:
-            return out
-        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
-                or "decoder error" in e.detail]
+        return quiet(out, self.claimed or self.confirmed)
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -278,7 +271,7 @@ class MqttDecoder(Decoder):
                     state.skip = 0
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", None, None, f"MQTT decoder error: {type(exc).__name__}"))
-        return self._quiet(out)
+        return quiet(out, self.claimed or self.confirmed)
 
     # -- internals ------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
+from wspcap.app._quiet import quiet
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from wspcap.app.registry import register
 
@@ -59,7 +60,6 @@ CONNECT, DISCONNECT, EVENT, ACK, CONNECT_ERROR, BINARY_EVENT, BINARY_ACK = range
 #: An Engine.IO message carrying a Socket.IO packet: type, attachments, namespace, ack id, JSON or nothing.
 SIO_IN_MESSAGE = re.compile(rb'4(?:[0-4]|[56][0-9]{1,3}-)(?:/[^,]*(?:,|$))?[0-9]*(?:[\[{"]|$)')
 #: Findings reported only once the conversation is known to be Engine.IO.
-QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 #: Keys of a CONNECT payload (or namespace query) that carry credentials.
 SECRET_KEYS = ("token", "password", "passwd", "pass", "secret", "auth", "authorization",
                "access_token", "jwt", "apikey", "api_key", "key")
@@ -165,13 +165,6 @@ class SocketIODecoder(Decoder):
 
     # -- public ---------------------------------------------------------------
 
-    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
-        """Spec findings only for a conversation claimed by URI or confirmed by an Engine.IO open packet."""
-        if self.claimed or self.confirmed:
-            return out
-        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
-                or "decoder error" in e.detail]
-
     def _uri_finding(self, out: list[AppEvent | AppFinding]) -> None:
         if self.uri_secrets:
             out.append(AppFinding("app_credentials_in_clear", None, "c2s",
@@ -186,7 +179,7 @@ class SocketIODecoder(Decoder):
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", message.msg_index, message.direction,
                                   f"Socket.IO decoder error: {type(exc).__name__}"))
-        return self._quiet(out)
+        return quiet(out, self.claimed or self.confirmed)
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -202,7 +195,7 @@ class SocketIODecoder(Decoder):
                     self.pending[direction] = None
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", None, None, f"Socket.IO decoder error: {type(exc).__name__}"))
-        return self._quiet(out)
+        return quiet(out, self.claimed or self.confirmed)
 
     # -- internals ------------------------------------------------------------
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
+from wspcap.app._quiet import quiet
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
 from wspcap.app.registry import register
 
@@ -51,7 +52,6 @@ CLIENT_COMMANDS = frozenset({"CONNECT", "STOMP", "SEND", "SUBSCRIBE", "UNSUBSCRI
 #: STOMP 1.1/1.2 header escapes (spec "Value Encoding").
 ESCAPES = {"r": "\r", "n": "\n", "c": ":", "\\": "\\"}
 #: Findings reported only once the conversation is known to be STOMP.
-QUIET_CODES = frozenset({"app_parse_failed", "app_protocol_violation", "app_buffer_limit"})
 VERSIONS = {"v10.stomp": "1.0", "v11.stomp": "1.1", "v12.stomp": "1.2"}
 
 
@@ -200,14 +200,7 @@ class StompDecoder(Decoder):
         except Exception as exc:  # noqa: BLE001  (never raise: a bug here is reported, tests look for it)
             out.append(AppFinding("app_parse_failed", message.msg_index, message.direction,
                                   f"STOMP decoder error: {type(exc).__name__}"))
-        return self._quiet(out)
-
-    def _quiet(self, out: list[AppEvent | AppFinding]) -> list[AppEvent | AppFinding]:
-        """Parse and spec findings only for a conversation claimed by subprotocol or confirmed by its CONNECT."""
-        if self.claimed or self.confirmed:
-            return out
-        return [e for e in out if not isinstance(e, AppFinding) or e.code not in QUIET_CODES
-                or "decoder error" in e.detail]
+        return quiet(out, self.claimed or self.confirmed)
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -217,7 +210,7 @@ class StompDecoder(Decoder):
                                       f"STOMP frame cut short at the end of the connection ({len(buf)} bytes pending)"))
             buf.clear()
             self.skip[direction] = 0
-        return self._quiet(out)
+        return quiet(out, self.claimed or self.confirmed)
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.bufs else "c2s"
