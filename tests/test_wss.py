@@ -10,12 +10,12 @@ key log file, missing, or wrong.
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from golden.paths import SAMPLES_DIR
+from golden.tls import pcapng_secrets
 
 import wspcap
 from wspcap.cli import main
@@ -27,20 +27,9 @@ WSS = ["wss.pcapng", "wss-tls12.pcapng"]
 
 def split_secrets(path: Path, out: Path) -> str:
     """Write ``path`` without its Decryption Secrets Blocks to ``out``; return the key log."""
-    data = path.read_bytes()
-    assert data[8:12] == struct.pack("<I", 0x1A2B3C4D), "little-endian pcapng"
-    kept = bytearray()
-    keys = b""
-    pos = 0
-    while pos < len(data):
-        kind, length = struct.unpack_from("<II", data, pos)
-        if kind == 0x0000000A:
-            size = struct.unpack_from("<I", data, pos + 12)[0]
-            keys += data[pos + 16:pos + 16 + size]
-        else:
-            kept += data[pos:pos + length]
-        pos += length
-    out.write_bytes(bytes(kept))
+    bare, keys = pcapng_secrets(path.read_bytes())
+    assert keys, "a pcapng with embedded keys"
+    out.write_bytes(bare)
     return keys.decode()
 
 
@@ -192,30 +181,17 @@ def test_keys_that_never_come(tmp_path: Path) -> None:
 def test_live_wss_on_loopback(tmp_path: Path) -> None:
     """websockets over TLS 1.3 on lo, captured by the sniffer while the client writes
     its key log: every message decrypted, and the pcapng written reads the same."""
-    import threading
-
     from golden.tls import contexts
     from test_live import STEP, _data_messages, _free_port, _need_capture_rights, exchange
-
-    from wspcap.monitor import Sniffer
+    from test_wss_browser import capturing
 
     _need_capture_rights()
     keyfile = tmp_path / "keys.log"
     server, client = contexts(tmp_path, keylog=keyfile)
     port = _free_port()
     out = tmp_path / "live.pcapng"
-    sniffer = Sniffer("lo", f"tcp port {port}", timeout=12 * STEP, write=out, keylog=keyfile)
-    sniffer.open()
-    result: dict[str, wspcap.Capture] = {}
-    thread = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
-    thread.start()
-    try:
+    with capturing(port, keyfile, 12 * STEP, write=out) as result:
         sent = exchange(port, "deflate", tls=(server, client))
-    finally:
-        import time
-        time.sleep(0.3)
-        sniffer.stop()
-        thread.join(STEP)
     cap = result["cap"]
     (row,) = cap.connections.itertuples()
     assert row.tls and row.decrypted and row.tls_version == "TLS 1.3" and row.sni == "localhost"

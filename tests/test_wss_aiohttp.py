@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from golden.tls import contexts
-from test_wss_browser import STEP, _data, _free_port, _need_capture_rights, _Server
-
-import wspcap
+from test_wss_browser import STEP, _data, _free_port, _need_capture_rights, _Server, capturing
 
 pytestmark = pytest.mark.network
 
@@ -27,20 +24,12 @@ TEXTS = ["hello from aiohttp", "héllo wörld ✓", "z" * 40_000]
 def test_aiohttp_client_decrypted_live(version: str, tmp_path: Path) -> None:
     _need_capture_rights()
     aiohttp = pytest.importorskip("aiohttp")
-    from wspcap.monitor import Sniffer
-
     port = _free_port()
     keys = tmp_path / "keys.log"
     server_ctx, client_ctx = contexts(tmp_path, version, keys)
     server = _Server(port, server_ctx)
     threading.Thread(target=server.run, daemon=True).start()
     assert server.ready.wait(STEP)
-    sniffer = Sniffer("lo", f"tcp port {port}", timeout=6 * STEP, keylog=keys)
-    sniffer.open()
-    result: dict[str, wspcap.Capture] = {}
-    sniffing = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
-    sniffing.start()
-    time.sleep(0.5)
 
     async def client() -> None:
         async with aiohttp.ClientSession() as session, session.ws_connect(
@@ -53,12 +42,10 @@ def test_aiohttp_client_decrypted_live(version: str, tmp_path: Path) -> None:
             await ws.close(code=1000, message=b"bye from aiohttp")
 
     try:
-        asyncio.run(asyncio.wait_for(client(), 3 * STEP))
-        assert server.closed.wait(STEP)
-        time.sleep(0.5)  # the last FIN/ACKs
+        with capturing(port, keys, 6 * STEP) as result:
+            asyncio.run(asyncio.wait_for(client(), 3 * STEP))
+            assert server.closed.wait(STEP)
     finally:
-        sniffer.stop()
-        sniffing.join(STEP)
         server.stop()
     cap = result["cap"]
     (row,) = cap.connections.itertuples()

@@ -11,6 +11,7 @@ answered once the server saw the close, so Chromium's ``--dump-dom`` returns the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import os
 import socket
@@ -18,6 +19,7 @@ import ssl
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +121,28 @@ def _image_server(closed: threading.Event) -> http.server.ThreadingHTTPServer:
     return http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
+@contextlib.contextmanager
+def capturing(port: int, keylog: Path, timeout: float,
+              write: Path | None = None) -> Iterator[dict[str, wspcap.Capture]]:
+    """Capture ``tcp port PORT`` on lo while the block runs, following ``keylog``;
+    once the block is over (and the last FIN/ACKs with it), the dict holds the
+    Capture under ``"cap"``."""
+    from wspcap.monitor import Sniffer
+
+    sniffer = Sniffer("lo", f"tcp port {port}", timeout=timeout, write=write, keylog=keylog)
+    sniffer.open()
+    result: dict[str, wspcap.Capture] = {}
+    thread = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
+    thread.start()
+    time.sleep(0.5)
+    try:
+        yield result
+        time.sleep(0.5)  # the last FIN/ACKs
+    finally:
+        sniffer.stop()
+        thread.join(STEP)
+
+
 def _data(cap: wspcap.Capture, direction: str) -> list[tuple[str, bytes]]:
     m = cap.messages
     m = m[(m.direction == direction) & m.type.isin(["text", "binary"])]
@@ -129,8 +153,6 @@ def _data(cap: wspcap.Capture, direction: str) -> list[tuple[str, bytes]]:
 def test_chromium_wss_decrypted_live(port: int, tmp_path: Path) -> None:
     _need_capture_rights()
     exe = chromium()
-    from wspcap.monitor import Sniffer
-
     port = port or _free_port()
     context, _client = contexts(tmp_path)
     server = _Server(port, context)
@@ -145,23 +167,15 @@ def test_chromium_wss_decrypted_live(port: int, tmp_path: Path) -> None:
                             "texts": repr(TEXTS).replace("'", '"')}, encoding="utf-8")
     keys = tmp_path / "keys.log"
     out = tmp_path / "browser.pcapng"
-    sniffer = Sniffer("lo", f"tcp port {port}", timeout=12 * STEP, write=out, keylog=keys)
-    sniffer.open()
-    result: dict[str, wspcap.Capture] = {}
-    sniffing = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
-    sniffing.start()
-    time.sleep(0.5)
     try:
-        done = subprocess.run(
-            [exe, *chromium_args(tmp_path / "profile"), "--ignore-certificate-errors",
-             f"--ssl-key-log-file={keys}", "--dump-dom", page.as_uri()],
-            capture_output=True, text=True, timeout=6 * STEP, check=False,
-            env=dict(os.environ, SSLKEYLOGFILE=str(keys)))
-        assert server.closed.wait(STEP), done.stderr[-2000:]
-        time.sleep(0.5)  # the last FIN/ACKs
+        with capturing(port, keys, 12 * STEP, write=out) as result:
+            done = subprocess.run(
+                [exe, *chromium_args(tmp_path / "profile"), "--ignore-certificate-errors",
+                 f"--ssl-key-log-file={keys}", "--dump-dom", page.as_uri()],
+                capture_output=True, text=True, timeout=6 * STEP, check=False,
+                env=dict(os.environ, SSLKEYLOGFILE=str(keys)))
+            assert server.closed.wait(STEP), done.stderr[-2000:]
     finally:
-        sniffer.stop()
-        sniffing.join(STEP)
         server.stop()
         images.shutdown()
     cap = result["cap"]

@@ -13,14 +13,11 @@ import json
 import shutil
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from golden.tls import contexts
-from test_wss_browser import STEP, _data, _free_port, _need_capture_rights, _Server
-
-import wspcap
+from test_wss_browser import STEP, _data, _free_port, _need_capture_rights, _Server, capturing
 
 pytestmark = pytest.mark.network
 
@@ -36,31 +33,22 @@ def test_node_ws_client_decrypted_live(tmp_path: Path) -> None:
         pytest.skip("node is not installed")
     if not (NODE_DIR / "node_modules" / "ws").is_dir():
         pytest.skip("the ws package is not installed (npm install --prefix tests/node ws)")
-    from wspcap.monitor import Sniffer
-
     port = _free_port()
     context, _client = contexts(tmp_path)
     server = _Server(port, context)
     threading.Thread(target=server.run, daemon=True).start()
     assert server.ready.wait(STEP)
     keys = tmp_path / "keys.log"
-    sniffer = Sniffer("lo", f"tcp port {port}", timeout=6 * STEP, keylog=keys)
-    sniffer.open()
-    result: dict[str, wspcap.Capture] = {}
-    sniffing = threading.Thread(target=lambda: result.setdefault("cap", sniffer.capture()))
-    sniffing.start()
-    time.sleep(0.5)
     try:
-        done = subprocess.run(
-            [node, f"--tls-keylog={keys}", str(NODE_DIR / "client.js"),
-             f"wss://127.0.0.1:{port}/node", json.dumps({"texts": TEXTS, "binary": BINARY})],
-            capture_output=True, text=True, timeout=3 * STEP, check=False, cwd=NODE_DIR)
-        assert done.returncode == 0, done.stderr
-        assert server.closed.wait(STEP)
-        time.sleep(0.5)  # the last FIN/ACKs
+        with capturing(port, keys, 6 * STEP) as result:
+            done = subprocess.run(
+                [node, f"--tls-keylog={keys}", str(NODE_DIR / "client.js"),
+                 f"wss://127.0.0.1:{port}/node",
+                 json.dumps({"texts": TEXTS, "binary": BINARY})],
+                capture_output=True, text=True, timeout=3 * STEP, check=False, cwd=NODE_DIR)
+            assert done.returncode == 0, done.stderr
+            assert server.closed.wait(STEP)
     finally:
-        sniffer.stop()
-        sniffing.join(STEP)
         server.stop()
     cap = result["cap"]
     (row,) = cap.connections.itertuples()

@@ -66,7 +66,7 @@ from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
 from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
-from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, looks_like_client_hello
+from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, maybe_client_hello
 from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, InflateBudget, Inflater, negotiate
 from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
 from wspcap.ws.messages import Message, MessageAssembler
@@ -77,8 +77,6 @@ if TYPE_CHECKING:
 __all__ = ["Collector", "Options", "Pipeline", "Session", "snap_detail"]
 
 C2S, S2C = "c2s", "s2c"
-#: Bytes that tell a ClientHello (record header and handshake type).
-CLIENT_HELLO_SNIFF = 6
 #: Data chunks looked at, per direction, before a connection that is neither
 #: an HTTP upgrade nor framed like WebSocket is ignored.
 PROBE_CHUNKS = 4
@@ -505,15 +503,16 @@ class Session:
         held = [*dr.sniffed, (data, offset, ts, packet)]
         start = b"".join(chunk[0] for chunk in held) if dr.sniffed else data
         if s.tls is None and s.client is None:
-            if looks_like_client_hello(start):
+            hello = maybe_client_hello(start)
+            if hello is None:
+                dr.sniffed = held  # may be the start of a ClientHello: wait for more
+                return
+            if hello:
                 dr.sniffed = []
                 s.tls_client = dr.d
                 s._start_tls()
                 for chunk, coffset, cts, cpacket in held:
                     s.tls_data(dr.d, chunk, coffset, cts, cpacket)
-                return
-            if len(start) < CLIENT_HELLO_SNIFF and start[:1] == b"\x16":
-                dr.sniffed = held  # may be the start of a ClientHello: wait for more
                 return
         kind = maybe_head_kind(start)
         if kind is None:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import dpkt
 from golden.paths import GOLDEN_DIR, SAMPLES_DIR, peers_location
+from golden.tls import pcapng_secrets
 
 __all__ = [
     "MUTATIONS",
@@ -543,19 +544,7 @@ def ws_lengths(rng: random.Random, case: Case) -> Case | None:
 
 def embedded_secrets(data: bytes) -> bytes:
     """The TLS key log of a little-endian pcapng's Decryption Secrets Blocks."""
-    out = b""
-    if data[:4] != struct.pack("<I", PCAPNG_SHB) or data[8:12] != struct.pack("<I", PCAPNG_BOM):
-        return out
-    pos = 0
-    while pos + 12 <= len(data):
-        kind, length = struct.unpack_from("<II", data, pos)
-        if length < 12:
-            break
-        if kind == PCAPNG_DSB and pos + 16 <= len(data):
-            size = struct.unpack_from("<I", data, pos + 12)[0]
-            out += data[pos + 16:pos + 16 + size]
-        pos += length
-    return out
+    return pcapng_secrets(data)[1]
 
 
 def _tls_records(records: list[Record]) -> list[tuple[int, int]]:

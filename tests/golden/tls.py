@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import ssl
+import struct
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dh, ec, rsa
 from cryptography.x509.oid import NameOID
 
-__all__ = ["Conversation", "contexts", "converse", "dh_params", "modp_2048", "self_signed"]
+__all__ = ["Conversation", "contexts", "converse", "dh_params", "modp_2048", "pcapng_secrets",
+           "self_signed"]
 
 
 @dataclass
@@ -64,6 +66,29 @@ def self_signed(folder: Path, kind: str = "ec") -> tuple[Path, Path]:
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def pcapng_secrets(data: bytes) -> tuple[bytes, bytes]:
+    """A little-endian pcapng without its Decryption Secrets Blocks, and the TLS key
+    log they held (``(data, b"")`` for anything else, or a block that runs past
+    the end)."""
+    if data[:4] != b"\x0a\x0d\x0d\x0a" or data[8:12] != b"\x4d\x3c\x2b\x1a":
+        return data, b""
+    kept = bytearray()
+    keys = b""
+    pos = 0
+    while pos + 12 <= len(data):
+        kind, length = struct.unpack_from("<II", data, pos)
+        if length < 12:
+            break
+        if kind == 0x0000000A and pos + 16 <= len(data):
+            size = struct.unpack_from("<I", data, pos + 12)[0]
+            keys += data[pos + 16:pos + 16 + size]
+        else:
+            kept += data[pos:pos + length]
+        pos += length
+    kept += data[pos:]
+    return bytes(kept), keys
 
 
 def modp_2048() -> int:

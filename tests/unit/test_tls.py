@@ -19,7 +19,15 @@ from golden.tls import Conversation, converse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, looks_like_client_hello
+from wspcap.tls import (
+    KeyLog,
+    Lost,
+    Plaintext,
+    TLSAnomaly,
+    TLSSession,
+    looks_like_client_hello,
+    maybe_client_hello,
+)
 from wspcap.tls.protection import hkdf_expand_label, tls12_prf
 from wspcap.tls.records import parse_client_hello
 
@@ -449,3 +457,13 @@ def test_key_update() -> None:
     plain = b"".join(e.data for e in events if isinstance(e, Plaintext))
     assert plain == b"before the update" + b"after the update"
     assert codes(events) == []
+
+
+def test_a_client_hello_is_told_from_its_first_bytes(tls13: Conversation) -> None:
+    """Every prefix of a ClientHello shorter than six bytes may still be one; the
+    sixth byte decides; a byte that cannot start one decides at once."""
+    hello = tls13.stream(0)
+    assert [maybe_client_hello(hello[:n]) for n in range(1, 7)] == [None] * 5 + [True]
+    assert maybe_client_hello(b"GET / HTTP/1.1") is False
+    assert maybe_client_hello(b"\x16\x99") is False
+    assert maybe_client_hello(hello[:5] + b"\x02") is False  # a ServerHello

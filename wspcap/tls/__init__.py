@@ -8,8 +8,8 @@ decrypts one connection. Every cryptographic primitive is the
 """
 
 from wspcap.tls.keylog import KeyLog
-from wspcap.tls.records import looks_like_client_hello
+from wspcap.tls.records import looks_like_client_hello, maybe_client_hello
 from wspcap.tls.session import Lost, Plaintext, TLSAnomaly, TLSInfo, TLSSession
 
 __all__ = ["KeyLog", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo", "TLSSession",
-           "looks_like_client_hello"]
+           "looks_like_client_hello", "maybe_client_hello"]

@@ -36,6 +36,7 @@ __all__ = [
     "ServerHello",
     "TLSParseError",
     "looks_like_client_hello",
+    "maybe_client_hello",
     "parse_client_hello",
     "parse_encrypted_extensions",
     "parse_server_hello",
@@ -137,14 +138,23 @@ class _Reader:
         return self.take(self.left()).decode("ascii", "replace")
 
 
-def looks_like_client_hello(data: bytes) -> bool:
-    """Whether a stream starts like a TLS record holding a ClientHello.
+def maybe_client_hello(data: bytes) -> bool | None:
+    """Whether a stream starts like a TLS record holding a ClientHello; None while
+    the bytes so far are too few to tell (a first segment of 1-5 bytes).
 
     Content type 22, a record version of SSL 3.0 to TLS 1.3, and handshake
     type 1: what every TLS client sends first, on any port.
     """
-    return (len(data) >= 6 and data[0] == HANDSHAKE and data[1] == 3 and data[2] <= 4
-            and data[5] == CLIENT_HELLO)
+    n = len(data)
+    if (n > 0 and data[0] != HANDSHAKE) or (n > 1 and data[1] != 3) \
+            or (n > 2 and data[2] > 4) or (n > 5 and data[5] != CLIENT_HELLO):
+        return False
+    return True if n > 5 else None
+
+
+def looks_like_client_hello(data: bytes) -> bool:
+    """Whether a stream starts like a TLS record holding a ClientHello."""
+    return maybe_client_hello(data) is True
 
 
 @dataclass(slots=True)

@@ -11,7 +11,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from wspcap.app.base import AppMessage, ConnFacts
+from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+
+
+def decode(cls: type[Decoder], facts: ConnFacts,
+           messages: list[AppMessage]) -> list[AppEvent | AppFinding]:
+    """What a fresh ``cls(facts)`` says of ``messages``, then at the end, in order."""
+    dec = cls(facts)
+    out: list[AppEvent | AppFinding] = []
+    for m in messages:
+        out += dec.receive(m)
+    return out + dec.finish()
+
+
+def events(items: list[AppEvent | AppFinding]) -> list[AppEvent]:
+    return [e for e in items if isinstance(e, AppEvent)]
+
+
+def findings(items: list[AppEvent | AppFinding]) -> list[AppFinding]:
+    return [e for e in items if isinstance(e, AppFinding)]
 
 
 def msgs(*items: tuple[str, str | bytes], step_ns: int = 1_000_000) -> list[AppMessage]:

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.framed_samples import CONVERSATIONS, MQTT, MQTT_FACTS, msgs
+from tests.unit.app.framed_samples import (
+    CONVERSATIONS,
+    MQTT,
+    MQTT_FACTS,
+    decode,
+    events,
+    findings,
+    msgs,
+)
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.mqtt import MAX_PACKET, MqttDecoder
 
@@ -38,19 +46,7 @@ def paho_packets(protocol: int, build: Any) -> list[bytes]:
 
 
 def run(facts: ConnFacts, messages: list[AppMessage]) -> list[AppEvent | AppFinding]:
-    dec = MqttDecoder(facts)
-    out: list[AppEvent | AppFinding] = []
-    for m in messages:
-        out += dec.receive(m)
-    return out + dec.finish()
-
-
-def events(items: list[AppEvent | AppFinding]) -> list[AppEvent]:
-    return [e for e in items if isinstance(e, AppEvent)]
-
-
-def findings(items: list[AppEvent | AppFinding]) -> list[AppFinding]:
-    return [e for e in items if isinstance(e, AppFinding)]
+    return decode(MqttDecoder, facts, messages)
 
 
 def client_v311(c: Any) -> None:

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.framed_samples import CONVERSATIONS, SOCKETIO, SOCKETIO_FACTS, msgs
+from tests.unit.app.framed_samples import (
+    CONVERSATIONS,
+    SOCKETIO,
+    SOCKETIO_FACTS,
+    decode,
+    events,
+    findings,
+    msgs,
+)
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.socketio import MAX_ATTACHMENT_BYTES, SocketIODecoder
 
@@ -19,19 +27,7 @@ V3 = ConnFacts(uri="/socket.io/?EIO=3&transport=websocket")
 
 
 def run(facts: ConnFacts, messages: list[AppMessage]) -> list[AppEvent | AppFinding]:
-    dec = SocketIODecoder(facts)
-    out: list[AppEvent | AppFinding] = []
-    for m in messages:
-        out += dec.receive(m)
-    return out + dec.finish()
-
-
-def events(items: list[AppEvent | AppFinding]) -> list[AppEvent]:
-    return [e for e in items if isinstance(e, AppEvent)]
-
-
-def findings(items: list[AppEvent | AppFinding]) -> list[AppFinding]:
-    return [e for e in items if isinstance(e, AppFinding)]
+    return decode(SocketIODecoder, facts, messages)
 
 
 def sio(direction: str, packet: object) -> list[tuple[str, str | bytes]]:

@@ -7,25 +7,21 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.unit.app.framed_samples import CONVERSATIONS, STOMP, STOMP_FACTS, msgs
+from tests.unit.app.framed_samples import (
+    CONVERSATIONS,
+    STOMP,
+    STOMP_FACTS,
+    decode,
+    events,
+    findings,
+    msgs,
+)
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.stomp import StompDecoder
 
 
 def run(facts: ConnFacts, messages: list[AppMessage]) -> list[AppEvent | AppFinding]:
-    dec = StompDecoder(facts)
-    out: list[AppEvent | AppFinding] = []
-    for m in messages:
-        out += dec.receive(m)
-    return out + dec.finish()
-
-
-def events(items: list[AppEvent | AppFinding]) -> list[AppEvent]:
-    return [e for e in items if isinstance(e, AppEvent)]
-
-
-def findings(items: list[AppEvent | AppFinding]) -> list[AppFinding]:
-    return [e for e in items if isinstance(e, AppFinding)]
+    return decode(StompDecoder, facts, messages)
 
 
 def test_sample_conversation() -> None:
