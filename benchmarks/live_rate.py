@@ -9,7 +9,7 @@ client sends masked text frames of ``--size`` payload bytes, one frame per TCP
 segment (TCP_NODELAY, one ``send`` per frame), paced to a target rate; the
 server side reads and discards. Meanwhile this process runs the live path
 exactly as ``wspcap live -q`` does: :class:`wspcap.sources.live.LiveSource`
-on ``lo`` with a port filter, feeding :class:`wspcap.monitor.Monitor` (events
+on ``lo`` with a port filter, feeding :class:`wspcap.api.live.Monitor` (events
 made and dropped by the caller).
 
 For each rate in ``--rates`` it prints: the rate offered, the rate the sender
@@ -123,7 +123,7 @@ def _free_port() -> int:
 
 def measure(rate: int, seconds: float, size: int, buffer_size: int) -> dict[str, float]:
     """One run at ``rate`` frames/s; the figures of the live path."""
-    from wspcap.monitor import Monitor
+    from wspcap.api.live import Monitor
     from wspcap.sources.live import LiveSource
 
     port = _free_port()

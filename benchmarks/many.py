@@ -3,8 +3,8 @@
 
 ``wspcap analyze FILE...`` (several inputs) reads them in this process when
 the work is small and starts a local cluster of worker processes when that
-pays (:func:`wspcap.parallel.choose_scheduler`, threshold
-:func:`wspcap.parallel.cluster_min_bytes`). This script shows where that crossover lies on this
+pays (:func:`wspcap.api.many.choose_scheduler`, threshold
+:func:`wspcap.api.many.cluster_min_bytes`). This script shows where that crossover lies on this
 machine: for N files of size S it times, each in its own child process, as a
 user runs it,
 
@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="workers of the local cluster [one per core: %(default)s]")
     args = ap.parse_args(argv)
 
-    from wspcap.parallel import SYNC, choose_scheduler, cluster_min_bytes
+    from wspcap.api.many import SYNC, choose_scheduler, cluster_min_bytes
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 import wspcap
-from wspcap.monitor import Sniffer
+from wspcap.api.live import Sniffer
 from wspcap.rules.registry import RULES, SEVERITIES
 from wspcap.sources import open_capture
 from wspcap.ws.frames import opcode_name
@@ -85,7 +85,7 @@ def test_concat_of_two_captures_stays_categorical() -> None:
 
 
 def test_dtypes_are_the_catalogs() -> None:
-    from wspcap import tables
+    from wspcap.tables import build as tables
 
     catalog = wspcap.catalog()
     assert sorted(catalog.code.astype(str)) == list(CODE.categories)
@@ -99,12 +99,12 @@ def test_dtypes_are_the_catalogs() -> None:
 
 def test_every_registered_code_is_a_category() -> None:
     """Codes registered anywhere in the package (after every module is
-    imported) are in CODE: a code declared after ``wspcap.tables`` was
+    imported) are in CODE: a code declared after ``wspcap.tables.build`` was
     imported would come out of the tables as NaN."""
     for module in pkgutil.walk_packages(wspcap.__path__, "wspcap."):
         if module.name not in ("wspcap.__main__", "wspcap.sources.live"):
             importlib.import_module(module.name)
-    from wspcap.tables import CODE as made
+    from wspcap.tables.build import CODE as made
 
     assert set(RULES) == set(made.categories)
 
@@ -136,7 +136,7 @@ def test_read_many_and_shards_keep_the_dtypes() -> None:
 
 def test_dataset_of_many_captures_reads_back_with_the_dtypes(tmp_path: Path) -> None:
     """``wspcap analyze A B -o DIR``: one Parquet part per file, read back whole."""
-    from wspcap.parallel import analyze_many
+    from wspcap.api.many import analyze_many
 
     analyze_many([str(p) for p in TWO], tmp_path, "parquet", scheduler="sync")
     _assert_fixed_dtypes({t: pd.read_parquet(tmp_path / t) for t in CATEGORICALS})

@@ -1,6 +1,6 @@
 """The block path (``Pipeline.receive_batch``) gives the per-packet path's records.
 
-:mod:`wspcap.blocks` takes the steady state of established connections a
+:mod:`wspcap.engine.runs` takes the steady state of established connections a
 block of packets at a time and leaves everything else to the per-packet path;
 the records must not depend on which path made them, nor on where the blocks
 are cut. Each test here reads a capture packet by packet and in batches (cut
@@ -25,10 +25,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.utils import wrpcap
 
-from wspcap import blocks
-from wspcap.capture import Capture, CaptureInfo, _finish_records, analyze_to, read
-from wspcap.pipeline import Options, Pipeline
+from wspcap.api.reading import _finish_records, analyze_to, read
+from wspcap.engine import Options, Pipeline
+from wspcap.engine import runs as blocks
 from wspcap.sources import Batch, files, open_capture
+from wspcap.tables.capture import Capture, CaptureInfo
 from wspcap.ws.frames import FrameParser
 
 TABLES = ("connections", "frames", "messages", "anomalies")

@@ -33,10 +33,11 @@ from scapy.utils import wrpcap
 from test_blocks import assert_same
 
 import wspcap
-from wspcap import blocks
-from wspcap.capture import analyze_to
+from wspcap.api.reading import analyze_to
+from wspcap.engine import Pipeline
+from wspcap.engine import runs as blocks
+from wspcap.engine.options import EARLY_CHUNKS, PROBE_CHUNKS
 from wspcap.http.upgrade import maybe_head_kind
-from wspcap.pipeline import EARLY_CHUNKS, PROBE_CHUNKS, Pipeline
 
 REQUEST = C.request_head()
 RESPONSE = C.response_head()

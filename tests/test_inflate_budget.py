@@ -34,10 +34,11 @@ import pytest
 from golden.paths import REPO_ROOT
 
 import wspcap
-from wspcap.capture import TablesWriter, analyze_to
-from wspcap.export import TABLES, write_tables
-from wspcap.pipeline import Options, Pipeline
+from wspcap.api.reading import analyze_to
+from wspcap.engine import Options, Pipeline
 from wspcap.sources.files import open_capture
+from wspcap.tables.export import TABLES, write_tables
+from wspcap.tables.stream import TablesWriter
 
 C2S, S2C = "c2s", "s2c"
 

@@ -23,9 +23,9 @@ import pandas as pd
 import pytest
 
 import wspcap
-from wspcap import blocks
-from wspcap.capture import analyze_to, from_packets
-from wspcap.pipeline import Pipeline
+from wspcap.api.reading import analyze_to, from_packets
+from wspcap.engine import Pipeline
+from wspcap.engine import runs as blocks
 from wspcap.sources import PacketRecord, open_capture
 
 TIMEOUT = 120
@@ -327,7 +327,7 @@ def test_crafted_sample_keeps_the_late_packet() -> None:
 def test_replay_events_have_null_times(bad_times: tuple[Path, set[int]]) -> None:
     """The live API on a file: events of packets without a time say ``ts: null``
     (iso_ts gave a year-1677 time for NaT)."""
-    from wspcap.monitor import replay
+    from wspcap.api.live import replay
     path, _ = bad_times
     events = [e.to_dict() for e in replay(path)]
     stamps = [e["ts"] for e in events]

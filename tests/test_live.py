@@ -1,6 +1,6 @@
 """Live sniffing: the event stream, JSON lines, and real traffic on loopback.
 
-Part one needs nothing: the events :mod:`wspcap.monitor` gives for the sample
+Part one needs nothing: the events :mod:`wspcap.api.live` gives for the sample
 captures (replayed packet by packet, as a live capture would feed them) are
 checked against the samples' ground truth, which their sender wrote.
 
@@ -32,8 +32,7 @@ import pytest
 from golden import truth as T
 
 import wspcap
-from wspcap.export import TABLES, write_tables
-from wspcap.monitor import (
+from wspcap.api.live import (
     AnomalyEvent,
     ConnectionEvent,
     MessageEvent,
@@ -44,6 +43,7 @@ from wspcap.monitor import (
     replay,
 )
 from wspcap.sources import open_capture
+from wspcap.tables.export import TABLES, write_tables
 
 STEP = 10.0  # seconds any one network step may take
 
@@ -151,7 +151,7 @@ class TestJsonLines:
         assert iso_ts(1_000_000_000_000_000_123) == "2001-09-09T01:46:40.000000123Z"
 
     def test_sink_writes_every_event(self, samples_dir: Path, tmp_path: Path) -> None:
-        from wspcap.liveview import JsonlSink
+        from wspcap.views.liveview import JsonlSink
         truth = T.load(samples_dir / "plain.truth.json")
         out = tmp_path / "events.jsonl"
         sink = JsonlSink(str(out))
@@ -180,7 +180,7 @@ class TestLayering:
         assert importers == [str(Path("sources") / "live.py")]
 
     def test_importing_wspcap_loads_no_scapy(self) -> None:
-        code = ("import sys, wspcap, wspcap.monitor, wspcap.liveview, wspcap.cli; "
+        code = ("import sys, wspcap, wspcap.api.live, wspcap.views.liveview, wspcap.cli; "
                 "print('scapy' in sys.modules)")
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=60, check=True).stdout

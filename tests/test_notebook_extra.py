@@ -6,7 +6,7 @@ cells, parsed with :mod:`ast`), what the project declares from
 
 - every package a notebook imports is a dependency of wspcap or is in the
   ``notebook`` extra;
-- a part of wspcap they use that has an extra of its own (``wspcap.plot``:
+- a part of wspcap they use that has an extra of its own (``wspcap.views.plot``:
   ``plot``) has that extra's requirements in the notebook extra;
 - what an IPython magic they use loads (``%matplotlib inline``:
   matplotlib-inline) comes with the extra;
@@ -36,7 +36,7 @@ HEADLESS = "jupyter execute"
 #: Modules an IPython line magic loads, by magic.
 MAGICS = {"matplotlib": ("matplotlib_inline",)}
 #: Parts of wspcap that need an extra of their own, and that extra.
-PARTS = {"wspcap.plot": "plot", "wspcap.parallel": "dask", "wspcap.read_many": "dask",
+PARTS = {"wspcap.views.plot": "plot", "wspcap.api.many": "dask", "wspcap.read_many": "dask",
          "wspcap.sources.live": "live", "wspcap.live": "live", "wspcap.sniff": "live"}
 
 
@@ -147,7 +147,7 @@ def _marker_holds(marker: str) -> bool:
 def test_notebooks_are_found() -> None:
     assert len(NOTEBOOKS) >= 2
     modules, magics = _all_imports()
-    assert {"pandas", "wspcap", "wspcap.plot", "matplotlib.pyplot"} <= modules
+    assert {"pandas", "wspcap", "wspcap.views.plot", "matplotlib.pyplot"} <= modules
     assert "matplotlib" in magics
 
 
@@ -191,7 +191,7 @@ def test_the_extras_of_what_they_use_are_in_it() -> None:
         if part in used:
             wanted = {_name(r) for r in extras[name]}  # type: ignore[index]
             assert wanted <= extra, f"{part} needs the {name} extra: {wanted - extra}"
-    assert "wspcap.plot" in used  # the check above is not idle
+    assert "wspcap.views.plot" in used  # the check above is not idle
 
 
 def _wspcap_attributes() -> set[str]:

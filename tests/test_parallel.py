@@ -1,4 +1,4 @@
-"""Scaling out with Dask (:mod:`wspcap.parallel`): many captures, or one shared by flow.
+"""Scaling out with Dask (:mod:`wspcap.api.many`): many captures, or one shared by flow.
 
 The reference is always the one-process result, ``wspcap.read`` on each file;
 ids are compared through ``tcp_stream`` (the position of the TCP connection in
@@ -21,14 +21,14 @@ import numpy as np
 import pandas as pd
 import pandas.testing as pdt
 import pytest
+from golden.paths import peers_location
 
 import wspcap
+from wspcap.api import many as parallel
+from wspcap.api.many import _plan, analyze_many, expand_inputs
 from wspcap.cli import main
 from wspcap.errors import CaptureFormatError, ConfigError
-from wspcap import parallel
-from wspcap.parallel import _plan, analyze_many, expand_inputs
 from wspcap.sources import open_capture
-from golden.paths import peers_location
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

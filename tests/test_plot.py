@@ -27,7 +27,7 @@ from matplotlib.patches import Rectangle, StepPatch
 from matplotlib.text import Annotation
 
 import wspcap
-from wspcap import plot as wp
+from wspcap.views import plot as wp
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,7 @@ class TestConnectionTimeline:
         carry that direction's legend label and colour."""
         from matplotlib.colors import to_hex
 
-        from wspcap.report import _plots
+        from wspcap.views.report import _plots
         cap, truth = multi
         ax = wp.connection_timeline(cap)
         ax.get_ylim()  # autoscale now: the transform below uses the view limits
@@ -189,8 +189,8 @@ class TestPingAndAnomalies:
         assert _points(ax) == len(pings)
 
     def test_anomaly_points(self, samples_dir: Path) -> None:
-        from wspcap.pipeline import Collector
-        from wspcap.tables import anomalies_table
+        from wspcap.engine import Collector
+        from wspcap.tables.build import anomalies_table
         # Hand-made anomalies: one per severity plus a second error.
         col = Collector()
         for ts, code in ((1, "tcp_midstream"), (2, "tcp_gap"), (3, "ws_client_unmasked"),
@@ -244,7 +244,7 @@ class TestContract:
             assert "matplotlib.pyplot" not in sys.modules
 
     def test_importing_does_not_load_matplotlib(self) -> None:
-        code = "import sys, wspcap, wspcap.plot; print('matplotlib' in sys.modules)"
+        code = "import sys, wspcap, wspcap.views.plot; print('matplotlib' in sys.modules)"
         out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                              timeout=60, check=True).stdout
         assert out.strip() == "False"

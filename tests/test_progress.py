@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import wspcap
-from wspcap.capture import analyze_to
+from wspcap.api.reading import analyze_to
 from wspcap.sources import files
 
 

@@ -20,7 +20,7 @@ from golden import truth as T
 from golden.browser import chromium, chromium_args
 
 import wspcap
-from wspcap.report import render_report, write_report
+from wspcap.views.report import render_report, write_report
 
 pytest.importorskip("matplotlib")
 

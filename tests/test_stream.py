@@ -15,16 +15,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from golden.paths import REPO_ROOT, sample_captures
 
 import wspcap
-from golden.paths import REPO_ROOT, sample_captures
-from wspcap import capture
-from wspcap.capture import analyze_to
-from wspcap.export import TABLES, write_tables
-from wspcap.monitor import Sniffer
-from wspcap.pipeline import Pipeline
+from wspcap.api.live import Sniffer
+from wspcap.api.reading import analyze_to
+from wspcap.engine import Pipeline
 from wspcap.sources.files import open_capture
-from wspcap.tables import anomalies_table
+from wspcap.tables import stream as capture
+from wspcap.tables.build import anomalies_table
+from wspcap.tables.export import TABLES, write_tables
 
 ANOMALY_CAPTURES = sorted(glob.glob(str(REPO_ROOT / "samples" / "anomalies" / "*.pcap")))
 

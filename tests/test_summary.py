@@ -30,7 +30,7 @@ from rich.console import Console
 import wspcap
 from wspcap.cli import main, stop_line
 from wspcap.rules.thresholds import Thresholds
-from wspcap.summary import LEGEND, NO_CLOSE, NO_CODE, print_summary
+from wspcap.views.summary import LEGEND, NO_CLOSE, NO_CODE, print_summary
 
 TIMEOUT = 60
 ANOMALIES = SAMPLES_DIR / "anomalies"

@@ -33,9 +33,8 @@ no ``-o``/``-d`` option is needed for these captures.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import subprocess
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any

@@ -138,7 +138,7 @@ def test_keys_that_arrive_later_open_the_held_records(tmp_path: Path) -> None:
     """A live capture following a key log: the keys come after the connection's first
     records (as a browser writes them while the capture runs); the records wait for them,
     and the pcapng written carries the keys it used."""
-    from wspcap.monitor import MessageEvent, Sniffer
+    from wspcap.api.live import MessageEvent, Sniffer
 
     keys = split_secrets(SAMPLES_DIR / "wss.pcapng", tmp_path / "bare.pcapng")
     keyfile = tmp_path / "keys.log"
@@ -165,7 +165,7 @@ def test_keys_that_arrive_later_open_the_held_records(tmp_path: Path) -> None:
 
 
 def test_keys_that_never_come(tmp_path: Path) -> None:
-    from wspcap.monitor import Sniffer
+    from wspcap.api.live import Sniffer
 
     split_secrets(SAMPLES_DIR / "wss.pcapng", tmp_path / "bare.pcapng")
     with open_capture(tmp_path / "bare.pcapng") as cap:

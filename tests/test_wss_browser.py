@@ -127,7 +127,7 @@ def capturing(port: int, keylog: Path, timeout: float,
     """Capture ``tcp port PORT`` on lo while the block runs, following ``keylog``;
     once the block is over (and the last FIN/ACKs with it), the dict holds the
     Capture under ``"cap"``."""
-    from wspcap.monitor import Sniffer
+    from wspcap.api.live import Sniffer
 
     sniffer = Sniffer("lo", f"tcp port {port}", timeout=timeout, write=write, keylog=keylog)
     sniffer.open()

@@ -5,12 +5,16 @@
 >>> cap.connections, cap.frames, cap.messages, cap.anomalies  # doctest: +SKIP
 >>> wspcap.catalog()  # the anomaly codes: severity, reference, meaning  # doctest: +SKIP
 
-Layers, each knowing only the one below it: capture sources
-(:mod:`wspcap.sources`) -> packet decoding (:mod:`wspcap.decode`) -> TCP
-reassembly (:mod:`wspcap.tcp`) -> HTTP upgrade (:mod:`wspcap.http`) -> frames
-and messages (:mod:`wspcap.ws`) -> anomaly rules (:mod:`wspcap.rules`), joined
-by the driver (:mod:`wspcap.pipeline`) -> tables and exports
-(:mod:`wspcap.tables`, :mod:`wspcap.export`) -> CLI (:mod:`wspcap.cli`).
+Layers, each knowing only the one below it (``tests/test_imports.py`` holds
+the order): capture sources (:mod:`wspcap.sources`) -> packet decoding
+(:mod:`wspcap.decode`) -> TCP reassembly (:mod:`wspcap.tcp`) -> TLS
+(:mod:`wspcap.tls`) -> HTTP upgrade (:mod:`wspcap.http`) -> frames and
+messages (:mod:`wspcap.ws`) -> application decoders (:mod:`wspcap.app`) ->
+anomaly rules (:mod:`wspcap.rules`). Above them, three floors: the engine that
+joins the layers (:mod:`wspcap.engine`), the tables and their writers
+(:mod:`wspcap.tables`), the views (:mod:`wspcap.views`: summary, plots,
+report, live view); then the API's functions (:mod:`wspcap.api`) and the CLI
+(:mod:`wspcap.cli`).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -18,23 +22,27 @@ from typing import TYPE_CHECKING, Any
 from wspcap.errors import CaptureFormatError, ConfigError, WspcapError
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture, CaptureInfo, from_packets, read
-    from wspcap.monitor import live, replay, sniff
-    from wspcap.parallel import read_many
-    from wspcap.pipeline import Options
+    from wspcap.api.live import live, replay, sniff
+    from wspcap.api.many import read_many
+    from wspcap.api.reading import analyze_to, from_packets, read
+    from wspcap.engine import Options
     from wspcap.rules.thresholds import Thresholds
-    from wspcap.tables import catalog
+    from wspcap.tables.build import catalog
+    from wspcap.tables.capture import Capture, CaptureInfo
+    from wspcap.tables.stream import Written
+    from wspcap.views import plot
 
 #: The public API, imported on first use (PEP 562): importing a sans-I/O layer
 #: such as ``wspcap.ws`` runs this file, and must not load pandas through it.
 #: Add new top-level names here, not as imports above.
 _LAZY = {
-    "Capture": "wspcap.capture", "CaptureInfo": "wspcap.capture",
-    "from_packets": "wspcap.capture", "read": "wspcap.capture",
-    "analyze_to": "wspcap.capture", "Written": "wspcap.capture",
-    "Options": "wspcap.pipeline", "Thresholds": "wspcap.rules.thresholds",
-    "live": "wspcap.monitor", "replay": "wspcap.monitor", "sniff": "wspcap.monitor",
-    "read_many": "wspcap.parallel", "catalog": "wspcap.tables",
+    "Capture": "wspcap.tables.capture", "CaptureInfo": "wspcap.tables.capture",
+    "from_packets": "wspcap.api.reading", "read": "wspcap.api.reading",
+    "analyze_to": "wspcap.api.reading", "Written": "wspcap.tables.stream",
+    "Options": "wspcap.engine", "Thresholds": "wspcap.rules.thresholds",
+    "live": "wspcap.api.live", "replay": "wspcap.api.live", "sniff": "wspcap.api.live",
+    "read_many": "wspcap.api.many", "catalog": "wspcap.tables.build",
+    "plot": "wspcap.views",
 }
 
 
@@ -44,7 +52,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'wspcap' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module), name)
+    value = (importlib.import_module(f"{module}.{name}") if module == "wspcap.views"
+             else getattr(importlib.import_module(module), name))
     globals()[name] = value
     return value
 
@@ -69,6 +78,7 @@ __all__ = [
     "catalog",
     "from_packets",
     "live",
+    "plot",
     "read",
     "read_many",
     "replay",

@@ -26,9 +26,9 @@ from wspcap.errors import ConfigError, WspcapError
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from wspcap.capture import CaptureInfo
-    from wspcap.monitor import Event
-    from wspcap.parallel import FileResult
+    from wspcap.api.live import Event
+    from wspcap.api.many import FileResult
+    from wspcap.tables.capture import CaptureInfo
 
 __all__ = ["main", "run"]
 
@@ -193,7 +193,7 @@ def _check_inputs(inputs: Sequence[str]) -> list[str]:
         _BadInputs: one line per input that is missing, unreadable or not a
             capture (every input is checked, not only up to the first).
     """
-    from wspcap.parallel import expand_inputs
+    from wspcap.api.many import expand_inputs
 
     files: list[str] = []
     problems: list[str] = []
@@ -332,7 +332,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from wspcap.capture import Capture, Written, analyze_to, read
+    from wspcap.api.reading import analyze_to, read
+    from wspcap.tables.capture import Capture
+    from wspcap.tables.stream import Written
 
     if _many_inputs(args):
         return _analyze_many(args)
@@ -359,7 +361,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if isinstance(capture, Written) and not args.quiet:
         print(f"wrote {', '.join(capture.paths)}", file=sys.stderr)
     if not args.quiet:
-        from wspcap.summary import print_summary
+        from wspcap.views.summary import print_summary
         print_summary(capture, max_rows=args.max_rows)
     return _fail_status(args, capture.anomalies)
 
@@ -397,15 +399,15 @@ def _many_inputs(args: argparse.Namespace) -> bool:
 
 
 def _analyze_many(args: argparse.Namespace) -> int:
-    from wspcap.export import TABLES
-    from wspcap.parallel import analyze_many
+    from wspcap.api.many import analyze_many
+    from wspcap.tables.export import TABLES
 
     if args.fail_on:
         raise ConfigError("--fail-on", "takes a single capture")
     thresholds = _thresholds(args)
     options = None
     if thresholds is not None or args.keylog:
-        from wspcap.pipeline import Options
+        from wspcap.engine import Options
         from wspcap.sources.keys import read_key_logs
         from wspcap.tls import KeyLog
         options = Options(thresholds=thresholds,
@@ -455,7 +457,7 @@ def _print_many(results: list[FileResult], max_rows: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from wspcap.summary import console_width, plural
+    from wspcap.views.summary import console_width, plural
 
     console = Console(width=console_width())
     shown = results[:max_rows]
@@ -594,8 +596,8 @@ def _live(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from wspcap.liveview import JsonlSink, LiveView
-    from wspcap.monitor import Sniffer
+    from wspcap.api.live import Sniffer
+    from wspcap.views.liveview import JsonlSink, LiveView
 
     if args.write:
         check_output(args.write, "-w", folder=False)
@@ -615,7 +617,7 @@ def _live(args: argparse.Namespace) -> int:
 
     old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     to_stdout = args.jsonl == "-"
-    from wspcap.summary import console_width
+    from wspcap.views.summary import console_width
 
     out = Console(stderr=to_stdout, width=console_width())
     sinks: list[Callable[[Event], None]] = []
@@ -651,7 +653,7 @@ def _live(args: argparse.Namespace) -> int:
     if sniffer.written is not None and not args.quiet:
         print(f"wrote {', '.join(sniffer.written.paths)}", file=sys.stderr)
     if not args.quiet:
-        from wspcap.summary import print_summary
+        from wspcap.views.summary import print_summary
         out.print(stop_line(sniffer) + (f"; wrote {args.write}" if args.write else ""),
                   highlight=False)
         print_summary(capture, console=out)
@@ -662,7 +664,7 @@ def stop_line(sniffer: Any) -> str:
     """What ``wspcap live`` says when it stops: why, how long, and the
     packets captured next to the kernel's counts, which take every loopback
     packet twice (leaving and arriving) where the capture keeps one copy."""
-    from wspcap.summary import plural
+    from wspcap.views.summary import plural
 
     line = (f"stopped ({sniffer.stopped_by}) after {sniffer.elapsed:.1f} s: "
             f"{plural(sniffer.packets, 'packet')} captured")
@@ -676,8 +678,8 @@ def stop_line(sniffer: Any) -> str:
 
 
 def _plot(args: argparse.Namespace) -> int:
-    from wspcap.plot import LEFT_OUT_FILE, left_out_note, write_plots
-    from wspcap.summary import plural
+    from wspcap.views.plot import LEFT_OUT_FILE, left_out_note, write_plots
+    from wspcap.views.summary import plural
 
     _check_input(args.capture)
     check_output(args.output, "-o", folder=True)
@@ -705,8 +707,8 @@ def _warn_stopped(path: str, info: CaptureInfo) -> None:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from wspcap.plot import left_out_note
-    from wspcap.report import write_report
+    from wspcap.views.plot import left_out_note
+    from wspcap.views.report import write_report
 
     _check_input(args.capture)
     check_output(args.output, "-o", folder=False)
@@ -728,8 +730,8 @@ def _report(args: argparse.Namespace) -> int:
 def _read_for_view(args: argparse.Namespace, bar: _Progress) -> tuple[Any, list[int]]:
     """The capture that plot and report draw, and the connections each
     draws one by one (ConfigError for a --conn not in the capture)."""
-    from wspcap.capture import read
-    from wspcap.plot import choose_connections
+    from wspcap.api.reading import read
+    from wspcap.views.plot import choose_connections
 
     capture = read(args.capture, progress=bar.reading(args.capture),
                    keylog=args.keylog or None)
@@ -785,7 +787,7 @@ def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
     if not len(hits):
         return 0
     codes = ", ".join(sorted(set(hits.code.astype(str))))
-    from wspcap.summary import plural
+    from wspcap.views.summary import plural
 
     print(f"wspcap: {plural(len(hits), 'anomaly', 'anomalies')} at or above {level} ({codes})",
           file=sys.stderr)
@@ -839,7 +841,7 @@ def _rules(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     styles = {"info": "cyan", "warning": "yellow", "error": "bold red"}
-    from wspcap.summary import console_width, plural
+    from wspcap.views.summary import console_width, plural
 
     console = Console(width=console_width())
     table = Table(title=f"Anomaly catalog ({plural(len(selected), 'code')})", title_justify="left",

@@ -3,7 +3,7 @@
 For a capture file, ``wspcap.read(path)`` either returns a Capture whose four
 tables can be built, or raises a documented :class:`wspcap.errors.WspcapError`
 subclass; so does a read that sends every packet run through the block path
-(:mod:`wspcap.blocks`), and both give the same tables; optionally
+(:mod:`wspcap.engine.runs`), and both give the same tables; optionally
 ``wspcap.analyze_to(path, dir, "parquet")`` too. No other exception escapes,
 no case runs past :data:`TIME_LIMIT` seconds, and none grows its resident
 memory by more than :data:`RSS_LIMIT` bytes over what it started with.
@@ -29,9 +29,9 @@ from typing import Any
 import pandas as pd
 
 import wspcap
-from wspcap import blocks
-from wspcap.capture import Capture
+from wspcap.engine import runs as blocks
 from wspcap.errors import WspcapError
+from wspcap.tables.capture import Capture
 
 __all__ = ["RSS_LIMIT", "TIME_LIMIT", "Outcome", "check", "run_case"]
 

@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 import wspcap
-from wspcap.capture import Capture
+from wspcap.tables.capture import Capture
 
 from .contract import run_case
 from .make_reproducers import BUILDERS, REPRODUCERS_DIR, inflation_bomb

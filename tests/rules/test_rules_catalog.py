@@ -12,8 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from wspcap.rules.registry import (RULES, SEVERITIES, ZEEK_NOT_CHECKED, not_checked_by_zeek,
-                                   register, severity_of)
+from wspcap.rules.registry import (
+    RULES,
+    SEVERITIES,
+    ZEEK_NOT_CHECKED,
+    not_checked_by_zeek,
+    register,
+    severity_of,
+)
 
 #: Every code the issue lists, with these exact names.
 ISSUE_CODES = """

@@ -10,8 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wspcap.rules.checks import preview
-from wspcap.rules.sec import (_has_intent_token, _predictable, _token_like, credential_name,
-                              is_browser, origin_cross_site)
+from wspcap.rules.sec import (
+    _has_intent_token,
+    _predictable,
+    _token_like,
+    credential_name,
+    is_browser,
+    origin_cross_site,
+)
 from wspcap.ws.deflate import Inflater
 
 

@@ -1,4 +1,4 @@
-"""Tests of :mod:`wspcap.records`: records packed into columns come back the same.
+"""Tests of :mod:`wspcap.ws.records`: records packed into columns come back the same.
 
 Every field of every record comes back with its Python value and type (so
 that detail texts built from them do not change), except the payload and
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from wspcap.pipeline import Collector
-from wspcap.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView, column
+from wspcap.engine import Collector
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message
+from wspcap.ws.records import FRAME_PACKING, MESSAGE_PACKING, Packed, RecordView, column
 
 U64 = st.integers(0, 2**64 - 1)
 I64 = st.integers(0, 2**63 - 1)

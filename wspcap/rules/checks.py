@@ -8,7 +8,7 @@ Goal: rules that need more than one record (the handshake against the
 frames, a ping against its pong, the keys of a connection's frames, rates,
 several connections) live here, away from the per-packet hot path, and run
 exactly once per connection: when the pipeline has finished
-(:func:`run_checks`, called by :meth:`wspcap.pipeline.Pipeline.finish`), or
+(:func:`run_checks`, called by :meth:`wspcap.engine.Pipeline.finish`), or
 earlier for a connection that has ended (:func:`check_connections`, so that
 a caller streaming the tables out can let go of its records).
 
@@ -40,17 +40,20 @@ Invariants:
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import compress, count, repeat
 from operator import gt
 from typing import TYPE_CHECKING, Any
 
-from wspcap.records import column, group_positions
+from wspcap.constants import C2S, S2C
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
+from wspcap.ws.records import column, group_positions
 
 if TYPE_CHECKING:
     from wspcap.http.upgrade import Handshake
+    from wspcap.ws.deflate import DeflateParams
     from wspcap.ws.frames import Frame
     from wspcap.ws.messages import Message
 
@@ -68,7 +71,6 @@ __all__ = [
     "run_checks",
 ]
 
-C2S, S2C = "c2s", "s2c"
 _DIRS = (C2S, S2C)
 
 #: Codes that both a parser and a check may report for the same place.
@@ -102,8 +104,10 @@ def check(layer: str, scope: str = "connection") -> Callable[[CheckFn], CheckFn]
     return register
 
 
-class Conn:
-    """One WebSocket connection as the checks see it.
+@dataclass(frozen=True, slots=True)
+class ConnFacts:
+    """What the checks read of one WebSocket connection: a read-only view the
+    engine makes of its state (see ``Session.facts``).
 
     Attributes:
         conn_id: the connection.
@@ -124,32 +128,55 @@ class Conn:
         end_ts: per direction, time of its first FIN or RST, or None.
         gap_bytes: per direction, bytes the capture missed.
         deflate: the negotiated permessage-deflate parameters, or None.
+    """
+
+    conn_id: int
+    handshake: Handshake | None
+    established: bool
+    midstream: bool
+    tls: bool
+    client_ip: str
+    server_ip: str
+    server_port: int
+    ts_start: int
+    ts_end: int
+    ts_request: int | None
+    request_packet: int | None
+    ts_response: int | None
+    response_packet: int | None
+    request_first_ts: int | None
+    fin: Mapping[str, bool]
+    rst: Mapping[str, bool]
+    end_ts: Mapping[str, int | None]
+    gap_bytes: Mapping[str, int]
+    deflate: DeflateParams | None
+
+
+class Conn:
+    """One WebSocket connection as the checks see it: its :class:`ConnFacts`
+    (as attributes of the same names), and where its records are.
+
+    Attributes:
         frame_pos: positions of the connection's frames in ``collector.frames``.
         message_pos: positions of its messages in ``collector.messages``.
     """
 
-    def __init__(self, session: Any) -> None:
-        s = session
-        c = s.client if s.client is not None else 0
-        self.conn_id: int = s.conn_id
-        self.handshake: Handshake | None = s.handshake
-        self.established: bool = bool(s.established)
-        self.tls: bool = s.tls is not None
-        self.midstream: bool = bool(s.midstream_ws)
-        self.client_ip, _, self.server_ip, self.server_port = s.endpoints()
-        self.ts_start: int = s.ts_start
-        self.ts_end: int = s.ts_end
-        self.ts_request: int | None = s.ts_request
-        self.request_packet: int | None = s.request_packet
-        self.ts_response: int | None = s.ts_response
-        self.response_packet: int | None = s.response_packet
-        cd, sd = s.dirs[c], s.dirs[1 - c]
-        self.request_first_ts: int | None = cd.first_data_ts
-        self.fin = {C2S: cd.fin_seen, S2C: sd.fin_seen}
-        self.rst = {C2S: cd.reset_first, S2C: sd.reset_first}
-        self.end_ts = {C2S: cd.end_ts, S2C: sd.end_ts}
-        self.gap_bytes = {C2S: s.reasm[c].gap_bytes, S2C: s.reasm[1 - c].gap_bytes}
-        self.deflate = s.deflate
+    def __init__(self, facts: ConnFacts) -> None:
+        self.facts = facts
+        self.conn_id = facts.conn_id
+        self.handshake = facts.handshake
+        self.established = facts.established
+        self.tls = facts.tls
+        self.midstream = facts.midstream
+        self.client_ip, self.server_ip, self.server_port = (
+            facts.client_ip, facts.server_ip, facts.server_port)
+        self.ts_start, self.ts_end = facts.ts_start, facts.ts_end
+        self.ts_request, self.request_packet = facts.ts_request, facts.request_packet
+        self.ts_response, self.response_packet = facts.ts_response, facts.response_packet
+        self.request_first_ts = facts.request_first_ts
+        self.fin, self.rst, self.end_ts = facts.fin, facts.rst, facts.end_ts
+        self.gap_bytes = facts.gap_bytes
+        self.deflate = facts.deflate
         self.frame_pos: list[int] = []
         self.message_pos: list[int] = []
 
@@ -177,7 +204,7 @@ class Context:
     frames costs about 0.2 s, a column about 0.02 s.)
 
     Args:
-        records: a :class:`~wspcap.pipeline.Collector` holding every frame
+        records: a :class:`~wspcap.engine.Collector` holding every frame
             and message of ``sessions`` (and of no other connection), and
             their parser anomalies (others may be there too).
         thresholds: the thresholds in force.
@@ -195,7 +222,8 @@ class Context:
         self.frame_keys: list[int] = records.all_frame_keys()
         self.messages: Sequence[Message] = records.message_view()
         self.message_keys: list[int] = records.all_message_keys()
-        self.conns = [Conn(s) for s in (records.sessions if sessions is None else sessions)]
+        self.conns = [Conn(s.facts()) for s in (records.sessions if sessions is None
+                                                 else sessions)]
         self._conn = {conn.conn_id: conn for conn in self.conns}
         self._by_key = group_positions(self.frame_keys)
         for conn in self.conns:

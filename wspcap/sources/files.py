@@ -96,7 +96,7 @@ class Batch(NamedTuple):
 
     Packet ``i`` of the batch is number ``first + i`` and its captured bytes
     are ``buf[starts[i]:starts[i] + caplens[i]]``. Readers that work a block at
-    a time (see :meth:`wspcap.pipeline.Pipeline.receive_batch`) take these;
+    a time (see :meth:`wspcap.engine.Pipeline.receive_batch`) take these;
     :meth:`records` gives the same packets one by one.
     """
 

@@ -2,7 +2,7 @@
 
 Design note
 -----------
-Goal: feed the same engine that reads files (:class:`wspcap.pipeline.Pipeline`)
+Goal: feed the same engine that reads files (:class:`wspcap.engine.Pipeline`)
 from a live interface, fast enough to keep up with busy WebSocket traffic.
 
 Plan: scapy opens the socket (interface lookup, BPF compilation through

@@ -301,7 +301,7 @@ class FrameParser:
         """Where the frames are in the held bytes followed by ``data``.
 
         Emits nothing and changes nothing: for a caller that turns frames into
-        records a block at a time (see :mod:`wspcap.blocks`) and then tells
+        records a block at a time (see :mod:`wspcap.engine.runs`) and then tells
         :meth:`took` how far it went.
 
         Returns:

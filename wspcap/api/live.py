@@ -6,8 +6,8 @@ Goal: ``for event in wspcap.live(iface="lo")`` and ``wspcap.sniff(...) ->
 Capture`` on the engine that reads files, with nothing added to that engine.
 
 Plan: :class:`Monitor` is sans-I/O: it takes packets
-(:meth:`Monitor.receive_packet`), drives a :class:`~wspcap.pipeline.Pipeline`
-and turns what the pipeline's :class:`~wspcap.pipeline.Collector` gained since
+(:meth:`Monitor.receive_packet`), drives a :class:`~wspcap.engine.Pipeline`
+and turns what the pipeline's :class:`~wspcap.engine.Collector` gained since
 the previous packet into events (:class:`ConnectionEvent`,
 :class:`MessageEvent`, :class:`AnomalyEvent`). The collector's lists only ever
 grow, so "what is new" is a slice from the last index seen. :class:`Sniffer`
@@ -18,7 +18,7 @@ from another thread or a signal handler).
 
 Invariants: events come in the order the pipeline produced their records; a
 connection's ``open`` event comes before its messages; every message and
-anomaly of the finished :class:`~wspcap.capture.Capture` was given out as an
+anomaly of the finished :class:`~wspcap.tables.capture.Capture` was given out as an
 event exactly once (those flushed at the end of input come last).
 
 Warnings: the records stay in the collector (memory grows with the
@@ -37,17 +37,18 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
-from wspcap.pipeline import Options, Pipeline, Session
+from wspcap.engine import Options, Pipeline, Session
 from wspcap.rules.registry import RULES
 from wspcap.sources.files import PacketRecord
 from wspcap.timestamps import TS_NULL
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture, CaptureInfo, TablesWriter, Written
     from wspcap.sources.keys import KeyLogFollower
     from wspcap.sources.live import LiveSource, PcapngWriter, PcapWriter
+    from wspcap.tables.capture import Capture, CaptureInfo
+    from wspcap.tables.stream import TablesWriter, Written
 
 __all__ = [
     "AnomalyEvent",
@@ -247,7 +248,7 @@ class Monitor:
         options: engine limits.
 
     Attributes:
-        pipeline: the :class:`~wspcap.pipeline.Pipeline` driven.
+        pipeline: the :class:`~wspcap.engine.Pipeline` driven.
         messages: messages given out so far.
         anomalies: anomalies given out so far.
     """
@@ -290,7 +291,7 @@ class Monitor:
             return []
         events: list[Event] = []
         while self._si < len(c.sessions):
-            session = c.sessions[self._si]
+            session = cast(Session, c.sessions[self._si])  # (the engine's own)
             self._si += 1
             events.append(_connection_event("open", session, ts))
             self._waiting.append(session)
@@ -348,7 +349,7 @@ class Monitor:
         connection still open is ``closed`` at the time of the last packet).
 
         ``write``, for a caller that writes the tables while capturing (see
-        :class:`wspcap.capture.TablesWriter`), is called once the last
+        :class:`wspcap.tables.stream.TablesWriter`), is called once the last
         records are given out as events; the anomalies of the checks it runs
         come out before the connections close, as without it.
         """
@@ -380,14 +381,14 @@ class Monitor:
 
     def records_written(self) -> None:
         """The collector's records were written and packed (by a
-        :class:`~wspcap.capture.TablesWriter`) after the last events: its
+        :class:`~wspcap.tables.stream.TablesWriter`) after the last events: its
         lists of records start again from empty."""
         self._mi = 0
 
     def info(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
              ) -> CaptureInfo:
-        """What :attr:`Capture.info <wspcap.capture.Capture.info>` holds, so far."""
-        from wspcap.capture import CaptureInfo
+        """What :attr:`Capture.info <wspcap.tables.capture.Capture.info>` holds, so far."""
+        from wspcap.tables.capture import CaptureInfo
         p = self.pipeline
         d = p.decoder
         return CaptureInfo(source, fmt, p.packets, p.sessions_seen, None,
@@ -398,7 +399,7 @@ class Monitor:
     def capture(self, source: str, fmt: str = "live", counters: dict[str, int] | None = None
                 ) -> Capture:
         """The tables, after :meth:`finish`."""
-        from wspcap.capture import Capture
+        from wspcap.tables.capture import Capture
         return Capture.from_collector(self.pipeline.collector, self.info(source, fmt, counters))
 
 
@@ -435,7 +436,7 @@ class Sniffer:
 
     Attributes:
         written: with ``output``, once the capture ended: a
-            :class:`~wspcap.capture.Written`.
+            :class:`~wspcap.tables.stream.Written`.
 
     Raises:
         LiveCaptureError: (when iterating starts) the capture cannot be opened.
@@ -518,7 +519,7 @@ class Sniffer:
         writer_class = PcapngWriter if keys is not None else PcapWriter
         tables: TablesWriter | None = None
         if self.output is not None:
-            from wspcap.capture import TablesWriter
+            from wspcap.tables.stream import TablesWriter
             tables = TablesWriter(monitor.pipeline, self.output, self.fmt)
         source = self.open()
         live_source = source if isinstance(source, LiveSource) else None
@@ -662,7 +663,7 @@ class Sniffer:
 def sniff(iface: str | None = None, bpf: str | None = None, count: int | None = None,
           timeout: float | None = None, *, write: str | os.PathLike[str] | None = None,
           options: Options | None = None) -> Capture:
-    """Capture live traffic into the same :class:`~wspcap.capture.Capture` as
+    """Capture live traffic into the same :class:`~wspcap.tables.capture.Capture` as
     :func:`wspcap.read`.
 
     Stops after ``count`` packets, after ``timeout`` seconds, or on Ctrl-C

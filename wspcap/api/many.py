@@ -12,7 +12,7 @@ Plan: one task per capture file, in which a worker calls
 chosen for splitting becomes ``n`` tasks ``read(path, shard=(i, n))``: every
 worker reads the whole file but keeps only its share of the connections (the
 others cost a decode and a dict lookup each, see
-:meth:`wspcap.pipeline.Pipeline._new_session`), and the shards are merged
+:meth:`wspcap.engine.Pipeline._new_session`), and the shards are merged
 again. The client takes the results **in input order**, with at most
 ``window`` tasks in flight, so its memory stays bounded however many files
 there are, and the ids it hands out are the same on every run. When the
@@ -54,10 +54,11 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from wspcap.capture import Capture, CaptureInfo, read
+from wspcap.api.reading import read
+from wspcap.engine import Options, snap_detail
 from wspcap.errors import CaptureFormatError, ConfigError
-from wspcap.export import FORMATS, TABLES, write_table
-from wspcap.pipeline import Options, snap_detail
+from wspcap.tables.capture import Capture, CaptureInfo
+from wspcap.tables.export import FORMATS, TABLES, write_table
 
 __all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many",
            "choose_scheduler", "cluster_min_bytes", "expand_inputs", "merge_shards", "read_many"]

@@ -1,6 +1,6 @@
 """Pictures of a capture (matplotlib, imported only here and only when used).
 
-Every function takes a :class:`~wspcap.capture.Capture` (or the table it
+Every function takes a :class:`~wspcap.tables.capture.Capture` (or the table it
 needs) and an optional matplotlib ``Axes``, draws on it and returns it. With no
 ``ax``, a new :class:`matplotlib.figure.Figure` is made (never through
 ``pyplot``, so nothing global is created or changed: no current figure, no
@@ -9,7 +9,7 @@ needs) and an optional matplotlib ``Axes``, draws on it and returns it. With no
 Times are drawn as seconds since the first packet of what is drawn, with that
 instant (UTC) in the axis label: readable at any zoom, unlike wall-clock ticks.
 
->>> import wspcap, wspcap.plot as wp                    # doctest: +SKIP
+>>> import wspcap, wspcap.views.plot as wp                    # doctest: +SKIP
 >>> cap = wspcap.read("samples/multi.pcapng")           # doctest: +SKIP
 >>> wp.connection_timeline(cap).figure.savefig("t.png")  # doctest: +SKIP
 """
@@ -28,7 +28,7 @@ import pandas as pd
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
-    from wspcap.capture import Capture
+    from wspcap.tables.capture import Capture
 
 __all__ = [
     "PLOTS",

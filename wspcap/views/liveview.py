@@ -2,7 +2,7 @@
 
 :class:`LiveView` is a rich ``Live`` display (connections, messages per second
 per direction, the latest messages and anomalies) fed with the events of a
-:class:`~wspcap.monitor.Sniffer`; it keeps only rolling windows, so it stays
+:class:`~wspcap.api.live.Sniffer`; it keeps only rolling windows, so it stays
 small however long the capture runs. :class:`JsonlSink` writes one JSON object
 per event, flushed at once, for ``jq`` or a log shipper.
 
@@ -26,10 +26,10 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wspcap.monitor import AnomalyEvent, ConnectionEvent, Event, MessageEvent, iso_ts
+from wspcap.api.live import AnomalyEvent, ConnectionEvent, Event, MessageEvent, iso_ts
 
 if TYPE_CHECKING:
-    from wspcap.monitor import Sniffer
+    from wspcap.api.live import Sniffer
 
 __all__ = ["JsonlSink", "LiveView", "clean", "preview"]
 

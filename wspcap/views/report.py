@@ -29,7 +29,7 @@ import pandas as pd
 from wspcap.rules.registry import RULES, SEVERITIES
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture
+    from wspcap.tables.capture import Capture
 
 __all__ = ["render_report", "write_report"]
 
@@ -170,7 +170,7 @@ def _plots(capture: Capture, chosen: Sequence[int] = (),
     """The plots section and the sequence diagrams of the ``chosen``
     connections (HTML); ``progress(done, total)`` after each figure."""
     try:
-        from wspcap import plot as wp
+        from wspcap.views import plot as wp
         wp._axes(None)  # matplotlib importable?
     except ImportError:
         note = ('<p class="muted">Plots need matplotlib '
@@ -444,7 +444,7 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
         ConfigError: a connection in ``conns`` is not in the capture.
     """
     from wspcap import __version__
-    from wspcap.plot import choose_connections, left_out_note
+    from wspcap.views.plot import choose_connections, left_out_note
 
     name = os.path.basename(capture.info.source) or "capture"
     title = title or f"WebSocket report: {name}"

@@ -28,8 +28,8 @@ from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
-    from wspcap.pipeline import Collector
-    from wspcap.records import Columns
+    from wspcap.engine import Collector
+    from wspcap.ws.records import Columns
 
 __all__ = [
     "ANOMALY_SCHEMA",
@@ -197,7 +197,7 @@ def frames_table(col: Collector, running: RunningIndex | None = None,
     Args:
         col: the records.
         running: for tables made in parts (see
-            :meth:`~wspcap.pipeline.Collector.pack`): counts the frames of the
+            :meth:`~wspcap.engine.Collector.pack`): counts the frames of the
             parts before, so that ``frame_index`` goes on where they ended.
         columns: ``col.frame_columns()``, when the caller has it already.
     """
@@ -264,7 +264,7 @@ def messages_table(col: Collector, running: RunningIndex | None = None,
 
 # The same tables as Arrow columns, for writing Parquet without a DataFrame in
 # between: each column has the Arrow type pyarrow gives the pandas column
-# (see wspcap.export.arrow_schema), so the file reads back as the same table.
+# (see wspcap.tables.export.arrow_schema), so the file reads back as the same table.
 
 _DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
 _MESSAGE_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())

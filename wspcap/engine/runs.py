@@ -2,7 +2,7 @@
 
 Design note
 -----------
-:meth:`Pipeline.receive_packet <wspcap.pipeline.Pipeline.receive_packet>`
+:meth:`Pipeline.receive_packet <wspcap.engine.Pipeline.receive_packet>`
 costs about 10 us a small WebSocket frame in CPython: a decode, a dict lookup,
 the reassembler, the frame parser, the message assembler and two records, one
 packet and one frame at a time. Most packets of a real capture are the
@@ -24,7 +24,7 @@ operations cost more than the frames of a short run.
 Every other frame goes to the direction's own
 :class:`~wspcap.ws.MessageAssembler`, one by one, so fragments, close codes,
 inflation and their anomalies are the assembler's as always. A block's
-records reach the :class:`~wspcap.pipeline.Collector` as one column chunk,
+records reach the :class:`~wspcap.engine.Collector` as one column chunk,
 which the tables and the rules read without a tuple per record: in CPython
 making those tuples, and taking them apart again for the tables, cost more
 than parsing.
@@ -35,7 +35,7 @@ compares the two on every sample and peer capture, and on generated
 conversations cut into blocks at random):
 
 - A connection takes the block path only while it is :meth:`bulk_ready
-  <wspcap.pipeline.Session.bulk_ready>` (both directions between frames and
+  <wspcap.engine.Session.bulk_ready>` (both directions between frames and
   messages, nothing held out of order) and only for its packets before the
   first one that is not plain: not simply decoded, a SYN, FIN or RST, a
   segment out of order or retransmitted, or the start of a frame that breaks
@@ -70,7 +70,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wspcap.decode.batch import DecodedBatch, decode_batch
-from wspcap.records import (
+from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
+from wspcap.ws.frames import FIN, LEN7, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
+from wspcap.ws.mask import frame_payloads
+from wspcap.ws.messages import Message
+from wspcap.ws.records import (
     FRAME_PACKING,
     MESSAGE_PACKING,
     Columns,
@@ -78,13 +82,9 @@ from wspcap.records import (
     take_columns,
     to_columns,
 )
-from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
-from wspcap.ws.frames import FIN, LEN7, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
-from wspcap.ws.mask import frame_payloads
-from wspcap.ws.messages import Message
 
 if TYPE_CHECKING:
-    from wspcap.pipeline import Collector, Pipeline, Session
+    from wspcap.engine import Collector, Pipeline, Session
     from wspcap.rules.registry import Anomaly
     from wspcap.sources.files import Batch
 
@@ -297,7 +297,7 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
     the per-packet path alone would have made them (by emitting packet).
 
     Frames and messages end up as one column chunk for the block (see
-    :meth:`Collector.add_columns <wspcap.pipeline.Collector.add_columns>`).
+    :meth:`Collector.add_columns <wspcap.engine.Collector.add_columns>`).
     """
     ends = np.array(counts, np.int64).reshape(-1, 3)
 

@@ -1,48 +1,16 @@
-"""The driver: the one module that connects the layers.
-
-capture records -> :class:`~wspcap.decode.PacketDecoder` -> per-connection
-:class:`~wspcap.tcp.StreamReassembler` (one a direction) -> HTTP upgrade
-(:class:`~wspcap.http.HeadParser`) -> :class:`~wspcap.ws.FrameParser` ->
-:class:`~wspcap.ws.MessageAssembler` -> a :class:`Collector` of records, from
-which :mod:`wspcap.tables` builds DataFrames.
-
-Everything here is fed packet by packet (:meth:`Pipeline.receive_packet`), so
-files, live capture and tests all drive the same engine; nothing here reads a
-file or a socket.
-
-Design note
------------
-Connections are found by a dict keyed on the bytes ``src + dst + ports`` of
-each direction. A connection is WebSocket when its client sends an HTTP
-request with ``Upgrade: websocket`` (on any port), or, when the start of the
-connection was not captured, when its bytes frame as WebSocket frames (see
-:meth:`Session._probe`). Every other TCP connection is ignored
-after its first payload bytes: from then on its packets cost a decode and a
-dict lookup. Each direction is told by its own first bytes, in TCP sequence
-order, not by what the capture shows first: a request whose first segment is
-``G`` waits for its next bytes, and an answer captured before its request
-(two taps merged, clock skew) waits for the request (see
-:meth:`Session._early_answer`).
-
-Where a rule is broken the layers report an anomaly code (see
-:mod:`wspcap.rules.registry`) and carry on; exceptions are never used for
-protocol violations.
-"""
+"""One TCP connection (:class:`Session`) and its two directions: the sinks
+of their layers, and the WebSocket conversation found in them."""
 
 from __future__ import annotations
 
 import bisect
 import functools
 import ipaddress
-import zlib
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from wspcap.blocks import receive_batch
-from wspcap.decode import FRAGMENT, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
+from wspcap.constants import C2S, S2C
+from wspcap.engine.collector import Shared
+from wspcap.engine.options import EARLY_CHUNKS, PROBE_CHUNKS
 from wspcap.http.upgrade import (
     REQUEST,
     RESPONSE,
@@ -52,210 +20,15 @@ from wspcap.http.upgrade import (
     looks_like_response,
     maybe_head_kind,
 )
-from wspcap.records import (
-    FRAME_PACKING,
-    MESSAGE_PACKING,
-    Columns,
-    Packed,
-    RecordView,
-    concat_columns,
-    to_columns,
-)
-from wspcap.rules.checks import Finding, check_connections, preview, run_checks
-from wspcap.rules.registry import RULES, Anomaly
-from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
-from wspcap.tcp.reassembly import MAX_PENDING, StreamReassembler
-from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
-from wspcap.tls import KeyLog, Lost, Plaintext, TLSAnomaly, TLSSession, maybe_client_hello
-from wspcap.ws.deflate import MAX_INFLATED, DeflateParams, InflateBudget, Inflater, negotiate
-from wspcap.ws.frames import MAX_PAYLOAD, RSV1, Frame, FrameParser, plausible_frames
+from wspcap.rules.checks import ConnFacts, preview
+from wspcap.rules.thresholds import DEFAULT_THRESHOLDS
+from wspcap.tcp.reassembly import StreamReassembler
+from wspcap.tls import Lost, Plaintext, TLSAnomaly, TLSSession, maybe_client_hello
+from wspcap.ws.deflate import DeflateParams, InflateBudget, Inflater, negotiate
+from wspcap.ws.frames import RSV1, Frame, FrameParser, plausible_frames
 from wspcap.ws.messages import Message, MessageAssembler
 
-if TYPE_CHECKING:
-    from wspcap.sources.files import Batch
-
-__all__ = ["Collector", "Options", "Pipeline", "Session", "snap_detail"]
-
-C2S, S2C = "c2s", "s2c"
-#: Data chunks looked at, per direction, before a connection that is neither
-#: an HTTP upgrade nor framed like WebSocket is ignored.
-PROBE_CHUNKS = 4
-#: Segments held after a 101 answer captured before its request (two taps merged,
-#: clock skew: see Session._early_answer). Past them, or past ``max_pending``
-#: bytes, or at the end of input, the frames that follow the 101 are read as those
-#: of a connection whose request was not captured (only one direction captured, as
-#: with asymmetric routing).
-EARLY_CHUNKS = 64
-
-
-def snap_detail(packets: int) -> str:
-    """The detail of ``capture_truncated`` for packets cut by the snap length."""
-    return (f"{packets} packet was" if packets == 1 else f"{packets} packets were") + \
-        " cut by the snap length"
-
-
-@dataclass
-class Options:
-    """Limits of the engine; every one has a default that suits real traffic.
-
-    Attributes:
-        max_payload: payload bytes kept per frame.
-        max_inflated: inflated bytes allowed per message (decompression bomb
-            bound); the bounds across messages are thresholds
-            (``inflate_budget_connection``, ``inflate_budget_capture``).
-        max_pending: out-of-order bytes held per direction before a hole is a gap.
-        midstream: look for WebSocket frames in connections whose handshake
-            was not captured.
-        shard: ``(i, n)`` keeps only the connections whose flow hash is ``i``
-            modulo ``n`` (see :meth:`Pipeline._new_session`), so ``n`` readers
-            of one file share its connections; None keeps them all.
-        thresholds: limits of the anomaly rules
-            (:class:`~wspcap.rules.thresholds.Thresholds`; defaults if None).
-        keylog: TLS secrets (:class:`~wspcap.tls.KeyLog`) to decrypt wss://
-            connections with; it may grow while reading (a live capture
-            following a key log, or secrets embedded in a pcapng file).
-        tls_hold: protected bytes held per direction of a TLS connection
-            whose keys are not (yet) in the key log; 0 when the key log is
-            complete before reading starts (files), more for a key log that
-            is still being written (live).
-    """
-
-    max_payload: int = MAX_PAYLOAD
-    max_inflated: int = MAX_INFLATED
-    max_pending: int = MAX_PENDING
-    midstream: bool = True
-    shard: tuple[int, int] | None = None
-    thresholds: Thresholds | None = None
-    keylog: KeyLog | None = None
-    tls_hold: int = 0
-
-
-class Collector:
-    """Records produced by the pipeline, kept column-friendly.
-
-    The records of each kind, in order, are: those packed (:meth:`pack`,
-    without data payloads), then the columns the block path added
-    (``frame_chunks``/``message_chunks``, see :meth:`add_columns`), then the
-    named tuples the per-packet path added (``frames``/``messages``). Each
-    record has a key, ``conn_id * 2 + (1 if s2c else 0)`` (``frame_keys``/
-    ``message_keys`` for the tuples). :meth:`frame_view` and
-    :meth:`message_view` give every record; :meth:`frame_columns` and
-    :meth:`message_columns` those not packed yet, as columns. ``findings``
-    holds what the cross-record checks found about connections that ended
-    and were checked early (see :meth:`Pipeline.check_ended`) until they
-    join ``anomalies`` at the end.
-    """
-
-    def __init__(self) -> None:
-        self.frames: list[Frame] = []
-        self.frame_keys: list[int] = []
-        self.messages: list[Message] = []
-        self.message_keys: list[int] = []
-        self.anomalies: list[Anomaly] = []
-        self.sessions: list[Session] = []  # WebSocket sessions, by conn_id
-        self.packed_frames = Packed(Frame, FRAME_PACKING)
-        self.packed_messages = Packed(Message, MESSAGE_PACKING)
-        self.frame_chunks = Packed(Frame, FRAME_PACKING, keep_data=True)
-        self.message_chunks = Packed(Message, MESSAGE_PACKING, keep_data=True)
-        self.findings: list[Finding] = []
-        #: Called with each inflated message before it is kept, and keeps what
-        #: it returns: a writer that streams the tables (see
-        #: :class:`wspcap.export.PayloadSpool`) puts large payloads aside there.
-        self.spool: Callable[[Message], Message] | None = None
-
-    def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
-                frame_index: int | None, code: str, detail: str, packet: int | None,
-                offset: int | None = None) -> None:
-        self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
-                                      RULES[code].severity, detail, packet, offset))
-
-    @property
-    def unpacked(self) -> bool:
-        """Some frame or message is not packed."""
-        return bool(self.frames or self.messages or len(self.frame_chunks)
-                    or len(self.message_chunks))
-
-    def add_columns(self, frames: tuple[Columns, np.ndarray] | None,
-                    messages: tuple[Columns, np.ndarray] | None,
-                    frames_from: int, messages_from: int) -> None:
-        """Records as columns with their keys, after the tuples before
-        ``frames_from``/``messages_from``, in place of those after them (which
-        the columns must include)."""
-        for chunks, cols, records, keys, start in (
-                (self.frame_chunks, frames, self.frames, self.frame_keys, frames_from),
-                (self.message_chunks, messages, self.messages, self.message_keys,
-                 messages_from)):
-            if cols is None:
-                continue
-            if start:
-                chunks.add_columns(*to_columns(records[:start], chunks.packing), keys[:start])
-            chunks.add_columns(*cols[0], cols[1])
-            del records[:], keys[:]
-
-    def frame_columns(self) -> tuple[Columns, np.ndarray]:
-        """The frames not packed yet, as columns, and their keys."""
-        return _tail_columns(self.frame_chunks, self.frames, self.frame_keys)
-
-    def message_columns(self) -> tuple[Columns, np.ndarray]:
-        """The messages not packed yet, as columns, and their keys."""
-        return _tail_columns(self.message_chunks, self.messages, self.message_keys)
-
-    def pack(self, frames: tuple[Columns, np.ndarray] | None = None,
-             messages: tuple[Columns, np.ndarray] | None = None) -> None:
-        """Pack the frames and messages not packed yet.
-
-        ``frames`` and ``messages``, when given, are what :meth:`frame_columns`
-        and :meth:`message_columns` returned for those same records, which
-        spares making them again.
-
-        For a caller that has written those records out (see
-        :class:`wspcap.export.TableStream`): from then on they are there for
-        the cross-record rules at the end, which read no data payload, at a
-        few dozen bytes a record (see :mod:`wspcap.records`).
-        """
-        for packed, chunks, given, records, keys in (
-                (self.packed_frames, self.frame_chunks, frames, self.frames, self.frame_keys),
-                (self.packed_messages, self.message_chunks, messages, self.messages,
-                 self.message_keys)):
-            if given is not None:
-                packed.add_columns(*given[0], given[1])
-            else:
-                for part in chunks.parts():
-                    packed.add_columns(*part)
-                packed.add(records, keys)
-            chunks.clear()
-        self.frames, self.frame_keys = [], []
-        self.messages, self.message_keys = [], []
-
-    def frame_view(self) -> Sequence[Frame]:
-        """Every frame, packed or not, in order."""
-        return RecordView.of(_chain(self.packed_frames, self.frame_chunks), self.frames)
-
-    def message_view(self) -> Sequence[Message]:
-        """Every message, packed or not, in order."""
-        return RecordView.of(_chain(self.packed_messages, self.message_chunks), self.messages)
-
-    def all_frame_keys(self) -> list[int]:
-        """The key of every frame, packed or not, in order."""
-        return self.packed_frames.keys() + self.frame_chunks.keys() + self.frame_keys
-
-    def all_message_keys(self) -> list[int]:
-        """The key of every message, packed or not, in order."""
-        return self.packed_messages.keys() + self.message_chunks.keys() + self.message_keys
-
-
-def _chain(packed: Packed, chunks: Packed) -> Packed:
-    return Packed.chain([packed, chunks]) if len(chunks) else packed
-
-
-def _tail_columns(chunks: Packed, records: list[Any], keys: list[int]
-                  ) -> tuple[Columns, np.ndarray]:
-    parts = chunks.parts()
-    if records or not parts:
-        parts.append((*to_columns(records, chunks.packing), np.asarray(keys, np.int64)))
-    cols = concat_columns([(c, n) for c, n, _k in parts])
-    return cols, np.concatenate([k for _c, _n, k in parts])
-
+__all__ = ["Session"]
 
 class _Direction:
     """One direction of a session: the sink of its reassembler, parser and assembler."""
@@ -412,11 +185,11 @@ class Session:
     which direction is the client once known.
     """
 
-    def __init__(self, pipeline: Pipeline, tcp_stream: int, src: bytes, dst: bytes,
+    def __init__(self, shared: Shared, tcp_stream: int, src: bytes, dst: bytes,
                  sport: int, dport: int, ts: int) -> None:
-        self.pipeline = pipeline
-        self.collector = pipeline.collector
-        self.options = pipeline.options
+        self.shared = shared
+        self.collector = shared.collector
+        self.options = shared.options
         self.tcp_stream = tcp_stream
         self.addrs = (src, dst)
         self.ports = (sport, dport)
@@ -468,7 +241,6 @@ class Session:
         c = self.collector
         self.conn_id = len(c.sessions)
         c.sessions.append(self)
-        self.pipeline.unchecked.append(self)
         for d in self.dirs:
             d.name = C2S if d.d == client else S2C
             d.key = self.conn_id * 2 + (0 if d.d == client else 1)
@@ -589,7 +361,7 @@ class Session:
         """The connection starts with a ClientHello: its bytes go through the TLS
         layer, and what it decrypts goes where the bytes went (:meth:`_probe` first)."""
         opts = self.options
-        self.tls = TLSSession(self.pipeline.keylog, opts.tls_hold)
+        self.tls = TLSSession(self.shared.keylog, opts.tls_hold)
         for d in (0, 1):
             self.reasm[d].on_data = functools.partial(self._tls_segment, d)
 
@@ -882,7 +654,7 @@ class Session:
         """The connection's inflation budget (both directions share it) and the capture's."""
         th = self.options.thresholds or DEFAULT_THRESHOLDS
         return (InflateBudget(th.inflate_budget_connection, "connection"),
-                self.pipeline.inflate_budget)
+                self.shared.inflate_budget)
 
     @staticmethod
     def _frames(dr: _Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
@@ -934,7 +706,7 @@ class Session:
 
     def bulk_ready(self) -> bool:
         """Both directions are between WebSocket frames and messages with no byte
-        held back: the block path (:mod:`wspcap.blocks`) may take over."""
+        held back: the block path (:mod:`wspcap.engine.runs`) may take over."""
         if self.ignored or self.conn_id is None or self.tls is not None:
             return False
         for d in self.dirs:
@@ -997,6 +769,25 @@ class Session:
         c = self.client if self.client is not None else 0
         return (str(ipaddress.ip_address(self.addrs[c])), self.ports[c],
                 str(ipaddress.ip_address(self.addrs[1 - c])), self.ports[1 - c])
+
+    def facts(self) -> ConnFacts:
+        """What the cross-record rules read of this connection (read-only)."""
+        assert self.conn_id is not None
+        c = self.client if self.client is not None else 0
+        cd, sd = self.dirs[c], self.dirs[1 - c]
+        client_ip, _, server_ip, server_port = self.endpoints()
+        return ConnFacts(
+            conn_id=self.conn_id, handshake=self.handshake, established=self.established,
+            midstream=self.midstream_ws, tls=self.tls is not None, client_ip=client_ip,
+            server_ip=server_ip, server_port=server_port, ts_start=self.ts_start,
+            ts_end=self.ts_end, ts_request=self.ts_request, request_packet=self.request_packet,
+            ts_response=self.ts_response, response_packet=self.response_packet,
+            request_first_ts=cd.first_data_ts,
+            fin={C2S: cd.fin_seen, S2C: sd.fin_seen},
+            rst={C2S: cd.reset_first, S2C: sd.reset_first},
+            end_ts={C2S: cd.end_ts, S2C: sd.end_ts},
+            gap_bytes={C2S: self.reasm[c].gap_bytes, S2C: self.reasm[1 - c].gap_bytes},
+            deflate=self.deflate)
 
     def record(self) -> dict[str, Any]:
         """The connection's row for the connections table."""
@@ -1092,248 +883,3 @@ class _MidstreamInflater(Inflater):
             return out, "pmd_context_lost", ("compressed message refers to a window "
                                              f"from before the capture ({detail})")
         return out, problem, detail
-
-
-class Pipeline:
-    """Feed packets in, get records out.
-
-    Sans-I/O: performs no I/O. Call :meth:`receive_packet` for each packet in
-    capture order, then :meth:`finish` once.
-
-    Args:
-        options: engine limits (defaults if None).
-    """
-
-    def __init__(self, options: Options | None = None) -> None:
-        self.options = options or Options()
-        #: The TLS secrets every connection decrypts with (it may grow: :meth:`receive_secrets`).
-        self.keylog = self.options.keylog if self.options.keylog is not None else KeyLog()
-        self.collector = Collector()
-        self.decoder = PacketDecoder()
-        self.flows: dict[bytes, tuple[Session, int]] = {}
-        self.sessions_seen = 0
-        self.packets = 0
-        self.snap_cut = 0
-        self.last_ts = 0
-        #: Packets whose timestamp int64 nanoseconds cannot hold, and the first.
-        self.bad_ts = 0
-        self.first_bad_ts = 0
-        self._all: list[Session] = []
-        #: WebSocket sessions whose cross-record checks have not run yet.
-        self.unchecked: list[Session] = []
-        #: Frames that :meth:`receive_batch` made on its block path.
-        self.block_frames = 0
-        th = self.options.thresholds or DEFAULT_THRESHOLDS
-        #: Inflated bytes the capture's compressed messages may still make
-        #: (shared by every connection's inflaters); a caller that writes
-        #: messages out and lets go of their payloads gives their bytes back
-        #: (see :meth:`release_inflated`).
-        self.inflate_budget = InflateBudget(th.inflate_budget_capture, "capture")
-
-    def receive_secrets(self, text: str | bytes) -> None:
-        """More TLS key log lines (a key log being written, or a pcapng's secrets
-        block): connections holding records for want of keys open them now."""
-        if self.keylog.feed(text, final=True):
-            for session in self._all:
-                if session.tls is not None and not session.ignored:
-                    session.tls_events(session.tls.keys_added(), self.last_ts, self.packets)
-
-    def receive_packet(self, number: int, ts: int, linktype: int, data: bytes) -> None:
-        """Take one captured packet (``number`` is its 1-based position).
-
-        A ``ts`` outside int64 nanoseconds (or :data:`~wspcap.timestamps.TS_NULL`)
-        is taken as :data:`~wspcap.timestamps.TS_NULL` and flagged.
-        """
-        if not TS_MIN <= ts <= TS_MAX:
-            ts = self._bad_stamps(number, 1)
-        self.receive_segment(number, ts, self.decoder.decode(linktype, data))
-
-    def receive_batch(self, batch: Batch) -> None:
-        """Take a block of packets in capture order, as a file reader gives them.
-
-        The same records as :meth:`receive_packet` for each packet in turn
-        (see :mod:`wspcap.blocks`), at a fraction of the cost for the frames
-        of established WebSocket connections.
-        """
-        stamps = batch.stamps
-        if TS_NULL in stamps:  # the file's reader gives these for what int64 cannot hold
-            self._bad_stamps(batch.first + stamps.index(TS_NULL), stamps.count(TS_NULL))
-        receive_batch(self, batch)
-
-    def _bad_stamps(self, first: int, count: int) -> int:
-        """Count ``count`` packets without a valid timestamp, from packet ``first``."""
-        if not self.bad_ts:
-            self.first_bad_ts = first
-        self.bad_ts += count
-        return TS_NULL
-
-    def receive_segment(self, number: int, ts: int, seg: Segment | str | None) -> None:
-        """Take one packet that :class:`~wspcap.decode.PacketDecoder` decoded."""
-        self.packets = number
-        self.last_ts = ts
-        if seg is None:
-            return
-        if seg is FRAGMENT:
-            self.collector.anomaly(None, ts, None, None, "capture_ip_fragment",
-                                   f"packet {number} is an IP fragment", number)
-            return
-        # mypy does not narrow on `seg is FRAGMENT`; the local annotations (never
-        # evaluated at run time) give the Segment field types without adding a call.
-        key: bytes
-        src: bytes
-        dst: bytes
-        sport: int
-        dport: int
-        seq: int
-        ack: int
-        flags: int
-        payload: bytes
-        missing: int
-        key, src, dst, sport, dport, seq, ack, flags, payload, missing = (
-            seg)  # type: ignore[str-unpack, assignment]
-        entry = self.flows.get(key)
-        if entry is None or (flags & TCP_SYN and not flags & TCP_ACK
-                             and entry[0].reasm[entry[1]].syn_seen
-                             and (entry[0].reasm[entry[1]].next_seq is None or
-                                  _new_isn(entry[0], entry[1], seq))):
-            entry = self._new_session(key, src, dst, sport, dport, ts, entry)
-        session, d = entry
-        if session.ignored:
-            return
-        session.ts_end = ts
-        session.last_packet = number
-        if missing:
-            self.snap_cut += 1
-        if payload or missing or flags & (TCP_SYN | TCP_FIN | TCP_RST):
-            session.reasm[d].receive_segment(seq, flags, payload, missing, ts, number)
-        if flags & TCP_ACK:
-            session.acks[d] = ack
-            other = session.reasm[1 - d]
-            if other._pending:
-                other.receive_ack(ack, ts, number)
-
-    def _new_session(self, key: bytes, src: bytes, dst: bytes, sport: int, dport: int,
-                     ts: int, old: tuple[Session, int] | None) -> tuple[Session, int]:
-        if old is not None:  # the 4-tuple is reused by a new connection
-            old[0].finish()
-        session = Session(self, self.sessions_seen, src, dst, sport, dport, ts)
-        self.sessions_seen += 1
-        self._all.append(session)
-        entry = (session, 0)
-        self.flows[key] = entry
-        rkey = dst + src + key[-2:] + key[-4:-2]
-        self.flows[rkey] = (session, 1)
-        shard = self.options.shard
-        if shard is not None and zlib.crc32(min(key, rkey)) % shard[1] != shard[0]:
-            # Another shard's connection (the hash is of the canonical 4-tuple, so
-            # both directions agree): from now on its packets cost a decode and a lookup.
-            session.ignored = True
-        return entry
-
-    def release_inflated(self, size: int) -> None:
-        """``size`` inflated bytes were written out and are no longer held: they
-        no longer count against the capture's inflation budget (the
-        connections' budgets count every byte, wherever it went)."""
-        self.inflate_budget.used -= size
-
-    def check_ended(self) -> None:
-        """Run the cross-record checks of the connections that have ended, and let
-        go of their records.
-
-        For a caller that writes the tables while it reads (see
-        :class:`wspcap.export.TableStream`), right after
-        :meth:`Collector.pack`: every record is packed then. A connection
-        that has ended quietly (:meth:`Session.ended_quietly`) cannot get
-        another frame, message or parser anomaly that the checks read, so its
-        findings are those the end of input would give.
-        """
-        self._need_packed("check_ended")
-        ended: list[Session] = []
-        still: list[Session] = []
-        for s in self.unchecked:
-            (ended if s.ended_quietly() else still).append(s)
-        if not ended:
-            return
-        self.unchecked = still
-        ids = {s.conn_id for s in ended if s.conn_id is not None}  # (all have one)
-        c = self.collector
-        self._check_group(ended, c.packed_frames.take(ids), c.packed_messages.take(ids))
-
-    def _need_packed(self, name: str) -> None:
-        if self.collector.unpacked:
-            raise ValueError(f"{name}() needs every record packed (Collector.pack)")
-
-    def _check_group(self, group: list[Session], frames: Packed, messages: Packed) -> None:
-        """The per-connection checks of ``group``, over its packed records."""
-        part = Collector()
-        part.packed_frames = frames
-        part.packed_messages = messages
-        part.anomalies = self.collector.anomalies  # the checks pick their connections' own
-        self.collector.findings += check_connections(part, self.options.thresholds, group)
-
-    def check_packed(self, records: int = 1 << 16) -> None:
-        """Run the cross-record checks of every connection not checked yet, a
-        group of connections at a time, and let go of the packed records.
-
-        For a caller that packed every record (see :meth:`check_ended`) after
-        :meth:`finish` with ``check=False``: the checks then hold the lists
-        they build for about ``records`` frames and messages at once rather
-        than for the whole capture. Ends with the capture-wide checks, as
-        :meth:`finish` does.
-        """
-        self._need_packed("check_packed")
-        c = self.collector
-        groups: list[list[Session]] = [[]]
-        size = 0
-        for s in self.unchecked:
-            if size >= records:
-                groups.append([])
-                size = 0
-            groups[-1].append(s)
-            size += s.nframes + s.nmessages
-        ids = [{s.conn_id for s in group if s.conn_id is not None} for group in groups]
-        # (split leaves the collector's packed records empty)
-        parts = zip(groups, c.packed_frames.split(ids), c.packed_messages.split(ids),
-                    strict=True)
-        self.unchecked = []
-        for group, frames, messages in parts:
-            if group:
-                self._check_group(group, frames, messages)
-        run_checks(c, self.options.thresholds, unchecked=[])
-
-    def finish(self, truncated: str | None = None, check: bool = True,
-               corrupt: bool = False) -> Collector:
-        """End of input: flush every connection and return the records.
-
-        ``truncated`` says why the input stopped early (``corrupt``: the file
-        is damaged there, rather than cut short). With ``check=False`` the
-        cross-record checks are left to :meth:`check_packed`.
-        """
-        for session in self._all:
-            if not session.ignored or session.conn_id is not None:
-                session.finish()
-        c = self.collector
-        if truncated:
-            c.anomaly(None, self.last_ts, None, None,
-                      "capture_corrupt" if corrupt else "capture_truncated", truncated, None)
-        if self.bad_ts:
-            c.anomaly(None, TS_NULL, None, None, "capture_timestamp_invalid",
-                      f"{self.bad_ts} packets have a timestamp outside int64 nanoseconds "
-                      f"(years 1677 to 2262); their ts is null (first: packet "
-                      f"{self.first_bad_ts})", self.first_bad_ts)
-        if self.snap_cut:
-            c.anomaly(None, self.last_ts, None, None, "capture_truncated",
-                      snap_detail(self.snap_cut), None)
-        if check:  # the cross-record rules, once per connection
-            run_checks(c, self.options.thresholds, unchecked=self.unchecked)
-            self.unchecked = []
-        self.flows = {}
-        self._all = []
-        return c
-
-
-def _new_isn(session: Session, d: int, seq: int) -> bool:
-    """A SYN whose sequence number is not the one this connection started with."""
-    r = session.reasm[d]
-    return r.offset > 0 or r.fin_done or r.rst_seen or session.reasm[1 - d].fin_done
-

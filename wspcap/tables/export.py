@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from wspcap.errors import ConfigError
-from wspcap.tables import (
+from wspcap.tables.build import (
     FRAME_SCHEMA,
     MESSAGE_SCHEMA,
     RunningIndex,
@@ -28,12 +28,11 @@ from wspcap.tables import (
 )
 
 if TYPE_CHECKING:
-    from wspcap.capture import Capture
-    from wspcap.pipeline import Collector
+    from wspcap.engine import Collector
     from wspcap.ws.messages import Message
 
 __all__ = ["FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
-           "arrow_schema", "table_path", "textual", "write_parquet", "write_table",
+           "arrow_schema", "table_path", "textual", "write_table",
            "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
@@ -92,7 +91,7 @@ class PayloadSpool:
     with every other message of the same 2 MiB block of the capture, until the
     block's records are written: a capture of such messages took 5.9 GB to
     analyze into Parquet. Set as :attr:`Collector.spool
-    <wspcap.pipeline.Collector.spool>`, it is given each inflated message and
+    <wspcap.engine.Collector.spool>`, it is given each inflated message and
     returns it with the payload (and text) replaced by a
     :class:`SpooledBytes` marker when the payload is ``min_size`` bytes or
     more; :class:`TableStream` reads the payload back when it writes that
@@ -340,11 +339,6 @@ def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
     return writer.close()
 
 
-def write_parquet(df: pd.DataFrame, path: str) -> None:
-    """Write one table as Parquet, in row groups of about SLICE_BYTES of payload."""
-    write_table(df, path, "parquet")
-
-
 def textual(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601."""
     out = df.copy()
@@ -367,11 +361,12 @@ def table_path(directory: str | os.PathLike[str], name: str, fmt: str) -> str:
     return os.path.join(os.fspath(directory), f"{name}.{_EXT[fmt]}")
 
 
-def write_tables(capture: Capture, directory: str | os.PathLike[str], fmt: str) -> list[str]:
+def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> list[str]:
     """Write the four tables of ``capture`` into ``directory``.
 
     Args:
-        capture: the tables.
+        capture: the tables (a :class:`~wspcap.tables.Capture`, or anything
+            with the four tables as attributes).
         directory: created if missing.
         fmt: ``parquet``, ``csv`` or ``jsonl``.
 
@@ -396,7 +391,7 @@ class TableStream:
 
     Bounded memory for captures of any payload size: each :meth:`spill`
     writes the frames and messages collected since the last one, then packs
-    them into columns in the collector (:meth:`~wspcap.pipeline.Collector.pack`):
+    them into columns in the collector (:meth:`~wspcap.engine.Collector.pack`):
     what stays is a few dozen bytes per record, without data payloads, which
     the cross-record rules read at the end. Rows come out in the same order
     and with the same values as :func:`write_tables` gives for the whole

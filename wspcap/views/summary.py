@@ -18,7 +18,8 @@ from wspcap.rules.registry import RULES
 if TYPE_CHECKING:
     import pandas as pd
 
-    from wspcap.capture import Capture, Written
+    from wspcap.tables.capture import Capture
+    from wspcap.tables.stream import Written
 
 __all__ = ["console_width", "plural", "print_summary"]
 

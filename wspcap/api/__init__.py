@@ -1,0 +1,1 @@
+"""The public API's functions: reading captures (one, many, live) into tables."""

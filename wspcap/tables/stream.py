@@ -1,0 +1,112 @@
+"""Writing the tables while the engine reads: the same code for ``analyze -o``
+and for live capture into a directory."""
+
+from __future__ import annotations
+
+import gc
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+
+from wspcap.engine import Pipeline
+from wspcap.tables.build import anomalies_table, connections_table
+from wspcap.tables.capture import CaptureInfo
+from wspcap.tables.export import PayloadSpool, TableStream
+
+__all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
+
+#: :func:`~wspcap.api.reading.analyze_to` writes when this many file bytes were
+#: read, or this much message payload collected, since it last wrote.
+SPILL_BYTES = 4 << 20
+#: ... which it looks at every time this many more file bytes were read.
+LOOK_BYTES = 1 << 20
+
+
+@dataclass
+class Written:
+    """What :func:`analyze_to` wrote, and the small tables it kept.
+
+    Attributes:
+        paths: the four files, in the order connections, frames, messages,
+            anomalies.
+        connections: the connections table.
+        anomalies: the anomalies table.
+        info: a :class:`CaptureInfo`.
+    """
+
+    paths: list[str]
+    connections: pd.DataFrame
+    anomalies: pd.DataFrame
+    info: CaptureInfo
+
+
+class TablesWriter:
+    """Writes a pipeline's frames and messages while it runs (for
+    :func:`analyze_to`, and live capture into a directory), so that memory
+    holds neither every payload nor every record.
+
+    Call :meth:`look` after feeding the pipeline, and :meth:`close` after
+    ``pipeline.finish(check=False)``.
+
+    Args:
+        pipeline: the pipeline whose collector is written.
+        directory: where the tables go (created if missing).
+        fmt: ``parquet`` (row groups), ``csv`` or ``jsonl``.
+        spill_bytes: bytes of input, or of message payload, between two
+            writes (looked at every LOOK_BYTES of input; 0 writes every time;
+            SPILL_BYTES by default).
+        spool: put large inflated payloads aside in a temporary file in
+            ``directory`` until they are written
+            (:class:`~wspcap.tables.export.PayloadSpool`), so that they do not wait
+            in memory for the end of the block of input that made them; for
+            a caller that reads no payload from the collector meanwhile.
+
+    Attributes:
+        writes: how many times the records were written and packed so far
+            (each time, the collector's unpacked record lists start empty).
+
+    Raises:
+        ConfigError: an unknown format.
+    """
+
+    def __init__(self, pipeline: Pipeline, directory: str | os.PathLike[str],
+                 fmt: str = "parquet", spill_bytes: int | None = None,
+                 spool: bool = False) -> None:
+        self.pipeline = pipeline
+        self.stream = TableStream(directory, fmt)
+        if spool:
+            pipeline.collector.spool = self.stream.spool = PayloadSpool(directory)
+        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self.writes = 0
+        self._written_at = 0  # input position at the last write
+        self._next_look = 0
+
+    def look(self, position: int) -> bool:
+        """After input up to ``position`` bytes: write the records gathered
+        since the last write, when ``spill_bytes`` of input or of message
+        payload (inflation can make more of the second) came since; then run
+        the checks of the connections that have ended and let go of their
+        records. Returns True when it looked (every LOOK_BYTES of input)."""
+        if position < self._next_look:
+            return False
+        self._next_look = position + min(LOOK_BYTES, self.spill_bytes)
+        col = self.pipeline.collector
+        if (position - self._written_at >= self.spill_bytes
+                or self.stream.unwritten_bytes(col) >= self.spill_bytes):
+            self.pipeline.release_inflated(self.stream.spill(col))
+            self.pipeline.check_ended()
+            gc.collect(0)  # what building the part's tables left behind
+            self._written_at = position
+            self.writes += 1
+        return True
+
+    def close(self, info: CaptureInfo) -> Written:
+        """Write what is left, run the remaining checks (a group of
+        connections at a time), and write the connections and anomalies."""
+        col = self.pipeline.collector
+        self.pipeline.release_inflated(self.stream.spill(col))
+        self.writes += 1
+        self.pipeline.check_packed()
+        connections, anomalies = connections_table(col), anomalies_table(col)
+        return Written(self.stream.close(connections, anomalies), connections, anomalies, info)

@@ -1,0 +1,2 @@
+"""Views of a capture's tables: the console summary, plots, the HTML report
+and the live console view."""
