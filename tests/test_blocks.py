@@ -31,6 +31,7 @@ from wspcap.engine import runs as blocks
 from wspcap.sources import Batch, files, open_capture
 from wspcap.tables.capture import Capture, CaptureInfo
 from wspcap.ws.frames import FrameParser
+from wspcap.ws.runs import FrameRun, whole_frames
 
 TABLES = ("connections", "frames", "messages", "anomalies")
 #: the module's own threshold (the fixture below lowers it for every test)
@@ -340,7 +341,7 @@ def test_whole_frames_are_what_the_parser_scans(frames: list[tuple[int, bool, in
         buf += seg
     starts = np.array(ps, np.int64)
     sizes = np.array([len(seg) for seg in segments], np.int64)
-    got = blocks._whole_frames(bytes(buf), starts, sizes)
+    got = whole_frames(bytes(buf), starts, sizes)
     _stream, fs, hls, lengths = FrameParser(_NoSink()).scan(joined)
     one_each = fs == list(np.cumsum(sizes) - sizes) and len(fs) == len(segments)
     if one_each and all(hl - 4 * (b & 0x80 != 0) < 10 for hl, b in
@@ -361,9 +362,9 @@ def test_written_in_parts_from_blocks(tmp_path: Path, name: str, spill_bytes: in
     path = SAMPLES_DIR / name
     want = read(path)
     emitted = []
-    take = blocks._Scan.take
+    take = FrameRun.take
     monkeypatch.setattr(files, "BLOCK_SIZE", 700)  # small blocks: most after the handshake
-    monkeypatch.setattr(blocks._Scan, "take",
+    monkeypatch.setattr(FrameRun, "take",
                         lambda self, *a: emitted.append(self.k) or take(self, *a))
     analyze_to(path, tmp_path / "parts", spill_bytes=spill_bytes)
     assert sum(emitted) > 0  # the block path made some of the records

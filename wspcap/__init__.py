@@ -19,6 +19,7 @@ report, live view); then the API's functions (:mod:`wspcap.api`) and the CLI
 
 from typing import TYPE_CHECKING, Any
 
+from wspcap.constants import __version__
 from wspcap.errors import CaptureFormatError, ConfigError, WspcapError
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ def __dir__() -> list[str]:
     """The public API only (not ``Any``, ``TYPE_CHECKING`` or loaded submodules)."""
     return sorted(__all__)
 
-__version__ = "0.1.0"
 
 __all__ = [
     "Capture",

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from wspcap import __version__
+from wspcap.constants import __version__
 from wspcap.errors import ConfigError, WspcapError
 
 if TYPE_CHECKING:

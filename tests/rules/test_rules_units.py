@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wspcap.rules.checks import preview
+from wspcap.rules.context import preview
 from wspcap.rules.sec import (
     _has_intent_token,
     _predictable,

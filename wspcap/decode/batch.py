@@ -22,11 +22,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from wspcap.decode.link import (
-    AF_INET,
-    AF_INET6,
-    ETH_IPV4,
-    ETH_IPV6,
+from wspcap.decode.link import AF_INET, AF_INET6, ETH_IPV4, ETH_IPV6
+from wspcap.sources.linktypes import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_IPV6,

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
 
 from wspcap.engine.options import Options
-from wspcap.rules.checks import ConnFacts, Finding
+from wspcap.rules.context import ConnFacts, Finding
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.tls import KeyLog
 from wspcap.ws.deflate import InflateBudget
@@ -82,6 +83,19 @@ class Collector:
                 offset: int | None = None) -> None:
         self.anomalies.append(Anomaly(conn_id, ts, direction, frame_index, code,
                                       RULES[code].severity, detail, packet, offset))
+
+    @contextlib.contextmanager
+    def diverted(self, messages: list[Message], keys: list[int],
+                 anomalies: list[Anomaly]) -> Iterator[None]:
+        """Messages and anomalies added meanwhile go to the given lists
+        instead, for a caller that puts them in order itself (the block path:
+        see :mod:`wspcap.engine.runs`)."""
+        saved = self.messages, self.message_keys, self.anomalies
+        self.messages, self.message_keys, self.anomalies = messages, keys, anomalies
+        try:
+            yield
+        finally:
+            self.messages, self.message_keys, self.anomalies = saved
 
     @property
     def unpacked(self) -> bool:

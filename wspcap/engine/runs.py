@@ -65,15 +65,18 @@ conversations cut into blocks at random):
 from __future__ import annotations
 
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import numpy as np
 
+from wspcap.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, PacketDecoder, Segment
 from wspcap.decode.batch import DecodedBatch, decode_batch
-from wspcap.tcp.reassembly import HISTORY, SEQ_MASK
-from wspcap.ws.frames import FIN, LEN7, MASKED, OPCODE, RSV1, RSV2, RSV3, Frame, opcode_name
-from wspcap.ws.mask import frame_payloads
-from wspcap.ws.messages import Message
+from wspcap.engine.collector import Collector
+from wspcap.engine.options import Options
+from wspcap.engine.session import Session
+from wspcap.tcp.reassembly import HISTORY
+from wspcap.ws.frames import Frame
+from wspcap.ws.messages import Message, MessageAssembler, plain_frames, plain_messages
 from wspcap.ws.records import (
     FRAME_PACKING,
     MESSAGE_PACKING,
@@ -82,19 +85,32 @@ from wspcap.ws.records import (
     take_columns,
     to_columns,
 )
+from wspcap.ws.runs import FrameRun
 
 if TYPE_CHECKING:
-    from wspcap.engine import Collector, Pipeline, Session
     from wspcap.rules.registry import Anomaly
     from wspcap.sources.files import Batch
 
-__all__ = ["receive_batch"]
+__all__ = ["Pipeline", "receive_batch"]
+
+
+class Pipeline(Protocol):
+    """What the block path uses of the driver
+    (:class:`wspcap.engine.driver.Pipeline`)."""
+
+    options: Options
+    collector: Collector
+    decoder: PacketDecoder
+    flows: dict[bytes, tuple[Session, int]]
+    packets: int
+    last_ts: int
+    block_frames: int
+
+    def receive_segment(self, number: int, ts: int, seg: Segment | str | None) -> None: ...
 
 # tuple.__new__ bound to the class (NamedTuple._make checks the length, in Python).
 _make_frame = partial(tuple.__new__, Frame)
-_SYN = 0x02
-_ENDS = 0x07  # FIN, SYN, RST
-_ACK = 0x10
+_ENDS = TCP_FIN | TCP_SYN | TCP_RST
 #: A connection takes the block path for a run of at least this many plain
 #: packets: below, the per-packet path costs less than the array set-up.
 MIN_PACKETS = 64
@@ -127,7 +143,7 @@ class _Records:
         self.anomalies: list[Anomaly] = []
         self.anomaly_at: list[int] = []
         #: the directions whose frames the block path keeps, in block order
-        self.scans: list[_Scan] = []
+        self.sides: list[_Side] = []
 
 
 def receive_batch(p: Pipeline, batch: Batch) -> None:
@@ -190,7 +206,7 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
             if entry is not None and id(entry[0]) in where:
                 sess[i] = where[id(entry[0])]
     # A connection's block part ends at its first packet that is not plain.
-    plain = dec.simple & np.where(dropping[sess], flags & _SYN == 0, flags & _ENDS == 0)
+    plain = dec.simple & np.where(dropping[sess], flags & TCP_SYN == 0, flags & _ENDS == 0)
     order = np.argsort(sess, kind="stable")
     bounds = np.searchsorted(sess[order], np.arange(len(sessions) + 1))
     taken = np.zeros(n, bool)
@@ -211,7 +227,7 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
                 stamps_arr = np.asarray(stamps, np.int64)
             taken[_session(p, session, batch, stamps_arr, dec, pk[pk < cut], pdir, cut,
                            out)] = True
-    if out.scans:
+    if out.sides:
         assert stamps_arr is not None
         _emit(p, out, batch, stamps_arr)
     rest = np.flatnonzero(~taken)
@@ -327,6 +343,14 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
         c.anomalies[mark:] = [every[i] for i in perm]
 
 
+class _Side(NamedTuple):
+    """One direction of a connection taking the block path, and its frames."""
+
+    session: Session
+    d: int
+    run: FrameRun
+
+
 def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: DecodedBatch,
              pk: np.ndarray, pdir: np.ndarray, cut: int, out: _Records) -> np.ndarray:
     """The block part of one ready connection, from its plain packets ``pk``
@@ -334,52 +358,58 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     if not len(pk):
         return pk
     pstart, pend = dec.pstart, dec.pend
-    # 1. In-order segments only: each must start where the last one ended.
+    # 1. In-order segments only (the reassembler says which).
     chunks: list[np.ndarray] = []
     for d in (0, 1):
         mine = pk[pdir[pk] == d]
         data = mine[pend[mine] > pstart[mine]]
         if len(data):
-            sizes = pend[data] - pstart[data]
-            want = (s.reasm[d].next_seq + np.cumsum(sizes) - sizes) & SEQ_MASK
-            off = np.flatnonzero(dec.seq[data] != want)
-            if len(off):
-                cut = min(cut, int(data[off[0]]))
+            n = s.reasm[d].in_order(dec.seq[data], pend[data] - pstart[data])
+            if n < len(data):
+                cut = min(cut, int(data[n]))
         chunks.append(data)
     # 2. Each direction's frames, up to the first that breaks a framing rule.
-    scans: list[_Scan] = []
+    sides: list[_Side] = []
     for d in (0, 1):
         data = chunks[d][chunks[d] < cut]
         if len(data):
-            scan = _Scan(s, d, batch, stamps, data, pstart[data], pend[data],
-                         p.options.max_payload)
-            scans.append(scan)
-            cut = min(cut, scan.cut)
+            run = FrameRun(s.dirs[d].parser, batch.buf, data,  # type: ignore[arg-type]
+                           pstart[data], pend[data], stamps, p.options.max_payload)
+            sides.append(_Side(s, d, run))
+            cut = min(cut, run.cut)
     used = pk[pk < cut]
     if not len(used):
         return used
     # 3. Frame indices follow the emitting packets, both directions merged. The
     # records are made later, for every connection of the block at once (_emit).
-    for scan in scans:
-        scan.keep(cut)
-    at = np.concatenate([scan.end_at[:scan.k] for scan in scans]) if scans else _EMPTY
+    for side in sides:
+        side.run.keep(cut)
+    at = (np.concatenate([side.run.end_at[:side.run.k] for side in sides]) if sides
+          else _EMPTY)
     order = np.argsort(at, kind="stable")
     index = np.empty(len(order), np.int64)
     index[order] = np.arange(s.nframes, s.nframes + len(order))
     lo = 0
-    for scan in scans:
-        k = scan.k
-        if k:
-            scan.take(index[lo:lo + k])
-            out.scans.append(scan)
-        lo += k
+    for side in sides:
+        run = side.run
+        if run.k:
+            run.take(index[lo:lo + run.k])
+            s.dirs[side.d].took_frames(run.k, run.last_offset, int(run.indices[-1]))
+            out.sides.append(side)
+        lo += run.k
     s.nframes += len(order)
-    # 4. State, as the per-packet path would have left it.
-    for scan in scans:
-        scan.commit(cut)
+    # 4. The layers' state, as the per-packet path would have left it.
+    for side in sides:
+        run = side.run
+        m, fed = run.fed(cut)
+        stream, stop, start_ts = run.rest(m, fed) if m else (b"", 0, 0)
+        s.dirs[side.d].parser.commit_run(run.k, stream, stop, fed,  # type: ignore[union-attr]
+                                         start_ts)
+        if m:
+            s.reasm[side.d].took_in_order(fed - run.held, run.segments(max(0, m - HISTORY), m))
     for d in (0, 1):
         mine = used[pdir[used] == d]
-        acked = mine[dec.flags[mine] & _ACK != 0]
+        acked = mine[dec.flags[mine] & TCP_ACK != 0]
         if len(acked):
             s.acks[d] = int(dec.ack[acked[-1]])
     last = int(used[-1])
@@ -388,44 +418,87 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     return used
 
 
-_FOUR = np.arange(4)
+def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
+    """The records of the frames every direction in ``out.sides`` took: frames
+    as columns, and messages, those of plain frames as columns and the others
+    from the direction's assembler, one by one (its messages and anomalies go
+    to ``out``, as the per-packet path's would to the collector)."""
+    sides = out.sides
+    runs = [side.run for side in sides]
+    ks = np.array([run.k for run in runs], np.int64)
+    total = int(ks.sum())
+    first = np.cumsum(ks) - ks  # each direction's first frame
 
+    def joined(name: str) -> np.ndarray:
+        return np.concatenate([getattr(run, name)[:run.k] for run in runs])
 
-def _whole_frames(buf: bytes, ps: np.ndarray, sizes: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray] | None:
-    """Header and payload lengths of the frames in ``buf[ps[i]:ps[i] + sizes[i]]``
-    when each of these segments is exactly one whole frame with a 7- or 16-bit
-    length, as most segments of real traffic are (a sender writes a message a
-    frame at a time); None when one is not."""
-    if not len(ps) or int(sizes.min()) < 2:
-        return None
-    view = np.frombuffer(buf, np.uint8)
-    b1 = view[ps + 1]
-    length = (b1 & LEN7).astype(np.int64)
-    hl = np.where(b1 & MASKED, 6, 2)
-    ext = length == 126
-    if ext.any():
-        if (length == 127).any():
-            return None
-        top = len(view) - 1  # (a segment too short for its header fails the test below)
-        wide = (view[np.minimum(ps + 2, top)].astype(np.int64) << 8) \
-            | view[np.minimum(ps + 3, top)]
-        length = np.where(ext, wide, length)
-        hl += 2 * ext
-    elif (length == 127).any():
-        return None
-    if not np.array_equal(hl + length, sizes):
-        return None
-    return hl, length
+    def each(values: list[Any]) -> np.ndarray:
+        return np.repeat(np.array(values, np.int64), ks)
 
+    parts = [run.frame_columns() for run in runs]
+    fc: dict[str, np.ndarray] = {name: np.concatenate([part[name] for part in parts])
+                                 for name in parts[0]}
+    end_at = joined("end_at")
+    held = joined("start_chunk") < 0
+    indices = joined("indices")
+    payloads: list[bytes] = []
+    for run in runs:
+        payloads += run.payloads
+    payload = np.empty(total, dtype=object)
+    payload[:] = payloads
+    fc["ts"] = stamps[end_at]
+    fc["packet"] = batch.first + end_at
+    fc["ts_start"] = np.where(held, each([run.held_since for run in runs]),
+                              stamps[joined("start_at")])
+    fc["payload"] = payload
+    fc["missing"] = np.zeros(total, np.uint64)
+    fc = {name: fc[name] for name in Frame._fields}  # the records' field order
+    keys = each([side.session.dirs[side.d].key for side in sides])
+    masked = fc["masked"]
+    out.frames.append((fc, {"mask_key": ~masked}))
+    out.frame_keys.append(keys)
+    out.frame_at.append(end_at)
+    out.nframes += total
 
-def _joined(buf: bytes, ps: np.ndarray, pe: np.ndarray) -> bytes:
-    """The segments ``buf[ps[i]:pe[i]]`` one after the other."""
-    return b"".join([buf[x:y] for x, y in zip(ps.tolist(), pe.tolist(), strict=True)])
-
-
-#: message type by opcode (as the assembler names them)
-_TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
+    # Messages: plain frames while their assembler is idle are messages of
+    # their own (wspcap.ws.messages.plain_frames); every other frame goes to
+    # the direction's assembler.
+    lengths = fc["payload_len"]
+    plain, texts = plain_frames(
+        fc["fin"], fc["rsv1"] | fc["rsv2"] | fc["rsv3"], fc["opcode"], masked,
+        each([side.d == side.session.client for side in sides]).astype(bool), lengths, payloads)
+    odd = np.add.reduceat(~plain, first) if total else ks
+    bulk = plain.copy()
+    made_at: list[int] = []  # frame of each message an assembler made
+    made: list[Message] = []
+    frame = None
+    # The assemblers' messages and anomalies go to out (see _merge).
+    with p.collector.diverted(out.tuples, out.tuple_keys, out.anomalies):
+        for i, side in enumerate(sides):
+            lo, k = int(first[i]), side.run.k
+            assembler = side.session.dirs[side.d].assembler
+            assert assembler is not None
+            if not odd[i] and assembler.idle:
+                n = k
+            else:
+                if frame is None:
+                    frame = _FrameMaker(fc, payloads, int(odd.sum()) > total // 8)
+                n = _assemble(assembler, lo, k, plain, bulk, frame, out, made, made_at, end_at,
+                              indices)
+            assembler.took_plain(n)
+            side.session.nmessages += n
+    pos = np.flatnonzero(bulk)
+    messages = plain_messages(fc, pos, texts, indices)
+    if made:
+        # In frame order: a frame's messages come out as it is taken.
+        at = np.concatenate([pos, np.asarray(made_at, np.int64)])
+        order = np.argsort(at, kind="stable")
+        messages = take_columns(concat_columns([messages, to_columns(made, MESSAGE_PACKING)]),
+                                order)
+        pos = at[order]
+    out.messages.append(messages)
+    out.message_keys.append(keys[pos])
+    out.message_at.append(end_at[pos])
 
 
 class _FrameMaker:
@@ -448,265 +521,13 @@ class _FrameMaker:
         return _make_frame((*head, self.payloads[j], 0))
 
 
-class _Scan:
-    """One direction's segments in a block: its frames found, then made records.
-
-    Args:
-        s, d: the connection and direction.
-        batch: the block; stamps: its timestamps as an array.
-        chunks: batch indices of the direction's data segments, in order.
-        ps, pe: where their payloads are in the batch's buffer.
-        max_payload: frames longer than this are left to the per-packet path.
-    """
-
-    def __init__(self, s: Session, d: int, batch: Batch, stamps: np.ndarray,
-                 chunks: np.ndarray, ps: np.ndarray, pe: np.ndarray, max_payload: int) -> None:
-        self.s = s
-        self.d = d
-        self.batch = batch
-        self.stamps = stamps
-        self.chunks = chunks
-        self.ps, self.pe = ps, pe
-        dr = s.dirs[d]
-        self.dr = dr
-        parser = dr.parser
-        assert parser is not None and dr.assembler is not None
-        self.parser = parser
-        self.assembler = dr.assembler
-        buf = batch.buf
-        sizes = pe - ps
-        whole = None if parser.holding else _whole_frames(buf, ps, sizes)
-        if whole is not None:
-            # Each segment is one whole frame: no need to join them to find the
-            # frames, which are taken from the block's buffer where they are.
-            self._stream: bytes | None = None
-            self.held = 0
-            self.cum_end = np.cumsum(sizes)
-            self.src, self.src_starts = buf, ps
-            fs = self.starts = self.cum_end - sizes
-            hl, plen = whole
-        else:
-            data = _joined(buf, ps, pe)
-            stream, starts, hls, lengths = parser.scan(data)
-            self._stream = stream
-            self.held = len(stream) - len(data)  # bytes the parser held before the block
-            self.cum_end = self.held + np.cumsum(sizes)  # stream end after each chunk
-            fs = self.starts = np.asarray(starts, np.int64)
-            hl = np.asarray(hls, np.int64)
-            plen = np.asarray(lengths, np.int64)
-            self.src, self.src_starts = stream, fs
-        self.hls, self.lengths = hl, plen
-        # The packet that completes each frame, and the chunk that brought its first
-        # byte (-1: the bytes held from before).
-        end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
-        self.end_at = chunks[end_chunk] if len(fs) else _EMPTY
-        self.start_chunk = np.where(fs < self.held, -1,
-                                    np.searchsorted(self.cum_end, fs, "right"))
-        head = np.frombuffer(self.src, np.uint8)
-        self.b0 = head[self.src_starts].astype(np.int64)
-        masked = (head[self.src_starts + 1] & MASKED) != 0
-        self.masked = masked
-        base = hl - np.where(masked, 4, 0)
-        self.enc = np.where(base == 2, 7, np.where(base == 4, 16, 64))
-        framed = (plen <= max_payload) & ~(((self.enc == 16) & (plen < 126))
-                                            | ((self.enc == 64) & (plen < 0x10000)))
-        bad = np.flatnonzero(~framed)
-        self.framed = int(bad[0]) if len(bad) else len(fs)  # frames before the first bad one
-        #: the packet from which this direction must go per packet
-        self.cut = self._start_packet(self.framed) if len(bad) else _NEVER
-        self.k = 0
-
-    def stream(self, stop: int, used: int) -> bytes:
-        """The direction's stream as :meth:`FrameParser.scan` gives it, where
-        bytes from ``stop`` to ``used`` are wanted (the frames taken from the
-        block's buffer are joined only then)."""
-        if self._stream is None:
-            if stop >= used:
-                return b""
-            self._stream = _joined(self.batch.buf, self.ps, self.pe)
-        return self._stream
-
-    def _start_packet(self, j: int) -> int:
-        """Batch index of the packet from which frame ``j`` goes per packet."""
-        return int(self.chunks[max(int(self.start_chunk[j]), 0)])
-
-    def keep(self, cut: int) -> None:
-        """Keep the frames emitted before packet ``cut``."""
-        self.k = min(self.framed, int(np.searchsorted(self.end_at, cut, "left")))
-
-    def take(self, indices: np.ndarray) -> None:
-        """Take the kept frames, with ``indices`` as their frame_index: what
-        :func:`_emit` needs of this direction, and the direction's counters
-        as the per-packet path would leave them (before :meth:`commit`)."""
-        k = self.k
-        self.indices = indices
-        parser = self.parser
-        dr = self.dr
-        self.base = parser.base
-        self.held_since = parser.held_since
-        starts = self.starts[:k]
-        at = self.src_starts[:k] + self.hls[:k]
-        self.payloads = frame_payloads(self.src, at, self.lengths[:k], self.masked[:k])
-        # Each frame's 4 bytes before its payload: the masking key where it is masked.
-        self.key_bytes = np.frombuffer(self.src, np.uint8)[(at - 4)[:, None] + _FOUR]
-        sc = self.start_chunk[:k]
-        self.start_at = self.chunks[np.maximum(sc, 0)]  # packet that brought the first byte
-        dr.frames += k
-        dr.last_frame_offset = int(starts[-1]) + self.base
-        dr.last_frame_index = int(indices[-1])
-        parser.frames += k
-
-    def commit(self, cut: int) -> None:
-        """Leave the parser and reassembler as the per-packet path would have."""
-        k = self.k
-        chunks = self.chunks
-        m = int(np.searchsorted(chunks, cut, "left"))  # chunks fed
-        if not m:
-            return
-        used = int(self.cum_end[m - 1])
-        stop = int(self.starts[k - 1] + self.hls[k - 1] + self.lengths[k - 1]) if k else 0
-        parser = self.parser
-        if stop < used and stop >= self.held:  # the next frame's first byte came in a chunk
-            start_ts = self.batch.stamps[int(chunks[np.searchsorted(self.cum_end, stop,
-                                                                    "right")])]
-        else:
-            start_ts = parser.held_since
-        parser.took(self.stream(stop, used), stop, used, start_ts)
-        buf = self.batch.buf
-        lo = max(0, m - HISTORY)
-        last = [buf[x:y] for x, y in zip(self.ps[lo:m].tolist(), self.pe[lo:m].tolist(),
-                                         strict=True)]
-        self.s.reasm[self.d].took_in_order(used - self.held, last)
-
-
-def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
-    """The records of the frames every direction in ``out.scans`` took: frames
-    as columns, and messages, those of plain frames as columns and the others
-    from the direction's assembler, one by one (its messages and anomalies go
-    to ``out``, as the per-packet path's would to the collector)."""
-    scans = out.scans
-    ks = np.array([scan.k for scan in scans], np.int64)
-    total = int(ks.sum())
-    first = np.cumsum(ks) - ks  # each direction's first frame
-
-    def joined(name: str) -> np.ndarray:
-        return np.concatenate([getattr(scan, name)[:scan.k] for scan in scans])
-
-    def each(values: list[Any]) -> np.ndarray:
-        return np.repeat(np.array(values, np.int64), ks)
-
-    starts, hls, lengths = joined("starts"), joined("hls"), joined("lengths")
-    b0, masked, end_at = joined("b0"), joined("masked"), joined("end_at")
-    held = joined("start_chunk") < 0
-    indices = joined("indices")
-    payloads: list[bytes] = []
-    for scan in scans:
-        payloads += scan.payloads
-    kb = np.concatenate([scan.key_bytes for scan in scans]).astype(np.uint32)
-    payload = np.empty(total, dtype=object)
-    payload[:] = payloads
-    fc: dict[str, np.ndarray] = {
-        "offset": starts + each([scan.base for scan in scans]),
-        "ts": stamps[end_at],
-        "packet": batch.first + end_at,
-        "ts_start": np.where(held, each([scan.held_since for scan in scans]),
-                             stamps[joined("start_at")]),
-        "fin": (b0 & FIN) != 0,
-        "rsv1": (b0 & RSV1) != 0,
-        "rsv2": (b0 & RSV2) != 0,
-        "rsv3": (b0 & RSV3) != 0,
-        "opcode": (b0 & OPCODE).astype(np.uint8),
-        "masked": masked,
-        "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16) | (kb[:, 2] << 8)
-                             | kb[:, 3], 0).astype(np.uint32),
-        "length_encoding": joined("enc").astype(np.uint8),
-        "payload_len": lengths.astype(np.uint64),
-        "header_len": hls.astype(np.uint8),
-        "payload": payload,
-        "missing": np.zeros(total, np.uint64),
-    }
-    keys = each([scan.dr.key for scan in scans])
-    out.frames.append((fc, {"mask_key": ~masked}))
-    out.frame_keys.append(keys)
-    out.frame_at.append(end_at)
-    out.nframes += total
-
-    # Messages. A plain frame (final, no RSV bit, masked as its sender must,
-    # data or a short ping or pong, text that is UTF-8) is a message of its
-    # own while its direction's assembler is idle.
-    opcode = fc["opcode"]
-    plain = (b0 & (FIN | RSV1 | RSV2 | RSV3)) == FIN
-    plain &= masked == each([scan.d == scan.s.client for scan in scans]).astype(bool)
-    plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
-                                              & (lengths <= 125))
-    texts: list[str | None] = [None] * total
-    for j in np.flatnonzero(plain & (opcode == 1)).tolist():
-        try:
-            texts[j] = payloads[j].decode()
-        except UnicodeDecodeError:
-            plain[j] = False  # the assembler reports it
-    odd = np.add.reduceat(~plain, first) if total else ks
-    bulk = plain.copy()
-    made_at: list[int] = []  # frame of each message an assembler made
-    made: list[Message] = []
-    frame = None
-    c = p.collector
-    saved = c.messages, c.message_keys, c.anomalies
-    try:
-        # The assemblers' messages and anomalies go to out (see _merge).
-        c.messages, c.message_keys, c.anomalies = out.tuples, out.tuple_keys, out.anomalies
-        for i, scan in enumerate(scans):
-            lo, k = int(first[i]), scan.k
-            assembler = scan.assembler
-            if not odd[i] and assembler.idle:
-                n = k
-            else:
-                if frame is None:
-                    frame = _FrameMaker(fc, payloads, int(odd.sum()) > total // 8)
-                n = _assemble(scan, lo, plain, bulk, frame, out, made, made_at, end_at,
-                              indices)
-            assembler.messages += n
-            scan.s.nmessages += n
-    finally:
-        c.messages, c.message_keys, c.anomalies = saved
-    pos = np.flatnonzero(bulk)
-    n = len(pos)
-    ops = opcode[pos]
-    length = lengths[pos]
-    text = np.empty(n, dtype=object)
-    text[:] = [texts[i] for i in pos.tolist()]
-    index = indices[pos]
-    nothing = np.full(n, None, dtype=object)
-    messages: Columns = ({
-        "type": _TYPE_NAMES[ops], "opcode": ops, "frames": np.ones(n, np.int64),
-        "length": length, "wire_length": length, "payload": payload[pos],
-        "text": text, "compressed": np.zeros(n, bool), "inflated": nothing,
-        "ts_start": fc["ts_start"][pos], "ts_end": fc["ts"][pos],
-        "packet_start": fc["packet"][pos], "packet_end": fc["packet"][pos],
-        "first_frame": index, "last_frame": index, "close_code": nothing,
-        "close_reason": nothing, "complete": np.ones(n, bool),
-    }, {})
-    if made:
-        # In frame order: a frame's messages come out as it is taken.
-        at = np.concatenate([pos, np.asarray(made_at, np.int64)])
-        order = np.argsort(at, kind="stable")
-        messages = take_columns(concat_columns([messages, to_columns(made, MESSAGE_PACKING)]),
-                                order)
-        pos = at[order]
-    out.messages.append(messages)
-    out.message_keys.append(keys[pos])
-    out.message_at.append(end_at[pos])
-
-
-def _assemble(scan: _Scan, lo: int, plain: np.ndarray, bulk: np.ndarray, frame: _FrameMaker,
-              out: _Records, made: list[Message], made_at: list[int], end_at: np.ndarray,
-              indices: np.ndarray) -> int:
-    """One direction's frames ``lo`` to ``lo + scan.k`` (block positions):
-    runs of plain frames while the assembler is idle stay in ``bulk``, each
-    other frame goes to the assembler, whose messages go to ``made`` (with
-    their frame in ``made_at``); returns how many stayed in ``bulk``."""
-    k = scan.k
-    assembler = scan.assembler
+def _assemble(assembler: MessageAssembler, lo: int, k: int, plain: np.ndarray,
+              bulk: np.ndarray, frame: _FrameMaker, out: _Records, made: list[Message],
+              made_at: list[int], end_at: np.ndarray, indices: np.ndarray) -> int:
+    """One direction's frames ``lo`` to ``lo + k`` (block positions): runs of
+    plain frames while the assembler is idle stay in ``bulk``, each other
+    frame goes to the assembler, whose messages go to ``made`` (with their
+    frame in ``made_at``); returns how many stayed in ``bulk``."""
     odd = [*(np.flatnonzero(~plain[lo:lo + k]) + lo).tolist(), lo + k]
     plain_at = plain.tolist()
     stays = 0

@@ -20,7 +20,7 @@ from wspcap.http.upgrade import (
     looks_like_response,
     maybe_head_kind,
 )
-from wspcap.rules.checks import ConnFacts, preview
+from wspcap.rules.context import ConnFacts, preview
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS
 from wspcap.tcp.reassembly import StreamReassembler
 from wspcap.tls import Lost, Plaintext, TLSAnomaly, TLSSession, maybe_client_hello
@@ -135,6 +135,13 @@ class _Direction:
                      f"RST after {offset} stream bytes", packet, offset)
 
     # FrameSink / MessageSink -------------------------------------------------------
+
+    def took_frames(self, count: int, last_offset: int, last_index: int) -> None:
+        """``count`` frames were made into records by the block path, the last
+        at stream offset ``last_offset`` with frame_index ``last_index``."""
+        self.frames += count
+        self.last_frame_offset = last_offset
+        self.last_frame_index = last_index
 
     def frame(self, frame: Frame) -> None:
         s = self.session

@@ -12,7 +12,7 @@ import base64
 import binascii
 
 from wspcap.http.upgrade import HttpHead, parse_extensions
-from wspcap.rules.checks import C2S, S2C, Conn, Context, check, preview
+from wspcap.rules.context import C2S, S2C, Conn, Context, check, preview
 
 __all__ = ["answer_fields", "key_reuse", "request_fields"]
 

@@ -9,7 +9,7 @@ negotiation is checked in :mod:`wspcap.rules.http`.
 
 from __future__ import annotations
 
-from wspcap.rules.checks import Context, check, over
+from wspcap.rules.context import Context, check, over
 
 __all__ = ["inflation_ratio"]
 

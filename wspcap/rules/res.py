@@ -14,7 +14,7 @@ from itertools import compress, count, islice, repeat
 from operator import eq, le, sub
 from typing import TYPE_CHECKING
 
-from wspcap.rules.checks import C2S, S2C, Conn, Context, check, over
+from wspcap.rules.context import C2S, S2C, Conn, Context, check, over
 from wspcap.timestamps import TS_NULL
 
 if TYPE_CHECKING:

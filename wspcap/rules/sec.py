@@ -21,7 +21,7 @@ from operator import and_, eq, sub
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
 
-from wspcap.rules.checks import C2S, S2C, Context, check, preview
+from wspcap.rules.context import C2S, S2C, Context, check, preview
 
 if TYPE_CHECKING:
     from wspcap.http.upgrade import HttpHead

@@ -18,7 +18,7 @@ from itertools import compress, repeat
 from operator import ge
 from typing import TYPE_CHECKING
 
-from wspcap.rules.checks import C2S, S2C, Conn, Context, check, preview
+from wspcap.rules.context import C2S, S2C, Conn, Context, check, preview
 from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:

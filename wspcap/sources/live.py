@@ -44,9 +44,9 @@ import sys
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Self
 
-from wspcap.decode.link import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW
 from wspcap.errors import WspcapError
 from wspcap.sources.files import PacketRecord
+from wspcap.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW
 
 __all__ = ["LIVE_SNAPLEN", "LiveCaptureError", "LiveSource", "PcapWriter", "PcapngWriter",
            "default_interface"]

@@ -53,6 +53,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+import numpy as np
+
 from wspcap.decode.packet import TCP_FIN, TCP_RST, TCP_SYN
 
 __all__ = ["SEQ_MOD", "StreamReassembler", "StreamSink"]
@@ -202,6 +204,14 @@ class StreamReassembler:
                 self._peer_ack = target
             if self._pending:
                 self._flush_gaps(target, ts, packet)
+
+    def in_order(self, seqs: np.ndarray, sizes: np.ndarray) -> int:
+        """How many of the data segments ``seqs``/``sizes`` (in capture order)
+        start each where the one before ended, from :attr:`next_seq` on: those
+        :meth:`took_in_order` may take for :meth:`receive_segment`."""
+        want = (self.next_seq + np.cumsum(sizes) - sizes) & SEQ_MASK
+        off = np.flatnonzero(seqs != want)
+        return int(off[0]) if len(off) else len(seqs)
 
     def took_in_order(self, size: int, last: list[bytes]) -> None:
         """``size`` bytes were delivered in order, past this object.

@@ -18,7 +18,7 @@ import re
 import sys
 import time
 from collections import deque
-from typing import IO, TYPE_CHECKING, Any, Self
+from typing import IO, Any, Protocol, Self
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -26,10 +26,18 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from wspcap.api.live import AnomalyEvent, ConnectionEvent, Event, MessageEvent, iso_ts
+from wspcap.tables.events import AnomalyEvent, ConnectionEvent, Event, MessageEvent, iso_ts
 
-if TYPE_CHECKING:
-    from wspcap.api.live import Sniffer
+
+class Sniffer(Protocol):
+    """What the view shows of a live capture (:class:`wspcap.api.live.Sniffer`)."""
+
+    source: Any
+    started: float | None
+    iface: str | None
+    bpf: str | None
+    packets: int
+
 
 __all__ = ["JsonlSink", "LiveView", "clean", "preview"]
 

@@ -443,7 +443,7 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
     Raises:
         ConfigError: a connection in ``conns`` is not in the capture.
     """
-    from wspcap import __version__
+    from wspcap.constants import __version__
     from wspcap.views.plot import choose_connections, left_out_note
 
     name = os.path.basename(capture.info.source) or "capture"

@@ -50,6 +50,7 @@ __all__ = [
     "FrameParser",
     "FrameSink",
     "Opcode",
+    "frame_length",
     "opcode_name",
     "plausible_frames",
     "serialize_frame",
@@ -81,6 +82,29 @@ LEN7 = 0x7F  #: second byte: 7-bit length, or 126 / 127 for 16 / 64 bits
 MAX_PAYLOAD = 256 << 20
 
 _U64 = struct.Struct("!Q")
+
+
+def frame_length(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int, int]:
+    """The payload length of the frame header at ``buf[pos:end]``: RFC 6455
+    section 5.2's rule, decoded here and nowhere else.
+
+    Returns ``(header, length, encoding)``: the header's length before any
+    masking key (2, 4 or 10), the payload length, and the form it was sent in
+    (7, 16 or 64 bits). ``header`` is 0 when ``buf`` holds too few bytes to
+    tell; then ``length`` is how many bytes from ``pos`` it needs.
+    """
+    if end - pos < 2:
+        return 0, 2, 7
+    length = buf[pos + 1] & LEN7
+    if length < 126:
+        return 2, length, 7
+    if length == 126:
+        if end - pos < 4:
+            return 0, 4, 16
+        return 4, (buf[pos + 2] << 8) | buf[pos + 3], 16
+    if end - pos < 10:
+        return 0, 10, 64
+    return 10, _U64.unpack_from(buf, pos + 2)[0], 64
 _new = tuple.__new__
 
 
@@ -294,15 +318,15 @@ class FrameParser:
     @property
     def bulk_ready(self) -> bool:
         """Nothing is being passed over or resynchronized and no gap is held:
-        :meth:`scan` and :meth:`took` may stand in for :meth:`receive_data`."""
+        :meth:`scan` and :meth:`commit_run` may stand in for :meth:`receive_data`."""
         return not (self._skip or self.desynced or self._holes)
 
     def scan(self, data: bytes) -> tuple[bytes, list[int], list[int], list[int]]:
         """Where the frames are in the held bytes followed by ``data``.
 
         Emits nothing and changes nothing: for a caller that turns frames into
-        records a block at a time (see :mod:`wspcap.engine.runs`) and then tells
-        :meth:`took` how far it went.
+        records a block at a time (see :mod:`wspcap.ws.runs`) and then tells
+        :meth:`commit_run` how far it went.
 
         Returns:
             ``(stream, starts, header_lens, lengths)``: the held bytes and
@@ -317,21 +341,10 @@ class FrameParser:
         pos = 0
         end = len(stream)
         while end - pos >= 2:
-            b1 = stream[pos + 1]
-            length = b1 & LEN7
-            hl = 2
-            if length > 125:
-                if length == 126:
-                    if end - pos < 4:
-                        break
-                    length = (stream[pos + 2] << 8) | stream[pos + 3]
-                    hl = 4
-                else:
-                    if end - pos < 10:
-                        break
-                    length = _U64.unpack_from(stream, pos + 2)[0]
-                    hl = 10
-            if b1 & MASKED:
+            hl, length, _enc = frame_length(stream, pos, end)
+            if not hl:
+                break
+            if stream[pos + 1] & MASKED:
                 hl += 4
             stop = pos + hl + length
             if stop > end:
@@ -357,11 +370,16 @@ class FrameParser:
         """Timestamp of the packet that brought the first byte held."""
         return self._start_ts
 
-    def took(self, stream: bytes, stop: int, used: int, start_ts: int) -> None:
-        """After :meth:`scan`: the caller emitted (and counted in :attr:`frames`)
-        the frames before ``stream[stop]`` and fed the parser ``stream[:used]``;
+    def commit_run(self, frames: int, stream: bytes, stop: int, used: int,
+                   start_ts: int) -> None:
+        """After :meth:`scan` (see :class:`wspcap.ws.runs.FrameRun`): the caller
+        made records of ``frames`` frames, those before ``stream[stop]``, and
+        fed the parser ``stream[:used]`` (0 when it fed nothing);
         ``start_ts`` is the timestamp of the packet that brought
         ``stream[stop]``."""
+        self.frames += frames
+        if not used:
+            return
         rest = stream[stop:used]
         self._base += stop
         self._start_ts = start_ts
@@ -396,23 +414,10 @@ class FrameParser:
     def _header(self, buf: bytes | bytearray) -> tuple[int, int, int] | None:
         """(header length, payload length, encoding) if the header is complete."""
         n = len(buf)
-        if n < 2:
+        hl, length, enc = frame_length(buf, 0, n)
+        if not hl:
             return None
-        b1 = buf[1]
-        length = b1 & LEN7
-        hl = 2
-        enc = 7
-        if length == 126:
-            hl, enc = 4, 16
-            if n < 4:
-                return None
-            length = (buf[2] << 8) | buf[3]
-        elif length == 127:
-            hl, enc = 10, 64
-            if n < 10:
-                return None
-            length = _U64.unpack_from(buf, 2)[0]
-        if b1 & MASKED:
+        if buf[1] & MASKED:
             hl += 4
         if n < hl:
             return None
@@ -429,22 +434,10 @@ class FrameParser:
         while end - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
-            length = b1 & LEN7
-            hl = 2
-            enc = 7
-            if length > 125:
-                if length == 126:
-                    if end - pos < 4:
-                        self._need = pos + 4
-                        break
-                    length = (buf[pos + 2] << 8) | buf[pos + 3]
-                    hl, enc = 4, 16
-                else:
-                    if end - pos < 10:
-                        self._need = pos + 10
-                        break
-                    length = _U64.unpack_from(buf, pos + 2)[0]
-                    hl, enc = 10, 64
+            hl, length, enc = frame_length(buf, pos, end)
+            if not hl:
+                self._need = pos + length
+                break
             stop = pos + hl + length
             if b1 & MASKED:
                 hl += 4
@@ -695,22 +688,10 @@ def plausible_frames(data: bytes, limit: int = 8) -> int:
         opcode = b0 & OPCODE
         if b0 & (RSV2 | RSV3) or opcode not in _OPCODE_NAMES:
             return 0
-        length = b1 & LEN7
-        hl = 2
-        if length == 126:
-            if n - pos < 4:
-                return 0
-            length = (data[pos + 2] << 8) | data[pos + 3]
-            hl = 4
-            if length < 126:
-                return 0
-        elif length == 127:
-            if n - pos < 10:
-                return 0
-            length = _U64.unpack_from(data, pos + 2)[0]
-            hl = 10
-            if length < 0x10000 or length >> 62:
-                return 0
+        hl, length, enc = frame_length(data, pos, n)
+        if not hl or (enc == 16 and length < 126) or (
+                enc == 64 and (length < 0x10000 or length >> 62)):
+            return 0
         if opcode >= 8 and (length > 125 or not b0 & FIN):
             return 0
         if b1 & MASKED:

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 from typing import NamedTuple, Protocol
 
+import numpy as np
+
 from wspcap.ws.deflate import Inflater
 from wspcap.ws.frames import Frame, opcode_name
 
-__all__ = ["Message", "MessageAssembler", "MessageSink", "close_code_valid"]
+__all__ = ["Message", "MessageAssembler", "MessageSink", "close_code_valid", "plain_frames",
+           "plain_messages"]
 
 _DATA_TYPES = {1: "text", 2: "binary"}
 _new = tuple.__new__
@@ -99,6 +102,12 @@ class MessageAssembler:
         # message began (bytes lost in a gap, or passed over to find frames again).
         self._end = 0
         self._lost: list[tuple[int, int]] = []
+
+    def took_plain(self, count: int) -> None:
+        """``count`` plain frames, each a message of its own
+        (:func:`plain_frames`), were made into messages by the caller while
+        this assembler was idle (see :mod:`wspcap.ws.runs`)."""
+        self.messages += count
 
     def receive_frame(self, frame: Frame, index: int) -> None:
         """Take the direction's next frame; ``index`` is its frame_index.
@@ -332,3 +341,53 @@ def _incomplete(parts: list[Frame], why: str, lost: list[tuple[int, int]], cut: 
     if lacks:
         text += ("; it lacks " if why else " lacks ") + " and ".join(lacks)
     return text + ("; not inflated" if compressed else "")
+
+
+#: message type by opcode (as the assembler names them)
+_TYPE_NAMES = np.array([opcode_name(op) for op in range(16)], dtype=object)
+
+
+def plain_frames(fin: np.ndarray, rsv: np.ndarray, opcode: np.ndarray, masked: np.ndarray,
+                 from_client: np.ndarray, lengths: np.ndarray, payloads: list[bytes]
+                 ) -> tuple[np.ndarray, list[str | None]]:
+    """Which frames (as columns) are plain: a message of their own, exactly as
+    :meth:`MessageAssembler.receive_frame` would make it from an idle
+    assembler, with nothing to report (final, no RSV bit, masked as their
+    sender must, data or a ping or pong of at most 125 bytes, text that is
+    UTF-8); and the text of each plain text frame.
+
+    The assembler's rule for one frame, over many (``tests/test_blocks.py``
+    compares the two paths on every sample).
+    """
+    plain = fin & ~rsv & (masked == from_client)
+    plain &= (opcode == 1) | (opcode == 2) | (((opcode == 9) | (opcode == 10))
+                                              & (lengths <= 125))
+    texts: list[str | None] = [None] * len(plain)
+    for j in np.flatnonzero(plain & (opcode == 1)).tolist():
+        try:
+            texts[j] = payloads[j].decode()
+        except UnicodeDecodeError:
+            plain[j] = False  # the assembler reports it
+    return plain, texts
+
+
+def plain_messages(fc: dict[str, np.ndarray], pos: np.ndarray, texts: list[str | None],
+                   indices: np.ndarray) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The messages of the plain frames at ``pos`` of the frame columns ``fc``
+    (``indices``: every frame's frame_index), as message columns."""
+    n = len(pos)
+    ops = fc["opcode"][pos]
+    length = fc["payload_len"][pos]
+    text = np.empty(n, dtype=object)
+    text[:] = [texts[i] for i in pos.tolist()]
+    index = indices[pos]
+    nothing = np.full(n, None, dtype=object)
+    return ({
+        "type": _TYPE_NAMES[ops], "opcode": ops, "frames": np.ones(n, np.int64),
+        "length": length, "wire_length": length, "payload": fc["payload"][pos],
+        "text": text, "compressed": np.zeros(n, bool), "inflated": nothing,
+        "ts_start": fc["ts_start"][pos], "ts_end": fc["ts"][pos],
+        "packet_start": fc["packet"][pos], "packet_end": fc["packet"][pos],
+        "first_frame": index, "last_frame": index, "close_code": nothing,
+        "close_reason": nothing, "complete": np.ones(n, bool),
+    }, {})
