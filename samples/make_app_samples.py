@@ -45,7 +45,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -372,6 +372,170 @@ def _mqtt_client(mqtt: Any, port: int, broker: subprocess.Popen[str]) -> dict[st
 
 
 # --------------------------------------------------------------------------
+# JSON-RPC 2.0 over websockets
+# --------------------------------------------------------------------------
+
+#: What the client sends, one WebSocket message each; a list is a batch.
+JSONRPC_CLIENT: list[Any] = [
+    {"jsonrpc": "2.0", "method": "add", "params": [2, 3], "id": 1},
+    {"jsonrpc": "2.0", "method": "echo", "params": {"text": "héllo"}, "id": "req-2"},
+    {"jsonrpc": "2.0", "method": "log", "params": {"level": "info", "msg": "client ready"}},
+    {"jsonrpc": "2.0", "method": "nope", "id": 3},
+    [{"jsonrpc": "2.0", "method": "add", "params": [1, 1], "id": 4},
+     {"jsonrpc": "2.0", "method": "log", "params": {"level": "debug", "msg": "in a batch"}},
+     {"jsonrpc": "2.0", "method": "echo", "params": ["x"], "id": 5}],
+]
+
+
+def _jsonrpc_answer(request: dict[str, Any]) -> dict[str, Any] | None:
+    """The server's answer to one request; None for a notification."""
+    if "id" not in request:
+        return None
+    method, params = request["method"], request.get("params")
+    if method == "add":
+        return {"jsonrpc": "2.0", "result": sum(params), "id": request["id"]}
+    if method == "echo":
+        return {"jsonrpc": "2.0", "result": params, "id": request["id"]}
+    return {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"},
+            "id": request["id"]}
+
+
+async def run_jsonrpc(port: int, deflate: bool) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    sent: list[dict[str, Any]] = []  # {"direction", "message"}: one WebSocket message each
+    compression = "deflate" if deflate else None
+
+    async def send(ws: Any, direction: str, message: Any) -> None:
+        await ws.send(json.dumps(message, ensure_ascii=False))
+        sent.append({"direction": direction, "message": message})
+
+    async def handler(ws: Any) -> None:
+        async for text in ws:
+            message = json.loads(text)
+            items = message if isinstance(message, list) else [message]
+            answers = [a for a in map(_jsonrpc_answer, items) if a is not None]
+            if isinstance(message, list):
+                await send(ws, "s2c", answers)
+            elif answers:
+                await send(ws, "s2c", answers[0])
+            if any(item.get("method") == "log" for item in items):
+                await send(ws, "s2c", {"jsonrpc": "2.0", "method": "logged",
+                                       "params": {"count": len(items)}})
+
+    async with (serve(handler, HOST, port, compression=compression, ping_interval=None),
+                connect(f"ws://{HOST}:{port}/rpc", compression=compression,
+                        ping_interval=None) as ws):
+        for message in JSONRPC_CLIENT:
+            await send(ws, "c2s", message)
+            items = message if isinstance(message, list) else [message]
+            replies = int(any("id" in i for i in items)) + int(any(
+                i.get("method") == "log" for i in items))
+            for _ in range(replies):
+                await bounded(ws.recv(), f"answer to {message}")
+    return {
+        "protocol": "jsonrpc",
+        "description": "JSON-RPC 2.0 over the websockets library"
+        + (" with permessage-deflate" if deflate else ", no compression")
+        + ": requests with positional and named params, a string id, an error, "
+        "notifications both ways, a batch.",
+        "generator": {"websockets": version("websockets")},
+        "connections": [{"id": 0, "label": "jsonrpc", "uri_path": "/rpc", "subprotocol": None,
+                         "permessage_deflate": deflate, "sent": sent}],
+    }
+
+
+# --------------------------------------------------------------------------
+# GraphQL over WebSocket: strawberry (aiohttp) and gql
+# --------------------------------------------------------------------------
+
+GRAPHQL_OPERATIONS = [  # (kind, operation name, query, variables)
+    ("request", "Hello", "query Hello($name: String!) { hello(name: $name) }", {"name": "ws"}),
+    ("request", "AddNote", "mutation AddNote($text: String!) { addNote(text: $text) }",
+     {"text": "remember the milk"}),
+    ("subscribe", "Count", "subscription Count($upto: Int!) { count(upto: $upto) }", {"upto": 3}),
+]
+#: strawberry answers queries and mutations over legacy graphql-ws with "queries are not
+#: allowed": that flavour gets two subscriptions.
+GRAPHQL_LEGACY_OPERATIONS = [
+    GRAPHQL_OPERATIONS[2],
+    ("subscribe", "CountAgain", "subscription CountAgain($upto: Int!) { count(upto: $upto) }",
+     {"upto": 2}),
+]
+
+
+async def run_graphql(port: int, subprotocol: str) -> dict[str, Any]:
+    import strawberry
+    from aiohttp import web
+    from gql import Client, GraphQLRequest
+    from gql.transport.websockets import WebsocketsTransport
+    from strawberry.aiohttp.views import GraphQLView
+
+    notes: list[str] = []
+
+    @strawberry.type
+    class Query:
+        @strawberry.field
+        def hello(self, name: str) -> str:
+            return f"Hello, {name}!"
+
+    @strawberry.type
+    class Mutation:
+        @strawberry.mutation
+        def add_note(self, text: str) -> int:
+            notes.append(text)
+            return len(notes)
+
+    @strawberry.type
+    class Subscription:
+        @strawberry.subscription
+        async def count(self, upto: int) -> AsyncGenerator[int, None]:  # resolved in module globals
+            for i in range(upto):
+                yield i
+
+    schema = strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription)
+    app = web.Application()
+    app.router.add_route("*", "/graphql", GraphQLView(schema=schema,
+                                                      subscription_protocols=[subprotocol]))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, port).start()
+    sent: list[dict[str, Any]] = []  # the client's operations and the results it got
+    try:
+        transport = WebsocketsTransport(url=f"ws://{HOST}:{port}/graphql",
+                                        subprotocols=[subprotocol], ping_interval=None)
+        async with Client(transport=transport, fetch_schema_from_transport=False) as session:
+            legacy = subprotocol == "graphql-ws"
+            for kind, name, query, variables in (GRAPHQL_LEGACY_OPERATIONS if legacy
+                                                 else GRAPHQL_OPERATIONS):
+                request = GraphQLRequest(query, variable_values=variables, operation_name=name)
+                sent.append({"direction": "c2s", "kind": kind, "operation_name": name,
+                             "query": query, "variables": variables})
+                if kind == "request":
+                    results = [await bounded(session.execute(request), name)]
+                else:
+                    results = [r async for r in session.subscribe(request)]
+                sent.extend({"direction": "s2c", "kind": "response" if kind == "request" else "event",
+                             "operation_name": name, "data": r} for r in results)
+            # gql's websockets client offers permessage-deflate; the 101 says whether it took
+            headers = {k.lower(): v for k, v in transport.response_headers.items()}
+            deflate = "permessage-deflate" in headers.get("sec-websocket-extensions", "")
+    finally:
+        await runner.cleanup()
+    return {
+        "protocol": "graphql",
+        "description": f"GraphQL over WebSocket ({subprotocol}): a strawberry server on aiohttp "
+        "and a gql client, with variables: "
+        + ("two subscriptions." if subprotocol == "graphql-ws"
+           else "a query, a mutation and a subscription."),
+        "generator": {"strawberry-graphql": version("strawberry-graphql"), "gql": version("gql")},
+        "connections": [{"id": 0, "label": subprotocol, "uri_path": "/graphql",
+                         "subprotocol": subprotocol, "permessage_deflate": deflate, "sent": sent}],
+    }
+
+
+# --------------------------------------------------------------------------
 # Capture and truth
 # --------------------------------------------------------------------------
 
@@ -385,6 +549,10 @@ SCENARIOS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
     "socketio": ("socketio.pcapng", _async(run_socketio, False)),
     "mqtt": ("mqtt.pcapng", run_mqtt),
     "socketio-deflate": ("socketio-deflate.pcapng", _async(run_socketio, True)),
+    "jsonrpc": ("jsonrpc.pcapng", _async(run_jsonrpc, False)),
+    "jsonrpc-deflate": ("jsonrpc-deflate.pcapng", _async(run_jsonrpc, True)),
+    "graphql-transport-ws": ("graphql-transport-ws.pcapng", _async(run_graphql, "graphql-transport-ws")),
+    "graphql-ws": ("graphql-ws.pcapng", _async(run_graphql, "graphql-ws")),
 }
 BUNDLED = ["socketio", "mqtt"]
 
@@ -400,8 +568,11 @@ def make(name: str, out: Path) -> dict[str, Any]:
     try:
         truth = runner(port)
         time.sleep(1.0)  # the last FIN/ACKs
-    finally:
-        stats = tcpdump.stop()
+    except BaseException:
+        tcpdump.stop()
+        raw.unlink(missing_ok=True)
+        raise
+    stats = tcpdump.stop()
     run_checked(["editcap", "-F", "pcapng", str(raw), str(final)])
     raw.unlink()
     truth = {"schema_version": SCHEMA_VERSION, "scenario": name, "file": filename,

@@ -138,7 +138,64 @@ def check_mqtt(capture: wspcap.Capture, truth: dict[str, Any]) -> None:
     assert len(creds) == 1 and want_connect["username"] in creds[0].detail
 
 
-CHECKS = {"socketio": check_socketio, "mqtt": check_mqtt}
+# -- JSON-RPC -------------------------------------------------------------------
+
+
+def check_jsonrpc(capture: wspcap.Capture, truth: dict[str, Any]) -> None:
+    d = only_connection(capture, truth)
+    methods: dict[tuple[str, str], str] = {}  # (requesting direction, id) -> method: what a response answers
+    for record in sent(truth, "c2s") + sent(truth, "s2c"):
+        items = record["message"] if isinstance(record["message"], list) else [record["message"]]
+        methods.update({(record["direction"], json.dumps(i["id"])): i["method"]
+                        for i in items if "method" in i and "id" in i})
+    other = {"c2s": "s2c", "s2c": "c2s"}
+    for direction in ("c2s", "s2c"):
+        want = []
+        for record in sent(truth, direction):
+            message = record["message"]
+            for part, item in enumerate(message if isinstance(message, list) else [message]):
+                if "method" in item:
+                    kind = "request" if "id" in item else "notification"
+                    want.append((kind, item["method"], item.get("id"), item.get("params"), part))
+                else:
+                    kind = "error" if "error" in item else "response"
+                    method = methods[(other[direction], json.dumps(item["id"]))]
+                    want.append((kind, method, item["id"], item.get("result", item.get("error")),
+                                 part))
+        # fields["id"] is the id as JSON had it (the event's id is its text)
+        got = [(e.kind, e.channel, e.fields.get("id"), e.fields.get("params", e.fields.get(
+                    "result", e.fields.get("error"))), e.part) for e in d.of(direction)]
+        assert got == want, direction
+    assert not d.findings  # every request answered, no credentials
+
+
+# -- GraphQL --------------------------------------------------------------------
+
+
+def check_graphql(capture: wspcap.Capture, truth: dict[str, Any]) -> None:
+    d = only_connection(capture, truth)
+    assert d.confidence == 1.0  # by subprotocol
+    ops = sent(truth, "c2s")
+    got_ops = d.of("c2s", "request", "subscribe")
+    assert [(e.kind, e.channel, e.fields["variables"]) for e in got_ops] ==         [(o["kind"], o["operation_name"], o["variables"]) for o in ops]
+    # the query text as sent (gql prints the parsed document: compare it without whitespace)
+    assert ["".join(e.fields["query"].split()) for e in got_ops] == \
+        ["".join(o["query"].split()) for o in ops]
+    answers = d.of("s2c", "response", "event")
+    assert [(e.kind, e.channel, e.fields["payload"]["data"]) for e in answers] == \
+        [(r["kind"], r["operation_name"], r["data"]) for r in sent(truth, "s2c")]
+    # each answer and each complete carries the id of its operation
+    ids = {e.channel: e.id for e in got_ops}
+    assert len(set(ids.values())) == len(ops)
+    for e in d.of("s2c", "response", "event", "complete"):
+        assert e.id == ids[e.channel]
+    assert [e.channel for e in d.of("s2c", "complete")] == [o["operation_name"] for o in ops]
+    assert len(d.of("c2s", "connect")) == len(d.of("s2c", "ack")) == 1
+    assert not d.findings
+
+
+CHECKS = {"socketio": check_socketio, "mqtt": check_mqtt, "jsonrpc": check_jsonrpc,
+          "graphql": check_graphql}
 
 
 # -- the bundled samples ----------------------------------------------------------
@@ -204,6 +261,10 @@ LIVE = {
     "socketio": (["socketio", "aiohttp"], []),
     "socketio-deflate": (["socketio", "aiohttp"], []),
     "mqtt": (["paho.mqtt"], ["mosquitto"]),
+    "jsonrpc": (["websockets"], []),
+    "jsonrpc-deflate": (["websockets"], []),
+    "graphql-transport-ws": (["strawberry", "gql", "aiohttp"], []),
+    "graphql-ws": (["strawberry", "gql", "aiohttp"], []),
 }
 
 
