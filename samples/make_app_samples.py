@@ -21,7 +21,10 @@ Scenarios (``--only``; the default makes the two bundled samples)
 - ``jsonrpc``, ``jsonrpc-deflate``: JSON-RPC 2.0 over ``websockets``: requests,
   an error, a notification, a batch.
 - ``graphql-transport-ws``, ``graphql-ws``: a strawberry (aiohttp) server and a
-  ``gql`` client: a query, a mutation and a subscription.
+  ``gql`` client: a query, a mutation and a subscription (legacy ``graphql-ws``:
+  two subscriptions, strawberry refuses queries there).
+
+WAMP is missing: autobahn has no router (crossbar is one, and a heavy install).
 
 Usage (as root: tcpdump needs capture rights)::
 
