@@ -1,6 +1,8 @@
 """Where the test data lives, relative to this repository.
 
-- ``samples/``: real captures with ``.truth.json`` ground truth;
+- ``samples/``: real captures with ``.truth.json`` ground truth: WebSocket-level
+  truth (``make_samples.py``) or, naming a ``protocol``, application-level truth
+  (``make_app_samples.py``);
 - the peers' corpus: ``tests/data/peers`` (Zeek's and Suricata's captures and
   expected outputs, with their licenses), or the folder named by the
   environment variable ``WSPCAP_PEERS``.
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -18,6 +21,7 @@ __all__ = [
     "REPO_ROOT",
     "SAMPLES_DIR",
     "TESTS_DIR",
+    "app_sample_names",
     "peer_captures",
     "peers_location",
     "sample_captures",
@@ -40,9 +44,23 @@ def peers_location() -> Path:
     return PEERS_DIR
 
 
+def _truth_names(app: bool) -> list[str]:
+    names = []
+    for path in SAMPLES_DIR.glob("*.truth.json"):
+        truth = json.loads(path.read_text(encoding="utf-8"))
+        if ("protocol" in truth) == app:  # application truth names its protocol
+            names.append(path.name[:-len(".truth.json")])
+    return sorted(names)
+
+
 def sample_names() -> list[str]:
-    """Every sample that has a truth file (the truth file's stem)."""
-    return sorted(p.name[:-len(".truth.json")] for p in SAMPLES_DIR.glob("*.truth.json"))
+    """Every sample with a WebSocket-level truth file (the truth file's stem)."""
+    return _truth_names(app=False)
+
+
+def app_sample_names() -> list[str]:
+    """Every sample with an application-level truth file (``make_app_samples.py``)."""
+    return _truth_names(app=True)
 
 
 def sample_captures() -> list[Path]:
