@@ -301,7 +301,7 @@ class _NoSink:
     def frame(self, frame: object) -> None:
         raise AssertionError("scan emits nothing")
 
-    def anomaly(self, *args: object) -> None:
+    def anomaly_at_offset(self, *args: object) -> None:
         raise AssertionError("scan reports nothing")
 
 

@@ -32,7 +32,8 @@ class Recorder:
     def frame(self, frame: Frame) -> None:
         self.frames.append(frame)
 
-    def anomaly(self, code: str, detail: str, offset: int, ts: int, packet: int) -> None:
+    def anomaly_at_offset(self, code: str, detail: str, offset: int, ts: int,
+                          packet: int) -> None:
         assert isinstance(detail, str) and detail
         self.anomalies.append((code, offset))
 
@@ -636,3 +637,38 @@ def test_records_independent_of_split_with_cut(items: list[tuple[bytes, dict[str
         assert isinstance(payload, bytes)
         assert frame.payload == payload[:max_payload]
         assert frame.missing == max(0, len(payload) - max_payload)
+
+
+# -- the one length decoder, and its NumPy mirror ------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(length=st.one_of(st.integers(0, 300), st.integers(0, 0x1FFFF),
+                        st.integers(0, (1 << 63) - 1),
+                        st.sampled_from((125, 126, 127, 0xFFFF, 0x10000))),
+       width=st.sampled_from((None, 16, 64)), masked=st.booleans(),
+       lead=st.binary(max_size=5), cut=st.integers(0, 12))
+def test_frame_length_reads_what_was_written(length: int, width: int | None, masked: bool,
+                                             lead: bytes, cut: int) -> None:
+    """frame_length reads back the length of any header written in any of
+    the three forms (RFC 6455 section 5.2), says how many bytes a cut header
+    needs, and the NumPy mirror (ws.runs.frame_lengths) agrees with it."""
+    import numpy as np
+
+    from wspcap.ws.frames import frame_length
+    from wspcap.ws.runs import frame_lengths
+
+    if width == 16 and length > 0xFFFF:
+        width = 64
+    enc = width or (7 if length < 126 else 16 if length < 0x10000 else 64)
+    b1 = (0x80 if masked else 0) | (length if enc == 7 else 126 if enc == 16 else 127)
+    ext = b"" if enc == 7 else length.to_bytes(2 if enc == 16 else 8, "big")
+    header = bytes((0x82, b1)) + ext
+    buf = lead + header + (b"\x01\x02\x03\x04" if masked else b"")
+    pos = len(lead)
+    assert frame_length(buf, pos, len(buf)) == (len(header), length, enc)
+    short = pos + min(cut, len(header) - 1)  # cut inside the header
+    hl, need, _ = frame_length(buf, pos, short)
+    assert hl == 0 and short - pos < need <= len(header)
+    view = np.frombuffer(buf + bytes(8), np.uint8)
+    hls, lengths, encs = frame_lengths(view, np.array([pos]))
+    assert (int(hls[0]), int(lengths[0]), int(encs[0])) == (len(header), length, enc)

@@ -38,8 +38,8 @@ class Recorder:
     def message(self, message: Message) -> None:
         self.messages.append(message)
 
-    def anomaly(self, code: str, detail: str, frame_index: int | None, ts: int,
-                packet: int) -> None:
+    def anomaly_at_frame(self, code: str, detail: str, frame_index: int | None, ts: int,
+                         packet: int) -> None:
         assert isinstance(detail, str) and detail
         self.anomalies.append((code, frame_index))
         self.details.append(detail)

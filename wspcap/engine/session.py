@@ -167,22 +167,17 @@ class _Direction:
             # A close without a code has no reason either: "" tells it from no close.
             self.close_reason = message.close_reason if message.close_code is not None else ""
 
-    def anomaly(self, code: str, detail: str, where: int | None, ts: int,
-                packet: int) -> None:
-        """From the frame parser (``where`` is a stream offset) or the assembler
-        (``where`` is a frame index)."""
-        if code in _FRAMING_CODES:
-            offset = where
-            index = self.last_frame_index if where == self.last_frame_offset else None
-        else:
-            index = where
-            offset = None
+    def anomaly_at_offset(self, code: str, detail: str, offset: int, ts: int,
+                          packet: int) -> None:
+        """From the frame parser: an anomaly at a stream offset (and at the
+        frame that starts there, if one was made)."""
+        index = self.last_frame_index if offset == self.last_frame_offset else None
         self.session.report(ts, self.name, index, code, detail, packet, offset)
 
-
-#: Codes the frame parser reports (by stream offset rather than frame index).
-_FRAMING_CODES = frozenset(("ws_nonminimal_length", "ws_length_msb_set", "ws_truncated_frame",
-                            "ws_desync", "ws_payload_cut"))
+    def anomaly_at_frame(self, code: str, detail: str, frame_index: int | None, ts: int,
+                         packet: int) -> None:
+        """From the message assembler: an anomaly at a frame (its frame_index)."""
+        self.session.report(ts, self.name, frame_index, code, detail, packet, None)
 
 
 class Session:

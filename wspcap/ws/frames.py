@@ -3,7 +3,7 @@
 Sans-I/O: performs no I/O. Bytes go in through :meth:`FrameParser.receive_data`
 (and :meth:`~FrameParser.receive_gap` / :meth:`~FrameParser.receive_eof`);
 every complete frame comes out through the sink's ``frame`` call, and wire
-facts that break the RFC's framing rules through its ``anomaly`` call.
+facts that break the RFC's framing rules through its ``anomaly_at_offset`` call.
 
 Design note
 -----------
@@ -180,7 +180,8 @@ class FrameSink(Protocol):
     def frame(self, frame: Frame) -> None:
         """A complete (or truncated) frame."""
 
-    def anomaly(self, code: str, detail: str, offset: int, ts: int, packet: int) -> None:
+    def anomaly_at_offset(self, code: str, detail: str, offset: int, ts: int,
+                          packet: int) -> None:
         """A framing anomaly at stream ``offset``."""
 
 
@@ -404,7 +405,7 @@ class FrameParser:
         elif self._buf:
             self._emit_truncated(ts, packet, gap=False)
         if self.desynced and self._desync_bytes:
-            self.sink.anomaly("ws_desync", f"{self._desync_bytes} captured bytes after a "
+            self.sink.anomaly_at_offset("ws_desync", f"{self._desync_bytes} captured bytes after a "
                               f"gap of {self._desync_gap} could not be framed before the "
                               "end of the stream", self._desync_start, ts, packet)
             self._desync_bytes = 0
@@ -484,7 +485,7 @@ class FrameParser:
             if enc != 7:
                 self._check_length(length, enc, base + pos, ts, packet)
             if missing and length > max_payload:
-                self.sink.anomaly("ws_payload_cut", f"declared {length} bytes; kept the first "
+                self.sink.anomaly_at_offset("ws_payload_cut", f"declared {length} bytes; kept the first "
                                   f"{max_payload}, 0 not captured", base + pos, ts, packet)
             start_ts = ts
             pos = stop
@@ -502,15 +503,15 @@ class FrameParser:
     def _check_length(self, length: int, enc: int, offset: int, ts: int, packet: int) -> None:
         """RFC 6455 section 5.2: "the minimal number of bytes MUST be used"."""
         if enc == 16 and length < 126:
-            self.sink.anomaly("ws_nonminimal_length",
+            self.sink.anomaly_at_offset("ws_nonminimal_length",
                               f"{length} sent in the 16-bit form", offset, ts, packet)
         elif enc == 64:
             if length >> 63:
-                self.sink.anomaly("ws_length_msb_set",
+                self.sink.anomaly_at_offset("ws_length_msb_set",
                                   f"64-bit length 0x{length:016x} has its most significant "
                                   "bit set", offset, ts, packet)
             elif length < 0x10000:
-                self.sink.anomaly("ws_nonminimal_length",
+                self.sink.anomaly_at_offset("ws_nonminimal_length",
                                   f"{length} sent in the 64-bit form", offset, ts, packet)
 
     def _apply_holes(self, payload: bytes | bytearray, start: int, stop: int
@@ -606,10 +607,10 @@ class FrameParser:
         if enc != 7:
             self._check_length(length, enc, offset, ts, packet)
         if missing > lost:  # bytes beyond max_payload were captured and passed over
-            self.sink.anomaly("ws_payload_cut", f"declared {length} bytes; kept the first "
+            self.sink.anomaly_at_offset("ws_payload_cut", f"declared {length} bytes; kept the first "
                               f"{self.max_payload}, {lost} not captured", offset, ts, packet)
         if eof:
-            self.sink.anomaly("ws_truncated_frame", f"declared {length} bytes, "
+            self.sink.anomaly_at_offset("ws_truncated_frame", f"declared {length} bytes, "
                               f"{length - lost} captured before the end of the stream",
                               offset, ts, packet)
         self._skipped_frame = None
@@ -624,7 +625,7 @@ class FrameParser:
         offset = self._base
         why = "a gap in the capture" if gap else "the end of the stream"
         if head is None:
-            self.sink.anomaly("ws_truncated_frame",
+            self.sink.anomaly_at_offset("ws_truncated_frame",
                               f"{len(buf)} bytes of a frame header before {why}",
                               offset, ts, packet)
         else:
@@ -645,7 +646,7 @@ class FrameParser:
                                   hl, payload, length - len(raw) + hole_bytes))
             if enc != 7:
                 self._check_length(length, enc, offset, ts, packet)
-            self.sink.anomaly("ws_truncated_frame",
+            self.sink.anomaly_at_offset("ws_truncated_frame",
                               f"declared {length} bytes, {len(raw)} captured before {why}",
                               offset, ts, packet)
         self._buf = b""
@@ -658,7 +659,7 @@ class FrameParser:
             # A gap that ends on a frame boundary loses nothing more than itself
             # (tcp_gap says so); only captured bytes passed over are a desync.
             if self._desync_bytes:
-                self.sink.anomaly("ws_desync", f"{self._desync_bytes} captured bytes after a "
+                self.sink.anomaly_at_offset("ws_desync", f"{self._desync_bytes} captured bytes after a "
                                   f"gap of {self._desync_gap} passed over until a frame "
                                   "boundary was found", self._desync_start, ts, packet)
             self.desynced = False

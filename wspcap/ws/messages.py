@@ -58,8 +58,8 @@ class MessageSink(Protocol):
     def message(self, message: Message) -> None:
         """A message is complete (or was cut short)."""
 
-    def anomaly(self, code: str, detail: str, frame_index: int | None, ts: int,
-                packet: int) -> None:
+    def anomaly_at_frame(self, code: str, detail: str, frame_index: int | None, ts: int,
+                         packet: int) -> None:
         """A message-level anomaly, tied to a frame when there is one."""
 
 
@@ -149,7 +149,7 @@ class MessageAssembler:
             return
         if opcode == 0:
             if not parts:
-                self.sink.anomaly("ws_orphan_continuation",
+                self.sink.anomaly_at_frame("ws_orphan_continuation",
                                   "continuation frame with no message to continue",
                                   index, frame.ts, frame.packet)
                 # Its message's start was not captured: never a complete message.
@@ -166,7 +166,7 @@ class MessageAssembler:
                     self._finish(complete=False, why=f"{_described(parts)} was still open "
                                  "when the next message began")
                 else:
-                    self.sink.anomaly("ws_message_interleaved",
+                    self.sink.anomaly_at_frame("ws_message_interleaved",
                                       f"new {opcode_name(opcode)} frame while a fragmented "
                                       f"{opcode_name(parts[0].opcode)} message of "
                                       f"{len(parts)} frames is open", index, frame.ts,
@@ -196,7 +196,7 @@ class MessageAssembler:
 
     def _check(self, frame: Frame, index: int) -> None:
         """Frame-level rules, only reached when a frame is unusual."""
-        anomaly = self.sink.anomaly
+        anomaly = self.sink.anomaly_at_frame
         ts, packet = frame.ts, frame.packet
         opcode = frame.opcode
         if frame.masked is not self.client:
@@ -228,7 +228,7 @@ class MessageAssembler:
                         index, ts, packet)
 
     def _bad_utf8(self, exc: UnicodeDecodeError, index: int, frame: Frame) -> None:
-        self.sink.anomaly("ws_invalid_utf8", f"text message is not valid UTF-8 at byte "
+        self.sink.anomaly_at_frame("ws_invalid_utf8", f"text message is not valid UTF-8 at byte "
                           f"{exc.start} ({exc.reason})", index, frame.ts, frame.packet)
 
     def _single(self, frame: Frame, index: int, type_: str, complete: bool = True) -> None:
@@ -255,17 +255,17 @@ class MessageAssembler:
         if not payload:
             return None, None
         if len(payload) == 1:
-            self.sink.anomaly("ws_close_1_byte", "close frame with a 1-byte payload",
+            self.sink.anomaly_at_frame("ws_close_1_byte", "close frame with a 1-byte payload",
                               index, frame.ts, frame.packet)
             return None, None
         code = (payload[0] << 8) | payload[1]
         if not close_code_valid(code):
-            self.sink.anomaly("ws_close_code_invalid", f"close code {code} may not be sent",
+            self.sink.anomaly_at_frame("ws_close_code_invalid", f"close code {code} may not be sent",
                               index, frame.ts, frame.packet)
         try:
             reason = payload[2:].decode()
         except UnicodeDecodeError:
-            self.sink.anomaly("ws_close_reason_invalid_utf8",
+            self.sink.anomaly_at_frame("ws_close_reason_invalid_utf8",
                               "close reason is not valid UTF-8", index, frame.ts, frame.packet)
             reason = payload[2:].decode("utf-8", "replace")
         return code, reason
@@ -287,7 +287,7 @@ class MessageAssembler:
         compressed = first.rsv1 and self.inflater is not None
         if (why or cut or lost) and not (first.fin and len(parts) == 1):
             # A fragmented message (a one-frame message's own frame says what it lacks).
-            self.sink.anomaly("ws_message_incomplete",
+            self.sink.anomaly_at_frame("ws_message_incomplete",
                               _incomplete(parts, why, lost, cut, compressed),
                               index, last.ts, last.packet)
         inflated = None
@@ -297,7 +297,7 @@ class MessageAssembler:
             if complete:
                 out, problem, detail = self.inflater.inflate(raw)
                 if problem:
-                    self.sink.anomaly(problem, detail, index, last.ts, last.packet)
+                    self.sink.anomaly_at_frame(problem, detail, index, last.ts, last.packet)
                 inflated = out is not None
                 payload = out if out is not None else raw
             else:  # only the whole compressed message can be inflated as sent
