@@ -6,21 +6,6 @@ list), not the platform's DLT_* values, which differ on some BSDs for raw IP.
 
 from __future__ import annotations
 
-__all__ = [
-    "ETH_IPV4",
-    "ETH_IPV6",
-    "LINKTYPE_ETHERNET",
-    "LINKTYPE_IPV4",
-    "LINKTYPE_IPV6",
-    "LINKTYPE_LINUX_SLL",
-    "LINKTYPE_LINUX_SLL2",
-    "LINKTYPE_LOOP",
-    "LINKTYPE_NAMES",
-    "LINKTYPE_NULL",
-    "LINKTYPE_RAW",
-    "link_payload",
-]
-
 from wspcap.sources.linktypes import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
@@ -28,11 +13,12 @@ from wspcap.sources.linktypes import (
     LINKTYPE_LINUX_SLL,
     LINKTYPE_LINUX_SLL2,
     LINKTYPE_LOOP,
-    LINKTYPE_NAMES,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
     LINKTYPE_RAW_ALIASES,
 )
+
+__all__ = ["ETH_IPV4", "ETH_IPV6", "ETH_VLAN_TAGS", "link_payload"]
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD

@@ -23,7 +23,8 @@ from typing import Final
 
 import dpkt
 
-from wspcap.decode.link import ETH_IPV4, ETH_IPV6, LINKTYPE_ETHERNET, link_payload
+from wspcap.decode.link import ETH_IPV4, ETH_IPV6, link_payload
+from wspcap.sources.linktypes import LINKTYPE_ETHERNET
 
 __all__ = [
     "FRAGMENT",
