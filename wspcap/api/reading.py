@@ -97,7 +97,7 @@ def _with_thresholds(options: Options | None,
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
             corrupt: bool = False) -> Capture:
     return Capture.from_collector(_finish_records(pipeline, info, truncated, corrupt=corrupt),
-                                  info)
+                                  info, pipeline.options)
 
 
 def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
