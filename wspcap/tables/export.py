@@ -343,7 +343,8 @@ def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601."""
+    """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601,
+    durations in seconds."""
     out = df.copy()
     for name in out.columns:
         col = out[name]
@@ -351,6 +352,8 @@ def textual(df: pd.DataFrame) -> pd.DataFrame:
             out[name] = [b.hex() if b is not None else None for b in col]
         elif isinstance(col.dtype, pd.DatetimeTZDtype):
             out[name] = col.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif pd.api.types.is_timedelta64_dtype(col.dtype):  # the app table's latency
+            out[name] = col.dt.total_seconds()
     return out
 
 
