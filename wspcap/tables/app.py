@@ -51,6 +51,7 @@ from wspcap.tables.build import (
     ANOMALY_SCHEMA,
     CODE,
     DIRECTION,
+    MESSAGE_TYPE,
     SEVERITY,
     RunningIndex,
     empty_table,
@@ -94,6 +95,8 @@ KEEP_REFS = 1024
 #: Message types a decoder reads.
 DATA_TYPES = ("text", "binary")
 _DIRECTIONS = tuple(DIRECTION.categories)
+#: The codes of text and binary in MESSAGE_TYPE (the first two categories).
+_TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
 
 
@@ -119,12 +122,13 @@ class MessageColumns(NamedTuple):
 
 
 def message_columns(messages: pd.DataFrame) -> MessageColumns:
-    """The columns of a messages table (or a part of one) the decoding reads."""
-    types = messages["type"].astype(str).to_numpy()
+    """The columns of a messages table (or a part of one) the decoding reads
+    (views of the table's arrays where they can be: no copy)."""
+    types = messages["type"].cat.codes.to_numpy()
     return MessageColumns(
         messages["conn_id"].to_numpy(np.int64), messages["msg_index"].to_numpy(np.int64),
         messages["direction"].cat.codes.to_numpy(np.int8),
-        np.isin(types, DATA_TYPES), types == "text", messages["payload"].to_numpy(),
+        types <= _BINARY_CODE, types == _TEXT_CODE, messages["payload"].to_numpy(),
         messages["ts_start"].array.asi8, messages["ts_end"].array.asi8,
         messages["packet_start"].to_numpy(np.int64), messages["packet_end"].to_numpy(np.int64),
         messages["first_frame"].to_numpy(np.int64), messages["last_frame"].to_numpy(np.int64),
@@ -273,31 +277,46 @@ class AppDecoding:
         conn = self._conn(conn_id)
         if conn.done:
             return
-        runner = conn.runner
         rows = rows[m.data[rows]]
-        for i in rows.tolist():
-            refs = _Refs(int(m.first_frame[i]), int(m.last_frame[i]), int(m.packet_start[i]),
-                         int(m.packet_end[i]), int(m.ts_start[i]), int(m.ts_end[i]))
-            index = int(m.msg_index[i])
-            payload = m.payload[i]
+        # While undecided, a few messages at a time: a connection no decoder
+        # takes costs those few, whatever its length.
+        head = 0 if conn.runner.decided else max(conn.runner.sniff - len(conn.runner.held), 1)
+        if head and not self._loop(conn_id, conn, rows[:head], m):
+            return
+        self._loop(conn_id, conn, rows[head:], m)
+        if len(conn.refs) > 2 * KEEP_REFS:
+            conn.refs = dict(list(conn.refs.items())[-KEEP_REFS:])
+
+    def _loop(self, conn_id: int, conn: _Conn, rows: np.ndarray, m: MessageColumns) -> bool:
+        """Feed ``rows`` to the connection's runner; False once it decodes nothing."""
+        runner = conn.runner
+        if not rows.size or conn.done:
+            return not conn.done
+        columns = zip(m.msg_index[rows].tolist(), m.direction[rows].tolist(),
+                      m.text[rows].tolist(), m.complete[rows].tolist(), rows.tolist(),
+                      m.first_frame[rows].tolist(), m.last_frame[rows].tolist(),
+                      m.packet_start[rows].tolist(), m.packet_end[rows].tolist(),
+                      m.ts_start[rows].tolist(), m.ts_end[rows].tolist())
+        payloads = m.payload
+        refs = conn.refs
+        here: _Refs | None = None
+        for index, direction, text, complete, i, *where in columns:
+            payload = payloads[i]
             if hasattr(payload, "load"):  # a spooled payload (analyze -o): read it back
                 payload = payload.load()
-            message = AppMessage(index, _DIRECTIONS[m.direction[i]],
-                                 "text" if m.text[i] else "binary", bytes(payload),
-                                 refs.ts_end, bool(m.complete[i]))
-            self._keep(conn, index, refs)
-            self._take(conn_id, conn, runner.feed(message))
+            here = refs[index] = _Refs(*where)
+            out = runner.feed(AppMessage(index, _DIRECTIONS[direction],
+                                         "text" if text else "binary", payload, here.ts_end,
+                                         complete))
+            if out[0] or out[1]:
+                conn.last = here
+                self._take(conn_id, conn, out)
             if runner.decided and runner.decoder is None:
                 conn.done = True
-                conn.refs.clear()
-                return
-
-    @staticmethod
-    def _keep(conn: _Conn, index: int, refs: _Refs) -> None:
-        if len(conn.refs) >= KEEP_REFS:
-            del conn.refs[next(iter(conn.refs))]
-        conn.refs[index] = refs
-        conn.last = refs
+                refs.clear()
+                return False
+        conn.last = here
+        return True
 
     def _take(self, conn_id: int, conn: _Conn,
               out: tuple[list[AppRow], list[AppFinding]]) -> None:
