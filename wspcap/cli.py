@@ -253,6 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     analyze.add_argument("-q", "--quiet", action="store_true",
                          help="print no summary (with -o: only write the tables)")
     _add_keylog_option(analyze)
+    _add_decoder_options(analyze)
     _add_rule_options(analyze)
     scale = analyze.add_argument_group(
         "several captures (Dask)", "With several inputs, each table is written as a dataset "
@@ -273,6 +274,7 @@ def _parser() -> argparse.ArgumentParser:
                             "workers by flow")
     _add_view_parsers(sub)
     _add_rules_parser(sub)
+    _add_decoders_parser(sub)
     return parser
 
 
@@ -313,6 +315,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _report(args)
         if args.command == "rules":
             return _rules(args)
+        if args.command == "decoders":
+            return _decoders(args)
     except _BadInputs as exc:
         print(exc, file=sys.stderr)
         return 2
@@ -349,10 +353,11 @@ def _analyze(args: argparse.Namespace) -> int:
     try:
         if args.output:  # written while read: memory bounded whatever the size
             capture = analyze_to(path, args.output, args.format, progress=progress,
-                                 thresholds=thresholds, keylog=args.keylog or None)
+                                 thresholds=thresholds, keylog=args.keylog or None,
+                                 options=_decoding(args))
         else:
             capture = read(path, progress=progress, thresholds=thresholds,
-                           keylog=args.keylog or None)
+                           keylog=args.keylog or None, options=_decoding(args))
     finally:
         bar.close()
     if capture.info.truncated:
@@ -405,12 +410,14 @@ def _analyze_many(args: argparse.Namespace) -> int:
     if args.fail_on:
         raise ConfigError("--fail-on", "takes a single capture")
     thresholds = _thresholds(args)
-    options = None
+    options = _decoding(args)
     if thresholds is not None or args.keylog:
+        from dataclasses import replace
+
         from wspcap.engine import Options
         from wspcap.sources.keys import read_key_logs
         from wspcap.tls import KeyLog
-        options = Options(thresholds=thresholds,
+        options = replace(options or Options(), thresholds=thresholds,
                           keylog=KeyLog(read_key_logs(args.keylog)) if args.keylog else None)
 
     files = _check_inputs(args.capture)
@@ -515,6 +522,7 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     live.add_argument("-q", "--quiet", action="store_true",
                       help="no terminal view and no final summary")
     _add_keylog_option(live, follow=True)
+    _add_decoder_options(live)
 
     plot = sub.add_parser("plot", help="draw a capture's plots as PNG files",
                           description="Read a capture and write its plots (connection "
@@ -527,6 +535,7 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     plot.add_argument("--dpi", type=int, default=100, help="resolution (default: 100)")
     _add_conn_options(plot, "a sequence diagram", 20)
     _add_keylog_option(plot)
+    _add_decoder_options(plot)
 
     report = sub.add_parser("report", help="write a self-contained HTML report of a capture",
                             description="Read a capture and write one HTML page (plots "
@@ -545,6 +554,7 @@ def _add_view_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[
                              "N/2 (default: 200)")
     _add_conn_options(report, "a section (handshake, sequence diagram, messages)", 10)
     _add_keylog_option(report)
+    _add_decoder_options(report)
 
 
 def _add_keylog_option(parser: argparse.ArgumentParser, follow: bool = False) -> None:
@@ -607,7 +617,7 @@ def _live(args: argparse.Namespace) -> int:
         check_output(args.jsonl, "--jsonl", folder=False)
     sniffer = Sniffer(args.interface, args.filter, count=args.count, timeout=args.duration,
                       write=args.write, output=args.output, fmt=args.format,
-                      keylog=args.keylog or None)
+                      keylog=args.keylog or None, options=_decoding(args))
     sniffer.open()  # no right, unknown interface, bad filter: one line, exit 2
 
     def stop(signum: int, frame: object) -> None:
@@ -734,7 +744,7 @@ def _read_for_view(args: argparse.Namespace, bar: _Progress) -> tuple[Any, list[
     from wspcap.views.plot import choose_connections
 
     capture = read(args.capture, progress=bar.reading(args.capture),
-                   keylog=args.keylog or None)
+                   keylog=args.keylog or None, options=_decoding(args))
     _warn_stopped(args.capture, capture.info)
     chosen, _ = choose_connections(capture, args.conn, args.max_conns, "--conn")
     return capture, chosen
@@ -871,4 +881,68 @@ def _rules(args: argparse.Namespace) -> int:
                        units[name] + (f" ({_binary_size(value)})" if units[name] == "bytes"
                                       and value >= 1024 else ""))
     console.print(limits)
+    return 0
+
+
+# -- application decoders (issue 18) ------------------------------------------------------
+
+def _add_decoder_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "application decoders", "What the messages say (the app table): each connection's "
+        "protocol is chosen by subprotocol, URI or the first messages; 'wspcap decoders' "
+        "lists them.")
+    choice = group.add_mutually_exclusive_group()
+    choice.add_argument("--decoder", metavar="NAME",
+                        help="decode every connection with this decoder (e.g. jsonrpc)")
+    choice.add_argument("--no-decoders", action="store_true",
+                        help="decode no application protocol (no app rows)")
+
+
+def _decoding(args: argparse.Namespace) -> Any:
+    """The Options of ``--decoder``/``--no-decoders``, or None for the defaults
+    (ConfigError for a decoder that is not installed)."""
+    decoder, off = getattr(args, "decoder", None), getattr(args, "no_decoders", False)
+    if decoder is None and not off:
+        return None
+    from wspcap.engine import Options
+    from wspcap.tables.app import check_decoder
+    return Options(decoder=check_decoder(decoder), decoders=not off)
+
+
+def _add_decoders_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    decoders = sub.add_parser(
+        "decoders", help="list the application-protocol decoders installed",
+        description="List every application decoder: its name (for --decoder), the "
+                    "subprotocols it owns, how it recognizes a conversation, and its module. "
+                    "Third-party decoders come from the 'wspcap.decoders' entry-point group.")
+    decoders.add_argument("--format", choices=("table", "json"), default="table",
+                          help="a table (default) or JSON")
+
+
+def _decoders(args: argparse.Namespace) -> int:
+    import json
+
+    from wspcap.app.registry import BROKEN, installed
+
+    rows = installed()
+    if args.format == "json":
+        json.dump({"decoders": rows, "broken": BROKEN}, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    from wspcap.views.summary import console_width
+
+    table = Table(title=f"Application decoders ({len(rows)})", title_justify="left")
+    for column in ("name", "subprotocols", "recognizes by", "module"):
+        table.add_column(column, no_wrap=column == "name")
+    for row in rows:
+        table.add_row(row["name"], escape(row["subprotocols"]), escape(row["recognition"]),
+                      escape(row["module"]))
+    console = Console(width=console_width())
+    console.print(table)
+    for entry, why in BROKEN.items():
+        console.print(f"[yellow]not loaded[/yellow]: {escape(entry)} ({escape(why)})")
     return 0

@@ -1723,6 +1723,147 @@ def _tls_keys_late(sc: Scenario) -> None:
         sc.expect("tls_keys_missing", 0, d, None, number, "client_random=")
 
 
+# -- application protocols (wspcap.app decoders, issue 18) ------------------------------------
+
+GQL = "graphql-transport-ws"
+
+
+def _subprotocol_upgrade(c: Conn, protocol: str, path: str = "/graphql") -> None:
+    """An upgrade that offers and accepts ``protocol``."""
+    c.request(path, headers=[("Sec-WebSocket-Protocol", protocol)])
+    c.response(headers=[("Sec-WebSocket-Protocol", protocol)])
+
+
+def _mqtt_connect(client_id: bytes, keep_alive: int, user: bytes = b"", password: bytes = b"") -> bytes:
+    """An MQTT 3.1.1 CONNECT packet (section 3.1), laid out by hand."""
+    flags = 0x02 | (0x80 if user else 0) | (0x40 if password else 0)
+    body = b"\x00\x04MQTT\x04" + bytes([flags]) + struct.pack(">H", keep_alive)
+    for part in (client_id, user, password):
+        if part or part is client_id:
+            body += struct.pack(">H", len(part)) + part
+    return bytes([0x10, len(body)]) + body
+
+
+def _binary(c: Conn, d: str, data: bytes, dt: float = 0.001) -> tuple[int, int]:
+    key = c.sc.key() if d == C2S else None
+    (index,), number = c.ws(d, frame(BINARY, data, key=key), dt=dt)
+    return index, number
+
+
+@scenario("app-parse-failed", "a graphql-transport-ws connection (by subprotocol) whose client "
+          "sends a message that is not JSON")
+def _app_parse_failed(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    _subprotocol_upgrade(c, GQL)
+    c.text(C2S, '{"type":"connection_init"}')
+    c.text(S2C, '{"type":"connection_ack"}')
+    index, number = c.text(C2S, "subscribe me, please")
+    c.close(C2S)
+    sc.expect("app_parse_failed", 0, C2S, index, number,
+              "GraphQL over WebSocket message is not JSON")
+
+
+def _graphql_credentials(c: Conn) -> tuple[int, int]:
+    index, number = c.text(C2S, '{"type":"connection_init","payload":{"authToken":"s3cr3t-t0ken"}}')
+    c.text(S2C, '{"type":"connection_ack"}')
+    c.close(C2S)
+    return index, number
+
+
+@scenario("app-credentials-plaintext", "a GraphQL connection_init carrying a token over plain ws://")
+def _app_credentials_plaintext(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    _subprotocol_upgrade(c, GQL)
+    index, number = _graphql_credentials(c)
+    sc.expect("app_credentials_plaintext", 0, C2S, index, number,
+              "GraphQL connection_init payload carries authToken")
+
+
+@scenario("app-credentials-in-clear", "a GraphQL connection_init carrying a token inside a "
+          "wss:// connection (decrypted with the embedded key log)")
+def _app_credentials_in_clear(sc: Scenario) -> None:
+    tls = Tls13(sc)
+    c, _hello, _server = _wss(sc, tls)
+    _subprotocol_upgrade(c, GQL)
+    index, number = _graphql_credentials(c)
+    sc.expect("app_credentials_in_clear", 0, C2S, index, number,
+              "GraphQL connection_init payload carries authToken")
+
+
+@scenario("app-graphql-introspection", "a GraphQL query for the schema (__schema), answered")
+def _app_graphql_introspection(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    _subprotocol_upgrade(c, GQL)
+    c.text(C2S, '{"type":"connection_init"}')
+    c.text(S2C, '{"type":"connection_ack"}')
+    index, number = c.text(C2S, '{"type":"subscribe","id":"1","payload":{"query":'
+                                '"query IntrospectionQuery { __schema { types { name } } }"}}')
+    c.text(S2C, '{"type":"next","id":"1","payload":{"data":{"__schema":{"types":[]}}}}')
+    c.text(S2C, '{"type":"complete","id":"1"}')
+    c.close(C2S)
+    sc.expect("app_graphql_introspection", 0, C2S, index, number,
+              "GraphQL introspection query (operation IntrospectionQuery)")
+
+
+@scenario("app-keepalive-missed", "an MQTT client with a keep-alive of 1 s silent for 3 s")
+def _app_keepalive_missed(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    _subprotocol_upgrade(c, "mqtt", "/mqtt")
+    _binary(c, C2S, _mqtt_connect(b"sensor-1", 1))
+    _binary(c, S2C, b"\x20\x02\x00\x00", dt=3.0)  # the time goes by after this packet
+    index, number = _binary(c, C2S, b"\xc0\x00")
+    _binary(c, S2C, b"\xd0\x00")
+    _binary(c, C2S, b"\xe0\x00")
+    c.close(C2S)
+    sc.expect("app_keepalive_missed", 0, C2S, index, number, "MQTT client silent for 3.0 s")
+
+
+@scenario("app-request-unanswered", "a JSON-RPC 2.0 call answered, then one never answered")
+def _app_request_unanswered(sc: Scenario) -> None:
+    c = sc.conn()
+    c.upgrade("/rpc")
+    c.text(C2S, '{"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1}')
+    c.text(S2C, '{"jsonrpc":"2.0","result":3,"id":1}')
+    index, number = c.text(C2S, '{"jsonrpc":"2.0","method":"sum","params":[3,4],"id":7}')
+    c.close(C2S)
+    sc.expect("app_request_unanswered", 0, C2S, index, number,
+              "JSON-RPC request 'sum' id 7 never answered")
+
+
+SOCKETIO = "/socket.io/?EIO=4&transport=websocket"
+SIO_OPEN = '0{"sid":"lv8sd1Gw","upgrades":[],"pingInterval":25000,"pingTimeout":20000}'
+
+
+@scenario("app-protocol-violation", "a Socket.IO client emits an EVENT without an event name")
+def _app_protocol_violation(sc: Scenario) -> None:
+    c = sc.conn()
+    c.upgrade(SOCKETIO)
+    c.text(S2C, SIO_OPEN)
+    c.text(C2S, "40")
+    c.text(S2C, '40{"sid":"Xn2bDk4P"}')
+    index, number = c.text(C2S, '42[{"no":"name"}]')
+    c.close(C2S)
+    sc.expect("app_protocol_violation", 0, C2S, index, number,
+              "Socket.IO EVENT without an event name")
+
+
+@scenario("app-buffer-limit", "a Socket.IO binary event announcing 300 attachments (cap 256)")
+def _app_buffer_limit(sc: Scenario) -> None:
+    c = sc.conn()
+    c.upgrade(SOCKETIO)
+    c.text(S2C, SIO_OPEN)
+    c.text(C2S, "40")
+    c.text(S2C, '40{"sid":"Xn2bDk4P"}')
+    index, number = c.text(C2S, '45300-["upload",{"_placeholder":true,"num":0}]')
+    c.close(C2S)
+    sc.expect("app_buffer_limit", 0, C2S, index, number,
+              "Socket.IO binary packet announces 300 attachments (cap 256)")
+
+
 # -- main ---------------------------------------------------------------------------------------
 
 

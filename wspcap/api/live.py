@@ -252,7 +252,8 @@ class Monitor:
                 ) -> Capture:
         """The tables, after :meth:`finish`."""
         from wspcap.tables.capture import Capture
-        return Capture.from_collector(self.pipeline.collector, self.info(source, fmt, counters))
+        return Capture.from_collector(self.pipeline.collector, self.info(source, fmt, counters),
+                                      self.pipeline.options)
 
 
 class Sniffer:

@@ -94,10 +94,17 @@ def _with_thresholds(options: Options | None,
     return replace(options or Options(), thresholds=Thresholds.coerce(thresholds))
 
 
+def _check_decoding(options: Options | None) -> None:
+    """A forced application decoder must be installed (ConfigError before reading)."""
+    if options is not None and options.decoder is not None:
+        from wspcap.tables.app import check_decoder
+        check_decoder(options.decoder)
+
+
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
             corrupt: bool = False) -> Capture:
     return Capture.from_collector(_finish_records(pipeline, info, truncated, corrupt=corrupt),
-                                  info)
+                                  info, pipeline.options)
 
 
 def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
@@ -157,6 +164,7 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
             raise ConfigError("shard", f"{shard!r} is not (i, n) with 0 <= i < n")
         options = replace(options or Options(), shard=(i, n))
     options = _with_keylog(_with_thresholds(options, thresholds), keylog)
+    _check_decoding(options)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
     with open_capture(path) as cap, paused_gc():
@@ -204,6 +212,7 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         ConfigError: an unknown format.
     """
     options = _with_keylog(_with_thresholds(options, thresholds), keylog)
+    _check_decoding(options)
     pipeline = Pipeline(options)
     receive = pipeline.receive_batch
     tables = TablesWriter(pipeline, directory, fmt, spill_bytes, spool=True)

@@ -68,6 +68,7 @@ class ActionCableDecoder(JsonDecoder):
     """ActionCable commands, pings and broadcasts."""
 
     name = "actioncable"
+    recognition = "subprotocol actioncable-v1-json; URI path /cable; content (welcome, subscribe commands)"
     label = "ActionCable"
     subprotocols = ("actioncable-v1-json", "actioncable-unsupported")
 

@@ -115,6 +115,8 @@ class Decoder:
     name: ClassVar[str]
     #: ``Sec-WebSocket-Protocol`` values this decoder owns.
     subprotocols: ClassVar[tuple[str, ...]] = ()
+    #: How :meth:`recognize` knows the protocol, in a few words (``wspcap decoders``).
+    recognition: ClassVar[str] = "subprotocol"
 
     @classmethod
     def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:

@@ -85,6 +85,7 @@ class GraphQLDecoder(JsonDecoder):
     """GraphQL subscriptions and operations over both WebSocket protocols."""
 
     name = "graphql"
+    recognition = "subprotocol graphql-transport-ws or graphql-ws; content (connection_init, subscribe with a query)"
     label = "GraphQL"
     subprotocols = (TRANSPORT_WS, LEGACY_WS)
 

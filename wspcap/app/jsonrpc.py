@@ -64,6 +64,7 @@ class JsonRpcDecoder(JsonDecoder):
     """JSON-RPC 2.0 requests, notifications, responses and batches."""
 
     name = "jsonrpc"
+    recognition = 'content: "jsonrpc": "2.0" objects in the first messages'
     label = "JSON-RPC"
 
     @classmethod

@@ -223,6 +223,7 @@ class MqttDecoder(Decoder):
     """MQTT 3.1.1 / 5.0 control packets, per direction, across message boundaries."""
 
     name: ClassVar[str] = "mqtt"
+    recognition = "subprotocol mqtt or mqttv3.1; content (a CONNECT packet from the client)"
     subprotocols: ClassVar[tuple[str, ...]] = ("mqtt", "mqttv3.1")
 
     @classmethod

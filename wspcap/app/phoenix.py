@@ -137,6 +137,7 @@ class PhoenixDecoder(JsonDecoder):
     """Phoenix channel messages (v1 objects and v2 arrays)."""
 
     name = "phoenix"
+    recognition = "URI path ending /websocket with vsn=; content (join/reply arrays or objects)"
     label = "Phoenix"
 
     @classmethod

@@ -7,19 +7,35 @@ confidence wins, ties go to the decoder registered first, a forced name
 wins outright, and nothing is chosen when every confidence is 0 or
 decoding is disabled. ``choose`` never raises: a ``recognize`` that
 raises or returns something odd counts as 0.
+
+Third-party decoders come in through the entry-point group
+:data:`ENTRY_POINT_GROUP` (``wspcap.decoders``): each entry point names a
+:class:`~wspcap.app.base.Decoder` subclass (registered here if it is not
+yet) or a module that registers its decoders on import.
+:func:`load_entry_points` loads them once; one that fails to load is set
+aside with the reason (:data:`BROKEN`), it never stops a capture.
+:func:`installed` lists every decoder: name, subprotocols, how it
+recognizes, module.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from importlib import metadata
 
 from .base import AppMessage, ConnFacts, Decoder
 
-__all__ = ["DECODERS", "choose", "register"]
+__all__ = ["BROKEN", "DECODERS", "ENTRY_POINT_GROUP", "choose", "installed",
+           "load_entry_points", "register"]
 
 #: Decoder name -> class, in registration order.
 DECODERS: dict[str, type[Decoder]] = {}
+#: The entry-point group third-party decoders are declared in.
+ENTRY_POINT_GROUP = "wspcap.decoders"
+#: Entry points that failed to load: ``"name = value"`` -> why.
+BROKEN: dict[str, str] = {}
+_LOADED: list[bool] = []
 
 
 def register(cls: type[Decoder]) -> type[Decoder]:
@@ -76,3 +92,37 @@ def choose(
         if conf > best_conf:
             best, best_conf = cls, conf
     return best, best_conf
+
+
+def _load_one(entry: metadata.EntryPoint) -> None:
+    try:
+        value = entry.load()
+        if isinstance(value, type) and issubclass(value, Decoder):
+            register(value)
+        elif not hasattr(value, "__name__"):
+            raise TypeError(f"{type(value).__name__} is neither a Decoder class nor a module")
+    except Exception as exc:  # noqa: BLE001 - a broken plug-in must not stop the capture
+        BROKEN[f"{entry.name} = {entry.value}"] = f"{type(exc).__name__}: {exc}"
+
+
+def load_entry_points(force: bool = False) -> dict[str, str]:
+    """Load the decoders of group :data:`ENTRY_POINT_GROUP` (once, unless ``force``).
+
+    Returns:
+        :data:`BROKEN`: the entry points that failed, and why.
+    """
+    if _LOADED and not force:
+        return BROKEN
+    _LOADED.append(True)
+    for entry in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        _load_one(entry)
+    return BROKEN
+
+
+def installed() -> list[dict[str, str]]:
+    """Every decoder (entry points loaded): name, subprotocols, recognition, module."""
+    load_entry_points()
+    return [{"name": name, "subprotocols": ", ".join(cls.subprotocols),
+             "recognition": getattr(cls, "recognition", "subprotocol"),
+             "module": cls.__module__}
+            for name, cls in DECODERS.items()]

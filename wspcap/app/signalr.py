@@ -82,6 +82,7 @@ class SignalRDecoder(JsonDecoder):
     """SignalR JSON hub protocol records."""
 
     name = "signalr"
+    recognition = 'URI path with "hub"; content (the JSON hub handshake, 0x1E-ended records)'
     label = "SignalR"
 
     @classmethod

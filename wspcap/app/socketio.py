@@ -126,6 +126,7 @@ class SocketIODecoder(Decoder):
     """Engine.IO packets and the Socket.IO packets they carry."""
 
     name: ClassVar[str] = "socketio"
+    recognition = "URI with EIO= (/socket.io/); content (Engine.IO open packet, probes)"
     subprotocols: ClassVar[tuple[str, ...]] = ()
 
     @classmethod

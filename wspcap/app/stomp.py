@@ -162,6 +162,7 @@ class StompDecoder(Decoder):
     """STOMP frames, per direction, across message boundaries."""
 
     name: ClassVar[str] = "stomp"
+    recognition = "subprotocol v10/v11/v12.stomp; content (a CONNECT or STOMP frame from the client)"
     subprotocols: ClassVar[tuple[str, ...]] = ("v10.stomp", "v11.stomp", "v12.stomp")
 
     @classmethod

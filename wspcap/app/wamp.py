@@ -109,6 +109,7 @@ class WampDecoder(JsonDecoder):
     """WAMP v2 JSON messages (plain and batched)."""
 
     name = "wamp"
+    recognition = "subprotocol wamp.2.json(.batched); content (a HELLO array)"
     label = "WAMP"
     subprotocols = (SUBPROTOCOL, BATCHED)
 

@@ -53,6 +53,10 @@ class Options:
             whose keys are not (yet) in the key log; 0 when the key log is
             complete before reading starts (files), more for a key log that
             is still being written (live).
+        decoder: an application decoder to force on every connection (a
+            name from ``wspcap decoders``); None chooses by handshake and
+            content (see :mod:`wspcap.app.runner`).
+        decoders: False turns application decoding off (no ``app`` rows).
     """
 
     max_payload: int = MAX_PAYLOAD
@@ -63,3 +67,6 @@ class Options:
     thresholds: Thresholds | None = None
     keylog: KeyLog | None = None
     tls_hold: int = 0
+    # -- application decoding (issue 18; read by wspcap.tables.app) --
+    decoder: str | None = None
+    decoders: bool = True

@@ -1,7 +1,7 @@
 """The anomaly catalog: every code wspcap can report, declared once.
 
 Codes are snake_case with their layer as prefix (``capture_``, ``tcp_``,
-``tls_``, ``http_``, ``sec_``, ``ws_``, ``pmd_``, ``res_``). A code is never renamed
+``tls_``, ``http_``, ``sec_``, ``ws_``, ``pmd_``, ``res_``, ``app_``). A code is never renamed
 or reused; a retired code stays here with a dated comment.
 
 Severities
@@ -598,3 +598,51 @@ register("res_many_connections", "warning", "RFC 6455 section 10.4, 4.1",
          "Connection exhaustion, or a client that leaks connections (or many users "
          "behind one NAT address: raise the threshold there).", _NC,
          "33 concurrent connections from 10.0.0.1 to 10.0.0.2:80 (threshold 32)")
+
+# -- Application protocols (wspcap.app decoders, issue 18) -------------------------------
+# Reported by the decoders of wspcap.app through wspcap.tables.app, located at the first
+# frame of the message they are about. app_credentials_in_clear has two codes, because a
+# code has one severity: over plain ws:// anyone on the path reads the secret (error),
+# over a wss:// connection that wspcap decrypted only holders of the keys do (warning).
+register("app_parse_failed", "warning", "the application protocol's specification",
+         "a message of a recognized application protocol cannot be read as that protocol",
+         "A peer speaking a different version or dialect, a corrupted or cut message, or a "
+         "decoder chosen by content that is wrong about the conversation (force one with "
+         "--decoder, or turn decoding off with --no-decoders).", _NC,
+         "JSON-RPC message is not valid JSON")
+register("app_protocol_violation", "warning", "the application protocol's specification",
+         "a message of a recognized application protocol breaks a rule of that protocol",
+         "A buggy or hostile peer (MQTT reserved flags, a Socket.IO EVENT without a name, "
+         "a STOMP frame without its NUL): endpoints may drop the connection.", _NC,
+         "MQTT SUBSCRIBE to 'a/b' with QoS 3")
+register("app_buffer_limit", "warning", "wspcap's decoder limits",
+         "an application packet larger than the decoder buffers",
+         "The decoder skipped it (by its declared length where it has one) and went on; "
+         "a huge application packet is itself worth a look (memory exhaustion).", _NC,
+         "MQTT packet of 2097152 bytes over the 1048576 byte cap, skipped")
+register("app_credentials_in_clear", "warning", "OWASP ASVS V9 (communication security)",
+         "application messages of a decrypted wss:// connection carry a password or token",
+         "Safe on the wire, but the secret is in every proxy log, key-log capture and "
+         "debugging tool that sees the messages; prefer the handshake's own authentication "
+         "(cookies, tokens exchanged once) and short-lived tokens.", _NC,
+         "MQTT CONNECT password for user 'bob'")
+register("app_credentials_plaintext", "error", "OWASP ASVS V9 (communication security)",
+         "application messages of a plain ws:// connection carry a password or token",
+         "Anyone on the path reads the secret (this capture did): rotate it, and move the "
+         "connection to wss://.", _NC,
+         "MQTT CONNECT password for user 'bob'")
+register("app_graphql_introspection", "info", "GraphQL specification section 4 (Introspection)",
+         "a GraphQL operation queries the schema (__schema or __type)",
+         "Developer tools do this; in production it maps the whole API for an attacker, "
+         "and many servers turn it off.", _NC,
+         "GraphQL introspection query (operation IntrospectionQuery)")
+register("app_keepalive_missed", "warning", "MQTT 3.1.1 section 3.1.2.10; Engine.IO protocol",
+         "an application keep-alive (MQTT PINGREQ, Engine.IO ping) came later than agreed",
+         "The peer would have dropped the connection: a stalled client, a congested path, "
+         "or a capture that missed packets.", _NC,
+         "no client packet for 95.0 s (keep-alive 60 s)")
+register("app_request_unanswered", "warning", "the application protocol's specification",
+         "an application request that obliges an answer got none before the connection ended",
+         "A server that failed or dropped the request, a call still pending when the capture "
+         "stopped, or answers lost from the capture.", _NC,
+         "JSON-RPC request 'sum' id 7 never answered")

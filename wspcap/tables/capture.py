@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from wspcap.engine import Collector
+from wspcap.engine import Collector, Options
 from wspcap.tables.build import anomalies_table, connections_table, frames_table, messages_table
 
 __all__ = ["Capture", "CaptureInfo"]
@@ -45,22 +45,34 @@ class Capture:
         anomalies: one row per anomaly, joinable on ``conn_id`` and
             ``frame_index``.
         info: a :class:`CaptureInfo`.
+        app: one row per application event (see :mod:`wspcap.tables.app`),
+            joinable on ``conn_id`` and ``msg_index``.
     """
 
     def __init__(self, connections: pd.DataFrame, frames: pd.DataFrame,
                  messages: pd.DataFrame, anomalies: pd.DataFrame,
-                 info: CaptureInfo | None = None) -> None:
+                 info: CaptureInfo | None = None, app: pd.DataFrame | None = None) -> None:
         self.connections = connections
         self.frames = frames
         self.messages = messages
         self.anomalies = anomalies
         self.info = info or CaptureInfo()
+        if app is None:
+            from wspcap.tables.app import empty_app_table
+            app = empty_app_table()
+        self.app = app
 
     @classmethod
-    def from_collector(cls, col: Collector, info: CaptureInfo) -> Capture:
-        """Build the tables from the pipeline's records."""
-        return cls(connections_table(col), frames_table(col), messages_table(col),
-                   anomalies_table(col), info)
+    def from_collector(cls, col: Collector, info: CaptureInfo,
+                       options: Options | None = None) -> Capture:
+        """Build the tables from the pipeline's records (``options``: the
+        application decoding's, see :func:`wspcap.tables.app.decode_tables`)."""
+        connections, messages = connections_table(col), messages_table(col)
+        anomalies = anomalies_table(col)
+        # -- application decoding (issue 18) --
+        from wspcap.tables.app import decode_tables
+        connections, anomalies, app = decode_tables(connections, messages, anomalies, options)
+        return cls(connections, frames_table(col), messages, anomalies, info, app)
 
     def _counts(self) -> str:
         """``1 connection, 3 frames, ...``: the tables' rows, singular where one."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
@@ -31,13 +32,15 @@ if TYPE_CHECKING:
     from wspcap.engine import Collector
     from wspcap.ws.messages import Message
 
-__all__ = ["FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
+__all__ = ["APP_TABLE", "FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
            "arrow_schema", "table_path", "textual", "write_table",
            "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
 TABLES = ("connections", "frames", "messages", "anomalies")
+#: The fifth table, written after the four (wspcap.tables.app).
+APP_TABLE = "app"
 
 
 #: Payload bytes converted to Arrow at a time when writing Parquet: the
@@ -340,7 +343,8 @@ def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601."""
+    """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601,
+    durations in seconds."""
     out = df.copy()
     for name in out.columns:
         col = out[name]
@@ -348,6 +352,8 @@ def textual(df: pd.DataFrame) -> pd.DataFrame:
             out[name] = [b.hex() if b is not None else None for b in col]
         elif isinstance(col.dtype, pd.DatetimeTZDtype):
             out[name] = col.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        elif pd.api.types.is_timedelta64_dtype(col.dtype):  # the app table's latency
+            out[name] = col.dt.total_seconds()
     return out
 
 
@@ -378,6 +384,8 @@ def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> l
     paths = []
     for name in TABLES:
         paths.append(write_table(getattr(capture, name), table_path(directory, name, fmt), fmt))
+    if getattr(capture, APP_TABLE, None) is not None:
+        paths.append(write_table(capture.app, table_path(directory, APP_TABLE, fmt), fmt))
     return paths
 
 
@@ -422,6 +430,9 @@ class TableStream:
         # part at a time, so memory holds at most two parts.
         self._pool = ThreadPoolExecutor(1, "wspcap-parquet") if fmt == "parquet" else None
         self._writing: Future[None] | None = None
+        #: Called with each part's message columns before they are packed (the
+        #: application decoding, wspcap.tables.app), or None.
+        self.on_messages: Callable[[Any], None] | None = None
 
     @staticmethod
     def unwritten_bytes(col: Collector) -> int:
@@ -463,6 +474,8 @@ class TableStream:
                 writer.write_spooled(table(col, index, made[-1]), rows)
             else:
                 writer.write(table(col, index, made[-1]))
+        if self.on_messages is not None and made[1] is not None:
+            self.on_messages(made[1])
         col.pack(*made)
         if parts:
             self._wait()
@@ -480,11 +493,13 @@ class TableStream:
             writing, self._writing = self._writing, None
             writing.result()
 
-    def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
-        """Write the connections and anomalies tables, finish every file.
+    def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame,
+              app: pd.DataFrame | None = None) -> list[str]:
+        """Write the connections and anomalies tables (and ``app``), finish every file.
 
         Returns:
-            The paths written, one per table, in :data:`TABLES` order.
+            The paths written, one per table, in :data:`TABLES` order (then
+            the ``app`` table's, when given).
         """
         self._wait()
         if self._pool is not None:
@@ -497,4 +512,7 @@ class TableStream:
                 paths.append(write_table(tables[name], path, self.fmt))
             else:
                 paths.append((self._frames if name == "frames" else self._messages).close())
+        if app is not None:
+            paths.append(write_table(app, table_path(self.directory, APP_TABLE, self.fmt),
+                                     self.fmt))
         return paths

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from wspcap.engine import Pipeline
-from wspcap.tables.build import anomalies_table, connections_table
+from wspcap.tables.app import AppDecoding, facts_of_row, record_columns
+from wspcap.tables.build import RunningIndex, anomalies_table, connections_table
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
 
@@ -28,8 +29,8 @@ class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
 
     Attributes:
-        paths: the four files, in the order connections, frames, messages,
-            anomalies.
+        paths: the five files, in the order connections, frames, messages,
+            anomalies, app.
         connections: the connections table.
         anomalies: the anomalies table.
         info: a :class:`CaptureInfo`.
@@ -81,6 +82,13 @@ class TablesWriter:
         self.writes = 0
         self._written_at = 0  # input position at the last write
         self._next_look = 0
+        # -- application decoding (issue 18): fed each part before it is packed --
+        options = pipeline.options
+        sessions = pipeline.collector.sessions
+        self.app = AppDecoding(lambda conn_id: facts_of_row(sessions[conn_id].record()),
+                               options.decoder, options.decoders)
+        running = RunningIndex()
+        self.stream.on_messages = lambda columns: self.app.feed(record_columns(columns, running))
 
     def look(self, position: int) -> bool:
         """After input up to ``position`` bytes: write the records gathered
@@ -109,4 +117,9 @@ class TablesWriter:
         self.writes += 1
         self.pipeline.check_packed()
         connections, anomalies = connections_table(col), anomalies_table(col)
-        return Written(self.stream.close(connections, anomalies), connections, anomalies, info)
+        # -- application decoding (issue 18) --
+        result = self.app.finish(connections)
+        connections = result.connection_columns(connections)
+        anomalies = result.with_anomalies(anomalies)
+        paths = self.stream.close(connections, anomalies, result.table)
+        return Written(paths, connections, anomalies, info)

@@ -1,0 +1,67 @@
+#!/usr/bin/env python3
+"""What application decoding (issue 18) adds to ``wspcap.read()``.
+
+Reads one capture (default: benchmarks/data/chat.pcap, made by
+make_captures.py: ~250k JSON text messages over 40 connections) in one
+process, alternating three ways, and prints the median time of each and the
+ratio to the first:
+
+  off        Options(decoders=False): no application decoding at all
+  auto       the defaults: each connection's decoder chosen by handshake or by
+             its first messages; on the chat capture none applies (the worst
+             case for "nothing measurable")
+  forced     Options(decoder=NAME) (default jsonrpc): every connection decoded,
+             every message parsed (the worst case for the 20% budget)
+
+Usage::
+
+    python benchmarks/app_decoding.py [FILE] [--decoder NAME] [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import wspcap
+
+HERE = Path(__file__).resolve().parent
+DEFAULT = HERE / "data" / "chat.pcap"
+
+
+def _time(path: Path, options: wspcap.Options) -> tuple[float, int]:
+    start = time.perf_counter()
+    capture = wspcap.read(path, options=options)
+    return time.perf_counter() - start, len(capture.app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("capture", nargs="?", type=Path, default=DEFAULT)
+    ap.add_argument("--decoder", default="jsonrpc", help="decoder forced [%(default)s]")
+    ap.add_argument("--repeat", type=int, default=5, help="runs of each way [%(default)s]")
+    args = ap.parse_args(argv)
+    if not args.capture.exists():
+        ap.error(f"{args.capture} is missing: make it with benchmarks/make_captures.py "
+                 "--only chat")
+    ways = {"off": wspcap.Options(decoders=False), "auto": wspcap.Options(),
+            "forced": wspcap.Options(decoder=args.decoder)}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    rows: dict[str, int] = {}
+    _time(args.capture, ways["off"])  # warm the caches and the imports
+    for _ in range(args.repeat):
+        for name, options in ways.items():
+            seconds, rows[name] = _time(args.capture, options)
+            times[name].append(seconds)
+    base = statistics.median(times["off"])
+    print(f"{args.capture.name}: median of {args.repeat} runs")
+    for name in ways:
+        median = statistics.median(times[name])
+        print(f"  {name:<7} {median:7.3f} s  {median / base - 1:+6.1%}  app rows {rows[name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,97 @@
+"""The app table end to end (issue 18): read, analyze -o, options, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import wspcap
+from wspcap.cli import main
+from wspcap.errors import ConfigError
+from wspcap.tables.app import APP_SCHEMA, empty_app_table
+
+ANOMALIES = Path(__file__).resolve().parent.parent / "samples" / "anomalies"
+RPC = ANOMALIES / "app-request-unanswered.pcap"
+GRAPHQL = ANOMALIES / "app-graphql-introspection.pcap"
+
+
+def test_app_rows_pair_requests_and_answers() -> None:
+    cap = wspcap.read(RPC)
+    app = cap.app
+    assert list(app.columns) == list(APP_SCHEMA)
+    assert app.kind.astype(str).tolist() == ["request", "response", "request"]
+    assert app.channel.tolist() == ["sum", "sum", "sum"]
+    response = app.iloc[1]
+    assert response.request_msg == 0 and response.latency == pd.Timedelta("1ms")
+    assert pd.isna(app.iloc[0].latency) and pd.isna(app.iloc[2].request_msg)
+    assert json.loads(response.fields) == {"id": 1, "method": "sum", "result": 3}
+    assert str(app.ts.dtype) == "datetime64[ns, UTC]"
+    assert isinstance(app.kind.dtype, pd.CategoricalDtype)
+    conn = cap.connections.iloc[0]
+    assert conn.app_protocol == "jsonrpc" and conn.app_confidence == pytest.approx(0.7)
+    # Every row joins back to its message.
+    merged = app.merge(cap.messages, on=["conn_id", "msg_index"], suffixes=("", "_m"))
+    assert (merged.first_frame == merged.first_frame_m).all()
+    assert (merged.ts == merged.ts_end).all()
+
+
+def test_graphql_latency_to_first_answer() -> None:
+    app = wspcap.read(GRAPHQL).app
+    answer = app[app.kind == "response"].iloc[0]
+    assert answer.channel == "IntrospectionQuery" and answer.id == "1"
+    assert answer.request_msg == 2
+
+
+def test_empty_table_has_the_dtypes() -> None:
+    empty = empty_app_table()
+    full = wspcap.read(RPC).app
+    assert list(empty.columns) == list(full.columns)
+    for name in ("conn_id", "ts", "latency", "request_msg", "fields", "direction"):
+        assert empty[name].dtype == full[name].dtype, name
+    assert len(wspcap.read(ANOMALIES / "clean.pcap").app) == 0
+
+
+def test_options_force_and_disable() -> None:
+    off = wspcap.read(RPC, options=wspcap.Options(decoders=False))
+    assert len(off.app) == 0 and not off.anomalies.code.astype(str).str.startswith("app_").any()
+    assert off.connections.app_protocol.isna().all()
+    forced = wspcap.read(ANOMALIES / "clean.pcap", options=wspcap.Options(decoder="jsonrpc"))
+    assert forced.connections.app_protocol.tolist() == ["jsonrpc"]
+    assert forced.connections.app_confidence.tolist() == [0.0]
+    with pytest.raises(ConfigError):
+        wspcap.read(RPC, options=wspcap.Options(decoder="no-such-decoder"))
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_analyze_to_writes_the_same_app_table(tmp_path: Path, fmt: str) -> None:
+    written = wspcap.analyze_to(GRAPHQL, tmp_path, fmt, spill_bytes=0)
+    assert written.paths[-1].endswith(f"app.{fmt}")
+    whole = wspcap.read(GRAPHQL)
+    pd.testing.assert_frame_equal(written.anomalies, whole.anomalies)
+    assert written.connections.app_protocol.tolist() == ["graphql"]
+    if fmt == "parquet":
+        back = pd.read_parquet(tmp_path / "app.parquet")
+        assert back.kind.astype(str).tolist() == whole.app.kind.astype(str).tolist()
+        assert back.latency.tolist() == whole.app.latency.tolist()
+        assert back.fields.tolist() == whole.app.fields.tolist()
+
+
+def test_to_parquet_writes_app(tmp_path: Path) -> None:
+    paths = wspcap.read(RPC).to_parquet(tmp_path)
+    assert Path(paths[-1]).name == "app.parquet"
+
+
+def test_cli_decoders_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["decoders", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["decoders"]
+    names = [d["name"] for d in listed]
+    assert {"jsonrpc", "graphql", "mqtt", "socketio"} <= set(names)
+    assert all(d["recognition"] and d["module"].startswith("wspcap.app.") for d in listed)
+    assert main(["analyze", str(RPC), "-q", "-o", str(tmp_path / "t")]) == 0
+    assert (tmp_path / "t" / "app.parquet").exists()
+    assert main(["analyze", str(RPC), "-q", "--decoder", "nope"]) == 2
+    assert main(["analyze", str(RPC), "-q", "--no-decoders", "-o", str(tmp_path / "u")]) == 0
+    assert len(pd.read_parquet(tmp_path / "u" / "app.parquet")) == 0

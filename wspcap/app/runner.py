@@ -1,0 +1,277 @@
+"""One connection's application decoding: choose a decoder, feed it, pair answers.
+
+Sans-I/O, like the decoders: a :class:`Runner` is made for one WebSocket
+connection from its handshake facts, is fed that connection's data messages
+in order (:meth:`Runner.feed`), and is told when the connection ends
+(:meth:`Runner.finish`). It returns :class:`AppRow` (one per decoded event,
+with the request it answers and the latency) and
+:class:`~wspcap.app.base.AppFinding`. It never raises and keeps bounded state.
+
+Design note
+-----------
+Choosing. A decoder that the handshake names (subprotocol, URI convention:
+any confidence at all with no message seen) or a forced one is chosen at
+once. Otherwise the first :data:`SNIFF_MESSAGES` data messages (at most
+:data:`SNIFF_BYTES` of payload) are held, then shown to every decoder
+(:func:`~wspcap.app.registry.choose`); the winner is fed them, in order, and
+every later message. Nothing is chosen when every confidence is 0: the held
+messages are let go of and the connection costs nothing more than a length
+check per message from then on. A connection that ends while messages are
+held is decided on what was held.
+
+Pairing. Where the protocol has request ids (:data:`PAIRING`: JSON-RPC,
+Socket.IO acks, GraphQL operations, MQTT packet ids, SignalR invocations,
+WAMP requests, Phoenix refs), a request opens ``(direction, id)``; the first
+answer from the other direction with that id closes it: the answer's row
+gets ``request_msg`` (the request's msg_index) and ``latency`` (ns, between
+the two messages' ``ts``). At most :data:`MAX_OPEN_REQUESTS` are open at a
+time; :meth:`Runner.finish` reports each one left open whose kind obliges an
+answer (``must_answer``; JSON-RPC's decoder reports its own) as
+``app_request_unanswered``.
+
+Invariants: each event of each message is returned once (no message is fed
+twice to a decoder); the rows of a message come in the decoder's order; the
+result does not depend on anything but the facts and the messages in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+from .registry import choose
+
+__all__ = [
+    "MAX_OPEN_REQUESTS",
+    "PAIRING",
+    "SNIFF_BYTES",
+    "SNIFF_MESSAGES",
+    "AppRow",
+    "Pairing",
+    "Runner",
+]
+
+#: Data messages held before a decoder is chosen by content.
+SNIFF_MESSAGES = 4
+#: ... or payload bytes, whichever comes first.
+SNIFF_BYTES = 64 << 10
+#: Requests waiting for their answer, per connection.
+MAX_OPEN_REQUESTS = 10_000
+#: A kind set that matches every kind.
+ANY_KIND = frozenset({"*"})
+#: Direction an answer comes from, given its request's.
+OTHER = {"c2s": "s2c", "s2c": "c2s"}
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """How a protocol's answers find their requests (by id, other direction)."""
+
+    requests: frozenset[str]
+    answers: frozenset[str]
+    #: Request kinds reported when left unanswered at the end (the protocol
+    #: obliges an answer, and the decoder does not report it itself).
+    must_answer: frozenset[str] = frozenset()
+    #: Requests open only from this direction (None: either).
+    request_direction: str | None = None
+
+
+#: Protocol -> its pairing rule; protocols not listed are not paired.
+PAIRING: dict[str, Pairing] = {
+    # The JSON-RPC decoder reports its unanswered requests itself.
+    "jsonrpc": Pairing(frozenset({"request"}), frozenset({"response", "error"})),
+    # An event sent with an ack id asks for the ack.
+    "socketio": Pairing(frozenset({"event"}), frozenset({"ack"}), frozenset({"event"})),
+    # A subscription may legitimately see no event; a query or mutation is answered.
+    "graphql": Pairing(frozenset({"subscribe", "request"}),
+                       frozenset({"response", "event", "error", "complete"}),
+                       frozenset({"request"}), request_direction="c2s"),
+    # Packet ids exist only where an ack is due (QoS 1 and 2, SUBSCRIBE, UNSUBSCRIBE).
+    "mqtt": Pairing(frozenset({"publish", "subscribe", "unsubscribe"}), frozenset({"ack"}),
+                    frozenset({"publish", "subscribe", "unsubscribe"})),
+    "signalr": Pairing(frozenset({"request", "subscribe"}), frozenset({"response", "error"}),
+                       frozenset({"request"})),
+    # PUBLISHED comes only when the publisher asked for it.
+    "wamp": Pairing(frozenset({"request", "publish", "subscribe", "unsubscribe", "register",
+                               "unregister"}),
+                    frozenset({"response", "ack", "error"}),
+                    frozenset({"request", "subscribe", "unsubscribe", "register",
+                               "unregister"})),
+    # Every push has a ref; only a join is always replied to.
+    "phoenix": Pairing(ANY_KIND, frozenset({"response", "error"}), frozenset({"subscribe"}),
+                       request_direction="c2s"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class AppRow:
+    """One decoded event, with the request it answers (if any)."""
+
+    event: AppEvent
+    #: msg_index of the request this row answers.
+    request_msg: int | None = None
+    #: ns between the request's message and this one.
+    latency: int | None = None
+
+
+@dataclass(slots=True)
+class _Open:
+    msg_index: int
+    ts: int
+    kind: str
+    channel: str | None
+
+
+@dataclass(slots=True)
+class Runner:
+    """The application decoding of one connection (see the module's note).
+
+    Args:
+        facts: the handshake's facts.
+        forced: a decoder name to use whatever the content says.
+        disabled: decode nothing.
+        sniff: data messages held before choosing by content.
+    """
+
+    facts: ConnFacts
+    forced: str | None = None
+    disabled: bool = False
+    sniff: int = SNIFF_MESSAGES
+    decoder: Decoder | None = None
+    confidence: float = 0.0
+    #: True once the choice is made (a decoder, or none).
+    decided: bool = False
+    held: list[AppMessage] = field(default_factory=list)
+    held_bytes: int = 0
+    open: dict[tuple[str, str], _Open] = field(default_factory=dict)
+    untracked: int = 0
+    #: ``ts`` of the message being decoded (events are reported on it).
+    now: int = 0
+    finished: bool = False
+
+    def __post_init__(self) -> None:
+        if self.disabled:
+            self.decided = True
+            return
+        cls, conf = choose(self.facts, [], self.forced)
+        if cls is not None and (conf > 0 or self.forced is not None):
+            self._start(cls, conf)
+        elif self.forced is not None:
+            self.decided = True  # an unknown forced name: nothing
+
+    @property
+    def protocol(self) -> str | None:
+        """The chosen decoder's name, or None."""
+        return self.decoder.name if self.decoder is not None else None
+
+    def _start(self, cls: type[Decoder], confidence: float) -> None:
+        self.decided = True
+        self.confidence = confidence
+        try:
+            self.decoder = cls(self.facts)
+        except Exception:  # noqa: BLE001 - a decoder's bug must not stop the capture
+            self.decoder, self.confidence = None, 0.0
+
+    def feed(self, message: AppMessage) -> tuple[list[AppRow], list[AppFinding]]:
+        """The rows and findings this data message (and those held) give."""
+        if self.finished:
+            return [], []
+        if not self.decided:
+            self.held.append(message)
+            self.held_bytes += len(message.payload)
+            if len(self.held) < self.sniff and self.held_bytes < SNIFF_BYTES:
+                return [], []
+            return self._decide()
+        if self.decoder is None:
+            return [], []
+        return self._run(message)
+
+    def _decide(self) -> tuple[list[AppRow], list[AppFinding]]:
+        held, self.held, self.held_bytes = self.held, [], 0
+        cls, conf = choose(self.facts, held, self.forced)
+        if cls is None or conf <= 0:
+            self.decided = True
+            return [], []
+        self._start(cls, conf)
+        rows: list[AppRow] = []
+        findings: list[AppFinding] = []
+        for message in held:
+            more_rows, more_findings = self._run(message)
+            rows += more_rows
+            findings += more_findings
+        return rows, findings
+
+    def _run(self, message: AppMessage) -> tuple[list[AppRow], list[AppFinding]]:
+        assert self.decoder is not None
+        try:
+            out = self.decoder.receive(message)
+        except Exception as exc:  # noqa: BLE001 - the contract says never; be sure
+            out = [AppFinding("app_parse_failed", message.msg_index, message.direction,
+                              f"{self.decoder.name} decoder error ({type(exc).__name__})")]
+        self.now = message.ts
+        return self._sort(out)
+
+    def _sort(self, out: list[AppEvent | AppFinding]) -> tuple[list[AppRow], list[AppFinding]]:
+        rows: list[AppRow] = []
+        findings: list[AppFinding] = []
+        for item in out:
+            if isinstance(item, AppEvent):
+                rows.append(self._pair(item))
+            elif isinstance(item, AppFinding):
+                findings.append(item)
+        return rows, findings
+
+    def _pair(self, event: AppEvent) -> AppRow:
+        rule = PAIRING.get(event.protocol)
+        if rule is None or event.id is None:
+            return AppRow(event)
+        ts = self.now
+        if event.kind in rule.answers:
+            asked = self.open.pop((OTHER.get(event.direction, ""), event.id), None)
+            if asked is not None:
+                return AppRow(event, asked.msg_index, ts - asked.ts)
+        if (rule.requests is ANY_KIND or event.kind in rule.requests) and (
+                rule.request_direction in (None, event.direction)):
+            key = (event.direction, event.id)
+            if key in self.open or len(self.open) < MAX_OPEN_REQUESTS:
+                self.open[key] = _Open(event.msg_index, ts, event.kind, event.channel)
+            else:
+                self.untracked += 1
+        return AppRow(event)
+
+    def finish(self) -> tuple[list[AppRow], list[AppFinding]]:
+        """End of the connection: decide on what is held, the decoder's last
+        words, the requests left unanswered. Later calls return nothing."""
+        if self.finished:
+            return [], []
+        rows, findings = self._decide() if not self.decided and self.held else ([], [])
+        self.decided = True
+        if self.decoder is not None:
+            try:
+                out = self.decoder.finish()
+            except Exception:  # noqa: BLE001
+                out = []
+            more_rows, more_findings = self._sort(out)
+            rows += more_rows
+            findings += more_findings + self._unanswered()
+        self.finished = True
+        self.open.clear()
+        return rows, findings
+
+    def _unanswered(self) -> list[AppFinding]:
+        name = self.protocol or ""
+        rule = PAIRING.get(name)
+        if rule is None or not rule.must_answer:
+            return []
+        out = [AppFinding("app_request_unanswered", o.msg_index, direction,
+                          f"{name} {o.kind} {_label(o.channel)}id {ident} never answered")
+               for (direction, ident), o in self.open.items() if o.kind in rule.must_answer]
+        if self.untracked:
+            out.append(AppFinding("app_request_unanswered", None, None,
+                                  f"{self.untracked} {name} requests beyond the "
+                                  f"{MAX_OPEN_REQUESTS} tracked not checked"))
+        return out
+
+
+def _label(channel: str | None) -> str:
+    return f"{channel[:60]!r} " if channel else ""

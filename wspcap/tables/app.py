@@ -1,0 +1,445 @@
+"""The ``app`` table: what the messages say, decoded by the application decoders.
+
+Design note
+-----------
+The decoding itself is pure and per connection (:class:`wspcap.app.runner.Runner`).
+This module is the table side: :class:`AppDecoding` takes the messages as they
+leave the engine, as columns (:class:`MessageColumns`: the messages table's
+columns, in parts, each part in per-connection order: ``read()`` gives the whole
+table once, ``analyze -o`` gives one part per spill), and the handshake facts
+of each connection (:func:`facts_of_row`: subprotocol, subprotocols offered,
+URI, the request headers the connections table keeps). At the end
+(:meth:`AppDecoding.finish`, given the connections table) it returns an
+:class:`AppResult`: the ``app`` table, the extra anomaly rows, and the two
+connection columns ``app_protocol`` and ``app_confidence``.
+
+Cost. Only data messages (text, binary) reach a runner; once a connection's
+runner has decided on no decoder, the rest of its messages are skipped by
+slicing, so a capture no decoder applies to costs a few messages per
+connection. Rows are gathered as column lists and made into a DataFrame once.
+
+Locations. A row carries its message's references (``first_frame``,
+``last_frame``, ``packet_start``, ``packet_end``) and ``ts``, the time the
+message was complete (its ``ts_end``): the instant the receiver could act on
+it, and the instant latencies are measured between. A finding becomes an
+anomaly row at the message's first frame (``frame_index``, ``packet_start``,
+``ts_start``), or at the connection (no frame) for a finding about no message.
+``app_credentials_in_clear`` becomes ``app_credentials_plaintext`` (error)
+when the connection is not TLS (plain ws://).
+
+Events can name a message decoded earlier (a Socket.IO binary event is
+reported once its attachments came, on its header's message): the references
+of the last :data:`KEEP_REFS` messages of each connection are kept for them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from wspcap.app import AppFinding, AppMessage, ConnFacts
+from wspcap.app.registry import DECODERS, load_entry_points
+from wspcap.app.runner import AppRow, Runner
+from wspcap.errors import ConfigError
+from wspcap.rules.registry import Anomaly, severity_of
+from wspcap.tables.build import (
+    ANOMALY_SCHEMA,
+    CODE,
+    DIRECTION,
+    MESSAGE_TYPE,
+    SEVERITY,
+    RunningIndex,
+    empty_table,
+)
+
+__all__ = [
+    "APP_SCHEMA",
+    "CONNECTION_COLUMNS",
+    "KINDS",
+    "AppDecoding",
+    "AppResult",
+    "MessageColumns",
+    "check_decoder",
+    "decode_tables",
+    "facts_of_row",
+    "message_columns",
+    "record_columns",
+]
+
+TS = "datetime64[ns, UTC]"
+#: The kinds the bundled decoders report (sorted); kinds a third-party decoder
+#: adds join the categories of that capture's table.
+KINDS = sorted({
+    "ack", "auth", "cancel", "challenge", "close", "complete", "connect", "connected",
+    "disconnect", "error", "event", "message", "noop", "notification", "open", "ping", "pong",
+    "publish", "register", "request", "response", "sequence", "subscribe", "unregister",
+    "unsubscribe", "upgrade",
+})
+#: The ``app`` table's columns and dtypes (``protocol`` and ``kind``:
+#: categoricals whose categories are the installed decoders and :data:`KINDS`).
+APP_SCHEMA: dict[str, Any] = {
+    "conn_id": "int64", "msg_index": "int64", "part": "int64", "first_frame": "int64",
+    "last_frame": "int64", "packet_start": "int64", "packet_end": "int64", "ts": TS,
+    "direction": DIRECTION, "protocol": "category", "kind": "category", "channel": "string",
+    "id": "string", "request_msg": "Int64", "latency": "timedelta64[ns]", "fields": "string",
+}
+#: Columns added to the connections table.
+CONNECTION_COLUMNS: dict[str, Any] = {"app_protocol": "string", "app_confidence": "Float64"}
+#: Message references kept per connection for events about earlier messages.
+KEEP_REFS = 1024
+#: Message types a decoder reads.
+DATA_TYPES = ("text", "binary")
+_DIRECTIONS = tuple(DIRECTION.categories)
+#: The codes of text and binary in MESSAGE_TYPE (the first two categories).
+_TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
+_PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
+
+
+class MessageColumns(NamedTuple):
+    """Messages as columns (NumPy arrays or sequences of equal length)."""
+
+    conn_id: np.ndarray
+    msg_index: np.ndarray
+    #: 0 for c2s, 1 for s2c.
+    direction: np.ndarray
+    #: True for text and binary messages.
+    data: np.ndarray
+    #: True for text.
+    text: np.ndarray
+    payload: Sequence[bytes]
+    ts_start: np.ndarray
+    ts_end: np.ndarray
+    packet_start: np.ndarray
+    packet_end: np.ndarray
+    first_frame: np.ndarray
+    last_frame: np.ndarray
+    complete: np.ndarray
+
+
+def message_columns(messages: pd.DataFrame) -> MessageColumns:
+    """The columns of a messages table (or a part of one) the decoding reads
+    (views of the table's arrays where they can be: no copy)."""
+    types = messages["type"].cat.codes.to_numpy()
+    return MessageColumns(
+        messages["conn_id"].to_numpy(np.int64), messages["msg_index"].to_numpy(np.int64),
+        messages["direction"].cat.codes.to_numpy(np.int8),
+        types <= _BINARY_CODE, types == _TEXT_CODE, messages["payload"].to_numpy(),
+        messages["ts_start"].array.asi8, messages["ts_end"].array.asi8,
+        messages["packet_start"].to_numpy(np.int64), messages["packet_end"].to_numpy(np.int64),
+        messages["first_frame"].to_numpy(np.int64), messages["last_frame"].to_numpy(np.int64),
+        messages["complete"].to_numpy(bool))
+
+
+def _index_within(conn: np.ndarray) -> np.ndarray:
+    """0, 1, 2, ... within each conn_id, in record order."""
+    order = np.argsort(conn, kind="stable")
+    grouped = conn[order]
+    starts = np.flatnonzero(np.diff(grouped, prepend=grouped[0] - 1))
+    index = np.empty(len(conn), np.int64)
+    index[order] = np.arange(len(conn)) - np.repeat(starts, np.diff(starts, append=len(conn)))
+    return index
+
+
+def record_columns(columns: Any, running: RunningIndex) -> MessageColumns:
+    """The columns of ``Collector.message_columns()`` (not empty), for the
+    streamed path (``analyze -o``); ``running`` numbers messages across parts."""
+    (c, _nulls), keys = columns
+    keys = np.asarray(keys, np.int64)
+    conn = keys >> 1
+    types = np.asarray(c["type"], dtype=object)
+    return MessageColumns(
+        conn, running.advance(conn, _index_within(conn)), (keys & 1).astype(np.int8),
+        np.isin(types, DATA_TYPES), types == "text", c["payload"],
+        np.asarray(c["ts_start"], np.int64), np.asarray(c["ts_end"], np.int64),
+        np.asarray(c["packet_start"], np.int64), np.asarray(c["packet_end"], np.int64),
+        np.asarray(c["first_frame"], np.int64), np.asarray(c["last_frame"], np.int64),
+        np.asarray(c["complete"], bool))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def facts_of_row(row: Mapping[str, Any]) -> ConnFacts:
+    """A connection's :class:`ConnFacts` from its connections-table row (or record)."""
+    offered = _text(row.get("protocols_offered"))
+    headers = {name: value for name, value in (
+        ("host", _text(row.get("host"))), ("origin", _text(row.get("origin"))),
+        ("user-agent", _text(row.get("user_agent")))) if value is not None}
+    return ConnFacts(subprotocol=_text(row.get("subprotocol")),
+                     offered=tuple(p.strip() for p in offered.split(",")) if offered else (),
+                     uri=_text(row.get("uri")), headers=headers)
+
+
+def check_decoder(name: str | None) -> str | None:
+    """``name`` lower-cased if it is an installed decoder (ConfigError if not)."""
+    if name is None:
+        return None
+    load_entry_points()
+    if name.lower() not in DECODERS:
+        raise ConfigError("decoder", f"{name!r} is not one of {', '.join(DECODERS)}")
+    return name.lower()
+
+
+class _Refs(NamedTuple):
+    first_frame: int
+    last_frame: int
+    packet_start: int
+    packet_end: int
+    ts_start: int
+    ts_end: int
+
+
+@dataclass(slots=True)
+class _Conn:
+    runner: Runner
+    refs: dict[int, _Refs] = field(default_factory=dict)
+    last: _Refs | None = None
+    done: bool = False
+
+
+@dataclass
+class AppResult:
+    """What decoding a capture gave.
+
+    Attributes:
+        table: the ``app`` table.
+        anomalies: the anomaly rows of the findings (ANOMALY_SCHEMA), in report order.
+        protocols: conn_id -> (decoder name, confidence), for the decoded connections.
+    """
+
+    table: pd.DataFrame
+    anomalies: pd.DataFrame
+    protocols: dict[int, tuple[str, float]]
+
+    def connection_columns(self, connections: pd.DataFrame) -> pd.DataFrame:
+        """``connections`` with ``app_protocol`` and ``app_confidence`` added."""
+        out = connections.copy()
+        ids = out["conn_id"].tolist()
+        out["app_protocol"] = pd.array([self.protocols.get(i, (None, 0.0))[0] for i in ids],
+                                       dtype="string")
+        out["app_confidence"] = pd.array(
+            [self.protocols[i][1] if i in self.protocols else None for i in ids],
+            dtype="Float64")
+        return out
+
+    def with_anomalies(self, anomalies: pd.DataFrame) -> pd.DataFrame:
+        """``anomalies`` and these rows, in the table's order (by time; stable, so
+        the engine's rows come before the decoders' at one instant)."""
+        if not len(self.anomalies):
+            return anomalies
+        both = pd.concat([anomalies, self.anomalies], ignore_index=True)
+        return both.sort_values(["ts"], kind="stable").reset_index(drop=True)
+
+
+class AppDecoding:
+    """Decodes a capture's messages, part after part (see the module's note).
+
+    Args:
+        facts: conn_id -> that connection's :class:`ConnFacts` (asked once per
+            connection, when its first message comes).
+        decoder: a decoder name to force on every connection.
+        enabled: False decodes nothing (every message is skipped).
+    """
+
+    def __init__(self, facts: Callable[[int], ConnFacts], decoder: str | None = None,
+                 enabled: bool = True) -> None:
+        self.facts = facts
+        self.forced = check_decoder(decoder)
+        self.enabled = enabled
+        self.conns: dict[int, _Conn] = {}
+        self.rows: list[tuple[int, _Refs, AppRow]] = []
+        self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
+
+    def feed(self, m: MessageColumns) -> None:
+        """Decode one part of the messages (each connection's in order)."""
+        if not self.enabled or not len(m.conn_id):
+            return
+        order = np.argsort(m.conn_id, kind="stable")
+        conns = m.conn_id[order]
+        starts = np.flatnonzero(np.diff(conns, prepend=conns[0] - 1))
+        ends = np.append(starts[1:], len(conns))
+        for start, end in zip(starts.tolist(), ends.tolist()):
+            self._feed_conn(int(conns[start]), order[start:end], m)
+
+    def _conn(self, conn_id: int) -> _Conn:
+        conn = self.conns.get(conn_id)
+        if conn is None:
+            conn = self.conns[conn_id] = _Conn(Runner(self.facts(conn_id), self.forced))
+        return conn
+
+    def _feed_conn(self, conn_id: int, rows: np.ndarray, m: MessageColumns) -> None:
+        conn = self._conn(conn_id)
+        if conn.done:
+            return
+        rows = rows[m.data[rows]]
+        # While undecided, a few messages at a time: a connection no decoder
+        # takes costs those few, whatever its length.
+        head = 0 if conn.runner.decided else max(conn.runner.sniff - len(conn.runner.held), 1)
+        if head and not self._loop(conn_id, conn, rows[:head], m):
+            return
+        self._loop(conn_id, conn, rows[head:], m)
+        if len(conn.refs) > 2 * KEEP_REFS:
+            conn.refs = dict(list(conn.refs.items())[-KEEP_REFS:])
+
+    def _loop(self, conn_id: int, conn: _Conn, rows: np.ndarray, m: MessageColumns) -> bool:
+        """Feed ``rows`` to the connection's runner; False once it decodes nothing."""
+        runner = conn.runner
+        if not rows.size or conn.done:
+            return not conn.done
+        columns = zip(m.msg_index[rows].tolist(), m.direction[rows].tolist(),
+                      m.text[rows].tolist(), m.complete[rows].tolist(), rows.tolist(),
+                      m.first_frame[rows].tolist(), m.last_frame[rows].tolist(),
+                      m.packet_start[rows].tolist(), m.packet_end[rows].tolist(),
+                      m.ts_start[rows].tolist(), m.ts_end[rows].tolist())
+        payloads = m.payload
+        refs = conn.refs
+        here: _Refs | None = None
+        for index, direction, text, complete, i, *where in columns:
+            payload = payloads[i]
+            if hasattr(payload, "load"):  # a spooled payload (analyze -o): read it back
+                payload = payload.load()
+            here = refs[index] = _Refs(*where)
+            out = runner.feed(AppMessage(index, _DIRECTIONS[direction],
+                                         "text" if text else "binary", payload, here.ts_end,
+                                         complete))
+            if out[0] or out[1]:
+                conn.last = here
+                self._take(conn_id, conn, out)
+            if runner.decided and runner.decoder is None:
+                conn.done = True
+                refs.clear()
+                return False
+        conn.last = here
+        return True
+
+    def _take(self, conn_id: int, conn: _Conn,
+              out: tuple[list[AppRow], list[AppFinding]]) -> None:
+        rows, findings = out
+        for row in rows:
+            refs = conn.refs.get(row.event.msg_index, conn.last)
+            if refs is not None:
+                self.rows.append((conn_id, refs, row))
+        for finding in findings:
+            index = finding.msg_index
+            self.findings.append((conn_id, None if index is None else
+                                  conn.refs.get(index, conn.last), finding))
+
+    def finish(self, connections: pd.DataFrame) -> AppResult:
+        """End every runner; the tables (``connections``: for TLS or not)."""
+        for conn_id, conn in self.conns.items():
+            if not conn.done:
+                self._take(conn_id, conn, conn.runner.finish())
+        protocols = {conn_id: (c.runner.protocol, c.runner.confidence)
+                     for conn_id, c in self.conns.items() if c.runner.protocol is not None}
+        tls = dict(zip(connections["conn_id"].tolist(), connections["tls"].tolist())) \
+            if "tls" in connections else {}
+        return AppResult(self._table(), self._anomalies(tls),
+                         {k: (str(v[0]), float(v[1])) for k, v in protocols.items()})
+
+    def _table(self) -> pd.DataFrame:
+        if not self.rows:
+            return empty_app_table()
+        conn, refs, rows = zip(*self.rows)
+        events = [r.event for r in rows]
+        r = np.array(refs, dtype=np.int64).reshape(len(refs), 6)
+        kinds = sorted(set(KINDS) | {e.kind for e in events})
+        latency = np.array([-1 if x.latency is None else x.latency for x in rows], np.int64)
+        request = [x.request_msg for x in rows]
+        return pd.DataFrame({
+            "conn_id": np.array(conn, np.int64),
+            "msg_index": np.array([e.msg_index for e in events], np.int64),
+            "part": np.array([e.part for e in events], np.int64),
+            "first_frame": r[:, 0], "last_frame": r[:, 1],
+            "packet_start": r[:, 2], "packet_end": r[:, 3],
+            "ts": pd.to_datetime(r[:, 5], unit="ns", utc=True),
+            "direction": pd.Categorical([e.direction for e in events], dtype=DIRECTION),
+            "protocol": pd.Categorical([e.protocol for e in events],
+                                       dtype=protocol_dtype({e.protocol for e in events})),
+            "kind": pd.Categorical([e.kind for e in events],
+                                   dtype=pd.CategoricalDtype(kinds)),
+            "channel": pd.array([e.channel for e in events], dtype="string"),
+            "id": pd.array([e.id for e in events], dtype="string"),
+            "request_msg": pd.array(request, dtype="Int64"),
+            "latency": pd.to_timedelta(np.where(latency < 0, np.iinfo(np.int64).min, latency),
+                                       unit="ns"),
+            "fields": pd.array([_json(e.fields) for e in events], dtype="string"),
+        })
+
+    def _anomalies(self, tls: Mapping[int, Any]) -> pd.DataFrame:
+        rows: list[Anomaly] = []
+        for conn_id, refs, f in self.findings:
+            code = f.code if tls.get(conn_id, False) is True else _PLAINTEXT.get(f.code, f.code)
+            if refs is None:
+                last = self.conns[conn_id].last
+                rows.append(Anomaly(conn_id, last.ts_end if last else 0, f.direction, None,
+                                    code, severity_of(code), f.detail, None, None))
+            else:
+                rows.append(Anomaly(conn_id, refs.ts_start, f.direction, refs.first_frame, code,
+                                    severity_of(code), f.detail, refs.packet_start, None))
+        return anomaly_frame(rows)
+
+
+def protocol_dtype(extra: Sequence[str] | set[str] = ()) -> pd.CategoricalDtype:
+    """``protocol``'s dtype: the installed decoders (and ``extra``), sorted."""
+    return pd.CategoricalDtype(sorted(set(DECODERS) | set(extra)))
+
+
+def decode_tables(connections: pd.DataFrame, messages: pd.DataFrame, anomalies: pd.DataFrame,
+                  options: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The whole-capture path (``read()``): connections with the app columns,
+    anomalies with the decoders' rows, and the ``app`` table.
+
+    ``options``: an :class:`~wspcap.engine.Options` (its ``decoder`` and
+    ``decoders``), or None for the defaults.
+    """
+    decoding = AppDecoding(facts_table(connections), getattr(options, "decoder", None),
+                           getattr(options, "decoders", True))
+    decoding.feed(message_columns(messages))
+    result = decoding.finish(connections)
+    return (result.connection_columns(connections), result.with_anomalies(anomalies),
+            result.table)
+
+
+def facts_table(connections: pd.DataFrame) -> Callable[[int], ConnFacts]:
+    """conn_id -> :class:`ConnFacts`, from a connections table."""
+    cols = [c for c in ("conn_id", "subprotocol", "protocols_offered", "uri", "host", "origin",
+                        "user_agent") if c in connections]
+    rows = {int(r["conn_id"]): r for r in connections[cols].to_dict("records")}
+    return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
+
+
+def empty_app_table() -> pd.DataFrame:
+    """An ``app`` table without rows, with the columns and dtypes of a full one."""
+    schema = dict(APP_SCHEMA, protocol=protocol_dtype(), kind=pd.CategoricalDtype(KINDS))
+    return empty_table(schema)
+
+
+def _json(fields: Mapping[str, Any]) -> str:
+    try:
+        return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=repr)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps({"unserializable": repr(fields)[:200]})
+
+
+def anomaly_frame(rows: Sequence[Anomaly]) -> pd.DataFrame:
+    """Anomaly rows as a table of ANOMALY_SCHEMA, in the order given."""
+    if not rows:
+        return empty_table(ANOMALY_SCHEMA)
+    conn, ts, direction, frame, code, severity, detail, packet, offset = zip(*rows)
+    return pd.DataFrame({
+        "conn_id": pd.array(conn, dtype="Int64"),
+        "ts": pd.to_datetime(np.array(ts, np.int64), unit="ns", utc=True),
+        "direction": pd.Categorical(direction, dtype=DIRECTION),
+        "frame_index": pd.array(frame, dtype="Int64"),
+        "packet": pd.array(packet, dtype="Int64"),
+        "stream_offset": pd.array(offset, dtype="Int64"),
+        "code": pd.Categorical(code, dtype=CODE),
+        "severity": pd.Categorical(severity, dtype=SEVERITY),
+        "detail": pd.array(detail, dtype="string"),
+    })
