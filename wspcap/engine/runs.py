@@ -64,6 +64,7 @@ conversations cut into blocks at random):
 
 from __future__ import annotations
 
+import bisect
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -75,6 +76,7 @@ from wspcap.engine.collector import Collector
 from wspcap.engine.options import Options
 from wspcap.engine.session import Session
 from wspcap.tcp.reassembly import HISTORY
+from wspcap.tls.session import TLSRun
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message, MessageAssembler, plain_frames, plain_messages
 from wspcap.ws.records import (
@@ -85,7 +87,7 @@ from wspcap.ws.records import (
     take_columns,
     to_columns,
 )
-from wspcap.ws.runs import FrameRun
+from wspcap.ws.runs import NEVER, FrameRun
 
 if TYPE_CHECKING:
     from wspcap.rules.registry import Anomaly
@@ -121,7 +123,6 @@ HANDOFF = 8
 #: (at most 2 ** SPLITS parts).
 SPLITS = 4
 _EMPTY = np.zeros(0, np.int64)
-_NEVER = 1 << 62
 
 
 class _Records:
@@ -344,11 +345,86 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
 
 
 class _Side(NamedTuple):
-    """One direction of a connection taking the block path, and its frames."""
+    """One direction of a connection taking the block path, and its frames.
+
+    Attributes:
+        session, d: the connection and direction.
+        run: its frames (over TLS: in the plaintext of its records).
+        data: its TCP data segments (batch indices), in order.
+        cut: the packet from which it must go per packet.
+        tls: over TLS, the records read (``run`` is None without plaintext).
+    """
 
     session: Session
     d: int
     run: FrameRun
+    data: np.ndarray
+    cut: int
+    tls: TLSRun | None = None
+    tcp: bytes = b""
+
+
+def _clear_side(p: Pipeline, s: Session, d: int, batch: Batch, stamps: np.ndarray,
+                data: np.ndarray, dec: DecodedBatch) -> _Side:
+    """A direction of a ws:// connection: frames in its TCP segments."""
+    run = FrameRun(s.dirs[d].parser, batch.buf, data,  # type: ignore[arg-type]
+                   dec.pstart[data], dec.pend[data], stamps, p.options.max_payload)
+    return _Side(s, d, run, data, run.cut)
+
+
+def _tls_side(p: Pipeline, s: Session, d: int, batch: Batch, stamps: np.ndarray,
+              data: np.ndarray, dec: DecodedBatch) -> _Side:
+    """A direction of a decrypted wss:// connection: the TLS layer reads the
+    records whole in its TCP segments, and the frames are found in their
+    plaintext, each record's plaintext a segment of its own (given out with
+    the packet that completes the record, said to come in the packet where
+    the record starts, as :meth:`Session.tls_events` does)."""
+    buf = batch.buf
+    segments = [buf[x:y] for x, y in zip(dec.pstart[data].tolist(), dec.pend[data].tolist(),
+                                         strict=True)]
+    tls = s.tls
+    assert tls is not None
+    records = tls.scan_run(d, segments)
+    keep = [i for i, plain in enumerate(records.plain) if plain]
+    plain = b"".join([records.plain[i] for i in keep])
+    sizes = np.array([len(records.plain[i]) for i in keep], np.int64)
+    pe = np.cumsum(sizes)
+    emitted = data[np.array([records.emitted[i] for i in keep], np.int64)]
+    marked = data[np.array([records.marked[i] for i in keep], np.int64)]
+    run = FrameRun(s.dirs[d].parser, plain, emitted, pe - sizes, pe,  # type: ignore[arg-type]
+                   stamps, p.options.max_payload, marked)
+    cut = int(data[records.cut]) if records.cut < len(data) else NEVER
+    return _Side(s, d, run, data, min(cut, run.cut), records, b"".join(segments))
+
+
+def _commit(s: Session, side: _Side, batch: Batch, cut: int) -> None:
+    """Leave the direction's layers as the per-packet path would have, after
+    its packets before ``cut``."""
+    run, d = side.run, side.d
+    m, fed = run.fed(cut)
+    stream, stop, start_ts = run.rest(m, fed) if m else (b"", 0, 0)
+    s.dirs[d].parser.commit_run(run.k, stream, stop, fed, start_ts)  # type: ignore[union-attr]
+    data = side.data
+    taken = int(np.searchsorted(data, cut, "left"))  # TCP segments before cut
+    if side.tls is None:
+        if m:
+            s.reasm[d].took_in_order(fed - run.held, run.segments(max(0, m - HISTORY), m))
+        return
+    if not taken:
+        return
+    records = side.tls
+    tail = records.tail(taken, side.tcp)
+    assert s.tls is not None
+    s.tls.commit_run(d, records, taken, tail)
+    ends = records.ends
+    # The segments of the record the TLS layer holds the start of, for the marks.
+    first = bisect.bisect_right(ends, ends[taken - 1] - len(tail)) if tail else taken
+    marks = [(records.offset + (ends[j - 1] if j else 0), batch.first + int(data[j]),
+              batch.stamps[int(data[j])]) for j in range(first, taken)]
+    s.took_tls_run(d, fed - run.held if m else 0, marks)
+    last = [side.tcp[(ends[j - 1] if j else 0):ends[j]]
+            for j in range(max(0, taken - HISTORY), taken)]
+    s.reasm[d].took_in_order(ends[taken - 1], last)
 
 
 def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: DecodedBatch,
@@ -368,15 +444,16 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
             if n < len(data):
                 cut = min(cut, int(data[n]))
         chunks.append(data)
-    # 2. Each direction's frames, up to the first that breaks a framing rule.
+    # 2. Each direction's frames (over TLS: of the plaintext of its records), up
+    # to the first that breaks a framing rule.
     sides: list[_Side] = []
     for d in (0, 1):
         data = chunks[d][chunks[d] < cut]
-        if len(data):
-            run = FrameRun(s.dirs[d].parser, batch.buf, data,  # type: ignore[arg-type]
-                           pstart[data], pend[data], stamps, p.options.max_payload)
-            sides.append(_Side(s, d, run))
-            cut = min(cut, run.cut)
+        if not len(data):
+            continue
+        side = (_clear_side if s.tls is None else _tls_side)(p, s, d, batch, stamps, data, dec)
+        sides.append(side)
+        cut = min(cut, side.cut)
     used = pk[pk < cut]
     if not len(used):
         return used
@@ -400,13 +477,7 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     s.nframes += len(order)
     # 4. The layers' state, as the per-packet path would have left it.
     for side in sides:
-        run = side.run
-        m, fed = run.fed(cut)
-        stream, stop, start_ts = run.rest(m, fed) if m else (b"", 0, 0)
-        s.dirs[side.d].parser.commit_run(run.k, stream, stop, fed,  # type: ignore[union-attr]
-                                         start_ts)
-        if m:
-            s.reasm[side.d].took_in_order(fed - run.held, run.segments(max(0, m - HISTORY), m))
+        _commit(s, side, batch, cut)
     for d in (0, 1):
         mine = used[pdir[used] == d]
         acked = mine[dec.flags[mine] & TCP_ACK != 0]
@@ -439,6 +510,7 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
     fc: dict[str, np.ndarray] = {name: np.concatenate([part[name] for part in parts])
                                  for name in parts[0]}
     end_at = joined("end_at")
+    end_mark = joined("end_mark")
     held = joined("start_chunk") < 0
     indices = joined("indices")
     payloads: list[bytes] = []
@@ -446,8 +518,8 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
         payloads += run.payloads
     payload = np.empty(total, dtype=object)
     payload[:] = payloads
-    fc["ts"] = stamps[end_at]
-    fc["packet"] = batch.first + end_at
+    fc["ts"] = stamps[end_mark]
+    fc["packet"] = batch.first + end_mark
     fc["ts_start"] = np.where(held, each([run.held_since for run in runs]),
                               stamps[joined("start_at")])
     fc["payload"] = payload

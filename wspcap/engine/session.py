@@ -417,6 +417,13 @@ class Session:
                 self.report(ts, dr.name or None, None, event.code, event.detail, packet,
                             event.offset)
 
+    def took_tls_run(self, d: int, plain: int, marks: list[tuple[int, int, int]]) -> None:
+        """The block path gave direction ``d``'s parser ``plain`` decrypted
+        bytes; ``marks`` (TCP offset, packet, ts) are the segments of the
+        record the TLS layer holds a part of, if any (see :meth:`_mark`)."""
+        self.plain_offset[d] += plain
+        self.tls_marks[d][:] = marks
+
     def stream_offset(self, d: int) -> int:
         """Where direction ``d``'s next byte is, in the stream the layers above see."""
         return self.plain_offset[d] if self.tls is not None else self.reasm[d].offset
@@ -708,12 +715,15 @@ class Session:
 
     def bulk_ready(self) -> bool:
         """Both directions are between WebSocket frames and messages with no byte
-        held back: the block path (:mod:`wspcap.engine.runs`) may take over."""
-        if self.ignored or self.conn_id is None or self.tls is not None:
+        held back (and, over TLS, between records under known keys): the block
+        path (:mod:`wspcap.engine.runs`) may take over."""
+        if self.ignored or self.conn_id is None:
             return False
+        tls = self.tls
         for d in self.dirs:
             r = self.reasm[d.d]
-            if (d.handler is not Session._frames or r.next_seq is None or r._pending
+            if (d.handler is not Session._frames or r.next_seq is None or not r.idle
+                    or (tls is not None and not tls.run_ready(d.d))
                     or r.fin_offset is not None or d.parser is None
                     or not d.parser.bulk_ready or d.assembler is None
                     or not d.assembler.idle):

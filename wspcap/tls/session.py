@@ -38,7 +38,11 @@ records lost in the hole used theirs up), and goes on from there.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from wspcap.tls.keylog import KeyLog
 from wspcap.tls.protection import (
@@ -71,7 +75,7 @@ from wspcap.tls.records import (
 from wspcap.tls.suites import SUITES, suite_name
 
 __all__ = ["C2S", "MAX_SKIP", "S2C", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
-           "TLSSession"]
+           "TLSRun", "TLSSession"]
 
 C2S, S2C = 0, 1
 #: Sequence numbers tried past the expected one when looking for the next
@@ -113,6 +117,57 @@ class TLSAnomaly:
     direction: int
     offset: int
     detail: str
+
+
+class TLSRun:
+    """Records of a run of one direction's segments (:meth:`TLSSession.scan_run`).
+
+    Attributes:
+        seq: the sequence number of the first record.
+        offset: the stream offset of the first segment.
+        ends: where each segment ends in the joined segments.
+        plain: each record's plaintext; ``emitted``: the segment where it
+            ends (where :meth:`~TLSSession.receive_data` would give it out);
+            ``marked``: the segment where it starts (the packet its frames are
+            said to come in, see :meth:`wspcap.engine.session.Session.tls_events`).
+        cut: the first segment the run cannot take whole: the one where the
+            first record it did not read starts (len(ends) if none).
+    """
+
+    __slots__ = ("cut", "emitted", "ends", "marked", "offset", "plain", "seq", "starts",
+                 "stops")
+
+    def __init__(self, seq: int, offset: int, ends: list[int]) -> None:
+        self.seq = seq
+        self.offset = offset
+        self.ends = ends
+        self.plain: list[bytes] = []
+        self.starts: list[int] = []
+        self.stops: list[int] = []
+        self.emitted: list[int] = []
+        self.marked: list[int] = []
+        self.cut = len(ends)
+
+    def locate(self) -> None:
+        """Each record's segments: where it starts and where it ends."""
+        ends = np.asarray(self.ends, np.int64)
+        self.marked = np.searchsorted(ends, self.starts, "right").tolist()
+        self.emitted = np.searchsorted(ends, self.stops, "left").tolist()
+
+    def stop_at(self, pos: int) -> None:
+        """A record starts at ``pos`` that the run does not read: from the
+        segment it starts in, the segments are :meth:`TLSSession.receive_data`'s."""
+        self.cut = bisect.bisect_right(self.ends, pos)
+
+    def records_before(self, segments: int) -> int:
+        """How many records end within the first ``segments`` segments."""
+        return bisect.bisect_left(self.emitted, segments)
+
+    def tail(self, segments: int, joined: bytes) -> bytes:
+        """The bytes of the first ``segments`` segments after their last whole record."""
+        records = self.records_before(segments)
+        start = self.stops[records - 1] if records else 0
+        return joined[start:self.ends[segments - 1]]
 
 
 @dataclass(slots=True)
@@ -277,6 +332,83 @@ class TLSSession:
     def _take(self) -> list[Event]:
         events, self._events = self._events, []
         return events
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def run_ready(self, direction: int) -> bool:
+        """The direction is in its steady state: application data under known
+        keys, nothing held, no partial record, no hole to resynchronize after:
+        :meth:`scan_run` and :meth:`commit_run` may stand in for
+        :meth:`receive_data` (see :mod:`wspcap.engine.runs`)."""
+        d = self._dirs[direction]
+        return (d.encrypted and d.protection is not None and d.later is None
+                and not (d.buf or d.held or d.resync or d.failing or d.alert_fatal
+                         or d.handshake or self._replay))
+
+    def scan_run(self, direction: int, segments: list[bytes]) -> TLSRun:
+        """The records whole in ``segments`` (the direction's next in-order TCP
+        payloads), decrypted, up to the first that is not plain application
+        data under the current keys (a handshake message, an alert, one that
+        does not authenticate, a header out of place): that one and what
+        follows are left to :meth:`receive_data`. Changes nothing (see
+        :meth:`commit_run`); for a direction that is :meth:`run_ready`."""
+        d = self._dirs[direction]
+        protection = d.protection
+        assert protection is not None
+        buf = b"".join(segments)
+        sizes = [len(seg) for seg in segments]
+        ends = list(itertools.accumulate(sizes))
+        run = TLSRun(protection.seq, d.offset, ends)
+        limit = self._limit()
+        pos, seq, end = 0, protection.seq, len(buf)
+        whole = True  # reading stopped at a record that is not plain application data
+        try:
+            while True:
+                if end - pos < HEADER_LEN:
+                    whole = False
+                    break
+                length = (buf[pos + 3] << 8) | buf[pos + 4]
+                stop = pos + HEADER_LEN + length
+                if buf[pos] != APPLICATION_DATA or buf[pos + 1] != 3 or length > limit:
+                    break
+                if stop > end:
+                    whole = False
+                    break
+                try:
+                    ctype, plain = protection.decrypt(buf[pos:pos + HEADER_LEN],
+                                                      buf[pos + HEADER_LEN:stop], seq)
+                except DecryptError:
+                    break
+                if ctype != APPLICATION_DATA:
+                    break
+                run.plain.append(plain)
+                run.starts.append(pos)
+                run.stops.append(stop)
+                seq += 1
+                pos = stop
+        finally:
+            protection.seq = run.seq  # (decrypt moves it on)
+        run.locate()
+        if whole:
+            run.stop_at(pos)
+        return run
+
+    def commit_run(self, direction: int, run: TLSRun, segments: int, tail: bytes) -> None:
+        """After :meth:`scan_run`: the caller took the first ``segments`` of
+        its segments (and the plaintext of every record whole in them);
+        ``tail`` is the bytes of those segments after the last such record."""
+        if not segments:
+            return
+        d = self._dirs[direction]
+        records = run.records_before(segments)
+        protection = d.protection
+        assert protection is not None
+        protection.seq = run.seq + records
+        d.offset = run.offset + run.ends[segments - 1] - len(tail)
+        d.buf = bytearray(tail)
+        if records:
+            self.info.decrypted = True
+            self.info.records_decrypted[direction] += records
 
     # -- records ---------------------------------------------------------------------------
 

@@ -99,21 +99,28 @@ class FrameRun:
             are in it; ``chunks``: each segment's packet (block index), in order.
         stamps: the block's timestamps by block index.
         max_payload: frames longer than this are left to the per-packet path.
+        marks: the packet each segment is said to come in, when not the one
+            that brought it (decrypted TLS: the packet where the segment's
+            record starts; ``chunks`` then are the packets that complete the
+            records, where the per-packet path gives their plaintext out).
 
     Attributes:
         starts, hls, lengths: each frame's start (in the run's stream, whose
             offset 0 is the parser's :attr:`~wspcap.ws.frames.FrameParser.base`),
             header length and payload length.
-        end_at: the packet that completes each frame.
+        end_at: the packet that completes each frame; ``end_mark``: the
+            packet it is said to come in (the same but for decrypted TLS).
         cut: the packet from which this direction must go per packet
             (its first frame that breaks a framing rule), or NEVER.
         k: how many frames are taken (see :meth:`keep`).
     """
 
     def __init__(self, parser: FrameParser, buf: bytes, chunks: np.ndarray, ps: np.ndarray,
-                 pe: np.ndarray, stamps: np.ndarray, max_payload: int) -> None:
+                 pe: np.ndarray, stamps: np.ndarray, max_payload: int,
+                 marks: np.ndarray | None = None) -> None:
         self.buf = buf
         self.chunks = chunks
+        self.marks = chunks if marks is None else marks
         self.ps, self.pe = ps, pe
         self.stamps = stamps
         self.base = parser.base
@@ -144,6 +151,7 @@ class FrameRun:
         # byte (-1: the bytes held from before).
         end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
         self.end_at = chunks[end_chunk] if len(fs) else _EMPTY
+        self.end_mark = self.marks[end_chunk] if len(fs) else _EMPTY
         self.start_chunk = np.where(fs < self.held, -1,
                                     np.searchsorted(self.cum_end, fs, "right"))
         head = np.frombuffer(self.src, np.uint8)
@@ -177,7 +185,7 @@ class FrameRun:
         # Each frame's 4 bytes before its payload: the masking key where it is masked.
         self.key_bytes = np.frombuffer(self.src, np.uint8)[(at - 4)[:, None] + _FOUR]
         sc = self.start_chunk[:k]
-        self.start_at = self.chunks[np.maximum(sc, 0)]  # packet that brought the first byte
+        self.start_at = self.marks[np.maximum(sc, 0)]  # packet that brought the first byte
 
     @property
     def last_offset(self) -> int:
@@ -198,8 +206,8 @@ class FrameRun:
         k = self.k
         stop = int(self.starts[k - 1] + self.hls[k - 1] + self.lengths[k - 1]) if k else 0
         if stop < used and stop >= self.held:  # the next frame's first byte came in a chunk
-            start_ts = int(self.stamps[int(self.chunks[np.searchsorted(self.cum_end, stop,
-                                                                        "right")])])
+            start_ts = int(self.stamps[int(self.marks[np.searchsorted(self.cum_end, stop,
+                                                                       "right")])])
         else:
             start_ts = self.held_since
         if self._stream is None and stop < used:

@@ -1,0 +1,133 @@
+"""The block path over decrypted TLS reads what the per-packet path reads.
+
+A wss:// connection's records are read a run at a time
+(:meth:`wspcap.tls.TLSSession.scan_run`) and their plaintext framed like a ws
+run (:class:`wspcap.ws.runs.FrameRun`). Generated TLS 1.3 conversations
+(records sealed with AES-128-GCM by ``samples/anomalies/make_anomalies.py``'s
+writer, with the key log) are cut into TCP segments anywhere: records split
+over segments, several records a segment, segments lost, repeated or
+swapped, a record that does not authenticate, a KeyUpdate-like handshake
+record in the middle; blocks are cut at random and every connection takes the
+block path from its first packets on. Every table must be the same as packet
+by packet.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.golden.paths import REPO_ROOT
+from tests.test_blocks import TABLES, batched, per_packet
+from wspcap.engine import Options
+from wspcap.engine import runs as blocks
+from wspcap.tls import KeyLog
+
+C2S, S2C = "c2s", "s2c"
+
+
+@cache
+def _make() -> ModuleType:
+    path = REPO_ROOT / "samples" / "anomalies" / "make_anomalies.py"
+    spec = importlib.util.spec_from_file_location("make_anomalies", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("make_anomalies", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+TROUBLE = ("", "", "", "", "lose", "repeat", "swap", "forge", "handshake")
+
+
+def conversation(path: Path, steps: list[tuple[str, int, int, str]], seed: int) -> str:
+    """A wss:// conversation: messages of ``steps`` (direction, size, pieces,
+    trouble) sealed in records and cut into segments; returns the key log."""
+    m = _make()
+    sc = m.Scenario("tls-run", "generated")
+    tls = m.Tls13(sc)
+    c = sc.conn(server_port=443)
+    c.tls_open(tls)
+    c.upgrade_after_tls()
+    rng = random.Random(seed)
+    for d, size, pieces, trouble in steps:
+        body = bytes((i * 7 + size) & 0x7F for i in range(size))
+        key = sc.key() if d == C2S else None
+        wire = b"".join(tls.seal(d, m.frame(m.TEXT, body[i:i + 90], key=key))
+                        for i in range(0, max(size, 1), 90))  # a record per 90 bytes
+        if trouble == "forge":
+            wire = wire[:-1] + bytes([wire[-1] ^ 1])  # the last record will not authenticate
+        elif trouble == "handshake":
+            wire += tls.seal(d, b"\x18\x00\x00\x01\x00", 22)  # a KeyUpdate-shaped message
+        cuts = sorted(rng.sample(range(1, len(wire)), min(pieces - 1, len(wire) - 1)))
+        segments = [wire[a:b] for a, b in zip([0, *cuts], [*cuts, len(wire)], strict=True)]
+        numbers = []
+        for seg in segments:
+            numbers.append(c.packet(d, "PA", seg))
+        records = sc.pcap.records  # (ts, bytes, wire length), in capture order
+        if trouble == "lose" and len(numbers) > 1:
+            del records[numbers[len(numbers) // 2] - 1]  # a hole inside the message
+        elif trouble == "repeat":
+            c.packet(d, "PA", segments[0], seq=c.seq[d] - len(wire))
+        elif trouble == "swap" and len(numbers) > 1:
+            a, b = numbers[-2] - 1, numbers[-1] - 1
+            records[a], records[b] = (records[b][0], *records[a][1:]), (records[a][0],
+                                                                         *records[b][1:])
+        c.packet(S2C if d == C2S else C2S, "A")
+    c.shutdown(C2S)
+    sc.pcap.write(path)
+    return tls.keylog
+
+
+step = st.tuples(st.sampled_from((C2S, S2C)), st.integers(0, 400), st.integers(1, 5),
+                 st.sampled_from(TROUBLE))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=40), seed=st.integers(0, 2**16),
+       most=st.integers(1, 60))
+def test_generated_tls_conversations(tmp_path_factory: pytest.TempPathFactory,
+                                     monkeypatch: pytest.MonkeyPatch,
+                                     steps: list[tuple[str, int, int, str]], seed: int,
+                                     most: int) -> None:
+    path = tmp_path_factory.mktemp("tls") / "gen.pcap"
+    keys = conversation(path, steps, seed)
+    log = KeyLog()
+    log.feed(keys, final=True)
+    options = Options(keylog=log)
+    want, _ = per_packet(path, options)
+    assert want.connections.decrypted.all()
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    monkeypatch.setattr(blocks, "HANDOFF", 1)
+    taken = 0
+    for s in (seed, seed + 1):
+        got, p = batched(path, s, most, options=options)
+        taken += p.block_frames
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
+                                          obj=f"seed={s} {name}")
+
+
+def test_the_block_path_reads_tls_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a plain conversation the TLS connection does take the block path."""
+    path = tmp_path / "gen.pcap"
+    keys = conversation(path, [(C2S if i % 2 else S2C, 50 + i, 1, "") for i in range(80)], 1)
+    log = KeyLog()
+    log.feed(keys, final=True)
+    options = Options(keylog=log)
+    want, _ = per_packet(path, options)
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    got, p = batched(path, None, options=options)
+    assert p.block_frames >= 70
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
