@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from wspcap.constants import DIRECTIONS
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
@@ -230,7 +232,7 @@ def size_distribution(data: Capture | pd.DataFrame, ax: Axes | None = None,
         return _no_data(ax, title, "no messages")
     sizes = msgs.length.to_numpy(dtype=float) + 1.0  # 0-byte messages count too
     edges = np.logspace(0, math.log10(max(sizes.max(), 2.0)) + 0.01, bins + 1)
-    for direction in ("c2s", "s2c"):
+    for direction in DIRECTIONS:
         values = sizes[(msgs.direction == direction).to_numpy()]
         if len(values):
             ax.hist(values, bins=list(edges), alpha=0.6, color=DIRECTION_COLORS[direction],
@@ -278,7 +280,7 @@ def throughput(data: Capture | pd.DataFrame, ax: Axes | None = None,
     width = bin_seconds or _bin_seconds(float(rel.max()))
     nbins = int(rel.max() // width) + 1
     edges = np.arange(nbins + 1) * width
-    for direction in ("c2s", "s2c"):
+    for direction in DIRECTIONS:
         mask = (msgs.direction == direction).to_numpy()
         if not mask.any():
             continue
@@ -314,7 +316,7 @@ def opcode_mix(data: Capture | pd.DataFrame, ax: Axes | None = None) -> Axes:
     counts = (msgs.assign(type=msgs.type.astype(str), direction=msgs.direction.astype(str))
               .groupby(["type", "direction"]).size())
     x = np.arange(len(order))
-    for i, direction in enumerate(("c2s", "s2c")):
+    for i, direction in enumerate(DIRECTIONS):
         heights = [int(counts.get((t, direction), 0)) for t in order]
         bars = ax.bar(x + (i - 0.5) * 0.4, heights, width=0.4,
                       color=DIRECTION_COLORS[direction], label=DIRECTION_LABELS[direction])
@@ -374,7 +376,7 @@ def ping_rtt(capture: Capture, ax: Axes | None = None) -> Axes:
     if rtts.empty:
         return _no_data(ax, title, "no answered pings")
     t0 = capture.messages.ts_end.min()
-    for direction in ("c2s", "s2c"):
+    for direction in DIRECTIONS:
         r = rtts[rtts.direction == direction]
         if len(r):
             ax.scatter(_seconds(r.ts, t0), r.rtt.to_numpy(dtype=float) * 1000.0, s=25,
