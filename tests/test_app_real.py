@@ -4,8 +4,12 @@
 (python-socketio, Mosquitto with paho-mqtt, JSON-RPC over ``websockets``,
 strawberry with ``gql``) under tcpdump and writes what each side's
 application sent (``<name>.truth.json``). Here the capture is read with
-:func:`wspcap.read`, the decoder the registry chooses runs over its data
-messages (:mod:`golden.app`) and every event is compared with that truth:
+:func:`wspcap.read` and its ``app`` table (each row an event, read back by
+:func:`golden.app.from_table`), its ``app_*`` anomalies and the connection's
+``app_protocol`` are compared with that truth, event by event; the pairing
+of answers with their requests (``request_msg``, ``latency``) with the ids
+each side sent; and the table with the decoders run test-side
+(:func:`golden.app.decode`):
 
 - the bundled samples (``samples/socketio.pcapng``, ``samples/mqtt.pcapng``);
 - tshark's MQTT dissector on ``samples/mqtt.pcapng`` (tshark 4.0 hands the
@@ -29,8 +33,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
-from golden.app import Decoded, decode
+from golden.app import Decoded, decode, from_table
 from golden.paths import SAMPLES_DIR, app_sample_names
 
 import wspcap
@@ -47,17 +52,44 @@ def load(folder: Path, name: str) -> tuple[wspcap.Capture, dict[str, Any]]:
 
 
 def only_connection(capture: wspcap.Capture, truth: dict[str, Any]) -> Decoded:
-    """Decode the capture's one connection; check its handshake against the truth."""
+    """The capture's one connection as its ``app`` table has it; its handshake
+    checked against the truth."""
     (tc,) = truth["connections"]
     (row,) = capture.connections.itertuples()
     assert row.established and row.uri.startswith(tc["uri_path"])
     assert bool(row.permessage_deflate) == tc["permessage_deflate"]
     assert (row.subprotocol if isinstance(row.subprotocol, str) else None) == tc["subprotocol"]
-    decoded = decode(capture, int(row.conn_id))
+    decoded = from_table(capture, int(row.conn_id))
     assert decoded.decoder == truth["protocol"]
+    assert set(capture.app["protocol"].astype(str)) == {truth["protocol"]}
     bad = [f for f in decoded.findings if f.code in NEVER]
     assert not bad, bad
     return decoded
+
+
+def credentials(capture: wspcap.Capture) -> str:
+    """The code credentials in clear get: an error on plain ws://."""
+    return "app_credentials_in_clear" if capture.connections.tls.iloc[0] else \
+        "app_credentials_plaintext"
+
+
+def answered(capture: wspcap.Capture) -> list[tuple[Any, Any]]:
+    """(answer, request) rows of the app table paired by ``request_msg``."""
+    app = capture.app
+    by_msg = {int(r.msg_index): r for r in app.itertuples()}
+    pairs = []
+    for r in app[app.request_msg.notna()].itertuples():
+        asked = by_msg[int(r.request_msg)]
+        since = r.ts - asked.ts
+        if "attachments" in json.loads(asked.fields):
+            # A Socket.IO binary event is a row on its header message, but is
+            # complete (and its wait timed) from its last attachment's message.
+            assert pd.Timedelta(0) < r.latency < since
+        else:
+            assert r.latency == since > pd.Timedelta(0)
+        pairs.append((r, asked))
+    assert app.latency.notna().sum() == len(pairs)
+    return pairs
 
 
 def sent(truth: dict[str, Any], direction: str, *kinds: str) -> list[dict[str, Any]]:
@@ -88,7 +120,15 @@ def check_socketio(capture: wspcap.Capture, truth: dict[str, Any]) -> None:
     for direction, other in (("c2s", "s2c"), ("s2c", "c2s")):
         asked = {(e.fields["namespace"], e.id) for e in d.of(other, "event") if e.id is not None}
         assert {(e.fields["namespace"], e.id) for e in d.of(direction, "ack")} <= asked
-    assert sum(f.code == "app_credentials_in_clear" for f in d.findings) == len(connects)
+    assert sum(f.code == credentials(capture) for f in d.findings) == len(connects)
+    # the table pairs each ack with the event that asked for it (same id, other side)
+    pairs = answered(capture)
+    assert sorted((str(r.direction), int(r.id)) for r, _ in pairs) == sorted(
+        (direction, e["ack_id"]) for other, direction in (("c2s", "s2c"), ("s2c", "c2s"))
+        for e in sent(truth, other, "event") if e.get("ack_id") is not None)
+    for ack, event in pairs:
+        assert (ack.kind, event.kind, event.id) == ("ack", "event", ack.id)
+        assert ack.direction != event.direction
 
 
 # -- MQTT -----------------------------------------------------------------------
@@ -134,8 +174,18 @@ def check_mqtt(capture: wspcap.Capture, truth: dict[str, Any]) -> None:
         for p in sent(truth, direction, "publish"):
             for packet, by_other in flows.get(p["qos"], []):
                 assert (other if by_other else direction, packet, p["mid"]) in acks, (p, packet)
-    creds = [f for f in d.findings if f.code == "app_credentials_in_clear"]
+    creds = [f for f in d.findings if f.code == credentials(capture)]
     assert len(creds) == 1 and want_connect["username"] in creds[0].detail
+    # the table pairs each PUBLISH (QoS 1, 2), SUBSCRIBE and UNSUBSCRIBE with its
+    # first ack (PUBACK, PUBREC, SUBACK, UNSUBACK): same packet id, other side
+    pairs = answered(capture)
+    want_pairs = sorted((d_, "PUBLISH", p["mid"]) for d_ in ("c2s", "s2c")
+                        for p in sent(truth, d_, "publish") if p["qos"] > 0)
+    want_pairs += [("c2s", "SUBSCRIBE", sub["mid"]), ("c2s", "UNSUBSCRIBE", unsub["mid"])]
+    assert sorted((str(q.direction), json.loads(q.fields)["type"], int(q.id))
+                  for _, q in pairs) == sorted(want_pairs)
+    for ack, asked in pairs:
+        assert ack.kind == "ack" and ack.id == asked.id and ack.direction != asked.direction
 
 
 # -- JSON-RPC -------------------------------------------------------------------
@@ -207,6 +257,27 @@ def test_bundled_sample(name: str) -> None:
     CHECKS[truth["protocol"]](capture, truth)
 
 
+@pytest.mark.parametrize("name", app_sample_names())
+def test_table_is_the_decoders_own(name: str) -> None:
+    """The engine's table holds what the decoder run test-side says, event for
+    event, and each row points at its message (frames, packets, time)."""
+    capture, truth = load(SAMPLES_DIR, name)
+    table, direct = from_table(capture, 0), decode(capture, 0)
+    assert (table.decoder, table.confidence) == (direct.decoder, direct.confidence)
+    assert table.events == direct.events
+    assert [(f.direction, f.detail) for f in table.findings] == \
+        [(f.direction, f.detail) for f in direct.findings]
+    assert {f.code for f in direct.findings} == {"app_credentials_in_clear"}
+    where = ["first_frame", "last_frame", "packet_start", "packet_end"]
+    joined = capture.app.merge(capture.messages, on=["conn_id", "msg_index"],
+                               suffixes=("", "_msg"), validate="many_to_one")
+    assert len(joined) == len(capture.app)
+    for column in where:
+        assert (joined[column] == joined[f"{column}_msg"]).all(), column
+    assert (joined["ts"] == joined["ts_end"]).all()
+    assert joined["type"].astype(str).isin(["text", "binary"]).all()
+
+
 def test_bundled_samples_present() -> None:
     assert app_sample_names() == ["mqtt", "socketio"]
 
@@ -241,7 +312,7 @@ def test_tshark_mqtt_agrees(tmp_path: Path) -> None:
             theirs.append((direction, t, next(topics) if publish else None,
                            next(messages).replace(":", "") if publish else None))
     assert len(theirs) >= 20
-    ours = decode(capture, 0)
+    ours = from_table(capture, 0)
     names = {v: k for k, v in {1: "CONNECT", 2: "CONNACK", 3: "PUBLISH", 4: "PUBACK",
                                5: "PUBREC", 6: "PUBREL", 7: "PUBCOMP", 8: "SUBSCRIBE",
                                9: "SUBACK", 10: "UNSUBSCRIBE", 11: "UNSUBACK", 12: "PINGREQ",

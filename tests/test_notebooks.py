@@ -23,7 +23,8 @@ CELL_TIMEOUT = 120
 
 
 def test_there_are_notebooks() -> None:
-    assert {"01-explore-a-capture.ipynb", "02-hunting-anomalies.ipynb"} <= set(NAMES)
+    assert {"01-explore-a-capture.ipynb", "02-hunting-anomalies.ipynb",
+            "03-application-protocols.ipynb"} <= set(NAMES)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -15,6 +15,7 @@ import shutil
 import signal
 import struct
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SAMPLE_FILES = sorted(str(p) for p in SAMPLES.glob("*.pcap*"))
 PEERS = peers_location()
-TABLES = ("connections", "frames", "messages", "anomalies")
+#: Every table read_many combines and analyze_many writes: the four, then ``app``.
+TABLES = ("connections", "frames", "messages", "anomalies", "app")
 #: Seconds any one test may take, cluster start included.
 TEST_TIME_LIMIT = 90
 
@@ -93,6 +95,12 @@ def _one_process(files: list[str]) -> dict[str, pd.DataFrame]:
     return {t: pd.concat(dfs, ignore_index=True) for t, dfs in out.items()}
 
 
+def _capture(table: Callable[[str], pd.DataFrame]) -> wspcap.Capture:
+    """A Capture of the tables ``table(name)`` gives (``app`` by keyword: the
+    fifth positional argument is the info)."""
+    return wspcap.Capture(*(table(t) for t in TABLES[:4]), app=table("app"))
+
+
 def _assert_same_as_one_process(result: wspcap.Capture, files: list[str]) -> None:
     expected = _one_process(files)
     for table in TABLES:
@@ -103,7 +111,7 @@ def _assert_same_as_one_process(result: wspcap.Capture, files: list[str]) -> Non
     assert result.connections["conn_id"].is_unique
     # Every frame, message and anomaly joins back to a connection of its own capture.
     conns = result.connections.set_index("conn_id")["capture"].astype(object)
-    for table in ("frames", "messages", "anomalies"):
+    for table in ("frames", "messages", "anomalies", "app"):
         df = getattr(result, table)
         bound = df[df["conn_id"].notna()]
         assert (bound["conn_id"].map(conns).to_numpy()
@@ -117,6 +125,7 @@ def _by_stream(capture: wspcap.Capture) -> dict[str, pd.DataFrame]:
     out = {"connections": _plain(capture.connections.drop(columns=drop + ["conn_id"]))
            .sort_values("tcp_stream").reset_index(drop=True)}
     keys = {"frames": ["tcp_stream", "frame_index"], "messages": ["tcp_stream", "msg_index"],
+            "app": ["tcp_stream", "msg_index", "part"],
             "anomalies": ["tcp_stream", "ts", "code", "detail", "frame_index"]}
     for table, key in keys.items():
         df = _plain(getattr(capture, table))
@@ -130,8 +139,7 @@ def _by_stream(capture: wspcap.Capture) -> dict[str, pd.DataFrame]:
 
 def _only(capture: wspcap.Capture, name: str) -> wspcap.Capture:
     """The rows of one capture file."""
-    return wspcap.Capture(*(getattr(capture, t)[getattr(capture, t)["capture"] == name]
-                            for t in TABLES))
+    return _capture(lambda t: getattr(capture, t)[getattr(capture, t)["capture"] == name])
 
 
 def _flow_shard(row: object, n: int) -> int:
@@ -181,6 +189,7 @@ class TestShard:
         assert whole.info.counters["snap_length_cut"] > 0
         assert whole.anomalies["conn_id"].notna().any()
         assert len(whole.connections) >= 8
+        assert set(whole.app["protocol"].astype(str)) == {"mqtt", "socketio"}
 
     @pytest.mark.parametrize("n", [2, 3])
     def test_union_of_shards_is_the_whole(self, merged, n):
@@ -193,10 +202,11 @@ class TestShard:
             assert all(_flow_shard(r, n) == i for r in s.connections.itertuples())
         expected = _by_stream(whole)
         got = [_by_stream(s) for s in shards]
-        for table in ("connections", "frames", "messages"):
+        keys = {"connections": [], "frames": ["frame_index"], "messages": ["msg_index"],
+                "app": ["msg_index", "part"]}
+        for table, more in keys.items():
             union = pd.concat([g[table] for g in got], ignore_index=True)
-            key = ["tcp_stream"] + (["frame_index"] if table == "frames" else
-                                    ["msg_index"] if table == "messages" else [])
+            key = ["tcp_stream", *more]
             union = union.sort_values(key, kind="stable").reset_index(drop=True)
             pdt.assert_frame_equal(union, expected[table], obj=table)
         bound = [g["anomalies"][g["anomalies"]["tcp_stream"].notna()] for g in got]
@@ -304,6 +314,7 @@ class TestReadManyCluster:
         assert conns["tcp_stream"].is_monotonic_increasing
         assert got.frames["packet"].is_monotonic_increasing
         assert got.messages["packet_end"].is_monotonic_increasing
+        assert got.app["conn_id"].is_monotonic_increasing and len(got.app)
         assert got.info.counters == whole.info.counters
         assert got.info.truncated == whole.info.truncated
 
@@ -339,16 +350,21 @@ class TestReadManyCluster:
         monkeypatch.setattr(parallel, "_iter_captures", gathered)
         got = analyze_many(files, tmp_path / "cluster", scheduler=client,
                            split_large=os.path.getsize(merged))
-        assert [(r.path, r.connections, r.frames, r.messages, r.anomalies, r.first_conn_id)
+        assert [(r.path, r.connections, r.frames, r.messages, r.anomalies, r.app, r.first_conn_id)
                 for r in got] == [
-            (r.path, r.connections, r.frames, r.messages, r.anomalies, r.first_conn_id)
+            (r.path, r.connections, r.frames, r.messages, r.anomalies, r.app, r.first_conn_id)
             for r in expected]
         for table in TABLES:
             parts = sorted(p.name for p in (tmp_path / "cluster" / table).iterdir())
             assert parts == sorted(p.name for p in (tmp_path / "sync" / table).iterdir())
-            pdt.assert_frame_equal(_plain(pd.read_parquet(tmp_path / "cluster" / table)),
-                                   _plain(pd.read_parquet(tmp_path / "sync" / table)),
-                                   obj=table)
+        # The split file's connections are numbered by tcp_stream (read()'s order
+        # unless a later connection finished its handshake first): compare by flow.
+        on_cluster, in_process = (_capture(lambda t, d=d: pd.read_parquet(tmp_path / d / t))
+                                  for d in ("cluster", "sync"))
+        for name in files:
+            g, e = _by_stream(_only(on_cluster, name)), _by_stream(_only(in_process, name))
+            for table in TABLES:
+                pdt.assert_frame_equal(g[table], e[table], obj=f"{name} {table}")
 
     def test_cli_on_a_running_scheduler(self, client, tmp_path):
         out = tmp_path / "out"
@@ -376,7 +392,7 @@ def test_cli_default_local_cluster_writes_parquet_datasets(tmp_path, capsys):
     assert files == SAMPLE_FILES
     printed = capsys.readouterr().out
     assert f"{len(files)} captures" in printed
-    result = wspcap.Capture(*(pd.read_parquet(out / table) for table in TABLES))
+    result = _capture(lambda table: pd.read_parquet(out / table))
     _assert_same_as_one_process(result, files)
 
 
@@ -388,7 +404,8 @@ class TestCli:
         out = tmp_path / "out"
         assert main(["analyze", str(SAMPLES / "plain.pcap"), "-o", str(out), "-q"]) == 0
         assert sorted(p.name for p in out.iterdir()) == [
-            "anomalies.parquet", "connections.parquet", "frames.parquet", "messages.parquet"]
+            "anomalies.parquet", "app.parquet", "connections.parquet", "frames.parquet",
+            "messages.parquet"]
         frames = pd.read_parquet(out / "frames.parquet")
         assert "capture" not in frames.columns
         pdt.assert_frame_equal(frames, wspcap.read(SAMPLES / "plain.pcap").frames)
@@ -402,7 +419,7 @@ class TestCli:
         frames = pd.read_parquet(out / "frames")
         assert list(frames["capture"].astype(str).unique()) == two
         _assert_same_as_one_process(
-            wspcap.Capture(*(pd.read_parquet(out / t) for t in TABLES)), two)
+            _capture(lambda t: pd.read_parquet(out / t)), two)
 
     def test_tables_without_rows_are_typed_datasets(self, tmp_path):
         """Captures with no packet: every table is one empty part, with its dtypes.
@@ -493,6 +510,8 @@ def test_analyze_many_counts_without_writing():
     singles = [wspcap.read(p) for p in SAMPLE_FILES]
     assert [r.path for r in results] == SAMPLE_FILES
     assert [r.frames for r in results] == [len(c.frames) for c in singles]
+    assert [r.app for r in results] == [len(c.app) for c in singles]
+    assert sum(r.app for r in results) > 0
     firsts = np.cumsum([0] + [len(c.connections) for c in singles])[:-1].tolist()
     assert [r.first_conn_id for r in results] == firsts
 
@@ -545,7 +564,7 @@ class TestChooseByWorkSize:
         assert main(["analyze", *SAMPLE_FILES, "-o", str(out), "-q"]) == 0
         assert main(["analyze", *SAMPLE_FILES, "-q", "--workers", "1"]) == 0
         assert capsys.readouterr().err == ""
-        result = wspcap.Capture(*(pd.read_parquet(out / table) for table in TABLES))
+        result = _capture(lambda table: pd.read_parquet(out / table))
         _assert_same_as_one_process(result, SAMPLE_FILES)
         got = wspcap.read_many(SAMPLE_FILES)
         want = wspcap.read_many(SAMPLE_FILES, scheduler="sync")
@@ -568,5 +587,5 @@ class TestChooseByWorkSize:
         out = tmp_path / "out"
         assert main(["analyze", *SAMPLE_FILES[:3], "-o", str(out), "-q"]) == 0
         assert started == [None]  # None: the local cluster
-        result = wspcap.Capture(*(pd.read_parquet(out / table) for table in TABLES))
+        result = _capture(lambda table: pd.read_parquet(out / table))
         _assert_same_as_one_process(result, SAMPLE_FILES[:3])

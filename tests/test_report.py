@@ -15,6 +15,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from golden import truth as T
 from golden.browser import chromium, chromium_args
@@ -291,3 +292,71 @@ class TestBigCaptures:
         ids = [row[0] for row in page.tables["connections"][1:]]
         assert "104" in ids  # a chosen connection past the first 100 is listed too
         assert sum(1 for t, a in page.tags if t == "a" and a.get("href") == "#conn-104") == 1
+
+
+class TestApplication:
+    """What the messages say: the app table's section, checked against the
+    application samples' truth (what each side's application sent)."""
+
+    @staticmethod
+    def _truth(samples_dir: Path, name: str) -> dict[str, Any]:
+        import json
+        return json.loads((samples_dir / f"{name}.truth.json").read_text(encoding="utf-8"))
+
+    @staticmethod
+    def _row(page: Page) -> dict[str, str]:
+        head, *rows = page.tables["app"]
+        assert len(rows) == 1
+        return dict(zip(head, rows[0]))
+
+    def test_mqtt(self, samples_dir: Path) -> None:
+        truth = self._truth(samples_dir, "mqtt")
+        cap = wspcap.read(samples_dir / truth["file"])
+        html = render_report(cap)
+        page = parse(html)
+        row = self._row(page)
+        sent = truth["connections"][0]["sent"]
+        packets = truth["connections"][0]["packets"]
+        assert row["protocol"] == "mqtt" and row["confidence"] == "1.0"
+        assert int(row["events"]) == len(packets["c2s"]) + len(packets["s2c"])
+        publishes = [e for e in sent if e["kind"] == "publish"]
+        assert f"publish\xa0×{len(publishes)}" in row["kinds"]
+        assert "sensors/temp\xa0×2" in row["channels"]  # sent, then delivered back
+        # answered: every QoS 1/2 PUBLISH (both ways), the SUBSCRIBE and the UNSUBSCRIBE
+        asked = sum(e["qos"] > 0 for e in publishes) + sum(
+            e["kind"] in ("subscribe", "unsubscribe") for e in sent)
+        assert int(row["answers"]) == asked == 8
+        latency = cap.app["latency"].dropna()
+        assert row["latency median"].endswith(("µs", "ms")) and row["latency max"]
+        assert latency.max() < pd.Timedelta(1, "s")
+        (connect,) = (e for e in sent if e["kind"] == "connect")
+        (cred,) = page.tables["app-anomalies"][1:]
+        assert cred[2] == "app_credentials_plaintext" and connect["username"] in cred[6]
+        assert '<a href="#application">' in html
+
+    def test_socketio_acks(self, samples_dir: Path) -> None:
+        truth = self._truth(samples_dir, "socketio")
+        page = parse(render_report(wspcap.read(samples_dir / truth["file"])))
+        row = self._row(page)
+        sent = truth["connections"][0]["sent"]
+        assert row["protocol"] == "socketio" and row["confidence"] == "0.9"  # by URI
+        assert int(row["answers"]) == sum(e.get("ack_id") is not None
+                                          for e in sent if e["kind"] == "event") == 4
+        events = sum(e["kind"] == "event" for e in sent)
+        assert f"event\xa0×{events}" in row["kinds"]
+        creds = page.tables["app-anomalies"][1:]
+        assert len(creds) == sum(e["kind"] == "connect" for e in sent)
+
+    def test_nothing_without_app_rows(self, samples_dir: Path) -> None:
+        cap = wspcap.read(samples_dir / "multi.pcapng")
+        assert cap.app.empty
+        html = render_report(cap)
+        assert 'id="application"' not in html and "#application" not in html
+        assert "app" not in parse(html).tables
+
+    def test_hostile_channels_stay_text(self, samples_dir: Path) -> None:
+        cap = wspcap.read(samples_dir / "mqtt.pcapng")
+        cap.app["channel"] = pd.array([HOSTILE_TEXT] * len(cap.app), dtype="string")
+        page = parse(render_report(cap))
+        assert {t for t, _ in page.tags} <= ALLOWED_TAGS
+        assert f"{HOSTILE_TEXT}\xa0×{len(cap.app)}" in self._row(page)["channels"]

@@ -30,7 +30,7 @@ from rich.console import Console
 import wspcap
 from wspcap.cli import main, stop_line
 from wspcap.rules.thresholds import Thresholds
-from wspcap.views.summary import LEGEND, NO_CLOSE, NO_CODE, print_summary
+from wspcap.views.summary import APP_LEGEND, APP_TITLE, LEGEND, NO_CLOSE, NO_CODE, print_summary
 
 TIMEOUT = 60
 ANOMALIES = SAMPLES_DIR / "anomalies"
@@ -212,3 +212,46 @@ class TestLiveCounts:
         assert dropped == 0
         assert source.copies_skipped == source.packets
         assert received == source.packets + source.copies_skipped
+
+
+class TestApplicationLayer:
+    """What the messages say: per connection its protocol, top kinds and channels."""
+
+    def test_mqtt(self) -> None:
+        capture = _read("samples/mqtt.pcapng")
+        for width in (80, 160):
+            text = _summary(capture, width)
+            assert APP_TITLE in text
+            assert "mqtt" in text and "1.0" in text
+            # 10 PUBLISH and 10 acks (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK)
+            assert "ack 10, publish 10, connect 1, + 6 more" in text, text
+            assert "sensors/temp 2" in text
+            assert APP_LEGEND in " ".join(text.split()) or width == 80
+
+    def test_socketio_by_uri(self) -> None:
+        text = _summary(_read("samples/socketio.pcapng"), 160)
+        row = next(line for line in text.splitlines() if "│ socketio" in line)
+        assert re.search(r"│ socketio │\s+0\.9 │\s+22 │ event 12, ack 4,", row), row
+
+    def test_nothing_without_an_application_protocol(self) -> None:
+        capture = _read("samples/multi.pcapng")
+        assert capture.connections["app_protocol"].isna().all()
+        text = _summary(capture, 160)
+        assert APP_TITLE not in text and "conf." not in text
+
+    def test_channels_are_shown_not_obeyed_and_cut(self) -> None:
+        capture = _read("samples/mqtt.pcapng")
+        hostile = "\x1b[2J[bold]x[/bold]" + "y" * 100
+        capture.app["channel"] = pd.array([hostile] * len(capture.app), dtype="string")
+        text = _summary(capture, 160)
+        assert "\x1b" not in text and "\\x1b[2J[bold]x[/bold]" in text
+        assert "y" * 30 not in text and "…" in text
+
+    def test_analyze_to_directory_names_the_protocol(self, tmp_path: Path,
+                                                     capsys: Any) -> None:
+        """``analyze -o``: the events went to app.parquet; the protocol is still named."""
+        assert main(["analyze", str(SAMPLES_DIR / "mqtt.pcapng"), "-o", str(tmp_path)]) == 0
+        out = capsys.readouterr().out
+        assert APP_TITLE in out
+        row = next(line for line in out.splitlines() if "│ mqtt " in line and "1.0" in line)
+        assert row.count("│") == 4, row  # id, protocol, conf.: the events are in app.parquet

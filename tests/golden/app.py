@@ -1,21 +1,28 @@
-"""Run the application decoders (``wspcap.app``) over a :class:`wspcap.Capture`, test-side.
+"""One connection's application decoding, as the tests compare it with the truth.
 
-The engine does not call the decoders yet; until it gives an ``app`` table,
-this is what it will do for one connection: build the :class:`ConnFacts`
-from the connections row, let the registry choose a decoder from them and
-the first messages, feed it every data message in order, then ``finish()``.
-Tests that use :func:`decode` should only need it repointed at that table.
+- :func:`from_table`: what the engine gives, read back from ``capture.app``
+  (each row an :class:`AppEvent`), the ``app_*`` anomalies (each an
+  :class:`AppFinding`) and the connection's ``app_protocol`` and
+  ``app_confidence``: what the tests check.
+- :func:`decode`: the decoders run test-side, straight from the registry
+  (build the :class:`ConnFacts` from the connections row, choose a decoder
+  from them and the first messages, feed it every data message in order,
+  then ``finish()``): a reference the table is compared with, and the
+  findings' message indexes, which the anomalies table does not carry.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import pandas as pd
 
 import wspcap
 from wspcap.app import AppEvent, AppFinding, AppMessage, ConnFacts, choose
 
-__all__ = ["FIRST", "Decoded", "app_messages", "decode", "facts"]
+__all__ = ["FIRST", "Decoded", "app_messages", "decode", "facts", "from_table"]
 
 #: How many messages the registry sees to recognize a protocol by content.
 FIRST = 8
@@ -73,4 +80,27 @@ def decode(capture: wspcap.Capture, conn_id: int, forced: str | None = None) -> 
     results += decoder.finish()
     out.events = [r for r in results if isinstance(r, AppEvent)]
     out.findings = [r for r in results if isinstance(r, AppFinding)]
+    return out
+
+
+def _cell(value: Any) -> str | None:
+    return None if value is None or value is pd.NA or (
+        not isinstance(value, str) and pd.isna(value)) else str(value)
+
+
+def from_table(capture: wspcap.Capture, conn_id: int) -> Decoded:
+    """The connection's decoding as the engine gave it: ``capture.app`` rows in
+    table order, ``app_*`` anomaly rows (no message index: the anomalies table
+    locates them by frame), and the connection's protocol and confidence."""
+    (row,) = capture.connections[capture.connections.conn_id == conn_id].itertuples()
+    confidence = 0.0 if pd.isna(row.app_confidence) else float(row.app_confidence)
+    out = Decoded(conn_id, _cell(row.app_protocol), confidence)
+    rows = capture.app[capture.app.conn_id == conn_id]
+    out.events = [AppEvent(int(r.msg_index), str(r.direction), str(r.protocol), str(r.kind),
+                           _cell(r.channel), _cell(r.id), json.loads(r.fields), int(r.part))
+                  for r in rows.itertuples()]
+    a = capture.anomalies
+    found = a[(a.conn_id == conn_id) & a.code.astype(str).str.startswith("app_")]
+    out.findings = [AppFinding(str(f.code), None, _cell(f.direction), str(f.detail))
+                    for f in found.itertuples()]
     return out

@@ -27,11 +27,14 @@ Invariants:
 - ``conn_id`` is unique across captures: a file's own ids shifted by the
   number of connections in the files before it. The connections table keeps
   the file's own id as ``capture_conn_id`` (what ``wspcap.read(file)`` gives),
-  and frames, messages and anomalies are renumbered with the same map.
+  and frames, messages, anomalies and ``app`` are renumbered with the same map.
+- The ``app`` table (application events, :mod:`wspcap.tables.app`) is
+  combined like the four others (:data:`ALL_TABLES`) and written after them.
 - A file split into shards: the shards' connections are numbered in the order
   their TCP connections started (``tcp_stream``), which is
   ``wspcap.read``'s order unless a later connection finished its handshake
-  first; frames and messages are put back in capture order (by packet), and
+  first; frames and messages are put back in capture order (by packet), the
+  ``app`` rows in connection order (each connection's rows as its shard had them), and
   the anomalies without a connection (``capture_truncated``,
   ``capture_ip_fragment``), which every shard sees, are kept once.
 
@@ -58,11 +61,13 @@ from wspcap.api.reading import read
 from wspcap.engine import Options, snap_detail
 from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap.tables.capture import Capture, CaptureInfo
-from wspcap.tables.export import FORMATS, TABLES, write_table
+from wspcap.tables.export import APP_TABLE, FORMATS, TABLES, write_table
 
-__all__ = ["SYNC", "DaskCapture", "FileResult", "analyze_many",
+__all__ = ["ALL_TABLES", "SYNC", "DaskCapture", "FileResult", "analyze_many",
            "choose_scheduler", "cluster_min_bytes", "expand_inputs", "merge_shards", "read_many"]
 
+#: Every table combined and written: the four, then ``app``.
+ALL_TABLES = (*TABLES, APP_TABLE)
 #: The ``scheduler`` value that runs every task in this process, without Dask.
 SYNC = "sync"
 #: Tasks in flight per worker: enough to keep workers busy while the client
@@ -427,6 +432,11 @@ def merge_shards(parts: Sequence[Capture]) -> Capture:
                                                       .to_numpy(np.int64)])
                         for p, lut in zip(parts, luts)])
     messages = messages.sort_values("packet_end", kind="stable").reset_index(drop=True)
+    # A connection's app rows are all in one shard, in its order: a stable sort
+    # by the new ids gives read()'s order (connection after connection).
+    app = _concat([p.app.assign(conn_id=lut[p.app["conn_id"].to_numpy(np.int64)])
+                   for p, lut in zip(parts, luts)])
+    app = app.sort_values("conn_id", kind="stable").reset_index(drop=True)
 
     anomalies = []
     snap_rows: list[pd.DataFrame] = []
@@ -456,7 +466,7 @@ def merge_shards(parts: Sequence[Capture]) -> Capture:
                                           for p in parts)
     info = CaptureInfo(first.source, first.format, first.packets, first.tcp_connections,
                        first.truncated, counters)
-    return Capture(connections, frames, messages, merged_anomalies, info)
+    return Capture(connections, frames, messages, merged_anomalies, info, app)
 
 
 def _label(df: pd.DataFrame, table: str, name_code: int, names: Sequence[str],
@@ -476,7 +486,7 @@ def _label(df: pd.DataFrame, table: str, name_code: int, names: Sequence[str],
 def _label_capture(capture: Capture, name_code: int, names: Sequence[str],
                    offset: int) -> dict[str, pd.DataFrame]:
     return {table: _label(getattr(capture, table), table, name_code, names, offset)
-            for table in TABLES}
+            for table in ALL_TABLES}
 
 
 def _merge_infos(paths: Sequence[str], infos: Sequence[CaptureInfo]) -> CaptureInfo:
@@ -540,7 +550,7 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     if as_dask:
         return _read_many_dask(files, scheduler, workers, split_large, options)
     scheduler = choose_scheduler(files, scheduler, workers)
-    tables: dict[str, list[pd.DataFrame]] = {t: [] for t in TABLES}
+    tables: dict[str, list[pd.DataFrame]] = {t: [] for t in ALL_TABLES}
     infos = []
     offset = 0
     with _Runner(scheduler, workers) as runner:
@@ -552,8 +562,8 @@ def read_many(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
             infos.append(capture.info)
             if progress is not None:
                 progress(index + 1, len(files))
-    connections, frames, messages, anomalies = (_concat(tables[t]) for t in TABLES)
-    return Capture(connections, frames, messages, anomalies, _merge_infos(files, infos))
+    connections, frames, messages, anomalies, app = (_concat(tables[t]) for t in ALL_TABLES)
+    return Capture(connections, frames, messages, anomalies, _merge_infos(files, infos), app)
 
 
 class DaskCapture(Capture):
@@ -569,8 +579,8 @@ class DaskCapture(Capture):
     """
 
     def __init__(self, connections: Any, frames: Any, messages: Any, anomalies: Any,
-                 info: CaptureInfo, runner: _Runner | None = None) -> None:
-        super().__init__(connections, frames, messages, anomalies, info)
+                 info: CaptureInfo, runner: _Runner | None = None, app: Any = None) -> None:
+        super().__init__(connections, frames, messages, anomalies, info, app)
         self._runner = runner
         self.client = runner.client if runner is not None else None
 
@@ -600,7 +610,7 @@ def _describe(capture: Capture) -> tuple[int, CaptureInfo, dict[str, dict[str, l
     cats = {table: {name: list(col.cat.categories)
                     for name, col in getattr(capture, table).items()
                     if isinstance(col.dtype, pd.CategoricalDtype)}
-            for table in TABLES}
+            for table in ALL_TABLES}
     return len(capture.connections), capture.info, cats
 
 
@@ -625,12 +635,13 @@ def _read_many_dask(files: list[str], scheduler: Any, workers: int | None,
     if scheduler == SYNC:
         capture = read_many(files, SYNC, options=options)
         by_file = {t: [getattr(capture, t)[getattr(capture, t)["capture"] == name]
-                       .reset_index(drop=True) for name in files] for t in TABLES}
+                       .reset_index(drop=True) for name in files] for t in ALL_TABLES}
         with no_strings():
             tables = [dd.from_delayed([delayed(df) for df in by_file[t]],
                                       meta=by_file[t][0].iloc[:0], verify_meta=False)
-                      for t in TABLES]
-        return DaskCapture(tables[0], tables[1], tables[2], tables[3], capture.info)
+                      for t in ALL_TABLES]
+        connections, frames, messages, anomalies, app = tables
+        return DaskCapture(connections, frames, messages, anomalies, capture.info, app=app)
     runner = _Runner(scheduler, workers)
     try:
         client = runner.client
@@ -639,7 +650,7 @@ def _read_many_dask(files: list[str], scheduler: Any, workers: int | None,
         facts = client.gather([client.submit(_describe, f, pure=False) for f in per_file])
         offsets = np.concatenate([[0], np.cumsum([f[0] for f in facts])[:-1]]).tolist()
         tables = []
-        for table in TABLES:
+        for table in ALL_TABLES:
             names = facts[0][2][table].keys()
             categories = {name: _union_categories([f[2][table][name] for f in facts])
                           for name in names}
@@ -650,7 +661,8 @@ def _read_many_dask(files: list[str], scheduler: Any, workers: int | None,
                 tables.append(dd.from_delayed(parts, meta=meta, verify_meta=False))
         del per_file  # the labelled tables are all the workers keep
         info = _merge_infos(files, [f[1] for f in facts])
-        return DaskCapture(tables[0], tables[1], tables[2], tables[3], info, runner)
+        connections, frames, messages, anomalies, app = tables
+        return DaskCapture(connections, frames, messages, anomalies, info, runner, app)
     except BaseException:
         runner.close()
         raise
@@ -668,6 +680,7 @@ class FileResult:
         info: how reading it went.
         connections, frames, messages, anomalies: rows of each table.
         first_conn_id: its connections have ids ``first_conn_id`` onwards.
+        app: rows of the ``app`` table.
     """
 
     path: str
@@ -677,6 +690,7 @@ class FileResult:
     messages: int
     anomalies: int
     first_conn_id: int
+    app: int = 0
 
 
 def analyze_many(inputs: Iterable[str | os.PathLike[str]],
@@ -687,7 +701,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
                  ) -> list[FileResult]:
     """Read many captures in parallel and write one dataset per table.
 
-    With ``directory``, each table becomes a directory of parts,
+    With ``directory``, each table (the four, then ``app``) becomes a directory of parts,
     ``DIR/<table>/part-NNNNN.<fmt>`` (one per file that has rows; ``NNNNN``
     is the file's position in the input), with the columns of
     :func:`read_many` (``capture``, unique ``conn_id``, ``capture_conn_id``).
@@ -711,7 +725,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
     scheduler = choose_scheduler(files, scheduler, workers)
     dirs = {}
     if directory is not None:
-        for table in TABLES:
+        for table in ALL_TABLES:
             d = os.path.join(os.fspath(directory), table)
             os.makedirs(d, exist_ok=True)
             for stale in glob.glob(os.path.join(glob.escape(d), f"part-*.{fmt}")):
@@ -723,7 +737,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
 
     def wrote(result: FileResult, index: int, empties: dict[str, pd.DataFrame]) -> None:
         results.append(result)
-        for table in TABLES:
+        for table in ALL_TABLES:
             if table not in empties:
                 written.add(table)
             elif table not in empty:
@@ -738,7 +752,7 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
         else:
             offset = 0
             for index, path, capture in _iter_captures(files, runner, plan, options):
-                result = FileResult(path, *_describe_file(capture), offset)
+                result = _file_result(path, _describe_file(capture), offset)
                 empties = _write_file(capture, index, path, offset, dirs, fmt)
                 offset += result.connections
                 del capture
@@ -749,10 +763,17 @@ def analyze_many(inputs: Iterable[str | os.PathLike[str]],
     return results
 
 
-def _describe_file(capture: Capture) -> tuple[CaptureInfo, int, int, int, int]:
+def _describe_file(capture: Capture) -> tuple[CaptureInfo, int, int, int, int, int]:
     """A file's info and row counts (what the client needs of its tables)."""
     return (capture.info, len(capture.connections), len(capture.frames),
-            len(capture.messages), len(capture.anomalies))
+            len(capture.messages), len(capture.anomalies), len(capture.app))
+
+
+def _file_result(path: str, counts: tuple[CaptureInfo, int, int, int, int, int],
+                 offset: int) -> FileResult:
+    """The :class:`FileResult` of a file's :func:`_describe_file`."""
+    info, conns, frames, messages, anomalies, app = counts
+    return FileResult(path, info, conns, frames, messages, anomalies, offset, app)
 
 
 def _write_file(capture: Capture, index: int, path: str, offset: int, dirs: dict[str, str],
@@ -804,8 +825,7 @@ def _analyze_on_cluster(files: Sequence[str], runner: _Runner, plan: Sequence[in
     while reading or writing:
         if reading:
             index, path, tables, counts = reading.popleft()
-            info, conns, frames, messages, anomalies = counts.result()
-            result = FileResult(path, info, conns, frames, messages, anomalies, offset)
+            result = _file_result(path, counts.result(), offset)
             offset += result.connections
             writing.append((index, result, client.submit(_write_file, tables, index, path,
                                                          result.first_conn_id, dirs, fmt,

@@ -4,7 +4,9 @@ One page, no external resources: CSS inline, plots as PNG ``data:`` URIs, no
 script at all (a Content-Security-Policy forbids any). Sections: what the page
 is, the capture summary, the plots, the connections table, the anomalies with
 their explanations from the catalog (:data:`wspcap.rules.registry.RULES`),
-then one section per connection with its handshake, sequence diagram and
+what the messages say (the ``app`` table, when a decoder recognized an
+application protocol: per connection its events by kind and channel, its
+request/response latency, its ``app_*`` anomalies), then one section per connection with its handshake, sequence diagram and
 messages (text shown as text, binary as hex).
 
 Warning: everything taken from the capture (URIs, headers, payloads, close
@@ -45,6 +47,11 @@ MAX_CONNECTION_ROWS = 100
 MAX_ANOMALY_ROWS = 10
 #: Messages drawn in a connection's sequence diagram.
 SEQUENCE_MESSAGES = 20
+#: Kinds and channels named per connection in the application section, the
+#: characters a channel keeps, and the application anomalies listed.
+TOP_APP = 5
+CHANNEL_CHARS = 48
+MAX_APP_ANOMALY_ROWS = 20
 #: Characters of text, and bytes of binary, shown per message.
 PREVIEW_CHARS = 200
 PREVIEW_BYTES = 64
@@ -338,6 +345,106 @@ def _anomalies(capture: Capture, source: str = "") -> str:
     return "".join(out)
 
 
+def _duration(value: Any) -> str:
+    """A latency as µs, ms or s (missing: empty)."""
+    if value is None or pd.isna(value):
+        return ""
+    seconds = pd.Timedelta(value).total_seconds()
+    if seconds < 1e-3:
+        return f"{seconds * 1e6:.0f} µs"
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def _top(values: pd.Series) -> str:
+    """The :data:`TOP_APP` most frequent values with their counts (escaped)."""
+    counts = values.dropna().astype(str).value_counts(sort=False)
+    counts = counts.sort_values(ascending=False, kind="stable")
+    shown = []
+    for value, count in counts.head(TOP_APP).items():
+        text = str(value)
+        if len(text) > CHANNEL_CHARS:
+            text = text[:CHANNEL_CHARS - 1] + "…"
+        shown.append(f"{_text(text)}&nbsp;×{int(count)}")
+    more = (f' <span class="muted">+ {len(counts) - TOP_APP} more</span>'
+            if len(counts) > TOP_APP else "")
+    return ", ".join(shown) + more
+
+
+def _app_row(cid: int, events: pd.DataFrame, conn: Any, linked: set[int]) -> str:
+    """One connection's row of the application table."""
+    link = f'<a href="#conn-{cid}">{cid}</a>' if cid in linked else str(cid)
+    protocol = getattr(conn, "app_protocol", None) if conn is not None else None
+    if protocol is None or pd.isna(protocol):
+        protocol = events["protocol"].iloc[0]
+    confidence = getattr(conn, "app_confidence", None) if conn is not None else None
+    answered = events["latency"].dropna()
+    cells = [(link, True), (_e(protocol), False),
+             ("" if confidence is None or pd.isna(confidence) else f"{float(confidence):.1f}",
+              True), (str(len(events)), True), (_top(events["kind"]), False),
+             (_top(events["channel"]), False), (str(len(answered)), True),
+             (_duration(answered.median()) if len(answered) else "", True),
+             (_duration(answered.max()) if len(answered) else "", True)]
+    return "<tr>" + "".join(f'<td{" class=num" if n else ""}>{v}</td>' for v, n in cells) + \
+        "</tr>"
+
+
+def _app_anomalies(capture: Capture, source: str) -> str:
+    """The ``app_*`` anomalies, the first :data:`MAX_APP_ANOMALY_ROWS`."""
+    anomalies = capture.anomalies
+    found = anomalies[anomalies["code"].astype(str).str.startswith("app_")]
+    if found.empty:
+        return '<p class="muted">No application anomaly.</p>'
+    out = [('<table id="app-anomalies"><thead><tr><th class=num>conn</th><th>severity</th>'
+            '<th>code</th><th>direction</th><th>time</th><th class=num>frame</th>'
+            '<th>detail</th></tr></thead><tbody>')]
+    for a in found.head(MAX_APP_ANOMALY_ROWS).itertuples(index=False):
+        sev, direction = _e(a.severity), _e(a.direction)
+        out.append(f'<tr><td class=num>{_e(a.conn_id)}</td>'
+                   f'<td><span class="sev sev-{sev}">{sev}</span></td>'
+                   f'<td><a href="#anomaly-{_e(a.code)}">{_e(a.code)}</a></td>'
+                   f'<td class="dir-{direction}">{direction}</td><td>{_ts(a.ts)}</td>'
+                   f'<td class=num>{_e(a.frame_index)}</td>'
+                   f'<td>{_e(_visible(str(a.detail)))}</td></tr>')
+    out.append("</tbody></table>")
+    if len(found) > MAX_APP_ANOMALY_ROWS:
+        out.append(_more(len(found) - MAX_APP_ANOMALY_ROWS, "application anomalies",
+                         "anomalies", source))
+    return "".join(out)
+
+
+def _application(capture: Capture, sections: Sequence[int] = (), source: str = "") -> str:
+    """The application section (empty without ``app`` rows): per connection
+    its protocol, events by kind and channel, request/response latency
+    (median and max over the answers paired with their request), then the
+    application anomalies."""
+    app = getattr(capture, "app", None)
+    if app is None or app.empty:
+        return ""
+    conns = {int(c.conn_id): c for c in capture.connections.itertuples(index=False)}
+    groups = list(app.groupby("conn_id", sort=True))
+    listed = groups[:MAX_CONNECTION_ROWS]
+    linked = set(sections)
+    head = [("conn", True), ("protocol", False), ("confidence", True), ("events", True),
+            ("kinds", False), ("channels", False), ("answers", True),
+            ("latency median", True), ("latency max", True)]
+    out = ['<h2 id="application">What the messages say</h2>',
+           ('<p class="lead">The application protocol a decoder recognized on each connection '
+            "(confidence 1.0 by the subprotocol, about 0.9 by the URI, up to 0.7 by the first "
+            "messages) and what its messages say: events by kind and by channel (topic, event "
+            "name, method...), and the time from a request to its answer (an ack, a response) "
+            "for the answers paired with their request.</p>"),
+           '<div class="scroll"><table id="app"><thead><tr>']
+    out += [f'<th{" class=num" if n else ""}>{_e(h)}</th>' for h, n in head]
+    out.append("</tr></thead><tbody>")
+    out += [_app_row(int(cid), events, conns.get(int(cid)), linked) for cid, events in listed]
+    out.append("</tbody></table></div>")
+    if len(groups) > len(listed):
+        out.append(_more(len(groups) - len(listed), "connections", "app", source))
+    out.append("<h3>Application anomalies</h3>")
+    out.append(_app_anomalies(capture, source))
+    return "".join(out)
+
+
 def _message_row(m: Any, t0: Any) -> str:
     direction = str(m.direction)
     arrow = "client → server" if direction == "c2s" else "server → client"
@@ -456,6 +563,8 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
              if int(c.conn_id) in wanted}
     sections = [_connection_section(capture, by_id[cid], sequences.get(cid, ""),
                                     max_messages, name) for cid in chosen]
+    application = _application(capture, chosen, name)
+    app_link = '<a href="#application">Application</a>' if application else ""
     note = left_out_note(capture, chosen, "sections")
     if note is not None:
         sections.insert(0, f'<p class="muted more">{_e(note)} '
@@ -480,7 +589,7 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
 <main>
 <nav><a href="#summary">Summary</a><a href="#plots">Plots</a>
 <a href="#connections-section">Connections</a><a href="#anomalies">Anomalies</a>
-<a href="#messages">Messages</a></nav>
+{app_link}<a href="#messages">Messages</a></nav>
 <h2 id="summary">Summary</h2>
 <p class="lead">WebSocket (RFC 6455) turns an HTTP request into a two-way channel: the client
 asks to upgrade, the server answers <code>101 Switching Protocols</code>, then both sides send
@@ -496,6 +605,7 @@ server, “s→c” server to client. Click an id for its handshake and messages
 {_connections_table(capture, chosen, name)}
 <h2 id="anomalies">Anomalies</h2>
 {_anomalies(capture, name)}
+{application}
 <h2 id="messages">Connections in detail</h2>
 {"".join(sections) or '<p class="muted">Nothing to show.</p>'}
 </main>

@@ -1,4 +1,9 @@
-"""The readable summary ``wspcap analyze`` prints (rich tables)."""
+"""The readable summary ``wspcap analyze`` prints (rich tables).
+
+The header line, the connections, what the messages say (the application
+layer, when a decoder recognized a connection: its protocol, its events by
+kind and by channel, from the ``app`` table), then the anomalies by code.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +26,7 @@ if TYPE_CHECKING:
     from wspcap.tables.capture import Capture
     from wspcap.tables.stream import Written
 
-__all__ = ["console_width", "plural", "print_summary"]
+__all__ = ["APP_LEGEND", "APP_TITLE", "console_width", "plural", "print_summary"]
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 #: Width of the output when it goes to a file or a pipe and COLUMNS is not set.
@@ -35,6 +40,14 @@ NO_CODE = "no code"
 #: The legend under the connections table.
 LEGEND = (f"c/s: client to server / server to client; close: the close code sent, "
           f"'{NO_CODE}' for a close frame without a code, '{NO_CLOSE}' for no close frame")
+
+#: The application layer's table title, and its legend.
+APP_TITLE = "What the messages say (application protocols)"
+APP_LEGEND = ("conf.: 1.0 by subprotocol, 0.9 by URI, up to 0.7 by the messages; kinds, "
+              "channels: the most frequent, with their counts")
+#: Kinds and channels shown per connection, and the characters a channel keeps.
+TOP_APP = 3
+CHANNEL_CHARS = 32
 
 
 #: Control characters (C0, DEL, C1) that a capture could use to drive the terminal.
@@ -112,6 +125,7 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         if len(conns) > max_rows:
             console.print(f"... and {plural(len(conns) - max_rows, 'more connection')}")
         console.print(f"[dim]{LEGEND}[/dim]", highlight=False)
+        _print_app(console, conns.head(max_rows), getattr(capture, "app", None))
     anomalies = capture.anomalies
     if len(anomalies):
         console.print(_anomalies(anomalies, wide=console.width >= WIDE_ANOMALIES))
@@ -217,3 +231,87 @@ def _anomalies(anomalies: pd.DataFrame, wide: bool) -> Table:
                 f"[dim]first: {escape(_na(group.detail.iloc[0]))}[/dim]")
         table.add_row(f"[{style}]{rule.severity}[/{style}]", text)
     return table
+
+
+# -- the application layer (issue 18) --------------------------------------------------------
+
+
+def _top(values: pd.Series, n: int = TOP_APP) -> str:
+    """``publish 10, ack 9, connect 1``: the ``n`` most frequent values, with
+    counts (ties in first-seen order), ``+ 2 more`` for the others."""
+    counts = values.dropna().astype(str).value_counts(sort=False)
+    if not len(counts):
+        return ""
+    counts = counts.sort_values(ascending=False, kind="stable")
+    shown = []
+    for value, count in counts.head(n).items():
+        text = str(value)
+        if len(text) > CHANNEL_CHARS:
+            text = text[:CHANNEL_CHARS - 1] + "…"
+        shown.append(f"{escape(_na(text))} {count}")
+    more = f", + {len(counts) - n} more" if len(counts) > n else ""
+    return ", ".join(shown) + more
+
+
+def _app_cells(conns: pd.DataFrame, app: pd.DataFrame | None) -> list[dict[str, str]]:
+    """One dict of cells per connection an application decoder recognized."""
+    import pandas as pd
+    if "app_protocol" not in conns:
+        return []
+    decoded = conns[conns["app_protocol"].notna()]
+    groups = dict(tuple(app.groupby("conn_id", sort=False))) \
+        if app is not None and len(app) else {}
+    rows = []
+    for c in decoded.itertuples(index=False):
+        events = groups.get(c.conn_id)
+        confidence = c.app_confidence
+        rows.append({
+            "id": str(c.conn_id), "protocol": escape(_na(c.app_protocol)),
+            "conf": "" if pd.isna(confidence) else f"{float(confidence):.1f}",
+            "events": "" if app is None else str(0 if events is None else len(events)),
+            "kinds": "" if events is None else _top(events["kind"]),
+            "channels": "" if events is None else _top(events["channel"]),
+        })
+    return rows
+
+
+def _app_wide(rows: list[dict[str, str]], events: bool = True) -> Table:
+    """One line per connection (``events``: False for the protocols alone)."""
+    table = Table(title=APP_TITLE, title_justify="left", min_width=len(APP_TITLE))
+    columns = (("id", "right"), ("protocol", "left"), ("conf.", "right"), ("events", "right"),
+               ("kinds", "left"), ("channels", "left"))[:6 if events else 3]
+    for col, justify in columns:
+        table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for r in rows:
+        table.add_row(*(r[k] for k in ("id", "protocol", "conf", "events", "kinds",
+                                       "channels")[:len(columns)]))
+    return table
+
+
+def _app_narrow(rows: list[dict[str, str]]) -> Table:
+    """Two lines per connection: kinds over channels."""
+    table = Table(title=APP_TITLE, title_justify="left", box=box.SIMPLE_HEAD,
+                  min_width=len(APP_TITLE), show_lines=True, padding=(0, 1), collapse_padding=True)
+    table.add_column("id", justify="right")
+    table.add_column("protocol\nconf.", overflow="fold")
+    table.add_column("events", justify="right")
+    table.add_column("kinds\nchannels", overflow="fold", ratio=1)
+    for r in rows:
+        table.add_row(r["id"], f"{r['protocol']}\n{r['conf']}", r["events"],
+                      f"{r['kinds']}\n{r['channels']}".rstrip())
+    return table
+
+
+def _print_app(console: Console, conns: pd.DataFrame, app: pd.DataFrame | None) -> None:
+    """The application layer of the connections shown (nothing when no
+    connection has an application protocol). ``app``: None when the events
+    are not at hand (``analyze -o`` wrote them): the protocols only."""
+    rows = _app_cells(conns, app)
+    if not rows:
+        return
+    table = _app_wide(rows, app is not None)
+    wide = Measurement.get(console, console.options.update_width(1 << 16), table)
+    if wide.maximum > console.width and app is not None:
+        table = _app_narrow(rows)
+    console.print(table)
+    console.print(f"[dim]{APP_LEGEND}[/dim]", highlight=False)
