@@ -26,7 +26,7 @@ import wspcap
 
 #: Bound on one run (a guard against hangs, not a measurement).
 TIMEOUT = 60
-TABLES = ("connections", "frames", "messages", "anomalies")
+TABLES = ("connections", "frames", "messages", "anomalies", "app")
 PCAP_HEADER = 24
 RECORD_HEADER = 16
 
