@@ -241,12 +241,6 @@ class Context:
         for index, pos in enumerate(conn.frame_pos):
             yield index, _DIRS[keys[pos] & 1], frames[pos]
 
-    def messages_of(self, conn: Conn) -> Iterator[tuple[str, Message]]:
-        """``(direction, message)`` for each of ``conn``'s messages, in order."""
-        messages, keys = self.messages, self.message_keys
-        for pos in conn.message_pos:
-            yield _DIRS[keys[pos] & 1], messages[pos]
-
     def message_at(self, pos: int) -> tuple[Conn, str, Message]:
         """``(conn, direction, message)`` of the message at a position."""
         key = self.message_keys[pos]
