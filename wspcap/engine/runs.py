@@ -166,22 +166,8 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
     up to ``splits`` times deep."""
     first, linktype, buf, starts, caplens, stamps, _wirelens = batch
     n = len(starts)
-    # Each packet's connection as it stands at the start of the block.
-    sessions: list[Session] = []
-    where: dict[int, int] = {}
-    flow_sess = np.full(len(dec.keys) + 1, -1, np.int64)  # [-1]: not simply decoded
-    flow_dir = np.zeros(len(dec.keys) + 1, np.int64)
     flows = p.flows
-    for f, key in enumerate(dec.keys):
-        entry = flows.get(key)
-        if entry is not None:
-            session, d = entry
-            sid = where.get(id(session))
-            if sid is None:
-                sid = where[id(session)] = len(sessions)
-                sessions.append(session)
-            flow_sess[f] = sid
-            flow_dir[f] = d
+    sessions, where, flow_sess, flow_dir = _connections(flows, dec)
     ready = np.array([s.bulk_ready() for s in sessions] + [False])
     dropping = np.array([s.ignored for s in sessions] + [False])
     sess = flow_sess[dec.flow]
@@ -243,6 +229,29 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
         _merge(c, marks, rest, counts, out)
     p.packets = first + n - 1
     p.last_ts = stamps[-1]
+
+
+def _connections(flows: dict[bytes, tuple[Session, int]], dec: DecodedBatch
+                 ) -> tuple[list[Session], dict[int, int], np.ndarray, np.ndarray]:
+    """Each flow's connection as it stands at the start of the block:
+    ``(sessions, where, flow_sess, flow_dir)``, the connections in order of
+    first packet, their positions by ``id``, and each flow's connection
+    position (-1: none, and last: packets not simply decoded) and direction."""
+    sessions: list[Session] = []
+    where: dict[int, int] = {}
+    flow_sess = np.full(len(dec.keys) + 1, -1, np.int64)
+    flow_dir = np.zeros(len(dec.keys) + 1, np.int64)
+    for f, key in enumerate(dec.keys):
+        entry = flows.get(key)
+        if entry is not None:
+            session, d = entry
+            sid = where.get(id(session))
+            if sid is None:
+                sid = where[id(session)] = len(sessions)
+                sessions.append(session)
+            flow_sess[f] = sid
+            flow_dir[f] = d
+    return sessions, where, flow_sess, flow_dir
 
 
 def _handoff(flow: np.ndarray, waiting: np.ndarray) -> int:
@@ -489,16 +498,25 @@ def _session(p: Pipeline, s: Session, batch: Batch, stamps: np.ndarray, dec: Dec
     return used
 
 
-def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
-    """The records of the frames every direction in ``out.sides`` took: frames
-    as columns, and messages, those of plain frames as columns and the others
-    from the direction's assembler, one by one (its messages and anomalies go
-    to ``out``, as the per-packet path's would to the collector)."""
+class _Frames(NamedTuple):
+    """The frames of a block's runs, as columns, and what the messages need of them."""
+
+    columns: dict[str, np.ndarray]
+    keys: np.ndarray
+    payloads: list[bytes]
+    end_at: np.ndarray
+    indices: np.ndarray
+    first: np.ndarray
+    ks: np.ndarray
+
+
+def _frames(out: _Records, batch: Batch, stamps: np.ndarray) -> _Frames:
+    """The frames every direction in ``out.sides`` took, as the frames
+    table's columns (one chunk for the whole block)."""
     sides = out.sides
     runs = [side.run for side in sides]
     ks = np.array([run.k for run in runs], np.int64)
     total = int(ks.sum())
-    first = np.cumsum(ks) - ks  # each direction's first frame
 
     def joined(name: str) -> np.ndarray:
         return np.concatenate([getattr(run, name)[:run.k] for run in runs])
@@ -509,10 +527,8 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
     parts = [run.frame_columns() for run in runs]
     fc: dict[str, np.ndarray] = {name: np.concatenate([part[name] for part in parts])
                                  for name in parts[0]}
-    end_at = joined("end_at")
     end_mark = joined("end_mark")
     held = joined("start_chunk") < 0
-    indices = joined("indices")
     payloads: list[bytes] = []
     for run in runs:
         payloads += run.payloads
@@ -526,6 +542,18 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
     fc["missing"] = np.zeros(total, np.uint64)
     fc = {name: fc[name] for name in Frame._fields}  # the records' field order
     keys = each([side.session.dirs[side.d].key for side in sides])
+    return _Frames(fc, keys, payloads, joined("end_at"), joined("indices"),
+                   np.cumsum(ks) - ks, ks)
+
+
+def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
+    """The records of the frames every direction in ``out.sides`` took: frames
+    as columns, and messages, those of plain frames as columns and the others
+    from the direction's assembler, one by one (its messages and anomalies go
+    to ``out``, as the per-packet path's would to the collector)."""
+    sides = out.sides
+    fc, keys, payloads, end_at, indices, first, ks = _frames(out, batch, stamps)
+    total = len(payloads)
     masked = fc["masked"]
     out.frames.append((fc, {"mask_key": ~masked}))
     out.frame_keys.append(keys)
@@ -538,7 +566,7 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
     lengths = fc["payload_len"]
     plain, texts = plain_frames(
         fc["fin"], fc["rsv1"] | fc["rsv2"] | fc["rsv3"], fc["opcode"], masked,
-        each([side.d == side.session.client for side in sides]).astype(bool), lengths, payloads)
+        np.repeat([side.d == side.session.client for side in sides], ks), lengths, payloads)
     odd = np.add.reduceat(~plain, first) if total else ks
     bulk = plain.copy()
     made_at: list[int] = []  # frame of each message an assembler made
