@@ -1,43 +1,54 @@
 """Writing the tables: Parquet, CSV and JSON lines.
 
-Parquet keeps every dtype (payloads stay binary). CSV and JSON lines are text
-formats, so payload bytes are written as lowercase hex and timestamps as
-ISO 8601 UTC.
+Design note
+-----------
+Every writer takes Arrow record batches of a declared schema
+(:mod:`wspcap.tables.schema`): :class:`TableStream` writes the batches the
+builders make while the engine reads (``analyze -o``, live capture into a
+directory), a part of the capture at a time, and :func:`write_table` writes
+a whole DataFrame (``Capture.to_parquet``, :mod:`wspcap.api.many`).
+Parquet gets the batches as they are (row groups of about
+:data:`SLICE_BYTES` of payload), so it keeps every type (payloads stay
+binary) and pandas' metadata; CSV and JSON lines are text formats, made
+from the batch's DataFrame (:func:`~wspcap.tables.build.data_frame`), with
+payload bytes written as lowercase hex and timestamps as ISO 8601 UTC.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from wspcap.errors import ConfigError
 from wspcap.tables.build import (
-    FRAME_SCHEMA,
-    MESSAGE_SCHEMA,
     RunningIndex,
-    empty_table,
-    frame_arrays,
-    frames_table,
-    message_arrays,
-    messages_table,
+    data_frame,
+    empty_batch,
+    frame_part,
+    message_part,
+    record_batch,
 )
+from wspcap.tables.schema import FRAMES, MESSAGES, TableSchema
+from wspcap.tables.schema import TABLES as SCHEMAS
 
 if TYPE_CHECKING:
     from wspcap.engine import Collector
     from wspcap.ws.messages import Message
 
-__all__ = ["FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
-           "arrow_schema", "table_path", "textual", "write_table",
-           "write_tables"]
+__all__ = ["FORMATS", "TABLES", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
+           "table_path", "textual", "write_table", "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
-TABLES = ("connections", "frames", "messages", "anomalies")
+#: The tables' names, in the order they are written.
+TABLES = tuple(t.name for t in SCHEMAS)
 
 
 #: Payload bytes converted to Arrow at a time when writing Parquet: the
@@ -45,6 +56,8 @@ TABLES = ("connections", "frames", "messages", "anomalies")
 #: never holds a second full copy of the payloads (it did: `analyze -o` on a
 #: 257 MB bulk capture peaked at 1.48 GB, against 0.63 GB for reading it).
 SLICE_BYTES = 16 << 20
+#: Columns not dictionary-encoded: payloads rarely repeat, and building the
+#: dictionary held several copies of each row group.
 PAYLOAD_COLUMNS = frozenset(("payload",))
 #: Columns written without Parquet statistics: their min and max are of no use
 #: for filtering, and computing them on 60 MiB values took 2.5 s and 300 MB
@@ -144,35 +157,145 @@ def _spooled_rows(payloads: Any, texts: Any) -> list[tuple[int, SpooledBytes, bo
             if isinstance(p, SpooledBytes)]
 
 
-def _unspooled_row(table: Any, marker: SpooledBytes, is_text: bool) -> Any:
-    """A one-row Arrow table with its payload (and text) read back from the
+def _unspooled_row(batch: pa.RecordBatch, marker: SpooledBytes,
+                   is_text: bool) -> pa.RecordBatch:
+    """A one-row batch with its payload (and text) read back from the
     spool, without copying it again (Arrow arrays over the bytes read)."""
-    import pyarrow as pa
-
     data = marker.load()
     buffer = pa.py_buffer(data)
     offsets = pa.py_buffer(memoryview(bytearray(4) + len(data).to_bytes(4, "little")))
-    table = table.set_column(table.schema.get_field_index("payload"), "payload",
-                             pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer]))
+    columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+    columns["payload"] = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer])
     if is_text:
         long = pa.py_buffer(memoryview(bytearray(8) + len(data).to_bytes(8, "little")))
-        text = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
-        table = table.set_column(table.schema.get_field_index("text"), "text", text)
-    return table
+        columns["text"] = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
+    return pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
 
 
-def arrow_schema(df: pd.DataFrame) -> Any:
-    """The Arrow schema of a table, whatever its values.
+def _pieces(batch: pa.RecordBatch,
+            spooled: list[tuple[int, SpooledBytes, bool]] | None) -> Iterator[pa.RecordBatch]:
+    """``batch`` in order, its spooled rows each alone and read back."""
+    start = 0
+    for row, marker, is_text in spooled or ():
+        if row > start:
+            yield batch.slice(start, row - start)
+        yield _unspooled_row(batch.slice(row, 1), marker, is_text)
+        start = row + 1
+    if start < batch.num_rows or not start:
+        yield batch.slice(start) if start else batch
 
-    Columns that are all None get their real type (binary for payloads,
-    string otherwise), and categoricals one index width, so every row group
-    and every part of a dataset shares one schema.
+
+def arrow_pool() -> Any:
+    """The Arrow memory pool for writing: jemalloc where pyarrow has it.
+
+    Parts are made on one thread and written on another; with jemalloc
+    ``analyze -o`` peaked 50-90 MB lower than with pyarrow's default
+    (mimalloc) or the system allocator on the bulk benchmark.
     """
-    import pyarrow as pa
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
 
+
+def _row_step(rows: int, payload_bytes: int) -> int:
+    """Rows per part for parts of about SLICE_BYTES of payload each."""
+    if payload_bytes > SLICE_BYTES:
+        return max(64, int(rows * SLICE_BYTES / payload_bytes))
+    return max(rows, 1)
+
+
+class TableWriter:
+    """One table's file, written a batch at a time as they come.
+
+    Parquet gets row groups of about SLICE_BYTES of payload; CSV and JSON
+    lines get rows appended (one header for CSV). A writer given no rows
+    writes an empty table of its schema.
+
+    Args:
+        path: the file to write (replaced if it exists).
+        fmt: ``parquet``, ``csv`` or ``jsonl``.
+        schema: the table's schema: every batch written has it.
+    """
+
+    def __init__(self, path: str, fmt: str, schema: TableSchema) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.schema = schema
+        self._parquet: Any = None
+        self._started = False
+
+    def _open_parquet(self) -> Any:
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            arrow = self.schema.arrow
+            plain = [name for name in arrow.names if name not in PAYLOAD_COLUMNS]
+            summarized = [name for name in arrow.names if name not in UNSUMMARIZED]
+            self._parquet = pq.ParquetWriter(self.path, arrow, use_dictionary=plain,
+                                             write_statistics=summarized,
+                                             data_page_version="2.0",
+                                             memory_pool=arrow_pool())
+        return self._parquet
+
+    def write(self, batch: pa.RecordBatch,
+              spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
+        """Append the rows of ``batch`` (of this writer's schema). ``spooled``
+        are the rows whose payloads a :class:`PayloadSpool` put aside: each is
+        read back and written alone. Touches no Python object of the
+        pipeline, so may run on another thread."""
+        for piece in _pieces(batch, spooled):
+            if self.fmt == "parquet":
+                self._write_parquet(piece)
+            else:
+                self._write_text(piece)
+        if spooled:
+            # The pool would keep the pages of those large values for a while
+            # (jemalloc's decay), on top of what parsing needs next.
+            arrow_pool().release_unused()
+
+    def _write_parquet(self, batch: pa.RecordBatch) -> None:
+        parquet = self._open_parquet()
+        self._started = True
+        names = batch.schema.names
+        size = batch.column(names.index("payload")).nbytes if "payload" in names else 0
+        step = _row_step(batch.num_rows, size)
+        for start in range(0, max(batch.num_rows, 1), step):
+            parquet.write_batch(batch.slice(start, step))
+
+    def _write_text(self, batch: pa.RecordBatch) -> None:
+        df = textual(data_frame(self.schema, batch))
+        if self.fmt == "csv":
+            df.to_csv(self.path, index=False, mode="a" if self._started else "w",
+                      header=not self._started)
+        else:
+            with open(self.path, "a" if self._started else "w", encoding="utf-8") as f:
+                if len(df):
+                    df.to_json(f, orient="records", lines=True, force_ascii=False)
+        self._started = True
+
+    def close(self) -> str:
+        """Finish the file; return its path."""
+        if not self._started:
+            self.write(empty_batch(self.schema))
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        return self.path
+
+
+def _frame_schema(df: pd.DataFrame, schema: TableSchema | None) -> pa.Schema:
+    """The Arrow schema to write ``df`` with: ``schema``'s when ``df`` has its
+    columns, in order, with their dtypes; else inferred (a table with more
+    columns, such as :mod:`wspcap.api.many`'s): columns that are all None
+    get their real type (binary for payloads, string otherwise), and
+    categoricals int32 indices, so every part of a dataset shares one schema.
+    """
+    if schema is not None and list(df.columns) == schema.names and all(
+            df[c.name].dtype == c.dtype for c in schema.columns):
+        return schema.arrow
     # Inferred from the first rows: inference converts object columns (whole
-    # payload columns would be copied just to learn they are binary), and the
-    # only object column is the payload; the others have declared dtypes.
+    # payload columns would be copied just to learn they are binary).
     inferred = pa.Schema.from_pandas(df.iloc[:1000], preserve_index=False)
     fields = []
     for f in inferred:
@@ -188,155 +311,37 @@ def arrow_schema(df: pd.DataFrame) -> Any:
     return pa.schema(fields, metadata=inferred.metadata)
 
 
-def arrow_pool() -> Any:
-    """The Arrow memory pool for writing: jemalloc where pyarrow has it.
-
-    Parts are made on one thread and written on another; with jemalloc
-    ``analyze -o`` peaked 50-90 MB lower than with pyarrow's default
-    (mimalloc) or the system allocator on the bulk benchmark.
-    """
-    import pyarrow as pa
-
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return pa.default_memory_pool()
-
-
-def _row_step(rows: int, payload_bytes: int) -> int:
-    """Rows per part for parts of about SLICE_BYTES of payload each."""
-    if payload_bytes > SLICE_BYTES:
-        return max(64, int(rows * SLICE_BYTES / payload_bytes))
-    return max(rows, 1)
-
-
-def _row_slices(df: pd.DataFrame) -> list[pd.DataFrame]:
-    """``df`` cut into parts of about SLICE_BYTES of payload each."""
-    total = sum(map(len, df["payload"].dropna())) if "payload" in df.columns else 0
-    step = _row_step(len(df), total)
-    return [df.iloc[start:start + step] for start in range(0, max(len(df), 1), step)]
-
-
-class TableWriter:
-    """One table's file, written in parts as they come.
-
-    Parquet gets row groups of about SLICE_BYTES of payload, all with the
-    schema of the first part; CSV and JSON lines get rows appended (one
-    header for CSV). A writer given no rows writes an empty table with the
-    columns of ``empty``.
+def write_table(df: pd.DataFrame, path: str, fmt: str,
+                schema: TableSchema | None = None) -> str:
+    """Write one whole table to ``path`` in format ``fmt``; return the path.
 
     Args:
-        path: the file to write (replaced if it exists).
+        df: the table.
+        path: the file (replaced if it exists).
         fmt: ``parquet``, ``csv`` or ``jsonl``.
-        empty: the table with no rows, written if no part comes.
+        schema: the declared table ``df`` is, if it is one (its Arrow types
+            are then written as declared).
     """
+    if fmt == "csv":
+        textual(df).to_csv(path, index=False)
+        return path
+    if fmt == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            if len(df):
+                textual(df).to_json(f, orient="records", lines=True, force_ascii=False)
+        return path
+    import pyarrow.parquet as pq
 
-    def __init__(self, path: str, fmt: str, empty: pd.DataFrame) -> None:
-        self.path = path
-        self.fmt = fmt
-        self._empty = empty
-        self._parquet: Any = None
-        self._schema: Any = None
-        self._started = False
-
-    def _open_parquet(self, df: pd.DataFrame) -> Any:
-        import pyarrow.parquet as pq
-
-        if self._parquet is None:
-            self._schema = arrow_schema(df)
-            # Payloads are not dictionary-encoded: they rarely repeat, and
-            # building the dictionary held several copies of each row group.
-            plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
-            summarized = [f.name for f in self._schema if f.name not in UNSUMMARIZED]
-            self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain,
-                                             write_statistics=summarized,
-                                             data_page_version="2.0",
-                                             memory_pool=arrow_pool())
-        return self._parquet
-
-    def arrow_table(self, arrays: dict[str, Any]) -> Any:
-        """Rows given as Arrow arrays, one per column, as a table of this
-        file's schema, for :meth:`write_arrow` (Parquet only)."""
-        import pyarrow as pa
-
-        self._open_parquet(self._empty)
-        self._started = True
-        return pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
-
-    def write_arrow(self, table: Any,
-                    spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
-        """Append the rows of an :meth:`arrow_table` (Parquet only; touches
-        no Python object of the pipeline, so may run on another thread).
-        ``spooled`` are the rows whose payloads a :class:`PayloadSpool` put
-        aside: each is read back and written alone."""
-        start = 0
-        for row, marker, is_text in spooled or ():
-            self._write_slices(table.slice(start, row - start))
-            self._parquet.write_table(_unspooled_row(table.slice(row, 1), marker, is_text))
-            start = row + 1
-        self._write_slices(table.slice(start) if start else table)
-        if spooled:
-            # The pool would keep the pages of those large values for a while
-            # (jemalloc's decay), on top of what parsing needs next.
-            arrow_pool().release_unused()
-
-    def _write_slices(self, table: Any) -> None:
-        names = table.column_names
-        size = table.column("payload").nbytes if "payload" in names else 0
-        step = _row_step(len(table), size)
-        for start in range(0, len(table), step):
-            self._parquet.write_table(table.slice(start, step))
-
-    def write_spooled(self, df: pd.DataFrame,
-                      spooled: list[tuple[int, SpooledBytes, bool]]) -> None:
-        """Append ``df``'s rows, the ``spooled`` ones each alone, read back."""
-        start = 0
-        for row, marker, is_text in spooled:
-            if row > start:
-                self.write(df.iloc[start:row])
-            one = df.iloc[row:row + 1].copy()
-            data = marker.load()
-            one["payload"] = pd.Series([data], index=one.index, dtype=object)
-            if is_text:
-                one["text"] = pd.array([data.decode()], dtype=df["text"].dtype)
-            self.write(one)
-            start = row + 1
-        if start < len(df) or not start:
-            self.write(df.iloc[start:])
-
-    def write(self, df: pd.DataFrame) -> None:
-        """Append ``df``'s rows."""
-        if self.fmt == "parquet":
-            import pyarrow as pa
-
-            parquet = self._open_parquet(df)
-            for part in _row_slices(df):
-                parquet.write_table(
-                    pa.Table.from_pandas(part, schema=self._schema, preserve_index=False))
-        elif self.fmt == "csv":
-            textual(df).to_csv(self.path, index=False, mode="a" if self._started else "w",
-                               header=not self._started)
-        else:
-            with open(self.path, "a" if self._started else "w", encoding="utf-8") as f:
-                if len(df):
-                    textual(df).to_json(f, orient="records", lines=True, force_ascii=False)
-        self._started = True
-
-    def close(self) -> str:
-        """Finish the file; return its path."""
-        if not self._started:
-            self.write(self._empty)
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        return self.path
-
-
-def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
-    """Write one whole table to ``path`` in format ``fmt``; return the path."""
-    writer = TableWriter(path, fmt, df.iloc[:0])
-    writer.write(df)
-    return writer.close()
+    arrow = _frame_schema(df, schema)
+    total = sum(map(len, df["payload"].dropna())) if "payload" in df.columns else 0
+    step = _row_step(len(df), total)
+    with pq.ParquetWriter(path, arrow, use_dictionary=[
+            n for n in arrow.names if n not in PAYLOAD_COLUMNS], write_statistics=[
+            n for n in arrow.names if n not in UNSUMMARIZED], data_page_version="2.0") as out:
+        for start in range(0, max(len(df), 1), step):
+            out.write_table(pa.Table.from_pandas(df.iloc[start:start + step], schema=arrow,
+                                                 preserve_index=False))
+    return path
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
@@ -375,15 +380,13 @@ def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> l
     """
     _check_format(fmt)
     os.makedirs(directory, exist_ok=True)
-    paths = []
-    for name in TABLES:
-        paths.append(write_table(getattr(capture, name), table_path(directory, name, fmt), fmt))
-    return paths
+    return [write_table(getattr(capture, t.name), table_path(directory, t.name, fmt), fmt, t)
+            for t in SCHEMAS]
 
 
-def _write_parts(parts: list[tuple[TableWriter, Any, list[Any]]]) -> None:
-    for writer, table, spooled in parts:
-        writer.write_arrow(table, spooled)
+def _write_parts(parts: list[tuple[TableWriter, pa.RecordBatch, list[Any]]]) -> None:
+    for writer, batch, spooled in parts:
+        writer.write(batch, spooled)
 
 
 class TableStream:
@@ -411,10 +414,8 @@ class TableStream:
         self.directory = directory
         self.fmt = fmt
         self.spool = spool
-        self._frames = TableWriter(table_path(directory, "frames", fmt), fmt,
-                                   empty_table(FRAME_SCHEMA))
-        self._messages = TableWriter(table_path(directory, "messages", fmt), fmt,
-                                     empty_table(MESSAGE_SCHEMA))
+        self._writers = {t.name: TableWriter(table_path(directory, t.name, fmt), fmt, t)
+                         for t in SCHEMAS}
         self._frame_index = RunningIndex()
         self._message_index = RunningIndex()
         # Parquet parts are encoded and written on a thread of their own
@@ -437,38 +438,28 @@ class TableStream:
             no longer holds).
         """
         spooled = self.spool.rotate() if self.spool is not None else 0
-        # The records not written yet, as columns: for the tables, then packed.
-        kinds = ((self._frames, self._frame_index, bool(col.frames or len(col.frame_chunks)),
-                  col.frame_columns, frame_arrays, frames_table),
-                 (self._messages, self._message_index,
-                  bool(col.messages or len(col.message_chunks)), col.message_columns,
-                  message_arrays, messages_table))
-        made: list[Any] = []
-        parts = []
+        frames = col.frame_columns() if col.frames or len(col.frame_chunks) else None
+        messages = col.message_columns() if col.messages or len(col.message_chunks) else None
+        parts: list[tuple[TableWriter, pa.RecordBatch, list[Any]]] = []
         inflated = 0
-        for writer, index, unwritten, columns, arrays, table in kinds:
-            made.append(columns() if unwritten else None)
-            if made[-1] is None:
-                continue
-            rows: list[tuple[int, SpooledBytes, bool]] = []
-            if writer is self._messages:
-                c = made[-1][0][0]
-                inflated = int(c["length"][c["inflated"] == True].sum())
-                if spooled:
-                    rows = _spooled_rows(c["payload"], c["text"])
-            if self._pool is not None:
-                parts.append((writer, writer.arrow_table(arrays(made[-1], index, arrow_pool())),
-                              rows))
-            elif rows:
-                writer.write_spooled(table(col, index, made[-1]), rows)
-            else:
-                writer.write(table(col, index, made[-1]))
-        col.pack(*made)
-        if parts:
+        pool = arrow_pool()
+        if frames is not None:
+            batch = record_batch(FRAMES, frame_part(frames, self._frame_index), pool)
+            parts.append((self._writers["frames"], batch, []))
+        if messages is not None:
+            c = messages[0][0]
+            inflated = int(c["length"][c["inflated"] == True].sum())
+            rows = _spooled_rows(c["payload"], c["text"]) if spooled else []
+            batch = record_batch(MESSAGES, message_part(messages, self._message_index), pool)
+            parts.append((self._writers["messages"], batch, rows))
+        # The records not written yet, as columns: for the tables, then packed.
+        col.pack(frames, messages)
+        if self._pool is None:
+            _write_parts(parts)
+        elif parts:
             self._wait()
-            assert self._pool is not None
             self._writing = self._pool.submit(_write_parts, parts)
-            if any(rows for _writer, _table, rows in parts):
+            if any(rows for _writer, _batch, rows in parts):
                 # Reading a spooled payload back and encoding it takes about
                 # three times its size: not while the next ones are inflated.
                 self._wait()
@@ -480,7 +471,7 @@ class TableStream:
             writing, self._writing = self._writing, None
             writing.result()
 
-    def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame) -> list[str]:
+    def close(self, connections: pa.RecordBatch, anomalies: pa.RecordBatch) -> list[str]:
         """Write the connections and anomalies tables, finish every file.
 
         Returns:
@@ -489,12 +480,6 @@ class TableStream:
         self._wait()
         if self._pool is not None:
             self._pool.shutdown()
-        tables = {"connections": connections, "anomalies": anomalies}
-        paths = []
-        for name in TABLES:
-            if name in tables:
-                path = table_path(self.directory, name, self.fmt)
-                paths.append(write_table(tables[name], path, self.fmt))
-            else:
-                paths.append((self._frames if name == "frames" else self._messages).close())
-        return paths
+        self._writers["connections"].write(connections)
+        self._writers["anomalies"].write(anomalies)
+        return [writer.close() for writer in self._writers.values()]

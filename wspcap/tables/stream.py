@@ -10,9 +10,10 @@ from dataclasses import dataclass
 import pandas as pd
 
 from wspcap.engine import Pipeline
-from wspcap.tables.build import anomalies_table, connections_table
+from wspcap.tables.build import anomaly_part, connection_part, data_frame, record_batch
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
+from wspcap.tables.schema import ANOMALIES, CONNECTIONS
 
 __all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
 
@@ -108,5 +109,8 @@ class TablesWriter:
         self.pipeline.release_inflated(self.stream.spill(col))
         self.writes += 1
         self.pipeline.check_packed()
-        connections, anomalies = connections_table(col), anomalies_table(col)
-        return Written(self.stream.close(connections, anomalies), connections, anomalies, info)
+        connections, anomalies = connection_part(col), anomaly_part(col)
+        paths = self.stream.close(record_batch(CONNECTIONS, connections),
+                                  record_batch(ANOMALIES, anomalies))
+        return Written(paths, data_frame(CONNECTIONS, connections),
+                       data_frame(ANOMALIES, anomalies), info)
