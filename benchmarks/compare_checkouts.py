@@ -28,7 +28,7 @@ schema (pandas metadata included) and values; ``--written csv,jsonl``
 and JSON lines byte for byte::
 
     python benchmarks/compare_checkouts.py OLD NEW --written
-    python benchmarks/compare_checkouts.py OLD NEW --written parquet,csv,jsonl benchmarks/data/chat.pcap
+    python benchmarks/compare_checkouts.py OLD NEW benchmarks/data/chat.pcap --written parquet,csv,jsonl
 """
 
 from __future__ import annotations

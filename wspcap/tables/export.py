@@ -2,15 +2,15 @@
 
 Design note
 -----------
-Every writer takes Arrow record batches of a declared schema
-(:mod:`wspcap.tables.schema`): :class:`TableStream` writes the batches the
+Every writer takes Arrow tables (record batches) of a declared schema
+(:mod:`wspcap.tables.schema`): :class:`TableStream` writes those the
 builders make while the engine reads (``analyze -o``, live capture into a
 directory), a part of the capture at a time, and :func:`write_table` writes
 a whole DataFrame (``Capture.to_parquet``, :mod:`wspcap.api.many`).
-Parquet gets the batches as they are (row groups of about
+Parquet gets them as they are (row groups of about
 :data:`SLICE_BYTES` of payload), so it keeps every type (payloads stay
 binary) and pandas' metadata; CSV and JSON lines are text formats, made
-from the batch's DataFrame (:func:`~wspcap.tables.build.data_frame`), with
+from the table's DataFrame (:func:`~wspcap.tables.build.data_frame`), with
 payload bytes written as lowercase hex and timestamps as ISO 8601 UTC.
 """
 
@@ -29,11 +29,11 @@ import pyarrow as pa
 from wspcap.errors import ConfigError
 from wspcap.tables.build import (
     RunningIndex,
+    arrow_table,
     data_frame,
-    empty_batch,
+    empty_table,
     frame_part,
     message_part,
-    record_batch,
 )
 from wspcap.tables.schema import FRAMES, MESSAGES, TableSchema
 from wspcap.tables.schema import TABLES as SCHEMAS
@@ -157,32 +157,32 @@ def _spooled_rows(payloads: Any, texts: Any) -> list[tuple[int, SpooledBytes, bo
             if isinstance(p, SpooledBytes)]
 
 
-def _unspooled_row(batch: pa.RecordBatch, marker: SpooledBytes,
-                   is_text: bool) -> pa.RecordBatch:
-    """A one-row batch with its payload (and text) read back from the
+def _unspooled_row(table: pa.Table, marker: SpooledBytes,
+                   is_text: bool) -> pa.Table:
+    """A one-row table with its payload (and text) read back from the
     spool, without copying it again (Arrow arrays over the bytes read)."""
     data = marker.load()
     buffer = pa.py_buffer(data)
     offsets = pa.py_buffer(memoryview(bytearray(4) + len(data).to_bytes(4, "little")))
-    columns = dict(zip(batch.schema.names, batch.columns, strict=True))
+    columns = dict(zip(table.schema.names, table.columns, strict=True))
     columns["payload"] = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer])
     if is_text:
         long = pa.py_buffer(memoryview(bytearray(8) + len(data).to_bytes(8, "little")))
         columns["text"] = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
-    return pa.RecordBatch.from_arrays(list(columns.values()), schema=batch.schema)
+    return pa.Table.from_arrays(list(columns.values()), schema=table.schema)
 
 
-def _pieces(batch: pa.RecordBatch,
-            spooled: list[tuple[int, SpooledBytes, bool]] | None) -> Iterator[pa.RecordBatch]:
-    """``batch`` in order, its spooled rows each alone and read back."""
+def _pieces(table: pa.Table,
+            spooled: list[tuple[int, SpooledBytes, bool]] | None) -> Iterator[pa.Table]:
+    """``table`` in order, its spooled rows each alone and read back."""
     start = 0
     for row, marker, is_text in spooled or ():
         if row > start:
-            yield batch.slice(start, row - start)
-        yield _unspooled_row(batch.slice(row, 1), marker, is_text)
+            yield table.slice(start, row - start)
+        yield _unspooled_row(table.slice(row, 1), marker, is_text)
         start = row + 1
-    if start < batch.num_rows or not start:
-        yield batch.slice(start) if start else batch
+    if start < table.num_rows or not start:
+        yield table.slice(start) if start else table
 
 
 def arrow_pool() -> Any:
@@ -206,7 +206,7 @@ def _row_step(rows: int, payload_bytes: int) -> int:
 
 
 class TableWriter:
-    """One table's file, written a batch at a time as they come.
+    """One table's file, written a part at a time as they come.
 
     Parquet gets row groups of about SLICE_BYTES of payload; CSV and JSON
     lines get rows appended (one header for CSV). A writer given no rows
@@ -215,7 +215,7 @@ class TableWriter:
     Args:
         path: the file to write (replaced if it exists).
         fmt: ``parquet``, ``csv`` or ``jsonl``.
-        schema: the table's schema: every batch written has it.
+        schema: the table's schema: every part written has it.
     """
 
     def __init__(self, path: str, fmt: str, schema: TableSchema) -> None:
@@ -238,13 +238,13 @@ class TableWriter:
                                              memory_pool=arrow_pool())
         return self._parquet
 
-    def write(self, batch: pa.RecordBatch,
+    def write(self, table: pa.Table,
               spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
-        """Append the rows of ``batch`` (of this writer's schema). ``spooled``
+        """Append the rows of ``table`` (of this writer's schema). ``spooled``
         are the rows whose payloads a :class:`PayloadSpool` put aside: each is
         read back and written alone. Touches no Python object of the
         pipeline, so may run on another thread."""
-        for piece in _pieces(batch, spooled):
+        for piece in _pieces(table, spooled):
             if self.fmt == "parquet":
                 self._write_parquet(piece)
             else:
@@ -254,17 +254,17 @@ class TableWriter:
             # (jemalloc's decay), on top of what parsing needs next.
             arrow_pool().release_unused()
 
-    def _write_parquet(self, batch: pa.RecordBatch) -> None:
+    def _write_parquet(self, table: pa.Table) -> None:
         parquet = self._open_parquet()
         self._started = True
-        names = batch.schema.names
-        size = batch.column(names.index("payload")).nbytes if "payload" in names else 0
-        step = _row_step(batch.num_rows, size)
-        for start in range(0, max(batch.num_rows, 1), step):
-            parquet.write_batch(batch.slice(start, step))
+        names = table.schema.names
+        size = table.column(names.index("payload")).nbytes if "payload" in names else 0
+        step = _row_step(table.num_rows, size)
+        for start in range(0, max(table.num_rows, 1), step):
+            parquet.write_table(table.slice(start, step))
 
-    def _write_text(self, batch: pa.RecordBatch) -> None:
-        df = textual(data_frame(self.schema, batch))
+    def _write_text(self, table: pa.Table) -> None:
+        df = textual(data_frame(self.schema, table))
         if self.fmt == "csv":
             df.to_csv(self.path, index=False, mode="a" if self._started else "w",
                       header=not self._started)
@@ -277,7 +277,7 @@ class TableWriter:
     def close(self) -> str:
         """Finish the file; return its path."""
         if not self._started:
-            self.write(empty_batch(self.schema))
+            self.write(empty_table(self.schema))
         if self._parquet is not None:
             self._parquet.close()
             self._parquet = None
@@ -384,9 +384,9 @@ def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> l
             for t in SCHEMAS]
 
 
-def _write_parts(parts: list[tuple[TableWriter, pa.RecordBatch, list[Any]]]) -> None:
-    for writer, batch, spooled in parts:
-        writer.write(batch, spooled)
+def _write_parts(parts: list[tuple[TableWriter, pa.Table, list[Any]]]) -> None:
+    for writer, table, spooled in parts:
+        writer.write(table, spooled)
 
 
 class TableStream:
@@ -440,18 +440,18 @@ class TableStream:
         spooled = self.spool.rotate() if self.spool is not None else 0
         frames = col.frame_columns() if col.frames or len(col.frame_chunks) else None
         messages = col.message_columns() if col.messages or len(col.message_chunks) else None
-        parts: list[tuple[TableWriter, pa.RecordBatch, list[Any]]] = []
+        parts: list[tuple[TableWriter, pa.Table, list[Any]]] = []
         inflated = 0
         pool = arrow_pool()
         if frames is not None:
-            batch = record_batch(FRAMES, frame_part(frames, self._frame_index), pool)
-            parts.append((self._writers["frames"], batch, []))
+            table = arrow_table(FRAMES, frame_part(frames, self._frame_index), pool)
+            parts.append((self._writers["frames"], table, []))
         if messages is not None:
             c = messages[0][0]
             inflated = int(c["length"][c["inflated"] == True].sum())
             rows = _spooled_rows(c["payload"], c["text"]) if spooled else []
-            batch = record_batch(MESSAGES, message_part(messages, self._message_index), pool)
-            parts.append((self._writers["messages"], batch, rows))
+            table = arrow_table(MESSAGES, message_part(messages, self._message_index), pool)
+            parts.append((self._writers["messages"], table, rows))
         # The records not written yet, as columns: for the tables, then packed.
         col.pack(frames, messages)
         if self._pool is None:
@@ -459,7 +459,7 @@ class TableStream:
         elif parts:
             self._wait()
             self._writing = self._pool.submit(_write_parts, parts)
-            if any(rows for _writer, _batch, rows in parts):
+            if any(rows for _writer, _table, rows in parts):
                 # Reading a spooled payload back and encoding it takes about
                 # three times its size: not while the next ones are inflated.
                 self._wait()
@@ -471,7 +471,7 @@ class TableStream:
             writing, self._writing = self._writing, None
             writing.result()
 
-    def close(self, connections: pa.RecordBatch, anomalies: pa.RecordBatch) -> list[str]:
+    def close(self, connections: pa.Table, anomalies: pa.Table) -> list[str]:
         """Write the connections and anomalies tables, finish every file.
 
         Returns:

@@ -5,7 +5,7 @@ Design note
 A table is declared here as a :class:`TableSchema`, a tuple of
 :class:`Column`\\ s, and nowhere else. Everything else is derived from it:
 
-- the Arrow schema (:attr:`TableSchema.arrow`) of the record batches that
+- the Arrow schema (:attr:`TableSchema.arrow`) of the Arrow tables that
   :mod:`wspcap.tables.build` makes and :mod:`wspcap.tables.export` writes,
   with pandas' metadata so that ``pd.read_parquet`` gives the DataFrame's
   dtypes back;
@@ -19,7 +19,7 @@ A table is declared here as a :class:`TableSchema`, a tuple of
   captures concatenate with ``pd.concat`` and stay categorical; binary
   columns (payloads) are Python ``bytes`` objects.
 
-Invariant: a table's Arrow batches and its DataFrame carry exactly these
+Invariant: a table's Arrow tables and its DataFrame carry exactly these
 columns, in this order, with these types (the unit tests check every table
 against its schema).
 
@@ -30,10 +30,12 @@ Adding a table (the ``app`` table of application-protocol events, say):
    in file order);
 2. write its builder in :mod:`wspcap.tables.build`: records -> a dict of
    Arrow arrays (or NumPy object arrays of ``bytes`` for binary columns),
-   then :func:`~wspcap.tables.build.record_batch` and
-   :func:`~wspcap.tables.build.data_frame` make the batch and the DataFrame;
-3. give :class:`~wspcap.tables.capture.Capture` the attribute and the
-   writers (:mod:`wspcap.tables.stream`) the batch.
+   then :func:`~wspcap.tables.build.arrow_table` and
+   :func:`~wspcap.tables.build.data_frame` make the Arrow table and the
+   DataFrame;
+3. give :class:`~wspcap.tables.capture.Capture` the attribute, and
+   :class:`~wspcap.tables.export.TableStream` (which opens a writer for
+   every table of :data:`TABLES`) the Arrow table to write.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from wspcap.engine import Pipeline
-from wspcap.tables.build import anomaly_part, connection_part, data_frame, record_batch
+from wspcap.tables.build import anomaly_part, arrow_table, connection_part, data_frame
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
 from wspcap.tables.schema import ANOMALIES, CONNECTIONS
@@ -110,7 +110,7 @@ class TablesWriter:
         self.writes += 1
         self.pipeline.check_packed()
         connections, anomalies = connection_part(col), anomaly_part(col)
-        paths = self.stream.close(record_batch(CONNECTIONS, connections),
-                                  record_batch(ANOMALIES, anomalies))
+        paths = self.stream.close(arrow_table(CONNECTIONS, connections),
+                                  arrow_table(ANOMALIES, anomalies))
         return Written(paths, data_frame(CONNECTIONS, connections),
                        data_frame(ANOMALIES, anomalies), info)
