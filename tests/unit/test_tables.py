@@ -21,7 +21,7 @@ from wspcap.tables.build import (
     catalog,
     connection_part,
     data_frame,
-    empty_frame,
+    empty_table,
     frame_part,
     message_part,
 )
@@ -297,7 +297,7 @@ class TestDataFrame:
 
     @pytest.mark.parametrize("schema", [*TABLES, CATALOG], ids=lambda s: s.name)
     def test_empty_frame_has_the_dtypes(self, schema: TableSchema) -> None:
-        df = empty_frame(schema)
+        df = data_frame(schema, empty_table(schema))
         assert len(df) == 0
         assert dict(df.dtypes) == schema.dtypes
 

@@ -35,13 +35,10 @@ from wspcap.rules.registry import RULES
 from wspcap.tables.schema import (
     ANOMALIES,
     CATALOG,
-    CODE,
     CONNECTIONS,
     DIRECTION,
     FRAMES,
-    MESSAGE_TYPE,
     MESSAGES,
-    SEVERITY,
     Column,
     TableSchema,
 )
@@ -52,10 +49,6 @@ if TYPE_CHECKING:
     from wspcap.ws.records import Columns
 
 __all__ = [
-    "CODE",
-    "DIRECTION",
-    "MESSAGE_TYPE",
-    "SEVERITY",
     "Part",
     "RunningIndex",
     "anomalies_table",
@@ -65,7 +58,6 @@ __all__ = [
     "connection_part",
     "connections_table",
     "data_frame",
-    "empty_frame",
     "empty_table",
     "frame_part",
     "frames_table",
@@ -157,11 +149,6 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
     if isinstance(part, pa.Table):
         part = dict(zip(part.schema.names, part.columns, strict=True))
     return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
-
-
-def empty_frame(schema: TableSchema) -> pd.DataFrame:
-    """A DataFrame of ``schema`` with no rows."""
-    return data_frame(schema, empty_table(schema))
 
 
 def _pandas(values: Any, column: Column) -> Any:
