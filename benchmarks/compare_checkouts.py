@@ -17,7 +17,9 @@ Usage, from the repository root::
 captures are those bundled: ``samples/``, ``samples/anomalies/``,
 ``tests/golden/`` and the peers' captures in ``tests/data/peers/``, taken
 from NEW. The exit status is 1 when any table differs, and each difference is
-printed (table, column, first differing row). ``--ignore TABLE.COLUMN``
+printed (table, column, first differing row). A capture with a TLS key
+log beside it (``NAME.keys``, as ``make_captures.py`` writes) is read
+with it. ``--ignore TABLE.COLUMN``
 leaves out a column that is meant to change.
 
 ``--written`` compares what ``wspcap.analyze_to`` writes instead (the path
@@ -64,7 +66,8 @@ def dump(checkout: Path, captures: list[Path], out: Path) -> None:
         "out = Path(sys.argv[1]); report = {}\n"
         "for i, name in enumerate(sys.argv[2:]):\n"
         "    try:\n"
-        "        cap = wspcap.read(name)\n"
+        "        keys = Path(name).with_suffix('.keys')\n"
+        "        cap = wspcap.read(name, keylog=keys if keys.is_file() else None)\n"
         "    except Exception as exc:\n"
         "        report[name] = f'{type(exc).__name__}: {exc}'\n"
         "        continue\n"
@@ -88,8 +91,10 @@ def dump_written(checkout: Path, captures: list[Path], out: Path, formats: list[
         "out, formats = Path(sys.argv[1]), sys.argv[2].split(','); report = {}\n"
         "for i, name in enumerate(sys.argv[3:]):\n"
         "    try:\n"
+        "        keys = Path(name).with_suffix('.keys')\n"
         "        for fmt in formats:\n"
-        "            wspcap.analyze_to(name, out / str(i) / fmt, fmt)\n"
+        "            wspcap.analyze_to(name, out / str(i) / fmt, fmt,\n"
+        "                              keylog=keys if keys.is_file() else None)\n"
         "    except Exception as exc:\n"
         "        report[name] = f'{type(exc).__name__}: {exc}'\n"
         "        continue\n"
