@@ -247,8 +247,10 @@ class TableWriter:
               spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
         """Append the rows of ``table`` (of this writer's schema). ``spooled``
         are the rows whose payloads a :class:`PayloadSpool` put aside: each is
-        read back and written alone. Touches no Python object of the
-        pipeline, so may run on another thread."""
+        read back and written alone. Reads no Python object of the pipeline
+        but the ``bytes`` of large payloads, which are immutable (see
+        :func:`~wspcap.tables.build.arrow_table`), so may run on another
+        thread."""
         for piece in _pieces(table, spooled):
             if self.fmt == "parquet":
                 self._write_parquet(piece)
