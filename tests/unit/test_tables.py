@@ -195,6 +195,13 @@ class TestMessages:
         text_chunk, payload_chunk = texts.chunk(1), payload.chunk(2)
         assert text_chunk.buffers()[2].address == payload_chunk.buffers()[2].address
 
+    def test_mutable_payloads_are_copied(self) -> None:
+        big = bytearray(SHARED_MIN)
+        table = arrow_table(MESSAGES, message_part(message_columns(
+            [message(big, None, "binary", 2)], [0])))  # type: ignore[arg-type]
+        big[0] = 1
+        assert table.column("payload")[0].as_py() == bytes(SHARED_MIN)
+
     def test_the_dataframe_keeps_the_payload_objects(self) -> None:
         payload = b"kept as it is"
         df = data_frame(MESSAGES, message_part(message_columns([message(payload, None,

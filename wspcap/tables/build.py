@@ -120,8 +120,9 @@ def _shared(values: np.ndarray, data: np.ndarray, kind: pa.DataType,
     :data:`SHARED_MIN`); ``bound``: an upper bound of each row's length."""
     n = len(values)
     rows = np.arange(n) if bound is None else np.flatnonzero(bound >= SHARED_MIN)
-    big = [i for i in rows.tolist()  # (payloads are never None)
-           if values[i] is not None and len(data[i]) >= SHARED_MIN]
+    # Only immutable bytes are shared: the writer may read them on its thread.
+    big = [i for i in rows.tolist() if values[i] is not None and isinstance(data[i], bytes)
+           and len(data[i]) >= SHARED_MIN]
     if not big:
         return pa.array(values, kind, memory_pool=pool)
     width = 8 if kind == pa.large_string() else 4
