@@ -58,12 +58,17 @@ TABLES = tuple(t.name for t in SCHEMAS)
 SLICE_BYTES = 16 << 20
 #: Binary columns: an inferred schema gives them this type when all are None.
 PAYLOAD_COLUMNS = frozenset(("payload",))
-#: Columns not dictionary-encoded: payloads and texts rarely repeat, building
-#: the dictionary held several copies of each row group, and pyarrow gives it
-#: up for plain encoding once it passes 1 MiB anyway. Writing bulk's texts
-#: (62 MB): 0.19 s with a dictionary, 0.05 s without, the same size (chat's:
-#: 0.5% larger).
-PLAIN = frozenset(("payload", "text"))
+#: Columns not dictionary-encoded, because their values rarely repeat:
+#: pyarrow would build a dictionary, give it up for plain encoding once it
+#: passes 1 MiB, and write what it would have written without (the files
+#: come out the same). Payloads and texts: building the dictionary held
+#: several copies of each row group, and bulk's texts (62 MB) took 0.19 s to
+#: write with it, 0.05 s without. Times, packet numbers, offsets, indices and
+#: masking keys: writing chat's frames and messages alone took 0.28 s of CPU
+#: with it, 0.19 s without.
+PLAIN = frozenset(("payload", "text", "ts", "ts_start", "ts_end", "packet", "packet_start",
+                   "packet_end", "stream_offset", "frame_index", "msg_index", "first_frame",
+                   "last_frame", "mask_key"))
 #: Columns written without Parquet statistics: their min and max are of no use
 #: for filtering, and computing them on 60 MiB values took 2.5 s and 300 MB
 #: more for four of them (pyarrow 26).
