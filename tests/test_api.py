@@ -85,7 +85,7 @@ def test_concat_of_two_captures_stays_categorical() -> None:
 
 
 def test_dtypes_are_the_catalogs() -> None:
-    from wspcap.tables import build as tables
+    from wspcap.tables import schema as tables
 
     catalog = wspcap.catalog()
     assert sorted(catalog.code.astype(str)) == list(CODE.categories)
@@ -99,12 +99,12 @@ def test_dtypes_are_the_catalogs() -> None:
 
 def test_every_registered_code_is_a_category() -> None:
     """Codes registered anywhere in the package (after every module is
-    imported) are in CODE: a code declared after ``wspcap.tables.build`` was
+    imported) are in CODE: a code declared after ``wspcap.tables.schema`` was
     imported would come out of the tables as NaN."""
     for module in pkgutil.walk_packages(wspcap.__path__, "wspcap."):
         if module.name not in ("wspcap.__main__", "wspcap.sources.live"):
             importlib.import_module(module.name)
-    from wspcap.tables.build import CODE as made
+    from wspcap.tables.schema import CODE as made
 
     assert set(RULES) == set(made.categories)
 

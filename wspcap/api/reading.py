@@ -1,4 +1,4 @@
-"""Reading a capture: :func:`read` into a :class:`~wspcap.tables.build.Capture`,
+"""Reading a capture: :func:`read` into a :class:`~wspcap.tables.capture.Capture`,
 :func:`analyze_to` into files while it reads, :func:`from_packets` from records."""
 
 from __future__ import annotations

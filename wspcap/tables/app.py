@@ -47,15 +47,16 @@ from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
-from wspcap.tables.build import (
-    ANOMALY_SCHEMA,
-    CODE,
-    DIRECTION,
-    MESSAGE_TYPE,
-    SEVERITY,
-    RunningIndex,
-    empty_table,
-)
+from wspcap.tables.build import RunningIndex
+from wspcap.tables.schema import ANOMALIES, CODE, DIRECTION, MESSAGE_TYPE, SEVERITY
+
+#: The anomalies table's dtypes (its declared schema's).
+ANOMALY_SCHEMA: dict[str, Any] = {c.name: c.dtype for c in ANOMALIES.columns}
+
+
+def empty_table(dtypes: Mapping[str, Any]) -> pd.DataFrame:
+    """A table with these columns and dtypes, and no rows."""
+    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
 
 __all__ = [
     "APP_SCHEMA",

@@ -1,17 +1,25 @@
-"""The four tables, as pandas DataFrames with declared dtypes.
+"""The tables, built from the engine's records: Arrow tables and pandas DataFrames.
 
-Each table's schema (column -> dtype) is declared once here. Tables are built
-column-wise from the pipeline's records (one ``zip`` transposes them, NumPy
-makes the columns), never row by row, and an empty capture gives empty tables
-with the same columns and dtypes.
+Design note
+-----------
+One path for every table. A builder (:func:`frame_part`,
+:func:`message_part`, :func:`connection_part`, :func:`anomaly_part`) turns
+records into a *part*: one Arrow array per column of the table's schema
+(:mod:`wspcap.tables.schema`), made column-wise from the collector's NumPy
+columns (never row by row), except binary columns (payloads), which stay a
+NumPy array of the records' ``bytes`` objects. From a part:
 
-Timestamps are UTC ``datetime64[ns]`` (NaT for a packet whose time int64
-nanoseconds cannot hold, see :data:`~wspcap.timestamps.TS_NULL`); ids, counts and lengths are integers
-(nullable where a value may be missing); ``direction``, ``type``, ``code`` and
-``severity`` are categoricals of one fixed dtype each (:data:`DIRECTION`,
-:data:`MESSAGE_TYPE`, :data:`CODE`, :data:`SEVERITY`), the same for every
-capture, so the tables of several captures concatenate with ``pd.concat``
-and stay categorical.
+- :func:`arrow_table` makes the Arrow table (record batches) that the
+  writers write, a slice of the capture at a time (large payloads shared,
+  small ones copied into Arrow buffers);
+- :func:`data_frame` makes the DataFrame of :func:`wspcap.read`, each column
+  converted to its declared dtype (payloads stay the same ``bytes``
+  objects: copying them into Arrow and out again would cost ``read`` two
+  copies of every payload, 0.3 s and 500 MB on the 257 MB bulk capture).
+
+An empty capture gives empty tables with the same columns and types.
+Timestamps are int64 nanoseconds in the records, :data:`TS_NULL` for a
+packet whose time int64 cannot hold: null in Arrow, NaT in pandas.
 """
 
 from __future__ import annotations
@@ -23,112 +31,188 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from wspcap.rules.registry import RULES, SEVERITIES
+from wspcap.rules.registry import RULES
+from wspcap.tables.schema import (
+    ANOMALIES,
+    CATALOG,
+    CONNECTIONS,
+    DIRECTION,
+    FRAMES,
+    MESSAGES,
+    Column,
+    TableSchema,
+)
 from wspcap.timestamps import TS_NULL
-from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
     from wspcap.engine import Collector
     from wspcap.ws.records import Columns
 
 __all__ = [
-    "ANOMALY_SCHEMA",
-    "CATALOG_SCHEMA",
-    "CODE",
-    "CONNECTION_SCHEMA",
-    "DIRECTION",
-    "FRAME_SCHEMA",
-    "MESSAGE_SCHEMA",
-    "MESSAGE_TYPE",
-    "SEVERITY",
+    "Part",
     "RunningIndex",
     "anomalies_table",
+    "anomaly_part",
+    "arrow_table",
     "catalog",
+    "connection_part",
     "connections_table",
+    "data_frame",
     "empty_table",
-    "frame_arrays",
+    "frame_part",
     "frames_table",
-    "message_arrays",
+    "message_part",
     "messages_table",
 ]
 
-TS = "datetime64[ns, UTC]"
-#: ``direction``: client to server, server to client.
-DIRECTION = pd.CategoricalDtype(["c2s", "s2c"])
-#: ``severity``, ordered (``info < warning < error``), so ``max()`` is the worst.
-SEVERITY = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
-#: ``code``: every code of the catalog, sorted (see :func:`catalog`).
-CODE = pd.CategoricalDtype(sorted(RULES))
-MESSAGE_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
-#: ``type`` of a message: the known types, then ``unknown-0xN`` for the
-#: reserved opcodes 3-7 and 11-15 (RFC 6455 section 5.2).
-MESSAGE_TYPE = pd.CategoricalDtype(
-    MESSAGE_TYPES + [name for name in map(opcode_name, range(16)) if name not in MESSAGE_TYPES])
+#: A table's columns before they become an Arrow table or a DataFrame: column
+#: name -> Arrow array, or NumPy object array of the records' ``bytes`` (a
+#: binary column) or ``str`` (a :data:`DECODED` column).
+Part = dict[str, Any]
 
-CONNECTION_SCHEMA: dict[str, Any] = {
-    "conn_id": "int64", "tcp_stream": "int64",
-    "client_ip": "string", "client_port": "UInt16", "server_ip": "string",
-    "server_port": "UInt16", "ts_start": TS, "ts_end": TS,
-    "handshake": "bool", "established": "bool", "midstream": "bool",
-    "method": "string", "uri": "string", "host": "string", "origin": "string",
-    "user_agent": "string", "cookie": "boolean", "authorization": "boolean",
-    "key": "string", "version": "string", "protocols_offered": "string",
-    "extensions_offered": "string", "status": "UInt16", "reason": "string",
-    "accept": "string", "accept_valid": "boolean", "subprotocol": "string",
-    "extensions": "string", "permessage_deflate": "bool",
-    "close_code_c2s": "UInt16", "close_reason_c2s": "string",
-    "close_code_s2c": "UInt16", "close_reason_s2c": "string",
-    "frames": "int64", "frames_c2s": "int64", "frames_s2c": "int64", "messages": "int64",
-    "bytes_c2s": "int64", "bytes_s2c": "int64", "gap_bytes": "int64",
-    "fin_c2s": "bool", "fin_s2c": "bool", "rst": "bool",
-    "tls": "bool", "tls_version": "string", "tls_cipher": "string", "sni": "string",
-    "alpn": "string", "decrypted": "bool",
-}
-
-FRAME_SCHEMA: dict[str, Any] = {
-    "conn_id": "int64", "frame_index": "int64", "packet": "int64", "ts": TS,
-    "direction": DIRECTION, "fin": "bool", "rsv1": "bool", "rsv2": "bool", "rsv3": "bool",
-    "opcode": "uint8", "masked": "bool", "mask_key": "UInt32", "length_encoding": "uint8",
-    "payload_len": "uint64", "header_len": "uint8", "payload": "object",
-    "stream_offset": "uint64", "ts_start": TS, "missing": "uint64",
-}
-
-MESSAGE_SCHEMA: dict[str, Any] = {
-    "conn_id": "int64", "msg_index": "int64", "direction": DIRECTION, "type": MESSAGE_TYPE,
-    "opcode": "uint8", "frames": "int64", "length": "int64", "wire_length": "int64",
-    "payload": "object", "text": "string", "compressed": "bool", "inflated": "boolean",
-    "ts_start": TS, "ts_end": TS, "packet_start": "int64", "packet_end": "int64",
-    "first_frame": "int64", "last_frame": "int64", "close_code": "UInt16",
-    "close_reason": "string", "complete": "bool",
-}
-
-ANOMALY_SCHEMA: dict[str, Any] = {
-    "conn_id": "Int64", "ts": TS, "direction": DIRECTION, "frame_index": "Int64",
-    "packet": "Int64", "stream_offset": "Int64", "code": CODE, "severity": SEVERITY,
-    "detail": "string",
-}
-
-CATALOG_SCHEMA: dict[str, Any] = {
-    "code": CODE, "severity": SEVERITY, "reference": "string", "summary": "string",
-    "meaning": "string", "peers": "string", "detail": "string", "close_code": "UInt16",
-}
+_DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
 
 
-def empty_table(schema: dict[str, Any]) -> pd.DataFrame:
-    """A table with the columns and dtypes of ``schema`` and no rows."""
-    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in schema.items()})
+# -- parts -> Arrow and pandas ---------------------------------------------------------------
+
+def arrow_table(schema: TableSchema, part: Part,
+                pool: pa.MemoryPool | None = None) -> pa.Table:
+    """The part as an Arrow table of ``schema``.
+
+    Payloads of :data:`SHARED_MIN` bytes and more are not copied: each is a
+    chunk of its own over the ``bytes`` object (as is the text decoded from
+    it, see :data:`DECODED`); smaller ones are copied, a run at a time, into
+    buffers from ``pool``. Parquet writes a chunked column as one.
+    """
+    arrays = []
+    for c in schema.columns:
+        values = part[c.name]
+        if isinstance(values, pa.Array | pa.ChunkedArray):
+            arrays.append(values)
+            continue
+        data = part[DECODED.get(c.name, c.name)]
+        bound = next((part[name] for name in LENGTHS if name in part), None)
+        arrays.append(_shared(values, data, c.type, pool,
+                              None if bound is None else bound.to_numpy()))
+    return pa.Table.from_arrays(arrays, schema=schema.arrow)
 
 
-def _ts(values: Any) -> pd.DatetimeIndex:
-    return pd.to_datetime(np.asarray(values, dtype=np.int64), unit="ns", utc=True)
+#: Payloads of this size and more go into Arrow without a copy (a chunk of
+#: their own over the bytes object); below it, copying a run of them into one
+#: buffer costs less than a chunk each. Bulk ``analyze -o``: copying every
+#: payload took 0.47 s of 1.5 s (257 MB, twice: frames and messages).
+SHARED_MIN = 64 << 10
+#: String columns that are a binary column decoded as UTF-8 (where not null):
+#: their large values are that column's bytes, shared rather than encoded again.
+DECODED = {"text": "payload"}
+#: Columns that bound the payload's length from above (the frames' declared
+#: length, the messages' length), where a table has one: only the rows they
+#: say may be large are measured (measuring every payload of a chat part,
+#: 250,000 of them, took 0.04 s).
+LENGTHS = ("payload_len", "length")
 
 
-def _split_keys(keys: Any) -> tuple[np.ndarray, pd.Categorical]:
-    arr = np.asarray(keys, dtype=np.int64)
-    conn = arr >> 1
-    direction = pd.Categorical.from_codes((arr & 1).astype(np.int8), dtype=DIRECTION)
-    return conn, direction
+def _shared(values: np.ndarray, data: np.ndarray, kind: pa.DataType,
+            pool: pa.MemoryPool | None, bound: np.ndarray | None = None
+            ) -> pa.Array | pa.ChunkedArray:
+    """Python values (``bytes``, or ``str`` that are ``data``'s bytes decoded)
+    as an Arrow array of ``kind``, sharing the large ones' bytes (see
+    :data:`SHARED_MIN`); ``bound``: an upper bound of each row's length."""
+    n = len(values)
+    rows = np.arange(n) if bound is None else np.flatnonzero(bound >= SHARED_MIN)
+    # Only immutable bytes are shared: the writer may read them on its thread.
+    big = [i for i in rows.tolist() if values[i] is not None and isinstance(data[i], bytes)
+           and len(data[i]) >= SHARED_MIN]
+    if not big:
+        return pa.array(values, kind, memory_pool=pool)
+    width = 8 if kind == pa.large_string() else 4
+    chunks = []
+    start = 0
+    for i in big:
+        if i > start:
+            chunks.append(pa.array(values[start:i], kind, memory_pool=pool))
+        size = len(data[i])
+        offsets = pa.py_buffer(bytes(width) + size.to_bytes(width, "little"))
+        chunks.append(pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(data[i])]))
+        start = i + 1
+    if start < n:
+        chunks.append(pa.array(values[start:], kind, memory_pool=pool))
+    return pa.chunked_array(chunks, kind)
 
+
+def empty_table(schema: TableSchema) -> pa.Table:
+    """An Arrow table of ``schema`` with no rows."""
+    return schema.arrow.empty_table()
+
+
+def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
+    """The part (or an Arrow table of ``schema``) as a DataFrame of the declared dtypes."""
+    if isinstance(part, pa.Table):
+        part = dict(zip(part.schema.names, part.columns, strict=True))
+    return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
+
+
+def _pandas(values: Any, column: Column) -> Any:
+    """One column of a part in its pandas dtype."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    elif not isinstance(values, pa.Array):
+        if pa.types.is_binary(column.type):
+            return values  # bytes objects, kept as they are
+        values = pa.array(values, column.type)
+    dtype = column.dtype
+    if column.categories is not None:
+        codes = pc.fill_null(values.indices, -1).to_numpy(zero_copy_only=False)
+        return pd.Categorical.from_codes(codes, dtype=dtype)
+    if isinstance(dtype, pd.api.extensions.ExtensionDtype):
+        # nullable ints and booleans, strings, UTC timestamps
+        return dtype.__from_arrow__(values)
+    return values.to_numpy(zero_copy_only=False)
+
+
+# -- Arrow arrays from record values ---------------------------------------------------------
+
+def _arrow_ts(values: Any) -> pa.Array:
+    """Timestamps (ns) as Arrow's, :data:`~wspcap.timestamps.TS_NULL` as null
+    (pandas reads that int64 as NaT; Arrow would read it as a time)."""
+    arr = np.asarray(values, np.int64)
+    null = arr == TS_NULL
+    return pa.array(arr, mask=null if null.any() else None).view(pa.timestamp("ns", "UTC"))
+
+
+def _dictionary(names: pa.Array, column: Column) -> pa.Array:
+    """Strings as the dictionary column of ``column``'s fixed categories
+    (null for None, or for a name not among them, as pandas would)."""
+    assert column.categories is not None
+    values = pa.array(list(column.categories.categories), pa.large_string())
+    indices = pc.index_in(names, value_set=values).cast(pa.int32())
+    return pa.DictionaryArray.from_arrays(indices, values, ordered=column.categories.ordered)
+
+
+def _array(values: Any, column: Column, pool: pa.MemoryPool | None = None) -> pa.Array:
+    """Python values (a sequence or an object array) as ``column``'s Arrow array."""
+    if column.categories is not None:
+        return _dictionary(pa.array(values, pa.large_string(), memory_pool=pool), column)
+    if pa.types.is_timestamp(column.type):
+        return _arrow_ts(values)
+    return pa.array(values, column.type, memory_pool=pool)
+
+
+def _from_rows(schema: TableSchema, columns: dict[str, Any]) -> Part:
+    """A part from Python values, column by column (binary columns kept as objects)."""
+    part: Part = {}
+    for c in schema.columns:
+        values = columns[c.name]
+        if pa.types.is_binary(c.type):
+            arr = np.empty(len(values), dtype=object)
+            arr[:] = values
+            part[c.name] = arr
+        else:
+            part[c.name] = _array(values, c)
+    return part
+
+
+# -- frames and messages ---------------------------------------------------------------------
 
 class RunningIndex:
     """Rows seen so far per conn_id, for a table made in parts."""
@@ -160,217 +244,124 @@ def _index_within(conn: np.ndarray, running: RunningIndex | None = None) -> np.n
     return index if running is None else running.advance(conn, index)
 
 
-def _strings(values: Any) -> Any:
-    """A ``string`` array from a sequence of str and None.
-
-    With pandas' Arrow-backed strings (the default since pandas 3), built by
-    pyarrow straight from the list: 0.11 s for 250,000 texts where
-    ``pd.array(..., dtype="string")`` takes 0.29 s.
-    """
-    dtype = pd.StringDtype()
-    if dtype.storage == "pyarrow":
-        import pyarrow as pa
-        return pd.arrays.ArrowStringArray(pa.array(values, type=pa.large_string()))
-    return pd.array(values, dtype=dtype)
+def _keys(keys: np.ndarray, running: RunningIndex | None) -> tuple[pa.Array, pa.Array,
+                                                                   pa.Array]:
+    """conn_id, the index within the connection and direction, from the records' keys."""
+    keys = np.asarray(keys, np.int64)
+    conn = keys >> 1
+    direction = pa.DictionaryArray.from_arrays((keys & 1).astype(np.int32), _DIRECTIONS)
+    return pa.array(conn), pa.array(_index_within(conn, running)), direction
 
 
-def _nullable(values: Any, dtype: str) -> Any:
-    """A nullable array from a sequence holding None for missing values.
-
-    Built from a NumPy value array and a mask, which is about 20 times faster
-    than ``pd.array`` on a list of 250,000 mostly-None values.
-    """
-    n = len(values)
-    mask = np.fromiter((v is None for v in values), dtype=bool, count=n)
-    if dtype == "boolean":
-        data = np.fromiter((v is True for v in values), dtype=bool, count=n)
-        return pd.arrays.BooleanArray(data, mask)
-    np_dtype = pd.api.types.pandas_dtype(dtype).numpy_dtype
-    data = np.fromiter((0 if v is None else v for v in values), dtype=np_dtype, count=n)
-    return pd.arrays.IntegerArray(data, mask)
+def _numeric(schema: TableSchema, c: dict[str, np.ndarray], made: Part) -> Part:
+    """``made``, then every other column: the record field of its name, in
+    the column's Arrow type (binary columns kept as objects)."""
+    part: Part = {}
+    for col in schema.columns:
+        if col.name in made:
+            part[col.name] = made[col.name]
+        elif pa.types.is_binary(col.type):
+            part[col.name] = c[col.name]
+        else:
+            part[col.name] = pa.array(c[col.name], col.type)
+    return part
 
 
-def frames_table(col: Collector, running: RunningIndex | None = None,
-                 columns: tuple[Columns, np.ndarray] | None = None) -> pd.DataFrame:
-    """One row per frame not packed yet in ``col``, in the order frames were completed.
+def frame_part(columns: tuple[Columns, np.ndarray],
+               running: RunningIndex | None = None) -> Part:
+    """The frames table's columns from ``Collector.frame_columns()``.
 
     Args:
-        col: the records.
+        columns: the records as columns, and their keys.
         running: for tables made in parts (see
             :meth:`~wspcap.engine.Collector.pack`): counts the frames of the
             parts before, so that ``frame_index`` goes on where they ended.
-        columns: ``col.frame_columns()``, when the caller has it already.
     """
-    (c, nulls), keys = columns or col.frame_columns()
-    if not len(keys):
-        return empty_table(FRAME_SCHEMA)
-    conn, direction = _split_keys(keys)
-    return pd.DataFrame({
-        "conn_id": conn,
-        "frame_index": _index_within(conn, running),
-        "packet": c["packet"],
-        "ts": _ts(c["ts"]),
-        "direction": direction,
-        "fin": c["fin"],
-        "rsv1": c["rsv1"],
-        "rsv2": c["rsv2"],
-        "rsv3": c["rsv3"],
-        "opcode": c["opcode"],
-        "masked": c["masked"],
-        "mask_key": pd.arrays.IntegerArray(c["mask_key"], nulls["mask_key"]),
-        "length_encoding": c["length_encoding"],
-        "payload_len": c["payload_len"],
-        "header_len": c["header_len"],
-        "payload": c["payload"],
-        "stream_offset": c["offset"].astype(np.uint64),
-        "ts_start": _ts(c["ts_start"]),
-        "missing": c["missing"],
-    })
-
-
-def messages_table(col: Collector, running: RunningIndex | None = None,
-                   columns: tuple[Columns, np.ndarray] | None = None) -> pd.DataFrame:
-    """One row per message not packed yet in ``col`` (control frames included),
-    in completion order; ``running`` and ``columns`` as for :func:`frames_table`.
-    """
-    (c, _nulls), keys = columns or col.message_columns()
-    if not len(keys):
-        return empty_table(MESSAGE_SCHEMA)
-    conn, direction = _split_keys(keys)
-    return pd.DataFrame({
-        "conn_id": conn,
-        "msg_index": _index_within(conn, running),
-        "direction": direction,
-        "type": pd.Categorical(c["type"], dtype=MESSAGE_TYPE),
-        "opcode": c["opcode"],
-        "frames": c["frames"],
-        "length": c["length"],
-        "wire_length": c["wire_length"],
-        "payload": c["payload"],
-        "text": _strings(c["text"]),
-        "compressed": c["compressed"],
-        "inflated": _nullable(c["inflated"], "boolean"),
-        "ts_start": _ts(c["ts_start"]),
-        "ts_end": _ts(c["ts_end"]),
-        "packet_start": c["packet_start"],
-        "packet_end": c["packet_end"],
-        "first_frame": c["first_frame"],
-        "last_frame": c["last_frame"],
-        "close_code": _nullable(c["close_code"], "UInt16"),
-        "close_reason": _strings(c["close_reason"]),
-        "complete": c["complete"],
-    })
-
-
-# The same tables as Arrow columns, for writing Parquet without a DataFrame in
-# between: each column has the Arrow type pyarrow gives the pandas column
-# (see wspcap.tables.export.arrow_schema), so the file reads back as the same table.
-
-_DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
-_MESSAGE_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())
-
-
-def _arrow_ts(values: np.ndarray) -> pa.Array:
-    """Timestamps (ns) as Arrow's, :data:`~wspcap.timestamps.TS_NULL` as null
-    (pandas reads that int64 as NaT; Arrow would read it as a time)."""
-    arr = np.asarray(values, np.int64)
-    null = arr == TS_NULL
-    return pa.array(arr, mask=null if null.any() else None).view(pa.timestamp("ns", "UTC"))
-
-
-def _arrow_keys(keys: np.ndarray) -> tuple[np.ndarray, pa.Array]:
-    conn = keys >> 1
-    return conn, pa.DictionaryArray.from_arrays((keys & 1).astype(np.int32), _DIRECTIONS)
-
-
-def frame_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None,
-                 pool: pa.MemoryPool | None = None) -> dict[str, pa.Array]:
-    """The columns of :func:`frames_table` as Arrow arrays, from
-    ``Collector.frame_columns()`` (not empty); what must be copied is
-    allocated from ``pool``."""
     (c, nulls), keys = columns
-    conn, direction = _arrow_keys(keys)
-    made = {
-        "conn_id": pa.array(conn),
-        "frame_index": pa.array(_index_within(conn, running)),
-        "ts": _arrow_ts(c["ts"]),
-        "direction": direction,
-        "mask_key": pa.array(c["mask_key"], mask=nulls["mask_key"]),
-        "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
+    conn, index, direction = _keys(keys, running)
+    return _numeric(FRAMES, c, {
+        "conn_id": conn, "frame_index": index, "direction": direction,
+        "ts": _arrow_ts(c["ts"]), "ts_start": _arrow_ts(c["ts_start"]),
+        "mask_key": pa.array(c["mask_key"], pa.uint32(), mask=nulls["mask_key"]),
         "stream_offset": pa.array(c["offset"].astype(np.uint64)),
-        "ts_start": _arrow_ts(c["ts_start"]),
-    }
-    # Every other column is the record field of its name, in its NumPy dtype.
-    return {name: made[name] if name in made else pa.array(c[name]) for name in FRAME_SCHEMA}
-
-
-def message_arrays(columns: tuple[Columns, np.ndarray], running: RunningIndex | None = None,
-                   pool: pa.MemoryPool | None = None) -> dict[str, pa.Array]:
-    """The columns of :func:`messages_table` as Arrow arrays, from
-    ``Collector.message_columns()`` (not empty); copies from ``pool``."""
-    (c, _nulls), keys = columns
-    conn, direction = _arrow_keys(keys)
-    types = pa.array(c["type"], pa.large_string(), memory_pool=pool)
-    made = {
-        "conn_id": pa.array(conn),
-        "msg_index": pa.array(_index_within(conn, running)),
-        "direction": direction,
-        "type": pa.DictionaryArray.from_arrays(
-            pc.index_in(types, value_set=_MESSAGE_TYPES).cast(pa.int32()), _MESSAGE_TYPES),
-        "payload": pa.array(c["payload"], pa.binary(), memory_pool=pool),
-        "text": pa.array(c["text"], pa.large_string(), memory_pool=pool),
-        "inflated": pa.array(c["inflated"], pa.bool_(), memory_pool=pool),
-        "ts_start": _arrow_ts(c["ts_start"]),
-        "ts_end": _arrow_ts(c["ts_end"]),
-        "close_code": pa.array(c["close_code"], pa.uint16(), memory_pool=pool),
-        "close_reason": pa.array(c["close_reason"], pa.large_string(), memory_pool=pool),
-    }
-    return {name: made[name] if name in made else pa.array(c[name]) for name in MESSAGE_SCHEMA}
-
-
-def anomalies_table(col: Collector) -> pd.DataFrame:
-    """One row per anomaly, sorted by time (stable: report order within a time)."""
-    if not col.anomalies:
-        return empty_table(ANOMALY_SCHEMA)
-    conn, ts, direction, frame_index, code, severity, detail, packet, offset = zip(
-        *col.anomalies)
-    df = pd.DataFrame({
-        "conn_id": _nullable(conn, "Int64"),
-        "ts": _ts(ts),
-        "direction": pd.Categorical(direction, dtype=DIRECTION),
-        "frame_index": _nullable(frame_index, "Int64"),
-        "packet": _nullable(packet, "Int64"),
-        "stream_offset": _nullable(offset, "Int64"),
-        "code": pd.Categorical(code, dtype=CODE),
-        "severity": pd.Categorical(severity, dtype=SEVERITY),
-        "detail": _strings(detail),
     })
-    return df.sort_values(["ts"], kind="stable").reset_index(drop=True)
+
+
+def message_part(columns: tuple[Columns, np.ndarray],
+                 running: RunningIndex | None = None) -> Part:
+    """The messages table's columns from ``Collector.message_columns()``
+    (control frames included, in completion order); ``running`` as for
+    :func:`frame_part`."""
+    (c, _nulls), keys = columns
+    conn, index, direction = _keys(keys, running)
+    m = MESSAGES
+    return _numeric(m, c, {
+        "conn_id": conn, "msg_index": index, "direction": direction,
+        "type": _array(c["type"], m["type"]), "text": c["text"],
+        "inflated": _array(c["inflated"], m["inflated"]),
+        "ts_start": _arrow_ts(c["ts_start"]), "ts_end": _arrow_ts(c["ts_end"]),
+        "close_code": _array(c["close_code"], m["close_code"]),
+        "close_reason": _array(c["close_reason"], m["close_reason"]),
+    })
+
+
+# -- connections and anomalies ---------------------------------------------------------------
+
+def connection_part(col: Collector) -> Part:
+    """One row per WebSocket connection (or upgrade attempt), by conn_id."""
+    rows = [s.record() for s in col.sessions]
+    # (app_protocol and app_confidence are the application decoding's to fill:
+    # wspcap.tables.app)
+    return _from_rows(CONNECTIONS, {name: [r.get(name) for r in rows]
+                                    for name in CONNECTIONS.names})
+
+
+def anomaly_part(col: Collector) -> Part:
+    """One row per anomaly, sorted by time (stable: report order within a
+    time; null times last)."""
+    fields = ("conn_id", "ts", "direction", "frame_index", "code", "severity", "detail",
+              "packet", "stream_offset")
+    values = dict(zip(fields, zip(*col.anomalies), strict=True)) if col.anomalies else {
+        name: () for name in fields}
+    ts = np.asarray(values["ts"], np.int64)
+    order = np.lexsort((ts, ts == TS_NULL))  # (lexsort is stable)
+    part = _from_rows(ANOMALIES, values)
+    return {name: arr.take(order) for name, arr in part.items()}
+
+
+# -- the DataFrames of a Capture -------------------------------------------------------------
+
+def frames_table(col: Collector) -> pd.DataFrame:
+    """The frames not packed yet in ``col``, in the order they were completed."""
+    return data_frame(FRAMES, frame_part(col.frame_columns()))
+
+
+def messages_table(col: Collector) -> pd.DataFrame:
+    """The messages not packed yet in ``col``, in the order they were completed."""
+    return data_frame(MESSAGES, message_part(col.message_columns()))
 
 
 def connections_table(col: Collector) -> pd.DataFrame:
-    """One row per WebSocket connection (or upgrade attempt), by conn_id."""
-    if not col.sessions:
-        return empty_table(CONNECTION_SCHEMA)
-    rows = [s.record() for s in col.sessions]
-    data = {name: [r[name] for r in rows] for name in CONNECTION_SCHEMA}
-    df = pd.DataFrame({name: (_ts(values) if dtype == TS else pd.array(values, dtype=dtype))
-                       for (name, dtype), values in zip(CONNECTION_SCHEMA.items(),
-                                                        data.values())})
-    return df
+    """The connections table (see :func:`connection_part`)."""
+    return data_frame(CONNECTIONS, connection_part(col))
+
+
+def anomalies_table(col: Collector) -> pd.DataFrame:
+    """The anomalies table (see :func:`anomaly_part`)."""
+    return data_frame(ANOMALIES, anomaly_part(col))
 
 
 def catalog() -> pd.DataFrame:
     """The anomaly catalog: one row per code wspcap can report.
 
-    Columns: ``code`` and ``severity`` (the dtypes of the anomalies table's
-    columns, :data:`CODE` and :data:`SEVERITY`, so the two tables join on
-    ``code``), ``reference`` (RFC section), ``summary`` (what was seen),
-    ``meaning`` (what to make of it), ``peers`` (the equivalent in Zeek,
-    Wireshark or Suricata), ``detail`` (an example of the anomaly's detail
-    text) and ``close_code`` (what a conforming endpoint would send, or
-    missing). Rows come in catalog order, by layer, as ``wspcap rules``
-    lists them.
+    Columns (:data:`~wspcap.tables.schema.CATALOG`): ``code`` and
+    ``severity`` (the dtypes of the anomalies table's columns, so the two
+    tables join on ``code``), ``reference`` (RFC section), ``summary`` (what
+    was seen), ``meaning`` (what to make of it), ``peers`` (the equivalent
+    in Zeek, Wireshark or Suricata), ``detail`` (an example of the
+    anomaly's detail text) and ``close_code`` (what a conforming endpoint
+    would send, or missing). Rows come in catalog order, by layer, as
+    ``wspcap rules`` lists them.
 
     >>> import wspcap
     >>> rules = wspcap.catalog()
@@ -378,6 +369,5 @@ def catalog() -> pd.DataFrame:
     'warning'
     """
     rules = list(RULES.values())
-    return pd.DataFrame({
-        name: pd.array([getattr(rule, name) for rule in rules], dtype=dtype)
-        for name, dtype in CATALOG_SCHEMA.items()})
+    return data_frame(CATALOG, _from_rows(CATALOG, {
+        name: [getattr(rule, name) for rule in rules] for name in CATALOG.names}))

@@ -1,45 +1,55 @@
 """Writing the tables: Parquet, CSV and JSON lines.
 
-Parquet keeps every dtype (payloads stay binary). CSV and JSON lines are text
-formats, so payload bytes are written as lowercase hex and timestamps as
-ISO 8601 UTC.
+Design note
+-----------
+Every writer takes Arrow tables (record batches) of a declared schema
+(:mod:`wspcap.tables.schema`): :class:`TableStream` writes those the
+builders make while the engine reads (``analyze -o``, live capture into a
+directory), a part of the capture at a time, and :func:`write_table` writes
+a whole DataFrame (``Capture.to_parquet``, :mod:`wspcap.api.many`).
+Parquet gets them as they are (row groups of about
+:data:`SLICE_BYTES` of payload), so it keeps every type (payloads stay
+binary) and pandas' metadata; CSV and JSON lines are text formats, made
+from the table's DataFrame (:func:`~wspcap.tables.build.data_frame`), with
+payload bytes written as lowercase hex and timestamps as ISO 8601 UTC.
 """
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from wspcap.errors import ConfigError
 from wspcap.tables.build import (
-    FRAME_SCHEMA,
-    MESSAGE_SCHEMA,
     RunningIndex,
+    arrow_table,
+    data_frame,
     empty_table,
-    frame_arrays,
-    frames_table,
-    message_arrays,
-    messages_table,
+    frame_part,
+    message_part,
 )
+from wspcap.tables.schema import FRAMES, MESSAGES, TableSchema
+from wspcap.tables.schema import TABLES as SCHEMAS
 
 if TYPE_CHECKING:
     from wspcap.engine import Collector
     from wspcap.ws.messages import Message
 
-__all__ = ["APP_TABLE", "FORMATS", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
-           "arrow_schema", "table_path", "textual", "write_table",
-           "write_tables"]
+__all__ = ["APP_TABLE", "FORMATS", "TABLES", "PayloadSpool", "SpooledBytes", "TableStream", "TableWriter",
+           "table_path", "textual", "write_table", "write_tables"]
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
-TABLES = ("connections", "frames", "messages", "anomalies")
-#: The fifth table, written after the four (wspcap.tables.app).
+#: The tables' names, in the order they are written.
+TABLES = tuple(t.name for t in SCHEMAS)
+#: The fifth table, written after them (application events: wspcap.tables.app).
 APP_TABLE = "app"
 
 
@@ -48,7 +58,19 @@ APP_TABLE = "app"
 #: never holds a second full copy of the payloads (it did: `analyze -o` on a
 #: 257 MB bulk capture peaked at 1.48 GB, against 0.63 GB for reading it).
 SLICE_BYTES = 16 << 20
+#: Binary columns: an inferred schema gives them this type when all are None.
 PAYLOAD_COLUMNS = frozenset(("payload",))
+#: Columns not dictionary-encoded, because their values rarely repeat:
+#: pyarrow would build a dictionary, give it up for plain encoding once it
+#: passes 1 MiB, and write what it would have written without (the files
+#: come out the same). Payloads and texts: building the dictionary held
+#: several copies of each row group, and bulk's texts (62 MB) took 0.19 s to
+#: write with it, 0.05 s without. Times, packet numbers, offsets, indices and
+#: masking keys: writing chat's frames and messages alone took 0.28 s of CPU
+#: with it, 0.19 s without.
+PLAIN = frozenset(("payload", "text", "ts", "ts_start", "ts_end", "packet", "packet_start",
+                   "packet_end", "stream_offset", "frame_index", "msg_index", "first_frame",
+                   "last_frame", "mask_key"))
 #: Columns written without Parquet statistics: their min and max are of no use
 #: for filtering, and computing them on 60 MiB values took 2.5 s and 300 MB
 #: more for four of them (pyarrow 26).
@@ -147,35 +169,147 @@ def _spooled_rows(payloads: Any, texts: Any) -> list[tuple[int, SpooledBytes, bo
             if isinstance(p, SpooledBytes)]
 
 
-def _unspooled_row(table: Any, marker: SpooledBytes, is_text: bool) -> Any:
-    """A one-row Arrow table with its payload (and text) read back from the
+def _unspooled_row(table: pa.Table, marker: SpooledBytes,
+                   is_text: bool) -> pa.Table:
+    """A one-row table with its payload (and text) read back from the
     spool, without copying it again (Arrow arrays over the bytes read)."""
-    import pyarrow as pa
-
     data = marker.load()
     buffer = pa.py_buffer(data)
     offsets = pa.py_buffer(memoryview(bytearray(4) + len(data).to_bytes(4, "little")))
-    table = table.set_column(table.schema.get_field_index("payload"), "payload",
-                             pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer]))
+    columns = dict(zip(table.schema.names, table.columns, strict=True))
+    columns["payload"] = pa.Array.from_buffers(pa.binary(), 1, [None, offsets, buffer])
     if is_text:
         long = pa.py_buffer(memoryview(bytearray(8) + len(data).to_bytes(8, "little")))
-        text = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
-        table = table.set_column(table.schema.get_field_index("text"), "text", text)
-    return table
+        columns["text"] = pa.Array.from_buffers(pa.large_string(), 1, [None, long, buffer])
+    return pa.Table.from_arrays(list(columns.values()), schema=table.schema)
 
 
-def arrow_schema(df: pd.DataFrame) -> Any:
-    """The Arrow schema of a table, whatever its values.
+def _pieces(table: pa.Table,
+            spooled: list[tuple[int, SpooledBytes, bool]] | None) -> Iterator[pa.Table]:
+    """``table`` in order, its spooled rows each alone and read back."""
+    start = 0
+    for row, marker, is_text in spooled or ():
+        if row > start:
+            yield table.slice(start, row - start)
+        yield _unspooled_row(table.slice(row, 1), marker, is_text)
+        start = row + 1
+    if start < table.num_rows or not start:
+        yield table.slice(start) if start else table
 
-    Columns that are all None get their real type (binary for payloads,
-    string otherwise), and categoricals one index width, so every row group
-    and every part of a dataset shares one schema.
+
+def arrow_pool() -> Any:
+    """The Arrow memory pool for writing: jemalloc where pyarrow has it.
+
+    Parts are made on one thread and written on another; with jemalloc
+    ``analyze -o`` peaked 50-90 MB lower than with pyarrow's default
+    (mimalloc) or the system allocator on the bulk benchmark.
     """
-    import pyarrow as pa
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return pa.default_memory_pool()
 
+
+def _row_step(rows: int, payload_bytes: int) -> int:
+    """Rows per part for parts of about SLICE_BYTES of payload each."""
+    if payload_bytes > SLICE_BYTES:
+        return max(64, int(rows * SLICE_BYTES / payload_bytes))
+    return max(rows, 1)
+
+
+class TableWriter:
+    """One table's file, written a part at a time as they come.
+
+    Parquet gets row groups of about SLICE_BYTES of payload; CSV and JSON
+    lines get rows appended (one header for CSV). A writer given no rows
+    writes an empty table of its schema.
+
+    Args:
+        path: the file to write (replaced if it exists).
+        fmt: ``parquet``, ``csv`` or ``jsonl``.
+        schema: the table's schema: every part written has it.
+    """
+
+    def __init__(self, path: str, fmt: str, schema: TableSchema) -> None:
+        self.path = path
+        self.fmt = fmt
+        self.schema = schema
+        self._parquet: Any = None
+        self._started = False
+
+    def _open_parquet(self) -> Any:
+        import pyarrow.parquet as pq
+
+        if self._parquet is None:
+            arrow = self.schema.arrow
+            plain = [name for name in arrow.names if name not in PLAIN]
+            summarized = [name for name in arrow.names if name not in UNSUMMARIZED]
+            self._parquet = pq.ParquetWriter(self.path, arrow, use_dictionary=plain,
+                                             write_statistics=summarized,
+                                             data_page_version="2.0",
+                                             memory_pool=arrow_pool())
+        return self._parquet
+
+    def write(self, table: pa.Table,
+              spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
+        """Append the rows of ``table`` (of this writer's schema). ``spooled``
+        are the rows whose payloads a :class:`PayloadSpool` put aside: each is
+        read back and written alone. Reads no Python object of the pipeline
+        but the ``bytes`` of large payloads, which are immutable (see
+        :func:`~wspcap.tables.build.arrow_table`), so may run on another
+        thread."""
+        for piece in _pieces(table, spooled):
+            if self.fmt == "parquet":
+                self._write_parquet(piece)
+            else:
+                self._write_text(piece)
+        if spooled:
+            # The pool would keep the pages of those large values for a while
+            # (jemalloc's decay), on top of what parsing needs next.
+            arrow_pool().release_unused()
+
+    def _write_parquet(self, table: pa.Table) -> None:
+        parquet = self._open_parquet()
+        self._started = True
+        names = table.schema.names
+        size = table.column(names.index("payload")).nbytes if "payload" in names else 0
+        step = _row_step(table.num_rows, size)
+        for start in range(0, max(table.num_rows, 1), step):
+            parquet.write_table(table.slice(start, step))
+
+    def _write_text(self, table: pa.Table) -> None:
+        df = textual(data_frame(self.schema, table))
+        if self.fmt == "csv":
+            df.to_csv(self.path, index=False, mode="a" if self._started else "w",
+                      header=not self._started)
+        else:
+            with open(self.path, "a" if self._started else "w", encoding="utf-8") as f:
+                if len(df):
+                    df.to_json(f, orient="records", lines=True, force_ascii=False)
+        self._started = True
+
+    def close(self) -> str:
+        """Finish the file; return its path."""
+        if not self._started:
+            self.write(empty_table(self.schema))
+        if self._parquet is not None:
+            self._parquet.close()
+            self._parquet = None
+        return self.path
+
+
+def _frame_schema(df: pd.DataFrame, schema: TableSchema | None) -> pa.Schema:
+    """The Arrow schema to write ``df`` with: ``schema``'s when ``df`` has its
+    columns, in order, with their dtypes; else inferred (a table with more
+    columns, such as :mod:`wspcap.api.many`'s): columns that are all None
+    get their real type (binary for payloads, string otherwise), and
+    categoricals int32 indices, so every part of a dataset shares one schema.
+    """
+    if schema is not None and list(df.columns) == schema.names and all(
+            df[c.name].dtype == c.dtype for c in schema.columns):
+        return schema.arrow
     # Inferred from the first rows: inference converts object columns (whole
-    # payload columns would be copied just to learn they are binary), and the
-    # only object column is the payload; the others have declared dtypes.
+    # payload columns would be copied just to learn they are binary).
     inferred = pa.Schema.from_pandas(df.iloc[:1000], preserve_index=False)
     fields = []
     for f in inferred:
@@ -191,155 +325,37 @@ def arrow_schema(df: pd.DataFrame) -> Any:
     return pa.schema(fields, metadata=inferred.metadata)
 
 
-def arrow_pool() -> Any:
-    """The Arrow memory pool for writing: jemalloc where pyarrow has it.
-
-    Parts are made on one thread and written on another; with jemalloc
-    ``analyze -o`` peaked 50-90 MB lower than with pyarrow's default
-    (mimalloc) or the system allocator on the bulk benchmark.
-    """
-    import pyarrow as pa
-
-    try:
-        return pa.jemalloc_memory_pool()
-    except NotImplementedError:
-        return pa.default_memory_pool()
-
-
-def _row_step(rows: int, payload_bytes: int) -> int:
-    """Rows per part for parts of about SLICE_BYTES of payload each."""
-    if payload_bytes > SLICE_BYTES:
-        return max(64, int(rows * SLICE_BYTES / payload_bytes))
-    return max(rows, 1)
-
-
-def _row_slices(df: pd.DataFrame) -> list[pd.DataFrame]:
-    """``df`` cut into parts of about SLICE_BYTES of payload each."""
-    total = sum(map(len, df["payload"].dropna())) if "payload" in df.columns else 0
-    step = _row_step(len(df), total)
-    return [df.iloc[start:start + step] for start in range(0, max(len(df), 1), step)]
-
-
-class TableWriter:
-    """One table's file, written in parts as they come.
-
-    Parquet gets row groups of about SLICE_BYTES of payload, all with the
-    schema of the first part; CSV and JSON lines get rows appended (one
-    header for CSV). A writer given no rows writes an empty table with the
-    columns of ``empty``.
+def write_table(df: pd.DataFrame, path: str, fmt: str,
+                schema: TableSchema | None = None) -> str:
+    """Write one whole table to ``path`` in format ``fmt``; return the path.
 
     Args:
-        path: the file to write (replaced if it exists).
+        df: the table.
+        path: the file (replaced if it exists).
         fmt: ``parquet``, ``csv`` or ``jsonl``.
-        empty: the table with no rows, written if no part comes.
+        schema: the declared table ``df`` is, if it is one (its Arrow types
+            are then written as declared).
     """
+    if fmt == "csv":
+        textual(df).to_csv(path, index=False)
+        return path
+    if fmt == "jsonl":
+        with open(path, "w", encoding="utf-8") as f:
+            if len(df):
+                textual(df).to_json(f, orient="records", lines=True, force_ascii=False)
+        return path
+    import pyarrow.parquet as pq
 
-    def __init__(self, path: str, fmt: str, empty: pd.DataFrame) -> None:
-        self.path = path
-        self.fmt = fmt
-        self._empty = empty
-        self._parquet: Any = None
-        self._schema: Any = None
-        self._started = False
-
-    def _open_parquet(self, df: pd.DataFrame) -> Any:
-        import pyarrow.parquet as pq
-
-        if self._parquet is None:
-            self._schema = arrow_schema(df)
-            # Payloads are not dictionary-encoded: they rarely repeat, and
-            # building the dictionary held several copies of each row group.
-            plain = [f.name for f in self._schema if f.name not in PAYLOAD_COLUMNS]
-            summarized = [f.name for f in self._schema if f.name not in UNSUMMARIZED]
-            self._parquet = pq.ParquetWriter(self.path, self._schema, use_dictionary=plain,
-                                             write_statistics=summarized,
-                                             data_page_version="2.0",
-                                             memory_pool=arrow_pool())
-        return self._parquet
-
-    def arrow_table(self, arrays: dict[str, Any]) -> Any:
-        """Rows given as Arrow arrays, one per column, as a table of this
-        file's schema, for :meth:`write_arrow` (Parquet only)."""
-        import pyarrow as pa
-
-        self._open_parquet(self._empty)
-        self._started = True
-        return pa.Table.from_arrays(list(arrays.values()), schema=self._schema)
-
-    def write_arrow(self, table: Any,
-                    spooled: list[tuple[int, SpooledBytes, bool]] | None = None) -> None:
-        """Append the rows of an :meth:`arrow_table` (Parquet only; touches
-        no Python object of the pipeline, so may run on another thread).
-        ``spooled`` are the rows whose payloads a :class:`PayloadSpool` put
-        aside: each is read back and written alone."""
-        start = 0
-        for row, marker, is_text in spooled or ():
-            self._write_slices(table.slice(start, row - start))
-            self._parquet.write_table(_unspooled_row(table.slice(row, 1), marker, is_text))
-            start = row + 1
-        self._write_slices(table.slice(start) if start else table)
-        if spooled:
-            # The pool would keep the pages of those large values for a while
-            # (jemalloc's decay), on top of what parsing needs next.
-            arrow_pool().release_unused()
-
-    def _write_slices(self, table: Any) -> None:
-        names = table.column_names
-        size = table.column("payload").nbytes if "payload" in names else 0
-        step = _row_step(len(table), size)
-        for start in range(0, len(table), step):
-            self._parquet.write_table(table.slice(start, step))
-
-    def write_spooled(self, df: pd.DataFrame,
-                      spooled: list[tuple[int, SpooledBytes, bool]]) -> None:
-        """Append ``df``'s rows, the ``spooled`` ones each alone, read back."""
-        start = 0
-        for row, marker, is_text in spooled:
-            if row > start:
-                self.write(df.iloc[start:row])
-            one = df.iloc[row:row + 1].copy()
-            data = marker.load()
-            one["payload"] = pd.Series([data], index=one.index, dtype=object)
-            if is_text:
-                one["text"] = pd.array([data.decode()], dtype=df["text"].dtype)
-            self.write(one)
-            start = row + 1
-        if start < len(df) or not start:
-            self.write(df.iloc[start:])
-
-    def write(self, df: pd.DataFrame) -> None:
-        """Append ``df``'s rows."""
-        if self.fmt == "parquet":
-            import pyarrow as pa
-
-            parquet = self._open_parquet(df)
-            for part in _row_slices(df):
-                parquet.write_table(
-                    pa.Table.from_pandas(part, schema=self._schema, preserve_index=False))
-        elif self.fmt == "csv":
-            textual(df).to_csv(self.path, index=False, mode="a" if self._started else "w",
-                               header=not self._started)
-        else:
-            with open(self.path, "a" if self._started else "w", encoding="utf-8") as f:
-                if len(df):
-                    textual(df).to_json(f, orient="records", lines=True, force_ascii=False)
-        self._started = True
-
-    def close(self) -> str:
-        """Finish the file; return its path."""
-        if not self._started:
-            self.write(self._empty)
-        if self._parquet is not None:
-            self._parquet.close()
-            self._parquet = None
-        return self.path
-
-
-def write_table(df: pd.DataFrame, path: str, fmt: str) -> str:
-    """Write one whole table to ``path`` in format ``fmt``; return the path."""
-    writer = TableWriter(path, fmt, df.iloc[:0])
-    writer.write(df)
-    return writer.close()
+    arrow = _frame_schema(df, schema)
+    total = sum(map(len, df["payload"].dropna())) if "payload" in df.columns else 0
+    step = _row_step(len(df), total)
+    with pq.ParquetWriter(path, arrow, use_dictionary=[
+            n for n in arrow.names if n not in PLAIN], write_statistics=[
+            n for n in arrow.names if n not in UNSUMMARIZED], data_page_version="2.0") as out:
+        for start in range(0, max(len(df), 1), step):
+            out.write_table(pa.Table.from_pandas(df.iloc[start:start + step], schema=arrow,
+                                                 preserve_index=False))
+    return path
 
 
 def textual(df: pd.DataFrame) -> pd.DataFrame:
@@ -381,17 +397,17 @@ def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> l
     """
     _check_format(fmt)
     os.makedirs(directory, exist_ok=True)
-    paths = []
-    for name in TABLES:
-        paths.append(write_table(getattr(capture, name), table_path(directory, name, fmt), fmt))
-    if getattr(capture, APP_TABLE, None) is not None:
-        paths.append(write_table(capture.app, table_path(directory, APP_TABLE, fmt), fmt))
+    paths = [write_table(getattr(capture, t.name), table_path(directory, t.name, fmt), fmt, t)
+             for t in SCHEMAS]
+    app = getattr(capture, APP_TABLE, None)
+    if app is not None:
+        paths.append(write_table(app, table_path(directory, APP_TABLE, fmt), fmt))
     return paths
 
 
-def _write_parts(parts: list[tuple[TableWriter, Any, list[Any]]]) -> None:
+def _write_parts(parts: list[tuple[TableWriter, pa.Table, list[Any]]]) -> None:
     for writer, table, spooled in parts:
-        writer.write_arrow(table, spooled)
+        writer.write(table, spooled)
 
 
 class TableStream:
@@ -419,10 +435,8 @@ class TableStream:
         self.directory = directory
         self.fmt = fmt
         self.spool = spool
-        self._frames = TableWriter(table_path(directory, "frames", fmt), fmt,
-                                   empty_table(FRAME_SCHEMA))
-        self._messages = TableWriter(table_path(directory, "messages", fmt), fmt,
-                                     empty_table(MESSAGE_SCHEMA))
+        self._writers = {t.name: TableWriter(table_path(directory, t.name, fmt), fmt, t)
+                         for t in SCHEMAS}
         self._frame_index = RunningIndex()
         self._message_index = RunningIndex()
         # Parquet parts are encoded and written on a thread of their own
@@ -448,38 +462,28 @@ class TableStream:
             no longer holds).
         """
         spooled = self.spool.rotate() if self.spool is not None else 0
-        # The records not written yet, as columns: for the tables, then packed.
-        kinds = ((self._frames, self._frame_index, bool(col.frames or len(col.frame_chunks)),
-                  col.frame_columns, frame_arrays, frames_table),
-                 (self._messages, self._message_index,
-                  bool(col.messages or len(col.message_chunks)), col.message_columns,
-                  message_arrays, messages_table))
-        made: list[Any] = []
-        parts = []
+        frames = col.frame_columns() if col.frames or len(col.frame_chunks) else None
+        messages = col.message_columns() if col.messages or len(col.message_chunks) else None
+        parts: list[tuple[TableWriter, pa.Table, list[Any]]] = []
         inflated = 0
-        for writer, index, unwritten, columns, arrays, table in kinds:
-            made.append(columns() if unwritten else None)
-            if made[-1] is None:
-                continue
-            rows: list[tuple[int, SpooledBytes, bool]] = []
-            if writer is self._messages:
-                c = made[-1][0][0]
-                inflated = int(c["length"][c["inflated"] == True].sum())
-                if spooled:
-                    rows = _spooled_rows(c["payload"], c["text"])
-            if self._pool is not None:
-                parts.append((writer, writer.arrow_table(arrays(made[-1], index, arrow_pool())),
-                              rows))
-            elif rows:
-                writer.write_spooled(table(col, index, made[-1]), rows)
-            else:
-                writer.write(table(col, index, made[-1]))
-        if self.on_messages is not None and made[1] is not None:
-            self.on_messages(made[1])
-        col.pack(*made)
-        if parts:
+        pool = arrow_pool()
+        if frames is not None:
+            table = arrow_table(FRAMES, frame_part(frames, self._frame_index), pool)
+            parts.append((self._writers["frames"], table, []))
+        if messages is not None:
+            c = messages[0][0]
+            inflated = int(c["length"][c["inflated"] == True].sum())
+            rows = _spooled_rows(c["payload"], c["text"]) if spooled else []
+            table = arrow_table(MESSAGES, message_part(messages, self._message_index), pool)
+            parts.append((self._writers["messages"], table, rows))
+        if self.on_messages is not None and messages is not None:
+            self.on_messages(messages)
+        # The records not written yet, as columns: for the tables, then packed.
+        col.pack(frames, messages)
+        if self._pool is None:
+            _write_parts(parts)
+        elif parts:
             self._wait()
-            assert self._pool is not None
             self._writing = self._pool.submit(_write_parts, parts)
             if any(rows for _writer, _table, rows in parts):
                 # Reading a spooled payload back and encoding it takes about
@@ -493,7 +497,7 @@ class TableStream:
             writing, self._writing = self._writing, None
             writing.result()
 
-    def close(self, connections: pd.DataFrame, anomalies: pd.DataFrame,
+    def close(self, connections: pa.Table, anomalies: pa.Table,
               app: pd.DataFrame | None = None) -> list[str]:
         """Write the connections and anomalies tables (and ``app``), finish every file.
 
@@ -504,14 +508,9 @@ class TableStream:
         self._wait()
         if self._pool is not None:
             self._pool.shutdown()
-        tables = {"connections": connections, "anomalies": anomalies}
-        paths = []
-        for name in TABLES:
-            if name in tables:
-                path = table_path(self.directory, name, self.fmt)
-                paths.append(write_table(tables[name], path, self.fmt))
-            else:
-                paths.append((self._frames if name == "frames" else self._messages).close())
+        self._writers["connections"].write(connections)
+        self._writers["anomalies"].write(anomalies)
+        paths = [writer.close() for writer in self._writers.values()]
         if app is not None:
             paths.append(write_table(app, table_path(self.directory, APP_TABLE, self.fmt),
                                      self.fmt))

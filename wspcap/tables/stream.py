@@ -8,12 +8,19 @@ import os
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
 from wspcap.engine import Pipeline
 from wspcap.tables.app import AppDecoding, facts_of_row, record_columns
-from wspcap.tables.build import RunningIndex, anomalies_table, connections_table
+from wspcap.tables.build import (
+    RunningIndex,
+    anomaly_part,
+    connection_part,
+    data_frame,
+)
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
+from wspcap.tables.schema import ANOMALIES, CONNECTIONS, TableSchema
 
 __all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
 
@@ -29,8 +36,8 @@ class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
 
     Attributes:
-        paths: the five files, in the order connections, frames, messages,
-            anomalies, app.
+        paths: the four files, in the order connections, frames, messages,
+            anomalies.
         connections: the connections table.
         anomalies: the anomalies table.
         info: a :class:`CaptureInfo`.
@@ -116,10 +123,17 @@ class TablesWriter:
         self.pipeline.release_inflated(self.stream.spill(col))
         self.writes += 1
         self.pipeline.check_packed()
-        connections, anomalies = connections_table(col), anomalies_table(col)
+        connections = data_frame(CONNECTIONS, connection_part(col))
+        anomalies = data_frame(ANOMALIES, anomaly_part(col))
         # -- application decoding (issue 18) --
         result = self.app.finish(connections)
         connections = result.connection_columns(connections)
         anomalies = result.with_anomalies(anomalies)
-        paths = self.stream.close(connections, anomalies, result.table)
+        paths = self.stream.close(_arrow(connections, CONNECTIONS), _arrow(anomalies, ANOMALIES),
+                                  result.table)
         return Written(paths, connections, anomalies, info)
+
+
+def _arrow(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
+    """A declared table's DataFrame as its Arrow table."""
+    return pa.Table.from_pandas(df, schema=schema.arrow, preserve_index=False)

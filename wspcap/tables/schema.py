@@ -1,0 +1,303 @@
+"""The tables' schemas: every column's name, Arrow type and meaning, declared once.
+
+Design note
+-----------
+A table is declared here as a :class:`TableSchema`, a tuple of
+:class:`Column`\\ s, and nowhere else. Everything else is derived from it:
+
+- the Arrow schema (:attr:`TableSchema.arrow`) of the Arrow tables that
+  :mod:`wspcap.tables.build` makes and :mod:`wspcap.tables.export` writes,
+  with pandas' metadata so that ``pd.read_parquet`` gives the DataFrame's
+  dtypes back;
+- each column's pandas dtype (:attr:`Column.dtype`), from its Arrow type and
+  whether it may be null: integers and booleans are NumPy's when they are
+  never null and pandas' nullable ones (``Int64``, ``UInt16``, ``boolean``)
+  when they may be; strings are pandas' ``string``; timestamps are UTC
+  ``datetime64[ns]`` (null: NaT); dictionary columns are categoricals of
+  fixed categories (:data:`DIRECTION`, :data:`MESSAGE_TYPE`, :data:`CODE`,
+  :data:`SEVERITY`), the same for every capture, so the tables of several
+  captures concatenate with ``pd.concat`` and stay categorical; binary
+  columns (payloads) are Python ``bytes`` objects.
+
+Invariant: a table's Arrow tables and its DataFrame carry exactly these
+columns, in this order, with these types (the unit tests check every table
+against its schema).
+
+Adding a table (the ``app`` table of application-protocol events, say):
+
+1. declare ``APP = TableSchema("app", (Column(...), ...))`` here and add it
+   to :data:`TABLES` (the tables a capture has and ``analyze -o`` writes,
+   in file order);
+2. write its builder in :mod:`wspcap.tables.build`: records -> a dict of
+   Arrow arrays (or NumPy object arrays of ``bytes`` for binary columns),
+   then :func:`~wspcap.tables.build.arrow_table` and
+   :func:`~wspcap.tables.build.data_frame` make the Arrow table and the
+   DataFrame;
+3. give :class:`~wspcap.tables.capture.Capture` the attribute, and
+   :class:`~wspcap.tables.export.TableStream` (which opens a writer for
+   every table of :data:`TABLES`) the Arrow table to write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from wspcap.rules.registry import RULES, SEVERITIES
+from wspcap.ws.frames import opcode_name
+
+__all__ = [
+    "ANOMALIES",
+    "CATALOG",
+    "CODE",
+    "CONNECTIONS",
+    "DIRECTION",
+    "FRAMES",
+    "MESSAGES",
+    "MESSAGE_TYPE",
+    "SEVERITY",
+    "TABLES",
+    "Column",
+    "TableSchema",
+]
+
+#: ``direction``: client to server, server to client.
+DIRECTION = pd.CategoricalDtype(["c2s", "s2c"])
+#: ``severity``, ordered (``info < warning < error``), so ``max()`` is the worst.
+SEVERITY = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
+#: ``code``: every code of the catalog, sorted (see :func:`wspcap.catalog`).
+CODE = pd.CategoricalDtype(sorted(RULES))
+_KNOWN_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
+#: ``type`` of a message: the known types, then ``unknown-0xN`` for the
+#: reserved opcodes 3-7 and 11-15 (RFC 6455 section 5.2).
+MESSAGE_TYPE = pd.CategoricalDtype(
+    _KNOWN_TYPES + [name for name in map(opcode_name, range(16)) if name not in _KNOWN_TYPES])
+
+#: Arrow types of the columns.
+TS = pa.timestamp("ns", "UTC")
+STRING = pa.large_string()
+#: Dictionary columns: int32 indices, whatever the number of categories, so
+#: that every row group and every part of a dataset shares one schema.
+CATEGORY = pa.dictionary(pa.int32(), pa.large_string())
+ORDERED_CATEGORY = pa.dictionary(pa.int32(), pa.large_string(), ordered=True)
+
+#: pandas' nullable dtype of each Arrow integer or boolean type.
+_NULLABLE = {pa.int64(): "Int64", pa.uint16(): "UInt16", pa.uint32(): "UInt32",
+             pa.uint64(): "UInt64", pa.uint8(): "UInt8", pa.bool_(): "boolean",
+             pa.float64(): "Float64"}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a table.
+
+    Attributes:
+        name: the column's name.
+        type: its Arrow type.
+        meaning: what it holds, in a line.
+        nullable: it may be null (missing): integers and booleans then take
+            pandas' nullable dtypes.
+        categories: for a dictionary column, its fixed pandas categorical dtype.
+    """
+
+    name: str
+    type: pa.DataType
+    meaning: str
+    nullable: bool = False
+    categories: pd.CategoricalDtype | None = field(default=None, compare=False)
+
+    @property
+    def dtype(self) -> Any:
+        """The column's pandas dtype (see the module's design note)."""
+        t = self.type
+        if self.categories is not None:
+            return self.categories
+        if pa.types.is_timestamp(t):
+            return pd.DatetimeTZDtype("ns", "UTC")
+        if pa.types.is_large_string(t) or pa.types.is_string(t):
+            return pd.StringDtype()
+        if pa.types.is_binary(t):
+            return "object"
+        if self.nullable:
+            return pd.api.types.pandas_dtype(_NULLABLE[t])
+        return np.dtype(t.to_pandas_dtype())
+
+
+def _cat(name: str, dtype: pd.CategoricalDtype, meaning: str, nullable: bool = False) -> Column:
+    kind = ORDERED_CATEGORY if dtype.ordered else CATEGORY
+    return Column(name, kind, meaning, nullable, dtype)
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    """A table's columns, in order.
+
+    Attributes:
+        name: the table's name (its attribute of a Capture, its file's name).
+        columns: the columns.
+    """
+
+    name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """The column names, in order."""
+        return [c.name for c in self.columns]
+
+    def __getitem__(self, name: str) -> Column:
+        return self._by_name[name]
+
+    @cached_property
+    def _by_name(self) -> dict[str, Column]:
+        return {c.name: c for c in self.columns}
+
+    @cached_property
+    def dtypes(self) -> dict[str, Any]:
+        """Column name -> pandas dtype."""
+        return {c.name: c.dtype for c in self.columns}
+
+    @cached_property
+    def arrow(self) -> pa.Schema:
+        """The Arrow schema, with the pandas metadata that ``pd.read_parquet``
+        reads to give the declared dtypes back (what pyarrow writes for the
+        empty DataFrame of the table)."""
+        empty = pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in self.columns})
+        metadata = pa.Schema.from_pandas(empty, preserve_index=False).metadata
+        return pa.schema([pa.field(c.name, c.type) for c in self.columns], metadata=metadata)
+
+
+_I64, _U8, _U16, _U32, _U64 = pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()
+_BOOL, _BIN = pa.bool_(), pa.binary()
+
+CONNECTIONS = TableSchema("connections", (
+    Column("conn_id", _I64, "the connection's id, 0, 1, 2, ... in order of first packet"),
+    Column("tcp_stream", _I64, "the TCP stream number, as Wireshark numbers them"),
+    Column("client_ip", STRING, "the client's address", True),
+    Column("client_port", _U16, "the client's port", True),
+    Column("server_ip", STRING, "the server's address", True),
+    Column("server_port", _U16, "the server's port", True),
+    Column("ts_start", TS, "time of the connection's first packet", True),
+    Column("ts_end", TS, "time of its last packet", True),
+    Column("handshake", _BOOL, "the upgrade request was captured"),
+    Column("established", _BOOL, "the server answered 101 (or frames were found)"),
+    Column("midstream", _BOOL, "the capture began after the TCP handshake"),
+    Column("method", STRING, "the upgrade request's method", True),
+    Column("uri", STRING, "the upgrade request's URI", True),
+    Column("host", STRING, "its Host header", True),
+    Column("origin", STRING, "its Origin header", True),
+    Column("user_agent", STRING, "its User-Agent header", True),
+    Column("cookie", _BOOL, "it had a Cookie header", True),
+    Column("authorization", _BOOL, "it had an Authorization header", True),
+    Column("key", STRING, "its Sec-WebSocket-Key", True),
+    Column("version", STRING, "its Sec-WebSocket-Version", True),
+    Column("protocols_offered", STRING, "the subprotocols it offered, comma-joined", True),
+    Column("extensions_offered", STRING, "the extensions it offered", True),
+    Column("status", _U16, "the response's status code", True),
+    Column("reason", STRING, "the response's reason phrase", True),
+    Column("accept", STRING, "the response's Sec-WebSocket-Accept", True),
+    Column("accept_valid", _BOOL, "the accept matches the key (RFC 6455 4.2.2)", True),
+    Column("subprotocol", STRING, "the subprotocol the server chose", True),
+    Column("extensions", STRING, "the extensions the server chose", True),
+    Column("permessage_deflate", _BOOL, "permessage-deflate was negotiated"),
+    Column("close_code_c2s", _U16, "the client's close code", True),
+    Column("close_reason_c2s", STRING, "the client's close reason", True),
+    Column("close_code_s2c", _U16, "the server's close code", True),
+    Column("close_reason_s2c", STRING, "the server's close reason", True),
+    Column("frames", _I64, "frames, both ways"),
+    Column("frames_c2s", _I64, "frames from the client"),
+    Column("frames_s2c", _I64, "frames from the server"),
+    Column("messages", _I64, "messages, both ways, control frames included"),
+    Column("bytes_c2s", _I64, "TCP payload bytes delivered from the client"),
+    Column("bytes_s2c", _I64, "TCP payload bytes delivered from the server"),
+    Column("gap_bytes", _I64, "bytes lost to gaps in the capture, both ways"),
+    Column("fin_c2s", _BOOL, "the client sent a FIN"),
+    Column("fin_s2c", _BOOL, "the server sent a FIN"),
+    Column("rst", _BOOL, "either side sent a RST"),
+    Column("tls", _BOOL, "the connection is TLS (wss://)"),
+    Column("tls_version", STRING, "the TLS version", True),
+    Column("tls_cipher", STRING, "the TLS cipher suite", True),
+    Column("sni", STRING, "the server name the client asked for", True),
+    Column("alpn", STRING, "the application protocol (ALPN) chosen", True),
+    Column("decrypted", _BOOL, "the TLS records were decrypted"),
+    Column("app_protocol", STRING, "the application protocol decoded in the messages "
+           "(wspcap.app), if any", True),
+    Column("app_confidence", pa.float64(), "how sure its decoder is, 0 to 1", True),
+))
+
+FRAMES = TableSchema("frames", (
+    Column("conn_id", _I64, "the connection"),
+    Column("frame_index", _I64, "0, 1, 2, ... within the connection, both ways"),
+    Column("packet", _I64, "the packet that completed the frame, from 1 as in Wireshark"),
+    Column("ts", TS, "time of that packet", True),
+    _cat("direction", DIRECTION, "c2s or s2c"),
+    Column("fin", _BOOL, "the FIN bit"),
+    Column("rsv1", _BOOL, "the RSV1 bit (permessage-deflate: compressed)"),
+    Column("rsv2", _BOOL, "the RSV2 bit"),
+    Column("rsv3", _BOOL, "the RSV3 bit"),
+    Column("opcode", _U8, "the opcode, 0-15"),
+    Column("masked", _BOOL, "the MASK bit"),
+    Column("mask_key", _U32, "the masking key, big-endian", True),
+    Column("length_encoding", _U8, "width of the length field: 7, 16 or 64 bits"),
+    Column("payload_len", _U64, "the payload length, as declared"),
+    Column("header_len", _U8, "the header's bytes"),
+    Column("payload", _BIN, "the payload, unmasked, as captured"),
+    Column("stream_offset", _U64, "where the frame starts in its direction's TCP stream"),
+    Column("ts_start", TS, "time of the frame's first packet", True),
+    Column("missing", _U64, "payload bytes lost to gaps"),
+))
+
+MESSAGES = TableSchema("messages", (
+    Column("conn_id", _I64, "the connection"),
+    Column("msg_index", _I64, "0, 1, 2, ... within the connection, both ways"),
+    _cat("direction", DIRECTION, "c2s or s2c"),
+    _cat("type", MESSAGE_TYPE, "text, binary, close, ping, pong, ... or unknown-0xN"),
+    Column("opcode", _U8, "the first frame's opcode"),
+    Column("frames", _I64, "its frames"),
+    Column("length", _I64, "payload bytes (inflated, when it was compressed)"),
+    Column("wire_length", _I64, "payload bytes on the wire"),
+    Column("payload", _BIN, "the payload: unmasked, joined, inflated"),
+    Column("text", STRING, "the payload decoded, for a text message that is UTF-8", True),
+    Column("compressed", _BOOL, "sent compressed (RSV1, permessage-deflate)"),
+    Column("inflated", _BOOL, "compressed and all of it inflated", True),
+    Column("ts_start", TS, "time of its first frame", True),
+    Column("ts_end", TS, "time of its last frame", True),
+    Column("packet_start", _I64, "the packet of its first frame"),
+    Column("packet_end", _I64, "the packet of its last frame"),
+    Column("first_frame", _I64, "frame_index of its first frame"),
+    Column("last_frame", _I64, "frame_index of its last frame"),
+    Column("close_code", _U16, "a close frame's code", True),
+    Column("close_reason", STRING, "a close frame's reason", True),
+    Column("complete", _BOOL, "every byte of every frame was captured"),
+))
+
+ANOMALIES = TableSchema("anomalies", (
+    Column("conn_id", _I64, "the connection (missing: the capture's)", True),
+    Column("ts", TS, "when", True),
+    _cat("direction", DIRECTION, "c2s or s2c", True),
+    Column("frame_index", _I64, "the frame it is about", True),
+    Column("packet", _I64, "the packet it is about", True),
+    Column("stream_offset", _I64, "where in the direction's TCP stream", True),
+    _cat("code", CODE, "the anomaly's code (see the catalog)"),
+    _cat("severity", SEVERITY, "info, warning or error"),
+    Column("detail", STRING, "what was seen", True),
+))
+
+CATALOG = TableSchema("catalog", (
+    _cat("code", CODE, "the anomaly's code"),
+    _cat("severity", SEVERITY, "info, warning or error"),
+    Column("reference", STRING, "the RFC section", True),
+    Column("summary", STRING, "what was seen", True),
+    Column("meaning", STRING, "what to make of it", True),
+    Column("peers", STRING, "the equivalent in Zeek, Wireshark or Suricata", True),
+    Column("detail", STRING, "an example of the detail text", True),
+    Column("close_code", _U16, "what a conforming endpoint would send", True),
+))
+
+#: The tables of a capture, in the order they are written.
+TABLES = (CONNECTIONS, FRAMES, MESSAGES, ANOMALIES)
