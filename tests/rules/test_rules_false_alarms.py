@@ -22,6 +22,19 @@ SAMPLES_DIR = Path(__file__).resolve().parents[2] / "samples"
 REAL_SAMPLES = sorted(p for p in SAMPLES_DIR.iterdir()
                       if p.is_file() and p.name.endswith((".pcap", ".pcapng")))
 
+#: Real findings on the application samples (made by samples/make_app_samples.py
+#: with real peers that send credentials in clear over ws://, on purpose).
+SAMPLE_FINDINGS: dict[str, dict[str, str]] = {
+    "mqtt.pcapng": {
+        "app_credentials_plaintext": "paho-mqtt's CONNECT carries user and password "
+                                     "over plain ws://",
+    },
+    "socketio.pcapng": {
+        "app_credentials_plaintext": "python-socketio's CONNECT packets carry an auth "
+                                     "token over plain ws://",
+    },
+}
+
 #: Zeek btest baselines holding a weird.log, by the trace they run on.
 ZEEK_WEIRD_LOGS = {
     "zeek/traces/oversized-close-frame.pcapng":
@@ -83,7 +96,8 @@ def test_there_are_real_samples() -> None:
 def test_real_websockets_traffic_raises_no_warning(path: Path, read_capture: Any) -> None:
     capture = read_capture(path)
     bad = _serious(capture)
-    assert bad.empty, bad[["code", "detail"]].to_string()
+    expected = SAMPLE_FINDINGS.get(path.name, {})
+    assert set(bad.code.astype(str)) == set(expected), bad[["code", "detail"]].to_string()
     # Every plain ws:// connection says so (info); a wss:// one does not.
     a = capture.anomalies
     plaintext = a[a.code == "sec_plaintext_ws"]
@@ -92,8 +106,13 @@ def test_real_websockets_traffic_raises_no_warning(path: Path, read_capture: Any
 
 
 def test_false_alarm_count_on_real_samples(read_capture: Any) -> None:
-    """The closing note's number: warnings and errors on all real samples together."""
-    assert sum(len(_serious(read_capture(p))) for p in REAL_SAMPLES) == 0
+    """The closing note's number: warnings and errors on all real samples together,
+    but for the credentials the application samples send in clear on purpose."""
+    found = 0
+    for p in REAL_SAMPLES:
+        bad = _serious(read_capture(p))
+        found += int((~bad.code.astype(str).isin(SAMPLE_FINDINGS.get(p.name, {}))).sum())
+    assert found == 0
 
 
 def _zeek_weirds(peers_dir: Path, trace: str) -> list[tuple[str, str]]:
