@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -33,10 +33,13 @@ __all__ = [
     "MAX_JSON_BYTES",
     "MAX_OPEN",
     "NOT_JSON",
+    "PARSE_ERRORS",
     "JsonDecoder",
     "credential_paths",
     "first_json",
     "loads",
+    "parse_fast",
+    "parse_strict",
     "scalar_id",
 ]
 
@@ -76,6 +79,13 @@ _STRICT = json.JSONDecoder(parse_constant=_no_constants)
 _FAST = msgspec.json.Decoder()
 
 
+#: :func:`loads` for a decoder's inner loop, in two steps: ``parse_fast``
+#: (may raise :data:`PARSE_ERRORS`), then ``parse_strict`` on the data it
+#: refused; the size limit is the caller's to check.
+parse_fast: Callable[[bytes | str], Any] = _FAST.decode
+PARSE_ERRORS = (ValueError, RecursionError, TypeError)
+
+
 def loads(data: bytes | str) -> Any:
     """Parse strict JSON (no NaN/Infinity); :data:`NOT_JSON` when it is not.
 
@@ -87,15 +97,15 @@ def loads(data: bytes | str) -> Any:
         return NOT_JSON
     try:
         return _FAST.decode(data)
-    except (ValueError, RecursionError, TypeError):
-        return _strict(data)
+    except PARSE_ERRORS:
+        return parse_strict(data)
 
 
-def _strict(data: bytes | str) -> Any:
+def parse_strict(data: bytes | str) -> Any:
     """The standard library's parse of ``data``, or :data:`NOT_JSON`."""
     try:
         return _STRICT.decode(data.decode("utf-8") if isinstance(data, bytes) else data)
-    except (ValueError, RecursionError, TypeError):
+    except PARSE_ERRORS:
         return NOT_JSON
 
 
@@ -177,6 +187,15 @@ class JsonDecoder(Decoder):
         except Exception as exc:  # noqa: BLE001 - decoders never raise
             return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")
 
+    def receive_parsed(self, message: AppMessage, value: Any) -> list[AppEvent | AppFinding]:
+        """:meth:`receive` for a message of at most :data:`MAX_JSON_BYTES` whose
+        payload ``value`` is parsed already (:func:`loads`): :meth:`decode_parsed`
+        behind the same barrier."""
+        try:
+            return self.decode_parsed(message, value)
+        except Exception as exc:  # noqa: BLE001 - decoders never raise
+            return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")
+
     def finish(self) -> list[AppEvent | AppFinding]:
         try:
             return self.end()
@@ -186,6 +205,12 @@ class JsonDecoder(Decoder):
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         """The events and findings of one message; may raise."""
         return []
+
+    def decode_parsed(self, message: AppMessage, value: Any) -> list[AppEvent | AppFinding]:
+        """:meth:`decode` given the payload parsed (for decoders that parse it
+        whole, once; one that overrides this overrides :meth:`decode` too, to
+        parse and call it); may raise. The default decodes the message again."""
+        return self.decode(message)
 
     def end(self) -> list[AppEvent | AppFinding]:
         """End of the connection; may raise."""
