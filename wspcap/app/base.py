@@ -10,6 +10,8 @@ Records
 -------
 - :class:`ConnFacts`: what the handshake said (subprotocol, URI, headers).
 - :class:`AppMessage`: one data message as the messages table has it.
+- :class:`MessageRun`: several data messages of a connection in a row, as
+  columns (what the table side feeds once a decoder is chosen).
 - :class:`AppEvent`: one application event decoded from a message.
 - :class:`AppFinding`: something worth an anomaly (``app_*`` code).
 
@@ -24,6 +26,11 @@ Contract of a :class:`Decoder` subclass
   raises: bytes that are not the protocol give an ``app_parse_failed``
   finding when the conversation was recognized by subprotocol or URI, else
   nothing.
+- ``receive_run(run)``: what ``receive`` gives for each message of a
+  :class:`MessageRun`, in order, as ``(position, output)`` for the messages
+  that give something. The default calls ``receive`` on each; a decoder
+  overrides it to save the per-message calls and :class:`AppMessage`
+  records where it can (the results must be the same). Never raises.
 - ``finish()``: end of the connection (unanswered requests, etc.).
 - ``fields`` are JSON-serializable (bytes become hex or base64 text).
   Credentials are kept in ``fields`` and flagged by a finding.
@@ -35,7 +42,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder"]
+__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "MessageRun", "RunOutput"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +73,27 @@ class AppMessage:
     #: Timestamp in ns.
     ts: int = 0
     complete: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRun:
+    """Data messages of one connection in a row, as columns of equal length
+    (the fields of :class:`AppMessage`, message after message)."""
+
+    msg_index: Sequence[int]
+    direction: Sequence[str]
+    type: Sequence[str]
+    payload: Sequence[bytes]
+    ts: Sequence[int]
+    complete: Sequence[bool]
+
+    def __len__(self) -> int:
+        return len(self.msg_index)
+
+    def message(self, i: int) -> AppMessage:
+        """The message at position ``i``."""
+        return AppMessage(self.msg_index[i], self.direction[i], self.type[i], self.payload[i],
+                          self.ts[i], self.complete[i])
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +132,11 @@ class AppFinding:
     detail: str
 
 
+#: What :meth:`Decoder.receive_run` gives: (position in the run, what
+#: :meth:`Decoder.receive` gives for that message), for the messages that give something.
+RunOutput = list[tuple[int, list[AppEvent | AppFinding]]]
+
+
 class Decoder:
     """Pure: no I/O. One instance per connection.
 
@@ -134,6 +167,16 @@ class Decoder:
     def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         """The events and findings of one message. Never raises."""
         return []
+
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message of ``run``, in order: (position,
+        output) for each message that gives something. Never raises."""
+        out: RunOutput = []
+        for i in range(len(run)):
+            got = self.receive(run.message(i))
+            if got:
+                out.append((i, got))
+        return out
 
     def finish(self) -> list[AppEvent | AppFinding]:
         """End of the connection: unanswered requests, etc. Never raises."""

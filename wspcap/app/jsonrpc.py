@@ -35,20 +35,33 @@ from collections.abc import Sequence
 from typing import Any
 
 from ._json import (
+    MAX_JSON_BYTES,
     MAX_OPEN,
     NOT_JSON,
+    PARSE_ERRORS,
     JsonDecoder,
     credential_paths,
     first_json,
     loads,
+    parse_fast,
+    parse_strict,
     scalar_id,
 )
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, MessageRun, RunOutput
 from .registry import register
 
 __all__ = ["JsonRpcDecoder"]
 
 _OTHER = {"c2s": "s2c", "s2c": "c2s"}
+
+
+#: A payload that has this is reported when it fails to parse.
+_SAYS = b'"jsonrpc"'
+
+
+def _says_rpc(payload: bytes) -> bool:
+    """Whether the payload names the protocol (a parse failure is reported then)."""
+    return isinstance(payload, bytes) and _SAYS in payload[:4096]
 
 
 def _is_rpc(value: Any) -> bool:
@@ -86,12 +99,39 @@ class JsonRpcDecoder(JsonDecoder):
         self.open: dict[tuple[str, str], tuple[int, str]] = {}
         self.untracked = 0
 
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message, with no :class:`AppMessage` made
+        for those that give nothing: while the conversation is not claimed,
+        a message that is not JSON-RPC and does not say ``"jsonrpc"``."""
+        out: RunOutput = []
+        for i, payload in enumerate(run.payload):
+            # In the loop, what loads, _is_rpc and _says_rpc do (the calls cost more).
+            if self.claimed or len(payload) > MAX_JSON_BYTES:
+                got = self.receive(run.message(i))
+            else:
+                try:
+                    value = parse_fast(payload)
+                except PARSE_ERRORS:
+                    value = parse_strict(payload)
+                if type(value) is dict:
+                    rpc = "jsonrpc" in value
+                else:
+                    rpc = value is not NOT_JSON and _is_rpc(value)
+                if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
+                    continue
+                got = self.receive_parsed(run.message(i), value)
+            if got:
+                out.append((i, got))
+        return out
+
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
-        value = loads(message.payload)
+        return self.decode_parsed(message, loads(message.payload))
+
+    def decode_parsed(self, message: AppMessage, value: Any) -> list[AppEvent | AppFinding]:
         if value is NOT_JSON or not _is_rpc(value):
             # Once a valid JSON-RPC 2.0 object was seen the conversation is
             # JSON-RPC (``claimed``) and anything else is a parse failure.
-            looks = isinstance(message.payload, bytes) and b'"jsonrpc"' in message.payload[:4096]
+            looks = _says_rpc(message.payload)
             return self.parse_failed(message, "JSON-RPC message is not valid JSON", force=looks)
         if isinstance(value, dict):
             return self._one(message, value, 0)

@@ -16,7 +16,11 @@ connection columns ``app_protocol`` and ``app_confidence``.
 Cost. Only data messages (text, binary) reach a runner; once a connection's
 runner has decided on no decoder, the rest of its messages are skipped by
 slicing, so a capture no decoder applies to costs a few messages per
-connection. Rows are gathered as column lists and made into a DataFrame once.
+connection. Once it has chosen one, the rest of the connection's messages in
+the part go to it as one :class:`~wspcap.app.base.MessageRun` (columns made
+with ``tolist``, no record per message), and only the messages that gave
+something get their references made. Rows are gathered as column lists and
+made into a DataFrame once.
 
 Locations. A row carries its message's references (``first_frame``,
 ``last_frame``, ``packet_start``, ``packet_end``) and ``ts``, the time the
@@ -35,6 +39,7 @@ of the last :data:`KEEP_REFS` messages of each connection are kept for them.
 from __future__ import annotations
 
 import json
+from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -43,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
+from wspcap.app.base import MessageRun
 from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, Runner
 from wspcap.errors import ConfigError
@@ -96,6 +102,9 @@ KEEP_REFS = 1024
 #: Message types a decoder reads.
 DATA_TYPES = ("text", "binary")
 _DIRECTIONS = tuple(DIRECTION.categories)
+_DIRECTION_NAMES = np.array(_DIRECTIONS, dtype=object)
+#: A message's type by its ``text`` flag.
+_TYPE_NAMES = np.array(["binary", "text"], dtype=object)
 #: The codes of text and binary in MESSAGE_TYPE (the first two categories).
 _TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
@@ -196,10 +205,53 @@ class _Refs(NamedTuple):
     ts_end: int
 
 
+#: The message columns a :class:`_Refs` is made of, in its order.
+_REF_COLUMNS = ("first_frame", "last_frame", "packet_start", "packet_end", "ts_start", "ts_end")
+
+
+class _Kept:
+    """The references of a connection's last messages, in msg_index order, as
+    columns: no record (and nothing for the garbage collector) per message."""
+
+    __slots__ = ("cols", "index")
+
+    def __init__(self) -> None:
+        self.index: list[int] = []
+        self.cols: list[list[int]] = [[] for _ in _REF_COLUMNS]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, index: int, refs: _Refs) -> None:
+        """One message's references (after those kept)."""
+        self.index.append(index)
+        for col, value in zip(self.cols, refs):
+            col.append(value)
+
+    def extend(self, index: list[int], cols: list[list[int]]) -> None:
+        """Several messages' references (after those kept)."""
+        self.index += index
+        for col, values in zip(self.cols, cols):
+            col += values
+
+    def keep(self, count: int) -> None:
+        """Keep the last ``count`` messages' references only."""
+        del self.index[:-count]
+        for col in self.cols:
+            del col[:-count]
+
+    def get(self, index: int, default: _Refs | None) -> _Refs | None:
+        """The references of message ``index``, or ``default``."""
+        j = bisect_left(self.index, index)
+        if j < len(self.index) and self.index[j] == index:
+            return _Refs._make(col[j] for col in self.cols)
+        return default
+
+
 @dataclass(slots=True)
 class _Conn:
     runner: Runner
-    refs: dict[int, _Refs] = field(default_factory=dict)
+    refs: _Kept = field(default_factory=_Kept)
     last: _Refs | None = None
     done: bool = False
 
@@ -281,12 +333,16 @@ class AppDecoding:
         rows = rows[m.data[rows]]
         # While undecided, a few messages at a time: a connection no decoder
         # takes costs those few, whatever its length.
-        head = 0 if conn.runner.decided else max(conn.runner.sniff - len(conn.runner.held), 1)
+        runner = conn.runner
+        head = 0 if runner.decided else max(runner.sniff - len(runner.held), 1)
         if head and not self._loop(conn_id, conn, rows[:head], m):
             return
-        self._loop(conn_id, conn, rows[head:], m)
+        if runner.decided and runner.decoder is not None and not runner.finished:
+            self._run(conn_id, conn, rows[head:], m)
+        else:
+            self._loop(conn_id, conn, rows[head:], m)
         if len(conn.refs) > 2 * KEEP_REFS:
-            conn.refs = dict(list(conn.refs.items())[-KEEP_REFS:])
+            conn.refs.keep(KEEP_REFS)
 
     def _loop(self, conn_id: int, conn: _Conn, rows: np.ndarray, m: MessageColumns) -> bool:
         """Feed ``rows`` to the connection's runner; False once it decodes nothing."""
@@ -305,37 +361,57 @@ class AppDecoding:
             payload = payloads[i]
             if hasattr(payload, "load"):  # a spooled payload (analyze -o): read it back
                 payload = payload.load()
-            here = refs[index] = _Refs(*where)
+            here = _Refs(*where)
+            refs.add(index, here)
             out = runner.feed(AppMessage(index, _DIRECTIONS[direction],
                                          "text" if text else "binary", payload, here.ts_end,
                                          complete))
             if out[0] or out[1]:
                 conn.last = here
-                self._take(conn_id, conn, out)
+                self._take(conn_id, out[0], out[1], _known(conn))
             if runner.decided and runner.decoder is None:
                 conn.done = True
-                refs.clear()
+                conn.refs = _Kept()
                 return False
         conn.last = here
         return True
 
-    def _take(self, conn_id: int, conn: _Conn,
-              out: tuple[list[AppRow], list[AppFinding]]) -> None:
-        rows, findings = out
+    def _run(self, conn_id: int, conn: _Conn, rows: np.ndarray, m: MessageColumns) -> None:
+        """Feed ``rows`` to the connection's runner as one run (its decoder is chosen)."""
+        if not rows.size:
+            return
+        index = m.msg_index[rows].tolist()
+        run = MessageRun(index, _DIRECTION_NAMES[m.direction[rows]].tolist(),
+                         _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
+                         _payloads(m.payload, rows), m.ts_end[rows].tolist(),
+                         m.complete[rows].tolist())
+        for i, found, findings in conn.runner.feed_run(run):
+            here = conn.last = _refs_at(m, int(rows[i]))
+            self._take(conn_id, found, findings, _finder(conn.refs, m, rows, index, i, here))
+        conn.last = _refs_at(m, int(rows[-1]))
+        # What the message-by-message loop would keep before its trim (see
+        # _feed_conn): the earlier ones would be trimmed anyway.
+        tail = rows[max(0, len(index) - 2 * KEEP_REFS - 1):]
+        conn.refs.extend(index[len(index) - len(tail):],
+                         [getattr(m, name)[tail].tolist() for name in _REF_COLUMNS])
+
+    def _take(self, conn_id: int, rows: list[AppRow], findings: list[AppFinding],
+              find: Callable[[int], _Refs | None]) -> None:
+        """Keep ``rows`` and ``findings``; ``find``: a msg_index's references."""
         for row in rows:
-            refs = conn.refs.get(row.event.msg_index, conn.last)
+            refs = find(row.event.msg_index)
             if refs is not None:
                 self.rows.append((conn_id, refs, row))
         for finding in findings:
             index = finding.msg_index
-            self.findings.append((conn_id, None if index is None else
-                                  conn.refs.get(index, conn.last), finding))
+            self.findings.append((conn_id, None if index is None else find(index), finding))
 
     def finish(self, connections: pd.DataFrame) -> AppResult:
         """End every runner; the tables (``connections``: for TLS or not)."""
         for conn_id, conn in self.conns.items():
             if not conn.done:
-                self._take(conn_id, conn, conn.runner.finish())
+                rows, findings = conn.runner.finish()
+                self._take(conn_id, rows, findings, _known(conn))
         protocols = {conn_id: (c.runner.protocol, c.runner.confidence)
                      for conn_id, c in self.conns.items() if c.runner.protocol is not None}
         tls = dict(zip(connections["conn_id"].tolist(), connections["tls"].tolist())) \
@@ -384,6 +460,44 @@ class AppDecoding:
                 rows.append(Anomaly(conn_id, refs.ts_start, f.direction, refs.first_frame, code,
                                     severity_of(code), f.detail, refs.packet_start, None))
         return anomaly_frame(rows)
+
+
+def _payloads(payloads: Sequence[bytes], rows: np.ndarray) -> list[bytes]:
+    """The payloads at ``rows``; spooled ones (``analyze -o``) read back."""
+    if isinstance(payloads, np.ndarray):
+        out: list[bytes] = payloads[rows].tolist()
+    else:
+        out = [payloads[i] for i in rows.tolist()]
+    if set(map(type, out)) <= {bytes}:
+        return out
+    return [p.load() if hasattr(p, "load") else p for p in out]
+
+
+def _known(conn: _Conn) -> Callable[[int], _Refs | None]:
+    """msg_index -> references: those kept for ``conn``, else its last message's."""
+    kept, last = conn.refs, conn.last
+    return lambda k: kept.get(k, last)
+
+
+def _refs_at(m: MessageColumns, row: int) -> _Refs:
+    """The references of the message at ``row`` of ``m``."""
+    return _Refs._make(int(getattr(m, name)[row]) for name in _REF_COLUMNS)
+
+
+def _finder(kept: _Kept, m: MessageColumns, rows: np.ndarray, index: list[int], at: int,
+            here: _Refs) -> Callable[[int], _Refs | None]:
+    """msg_index -> references, while the message at position ``at`` of a run
+    (``rows`` of ``m``, msg_index ``index``) is decoded: that message, those
+    before it in the run, those kept from before the run, else that message
+    (what the message-by-message loop finds)."""
+    def find(k: int) -> _Refs | None:
+        if k >= index[at]:
+            return here
+        j = bisect_left(index, k, 0, at)
+        if j < at and index[j] == k:
+            return _refs_at(m, int(rows[j]))
+        return kept.get(k, here)
+    return find
 
 
 def protocol_dtype(extra: Sequence[str] | set[str] = ()) -> pd.CategoricalDtype:
