@@ -43,6 +43,10 @@ __all__ = ["MAX_PACKET", "MqttDecoder"]
 
 #: Largest packet (fixed header included) buffered for decoding.
 MAX_PACKET = 1 << 20
+#: Packets decoded from one message at the most (a message of a million
+#: two-byte packets is an attack on the reader, not traffic): the rest of the
+#: message is passed over, with an ``app_buffer_limit`` finding.
+MAX_PACKETS_PER_MESSAGE = 4096
 #: Findings reported only once the conversation is known to be MQTT.
 #: Most topic aliases remembered per direction.
 MAX_ALIASES = 1024
@@ -309,7 +313,7 @@ class MqttDecoder(Decoder):
         if not state.buf:
             state.start_msg = message.msg_index
         state.buf += data
-        part = 0
+        part = decoded = 0
         while state.buf:
             try:
                 header = _maybe_fixed_header(state.buf)
@@ -323,6 +327,20 @@ class MqttDecoder(Decoder):
                 break
             first, hlen, remaining = header
             total = hlen + remaining
+            ptype = first >> 4
+            if ptype not in PACKET_NAMES or (ptype == AUTH and self.version < 5):
+                # The packets' boundaries cannot be trusted past a reserved type.
+                out.append(self._finding("app_protocol_violation", message,
+                                         f"MQTT reserved packet type {ptype}; rest of the "
+                                         "message dropped"))
+                state.buf.clear()
+                break
+            if decoded >= MAX_PACKETS_PER_MESSAGE:
+                out.append(self._finding("app_buffer_limit", message,
+                                         f"more than {MAX_PACKETS_PER_MESSAGE} MQTT packets in "
+                                         "one message; the rest passed over"))
+                state.buf.clear()
+                break
             if total > MAX_PACKET:
                 out.append(self._finding(
                     "app_buffer_limit", message,
@@ -339,6 +357,7 @@ class MqttDecoder(Decoder):
             start = state.start_msg
             del state.buf[:total]
             part = self._packet(first, body, message, direction, state, part, start, out)
+            decoded += 1
             state.start_msg = message.msg_index
         if state.skip == 0 and not state.buf:
             state.start_msg = None
@@ -349,10 +368,7 @@ class MqttDecoder(Decoder):
                 state: _Direction, part: int, start: int | None,
                 out: list[AppEvent | AppFinding]) -> int:
         ptype, flags = first >> 4, first & 0x0F
-        name = PACKET_NAMES.get(ptype)
-        if name is None or (ptype == AUTH and self.version < 5):
-            out.append(self._finding("app_protocol_violation", message, f"MQTT reserved packet type {ptype}"))
-            return part
+        name = PACKET_NAMES[ptype]  # (reserved types stop the message before: _receive)
         if ptype in REQUIRED_FLAGS and flags != REQUIRED_FLAGS[ptype] or \
                 ptype not in REQUIRED_FLAGS and ptype != PUBLISH and flags:
             out.append(self._finding("app_protocol_violation", message,

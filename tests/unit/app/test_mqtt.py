@@ -288,3 +288,22 @@ def test_random_json_never_raise(value: object, claimed: bool) -> None:
     out = run(facts, [AppMessage(0, "c2s", "text", text), AppMessage(1, "s2c", "binary", text)])
     assert not [f for f in findings(out) if "decoder error" in f.detail]
     assert MqttDecoder.recognize(ConnFacts(), [AppMessage(0, "c2s", "text", text)]) == 0.0
+
+
+def test_a_message_of_a_million_packets_is_bounded() -> None:
+    """One message packing 200,000 PINGREQs: the first MAX_PACKETS_PER_MESSAGE
+    are decoded, the rest passed over with one app_buffer_limit finding."""
+    from wspcap.app.mqtt import MAX_PACKETS_PER_MESSAGE
+
+    out = run(MQTT_FACTS, msgs(("c2s", b"\xc0\x00" * 200_000)))
+    events = [e for e in out if isinstance(e, AppEvent)]
+    limits = [f for f in out if isinstance(f, AppFinding) and f.code == "app_buffer_limit"]
+    assert len(events) == MAX_PACKETS_PER_MESSAGE and len(limits) == 1
+
+
+def test_a_reserved_type_drops_the_rest_of_the_message() -> None:
+    """Zeros are reserved packets: one finding, not one per two bytes."""
+    out = run(MQTT_FACTS, msgs(("c2s", bytes(1 << 20))))
+    found = [f for f in out if isinstance(f, AppFinding)]
+    assert [f.code for f in found] == ["app_protocol_violation"]
+    assert "reserved packet type 0" in found[0].detail
