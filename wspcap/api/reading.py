@@ -163,19 +163,37 @@ def read(path: str | os.PathLike[str], options: Options | None = None,
         if not (isinstance(i, int) and isinstance(n, int) and 0 <= i < n):
             raise ConfigError("shard", f"{shard!r} is not (i, n) with 0 <= i < n")
         options = replace(options or Options(), shard=(i, n))
+    pipeline = _pipeline(options, thresholds, keylog)
+    with paused_gc():  # (the tables are built from the records, paused too)
+        info, truncated, corrupt = _feed(path, pipeline, progress)
+        return _finish(pipeline, info, truncated, corrupt)
+
+
+def _pipeline(options: Options | None, thresholds: Thresholds | Mapping[str, Any] | None,
+              keylog: KeylogArg) -> Pipeline:
+    """The engine for reading, with the thresholds and key log given (a forced
+    application decoder must exist: ConfigError before reading)."""
     options = _with_keylog(_with_thresholds(options, thresholds), keylog)
     _check_decoding(options)
-    pipeline = Pipeline(options)
-    receive = pipeline.receive_batch
-    with open_capture(path) as cap, paused_gc():
+    return Pipeline(options)
+
+
+def _feed(path: str | os.PathLike[str], pipeline: Pipeline,
+          progress: Callable[[int], None] | None,
+          look: Callable[[int], object] | None = None) -> tuple[CaptureInfo, str | None, bool]:
+    """Feed the capture file to ``pipeline`` a block at a time (``look``: told
+    the file position after each); returns its info and how reading stopped
+    (why it stopped early, and whether the file is damaged there). For a
+    caller that paused the garbage collector (:func:`paused_gc`)."""
+    with open_capture(path) as cap:
         cap.progress = progress
         for batch in cap.batches():
             if cap.secrets:
                 _take_secrets(cap, pipeline)
-            receive(batch)
-        info = CaptureInfo(os.fspath(path), cap.format)
-        truncated = cap.truncated
-        return _finish(pipeline, info, truncated, cap.corrupt)
+            pipeline.receive_batch(batch)
+            if look is not None:
+                look(cap.position)
+        return CaptureInfo(os.fspath(path), cap.format), cap.truncated, cap.corrupt
 
 
 def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
@@ -211,19 +229,9 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
         CaptureFormatError: the file is missing or is not a capture.
         ConfigError: an unknown format.
     """
-    options = _with_keylog(_with_thresholds(options, thresholds), keylog)
-    _check_decoding(options)
-    pipeline = Pipeline(options)
-    receive = pipeline.receive_batch
+    pipeline = _pipeline(options, thresholds, keylog)
     tables = TablesWriter(pipeline, directory, fmt, spill_bytes, spool=True)
-    with open_capture(path) as cap, paused_gc():
-        cap.progress = progress
-        for batch in cap.batches():
-            if cap.secrets:
-                _take_secrets(cap, pipeline)
-            receive(batch)
-            tables.look(cap.position)
-        info = CaptureInfo(os.fspath(path), cap.format)
-        truncated, corrupt = cap.truncated, cap.corrupt
+    with paused_gc():
+        info, truncated, corrupt = _feed(path, pipeline, progress, tables.look)
     _finish_records(pipeline, info, truncated, check=False, corrupt=corrupt)
     return tables.close(info)
