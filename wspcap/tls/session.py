@@ -362,32 +362,31 @@ class TLSSession:
         limit = self._limit()
         pos, seq, end = 0, protection.seq, len(buf)
         whole = True  # reading stopped at a record that is not plain application data
-        try:
-            while True:
-                if end - pos < HEADER_LEN:
-                    whole = False
-                    break
-                length = (buf[pos + 3] << 8) | buf[pos + 4]
-                stop = pos + HEADER_LEN + length
-                if buf[pos] != APPLICATION_DATA or buf[pos + 1] != 3 or length > limit:
-                    break
-                if stop > end:
-                    whole = False
-                    break
-                try:
-                    ctype, plain = protection.decrypt(buf[pos:pos + HEADER_LEN],
-                                                      buf[pos + HEADER_LEN:stop], seq)
-                except DecryptError:
-                    break
-                if ctype != APPLICATION_DATA:
-                    break
-                run.plain.append(plain)
-                run.starts.append(pos)
-                run.stops.append(stop)
-                seq += 1
-                pos = stop
-        finally:
-            protection.seq = run.seq  # (decrypt moves it on)
+        open_record = protection.opener()
+        plains, starts, stops = run.plain, run.starts, run.stops
+        while True:
+            if end - pos < HEADER_LEN:
+                whole = False
+                break
+            length = (buf[pos + 3] << 8) | buf[pos + 4]
+            stop = pos + HEADER_LEN + length
+            if buf[pos] != APPLICATION_DATA or buf[pos + 1] != 3 or length > limit:
+                break
+            if stop > end:
+                whole = False
+                break
+            try:
+                ctype, plain = open_record(buf[pos:pos + HEADER_LEN], buf[pos + HEADER_LEN:stop],
+                                           seq)
+            except DecryptError:
+                break
+            if ctype != APPLICATION_DATA:
+                break
+            plains.append(plain)
+            starts.append(pos)
+            stops.append(stop)
+            seq += 1
+            pos = stop
         run.locate()
         if whole:
             run.stop_at(pos)
