@@ -1,4 +1,4 @@
-"""The :class:`Capture`: the four tables of a capture and what they came from."""
+"""The :class:`Capture`: the tables of a capture (the four, and ``app``) and what they came from."""
 
 from __future__ import annotations
 
