@@ -81,12 +81,9 @@ def answered(capture: wspcap.Capture) -> list[tuple[Any, Any]]:
     for r in app[app.request_msg.notna()].itertuples():
         asked = by_msg[int(r.request_msg)]
         since = r.ts - asked.ts
-        if "attachments" in json.loads(asked.fields):
-            # A Socket.IO binary event is a row on its header message, but is
-            # complete (and its wait timed) from its last attachment's message.
-            assert pd.Timedelta(0) < r.latency < since
-        else:
-            assert r.latency == since > pd.Timedelta(0)
+        # (a Socket.IO binary event too: its row and its wait are timed by its
+        # header message, where the event starts)
+        assert r.latency == since > pd.Timedelta(0)
         pairs.append((r, asked))
     assert app.latency.notna().sum() == len(pairs)
     return pairs

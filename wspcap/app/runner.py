@@ -25,7 +25,9 @@ Socket.IO acks, GraphQL operations, MQTT packet ids, SignalR invocations,
 WAMP requests, Phoenix refs), a request opens ``(direction, id)``; the first
 answer from the other direction with that id closes it: the answer's row
 gets ``request_msg`` (the request's msg_index) and ``latency`` (ns, between
-the two messages' ``ts``). At most :data:`MAX_OPEN_REQUESTS` are open at a
+the ``ts`` of the two events' messages, the rows' own ``ts``: an event made
+of several messages, such as a Socket.IO binary event, is timed by the one
+it starts in, kept for RECENT messages). At most :data:`MAX_OPEN_REQUESTS` are open at a
 time; :meth:`Runner.finish` reports each one left open whose kind obliges an
 answer (``must_answer``; JSON-RPC's decoder reports its own) as
 ``app_request_unanswered``.
@@ -43,6 +45,7 @@ result does not depend on anything but the facts and the messages in order.
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, MessageRun
@@ -63,6 +66,8 @@ __all__ = [
 SNIFF_MESSAGES = 4
 #: ... or payload bytes, whichever comes first.
 SNIFF_BYTES = 64 << 10
+#: Messages whose time a runner keeps (see Runner.recent).
+RECENT = 64
 #: Requests waiting for their answer, per connection.
 MAX_OPEN_REQUESTS = 10_000
 #: A kind set that matches every kind.
@@ -160,6 +165,14 @@ class Runner:
     untracked: int = 0
     #: ``ts`` of the message being decoded (events are reported on it).
     now: int = 0
+    #: ``msg_index`` of that message.
+    now_index: int = -1
+    #: ``ts`` of the last RECENT messages decoded, by msg_index: an event made
+    #: of several messages (Socket.IO's binary attachments) is timed, like its
+    #: row, by the message it starts in.
+    recent: dict[int, int] = field(default_factory=dict)
+    #: The run of messages being decoded, if any.
+    run: MessageRun | None = None
     finished: bool = False
 
     def __post_init__(self) -> None:
@@ -221,13 +234,36 @@ class Runner:
             got = [(0, [AppFinding("app_parse_failed", run.msg_index[0], run.direction[0],
                                    f"{self.decoder.name} decoder error ({type(exc).__name__})")])]
         out: RunRows = []
-        ts = run.ts
+        ts, index = run.ts, run.msg_index
+        self.run = run
         for i, items in got:
-            self.now = ts[i]
+            self._at(index[i], ts[i])
             rows, findings = self._sort(items)
             out.append((i, rows, findings))
-        self.now = ts[-1]
+        for i in range(max(0, len(ts) - RECENT), len(ts)):
+            self._at(index[i], ts[i])
+        self.run = None
         return out
+
+    def _at(self, msg_index: int, ts: int) -> None:
+        """The message being decoded is ``msg_index``, complete at ``ts``."""
+        self.now, self.now_index = ts, msg_index
+        recent = self.recent
+        recent[msg_index] = ts
+        if len(recent) > RECENT:
+            del recent[next(iter(recent))]
+
+    def _ts_of(self, msg_index: int) -> int:
+        """When message ``msg_index`` was complete (the one being decoded, or a
+        recent one; else the one being decoded)."""
+        if msg_index == self.now_index:
+            return self.now
+        run = self.run
+        if run is not None:  # (a run's messages are in msg_index order)
+            j = bisect.bisect_left(run.msg_index, msg_index)
+            if j < len(run) and run.msg_index[j] == msg_index:
+                return int(run.ts[j])
+        return self.recent.get(msg_index, self.now)
 
     def _decide(self) -> tuple[list[AppRow], list[AppFinding]]:
         held, self.held, self.held_bytes = self.held, [], 0
@@ -251,7 +287,7 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - the contract says never; be sure
             out = [AppFinding("app_parse_failed", message.msg_index, message.direction,
                               f"{self.decoder.name} decoder error ({type(exc).__name__})")]
-        self.now = message.ts
+        self._at(message.msg_index, message.ts)
         return self._sort(out)
 
     def _sort(self, out: list[AppEvent | AppFinding]) -> tuple[list[AppRow], list[AppFinding]]:
@@ -268,7 +304,7 @@ class Runner:
         rule = PAIRING.get(event.protocol)
         if rule is None or event.id is None:
             return AppRow(event)
-        ts = self.now
+        ts = self._ts_of(event.msg_index)
         if event.kind in rule.answers:
             asked = self.open.pop((OTHER.get(event.direction, ""), event.id), None)
             if asked is not None:
