@@ -237,7 +237,8 @@ class Pipeline:
         part.packed_frames = frames
         part.packed_messages = messages
         part.anomalies = self.collector.anomalies  # the checks pick their connections' own
-        self.collector.findings += check_connections(part, self.options.thresholds, group)
+        self.collector.findings += check_connections(part, [s.facts() for s in group],
+                                                     self.options.thresholds)
 
     def check_packed(self, records: int = 1 << 16) -> None:
         """Run the cross-record checks of every connection not checked yet, a
@@ -268,7 +269,7 @@ class Pipeline:
         for group, frames, messages in parts:
             if group:
                 self._check_group(group, frames, messages)
-        run_checks(c, self.options.thresholds, unchecked=[])
+        run_checks(c, [], [s.facts() for s in c.sessions], self.options.thresholds)
 
     def finish(self, truncated: str | None = None, check: bool = True,
                corrupt: bool = False) -> Collector:
@@ -295,7 +296,8 @@ class Pipeline:
                       snap_detail(self.snap_cut), None)
         self._new_websockets()
         if check:  # the cross-record rules, once per connection
-            run_checks(c, self.options.thresholds, unchecked=self.unchecked)
+            run_checks(c, [s.facts() for s in self.unchecked],
+                       [s.facts() for s in c.sessions], self.options.thresholds)
             self.unchecked = []
         self.flows = {}
         self._all = []

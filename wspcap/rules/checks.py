@@ -38,56 +38,57 @@ Invariants:
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from wspcap.rules.context import CHECKS, Context, Finding
+from wspcap.rules.context import CHECKS, ConnFacts, Context, Finding
 from wspcap.rules.registry import Anomaly
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS, Thresholds
 
 __all__ = ["CHECK_MODULES", "check_connections", "run_checks"]
 
 
-def check_connections(records: Any, thresholds: Thresholds | None = None,
-                      sessions: list[Any] | None = None,
+def check_connections(records: Any, connections: Sequence[ConnFacts],
+                      thresholds: Thresholds | None = None,
                       layers: frozenset[str] | None = None) -> list[Finding]:
-    """Run every ``connection`` check once over ``sessions``.
+    """Run every ``connection`` check once over ``connections``.
 
     Args:
-        records: holds every frame and message of ``sessions`` (see
+        records: holds every frame and message of ``connections`` (see
             :class:`Context`).
+        connections: the facts of the connections (``Session.facts``).
         thresholds: the thresholds in force (defaults if None).
-        sessions: the connections (all of ``records.sessions`` if None).
         layers: run only the checks of these layers (all if None).
 
     Returns:
         The findings, for ``collector.findings`` (see :func:`run_checks`).
     """
-    return _run(Context(records, thresholds or DEFAULT_THRESHOLDS, sessions),
+    return _run(Context(records, thresholds or DEFAULT_THRESHOLDS, connections),
                 "connection", layers)
 
 
-def run_checks(collector: Any, thresholds: Thresholds | None = None,
-               layers: frozenset[str] | None = None,
-               unchecked: list[Any] | None = None) -> None:
+def run_checks(collector: Any, unchecked: Sequence[ConnFacts], every: Sequence[ConnFacts],
+               thresholds: Thresholds | None = None,
+               layers: frozenset[str] | None = None) -> None:
     """Finish checking a collector: its anomalies get every finding.
 
     The ``connection`` checks run over ``unchecked`` (the others' findings
     are in ``collector.findings`` already, see :func:`check_connections`),
-    the ``capture`` checks over every session; then the findings join
+    the ``capture`` checks over ``every`` connection; then the findings join
     ``collector.anomalies``.
 
     Args:
         collector: the pipeline's records, finished.
         thresholds: the thresholds in force (defaults if None).
         layers: run only the checks of these layers (all if None).
-        unchecked: the sessions not checked yet (all of them if None).
+        unchecked: the facts of the connections not checked yet.
+        every: the facts of every connection.
     """
     thresholds = thresholds or DEFAULT_THRESHOLDS
     findings = collector.findings
-    if collector.sessions:
+    if every:
         findings += _run(Context(collector, thresholds, unchecked), "connection", layers)
-        findings += _run(Context(_NoRecords(), thresholds, collector.sessions), "capture",
-                         layers)
+        findings += _run(Context(_NoRecords(), thresholds, every), "capture", layers)
     findings.sort(key=lambda f: (f[0], -1 if f[1].conn_id is None else f[1].conn_id))
     collector.anomalies += [a for _, a in findings]
     collector.findings = []

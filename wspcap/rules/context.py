@@ -172,10 +172,10 @@ class Context:
 
     Args:
         records: a :class:`~wspcap.engine.Collector` holding every frame
-            and message of ``sessions`` (and of no other connection), and
+            and message of ``connections`` (and of no other connection), and
             their parser anomalies (others may be there too).
         thresholds: the thresholds in force.
-        sessions: the connections to check (the collector's by default).
+        connections: the facts of the connections to check.
 
     Attributes:
         findings: what the checks reported, as :data:`Finding`.
@@ -183,14 +183,13 @@ class Context:
     """
 
     def __init__(self, records: Any, thresholds: Thresholds,
-                 sessions: list[Any] | None = None) -> None:
+                 connections: Sequence[ConnFacts]) -> None:
         self.thresholds = thresholds
         self.frames: Sequence[Frame] = records.frame_view()
         self.frame_keys: list[int] = records.all_frame_keys()
         self.messages: Sequence[Message] = records.message_view()
         self.message_keys: list[int] = records.all_message_keys()
-        self.conns = [Conn(s.facts()) for s in (records.sessions if sessions is None
-                                                 else sessions)]
+        self.conns = [Conn(facts) for facts in connections]
         self._conn = {conn.conn_id: conn for conn in self.conns}
         self._by_key = group_positions(self.frame_keys)
         for conn in self.conns:
