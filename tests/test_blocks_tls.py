@@ -26,8 +26,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.golden.paths import REPO_ROOT
-from tests.test_blocks import TABLES, batched, per_packet
+from tests.golden.paths import REPO_ROOT, SAMPLES_DIR
+from tests.golden.tls import pcapng_secrets
+from tests.test_blocks import TABLES, assert_same, batched, per_packet
 from wspcap.engine import Options
 from wspcap.engine import runs as blocks
 from wspcap.tls import KeyLog
@@ -131,3 +132,28 @@ def test_the_block_path_reads_tls_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert p.block_frames >= 70
     for name in TABLES:
         pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+
+
+TLS_SAMPLES = sorted([*SAMPLES_DIR.glob("wss*.pcapng"),
+                      *(SAMPLES_DIR / "anomalies").glob("tls-*.pcapng"),
+                      *(SAMPLES_DIR / "anomalies").glob("app-credentials-in-clear.pcapng")])
+
+
+@pytest.mark.parametrize("path", TLS_SAMPLES, ids=lambda p: p.name)
+def test_tls_samples_with_their_keys(path: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled wss captures (TLS 1.3 and 1.2, a record that does not
+    authenticate, one that is not a record, one too long...), decrypted with
+    their embedded keys, read the same by blocks cut anywhere as packet by
+    packet; the real ones do take the block path."""
+    bare, keys = pcapng_secrets(path.read_bytes())
+    assert keys
+    (tmp_path / path.name).write_bytes(bare)
+    log = KeyLog()
+    log.feed(keys.decode(), final=True)
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    monkeypatch.setattr(blocks, "HANDOFF", 1)
+    taken = assert_same(tmp_path / path.name, seeds=(None, 1, 2, 3, 4),
+                        options=Options(keylog=log))
+    if path.name.startswith("wss"):
+        assert taken > 0
