@@ -190,7 +190,9 @@ def test_stream_writes_every_table_even_with_no_rows(tmp_path: Path) -> None:
     empty = SimpleNamespace(sessions=[], anomalies=[])
     paths = stream.close(arrow_table(CONNECTIONS, connection_part(empty)),  # type: ignore[arg-type]
                          arrow_table(ANOMALIES, anomaly_part(empty)))  # type: ignore[arg-type]
+    # app too (not given: empty), with the declared schema as the others.
     assert [Path(p).name for p in paths] == [f"{t.name}.parquet" for t in TABLES]
+    assert TABLES[-1].name == "app"
     for path, schema in zip(paths, TABLES, strict=True):
         back = pq.read_table(path)
         assert back.num_rows == 0

@@ -20,7 +20,7 @@ from wspcap.tables.build import (
 )
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
-from wspcap.tables.schema import ANOMALIES, CONNECTIONS, TableSchema
+from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS, TableSchema
 
 __all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
 
@@ -130,7 +130,7 @@ class TablesWriter:
         connections = result.connection_columns(connections)
         anomalies = result.with_anomalies(anomalies)
         paths = self.stream.close(_arrow(connections, CONNECTIONS), _arrow(anomalies, ANOMALIES),
-                                  result.table)
+                                  _arrow(result.table, APP))
         return Written(paths, connections, anomalies, info)
 
 
