@@ -141,17 +141,17 @@ class Capture:
         return "\n".join(lines)
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as Parquet files; return their paths."""
+        """Write the tables (the four, then ``app``) as Parquet files; return their paths."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "parquet")
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as CSV files (payloads in hex)."""
+        """Write the tables as CSV files (payloads in hex)."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "csv")
 
     def to_jsonl(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as JSON lines (payloads in hex)."""
+        """Write the tables as JSON lines (payloads in hex)."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "jsonl")
 

@@ -36,8 +36,8 @@ class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
 
     Attributes:
-        paths: the four files, in the order connections, frames, messages,
-            anomalies.
+        paths: the files, in the order connections, frames, messages,
+            anomalies, app (:data:`~wspcap.tables.schema.TABLES`).
         connections: the connections table.
         anomalies: the anomalies table.
         info: a :class:`CaptureInfo`.
