@@ -187,12 +187,12 @@ class Column:
         return pd.CategoricalDtype(sorted(set(dtype.categories) | seen), dtype.ordered)
 
     def holds(self, dtype: Any) -> bool:
-        """A column of ``dtype`` is of this column's type (an open column: a
-        categorical with the declared categories, and maybe more)."""
+        """A column of ``dtype`` is of this column's type: its dtype, or for
+        an open column any categorical as ordered as it is (its categories
+        depend on the table, and on the decoders registered when it was made)."""
         if not self.open:
             return bool(dtype == self.dtype)
-        return (isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == self.dtype.ordered
-                and set(self.dtype.categories) <= set(dtype.categories))
+        return isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == self.dtype.ordered
 
 
 def _cat(name: str, dtype: pd.CategoricalDtype | Callable[[], pd.CategoricalDtype],
