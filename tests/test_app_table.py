@@ -11,7 +11,8 @@ import pytest
 import wspcap
 from wspcap.cli import main
 from wspcap.errors import ConfigError
-from wspcap.tables.app import APP_SCHEMA, empty_app_table
+from wspcap.tables.build import data_frame, empty_table
+from wspcap.tables.schema import APP
 
 ANOMALIES = Path(__file__).resolve().parent.parent / "samples" / "anomalies"
 RPC = ANOMALIES / "app-request-unanswered.pcap"
@@ -21,7 +22,7 @@ GRAPHQL = ANOMALIES / "app-graphql-introspection.pcap"
 def test_app_rows_pair_requests_and_answers() -> None:
     cap = wspcap.read(RPC)
     app = cap.app
-    assert list(app.columns) == list(APP_SCHEMA)
+    assert list(app.columns) == APP.names
     assert app.kind.astype(str).tolist() == ["request", "response", "request"]
     assert app.channel.tolist() == ["sum", "sum", "sum"]
     response = app.iloc[1]
@@ -46,7 +47,7 @@ def test_graphql_latency_to_first_answer() -> None:
 
 
 def test_empty_table_has_the_dtypes() -> None:
-    empty = empty_app_table()
+    empty = data_frame(APP, empty_table(APP))
     full = wspcap.read(RPC).app
     assert list(empty.columns) == list(full.columns)
     for name in ("conn_id", "ts", "latency", "request_msg", "fields", "direction"):

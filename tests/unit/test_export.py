@@ -15,7 +15,7 @@ import pytest
 
 from wspcap.errors import ConfigError
 from wspcap.tables import export
-from wspcap.tables.build import arrow_table, data_frame, message_part
+from wspcap.tables.build import arrow_table, data_frame, message_part, part_from_values
 from wspcap.tables.export import (
     PayloadSpool,
     SpooledBytes,
@@ -24,7 +24,7 @@ from wspcap.tables.export import (
     textual,
     write_table,
 )
-from wspcap.tables.schema import MESSAGES, TABLES
+from wspcap.tables.schema import APP, MESSAGES, TABLES
 from wspcap.ws.messages import Message
 from wspcap.ws.records import MESSAGE_PACKING, to_columns
 
@@ -190,8 +190,25 @@ def test_stream_writes_every_table_even_with_no_rows(tmp_path: Path) -> None:
     empty = SimpleNamespace(sessions=[], anomalies=[])
     paths = stream.close(arrow_table(CONNECTIONS, connection_part(empty)),  # type: ignore[arg-type]
                          arrow_table(ANOMALIES, anomaly_part(empty)))  # type: ignore[arg-type]
+    # app too (not given: empty), with the declared schema as the others.
     assert [Path(p).name for p in paths] == [f"{t.name}.parquet" for t in TABLES]
+    assert TABLES[-1].name == "app"
     for path, schema in zip(paths, TABLES, strict=True):
         back = pq.read_table(path)
         assert back.num_rows == 0
         check_written(back.schema, schema)
+
+
+@pytest.mark.parametrize("protocol", ["jsonrpc", "acme"])  # acme: a third-party decoder's
+def test_app_is_written_with_its_declared_schema(tmp_path: Path, protocol: str) -> None:
+    app = data_frame(APP, part_from_values(APP, {
+        "conn_id": [0], "msg_index": [4], "part": [0], "first_frame": [4], "last_frame": [4],
+        "packet_start": [11], "packet_end": [11], "ts": [10**18], "direction": ["s2c"],
+        "protocol": [protocol], "kind": ["response"], "channel": ["sum"], "id": ["1"],
+        "request_msg": [3], "latency": [10**6], "fields": ["{}"]}))
+    paths = {fmt: write_table(app, str(tmp_path / f"app.{fmt}"), fmt, APP)
+             for fmt in ("parquet", "csv")}
+    check_written(pq.read_schema(paths["parquet"]), APP)
+    back = pd.read_parquet(paths["parquet"])
+    assert back.protocol.tolist() == [protocol] and back.latency.tolist() == app.latency.tolist()
+    assert pd.read_csv(paths["csv"]).latency.tolist() == [0.001]  # durations in seconds

@@ -24,9 +24,12 @@ from wspcap.tables.build import (
     empty_table,
     frame_part,
     message_part,
+    part_from_values,
 )
 from wspcap.tables.schema import (
     ANOMALIES,
+    APP,
+    APP_KIND,
     CATALOG,
     CONNECTIONS,
     DIRECTION,
@@ -84,6 +87,7 @@ class TestSchema:
         (Column("a", pa.int64(), "", nullable=True), pd.Int64Dtype()),
         (Column("a", pa.uint16(), "", nullable=True), pd.UInt16Dtype()),
         (Column("a", pa.uint8(), ""), np.dtype("uint8")),
+        (Column("a", pa.duration("ns"), "", nullable=True), np.dtype("timedelta64[ns]")),
         (Column("a", pa.bool_(), ""), np.dtype("bool")),
         (Column("a", pa.bool_(), "", nullable=True), pd.BooleanDtype()),
         (Column("a", pa.large_string(), "", nullable=True), pd.StringDtype()),
@@ -307,6 +311,51 @@ class TestDataFrame:
         df = data_frame(schema, empty_table(schema))
         assert len(df) == 0
         assert dict(df.dtypes) == schema.dtypes
+
+
+# -- app ---------------------------------------------------------------------------------------
+
+def app_values(protocol: list[str], kind: list[str]) -> dict[str, Any]:
+    """An app table's columns: a request, then its answer 1 ms later."""
+    return {
+        "conn_id": [0, 0], "msg_index": [3, 4], "part": [0, 0], "first_frame": [3, 4],
+        "last_frame": [3, 4], "packet_start": [9, 11], "packet_end": [9, 11],
+        "ts": [T0, TS_NULL], "direction": ["c2s", "s2c"], "protocol": protocol, "kind": kind,
+        "channel": ["sum", None], "id": ["1", "1"], "request_msg": [None, 3],
+        "latency": [None, 10**6], "fields": ["{}", '{"result":3}'],
+    }
+
+
+class TestApp:
+    def test_columns_from_values(self) -> None:
+        part = part_from_values(APP, app_values(["jsonrpc"] * 2, ["request", "response"]))
+        table, df = arrow_table(APP, part), data_frame(APP, part)
+        check_schema(APP, table, df)
+        assert df.latency.isna().tolist() == [True, False]
+        assert df.latency[1] == pd.Timedelta("1ms") and df.request_msg.tolist()[1] == 3
+        assert pd.isna(df.request_msg[0]) and pd.isna(df.ts[1]) and pd.isna(df.channel[1])
+        pd.testing.assert_frame_equal(data_frame(APP, table), df)
+
+    def test_protocol_and_kind_categories(self) -> None:
+        from wspcap.app.registry import DECODERS
+        assert list(APP["protocol"].dtype.categories) == sorted(DECODERS)
+        assert APP["kind"].dtype == APP_KIND
+        assert APP["protocol"].open and APP["kind"].open and not APP["direction"].open
+        assert pa.types.is_duration(APP["latency"].type)
+
+    def test_open_categories_gain_what_the_table_holds(self) -> None:
+        # A third-party decoder's name and kind: categories of their own, sorted in.
+        part = part_from_values(APP, app_values(["acme", "jsonrpc"], ["zap", "request"]))
+        table, df = arrow_table(APP, part), data_frame(APP, part)
+        assert table.schema.equals(APP.arrow, check_metadata=True)
+        protocols = list(df.protocol.cat.categories)
+        assert protocols == sorted([*APP["protocol"].dtype.categories, "acme"])
+        assert list(df.kind.cat.categories) == sorted([*APP_KIND.categories, "zap"])
+        assert df.protocol.tolist() == ["acme", "jsonrpc"] and df.kind.tolist()[0] == "zap"
+        assert APP.matches(df) and df.protocol.dtype != APP["protocol"].dtype
+        back = data_frame(APP, table)
+        assert list(back.protocol.cat.categories) == protocols
+        pd.testing.assert_frame_equal(back, df)
 
 
 def test_catalog_is_every_rule() -> None:

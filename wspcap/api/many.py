@@ -61,13 +61,13 @@ from wspcap.api.reading import read
 from wspcap.engine import Options, snap_detail
 from wspcap.errors import CaptureFormatError, ConfigError
 from wspcap.tables.capture import Capture, CaptureInfo
-from wspcap.tables.export import APP_TABLE, FORMATS, TABLES, write_table
+from wspcap.tables.export import FORMATS, TABLES, write_table
 
 __all__ = ["ALL_TABLES", "SYNC", "DaskCapture", "FileResult", "analyze_many",
            "choose_scheduler", "cluster_min_bytes", "expand_inputs", "merge_shards", "read_many"]
 
 #: Every table combined and written: the four, then ``app``.
-ALL_TABLES = (*TABLES, APP_TABLE)
+ALL_TABLES = TABLES
 #: The ``scheduler`` value that runs every task in this process, without Dask.
 SYNC = "sync"
 #: Tasks in flight per worker: enough to keep workers busy while the client

@@ -20,7 +20,9 @@ connection. Once it has chosen one, the rest of the connection's messages in
 the part go to it as one :class:`~wspcap.app.base.MessageRun` (columns made
 with ``tolist``, no record per message), and only the messages that gave
 something get their references made. Rows are gathered as column lists and
-made into a DataFrame once.
+made into the table once: Arrow arrays of the declared schema
+(:data:`~wspcap.tables.schema.APP`, whose ``protocol`` and ``kind`` are open
+categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`).
 
 Locations. A row carries its message's references (``first_frame``,
 ``last_frame``, ``packet_start``, ``packet_end``) and ``ts``, the time the
@@ -53,21 +55,11 @@ from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
-from wspcap.tables.build import RunningIndex
-from wspcap.tables.schema import ANOMALIES, CODE, DIRECTION, MESSAGE_TYPE, SEVERITY
-
-#: The anomalies table's dtypes (its declared schema's).
-ANOMALY_SCHEMA: dict[str, Any] = {c.name: c.dtype for c in ANOMALIES.columns}
-
-
-def empty_table(dtypes: Mapping[str, Any]) -> pd.DataFrame:
-    """A table with these columns and dtypes, and no rows."""
-    return pd.DataFrame({name: pd.Series([], dtype=dtype) for name, dtype in dtypes.items()})
+from wspcap.tables.build import RunningIndex, data_frame, empty_table, part_from_values
+from wspcap.tables.schema import ANOMALIES, APP, DIRECTION, MESSAGE_TYPE
 
 __all__ = [
-    "APP_SCHEMA",
     "CONNECTION_COLUMNS",
-    "KINDS",
     "AppDecoding",
     "AppResult",
     "MessageColumns",
@@ -78,23 +70,6 @@ __all__ = [
     "record_columns",
 ]
 
-TS = "datetime64[ns, UTC]"
-#: The kinds the bundled decoders report (sorted); kinds a third-party decoder
-#: adds join the categories of that capture's table.
-KINDS = sorted({
-    "ack", "auth", "cancel", "challenge", "close", "complete", "connect", "connected",
-    "disconnect", "error", "event", "message", "noop", "notification", "open", "ping", "pong",
-    "publish", "register", "request", "response", "sequence", "subscribe", "unregister",
-    "unsubscribe", "upgrade",
-})
-#: The ``app`` table's columns and dtypes (``protocol`` and ``kind``:
-#: categoricals whose categories are the installed decoders and :data:`KINDS`).
-APP_SCHEMA: dict[str, Any] = {
-    "conn_id": "int64", "msg_index": "int64", "part": "int64", "first_frame": "int64",
-    "last_frame": "int64", "packet_start": "int64", "packet_end": "int64", "ts": TS,
-    "direction": DIRECTION, "protocol": "category", "kind": "category", "channel": "string",
-    "id": "string", "request_msg": "Int64", "latency": "timedelta64[ns]", "fields": "string",
-}
 #: Columns added to the connections table.
 CONNECTION_COLUMNS: dict[str, Any] = {"app_protocol": "string", "app_confidence": "Float64"}
 #: Message references kept per connection for events about earlier messages.
@@ -262,7 +237,7 @@ class AppResult:
 
     Attributes:
         table: the ``app`` table.
-        anomalies: the anomaly rows of the findings (ANOMALY_SCHEMA), in report order.
+        anomalies: the anomaly rows of the findings (an anomalies table), in report order.
         protocols: conn_id -> (decoder name, confidence), for the decoded connections.
     """
 
@@ -420,33 +395,28 @@ class AppDecoding:
                          {k: (str(v[0]), float(v[1])) for k, v in protocols.items()})
 
     def _table(self) -> pd.DataFrame:
+        """The ``app`` table of the rows kept (its schema: :data:`~wspcap.
+        tables.schema.APP`; ``protocol`` and ``kind`` are open categoricals)."""
         if not self.rows:
-            return empty_app_table()
+            return data_frame(APP, empty_table(APP))
         conn, refs, rows = zip(*self.rows)
         events = [r.event for r in rows]
         r = np.array(refs, dtype=np.int64).reshape(len(refs), 6)
-        kinds = sorted(set(KINDS) | {e.kind for e in events})
-        latency = np.array([-1 if x.latency is None else x.latency for x in rows], np.int64)
-        request = [x.request_msg for x in rows]
-        return pd.DataFrame({
+        return data_frame(APP, part_from_values(APP, {
             "conn_id": np.array(conn, np.int64),
             "msg_index": np.array([e.msg_index for e in events], np.int64),
             "part": np.array([e.part for e in events], np.int64),
             "first_frame": r[:, 0], "last_frame": r[:, 1],
-            "packet_start": r[:, 2], "packet_end": r[:, 3],
-            "ts": pd.to_datetime(r[:, 5], unit="ns", utc=True),
-            "direction": pd.Categorical([e.direction for e in events], dtype=DIRECTION),
-            "protocol": pd.Categorical([e.protocol for e in events],
-                                       dtype=protocol_dtype({e.protocol for e in events})),
-            "kind": pd.Categorical([e.kind for e in events],
-                                   dtype=pd.CategoricalDtype(kinds)),
-            "channel": pd.array([e.channel for e in events], dtype="string"),
-            "id": pd.array([e.id for e in events], dtype="string"),
-            "request_msg": pd.array(request, dtype="Int64"),
-            "latency": pd.to_timedelta(np.where(latency < 0, np.iinfo(np.int64).min, latency),
-                                       unit="ns"),
-            "fields": pd.array([_json(e.fields) for e in events], dtype="string"),
-        })
+            "packet_start": r[:, 2], "packet_end": r[:, 3], "ts": r[:, 5],
+            "direction": [e.direction for e in events],
+            "protocol": [e.protocol for e in events],
+            "kind": [e.kind for e in events],
+            "channel": [e.channel for e in events],
+            "id": [e.id for e in events],
+            "request_msg": [x.request_msg for x in rows],
+            "latency": [x.latency for x in rows],
+            "fields": [_json(e.fields) for e in events],
+        }))
 
     def _anomalies(self, tls: Mapping[int, Any]) -> pd.DataFrame:
         rows: list[Anomaly] = []
@@ -500,11 +470,6 @@ def _finder(kept: _Kept, m: MessageColumns, rows: np.ndarray, index: list[int], 
     return find
 
 
-def protocol_dtype(extra: Sequence[str] | set[str] = ()) -> pd.CategoricalDtype:
-    """``protocol``'s dtype: the installed decoders (and ``extra``), sorted."""
-    return pd.CategoricalDtype(sorted(set(DECODERS) | set(extra)))
-
-
 def decode_tables(connections: pd.DataFrame, messages: pd.DataFrame, anomalies: pd.DataFrame,
                   options: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The whole-capture path (``read()``): connections with the app columns,
@@ -529,12 +494,6 @@ def facts_table(connections: pd.DataFrame) -> Callable[[int], ConnFacts]:
     return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
 
 
-def empty_app_table() -> pd.DataFrame:
-    """An ``app`` table without rows, with the columns and dtypes of a full one."""
-    schema = dict(APP_SCHEMA, protocol=protocol_dtype(), kind=pd.CategoricalDtype(KINDS))
-    return empty_table(schema)
-
-
 def _json(fields: Mapping[str, Any]) -> str:
     try:
         return json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=repr)
@@ -543,18 +502,13 @@ def _json(fields: Mapping[str, Any]) -> str:
 
 
 def anomaly_frame(rows: Sequence[Anomaly]) -> pd.DataFrame:
-    """Anomaly rows as a table of ANOMALY_SCHEMA, in the order given."""
+    """Anomaly rows as an anomalies table (:data:`~wspcap.tables.schema.ANOMALIES`),
+    in the order given."""
     if not rows:
-        return empty_table(ANOMALY_SCHEMA)
+        return data_frame(ANOMALIES, empty_table(ANOMALIES))
     conn, ts, direction, frame, code, severity, detail, packet, offset = zip(*rows)
-    return pd.DataFrame({
-        "conn_id": pd.array(conn, dtype="Int64"),
-        "ts": pd.to_datetime(np.array(ts, np.int64), unit="ns", utc=True),
-        "direction": pd.Categorical(direction, dtype=DIRECTION),
-        "frame_index": pd.array(frame, dtype="Int64"),
-        "packet": pd.array(packet, dtype="Int64"),
-        "stream_offset": pd.array(offset, dtype="Int64"),
-        "code": pd.Categorical(code, dtype=CODE),
-        "severity": pd.Categorical(severity, dtype=SEVERITY),
-        "detail": pd.array(detail, dtype="string"),
-    })
+    return data_frame(ANOMALIES, part_from_values(ANOMALIES, {
+        "conn_id": conn, "ts": ts, "direction": direction, "frame_index": frame,
+        "packet": packet, "stream_offset": offset, "code": code, "severity": severity,
+        "detail": detail,
+    }))

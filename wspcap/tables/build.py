@@ -63,6 +63,7 @@ __all__ = [
     "frames_table",
     "message_part",
     "messages_table",
+    "part_from_values",
 ]
 
 #: A table's columns before they become an Arrow table or a DataFrame: column
@@ -160,10 +161,14 @@ def _pandas(values: Any, column: Column) -> Any:
         if pa.types.is_binary(column.type):
             return values  # bytes objects, kept as they are
         values = pa.array(values, column.type)
-    dtype = column.dtype
     if column.categories is not None:
         codes = pc.fill_null(values.indices, -1).to_numpy(zero_copy_only=False)
-        return pd.Categorical.from_codes(codes, dtype=dtype)
+        if column.open:  # the array's own dictionary, then every declared category
+            names = values.dictionary.to_pylist()
+            held = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(names))
+            return held.set_categories(column.dtype_for(names).categories)
+        return pd.Categorical.from_codes(codes, dtype=column.dtype)
+    dtype = column.dtype
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         # nullable ints and booleans, strings, UTC timestamps
         return dtype.__from_arrow__(values)
@@ -181,12 +186,14 @@ def _arrow_ts(values: Any) -> pa.Array:
 
 
 def _dictionary(names: pa.Array, column: Column) -> pa.Array:
-    """Strings as the dictionary column of ``column``'s fixed categories
-    (null for None, or for a name not among them, as pandas would)."""
+    """Strings as the dictionary column of ``column``'s categories (null for
+    None, or for a name not among fixed ones, as pandas would; an open
+    column's categories gain the names not declared)."""
     assert column.categories is not None
-    values = pa.array(list(column.categories.categories), pa.large_string())
+    categories = column.dtype_for(pc.unique(names).to_pylist() if column.open else ())
+    values = pa.array(list(categories.categories), pa.large_string())
     indices = pc.index_in(names, value_set=values).cast(pa.int32())
-    return pa.DictionaryArray.from_arrays(indices, values, ordered=column.categories.ordered)
+    return pa.DictionaryArray.from_arrays(indices, values, ordered=categories.ordered)
 
 
 def _array(values: Any, column: Column, pool: pa.MemoryPool | None = None) -> pa.Array:
@@ -198,8 +205,10 @@ def _array(values: Any, column: Column, pool: pa.MemoryPool | None = None) -> pa
     return pa.array(values, column.type, memory_pool=pool)
 
 
-def _from_rows(schema: TableSchema, columns: dict[str, Any]) -> Part:
-    """A part from Python values, column by column (binary columns kept as objects)."""
+def part_from_values(schema: TableSchema, columns: dict[str, Any]) -> Part:
+    """A part from Python values (sequences, or NumPy arrays), column by
+    column: timestamps as int64 ns, categories as their names, nulls as
+    None (binary columns kept as objects)."""
     part: Part = {}
     for c in schema.columns:
         values = columns[c.name]
@@ -312,7 +321,7 @@ def connection_part(col: Collector) -> Part:
     rows = [s.record() for s in col.sessions]
     # (app_protocol and app_confidence are the application decoding's to fill:
     # wspcap.tables.app)
-    return _from_rows(CONNECTIONS, {name: [r.get(name) for r in rows]
+    return part_from_values(CONNECTIONS, {name: [r.get(name) for r in rows]
                                     for name in CONNECTIONS.names})
 
 
@@ -325,7 +334,7 @@ def anomaly_part(col: Collector) -> Part:
         name: () for name in fields}
     ts = np.asarray(values["ts"], np.int64)
     order = np.lexsort((ts, ts == TS_NULL))  # (lexsort is stable)
-    part = _from_rows(ANOMALIES, values)
+    part = part_from_values(ANOMALIES, values)
     return {name: arr.take(order) for name, arr in part.items()}
 
 
@@ -369,5 +378,5 @@ def catalog() -> pd.DataFrame:
     'warning'
     """
     rules = list(RULES.values())
-    return data_frame(CATALOG, _from_rows(CATALOG, {
+    return data_frame(CATALOG, part_from_values(CATALOG, {
         name: [getattr(rule, name) for rule in rules] for name in CATALOG.names}))

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from wspcap.engine import Collector, Options
-from wspcap.tables.build import anomalies_table, connections_table, frames_table, messages_table
+from wspcap.tables.build import (
+    anomalies_table,
+    connections_table,
+    data_frame,
+    empty_table,
+    frames_table,
+    messages_table,
+)
+from wspcap.tables.schema import APP
 
 __all__ = ["Capture", "CaptureInfo"]
 
@@ -57,10 +65,7 @@ class Capture:
         self.messages = messages
         self.anomalies = anomalies
         self.info = info or CaptureInfo()
-        if app is None:
-            from wspcap.tables.app import empty_app_table
-            app = empty_app_table()
-        self.app = app
+        self.app = data_frame(APP, empty_table(APP)) if app is None else app
 
     @classmethod
     def from_collector(cls, col: Collector, info: CaptureInfo,
@@ -136,17 +141,17 @@ class Capture:
         return "\n".join(lines)
 
     def to_parquet(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as Parquet files; return their paths."""
+        """Write the tables (the four, then ``app``) as Parquet files; return their paths."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "parquet")
 
     def to_csv(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as CSV files (payloads in hex)."""
+        """Write the tables as CSV files (payloads in hex)."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "csv")
 
     def to_jsonl(self, directory: str | os.PathLike[str]) -> list[str]:
-        """Write the four tables as JSON lines (payloads in hex)."""
+        """Write the tables as JSON lines (payloads in hex)."""
         from wspcap.tables.export import write_tables
         return write_tables(self, directory, "jsonl")
 

@@ -35,7 +35,7 @@ from wspcap.tables.build import (
     frame_part,
     message_part,
 )
-from wspcap.tables.schema import FRAMES, MESSAGES, TableSchema
+from wspcap.tables.schema import APP, FRAMES, MESSAGES, TableSchema
 from wspcap.tables.schema import TABLES as SCHEMAS
 
 if TYPE_CHECKING:
@@ -47,10 +47,10 @@ __all__ = ["APP_TABLE", "FORMATS", "TABLES", "PayloadSpool", "SpooledBytes", "Ta
 
 FORMATS = ("parquet", "csv", "jsonl")
 _EXT = {"parquet": "parquet", "csv": "csv", "jsonl": "jsonl"}
-#: The tables' names, in the order they are written.
+#: The tables' names, in the order they are written: the engine's four, then ``app``.
 TABLES = tuple(t.name for t in SCHEMAS)
 #: The fifth table, written after them (application events: wspcap.tables.app).
-APP_TABLE = "app"
+APP_TABLE = APP.name
 
 
 #: Payload bytes converted to Arrow at a time when writing Parquet: the
@@ -305,8 +305,7 @@ def _frame_schema(df: pd.DataFrame, schema: TableSchema | None) -> pa.Schema:
     get their real type (binary for payloads, string otherwise), and
     categoricals int32 indices, so every part of a dataset shares one schema.
     """
-    if schema is not None and list(df.columns) == schema.names and all(
-            df[c.name].dtype == c.dtype for c in schema.columns):
+    if schema is not None and schema.matches(df):
         return schema.arrow
     # Inferred from the first rows: inference converts object columns (whole
     # payload columns would be copied just to learn they are binary).
@@ -384,24 +383,26 @@ def table_path(directory: str | os.PathLike[str], name: str, fmt: str) -> str:
 
 
 def write_tables(capture: Any, directory: str | os.PathLike[str], fmt: str) -> list[str]:
-    """Write the four tables of ``capture`` into ``directory``.
+    """Write the tables of ``capture`` into ``directory``, each with its
+    declared schema.
 
     Args:
         capture: the tables (a :class:`~wspcap.tables.Capture`, or anything
-            with the four tables as attributes).
+            with the four tables as attributes, and maybe ``app``).
         directory: created if missing.
         fmt: ``parquet``, ``csv`` or ``jsonl``.
 
     Returns:
-        The paths written, one per table.
+        The paths written, one per table, in :data:`TABLES` order (``app``'s
+        when ``capture`` has one).
     """
     _check_format(fmt)
     os.makedirs(directory, exist_ok=True)
-    paths = [write_table(getattr(capture, t.name), table_path(directory, t.name, fmt), fmt, t)
-             for t in SCHEMAS]
-    app = getattr(capture, APP_TABLE, None)
-    if app is not None:
-        paths.append(write_table(app, table_path(directory, APP_TABLE, fmt), fmt))
+    paths = []
+    for t in SCHEMAS:
+        df = getattr(capture, t.name, None) if t is APP else getattr(capture, t.name)
+        if df is not None:
+            paths.append(write_table(df, table_path(directory, t.name, fmt), fmt, t))
     return paths
 
 
@@ -498,20 +499,18 @@ class TableStream:
             writing.result()
 
     def close(self, connections: pa.Table, anomalies: pa.Table,
-              app: pd.DataFrame | None = None) -> list[str]:
-        """Write the connections and anomalies tables (and ``app``), finish every file.
+              app: pa.Table | None = None) -> list[str]:
+        """Write the connections, anomalies and ``app`` tables, finish every
+        file (``app`` None: an empty one).
 
         Returns:
-            The paths written, one per table, in :data:`TABLES` order (then
-            the ``app`` table's, when given).
+            The paths written, one per table, in :data:`TABLES` order.
         """
         self._wait()
         if self._pool is not None:
             self._pool.shutdown()
         self._writers["connections"].write(connections)
         self._writers["anomalies"].write(anomalies)
-        paths = [writer.close() for writer in self._writers.values()]
         if app is not None:
-            paths.append(write_table(app, table_path(self.directory, APP_TABLE, self.fmt),
-                                     self.fmt))
-        return paths
+            self._writers[APP_TABLE].write(app)
+        return [writer.close() for writer in self._writers.values()]

@@ -17,22 +17,38 @@ A table is declared here as a :class:`TableSchema`, a tuple of
   fixed categories (:data:`DIRECTION`, :data:`MESSAGE_TYPE`, :data:`CODE`,
   :data:`SEVERITY`), the same for every capture, so the tables of several
   captures concatenate with ``pd.concat`` and stay categorical; binary
-  columns (payloads) are Python ``bytes`` objects.
+  columns (payloads) are Python ``bytes`` objects; durations (Arrow
+  ``duration('ns')``) are ``timedelta64[ns]`` (null: NaT).
+
+Open categories. Two columns of the ``app`` table name what decoders report,
+and third-party decoders (entry points, :mod:`wspcap.app.registry`) may add
+names: ``protocol`` (the decoder) and ``kind`` (the event's kind). Their
+:class:`Column` is *open*: its categories are the declared ones
+(:data:`APP_KIND`; for ``protocol``, the decoders registered when the table
+is made, read by a function) and the values the table holds, sorted
+(:meth:`Column.dtype_for`). So a capture no third-party decoder touched gets
+the same categories as every other on the same installation, and one that a
+plugin decoded keeps its names as categories. Their Arrow type is the same
+``dictionary(int32, large_string)`` as every dictionary column: the Arrow
+schema (and the Parquet files') does not depend on the plugins installed
+(its pandas metadata counts the categories of the first table made).
 
 Invariant: a table's Arrow tables and its DataFrame carry exactly these
 columns, in this order, with these types (the unit tests check every table
 against its schema).
 
-Adding a table (the ``app`` table of application-protocol events, say):
+Adding a table (as the ``app`` table of application-protocol events was):
 
-1. declare ``APP = TableSchema("app", (Column(...), ...))`` here and add it
-   to :data:`TABLES` (the tables a capture has and ``analyze -o`` writes,
-   in file order);
-2. write its builder in :mod:`wspcap.tables.build`: records -> a dict of
-   Arrow arrays (or NumPy object arrays of ``bytes`` for binary columns),
-   then :func:`~wspcap.tables.build.arrow_table` and
+1. declare ``NAME = TableSchema("name", (Column(...), ...))`` here and add
+   it to :data:`TABLES` (the tables a capture has and ``analyze -o`` writes,
+   in file order: the engine's four, then ``app``);
+2. write its builder: records -> a dict of Arrow arrays (or NumPy object
+   arrays of ``bytes`` for binary columns; :func:`~wspcap.tables.build.
+   part_from_values` makes one from Python values), then
+   :func:`~wspcap.tables.build.arrow_table` and
    :func:`~wspcap.tables.build.data_frame` make the Arrow table and the
-   DataFrame;
+   DataFrame (the four are built in :mod:`wspcap.tables.build`, ``app`` in
+   :mod:`wspcap.tables.app`, from the decoders' rows);
 3. give :class:`~wspcap.tables.capture.Capture` the attribute, and
    :class:`~wspcap.tables.export.TableStream` (which opens a writer for
    every table of :data:`TABLES`) the Arrow table to write.
@@ -40,6 +56,7 @@ Adding a table (the ``app`` table of application-protocol events, say):
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -48,16 +65,20 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from wspcap.app.registry import DECODERS
 from wspcap.rules.registry import RULES, SEVERITIES
 from wspcap.ws.frames import opcode_name
 
 __all__ = [
     "ANOMALIES",
+    "APP",
+    "APP_KIND",
     "CATALOG",
     "CODE",
     "CONNECTIONS",
     "DIRECTION",
     "FRAMES",
+    "KINDS",
     "MESSAGES",
     "MESSAGE_TYPE",
     "SEVERITY",
@@ -77,6 +98,22 @@ _KNOWN_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
 #: reserved opcodes 3-7 and 11-15 (RFC 6455 section 5.2).
 MESSAGE_TYPE = pd.CategoricalDtype(
     _KNOWN_TYPES + [name for name in map(opcode_name, range(16)) if name not in _KNOWN_TYPES])
+#: ``kind`` of an app event: the kinds the bundled decoders report, sorted
+#: (an open column: kinds a third-party decoder adds join a table's categories).
+KINDS = sorted({
+    "ack", "auth", "cancel", "challenge", "close", "complete", "connect", "connected",
+    "disconnect", "error", "event", "message", "noop", "notification", "open", "ping", "pong",
+    "publish", "register", "request", "response", "sequence", "subscribe", "unregister",
+    "unsubscribe", "upgrade",
+})
+APP_KIND = pd.CategoricalDtype(KINDS)
+
+
+def _decoders() -> pd.CategoricalDtype:
+    """``protocol`` of an app event: the decoders registered now, sorted (an
+    open column: names a table holds that are not registered join it)."""
+    return pd.CategoricalDtype(sorted(DECODERS))
+
 
 #: Arrow types of the columns.
 TS = pa.timestamp("ns", "UTC")
@@ -85,6 +122,8 @@ STRING = pa.large_string()
 #: that every row group and every part of a dataset shares one schema.
 CATEGORY = pa.dictionary(pa.int32(), pa.large_string())
 ORDERED_CATEGORY = pa.dictionary(pa.int32(), pa.large_string(), ordered=True)
+
+DURATION = pa.duration("ns")
 
 #: pandas' nullable dtype of each Arrow integer or boolean type.
 _NULLABLE = {pa.int64(): "Int64", pa.uint16(): "UInt16", pa.uint32(): "UInt32",
@@ -102,23 +141,31 @@ class Column:
         meaning: what it holds, in a line.
         nullable: it may be null (missing): integers and booleans then take
             pandas' nullable dtypes.
-        categories: for a dictionary column, its fixed pandas categorical dtype.
+        categories: for a dictionary column, its pandas categorical dtype:
+            fixed, or a function that gives it when a table is made.
+        open: the categories are the declared ones and the values a table
+            holds (see the module's note on open categories).
     """
 
     name: str
     type: pa.DataType
     meaning: str
     nullable: bool = False
-    categories: pd.CategoricalDtype | None = field(default=None, compare=False)
+    categories: pd.CategoricalDtype | Callable[[], pd.CategoricalDtype] | None = field(
+        default=None, compare=False)
+    open: bool = False
 
     @property
     def dtype(self) -> Any:
-        """The column's pandas dtype (see the module's design note)."""
+        """The column's pandas dtype (see the module's design note); an open
+        column's, for a table that holds none but the declared categories."""
         t = self.type
         if self.categories is not None:
-            return self.categories
+            return self.categories() if callable(self.categories) else self.categories
         if pa.types.is_timestamp(t):
             return pd.DatetimeTZDtype("ns", "UTC")
+        if pa.types.is_duration(t):
+            return np.dtype("timedelta64[ns]")
         if pa.types.is_large_string(t) or pa.types.is_string(t):
             return pd.StringDtype()
         if pa.types.is_binary(t):
@@ -127,10 +174,32 @@ class Column:
             return pd.api.types.pandas_dtype(_NULLABLE[t])
         return np.dtype(t.to_pandas_dtype())
 
+    def dtype_for(self, values: Iterable[Any]) -> Any:
+        """The dtype of a table whose column holds ``values``: an open
+        column's categories gain those not declared (sorted together); any
+        other column's dtype is :attr:`dtype`."""
+        dtype = self.dtype
+        if not self.open:
+            return dtype
+        seen = {v for v in values if isinstance(v, str)}
+        if seen <= set(dtype.categories):
+            return dtype
+        return pd.CategoricalDtype(sorted(set(dtype.categories) | seen), dtype.ordered)
 
-def _cat(name: str, dtype: pd.CategoricalDtype, meaning: str, nullable: bool = False) -> Column:
-    kind = ORDERED_CATEGORY if dtype.ordered else CATEGORY
-    return Column(name, kind, meaning, nullable, dtype)
+    def holds(self, dtype: Any) -> bool:
+        """A column of ``dtype`` is of this column's type: its dtype, or for
+        an open column any categorical as ordered as it is (its categories
+        depend on the table, and on the decoders registered when it was made)."""
+        if not self.open:
+            return bool(dtype == self.dtype)
+        return isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == self.dtype.ordered
+
+
+def _cat(name: str, dtype: pd.CategoricalDtype | Callable[[], pd.CategoricalDtype],
+         meaning: str, nullable: bool = False, open: bool = False) -> Column:
+    ordered = (dtype() if callable(dtype) else dtype).ordered
+    kind = ORDERED_CATEGORY if ordered else CATEGORY
+    return Column(name, kind, meaning, nullable, dtype, open)
 
 
 @dataclass(frozen=True)
@@ -157,10 +226,15 @@ class TableSchema:
     def _by_name(self) -> dict[str, Column]:
         return {c.name: c for c in self.columns}
 
-    @cached_property
+    @property
     def dtypes(self) -> dict[str, Any]:
-        """Column name -> pandas dtype."""
+        """Column name -> pandas dtype (an open column's: the declared categories)."""
         return {c.name: c.dtype for c in self.columns}
+
+    def matches(self, df: pd.DataFrame) -> bool:
+        """``df`` has these columns, in order, of these types."""
+        return list(df.columns) == self.names and all(
+            c.holds(df[c.name].dtype) for c in self.columns)
 
     @cached_property
     def arrow(self) -> pa.Schema:
@@ -299,5 +373,25 @@ CATALOG = TableSchema("catalog", (
     Column("close_code", _U16, "what a conforming endpoint would send", True),
 ))
 
-#: The tables of a capture, in the order they are written.
-TABLES = (CONNECTIONS, FRAMES, MESSAGES, ANOMALIES)
+APP = TableSchema("app", (
+    Column("conn_id", _I64, "the connection"),
+    Column("msg_index", _I64, "the message the event was decoded from (its msg_index)"),
+    Column("part", _I64, "0, 1, 2, ... among the events of that message"),
+    Column("first_frame", _I64, "the message's first frame (frame_index)"),
+    Column("last_frame", _I64, "the message's last frame"),
+    Column("packet_start", _I64, "the packet of its first frame"),
+    Column("packet_end", _I64, "the packet of its last frame"),
+    Column("ts", TS, "when the message was complete (its ts_end)", True),
+    _cat("direction", DIRECTION, "c2s or s2c"),
+    _cat("protocol", _decoders, "the decoder (wspcap.app) that reported it", open=True),
+    _cat("kind", APP_KIND, "request, response, event, subscribe, ...", open=True),
+    Column("channel", STRING, "the method, topic, event or destination", True),
+    Column("id", STRING, "the request's id, that its answer carries too", True),
+    Column("request_msg", _I64, "an answer's request: its msg_index", True),
+    Column("latency", DURATION, "an answer's time since its request", True),
+    Column("fields", STRING, "what else the decoder read, as JSON", True),
+))
+
+#: The tables of a capture, in the order they are written: the engine's
+#: four, then the application events.
+TABLES = (CONNECTIONS, FRAMES, MESSAGES, ANOMALIES, APP)

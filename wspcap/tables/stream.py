@@ -20,7 +20,7 @@ from wspcap.tables.build import (
 )
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
-from wspcap.tables.schema import ANOMALIES, CONNECTIONS, TableSchema
+from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS, TableSchema
 
 __all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
 
@@ -36,8 +36,8 @@ class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
 
     Attributes:
-        paths: the four files, in the order connections, frames, messages,
-            anomalies.
+        paths: the files, in the order connections, frames, messages,
+            anomalies, app (:data:`~wspcap.tables.schema.TABLES`).
         connections: the connections table.
         anomalies: the anomalies table.
         info: a :class:`CaptureInfo`.
@@ -130,7 +130,7 @@ class TablesWriter:
         connections = result.connection_columns(connections)
         anomalies = result.with_anomalies(anomalies)
         paths = self.stream.close(_arrow(connections, CONNECTIONS), _arrow(anomalies, ANOMALIES),
-                                  result.table)
+                                  _arrow(result.table, APP))
         return Written(paths, connections, anomalies, info)
 
 
