@@ -307,8 +307,9 @@ class Runner:
         ts = self._ts_of(event.msg_index)
         if event.kind in rule.answers:
             asked = self.open.pop((OTHER.get(event.direction, ""), event.id), None)
-            if asked is not None:
-                return AppRow(event, asked.msg_index, ts - asked.ts)
+            if asked is not None:  # (0: a time not known)
+                latency = ts - asked.ts if ts and asked.ts else None
+                return AppRow(event, asked.msg_index, latency)
         if (rule.requests is ANY_KIND or event.kind in rule.requests) and (
                 rule.request_direction in (None, event.direction)):
             key = (event.direction, event.id)

@@ -57,6 +57,7 @@ from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
 from wspcap.tables.build import RunningIndex, data_frame, empty_table, part_from_values
 from wspcap.tables.schema import ANOMALIES, APP, DIRECTION, MESSAGE_TYPE
+from wspcap.timestamps import TS_NULL
 
 __all__ = [
     "CONNECTION_COLUMNS",
@@ -339,7 +340,8 @@ class AppDecoding:
             here = _Refs(*where)
             refs.add(index, here)
             out = runner.feed(AppMessage(index, _DIRECTIONS[direction],
-                                         "text" if text else "binary", payload, here.ts_end,
+                                         "text" if text else "binary", payload,
+                                         0 if here.ts_end == TS_NULL else here.ts_end,
                                          complete))
             if out[0] or out[1]:
                 conn.last = here
@@ -358,7 +360,7 @@ class AppDecoding:
         index = m.msg_index[rows].tolist()
         run = MessageRun(index, _DIRECTION_NAMES[m.direction[rows]].tolist(),
                          _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
-                         _payloads(m.payload, rows), m.ts_end[rows].tolist(),
+                         _payloads(m.payload, rows), _times(m.ts_end[rows]),
                          m.complete[rows].tolist())
         for i, found, findings in conn.runner.feed_run(run):
             here = conn.last = _refs_at(m, int(rows[i]))
@@ -512,3 +514,10 @@ def anomaly_frame(rows: Sequence[Anomaly]) -> pd.DataFrame:
         "packet": packet, "stream_offset": offset, "code": code, "severity": severity,
         "detail": detail,
     }))
+
+
+def _times(ts: np.ndarray) -> list[int]:
+    """Message times for the decoders: 0 where unknown (the decoders' "no
+    time"; the table keeps NaT from the references)."""
+    known: list[int] = np.where(ts == TS_NULL, 0, ts).tolist()
+    return known
