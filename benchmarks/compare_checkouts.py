@@ -45,6 +45,8 @@ from pathlib import Path
 from typing import Any
 
 TABLES = ("connections", "frames", "messages", "anomalies")
+#: Tables compared when both checkouts have them (issue 18 added ``app``).
+LATER_TABLES = ("app",)
 SUFFIXES = (".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz")
 
 
@@ -71,7 +73,8 @@ def dump(checkout: Path, captures: list[Path], out: Path) -> None:
         "    except Exception as exc:\n"
         "        report[name] = f'{type(exc).__name__}: {exc}'\n"
         "        continue\n"
-        "    tables = {t: getattr(cap, t) for t in " + repr(TABLES) + "}\n"
+        "    tables = {t: getattr(cap, t) for t in " + repr(TABLES + LATER_TABLES)
+        + " if hasattr(cap, t)}\n"
         "    (out / f'{i}.pkl').write_bytes(pickle.dumps(tables))\n"
         "    report[name] = 'ok'\n"
         "(out / 'report.json').write_text(json.dumps(report))\n"
@@ -122,8 +125,10 @@ def compare_written(old: Path, new: Path, captures: list[Path], formats: list[st
                 differing += 1
             continue
         for fmt in formats:
-            for table in TABLES:
+            for table in TABLES + LATER_TABLES:
                 a, b = (d / str(i) / fmt / f"{table}.{fmt}" for d in (old, new))
+                if table in LATER_TABLES and not (a.exists() and b.exists()):
+                    continue
                 if not a.exists() or not b.exists():
                     problem = f"file missing: old {a.exists()}, new {b.exists()}"
                 elif fmt != "parquet":
@@ -172,7 +177,7 @@ def compare(old: Path, new: Path, captures: list[Path], ignore: set[str]) -> int
             continue
         a = pickle.loads((old / f"{i}.pkl").read_bytes())
         b = pickle.loads((new / f"{i}.pkl").read_bytes())
-        for table in TABLES:
+        for table in TABLES + tuple(t for t in LATER_TABLES if t in a and t in b):
             x, y = a[table], b[table]
             cols = [c for c in x.columns if f"{table}.{c}" not in ignore]
             extra = sorted(set(y.columns) - set(x.columns))
