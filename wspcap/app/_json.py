@@ -121,6 +121,8 @@ def first_json(first: Sequence[AppMessage], limit: int = 4) -> list[tuple[AppMes
 
 def scalar_id(value: Any) -> str | None:
     """An id as text: strings as they are, numbers in JSON spelling, else None."""
+    if type(value) is int:  # (json.dumps spells an int as int.__repr__ does)
+        return str(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
@@ -128,6 +130,21 @@ def scalar_id(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return json.dumps(value)
     return None
+
+
+#: Key -> whether it names a secret, for the keys seen (they repeat).
+_SECRET_KEYS: dict[Any, bool] = {}
+
+
+def _secret_key(key: Any) -> bool:
+    """Whether a key names a secret (:data:`_CRED_KEY`), remembered for
+    :data:`MAX_OPEN` keys."""
+    known = _SECRET_KEYS.get(key) if type(key) is str else None
+    if known is None:
+        known = _CRED_KEY.search(str(key)) is not None
+        if type(key) is str and len(_SECRET_KEYS) < MAX_OPEN:
+            _SECRET_KEYS[key] = known
+    return known
 
 
 def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
@@ -138,7 +155,7 @@ def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            if _CRED_KEY.search(str(key)) and isinstance(item, str) and item:
+            if _secret_key(key) and isinstance(item, str) and item:
                 found.append(path)
             elif isinstance(item, (dict, list)):
                 found.extend(credential_paths(item, path, depth + 1))

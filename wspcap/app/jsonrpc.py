@@ -64,6 +64,15 @@ def _says_rpc(payload: bytes) -> bool:
     return isinstance(payload, bytes) and _SAYS in payload[:4096]
 
 
+#: ``json.dumps(value, sort_keys=True)``, made once.
+_SORTED = json.JSONEncoder(sort_keys=True).encode
+
+
+def _id_key(value: Any) -> str:
+    """An id as the JSON text the open requests are keyed by."""
+    return str(value) if type(value) is int else _SORTED(value)
+
+
 def _is_rpc(value: Any) -> bool:
     if isinstance(value, dict):
         return "jsonrpc" in value
@@ -146,7 +155,7 @@ class JsonRpcDecoder(JsonDecoder):
             return self.parse_failed(message, f"invalid JSON-RPC object: {problem}", force=True)
         self.claimed = True
         has_id = "id" in obj
-        id_key = json.dumps(obj.get("id"), sort_keys=True)
+        id_key = _id_key(obj.get("id"))
         if "method" in obj:
             method = obj["method"]
             fields: dict[str, Any] = {"method": method}
