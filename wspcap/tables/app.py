@@ -389,11 +389,11 @@ class AppDecoding:
         got = conn.runner.feed_run(run)
         # The references of the run's messages, as columns (for those that gave something).
         cols = [getattr(m, name)[rows].tolist() for name in _REF_COLUMNS]
-        refs = _Refs._make
+        c0, c1, c2, c3, c4, c5 = cols
         for i, found, findings in got:
-            here = conn.last = refs(col[i] for col in cols)
+            here = conn.last = _Refs(c0[i], c1[i], c2[i], c3[i], c4[i], c5[i])
             self._take(conn_id, found, findings, _finder(conn.refs, cols, index, i, here))
-        conn.last = refs(col[-1] for col in cols)
+        conn.last = _Refs._make(col[-1] for col in cols)
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
         start = max(0, len(index) - 2 * KEEP_REFS - 1)
