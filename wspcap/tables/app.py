@@ -42,6 +42,7 @@ import json
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, NamedTuple
 
 import msgspec
@@ -426,9 +427,13 @@ class AppDecoding:
     def _table(self) -> pd.DataFrame:
         if not self.rows:
             return empty_app_table()
-        conn, refs, rows = zip(*self.rows)
+        # (three passes: zip(*rows) over 250,000 rows took 0.6 s)
+        conn = [x[0] for x in self.rows]
+        refs = [x[1] for x in self.rows]
+        rows = [x[2] for x in self.rows]
         events = [r.event for r in rows]
-        r = np.array(refs, dtype=np.int64).reshape(len(refs), 6)
+        # (np.array on a sequence of tuples takes each apart slowly: 5 us a row)
+        r = np.fromiter(chain.from_iterable(refs), np.int64, 6 * len(refs)).reshape(-1, 6)
         kinds = sorted(set(KINDS) | {e.kind for e in events})
         latency = np.array([-1 if x.latency is None else x.latency for x in rows], np.int64)
         request = [x.request_msg for x in rows]
