@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, MessageRun, RunOutput
 
 __all__ = [
     "MAX_JSON_BYTES",
@@ -203,6 +203,31 @@ class JsonDecoder(Decoder):
             return self.decode(message)
         except Exception as exc:  # noqa: BLE001 - decoders never raise
             return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")
+
+    def gives_nothing(self, msg_type: str, payload: bytes) -> bool:
+        """Whether :meth:`receive` would give nothing for this message (of at
+        most :data:`MAX_JSON_BYTES`, the conversation not claimed) and change
+        nothing, known cheaply; False when unsure. May raise (unsure then).
+        The default is always unsure."""
+        return False
+
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message, with no :class:`AppMessage` made
+        for those that :meth:`gives_nothing` says give nothing."""
+        if type(self).gives_nothing is JsonDecoder.gives_nothing:
+            return super().receive_run(run)
+        out: RunOutput = []
+        for i, payload in enumerate(run.payload):
+            if not self.claimed and len(payload) <= MAX_JSON_BYTES:
+                try:
+                    if self.gives_nothing(run.type[i], payload):
+                        continue
+                except Exception:  # noqa: BLE001, S110 - unsure: receive says
+                    pass
+            got = self.receive(run.message(i))
+            if got:
+                out.append((i, got))
+        return out
 
     def receive_parsed(self, message: AppMessage, value: Any) -> list[AppEvent | AppFinding]:
         """:meth:`receive` for a message of at most :data:`MAX_JSON_BYTES` whose
