@@ -279,16 +279,10 @@ class JsonDecoder(Decoder):
         part: int = 0,
     ) -> AppEvent:
         """An :class:`AppEvent` of this decoder, channel and id made text."""
-        return AppEvent(
-            msg_index=message.msg_index,
-            direction=message.direction,
-            protocol=self.name,
-            kind=kind,
-            channel=channel if isinstance(channel, str) else scalar_id(channel),
-            id=scalar_id(id),
-            fields=fields or {},
-            part=part,
-        )
+        # (positional: keywords cost a third more, once a message)
+        return AppEvent(message.msg_index, message.direction, self.name, kind,
+                        channel if isinstance(channel, str) else scalar_id(channel),
+                        scalar_id(id), fields or {}, part)
 
     def finding(self, message: AppMessage | None, code: str, detail: str) -> AppFinding:
         """An :class:`AppFinding` at ``message`` (or at no message)."""
