@@ -14,9 +14,16 @@ process: on a shared machine it moves much less than the wall time):
   forced     Options(decoder=NAME) (default jsonrpc): every connection decoded,
              every message parsed (the worst case for the 20% budget)
 
+On chat the JSON messages are not JSON-RPC: forced, every message is parsed
+and none makes a row. ``chat-jsonrpc`` (make_captures.py --only
+chat-jsonrpc) is the same traffic in JSON-RPC 2.0: auto recognizes it by
+content and every message makes a row; there ``--decoder none`` leaves the
+forced way out (it would be auto again).
+
 Usage::
 
-    python benchmarks/app_decoding.py [FILE] [--decoder NAME] [--repeat N]
+    python benchmarks/app_decoding.py [FILE | chat | chat-jsonrpc] [--decoder NAME|none]
+                                      [--repeat N]
 """
 
 from __future__ import annotations
@@ -41,15 +48,20 @@ def _time(path: Path, options: wspcap.Options) -> tuple[float, float, int]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("capture", nargs="?", type=Path, default=DEFAULT)
-    ap.add_argument("--decoder", default="jsonrpc", help="decoder forced [%(default)s]")
+    ap.add_argument("capture", nargs="?", type=Path, default=DEFAULT,
+                    help="a capture file, or the name of one in benchmarks/data [chat]")
+    ap.add_argument("--decoder", default="jsonrpc",
+                    help="decoder forced, none for no forced way [%(default)s]")
     ap.add_argument("--repeat", type=int, default=5, help="runs of each way [%(default)s]")
     args = ap.parse_args(argv)
+    if not args.capture.exists() and not args.capture.suffix:
+        args.capture = HERE / "data" / f"{args.capture}.pcap"
     if not args.capture.exists():
         ap.error(f"{args.capture} is missing: make it with benchmarks/make_captures.py "
-                 "--only chat")
-    ways = {"off": wspcap.Options(decoders=False), "auto": wspcap.Options(),
-            "forced": wspcap.Options(decoder=args.decoder)}
+                 f"--only {args.capture.stem}")
+    ways = {"off": wspcap.Options(decoders=False), "auto": wspcap.Options()}
+    if args.decoder.lower() != "none":
+        ways["forced"] = wspcap.Options(decoder=args.decoder)
     wall: dict[str, list[float]] = {name: [] for name in ways}
     cpu: dict[str, list[float]] = {name: [] for name in ways}
     rows: dict[str, int] = {}

@@ -12,6 +12,10 @@ Captures (written to ``benchmarks/data/`` unless ``--out`` says otherwise):
   chat-deflate    the same kind of traffic with permessage-deflate, ~125k frames
   chat-churn      the chat traffic over 2,000 short connections, 40 open at a
                   time (connections that come and go, as a sensor sees them)
+  chat-jsonrpc    chat's shape (40 connections, ~250k small text frames) in
+                  JSON-RPC 2.0: clients send requests (3 in 4, some answered
+                  with an error) and notifications, the server answers every
+                  request and pushes notifications: every message is an app row
   bulk            4 connections, messages of 1 KB..500 KB both ways (some
                   fragmented), ~256 MB of payload, no compression
   bulk-deflate    the same with permessage-deflate and compressible JSON text
@@ -65,7 +69,7 @@ DEFAULT_CHAT_FRAMES = 250_000
 DEFAULT_BULK_MB = 256
 
 CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb",
-                 "chat-tls", "bulk-tls")
+                 "chat-tls", "bulk-tls", "chat-jsonrpc")
 
 BOMB_MESSAGES = 30  # messages in the bomb capture
 BOMB_MIB = 60  # MiB of zeros in each (just under the 64 MiB cut per message)
@@ -74,6 +78,8 @@ CHURN_CONNS = 2000  # connections in chat-churn, one after another in each slot
 CHAT_OPEN_AT_ONCE = 40  # connections a chat capture keeps open at a time
 CHAT_PUSH_EVERY = 10  # the server pushes one extra event per 10 client messages
 CHAT_PING_EVERY = 500  # each client pings once per 500 messages
+RPC_NOTIFY_EVERY = 4  # in chat-jsonrpc, one client message in 4 is a notification
+RPC_ERROR_EVERY = 50  # and one request in about 50 is answered with an error
 BULK_FRAGMENT = 64 * 1024  # fragment size of fragmented bulk messages
 BULK_MIN, BULK_MAX = 1024, 500 * 1024
 BULK_PACE = 0.005  # seconds each bulk stream waits between messages
@@ -86,9 +92,11 @@ TCPDUMP_FLUSH_WAIT = 2.5
 
 def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str, Any]]:
     """What each capture is made of."""
-    def chat(n_frames: int, deflate: bool, conns: int = 40) -> dict[str, Any]:
-        # Per client message: the message, its ack and 1/CHAT_PUSH_EVERY push.
-        per_msg = 2 + 1 / CHAT_PUSH_EVERY
+    def chat(n_frames: int, deflate: bool, conns: int = 40,
+             answered: float = 1.0) -> dict[str, Any]:
+        # Per client message: the message, its ack (for the `answered` share
+        # of them) and 1/CHAT_PUSH_EVERY push.
+        per_msg = 1 + answered + 1 / CHAT_PUSH_EVERY
         msgs = max(1, math.ceil(n_frames / per_msg / conns))
         return {"kind": "chat", "deflate": deflate, "conns": conns, "msgs_per_conn": msgs,
                 "window": 4, "seed": seed, "target_frames": n_frames,
@@ -107,6 +115,9 @@ def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str,
         "chat": chat(frames, False),
         "chat-deflate": chat(max(1, frames // 2), True),
         "chat-churn": chat(frames, False, conns=CHURN_CONNS),
+        # The chat traffic as JSON-RPC 2.0: every message makes an app row.
+        "chat-jsonrpc": {**chat(frames, False, answered=1 - 1 / RPC_NOTIFY_EVERY),
+                         "app": "jsonrpc"},
         "bulk": bulk(bulk_mb, False),
         "bulk-deflate": bulk(bulk_mb * 3 / 8, True),
         # The chat and bulk traffic over TLS 1.3 (wss://); the clients' key log is
@@ -222,6 +233,51 @@ def chat_expected_pushes(n: int) -> int:
     return sum(1 for s in range(n) if s % CHAT_PUSH_EVERY == CHAT_PUSH_EVERY - 3)
 
 
+# JSON-RPC 2.0 chat (chat-jsonrpc): the same words and rooms, as requests,
+# notifications, responses and errors.
+
+def rpc_is_request(seq: int) -> bool:
+    """Whether a client's message ``seq`` is a request (else a notification)."""
+    return seq % RPC_NOTIFY_EVERY != RPC_NOTIFY_EVERY - 1
+
+
+def rpc_client_message(rng: random.Random, conn: int, seq: int) -> str:
+    room = ROOMS[conn % len(ROOMS)]
+    if not rpc_is_request(seq):
+        obj: dict[str, Any] = {"jsonrpc": "2.0", "method": "chat.typing",
+                               "params": {"room": room, "user": f"user-{conn}"}}
+    elif seq % 25 == 5:
+        obj = {"jsonrpc": "2.0", "id": seq, "method": "chat.history",
+               "params": [room, rng.randrange(10, 50)]}
+    else:
+        obj = {"jsonrpc": "2.0", "id": seq, "method": "chat.send",
+               "params": {"room": room, "from": f"user-{conn}", "text": chat_text(rng)}}
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def rpc_answer(request: dict[str, Any]) -> str:
+    """The server's response to a request: a result, or an error for some."""
+    seq = request["id"]
+    if seq % RPC_ERROR_EVERY == RPC_ERROR_EVERY - 3:
+        return ('{"jsonrpc":"2.0","id":%d,"error":{"code":-32602,'
+                '"message":"Invalid params","data":"room is read-only"}}' % seq)
+    if request["method"] == "chat.history":
+        return '{"jsonrpc":"2.0","id":%d,"result":{"messages":[],"more":false}}' % seq
+    return '{"jsonrpc":"2.0","id":%d,"result":{"ok":true,"seq":%d}}' % (seq, seq)
+
+
+def rpc_push(rng: random.Random, conn: int, seq: int) -> str:
+    other = rng.randrange(1000)
+    return json.dumps({"jsonrpc": "2.0", "method": "chat.message",
+                       "params": {"room": ROOMS[conn % len(ROOMS)], "from": f"user-{other}",
+                                  "id": seq * 1000 + other, "text": chat_text(rng)}},
+                      separators=(",", ":"))
+
+
+def rpc_expected_answers(n: int) -> int:
+    return sum(1 for s in range(n) if rpc_is_request(s))
+
+
 def bulk_plan(spec: dict[str, Any], side: str, conn: int) -> list[tuple[int, bool, bool]]:
     """(size, is_text, fragmented) for each message one side of one conn sends."""
     rng = random.Random(f"{spec['seed']}-bulk-plan-{side}-{conn}")
@@ -301,15 +357,20 @@ def ws_options(spec: dict[str, Any]) -> dict[str, Any]:
 
 async def chat_server(ws: Any, spec: dict[str, Any], st: SideStats, conn: int) -> None:
     rng = random.Random(f"{spec['seed']}-chat-server-{conn}")
+    rpc = spec.get("app") == "jsonrpc"
+    seq = -1
     async for msg in ws:
         st.received_messages += 1
-        seq = json.loads(msg)["seq"]
+        obj = json.loads(msg)
+        seq = obj["id"] if "id" in obj else seq + 1 if rpc else obj["seq"]
         if seq % CHAT_PUSH_EVERY == CHAT_PUSH_EVERY - 3:
-            push = chat_push(rng, conn, seq)
+            push = rpc_push(rng, conn, seq) if rpc else chat_push(rng, conn, seq)
             await ws.send(push)
             st.messages += 1
             st.message_bytes += len(push)
-        ack = '{"t":"ack","seq":%d,"ok":true}' % seq
+        if rpc and "id" not in obj:
+            continue  # a notification is not answered
+        ack = rpc_answer(obj) if rpc else '{"t":"ack","seq":%d,"ok":true}' % seq
         await ws.send(ack)
         st.messages += 1
         st.message_bytes += len(ack)
@@ -422,7 +483,10 @@ async def chat_client(port: int, spec: dict[str, Any], conn: int, st: SideStats)
 
     rng = random.Random(f"{spec['seed']}-chat-client-{conn}")
     n = spec["msgs_per_conn"]
-    expected = n + chat_expected_pushes(n)
+    rpc = spec.get("app") == "jsonrpc"
+    answers = rpc_expected_answers(n) if rpc else n
+    expected = answers + chat_expected_pushes(n)
+    answer_head = '{"jsonrpc":"2.0","id"' if rpc else '{"t":"ack"'
     async with connect(f"{_scheme(spec)}://{HOST}:{port}/chat/{conn}", open_timeout=60,
                        **ws_options(spec), **_client_tls(spec)) as ws:
         window = asyncio.Semaphore(spec["window"])
@@ -431,13 +495,14 @@ async def chat_client(port: int, spec: dict[str, Any], conn: int, st: SideStats)
             for _ in range(expected):
                 msg = await ws.recv()
                 st.received_messages += 1
-                if msg.startswith('{"t":"ack"'):
+                if msg.startswith(answer_head):
                     window.release()
 
         reading = asyncio.create_task(reader())
         for seq in range(n):
-            await window.acquire()
-            msg = chat_message(rng, conn, seq)
+            if not rpc or rpc_is_request(seq):
+                await window.acquire()  # a notification waits for no answer
+            msg = rpc_client_message(rng, conn, seq) if rpc else chat_message(rng, conn, seq)
             await ws.send(msg)
             st.messages += 1
             st.message_bytes += len(msg)

@@ -19,7 +19,8 @@ each side sent; and the table with the decoders run test-side
 
 WAMP is not here: autobahn has no router, and crossbar (the router) is a
 heavy install; the WAMP decoder is tested on autobahn's encoders in
-tests/unit/app.
+tests/unit/app, and on a live crossbar router with autobahn clients in
+tests/test_app_wamp_live.py when crossbar is installed (``WSPCAP_CROSSBAR``).
 """
 
 from __future__ import annotations

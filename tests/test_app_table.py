@@ -96,3 +96,22 @@ def test_cli_decoders_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert main(["analyze", str(RPC), "-q", "--decoder", "nope"]) == 2
     assert main(["analyze", str(RPC), "-q", "--no-decoders", "-o", str(tmp_path / "u")]) == 0
     assert len(pd.read_parquet(tmp_path / "u" / "app.parquet")) == 0
+
+
+@pytest.mark.parametrize("fields", [
+    {"method": "chat.send", "params": {"room": "r", "text": "caf\u00e9 \U0001f600 \"q\" \\ \n\x00\x1f\x7f"}},
+    {"id": 2**70, "n": -1, "ok": True, "none": None, "list": [1, [2, {"a": []}]]},
+    {"f": 1e16}, {"f": 1e-05}, {"f": 0.1}, {"f": -0.0}, {"f": float("nan")}, {"f": float("inf")},
+    {"t": (1, 2)}, {"b": b"\x00\xff"}, {1: "int key"}, {"s": {1, 2}}, {"u": "\ud800"},
+    {"deep": [[[[[[[[[[1]]]]]]]]]]}, {"o": object()},
+])
+def test_fields_text_is_the_standard_librarys(fields: dict[str, object]) -> None:
+    """msgspec writes the ``fields`` text only where it spells it as the standard library."""
+    from wspcap.tables.app import _FIELDS_TEXT, _json
+
+    text = _json(fields)
+    if "o" in fields:  # repr of an object: its address changes nothing but the text
+        assert text.startswith('{"o":"<object object at ')
+    else:
+        assert text == _FIELDS_TEXT(fields)
+        assert text == json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=repr)

@@ -27,7 +27,7 @@ from typing import Any
 
 import msgspec
 
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, MessageRun, RunOutput
 
 __all__ = [
     "MAX_JSON_BYTES",
@@ -121,6 +121,8 @@ def first_json(first: Sequence[AppMessage], limit: int = 4) -> list[tuple[AppMes
 
 def scalar_id(value: Any) -> str | None:
     """An id as text: strings as they are, numbers in JSON spelling, else None."""
+    if type(value) is int:  # (json.dumps spells an int as int.__repr__ does)
+        return str(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
@@ -128,6 +130,21 @@ def scalar_id(value: Any) -> str | None:
     if isinstance(value, (int, float)):
         return json.dumps(value)
     return None
+
+
+#: Key -> whether it names a secret, for the keys seen (they repeat).
+_SECRET_KEYS: dict[Any, bool] = {}
+
+
+def _secret_key(key: Any) -> bool:
+    """Whether a key names a secret (:data:`_CRED_KEY`), remembered for
+    :data:`MAX_OPEN` keys."""
+    known = _SECRET_KEYS.get(key) if type(key) is str else None
+    if known is None:
+        known = _CRED_KEY.search(str(key)) is not None
+        if type(key) is str and len(_SECRET_KEYS) < MAX_OPEN:
+            _SECRET_KEYS[key] = known
+    return known
 
 
 def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
@@ -138,7 +155,7 @@ def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
     if isinstance(value, dict):
         for key, item in value.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            if _CRED_KEY.search(str(key)) and isinstance(item, str) and item:
+            if _secret_key(key) and isinstance(item, str) and item:
                 found.append(path)
             elif isinstance(item, (dict, list)):
                 found.extend(credential_paths(item, path, depth + 1))
@@ -186,6 +203,31 @@ class JsonDecoder(Decoder):
             return self.decode(message)
         except Exception as exc:  # noqa: BLE001 - decoders never raise
             return self.parse_failed(message, f"{self.label} decoder error ({type(exc).__name__})")
+
+    def gives_nothing(self, msg_type: str, payload: bytes) -> bool:
+        """Whether :meth:`receive` would give nothing for this message (of at
+        most :data:`MAX_JSON_BYTES`, the conversation not claimed) and change
+        nothing, known cheaply; False when unsure. May raise (unsure then).
+        The default is always unsure."""
+        return False
+
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message, with no :class:`AppMessage` made
+        for those that :meth:`gives_nothing` says give nothing."""
+        if type(self).gives_nothing is JsonDecoder.gives_nothing:
+            return super().receive_run(run)
+        out: RunOutput = []
+        for i, payload in enumerate(run.payload):
+            if not self.claimed and len(payload) <= MAX_JSON_BYTES:
+                try:
+                    if self.gives_nothing(run.type[i], payload):
+                        continue
+                except Exception:  # noqa: BLE001, S110 - unsure: receive says
+                    pass
+            got = self.receive(run.message(i))
+            if got:
+                out.append((i, got))
+        return out
 
     def receive_parsed(self, message: AppMessage, value: Any) -> list[AppEvent | AppFinding]:
         """:meth:`receive` for a message of at most :data:`MAX_JSON_BYTES` whose
@@ -237,16 +279,10 @@ class JsonDecoder(Decoder):
         part: int = 0,
     ) -> AppEvent:
         """An :class:`AppEvent` of this decoder, channel and id made text."""
-        return AppEvent(
-            msg_index=message.msg_index,
-            direction=message.direction,
-            protocol=self.name,
-            kind=kind,
-            channel=channel if isinstance(channel, str) else scalar_id(channel),
-            id=scalar_id(id),
-            fields=fields or {},
-            part=part,
-        )
+        # (positional: keywords cost a third more, once a message)
+        return AppEvent(message.msg_index, message.direction, self.name, kind,
+                        channel if isinstance(channel, str) else scalar_id(channel),
+                        scalar_id(id), fields or {}, part)
 
     def finding(self, message: AppMessage | None, code: str, detail: str) -> AppFinding:
         """An :class:`AppFinding` at ``message`` (or at no message)."""

@@ -115,6 +115,15 @@ class GraphQLDecoder(JsonDecoder):
         # operation id -> (operation type, operation name)
         self.operations: dict[str, tuple[str | None, str | None]] = {}
 
+    def gives_nothing(self, msg_type: str, payload: bytes) -> bool:
+        """Not an object with a known ``type``: :meth:`decode` gives nothing
+        for it, unclaimed, and changes nothing."""
+        value = loads(payload)
+        if not isinstance(value, dict):
+            return True
+        mtype = value.get("type")
+        return not (isinstance(mtype, str) and mtype in _KINDS)
+
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         value = loads(message.payload)
         if not isinstance(value, dict) or not isinstance(value.get("type"), str):

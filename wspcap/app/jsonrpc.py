@@ -64,6 +64,15 @@ def _says_rpc(payload: bytes) -> bool:
     return isinstance(payload, bytes) and _SAYS in payload[:4096]
 
 
+#: ``json.dumps(value, sort_keys=True)``, made once.
+_SORTED = json.JSONEncoder(sort_keys=True).encode
+
+
+def _id_key(value: Any) -> str:
+    """An id as the JSON text the open requests are keyed by."""
+    return str(value) if type(value) is int else _SORTED(value)
+
+
 def _is_rpc(value: Any) -> bool:
     if isinstance(value, dict):
         return "jsonrpc" in value
@@ -100,26 +109,30 @@ class JsonRpcDecoder(JsonDecoder):
         self.untracked = 0
 
     def receive_run(self, run: MessageRun) -> RunOutput:
-        """:meth:`receive` on each message, with no :class:`AppMessage` made
-        for those that give nothing: while the conversation is not claimed,
-        a message that is not JSON-RPC and does not say ``"jsonrpc"``."""
+        """:meth:`receive` on each message, parsed here once, with no
+        :class:`AppMessage` made for those that give nothing: while the
+        conversation is not claimed, a message that is not JSON-RPC and does
+        not say ``"jsonrpc"``."""
         out: RunOutput = []
         for i, payload in enumerate(run.payload):
             # In the loop, what loads, _is_rpc and _says_rpc do (the calls cost more).
-            if self.claimed or len(payload) > MAX_JSON_BYTES:
+            if len(payload) > MAX_JSON_BYTES:
                 got = self.receive(run.message(i))
-            else:
-                try:
-                    value = parse_fast(payload)
-                except PARSE_ERRORS:
-                    value = parse_strict(payload)
+                if got:
+                    out.append((i, got))
+                continue
+            try:
+                value = parse_fast(payload)
+            except PARSE_ERRORS:
+                value = parse_strict(payload)
+            if not self.claimed:
                 if type(value) is dict:
                     rpc = "jsonrpc" in value
                 else:
                     rpc = value is not NOT_JSON and _is_rpc(value)
                 if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
                     continue
-                got = self.receive_parsed(run.message(i), value)
+            got = self.receive_parsed(run.message(i), value)
             if got:
                 out.append((i, got))
         return out
@@ -146,7 +159,7 @@ class JsonRpcDecoder(JsonDecoder):
             return self.parse_failed(message, f"invalid JSON-RPC object: {problem}", force=True)
         self.claimed = True
         has_id = "id" in obj
-        id_key = json.dumps(obj.get("id"), sort_keys=True)
+        id_key = _id_key(obj.get("id"))
         if "method" in obj:
             method = obj["method"]
             fields: dict[str, Any] = {"method": method}

@@ -165,6 +165,13 @@ class PhoenixDecoder(JsonDecoder):
         # refs of heartbeats sent, to call their replies pongs
         self.heartbeats: set[str] = set()
 
+    def gives_nothing(self, msg_type: str, payload: bytes) -> bool:
+        """Neither a v1 object nor a v2 array (nor a binary v2 message):
+        :meth:`decode` gives nothing for it, unclaimed, and changes nothing."""
+        if msg_type == "binary" and payload[:1] in (b"\x00", b"\x01", b"\x02"):
+            return False
+        return parse_phoenix(loads(payload)) is None
+
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         if message.type == "binary" and message.payload[:1] in (b"\x00", b"\x01", b"\x02"):
             value: Any = None
