@@ -14,19 +14,15 @@ by packet.
 
 from __future__ import annotations
 
-import importlib.util
 import random
-import sys
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.golden.paths import REPO_ROOT, SAMPLES_DIR
+from tests.golden.paths import SAMPLES_DIR, anomaly_generator
 from tests.golden.tls import pcapng_secrets
 from tests.test_blocks import TABLES, assert_same, batched, per_packet
 from wspcap.engine import Options
@@ -36,15 +32,7 @@ from wspcap.tls import KeyLog
 C2S, S2C = "c2s", "s2c"
 
 
-@cache
-def _make() -> ModuleType:
-    path = REPO_ROOT / "samples" / "anomalies" / "make_anomalies.py"
-    spec = importlib.util.spec_from_file_location("make_anomalies", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("make_anomalies", module)
-    spec.loader.exec_module(module)
-    return module
+_make = anomaly_generator
 
 
 TROUBLE = ("", "", "", "", "lose", "repeat", "swap", "forge", "handshake")

@@ -20,18 +20,15 @@ says).
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 import zlib
-from functools import cache
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
 import pytest
-from golden.paths import REPO_ROOT
+from golden.paths import anomaly_generator
 
 import wspcap
 from wspcap.api.reading import analyze_to
@@ -43,15 +40,7 @@ from wspcap.tables.stream import TablesWriter
 C2S, S2C = "c2s", "s2c"
 
 
-@cache
-def _make() -> ModuleType:
-    path = REPO_ROOT / "samples" / "anomalies" / "make_anomalies.py"
-    spec = importlib.util.spec_from_file_location("make_anomalies", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_anomalies"] = module
-    spec.loader.exec_module(module)
-    return module
+_make = anomaly_generator
 
 
 def _text(n: int, size: int) -> bytes:

@@ -10,9 +10,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
 __all__ = [
     "CAPTURE_SUFFIXES",
@@ -75,3 +78,18 @@ def peer_captures() -> list[str]:
         return []
     return sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
                   if p.is_file() and p.name.endswith(CAPTURE_SUFFIXES))
+
+
+def anomaly_generator() -> ModuleType:
+    """``samples/anomalies/make_anomalies.py`` as a module (loaded once): its
+    scapy scenario writer and its TLS 1.3 writer, apart from wspcap's own."""
+    loaded = sys.modules.get("make_anomalies")
+    if loaded is not None:
+        return loaded
+    path = SAMPLES_DIR / "anomalies" / "make_anomalies.py"
+    spec = importlib.util.spec_from_file_location("make_anomalies", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["make_anomalies"] = module
+    spec.loader.exec_module(module)
+    return module

@@ -426,15 +426,8 @@ def test_hello_retry_request() -> None:
 def _generator():  # type: ignore[no-untyped-def]
     """The crafted captures' generator, whose TLS 1.3 writer is written apart from
     wspcap's (its own HKDF-Expand-Label and AES-GCM sealing)."""
-    import importlib.util
-    import sys
-    path = TESTS.parent / "samples" / "anomalies" / "make_anomalies.py"
-    spec = importlib.util.spec_from_file_location("make_anomalies", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["make_anomalies"] = module
-    spec.loader.exec_module(module)
-    return module
+    from golden.paths import anomaly_generator
+    return anomaly_generator()
 
 
 def test_key_update() -> None:

@@ -187,6 +187,31 @@ class JsonDecoder(Decoder):
             self.claimed = False
 
     @classmethod
+    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
+        """1.0 by subprotocol; else the best of what the URI says
+        (:meth:`uri_score`) and of what each of the first messages' JSON
+        values says (:meth:`content_score`). Never raises."""
+        try:
+            if facts.subprotocol in cls.subprotocols:
+                return 1.0
+            best = cls.uri_score(facts.uri)
+            for _message, value in first_json(first):
+                best = max(best, cls.content_score(value))
+            return best
+        except Exception:  # noqa: BLE001 - the contract says never
+            return 0.0
+
+    @classmethod
+    def uri_score(cls, uri: str | None) -> float:
+        """Confidence from the request target's conventions alone (0: none)."""
+        return 0.0
+
+    @classmethod
+    def content_score(cls, value: Any) -> float:
+        """Confidence from one message's JSON value (0: not this protocol)."""
+        return 0.0
+
+    @classmethod
     def claimed_by(cls, facts: ConnFacts) -> bool:
         """Whether the handshake alone says this protocol (subprotocol or URI)."""
         return facts.subprotocol in cls.subprotocols

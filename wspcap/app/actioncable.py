@@ -25,11 +25,10 @@ Recognition: subprotocol ``actioncable-v1-json`` (and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from ._json import NOT_JSON, JsonDecoder, credential_paths, first_json, loads
+from ._json import NOT_JSON, JsonDecoder, credential_paths, loads
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
@@ -77,23 +76,18 @@ class ActionCableDecoder(JsonDecoder):
         return facts.subprotocol in cls.subprotocols or _uri_is_cable(facts.uri)
 
     @classmethod
-    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
-        try:
-            if facts.subprotocol in cls.subprotocols:
-                return 1.0
-            best = 0.9 if _uri_is_cable(facts.uri) else 0.0
-            for _message, value in first_json(first):
-                if not isinstance(value, dict):
-                    continue
-                if value.get("type") == "welcome" or (
-                    value.get("command") in _COMMANDS and isinstance(value.get("identifier"), str)
-                ):
-                    best = max(best, 0.7)
-                elif value.get("type") == "confirm_subscription":
-                    best = max(best, 0.6)
-            return best
-        except Exception:  # noqa: BLE001
+    def uri_score(cls, uri: str | None) -> float:
+        return 0.9 if _uri_is_cable(uri) else 0.0
+
+    @classmethod
+    def content_score(cls, value: Any) -> float:
+        if not isinstance(value, dict):
             return 0.0
+        if value.get("type") == "welcome" or (
+            value.get("command") in _COMMANDS and isinstance(value.get("identifier"), str)
+        ):
+            return 0.7
+        return 0.6 if value.get("type") == "confirm_subscription" else 0.0
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         value = loads(message.payload)

@@ -30,10 +30,9 @@ authorization -> ``app_credentials_in_clear`` (the keys named);
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from typing import Any
 
-from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json, loads
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, loads
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
@@ -90,24 +89,15 @@ class GraphQLDecoder(JsonDecoder):
     subprotocols = (TRANSPORT_WS, LEGACY_WS)
 
     @classmethod
-    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
-        try:
-            if facts.subprotocol in cls.subprotocols:
-                return 1.0
-            best = 0.0
-            for _message, value in first_json(first):
-                if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-                    continue
-                kind = value["type"]
-                payload = value.get("payload")
-                operation = kind in ("subscribe", "start") and isinstance(payload, dict)
-                if kind == "connection_init" or (operation and "query" in (payload or {})):
-                    best = max(best, 0.7)
-                elif kind in ("connection_ack", "ka"):
-                    best = max(best, 0.5)
-            return best
-        except Exception:  # noqa: BLE001
+    def content_score(cls, value: Any) -> float:
+        if not isinstance(value, dict) or not isinstance(value.get("type"), str):
             return 0.0
+        kind = value["type"]
+        payload = value.get("payload")
+        operation = kind in ("subscribe", "start") and isinstance(payload, dict)
+        if kind == "connection_init" or (operation and "query" in (payload or {})):
+            return 0.7
+        return 0.5 if kind in ("connection_ack", "ka") else 0.0
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)

@@ -31,7 +31,6 @@ content only (``"jsonrpc": "2.0"`` in the first messages, 0.7).
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from ._json import (
@@ -41,7 +40,6 @@ from ._json import (
     PARSE_ERRORS,
     JsonDecoder,
     credential_paths,
-    first_json,
     loads,
     parse_fast,
     parse_strict,
@@ -90,16 +88,11 @@ class JsonRpcDecoder(JsonDecoder):
     label = "JSON-RPC"
 
     @classmethod
-    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
-        try:
-            for _message, value in first_json(first):
-                items = value if isinstance(value, list) else [value]
-                if items and all(
-                    isinstance(v, dict) and v.get("jsonrpc") == "2.0" for v in items[:16]
-                ):
-                    return 0.7
-        except Exception:  # noqa: BLE001
-            return 0.0
+    def content_score(cls, value: Any) -> float:
+        items = value if isinstance(value, list) else [value]
+        if items and all(isinstance(v, dict) and v.get("jsonrpc") == "2.0" for v in items[:16]):
+            return 0.7
+        return 0.0
         return 0.0
 
     def __init__(self, facts: ConnFacts) -> None:

@@ -33,11 +33,10 @@ the shape 0.5.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json, loads
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, loads
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
@@ -145,20 +144,15 @@ class PhoenixDecoder(JsonDecoder):
         return _uri_score(facts.uri) >= 0.9
 
     @classmethod
-    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
-        try:
-            best = _uri_score(facts.uri)
-            for _message, value in first_json(first):
-                msg = parse_phoenix(value)
-                if msg is None:
-                    continue
-                if msg["event"] in ("phx_join", "heartbeat", "phx_reply"):
-                    best = max(best, 0.7)
-                else:
-                    best = max(best, 0.5)
-            return best
-        except Exception:  # noqa: BLE001
+    def uri_score(cls, uri: str | None) -> float:
+        return _uri_score(uri)
+
+    @classmethod
+    def content_score(cls, value: Any) -> float:
+        msg = parse_phoenix(value)
+        if msg is None:
             return 0.0
+        return 0.7 if msg["event"] in ("phx_join", "heartbeat", "phx_reply") else 0.5
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)

@@ -41,10 +41,9 @@ HELLO offering only ``ticket``) carries the ticket in clear ->
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, first_json, loads, scalar_id
+from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, loads, scalar_id
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
 from .registry import register
 
@@ -114,24 +113,12 @@ class WampDecoder(JsonDecoder):
     subprotocols = (SUBPROTOCOL, BATCHED)
 
     @classmethod
-    def recognize(cls, facts: ConnFacts, first: Sequence[AppMessage]) -> float:
-        try:
-            if facts.subprotocol in cls.subprotocols:
-                return 1.0
-            best = 0.0
-            for _message, value in first_json(first):
-                if not _is_wamp(value):
-                    continue
-                code = value[0]
-                if code == 1 and isinstance(value[1], str) and isinstance(value[2], dict) and (
-                    "roles" in value[2]
-                ):
-                    return 0.7
-                if code == 2 and isinstance(value[2], dict) and "roles" in value[2]:
-                    best = max(best, 0.7)
-            return best
-        except Exception:  # noqa: BLE001
+    def content_score(cls, value: Any) -> float:
+        if not _is_wamp(value):
             return 0.0
+        code = value[0]
+        greeting = code == 2 or (code == 1 and isinstance(value[1], str))  # WELCOME, HELLO
+        return 0.7 if greeting and isinstance(value[2], dict) and "roles" in value[2] else 0.0
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)

@@ -361,7 +361,7 @@ class _Side(NamedTuple):
         run: its frames (over TLS: in the plaintext of its records).
         data: its TCP data segments (batch indices), in order.
         cut: the packet from which it must go per packet.
-        tls: over TLS, the records read (``run`` is None without plaintext).
+        tls: over TLS, the records read (``run`` frames their plaintext).
     """
 
     session: Session
@@ -370,7 +370,6 @@ class _Side(NamedTuple):
     data: np.ndarray
     cut: int
     tls: TLSRun | None = None
-    tcp: bytes = b""
 
 
 def _clear_side(p: Pipeline, s: Session, d: int, batch: Batch, stamps: np.ndarray,
@@ -403,7 +402,7 @@ def _tls_side(p: Pipeline, s: Session, d: int, batch: Batch, stamps: np.ndarray,
     run = FrameRun(s.dirs[d].parser, plain, emitted, pe - sizes, pe,  # type: ignore[arg-type]
                    stamps, p.options.max_payload, marked)
     cut = int(data[records.cut]) if records.cut < len(data) else NEVER
-    return _Side(s, d, run, data, min(cut, run.cut), records, b"".join(segments))
+    return _Side(s, d, run, data, min(cut, run.cut), records)
 
 
 def _commit(s: Session, side: _Side, batch: Batch, cut: int) -> None:
@@ -422,7 +421,7 @@ def _commit(s: Session, side: _Side, batch: Batch, cut: int) -> None:
     if not taken:
         return
     records = side.tls
-    tail = records.tail(taken, side.tcp)
+    tail = records.tail(taken)
     assert s.tls is not None
     s.tls.commit_run(d, records, taken, tail)
     ends = records.ends
@@ -431,8 +430,7 @@ def _commit(s: Session, side: _Side, batch: Batch, cut: int) -> None:
     marks = [(records.offset + (ends[j - 1] if j else 0), batch.first + int(data[j]),
               batch.stamps[int(data[j])]) for j in range(first, taken)]
     s.took_tls_run(d, fed - run.held if m else 0, marks)
-    last = [side.tcp[(ends[j - 1] if j else 0):ends[j]]
-            for j in range(max(0, taken - HISTORY), taken)]
+    last = [records.segment(j) for j in range(max(0, taken - HISTORY), taken)]
     s.reasm[d].took_in_order(ends[taken - 1], last)
 
 

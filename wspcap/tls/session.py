@@ -125,6 +125,7 @@ class TLSRun:
     Attributes:
         seq: the sequence number of the first record.
         offset: the stream offset of the first segment.
+        data: the segments joined.
         ends: where each segment ends in the joined segments.
         plain: each record's plaintext; ``emitted``: the segment where it
             ends (where :meth:`~TLSSession.receive_data` would give it out);
@@ -134,11 +135,12 @@ class TLSRun:
             first record it did not read starts (len(ends) if none).
     """
 
-    __slots__ = ("cut", "emitted", "ends", "marked", "offset", "plain", "seq", "starts",
-                 "stops")
+    __slots__ = ("cut", "data", "emitted", "ends", "marked", "offset", "plain", "seq",
+                 "starts", "stops")
 
-    def __init__(self, seq: int, offset: int, ends: list[int]) -> None:
+    def __init__(self, seq: int, offset: int, ends: list[int], data: bytes) -> None:
         self.seq = seq
+        self.data = data
         self.offset = offset
         self.ends = ends
         self.plain: list[bytes] = []
@@ -163,11 +165,15 @@ class TLSRun:
         """How many records end within the first ``segments`` segments."""
         return bisect.bisect_left(self.emitted, segments)
 
-    def tail(self, segments: int, joined: bytes) -> bytes:
+    def tail(self, segments: int) -> bytes:
         """The bytes of the first ``segments`` segments after their last whole record."""
         records = self.records_before(segments)
         start = self.stops[records - 1] if records else 0
-        return joined[start:self.ends[segments - 1]]
+        return self.data[start:self.ends[segments - 1]]
+
+    def segment(self, j: int) -> bytes:
+        """Segment ``j``'s bytes."""
+        return self.data[self.ends[j - 1] if j else 0:self.ends[j]]
 
 
 @dataclass(slots=True)
@@ -358,7 +364,7 @@ class TLSSession:
         buf = b"".join(segments)
         sizes = [len(seg) for seg in segments]
         ends = list(itertools.accumulate(sizes))
-        run = TLSRun(protection.seq, d.offset, ends)
+        run = TLSRun(protection.seq, d.offset, ends, buf)
         limit = self._limit()
         pos, seq, end = 0, protection.seq, len(buf)
         whole = True  # reading stopped at a record that is not plain application data

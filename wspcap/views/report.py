@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from wspcap.rules.registry import RULES, SEVERITIES
+from wspcap.views.summary import ranked
 
 if TYPE_CHECKING:
     from wspcap.tables.capture import Capture
@@ -357,17 +358,9 @@ def _duration(value: Any) -> str:
 
 def _top(values: pd.Series) -> str:
     """The :data:`TOP_APP` most frequent values with their counts (escaped)."""
-    counts = values.dropna().astype(str).value_counts(sort=False)
-    counts = counts.sort_values(ascending=False, kind="stable")
-    shown = []
-    for value, count in counts.head(TOP_APP).items():
-        text = str(value)
-        if len(text) > CHANNEL_CHARS:
-            text = text[:CHANNEL_CHARS - 1] + "…"
-        shown.append(f"{_text(text)}&nbsp;×{int(count)}")
-    more = (f' <span class="muted">+ {len(counts) - TOP_APP} more</span>'
-            if len(counts) > TOP_APP else "")
-    return ", ".join(shown) + more
+    top, others = ranked(values, TOP_APP, CHANNEL_CHARS)
+    more = f' <span class="muted">+ {others} more</span>' if others else ""
+    return ", ".join(f"{_text(text)}&nbsp;×{count}" for text, count in top) + more
 
 
 def _app_row(cid: int, events: pd.DataFrame, conn: Any, linked: set[int]) -> str:

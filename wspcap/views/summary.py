@@ -236,21 +236,23 @@ def _anomalies(anomalies: pd.DataFrame, wide: bool) -> Table:
 # -- the application layer (issue 18) --------------------------------------------------------
 
 
+def ranked(values: pd.Series, n: int, width: int) -> tuple[list[tuple[str, int]], int]:
+    """The ``n`` most frequent values with their counts (ties in first-seen
+    order; each cut to ``width`` characters), and how many other values
+    there are. For the summary and the HTML report."""
+    counts = values.dropna().astype(str).value_counts(sort=False)
+    counts = counts.sort_values(ascending=False, kind="stable")
+    top = [(text if len(text) <= width else text[:width - 1] + "…", int(count))
+           for text, count in counts.head(n).items()]
+    return top, max(len(counts) - n, 0)
+
+
 def _top(values: pd.Series, n: int = TOP_APP) -> str:
     """``publish 10, ack 9, connect 1``: the ``n`` most frequent values, with
     counts (ties in first-seen order), ``+ 2 more`` for the others."""
-    counts = values.dropna().astype(str).value_counts(sort=False)
-    if not len(counts):
-        return ""
-    counts = counts.sort_values(ascending=False, kind="stable")
-    shown = []
-    for value, count in counts.head(n).items():
-        text = str(value)
-        if len(text) > CHANNEL_CHARS:
-            text = text[:CHANNEL_CHARS - 1] + "…"
-        shown.append(f"{escape(_na(text))} {count}")
-    more = f", + {len(counts) - n} more" if len(counts) > n else ""
-    return ", ".join(shown) + more
+    top, others = ranked(values, n, CHANNEL_CHARS)
+    more = f", + {others} more" if others else ""
+    return ", ".join(f"{escape(_na(text))} {count}" for text, count in top) + more
 
 
 def _app_cells(conns: pd.DataFrame, app: pd.DataFrame | None) -> list[dict[str, str]]:

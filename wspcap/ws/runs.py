@@ -69,7 +69,8 @@ def frame_lengths(view: np.ndarray, starts: np.ndarray
     """:func:`~wspcap.ws.frames.frame_length` for the frame headers at
     ``view[starts]`` (``view``: the bytes as ``uint8``), each whole in
     ``view``: header lengths before any masking key, payload lengths, and
-    encodings (7, 16, 64)."""
+    encodings (7, 16, 64). A 64-bit length comes back without its most
+    significant bit (which RFC 6455 forbids; int64 cannot hold it)."""
     b1 = view[starts + 1].astype(np.int64)
     length = b1 & LEN7
     enc = np.where(length == 126, 16, np.where(length == 127, 64, 7))
