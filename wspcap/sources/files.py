@@ -48,6 +48,7 @@ import numpy as np
 from dpkt import pcap as _pcap
 from dpkt import pcapng as _pcapng
 
+from wspcap.constants import SPEEDUPS
 from wspcap.errors import CaptureFormatError
 from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 
@@ -242,6 +243,43 @@ class GzipStream:
         self.corrupt = corrupt
 
 
+_CAPLEN = {False: struct.Struct("<I").unpack_from, True: struct.Struct(">I").unpack_from}
+
+
+def pcap_records(buf: bytes, pos: int, big_endian: bool) -> tuple[list[int], int, int]:
+    """Walk classic pcap record headers in ``buf`` from ``pos``.
+
+    Returns:
+        ``(starts, pos, pending)``: the data offsets of the records wholly in
+        ``buf``, the position after the last of them, and the captured length
+        declared by the record that the end of ``buf`` cuts (-1 when ``buf``
+        ends before a whole record header).
+
+    This loop turns once per packet; ``wspcap/sources/_speedups.c`` is its
+    compiled mirror, used where it is built (see :data:`wspcap.constants.SPEEDUPS`).
+    """
+    caplen_at = _CAPLEN[big_endian]
+    end = len(buf)
+    starts: list[int] = []
+    append = starts.append
+    while pos + 16 <= end:
+        caplen: int = caplen_at(buf, pos + 8)[0]
+        nxt = pos + 16 + caplen
+        if nxt > end:
+            return starts, pos, caplen
+        append(pos + 16)
+        pos = nxt
+    return starts, pos, -1
+
+
+_pcap_records = pcap_records
+if SPEEDUPS:
+    try:
+        from wspcap.sources._speedups import pcap_records as _pcap_records
+    except ImportError:  # not built: the reference above
+        pass
+
+
 class CaptureFile:
     """An open capture file of either format.
 
@@ -336,7 +374,7 @@ class CaptureFile:
         # The upper bits carry the FCS length and its "present" flag (libpcap's
         # LT_LINKTYPE() keeps the low 26 bits).
         linktype = struct.unpack_from(endian + "I", head, 20)[0] & 0x03FFFFFF
-        caplen_at = struct.Struct(endian + "I").unpack_from
+        big = endian == ">"
         header = np.dtype(endian + "u4")
         frac_mult = 1 if nano else 1000
         number = 0
@@ -345,19 +383,10 @@ class CaptureFile:
         for block in self._blocks():
             buf = buf[pos:] + block if pos < len(buf) else block
             pos = 0
-            end = len(buf)
-            starts: list[int] = []
-            append = starts.append
-            while pos + 16 <= end:
-                caplen = caplen_at(buf, pos + 8)[0]
-                nxt = pos + 16 + caplen
-                if nxt > end:
-                    if caplen > MAX_RECORD:
-                        self._stop(f"corrupt record header after packet {number + len(starts)} "
-                                   f"(declares {caplen} bytes)", corrupt=True)
-                    break
-                append(pos + 16)
-                pos = nxt
+            starts, pos, pending = _pcap_records(buf, pos, big)
+            if pending > MAX_RECORD:
+                self._stop(f"corrupt record header after packet {number + len(starts)} "
+                           f"(declares {pending} bytes)", corrupt=True)
             if starts:
                 # The record headers' other fields, all at once.
                 at = np.asarray(starts, np.int64)[:, None] - 16 + np.arange(16)

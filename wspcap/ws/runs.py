@@ -46,17 +46,26 @@ the two).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from wspcap.constants import SPEEDUPS
 from wspcap.ws.frames import FIN, LEN7, MASKED, OPCODE, RSV1, RSV2, RSV3
 from wspcap.ws.mask import frame_payloads
+
+_kernel: ModuleType | None = None
+if SPEEDUPS:
+    try:
+        from wspcap.ws import _speedups as _kernel
+    except ImportError:  # not built: the NumPy reference
+        pass
 
 if TYPE_CHECKING:
     from wspcap.ws.frames import FrameParser
 
-__all__ = ["FrameRun", "frame_lengths", "joined", "whole_frames"]
+__all__ = ["FrameRun", "frame_lengths", "joined", "py_whole_frames", "whole_frames"]
 
 _EMPTY = np.zeros(0, np.int64)
 #: No packet: a run that nothing stops.
@@ -91,7 +100,20 @@ def whole_frames(buf: bytes, ps: np.ndarray, sizes: np.ndarray
                  ) -> tuple[np.ndarray, np.ndarray] | None:
     """Header and payload lengths of the frames in ``buf[ps[i]:ps[i] + sizes[i]]``
     when each of these segments is exactly one whole frame with a 7- or 16-bit
-    length, as most segments of real traffic are; None when one is not."""
+    length, as most segments of real traffic are; None when one is not:
+    :func:`py_whole_frames`, or its compiled mirror where that is built."""
+    if _kernel is None:
+        return py_whole_frames(buf, ps, sizes)
+    got = _kernel.whole_frames(buf, np.ascontiguousarray(ps, np.int64),
+                               np.ascontiguousarray(sizes, np.int64))
+    if got is None:
+        return None
+    return np.frombuffer(got[0], np.int64), np.frombuffer(got[1], np.int64)
+
+
+def py_whole_frames(buf: bytes, ps: np.ndarray, sizes: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray] | None:
+    """:func:`whole_frames` in NumPy (the reference of its compiled mirror)."""
     if not len(ps) or int(sizes.min()) < 2:
         return None
     view = np.frombuffer(buf, np.uint8)

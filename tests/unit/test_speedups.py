@@ -1,0 +1,167 @@
+"""The compiled kernels (``wspcap/*/_speedups.c``) against their pure-Python
+references, on generated input.
+
+Where a C compiler is at hand the kernels must have been built (an install
+that silently fell back to the references would hide a broken build); where
+none is, the tests skip and the references are what wspcap runs.
+"""
+
+from __future__ import annotations
+
+import importlib
+import shutil
+import struct
+import sysconfig
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from wspcap.sources.files import pcap_records
+from wspcap.ws.mask import py_frame_payloads
+from wspcap.ws.runs import py_whole_frames
+
+
+def _compiler() -> str | None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) or shutil.which("cc") or shutil.which("gcc")
+
+
+def _kernel(name: str):  # type: ignore[no-untyped-def]
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        if _compiler() is None:
+            pytest.skip(f"{name} is not built and no C compiler is installed")
+        pytest.fail(f"{name} is not built though a C compiler is installed "
+                    "(pip install -e . builds it)")
+
+
+# -- ws: frame payloads --------------------------------------------------------------------
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """A buffer of payloads, each after 4 key bytes, some masked."""
+    parts, starts, lengths, masked = [b"\x00" * draw(st.integers(0, 7))], [], [], []
+    for payload in draw(st.lists(st.one_of(st.binary(max_size=40), st.binary(min_size=1000,
+                                                                              max_size=3000)),
+                                 max_size=12)):
+        key = draw(st.binary(min_size=4, max_size=4))
+        at = sum(map(len, parts)) + 4
+        parts += [key, payload, b"\xaa" * draw(st.integers(0, 5))]
+        starts.append(at)
+        lengths.append(len(payload))
+        masked.append(draw(st.booleans()))
+    return (b"".join(parts), np.array(starts, np.int64), np.array(lengths, np.int64),
+            np.array(masked, np.bool_))
+
+
+@settings(max_examples=300, deadline=None)
+@given(frames())
+def test_frame_payloads_mirror(case: tuple[bytes, np.ndarray, np.ndarray, np.ndarray]) -> None:
+    kernel = _kernel("wspcap.ws._speedups")
+    buf, starts, lengths, masked = case
+    expected = py_frame_payloads(buf, starts, lengths, masked)
+    assert kernel.frame_payloads(buf, starts, lengths, masked) == expected
+    # masking is its own inverse: unmasked payloads masked again are the wire bytes
+    for x, n, m, got in zip(starts.tolist(), lengths.tolist(), masked.tolist(), expected,
+                            strict=True):
+        if not m:
+            assert got == buf[x:x + n]
+
+
+def test_frame_payloads_refuses_out_of_bounds() -> None:
+    kernel = _kernel("wspcap.ws._speedups")
+    buf = bytes(range(16))
+    one = np.ones(1, np.bool_)
+    for start, length, masked in ((10, 7, one), (-1, 2, ~one), (2, 2, one), (17, 0, ~one),
+                                  (4, -1, ~one)):
+        with pytest.raises(ValueError, match="outside the buffer"):
+            kernel.frame_payloads(buf, np.array([start], np.int64),
+                                  np.array([length], np.int64), masked)
+    with pytest.raises(TypeError):
+        kernel.frame_payloads(buf, np.array([4], np.int32), np.array([1], np.int64), one)
+    with pytest.raises(ValueError, match="differ"):
+        kernel.frame_payloads(buf, np.array([4], np.int64), np.array([1, 2], np.int64), one)
+
+
+@st.composite
+def segments(draw: st.DrawFn) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """Segments that are mostly one whole frame each (7-, 16- and 64-bit
+    lengths, masked or not), sometimes cut, padded or too short."""
+    parts, ps, sizes = [draw(st.binary(max_size=5))], [], []
+    for _ in range(draw(st.integers(0, 8))):
+        n = draw(st.one_of(st.integers(0, 125), st.integers(126, 70000)))
+        masked = draw(st.booleans())
+        b0 = draw(st.integers(0, 255))
+        if n < 126:
+            head = bytes([b0, n | (0x80 if masked else 0)])
+        elif n < 0x10000 and draw(st.booleans()):
+            head = bytes([b0, 126 | (0x80 if masked else 0)]) + n.to_bytes(2, "big")
+        else:
+            head = bytes([b0, 127 | (0x80 if masked else 0)]) + n.to_bytes(8, "big")
+        frame = head + (b"\x01\x02\x03\x04" if masked else b"") + bytes(n)
+        shape = draw(st.sampled_from(["whole"] * 6 + ["cut", "padded", "short"]))
+        if shape == "cut":
+            frame = frame[:draw(st.integers(0, len(frame) - 1))]
+        elif shape == "padded":
+            frame += draw(st.binary(min_size=1, max_size=3))
+        elif shape == "short":
+            frame = frame[:draw(st.integers(0, 3))]
+        ps.append(sum(map(len, parts)))
+        sizes.append(len(frame))
+        parts.append(frame)
+    return b"".join(parts), np.array(ps, np.int64), np.array(sizes, np.int64)
+
+
+@settings(max_examples=300, deadline=None)
+@given(segments())
+def test_whole_frames_mirror(case: tuple[bytes, np.ndarray, np.ndarray]) -> None:
+    kernel = _kernel("wspcap.ws._speedups")
+    buf, ps, sizes = case
+    expected = py_whole_frames(buf, ps, sizes)
+    got = kernel.whole_frames(buf, ps, sizes)
+    if expected is None:
+        assert got is None
+    else:
+        assert got is not None
+        assert np.frombuffer(got[0], np.int64).tolist() == expected[0].tolist()
+        assert np.frombuffer(got[1], np.int64).tolist() == expected[1].tolist()
+
+
+def test_whole_frames_refuses_out_of_bounds() -> None:
+    kernel = _kernel("wspcap.ws._speedups")
+    with pytest.raises(ValueError, match="outside the buffer"):
+        kernel.whole_frames(b"\x81\x05abc", np.array([0], np.int64), np.array([7], np.int64))
+
+
+# -- sources: pcap record walk -------------------------------------------------------------
+
+@st.composite
+def records(draw: st.DrawFn) -> tuple[bytes, int, bool]:
+    """Classic pcap records (some cut by the end of the buffer, some declaring
+    absurd lengths), after a prefix the walk starts beyond."""
+    big = draw(st.booleans())
+    fmt = ">IIII" if big else "<IIII"
+    prefix = draw(st.binary(max_size=30))
+    out = [prefix]
+    for data in draw(st.lists(st.binary(max_size=60), max_size=20)):
+        out += [struct.pack(fmt, 1, 2, len(data), len(data)), data]
+    if draw(st.booleans()):  # a record header declaring more than is left
+        out.append(struct.pack(fmt, 1, 2, draw(st.integers(0, 2**32 - 1)), 0))
+    buf = b"".join(out)
+    cut = draw(st.integers(len(prefix), len(buf)))
+    return buf[:cut], len(prefix), big
+
+
+@settings(max_examples=300, deadline=None)
+@given(records())
+def test_pcap_records_mirror(case: tuple[bytes, int, bool]) -> None:
+    kernel = _kernel("wspcap.sources._speedups")
+    buf, pos, big = case
+    expected = pcap_records(buf, pos, big)
+    assert kernel.pcap_records(buf, pos, big) == expected
+    starts, end, pending = expected
+    assert end <= len(buf) and (pending == -1) == (len(buf) - end < 16)
+    assert all(pos <= s - 16 < len(buf) for s in starts)
