@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wspcap.sources.files import pcap_records
-from wspcap.ws.mask import py_frame_payloads
+from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
 
@@ -69,6 +69,19 @@ def test_frame_payloads_mirror(case: tuple[bytes, np.ndarray, np.ndarray, np.nda
                             strict=True):
         if not m:
             assert got == buf[x:x + n]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=64), st.binary(min_size=1000, max_size=5000)),
+       st.binary(min_size=4, max_size=4), st.integers(0, 11))
+def test_unmask_mirror(payload: bytes, key: bytes, start: int) -> None:
+    kernel = _kernel("wspcap.ws._speedups")
+    got = kernel.unmask(payload, key, start)
+    assert got == py_unmask(payload, key, start)
+    assert py_unmask(got, key, start) == payload  # its own inverse
+    assert kernel.unmask(bytearray(payload), bytearray(key), start) == got
+    with pytest.raises(ValueError, match="4 bytes"):
+        kernel.unmask(payload, key[:3])
 
 
 def test_frame_payloads_refuses_out_of_bounds() -> None:

@@ -1,5 +1,5 @@
 /*
- * Compiled mirrors of wspcap.ws.mask.py_frame_payloads and
+ * Compiled mirrors of wspcap.ws.mask.py_unmask, py_frame_payloads and
  * wspcap.ws.runs.py_whole_frames (see those functions for what they do, and
  * wspcap/ws/runs.py's design note for why they exist).
  *
@@ -220,7 +220,41 @@ release_buf:
     return out;
 }
 
+PyDoc_STRVAR(unmask_doc,
+"unmask(payload, key, start=0) -> bytes\n\n"
+"payload XORed with the 4-byte masking key, the key rotated by start % 4\n"
+"(for a chunk that does not start the payload). Mirror of\n"
+"wspcap.ws.mask.py_unmask.");
+
+static PyObject *
+unmask(PyObject *self, PyObject *args)
+{
+    Py_buffer payload, key;
+    Py_ssize_t start = 0;
+    PyObject *out = NULL;
+    unsigned char k[4];
+    int i;
+
+    if (!PyArg_ParseTuple(args, "y*y*|n:unmask", &payload, &key, &start))
+        return NULL;
+    if (key.len != 4) {
+        PyErr_SetString(PyExc_ValueError, "the masking key is 4 bytes");
+        goto release;
+    }
+    for (i = 0; i < 4; i++)
+        k[i] = ((const unsigned char *)key.buf)[(i + (start & 3)) & 3];
+    out = PyBytes_FromStringAndSize(NULL, payload.len);
+    if (out != NULL)
+        xor_key((unsigned char *)PyBytes_AS_STRING(out), (const unsigned char *)payload.buf,
+                payload.len, k);
+release:
+    PyBuffer_Release(&key);
+    PyBuffer_Release(&payload);
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"unmask", unmask, METH_VARARGS, unmask_doc},
     {"frame_payloads", frame_payloads, METH_VARARGS, frame_payloads_doc},
     {"whole_frames", whole_frames, METH_VARARGS, whole_frames_doc},
     {NULL, NULL, 0, NULL},
