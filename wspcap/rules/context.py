@@ -14,10 +14,12 @@ from itertools import compress, count, repeat
 from operator import gt
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from wspcap.constants import C2S, S2C
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.rules.thresholds import Thresholds
-from wspcap.ws.records import column, group_positions
+from wspcap.ws.records import array, column, group_positions
 
 if TYPE_CHECKING:
     from wspcap.http.upgrade import Handshake
@@ -200,6 +202,8 @@ class Context:
             conn = self._conn[key >> 1]
             conn.message_pos = sorted(conn.message_pos + pos) if conn.message_pos else pos
         self._columns: dict[str, list[Any]] = {}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._nulls: dict[str, np.ndarray] = {}
         self._parsers = [a for a in records.anomalies if a.conn_id in self._conn]
         self._seen = {(a.conn_id, a.direction, a.frame_index, a.code)
                       for a in self._parsers if a.code in DEDUPLICATED}
@@ -215,6 +219,31 @@ class Context:
         if col is None:
             col = self._columns[name] = column(self.frames, name)
         return col
+
+    def array(self, name: str) -> np.ndarray:
+        """Int attribute ``name`` of every frame, in collector order, as one
+        NumPy array (computed once); 0 where the value is None (see
+        :meth:`nulls`). Where checks compare or subtract whole columns, this
+        costs a few milliseconds where a list and ``map`` cost tens."""
+        return self._array(name, self.frames, name)
+
+    def nulls(self, name: str) -> np.ndarray | None:
+        """Where :meth:`array`'s values were None (None: nowhere)."""
+        self.array(name)
+        return self._nulls.get(name)
+
+    def message_array(self, name: str) -> np.ndarray:
+        """Int attribute ``name`` of every message, as :meth:`array` for frames."""
+        return self._array("message." + name, self.messages, name)
+
+    def _array(self, key: str, records: Sequence[Any], name: str) -> np.ndarray:
+        values = self._arrays.get(key)
+        if values is None:
+            values, nulls = array(records, name)
+            self._arrays[key] = values
+            if nulls is not None and nulls.any():
+                self._nulls[key] = nulls
+        return values
 
     def message_column(self, name: str) -> list[Any]:
         """Attribute ``name`` of every message, in collector order (computed once)."""
@@ -286,8 +315,11 @@ class Context:
                     frame.offset)
 
 
-def over(values: list[Any], limit: Any) -> list[int]:
-    """Positions of the values greater than ``limit`` (C-level)."""
+def over(values: list[Any] | np.ndarray, limit: Any) -> list[int]:
+    """Positions of the values greater than ``limit`` (C-level; NumPy for an array)."""
+    if isinstance(values, np.ndarray):
+        found: list[int] = np.flatnonzero(values > limit).tolist()
+        return found
     return list(compress(count(), map(gt, values, repeat(limit))))
 
 

@@ -23,7 +23,7 @@ def inflation_ratio(ctx: Context) -> None:
     """
     th = ctx.thresholds
     ratio, minimum = th.inflate_ratio, th.inflate_ratio_min
-    for pos in over(ctx.message_column("length"), minimum - 1):
+    for pos in over(ctx.message_array("length"), minimum - 1):
         conn, d, m = ctx.message_at(pos)
         if not m.compressed:
             continue

@@ -11,8 +11,10 @@ from __future__ import annotations
 import heapq
 import math
 from itertools import compress, count, islice, repeat
-from operator import eq, le, sub
+from operator import le, sub
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from wspcap.rules.context import C2S, S2C, Conn, Context, check, over
 from wspcap.timestamps import TS_NULL
@@ -30,32 +32,45 @@ def sizes(ctx: Context) -> None:
     """Declared frame lengths and message sizes over the thresholds."""
     th = ctx.thresholds
     huge, big = th.huge_declared_length, th.oversized_message
-    for pos in over(ctx.column("payload_len"), huge):
+    for pos in over(ctx.array("payload_len"), huge):
         conn, index, d, f = ctx.frame_at(pos)
         ctx.report_frame(conn, index, d, f, "res_huge_declared_length",
                          f"declared {f.payload_len} bytes, {f.payload_len - f.missing} captured "
                          f"(threshold {huge})")
-    for pos in over(ctx.message_column("length"), big):
+    for pos in over(ctx.message_array("length"), big):
         conn, d, m = ctx.message_at(pos)
         ctx.report(conn.conn_id, m.ts_end, d, m.first_frame, "res_oversized_message",
                    f"{m.length} bytes in {m.frames} frame{'' if m.frames == 1 else 's'} "
                    f"(threshold {big})", m.packet_end)
 
 
-def _first_burst(times: list[int], window: int, limit: float) -> tuple[int, int] | None:
+def _first_burst(times: np.ndarray, window: int, limit: float) -> tuple[int, int] | None:
     """The first item at which more than ``limit`` items fall within ``window`` ns.
 
     Returns ``(item, count)`` or None. "More than ``limit`` within the window"
     means some ``times[j] - times[j - m + 1] <= window`` with ``m`` the least
     count over the limit; the first such ``j`` is where the threshold was
-    passed (and ``m`` the count there). C-level over the whole list.
+    passed (and ``m`` the count there). NumPy over the whole array.
     """
     m = math.floor(limit) + 1
     if len(times) < m:
         return None
-    spans = map(sub, islice(times, m - 1, None), times)
-    first = next(compress(count(m - 1), map(le, spans, repeat(window))), None)
-    return None if first is None else (first, m)
+    if not _differences_fit(times, times):  # hostile times: Python's unbounded ints
+        t = times.tolist()
+        spans = map(sub, islice(t, m - 1, None), t)
+        first = next(compress(count(m - 1), map(le, spans, repeat(window))), None)
+        return None if first is None else (first, m)
+    hits = np.flatnonzero(times[m - 1:] - times[:len(times) - m + 1] <= window)
+    return None if not len(hits) else (int(hits[0]) + m - 1, m)
+
+
+def _differences_fit(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether every ``a[i] - b[j]`` fits in int64 (times from a capture can
+    be anywhere in int64's range)."""
+    if not len(a) or not len(b):
+        return True
+    hi, lo = int(a.max()) - int(b.min()), int(a.min()) - int(b.max())
+    return -(1 << 63) <= lo and hi < (1 << 63)
 
 
 @check("res")
@@ -65,10 +80,10 @@ def rates(ctx: Context) -> None:
     window = int(th.rate_window * _NS)
     frame_limit = th.frame_flood_rate * th.rate_window
     ping_limit = th.ping_flood_rate * th.rate_window
-    ts = ctx.column("ts")
+    ts = ctx.array("ts")
     keys = ctx.frame_keys
     pings: dict[int, list[int]] = {}
-    for where in compress(count(), map(eq, ctx.column("opcode"), repeat(9))):
+    for where in np.flatnonzero(ctx.array("opcode") == 9).tolist():
         pings.setdefault(keys[where], []).append(where)
 
     def flood(conn: Conn, d: str, pos: list[int], limit: float, code: str, what: str,
@@ -76,12 +91,15 @@ def rates(ctx: Context) -> None:
         """Report the first burst of more than ``limit`` of ``pos`` within the window."""
         if len(pos) <= limit:
             return
-        if any(ts[p] == TS_NULL for p in pos):  # times unknown: left out of the count
-            pos = [p for p in pos if ts[p] != TS_NULL]
-        hit = _first_burst(list(map(ts.__getitem__, pos)), window, limit)
+        at = np.asarray(pos, np.int64)
+        times = ts[at]
+        known = times != TS_NULL
+        if not known.all():  # times unknown: left out of the count
+            at, times = at[known], times[known]
+        hit = _first_burst(times, window, limit)
         if hit is not None:
             item, n = hit
-            _, index, _, f = ctx.frame_at(pos[item])
+            _, index, _, f = ctx.frame_at(int(at[item]))
             ctx.report_frame(conn, index, d, f, code, f"{n} {what} within "
                              f"{th.rate_window:g} s (threshold {rate:g}/s)")
 
@@ -98,7 +116,7 @@ def fragments(ctx: Context) -> None:
     """Messages split into very many tiny fragments (``res_tiny_fragments``)."""
     th = ctx.thresholds
     least, size = th.tiny_fragments_count, th.tiny_fragment_size
-    for pos in over(ctx.message_column("frames"), least - 1):
+    for pos in over(ctx.message_array("frames"), least - 1):
         conn, d, m = ctx.message_at(pos)
         if m.wire_length / m.frames < size:
             ctx.report(conn.conn_id, m.ts_end, d, m.first_frame, "res_tiny_fragments",
@@ -128,15 +146,20 @@ def slow_frames(ctx: Context) -> None:
     """Frames whose bytes trickled in (slower than ``slow_frame_rate`` for ``slow_frame`` s)."""
     th = ctx.thresholds
     limit = int(th.slow_frame * _NS)
-    ends, starts = ctx.column("ts"), ctx.column("ts_start")
-    took = list(map(sub, ends, starts))
-    if TS_NULL in ends or TS_NULL in starts:  # unknown times: not slow
-        took = [0 if TS_NULL in (end, start) else t
-                for t, end, start in zip(took, ends, starts, strict=True)]
+    ends, starts = ctx.array("ts"), ctx.array("ts_start")
+    unknown = (ends == TS_NULL) | (starts == TS_NULL)  # unknown times: not slow
+    known_ends, known_starts = ends[~unknown], starts[~unknown]
+    took: np.ndarray | list[int]
+    if _differences_fit(known_ends, known_starts):
+        took = ends - starts
+        took[unknown] = 0
+    else:  # hostile times: Python's unbounded ints
+        took = [0 if u else e - b for e, b, u in zip(ends.tolist(), starts.tolist(),
+                                                      unknown.tolist(), strict=True)]
     slow: dict[tuple[int, str], list[tuple[Conn, int, Frame, float]]] = {}
     for pos in over(took, limit):
         conn, index, d, f = ctx.frame_at(pos)
-        rate = (f.header_len + f.payload_len - f.missing) / (took[pos] / _NS)
+        rate = (f.header_len + f.payload_len - f.missing) / (int(took[pos]) / _NS)
         if rate < th.slow_frame_rate:
             slow.setdefault((conn.conn_id, d), []).append((conn, index, f, rate))
     for (_, d), found in slow.items():

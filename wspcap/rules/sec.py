@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import math
 import re
-from itertools import repeat
-from operator import and_, eq, sub
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
 
 from wspcap.rules.context import C2S, S2C, Context, check, preview
 
@@ -237,35 +237,40 @@ def credentials(ctx: Context) -> None:
 @check("sec")
 def masking_keys(ctx: Context) -> None:
     """RFC 6455 section 5.3: "The masking key needs to be unpredictable"."""
-    column = ctx.column("mask_key")
+    values = ctx.array("mask_key")
+    nulls = ctx.nulls("mask_key")  # unmasked frames
     for conn in ctx.conns:
         pos = ctx.positions(conn, C2S)
         if not pos:
             continue
-        keys = list(map(column.__getitem__, pos))
-        zeros = keys.count(0)
+        at = np.asarray(pos, np.int64)
+        keys = values[at].astype(np.int64)
+        keyed = np.ones(len(at), bool) if nulls is None else ~nulls[at]
+        zero = keyed & (keys == 0)
+        zeros = int(zero.sum())
         if zeros:
-            first = pos[keys.index(0)]
+            first = pos[int(np.argmax(zero))]
             _, index, _, frame = ctx.frame_at(first)
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_zero",
                              f"masking key 0x00000000 on {zeros} client frame"
                              + ("s" if zeros != 1 else ""))
-        nonzero = list(filter(None, keys))  # unmasked frames (None) and zero keys left out
-        if len(nonzero) < 2 or not (len(nonzero) - len(set(nonzero)) >= 2
-                                    or _three_equal_steps(nonzero)):
+        nonzero = keyed & (keys != 0)  # unmasked frames and zero keys left out
+        used = keys[nonzero]
+        if len(used) < 2 or not (len(used) - len(np.unique(used)) >= 2
+                                 or _three_equal_steps(used)):
             continue  # the common case, decided without a Python loop over the frames
-        found = _predictable([(p, k) for p, k in zip(pos, keys, strict=True) if k])
+        found = _predictable(list(zip(at[nonzero].tolist(), used.tolist(), strict=True)))
         if found is not None:
             where, detail = found
             _, index, _, frame = ctx.frame_at(where)
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_predictable", detail)
 
 
-def _three_equal_steps(keys: list[int]) -> bool:
-    """Whether three consecutive key-to-key steps (mod 2**32) are equal (C-level)."""
-    steps = list(map(and_, map(sub, keys[1:], keys), repeat(0xFFFFFFFF)))
-    same = list(map(eq, steps[1:], steps))
-    return any(map(and_, same[1:], same))
+def _three_equal_steps(keys: np.ndarray) -> bool:
+    """Whether three consecutive key-to-key steps (mod 2**32) are equal (NumPy)."""
+    steps = (keys[1:] - keys[:-1]) & 0xFFFFFFFF
+    same = steps[1:] == steps[:-1]
+    return bool((same[1:] & same[:-1]).any())
 
 
 #: Probability of a false alarm that sec_mask_predictable accepts, per connection.

@@ -14,9 +14,9 @@ peer's direction; a close counts as unanswered only once TCP ended.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import compress, repeat
-from operator import ge
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from wspcap.rules.context import C2S, S2C, Conn, Context, check, preview
 from wspcap.ws.frames import opcode_name
@@ -67,9 +67,8 @@ def control_flow(ctx: Context) -> None:
 
 def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
     frames, keys = ctx.frames, ctx.frame_keys
-    opcodes = ctx.column("opcode")
-    control = list(compress(conn.frame_pos, map(ge, map(opcodes.__getitem__, conn.frame_pos),
-                                                repeat(_CLOSE))))
+    frame_pos = np.asarray(conn.frame_pos, np.int64)
+    control: list[int] = frame_pos[ctx.array("opcode")[frame_pos] >= _CLOSE].tolist()
     close: dict[str, tuple[int, Frame] | None] = {C2S: None, S2C: None}
     close_pos = {C2S: -1, S2C: -1}
     pings: dict[str, list[tuple[int, Frame]]] = {C2S: [], S2C: []}
@@ -117,8 +116,8 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
         if conn.gap_bytes[peer] or not pings[d]:
             continue
         error_at = ctx.first_error(conn, d)
-        ts = ctx.column("ts")
-        last_ts = max(map(ts.__getitem__, ctx.positions(conn, peer)), default=-1)
+        theirs = ctx.array("ts")[np.asarray(ctx.positions(conn, peer), np.int64)]
+        last_ts = int(theirs.max()) if len(theirs) else -1
         peer_close = close[peer]
         failed_at = (peer_close[0] if peer_close is not None
                      and _close_code(peer_close[1]) not in (None, 1000, 1001) else None)

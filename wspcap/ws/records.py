@@ -44,6 +44,7 @@ __all__ = [
     "Columns",
     "Packed",
     "RecordView",
+    "array",
     "column",
     "concat_columns",
     "group_positions",
@@ -317,6 +318,19 @@ class Packed:
             out += values
         return out
 
+    def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Field ``name`` of every packed record, in order, as one array (0
+        where None), and the None mask of a :data:`NULLABLE_U32` field (else None)."""
+        dtype = self.packing[name]
+        nullable = dtype == NULLABLE_U32
+        if not self._chunks:
+            return (np.zeros(0, np.uint32 if nullable else dtype),
+                    np.zeros(0, bool) if nullable else None)
+        values = np.concatenate([c.columns[name] for c in self._chunks])
+        if not nullable:
+            return values, None
+        return values, np.concatenate([c.nulls[name] for c in self._chunks])
+
     def keys(self) -> list[int]:
         """The key of every packed record, in order."""
         out: list[int] = []
@@ -371,9 +385,44 @@ class RecordView(Sequence[Any]):
         """Field ``name`` of every record, in order."""
         return self.packed.column(name) + list(map(attrgetter(name), self.tail))
 
+    def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Field ``name`` of every record, in order, as :meth:`Packed.array` gives it."""
+        values, nulls = self.packed.array(name)
+        if not self.tail:
+            return values, nulls
+        more, more_nulls = _array(self.tail, name)
+        values = np.concatenate([values, more.astype(values.dtype)])
+        if nulls is None and more_nulls is None:
+            return values, None
+        return values, np.concatenate([np.zeros(len(self.packed), bool) if nulls is None
+                                       else nulls,
+                                       np.zeros(len(more), bool) if more_nulls is None
+                                       else more_nulls])
+
 
 def column(records: Sequence[Any], name: str) -> list[Any]:
     """Field ``name`` of every record of a list or a :class:`RecordView`."""
     if isinstance(records, RecordView):
         return records.column(name)
     return list(map(attrgetter(name), records))
+
+
+def array(records: Sequence[Any], name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Field ``name`` (an int field) of every record of a list or a
+    :class:`RecordView`, as an int64 or uint64 array (0 where None), and its None
+    mask where a value is None (else None)."""
+    if isinstance(records, RecordView):
+        return records.array(name)
+    return _array(records, name)
+
+
+def _array(records: Sequence[Any], name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    values = list(map(attrgetter(name), records))
+    nulls = None
+    if None in values:
+        nulls = np.fromiter((v is None for v in values), bool, len(values))
+        values = [0 if v is None else v for v in values]
+    try:
+        return np.array(values, np.int64), nulls
+    except OverflowError:  # a 64-bit length past int64 (a hostile declared length)
+        return np.array(values, np.uint64), nulls
