@@ -247,7 +247,9 @@ class Packed:
                 group = np.where(ids[at] == conn, which[at], len(groups))
             else:
                 group = np.full(len(conn), len(groups))
-            order = np.argsort(group, kind="stable")
+            # NumPy's stable sort of 16-bit ints is a radix sort: linear time.
+            order = np.argsort(group.astype(np.int16 if len(groups) < (1 << 15) else np.int64),
+                               kind="stable")
             for arrays in (c.columns, c.nulls):
                 for k in arrays:
                     arrays[k] = arrays[k][order]
