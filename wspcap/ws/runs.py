@@ -185,6 +185,8 @@ class FrameRun:
             self.src, self.src_starts = buf, ps
             fs = self.starts = self.cum_end - sizes
             hl, plen = whole
+            # Frame i is segment i: it starts and ends in chunk i.
+            end_chunk = start_chunk = np.arange(len(ps))
         else:
             data = joined(buf, ps, pe)
             stream, starts, hls, lengths = parser.scan(data)
@@ -195,14 +197,15 @@ class FrameRun:
             hl = np.asarray(hls, np.int64)
             plen = np.asarray(lengths, np.int64)
             self.src, self.src_starts = stream, fs
+            # The chunk that completes each frame, and the chunk that brought its
+            # first byte (-1: the bytes held from before).
+            end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
+            start_chunk = np.where(fs < self.held, -1,
+                                   np.searchsorted(self.cum_end, fs, "right"))
         self.hls, self.lengths = hl, plen
-        # The packet that completes each frame, and the chunk that brought its first
-        # byte (-1: the bytes held from before).
-        end_chunk = np.searchsorted(self.cum_end, fs + hl + plen, "left")
         self.end_at = chunks[end_chunk] if len(fs) else _EMPTY
         self.end_mark = self.marks[end_chunk] if len(fs) else _EMPTY
-        self.start_chunk = np.where(fs < self.held, -1,
-                                    np.searchsorted(self.cum_end, fs, "right"))
+        self.start_chunk = start_chunk
         head = np.frombuffer(self.src, np.uint8)
         self.b0 = head[self.src_starts].astype(np.int64)
         masked = (head[self.src_starts + 1] & MASKED) != 0
