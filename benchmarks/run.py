@@ -762,6 +762,13 @@ def main(argv: list[str] | None = None) -> int:
     # about 0.3 s here. Compile once, as an install would.
     compiled = compileall.compile_dir(REPO / "wspcap", quiet=1)
     print(f"wspcap bytecode compiled before timing: {'yes' if compiled else 'FAILED'}")
+    # The optional compiled kernels (wspcap/*/_speedups.c): say whether these
+    # figures have them (WSPCAP_NO_SPEEDUPS=1 times the pure-Python references).
+    kernels = sorted({p.parent.name for p in (REPO / "wspcap").glob("*/_speedups*.so")})
+    if os.environ.get("WSPCAP_NO_SPEEDUPS"):
+        print("compiled kernels: off (WSPCAP_NO_SPEEDUPS)")
+    else:
+        print(f"compiled kernels: {', '.join(kernels) if kernels else 'not built'}")
     results = [bench_one(p, args) for p in captures]
 
     print("\n== summary (best seconds)")
