@@ -9,7 +9,8 @@ WebSocket on ``/ws``. tcpdump records the plugin's port while
 conversation: CONNECT with login and passcode, SUBSCRIBE (client-individual
 acks, a receipt), three SENDs (one with headers and a JSON body, one with a
 receipt), the three MESSAGEs back, each ACKed, a quiet spell of heart-beats,
-UNSUBSCRIBE, DISCONNECT (RabbitMQ 3.10 answers it by closing the WebSocket,
+UNSUBSCRIBE, DISCONNECT; once as RabbitMQ comes (permessage-deflate, text
+frames), once without compression and with binary frames from the broker (RabbitMQ 3.10 answers it by closing the WebSocket,
 1000 "STOMP died", without the RECEIPT stompjs asked for). The client logs every WebSocket message it sent and
 received, raw, and each frame as stompjs parsed it: the truth the capture's
 ``app`` table is held to, event by event, with the credentials finding.
@@ -55,8 +56,10 @@ PLAN = {
     "timeout_ms": int(STEP * 1000),
     "sends": [
         {"headers": {}, "body": "hello 1"},
+        # over 1 KiB: the size from which Node's ws compresses (permessage-deflate)
         {"headers": {"content-type": "application/json", "x-trace": "t-1"},
-         "body": json.dumps({"pair": "EUR/USD", "price": 1.25, "note": "héllo ✓"})},
+         "body": json.dumps({"pair": "EUR/USD", "note": "héllo ✓",
+                             "prices": [round(1.25 + i / 1000, 4) for i in range(150)]})},
         {"headers": {"receipt": "receipt-send-3"}, "body": "hello 3"},
     ],
 }
@@ -98,7 +101,7 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 class Broker:
     """A RabbitMQ node in ``base``, with its own epmd, started and stopped by this test only."""
 
-    def __init__(self, script: Path, base: Path, ports: dict[str, int]) -> None:
+    def __init__(self, script: Path, base: Path, ports: dict[str, int], deflate: bool) -> None:
         self.base, self.ports = base, ports
         for sub in ("home", "mnesia", "log"):
             (base / sub).mkdir(parents=True)
@@ -110,6 +113,10 @@ class Broker:
             "web_stomp.tcp.ip = 127.0.0.1",
             f"default_user = {LOGIN}",
             f"default_pass = {PASSCODE}",
+            # RabbitMQ accepts permessage-deflate by default; or, without it, binary
+            # frames rather than text
+            *([] if deflate else ["web_stomp.ws_opts.compress = false",
+                                  "web_stomp.ws_frame = binary"]),
             "",
         ]))
         (base / "enabled_plugins").write_text("[rabbitmq_web_stomp].\n")
@@ -159,7 +166,7 @@ class Broker:
             self.log.close()
 
 
-def _record(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+def _record(tmp_path: Path, deflate: bool) -> tuple[Path, dict[str, Any]]:
     if shutil.which("tcpdump") is None or os.geteuid() != 0:
         pytest.skip("needs root and tcpdump")
     node = shutil.which("node")
@@ -180,7 +187,7 @@ def _record(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
         while port in ports.values():
             port = pick_port("127.0.0.1")
         ports[name] = port
-    broker = Broker(script, tmp_path / "rabbitmq", ports)
+    broker = Broker(script, tmp_path / "rabbitmq", ports, deflate)
     try:
         broker.wait()
         pcap = tmp_path / "stomp.pcap"
@@ -225,15 +232,31 @@ def _none(value: Any) -> Any:
     return None if pd.isna(value) else value
 
 
-def test_rabbitmq_web_stomp_with_stompjs(tmp_path: Path) -> None:
-    pcap, truth = _record(tmp_path)
+@pytest.mark.parametrize("deflate", [True, False], ids=["deflate-text", "plain-binary"])
+def test_rabbitmq_web_stomp_with_stompjs(tmp_path: Path, deflate: bool) -> None:
+    """RabbitMQ as it comes (it accepts ws's permessage-deflate offer, sends text
+    frames); or without compression, sending binary frames
+    (``web_stomp.ws_opts.compress``, ``web_stomp.ws_frame``)."""
+    pcap, truth = _record(tmp_path, deflate)
     cap = wspcap.read(pcap)
     (conn,) = cap.connections.itertuples()
     assert conn.established and conn.uri == "/ws" and conn.subprotocol == "v12.stomp"
+    assert bool(conn.permessage_deflate) == deflate
     assert (conn.app_protocol, conn.app_confidence) == ("stomp", 1.0)
     app = cap.app
     assert len(app) and set(app.protocol.astype(str)) == {"stomp"}
     data = cap.messages[cap.messages.type.astype(str).isin(["text", "binary"])]
+    # the frames' types, as each side sent them (ws sends stompjs' strings as text)
+    assert set(data[data.direction == "c2s"].type.astype(str)) == {"text"}
+    assert set(data[data.direction == "s2c"].type.astype(str)) == \
+        {"text" if deflate else "binary"}
+    assert [bool(w["binary"]) for w in truth["wire"] if w["direction"] == "s2c"] == \
+        [not deflate] * int((data.direction == "s2c").sum())
+    if deflate:  # compressed both ways: every broker frame, the client's over 1 KiB
+        assert data[data.direction == "s2c"].compressed.all()
+        assert data[data.direction == "c2s"].compressed.any()
+    else:
+        assert not data.compressed.any()
 
     # Every WebSocket message each side sent, in order: one event each, the frame
     # it carries written back from the decoded fields gives the message's text

@@ -30,7 +30,9 @@ const client = new Client({
       return send(data, ...rest);
     };
     ws.on("message", (data, binary) => {
-      log.wire.push({ direction: "s2c", text: data.toString("utf8"), binary });
+      // a Buffer, or an ArrayBuffer once stompjs sets binaryType
+      const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
+      log.wire.push({ direction: "s2c", text: bytes.toString("utf8"), binary });
     });
     ws.on("close", (code) => {
       log.close = code;
