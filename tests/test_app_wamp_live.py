@@ -41,7 +41,10 @@ pytestmark = pytest.mark.network
 
 
 def _crossbar() -> str | None:
-    return os.environ.get("WSPCAP_CROSSBAR") or shutil.which("crossbar")
+    named = os.environ.get("WSPCAP_CROSSBAR")
+    if named:
+        return named if os.access(named, os.X_OK) else None
+    return shutil.which("crossbar")
 
 
 def _config(port: int) -> dict[str, Any]:
