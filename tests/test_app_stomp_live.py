@@ -156,7 +156,9 @@ class Broker:
                 return
             time.sleep(0.2)
         tail = (self.base / "broker.log").read_bytes()[-2000:].decode("utf-8", "replace")
-        raise RuntimeError(f"RabbitMQ did not listen within {BOOT:.0f} s: {tail}")
+        code = self.proc.poll()
+        why = f"exited with {code}" if code is not None else f"did not listen within {BOOT:.0f} s"
+        raise RuntimeError(f"RabbitMQ {why}: {tail}")
 
     def stop(self) -> None:
         try:
