@@ -49,19 +49,20 @@ BOOT = 60.0  # seconds for the broker to listen (about 6 s here)
 RABBITMQ_SCRIPT = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
 LOGIN, PASSCODE = "wspcap", "not-a-secret"
 DESTINATION = "/queue/wspcap"
+SENDS: list[dict[str, Any]] = [
+    {"headers": {}, "body": "hello 1"},
+    # over 1 KiB: the size from which Node's ws compresses (permessage-deflate)
+    {"headers": {"content-type": "application/json", "x-trace": "t-1"},
+     "body": json.dumps({"pair": "EUR/USD", "note": "héllo ✓",
+                         "prices": [round(1.25 + i / 1000, 4) for i in range(150)]})},
+    {"headers": {"receipt": "receipt-send-3"}, "body": "hello 3"},
+]
 PLAN = {
     "login": LOGIN, "passcode": PASSCODE, "host": "/", "destination": DESTINATION,
     "heartbeat_ms": 200,  # RabbitMQ answers 1000,1000: one heart-beat a second each way
     "idle_ms": 2500,
     "timeout_ms": int(STEP * 1000),
-    "sends": [
-        {"headers": {}, "body": "hello 1"},
-        # over 1 KiB: the size from which Node's ws compresses (permessage-deflate)
-        {"headers": {"content-type": "application/json", "x-trace": "t-1"},
-         "body": json.dumps({"pair": "EUR/USD", "note": "héllo ✓",
-                             "prices": [round(1.25 + i / 1000, 4) for i in range(150)]})},
-        {"headers": {"receipt": "receipt-send-3"}, "body": "hello 3"},
-    ],
+    "sends": SENDS,
 }
 
 pytestmark = pytest.mark.network
@@ -222,7 +223,7 @@ def serialize(fields: dict[str, Any]) -> str:
     lines = [command] + [f"{k.translate(ESCAPE)}:{v.translate(ESCAPE)}" if escape else f"{k}:{v}"
                          for k, v in fields["headers"]]
     body = fields.get("body", bytes.fromhex(fields.get("body_hex", "")).decode("latin-1"))
-    return "\n".join(lines) + "\n\n" + body + "\0"
+    return "\n".join(lines) + "\n\n" + str(body) + "\0"
 
 
 def _events(cap: wspcap.Capture, direction: str) -> list[Any]:
@@ -307,7 +308,7 @@ def test_rabbitmq_web_stomp_with_stompjs(tmp_path: Path, deflate: bool) -> None:
     assert [(e.channel, e.id) for e in messages] == \
         [(DESTINATION, g["headers"]["message-id"]) for g in truth["got"]
          if g["command"] == "MESSAGE"]
-    assert [json.loads(e.fields)["body"] for e in messages] == [s["body"] for s in PLAN["sends"]]
+    assert [json.loads(e.fields)["body"] for e in messages] == [s["body"] for s in SENDS]
     # each ACK names the message it acknowledges (client-individual: the ack header)
     assert [e.id for e in frames if e.kind == "ack"] == \
         [dict(json.loads(m.fields)["headers"])["ack"] for m in messages]
