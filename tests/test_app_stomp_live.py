@@ -330,3 +330,9 @@ def test_rabbitmq_web_stomp_with_stompjs(tmp_path: Path, deflate: bool) -> None:
     assert (found.severity.astype(str) == "error").all()
     assert found.direction.astype(str).tolist() == ["c2s"]
     assert f"login {LOGIN}" in found.detail.iloc[0]
+    # and nothing at the WebSocket level but ws:// itself; RabbitMQ resets the TCP
+    # connection once it has closed the WebSocket
+    codes = cap.anomalies.code.astype(str)
+    assert "sec_plaintext_ws" in set(codes)
+    assert set(codes) <= {"sec_plaintext_ws", "app_credentials_plaintext", "tcp_reset"}, \
+        cap.anomalies[["direction", "code", "detail"]].to_string()
