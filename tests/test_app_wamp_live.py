@@ -10,9 +10,9 @@ each answer paired with its request.
 
 Crossbar is a heavy install with its own pins (Twisted, web3...), so it is
 not a dependency: the test runs when ``WSPCAP_CROSSBAR`` names its program
-(for instance one installed in a virtual environment of its own with ``pip
-install crossbar``) or ``crossbar`` is on the path, and needs root and
-tcpdump; it is skipped otherwise, with the reason.
+(``.ci/run`` installs it in a virtual environment of its own, ``.ci/.crossbar``,
+and sets it) or ``crossbar`` is on the path, and needs root and tcpdump; it is
+skipped otherwise, with the reason.
 """
 
 from __future__ import annotations
@@ -41,7 +41,10 @@ pytestmark = pytest.mark.network
 
 
 def _crossbar() -> str | None:
-    return os.environ.get("WSPCAP_CROSSBAR") or shutil.which("crossbar")
+    named = os.environ.get("WSPCAP_CROSSBAR")
+    if named:
+        return named if os.access(named, os.X_OK) else None
+    return shutil.which("crossbar")
 
 
 def _config(port: int) -> dict[str, Any]:
