@@ -18,6 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wspcap.decode.batch import LINK_MODES, py_headers
+from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
@@ -178,3 +180,59 @@ def test_pcap_records_mirror(case: tuple[bytes, int, bool]) -> None:
     starts, end, pending = expected
     assert end <= len(buf) and (pending == -1) == (len(buf) - end < 16)
     assert all(pos <= s - 16 < len(buf) for s in starts)
+
+
+# -- decode: header fields of a block ------------------------------------------------------
+
+_LINKS = {  # link header before an IPv4 / IPv6 packet, by link mode
+    0: (bytes(12) + b"\x08\x00", bytes(12) + b"\x86\xdd"),
+    1: ((2).to_bytes(4, "little"), (30).to_bytes(4, "big")),
+    2: (b"", b""),
+}
+
+
+@st.composite
+def blocks(draw: st.DrawFn) -> tuple[bytes, np.ndarray, np.ndarray, tuple[int, int, int]]:
+    """Packets of one link type: IPv4 or IPv6 TCP segments with options or
+    not, then bytes flipped and ends cut, as a capture's block holds them."""
+    link = draw(st.sampled_from(sorted(LINK_MODES)))
+    mode, off, etype_at = LINK_MODES[link]
+    parts, starts, caplens = [draw(st.binary(max_size=3))], [], []
+    for _ in range(draw(st.integers(1, 10))):
+        v6 = draw(st.booleans())
+        payload = draw(st.binary(max_size=30))
+        doff = draw(st.sampled_from([5, 5, 8, 4, 15]))
+        tcp = (draw(st.binary(min_size=12, max_size=12)) + bytes([doff << 4])
+               + draw(st.binary(min_size=7, max_size=7)) + bytes(max(0, doff * 4 - 20)))
+        if v6:
+            ip = (b"\x60" + bytes(3) + (len(tcp) + len(payload)).to_bytes(2, "big") + b"\x06\x40"
+                  + draw(st.binary(min_size=32, max_size=32)))
+        else:
+            ip = (b"\x45\x00" + (20 + len(tcp) + len(payload)).to_bytes(2, "big") + bytes(4)
+                  + b"\x40\x06" + bytes(2) + draw(st.binary(min_size=8, max_size=8)))
+        packet = bytearray(_LINKS[mode][v6] + ip + tcp + payload)
+        if len(_LINKS[mode][v6]) != off:
+            packet[:len(_LINKS[mode][v6])] = bytes(off)[:len(_LINKS[mode][v6])]
+            packet = bytearray(bytes(off)) + packet[len(_LINKS[mode][v6]):]
+            packet[etype_at:etype_at + 2] = b"\x86\xdd" if v6 else b"\x08\x00"
+        for _ in range(draw(st.integers(0, 2))):  # flipped bytes
+            at = draw(st.integers(0, len(packet) - 1))
+            packet[at] = draw(st.integers(0, 255))
+        packet = packet[:draw(st.integers(0, len(packet)))] if draw(st.booleans()) else packet
+        starts.append(sum(map(len, parts)))
+        caplens.append(len(packet))
+        parts.append(bytes(packet))
+    return (b"".join(parts) + draw(st.binary(max_size=3)), np.array(starts, np.int64),
+            np.array(caplens, np.int64), (mode, off, etype_at))
+
+
+@settings(max_examples=400, deadline=None)
+@given(blocks())
+def test_headers_mirror(case: tuple[bytes, np.ndarray, np.ndarray, tuple[int, int, int]]) -> None:
+    kernel = _kernel("wspcap.decode._speedups")
+    buf, starts, caplens, (mode, off, etype_at) = case
+    expected = py_headers(buf, starts, caplens, mode, off, etype_at)
+    got = kernel.headers(buf, starts, caplens, mode, off, etype_at, AF_INET, AF_INET6)
+    for i, (want, have) in enumerate(zip(expected, got, strict=True)):
+        dtype = np.bool_ if i < 2 else np.int64
+        assert np.frombuffer(have, dtype).tolist() == want.astype(dtype).tolist(), i

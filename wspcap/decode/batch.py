@@ -18,10 +18,12 @@ payload (``tests/unit/test_batch_decode.py`` holds them to it).
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import NamedTuple
 
 import numpy as np
 
+from wspcap.constants import SPEEDUPS
 from wspcap.decode.link import AF_INET, AF_INET6, ETH_IPV4, ETH_IPV6
 from wspcap.sources.linktypes import (
     LINKTYPE_ETHERNET,
@@ -35,7 +37,7 @@ from wspcap.sources.linktypes import (
     LINKTYPE_RAW_ALIASES,
 )
 
-__all__ = ["DecodedBatch", "decode_batch"]
+__all__ = ["LINK_MODES", "DecodedBatch", "Headers", "decode_batch", "headers", "py_headers"]
 
 IPPROTO_TCP = 6
 
@@ -58,6 +60,25 @@ class DecodedBatch(NamedTuple):
     pend: np.ndarray  # int64
 
 
+#: Link type -> (mode, offset of the IP header, offset of the ethertype): how
+#: the link header says what follows: an ethertype (``ether``), an address
+#: family in the writer's or network byte order (``family``: BSD NULL/LOOP),
+#: or nothing but the IP version (``version``: raw IP).
+LINK_MODES: dict[int, tuple[int, int, int]] = {
+    LINKTYPE_ETHERNET: (0, 14, 12), LINKTYPE_LINUX_SLL: (0, 16, 14),
+    LINKTYPE_LINUX_SLL2: (0, 20, 0), LINKTYPE_NULL: (1, 4, 0), LINKTYPE_LOOP: (1, 4, 0),
+    LINKTYPE_RAW: (2, 0, 0), LINKTYPE_IPV4: (2, 0, 0), LINKTYPE_IPV6: (2, 0, 0),
+    **{t: (2, 0, 0) for t in LINKTYPE_RAW_ALIASES},
+}
+MODE_ETHER, MODE_FAMILY, MODE_VERSION = 0, 1, 2
+
+#: What :func:`headers` gives: per packet, whether it is simple, whether it
+#: is IPv6, its sequence and acknowledgement numbers, TCP flags, and where
+#: its TCP payload starts and ends in the buffer.
+Headers = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                np.ndarray]
+
+
 def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int]
                  ) -> DecodedBatch | None:
     """Decode the packets ``buf[starts[i]:starts[i] + caplens[i]]``.
@@ -66,14 +87,54 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
         A :class:`DecodedBatch`, or None when the link type is not one this
         path reads (every packet then goes the per-packet way).
     """
-    a = np.frombuffer(buf, np.uint8)
-    last = len(a) - 1
+    link = LINK_MODES.get(linktype)
+    if link is None:
+        return None
+    mode, off, etype_at = link
     st = np.asarray(starts, np.int64)
     cl = np.asarray(caplens, np.int64)
+    simple, v6, seq, ack, flags, pstart, pend = headers(buf, st, cl, mode, off, etype_at)
+    a = np.frombuffer(buf, np.uint8)
+    idx = np.flatnonzero(simple)
+    flow = np.full(len(st), -1, np.int64)
+    keys: list[bytes] = []
+    for is_v6, width in ((False, 12), (True, 36)):
+        sel = idx[v6[idx] == is_v6]
+        if not len(sel):
+            continue
+        # src + dst addresses, then the two port fields straight from TCP
+        addr = st[sel] + off + (8 if is_v6 else 12)
+        tcp = st[sel] + off + (40 if is_v6 else 20)
+        cols = np.concatenate((addr[:, None] + np.arange(width - 4),
+                               tcp[:, None] + np.arange(4)), axis=1)
+        raw = np.ascontiguousarray(a[cols]).view(f"V{width}").ravel()
+        uniq, inverse = np.unique(raw, return_inverse=True)
+        flow[sel] = inverse.ravel() + len(keys)
+        keys += [u.tobytes() for u in uniq]
+    return DecodedBatch(simple, flow, keys, seq, ack, flags, pstart, pend)
+
+
+def headers(buf: bytes, st: np.ndarray, cl: np.ndarray, mode: int, off: int, etype_at: int
+            ) -> Headers:
+    """The header fields of every packet (see :data:`Headers`):
+    :func:`py_headers`, or its compiled mirror where that is built."""
+    if _kernel is None or not len(st):
+        return py_headers(buf, st, cl, mode, off, etype_at)
+    out = _kernel.headers(buf, st, cl, mode, off, etype_at, AF_INET, AF_INET6)
+    return (np.frombuffer(out[0], np.bool_), np.frombuffer(out[1], np.bool_),
+            *(np.frombuffer(o, np.int64) for o in out[2:]))  # type: ignore[return-value]
+
+
+def py_headers(buf: bytes, st: np.ndarray, cl: np.ndarray, mode: int, off: int, etype_at: int
+               ) -> Headers:
+    """:func:`headers` with whole-array NumPy gathers (the reference of its
+    compiled mirror). A read past a packet's end reads the byte at the
+    smaller of that place and the buffer's last byte; the length checks that
+    make a packet simple never let such a value through."""
+    a = np.frombuffer(buf, np.uint8)
+    last = len(a) - 1
 
     def at(rel: np.ndarray | int) -> np.ndarray:
-        # Reads past a packet's end are masked out by the length checks below;
-        # the clip only keeps them inside the buffer.
         out: np.ndarray = a[np.minimum(st + rel, last)].astype(np.int64)
         return out
 
@@ -85,27 +146,18 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
         out: np.ndarray = (u16(rel) << 16) | u16(rel + 2)
         return out
 
-    if linktype == LINKTYPE_ETHERNET:
-        off, etype = 14, u16(12)
-    elif linktype == LINKTYPE_LINUX_SLL:
-        off, etype = 16, u16(14)
-    elif linktype == LINKTYPE_LINUX_SLL2:
-        off, etype = 20, u16(0)
-    elif linktype in (LINKTYPE_NULL, LINKTYPE_LOOP):
+    if mode == MODE_ETHER:
+        etype = u16(etype_at)
+    elif mode == MODE_FAMILY:
         # NULL is in the writer's byte order, LOOP in network order (as link_payload).
         big = u32(0)
         little = at(0) | (at(1) << 8) | (at(2) << 16) | (at(3) << 24)
         family = np.where(little > 0xFFFF, big, little)
         etype = np.where(family == AF_INET, ETH_IPV4,
                          np.where(np.isin(family, AF_INET6), ETH_IPV6, -1))
-        off = 4
-    elif (linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6)
-          or linktype in LINKTYPE_RAW_ALIASES):
+    else:
         version = at(0) >> 4
         etype = np.where(version == 4, ETH_IPV4, np.where(version == 6, ETH_IPV6, -1))
-        off = 0
-    else:
-        return None
     enough = cl >= off + 40  # the fixed IP header and a TCP header, at least
 
     # IPv4 without options: total length, fragment bits, protocol at fixed places.
@@ -124,21 +176,12 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
     doff = at(tcp + 12)
     start = tcp + ((doff >> 4) << 2)
     simple = (v4 | v6) & (doff >= 0x50) & (start <= end) & (cl >= end)
+    return simple, v6, u32(tcp + 4), u32(tcp + 8), at(tcp + 13), st + start, st + end
 
-    idx = np.flatnonzero(simple)
-    flow = np.full(len(st), -1, np.int64)
-    keys: list[bytes] = []
-    for is_v6, width in ((False, 12), (True, 36)):
-        sel = idx[v6[idx] == is_v6]
-        if not len(sel):
-            continue
-        # src + dst addresses, then the two port fields straight from TCP
-        addr = st[sel] + off + (8 if is_v6 else 12)
-        cols = np.concatenate((addr[:, None] + np.arange(width - 4),
-                               (st[sel] + tcp[sel])[:, None] + np.arange(4)), axis=1)
-        raw = np.ascontiguousarray(a[cols]).view(f"V{width}").ravel()
-        uniq, inverse = np.unique(raw, return_inverse=True)
-        flow[sel] = inverse.ravel() + len(keys)
-        keys += [u.tobytes() for u in uniq]
-    return DecodedBatch(simple, flow, keys, u32(tcp + 4), u32(tcp + 8), at(tcp + 13),
-                        st + start, st + end)
+
+_kernel: ModuleType | None = None
+if SPEEDUPS:
+    try:
+        from wspcap.decode import _speedups as _kernel
+    except ImportError:  # not built: the NumPy reference
+        pass
