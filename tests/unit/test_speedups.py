@@ -197,7 +197,8 @@ def blocks(draw: st.DrawFn) -> tuple[bytes, np.ndarray, np.ndarray, tuple[int, i
     not, then bytes flipped and ends cut, as a capture's block holds them."""
     link = draw(st.sampled_from(sorted(LINK_MODES)))
     mode, off, etype_at = LINK_MODES[link]
-    parts, starts, caplens = [draw(st.binary(max_size=3))], [], []
+    # (a block's packets follow their record headers: its buffer is never empty)
+    parts, starts, caplens = [draw(st.binary(min_size=1, max_size=16))], [], []
     for _ in range(draw(st.integers(1, 10))):
         v6 = draw(st.booleans())
         payload = draw(st.binary(max_size=30))
