@@ -8,13 +8,11 @@ none is, the tests skip and the references are what wspcap runs.
 
 from __future__ import annotations
 
-import importlib
-import shutil
 import struct
-import sysconfig
 
 import numpy as np
 import pytest
+from golden.kernels import kernel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -24,20 +22,7 @@ from wspcap.sources.files import pcap_records
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
-
-def _compiler() -> str | None:
-    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc) or shutil.which("cc") or shutil.which("gcc")
-
-
-def _kernel(name: str):  # type: ignore[no-untyped-def]
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        if _compiler() is None:
-            pytest.skip(f"{name} is not built and no C compiler is installed")
-        pytest.fail(f"{name} is not built though a C compiler is installed "
-                    "(pip install -e . builds it)")
+_kernel = kernel
 
 
 # -- ws: frame payloads --------------------------------------------------------------------
