@@ -166,10 +166,6 @@ class Session:
         record the TLS layer holds a part of, if any."""
         self.dirs[d].took_tls_run(plain, marks)
 
-    def stream_offset(self, d: int) -> int:
-        """Where direction ``d``'s next byte is, in the stream the layers above see."""
-        return self.dirs[d].stream_offset
-
     # -- blocks and end ------------------------------------------------------------
 
     def bulk_ready(self) -> bool:
