@@ -42,6 +42,7 @@ from wspcap.http.upgrade import (
     RESPONSE,
     Handshake,
     HeadParser,
+    HttpHead,
     looks_like_request,
     looks_like_response,
     maybe_head_kind,
@@ -343,20 +344,8 @@ class Upgrade:
         side.head = None
         if status == 101:
             self._accepted(dr, trailing, end, ts, packet)
-            return
-        if status is None:
-            self.connection.report(ts, S2C, None, "http_status_invalid",
-                                   f"status line {preview(head.start_line, 60)} has no "
-                                   "three-digit status code", packet)
         else:
-            self.connection.report(ts, S2C, None, "http_status_not_101",
-                                   f"status {status} {head.reason}".rstrip(), packet)
-        held = self.dirs[1 - dr.d].pending
-        if held and plausible_frames(held[0][0]):
-            self._frames_before_101(held, None, 0)
-        if trailing:
-            dr.hold((trailing, end, ts, packet))
-        self._refused()
+            self._refused(dr, head, trailing, end, ts, packet)
 
     def _accepted(self, dr: Direction, trailing: bytes, end: int, ts: int,
                   packet: int) -> None:
@@ -409,11 +398,26 @@ class Upgrade:
 
     # -- a refused upgrade ---------------------------------------------------------
 
-    def _refused(self) -> None:
-        """The upgrade was refused: look at what follows for frames, then stop."""
-        for dr in self.dirs:
-            self.sides[dr.d].probe_chunks = 0
-            dr.hand_over(self._after_refusal)
+    def _refused(self, dr: Direction, head: HttpHead, trailing: bytes, end: int, ts: int,
+                 packet: int) -> None:
+        """An answer other than 101 that ends at stream offset ``end`` of the
+        server's direction ``dr``, ``trailing`` after it: look at what follows
+        for frames, then stop."""
+        if head.status is None:
+            self.connection.report(ts, S2C, None, "http_status_invalid",
+                                   f"status line {preview(head.start_line, 60)} has no "
+                                   "three-digit status code", packet)
+        else:
+            self.connection.report(ts, S2C, None, "http_status_not_101",
+                                   f"status {head.status} {head.reason}".rstrip(), packet)
+        held = self.dirs[1 - dr.d].pending
+        if held and plausible_frames(held[0][0]):
+            self._frames_before_101(held, None, 0)
+        if trailing:
+            dr.hold((trailing, end, ts, packet))
+        for d in self.dirs:
+            self.sides[d.d].probe_chunks = 0
+            d.hand_over(self._after_refusal)
 
     def _after_refusal(self, dr: Direction, data: bytes, offset: int, ts: int,
                        packet: int) -> None:
