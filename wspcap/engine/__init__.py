@@ -6,7 +6,10 @@ Nothing here reads a file or a socket.
 
 - :mod:`~wspcap.engine.options`: the engine's limits.
 - :mod:`~wspcap.engine.collector`: record storage, and what sessions share.
-- :mod:`~wspcap.engine.session`: one TCP connection and its two directions.
+- :mod:`~wspcap.engine.direction`: one direction of a connection: its layers.
+- :mod:`~wspcap.engine.upgrade`: the opening of a connection: TLS, the HTTP
+  upgrade, or frames mid-stream, until its frames are parsed.
+- :mod:`~wspcap.engine.session`: one TCP connection, joining the two.
 - :mod:`~wspcap.engine.runs`: a run of packets of one connection at a time.
 - :mod:`~wspcap.engine.driver`: the :class:`Pipeline`, which joins them.
 """

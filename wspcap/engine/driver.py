@@ -16,13 +16,12 @@ Connections are found by a dict keyed on the bytes ``src + dst + ports`` of
 each direction. A connection is WebSocket when its client sends an HTTP
 request with ``Upgrade: websocket`` (on any port), or, when the start of the
 connection was not captured, when its bytes frame as WebSocket frames (see
-:meth:`Session._probe`). Every other TCP connection is ignored
-after its first payload bytes: from then on its packets cost a decode and a
-dict lookup. Each direction is told by its own first bytes, in TCP sequence
+:mod:`wspcap.engine.upgrade`). Every other TCP connection is ignored after
+its first payload bytes: from then on its packets cost a decode and a dict
+lookup. Each direction is told by its own first bytes, in TCP sequence
 order, not by what the capture shows first: a request whose first segment is
 ``G`` waits for its next bytes, and an answer captured before its request
-(two taps merged, clock skew) waits for the request (see
-:meth:`Session._early_answer`).
+(two taps merged, clock skew) waits for the request.
 
 Where a rule is broken the layers report an anomaly code (see
 :mod:`wspcap.rules.registry`) and carry on; exceptions are never used for

@@ -1,0 +1,577 @@
+"""The opening of one connection (:class:`Upgrade`): what its first bytes are,
+the HTTP upgrade and its facts, and the switch of its directions to frames.
+
+Design note
+-----------
+Each direction is told by its own first bytes, in TCP sequence order,
+whatever came first in the capture (:meth:`Upgrade._probe`): a ClientHello
+(the connection's bytes then go through the TLS layer, and what it decrypts
+comes back here), an HTTP request or answer (on any port), WebSocket frames
+(a connection captured mid-stream, when ``Options.midstream``), or anything
+else (the connection is not followed). A start too short to tell (a request
+whose first segment is ``G``) waits for the direction's next bytes.
+
+The stages of a direction are handlers (see
+:mod:`wspcap.engine.direction`), the methods of this object that take its
+bytes: :meth:`~Upgrade._request` then :meth:`~Upgrade._response` for the
+usual order; :meth:`~Upgrade._early_answer` for an answer read before its
+request (two taps merged, clock skew: request and answer are paired by each
+direction's TCP sequence, not by capture order); :meth:`~Upgrade._lost_request`
+for a request head with bytes missing; :meth:`~Upgrade._after_refusal` for
+what follows an answer other than 101. A 101 (or frames mid-stream) turns
+both directions to frames (:meth:`Direction.start_frames
+<wspcap.engine.direction.Direction.start_frames>`), each from its own
+stream offset; bytes that came before their time were held back and go to
+the parser then.
+
+The stage keeps what the connection row and the rules read of the opening:
+the :class:`~wspcap.http.upgrade.Handshake`, the negotiated permessage-deflate
+parameters, the times and packets of the request and the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from wspcap.constants import C2S, S2C
+from wspcap.engine.collector import Shared
+from wspcap.engine.direction import Chunk, Direction
+from wspcap.engine.options import EARLY_CHUNKS, PROBE_CHUNKS
+from wspcap.http.upgrade import (
+    REQUEST,
+    RESPONSE,
+    Handshake,
+    HeadParser,
+    HttpHead,
+    looks_like_request,
+    looks_like_response,
+    maybe_head_kind,
+)
+from wspcap.rules.context import preview
+from wspcap.rules.thresholds import DEFAULT_THRESHOLDS
+from wspcap.tls import TLSSession, maybe_client_hello
+from wspcap.ws.deflate import DeflateParams, InflateBudget, Inflater, negotiate
+from wspcap.ws.frames import plausible_frames
+
+__all__ = ["Connection", "Upgrade"]
+
+
+class Connection(Protocol):
+    """What the upgrade stage asks of its connection
+    (:class:`~wspcap.engine.session.Session`)."""
+
+    @property
+    def tls(self) -> TLSSession | None:
+        """The TLS layer, when the connection starts with a ClientHello."""
+        ...
+
+    @property
+    def client(self) -> int | None:
+        """The client's direction, once known."""
+        ...
+
+    @property
+    def nframes(self) -> int:
+        """Frames made so far."""
+        ...
+
+    def report(self, ts: int, direction: str | None, frame_index: int | None, code: str,
+               detail: str, packet: int | None, offset: int | None = None) -> None:
+        """An anomaly of the connection."""
+        ...
+
+    def become_websocket(self, client: int) -> None:
+        """The connection is WebSocket, ``client`` its client's direction."""
+        ...
+
+    def start_tls(self, client: int) -> None:
+        """The connection starts with a ClientHello from ``client``."""
+        ...
+
+    def give_up(self) -> None:
+        """Not WebSocket (or no longer): stop following the connection."""
+        ...
+
+
+class _Side:
+    """What the stage keeps of one direction while it opens."""
+
+    __slots__ = ("early_status", "first_ts", "head", "probe_chunks", "sniffed")
+
+    def __init__(self) -> None:
+        self.head: HeadParser | None = None  # of the HTTP head being read
+        self.probe_chunks = 0  # chunks looked at (or, for an early answer, held)
+        self.sniffed: list[Chunk] = []  # first bytes, too few to tell
+        self.early_status: int | None = None  # of an answer read before its request
+        self.first_ts: int | None = None  # of the first byte
+
+
+class Upgrade:
+    """The opening stage of one connection, until its frames are parsed.
+
+    Args:
+        connection: the connection.
+        dirs: its two directions, whose bytes the stage takes first.
+        shared: what every connection shares (options, inflation budget).
+
+    Attributes:
+        handshake: the request (and answer) heads, or None.
+        deflate: the negotiated permessage-deflate parameters, or None.
+        midstream: frames were found without the opening handshake.
+        established: frames are parsed (after a 101, or mid-stream).
+        ts_request, request_packet: when the request head was complete.
+        ts_response, response_packet: when the answer's head was complete.
+        request_end: the stream offset of the end of the request head.
+        request_gap: ``(ts, offset, size, packet)`` of bytes lost in the
+            request head, if any.
+    """
+
+    def __init__(self, connection: Connection, dirs: tuple[Direction, Direction],
+                 shared: Shared) -> None:
+        self.connection = connection
+        self.dirs = dirs
+        self.shared = shared
+        self.options = shared.options
+        self.sides = (_Side(), _Side())
+        self.handshake: Handshake | None = None
+        self.deflate: DeflateParams | None = None
+        self.midstream = False
+        self.established = False
+        self.ts_request: int | None = None
+        self.ts_response: int | None = None
+        self.request_packet: int | None = None
+        self.response_packet: int | None = None
+        self.request_end = 0
+        self.request_gap: tuple[int, int, int, int] | None = None
+        for dr in dirs:
+            dr.give_to(self._probe)
+
+    def first_ts(self, d: int) -> int | None:
+        """The time of direction ``d``'s first byte, once seen."""
+        return self.sides[d].first_ts
+
+    # -- first bytes ---------------------------------------------------------------
+
+    def _probe(self, dr: Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """First bytes of a direction: TLS, HTTP request, HTTP response, frames, or other."""
+        side = self.sides[dr.d]
+        if side.first_ts is None:
+            side.first_ts = ts
+        held = [*side.sniffed, (data, offset, ts, packet)]
+        start = b"".join(chunk[0] for chunk in held) if side.sniffed else data
+        side.sniffed = []
+        c = self.connection
+        if c.tls is None and c.client is None:
+            hello = maybe_client_hello(start)
+            if hello is None:
+                side.sniffed = held  # may be the start of a ClientHello: wait for more
+                return
+            if hello:
+                c.start_tls(dr.d)
+                for chunk in held:
+                    dr.tls_data(*chunk)
+                return
+        kind = maybe_head_kind(start)
+        if kind is None:
+            side.sniffed = held
+        elif kind == REQUEST:
+            self._start_http(dr.d)
+            dr.replay(held)
+        elif kind == RESPONSE:  # the answer came first in the capture: held until the request
+            dr.give_to(self._early_answer)
+            dr.replay(held)
+        else:
+            self._probe_frames(dr, held, start)
+
+    def _probe_frames(self, dr: Direction, held: list[Chunk], start: bytes) -> None:
+        """First bytes that are no HTTP: frames mid-stream, or not followed."""
+        frames = plausible_frames(start) if self.options.midstream else 0
+        if not frames:
+            self.connection.give_up()
+            return
+        # Two chunks in a row, or two frames in one, that frame exactly.
+        for chunk in held:
+            dr.hold(chunk)
+        side = self.sides[dr.d]
+        side.probe_chunks += 1
+        if side.probe_chunks >= 2 or frames >= 2:
+            self._start_midstream(dr)
+
+    def head_lost(self, dr: Direction, offset: int, size: int, ts: int, packet: int) -> None:
+        """Bytes of ``dr`` were lost before its frames: in the request head its
+        fields are lost (:meth:`_request_lost`); anywhere else (another head, or
+        before the roles are known), the direction is given up."""
+        if dr.at(self._request):
+            self._request_lost(dr, offset, size, ts, packet)
+        elif not dr.ignored:
+            dr.ignore()
+
+    # -- the request ---------------------------------------------------------------
+
+    def _start_http(self, client: int) -> None:
+        self.sides[client].head = HeadParser()
+        self.dirs[client].give_to(self._request)
+        self.dirs[1 - client].hold_back()
+
+    def _request(self, dr: Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The client's request head; then its bytes wait for the answer."""
+        side = self.sides[dr.d]
+        parser = side.head
+        assert parser is not None
+        head = parser.receive_data(data)
+        if head is None:
+            if parser.too_large:
+                self.connection.give_up()
+            return
+        hs = Handshake.from_request(head)
+        if not (hs.upgrade_websocket or hs.key is not None):
+            # Plain HTTP: not ours (upgrades later in keep-alive are not followed).
+            self.connection.give_up()
+            return
+        self.handshake = hs
+        self.connection.become_websocket(dr.d)
+        self.ts_request = ts
+        self.request_packet = packet
+        trailing = parser.trailing
+        self.request_end = offset + len(data) - len(trailing)
+        side.head = None
+        dr.hold_back()
+        if trailing:
+            dr.hold((trailing, self.request_end, ts, packet))
+        self.sides[1 - dr.d].head = HeadParser()
+        self.dirs[1 - dr.d].hand_over(self._response)
+
+    def _request_lost(self, dr: Direction, offset: int, size: int, ts: int,
+                      packet: int) -> None:
+        """Bytes of the request head were not captured: its fields cannot be read,
+        but the conversation can. The client's frames start after the head's end
+        (:meth:`_lost_request`), the server's after its answer (:meth:`_early_answer`),
+        as for a 101 whose request was not captured."""
+        self.request_gap = (ts, offset, size, packet)
+        self.sides[dr.d].head = HeadParser()
+        dr.give_to(self._lost_request)
+        self.dirs[1 - dr.d].hand_over(self._early_answer)
+
+    def _lost_request(self, dr: Direction, data: bytes, offset: int, ts: int,
+                      packet: int) -> None:
+        """The client's bytes after a gap in its request head: the rest of the head
+        (unless they frame exactly: the gap took the head's end), then frames, held
+        until the answer is read (EARLY_CHUNKS segments at most)."""
+        side = self.sides[dr.d]
+        head = side.head
+        if head is not None and plausible_frames(data):
+            side.head = None  # the gap took the head's end: frames from here on
+            self.request_end = offset
+            dr.hold((data, offset, ts, packet))
+        elif head is not None:
+            if head.receive_data(data) is None:
+                if head.too_large:
+                    self.connection.give_up()
+                return
+            trailing = head.trailing
+            side.head = None
+            self.request_end = offset + len(data) - len(trailing)
+            if trailing:
+                dr.hold((trailing, self.request_end, ts, packet))
+        else:
+            dr.hold((data, offset, ts, packet))
+        srv = self.dirs[1 - dr.d]
+        if self.sides[srv.d].early_status == 101 and srv.at(self._early_answer):
+            self._start_midstream(srv, dr.d)
+        elif len(dr.pending) > EARLY_CHUNKS:
+            self.connection.give_up()
+
+    # -- the answer ----------------------------------------------------------------
+
+    def _early_answer(self, dr: Direction, data: bytes, offset: int, ts: int,
+                      packet: int) -> None:
+        """The server's bytes while the client's request is not read yet: its HTTP
+        answer, then frames if it is a 101.
+
+        These wait for the request (see :meth:`_request`). The answer's head is
+        read as it comes, to bound what is held: the head itself up to MAX_HEAD
+        bytes; then after a 101 up to EARLY_CHUNKS segments and ``max_pending``
+        bytes, past which the frames are read without the request
+        (:meth:`_start_midstream`); after any other answer PROBE_CHUNKS * 4
+        segments, past which the connection is not followed.
+        """
+        side = self.sides[dr.d]
+        dr.hold((data, offset, ts, packet))
+        if side.head is None and side.early_status is None:
+            side.head = HeadParser()
+        if side.head is not None:
+            head = side.head.receive_data(data)
+            if head is None and not side.head.too_large:
+                return
+            side.head = None
+            side.early_status = head.status if head is not None and head.status else 0
+            side.probe_chunks = len(dr.pending)  # (segments held up to the head's end)
+        after = len(dr.pending) - side.probe_chunks
+        if side.early_status == 101:
+            client = self.dirs[1 - dr.d]
+            if ((client.at(self._lost_request) and self.sides[client.d].head is None)
+                    or after > EARLY_CHUNKS
+                    or offset + len(data) - dr.pending[0][1] > self.options.max_pending):
+                self._start_midstream(dr, client.d)
+        elif after > PROBE_CHUNKS * 4:
+            self.connection.give_up()
+
+    def _response(self, dr: Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """The server's answer head, after the request: a 101 starts the frames."""
+        side = self.sides[dr.d]
+        parser = side.head
+        assert parser is not None
+        head = parser.receive_data(data)
+        if head is None:
+            if parser.too_large:
+                self.connection.report(ts, S2C, None, "http_head_too_large",
+                                       "response head over 64 KiB", packet)
+                self.connection.give_up()  # the rest of the connection is not WebSocket
+            return
+        trailing = parser.trailing
+        end = offset + len(data) - len(trailing)
+        status = head.status
+        if status is not None and 100 <= status < 200 and status != 101:
+            side.head = HeadParser()  # an interim answer (100 Continue): the real one follows
+            if trailing:
+                self._response(dr, trailing, end, ts, packet)
+            return
+        hs = self.handshake
+        assert hs is not None
+        hs.answer(head)
+        self.ts_response = ts
+        self.response_packet = packet
+        side.head = None
+        if status == 101:
+            self._accepted(dr, trailing, end, ts, packet)
+        else:
+            self._refused(dr, head, trailing, end, ts, packet)
+
+    def _accepted(self, dr: Direction, trailing: bytes, end: int, ts: int,
+                  packet: int) -> None:
+        """A 101 that ends at stream offset ``end`` of the server's direction
+        ``dr``, ``trailing`` after it: the frames start."""
+        client = self.dirs[1 - dr.d]
+        held = client.take_held()
+        self._check_accept(ts, packet)
+        self.deflate, problems = negotiate(self.handshake.extensions)  # type: ignore[union-attr]
+        for problem in problems:
+            self.connection.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        # (the client's reassembler is still delivering the request's last bytes when
+        # an answer held before it is read: its offset is not past them yet)
+        self._start_frames({dr.d: end, client.d: held[0][1] if held else max(
+            client.stream_offset, self.request_end)})
+        if trailing:
+            self.connection.report(ts, S2C, None, "http_data_with_101",
+                                   f"{len(trailing)} bytes after the 101 head in the same "
+                                   "segment", packet)
+            dr.receive(trailing, end, ts, packet)
+        if held:
+            first = self.connection.nframes
+            client.replay(held)
+            count = self.connection.nframes - first
+            self._frames_before_101(held, first if count else None, count)
+
+    def _frames_before_101(self, held: list[Chunk], index: int | None, count: int) -> None:
+        """RFC 6455 section 4.1: the client "MUST wait for a response from the
+        server before sending any further data"."""
+        _data, offset, ts, packet = held[0]
+        size = sum(len(chunk[0]) for chunk in held)
+        frames = f" ({count} frame{'s' if count > 1 else ''})" if count else ""
+        self.connection.report(ts, C2S, index, "http_frames_before_101",
+                               f"{size} bytes{frames} sent by the client before the answer",
+                               packet, offset)
+
+    def _check_accept(self, ts: int, packet: int) -> None:
+        hs = self.handshake
+        assert hs is not None
+        report = self.connection.report
+        if hs.key is None:
+            report(ts, C2S, None, "http_key_missing",
+                   "the upgrade request has no Sec-WebSocket-Key", packet)
+        if hs.accept is None:
+            report(ts, S2C, None, "http_accept_missing",
+                   "the 101 answer has no Sec-WebSocket-Accept", packet)
+        elif hs.accept_valid is False and hs.key is not None:
+            report(ts, S2C, None, "http_accept_mismatch",
+                   f"expected={hs.accept_expected}, found={hs.accept}", packet)
+
+    # -- a refused upgrade ---------------------------------------------------------
+
+    def _refused(self, dr: Direction, head: HttpHead, trailing: bytes, end: int, ts: int,
+                 packet: int) -> None:
+        """An answer other than 101 that ends at stream offset ``end`` of the
+        server's direction ``dr``, ``trailing`` after it: look at what follows
+        for frames, then stop."""
+        if head.status is None:
+            self.connection.report(ts, S2C, None, "http_status_invalid",
+                                   f"status line {preview(head.start_line, 60)} has no "
+                                   "three-digit status code", packet)
+        else:
+            self.connection.report(ts, S2C, None, "http_status_not_101",
+                                   f"status {head.status} {head.reason}".rstrip(), packet)
+        held = self.dirs[1 - dr.d].pending
+        if held and plausible_frames(held[0][0]):
+            self._frames_before_101(held, None, 0)
+        if trailing:
+            dr.hold((trailing, end, ts, packet))
+        for d in self.dirs:
+            self.sides[d.d].probe_chunks = 0
+            d.hand_over(self._after_refusal)
+
+    def _after_refusal(self, dr: Direction, data: bytes, offset: int, ts: int,
+                       packet: int) -> None:
+        """Bytes after a refused upgrade: WebSocket frames there are the smuggling
+        pattern (``http_frames_without_101``); HTTP (keep-alive) is not followed."""
+        side = self.sides[dr.d]
+        if (plausible_frames(data) and not looks_like_request(data)
+                and not looks_like_response(data)):
+            status = self.handshake.status if self.handshake is not None else None
+            answer = f"status {status}" if status is not None else "an unreadable status line"
+            self.connection.report(ts, dr.name, None, "http_frames_without_101",
+                                   f"{dr.name} bytes frame as WebSocket after {answer}",
+                                   packet, offset)
+            side.probe_chunks = PROBE_CHUNKS
+        else:
+            side.probe_chunks += 1
+        if side.probe_chunks >= PROBE_CHUNKS:
+            dr.ignore()
+            if all(d.ignored for d in self.dirs):
+                self.connection.give_up()  # (nothing is held by then)
+
+    # -- frames --------------------------------------------------------------------
+
+    def _start_frames(self, offsets: dict[int, int]) -> None:
+        """Frame parsing begins; ``offsets`` gives each direction's first frame offset."""
+        self.established = True
+        params = self.deflate
+        budgets = self._inflate_budgets() if params is not None else ()
+        for dr in self.dirs:
+            is_client = dr.d == self.connection.client
+            inflater = None
+            if params is not None:
+                bits, no_takeover = ((params.client_max_window_bits,
+                                      params.client_no_context_takeover) if is_client else
+                                     (params.server_max_window_bits,
+                                      params.server_no_context_takeover))
+                inflater = Inflater(bits, no_takeover, self.options.max_inflated, budgets)
+            dr.start_frames(offsets[dr.d], is_client, inflater, self.options.max_payload)
+
+    def _inflate_budgets(self) -> tuple[InflateBudget, InflateBudget]:
+        """The connection's inflation budget (both directions share it) and the capture's."""
+        th = self.options.thresholds or DEFAULT_THRESHOLDS
+        return (InflateBudget(th.inflate_budget_connection, "connection"),
+                self.shared.inflate_budget)
+
+    def _start_midstream(self, dr: Direction, client: int | None = None) -> None:
+        """Frames without a captured handshake: the masking direction is the client
+        (unless ``client`` says which it is: the other side of a 101 answer)."""
+        first, _offset, ts, packet = dr.pending[0]
+        if client is None:
+            client = dr.d if first[1] & 0x80 else 1 - dr.d
+        self.midstream = True
+        self.connection.become_websocket(client)
+        self._report_missing(ts, packet)
+        # Without the handshake, permessage-deflate is assumed when RSV1 shows up.
+        self.deflate = None
+        budgets = self._inflate_budgets()
+        held: list[tuple[int, int, Chunk]] = []  # packet, direction, chunk
+        for d in self.dirs:
+            held += [(chunk[3], d.d, chunk) for chunk in self._frames_from(d, client, budgets)]
+        # Replay both directions in capture order, so frame_index follows it.
+        for _packet, d_index, chunk in sorted(held, key=lambda h: (h[0], h[1])):
+            self.dirs[d_index].receive(*chunk)
+        self.established = True
+
+    def _frames_from(self, dr: Direction, client: int,
+                     budgets: tuple[InflateBudget, ...]) -> list[Chunk]:
+        """Direction ``dr`` turns to frames without the handshake: the chunks it
+        held back that are frames (for the caller to feed)."""
+        held = dr.take_held()
+        start = held[0][1] if held else dr.stream_offset
+        if dr.d == client and self.request_gap is not None and not held:
+            # (the reassembler may still be delivering the head's last bytes)
+            start = max(start, self.request_end)
+        if self.sides[dr.d].early_status == 101:  # a 101 without its request
+            held, start = _after_head(held, start)  # frames follow its head
+        dr.start_frames(start, dr.d == client,
+                        _MidstreamInflater(self.options.max_inflated, budgets),
+                        self.options.max_payload)
+        return held
+
+    def _report_missing(self, ts: int, packet: int) -> None:
+        if self.request_gap is not None:
+            seen = "frames after a request head with bytes missing (tcp_gap)"
+        elif any(side.early_status == 101 for side in self.sides):
+            seen = "frames after a 101 answer whose request was not captured"
+        else:
+            seen = "frames seen without the opening handshake"
+        self.connection.report(ts, None, None, "http_handshake_missing",
+                               f"{seen}; extensions unknown "
+                               "(RSV1 messages are inflated as permessage-deflate)", packet)
+
+    # -- end -----------------------------------------------------------------------
+
+    def finish(self) -> None:
+        """End of input: a 101 whose request never came starts the frames."""
+        for dr in self.dirs:
+            if dr.at(self._early_answer) and self.sides[dr.d].early_status == 101:
+                self._start_midstream(dr, 1 - dr.d)
+
+    def columns(self) -> dict[str, Any]:
+        """The opening's columns of the connection's row."""
+        seen = self.handshake is not None
+        hs = self.handshake or Handshake()
+        return {
+            "handshake": seen,
+            "established": self.established,
+            "method": hs.method or None,
+            "uri": hs.uri or None,
+            "host": hs.host,
+            "origin": hs.origin,
+            "user_agent": hs.user_agent,
+            "cookie": hs.cookie if seen else None,
+            "authorization": hs.authorization if seen else None,
+            "key": hs.key,
+            "version": hs.version,
+            "protocols_offered": ", ".join(hs.protocols_offered) or None,
+            "extensions_offered": hs.extensions_offered,
+            "status": hs.status,
+            "reason": hs.reason,
+            "accept": hs.accept,
+            "accept_valid": hs.accept_valid,
+            "subprotocol": hs.subprotocol,
+            "extensions": hs.extensions,
+            "permessage_deflate": self.deflate is not None,
+        }
+
+
+def _after_head(held: list[Chunk], start: int) -> tuple[list[Chunk], int]:
+    """The chunks ``held`` (data, offset, ts, packet) from the end of the HTTP head
+    they start with, and the stream offset of that end; as given if the head does
+    not end in them."""
+    parser = HeadParser()
+    for i, (chunk, offset, ts, packet) in enumerate(held):
+        if parser.receive_data(chunk) is not None:
+            rest = parser.trailing
+            end = offset + len(chunk) - len(rest)
+            return ([(rest, end, ts, packet)] if rest else []) + held[i + 1:], end
+    return held, start
+
+
+class _MidstreamInflater(Inflater):
+    """Inflater for a connection whose handshake was not seen.
+
+    The earlier window is unknown, so a message that cannot be inflated is
+    reported as ``pmd_context_lost`` rather than as a failure.
+    """
+
+    def __init__(self, max_size: int, budgets: tuple[InflateBudget, ...] = ()) -> None:
+        super().__init__(15, False, max_size, budgets)
+
+    def inflate(self, data: bytes) -> tuple[bytes | None, str | None, str]:
+        out, problem, detail = super().inflate(data)
+        if problem == "pmd_inflate_failed":
+            return out, "pmd_context_lost", ("compressed message refers to a window "
+                                             f"from before the capture ({detail})")
+        return out, problem, detail
