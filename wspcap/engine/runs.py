@@ -392,11 +392,16 @@ def _tls_side(p: Pipeline, s: Session, d: int, stamps: np.ndarray, data: np.ndar
     with the packet that completes the record, said to come in the packet
     where the record starts, as :meth:`Session.tls_events` does)."""
     begin, end, emitted, marked = records.begin, records.end, records.emitted, records.marked
-    if not (end > begin).all():  # records with no plaintext have no frames
-        keep = end > begin
-        begin, end, emitted, marked = begin[keep], end[keep], emitted[keep], marked[keep]
-    run = FrameRun(s.dirs[d].parser, records.plain, data[emitted], begin,  # type: ignore[arg-type]
-                   end, stamps, p.options.max_payload, data[marked])
+    keep = end > begin
+    if keep.all():
+        # Record i in segment i (the common case): its packets, without a gather.
+        done, said = ((data[:len(begin)],) * 2 if records.one_to_one
+                      else (data[emitted], data[marked]))
+    else:  # records with no plaintext have no frames
+        begin, end = begin[keep], end[keep]
+        done, said = data[emitted[keep]], data[marked[keep]]
+    run = FrameRun(s.dirs[d].parser, records.plain, done, begin,  # type: ignore[arg-type]
+                   end, stamps, p.options.max_payload, said)
     cut = int(data[records.cut]) if records.cut < len(data) else NEVER
     return _Side(s, d, run, data, min(cut, run.cut), records)
 

@@ -141,24 +141,27 @@ class TLSRun:
             :meth:`~TLSSession.receive_data` would give it out); ``marked``:
             the segment where it starts (the packet its frames are said to
             come in, see :meth:`wspcap.engine.session.Session.tls_events`).
+        one_to_one: record ``i`` is segment ``i`` (``emitted`` and ``marked``
+            are ``0, 1, 2...``), as in most runs.
         cut: the first segment the run cannot take whole: the one where the
             first record it did not read starts (len(ends) if none).
     """
 
     __slots__ = ("_data", "begin", "buf", "cut", "emitted", "end", "ends", "marked", "offset",
-                 "pe", "plain", "ps", "seq", "starts", "stops")
+                 "one_to_one", "pe", "plain", "ps", "seq", "starts", "stops")
 
     def __init__(self, seq: int, offset: int, buf: bytes, ps: np.ndarray, pe: np.ndarray,
-                 ends: np.ndarray) -> None:
+                 ends: list[int]) -> None:
         self.seq = seq
         self.offset = offset
         self.buf, self.ps, self.pe = buf, ps, pe
-        self.ends: list[int] = ends.tolist()
+        self.ends = ends
         self._data: bytes | None = None
         self.plain = b""
         self.starts = self.stops = self.begin = self.end = _NONE
         self.emitted = self.marked = _NONE
         self.cut = len(ends)
+        self.one_to_one = False
 
     @property
     def data(self) -> bytes:
@@ -169,8 +172,9 @@ class TLSRun:
 
     def segments(self, lo: int, hi: int) -> list[bytes]:
         """Segments ``lo`` to ``hi``'s bytes."""
-        return list(map(self.buf.__getitem__, map(slice, self.ps[lo:hi].tolist(),
-                                                  self.pe[lo:hi].tolist())))
+        buf = self.buf
+        return [buf[x:y] for x, y in zip(self.ps[lo:hi].tolist(), self.pe[lo:hi].tolist(),
+                                         strict=True)]
 
     def read(self, starts: np.ndarray, stops: np.ndarray, plain: bytes, begin: np.ndarray,
              end: np.ndarray, segments: bool = False) -> None:
@@ -180,6 +184,7 @@ class TLSRun:
         self.plain, self.begin, self.end = plain, begin, end
         if segments:
             self.marked = self.emitted = np.arange(len(starts))
+            self.one_to_one = True
             return
         ends = np.asarray(self.ends, np.int64)
         self.marked = np.searchsorted(ends, starts, "right")
@@ -192,6 +197,8 @@ class TLSRun:
 
     def records_before(self, segments: int) -> int:
         """How many records end within the first ``segments`` segments."""
+        if self.one_to_one:
+            return min(segments, len(self.starts))
         return int(np.searchsorted(self.emitted, segments, "left"))
 
     def tail(self, segments: int) -> bytes:
@@ -790,19 +797,20 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
     firsts = list(itertools.accumulate(counts, initial=0))
     first = np.array(firsts[:-1], np.int64)
     ends = cum - np.repeat(cum[first] - sizes[first], counts)  # in each run's stream
+    begins = ends - sizes
     limits = [session._limit() for session, _d, _ps, _pe in runs]
-    # Segments that are one whole application data record each (most are).
+    # Segments that are one whole application data record each, with the
+    # usual header (type 23, legacy version 0x0303): most are.
     view = np.frombuffer(buf, np.uint8)
-    at = ps[:, None] + _FIVE
-    head = view[at if ps.max() + HEADER_LEN <= len(view)
-                else np.minimum(at, max(len(view) - 1, 0))]
-    one = ((head[:, 0] == APPLICATION_DATA) & (head[:, 1] == 3)
-           & (sizes <= (limits[0] if min(limits) == max(limits)
-                        else np.repeat(limits, counts)) + HEADER_LEN)
-           & ((head[:, 3].astype(np.int64) << 8 | head[:, 4]) + HEADER_LEN == sizes))
+    length = sizes - HEADER_LEN
+    if int(ps.max()) + HEADER_LEN > len(view):  # (a segment too short to hold a header)
+        view = np.append(view, np.zeros(HEADER_LEN, np.uint8))
+    one = ((view[ps] == APPLICATION_DATA) & (view[ps + 1] == 3) & (view[ps + 2] == 3)
+           & ((view[ps + 3].astype(np.int64) << 8 | view[ps + 4]) == length)
+           & (length <= (limits[0] if min(limits) == max(limits)
+                         else np.repeat(limits, counts))))
     all_one = np.logical_and.reduceat(one, first).tolist()
-    ps_at, pe_at, frag_at = ps.tolist(), pe.tolist(), (ps + HEADER_LEN).tolist()
-    frag_sizes = sizes - HEADER_LEN
+    frag_at, pe_at, ends_at = (ps + HEADER_LEN).tolist(), pe.tolist(), ends.tolist()
     out: list[TLSRun] = []
     inners: list[bytes] = []
     lengths: list[np.ndarray] = []
@@ -813,21 +821,21 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
         protection = d.protection
         assert protection is not None
         lo, hi = firsts[r], firsts[r + 1]
-        rends = ends[lo:hi]
-        run = TLSRun(protection.seq, d.offset, buf, rps, rpe, rends)
+        run = TLSRun(protection.seq, d.offset, buf, rps, rpe, ends_at[lo:hi])
         out.append(run)
         if all_one[r]:  # the records are the segments: take them where they are
-            src, x, y, z = buf, ps_at[lo:hi], frag_at[lo:hi], pe_at[lo:hi]
-            starts, stops, pos, whole = rends - sizes[lo:hi], rends, run.ends[-1], False
-            fsizes = frag_sizes[lo:hi]
+            src, y, z = buf, frag_at[lo:hi], pe_at[lo:hi]
+            starts, stops, pos, whole = begins[lo:hi], ends[lo:hi], ends_at[hi - 1], False
+            fsizes = length[lo:hi]
+            headers = [_HEADERS[k - j] for j, k in zip(y, z, strict=True)]
         else:
             src = run.data
-            starts, stops, pos, whole = session._walk(src, one[lo:hi], rends - sizes[lo:hi],
-                                                      rends, run.ends)
+            starts, stops, pos, whole = session._walk(src, one[lo:hi], begins[lo:hi],
+                                                      ends[lo:hi], run.ends)
             x, z = starts.tolist(), stops.tolist()
             y = [i + HEADER_LEN for i in x]
             fsizes = stops - starts - HEADER_LEN
-        headers = [src[i:j] for i, j in zip(x, y, strict=True)]
+            headers = [src[i:j] for i, j in zip(x, y, strict=True)]
         fragments = [src[j:k] for j, k in zip(y, z, strict=True)]
         rinners, rlengths = protection.open_records(headers, fragments, fsizes, protection.seq)
         inners += rinners
@@ -848,3 +856,17 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
             run.stop_at(pos)
         o += opened[r]
     return out
+
+
+class _Headers(dict[int, bytes]):
+    """Application data record headers (type 23, legacy version 0x0303) by
+    fragment length, each made once: the additional data of TLS 1.3 records
+    (`RFC 8446 section 5.2 <https://www.rfc-editor.org/rfc/rfc8446#section-5.2>`_),
+    looked up rather than sliced a record at a time."""
+
+    def __missing__(self, length: int) -> bytes:
+        header = self[length] = bytes((APPLICATION_DATA, 3, 3)) + length.to_bytes(2, "big")
+        return header
+
+
+_HEADERS = _Headers()
