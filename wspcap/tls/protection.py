@@ -19,6 +19,9 @@ say go into them:
   with encrypt-then-MAC (RFC 7366) the HMAC after the ciphertext.
 
 A record that does not authenticate raises :class:`DecryptError`.
+:meth:`RecordProtection.open_records` opens a run of records at once, with
+one ``decrypt`` call a TLS 1.3 record and nothing else in Python a record
+(see the design note of :mod:`wspcap.tls.session`).
 """
 
 from __future__ import annotations
