@@ -19,14 +19,18 @@ say go into them:
   with encrypt-then-MAC (RFC 7366) the HMAC after the ciphertext.
 
 A record that does not authenticate raises :class:`DecryptError`.
+:meth:`RecordProtection.open_records` opens a run of records at once, with
+one ``decrypt`` call a TLS 1.3 record and nothing else in Python a record
+(see the design note of :mod:`wspcap.tls.session`).
 """
 
 from __future__ import annotations
 
 import hmac as std_hmac
+import itertools
 import struct
-from collections.abc import Callable
 
+import numpy as np
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as crypto_hmac
@@ -40,6 +44,7 @@ __all__ = [
     "DecryptError",
     "RecordProtection",
     "hkdf_expand_label",
+    "inner_spans",
     "tls12_key_block",
     "tls12_prf",
     "tls12_protections",
@@ -171,36 +176,53 @@ class RecordProtection:
         self.seq = n + 1
         return result
 
-    def opener(self) -> Callable[[bytes, bytes, int], tuple[int, bytes]]:
-        """``open(header, fragment, seq)``: :meth:`decrypt` with an explicit
-        sequence number that stays where it is, in one call where the record
-        layout allows (TLS 1.3 AEAD: the loop of a run of records, see
-        :meth:`wspcap.tls.TLSSession.scan_run`)."""
+    def open_records(self, headers: list[bytes], fragments: list[bytes], sizes: np.ndarray,
+                     seq: int) -> tuple[list[bytes], np.ndarray]:
+        """Open consecutive records (each its 5-byte header and its fragment,
+        ``sizes`` the fragments' lengths) from sequence number ``seq`` on, up
+        to the first that does not open; :attr:`seq` stays where it is.
+
+        Returns:
+            ``(inners, lengths)``: each record opened, in order, as a TLS 1.3
+            inner plaintext (its content, its content type, zero padding: a
+            TLS 1.2 record's plaintext is given that form), and their
+            lengths; see :func:`inner_spans`.
+        """
         aead = self._aead
         if not self.tls13 or aead is None:
-            def slow(header: bytes, fragment: bytes, seq: int) -> tuple[int, bytes]:
-                saved = self.seq
+            return self._open_each(headers, fragments, seq)
+        # TLS 1.3 AEAD: nothing in Python a record but the decrypt call, the
+        # nonces made in one go (see the design note of wspcap.tls.session).
+        nonces = list(map(int.to_bytes, map(self._iv_int.__xor__, range(seq, seq + len(headers))),
+                          itertools.repeat(12)))
+        try:
+            inners = list(map(aead.decrypt, nonces, fragments, headers))
+        except InvalidTag:  # a record did not open: which one
+            inners = []
+            for nonce, fragment, header in zip(nonces, fragments, headers, strict=True):
                 try:
-                    return self.decrypt(header, fragment, seq)
-                finally:
-                    self.seq = saved
-            return slow
-        iv = self._iv_int
-        decrypt = aead.decrypt
+                    inners.append(aead.decrypt(nonce, fragment, header))
+                except InvalidTag:
+                    break
+        # An AEAD's plaintext is its ciphertext less the tag.
+        tag = len(fragments[0]) - len(inners[0]) if inners else 0
+        return inners, sizes[:len(inners)] - tag
 
-        def open13(header: bytes, fragment: bytes, seq: int) -> tuple[int, bytes]:
-            try:
-                inner = decrypt((iv ^ seq).to_bytes(12, "big"), fragment, header)
-            except InvalidTag:
-                raise DecryptError("record does not authenticate") from None
-            end = len(inner)
-            if end and inner[end - 1]:  # no padding: the common case
-                return inner[end - 1], inner[:end - 1]
-            end = len(inner.rstrip(b"\x00"))
-            if end == 0:
-                raise DecryptError("inner plaintext has no content type")
-            return inner[end - 1], inner[:end - 1]
-        return open13
+    def _open_each(self, headers: list[bytes], fragments: list[bytes], seq: int
+                   ) -> tuple[list[bytes], np.ndarray]:
+        """:meth:`open_records`, a :meth:`decrypt` call a record."""
+        saved = self.seq
+        inners: list[bytes] = []
+        try:
+            for header, fragment in zip(headers, fragments, strict=True):
+                try:
+                    ctype, plain = self.decrypt(header, fragment, seq + len(inners))
+                except DecryptError:
+                    break
+                inners.append(plain + bytes((ctype,)))
+        finally:
+            self.seq = saved
+        return inners, np.fromiter(map(len, inners), np.int64, len(inners))
 
     def plaintext_size(self, fragment_len: int) -> int | None:
         """The plaintext a record of this length holds, where the layout says it
@@ -276,6 +298,35 @@ class RecordProtection:
         if pad + 1 > len(padded) or padded[-pad - 1:] != bytes([pad]) * (pad + 1):
             raise DecryptError("bad CBC padding")
         return padded[:-pad - 1]
+
+
+def inner_spans(inners: list[bytes], lengths: np.ndarray
+                ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """TLS 1.3 inner plaintexts (`RFC 8446 section 5.2
+    <https://www.rfc-editor.org/rfc/rfc8446#section-5.2>`_: the content, its
+    content type, zero padding), ``lengths`` their lengths, joined once:
+    ``(plain, begin, end, ctype)``, record ``i``'s content being
+    ``plain[begin[i]:end[i]]`` and its type ``ctype[i]``; 0 for a record whose
+    inner plaintext is all zeros ("no non-zero octets in the cleartext":
+    it does not open)."""
+    k = len(inners)
+    plain = b"".join(inners)
+    end = np.cumsum(lengths)
+    begin = end - lengths
+    if k and lengths.all():
+        ctype = np.frombuffer(plain, np.uint8)[end - 1]
+        if ctype.all():  # no padding: the common case
+            return plain, begin, end - 1, ctype
+    else:
+        ctype = np.zeros(k, np.uint8)
+    for i in np.flatnonzero(ctype == 0).tolist():  # padded (rare): strip it
+        content = len(inners[i].rstrip(b"\x00"))
+        if content:
+            end[i] = begin[i] + content
+            ctype[i] = inners[i][content - 1]
+        else:
+            end[i] = begin[i] + 1  # (an empty span)
+    return plain, begin, end - 1, ctype
 
 
 def tls13_protection(suite: Suite, secret: bytes) -> RecordProtection:

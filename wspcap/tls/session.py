@@ -34,6 +34,42 @@ After a hole, record boundaries are lost: the session looks for the next
 offset where a plausible record header starts and whose record opens under
 the current key with one of the next :data:`MAX_SKIP` sequence numbers (the
 records lost in the hole used theirs up), and goes on from there.
+
+Runs: the block path
+--------------------
+A direction in its steady state (:meth:`TLSSession.run_ready`) can also be
+read a run of segments at a time: :func:`scan_runs` reads the runs of every
+wss direction of a block of packets in one call, and changes nothing
+(:meth:`TLSSession.commit_run` then says how far the caller took them).
+What it costs a record is ``AESGCM.decrypt`` and as little Python around it
+as we found:
+
+- Segments that are one whole application data record each with the usual
+  header (type 23, legacy version 0x0303: 246,062 of the chat benchmark's
+  246,142) are found with NumPy over the block's buffer, for all runs at
+  once, and their fragments sliced where they are; their additional data
+  (the header) is looked up by length, not sliced. Other runs are joined
+  and walked header by header, taking stretches of such segments whole.
+- The nonces of a run are made by one ``map`` over its sequence numbers,
+  and its records opened by ``map(aead.decrypt, nonces, fragments,
+  headers)`` (:meth:`RecordProtection.open_records
+  <wspcap.tls.protection.RecordProtection.open_records>`); a record that
+  does not open ends the run there.
+- The inner plaintexts of the block are joined once; content types, padding
+  and spans come from NumPy (:func:`wspcap.tls.protection.inner_spans`), and
+  the plaintext of record ``i`` stays where it is in the joined bytes (the
+  frames are read there, :class:`wspcap.ws.runs.FrameRun`).
+
+Measured on the chat benchmark over TLS 1.3 (AES-256-GCM, 246,062 records
+read by runs, CPU time in one process, 2026-12-03, the machine shared): the
+AEAD alone, a loop of ``AESGCM.decrypt`` over the same records, 0.125-0.155
+s; :func:`scan_runs` 0.29-0.34 s; before it (a Python loop a record, then the
+plaintexts listed again for the frames) 0.54 s for the loop and 1.14 s for
+the block path's whole TLS part, now 0.65 s. The rest of a record's cost is
+making its fragment slice and nonce (about 0.1 us each) and the NumPy steps
+of each block and run. ``decrypt_into`` a preallocated buffer was slower
+(a memoryview a record), as were memoryview fragments. ``tests/unit/
+test_tls_runs.py`` checks runs against :meth:`TLSSession.receive_data`.
 """
 
 from __future__ import annotations
@@ -48,6 +84,7 @@ from wspcap.tls.keylog import KeyLog
 from wspcap.tls.protection import (
     DecryptError,
     RecordProtection,
+    inner_spans,
     tls12_protections,
     tls13_next_secret,
     tls13_protection,
@@ -75,7 +112,7 @@ from wspcap.tls.records import (
 from wspcap.tls.suites import SUITES, suite_name
 
 __all__ = ["C2S", "MAX_SKIP", "S2C", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
-           "TLSRun", "TLSSession"]
+           "TLSRun", "TLSSession", "scan_runs"]
 
 C2S, S2C = 0, 1
 #: Sequence numbers tried past the expected one when looking for the next
@@ -86,6 +123,8 @@ MAX_HELD = 4 << 20
 #: Longest handshake message kept for parsing (a certificate chain fits).
 MAX_HANDSHAKE = 1 << 20
 TLS13 = 0x0304
+_FIVE = np.arange(HEADER_LEN)
+_NONE = np.zeros(0, np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,39 +161,70 @@ class TLSAnomaly:
 class TLSRun:
     """Records of a run of one direction's segments (:meth:`TLSSession.scan_run`).
 
+    Positions are in the run's stream: the segments one after the other, 0
+    where the first starts.
+
     Attributes:
         seq: the sequence number of the first record.
         offset: the stream offset of the first segment.
-        data: the segments joined.
-        ends: where each segment ends in the joined segments.
-        plain: each record's plaintext; ``emitted``: the segment where it
-            ends (where :meth:`~TLSSession.receive_data` would give it out);
-            ``marked``: the segment where it starts (the packet its frames are
-            said to come in, see :meth:`wspcap.engine.session.Session.tls_events`).
+        buf, ps, pe: segment ``j`` is ``buf[ps[j]:pe[j]]``.
+        ends: where each segment ends in the run's stream.
+        starts, stops: where each record read starts and ends.
+        plain, begin, end: each record's plaintext is ``plain[begin[i]:end[i]]``
+            (the spans need not touch: a TLS 1.3 record's content type and
+            padding follow its span).
+        emitted: each record's segment where it ends (where
+            :meth:`~TLSSession.receive_data` would give it out); ``marked``:
+            the segment where it starts (the packet its frames are said to
+            come in, see :meth:`wspcap.engine.session.Session.tls_events`).
+        one_to_one: record ``i`` is segment ``i`` (``emitted`` and ``marked``
+            are ``0, 1, 2...``), as in most runs.
         cut: the first segment the run cannot take whole: the one where the
             first record it did not read starts (len(ends) if none).
     """
 
-    __slots__ = ("cut", "data", "emitted", "ends", "marked", "offset", "plain", "seq",
-                 "starts", "stops")
+    __slots__ = ("_data", "begin", "buf", "cut", "emitted", "end", "ends", "marked", "offset",
+                 "one_to_one", "pe", "plain", "ps", "seq", "starts", "stops")
 
-    def __init__(self, seq: int, offset: int, ends: list[int], data: bytes) -> None:
+    def __init__(self, seq: int, offset: int, buf: bytes, ps: np.ndarray, pe: np.ndarray,
+                 ends: list[int]) -> None:
         self.seq = seq
-        self.data = data
         self.offset = offset
+        self.buf, self.ps, self.pe = buf, ps, pe
         self.ends = ends
-        self.plain: list[bytes] = []
-        self.starts: list[int] = []
-        self.stops: list[int] = []
-        self.emitted: list[int] = []
-        self.marked: list[int] = []
+        self._data: bytes | None = None
+        self.plain = b""
+        self.starts = self.stops = self.begin = self.end = _NONE
+        self.emitted = self.marked = _NONE
         self.cut = len(ends)
+        self.one_to_one = False
 
-    def locate(self) -> None:
-        """Each record's segments: where it starts and where it ends."""
+    @property
+    def data(self) -> bytes:
+        """The run's stream: its segments joined (made when first asked for)."""
+        if self._data is None:
+            self._data = b"".join(self.segments(0, len(self.ends)))
+        return self._data
+
+    def segments(self, lo: int, hi: int) -> list[bytes]:
+        """Segments ``lo`` to ``hi``'s bytes."""
+        buf = self.buf
+        return [buf[x:y] for x, y in zip(self.ps[lo:hi].tolist(), self.pe[lo:hi].tolist(),
+                                         strict=True)]
+
+    def read(self, starts: np.ndarray, stops: np.ndarray, plain: bytes, begin: np.ndarray,
+             end: np.ndarray, segments: bool = False) -> None:
+        """The records read: where they are, their plaintext, their segments
+        (``segments``: record ``i`` is segment ``i``)."""
+        self.starts, self.stops = starts, stops
+        self.plain, self.begin, self.end = plain, begin, end
+        if segments:
+            self.marked = self.emitted = np.arange(len(starts))
+            self.one_to_one = True
+            return
         ends = np.asarray(self.ends, np.int64)
-        self.marked = np.searchsorted(ends, self.starts, "right").tolist()
-        self.emitted = np.searchsorted(ends, self.stops, "left").tolist()
+        self.marked = np.searchsorted(ends, starts, "right")
+        self.emitted = np.searchsorted(ends, stops, "left")
 
     def stop_at(self, pos: int) -> None:
         """A record starts at ``pos`` that the run does not read: from the
@@ -163,17 +233,16 @@ class TLSRun:
 
     def records_before(self, segments: int) -> int:
         """How many records end within the first ``segments`` segments."""
-        return bisect.bisect_left(self.emitted, segments)
+        if self.one_to_one:
+            return min(segments, len(self.starts))
+        return int(np.searchsorted(self.emitted, segments, "left"))
 
     def tail(self, segments: int) -> bytes:
         """The bytes of the first ``segments`` segments after their last whole record."""
         records = self.records_before(segments)
-        start = self.stops[records - 1] if records else 0
-        return self.data[start:self.ends[segments - 1]]
-
-    def segment(self, j: int) -> bytes:
-        """Segment ``j``'s bytes."""
-        return self.data[self.ends[j - 1] if j else 0:self.ends[j]]
+        start = int(self.stops[records - 1]) if records else 0
+        stop = self.ends[segments - 1]
+        return self.data[start:stop] if start < stop else b""
 
 
 @dataclass(slots=True)
@@ -351,52 +420,66 @@ class TLSSession:
                 and not (d.buf or d.held or d.resync or d.failing or d.alert_fatal
                          or d.handshake or self._replay))
 
-    def scan_run(self, direction: int, segments: list[bytes]) -> TLSRun:
-        """The records whole in ``segments`` (the direction's next in-order TCP
-        payloads), decrypted, up to the first that is not plain application
-        data under the current keys (a handshake message, an alert, one that
-        does not authenticate, a header out of place): that one and what
-        follows are left to :meth:`receive_data`. Changes nothing (see
-        :meth:`commit_run`); for a direction that is :meth:`run_ready`."""
-        d = self._dirs[direction]
-        protection = d.protection
-        assert protection is not None
-        buf = b"".join(segments)
-        sizes = [len(seg) for seg in segments]
-        ends = list(itertools.accumulate(sizes))
-        run = TLSRun(protection.seq, d.offset, ends, buf)
+    def scan_run(self, direction: int, buf: bytes, ps: np.ndarray, pe: np.ndarray) -> TLSRun:
+        """The records whole in the segments ``buf[ps[j]:pe[j]]`` (the
+        direction's next in-order TCP payloads, at least one), decrypted, up
+        to the first that is not plain application data under the current keys
+        (a handshake message, an alert, one that does not authenticate, a
+        header out of place): that one and what follows are left to
+        :meth:`receive_data`. Changes nothing (see :meth:`commit_run`); for a
+        direction that is :meth:`run_ready`. :func:`scan_runs` does the same
+        for many runs at once."""
+        return scan_runs(buf, [(self, direction, ps, pe)])[0]
+
+    def _walk(self, data: bytes, one: np.ndarray, begins: np.ndarray, ends: np.ndarray,
+              ends_at: list[int]) -> tuple[np.ndarray, np.ndarray, int, bool]:
+        """The application data records whole in ``data`` (segments
+        ``data[begins[j]:ends[j]]`` joined, those where ``one`` holds a whole
+        record each), from its start on: ``(starts, stops, pos, whole)``,
+        where each starts and ends, where the walk stopped and whether it
+        stopped at a record that is not plain application data (rather than
+        at the end of what is whole). Runs of ``one`` segments are taken as
+        they are, the other records read header by header."""
         limit = self._limit()
-        pos, seq, end = 0, protection.seq, len(buf)
-        whole = True  # reading stopped at a record that is not plain application data
-        open_record = protection.opener()
-        plains, starts, stops = run.plain, run.starts, run.stops
+        end = len(data)
+        m = len(ends)
+        odd = np.append(np.flatnonzero(~one), m)
+        after = odd[np.searchsorted(odd, np.arange(m))].tolist()  # next segment not one record
+        one_at = one.tolist()
+        starts: list[np.ndarray] = []
+        stops: list[np.ndarray] = []
+        walked: list[int] = []  # records read one by one since the last run of segments
+        walked_stops: list[int] = []
+        pos, j, whole = 0, 0, True  # j: the segment that starts at pos (-1: none)
         while True:
+            if 0 <= j < m and one_at[j]:  # segments j .. after[j] - 1 are a record each
+                if walked:
+                    starts.append(np.array(walked, np.int64))
+                    stops.append(np.array(walked_stops, np.int64))
+                    walked, walked_stops = [], []
+                r = after[j]
+                starts.append(begins[j:r])
+                stops.append(ends[j:r])
+                pos, j = ends_at[r - 1], r
+                continue
             if end - pos < HEADER_LEN:
                 whole = False
                 break
-            length = (buf[pos + 3] << 8) | buf[pos + 4]
+            length = (data[pos + 3] << 8) | data[pos + 4]
             stop = pos + HEADER_LEN + length
-            if buf[pos] != APPLICATION_DATA or buf[pos + 1] != 3 or length > limit:
+            if data[pos] != APPLICATION_DATA or data[pos + 1] != 3 or length > limit:
                 break
             if stop > end:
                 whole = False
                 break
-            try:
-                ctype, plain = open_record(buf[pos:pos + HEADER_LEN], buf[pos + HEADER_LEN:stop],
-                                           seq)
-            except DecryptError:
-                break
-            if ctype != APPLICATION_DATA:
-                break
-            plains.append(plain)
-            starts.append(pos)
-            stops.append(stop)
-            seq += 1
+            walked.append(pos)
+            walked_stops.append(stop)
             pos = stop
-        run.locate()
-        if whole:
-            run.stop_at(pos)
-        return run
+            i = bisect.bisect_left(ends_at, pos)
+            j = i + 1 if i < m and ends_at[i] == pos else -1
+        starts.append(np.array(walked, np.int64))
+        stops.append(np.array(walked_stops, np.int64))
+        return np.concatenate(starts), np.concatenate(stops), pos, whole
 
     def commit_run(self, direction: int, run: TLSRun, segments: int, tail: bytes) -> None:
         """After :meth:`scan_run`: the caller took the first ``segments`` of
@@ -735,3 +818,91 @@ class _Skipper(RecordProtection):
 
     def decrypt(self, header: bytes, fragment: bytes, seq: int | None = None) -> tuple[int, bytes]:
         raise DecryptError("handshake traffic secret not in the key log")
+
+
+def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarray]]
+              ) -> list[TLSRun]:
+    """:meth:`TLSSession.scan_run` for each ``(session, direction, ps, pe)``
+    of ``runs`` (segments of one buffer, a block's), in one pass: the NumPy
+    steps are taken once for all of them (see the design note)."""
+    counts = [len(run[2]) for run in runs]
+    ps = np.concatenate([run[2] for run in runs])
+    pe = np.concatenate([run[3] for run in runs])
+    sizes = pe - ps
+    cum = np.cumsum(sizes)
+    firsts = list(itertools.accumulate(counts, initial=0))
+    first = np.array(firsts[:-1], np.int64)
+    ends = cum - np.repeat(cum[first] - sizes[first], counts)  # in each run's stream
+    begins = ends - sizes
+    limits = [session._limit() for session, _d, _ps, _pe in runs]
+    # Segments that are one whole application data record each, with the
+    # usual header (type 23, legacy version 0x0303): most are.
+    view = np.frombuffer(buf, np.uint8)
+    length = sizes - HEADER_LEN
+    if int(ps.max()) + HEADER_LEN > len(view):  # (a segment too short to hold a header)
+        view = np.append(view, np.zeros(HEADER_LEN, np.uint8))
+    one = ((view[ps] == APPLICATION_DATA) & (view[ps + 1] == 3) & (view[ps + 2] == 3)
+           & ((view[ps + 3].astype(np.int64) << 8 | view[ps + 4]) == length)
+           & (length <= (limits[0] if min(limits) == max(limits)
+                         else np.repeat(limits, counts))))
+    all_one = np.logical_and.reduceat(one, first).tolist()
+    frag_at, pe_at, ends_at = (ps + HEADER_LEN).tolist(), pe.tolist(), ends.tolist()
+    out: list[TLSRun] = []
+    inners: list[bytes] = []
+    lengths: list[np.ndarray] = []
+    opened: list[int] = []  # records opened, by run
+    read: list[tuple[np.ndarray, np.ndarray, int, bool]] = []
+    for r, (session, direction, rps, rpe) in enumerate(runs):
+        d = session._dirs[direction]
+        protection = d.protection
+        assert protection is not None
+        lo, hi = firsts[r], firsts[r + 1]
+        run = TLSRun(protection.seq, d.offset, buf, rps, rpe, ends_at[lo:hi])
+        out.append(run)
+        if all_one[r]:  # the records are the segments: take them where they are
+            src, y, z = buf, frag_at[lo:hi], pe_at[lo:hi]
+            starts, stops, pos, whole = begins[lo:hi], ends[lo:hi], ends_at[hi - 1], False
+            fsizes = length[lo:hi]
+            headers = [_HEADERS[k - j] for j, k in zip(y, z, strict=True)]
+        else:
+            src = run.data
+            starts, stops, pos, whole = session._walk(src, one[lo:hi], begins[lo:hi],
+                                                      ends[lo:hi], run.ends)
+            x, z = starts.tolist(), stops.tolist()
+            y = [i + HEADER_LEN for i in x]
+            fsizes = stops - starts - HEADER_LEN
+            headers = [src[i:j] for i, j in zip(x, y, strict=True)]
+        fragments = [src[j:k] for j, k in zip(y, z, strict=True)]
+        rinners, rlengths = protection.open_records(headers, fragments, fsizes, protection.seq)
+        inners += rinners
+        lengths.append(rlengths)
+        opened.append(len(rinners))
+        read.append((starts, stops, pos, whole))
+    plain, begin, end, ctype = inner_spans(inners, np.concatenate(lengths))
+    # Reading stops at the first record that did not open as application data.
+    other = np.append(np.flatnonzero(ctype != APPLICATION_DATA), len(ctype)).tolist()
+    o = 0
+    for r, run in enumerate(out):
+        starts, stops, pos, whole = read[r]
+        n = min(opened[r], other[bisect.bisect_left(other, o)] - o)
+        if n < len(starts):
+            pos, whole = int(starts[n]), True
+        run.read(starts[:n], stops[:n], plain, begin[o:o + n], end[o:o + n], all_one[r])
+        if whole:
+            run.stop_at(pos)
+        o += opened[r]
+    return out
+
+
+class _Headers(dict[int, bytes]):
+    """Application data record headers (type 23, legacy version 0x0303) by
+    fragment length, each made once: the additional data of TLS 1.3 records
+    (`RFC 8446 section 5.2 <https://www.rfc-editor.org/rfc/rfc8446#section-5.2>`_),
+    looked up rather than sliced a record at a time."""
+
+    def __missing__(self, length: int) -> bytes:
+        header = self[length] = bytes((APPLICATION_DATA, 3, 3)) + length.to_bytes(2, "big")
+        return header
+
+
+_HEADERS = _Headers()
