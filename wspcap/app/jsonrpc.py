@@ -31,7 +31,10 @@ content only (``"jsonrpc": "2.0"`` in the first messages, 0.7).
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
+from msgspec import UNSET, UnsetType
 
 from ._json import (
     MAX_JSON_BYTES,
@@ -39,13 +42,15 @@ from ._json import (
     NOT_JSON,
     PARSE_ERRORS,
     JsonDecoder,
+    _secret_key,
     credential_paths,
     loads,
     parse_fast,
     parse_strict,
     scalar_id,
 )
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, MessageRun, RunOutput
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, EventColumns, MessageRun, RunOutput
+from .fields import fields_text
 from .registry import register
 
 __all__ = ["JsonRpcDecoder"]
@@ -69,6 +74,97 @@ _SORTED = json.JSONEncoder(sort_keys=True).encode
 def _id_key(value: Any) -> str:
     """An id as the JSON text the open requests are keyed by."""
     return str(value) if type(value) is int else _SORTED(value)
+
+
+class _Rpc(msgspec.Struct, gc=False):
+    """A JSON-RPC 2.0 object as the column path reads it: a shape the reference
+    may find fault with reads as something else (a type, a float) and is
+    refused, and the reference path takes that message."""
+
+    jsonrpc: Literal["2.0"]
+    method: str | UnsetType = UNSET
+    params: dict[str, Any] | list[Any] | UnsetType = UNSET
+    id: int | str | None | UnsetType = UNSET
+    result: Any = UNSET
+    error: Any = UNSET
+
+
+def _no_float(text: str) -> Any:
+    raise ValueError("a float")
+
+
+#: The column path's parsers: floats refused (their ``fields`` text is the
+#: standard library's, see :func:`~wspcap.app.fields.fields_text`).
+_ONE = msgspec.json.Decoder(_Rpc, float_hook=_no_float)
+_MANY = msgspec.json.Decoder(list[_Rpc], float_hook=_no_float)
+#: Where each message of a joined run begins and ends (what it is aside).
+_RAWS = msgspec.json.Decoder(list[msgspec.Raw])
+_ENCODE = msgspec.json.encode
+_REFUSED = (msgspec.DecodeError, ValueError, RecursionError, TypeError)
+#: Below this many messages, parsed one at a time.
+_SMALL = 8
+
+#: Keys known not to name secrets (``_json._secret_key``), at most MAX_OPEN.
+_CLEAN_KEYS: set[str] = set()
+
+
+def _secrets(params: Any, payload: bytes) -> list[str]:
+    """:func:`credential_paths` of ``params``, known at once to be none for
+    a container of scalars (the payload has no other brace or bracket than
+    its own object's and the params', so no value is a container) whose keys
+    are known not to name secrets."""
+    if payload.count(b"{") + payload.count(b"[") == 2 and (
+            type(params) is list or params.keys() <= _CLEAN_KEYS):
+        return []
+    found = credential_paths(params, "params")
+    if type(params) is dict:
+        for key in params:
+            if len(_CLEAN_KEYS) < MAX_OPEN and type(key) is str and not _secret_key(key):
+                _CLEAN_KEYS.add(key)
+    return found
+
+
+def _typed(payloads: list[bytes]) -> list[_Rpc | None]:
+    """Each payload as an :class:`_Rpc`, or None where it is not one: a run
+    at once (joined into one JSON array, when each message is one element of
+    it: the elements' lengths are the messages'), else in halves, and small
+    pieces one message at a time."""
+    if len(payloads) > _SMALL // 2:
+        try:
+            joined = b"[" + b",".join(payloads) + b"]"
+            if list(map(len, _RAWS.decode(joined))) == list(map(len, payloads)):
+                whole: list[_Rpc | None] = list(_MANY.decode(joined))
+                return whole
+        except _REFUSED:
+            pass
+        if len(payloads) > _SMALL:
+            half = len(payloads) // 2
+            return _typed(payloads[:half]) + _typed(payloads[half:])
+    out: list[_Rpc | None] = []
+    for payload in payloads:
+        try:
+            out.append(_ONE.decode(payload))
+        except _REFUSED:
+            out.append(None)
+    return out
+
+
+def _flush(rows: list[tuple[int, int, str, str, str | None, str | None, str]],
+           cols: EventColumns, protocol: str) -> None:
+    """Move the column path's event rows into ``cols`` (as columns)."""
+    if not rows:
+        return
+    position, msg_index, direction, kind, channel, ident, text = zip(*rows)
+    cols.position += position
+    cols.msg_index += msg_index
+    cols.direction += direction
+    cols.kind += kind
+    cols.channel += channel
+    cols.id += ident
+    cols.fields += text
+    cols.part += [0] * len(rows)
+    cols.protocol += [protocol] * len(rows)
+    rows.clear()
 
 
 def _is_rpc(value: Any) -> bool:
@@ -107,28 +203,110 @@ class JsonRpcDecoder(JsonDecoder):
         conversation is not claimed, a message that is not JSON-RPC and does
         not say ``"jsonrpc"``."""
         out: RunOutput = []
-        for i, payload in enumerate(run.payload):
-            # In the loop, what loads, _is_rpc and _says_rpc do (the calls cost more).
-            if len(payload) > MAX_JSON_BYTES:
-                got = self.receive(run.message(i))
-                if got:
-                    out.append((i, got))
-                continue
-            try:
-                value = parse_fast(payload)
-            except PARSE_ERRORS:
-                value = parse_strict(payload)
-            if not self.claimed:
-                if type(value) is dict:
-                    rpc = "jsonrpc" in value
-                else:
-                    rpc = value is not NOT_JSON and _is_rpc(value)
-                if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
-                    continue
-            got = self.receive_parsed(run.message(i), value)
+        for i in range(len(run)):
+            got = self._receive_at(run, i)
             if got:
                 out.append((i, got))
         return out
+
+    def _receive_at(self, run: MessageRun, i: int) -> list[AppEvent | AppFinding]:
+        """:meth:`receive` on the message at position ``i`` of ``run``."""
+        payload = run.payload[i]
+        # Here, what loads, _is_rpc and _says_rpc do (the calls cost more).
+        if len(payload) > MAX_JSON_BYTES:
+            return self.receive(run.message(i))
+        try:
+            value = parse_fast(payload)
+        except PARSE_ERRORS:
+            value = parse_strict(payload)
+        if not self.claimed:
+            if type(value) is dict:
+                rpc = "jsonrpc" in value
+            else:
+                rpc = value is not NOT_JSON and _is_rpc(value)
+            if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
+                return []
+        return self.receive_parsed(run.message(i), value)
+
+    def receive_columns(self, run: MessageRun) -> EventColumns:
+        """:meth:`receive_run` as columns (see the module's note, "Columns")."""
+        cols = EventColumns()
+        payloads = run.payload
+        objs = _typed([p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
+                       for p in payloads])
+        index, direction = run.msg_index, run.direction
+        rows: list[tuple[int, int, str, str, str | None, str | None, str]] = []
+        add = rows.append
+        opened, pop = self.open, self.open.pop
+        enc, name = _ENCODE, self.name
+        method: Any
+        ident: Any
+        for i, o in enumerate(objs):
+            if o is not None:
+                method = o.method
+                if method is not UNSET:
+                    fast = o.result is UNSET and o.error is UNSET
+                else:
+                    fast = o.error is UNSET and o.result is not UNSET and o.id is not UNSET
+            if o is None or not fast:
+                got = self._receive_at(run, i)
+                if got:
+                    if rows:
+                        _flush(rows, cols, name)
+                    cols.add(i, got)
+                continue
+            self.claimed = True
+            d = direction[i]
+            ident = o.id
+            if method is not UNSET:
+                params = o.params
+                if params is UNSET:
+                    fields: dict[str, Any] = {"method": method}
+                    secrets = None
+                else:
+                    fields = {"method": method, "params": params}
+                    secrets = _secrets(params, payloads[i])
+                if ident is UNSET:
+                    kind, sid = "notification", None
+                else:
+                    fields["id"] = ident
+                    if type(ident) is int:
+                        sid = key = str(ident)
+                    else:
+                        sid, key = ident, _SORTED(ident)
+                    if (d, key) in opened or len(opened) < MAX_OPEN:
+                        opened[d, key] = (index[i], method)
+                    else:
+                        self.untracked += 1
+                    kind = "request"
+                try:
+                    text = enc(fields).decode()
+                except Exception:  # noqa: BLE001 - the reference spelling says
+                    text = fields_text(fields)
+                add((i, index[i], d, kind, method, sid, text))
+                if secrets:
+                    cols.findings.append((i, AppFinding(
+                        "app_credentials_in_clear", index[i], d,
+                        f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
+            else:
+                if type(ident) is int:
+                    sid = key = str(ident)
+                else:
+                    sid, key = ident, _SORTED(ident)
+                asked = pop((_OTHER.get(d, ""), key), None)
+                if asked is None:
+                    fields = {"id": ident, "result": o.result}
+                    method = None
+                else:
+                    method = asked[1]
+                    fields = {"id": ident, "method": method, "result": o.result}
+                try:
+                    text = enc(fields).decode()
+                except Exception:  # noqa: BLE001 - the reference spelling says
+                    text = fields_text(fields)
+                add((i, index[i], d, "response", method, sid, text))
+        _flush(rows, cols, name)
+        return cols
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         return self.decode_parsed(message, loads(message.payload))

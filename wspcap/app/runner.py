@@ -48,7 +48,7 @@ from __future__ import annotations
 import bisect
 from dataclasses import dataclass, field
 
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, MessageRun
+from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, EventColumns, MessageRun
 from .registry import choose
 
 __all__ = [
@@ -58,6 +58,7 @@ __all__ = [
     "SNIFF_MESSAGES",
     "AppRow",
     "Pairing",
+    "RowColumns",
     "RunRows",
     "Runner",
 ]
@@ -130,6 +131,21 @@ class AppRow:
 #: What :meth:`Runner.feed_run` gives: (position in the run, rows, findings)
 #: for each message that gave something.
 RunRows = list[tuple[int, list[AppRow], list[AppFinding]]]
+
+
+@dataclass(slots=True)
+class RowColumns:
+    """What :meth:`Runner.feed_columns` gives: the rows as columns (the
+    events, and the request each answers), and the findings."""
+
+    events: EventColumns
+    #: msg_index of the request each row answers, or None.
+    request_msg: list[int | None]
+    #: ns between that request's message and the row's, or None.
+    latency: list[int | None]
+
+    def __len__(self) -> int:
+        return len(self.events)
 
 
 @dataclass(slots=True)
@@ -225,6 +241,88 @@ class Runner:
                     out.append((i, rows, findings))
             return out
         return self._run_many(run)
+
+    def feed_columns(self, run: MessageRun) -> RowColumns | None:
+        """:meth:`feed_run` as columns, where the chosen decoder offers them
+        (:meth:`Decoder.receive_columns`); None, having done nothing, where
+        not (undecided, no decoder, or a decoder without the column path)."""
+        decoder = self.decoder
+        if self.finished or not len(run) or not self.decided or decoder is None:
+            return None
+        try:
+            got = decoder.receive_columns(run)
+        except Exception as exc:  # noqa: BLE001 - the contract says never; be sure
+            got = EventColumns(findings=[(0, AppFinding(
+                "app_parse_failed", run.msg_index[0], run.direction[0],
+                f"{decoder.name} decoder error ({type(exc).__name__})"))])
+        if got is None:
+            return None
+        return self._pair_columns(run, got)
+
+    def _pair_columns(self, run: MessageRun, cols: EventColumns) -> RowColumns:
+        """:meth:`_pair` on each event of ``cols``, as :meth:`_run_many` does,
+        with the message times kept as it keeps them (see :meth:`_times`)."""
+        n_events = len(cols)
+        request_msg: list[int | None] = [None] * n_events
+        latency: list[int | None] = [None] * n_events
+        index, ts = run.msg_index, run.ts
+        # The messages that gave something, in order: _run_many marks each
+        # (``_at``) before its events; here only when an event needs it.
+        given = sorted({*cols.position, *(i for i, _ in cols.findings)})
+        marked = 0
+        self.run = run
+        opened = self.open
+        ids, kinds, positions = cols.id, cols.kind, cols.position
+        for j in range(n_events):
+            ident = ids[j]
+            if ident is None:
+                continue
+            rule = PAIRING.get(cols.protocol[j])
+            if rule is None:
+                continue
+            at, kind, direction, msg_index = positions[j], kinds[j], cols.direction[j], \
+                cols.msg_index[j]
+            if msg_index == index[at]:
+                now = ts[at]
+            else:  # another message's time: as _run_many knows it by then
+                while marked < len(given) and given[marked] <= at:
+                    self._at(index[given[marked]], ts[given[marked]])
+                    marked += 1
+                now = self._ts_of(msg_index)
+            if kind in rule.answers:
+                asked = opened.pop((OTHER.get(direction, ""), ident), None)
+                if asked is not None:  # (0: a time not known)
+                    request_msg[j] = asked.msg_index
+                    latency[j] = now - asked.ts if now and asked.ts else None
+                    continue
+            if (rule.requests is ANY_KIND or kind in rule.requests) and (
+                    rule.request_direction in (None, direction)):
+                key = (direction, ident)
+                if key in opened or len(opened) < MAX_OPEN_REQUESTS:
+                    opened[key] = _Open(msg_index, now, kind, cols.channel[j])
+                else:
+                    self.untracked += 1
+        self._times(run, given[marked:])
+        self.run = None
+        return RowColumns(cols, request_msg, latency)
+
+    def _times(self, run: MessageRun, given: list[int]) -> None:
+        """What _run_many's ``_at`` calls leave in :attr:`recent`, ``now`` and
+        ``now_index``, from those not made yet: ``given`` (the positions of
+        the messages that gave something, in order), then the last RECENT
+        messages. With RECENT messages or more, what remains is those last
+        RECENT (each later mark is of a later message, or of one of them),
+        in the order the marks among them put them: the earlier marks change
+        nothing that remains."""
+        index, ts = run.msg_index, run.ts
+        n = len(index)
+        tail = max(0, n - RECENT)
+        if tail:
+            given = given[bisect.bisect_left(given, tail):]
+        for i in given:
+            self._at(index[i], ts[i])
+        for i in range(tail, n):
+            self._at(index[i], ts[i])
 
     def _run_many(self, run: MessageRun) -> RunRows:
         assert self.decoder is not None
