@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from itertools import pairwise
 import random
 import sys
 import time
@@ -151,7 +152,7 @@ def test_mutated_runs_by_columns_are_receive(name: str) -> None:
         got = EventColumns()
         cuts = sorted({0, len(mutated), *(rng.randrange(len(mutated) + 1) for _ in range(2))})
         try:
-            for start, end in zip(cuts, cuts[1:]):
+            for start, end in pairwise(cuts):
                 part = columns.receive_columns(_run(mutated[start:end]))
                 assert part is not None
                 got.position += [start + i for i in part.position]

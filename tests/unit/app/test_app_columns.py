@@ -19,6 +19,7 @@ what the reference path gives, message by message.
 from __future__ import annotations
 
 import json
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -170,7 +171,7 @@ def test_jsonrpc_columns_are_receive(messages: list[AppMessage], facts: ConnFact
     want = reference_columns(single, messages)
     got = EventColumns()
     bounds = cuts(data.draw, len(messages))
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in pairwise(bounds):
         part = fast.receive_columns(as_run(messages[start:end]))
         assert part is not None
         got.position += [start + i for i in part.position]
@@ -244,7 +245,7 @@ def test_feed_columns_is_feed_run(messages: list[AppMessage], facts: ConnFacts,
                 enumerate(messages)]
     single, fast = Runner(facts, "jsonrpc"), Runner(facts, "jsonrpc")
     bounds = cuts(data.draw, len(messages))
-    for start, end in zip(bounds, bounds[1:]):
+    for start, end in pairwise(bounds):
         run = as_run(messages[start:end])
         want = single.feed_run(run)
         got = fast.feed_columns(run)
