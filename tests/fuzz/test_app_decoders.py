@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from itertools import pairwise
 import random
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
