@@ -31,6 +31,8 @@ content only (``"jsonrpc": "2.0"`` in the first messages, 0.7).
 from __future__ import annotations
 
 import json
+import operator
+from itertools import repeat
 from typing import Any, Literal
 
 import msgspec
@@ -108,14 +110,12 @@ _SMALL = 8
 _CLEAN_KEYS: set[str] = set()
 
 
-def _secrets(params: Any, payload: bytes) -> list[str]:
-    """:func:`credential_paths` of ``params``, known at once to be none for
-    a container of scalars (the payload has no other brace or bracket than
-    its own object's and the params', so no value is a container) whose keys
-    are known not to name secrets."""
-    if payload.count(b"{") + payload.count(b"[") == 2 and (
-            type(params) is list or params.keys() <= _CLEAN_KEYS):
-        return []
+def _secrets(params: Any) -> list[str]:
+    """:func:`credential_paths` of ``params``; the keys of a dict found not
+    to name secrets are remembered (:data:`_CLEAN_KEYS`): the column path
+    knows at once that a container of scalars (its payload has no other
+    brace or bracket than its own object's and the params') with such keys
+    holds none."""
     found = credential_paths(params, "params")
     if type(params) is dict:
         for key in params:
@@ -149,22 +149,35 @@ def _typed(payloads: list[bytes]) -> list[_Rpc | None]:
     return out
 
 
-def _flush(rows: list[tuple[int, int, str, str, str | None, str | None, str]],
-           cols: EventColumns, protocol: str) -> None:
-    """Move the column path's event rows into ``cols`` (as columns)."""
+def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dict[str, Any]],
+           run: MessageRun, protocol: str, cols: EventColumns) -> None:
+    """Move the column path's rows (position, kind, channel, id) and their
+    fields into ``cols``."""
     if not rows:
         return
-    position, msg_index, direction, kind, channel, ident, text = zip(*rows)
+    position, kind, channel, ident = zip(*rows)
     cols.position += position
-    cols.msg_index += msg_index
-    cols.direction += direction
+    cols.msg_index += map(run.msg_index.__getitem__, position)
+    cols.direction += map(run.direction.__getitem__, position)
     cols.kind += kind
     cols.channel += channel
     cols.id += ident
-    cols.fields += text
+    cols.fields += _texts(fields)
     cols.part += [0] * len(rows)
     cols.protocol += [protocol] * len(rows)
     rows.clear()
+    fields.clear()
+
+
+def _texts(fields: list[dict[str, Any]]) -> list[str]:
+    """:func:`~wspcap.app.fields.fields_text` of each, for fields parsed with
+    floats refused: msgspec's text, all at once (JSON text has no raw line
+    feed: the texts joined by one split back), or where msgspec cannot write
+    one, the reference spelling of each."""
+    try:
+        return b"\n".join(map(_ENCODE, fields)).decode().split("\n")
+    except Exception:  # noqa: BLE001 - the reference spelling says
+        return [fields_text(f) for f in fields]
 
 
 def _is_rpc(value: Any) -> bool:
@@ -231,81 +244,82 @@ class JsonRpcDecoder(JsonDecoder):
     def receive_columns(self, run: MessageRun) -> EventColumns:
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
         cols = EventColumns()
-        payloads = run.payload
-        objs = _typed([p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
-                       for p in payloads])
-        index, direction = run.msg_index, run.direction
-        rows: list[tuple[int, int, str, str, str | None, str | None, str]] = []
-        add = rows.append
+        payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
+                    for p in run.payload]
+        objs = _typed(payloads)
+        # Braces and brackets of each payload (see _secrets).
+        nests = list(map(operator.add, map(bytes.count, payloads, repeat(b"{")),
+                         map(bytes.count, payloads, repeat(b"["))))
+        direction = run.direction
+        rows: list[tuple[int, str, str | None, str | None]] = []
+        fields: list[dict[str, Any]] = []
+        add_row, add_fields = rows.append, fields.append
         opened, pop = self.open, self.open.pop
-        enc, name = _ENCODE, self.name
+        claimed = self.claimed
         method: Any
         ident: Any
         for i, o in enumerate(objs):
             if o is not None:
-                method = o.method
-                if method is not UNSET:
-                    fast = o.result is UNSET and o.error is UNSET
-                else:
-                    fast = o.error is UNSET and o.result is not UNSET and o.id is not UNSET
-            if o is None or not fast:
-                got = self._receive_at(run, i)
-                if got:
-                    if rows:
-                        _flush(rows, cols, name)
-                    cols.add(i, got)
-                continue
-            self.claimed = True
-            d = direction[i]
-            ident = o.id
-            if method is not UNSET:
-                params = o.params
-                if params is UNSET:
-                    fields: dict[str, Any] = {"method": method}
-                    secrets = None
-                else:
-                    fields = {"method": method, "params": params}
-                    secrets = _secrets(params, payloads[i])
-                if ident is UNSET:
-                    kind, sid = "notification", None
-                else:
-                    fields["id"] = ident
-                    if type(ident) is int:
-                        sid = key = str(ident)
+                method, ident = o.method, o.id
+                if method is UNSET:
+                    if o.error is UNSET and o.result is not UNSET and ident is not UNSET:
+                        # A response.
+                        if not claimed:
+                            self.claimed = claimed = True
+                        if type(ident) is int:
+                            sid = key = str(ident)
+                        else:
+                            sid, key = ident, _SORTED(ident)
+                        asked = pop((_OTHER.get(direction[i], ""), key), None)
+                        if asked is None:
+                            add_fields({"id": ident, "result": o.result})
+                            add_row((i, "response", None, sid))
+                        else:
+                            add_fields({"id": ident, "method": asked[1], "result": o.result})
+                            add_row((i, "response", asked[1], sid))
+                        continue
+                elif o.result is UNSET and o.error is UNSET:
+                    # A request or a notification.
+                    if not claimed:
+                        self.claimed = claimed = True
+                    params = o.params
+                    if params is UNSET:
+                        got: dict[str, Any] = {"method": method}
+                        secrets = None
                     else:
-                        sid, key = ident, _SORTED(ident)
-                    if (d, key) in opened or len(opened) < MAX_OPEN:
-                        opened[d, key] = (index[i], method)
+                        got = {"method": method, "params": params}
+                        # (params: a dict or a list, as _Rpc reads it)
+                        secrets = None if nests[i] == 2 and (
+                            type(params) is list
+                            or params.keys() <= _CLEAN_KEYS  # type: ignore[union-attr]
+                        ) else _secrets(params)
+                    if ident is UNSET:
+                        add_row((i, "notification", method, None))
                     else:
-                        self.untracked += 1
-                    kind = "request"
-                try:
-                    text = enc(fields).decode()
-                except Exception:  # noqa: BLE001 - the reference spelling says
-                    text = fields_text(fields)
-                add((i, index[i], d, kind, method, sid, text))
-                if secrets:
-                    cols.findings.append((i, AppFinding(
-                        "app_credentials_in_clear", index[i], d,
-                        f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
-            else:
-                if type(ident) is int:
-                    sid = key = str(ident)
-                else:
-                    sid, key = ident, _SORTED(ident)
-                asked = pop((_OTHER.get(d, ""), key), None)
-                if asked is None:
-                    fields = {"id": ident, "result": o.result}
-                    method = None
-                else:
-                    method = asked[1]
-                    fields = {"id": ident, "method": method, "result": o.result}
-                try:
-                    text = enc(fields).decode()
-                except Exception:  # noqa: BLE001 - the reference spelling says
-                    text = fields_text(fields)
-                add((i, index[i], d, "response", method, sid, text))
-        _flush(rows, cols, name)
+                        got["id"] = ident
+                        d = direction[i]
+                        if type(ident) is int:
+                            sid = key = str(ident)
+                        else:
+                            sid, key = ident, _SORTED(ident)
+                        if (d, key) in opened or len(opened) < MAX_OPEN:
+                            opened[d, key] = (run.msg_index[i], method)
+                        else:
+                            self.untracked += 1
+                        add_row((i, "request", method, sid))
+                    add_fields(got)
+                    if secrets:
+                        cols.findings.append((i, AppFinding(
+                            "app_credentials_in_clear", run.msg_index[i], direction[i],
+                            f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
+                    continue
+            # Anything else: the reference path, after the rows before it.
+            out = self._receive_at(run, i)
+            if out:
+                _flush(rows, fields, run, self.name, cols)
+                cols.add(i, out)
+            claimed = self.claimed
+        _flush(rows, fields, run, self.name, cols)
         return cols
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
