@@ -148,12 +148,9 @@ class RowColumns:
         return len(self.events)
 
 
-@dataclass(slots=True)
-class _Open:
-    msg_index: int
-    ts: int
-    kind: str
-    channel: str | None
+#: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:
+#: made for every request, it costs a third of a record).
+_Open = tuple[int, int, str, str | None]
 
 
 @dataclass(slots=True)
@@ -268,23 +265,24 @@ class Runner:
         index, ts = run.msg_index, run.ts
         # The messages that gave something, in order: _run_many marks each
         # (``_at``) before its events; here only when an event needs it.
-        given = sorted({*cols.position, *(i for i, _ in cols.findings)})
+        given: list[int] | None = None
         marked = 0
         self.run = run
         opened = self.open
-        ids, kinds, positions = cols.id, cols.kind, cols.position
-        for j in range(n_events):
-            ident = ids[j]
+        rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
+        for j, (ident, protocol, at, kind, direction, msg_index) in enumerate(zip(
+                cols.id, cols.protocol, cols.position, cols.kind, cols.direction,
+                cols.msg_index)):
             if ident is None:
                 continue
-            rule = PAIRING.get(cols.protocol[j])
+            rule = rules[protocol]
             if rule is None:
                 continue
-            at, kind, direction, msg_index = positions[j], kinds[j], cols.direction[j], \
-                cols.msg_index[j]
             if msg_index == index[at]:
                 now = ts[at]
             else:  # another message's time: as _run_many knows it by then
+                if given is None:
+                    given = sorted({*cols.position, *(i for i, _ in cols.findings)})
                 while marked < len(given) and given[marked] <= at:
                     self._at(index[given[marked]], ts[given[marked]])
                     marked += 1
@@ -292,16 +290,21 @@ class Runner:
             if kind in rule.answers:
                 asked = opened.pop((OTHER.get(direction, ""), ident), None)
                 if asked is not None:  # (0: a time not known)
-                    request_msg[j] = asked.msg_index
-                    latency[j] = now - asked.ts if now and asked.ts else None
+                    request_msg[j] = asked[0]
+                    latency[j] = now - asked[1] if now and asked[1] else None
                     continue
             if (rule.requests is ANY_KIND or kind in rule.requests) and (
                     rule.request_direction in (None, direction)):
                 key = (direction, ident)
                 if key in opened or len(opened) < MAX_OPEN_REQUESTS:
-                    opened[key] = _Open(msg_index, now, kind, cols.channel[j])
+                    opened[key] = (msg_index, now, kind, cols.channel[j])
                 else:
                     self.untracked += 1
+        if given is None:  # (those before the last RECENT messages change nothing, see _times)
+            tail = max(0, len(index) - RECENT)
+            position = cols.position
+            given = sorted({*position[bisect.bisect_left(position, tail):],
+                            *(i for i, _ in cols.findings if i >= tail)})
         self._times(run, given[marked:])
         self.run = None
         return RowColumns(cols, request_msg, latency)
@@ -406,13 +409,13 @@ class Runner:
         if event.kind in rule.answers:
             asked = self.open.pop((OTHER.get(event.direction, ""), event.id), None)
             if asked is not None:  # (0: a time not known)
-                latency = ts - asked.ts if ts and asked.ts else None
-                return AppRow(event, asked.msg_index, latency)
+                latency = ts - asked[1] if ts and asked[1] else None
+                return AppRow(event, asked[0], latency)
         if (rule.requests is ANY_KIND or event.kind in rule.requests) and (
                 rule.request_direction in (None, event.direction)):
             key = (event.direction, event.id)
             if key in self.open or len(self.open) < MAX_OPEN_REQUESTS:
-                self.open[key] = _Open(event.msg_index, ts, event.kind, event.channel)
+                self.open[key] = (event.msg_index, ts, event.kind, event.channel)
             else:
                 self.untracked += 1
         return AppRow(event)
@@ -441,9 +444,10 @@ class Runner:
         rule = PAIRING.get(name)
         if rule is None or not rule.must_answer:
             return []
-        out = [AppFinding("app_request_unanswered", o.msg_index, direction,
-                          f"{name} {o.kind} {_label(o.channel)}id {ident} never answered")
-               for (direction, ident), o in self.open.items() if o.kind in rule.must_answer]
+        out = [AppFinding("app_request_unanswered", index, direction,
+                          f"{name} {kind} {_label(channel)}id {ident} never answered")
+               for (direction, ident), (index, _ts, kind, channel) in self.open.items()
+               if kind in rule.must_answer]
         if self.untracked:
             out.append(AppFinding("app_request_unanswered", None, None,
                                   f"{self.untracked} {name} requests beyond the "
