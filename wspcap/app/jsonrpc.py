@@ -31,6 +31,7 @@ content only (``"jsonrpc": "2.0"`` in the first messages, 0.7).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import msgspec
@@ -143,6 +144,17 @@ def _typed(payloads: list[bytes]) -> list[_Rpc | None]:
     return out
 
 
+def _says_nothing(payloads: Sequence[bytes]) -> bool:
+    """Whether none of the payloads names a ``"jsonrpc"`` key (nor has an
+    escape, that could spell one) nor is over :data:`MAX_JSON_BYTES`: while
+    the conversation is not claimed, each gives nothing then and changes
+    nothing. Looked at joined, in C (a tenth of a microsecond a message)."""
+    if set(map(type, payloads)) - {bytes} or max(map(len, payloads), default=0) > MAX_JSON_BYTES:
+        return False
+    joined = b"\n".join(payloads)
+    return _SAYS not in joined and b"\\" not in joined
+
+
 def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dict[str, Any]],
            run: MessageRun, protocol: str, cols: EventColumns) -> None:
     """Move the column path's rows (position, kind, channel, id) and their
@@ -238,8 +250,10 @@ class JsonRpcDecoder(JsonDecoder):
     def receive_columns(self, run: MessageRun) -> EventColumns:
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
         cols = EventColumns()
-        payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
-                    for p in run.payload]
+        raw = run.payload
+        if not self.claimed and _says_nothing(raw):
+            return cols
+        payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
         objs = _typed(payloads)
         direction = run.direction
         rows: list[tuple[int, str, str | None, str | None]] = []
@@ -305,7 +319,13 @@ class JsonRpcDecoder(JsonDecoder):
                             "app_credentials_in_clear", run.msg_index[i], direction[i],
                             f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
                     continue
-            # Anything else: the reference path, after the rows before it.
+            # Anything else: the reference path, after the rows before it;
+            # while not claimed, nothing for a message that names no "jsonrpc"
+            # key (unless escaped) and does not say it (what receive_run skips).
+            payload = raw[i]
+            if not claimed and type(payload) is bytes and _SAYS not in payload and (
+                    b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
+                continue
             out = self._receive_at(run, i)
             if out:
                 _flush(rows, fields, run, self.name, cols)
