@@ -120,7 +120,7 @@ def _secrets(params: Any) -> list[str]:
     return found
 
 
-def _typed(payloads: list[bytes]) -> list[_Rpc | None]:
+def _typed(payloads: Sequence[bytes]) -> list[_Rpc | None]:
     """Each payload as an :class:`_Rpc`, or None where it is not one: a
     chunk of :data:`_CHUNK` at a time, message by message where a chunk holds
     one that is not."""
@@ -253,9 +253,12 @@ class JsonRpcDecoder(JsonDecoder):
         raw = run.payload
         if not self.claimed and _says_nothing(raw):
             return cols
-        payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
+        # (what the typed parse is not to see, as empty: the reference path's)
+        payloads: Sequence[bytes] = raw
+        if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
+            payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
         objs = _typed(payloads)
-        direction = run.direction
+        direction, msg_index = run.direction, run.msg_index
         rows: list[tuple[int, str, str | None, str | None]] = []
         fields: list[dict[str, Any]] = []
         add_row, add_fields = rows.append, fields.append
@@ -308,15 +311,16 @@ class JsonRpcDecoder(JsonDecoder):
                             sid = key = str(ident)
                         else:
                             sid, key = ident, _SORTED(ident)
-                        if (d, key) in opened or len(opened) < MAX_OPEN:
-                            opened[d, key] = (run.msg_index[i], method)
+                        k = (d, key)
+                        if k in opened or len(opened) < MAX_OPEN:
+                            opened[k] = (msg_index[i], method)
                         else:
                             self.untracked += 1
                         add_row((i, "request", method, sid))
                     add_fields(got)
                     if secrets:
                         cols.findings.append((i, AppFinding(
-                            "app_credentials_in_clear", run.msg_index[i], direction[i],
+                            "app_credentials_in_clear", msg_index[i], direction[i],
                             f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
                     continue
             # Anything else: the reference path, after the rows before it;
