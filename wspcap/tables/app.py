@@ -85,6 +85,9 @@ _TYPE_NAMES = np.array(["binary", "text"], dtype=object)
 #: The codes of text and binary in MESSAGE_TYPE (the first two categories).
 _TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
+#: The ``app`` columns kept as lists (the others: NumPy arrays, see AppDecoding.columns).
+_LIST_COLUMNS = frozenset({"direction", "protocol", "kind", "channel", "id", "request_msg",
+                           "latency", "fields"})
 
 
 class MessageColumns(NamedTuple):
@@ -284,9 +287,10 @@ class AppDecoding:
         self.enabled = enabled
         self.conns: dict[int, _Conn] = {}
         self.rows: list[tuple[int, _Refs, AppRow]] = []
-        #: The rows as parts of columns (the column path's, and those of
-        #: :attr:`rows` before them), in order.
-        self.parts: list[dict[str, Any]] = []
+        #: The rows as columns (the column path's, and those of :attr:`rows`
+        #: before them), in order: the integer columns as NumPy arrays, a
+        #: list of them; the others as one list each, extended.
+        self.columns: dict[str, list[Any]] = {c.name: [] for c in APP.columns}
         self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
 
     def feed(self, m: MessageColumns) -> None:
@@ -418,9 +422,10 @@ class AppDecoding:
             for name, value in zip(_REF_COLUMNS, there):
                 refs[name][j] = value
         self._flush_rows()
-        self.parts.append({
+        self._extend({
             "conn_id": np.full(len(events), conn_id, np.int64), "msg_index": msg_index,
-            "part": events.part, **{name: refs[name] for name in _REF_COLUMNS[:4]},
+            "part": np.array(events.part, np.int64),
+            **{name: refs[name] for name in _REF_COLUMNS[:4]},
             "ts": refs["ts_end"], "direction": events.direction, "protocol": events.protocol,
             "kind": events.kind, "channel": events.channel, "id": events.id,
             "request_msg": got.request_msg, "latency": got.latency, "fields": events.fields,
@@ -461,10 +466,10 @@ class AppDecoding:
         events = [r.event for r in rows]
         # (np.array on a sequence of tuples takes each apart slowly: 5 us a row)
         r = np.fromiter(chain.from_iterable(refs), np.int64, 6 * len(refs)).reshape(-1, 6)
-        self.parts.append({
+        self._extend({
             "conn_id": np.array(conn, np.int64),
             "msg_index": np.array([e.msg_index for e in events], np.int64),
-            "part": [e.part for e in events],
+            "part": np.array([e.part for e in events], np.int64),
             "first_frame": r[:, 0], "last_frame": r[:, 1],
             "packet_start": r[:, 2], "packet_end": r[:, 3], "ts": r[:, 5],
             "direction": [e.direction for e in events],
@@ -478,21 +483,25 @@ class AppDecoding:
         })
         self.rows = []
 
+    def _extend(self, part: Mapping[str, Any]) -> None:
+        """Add rows given as columns (:data:`~wspcap.tables.schema.APP`'s)."""
+        for name, values in part.items():
+            column = self.columns[name]
+            if isinstance(values, np.ndarray) and name not in _LIST_COLUMNS:
+                column.append(values)
+            else:
+                column += values
+
     def _table(self) -> pd.DataFrame:
         """The ``app`` table of the rows kept (its schema: :data:`~wspcap.
         tables.schema.APP`; ``protocol`` and ``kind`` are open categoricals)."""
         self._flush_rows()
-        if not self.parts:
+        if not self.columns["kind"]:
             return data_frame(APP, empty_table(APP))
-        parts, self.parts = self.parts, []
-        columns: dict[str, Any] = {}
-        for c in APP.columns:
-            values = [part[c.name] for part in parts]
-            if isinstance(values[0], np.ndarray):
-                columns[c.name] = np.concatenate(values)
-            else:
-                columns[c.name] = list(chain.from_iterable(values))
-        columns["part"] = np.array(columns["part"], np.int64)
+        columns: dict[str, Any] = {
+            name: values if name in _LIST_COLUMNS else np.concatenate(values)
+            for name, values in self.columns.items()}
+        self.columns = {c.name: [] for c in APP.columns}
         return data_frame(APP, part_from_values(APP, columns))
 
     def _anomalies(self, tls: Mapping[int, Any]) -> pd.DataFrame:
