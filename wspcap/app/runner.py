@@ -38,6 +38,14 @@ times that. :meth:`Runner.feed_run` hands a chosen decoder a
 :class:`~wspcap.app.base.MessageRun` whole, and looks only at the messages
 that gave something.
 
+Columns. Where the decoder offers them (:meth:`~wspcap.app.base.Decoder.
+receive_columns`), :meth:`Runner.feed_columns` takes a run's events as
+columns and pairs them in one loop (:class:`RowColumns`): no event, row or
+record per message. It keeps what :meth:`feed_run` keeps: the same open
+requests (tuples), and the same message times, made only where an event
+names another message and, at the end, for the last RECENT messages (what
+the earlier ones leave there is gone by then, see :meth:`Runner._times`).
+
 Invariants: each event of each message is returned once (no message is fed
 twice to a decoder); the rows of a message come in the decoder's order; the
 result does not depend on anything but the facts and the messages in order.

@@ -19,8 +19,12 @@ slicing, so a capture no decoder applies to costs a few messages per
 connection. Once it has chosen one, the rest of the connection's messages in
 the part go to it as one :class:`~wspcap.app.base.MessageRun` (columns made
 with ``tolist``, no record per message), and only the messages that gave
-something get their references made. Rows are gathered as column lists and
-made into the table once: Arrow arrays of the declared schema
+something get their references made. Where the decoder offers columns
+(:meth:`~wspcap.app.runner.Runner.feed_columns`: JSON-RPC), the rows come
+as columns, their references taken with NumPy from the message columns,
+their ``fields`` already text: nothing is made per row here. Rows are
+gathered as columns (lists extended, arrays concatenated once) and made
+into the table once: Arrow arrays of the declared schema
 (:data:`~wspcap.tables.schema.APP`, whose ``protocol`` and ``kind`` are open
 categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`).
 
