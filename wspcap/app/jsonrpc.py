@@ -53,7 +53,7 @@ On chat-jsonrpc (250,080 messages, each an app row) the application
 decoding takes 1.4 s of CPU with the column path, 3.6 s with ``receive_run``
 (the runner's pairing and the table included, a loaded machine); of the
 1.4 s the Python loop over the rows here is 0.5 s, the typed parse 0.2 s,
-msgspec writing the fields 0.15 s. Joining a run's payloads into one JSON
+msgspec writing the fields 0.15 s (0.1 s as JSON lines, see _texts). Joining a run's payloads into one JSON
 array parsed at once, its elements' bounds checked against the messages',
 cost more than parsing them one by one (the same parse, plus a second pass).
 A test compares the two paths on generated conversations.
