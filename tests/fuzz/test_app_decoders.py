@@ -25,6 +25,7 @@ import pytest
 
 from wspcap.app import DECODERS, AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.base import Decoder, EventColumns, MessageRun
+from wspcap.app.fields import fields_text
 
 SEED = 18_01  #: issue 18
 CASES = 1500
@@ -160,6 +161,8 @@ def test_mutated_runs_by_columns_are_receive(name: str) -> None:
                               "fields", "part"):
                     getattr(got, field).extend(getattr(part, field))
                 got.findings += [(start + i, f) for i, f in part.findings]
+            for cols in (got, want):  # (as the table writes them)
+                cols.fields = [f if isinstance(f, str) else fields_text(f) for f in cols.fields]
             assert got == want, f"{name} case {case} (seed {SEED})"
             assert columns.finish() == single.finish()
         except AssertionError:

@@ -35,7 +35,8 @@ Contract of a :class:`Decoder` subclass
   records where it can (the results must be the same). Never raises.
 - ``receive_columns(run)``: optional, the fastest path: what ``receive_run``
   gives, as :class:`EventColumns` (the events as columns, their ``fields``
-  already JSON text, :func:`~wspcap.app.fields.fields_text`), or None, having
+  JSON text already, :func:`~wspcap.app.fields.fields_text`, or the fields
+  themselves for the table to write), or None, having
   done nothing, when the decoder does not offer it (the default): the caller
   then uses ``receive_run``. ``receive`` stays the reference: a decoder that
   offers it tests it against ``receive`` message by message. Never raises.
@@ -49,8 +50,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-
-from .fields import fields_text
 
 __all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
            "MessageRun", "RunOutput"]
@@ -152,7 +151,9 @@ class EventColumns:
     An event's ``position`` is that of the message it came out of in the run
     (its ``msg_index`` may name an earlier message, as an :class:`AppEvent`'s
     may); its ``fields`` are JSON text already
-    (:func:`~wspcap.app.fields.fields_text` of the event's fields).
+    (:func:`~wspcap.app.fields.fields_text` of the event's fields), or the
+    fields themselves, which the table writes as it writes those of the other
+    paths (what :meth:`add` keeps: the text made where it always was).
     """
 
     position: list[int] = field(default_factory=list)
@@ -162,7 +163,7 @@ class EventColumns:
     kind: list[str] = field(default_factory=list)
     channel: list[str | None] = field(default_factory=list)
     id: list[str | None] = field(default_factory=list)
-    fields: list[str] = field(default_factory=list)
+    fields: list[str | Mapping[str, Any]] = field(default_factory=list)
     part: list[int] = field(default_factory=list)
     #: (position, finding), in order.
     findings: list[tuple[int, AppFinding]] = field(default_factory=list)
@@ -181,7 +182,7 @@ class EventColumns:
                 self.kind.append(item.kind)
                 self.channel.append(item.channel)
                 self.id.append(item.id)
-                self.fields.append(fields_text(item.fields))
+                self.fields.append(item.fields)
                 self.part.append(item.part)
             elif isinstance(item, AppFinding):
                 self.findings.append((position, item))

@@ -131,6 +131,11 @@ _ONE = msgspec.json.Decoder(_Rpc, float_hook=_no_float)
 #: The rows' ``fields`` as JSON lines (see _texts).
 _LINES = msgspec.json.Encoder().encode_lines
 _REFUSED = (msgspec.DecodeError, ValueError, RecursionError, TypeError)
+#: Nesting the column path leaves to the reference path: a parser's depth
+#: limit is the interpreter's recursion limit, less the frames above it, so
+#: the two paths could disagree about a message nested near it. (A payload
+#: of at most twice this many bytes cannot nest deeper: each level takes two.)
+_NEST = 256
 #: Messages parsed in one comprehension (see _typed).
 _CHUNK = 256
 
@@ -257,30 +262,28 @@ class JsonRpcDecoder(JsonDecoder):
         conversation is not claimed, a message that is not JSON-RPC and does
         not say ``"jsonrpc"``."""
         out: RunOutput = []
-        for i in range(len(run)):
-            got = self._receive_at(run, i)
+        for i, payload in enumerate(run.payload):
+            # In the loop, what loads, _is_rpc and _says_rpc do (the calls cost more).
+            if len(payload) > MAX_JSON_BYTES:
+                got = self.receive(run.message(i))
+                if got:
+                    out.append((i, got))
+                continue
+            try:
+                value = parse_fast(payload)
+            except PARSE_ERRORS:
+                value = parse_strict(payload)
+            if not self.claimed:
+                if type(value) is dict:
+                    rpc = "jsonrpc" in value
+                else:
+                    rpc = value is not NOT_JSON and _is_rpc(value)
+                if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
+                    continue
+            got = self.receive_parsed(run.message(i), value)
             if got:
                 out.append((i, got))
         return out
-
-    def _receive_at(self, run: MessageRun, i: int) -> list[AppEvent | AppFinding]:
-        """:meth:`receive` on the message at position ``i`` of ``run``."""
-        payload = run.payload[i]
-        # Here, what loads, _is_rpc and _says_rpc do (the calls cost more).
-        if len(payload) > MAX_JSON_BYTES:
-            return self.receive(run.message(i))
-        try:
-            value = parse_fast(payload)
-        except PARSE_ERRORS:
-            value = parse_strict(payload)
-        if not self.claimed:
-            if type(value) is dict:
-                rpc = "jsonrpc" in value
-            else:
-                rpc = value is not NOT_JSON and _is_rpc(value)
-            if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
-                return []
-        return self.receive_parsed(run.message(i), value)
 
     def receive_columns(self, run: MessageRun) -> EventColumns:
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
@@ -293,6 +296,9 @@ class JsonRpcDecoder(JsonDecoder):
         if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
             payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
         objs = _typed(payloads)
+        for i in [i for i, size in enumerate(map(len, payloads)) if size > 2 * _NEST]:
+            if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST:
+                objs[i] = None  # (see _NEST)
         direction, msg_index = run.direction, run.msg_index
         rows: list[tuple[int, str, str | None, str | None]] = []
         fields: list[dict[str, Any]] = []
@@ -365,7 +371,24 @@ class JsonRpcDecoder(JsonDecoder):
             if not claimed and type(payload) is bytes and _SAYS not in payload and (
                     b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
                 continue
-            out = self._receive_at(run, i)
+            # (receive_run's loop, here rather than in a method: a parse at
+            # the same depth of the stack, so the same depth limit, see _NEST)
+            if len(payload) > MAX_JSON_BYTES:
+                out = self.receive(run.message(i))
+            else:
+                try:
+                    value = parse_fast(payload)
+                except PARSE_ERRORS:
+                    value = parse_strict(payload)
+                if not claimed:
+                    if type(value) is dict:
+                        rpc = "jsonrpc" in value
+                    else:
+                        rpc = value is not NOT_JSON and _is_rpc(value)
+                    if not rpc and not (isinstance(payload, bytes)
+                                        and payload.find(_SAYS, 0, 4096) >= 0):
+                        continue
+                out = self.receive_parsed(run.message(i), value)
             if out:
                 _flush(rows, fields, run, self.name, cols)
                 cols.add(i, out)

@@ -483,7 +483,7 @@ class AppDecoding:
             "id": [e.id for e in events],
             "request_msg": [x.request_msg for x in rows],
             "latency": [x.latency for x in rows],
-            "fields": [fields_text(e.fields) for e in events],
+            "fields": [e.fields for e in events],  # (written by _table)
         })
         self.rows = []
 
@@ -505,6 +505,10 @@ class AppDecoding:
         columns: dict[str, Any] = {
             name: values if name in _LIST_COLUMNS else np.concatenate(values)
             for name, values in self.columns.items()}
+        # (the column path's fields are text, but for the events it took from
+        # the reference path: those are written here, as the others are)
+        columns["fields"] = [f if type(f) is str else fields_text(f)
+                             for f in columns["fields"]]
         self.columns = {c.name: [] for c in APP.columns}
         return data_frame(APP, part_from_values(APP, columns))
 
