@@ -39,9 +39,9 @@ or null id, and no float anywhere it keeps (a float's ``fields`` text is the
 standard library's, :func:`~wspcap.app.fields.fields_text`). A request, a
 notification or a response of that shape becomes a row of columns here;
 anything else (errors, batches, other versions, floats, bad JSON, what is
-not JSON-RPC) goes to the reference path, :meth:`JsonRpcDecoder.receive`'s,
-in its place in the order, with the same state (``claimed``, the open
-requests). The ``fields`` text of the rows is msgspec's, written a run at
+not JSON-RPC, a message that could nest deeper than :data:`_NEST` levels)
+goes to the reference path, :meth:`JsonRpcDecoder.receive_run`'s, in its
+place in the order, with the same state (``claimed``, the open requests). The ``fields`` text of the rows is msgspec's, written a run at
 once. Credentials are looked for as ``receive`` does, except in params
 known to have none: a container of scalars (its payload has no brace or
 bracket but its object's and the params') whose keys are known not to name
