@@ -107,9 +107,9 @@ def test_cli_decoders_and_options(tmp_path: Path, capsys: pytest.CaptureFixture[
 ])
 def test_fields_text_is_the_standard_librarys(fields: dict[str, object]) -> None:
     """msgspec writes the ``fields`` text only where it spells it as the standard library."""
-    from wspcap.tables.app import _FIELDS_TEXT, _json
+    from wspcap.app.fields import _FIELDS_TEXT, fields_text
 
-    text = _json(fields)
+    text = fields_text(fields)
     if "o" in fields:  # repr of an object: its address changes nothing but the text
         assert text.startswith('{"o":"<object object at ')
     else:

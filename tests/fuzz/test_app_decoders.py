@@ -17,12 +17,15 @@ import json
 import random
 import sys
 import time
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from wspcap.app import DECODERS, AppEvent, AppFinding, AppMessage, ConnFacts
+from wspcap.app.base import Decoder, EventColumns, MessageRun
+from wspcap.app.fields import fields_text
 
 SEED = 18_01  #: issue 18
 CASES = 1500
@@ -109,6 +112,59 @@ def test_mutated_payloads_never_escape(name: str) -> None:
                     _check(item)
             for item in decoder.finish():
                 _check(item)
+        except AssertionError:
+            raise
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
+
+
+def _run(messages: list[AppMessage]) -> MessageRun:
+    return MessageRun([m.msg_index for m in messages], [m.direction for m in messages],
+                      [m.type for m in messages], [m.payload for m in messages],
+                      [m.ts for m in messages], [m.complete for m in messages])
+
+
+#: Decoders that offer the column path (``receive_columns`` gives columns).
+COLUMNS = sorted(name for name, cls in DECODERS.items()
+                 if cls.receive_columns is not Decoder.receive_columns)
+
+
+@pytest.mark.parametrize("name", COLUMNS)
+def test_mutated_runs_by_columns_are_receive(name: str) -> None:
+    samples = _samples()
+    pool = [m.payload for _, msgs in samples for m in msgs]
+    cls = DECODERS[name]
+    rng = random.Random(f"{SEED}:columns:{name}")
+    deadline = time.monotonic() + BUDGET_S / 2
+    for case in range(CASES):
+        if time.monotonic() > deadline:
+            break
+        facts, messages = samples[rng.randrange(len(samples))]
+        facts = facts if case % 2 else ConnFacts()
+        # Long enough to be parsed joined, mutated now and then.
+        mutated = [AppMessage(i, m.direction, m.type,
+                              _mutate(rng, m.payload, rng.choice(pool)) if rng.random() < 0.2
+                              else m.payload, m.ts)
+                   for i, m in enumerate(messages * rng.randint(1, 4))]
+        single, columns = cls(facts), cls(facts)
+        want = EventColumns()
+        for i, message in enumerate(mutated):
+            want.add(i, single.receive(message))
+        got = EventColumns()
+        cuts = sorted({0, len(mutated), *(rng.randrange(len(mutated) + 1) for _ in range(2))})
+        try:
+            for start, end in pairwise(cuts):
+                part = columns.receive_columns(_run(mutated[start:end]))
+                assert part is not None
+                got.position += [start + i for i in part.position]
+                for field in ("msg_index", "direction", "protocol", "kind", "channel", "id",
+                              "fields", "part"):
+                    getattr(got, field).extend(getattr(part, field))
+                got.findings += [(start + i, f) for i, f in part.findings]
+            for cols in (got, want):  # (as the table writes them)
+                cols.fields = [f if isinstance(f, str) else fields_text(f) for f in cols.fields]
+            assert got == want, f"{name} case {case} (seed {SEED})"
+            assert columns.finish() == single.finish()
         except AssertionError:
             raise
         except Exception as exc:  # pragma: no cover - the failure report

@@ -14,6 +14,8 @@ Records
   columns (what the table side feeds once a decoder is chosen).
 - :class:`AppEvent`: one application event decoded from a message.
 - :class:`AppFinding`: something worth an anomaly (``app_*`` code).
+- :class:`EventColumns`: the events and findings of a run, as columns (what
+  the optional :meth:`Decoder.receive_columns` gives).
 
 Contract of a :class:`Decoder` subclass
 ---------------------------------------
@@ -31,6 +33,13 @@ Contract of a :class:`Decoder` subclass
   that give something. The default calls ``receive`` on each; a decoder
   overrides it to save the per-message calls and :class:`AppMessage`
   records where it can (the results must be the same). Never raises.
+- ``receive_columns(run)``: optional, the fastest path: what ``receive_run``
+  gives, as :class:`EventColumns` (the events as columns, their ``fields``
+  JSON text already, :func:`~wspcap.app.fields.fields_text`, or the fields
+  themselves for the table to write), or None, having
+  done nothing, when the decoder does not offer it (the default): the caller
+  then uses ``receive_run``. ``receive`` stays the reference: a decoder that
+  offers it tests it against ``receive`` message by message. Never raises.
 - ``finish()``: end of the connection (unanswered requests, etc.).
 - ``fields`` are JSON-serializable (bytes become hex or base64 text).
   Credentials are kept in ``fields`` and flagged by a finding.
@@ -42,7 +51,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "MessageRun", "RunOutput"]
+__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
+           "MessageRun", "RunOutput"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +142,52 @@ class AppFinding:
     detail: str
 
 
+@dataclass(slots=True)
+class EventColumns:
+    """The events of a run as columns of equal length, in the order
+    :meth:`Decoder.receive_run` gives them (message after message, each
+    message's events in order), and the findings with their positions.
+
+    An event's ``position`` is that of the message it came out of in the run
+    (its ``msg_index`` may name an earlier message, as an :class:`AppEvent`'s
+    may); its ``fields`` are JSON text already
+    (:func:`~wspcap.app.fields.fields_text` of the event's fields), or the
+    fields themselves, which the table writes as it writes those of the other
+    paths (what :meth:`add` keeps: the text made where it always was).
+    """
+
+    position: list[int] = field(default_factory=list)
+    msg_index: list[int] = field(default_factory=list)
+    direction: list[str] = field(default_factory=list)
+    protocol: list[str] = field(default_factory=list)
+    kind: list[str] = field(default_factory=list)
+    channel: list[str | None] = field(default_factory=list)
+    id: list[str | None] = field(default_factory=list)
+    fields: list[str | Mapping[str, Any]] = field(default_factory=list)
+    part: list[int] = field(default_factory=list)
+    #: (position, finding), in order.
+    findings: list[tuple[int, AppFinding]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def add(self, position: int, items: Sequence[AppEvent | AppFinding]) -> None:
+        """What :meth:`Decoder.receive` gave for the message at ``position``."""
+        for item in items:
+            if isinstance(item, AppEvent):
+                self.position.append(position)
+                self.msg_index.append(item.msg_index)
+                self.direction.append(item.direction)
+                self.protocol.append(item.protocol)
+                self.kind.append(item.kind)
+                self.channel.append(item.channel)
+                self.id.append(item.id)
+                self.fields.append(item.fields)
+                self.part.append(item.part)
+            elif isinstance(item, AppFinding):
+                self.findings.append((position, item))
+
+
 #: What :meth:`Decoder.receive_run` gives: (position in the run, what
 #: :meth:`Decoder.receive` gives for that message), for the messages that give something.
 RunOutput = list[tuple[int, list[AppEvent | AppFinding]]]
@@ -177,6 +233,12 @@ class Decoder:
             if got:
                 out.append((i, got))
         return out
+
+    def receive_columns(self, run: MessageRun) -> EventColumns | None:
+        """Optional fast path: what :meth:`receive_run` gives for ``run``, as
+        :class:`EventColumns`; None, having done nothing, when not offered
+        (the default). Never raises."""
+        return None
 
     def finish(self) -> list[AppEvent | AppFinding]:
         """End of the connection: unanswered requests, etc. Never raises."""

@@ -19,8 +19,12 @@ slicing, so a capture no decoder applies to costs a few messages per
 connection. Once it has chosen one, the rest of the connection's messages in
 the part go to it as one :class:`~wspcap.app.base.MessageRun` (columns made
 with ``tolist``, no record per message), and only the messages that gave
-something get their references made. Rows are gathered as column lists and
-made into the table once: Arrow arrays of the declared schema
+something get their references made. Where the decoder offers columns
+(:meth:`~wspcap.app.runner.Runner.feed_columns`: JSON-RPC), the rows come
+as columns, their references taken with NumPy from the message columns,
+their ``fields`` already text: nothing is made per row here. Rows are
+gathered as columns (lists extended, arrays concatenated once) and made
+into the table once: Arrow arrays of the declared schema
 (:data:`~wspcap.tables.schema.APP`, whose ``protocol`` and ``kind`` are open
 categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`).
 
@@ -40,21 +44,20 @@ of the last :data:`KEEP_REFS` messages of each connection are kept for them.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, NamedTuple
 
-import msgspec
 import numpy as np
 import pandas as pd
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
 from wspcap.app.base import MessageRun
+from wspcap.app.fields import fields_text
 from wspcap.app.registry import DECODERS, load_entry_points
-from wspcap.app.runner import AppRow, Runner
+from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
 from wspcap.tables.build import RunningIndex, data_frame, empty_table, part_from_values
@@ -86,6 +89,9 @@ _TYPE_NAMES = np.array(["binary", "text"], dtype=object)
 #: The codes of text and binary in MESSAGE_TYPE (the first two categories).
 _TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
+#: The ``app`` columns kept as lists (the others: NumPy arrays, see AppDecoding.columns).
+_LIST_COLUMNS = frozenset({"direction", "protocol", "kind", "channel", "id", "request_msg",
+                           "latency", "fields"})
 
 
 class MessageColumns(NamedTuple):
@@ -285,6 +291,10 @@ class AppDecoding:
         self.enabled = enabled
         self.conns: dict[int, _Conn] = {}
         self.rows: list[tuple[int, _Refs, AppRow]] = []
+        #: The rows as columns (the column path's, and those of :attr:`rows`
+        #: before them), in order: the integer columns as NumPy arrays, a
+        #: list of them; the others as one list each, extended.
+        self.columns: dict[str, list[Any]] = {c.name: [] for c in APP.columns}
         self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
 
     def feed(self, m: MessageColumns) -> None:
@@ -364,18 +374,66 @@ class AppDecoding:
                          _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
                          _payloads(m.payload, rows), _times(m.ts_end[rows]),
                          m.complete[rows].tolist())
-        got = conn.runner.feed_run(run)
-        # The references of the run's messages, as columns (for those that gave something).
-        cols = [getattr(m, name)[rows].tolist() for name in _REF_COLUMNS]
-        c0, c1, c2, c3, c4, c5 = cols
-        for i, found, findings in got:
-            here = conn.last = _Refs(c0[i], c1[i], c2[i], c3[i], c4[i], c5[i])
-            self._take(conn_id, found, findings, _finder(conn.refs, cols, index, i, here))
-        conn.last = _Refs._make(col[-1] for col in cols)
+        # The references of the run's messages, as columns (made when needed).
+        cols: list[list[int]] = []
+
+        def ref_columns() -> list[list[int]]:
+            if not cols:
+                cols.extend(getattr(m, name)[rows].tolist() for name in _REF_COLUMNS)
+            return cols
+
+        columns = conn.runner.feed_columns(run)
+        if columns is not None:
+            self._take_columns(conn_id, conn, columns, rows, m, index, ref_columns)
+        else:
+            got = conn.runner.feed_run(run)
+            if got:
+                c0, c1, c2, c3, c4, c5 = ref_columns()
+            for i, found, findings in got:
+                here = _Refs(c0[i], c1[i], c2[i], c3[i], c4[i], c5[i])
+                self._take(conn_id, found, findings,
+                           _finder(conn.refs, ref_columns(), index, i, here))
+        conn.last = _Refs._make(int(getattr(m, name)[rows[-1]]) for name in _REF_COLUMNS)
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
         start = max(0, len(index) - 2 * KEEP_REFS - 1)
-        conn.refs.extend(index[start:], [col[start:] for col in cols])
+        conn.refs.extend(index[start:], [getattr(m, name)[rows[start:]].tolist()
+                                         for name in _REF_COLUMNS])
+
+    def _take_columns(self, conn_id: int, conn: _Conn, got: RowColumns, rows: np.ndarray,
+                      m: MessageColumns, index: list[int],
+                      ref_columns: Callable[[], list[list[int]]]) -> None:
+        """Keep the rows and findings of a run decoded as columns (``rows``: the
+        run's rows in ``m``, ``index`` their msg_index): what :meth:`_take`
+        keeps of the same rows, a column at a time."""
+        events = got.events
+        for i, finding in events.findings:
+            here = _Refs._make(col[i] for col in ref_columns())
+            k = finding.msg_index
+            self.findings.append((conn_id, None if k is None else
+                                  _finder(conn.refs, ref_columns(), index, i, here)(k), finding))
+        if not len(events):
+            return
+        at = rows[np.asarray(events.position, np.intp)]
+        msg_index = np.asarray(events.msg_index, np.int64)
+        refs = {name: getattr(m, name)[at] for name in _REF_COLUMNS}
+        for j in np.flatnonzero(msg_index != m.msg_index[at]).tolist():
+            # An event about another message: its references as _take finds them.
+            i = events.position[j]
+            here = _Refs._make(col[i] for col in ref_columns())
+            there = _finder(conn.refs, ref_columns(), index, i, here)(int(msg_index[j]))
+            assert there is not None  # (a finder's default is ``here``)
+            for name, value in zip(_REF_COLUMNS, there):
+                refs[name][j] = value
+        self._flush_rows()
+        self._extend({
+            "conn_id": np.full(len(events), conn_id, np.int64), "msg_index": msg_index,
+            "part": np.array(events.part, np.int64),
+            **{name: refs[name] for name in _REF_COLUMNS[:4]},
+            "ts": refs["ts_end"], "direction": events.direction, "protocol": events.protocol,
+            "kind": events.kind, "channel": events.channel, "id": events.id,
+            "request_msg": got.request_msg, "latency": got.latency, "fields": events.fields,
+        })
 
     def _take(self, conn_id: int, rows: list[AppRow], findings: list[AppFinding],
               find: Callable[[int], _Refs | None]) -> None:
@@ -401,11 +459,10 @@ class AppDecoding:
         return AppResult(self._table(), self._anomalies(tls),
                          {k: (str(v[0]), float(v[1])) for k, v in protocols.items()})
 
-    def _table(self) -> pd.DataFrame:
-        """The ``app`` table of the rows kept (its schema: :data:`~wspcap.
-        tables.schema.APP`; ``protocol`` and ``kind`` are open categoricals)."""
+    def _flush_rows(self) -> None:
+        """The rows kept one by one (:meth:`_take`) as a part of columns."""
         if not self.rows:
-            return data_frame(APP, empty_table(APP))
+            return
         # (three passes: zip(*rows) over 250,000 rows took 0.6 s)
         conn = [x[0] for x in self.rows]
         refs = [x[1] for x in self.rows]
@@ -413,7 +470,7 @@ class AppDecoding:
         events = [r.event for r in rows]
         # (np.array on a sequence of tuples takes each apart slowly: 5 us a row)
         r = np.fromiter(chain.from_iterable(refs), np.int64, 6 * len(refs)).reshape(-1, 6)
-        return data_frame(APP, part_from_values(APP, {
+        self._extend({
             "conn_id": np.array(conn, np.int64),
             "msg_index": np.array([e.msg_index for e in events], np.int64),
             "part": np.array([e.part for e in events], np.int64),
@@ -426,8 +483,34 @@ class AppDecoding:
             "id": [e.id for e in events],
             "request_msg": [x.request_msg for x in rows],
             "latency": [x.latency for x in rows],
-            "fields": [_json(e.fields) for e in events],
-        }))
+            "fields": [e.fields for e in events],  # (written by _table)
+        })
+        self.rows = []
+
+    def _extend(self, part: Mapping[str, Any]) -> None:
+        """Add rows given as columns (:data:`~wspcap.tables.schema.APP`'s)."""
+        for name, values in part.items():
+            column = self.columns[name]
+            if isinstance(values, np.ndarray) and name not in _LIST_COLUMNS:
+                column.append(values)
+            else:
+                column += values
+
+    def _table(self) -> pd.DataFrame:
+        """The ``app`` table of the rows kept (its schema: :data:`~wspcap.
+        tables.schema.APP`; ``protocol`` and ``kind`` are open categoricals)."""
+        self._flush_rows()
+        if not self.columns["kind"]:
+            return data_frame(APP, empty_table(APP))
+        columns: dict[str, Any] = {
+            name: values if name in _LIST_COLUMNS else np.concatenate(values)
+            for name, values in self.columns.items()}
+        # (the column path's fields are text, but for the events it took from
+        # the reference path: those are written here, as the others are)
+        columns["fields"] = [f if type(f) is str else fields_text(f)
+                             for f in columns["fields"]]
+        self.columns = {c.name: [] for c in APP.columns}
+        return data_frame(APP, part_from_values(APP, columns))
 
     def _anomalies(self, tls: Mapping[int, Any]) -> pd.DataFrame:
         rows: list[Anomaly] = []
@@ -498,42 +581,6 @@ def facts_table(connections: pd.DataFrame) -> Callable[[int], ConnFacts]:
                         "user_agent") if c in connections]
     rows = {int(r["conn_id"]): r for r in connections[cols].to_dict("records")}
     return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
-
-
-#: The ``fields`` text: compact, non-ASCII as it is, ``repr`` of what JSON has not.
-_FIELDS_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
-
-
-def _no_float(text: str) -> Any:
-    raise ValueError("a float")
-
-
-#: Reads back msgspec's text, refusing floats (msgspec spells some of them
-#: otherwise: ``1e16`` for ``1e+16``, ``0.00001`` for ``1e-05``).
-_CHECK = msgspec.json.Decoder(float_hook=_no_float)
-
-
-def _json(fields: Mapping[str, Any]) -> str:
-    """``fields`` as JSON text, as :data:`_FIELDS_TEXT` spells it.
-
-    msgspec writes it ten times faster; its text is kept when it reads back
-    equal to ``fields`` with no float in it: then nothing msgspec and the
-    standard library spell differently was in it (strings are escaped the
-    same way, integers are written the same; a tuple, bytes, a NaN, a
-    non-string key or a type msgspec knows and JSON does not read back as
-    something else). Otherwise the standard library writes it.
-    """
-    if type(fields) is dict:
-        try:
-            text = msgspec.json.encode(fields)
-            if _CHECK.decode(text) == fields:
-                return text.decode()
-        except Exception:  # noqa: BLE001, S110 - the standard library says what it is
-            pass
-    try:
-        return _FIELDS_TEXT(fields)
-    except (TypeError, ValueError, RecursionError):
-        return json.dumps({"unserializable": repr(fields)[:200]})
 
 
 def anomaly_frame(rows: Sequence[Anomaly]) -> pd.DataFrame:
