@@ -22,7 +22,8 @@ held is decided on what was held.
 
 Pairing. Where the protocol has request ids (:data:`PAIRING`: JSON-RPC,
 Socket.IO acks, GraphQL operations, MQTT packet ids, SignalR invocations,
-WAMP requests, Phoenix refs), a request opens ``(direction, id)``; the first
+WAMP requests, Phoenix refs, STOMP receipts: only the client frames that ask
+for one, :attr:`Pairing.asks`), a request opens ``(direction, id)``; the first
 answer from the other direction with that id closes it: the answer's row
 gets ``request_msg`` (the request's msg_index) and ``latency`` (ns, between
 the ``ts`` of the two events' messages, the rows' own ``ts``: an event made
@@ -54,6 +55,7 @@ result does not depend on anything but the facts and the messages in order.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, EventColumns, MessageRun
@@ -96,6 +98,16 @@ class Pairing:
     must_answer: frozenset[str] = frozenset()
     #: Requests open only from this direction (None: either).
     request_direction: str | None = None
+    #: Whether an event of a request kind asks for an answer (None: all do);
+    #: a protocol whose ids name other things too says here which ask.
+    asks: Callable[[AppEvent], bool] | None = None
+
+
+def _asks_receipt(event: AppEvent) -> bool:
+    """A STOMP client frame with a ``receipt`` header (its id is that receipt)."""
+    headers = event.fields.get("headers")
+    return isinstance(headers, list) and any(
+        isinstance(h, list) and h and h[0] == "receipt" for h in headers)
 
 
 #: Protocol -> its pairing rule; protocols not listed are not paired.
@@ -122,6 +134,11 @@ PAIRING: dict[str, Pairing] = {
     # Every push has a ref; only a join is always replied to.
     "phoenix": Pairing(ANY_KIND, frozenset({"response", "error"}), frozenset({"subscribe"}),
                        request_direction="c2s"),
+    # A client frame with a receipt header is answered by RECEIPT (or ERROR) with
+    # that receipt-id. Not reported when left unanswered: RabbitMQ, for one,
+    # closes the WebSocket instead of acknowledging DISCONNECT's receipt.
+    "stomp": Pairing(ANY_KIND, frozenset({"receipt", "error"}), request_direction="c2s",
+                     asks=_asks_receipt),
 }
 
 
@@ -250,9 +267,13 @@ class Runner:
     def feed_columns(self, run: MessageRun) -> RowColumns | None:
         """:meth:`feed_run` as columns, where the chosen decoder offers them
         (:meth:`Decoder.receive_columns`); None, having done nothing, where
-        not (undecided, no decoder, or a decoder without the column path)."""
+        not (undecided, no decoder, a decoder without the column path, or a
+        protocol whose pairing looks at each event: :attr:`Pairing.asks`)."""
         decoder = self.decoder
         if self.finished or not len(run) or not self.decided or decoder is None:
+            return None
+        rule = PAIRING.get(decoder.name)
+        if rule is not None and rule.asks is not None:
             return None
         try:
             got = decoder.receive_columns(run)
@@ -420,7 +441,8 @@ class Runner:
                 latency = ts - asked[1] if ts and asked[1] else None
                 return AppRow(event, asked[0], latency)
         if (rule.requests is ANY_KIND or event.kind in rule.requests) and (
-                rule.request_direction in (None, event.direction)):
+                rule.request_direction in (None, event.direction)) and (
+                rule.asks is None or rule.asks(event)):
             key = (event.direction, event.id)
             if key in self.open or len(self.open) < MAX_OPEN_REQUESTS:
                 self.open[key] = (event.msg_index, ts, event.kind, event.channel)

@@ -125,3 +125,30 @@ def test_the_same_with_any_sniff_once_chosen_by_handshake(
     b = _run(Runner(f, sniff=6), stream)
     if f != ConnFacts():
         assert a == b
+
+
+def _stomp(i: int, direction: str, command: str, headers: dict[str, str], ts: int) -> AppMessage:
+    head = "".join(f"{k}:{v}\n" for k, v in headers.items())
+    return AppMessage(i, direction, "text", f"{command}\n{head}\n\0".encode(), ts=ts)
+
+
+def test_stomp_receipts_pair_only_the_frames_that_asked() -> None:
+    """STOMP ids name subscriptions, acks and messages too: only a client
+    frame with a receipt header opens a request, answered by the RECEIPT (or
+    ERROR) with that receipt-id."""
+    conversation = [
+        _stomp(0, "c2s", "CONNECT", {"accept-version": "1.2", "host": "/"}, 1000),
+        _stomp(1, "s2c", "CONNECTED", {"version": "1.2"}, 1100),
+        _stomp(2, "c2s", "SUBSCRIBE", {"id": "r-1", "destination": "/q/a"}, 2000),
+        _stomp(3, "c2s", "ACK", {"id": "r-3"}, 2500),  # an ack id, not a receipt
+        _stomp(4, "c2s", "SEND", {"destination": "/q/a", "receipt": "r-1"}, 3000),
+        _stomp(5, "s2c", "RECEIPT", {"receipt-id": "r-1"}, 3400),
+        _stomp(6, "c2s", "DISCONNECT", {"receipt": "r-2"}, 4000),
+        _stomp(7, "s2c", "ERROR", {"receipt-id": "r-2", "message": "bye"}, 4700),
+        _stomp(8, "s2c", "RECEIPT", {"receipt-id": "r-3"}, 5000),  # asked by nobody
+    ]
+    rows, codes = _run(Runner(ConnFacts(subprotocol="v12.stomp")), conversation)
+    assert codes == []
+    paired = {r.event.msg_index: (r.request_msg, r.latency) for r in rows
+              if r.request_msg is not None}
+    assert paired == {5: (4, 400), 7: (6, 700)}
