@@ -110,20 +110,29 @@ def dump_written(checkout: Path, captures: list[Path], out: Path, formats: list[
                     *map(str, captures)], env=env, check=True, cwd=checkout)
 
 
+def _both_read(old: Path, new: Path, captures: list[Path]) -> tuple[list[tuple[int, Path]], int]:
+    """The captures both checkouts read (with their positions), and how many
+    the two read differently (one failed, or both failed otherwise), printed."""
+    old_report = json.loads((old / "report.json").read_text())
+    new_report = json.loads((new / "report.json").read_text())
+    readable: list[tuple[int, Path]] = []
+    differing = 0
+    for i, capture in enumerate(captures):
+        name = str(capture)
+        if old_report[name] == new_report[name] == "ok":
+            readable.append((i, capture))
+        elif old_report[name] != new_report[name]:
+            print(f"{name}: old {old_report[name]!r}, new {new_report[name]!r}")
+            differing += 1
+    return readable, differing
+
+
 def compare_written(old: Path, new: Path, captures: list[Path], formats: list[str]) -> int:
     """Print every difference between the files written; return how many differ."""
     import pyarrow.parquet as pq
 
-    old_report = json.loads((old / "report.json").read_text())
-    new_report = json.loads((new / "report.json").read_text())
-    differing = 0
-    for i, capture in enumerate(captures):
-        name = str(capture)
-        if old_report[name] != "ok" or new_report[name] != "ok":
-            if old_report[name] != new_report[name]:
-                print(f"{name}: old {old_report[name]!r}, new {new_report[name]!r}")
-                differing += 1
-            continue
+    readable, differing = _both_read(old, new, captures)
+    for i, capture in readable:
         for fmt in formats:
             for table in TABLES + LATER_TABLES:
                 a, b = (d / str(i) / fmt / f"{table}.{fmt}" for d in (old, new))
@@ -165,16 +174,8 @@ def compare(old: Path, new: Path, captures: list[Path], ignore: set[str]) -> int
 
     import pandas as pd
 
-    old_report = json.loads((old / "report.json").read_text())
-    new_report = json.loads((new / "report.json").read_text())
-    differing = 0
-    for i, capture in enumerate(captures):
-        name = str(capture)
-        if old_report[name] != "ok" or new_report[name] != "ok":
-            if old_report[name] != new_report[name]:
-                print(f"{name}: old {old_report[name]!r}, new {new_report[name]!r}")
-                differing += 1
-            continue
+    readable, differing = _both_read(old, new, captures)
+    for i, capture in readable:
         a = pickle.loads((old / f"{i}.pkl").read_bytes())
         b = pickle.loads((new / f"{i}.pkl").read_bytes())
         for table in TABLES + tuple(t for t in LATER_TABLES if t in a and t in b):

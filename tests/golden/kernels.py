@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib
 import shutil
 import sysconfig
+from collections.abc import Sequence
 from types import ModuleType
 
+import numpy as np
 import pytest
 
 
@@ -28,3 +30,20 @@ def kernel(name: str) -> ModuleType:
             pytest.skip(f"{name} is not built and no C compiler is installed")
         pytest.fail(f"{name} is not built though a C compiler is installed "
                     "(pip install -e . builds it)")
+
+
+def same_whole_frames(got: tuple[bytearray, bytearray] | None,
+                      want: tuple[np.ndarray, np.ndarray] | None) -> bool:
+    """Whether ``whole_frames``'s kernel result equals its reference's."""
+    if got is None or want is None:
+        return got is None and want is None
+    return [np.frombuffer(g, np.int64).tolist() for g in got] == [w.tolist() for w in want]
+
+
+def same_headers(got: Sequence[bytearray], want: Sequence[np.ndarray]) -> bool:
+    """Whether ``headers``'s kernel result (two bool columns, five int64)
+    equals its reference's, every column."""
+    dtypes = [np.bool_] * 2 + [np.int64] * 5
+    return len(got) == len(want) == len(dtypes) and all(
+        np.frombuffer(g, dt).tolist() == w.astype(dt).tolist()
+        for g, w, dt in zip(got, want, dtypes, strict=True))

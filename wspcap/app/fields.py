@@ -13,19 +13,21 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["fields_text"]
+__all__ = ["fields_text", "refuse_float"]
 
 #: The ``fields`` text: compact, non-ASCII as it is, ``repr`` of what JSON has not.
 _FIELDS_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
 
 
-def _no_float(text: str) -> Any:
+def refuse_float(text: str) -> Any:
+    """A msgspec ``float_hook`` that refuses floats (msgspec spells some of
+    them otherwise than the standard library)."""
     raise ValueError("a float")
 
 
 #: Reads back msgspec's text, refusing floats (msgspec spells some of them
 #: otherwise: ``1e16`` for ``1e+16``, ``0.00001`` for ``1e-05``).
-_CHECK = msgspec.json.Decoder(float_hook=_no_float)
+_CHECK = msgspec.json.Decoder(float_hook=refuse_float)
 
 
 def fields_text(fields: Mapping[str, Any]) -> str:

@@ -82,7 +82,7 @@ from ._json import (
     scalar_id,
 )
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, EventColumns, MessageRun, RunOutput
-from .fields import fields_text
+from .fields import fields_text, refuse_float
 from .registry import register
 
 __all__ = ["JsonRpcDecoder"]
@@ -121,13 +121,9 @@ class _Rpc(msgspec.Struct, gc=False):
     error: Any = UNSET
 
 
-def _no_float(text: str) -> Any:
-    raise ValueError("a float")
-
-
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
-_ONE = msgspec.json.Decoder(_Rpc, float_hook=_no_float)
+_ONE = msgspec.json.Decoder(_Rpc, float_hook=refuse_float)
 #: The rows' ``fields`` as JSON lines (see _texts).
 _LINES = msgspec.json.Encoder().encode_lines
 _REFUSED = (msgspec.DecodeError, ValueError, RecursionError, TypeError)
@@ -248,7 +244,6 @@ class JsonRpcDecoder(JsonDecoder):
         if items and all(isinstance(v, dict) and v.get("jsonrpc") == "2.0" for v in items[:16]):
             return 0.7
         return 0.0
-        return 0.0
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)
@@ -262,28 +257,33 @@ class JsonRpcDecoder(JsonDecoder):
         conversation is not claimed, a message that is not JSON-RPC and does
         not say ``"jsonrpc"``."""
         out: RunOutput = []
-        for i, payload in enumerate(run.payload):
-            # In the loop, what loads, _is_rpc and _says_rpc do (the calls cost more).
-            if len(payload) > MAX_JSON_BYTES:
-                got = self.receive(run.message(i))
-                if got:
-                    out.append((i, got))
-                continue
-            try:
-                value = parse_fast(payload)
-            except PARSE_ERRORS:
-                value = parse_strict(payload)
-            if not self.claimed:
-                if type(value) is dict:
-                    rpc = "jsonrpc" in value
-                else:
-                    rpc = value is not NOT_JSON and _is_rpc(value)
-                if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
-                    continue
-            got = self.receive_parsed(run.message(i), value)
+        for i in range(len(run.payload)):
+            got = self._reference(run, i)
             if got:
                 out.append((i, got))
         return out
+
+    def _reference(self, run: MessageRun, i: int) -> list[AppEvent | AppFinding] | None:
+        """:meth:`receive` on message ``i`` of ``run``, parsed here (what
+        loads, _is_rpc and _says_rpc do, without their calls); None, while the
+        conversation is not claimed, for a message that is not JSON-RPC and
+        does not say ``"jsonrpc"``. Both paths parse here, at the same depth
+        of the stack, so with the same depth limit (see _NEST)."""
+        payload = run.payload[i]
+        if len(payload) > MAX_JSON_BYTES:
+            return self.receive(run.message(i))
+        try:
+            value = parse_fast(payload)
+        except PARSE_ERRORS:
+            value = parse_strict(payload)
+        if not self.claimed:
+            if type(value) is dict:
+                rpc = "jsonrpc" in value
+            else:
+                rpc = value is not NOT_JSON and _is_rpc(value)
+            if not rpc and not (isinstance(payload, bytes) and payload.find(_SAYS, 0, 4096) >= 0):
+                return None
+        return self.receive_parsed(run.message(i), value)
 
     def receive_columns(self, run: MessageRun) -> EventColumns:
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
@@ -371,24 +371,7 @@ class JsonRpcDecoder(JsonDecoder):
             if not claimed and type(payload) is bytes and _SAYS not in payload and (
                     b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
                 continue
-            # (receive_run's loop, here rather than in a method: a parse at
-            # the same depth of the stack, so the same depth limit, see _NEST)
-            if len(payload) > MAX_JSON_BYTES:
-                out = self.receive(run.message(i))
-            else:
-                try:
-                    value = parse_fast(payload)
-                except PARSE_ERRORS:
-                    value = parse_strict(payload)
-                if not claimed:
-                    if type(value) is dict:
-                        rpc = "jsonrpc" in value
-                    else:
-                        rpc = value is not NOT_JSON and _is_rpc(value)
-                    if not rpc and not (isinstance(payload, bytes)
-                                        and payload.find(_SAYS, 0, 4096) >= 0):
-                        continue
-                out = self.receive_parsed(run.message(i), value)
+            out = self._reference(run, i)
             if out:
                 _flush(rows, fields, run, self.name, cols)
                 cols.add(i, out)

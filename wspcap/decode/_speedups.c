@@ -17,6 +17,8 @@
 #include <Python.h>
 #include <stdint.h>
 
+#include "../_speedups.h"
+
 /* How the link header says what follows (wspcap.decode.batch.LINK_MODES). */
 enum { MODE_ETHER = 0, MODE_FAMILY = 1, MODE_VERSION = 2 };
 
@@ -45,19 +47,6 @@ static inline int64_t
 u32(const Buf *b, int64_t i)
 {
     return (u16(b, i) << 16) | u16(b, i + 2);
-}
-
-static int
-get_int64s(PyObject *obj, Py_buffer *view, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    if (view->itemsize != 8 || view->ndim != 1) {
-        PyErr_Format(PyExc_TypeError, "%s: a one-dimensional int64 array expected", what);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
 }
 
 PyDoc_STRVAR(headers_doc,
@@ -99,9 +88,9 @@ headers(PyObject *self, PyObject *args)
     }
     if (PyObject_GetBuffer(o_buf, &buf, PyBUF_SIMPLE) < 0)
         return NULL;
-    if (get_int64s(o_starts, &starts, "starts") < 0)
+    if (get_array(o_starts, &starts, 8, "starts") < 0)
         goto release_buf;
-    if (get_int64s(o_caplens, &caplens, "caplens") < 0)
+    if (get_array(o_caplens, &caplens, 8, "caplens") < 0)
         goto release_starts;
     count = starts.shape[0];
     if (caplens.shape[0] != count) {

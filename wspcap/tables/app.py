@@ -387,12 +387,9 @@ class AppDecoding:
             self._take_columns(conn_id, conn, columns, rows, m, index, ref_columns)
         else:
             got = conn.runner.feed_run(run)
-            if got:
-                c0, c1, c2, c3, c4, c5 = ref_columns()
             for i, found, findings in got:
-                here = _Refs(c0[i], c1[i], c2[i], c3[i], c4[i], c5[i])
                 self._take(conn_id, found, findings,
-                           _finder(conn.refs, ref_columns(), index, i, here))
+                           _finder(conn.refs, ref_columns(), index, i))
         conn.last = _Refs._make(int(getattr(m, name)[rows[-1]]) for name in _REF_COLUMNS)
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
@@ -408,10 +405,9 @@ class AppDecoding:
         keeps of the same rows, a column at a time."""
         events = got.events
         for i, finding in events.findings:
-            here = _Refs._make(col[i] for col in ref_columns())
             k = finding.msg_index
             self.findings.append((conn_id, None if k is None else
-                                  _finder(conn.refs, ref_columns(), index, i, here)(k), finding))
+                                  _finder(conn.refs, ref_columns(), index, i)(k), finding))
         if not len(events):
             return
         at = rows[np.asarray(events.position, np.intp)]
@@ -419,9 +415,8 @@ class AppDecoding:
         refs = {name: getattr(m, name)[at] for name in _REF_COLUMNS}
         for j in np.flatnonzero(msg_index != m.msg_index[at]).tolist():
             # An event about another message: its references as _take finds them.
-            i = events.position[j]
-            here = _Refs._make(col[i] for col in ref_columns())
-            there = _finder(conn.refs, ref_columns(), index, i, here)(int(msg_index[j]))
+            there = _finder(conn.refs, ref_columns(), index,
+                            events.position[j])(int(msg_index[j]))
             assert there is not None  # (a finder's default is ``here``)
             for name, value in zip(_REF_COLUMNS, there):
                 refs[name][j] = value
@@ -543,12 +538,14 @@ def _known(conn: _Conn) -> Callable[[int], _Refs | None]:
     return lambda k: kept.get(k, last)
 
 
-def _finder(kept: _Kept, cols: list[list[int]], index: list[int], at: int,
-            here: _Refs) -> Callable[[int], _Refs | None]:
+def _finder(kept: _Kept, cols: list[list[int]], index: list[int], at: int
+            ) -> Callable[[int], _Refs | None]:
     """msg_index -> references, while the message at position ``at`` of a run
     (reference columns ``cols``, msg_index ``index``) is decoded: that message,
     those before it in the run, those kept from before the run, else that
     message (what the message-by-message loop finds)."""
+    here = _Refs._make(col[at] for col in cols)
+
     def find(k: int) -> _Refs | None:
         if k >= index[at]:
             return here

@@ -123,7 +123,6 @@ MAX_HELD = 4 << 20
 #: Longest handshake message kept for parsing (a certificate chain fits).
 MAX_HANDSHAKE = 1 << 20
 TLS13 = 0x0304
-_FIVE = np.arange(HEADER_LEN)
 _NONE = np.zeros(0, np.int64)
 
 

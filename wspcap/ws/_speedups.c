@@ -17,22 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* The array arguments, as the buffer protocol gives them: C-contiguous, of
- * the item size the caller promises (int64 positions and lengths, one byte
- * per "masked" flag). */
-static int
-get_array(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, const char *what)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0)
-        return -1;
-    if (view->itemsize != itemsize || view->ndim != 1) {
-        PyErr_Format(PyExc_TypeError, "%s: a one-dimensional array of %zd-byte items expected",
-                     what, itemsize);
-        PyBuffer_Release(view);
-        return -1;
-    }
-    return 0;
-}
+#include "../_speedups.h"
 
 /* dst[i] = src[i] ^ key[i % 4], eight bytes at a time. */
 static void

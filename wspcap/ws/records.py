@@ -14,8 +14,8 @@ columns, a few dozen bytes per record, and hands back:
 
 - one record at a time (:meth:`Packed.record`), rebuilt as the same named
   tuple with plain Python values, for the rules that look at single frames;
-- a whole field as a list (:meth:`Packed.column`), the form the rules
-  pre-filter with C-level ``map``/``compress``.
+- a whole int field as one array (:meth:`Packed.array`, :func:`array`),
+  the form the rules compare whole with NumPy.
 
 Each kind of record declares how its fields pack (:data:`FRAME_PACKING`,
 :data:`MESSAGE_PACKING`): a NumPy dtype, ``NULLABLE_U32`` for an int that may
@@ -45,7 +45,6 @@ __all__ = [
     "Packed",
     "RecordView",
     "array",
-    "column",
     "concat_columns",
     "group_positions",
     "take_columns",
@@ -309,17 +308,6 @@ class Packed:
             else arr[j].item()
             for name, arr in chunk.columns.items())
 
-    def column(self, name: str) -> list[Any]:
-        """Field ``name`` of every packed record, in order, as Python values."""
-        out: list[Any] = []
-        for chunk in self._chunks:
-            values = chunk.columns[name].tolist()
-            null = chunk.nulls.get(name)
-            if null is not None:
-                values = [None if n else v for v, n in zip(values, null.tolist())]
-            out += values
-        return out
-
     def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Field ``name`` of every packed record, in order, as one array (0
         where None), and the None mask of a :data:`NULLABLE_U32` field (else None)."""
@@ -383,10 +371,6 @@ class RecordView(Sequence[Any]):
             yield self.packed.record(i)
         yield from self.tail
 
-    def column(self, name: str) -> list[Any]:
-        """Field ``name`` of every record, in order."""
-        return self.packed.column(name) + list(map(attrgetter(name), self.tail))
-
     def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Field ``name`` of every record, in order, as :meth:`Packed.array` gives it."""
         values, nulls = self.packed.array(name)
@@ -400,13 +384,6 @@ class RecordView(Sequence[Any]):
                                        else nulls,
                                        np.zeros(len(more), bool) if more_nulls is None
                                        else more_nulls])
-
-
-def column(records: Sequence[Any], name: str) -> list[Any]:
-    """Field ``name`` of every record of a list or a :class:`RecordView`."""
-    if isinstance(records, RecordView):
-        return records.column(name)
-    return list(map(attrgetter(name), records))
 
 
 def array(records: Sequence[Any], name: str) -> tuple[np.ndarray, np.ndarray | None]:
