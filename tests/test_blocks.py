@@ -52,7 +52,7 @@ def per_packet(path: Path, options: Options | None = None) -> tuple[Capture, Pip
         for number, ts, linktype, data, _wirelen in cap:
             p.receive_packet(number, ts, linktype, data)
         info = CaptureInfo(str(path), cap.format)
-        return Capture.from_collector(_finish_records(p, info, cap.truncated), info), p
+        return Capture.from_collector(*_finish_records(p, info, cap.truncated)), p
 
 
 def split(batch: Batch, rng: random.Random | None, most: int) -> Iterator[Batch]:
@@ -77,7 +77,7 @@ def batched(path: Path, seed: int | None, most: int = 16,
             for part in split(batch, rng, most):
                 p.receive_batch(part)
         info = CaptureInfo(str(path), cap.format)
-        return Capture.from_collector(_finish_records(p, info, cap.truncated), info), p
+        return Capture.from_collector(*_finish_records(p, info, cap.truncated)), p
 
 
 def assert_same(path: Path, seeds: tuple[int | None, ...] = (None, 1, 2),

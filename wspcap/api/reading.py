@@ -103,22 +103,21 @@ def _check_decoding(options: Options | None) -> None:
 
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
             corrupt: bool = False) -> Capture:
-    return Capture.from_collector(_finish_records(pipeline, info, truncated, corrupt=corrupt),
-                                  info, pipeline.options)
+    col, info = _finish_records(pipeline, info, truncated, corrupt=corrupt)
+    return Capture.from_collector(col, info, pipeline.options)
 
 
 def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
-                    check: bool = True, corrupt: bool = False) -> Collector:
-    """End the pipeline, fill in ``info``, return the records (``corrupt``:
+                    check: bool = True, corrupt: bool = False
+                    ) -> tuple[Collector, CaptureInfo]:
+    """End the pipeline; return the records and ``info`` completed (``corrupt``:
     the file is damaged where reading stopped, see :class:`CaptureFile`)."""
     col = pipeline.finish(truncated, check, corrupt)
-    info.packets = pipeline.packets
-    info.tcp_connections = pipeline.sessions_seen
-    info.truncated = truncated
     d = pipeline.decoder
-    info.counters = {"not_tcp": d.not_tcp, "malformed": d.malformed,
-                     "ip_fragments": d.fragments, "snap_length_cut": pipeline.snap_cut}
-    return col
+    counters = {"not_tcp": d.not_tcp, "malformed": d.malformed,
+                "ip_fragments": d.fragments, "snap_length_cut": pipeline.snap_cut}
+    return col, replace(info, packets=pipeline.packets, tcp_connections=pipeline.sessions_seen,
+                        truncated=truncated, counters=counters)
 
 
 def read(path: str | os.PathLike[str], options: Options | None = None,
@@ -185,8 +184,7 @@ def _feed(path: str | os.PathLike[str], pipeline: Pipeline,
     the file position after each); returns its info and how reading stopped
     (why it stopped early, and whether the file is damaged there). For a
     caller that paused the garbage collector (:func:`paused_gc`)."""
-    with open_capture(path) as cap:
-        cap.progress = progress
+    with open_capture(path, progress) as cap:
         for batch in cap.batches():
             if cap.secrets:
                 _take_secrets(cap, pipeline)
@@ -233,5 +231,5 @@ def analyze_to(path: str | os.PathLike[str], directory: str | os.PathLike[str],
     tables = TablesWriter(pipeline, directory, fmt, spill_bytes, spool=True)
     with paused_gc():
         info, truncated, corrupt = _feed(path, pipeline, progress, tables.look)
-    _finish_records(pipeline, info, truncated, check=False, corrupt=corrupt)
+    _col, info = _finish_records(pipeline, info, truncated, check=False, corrupt=corrupt)
     return tables.close(info)

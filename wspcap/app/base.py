@@ -47,7 +47,7 @@ Contract of a :class:`Decoder` subclass
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -186,6 +186,22 @@ class EventColumns:
                 self.part.append(item.part)
             elif isinstance(item, AppFinding):
                 self.findings.append((position, item))
+
+    def extend(self, position: Sequence[int], msg_index: Iterable[int],
+               direction: Iterable[str], protocol: str, kind: Sequence[str],
+               channel: Sequence[str | None], ident: Sequence[str | None],
+               fields: Sequence[str]) -> None:
+        """Events made as columns (every one of ``protocol``, whole, part 0)."""
+        n = len(kind)
+        self.position += position
+        self.msg_index += msg_index
+        self.direction += direction
+        self.kind += kind
+        self.channel += channel
+        self.id += ident
+        self.fields += fields
+        self.part += [0] * n
+        self.protocol += [protocol] * n
 
 
 #: What :meth:`Decoder.receive_run` gives: (position in the run, what

@@ -196,15 +196,9 @@ def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dic
     if not rows:
         return
     position, kind, channel, ident = zip(*rows)
-    cols.position += position
-    cols.msg_index += map(run.msg_index.__getitem__, position)
-    cols.direction += map(run.direction.__getitem__, position)
-    cols.kind += kind
-    cols.channel += channel
-    cols.id += ident
-    cols.fields += _texts(fields)
-    cols.part += [0] * len(rows)
-    cols.protocol += [protocol] * len(rows)
+    cols.extend(position, map(run.msg_index.__getitem__, position),
+                map(run.direction.__getitem__, position), protocol, kind, channel, ident,
+                _texts(fields))
     rows.clear()
     fields.clear()
 

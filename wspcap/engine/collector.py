@@ -78,6 +78,32 @@ class Collector:
         #: :class:`wspcap.tables.export.PayloadSpool`) puts large payloads aside there.
         self.spool: Callable[[Message], Message] | None = None
 
+    @classmethod
+    def part(cls, frames: Packed, messages: Packed, anomalies: list[Anomaly]) -> Collector:
+        """Packed records of some connections, and the anomalies they are to be
+        checked with: what :func:`wspcap.rules.checks.check_connections` reads."""
+        part = cls()
+        part.packed_frames = frames
+        part.packed_messages = messages
+        part.anomalies = anomalies
+        return part
+
+    def found(self, findings: list[Finding]) -> None:
+        """The cross-record checks found these about connections checked early
+        (they join :attr:`anomalies` with :meth:`concluded`)."""
+        self.findings += findings
+
+    def concluded(self, anomalies: list[Anomaly]) -> None:
+        """Every check has run: ``anomalies`` (the findings, ``findings``
+        included, in order) join the parsers' own."""
+        self.anomalies += anomalies
+        self.findings = []
+
+    def keep_with(self, spool: Callable[[Message], Message]) -> None:
+        """From now on each inflated message goes through ``spool`` before it
+        is kept (see :attr:`spool`)."""
+        self.spool = spool
+
     def anomaly(self, conn_id: int | None, ts: int, direction: str | None,
                 frame_index: int | None, code: str, detail: str, packet: int | None,
                 offset: int | None = None) -> None:

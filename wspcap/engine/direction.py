@@ -239,7 +239,7 @@ class Direction:
                                           RSV1 if inflater is not None else 0)
         self.handler = _frames
         if self.connection.tls is None:
-            self.reasm.on_data = self.parser.receive_data
+            self.reasm.deliver_to(self.parser.receive_data)
 
     def named(self, client: bool, conn_id: int) -> None:
         """The connection became WebSocket as ``conn_id``; this is the client's
@@ -256,7 +256,7 @@ class Direction:
 
     def start_tls(self) -> None:
         """From now on, the reassembler's bytes go to the TLS layer."""
-        self.reasm.on_data = self._tls_segment
+        self.reasm.deliver_to(self._tls_segment)
 
     def _tls_segment(self, payload: bytes, ts: int, packet: int) -> None:
         self.tls_data(payload, self.reasm.offset, ts, packet)

@@ -124,7 +124,13 @@ class Pipeline:
         stamps = batch.stamps
         if TS_NULL in stamps:  # the file's reader gives these for what int64 cannot hold
             self._bad_stamps(batch.first + stamps.index(TS_NULL), stamps.count(TS_NULL))
-        receive_batch(self, batch)
+        self.block_frames += receive_batch(self, batch)
+
+    def block_done(self, last: int, ts: int) -> None:
+        """The block path took every packet of a block, the last of them
+        number ``last`` at ``ts``."""
+        self.packets = last
+        self.last_ts = ts
 
     def _bad_stamps(self, first: int, count: int) -> int:
         """Count ``count`` packets without a valid timestamp, from packet ``first``."""
@@ -166,14 +172,13 @@ class Pipeline:
         session, d = entry
         if session.ignored:
             return
-        session.ts_end = ts
-        session.last_packet = number
+        session.saw(number, ts)
         if missing:
             self.snap_cut += 1
         if payload or missing or flags & (TCP_SYN | TCP_FIN | TCP_RST):
             session.reasm[d].receive_segment(seq, flags, payload, missing, ts, number)
         if flags & TCP_ACK:
-            session.acks[d] = ack
+            session.acked(d, ack)
             other = session.reasm[1 - d]
             if other._pending:
                 other.receive_ack(ack, ts, number)
@@ -193,14 +198,14 @@ class Pipeline:
         if shard is not None and zlib.crc32(min(key, rkey)) % shard[1] != shard[0]:
             # Another shard's connection (the hash is of the canonical 4-tuple, so
             # both directions agree): from now on its packets cost a decode and a lookup.
-            session.ignored = True
+            session.leave()
         return entry
 
     def release_inflated(self, size: int) -> None:
         """``size`` inflated bytes were written out and are no longer held: they
         no longer count against the capture's inflation budget (the
         connections' budgets count every byte, wherever it went)."""
-        self.inflate_budget.used -= size
+        self.inflate_budget.release(size)
 
     def check_ended(self) -> None:
         """Run the cross-record checks of the connections that have ended, and let
@@ -232,12 +237,10 @@ class Pipeline:
 
     def _check_group(self, group: list[Session], frames: Packed, messages: Packed) -> None:
         """The per-connection checks of ``group``, over its packed records."""
-        part = Collector()
-        part.packed_frames = frames
-        part.packed_messages = messages
-        part.anomalies = self.collector.anomalies  # the checks pick their connections' own
-        self.collector.findings += check_connections(part, [s.facts() for s in group],
-                                                     self.options.thresholds)
+        # (the checks pick their connections' own anomalies)
+        part = Collector.part(frames, messages, self.collector.anomalies)
+        self.collector.found(check_connections(part, [s.facts() for s in group],
+                                               self.options.thresholds))
 
     def check_packed(self, records: int = 1 << 16) -> None:
         """Run the cross-record checks of every connection not checked yet, a
@@ -268,7 +271,8 @@ class Pipeline:
         for group, frames, messages in parts:
             if group:
                 self._check_group(group, frames, messages)
-        run_checks(c, [], [s.facts() for s in c.sessions], self.options.thresholds)
+        c.concluded(run_checks(c, [], [s.facts() for s in c.sessions], c.findings,
+                               self.options.thresholds))
 
     def finish(self, truncated: str | None = None, check: bool = True,
                corrupt: bool = False) -> Collector:
@@ -295,8 +299,9 @@ class Pipeline:
                       snap_detail(self.snap_cut), None)
         self._new_websockets()
         if check:  # the cross-record rules, once per connection
-            run_checks(c, [s.facts() for s in self.unchecked],
-                       [s.facts() for s in c.sessions], self.options.thresholds)
+            c.concluded(run_checks(c, [s.facts() for s in self.unchecked],
+                                   [s.facts() for s in c.sessions], c.findings,
+                                   self.options.thresholds))
             self.unchecked = []
         self.flows = {}
         self._all = []

@@ -115,9 +115,8 @@ class Pipeline(Protocol):
     collector: Collector
     decoder: PacketDecoder
     flows: dict[bytes, tuple[Session, int]]
-    packets: int
-    last_ts: int
-    block_frames: int
+
+    def block_done(self, last: int, ts: int) -> None: ...
 
     def receive_segment(self, number: int, ts: int, seg: Segment | str | None) -> None: ...
 
@@ -158,9 +157,10 @@ class _Records:
         self.sides: list[_Side] = []
 
 
-def receive_batch(p: Pipeline, batch: Batch) -> None:
+def receive_batch(p: Pipeline, batch: Batch) -> int:
     """Feed ``batch`` to ``p``: the same as ``p.receive_packet`` for each of its
-    packets in turn."""
+    packets in turn. Returns how many frames the block path made (the others
+    the per-packet path did)."""
     first, linktype, buf, starts, caplens, stamps, _wirelens = batch
     dec = decode_batch(linktype, buf, starts, caplens)
     if dec is None:
@@ -168,13 +168,13 @@ def receive_batch(p: Pipeline, batch: Batch) -> None:
         for i in range(len(starts)):
             s = starts[i]
             p.receive_segment(first + i, stamps[i], decode(linktype, buf[s:s + caplens[i]]))
-        return
-    _receive(p, batch, dec, SPLITS)
+        return 0
+    return _receive(p, batch, dec, SPLITS)
 
 
-def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
+def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     """The block ``batch``, decoded as ``dec``, cut in two (see :func:`_handoff`)
-    up to ``splits`` times deep."""
+    up to ``splits`` times deep; returns the frames the block path made."""
     first, linktype, buf, starts, caplens, stamps, _wirelens = batch
     n = len(starts)
     flows = p.flows
@@ -185,12 +185,11 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
     if splits and n > HANDOFF + MIN_PACKETS:
         cut = _handoff(dec.flow, ~(ready | dropping)[sess])
         if cut:
-            for lo, hi in ((0, cut), (cut, n)):
-                _receive(p, _part(batch, lo, hi), _part_decoded(dec, lo, hi), splits - 1)
-            return
+            return sum(_receive(p, _part(batch, lo, hi), _part_decoded(dec, lo, hi), splits - 1)
+                       for lo, hi in ((0, cut), (cut, n)))
     if not (ready.any() or dropping.any()):
         _per_packet(p, batch, np.arange(n), {}, None)
-        return
+        return 0
     pdir = flow_dir[dec.flow]
     flags = dec.flags
     # Packets not simply decoded are decoded once here, to find their connection.
@@ -233,7 +232,6 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
         assert stamps_arr is not None
         _emit(p, out, batch, stamps_arr)
     rest = np.flatnonzero(~taken)
-    p.block_frames += out.nframes
     if not out.nframes:
         _per_packet(p, batch, rest, decoded, None)
     else:
@@ -242,8 +240,8 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> None:
         marks = (len(c.frames), len(c.messages), len(c.anomalies))
         _per_packet(p, batch, rest, decoded, counts)
         _merge(c, marks, rest, counts, out)
-    p.packets = first + n - 1
-    p.last_ts = stamps[-1]
+    p.block_done(first + n - 1, stamps[-1])
+    return out.nframes
 
 
 def _connections(flows: dict[bytes, tuple[Session, int]], dec: DecodedBatch
@@ -534,7 +532,8 @@ def _session(p: Pipeline, plan: _Plan, batch: Batch, stamps: np.ndarray, dec: De
           else _EMPTY)
     order = np.argsort(at, kind="stable")
     index = np.empty(len(order), np.int64)
-    index[order] = np.arange(s.nframes, s.nframes + len(order))
+    first = s.count_frames(len(order))
+    index[order] = np.arange(first, first + len(order))
     lo = 0
     for side in sides:
         run = side.run
@@ -543,7 +542,6 @@ def _session(p: Pipeline, plan: _Plan, batch: Batch, stamps: np.ndarray, dec: De
             s.dirs[side.d].took_frames(run.k, run.last_offset, int(run.indices[-1]))
             out.sides.append(side)
         lo += run.k
-    s.nframes += len(order)
     # 4. The layers' state, as the per-packet path would have left it.
     for side in sides:
         _commit(s, side, batch, cut)
@@ -551,10 +549,9 @@ def _session(p: Pipeline, plan: _Plan, batch: Batch, stamps: np.ndarray, dec: De
         mine = used[pdir[used] == d]
         acked = mine[dec.flags[mine] & TCP_ACK != 0]
         if len(acked):
-            s.acks[d] = int(dec.ack[acked[-1]])
+            s.acked(d, int(dec.ack[acked[-1]]))
     last = int(used[-1])
-    s.ts_end = batch.stamps[last]
-    s.last_packet = batch.first + last
+    s.saw(batch.first + last, batch.stamps[last])
     return used
 
 
@@ -646,7 +643,7 @@ def _emit(p: Pipeline, out: _Records, batch: Batch, stamps: np.ndarray) -> None:
                 n = _assemble(assembler, lo, k, plain, bulk, frame, out, made, made_at, end_at,
                               indices)
             assembler.took_plain(n)
-            side.session.nmessages += n
+            side.session.count_messages(n)
     pos = np.flatnonzero(bulk)
     messages = plain_messages(fc, pos, texts, indices)
     if made:

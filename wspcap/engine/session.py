@@ -112,15 +112,38 @@ class Session:
         """Bytes of ``dr`` were lost before its frames: the opening's to judge."""
         self.upgrade.head_lost(dr, offset, size, ts, packet)
 
+    def saw(self, packet: int, ts: int) -> None:
+        """Packet number ``packet``, at ``ts``, is the connection's latest."""
+        self.ts_end = ts
+        self.last_packet = packet
+
+    def acked(self, d: int, ack: int) -> None:
+        """Direction ``d`` acknowledged the other's bytes up to ``ack``."""
+        self.acks[d] = ack
+
     def count_frame(self) -> int:
         """A frame was made: its frame_index in the connection."""
         index = self.nframes
         self.nframes = index + 1
         return index
 
+    def count_frames(self, n: int) -> int:
+        """``n`` frames were made (a run's): the frame_index of the first."""
+        index = self.nframes
+        self.nframes = index + n
+        return index
+
     def count_message(self) -> None:
         """A message was made."""
         self.nmessages += 1
+
+    def count_messages(self, n: int) -> None:
+        """``n`` messages were made (a run's)."""
+        self.nmessages += n
+
+    def leave(self) -> None:
+        """Another shard's connection: its packets are passed over from the start."""
+        self.ignored = True
 
     def give_up(self) -> None:
         """Not WebSocket (or no longer): stop following the connection."""

@@ -61,37 +61,41 @@ def check_connections(records: Any, connections: Sequence[ConnFacts],
         layers: run only the checks of these layers (all if None).
 
     Returns:
-        The findings, for ``collector.findings`` (see :func:`run_checks`).
+        The findings, for :func:`run_checks` (its ``earlier``).
     """
     return _run(Context(records, thresholds or DEFAULT_THRESHOLDS, connections),
                 "connection", layers)
 
 
 def run_checks(collector: Any, unchecked: Sequence[ConnFacts], every: Sequence[ConnFacts],
-               thresholds: Thresholds | None = None,
-               layers: frozenset[str] | None = None) -> None:
-    """Finish checking a collector: its anomalies get every finding.
+               earlier: Sequence[Finding] = (), thresholds: Thresholds | None = None,
+               layers: frozenset[str] | None = None) -> list[Anomaly]:
+    """Finish checking a collector's records: every finding, as anomalies.
 
     The ``connection`` checks run over ``unchecked`` (the others' findings
-    are in ``collector.findings`` already, see :func:`check_connections`),
-    the ``capture`` checks over ``every`` connection; then the findings join
-    ``collector.anomalies``.
+    are ``earlier``, see :func:`check_connections`), the ``capture`` checks
+    over ``every`` connection.
 
     Args:
         collector: the pipeline's records, finished.
-        thresholds: the thresholds in force (defaults if None).
-        layers: run only the checks of these layers (all if None).
         unchecked: the facts of the connections not checked yet.
         every: the facts of every connection.
+        earlier: what :func:`check_connections` found before.
+        thresholds: the thresholds in force (defaults if None).
+        layers: run only the checks of these layers (all if None).
+
+    Returns:
+        The anomalies found, earlier ones included, in the order that the
+        collector's anomalies take them (see the design note); the checks
+        change nothing of the collector.
     """
     thresholds = thresholds or DEFAULT_THRESHOLDS
-    findings = collector.findings
+    findings = list(earlier)
     if every:
         findings += _run(Context(collector, thresholds, unchecked), "connection", layers)
         findings += _run(Context(_NoRecords(), thresholds, every), "capture", layers)
     findings.sort(key=lambda f: (f[0], -1 if f[1].conn_id is None else f[1].conn_id))
-    collector.anomalies += [a for _, a in findings]
-    collector.findings = []
+    return [a for _, a in findings]
 
 
 def _run(ctx: Context, scope: str, layers: frozenset[str] | None) -> list[Finding]:
@@ -99,8 +103,7 @@ def _run(ctx: Context, scope: str, layers: frozenset[str] | None) -> list[Findin
     _load_checks()
     for rank, (layer, fn, in_scope) in enumerate(CHECKS):
         if in_scope == scope and (layers is None or layer in layers):
-            ctx.rank = rank
-            fn(ctx)
+            ctx.run(rank, fn)
     return ctx.findings
 
 

@@ -273,6 +273,12 @@ class Context:
 
     # -- output ------------------------------------------------------------------
 
+    def run(self, rank: int, fn: CheckFn) -> None:
+        """Run the check ``fn``, at position ``rank`` in :data:`CHECKS` (its
+        findings are ranked by it)."""
+        self.rank = rank
+        fn(self)
+
     def report(self, conn_id: int | None, ts: int | None, direction: str | None,
                frame_index: int | None, code: str, detail: str, packet: int | None = None,
                offset: int | None = None) -> None:

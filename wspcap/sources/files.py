@@ -298,7 +298,8 @@ class CaptureFile:
         packets_read: how many packets were yielded.
     """
 
-    def __init__(self, path: str, fileobj: _Readable, fmt: str, compressed: bool) -> None:
+    def __init__(self, path: str, fileobj: _Readable, fmt: str, compressed: bool,
+                 progress: Callable[[int], None] | None = None) -> None:
         self.path = path
         self.format = fmt + (".gz" if compressed else "")
         self.truncated: str | None = None
@@ -309,7 +310,7 @@ class CaptureFile:
         self.secrets: list[bytes] = []
         #: None, or called after each block read (every BLOCK_SIZE bytes, never
         #: per packet, and once at the end) with :attr:`file_position`.
-        self.progress: Callable[[int], None] | None = None
+        self.progress = progress
         self._f = fileobj
 
     def close(self) -> None:
@@ -561,11 +562,13 @@ def _parse_idb(block: bytes, endian: str) -> tuple[int, int, int, int]:
     return linktype, mult, div, offset_ns
 
 
-def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
+def open_capture(path: str | os.PathLike[str],
+                 progress: Callable[[int], None] | None = None) -> CaptureFile:
     """Open a pcap or pcapng file (optionally gzip-compressed).
 
     Args:
         path: the capture's file name.
+        progress: the :class:`CaptureFile`'s ``progress``.
 
     Returns:
         A :class:`CaptureFile`, to iterate and then close.
@@ -608,9 +611,9 @@ def open_capture(path: str | os.PathLike[str]) -> CaptureFile:
         raise CaptureFormatError(name, "too short to be a capture")
     magic = struct.unpack("<I", head)[0]
     if magic in PCAP_MAGICS:
-        return CaptureFile(name, f, "pcap", compressed)
+        return CaptureFile(name, f, "pcap", compressed, progress)
     if magic == _pcapng.PCAPNG_BT_SHB:
-        return CaptureFile(name, f, "pcapng", compressed)
+        return CaptureFile(name, f, "pcapng", compressed, progress)
     raw.close()
     raise CaptureFormatError(
         name, f"not a pcap or pcapng capture (file starts with 0x{head.hex()})")

@@ -115,8 +115,8 @@ class PayloadSpool:
     A message of 60 MiB inflated from 60 KB would otherwise wait in memory,
     with every other message of the same 2 MiB block of the capture, until the
     block's records are written: a capture of such messages took 5.9 GB to
-    analyze into Parquet. Set as :attr:`Collector.spool
-    <wspcap.engine.Collector.spool>`, it is given each inflated message and
+    analyze into Parquet. Given to :meth:`Collector.keep_with
+    <wspcap.engine.Collector.keep_with>`, it is given each inflated message and
     returns it with the payload (and text) replaced by a
     :class:`SpooledBytes` marker when the payload is ``min_size`` bytes or
     more; :class:`TableStream` reads the payload back when it writes that
@@ -427,10 +427,13 @@ class TableStream:
         fmt: ``parquet``, ``csv`` or ``jsonl``.
         spool: a :class:`PayloadSpool` that the collector's messages went
             through, or None.
+        on_messages: called with each part's message columns before they
+            are packed (the application decoding, wspcap.tables.app), or None.
     """
 
     def __init__(self, directory: str | os.PathLike[str], fmt: str,
-                 spool: PayloadSpool | None = None) -> None:
+                 spool: PayloadSpool | None = None,
+                 on_messages: Callable[[Any], None] | None = None) -> None:
         _check_format(fmt)
         os.makedirs(directory, exist_ok=True)
         self.directory = directory
@@ -445,9 +448,7 @@ class TableStream:
         # part at a time, so memory holds at most two parts.
         self._pool = ThreadPoolExecutor(1, "wspcap-parquet") if fmt == "parquet" else None
         self._writing: Future[None] | None = None
-        #: Called with each part's message columns before they are packed (the
-        #: application decoding, wspcap.tables.app), or None.
-        self.on_messages: Callable[[Any], None] | None = None
+        self.on_messages = on_messages
 
     @staticmethod
     def unwritten_bytes(col: Collector) -> int:

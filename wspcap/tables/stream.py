@@ -82,20 +82,22 @@ class TablesWriter:
                  fmt: str = "parquet", spill_bytes: int | None = None,
                  spool: bool = False) -> None:
         self.pipeline = pipeline
-        self.stream = TableStream(directory, fmt)
-        if spool:
-            pipeline.collector.spool = self.stream.spool = PayloadSpool(directory)
-        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
-        self.writes = 0
-        self._written_at = 0  # input position at the last write
-        self._next_look = 0
         # -- application decoding (issue 18): fed each part before it is packed --
         options = pipeline.options
         sessions = pipeline.collector.sessions
         self.app = AppDecoding(lambda conn_id: facts_of_row(sessions[conn_id].record()),
                                options.decoder, options.decoders)
         running = RunningIndex()
-        self.stream.on_messages = lambda columns: self.app.feed(record_columns(columns, running))
+        payloads = PayloadSpool(directory) if spool else None
+        self.stream = TableStream(
+            directory, fmt, payloads,
+            lambda columns: self.app.feed(record_columns(columns, running)))
+        if payloads is not None:
+            pipeline.collector.keep_with(payloads)
+        self.spill_bytes = SPILL_BYTES if spill_bytes is None else spill_bytes
+        self.writes = 0
+        self._written_at = 0  # input position at the last write
+        self._next_look = 0
 
     def look(self, position: int) -> bool:
         """After input up to ``position`` bytes: write the records gathered

@@ -139,6 +139,11 @@ class StreamReassembler:
 
     # -- input -----------------------------------------------------------------
 
+    def deliver_to(self, on_data: Callable[[bytes, int, int], None]) -> None:
+        """From now on, the in-order bytes go to ``on_data(payload, ts, packet)``
+        rather than to the sink's ``data`` (a layer above taking them directly)."""
+        self.on_data = on_data
+
     def receive_segment(self, seq: int, flags: int, payload: bytes, missing: int,
                         ts: int, packet: int) -> None:
         """Take one captured segment of this direction.

@@ -176,6 +176,11 @@ class RecordProtection:
         self.seq = n + 1
         return result
 
+    def resume_at(self, seq: int) -> None:
+        """The next record is number ``seq`` (records were read elsewhere, lost,
+        or passed over unopened)."""
+        self.seq = seq
+
     def open_records(self, headers: list[bytes], fragments: list[bytes], sizes: np.ndarray,
                      seq: int) -> tuple[list[bytes], np.ndarray]:
         """Open consecutive records (each its 5-byte header and its fragment,

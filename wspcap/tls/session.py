@@ -490,7 +490,7 @@ class TLSSession:
         records = run.records_before(segments)
         protection = d.protection
         assert protection is not None
-        protection.seq = run.seq + records
+        protection.resume_at(run.seq + records)
         d.offset = run.offset + run.ends[segments - 1] - len(tail)
         d.buf = bytearray(tail)
         if records:
@@ -578,7 +578,7 @@ class TLSSession:
                     d.protection.decrypt(header, fragment, seq)
                 except DecryptError:
                     continue
-                d.protection.seq = seq  # read it again below, as the next record
+                d.protection.resume_at(seq)  # read it again below, as the next record
                 d.resync = False
                 return i
         return None
@@ -644,7 +644,7 @@ class TLSSession:
                     return
                 if d.later is not None and protection.secret == b"":
                     # Only secret 0 is known: this is an encrypted handshake record.
-                    protection.seq += 1
+                    protection.resume_at(protection.seq + 1)
                     return
             self.info.records_failed[direction] += 1
             d.failing += 1
@@ -655,7 +655,7 @@ class TLSSession:
             self._events.append(Lost(direction, offset, HEADER_LEN + len(fragment),
                                      "record does not authenticate",
                                      protection.plaintext_size(len(fragment))))
-            protection.seq += 1
+            protection.resume_at(protection.seq + 1)
             return
         self._opened(direction, d, ctype, plain, offset)
 

@@ -122,6 +122,11 @@ class InflateBudget:
         """Bytes left."""
         return self.limit - self.used
 
+    def release(self, size: int) -> None:
+        """``size`` inflated bytes were let go of (written out): they no longer
+        count against the budget."""
+        self.used -= size
+
 
 class Inflater:
     """Inflates the compressed messages of one direction.
