@@ -20,12 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from golden.kernels import kernel as _kernel
 from golden.kernels import same_headers, same_whole_frames
 
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
+from wspcap.tls.protection import py_open_spans
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
@@ -60,6 +63,8 @@ def test_kernels_on_mutated_captures() -> None:
     ws = _kernel("wspcap.ws._speedups")
     decode = _kernel("wspcap.decode._speedups")
     sources = _kernel("wspcap.sources._speedups")
+    tls = _kernel("wspcap.tls._speedups")
+    aead = AESGCM(b"k" * 16)
     corpus = _corpus()
     assert corpus, "the bundled samples are the seeds"
     rng = random.Random(SEED)
@@ -95,6 +100,13 @@ def test_kernels_on_mutated_captures() -> None:
         st, cl = _positions(rng, size, n)
         assert same_headers(decode.headers(buf, st, cl, mode, off, etype_at, AF_INET, AF_INET6),
                             py_headers(buf, st, cl, mode, off, etype_at))
+
+        # mutated bytes as TLS records: none opens, and both say so alike
+        st, cl = st[cl >= 5], cl[cl >= 5]
+        seq = rng.randrange(1 << 64 - n)
+        iv = buf[:12].ljust(12, b"\0")
+        assert tls.open_spans(aead.decrypt, iv, seq, buf, st, st + cl, InvalidTag) \
+            == py_open_spans(aead.decrypt, iv, seq, buf, st, st + cl, InvalidTag) == []
         cases += 1
     if cases < 100:
         pytest.fail(f"only {cases} cases in {BUDGET_S} s")

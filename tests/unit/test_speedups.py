@@ -12,6 +12,8 @@ import struct
 
 import numpy as np
 import pytest
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from golden.kernels import kernel, same_headers, same_whole_frames
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +21,7 @@ from hypothesis import strategies as st
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
+from wspcap.tls.protection import py_open_spans
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
@@ -213,3 +216,93 @@ def test_headers_mirror(case: tuple[bytes, np.ndarray, np.ndarray, tuple[int, in
     assert same_headers(kernel.headers(buf, starts, caplens, mode, off, etype_at, AF_INET,
                                        AF_INET6),
                         py_headers(buf, starts, caplens, mode, off, etype_at))
+
+
+# -- tls: records opened ------------------------------------------------------------------
+
+@st.composite
+def sealed(draw: st.DrawFn) -> tuple[AESGCM | ChaCha20Poly1305, bytes, int, bytes,
+                                     np.ndarray, np.ndarray]:
+    """TLS 1.3 records sealed with a real AEAD (nonce: iv XOR sequence number,
+    additional data: the header) laid in a buffer with bytes between them;
+    some records flipped (they do not open) or cut short."""
+    cipher = draw(st.sampled_from([AESGCM, ChaCha20Poly1305]))
+    aead = cipher(draw(st.binary(min_size=32, max_size=32)) if cipher is ChaCha20Poly1305
+                  else draw(st.sampled_from([b"k" * 16, b"K" * 32])))
+    iv = draw(st.binary(min_size=12, max_size=12))
+    seq = draw(st.one_of(st.integers(0, 1000), st.integers((1 << 64) - 40, (1 << 64) - 1)))
+    parts, starts, stops = [b"\x00" * draw(st.integers(0, 6))], [], []
+    for i, content in enumerate(draw(st.lists(st.binary(max_size=300), max_size=10))):
+        n = seq + i
+        if n >= 1 << 64:
+            break
+        nonce = (int.from_bytes(iv, "big") ^ n).to_bytes(12, "big")
+        header = bytes((23, 3, 3)) + (len(content) + 17).to_bytes(2, "big")
+        record = bytearray(header + aead.encrypt(nonce, content + b"\x17", header))
+        fault = draw(st.sampled_from(["none"] * 6 + ["flip", "cut"]))
+        if fault == "flip":
+            at = draw(st.integers(0, len(record) - 1))
+            record[at] ^= 1 << draw(st.integers(0, 7))
+        elif fault == "cut":
+            record = record[:draw(st.integers(5, len(record) - 1))]
+        at = sum(map(len, parts))
+        parts += [bytes(record), b"\xee" * draw(st.integers(0, 3))]
+        starts.append(at)
+        stops.append(at + len(record))
+    return (aead, iv, seq, b"".join(parts), np.array(starts, np.int64),
+            np.array(stops, np.int64))
+
+
+@settings(max_examples=300, deadline=None)
+@given(sealed())
+def test_open_spans_mirror(case: tuple[AESGCM | ChaCha20Poly1305, bytes, int, bytes,
+                                       np.ndarray, np.ndarray]) -> None:
+    kernel = _kernel("wspcap.tls._speedups")
+    aead, iv, seq, src, starts, stops = case
+    want = py_open_spans(aead.decrypt, iv, seq, src, starts, stops, InvalidTag)
+    assert kernel.open_spans(aead.decrypt, iv, seq, src, starts, stops, InvalidTag) == want
+    # what opened is each record's content and its type, up to the first that did not
+    for i, inner in enumerate(want):
+        assert inner[-1:] == b"\x17"
+        assert len(inner) == stops[i] - starts[i] - 5 - 16
+
+
+def test_open_spans_stops_at_a_refusal_and_passes_other_errors_on() -> None:
+    kernel = _kernel("wspcap.tls._speedups")
+    calls: list[tuple[bytes, bytes, bytes]] = []
+
+    def decrypt(nonce: bytes, fragment: bytes, header: bytes) -> bytes:
+        calls.append((nonce, fragment, header))
+        if fragment == b"no":
+            raise InvalidTag
+        if fragment == b"bad":
+            raise KeyError(fragment)
+        return fragment.upper()
+
+    src = b"HHHHHabcGGGGGno" + b"IIIIIbad"
+    starts, stops = np.array([0, 8, 15], np.int64), np.array([8, 15, 23], np.int64)
+    iv = bytes(range(12))
+    for fn in (kernel.open_spans, py_open_spans):
+        calls.clear()
+        assert fn(decrypt, iv, 255, src, starts, stops, InvalidTag) == [b"ABC"]
+        assert calls == [(bytes(range(11)) + bytes([11 ^ 255]), b"abc", b"HHHHH"),
+                         (bytes(range(10)) + bytes([10 ^ 1, 11 ^ 0]), b"no", b"GGGGG")]
+        with pytest.raises(KeyError):
+            fn(decrypt, iv, 0, src, starts[2:], stops[2:], InvalidTag)
+
+
+def test_open_spans_refuses_bad_arguments() -> None:
+    kernel = _kernel("wspcap.tls._speedups")
+    src = bytes(20)
+    one = np.array([0], np.int64)
+    for fn in (kernel.open_spans, py_open_spans):
+        for starts, stops, iv, seq, match in (
+                (one, np.array([4], np.int64), bytes(12), 0, "out of the buffer"),
+                (one, np.array([21], np.int64), bytes(12), 0, "out of the buffer"),
+                (np.array([-1], np.int64), one + 8, bytes(12), 0, "out of the buffer"),
+                (one, np.array([5, 6], np.int64), bytes(12), 0, "differ in length"),
+                (one, one + 5, bytes(11), 0, "12 bytes"),
+                (np.array([0, 5], np.int64), np.array([5, 10], np.int64), bytes(12),
+                 (1 << 64) - 1, "2\\*\\*64")):
+            with pytest.raises(ValueError, match=match):
+                fn(bytes, iv, seq, src, starts, stops, InvalidTag)

@@ -27,8 +27,8 @@ one ``decrypt`` call a TLS 1.3 record and nothing else in Python a record
 from __future__ import annotations
 
 import hmac as std_hmac
-import itertools
 import struct
+from collections.abc import Callable
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -38,6 +38,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESCCM, AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
+from wspcap.constants import SPEEDUPS
+from wspcap.tls.records import HEADER_LEN
 from wspcap.tls.suites import Suite
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "RecordProtection",
     "hkdf_expand_label",
     "inner_spans",
+    "py_open_spans",
     "tls12_key_block",
     "tls12_prf",
     "tls12_protections",
@@ -55,6 +58,7 @@ __all__ = [
 _HASHES: dict[str, type[hashes.HashAlgorithm]] = {
     "sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha384": hashes.SHA384}
 _SEQ = struct.Struct(">Q")
+_SEQ_MAX = (1 << 64) - 1
 TAG_LEN = 16
 
 
@@ -181,10 +185,10 @@ class RecordProtection:
         or passed over unopened)."""
         self.seq = seq
 
-    def open_records(self, headers: list[bytes], fragments: list[bytes], sizes: np.ndarray,
+    def open_records(self, src: bytes, starts: np.ndarray, stops: np.ndarray,
                      seq: int) -> tuple[list[bytes], np.ndarray]:
-        """Open consecutive records (each its 5-byte header and its fragment,
-        ``sizes`` the fragments' lengths) from sequence number ``seq`` on, up
+        """Open consecutive records, ``src[starts[i]:stops[i]]`` (each its
+        5-byte header and its fragment), from sequence number ``seq`` on, up
         to the first that does not open; :attr:`seq` stays where it is.
 
         Returns:
@@ -195,23 +199,19 @@ class RecordProtection:
         """
         aead = self._aead
         if not self.tls13 or aead is None:
-            return self._open_each(headers, fragments, seq)
-        # TLS 1.3 AEAD: nothing in Python a record but the decrypt call, the
-        # nonces made in one go (see the design note of wspcap.tls.session).
-        nonces = list(map(int.to_bytes, map(self._iv_int.__xor__, range(seq, seq + len(headers))),
-                          itertools.repeat(12)))
-        try:
-            inners = list(map(aead.decrypt, nonces, fragments, headers))
-        except InvalidTag:  # a record did not open: which one
-            inners = []
-            for nonce, fragment, header in zip(nonces, fragments, headers, strict=True):
-                try:
-                    inners.append(aead.decrypt(nonce, fragment, header))
-                except InvalidTag:
-                    break
+            x, z = starts.tolist(), stops.tolist()
+            return self._open_each([src[i:i + HEADER_LEN] for i in x],
+                                   [src[i + HEADER_LEN:j] for i, j in zip(x, z, strict=True)],
+                                   seq)
+        # TLS 1.3 AEAD: nothing in Python a record but the decrypt call (see
+        # the design note of wspcap.tls.session): the loop is open_spans.
+        starts = np.ascontiguousarray(starts, np.int64)
+        stops = np.ascontiguousarray(stops, np.int64)
+        inners = _open_spans(aead.decrypt, self.iv, seq, src, starts, stops, InvalidTag)
         # An AEAD's plaintext is its ciphertext less the tag.
-        tag = len(fragments[0]) - len(inners[0]) if inners else 0
-        return inners, sizes[:len(inners)] - tag
+        sizes = stops[:len(inners)] - starts[:len(inners)] - HEADER_LEN
+        tag = int(sizes[0]) - len(inners[0]) if inners else 0
+        return inners, sizes - tag
 
     def _open_each(self, headers: list[bytes], fragments: list[bytes], seq: int
                    ) -> tuple[list[bytes], np.ndarray]:
@@ -303,6 +303,53 @@ class RecordProtection:
         if pad + 1 > len(padded) or padded[-pad - 1:] != bytes([pad]) * (pad + 1):
             raise DecryptError("bad CBC padding")
         return padded[:-pad - 1]
+
+
+def py_open_spans(decrypt: Callable[[bytes, bytes, bytes], bytes], iv: bytes, seq: int,
+                  src: bytes, starts: np.ndarray, stops: np.ndarray,
+                  refused: type[BaseException]) -> list[bytes]:
+    """Open the TLS 1.3 records ``src[starts[i]:stops[i]]`` (each its 5-byte
+    header, the additional data, then its fragment) from sequence number
+    ``seq`` on, with ``decrypt(nonce, fragment, header)``, the nonce being
+    ``iv`` XOR the sequence number (`RFC 8446 section 5.3
+    <https://www.rfc-editor.org/rfc/rfc8446#section-5.3>`_); up to the
+    first whose ``decrypt`` raises ``refused``.
+
+    Raises:
+        ValueError: ``iv`` is not 12 bytes, ``starts`` and ``stops`` differ in
+            length, a record is not within ``src`` or shorter than a header,
+            or a sequence number would pass 2**64 - 1.
+
+    This loop turns once per record; ``wspcap/tls/_speedups.c`` is its
+    compiled mirror, used where it is built (see :data:`wspcap.constants.SPEEDUPS`).
+    """
+    x, z = starts.tolist(), stops.tolist()
+    if len(iv) != 12:
+        raise ValueError("iv: 12 bytes expected")
+    if len(x) != len(z):
+        raise ValueError("starts and stops differ in length")
+    if x and seq + len(x) - 1 > _SEQ_MAX:
+        raise ValueError("sequence number past 2**64 - 1")
+    for i, (j, k) in enumerate(zip(x, z, strict=True)):
+        if j < 0 or k < j + HEADER_LEN or k > len(src):
+            raise ValueError(f"record {i} out of the buffer")
+    base = int.from_bytes(iv, "big")
+    inners: list[bytes] = []
+    for i, (j, k) in enumerate(zip(x, z, strict=True)):
+        nonce = (base ^ (seq + i)).to_bytes(12, "big")
+        try:
+            inners.append(decrypt(nonce, src[j + HEADER_LEN:k], src[j:j + HEADER_LEN]))
+        except refused:
+            break
+    return inners
+
+
+_open_spans = py_open_spans
+if SPEEDUPS:
+    try:
+        from wspcap.tls._speedups import open_spans as _open_spans
+    except ImportError:  # not built: the reference above
+        pass
 
 
 def inner_spans(inners: list[bytes], lengths: np.ndarray

@@ -47,14 +47,16 @@ as we found:
 - Segments that are one whole application data record each with the usual
   header (type 23, legacy version 0x0303: 246,062 of the chat benchmark's
   246,142) are found with NumPy over the block's buffer, for all runs at
-  once, and their fragments sliced where they are; their additional data
-  (the header) is looked up by length, not sliced. Other runs are joined
-  and walked header by header, taking stretches of such segments whole.
-- The nonces of a run are made by one ``map`` over its sequence numbers,
-  and its records opened by ``map(aead.decrypt, nonces, fragments,
-  headers)`` (:meth:`RecordProtection.open_records
-  <wspcap.tls.protection.RecordProtection.open_records>`); a record that
-  does not open ends the run there.
+  once, and opened where they are in the block's buffer. Other runs are
+  joined and walked header by header, taking stretches of such segments
+  whole.
+- The records of a run are opened by one call,
+  :meth:`RecordProtection.open_records
+  <wspcap.tls.protection.RecordProtection.open_records>`, whose loop
+  (:func:`wspcap.tls.protection.py_open_spans`, and its compiled mirror in
+  ``wspcap/tls/_speedups.c``) makes each record's nonce, additional data
+  (its header) and fragment and calls ``AESGCM.decrypt``; a record that does
+  not open ends the run there.
 - The inner plaintexts of the block are joined once; content types, padding
   and spans come from NumPy (:func:`wspcap.tls.protection.inner_spans`), and
   the plaintext of record ``i`` stays where it is in the joined bytes (the
@@ -845,7 +847,7 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
            & (length <= (limits[0] if min(limits) == max(limits)
                          else np.repeat(limits, counts))))
     all_one = np.logical_and.reduceat(one, first).tolist()
-    frag_at, pe_at, ends_at = (ps + HEADER_LEN).tolist(), pe.tolist(), ends.tolist()
+    ends_at = ends.tolist()
     out: list[TLSRun] = []
     inners: list[bytes] = []
     lengths: list[np.ndarray] = []
@@ -859,20 +861,14 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
         run = TLSRun(protection.seq, d.offset, buf, rps, rpe, ends_at[lo:hi])
         out.append(run)
         if all_one[r]:  # the records are the segments: take them where they are
-            src, y, z = buf, frag_at[lo:hi], pe_at[lo:hi]
+            opened_now = protection.open_records(buf, ps[lo:hi], pe[lo:hi], protection.seq)
             starts, stops, pos, whole = begins[lo:hi], ends[lo:hi], ends_at[hi - 1], False
-            fsizes = length[lo:hi]
-            headers = [_HEADERS[k - j] for j, k in zip(y, z, strict=True)]
         else:
             src = run.data
             starts, stops, pos, whole = session._walk(src, one[lo:hi], begins[lo:hi],
                                                       ends[lo:hi], run.ends)
-            x, z = starts.tolist(), stops.tolist()
-            y = [i + HEADER_LEN for i in x]
-            fsizes = stops - starts - HEADER_LEN
-            headers = [src[i:j] for i, j in zip(x, y, strict=True)]
-        fragments = [src[j:k] for j, k in zip(y, z, strict=True)]
-        rinners, rlengths = protection.open_records(headers, fragments, fsizes, protection.seq)
+            opened_now = protection.open_records(src, starts, stops, protection.seq)
+        rinners, rlengths = opened_now
         inners += rinners
         lengths.append(rlengths)
         opened.append(len(rinners))
@@ -891,17 +887,3 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
             run.stop_at(pos)
         o += opened[r]
     return out
-
-
-class _Headers(dict[int, bytes]):
-    """Application data record headers (type 23, legacy version 0x0303) by
-    fragment length, each made once: the additional data of TLS 1.3 records
-    (`RFC 8446 section 5.2 <https://www.rfc-editor.org/rfc/rfc8446#section-5.2>`_),
-    looked up rather than sliced a record at a time."""
-
-    def __missing__(self, length: int) -> bytes:
-        header = self[length] = bytes((APPLICATION_DATA, 3, 3)) + length.to_bytes(2, "big")
-        return header
-
-
-_HEADERS = _Headers()
