@@ -64,16 +64,26 @@ TAGS = ("anon", "bob", "alice")
 CONFIG_RU = """\
 require "json"
 require "logger"
+require "monitor"
 require "action_cable"
 
 # One JSON line per message a connection transmitted or received, in order.
 module Record
   FILE = File.open(ENV.fetch("CABLE_RECORD"), "a")
   FILE.sync = true
-  LOCK = Mutex.new
+  LOCK = Monitor.new
 
   def self.write(entry)
     LOCK.synchronize { FILE.puts(JSON.generate(entry)) }
+  end
+
+  # Threads transmit (workers, the heart-beat): each send and its line go together.
+  def self.sending(tag, message)
+    LOCK.synchronize do
+      sent = yield
+      write({ "tag" => tag, "direction" => "s2c", "message" => message }) if sent
+      sent
+    end
   end
 end
 Record.write({ "versions" => { "actioncable" => ActionCable::VERSION::STRING,
@@ -92,12 +102,12 @@ module ApplicationCable
 
     # Every message to the client goes through here; recorded once sent.
     def transmit(cable_message)
-      sent = super
-      Record.write({ "tag" => tag, "direction" => "s2c", "message" => cable_message }) if sent
-      sent
+      Record.sending(tag, cable_message) { super }
     end
 
-    def dispatch_websocket_message(websocket_message)
+    # Each message from the client, in the order the socket read them (the
+    # worker pool then handles them).
+    def receive(websocket_message)
       Record.write({ "tag" => tag, "direction" => "c2s", "text" => websocket_message })
       super
     end
