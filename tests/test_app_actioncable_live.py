@@ -263,8 +263,16 @@ def _check_event(event: Any, sent: dict[str, Any]) -> None:
         assert set(fields) == {"identifier", "params", "message"}
 
 
-def test_actioncable_rails_server_and_js_client(tmp_path: Path) -> None:
-    pcap, client, server = _record(tmp_path)
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any],
+                                                                dict[str, Any]]:
+    """The capture, the client's record and the server's, made once for the module."""
+    return _record(tmp_path_factory.mktemp("cable"))
+
+
+def test_actioncable_rails_server_and_js_client(
+        recorded: tuple[Path, dict[str, Any], dict[str, Any]]) -> None:
+    pcap, client, server = recorded
     cap = wspcap.read(pcap)
     conns = {parse_qs(urlsplit(str(c.uri)).query)["tag"][0]: c
              for c in cap.connections.itertuples()}
@@ -346,3 +354,40 @@ def test_actioncable_rails_server_and_js_client(tmp_path: Path) -> None:
     codes = set(cap.anomalies.code.astype(str))
     assert codes <= {"sec_plaintext_ws", "app_credentials_plaintext"}, \
         cap.anomalies[["conn_id", "direction", "code", "detail"]].to_string()
+
+
+def test_actioncable_listener_midstream(
+        recorded: tuple[Path, dict[str, Any], dict[str, Any]], tmp_path: Path) -> None:
+    """Bob's connection while he only listened, as a capture started late holds
+    it (no handshake, no welcome, no command): the broadcasts and the server's
+    pings still say ActionCable, by their content, and decode as in full."""
+    from scapy.layers.inet import TCP
+    from scapy.utils import rdpcap, wrpcap
+
+    pcap, client, _ = recorded
+    cap = wspcap.read(pcap)
+    (bob,) = [c for c in cap.connections.itertuples()
+              if parse_qs(urlsplit(str(c.uri)).query)["tag"] == ["bob"]]
+    app = cap.app[cap.app.conn_id == bob.conn_id]
+    heard = app[(app.direction == "s2c") & app.kind.isin(["event", "ping"])]
+    first, last = int(heard.packet_start.min()), int(heard.packet_end.max())
+    ports = {int(bob.client_port), int(bob.server_port)}
+    late = tmp_path / "late.pcap"
+    wrpcap(str(late), [p for n, p in enumerate(rdpcap(str(pcap)), 1)  # packets count from 1
+                       if first <= n <= last and TCP in p
+                       and {p[TCP].sport, p[TCP].dport} == ports])
+    cut = wspcap.read(late)
+    (conn,) = cut.connections.itertuples()
+    assert conn.midstream and pd.isna(conn.subprotocol)
+    assert str(conn.app_protocol) == "actioncable" and float(conn.app_confidence) == 0.7
+    # what bob received between his confirmation and his last ping, as he recorded it
+    wire = [w["text"] for w in client["wire"]["bob"] if w["direction"] == "s2c"]
+    start = next(i for i, t in enumerate(wire) if json.loads(t).get("type") is None)
+    end = max(i for i, t in enumerate(wire) if json.loads(t).get("type") in (None, "ping"))
+    assert cut.messages.text.tolist() == wire[start:end + 1]
+    rows = cut.app[["direction", "kind", "channel", "fields"]]
+    assert rows.astype(str).values.tolist() == \
+        heard[["direction", "kind", "channel", "fields"]].astype(str).values.tolist()
+    for event, text in zip(cut.app.itertuples(), wire[start:end + 1], strict=True):
+        _check_event(event, json.loads(text))
+    assert not cut.anomalies.code.astype(str).str.startswith("app_").any()
