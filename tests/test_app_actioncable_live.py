@@ -382,7 +382,8 @@ def test_actioncable_listener_midstream(
     assert str(conn.app_protocol) == "actioncable" and float(conn.app_confidence) == 0.7
     # what bob received between his confirmation and his last ping, as he recorded it
     wire = [w["text"] for w in client["wire"]["bob"] if w["direction"] == "s2c"]
-    start = next(i for i, t in enumerate(wire) if json.loads(t).get("type") is None)
+    start = 1 + next(i for i, t in enumerate(wire)
+                     if json.loads(t).get("type") == "confirm_subscription")
     end = max(i for i, t in enumerate(wire) if json.loads(t).get("type") in (None, "ping"))
     assert cut.messages.text.tolist() == wire[start:end + 1]
     rows = cut.app[["direction", "kind", "channel", "fields"]]
