@@ -12,11 +12,12 @@ rejections, transmits, streamed broadcasts, disconnects) and every command
 it received.
 
 The client is ``@rails/actioncable`` from npm on Node with the ``ws``
-package (``tests/node/cable_client.js``): a refused consumer, then bob
-(subscribed with a token in his identifier) and alice, who speaks, is
-rejected once, idles through a server ping, unsubscribes and disconnects;
-then the server closes bob. The client records every WebSocket message it
-sent and received and what its subscriptions' callbacks saw.
+package (``tests/node/cable_client.js``): a refused consumer, then bob (a
+token in his cable URL, as API clients authenticate, another in his
+subscription's identifier) and alice, who speaks, is rejected once, idles
+through a server ping, unsubscribes and disconnects; then the server closes
+bob. The client records every WebSocket message it sent and received and
+what its subscriptions' callbacks saw.
 
 tcpdump records the server's port; the capture's ``app`` table is held to
 both records, message by message, in both directions.
@@ -50,10 +51,12 @@ STEP = 20.0  # seconds for any one step (a conversation, a stop)
 BOOT = 30.0  # seconds for Puma to listen (about 1 s here)
 ROOM = "lobby"
 TOKEN = "s3cr3t-t0k3n"
+URL_TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib2IifQ.c2lnbmF0dXJl"
 PLAN = {
     "room": ROOM,
     "says": ["hello 1", "héllo ✓ 2", "x" * 2000],
     "token": TOKEN,
+    "url_token": URL_TOKEN,
     "idle_ms": 4000,  # ActionCable pings every 3 s
     "timeout_ms": int(STEP * 1000),
 }
@@ -351,8 +354,12 @@ def test_actioncable_rails_server_and_js_client(
     assert found.conn_id.tolist() == [conns["bob"].conn_id] * len(subscribes)
     assert found.frame_index.tolist() == subscribes.first_frame.tolist()
     assert "token" in found.detail.iloc[0] and "ChatChannel" in found.detail.iloc[0]
+    # and his URL's token, at the WebSocket level
+    in_url = cap.anomalies[cap.anomalies.code.astype(str) == "sec_credentials_in_url"]
+    assert in_url.conn_id.tolist() == [conns["bob"].conn_id]
+    assert "'token'" in in_url.detail.iloc[0] and URL_TOKEN not in in_url.detail.iloc[0]
     codes = set(cap.anomalies.code.astype(str))
-    assert codes <= {"sec_plaintext_ws", "app_credentials_plaintext"}, \
+    assert codes <= {"sec_plaintext_ws", "sec_credentials_in_url", "app_credentials_plaintext"}, \
         cap.anomalies[["conn_id", "direction", "code", "detail"]].to_string()
 
 

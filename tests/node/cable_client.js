@@ -1,11 +1,12 @@
 // ActionCable conversations with the official client, @rails/actioncable, over
 // the `ws` package, for tests/test_app_actioncable_live.py. Run as:
 // node cable_client.js URL JSON, where URL is the server's cable endpoint and
-// JSON gives {room, says: [text], token, idle_ms, timeout_ms}.
+// JSON gives {room, says: [text], token, url_token, idle_ms, timeout_ms}.
 //
 // Three consumers, one after the other where the order matters:
 // - "anon": no user in the query: the server refuses it (disconnect, unauthorized);
-// - "bob": subscribes to the room with a token in its identifier, hears alice;
+// - "bob": a token in his URL, subscribes to the room with another in its
+//   identifier, hears alice;
 // - "alice": subscribes to the room and to a forbidden one (rejected), performs
 //   "speak" once per text (the server transmits an echo and broadcasts to the
 //   room), stays quiet for a while (server pings), unsubscribes, disconnects;
@@ -67,8 +68,8 @@ ActionCable.adapters.WebSocket = RecordedWebSocket;
 
 const wait = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const closing = (tag) => new Promise((resolve) => { closed[tag] = resolve; });
-const consumer = (tag, user) => {
-  const query = new URLSearchParams(user ? { user, tag } : { tag });
+const consumer = (tag, user, extra = {}) => {
+  const query = new URLSearchParams({ ...(user ? { user } : {}), tag, ...extra });
   log.callbacks[tag] = [];
   return ActionCable.createConsumer(`${url}?${query}`);
 };
@@ -91,7 +92,8 @@ const subscribe = (tag, cable, params, received) => new Promise((resolve) => {
   await anonClosed;
 
   const room = { channel: "ChatChannel", room: plan.room };
-  const bob = consumer("bob", "bob");
+  // the usual way to authenticate an API client: a token in the cable URL
+  const bob = consumer("bob", "bob", { token: plan.url_token });
   const bobHeard = [];
   const bobSub = await subscribe("bob", bob, { ...room, token: plan.token },
                                  (data) => bobHeard.push(data));
