@@ -17,11 +17,13 @@ each side sent; and the table with the decoders run test-side
 - fresh captures of every scenario (marked ``network``: needs root, tcpdump
   and editcap, and the scenario's peers; skipped with the reason otherwise).
 
-WAMP and STOMP are not here: their peers are programs of their own. The WAMP
+WAMP, STOMP and ActionCable are not here: their peers are programs of their own. The WAMP
 decoder is tested on autobahn's encoders in tests/unit/app, and on a live
 crossbar router with autobahn clients in tests/test_app_wamp_live.py
 (crossbar in a virtual environment of its own, ``WSPCAP_CROSSBAR``); STOMP on
-a private RabbitMQ node with @stomp/stompjs in tests/test_app_stomp_live.py.
+a private RabbitMQ node with @stomp/stompjs in tests/test_app_stomp_live.py;
+ActionCable on Rails' own server with @rails/actioncable in
+tests/test_app_actioncable_live.py.
 """
 
 from __future__ import annotations

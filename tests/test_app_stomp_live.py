@@ -27,8 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +35,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+from golden.live import listening, stop_group
 
 import wspcap
 from wspcap.app.runner import PAIRING
@@ -73,30 +72,6 @@ def _rabbitmq() -> Path | None:
     if named is not None:
         return Path(named) if Path(named).is_file() else None
     return RABBITMQ_SCRIPT if RABBITMQ_SCRIPT.is_file() else None
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the process group (an Erlang node shuts down cleanly), then SIGKILL."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(STEP)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        except ProcessLookupError:
-            pass
-    # the node's helpers (erl_child_setup, inet_gethost) share its group
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 class Broker:
@@ -144,7 +119,7 @@ class Broker:
                                          stderr=subprocess.STDOUT, env=env, cwd=base,
                                          start_new_session=True)
         except BaseException:
-            _stop(self.epmd)
+            stop_group(self.epmd, STEP)
             self.log.close()
             raise
 
@@ -153,7 +128,7 @@ class Broker:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            if _listening(self.ports["web_stomp"]):
+            if listening(self.ports["web_stomp"]):
                 return
             time.sleep(0.2)
         tail = (self.base / "broker.log").read_bytes()[-2000:].decode("utf-8", "replace")
@@ -163,9 +138,9 @@ class Broker:
 
     def stop(self) -> None:
         try:
-            _stop(self.proc)
+            stop_group(self.proc, STEP)
         finally:
-            _stop(self.epmd)
+            stop_group(self.epmd, STEP)
             self.log.close()
 
 

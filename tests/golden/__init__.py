@@ -9,5 +9,7 @@
   section 5.2, independent of :mod:`wspcap.ws`;
 - :mod:`golden.crafted`: scapy-built captures for TCP and link-layer cases
   that real captures do not show; ``python tests/golden/crafted.py``
-  regenerates the ``.pcap`` files kept next to it.
+  regenerates the ``.pcap`` files kept next to it;
+- :mod:`golden.live`: for the live tests that run real servers on loopback
+  (whether a port listens, stopping a server's process group).
 """

@@ -20,7 +20,12 @@ text; its other keys, e.g. ``room``, go to fields as ``params``). id: none
 
 Recognition: subprotocol ``actioncable-v1-json`` (and
 ``actioncable-unsupported``) 1.0; URI path ``/cable`` 0.9; content: the
-``welcome`` or a ``subscribe`` command with an identifier 0.7.
+``welcome``, a command with an identifier, or a broadcast (a ``message`` to an
+identifier naming a ``channel``) 0.7; a ``confirm_subscription``, the
+server's heart-beat (``ping`` with a Unix time) or a ``disconnect`` saying
+whether to reconnect 0.6. A capture that starts mid-conversation on a
+connection that only listens holds nothing but broadcasts and pings (seen on
+Rails' own server, tests/test_app_actioncable_live.py).
 """
 
 from __future__ import annotations
@@ -67,7 +72,8 @@ class ActionCableDecoder(JsonDecoder):
     """ActionCable commands, pings and broadcasts."""
 
     name = "actioncable"
-    recognition = "subprotocol actioncable-v1-json; URI path /cable; content (welcome, subscribe commands)"
+    recognition = ("subprotocol actioncable-v1-json; URI path /cable; "
+                   "content (welcome, commands, broadcasts, pings)")
     label = "ActionCable"
     subprotocols = ("actioncable-v1-json", "actioncable-unsupported")
 
@@ -83,11 +89,21 @@ class ActionCableDecoder(JsonDecoder):
     def content_score(cls, value: Any) -> float:
         if not isinstance(value, dict):
             return 0.0
-        if value.get("type") == "welcome" or (
+        mtype = value.get("type")
+        if mtype == "welcome" or (
             value.get("command") in _COMMANDS and isinstance(value.get("identifier"), str)
         ):
             return 0.7
-        return 0.6 if value.get("type") == "confirm_subscription" else 0.0
+        if mtype is None and "message" in value and _identifier(value.get("identifier"))[0]:
+            return 0.7  # a broadcast or transmit to a subscription
+        if mtype == "confirm_subscription":
+            return 0.6
+        if mtype == "ping":  # ActionCable::Connection::Base#beat: the server's Unix time
+            stamp = value.get("message")
+            return 0.6 if isinstance(stamp, int) and not isinstance(stamp, bool) else 0.0
+        if mtype == "disconnect" and isinstance(value.get("reconnect"), bool):
+            return 0.6
+        return 0.0
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         value = loads(message.payload)
