@@ -20,10 +20,13 @@ one message), one cancelled (CancelInvocation), a client-to-server stream
 (``streamIds``), pings both ways, and the end: the client's Close, or the
 server's Close with an error, answered by the client's.
 
-Phoenix: join answered by a reply (paired by ref), pushes answered ok and
-error, a broadcast and a channel push, the same in the binary form (a binary
-push, its binary reply, a binary push and broadcast from the server), a
-refused join, heartbeats, leave and phx_close.
+Phoenix: a socket authenticated both documented ways (a token among its
+params, in the URI; phoenix.js 1.8's ``authToken``, in an offered
+subprotocol), join answered by a reply (paired by ref), pushes answered ok
+and error, a broadcast and a channel push, the same in the binary form (a
+binary push, its binary reply, a binary push and broadcast from the server),
+a refused join carrying a token, heartbeats (each reply paired with its
+heartbeat), leave and phx_close.
 
 Each with and without permessage-deflate (``ws`` offers it; the server
 accepts it or not). Needs root and tcpdump (capture) and Node.js with the
@@ -80,8 +83,10 @@ class Sent:
 class Server:
     """A ``websockets`` server on 127.0.0.1, in a thread of its own, for one conversation."""
 
-    def __init__(self, handler: Handler, port: int, deflate: bool) -> None:
+    def __init__(self, handler: Handler, port: int, deflate: bool,
+                 subprotocols: list[str] | None = None) -> None:
         self.handler, self.port, self.deflate = handler, port, deflate
+        self.subprotocols = subprotocols
         self.sent: list[Sent] = []
         self.errors: list[BaseException] = []
         self.ready = threading.Event()
@@ -103,7 +108,8 @@ class Server:
                 self.errors.append(exc)
 
         async with serve(handle, "127.0.0.1", self.port, ping_interval=None,
-                         compression="deflate" if self.deflate else None):
+                         compression="deflate" if self.deflate else None,
+                         subprotocols=self.subprotocols):
             self.ready.set()
             await self.stopping.wait()
 
@@ -140,7 +146,8 @@ def _needs(*packages: str) -> str:
 
 
 def _record(tmp_path: Path, handler: Handler, deflate: bool, script: str, path: str,
-            plan: dict[str, Any], package: str) -> tuple[Path, dict[str, Any], list[str | bytes]]:
+            plan: dict[str, Any], package: str, subprotocols: list[str] | None = None,
+            ) -> tuple[Path, dict[str, Any], list[str | bytes]]:
     """Run ``script`` against ``handler`` under tcpdump: the capture, the client's
     log and what the server sent."""
     node = _needs(package)
@@ -149,7 +156,7 @@ def _record(tmp_path: Path, handler: Handler, deflate: bool, script: str, path: 
 
     port = pick_port("127.0.0.1")
     pcap = tmp_path / "conversation.pcap"
-    with Server(handler, port, deflate) as server:
+    with Server(handler, port, deflate, subprotocols) as server:
         tcpdump = Tcpdump("lo", port, pcap)
         tcpdump.start()
         try:
@@ -189,10 +196,10 @@ def _sent_texts(truth: dict[str, Any], server: list[str | bytes], direction: str
 
 
 def _check_connection(cap: wspcap.Capture, truth: dict[str, Any], server: list[str | bytes],
-                      deflate: bool, uri: str) -> pd.DataFrame:
+                      deflate: bool, uri: str, subprotocol: str | None = None) -> pd.DataFrame:
     """The one connection, with each side's messages as sent; its data messages."""
     (conn,) = cap.connections.itertuples()
-    assert conn.established and conn.uri == uri and pd.isna(conn.subprotocol)
+    assert conn.established and conn.uri == uri and _none(conn.subprotocol) == subprotocol
     assert bool(conn.permessage_deflate) == deflate
     msgs = cap.messages
     data = msgs[msgs.type.astype(str).isin(["text", "binary"])]
@@ -214,7 +221,7 @@ def _check_connection(cap: wspcap.Capture, truth: dict[str, Any], server: list[s
 
 
 def _no_app_anomalies(cap: wspcap.Capture, *allowed: str) -> None:
-    """Nothing at the WebSocket level but ws:// itself; no app_* finding but ``allowed``."""
+    """No anomaly but ws:// itself and ``allowed``."""
     codes = cap.anomalies.code.astype(str)
     assert set(codes) <= {"sec_plaintext_ws", *allowed}, \
         cap.anomalies[["direction", "code", "detail"]].to_string()
@@ -444,7 +451,8 @@ def _signalr_kind(mtype: int, record: dict[str, Any], inv: Any) -> str:
 # -- Phoenix -------------------------------------------------------------------
 
 PHOENIX_PLAN = {"heartbeat_ms": 200, "idle_ms": 700, "note": NOTE, "topic": "room:lobby",
-                "secret_topic": "room:secret", "bytes_hex": bytes(range(256)).hex() * 5}
+                "secret_topic": "room:secret", "bytes_hex": bytes(range(256)).hex() * 5,
+                "socket_token": "SFMyNTY.not-a-secret", "auth_token": "not-a-secret-either"}
 
 
 def _binary(kind: int, strings: list[str], payload: bytes) -> bytes:
@@ -496,13 +504,17 @@ async def phoenix_endpoint(ws: Any, send: Sent) -> None:
 
 @pytest.mark.parametrize("deflate", [True, False], ids=["deflate", "plain"])
 def test_phoenix_js_client(tmp_path: Path, deflate: bool) -> None:
+    # phoenix.js offers "phoenix" and its authToken as subprotocols: the server takes the first
     pcap, truth, sent = _record(tmp_path, phoenix_endpoint, deflate, "phoenix_client.js",
-                                "ws://127.0.0.1:{port}/socket", PHOENIX_PLAN, "phoenix")
+                                "ws://127.0.0.1:{port}/socket", PHOENIX_PLAN, "phoenix",
+                                subprotocols=["phoenix"])
     cap = wspcap.read(pcap)
     # phoenix.js adds /websocket, the socket's params and the serializer's version
     uri = truth["url"].split(":", 2)[2].split("/", 1)[1]
-    assert uri.endswith("vsn=2.0.0")
-    data = _check_connection(cap, truth, sent, deflate, "/" + uri)
+    assert uri.endswith("vsn=2.0.0") and f"token={PHOENIX_PLAN['socket_token']}" in uri
+    data = _check_connection(cap, truth, sent, deflate, "/" + uri, "phoenix")
+    offered = cap.connections.protocols_offered.iloc[0].split(", ")
+    assert offered == truth["protocols"] and offered[1].startswith("base64url.bearer.phx.")
     # chosen by the URI (/websocket with vsn=)
     assert (cap.connections.app_protocol.iloc[0], cap.connections.app_confidence.iloc[0]) == \
         ("phoenix", 0.9)
@@ -575,14 +587,19 @@ def test_phoenix_js_client(tmp_path: Path, deflate: bool) -> None:
         assert kind in kinds, kind
     assert kinds.count("ping") >= 2
 
-    # The refused join's token, over ws://: one finding, on that join.
+    # Tokens in clear: the handshake's, which the handshake rules report (the
+    # socket's token param in the URI, the authToken subprotocol), and the
+    # refused join's, which the decoder reports on that join (worse over ws://).
     found = cap.anomalies[cap.anomalies.code.astype(str).str.startswith("app_")]
-    assert found.code.astype(str).tolist() == ["app_credentials_plaintext"]  # worse over ws://
+    assert found.code.astype(str).tolist() == ["app_credentials_plaintext"]
     assert found.severity.astype(str).tolist() == ["error"]
     (refused,) = [r for r in _rows(cap, "c2s") if r.channel == PHOENIX_PLAN["secret_topic"]]
     assert int(found.frame_index.iloc[0]) == int(refused.first_frame)
-    assert "token" in found.detail.iloc[0]
-    _no_app_anomalies(cap, "app_credentials_plaintext")
+    assert f"{PHOENIX_PLAN['secret_topic']} carries token" in found.detail.iloc[0]
+    codes = cap.anomalies.code.astype(str).tolist()
+    assert "sec_credentials_in_url" in codes and "sec_credentials_in_subprotocol" in codes
+    _no_app_anomalies(cap, "app_credentials_plaintext", "sec_credentials_in_url",
+                      "sec_credentials_in_subprotocol")
 
 
 _PHOENIX_KINDS = {"phx_join": "subscribe", "phx_leave": "unsubscribe", "phx_close": "disconnect",

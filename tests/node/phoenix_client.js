@@ -2,7 +2,8 @@
 // JavaScript client) over the `ws` package, for tests/test_app_js_live.py.
 // Run as: node phoenix_client.js URL JSON, where URL is the socket's mount
 // (ws://host:port/socket; phoenix.js adds /websocket and vsn) and JSON gives
-// {heartbeat_ms, idle_ms, timeout_ms, note, topic, secret_topic, bytes_hex}.
+// {heartbeat_ms, idle_ms, timeout_ms, note, topic, secret_topic, bytes_hex,
+// socket_token, auth_token}.
 //
 // The client logs, as one JSON object on stdout, each message it handed the
 // socket to send ("pushed", before phoenix.js encodes it), each message as
@@ -43,6 +44,7 @@ class Recorded extends WebSocket {
   constructor(address, protocols, options) {
     super(address, protocols, options);
     log.url = address;
+    log.protocols = protocols;
     this.on("message", (data, binary) => {
       const bytes = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data);
       log.wire.push(binary ? { direction: "s2c", binary, hex: bytes.toString("hex") }
@@ -60,7 +62,10 @@ class Recorded extends WebSocket {
 
 const socket = new Socket(url, {
   transport: Recorded,
-  params: { user: "bob" },
+  // the documented way to authenticate a socket: a token among its params
+  // (phoenix.js puts them in the URI), or since 1.8 authToken (in a subprotocol)
+  params: { user: "bob", token: plan.socket_token },
+  authToken: plan.auth_token,
   heartbeatIntervalMs: plan.heartbeat_ms,
   rejoinAfterMs: () => 60000, // no rejoin of the refused channel while the test runs
   reconnectAfterMs: () => 60000,
