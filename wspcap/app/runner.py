@@ -131,8 +131,9 @@ PAIRING: dict[str, Pairing] = {
                     frozenset({"response", "ack", "error"}),
                     frozenset({"request", "subscribe", "unsubscribe", "register",
                                "unregister"})),
-    # Every push has a ref; only a join is always replied to.
-    "phoenix": Pairing(ANY_KIND, frozenset({"response", "error"}), frozenset({"subscribe"}),
+    # Every push has a ref; only a join is always replied to. A heartbeat's
+    # reply (a pong) is an answer too: phoenix.js times its heartbeats by it.
+    "phoenix": Pairing(ANY_KIND, frozenset({"response", "error", "pong"}), frozenset({"subscribe"}),
                        request_direction="c2s"),
     # A client frame with a receipt header is answered by RECEIPT (or ERROR) with
     # that receipt-id. Not reported when left unanswered: RabbitMQ, for one,

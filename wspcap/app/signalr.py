@@ -11,9 +11,13 @@ Records and kinds:
   -> ``connect``; handshake response ``{}`` -> ``ack``, ``{"error":...}`` ->
   ``error``;
 - 1 Invocation -> ``request`` (with ``invocationId``) or ``notification``
-  (without: fire and forget), channel the hub method (``target``);
+  (without: fire and forget), channel the hub method (``target``); either
+  side invokes (a server invocation with an id asks the client for a
+  result), each numbering its own;
 - 2 StreamItem -> ``event``; 3 Completion -> ``response`` (``error`` when
-  it carries one), channel the target of the invocation answered;
+  it carries one), channel the target of the invocation answered, or of the
+  invocation whose ``streamIds`` named the stream (a client-to-server stream:
+  its items and its end carry the stream id);
 - 4 StreamInvocation -> ``subscribe``; 5 CancelInvocation -> ``unsubscribe``;
 - 6 Ping -> ``ping``; 7 Close -> ``disconnect``; 8 Ack, 9 Sequence (stateful
   reconnect) -> ``ack``, ``sequence``.
@@ -112,8 +116,11 @@ class SignalRDecoder(JsonDecoder):
         self.handshaken = {"c2s": False, "s2c": False}
         self.other_protocol: str | None = None
         self.token_checked = False
-        # invocationId -> target
-        self.targets: dict[str, str] = {}
+        # (invoker's direction, invocationId) -> target: each side numbers its
+        # own invocations (a client result's id can be one the client uses too)
+        self.targets: dict[tuple[str, str], str] = {}
+        # (sender's direction, stream id) -> target of the invocation it streams to
+        self.uploads: dict[tuple[str, str], str] = {}
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -169,14 +176,40 @@ class SignalRDecoder(JsonDecoder):
         if mtype in (1, 4):
             if inv_id is None and mtype == 1:
                 kind = "notification"
-            elif inv_id is not None and channel is not None and (
-                inv_id in self.targets or len(self.targets) < MAX_OPEN
-            ):
-                self.targets[inv_id] = channel
+            elif inv_id is not None and channel is not None:
+                _remember(self.targets, (direction, inv_id), channel)
+            streams = value.get("streamIds")
+            if channel is not None and isinstance(streams, list):
+                for stream in streams[:MAX_OPEN]:
+                    if isinstance(stream, str):
+                        _remember(self.uploads, (direction, stream), channel)
         elif mtype in (2, 3, 5) and inv_id is not None:
-            channel = self.targets.get(inv_id)
-            if mtype in (3, 5):
-                self.targets.pop(inv_id, None)
+            channel = self._answered(direction, inv_id, mtype)
             if mtype == 3 and "error" in value:
                 kind = "error"
         return [self.event(message, kind, channel, inv_id, fields, part)]
+
+    def _answered(self, direction: str, inv_id: str, mtype: int) -> str | None:
+        """The target a StreamItem (2), Completion (3) or CancelInvocation (5)
+        from ``direction`` is about; a Completion ends what it completes.
+
+        A CancelInvocation names the sender's own stream invocation; its
+        Completion may still follow (ASP.NET Core sends one). StreamItems and
+        Completions answer the other side's invocation, or carry a stream
+        the sender passed as an argument (``streamIds``): a client-to-server
+        stream's items and its end."""
+        other = "s2c" if direction == "c2s" else "c2s"
+        if mtype == 5:
+            return self.targets.get((direction, inv_id))
+        answer, upload = (other, inv_id), (direction, inv_id)
+        if mtype == 2:
+            return self.uploads.get(upload, self.targets.get(answer))
+        if answer in self.targets:
+            return self.targets.pop(answer)
+        return self.uploads.pop(upload, None)
+
+
+def _remember(table: dict[tuple[str, str], str], key: tuple[str, str], target: str) -> None:
+    """``table[key] = target`` while fewer than MAX_OPEN are held."""
+    if key in table or len(table) < MAX_OPEN:
+        table[key] = target

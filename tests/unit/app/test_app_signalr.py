@@ -68,3 +68,44 @@ def test_access_token_in_uri() -> None:
     facts = ConnFacts(uri="/chathub?id=abc&access_token=eyJhbGciOi")
     _, findings = run(SignalRDecoder, facts, SIGNALR.messages)
     assert [(f.code, f.msg_index) for f in findings] == [("app_credentials_in_clear", None)]
+
+
+def test_what_the_javascript_client_sends() -> None:
+    """Shapes @microsoft/signalr 10 sends (tests/test_app_js_live.py), beyond the
+    document's examples: a client-to-server stream (``streamIds``: the stream's
+    items and its Completion carry the stream id), a client result (a server
+    invocation with an id the client's own invocations also use), and the
+    Completion a server sends after a CancelInvocation."""
+    msgs = conversation(
+        ("c2s", j({"target": "AskClient", "arguments": [21], "invocationId": "1", "type": 1}) + RS),
+        # the server's own ids count from 1 too
+        ("s2c", j({"type": 1, "invocationId": "1", "target": "GetValue", "arguments": [21]}) + RS),
+        ("c2s", j({"type": 3, "invocationId": "1", "result": 42}) + RS),
+        ("s2c", j({"type": 3, "invocationId": "1", "result": 42}) + RS),
+        ("c2s", j({"target": "Counter", "arguments": [50], "invocationId": "2", "type": 4}) + RS),
+        ("s2c", j({"type": 2, "invocationId": "2", "item": 0}) + RS),
+        ("c2s", j({"invocationId": "2", "type": 5}) + RS
+                + j({"target": "Upload", "arguments": [], "invocationId": "4",
+                     "streamIds": ["3"], "type": 1}) + RS),
+        ("s2c", j({"type": 3, "invocationId": "2"}) + RS),
+        ("c2s", j({"invocationId": "3", "item": "up-1", "type": 2}) + RS),
+        ("c2s", j({"invocationId": "3", "type": 3}) + RS),
+        ("s2c", j({"type": 3, "invocationId": "4", "result": "up-1"}) + RS),
+    )
+    events, findings = run(SignalRDecoder, SIGNALR.facts, msgs)
+    assert findings == []
+    assert [(e.msg_index, e.direction, e.kind, e.channel, e.id) for e in events] == [
+        (0, "c2s", "request", "AskClient", "1"),
+        (1, "s2c", "request", "GetValue", "1"),
+        (2, "c2s", "response", "GetValue", "1"),
+        (3, "s2c", "response", "AskClient", "1"),
+        (4, "c2s", "subscribe", "Counter", "2"),
+        (5, "s2c", "event", "Counter", "2"),
+        (6, "c2s", "unsubscribe", "Counter", "2"),
+        (6, "c2s", "request", "Upload", "4"),
+        (7, "s2c", "response", "Counter", "2"),
+        (8, "c2s", "event", "Upload", "3"),
+        (9, "c2s", "response", "Upload", "3"),
+        (10, "s2c", "response", "Upload", "4"),
+    ]
+    assert events[7].fields["streamIds"] == ["3"]

@@ -152,3 +152,17 @@ def test_stomp_receipts_pair_only_the_frames_that_asked() -> None:
     paired = {r.event.msg_index: (r.request_msg, r.latency) for r in rows
               if r.request_msg is not None}
     assert paired == {5: (4, 400), 7: (6, 700)}
+
+
+def test_phoenix_heartbeat_replies_pair_with_their_heartbeats() -> None:
+    """phoenix.js times its heartbeats by the reply with the same ref: a pong
+    is an answer like any reply."""
+    runner = Runner(ConnFacts(uri="/socket/websocket?vsn=2.0.0"))
+    rows, codes = _run(runner, [
+        _msg(0, "c2s", [None, "13", "phoenix", "heartbeat", {}], ts=1000),
+        _msg(1, "s2c", [None, "13", "phoenix", "phx_reply", {"status": "ok", "response": {}}],
+             ts=1700),
+    ])
+    assert [(r.event.kind, r.request_msg, r.latency) for r in rows] == \
+        [("ping", None, None), ("pong", 0, 700)]
+    assert codes == []
