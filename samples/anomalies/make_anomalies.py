@@ -460,7 +460,8 @@ class Conn:
             number = self.send(C2S, head)
         self.request_packet = number
         if self.tls is None:
-            target = f"ws://{host or self.ends[S2C][0]}{path}"
+            # (up to the query: the detail leaves credentials in it out)
+            target = f"ws://{host or self.ends[S2C][0]}{path.partition('?')[0]}"
             self.sc.expect("sec_plaintext_ws", self.conn_id, C2S, None, number, target)
         return number
 

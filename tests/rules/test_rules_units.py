@@ -13,6 +13,7 @@ from wspcap.rules.context import preview
 from wspcap.rules.sec import (
     _has_intent_token,
     _predictable,
+    _shown,
     _token_like,
     credential_name,
     is_browser,
@@ -170,6 +171,20 @@ class TestInflaterFindings:
         out, problem, detail = inflater.inflate(second)
         assert problem == "pmd_context_lost"
         assert "could not be inflated" in detail
+
+
+@pytest.mark.parametrize(("uri", "shown"), [
+    ("/chat?x=1", "/chat?x=1"),
+    ("/c?access_token=eyJhbGciOi&room=1", "/c?access_token=...&room=1"),
+    ("/c?room=1&token=zzz#f", "/c?room=1&token=...#f"),
+    ("ws://u:pw@h/x?password=1", "ws://u:...@h/x?password=..."),
+    ("/a?token", "/a?token"),
+    ("/bad[uri?token=1", "/bad[uri?token=..."),
+])
+def test_details_do_not_repeat_credentials(uri: str, shown: str) -> None:
+    """sec_plaintext_ws names the request target without the secrets that
+    sec_credentials_in_url reports (as a preview)."""
+    assert _shown(uri) == shown
 
 
 def test_preview() -> None:

@@ -31,8 +31,9 @@ Recognition: no standard subprotocol; a URI with a ``...hub`` path segment
 record 0.7.
 
 The JavaScript client sends its bearer token in the URI when on WebSockets
-(``?access_token=...``, browsers cannot set headers there): reported once as
-``app_credentials_in_clear`` (at no message) with the first message.
+(``?access_token=...``, browsers cannot set headers there): that is the
+handshake's ``sec_credentials_in_url`` (wspcap.rules.sec), not reported
+again here.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, loads
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts
@@ -115,7 +116,6 @@ class SignalRDecoder(JsonDecoder):
         super().__init__(facts)
         self.handshaken = {"c2s": False, "s2c": False}
         self.other_protocol: str | None = None
-        self.token_checked = False
         # (invoker's direction, invocationId) -> target: each side numbers its
         # own invocations (a client result's id can be one the client uses too)
         self.targets: dict[tuple[str, str], str] = {}
@@ -124,12 +124,6 @@ class SignalRDecoder(JsonDecoder):
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
-        if not self.token_checked:
-            self.token_checked = True
-            query = urlsplit(self.facts.uri or "").query
-            if parse_qs(query).get("access_token"):
-                out.append(self.finding(None, "app_credentials_in_clear",
-                                        "SignalR access_token in the request URI"))
         if self.other_protocol is not None:
             return out
         data = message.payload

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import numpy as np
 
@@ -130,7 +130,7 @@ def plaintext(ctx: Context) -> None:
             continue
         hs = conn.handshake
         if hs is not None and hs.request is not None:
-            target = f"ws://{hs.host or conn.server_ip}{hs.uri}"
+            target = f"ws://{hs.host or conn.server_ip}{_shown(hs.uri)}"
             what = "handshake and frames" if conn.established else "handshake"
             ctx.report(conn.conn_id, conn.ts_request, C2S, None, "sec_plaintext_ws",
                        f"{target}: {what} in cleartext", conn.request_packet)
@@ -197,6 +197,26 @@ def _query(uri: str) -> list[tuple[str, str]]:
         return parse_qsl(urlsplit(uri).query, keep_blank_values=True)
     except ValueError:
         return []
+
+
+def _shown(uri: str) -> str:
+    """``uri`` for a detail: the values of query parameters that name a
+    credential, and a password in the user information, left out (the
+    finding that reports them, sec_credentials_in_url, shows a preview)."""
+    try:
+        parts = urlsplit(uri)
+        password = parts.password
+    except ValueError:
+        return uri
+    if password:
+        uri = uri.replace(f":{password}@", ":...@", 1)
+    if not any(value and credential_name(name) for name, value in _query(uri)):
+        return uri
+    path, _, query = uri.partition("?")
+    query, hash_, fragment = query.partition("#")
+    kept = [(f"{name}=..." if "=" in item and credential_name(name) else item)
+            for item in query.split("&") for name in [unquote_plus(item.partition("=")[0])]]
+    return f"{path}?{'&'.join(kept)}{hash_}{fragment}"
 
 
 def _secret_preview(value: str) -> str:

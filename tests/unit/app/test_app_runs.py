@@ -58,7 +58,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, list):
         return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     if isinstance(a, float):
-        return a == b and math.copysign(1, a) == math.copysign(1, b) or (a != a and b != b)
+        return a == b and math.copysign(1, a) == math.copysign(1, b) or (math.isnan(a) and isinstance(b, float) and math.isnan(b))
     return bool(a == b)
 
 

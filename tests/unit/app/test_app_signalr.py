@@ -6,6 +6,7 @@ from app_samples import SIGNALR, conversation, j, run, summary
 
 from wspcap.app import ConnFacts
 from wspcap.app.signalr import SignalRDecoder
+from wspcap.rules.sec import credential_name
 
 RS = "\x1e"
 
@@ -64,10 +65,14 @@ def test_recognize() -> None:
     assert SignalRDecoder.recognize(ConnFacts(uri="::bad[uri"), []) == 0.0
 
 
-def test_access_token_in_uri() -> None:
+def test_access_token_in_uri_is_the_handshake_rules() -> None:
+    """The token the JavaScript client puts in the URI is reported once, by the
+    handshake rule (sec_credentials_in_url, tests/rules), not again by the
+    decoder."""
     facts = ConnFacts(uri="/chathub?id=abc&access_token=eyJhbGciOi")
     _, findings = run(SignalRDecoder, facts, SIGNALR.messages)
-    assert [(f.code, f.msg_index) for f in findings] == [("app_credentials_in_clear", None)]
+    assert findings == []
+    assert credential_name("access_token")
 
 
 def test_what_the_javascript_client_sends() -> None:
