@@ -41,12 +41,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pandas as pd
 import pytest
-from golden.live import listening, stop_group
+from golden.live import NODE_DIR, listening, node_peer, stop_group
 
 import wspcap
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "tests" / "node"
 STEP = 20.0  # seconds for any one step (a conversation, a stop)
 BOOT = 30.0  # seconds for Puma to listen (about 1 s here)
 ROOM = "lobby"
@@ -173,14 +172,7 @@ def _ruby_ready() -> str | None:
 
 
 def _record(tmp_path: Path) -> tuple[Path, dict[str, Any], dict[str, Any]]:
-    if shutil.which("tcpdump") is None or os.geteuid() != 0:
-        pytest.skip("needs root and tcpdump")
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    for package in ("ws", "@rails/actioncable"):
-        if not (NODE_DIR / "node_modules" / package).is_dir():
-            pytest.skip(f"the {package} package is not installed (npm install --prefix tests/node)")
+    node = node_peer("@rails/actioncable")
     why = _ruby_ready()
     if why is not None:
         pytest.skip(why)

@@ -39,8 +39,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -51,11 +49,11 @@ from typing import Any, Self
 
 import pandas as pd
 import pytest
+from golden.live import NODE_DIR, node_peer
 
 import wspcap
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "tests" / "node"
 STEP = 20.0  # seconds for any one step (a conversation, a stop)
 RS = "\x1e"  # SignalR's record separator
 #: Over 1 KiB: the size from which Node's ws compresses (permessage-deflate).
@@ -133,14 +131,7 @@ class Server:
 
 
 def _needs(*packages: str) -> str:
-    if shutil.which("tcpdump") is None or os.geteuid() != 0:
-        pytest.skip("needs root and tcpdump")
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    for package in ("ws", *packages):
-        if not (NODE_DIR / "node_modules" / package).is_dir():
-            pytest.skip(f"the {package} package is not installed (npm install --prefix tests/node)")
+    node = node_peer(*packages)
     pytest.importorskip("websockets")
     return node
 

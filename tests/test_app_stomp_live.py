@@ -35,13 +35,12 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from golden.live import listening, stop_group
+from golden.live import NODE_DIR, listening, node_peer, stop_group
 
 import wspcap
 from wspcap.app.runner import PAIRING
 
 ROOT = Path(__file__).resolve().parent.parent
-NODE_DIR = ROOT / "tests" / "node"
 STEP = 20.0  # seconds for any one step (a conversation, a stop)
 BOOT = 60.0  # seconds for the broker to listen (about 6 s here)
 #: Debian's package puts the unwrapped start script here.
@@ -145,14 +144,7 @@ class Broker:
 
 
 def _record(tmp_path: Path, deflate: bool) -> tuple[Path, dict[str, Any]]:
-    if shutil.which("tcpdump") is None or os.geteuid() != 0:
-        pytest.skip("needs root and tcpdump")
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
-    for package in ("ws", "@stomp/stompjs"):
-        if not (NODE_DIR / "node_modules" / package).is_dir():
-            pytest.skip(f"the {package} package is not installed (npm install --prefix tests/node)")
+    node = node_peer("@stomp/stompjs")
     script = _rabbitmq()
     if script is None or shutil.which("epmd") is None:
         pytest.skip("RabbitMQ is not installed (Debian's rabbitmq-server, or WSPCAP_RABBITMQ)")

@@ -3,17 +3,42 @@
 - :func:`listening`: whether something accepts TCP connections on a port of
   127.0.0.1 (a server that has started);
 - :func:`stop_group`: stop a server started with ``start_new_session=True``,
-  its helpers included (its whole process group).
+  its helpers included (its whole process group);
+- :func:`node_peer`: what a test of a Node.js client (``tests/node``) needs,
+  capture rights included: the ``node`` command, or the test skips.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
+from pathlib import Path
 
-__all__ = ["listening", "stop_group"]
+import pytest
+
+__all__ = ["NODE_DIR", "listening", "node_peer", "stop_group"]
+
+#: The Node.js peers' folder (their package.json; ``npm install --prefix`` it).
+NODE_DIR = Path(__file__).resolve().parents[1] / "node"
+
+
+def node_peer(*packages: str) -> str:
+    """The ``node`` command for a live test whose client is a script of
+    ``tests/node`` using ``packages`` (and ``ws``), captured with tcpdump:
+    skips the test with the reason where root, tcpdump, node or a package
+    is missing."""
+    if shutil.which("tcpdump") is None or os.geteuid() != 0:
+        pytest.skip("needs root and tcpdump")
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    for package in ("ws", *packages):
+        if not (NODE_DIR / "node_modules" / package).is_dir():
+            pytest.skip(f"the {package} package is not installed (npm install --prefix tests/node)")
+    return node
 
 
 def listening(port: int) -> bool:

@@ -17,8 +17,6 @@
 // each connection agreed, how it closed (the server's close code) and what the
 // subscriptions' callbacks saw (the test's truth).
 const WebSocket = require("ws");
-const path = require("path");
-const fs = require("fs");
 
 // The browser globals actioncable touches: addEventListener/removeEventListener
 // (the connection monitor's "visibilitychange"); `document` only for relative
@@ -29,11 +27,7 @@ const ActionCable = require("@rails/actioncable");
 
 const [url, json] = process.argv.slice(2);
 const plan = JSON.parse(json);
-const version = (name) => {
-  let dir = path.dirname(require.resolve(name));
-  while (!fs.existsSync(path.join(dir, "package.json"))) dir = path.dirname(dir);
-  return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version;
-};
+const version = require("./version");
 const log = { wire: {}, opened: {}, closes: {}, callbacks: {},
               actioncable: version("@rails/actioncable"), ws: version("ws") };
 const fail = (why) => { console.error(why); process.exit(1); };

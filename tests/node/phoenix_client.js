@@ -10,18 +10,12 @@
 // phoenix.js decoded it ("got"), what the channel callbacks saw ("did"), and
 // every WebSocket message it sent or received, raw ("wire"): the test's truth.
 // Binary payloads (ArrayBuffer) are written as {hex}.
-const path = require("path");
-const fs = require("fs");
 const WebSocket = require("ws");
 const { Socket } = require("phoenix");
 
 const [url, json] = process.argv.slice(2);
 const plan = JSON.parse(json);
-const version = (name) => {
-  let dir = path.dirname(require.resolve(name));
-  while (!fs.existsSync(path.join(dir, "package.json"))) dir = path.dirname(dir);
-  return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version;
-};
+const version = require("./version");
 const log = { pushed: [], got: [], did: [], wire: [], phoenix: version("phoenix"), ws: version("ws") };
 const fail = (why) => { console.error(why); process.exit(1); };
 setTimeout(() => fail("timed out: " + JSON.stringify(log)), Number(plan.timeout_ms || 20000));

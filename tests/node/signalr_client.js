@@ -7,18 +7,12 @@
 // logs, as one JSON object on stdout, what it asked the hub connection to do
 // and what came of it ("did"), what the server invoked on it ("got"), and
 // every WebSocket message it sent or received, raw ("wire"): the test's truth.
-const path = require("path");
-const fs = require("fs");
 const WebSocket = require("ws");
 const signalR = require("@microsoft/signalr");
 
 const [url, json] = process.argv.slice(2);
 const plan = JSON.parse(json);
-const version = (name) => {
-  let dir = path.dirname(require.resolve(name));
-  while (!fs.existsSync(path.join(dir, "package.json"))) dir = path.dirname(dir);
-  return JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version;
-};
+const version = require("./version");
 const log = { did: [], got: [], wire: [], signalr: version("@microsoft/signalr"), ws: version("ws") };
 const fail = (why) => { console.error(why); process.exit(1); };
 setTimeout(() => fail("timed out: " + JSON.stringify(log)), Number(plan.timeout_ms || 20000));

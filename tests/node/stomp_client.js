@@ -11,12 +11,9 @@ const { Client } = require("@stomp/stompjs");
 
 const [url, json] = process.argv.slice(2);
 const plan = JSON.parse(json);
-const path = require("path");
-const fs = require("fs");
-const root = path.join(path.dirname(require.resolve("@stomp/stompjs")), "..");
-const version = (dir) => JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version;
-const log = { asked: [], got: [], wire: [], stompjs: version(root),
-              ws: version(path.join(path.dirname(require.resolve("ws")))) };
+const version = require("./version");
+const log = { asked: [], got: [], wire: [], stompjs: version("@stomp/stompjs"),
+              ws: version("ws") };
 const frame = (f) => ({ command: f.command, headers: { ...f.headers }, body: f.body });
 const fail = (why) => { console.error(why); process.exit(1); };
 setTimeout(() => fail("timed out"), Number(plan.timeout_ms || 20000));
