@@ -219,6 +219,40 @@ def test_block_cuts_for_connections_starting_in_the_block(
         assert p.block_frames == 0
 
 
+@pytest.mark.parametrize("resumes", [0, blocks.RESUMES])
+def test_block_path_resumes_after_retransmissions(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  resumes: int) -> None:
+    """A steady conversation in one block, with a segment sent twice at three
+    places (as a sender that timed out too early does): each copy goes per
+    packet, and the block path takes the connection again after it, so that
+    nearly every frame is still the block path's, and the records are the
+    per-packet path's. Without resuming, a connection's frames after its
+    first retransmission in a block all went per packet (``RESUMES`` 0: 24%
+    of them were the block path's here)."""
+    monkeypatch.setattr(blocks, "MIN_PACKETS", MIN_PACKETS)
+    monkeypatch.setattr(blocks, "RESUMES", resumes)
+    conv = Conversation()
+    conv.open()
+    conv.upgrade()
+    for n in range(600):
+        d = "c2s" if n % 2 else "s2c"
+        segs = conv.send(d, conv.message(d, TEXT, f"message {n}".encode()), keep=False)
+        conv.packets += segs
+        if n in (150, 300, 450):
+            conv.packets.append(segs[0])  # the same segment again
+        conv.segment("s2c" if d == "c2s" else "c2s", flags="A")
+    conv.closing_handshake()
+    conv.close()
+    path = conv.crafted("retransmitted").write(tmp_path / "retransmitted.pcap")
+    # the first part of the block is cut where the connection is ready (see above)
+    want, p = _in_one_block(path)
+    if resumes:
+        assert p.block_frames > 0.95 * len(want.frames), (p.block_frames, len(want.frames))
+    else:
+        assert p.block_frames < 0.3 * len(want.frames), (p.block_frames, len(want.frames))
+
+
 # -- generated conversations ---------------------------------------------------------------
 
 #: what one step of a generated conversation sends

@@ -39,10 +39,16 @@ conversations cut into blocks at random):
   messages, nothing held out of order) and only for its packets before the
   first one that is not plain: not simply decoded, a SYN, FIN or RST, a
   segment out of order or retransmitted, or the start of a frame that breaks
-  a framing rule (a non-minimal length, a payload over ``max_payload``). From
-  that packet on, the connection's packets in the block go the per-packet
-  way, with the parser and reassembler left as the per-packet path would
-  have left them.
+  a framing rule (a non-minimal length, a payload over ``max_payload``). That
+  packet goes the per-packet way, with the parser and reassembler left as
+  the per-packet path would have left them; then, where the connection is
+  ready again, its following packets take the block path again (up to
+  RESUMES times a block: a capture's retransmissions would otherwise send
+  the rest of each block they fall in the slow way), the rest per packet.
+  The packets of a connection are always taken in their order; those of
+  different connections may not be, which changes nothing, as no packet of
+  an established connection bears on another (a SYN, which may open one,
+  stops the resuming).
 - Connections are independent, so a connection's block part can run before
   the other connections' per-packet parts. Record order is kept by merging:
   each frame, message and anomaly is placed by the packet whose processing
@@ -132,6 +138,9 @@ HANDOFF = 8
 #: How deep a block may be cut in two for flows waiting at its start
 #: (at most 2 ** SPLITS parts).
 SPLITS = 4
+#: How many times in a block a connection stopped by a packet the block path
+#: does not take (a retransmission, say) may take the block path again after it.
+RESUMES = 16
 _EMPTY = np.zeros(0, np.int64)
 
 
@@ -208,11 +217,11 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     bounds = np.searchsorted(sess[order], np.arange(len(sessions) + 1))
     taken = np.zeros(n, bool)
     out = _Records()
-    stamps_arr: np.ndarray | None = None
     # Connections with too few packets here go per packet (each one taken here
     # costs a few array operations, which a flood of short flows would multiply).
     worth = (ready | dropping)[:-1] & (np.diff(bounds) >= MIN_PACKETS)
     plans: list[_Plan] = []
+    mine: list[np.ndarray] = []  # each plan's connection's packets in the block
     for sid in np.flatnonzero(worth).tolist():
         session = sessions[sid]
         pk = order[bounds[sid]:bounds[sid + 1]]
@@ -222,26 +231,82 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
             taken[pk[pk < cut]] = True
         elif (bad[0] if len(bad) else len(pk)) >= MIN_PACKETS:
             plans.append(_in_order(session, dec, pk[pk < cut], pdir, cut))
-    if plans:
-        stamps_arr = np.asarray(stamps, np.int64)
-        _tls_scans(plans, batch, dec)
-    for plan in plans:
-        assert stamps_arr is not None
-        taken[_session(p, plan, batch, stamps_arr, dec, pdir, out)] = True
-    if out.sides:
-        assert stamps_arr is not None
-        _emit(p, out, batch, stamps_arr)
+            mine.append(pk)
+    stamps_arr = np.asarray(stamps, np.int64)
+    _block_parts(p, plans, batch, stamps_arr, dec, pdir, taken, out)
     rest = np.flatnonzero(~taken)
-    if not out.nframes:
+    # A connection stopped by a packet the block path does not take (most
+    # often a retransmission) takes it per packet, then the block path again
+    # for the rest of the block (up to RESUMES times): its later packets wait
+    # out the per-packet pass before.
+    later = _stopped([plan.session for plan in plans], mine, taken, dec)
+    if not out.nframes and not later:
         _per_packet(p, batch, rest, decoded, None)
     else:
         c = p.collector
         counts: list[tuple[int, int, int]] = []
         marks = (len(c.frames), len(c.messages), len(c.anomalies))
-        _per_packet(p, batch, rest, decoded, counts)
-        _merge(c, marks, rest, counts, out)
+        waiting = np.zeros(n, bool)
+        for _s, idx in later:
+            waiting[idx] = True
+        passes = [rest[~waiting[rest]]]
+        _per_packet(p, batch, passes[0], decoded, counts)
+        for _ in range(RESUMES):
+            if not later:
+                break
+            ready_again = [(s, idx) for s, idx in later if s.bulk_ready()]
+            resumed = [_in_order(s, dec, idx[:k], pdir, int(idx[k]) if k < len(idx) else n)
+                       for s, idx in ready_again
+                       for bad in [np.flatnonzero(~plain[idx])]
+                       for k in [int(bad[0]) if len(bad) else len(idx)] if k >= MIN_PACKETS]
+            done = counts[-1] if counts else marks
+            _block_parts(p, resumed, batch, stamps_arr, dec, pdir, taken, out)
+            assert (len(c.frames), len(c.messages), len(c.anomalies)) == done
+            again = {id(plan.session) for plan in resumed}
+            still = _stopped([s for s, _idx in later if id(s) in again],
+                             [idx for s, idx in later if id(s) in again], taken, dec)
+            waiting[:] = False
+            for _s, idx in still:
+                waiting[idx] = True
+            left = np.sort(np.concatenate([idx for _s, idx in later]))
+            passes.append(left[~(taken | waiting)[left]])
+            _per_packet(p, batch, passes[-1], decoded, counts)
+            later = still
+        if later:  # (RESUMES reached)
+            left = np.sort(np.concatenate([idx for _s, idx in later]))
+            passes.append(left[~taken[left]])
+            _per_packet(p, batch, passes[-1], decoded, counts)
+        _merge(c, marks, np.concatenate(passes), counts, out, len(passes) > 1)
     p.block_done(first + n - 1, stamps[-1])
     return out.nframes
+
+
+def _stopped(sessions: list[Session], packets: list[np.ndarray], taken: np.ndarray,
+             dec: DecodedBatch) -> list[tuple[Session, np.ndarray]]:
+    """The connections that the block path stopped with more than MIN_PACKETS of
+    their ``packets`` left, and each one's packets after the one it stopped at
+    (none of them a SYN: a new connection on the same ports is numbered in
+    capture order, so its packets are not put off)."""
+    out = []
+    for s, pk in zip(sessions, packets, strict=True):
+        left = pk[~taken[pk]]
+        if len(left) > MIN_PACKETS and not (dec.flags[left] & TCP_SYN).any():
+            out.append((s, left[1:]))
+    return out
+
+
+def _block_parts(p: Pipeline, plans: list[_Plan], batch: Batch, stamps: np.ndarray,
+                 dec: DecodedBatch, pdir: np.ndarray, taken: np.ndarray, out: _Records) -> None:
+    """The block parts of ``plans`` (their packets marked in ``taken``), their
+    records made into ``out``."""
+    if not plans:
+        return
+    _tls_scans(plans, batch, dec)
+    out.sides = []
+    for plan in plans:
+        taken[_session(p, plan, batch, stamps, dec, pdir, out)] = True
+    if out.sides:
+        _emit(p, out, batch, stamps)
 
 
 def _connections(flows: dict[bytes, tuple[Session, int]], dec: DecodedBatch
@@ -331,9 +396,12 @@ def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, A
 
 
 def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
-           counts: list[tuple[int, int, int]], out: _Records) -> None:
+           counts: list[tuple[int, int, int]], out: _Records, passes: bool = False) -> None:
     """Put the block path's records among the per-packet path's, in the order
     the per-packet path alone would have made them (by emitting packet).
+    ``rest`` is the packets taken per packet, in the order they were
+    (``passes``: in more than one pass, so that their records too may be out
+    of order).
 
     Frames and messages end up as one column chunk for the block (see
     :meth:`Collector.add_columns <wspcap.engine.Collector.add_columns>`).
@@ -343,7 +411,7 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
     def block(column: int, records: list[Any], keys: list[int], parts: list[Columns],
               part_keys: list[np.ndarray], part_at: list[np.ndarray], packing: dict[str, str]
               ) -> tuple[Columns, np.ndarray] | None:
-        if not parts:
+        if not parts and not passes:
             return None
         mark = marks[column]
         slow_at = np.repeat(rest, np.diff(ends[:, column], prepend=mark))
@@ -357,7 +425,7 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
     messages = block(1, c.messages, c.message_keys, out.messages, out.message_keys,
                      out.message_at, MESSAGE_PACKING)
     c.add_columns(frames, messages, marks[0], marks[1])
-    if out.anomalies:
+    if out.anomalies or passes:
         mark = marks[2]
         slow_at = np.repeat(rest, np.diff(ends[:, 2], prepend=mark))
         perm = np.argsort(np.concatenate(
