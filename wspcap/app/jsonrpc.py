@@ -63,6 +63,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 import msgspec
@@ -120,6 +121,23 @@ class _Rpc(msgspec.Struct, gc=False):
     result: Any = UNSET
     error: Any = UNSET
 
+
+class _Answer(msgspec.Struct, gc=False):
+    """The ``fields`` of a response or an error row of the column path, in
+    the reference path's order (what is UNSET is left out of the text)."""
+
+    id: Any
+    method: Any = UNSET
+    result: Any = UNSET
+    error: Any = UNSET
+    code: Any = UNSET
+    message: Any = UNSET
+
+
+_METHOD, _PARAMS = attrgetter("method"), attrgetter("params")
+#: What the line of a request or a notification (its :class:`_Rpc`) starts
+#: with in the encoded rows (its ``fields`` text: the rest, after a brace).
+_VERSION = b'\n{"jsonrpc":"2.0",'
 
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
@@ -189,31 +207,23 @@ def _says_nothing(payloads: Sequence[bytes]) -> bool:
     return _SAYS not in joined and b"\\" not in joined
 
 
-def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dict[str, Any]],
-           run: MessageRun, protocol: str, cols: EventColumns) -> None:
-    """Move the column path's rows (position, kind, channel, id) and their
-    fields into ``cols``."""
-    if not rows:
-        return
-    position, kind, channel, ident = zip(*rows)
-    cols.extend(position, map(run.msg_index.__getitem__, position),
-                map(run.direction.__getitem__, position), protocol, kind, channel, ident,
-                _texts(fields))
-    rows.clear()
-    fields.clear()
-
-
-def _texts(fields: list[dict[str, Any]]) -> list[str]:
-    """:func:`~wspcap.app.fields.fields_text` of each, for fields parsed with
-    floats refused: msgspec's text, all at once (as JSON lines, split back:
-    JSON text has no raw line feed; 0.4 us a row, against 0.7 us encoding
-    each), or where msgspec cannot write one, the reference spelling of each."""
+def _fields_texts(rows: list[Any]) -> list[str]:
+    """The ``fields`` text of the column path's rows, given as structs: a
+    request or a notification as its :class:`_Rpc` (the text without its
+    ``jsonrpc``), an answer as its :class:`_Answer`. :func:`~wspcap.app.
+    fields.fields_text` of the fields they stand for, for fields parsed
+    with floats refused: msgspec's text, all at once (as JSON lines, split
+    back: JSON text has no raw line feed, so a line starts only where a row
+    does; 0.4 us a row, against 0.7 us encoding each), or where msgspec
+    cannot write one, the reference spelling of each."""
     try:
-        texts = _LINES(fields).decode().split("\n")
+        text = (b"\n" + _LINES(rows)).replace(_VERSION, b"\n{")
     except Exception:  # noqa: BLE001 - the reference spelling says
-        return [fields_text(f) for f in fields]
-    texts.pop()  # (after the last line feed)
-    return texts
+        return [fields_text({name: value for name, value in zip(
+            row.__struct_fields__, msgspec.structs.astuple(row))
+            if value is not UNSET and name != "jsonrpc"}) for row in rows]
+    lines = text.decode().split("\n")
+    return lines[1:-1]
 
 
 def _is_rpc(value: Any) -> bool:
@@ -289,89 +299,156 @@ class JsonRpcDecoder(JsonDecoder):
         payloads: Sequence[bytes] = raw
         if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
             payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
-        objs = _typed(payloads)
-        for i in [i for i, size in enumerate(map(len, payloads)) if size > 2 * _NEST]:
-            if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST:
-                objs[i] = None  # (see _NEST)
-        direction, msg_index = run.direction, run.msg_index
-        rows: list[tuple[int, str, str | None, str | None]] = []
-        fields: list[dict[str, Any]] = []
-        add_row, add_fields = rows.append, fields.append
+        deep = {i for i, size in enumerate(map(len, payloads)) if size > 2 * _NEST
+                and payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
+        # A chunk at a time, parsed, read and written while it is in the caches
+        # (and the reference path called from here: see _NEST). The rows of the
+        # column path are kept as columns (their fields as structs, see
+        # _fields_texts; the calls with params at ``asks``, see _secrets_of)
+        # until the reference path gives something, or the chunk ends.
+        raw, direction, msg_index = run.payload, run.direction, run.msg_index
+        position: list[int] = []
+        kind: list[str] = []
+        channel: list[str | None] = []
+        ident: list[str | None] = []
+        fields: list[Any] = []
+        asks: list[int] = []
+        add_position, add_kind, add_channel = position.append, kind.append, channel.append
+        add_id, add_fields, add_ask = ident.append, fields.append, asks.append
         opened, pop = self.open, self.open.pop
-        claimed = self.claimed
         method: Any
-        ident: Any
-        for i, o in enumerate(objs):
-            if o is not None:
-                method, ident = o.method, o.id
-                if method is UNSET:
-                    if o.error is UNSET and o.result is not UNSET and ident is not UNSET:
-                        # A response.
+        x: Any
+        for start in range(0, len(payloads), _CHUNK):
+            objs = _typed(payloads[start:start + _CHUNK])
+            for i in deep:
+                if start <= i < start + _CHUNK:
+                    objs[i - start] = None  # (see _NEST)
+            claimed = self.claimed
+            for i, o in enumerate(objs, start):
+                if o is not None:
+                    method, x = o.method, o.id
+                    if method is UNSET:
+                        err = o.error
+                        if x is not UNSET and (o.result is UNSET) is not (err is UNSET) and (
+                                err is UNSET or type(err) is dict and type(err.get("code")) is int
+                                and type(err.get("message")) is str):
+                            # A response, or an error (an object with an integer
+                            # code and a string message).
+                            if not claimed:
+                                self.claimed = claimed = True
+                            if type(x) is int:
+                                sid = key = str(x)
+                            else:
+                                sid, key = x, _SORTED(x)
+                            asked = pop((_OTHER.get(direction[i], ""), key), None)
+                            add_position(i)
+                            add_id(sid)
+                            if asked is None:
+                                asker = UNSET
+                                add_channel(None)
+                            else:
+                                add_channel(asker := asked[1])
+                            if err is UNSET:
+                                add_kind("response")
+                                add_fields(_Answer(x, asker, o.result))
+                            else:
+                                add_kind("error")
+                                add_fields(_Answer(x, asker, UNSET, err, err["code"], err["message"]))
+                            continue
+                    elif o.result is UNSET and o.error is UNSET:
+                        # A request or a notification.
                         if not claimed:
                             self.claimed = claimed = True
-                        if type(ident) is int:
-                            sid = key = str(ident)
+                        add_position(i)
+                        add_channel(method)
+                        add_fields(o)
+                        if o.params is not UNSET:
+                            add_ask(i)
+                        if x is UNSET:
+                            add_kind("notification")
+                            add_id(None)
+                            continue
+                        add_kind("request")
+                        if type(x) is int:
+                            sid = key = str(x)
                         else:
-                            sid, key = ident, _SORTED(ident)
-                        asked = pop((_OTHER.get(direction[i], ""), key), None)
-                        if asked is None:
-                            add_fields({"id": ident, "result": o.result})
-                            add_row((i, "response", None, sid))
-                        else:
-                            add_fields({"id": ident, "method": asked[1], "result": o.result})
-                            add_row((i, "response", asked[1], sid))
-                        continue
-                elif o.result is UNSET and o.error is UNSET:
-                    # A request or a notification.
-                    if not claimed:
-                        self.claimed = claimed = True
-                    params = o.params
-                    if params is UNSET:
-                        got: dict[str, Any] = {"method": method}
-                        secrets = None
-                    else:
-                        got = {"method": method, "params": params}
-                        # (params: a dict or a list, as _Rpc reads it; see _secrets)
-                        payload = payloads[i]
-                        secrets = None if payload.count(b"{") + payload.count(b"[") == 2 and (
-                            type(params) is list
-                            or params.keys() <= _CLEAN_KEYS  # type: ignore[union-attr]
-                        ) else _secrets(params)
-                    if ident is UNSET:
-                        add_row((i, "notification", method, None))
-                    else:
-                        got["id"] = ident
-                        d = direction[i]
-                        if type(ident) is int:
-                            sid = key = str(ident)
-                        else:
-                            sid, key = ident, _SORTED(ident)
-                        k = (d, key)
+                            sid, key = x, _SORTED(x)
+                        add_id(sid)
+                        k = (direction[i], key)
                         if k in opened or len(opened) < MAX_OPEN:
                             opened[k] = (msg_index[i], method)
                         else:
                             self.untracked += 1
-                        add_row((i, "request", method, sid))
-                    add_fields(got)
-                    if secrets:
-                        cols.findings.append((i, AppFinding(
-                            "app_credentials_in_clear", msg_index[i], direction[i],
-                            f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
+                        continue
+                # Anything else: the reference path, in its place in the order;
+                # while not claimed, nothing for a message that names no "jsonrpc"
+                # key (unless escaped) and does not say it (what receive_run skips).
+                payload = raw[i]
+                if not claimed and type(payload) is bytes and _SAYS not in payload and (
+                        b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
                     continue
-            # Anything else: the reference path, after the rows before it;
-            # while not claimed, nothing for a message that names no "jsonrpc"
-            # key (unless escaped) and does not say it (what receive_run skips).
-            payload = raw[i]
-            if not claimed and type(payload) is bytes and _SAYS not in payload and (
-                    b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
-                continue
-            out = self._reference(run, i)
-            if out:
-                _flush(rows, fields, run, self.name, cols)
-                cols.add(i, out)
-            claimed = self.claimed
-        _flush(rows, fields, run, self.name, cols)
+                out = self._reference(run, i)
+                if out:
+                    self._flush(cols, run, objs, start, payloads, position, kind, channel,
+                                ident, fields, asks)
+                    cols.add(i, out)
+                claimed = self.claimed
+            self._flush(cols, run, objs, start, payloads, position, kind, channel, ident,
+                        fields, asks)
         return cols
+
+    def _flush(self, cols: EventColumns, run: MessageRun, objs: list[_Rpc | None], start: int,
+               payloads: Sequence[bytes], position: list[int], kind: list[str],
+               channel: list[str | None], ident: list[str | None], fields: list[Any],
+               asks: list[int]) -> None:
+        """Move the column path's rows (of the chunk ``objs`` from ``start``)
+        into ``cols``: their findings (see _secrets_of), then the rows, their
+        fields written (see _fields_texts)."""
+        if asks:
+            cols.findings.extend(self._secrets_of(run, objs, start, asks, payloads))
+            asks.clear()
+        if not position:
+            return
+        n = len(position)
+        if position[0] == start and n == len(objs):  # (the chunk's messages, one row each)
+            index, where = run.msg_index[start:start + n], run.direction[start:start + n]
+        else:
+            index = list(map(run.msg_index.__getitem__, position))
+            where = list(map(run.direction.__getitem__, position))
+        cols.extend(position, index, where, self.name, kind, channel, ident,
+                    _fields_texts(fields))
+        for column in (position, kind, channel, ident, fields):
+            column.clear()
+
+    def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
+                    payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
+        """``app_credentials_in_clear`` of the calls with params at ``asks``,
+        as ``receive`` finds them, in order. At once where every params is a
+        container of scalars (its payload has no other brace or bracket than
+        its object's and the params': the payloads joined have two each) and
+        no key names a secret (a list's elements are looked at with the
+        keys: none of them names one either); else one by one (see _secrets)."""
+        calls = [objs[i - start] for i in asks]
+        held: list[Any] = list(map(_PARAMS, calls))
+        joined = b"\n".join(itemgetter(*asks)(payloads) if len(asks) > 1 else
+                             (payloads[asks[0]],))
+        if joined.count(b"{") + joined.count(b"[") == 2 * len(asks):
+            keys = set().union(*held) - _CLEAN_KEYS
+            if not any(map(_secret_key, keys)):
+                _CLEAN_KEYS.update([k for k in keys if type(k) is str][
+                    :max(0, MAX_OPEN - len(_CLEAN_KEYS))])
+                return []
+        out: list[tuple[int, AppFinding]] = []
+        for i, params in zip(asks, held):
+            payload = payloads[i]
+            # (params: a dict or a list, as _Rpc reads it; see _secrets)
+            secrets = None if payload.count(b"{") + payload.count(b"[") == 2 and (
+                type(params) is list or params.keys() <= _CLEAN_KEYS) else _secrets(params)
+            if secrets:
+                out.append((i, AppFinding(
+                    "app_credentials_in_clear", run.msg_index[i], run.direction[i],
+                    f"JSON-RPC {_METHOD(objs[i - start])[:60]} carries {', '.join(secrets[:5])}")))
+        return out
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         return self.decode_parsed(message, loads(message.payload))
