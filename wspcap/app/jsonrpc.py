@@ -122,9 +122,18 @@ class _Rpc(msgspec.Struct, gc=False):
     error: Any = UNSET
 
 
+class _Call(msgspec.Struct, gc=False):
+    """The ``fields`` of a request or a notification row of the column path,
+    in the reference path's order (what is UNSET is left out of the text)."""
+
+    method: Any
+    params: Any = UNSET
+    id: Any = UNSET
+
+
 class _Answer(msgspec.Struct, gc=False):
-    """The ``fields`` of a response or an error row of the column path, in
-    the reference path's order (what is UNSET is left out of the text)."""
+    """The ``fields`` of a response or an error row of the column path, as
+    :class:`_Call` does."""
 
     id: Any
     method: Any = UNSET
@@ -135,9 +144,6 @@ class _Answer(msgspec.Struct, gc=False):
 
 
 _METHOD, _PARAMS = attrgetter("method"), attrgetter("params")
-#: What the line of a request or a notification (its :class:`_Rpc`) starts
-#: with in the encoded rows (its ``fields`` text: the rest, after a brace).
-_VERSION = b'\n{"jsonrpc":"2.0",'
 
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
@@ -208,22 +214,20 @@ def _says_nothing(payloads: Sequence[bytes]) -> bool:
 
 
 def _fields_texts(rows: list[Any]) -> list[str]:
-    """The ``fields`` text of the column path's rows, given as structs: a
-    request or a notification as its :class:`_Rpc` (the text without its
-    ``jsonrpc``), an answer as its :class:`_Answer`. :func:`~wspcap.app.
-    fields.fields_text` of the fields they stand for, for fields parsed
-    with floats refused: msgspec's text, all at once (as JSON lines, split
-    back: JSON text has no raw line feed, so a line starts only where a row
-    does; 0.4 us a row, against 0.7 us encoding each), or where msgspec
-    cannot write one, the reference spelling of each."""
+    """The ``fields`` text of the column path's rows, given as structs
+    (:class:`_Call`, :class:`_Answer`): :func:`~wspcap.app.fields.fields_text`
+    of the fields they stand for, for fields parsed with floats refused:
+    msgspec's text, all at once (as JSON lines, split back: JSON text has no
+    raw line feed; 0.4 us a row, against 0.7 us encoding each), or where
+    msgspec cannot write one, the reference spelling of each."""
     try:
-        text = (b"\n" + _LINES(rows)).replace(_VERSION, b"\n{")
+        texts = _LINES(rows).decode().split("\n")
     except Exception:  # noqa: BLE001 - the reference spelling says
         return [fields_text({name: value for name, value in zip(
-            row.__struct_fields__, msgspec.structs.astuple(row))
-            if value is not UNSET and name != "jsonrpc"}) for row in rows]
-    lines = text.decode().split("\n")
-    return lines[1:-1]
+            row.__struct_fields__, msgspec.structs.astuple(row)) if value is not UNSET})
+            for row in rows]
+    texts.pop()  # (after the last line feed)
+    return texts
 
 
 def _is_rpc(value: Any) -> bool:
@@ -361,7 +365,7 @@ class JsonRpcDecoder(JsonDecoder):
                             self.claimed = claimed = True
                         add_position(i)
                         add_channel(method)
-                        add_fields(o)
+                        add_fields(_Call(method, o.params, x))
                         if o.params is not UNSET:
                             add_ask(i)
                         if x is UNSET:
