@@ -37,25 +37,37 @@ the garbage collector) that takes only the common shapes: ``"jsonrpc":
 "2.0"``, a string method, params an object or an array, an integer, string
 or null id, and no float anywhere it keeps (a float's ``fields`` text is the
 standard library's, :func:`~wspcap.app.fields.fields_text`). A request, a
-notification or a response of that shape becomes a row of columns here;
-anything else (errors, batches, other versions, floats, bad JSON, what is
-not JSON-RPC, a message that could nest deeper than :data:`_NEST` levels)
-goes to the reference path, :meth:`JsonRpcDecoder.receive_run`'s, in its
-place in the order, with the same state (``claimed``, the open requests). The ``fields`` text of the rows is msgspec's, written a run at
-once. Credentials are looked for as ``receive`` does, except in params
-known to have none: a container of scalars (its payload has no brace or
-bracket but its object's and the params') whose keys are known not to name
-secrets. While the conversation is not claimed, a run none of whose
-messages has the bytes ``"jsonrpc"`` or an escape gives nothing, found on
-the run joined, without a parse.
+notification, a response or an error (an object with an integer code and a
+string message) of that shape becomes a row of columns here; anything else
+(batches, other versions, floats, bad JSON, what is not JSON-RPC, a message
+that could nest deeper than :data:`_NEST` levels) goes to the reference
+path, :meth:`JsonRpcDecoder.receive_run`'s, in its place in the order, with
+the same state (``claimed``, the open requests).
 
-On chat-jsonrpc (250,080 messages, each an app row) the application
-decoding takes 1.4 s of CPU with the column path, 3.6 s with ``receive_run``
-(the runner's pairing and the table included, a loaded machine); of the
-1.4 s the Python loop over the rows here is 0.5 s, the typed parse 0.2 s,
-msgspec writing the fields 0.15 s (0.1 s as JSON lines, see _texts). Joining a run's payloads into one JSON
-array parsed at once, its elements' bounds checked against the messages',
-cost more than parsing them one by one (the same parse, plus a second pass).
+A run is read :data:`_CHUNK` messages at a time: parsed, read in one loop,
+and the rows' fields written, while the chunk's payloads and structs are in
+the CPU's caches (a run read whole, a step at a time over all of it, cost
+more in the pipeline than in a benchmark of the step, every step going to
+memory again). A row's fields are a small struct (:class:`_Call`,
+:class:`_Answer`: no dict per row), written by msgspec as JSON lines, a
+chunk (or the rows before a reference message) at once. Credentials are
+looked for as ``receive`` does, except in params known to have none: where
+every params of a chunk is a container of scalars (their payloads, joined,
+have no brace or bracket but their objects' and the params') and none of
+their keys names a secret, with a C call or two for the chunk. While the
+conversation is not claimed, a run none of whose messages has the bytes
+``"jsonrpc"`` or an escape gives nothing, found on the run joined, without a
+parse.
+
+On chat-jsonrpc (250,080 messages, each an app row) this path takes 0.38 s
+of CPU in ``wspcap.read()`` (0.54 s before the chunks, the structs and the
+errors; a loaded machine): the typed parse 0.10 s, the loop 0.18 s, the
+fields written 0.06 s, the secrets looked for 0.04 s. Joining a run's
+payloads into one JSON array parsed at once, its elements' bounds checked
+against the messages', cost more than parsing them one by one (the same
+parse, plus a second pass); taking the run's columns from the structs with
+C-level passes (attrgetter, NumPy masks, dict operations for the pairing)
+cost more than the one loop.
 A test compares the two paths on generated conversations.
 """
 
