@@ -155,7 +155,7 @@ class _Answer(msgspec.Struct, gc=False):
     message: Any = UNSET
 
 
-_METHOD, _PARAMS = attrgetter("method"), attrgetter("params")
+_METHOD = attrgetter("method")
 
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
@@ -329,8 +329,10 @@ class JsonRpcDecoder(JsonDecoder):
         ident: list[str | None] = []
         fields: list[Any] = []
         asks: list[int] = []
+        held: list[Any] = []
         add_position, add_kind, add_channel = position.append, kind.append, channel.append
-        add_id, add_fields, add_ask = ident.append, fields.append, asks.append
+        add_id, add_fields, add_ask, add_held = ident.append, fields.append, asks.append, \
+            held.append
         opened, pop = self.open, self.open.pop
         method: Any
         x: Any
@@ -344,8 +346,8 @@ class JsonRpcDecoder(JsonDecoder):
                 if o is not None:
                     method, x = o.method, o.id
                     if method is UNSET:
-                        err = o.error
-                        if x is not UNSET and (o.result is UNSET) is not (err is UNSET) and (
+                        err, result = o.error, o.result
+                        if x is not UNSET and (result is UNSET) is not (err is UNSET) and (
                                 err is UNSET or type(err) is dict and type(err.get("code")) is int
                                 and type(err.get("message")) is str):
                             # A response, or an error (an object with an integer
@@ -366,7 +368,7 @@ class JsonRpcDecoder(JsonDecoder):
                                 add_channel(asker := asked[1])
                             if err is UNSET:
                                 add_kind("response")
-                                add_fields(_Answer(x, asker, o.result))
+                                add_fields(_Answer(x, asker, result))
                             else:
                                 add_kind("error")
                                 add_fields(_Answer(x, asker, UNSET, err, err["code"], err["message"]))
@@ -377,9 +379,11 @@ class JsonRpcDecoder(JsonDecoder):
                             self.claimed = claimed = True
                         add_position(i)
                         add_channel(method)
-                        add_fields(_Call(method, o.params, x))
-                        if o.params is not UNSET:
+                        params = o.params
+                        add_fields(_Call(method, params, x))
+                        if params is not UNSET:
                             add_ask(i)
+                            add_held(params)
                         if x is UNSET:
                             add_kind("notification")
                             add_id(None)
@@ -391,7 +395,7 @@ class JsonRpcDecoder(JsonDecoder):
                             sid, key = x, _SORTED(x)
                         add_id(sid)
                         k = (direction[i], key)
-                        if k in opened or len(opened) < MAX_OPEN:
+                        if len(opened) < MAX_OPEN or k in opened:
                             opened[k] = (msg_index[i], method)
                         else:
                             self.untracked += 1
@@ -406,23 +410,24 @@ class JsonRpcDecoder(JsonDecoder):
                 out = self._reference(run, i)
                 if out:
                     self._flush(cols, run, objs, start, payloads, position, kind, channel,
-                                ident, fields, asks)
+                                ident, fields, asks, held)
                     cols.add(i, out)
                 claimed = self.claimed
             self._flush(cols, run, objs, start, payloads, position, kind, channel, ident,
-                        fields, asks)
+                        fields, asks, held)
         return cols
 
     def _flush(self, cols: EventColumns, run: MessageRun, objs: list[_Rpc | None], start: int,
                payloads: Sequence[bytes], position: list[int], kind: list[str],
                channel: list[str | None], ident: list[str | None], fields: list[Any],
-               asks: list[int]) -> None:
+               asks: list[int], held: list[Any]) -> None:
         """Move the column path's rows (of the chunk ``objs`` from ``start``)
         into ``cols``: their findings (see _secrets_of), then the rows, their
         fields written (see _fields_texts)."""
         if asks:
-            cols.findings.extend(self._secrets_of(run, objs, start, asks, payloads))
+            cols.findings.extend(self._secrets_of(run, objs, start, asks, held, payloads))
             asks.clear()
+            held.clear()
         if not position:
             return
         n = len(position)
@@ -437,15 +442,13 @@ class JsonRpcDecoder(JsonDecoder):
             column.clear()
 
     def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
-                    payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
+                    held: list[Any], payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
         """``app_credentials_in_clear`` of the calls with params at ``asks``,
         as ``receive`` finds them, in order. At once where every params is a
         container of scalars (its payload has no other brace or bracket than
         its object's and the params': the payloads joined have two each) and
         no key names a secret (a list's elements are looked at with the
         keys: none of them names one either); else one by one (see _secrets)."""
-        calls = [objs[i - start] for i in asks]
-        held: list[Any] = list(map(_PARAMS, calls))
         joined = b"\n".join(itemgetter(*asks)(payloads) if len(asks) > 1 else
                              (payloads[asks[0]],))
         if joined.count(b"{") + joined.count(b"[") == 2 * len(asks):
