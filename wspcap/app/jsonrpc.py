@@ -79,6 +79,7 @@ from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 from msgspec import UNSET, UnsetType
 
 from ._json import (
@@ -315,8 +316,9 @@ class JsonRpcDecoder(JsonDecoder):
         payloads: Sequence[bytes] = raw
         if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
             payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
-        deep = {i for i, size in enumerate(map(len, payloads)) if size > 2 * _NEST
-                and payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
+        sizes = np.fromiter(map(len, payloads), np.intp, len(payloads))
+        deep = {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
+                if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
         # A chunk at a time, parsed, read and written while it is in the caches
         # (and the reference path called from here: see _NEST). The rows of the
         # column path are kept as columns (their fields as structs, see
