@@ -59,10 +59,10 @@ conversation is not claimed, a run none of whose messages has the bytes
 ``"jsonrpc"`` or an escape gives nothing, found on the run joined, without a
 parse.
 
-On chat-jsonrpc (250,080 messages, each an app row) this path takes 0.38 s
-of CPU in ``wspcap.read()`` (0.54 s before the chunks, the structs and the
-errors; a loaded machine): the typed parse 0.10 s, the loop 0.18 s, the
-fields written 0.06 s, the secrets looked for 0.04 s. Joining a run's
+On chat-jsonrpc (250,080 messages, each an app row) this path takes 0.37 s
+of CPU in ``wspcap.read()`` (0.55 s before the chunks, the structs and the
+errors, timed beside it): the typed parse 0.10 s, the loop 0.17 s, the
+fields written 0.06 s, the secrets looked for 0.03 s. Joining a run's
 payloads into one JSON array parsed at once, its elements' bounds checked
 against the messages', cost more than parsing them one by one (the same
 parse, plus a second pass); taking the run's columns from the structs with

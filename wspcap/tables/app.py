@@ -23,8 +23,9 @@ something get their references made. Where the decoder offers columns
 (:meth:`~wspcap.app.runner.Runner.feed_columns`: JSON-RPC), the rows come
 as columns, their references taken with NumPy from the message columns,
 their ``fields`` already text: nothing is made per row here. Rows are
-gathered as columns (lists extended, arrays concatenated once) and made
-into the table once: Arrow arrays of the declared schema
+gathered as columns, each kept in the parts it came in (no list extended),
+and made into the table once: Arrow arrays of the declared schema, made part
+by part and joined in Arrow
 (:data:`~wspcap.tables.schema.APP`, whose ``protocol`` and ``kind`` are open
 categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`).
 
