@@ -244,8 +244,8 @@ def test_jsonrpc_columns_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> 
     assert cols.kind == ["request"] * 9 + ["response"] * 8 + ["notification"] * 9 + ["error"] * 2
     assert cols.fields[9] == '{"id":0,"method":"m","result":{"ok":true}}'
     assert cols.fields[-2:] == [
-        '{"id":8,"method":"m","error":{"code":-1,"message":"no","data":[1]},"code":-1,'
-        '"message":"no"}',
+        ('{"id":8,"method":"m","error":{"code":-1,"message":"no","data":[1]},"code":-1,'
+         '"message":"no"}'),
         '{"id":9,"error":{"code":-1,"message":"no","data":[1]},"code":-1,"message":"no"}']
 
 
