@@ -75,7 +75,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Any, Literal
 
 import msgspec
@@ -156,7 +156,6 @@ class _Answer(msgspec.Struct, gc=False):
     message: Any = UNSET
 
 
-_METHOD = attrgetter("method")
 
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
@@ -322,7 +321,8 @@ class JsonRpcDecoder(JsonDecoder):
         # A chunk at a time, parsed, read and written while it is in the caches
         # (and the reference path called from here: see _NEST). The rows of the
         # column path are kept as columns (their fields as structs, see
-        # _fields_texts; the calls with params at ``asks``, see _secrets_of)
+        # _fields_texts; the calls with params at ``asks``, those that are
+        # objects in ``held``, see _secrets_of)
         # until the reference path gives something, or the chunk ends.
         raw, direction, msg_index = run.payload, run.direction, run.msg_index
         position: list[int] = []
@@ -385,7 +385,8 @@ class JsonRpcDecoder(JsonDecoder):
                         add_fields(_Call(method, params, x))
                         if params is not UNSET:
                             add_ask(i)
-                            add_held(params)
+                            if type(params) is dict:
+                                add_held(params)
                         if x is UNSET:
                             add_kind("notification")
                             add_id(None)
@@ -445,22 +446,24 @@ class JsonRpcDecoder(JsonDecoder):
 
     def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
                     held: list[Any], payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
-        """``app_credentials_in_clear`` of the calls with params at ``asks``,
-        as ``receive`` finds them, in order. At once where every params is a
-        container of scalars (its payload has no other brace or bracket than
-        its object's and the params': the payloads joined have two each) and
-        no key names a secret (a list's elements are looked at with the
-        keys: none of them names one either); else one by one (see _secrets)."""
+        """``app_credentials_in_clear`` of the calls with params at ``asks``
+        (``held``: those params that are objects), as ``receive`` finds them,
+        in order. At once where every params is a container of scalars (its
+        payload has no other brace or bracket than its object's and the
+        params': the payloads joined have two each) and no key of the objects
+        names a secret; else one by one (see _secrets)."""
         joined = b"\n".join(itemgetter(*asks)(payloads) if len(asks) > 1 else
                              (payloads[asks[0]],))
         if joined.count(b"{") + joined.count(b"[") == 2 * len(asks):
             keys = set().union(*held) - _CLEAN_KEYS
             if not any(map(_secret_key, keys)):
-                _CLEAN_KEYS.update([k for k in keys if type(k) is str][
-                    :max(0, MAX_OPEN - len(_CLEAN_KEYS))])
+                _CLEAN_KEYS.update(list(keys)[:max(0, MAX_OPEN - len(_CLEAN_KEYS))])
                 return []
         out: list[tuple[int, AppFinding]] = []
-        for i, params in zip(asks, held):
+        for i in asks:
+            call = objs[i - start]
+            assert call is not None  # (a call of the column path)
+            params: Any = call.params
             payload = payloads[i]
             # (params: a dict or a list, as _Rpc reads it; see _secrets)
             secrets = None if payload.count(b"{") + payload.count(b"[") == 2 and (
@@ -468,7 +471,7 @@ class JsonRpcDecoder(JsonDecoder):
             if secrets:
                 out.append((i, AppFinding(
                     "app_credentials_in_clear", run.msg_index[i], run.direction[i],
-                    f"JSON-RPC {_METHOD(objs[i - start])[:60]} carries {', '.join(secrets[:5])}")))
+                    f"JSON-RPC {str(call.method)[:60]} carries {', '.join(secrets[:5])}")))
         return out
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
