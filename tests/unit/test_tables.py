@@ -19,6 +19,7 @@ from wspcap.tables.build import (
     anomaly_part,
     arrow_table,
     catalog,
+    chunks_array,
     connection_part,
     data_frame,
     empty_table,
@@ -342,6 +343,21 @@ class TestApp:
         assert APP["kind"].dtype == APP_KIND
         assert APP["protocol"].open and APP["kind"].open and not APP["direction"].open
         assert pa.types.is_duration(APP["latency"].type)
+
+    @pytest.mark.parametrize("bounds", [[(0, 1), (1, 2)], [(0, 0), (0, 2)],
+                                        [(0, 1), (1, 1), (1, 2)], [(0, 2)]])
+    def test_columns_from_chunks(self, bounds: list[tuple[int, int]]) -> None:
+        """chunks_array (the app table's columns kept in parts) makes what
+        the values whole make, however they are cut (an empty chunk too)."""
+        values = app_values(["acme", "jsonrpc"], ["zap", "request"])
+        values["direction"] = ["c2s", None]
+        whole = part_from_values(APP, values)
+        parts = {c.name: chunks_array([values[c.name][i:j] for i, j in bounds], c)
+                 for c in APP.columns if c.name != "ts"}
+        chunked = part_from_values(APP, {**values, **parts})
+        for c in APP.columns:
+            assert chunked[c.name].equals(whole[c.name]), c.name
+        pd.testing.assert_frame_equal(data_frame(APP, chunked), data_frame(APP, whole))
 
     def test_open_categories_gain_what_the_table_holds(self) -> None:
         # A third-party decoder's name and kind: categories of their own, sorted in.

@@ -37,25 +37,37 @@ the garbage collector) that takes only the common shapes: ``"jsonrpc":
 "2.0"``, a string method, params an object or an array, an integer, string
 or null id, and no float anywhere it keeps (a float's ``fields`` text is the
 standard library's, :func:`~wspcap.app.fields.fields_text`). A request, a
-notification or a response of that shape becomes a row of columns here;
-anything else (errors, batches, other versions, floats, bad JSON, what is
-not JSON-RPC, a message that could nest deeper than :data:`_NEST` levels)
-goes to the reference path, :meth:`JsonRpcDecoder.receive_run`'s, in its
-place in the order, with the same state (``claimed``, the open requests). The ``fields`` text of the rows is msgspec's, written a run at
-once. Credentials are looked for as ``receive`` does, except in params
-known to have none: a container of scalars (its payload has no brace or
-bracket but its object's and the params') whose keys are known not to name
-secrets. While the conversation is not claimed, a run none of whose
-messages has the bytes ``"jsonrpc"`` or an escape gives nothing, found on
-the run joined, without a parse.
+notification, a response or an error (an object with an integer code and a
+string message) of that shape becomes a row of columns here; anything else
+(batches, other versions, floats, bad JSON, what is not JSON-RPC, a message
+that could nest deeper than :data:`_NEST` levels) goes to the reference
+path, :meth:`JsonRpcDecoder.receive_run`'s, in its place in the order, with
+the same state (``claimed``, the open requests).
 
-On chat-jsonrpc (250,080 messages, each an app row) the application
-decoding takes 1.4 s of CPU with the column path, 3.6 s with ``receive_run``
-(the runner's pairing and the table included, a loaded machine); of the
-1.4 s the Python loop over the rows here is 0.5 s, the typed parse 0.2 s,
-msgspec writing the fields 0.15 s (0.1 s as JSON lines, see _texts). Joining a run's payloads into one JSON
-array parsed at once, its elements' bounds checked against the messages',
-cost more than parsing them one by one (the same parse, plus a second pass).
+A run is read :data:`_CHUNK` messages at a time: parsed, read in one loop,
+and the rows' fields written, while the chunk's payloads and structs are in
+the CPU's caches (a run read whole, a step at a time over all of it, cost
+more in the pipeline than in a benchmark of the step, every step going to
+memory again). A row's fields are a small struct (:class:`_Call`,
+:class:`_Answer`: no dict per row), written by msgspec as JSON lines, a
+chunk (or the rows before a reference message) at once. Credentials are
+looked for as ``receive`` does, except in params known to have none: where
+every params of a chunk is a container of scalars (their payloads, joined,
+have no brace or bracket but their objects' and the params') and none of
+their keys names a secret, with a C call or two for the chunk. While the
+conversation is not claimed, a run none of whose messages has the bytes
+``"jsonrpc"`` or an escape gives nothing, found on the run joined, without a
+parse.
+
+On chat-jsonrpc (250,080 messages, each an app row) this path takes 0.37 s
+of CPU in ``wspcap.read()`` (0.55 s before the chunks, the structs and the
+errors, timed beside it): the typed parse 0.10 s, the loop 0.17 s, the
+fields written 0.06 s, the secrets looked for 0.03 s. Joining a run's
+payloads into one JSON array parsed at once, its elements' bounds checked
+against the messages', cost more than parsing them one by one (the same
+parse, plus a second pass); taking the run's columns from the structs with
+C-level passes (attrgetter, NumPy masks, dict operations for the pairing)
+cost more than the one loop.
 A test compares the two paths on generated conversations.
 """
 
@@ -63,9 +75,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Literal
 
 import msgspec
+import numpy as np
 from msgspec import UNSET, UnsetType
 
 from ._json import (
@@ -119,6 +133,28 @@ class _Rpc(msgspec.Struct, gc=False):
     id: int | str | None | UnsetType = UNSET
     result: Any = UNSET
     error: Any = UNSET
+
+
+class _Call(msgspec.Struct, gc=False):
+    """The ``fields`` of a request or a notification row of the column path,
+    in the reference path's order (what is UNSET is left out of the text)."""
+
+    method: Any
+    params: Any = UNSET
+    id: Any = UNSET
+
+
+class _Answer(msgspec.Struct, gc=False):
+    """The ``fields`` of a response or an error row of the column path, as
+    :class:`_Call` does."""
+
+    id: Any
+    method: Any = UNSET
+    result: Any = UNSET
+    error: Any = UNSET
+    code: Any = UNSET
+    message: Any = UNSET
+
 
 
 #: The column path's parsers: floats refused (their ``fields`` text is the
@@ -189,29 +225,19 @@ def _says_nothing(payloads: Sequence[bytes]) -> bool:
     return _SAYS not in joined and b"\\" not in joined
 
 
-def _flush(rows: list[tuple[int, str, str | None, str | None]], fields: list[dict[str, Any]],
-           run: MessageRun, protocol: str, cols: EventColumns) -> None:
-    """Move the column path's rows (position, kind, channel, id) and their
-    fields into ``cols``."""
-    if not rows:
-        return
-    position, kind, channel, ident = zip(*rows)
-    cols.extend(position, map(run.msg_index.__getitem__, position),
-                map(run.direction.__getitem__, position), protocol, kind, channel, ident,
-                _texts(fields))
-    rows.clear()
-    fields.clear()
-
-
-def _texts(fields: list[dict[str, Any]]) -> list[str]:
-    """:func:`~wspcap.app.fields.fields_text` of each, for fields parsed with
-    floats refused: msgspec's text, all at once (as JSON lines, split back:
-    JSON text has no raw line feed; 0.4 us a row, against 0.7 us encoding
-    each), or where msgspec cannot write one, the reference spelling of each."""
+def _fields_texts(rows: list[Any]) -> list[str]:
+    """The ``fields`` text of the column path's rows, given as structs
+    (:class:`_Call`, :class:`_Answer`): :func:`~wspcap.app.fields.fields_text`
+    of the fields they stand for, for fields parsed with floats refused:
+    msgspec's text, all at once (as JSON lines, split back: JSON text has no
+    raw line feed; 0.4 us a row, against 0.7 us encoding each), or where
+    msgspec cannot write one, the reference spelling of each."""
     try:
-        texts = _LINES(fields).decode().split("\n")
+        texts = _LINES(rows).decode().split("\n")
     except Exception:  # noqa: BLE001 - the reference spelling says
-        return [fields_text(f) for f in fields]
+        return [fields_text({name: value for name, value in zip(
+            row.__struct_fields__, msgspec.structs.astuple(row)) if value is not UNSET})
+            for row in rows]
     texts.pop()  # (after the last line feed)
     return texts
 
@@ -289,89 +315,164 @@ class JsonRpcDecoder(JsonDecoder):
         payloads: Sequence[bytes] = raw
         if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
             payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
-        objs = _typed(payloads)
-        for i in [i for i, size in enumerate(map(len, payloads)) if size > 2 * _NEST]:
-            if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST:
-                objs[i] = None  # (see _NEST)
-        direction, msg_index = run.direction, run.msg_index
-        rows: list[tuple[int, str, str | None, str | None]] = []
-        fields: list[dict[str, Any]] = []
-        add_row, add_fields = rows.append, fields.append
+        sizes = np.fromiter(map(len, payloads), np.intp, len(payloads))
+        deep = {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
+                if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
+        # A chunk at a time, parsed, read and written while it is in the caches
+        # (and the reference path called from here: see _NEST). The rows of the
+        # column path are kept as columns (their fields as structs, see
+        # _fields_texts; the calls with params at ``asks``, those that are
+        # objects in ``held``, see _secrets_of)
+        # until the reference path gives something, or the chunk ends.
+        raw, direction, msg_index = run.payload, run.direction, run.msg_index
+        position: list[int] = []
+        kind: list[str] = []
+        channel: list[str | None] = []
+        ident: list[str | None] = []
+        fields: list[Any] = []
+        asks: list[int] = []
+        held: list[Any] = []
+        add_position, add_kind, add_channel = position.append, kind.append, channel.append
+        add_id, add_fields, add_ask, add_held = ident.append, fields.append, asks.append, \
+            held.append
         opened, pop = self.open, self.open.pop
-        claimed = self.claimed
         method: Any
-        ident: Any
-        for i, o in enumerate(objs):
-            if o is not None:
-                method, ident = o.method, o.id
-                if method is UNSET:
-                    if o.error is UNSET and o.result is not UNSET and ident is not UNSET:
-                        # A response.
+        x: Any
+        for start in range(0, len(payloads), _CHUNK):
+            objs = _typed(payloads[start:start + _CHUNK])
+            for i in deep:
+                if start <= i < start + _CHUNK:
+                    objs[i - start] = None  # (see _NEST)
+            claimed = self.claimed
+            for i, o in enumerate(objs, start):
+                if o is not None:
+                    method, x = o.method, o.id
+                    if method is UNSET:
+                        err, result = o.error, o.result
+                        if x is not UNSET and (result is UNSET) is not (err is UNSET) and (
+                                err is UNSET or type(err) is dict and type(err.get("code")) is int
+                                and type(err.get("message")) is str):
+                            # A response, or an error (an object with an integer
+                            # code and a string message).
+                            if not claimed:
+                                self.claimed = claimed = True
+                            if type(x) is int:
+                                sid = key = str(x)
+                            else:
+                                sid, key = x, _SORTED(x)
+                            asked = pop((_OTHER.get(direction[i], ""), key), None)
+                            add_position(i)
+                            add_id(sid)
+                            if asked is None:
+                                asker = UNSET
+                                add_channel(None)
+                            else:
+                                add_channel(asker := asked[1])
+                            if err is UNSET:
+                                add_kind("response")
+                                add_fields(_Answer(x, asker, result))
+                            else:
+                                add_kind("error")
+                                add_fields(_Answer(x, asker, UNSET, err, err["code"], err["message"]))
+                            continue
+                    elif o.result is UNSET and o.error is UNSET:
+                        # A request or a notification.
                         if not claimed:
                             self.claimed = claimed = True
-                        if type(ident) is int:
-                            sid = key = str(ident)
+                        add_position(i)
+                        add_channel(method)
+                        params = o.params
+                        add_fields(_Call(method, params, x))
+                        if params is not UNSET:
+                            add_ask(i)
+                            if type(params) is dict:
+                                add_held(params)
+                        if x is UNSET:
+                            add_kind("notification")
+                            add_id(None)
+                            continue
+                        add_kind("request")
+                        if type(x) is int:
+                            sid = key = str(x)
                         else:
-                            sid, key = ident, _SORTED(ident)
-                        asked = pop((_OTHER.get(direction[i], ""), key), None)
-                        if asked is None:
-                            add_fields({"id": ident, "result": o.result})
-                            add_row((i, "response", None, sid))
-                        else:
-                            add_fields({"id": ident, "method": asked[1], "result": o.result})
-                            add_row((i, "response", asked[1], sid))
-                        continue
-                elif o.result is UNSET and o.error is UNSET:
-                    # A request or a notification.
-                    if not claimed:
-                        self.claimed = claimed = True
-                    params = o.params
-                    if params is UNSET:
-                        got: dict[str, Any] = {"method": method}
-                        secrets = None
-                    else:
-                        got = {"method": method, "params": params}
-                        # (params: a dict or a list, as _Rpc reads it; see _secrets)
-                        payload = payloads[i]
-                        secrets = None if payload.count(b"{") + payload.count(b"[") == 2 and (
-                            type(params) is list
-                            or params.keys() <= _CLEAN_KEYS  # type: ignore[union-attr]
-                        ) else _secrets(params)
-                    if ident is UNSET:
-                        add_row((i, "notification", method, None))
-                    else:
-                        got["id"] = ident
-                        d = direction[i]
-                        if type(ident) is int:
-                            sid = key = str(ident)
-                        else:
-                            sid, key = ident, _SORTED(ident)
-                        k = (d, key)
-                        if k in opened or len(opened) < MAX_OPEN:
+                            sid, key = x, _SORTED(x)
+                        add_id(sid)
+                        k = (direction[i], key)
+                        if len(opened) < MAX_OPEN or k in opened:
                             opened[k] = (msg_index[i], method)
                         else:
                             self.untracked += 1
-                        add_row((i, "request", method, sid))
-                    add_fields(got)
-                    if secrets:
-                        cols.findings.append((i, AppFinding(
-                            "app_credentials_in_clear", msg_index[i], direction[i],
-                            f"JSON-RPC {method[:60]} carries {', '.join(secrets[:5])}")))
+                        continue
+                # Anything else: the reference path, in its place in the order;
+                # while not claimed, nothing for a message that names no "jsonrpc"
+                # key (unless escaped) and does not say it (what receive_run skips).
+                payload = raw[i]
+                if not claimed and type(payload) is bytes and _SAYS not in payload and (
+                        b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
                     continue
-            # Anything else: the reference path, after the rows before it;
-            # while not claimed, nothing for a message that names no "jsonrpc"
-            # key (unless escaped) and does not say it (what receive_run skips).
-            payload = raw[i]
-            if not claimed and type(payload) is bytes and _SAYS not in payload and (
-                    b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
-                continue
-            out = self._reference(run, i)
-            if out:
-                _flush(rows, fields, run, self.name, cols)
-                cols.add(i, out)
-            claimed = self.claimed
-        _flush(rows, fields, run, self.name, cols)
+                out = self._reference(run, i)
+                if out:
+                    self._flush(cols, run, objs, start, payloads, position, kind, channel,
+                                ident, fields, asks, held)
+                    cols.add(i, out)
+                claimed = self.claimed
+            self._flush(cols, run, objs, start, payloads, position, kind, channel, ident,
+                        fields, asks, held)
         return cols
+
+    def _flush(self, cols: EventColumns, run: MessageRun, objs: list[_Rpc | None], start: int,
+               payloads: Sequence[bytes], position: list[int], kind: list[str],
+               channel: list[str | None], ident: list[str | None], fields: list[Any],
+               asks: list[int], held: list[Any]) -> None:
+        """Move the column path's rows (of the chunk ``objs`` from ``start``)
+        into ``cols``: their findings (see _secrets_of), then the rows, their
+        fields written (see _fields_texts)."""
+        if asks:
+            cols.findings.extend(self._secrets_of(run, objs, start, asks, held, payloads))
+            asks.clear()
+            held.clear()
+        if not position:
+            return
+        n = len(position)
+        if position[0] == start and n == len(objs):  # (the chunk's messages, one row each)
+            index, where = run.msg_index[start:start + n], run.direction[start:start + n]
+        else:
+            index = list(map(run.msg_index.__getitem__, position))
+            where = list(map(run.direction.__getitem__, position))
+        cols.extend(position, index, where, self.name, kind, channel, ident,
+                    _fields_texts(fields))
+        for column in (position, kind, channel, ident, fields):
+            column.clear()
+
+    def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
+                    held: list[Any], payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
+        """``app_credentials_in_clear`` of the calls with params at ``asks``
+        (``held``: those params that are objects), as ``receive`` finds them,
+        in order. At once where every params is a container of scalars (its
+        payload has no other brace or bracket than its object's and the
+        params': the payloads joined have two each) and no key of the objects
+        names a secret; else one by one (see _secrets)."""
+        joined = b"\n".join(itemgetter(*asks)(payloads) if len(asks) > 1 else
+                             (payloads[asks[0]],))
+        if joined.count(b"{") + joined.count(b"[") == 2 * len(asks):
+            keys = set().union(*held) - _CLEAN_KEYS
+            if not any(map(_secret_key, keys)):
+                _CLEAN_KEYS.update(list(keys)[:max(0, MAX_OPEN - len(_CLEAN_KEYS))])
+                return []
+        out: list[tuple[int, AppFinding]] = []
+        for i in asks:
+            call = objs[i - start]
+            assert call is not None  # (a call of the column path)
+            params: Any = call.params
+            payload = payloads[i]
+            # (params: a dict or a list, as _Rpc reads it; see _secrets)
+            secrets = None if payload.count(b"{") + payload.count(b"[") == 2 and (
+                type(params) is list or params.keys() <= _CLEAN_KEYS) else _secrets(params)
+            if secrets:
+                out.append((i, AppFinding(
+                    "app_credentials_in_clear", run.msg_index[i], run.direction[i],
+                    f"JSON-RPC {str(call.method)[:60]} carries {', '.join(secrets[:5])}")))
+        return out
 
     def decode(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         return self.decode_parsed(message, loads(message.payload))

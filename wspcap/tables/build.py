@@ -24,6 +24,7 @@ packet whose time int64 cannot hold: null in Arrow, NaT in pandas.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -55,6 +56,7 @@ __all__ = [
     "anomaly_part",
     "arrow_table",
     "catalog",
+    "chunks_array",
     "connection_part",
     "connections_table",
     "data_frame",
@@ -205,14 +207,27 @@ def _array(values: Any, column: Column, pool: pa.MemoryPool | None = None) -> pa
     return pa.array(values, column.type, memory_pool=pool)
 
 
+def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
+    """Python values given in chunks (as :func:`_array` takes them; not
+    timestamps) as ``column``'s Arrow array: each chunk an Arrow array,
+    joined in Arrow (no list of all the values made)."""
+    kind = pa.large_string() if column.categories is not None else column.type
+    values = pa.concat_arrays([pa.array(chunk, kind) for chunk in chunks]) if chunks else \
+        pa.array([], kind)
+    return _dictionary(values, column) if column.categories is not None else values
+
+
 def part_from_values(schema: TableSchema, columns: dict[str, Any]) -> Part:
     """A part from Python values (sequences, or NumPy arrays), column by
     column: timestamps as int64 ns, categories as their names, nulls as
-    None (binary columns kept as objects)."""
+    None (binary columns kept as objects); or from Arrow arrays of the
+    column's type, kept as they are."""
     part: Part = {}
     for c in schema.columns:
         values = columns[c.name]
-        if pa.types.is_binary(c.type):
+        if isinstance(values, pa.Array):
+            part[c.name] = values
+        elif pa.types.is_binary(c.type):
             arr = np.empty(len(values), dtype=object)
             arr[:] = values
             part[c.name] = arr

@@ -192,6 +192,22 @@ def test_jsonrpc_columns_are_receive(messages: list[AppMessage], facts: ConnFact
     assert fast.finish() == single.finish()
 
 
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(conversations(), min_size=1, max_size=40), FACTS, st.data())
+def test_jsonrpc_columns_are_receive_on_long_runs(parts: list[list[AppMessage]],
+                                                  facts: ConnFacts, data: st.DataObject) -> None:
+    """Runs of several chunks (the column path reads a chunk at a time):
+    the reference path's messages and the column path's anywhere in them."""
+    messages = [AppMessage(i, m.direction, m.type, m.payload, m.ts) for i, m in
+                enumerate(m for part in parts * data.draw(st.sampled_from([1, 8]))
+                          for m in part)]
+    single, fast = JsonRpcDecoder(facts), JsonRpcDecoder(facts)
+    want = reference_columns(single, messages)
+    assert texts(fast.receive_columns(as_run(messages))) == want
+    assert state(fast) == state(single)
+    assert fast.finish() == single.finish()
+
+
 def test_jsonrpc_columns_on_edges() -> None:
     """The odd payloads one after another, then each after a valid request (claimed)."""
     request = b'{"jsonrpc":"2.0","method":"m","params":{"a":1},"id":1}'
@@ -213,9 +229,11 @@ def test_jsonrpc_columns_on_edges() -> None:
 def test_jsonrpc_columns_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """Well-formed messages never reach the reference path."""
     payloads = [b'{"jsonrpc":"2.0","method":"m","params":{"a":1},"id":%d}' % i for i in range(9)]
-    payloads += [b'{"jsonrpc":"2.0","id":%d,"result":{"ok":true}}' % i for i in range(9)]
+    payloads += [b'{"jsonrpc":"2.0","id":%d,"result":{"ok":true}}' % i for i in range(8)]
     payloads += [b'{"jsonrpc":"2.0","method":"n","params":["r",1]}'] * 9
-    messages = [AppMessage(i, "s2c" if b"result" in p else "c2s", "text", p, i)
+    payloads += [b'{"jsonrpc":"2.0","id":%d,"error":{"code":-1,"message":"no","data":[1]}}' % i
+                 for i in (8, 9)]
+    messages = [AppMessage(i, "s2c" if b"result" in p or b"error" in p else "c2s", "text", p, i)
                 for i, p in enumerate(payloads)]
     fast = JsonRpcDecoder(ConnFacts())
     for name in ("receive", "receive_parsed"):
@@ -223,8 +241,12 @@ def test_jsonrpc_columns_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> 
     cols = fast.receive_columns(as_run(messages))
     assert cols is not None and all(isinstance(f, str) for f in cols.fields)
     assert texts(cols) == reference_columns(JsonRpcDecoder(ConnFacts()), messages)
-    assert cols.kind == ["request"] * 9 + ["response"] * 9 + ["notification"] * 9
+    assert cols.kind == ["request"] * 9 + ["response"] * 8 + ["notification"] * 9 + ["error"] * 2
     assert cols.fields[9] == '{"id":0,"method":"m","result":{"ok":true}}'
+    assert cols.fields[-2:] == [
+        ('{"id":8,"method":"m","error":{"code":-1,"message":"no","data":[1]},"code":-1,'
+         '"message":"no"}'),
+        '{"id":9,"error":{"code":-1,"message":"no","data":[1]},"code":-1,"message":"no"}']
 
 
 def test_jsonrpc_columns_find_secrets() -> None:
