@@ -93,7 +93,11 @@ open_spans(PyObject *self, PyObject *args)
                 Py_CLEAR(out);
                 goto release_all;
             }
-            inner = PyObject_CallFunctionObjArgs(decrypt, nonce_obj, fragment, header, NULL);
+            {
+                PyObject *call[3] = {nonce_obj, fragment, header};
+
+                inner = PyObject_Vectorcall(decrypt, call, 3, NULL);
+            }
             Py_DECREF(nonce_obj);
             Py_DECREF(fragment);
             Py_DECREF(header);
