@@ -235,7 +235,8 @@ def _check_event(event: Any, sent: dict[str, Any]) -> None:
         assert fields["identifier"] == identifier
         assert event.channel == params.pop("channel")
         assert fields["params"] == params
-    assert _none(event.id) is None  # ActionCable has no message ids
+    # ActionCable has no message ids: a subscription's identifier stands for one
+    assert _none(event.id) == identifier
     if "command" in sent:
         assert event.direction == "c2s"
         assert event.kind == COMMAND_KINDS[sent["command"]]
@@ -313,6 +314,18 @@ def test_actioncable_rails_server_and_js_client(
         rows = app[(app.conn_id == conn.conn_id) & app.kind.isin(list(CALLBACKS))]
         assert [(CALLBACKS[r.kind], json.loads(r.fields)["identifier"],
                  json.loads(r.fields).get("message")) for r in rows.itertuples()] == seen, tag
+
+    # Each confirmation or rejection answers a subscribe to its identifier:
+    # the subscription's latency (between the two rows' times).
+    times = app.set_index(["conn_id", "msg_index"]).ts
+    answers = app[app.kind.isin(["ack", "error"])]
+    assert len(answers) >= 3
+    for r in answers.itertuples():
+        asked = app[(app.conn_id == r.conn_id) & (app.kind == "subscribe") & (app.id == r.id)
+                    & (app.msg_index < r.msg_index)]
+        assert int(r.request_msg) in asked.msg_index.tolist(), r
+        waited = times[(r.conn_id, r.msg_index)] - times[(r.conn_id, int(r.request_msg))]
+        assert r.latency == waited, r
 
     # The conversation as planned: each side's kinds, in order, per consumer
     def kinds(tag: str, direction: str) -> list[str]:

@@ -14,8 +14,10 @@ Own parser: no Python package reads ActionCable passively, and the format
   -> ``event``.
 
 Channel: the ``channel`` of the identifier (the identifier is itself JSON
-text; its other keys, e.g. ``room``, go to fields as ``params``). id: none
-(the protocol has no message ids). A ``subscribe`` identifier or a
+text; its other keys, e.g. ``room``, go to fields as ``params``). id: the
+identifier's text, which names a subscription (the protocol has no message
+ids): the server confirms or rejects a ``subscribe`` with the identifier the
+client sent, so the runner pairs them (latency of a subscription). A ``subscribe`` identifier or a
 ``message`` data carrying tokens or passwords -> ``app_credentials_in_clear``.
 
 Recognition: subprotocol ``actioncable-v1-json`` (and
@@ -149,5 +151,7 @@ class ActionCableDecoder(JsonDecoder):
             fields["message"] = value["message"]
         else:
             return self.parse_failed(message, "ActionCable message of unknown shape", force=False)
-        out.insert(0, self.event(message, kind, channel, None, fields))
+        ident_text = value.get("identifier")
+        out.insert(0, self.event(message, kind, channel,
+                                 ident_text if isinstance(ident_text, str) else None, fields))
         return out

@@ -140,6 +140,11 @@ PAIRING: dict[str, Pairing] = {
     # closes the WebSocket instead of acknowledging DISCONNECT's receipt.
     "stomp": Pairing(ANY_KIND, frozenset({"receipt", "error"}), request_direction="c2s",
                      asks=_asks_receipt),
+    # A subscribe is confirmed (ack) or rejected (error) with its identifier.
+    # Not reported when left unanswered: @rails/actioncable sends a subscribe
+    # again while it waits, and the server answers one.
+    "actioncable": Pairing(frozenset({"subscribe"}), frozenset({"ack", "error"}),
+                           request_direction="c2s"),
 }
 
 

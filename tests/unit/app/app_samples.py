@@ -244,12 +244,12 @@ ACTIONCABLE = Sample(
     ),
     [
         (0, "s2c", "connect", None, None, 0),
-        (1, "c2s", "subscribe", "ChatChannel", None, 0),
-        (2, "s2c", "ack", "ChatChannel", None, 0),
+        (1, "c2s", "subscribe", "ChatChannel", _CHAT, 0),
+        (2, "s2c", "ack", "ChatChannel", _CHAT, 0),
         (3, "s2c", "ping", None, None, 0),
-        (4, "c2s", "publish", "ChatChannel", None, 0),
-        (5, "s2c", "event", "ChatChannel", None, 0),
-        (6, "c2s", "unsubscribe", "ChatChannel", None, 0),
+        (4, "c2s", "publish", "ChatChannel", _CHAT, 0),
+        (5, "s2c", "event", "ChatChannel", _CHAT, 0),
+        (6, "c2s", "unsubscribe", "ChatChannel", _CHAT, 0),
         (7, "s2c", "disconnect", None, None, 0),
     ],
 )

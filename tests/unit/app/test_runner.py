@@ -166,3 +166,27 @@ def test_phoenix_heartbeat_replies_pair_with_their_heartbeats() -> None:
     assert [(r.event.kind, r.request_msg, r.latency) for r in rows] == \
         [("ping", None, None), ("pong", 0, 700)]
     assert codes == []
+
+
+def test_actioncable_subscriptions_pair_with_their_confirmations() -> None:
+    """The server confirms or rejects a subscribe with the identifier the client
+    sent: the subscription's latency. A broadcast to the same identifier is no
+    answer, and a subscribe left waiting is not reported (@rails/actioncable
+    sends it again while it waits)."""
+    runner = Runner(ConnFacts(subprotocol="actioncable-v1-json", uri="/cable"))
+    room = json.dumps({"channel": "ChatChannel", "room": "lobby"})
+    other = json.dumps({"channel": "ChatChannel", "room": "forbidden"})
+    rows, codes = _run(runner, [
+        _msg(0, "s2c", {"type": "welcome"}, ts=100),
+        _msg(1, "c2s", {"command": "subscribe", "identifier": room}, ts=1000),
+        _msg(2, "c2s", {"command": "subscribe", "identifier": other}, ts=1100),
+        _msg(3, "s2c", {"identifier": room, "type": "confirm_subscription"}, ts=1400),
+        _msg(4, "s2c", {"identifier": room, "message": {"body": "hi"}}, ts=1500),
+        _msg(5, "s2c", {"identifier": other, "type": "reject_subscription"}, ts=1600),
+        _msg(6, "c2s", {"command": "subscribe", "identifier": room}, ts=2000),
+    ])
+    assert [(r.event.kind, r.event.id, r.request_msg, r.latency) for r in rows] == [
+        ("connect", None, None, None), ("subscribe", room, None, None),
+        ("subscribe", other, None, None), ("ack", room, 1, 400), ("event", room, None, None),
+        ("error", other, 2, 500), ("subscribe", room, None, None)]
+    assert codes == []
