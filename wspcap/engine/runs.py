@@ -243,42 +243,64 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     if not out.nframes and not later:
         _per_packet(p, batch, rest, decoded, None)
     else:
-        c = p.collector
-        counts: list[tuple[int, int, int]] = []
-        marks = (len(c.frames), len(c.messages), len(c.anomalies))
-        waiting = np.zeros(n, bool)
-        for _s, idx in later:
-            waiting[idx] = True
-        passes = [rest[~waiting[rest]]]
-        _per_packet(p, batch, passes[0], decoded, counts)
-        for _ in range(RESUMES):
-            if not later:
-                break
-            ready_again = [(s, idx) for s, idx in later if s.bulk_ready()]
-            resumed = [_in_order(s, dec, idx[:k], pdir, int(idx[k]) if k < len(idx) else n)
-                       for s, idx in ready_again
-                       for bad in [np.flatnonzero(~plain[idx])]
-                       for k in [int(bad[0]) if len(bad) else len(idx)] if k >= MIN_PACKETS]
-            done = counts[-1] if counts else marks
-            _block_parts(p, resumed, batch, stamps_arr, dec, pdir, taken, out)
-            assert (len(c.frames), len(c.messages), len(c.anomalies)) == done
-            again = {id(plan.session) for plan in resumed}
-            still = _stopped([s for s, _idx in later if id(s) in again],
-                             [idx for s, idx in later if id(s) in again], taken, dec)
-            waiting[:] = False
-            for _s, idx in still:
-                waiting[idx] = True
-            left = np.sort(np.concatenate([idx for _s, idx in later]))
-            passes.append(left[~(taken | waiting)[left]])
-            _per_packet(p, batch, passes[-1], decoded, counts)
-            later = still
-        if later:  # (RESUMES reached)
-            left = np.sort(np.concatenate([idx for _s, idx in later]))
-            passes.append(left[~taken[left]])
-            _per_packet(p, batch, passes[-1], decoded, counts)
-        _merge(c, marks, np.concatenate(passes), counts, out, len(passes) > 1)
+        _rest(p, batch, _Block(dec, pdir, plain, stamps_arr, decoded, taken), rest, later, out)
     p.block_done(first + n - 1, stamps[-1])
     return out.nframes
+
+
+class _Block(NamedTuple):
+    """What the per-packet passes of a block and its resumed parts share."""
+
+    dec: DecodedBatch
+    pdir: np.ndarray
+    plain: np.ndarray
+    stamps: np.ndarray
+    decoded: dict[int, Any]
+    taken: np.ndarray
+
+
+def _rest(p: Pipeline, batch: Batch, b: _Block, rest: np.ndarray,
+          later: list[tuple[Session, np.ndarray]], out: _Records) -> None:
+    """The packets ``rest`` that no block part took, per packet, and the block's
+    records merged: the connections ``later`` stopped wait out the first pass
+    with their packets after their stop, then take the block path again where
+    they are ready (up to RESUMES times), the rest per packet."""
+    dec, pdir, plain, decoded, taken = b.dec, b.pdir, b.plain, b.decoded, b.taken
+    n = len(batch.starts)
+    c = p.collector
+    counts: list[tuple[int, int, int]] = []
+    marks = (len(c.frames), len(c.messages), len(c.anomalies))
+    waiting = np.zeros(n, bool)
+    for _s, idx in later:
+        waiting[idx] = True
+    passes = [rest[~waiting[rest]]]
+    _per_packet(p, batch, passes[0], decoded, counts)
+    for _ in range(RESUMES):
+        if not later:
+            break
+        ready_again = [(s, idx) for s, idx in later if s.bulk_ready()]
+        resumed = [_in_order(s, dec, idx[:k], pdir, int(idx[k]) if k < len(idx) else n)
+                   for s, idx in ready_again
+                   for bad in [np.flatnonzero(~plain[idx])]
+                   for k in [int(bad[0]) if len(bad) else len(idx)] if k >= MIN_PACKETS]
+        done = counts[-1] if counts else marks
+        _block_parts(p, resumed, batch, b.stamps, dec, pdir, taken, out)
+        assert (len(c.frames), len(c.messages), len(c.anomalies)) == done
+        again = {id(plan.session) for plan in resumed}
+        still = _stopped([s for s, _idx in later if id(s) in again],
+                         [idx for s, idx in later if id(s) in again], taken, dec)
+        waiting[:] = False
+        for _s, idx in still:
+            waiting[idx] = True
+        left = np.sort(np.concatenate([idx for _s, idx in later]))
+        passes.append(left[~(taken | waiting)[left]])
+        _per_packet(p, batch, passes[-1], decoded, counts)
+        later = still
+    if later:  # (RESUMES reached)
+        left = np.sort(np.concatenate([idx for _s, idx in later]))
+        passes.append(left[~taken[left]])
+        _per_packet(p, batch, passes[-1], decoded, counts)
+    _merge(c, marks, np.concatenate(passes), counts, out, len(passes) > 1)
 
 
 def _stopped(sessions: list[Session], packets: list[np.ndarray], taken: np.ndarray,
