@@ -156,7 +156,6 @@ class _Answer(msgspec.Struct, gc=False):
     message: Any = UNSET
 
 
-
 #: The column path's parsers: floats refused (their ``fields`` text is the
 #: standard library's, see :func:`~wspcap.app.fields.fields_text`).
 _ONE = msgspec.json.Decoder(_Rpc, float_hook=refuse_float)

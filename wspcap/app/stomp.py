@@ -17,8 +17,8 @@ subscription id), ``ack``/``nack``, ``transaction`` (BEGIN/COMMIT/ABORT),
 ``disconnect``, ``receipt`` (id = receipt-id), ``error``. A client frame that
 asks for a receipt carries the receipt value as its id, so RECEIPT (or ERROR)
 pairs with it; only such frames open a request (the runner's ``asks`` rule:
-the other ids name subscriptions, acks and messages). ``fields``: ``type`` (the command), ``headers``, ``body`` (text) or
-``body_hex``.
+the other ids name subscriptions, acks and messages). ``fields``: ``type``
+(the command), ``headers``, ``body`` (text) or ``body_hex``.
 
 Findings: ``app_credentials_in_clear`` (a ``passcode`` header),
 ``app_parse_failed`` (a frame that cannot be read, a frame cut short at the

@@ -221,17 +221,16 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     # costs a few array operations, which a flood of short flows would multiply).
     worth = (ready | dropping)[:-1] & (np.diff(bounds) >= MIN_PACKETS)
     plans: list[_Plan] = []
-    mine: list[np.ndarray] = []  # each plan's connection's packets in the block
+    mine: list[tuple[Session, np.ndarray]] = []  # each plan's connection's packets
     for sid in np.flatnonzero(worth).tolist():
         session = sessions[sid]
         pk = order[bounds[sid]:bounds[sid + 1]]
-        bad = np.flatnonzero(~plain[pk])
-        cut = int(pk[bad[0]]) if len(bad) else n
         if dropping[sid]:
-            taken[pk[pk < cut]] = True
-        elif (bad[0] if len(bad) else len(pk)) >= MIN_PACKETS:
-            plans.append(_in_order(session, dec, pk[pk < cut], pdir, cut))
-            mine.append(pk)
+            bad = np.flatnonzero(~plain[pk])
+            taken[pk[:bad[0]] if len(bad) else pk] = True
+        elif (plan := _plan(session, dec, pk, plain, pdir, n)) is not None:
+            plans.append(plan)
+            mine.append((session, pk))
     stamps_arr = np.asarray(stamps, np.int64)
     _block_parts(p, plans, batch, stamps_arr, dec, pdir, taken, out)
     rest = np.flatnonzero(~taken)
@@ -239,7 +238,7 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     # often a retransmission) takes it per packet, then the block path again
     # for the rest of the block (up to RESUMES times): its later packets wait
     # out the per-packet pass before.
-    later = _stopped([plan.session for plan in plans], mine, taken, dec)
+    later = _stopped(mine, taken, dec)
     if not out.nframes and not later:
         _per_packet(p, batch, rest, decoded, None)
     else:
@@ -278,17 +277,13 @@ def _rest(p: Pipeline, batch: Batch, b: _Block, rest: np.ndarray,
     for _ in range(RESUMES):
         if not later:
             break
-        ready_again = [(s, idx) for s, idx in later if s.bulk_ready()]
-        resumed = [_in_order(s, dec, idx[:k], pdir, int(idx[k]) if k < len(idx) else n)
-                   for s, idx in ready_again
-                   for bad in [np.flatnonzero(~plain[idx])]
-                   for k in [int(bad[0]) if len(bad) else len(idx)] if k >= MIN_PACKETS]
+        again = [(s, idx, plan) for s, idx in later if s.bulk_ready()
+                 for plan in [_plan(s, dec, idx, plain, pdir, n)] if plan is not None]
         done = counts[-1] if counts else marks
-        _block_parts(p, resumed, batch, b.stamps, dec, pdir, taken, out)
+        _block_parts(p, [plan for _s, _idx, plan in again], batch, b.stamps, dec, pdir,
+                     taken, out)
         assert (len(c.frames), len(c.messages), len(c.anomalies)) == done
-        again = {id(plan.session) for plan in resumed}
-        still = _stopped([s for s, _idx in later if id(s) in again],
-                         [idx for s, idx in later if id(s) in again], taken, dec)
+        still = _stopped([(s, idx) for s, idx, _p in again], taken, dec)
         waiting[:] = False
         for _s, idx in still:
             waiting[idx] = True
@@ -303,14 +298,27 @@ def _rest(p: Pipeline, batch: Batch, b: _Block, rest: np.ndarray,
     _merge(c, marks, np.concatenate(passes), counts, out, len(passes) > 1)
 
 
-def _stopped(sessions: list[Session], packets: list[np.ndarray], taken: np.ndarray,
+def _plan(s: Session, dec: DecodedBatch, pk: np.ndarray, plain: np.ndarray, pdir: np.ndarray,
+          n: int) -> _Plan | None:
+    """The block part of a ready connection whose next packets in the block
+    are ``pk``: its plain ones up to the first that is not (:func:`_in_order`),
+    or None where they are fewer than MIN_PACKETS (per packet then)."""
+    bad = np.flatnonzero(~plain[pk])
+    k = int(bad[0]) if len(bad) else len(pk)
+    if k < MIN_PACKETS:
+        return None
+    return _in_order(s, dec, pk[:k], pdir, int(pk[k]) if k < len(pk) else n)
+
+
+def _stopped(stopped: list[tuple[Session, np.ndarray]], taken: np.ndarray,
              dec: DecodedBatch) -> list[tuple[Session, np.ndarray]]:
-    """The connections that the block path stopped with more than MIN_PACKETS of
-    their ``packets`` left, and each one's packets after the one it stopped at
-    (none of them a SYN: a new connection on the same ports is numbered in
-    capture order, so its packets are not put off)."""
+    """Of the connections ``stopped`` (each with its packets), those the block
+    path stopped with more than MIN_PACKETS of their packets left, and each
+    one's packets after the one it stopped at (none of them a SYN: a new
+    connection on the same ports is numbered in capture order, so its packets
+    are not put off)."""
     out = []
-    for s, pk in zip(sessions, packets, strict=True):
+    for s, pk in stopped:
         left = pk[~taken[pk]]
         if len(left) > MIN_PACKETS and not (dec.flags[left] & TCP_SYN).any():
             out.append((s, left[1:]))

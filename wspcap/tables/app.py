@@ -302,8 +302,9 @@ class AppDecoding:
         self.conns: dict[int, _Conn] = {}
         self.rows: list[tuple[int, _Refs, AppRow]] = []
         #: The rows as columns (the column path's, and those of :attr:`rows`
-        #: before them), in order: the integer columns as NumPy arrays, a
-        #: list of them; the others as one list each, extended.
+        #: before them), in order: each column the list of its parts (NumPy
+        #: arrays for the integer columns, lists for :data:`_LIST_COLUMNS`),
+        #: joined by :meth:`_table`.
         self.columns: dict[str, list[Any]] = {c.name: [] for c in APP.columns}
         self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
 

@@ -67,10 +67,12 @@ read by runs, CPU time in one process, 2026-12-03, the machine shared): the
 AEAD alone, a loop of ``AESGCM.decrypt`` over the same records, 0.125-0.155
 s; :func:`scan_runs` 0.29-0.34 s; before it (a Python loop a record, then the
 plaintexts listed again for the frames) 0.54 s for the loop and 1.14 s for
-the block path's whole TLS part, now 0.65 s. The rest of a record's cost is
-making its fragment slice and nonce (about 0.1 us each) and the NumPy steps
-of each block and run. ``decrypt_into`` a preallocated buffer was slower
-(a memoryview a record), as were memoryview fragments. ``tests/unit/
+the block path's whole TLS part, now 0.65 s. Making each record's fragment
+slice and nonce in Python cost about 0.1 us each: the compiled loop took
+``open_records`` from 0.82 us a record to about 0.65 us, the AEAD call
+included (``benchmarks/tls_floor.py`` times the AEAD alone: 0.52 us).
+``decrypt_into`` a preallocated buffer was slower (a memoryview a record),
+as were memoryview fragments. ``tests/unit/
 test_tls_runs.py`` checks runs against :meth:`TLSSession.receive_data`.
 """
 
@@ -861,14 +863,14 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
         run = TLSRun(protection.seq, d.offset, buf, rps, rpe, ends_at[lo:hi])
         out.append(run)
         if all_one[r]:  # the records are the segments: take them where they are
-            opened_now = protection.open_records(buf, ps[lo:hi], pe[lo:hi], protection.seq)
+            rinners, rlengths = protection.open_records(buf, ps[lo:hi], pe[lo:hi],
+                                                        protection.seq)
             starts, stops, pos, whole = begins[lo:hi], ends[lo:hi], ends_at[hi - 1], False
         else:
             src = run.data
             starts, stops, pos, whole = session._walk(src, one[lo:hi], begins[lo:hi],
                                                       ends[lo:hi], run.ends)
-            opened_now = protection.open_records(src, starts, stops, protection.seq)
-        rinners, rlengths = opened_now
+            rinners, rlengths = protection.open_records(src, starts, stops, protection.seq)
         inners += rinners
         lengths.append(rlengths)
         opened.append(len(rinners))
