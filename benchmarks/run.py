@@ -223,6 +223,8 @@ class Row:
     payload_bytes: int | None = None
     note: str = ""
     error: str | None = None  # "not available (...)" / "FAILED (...)"
+    #: A fixed cost (no packets read): no rates.
+    fixed: bool = False
 
     @property
     def best(self) -> float | None:
@@ -290,8 +292,9 @@ def parquet_summary(outdir: Path) -> dict[str, Any]:
     return info
 
 
-def run_wspcap_cli(path: Path, repeat: int, timeout: float) -> tuple[Row, dict[str, Any]]:
-    row = Row("wspcap CLI")
+def run_wspcap_cli(path: Path, repeat: int, timeout: float,
+                   name: str = "wspcap CLI") -> tuple[Row, dict[str, Any]]:
+    row = Row(name)
     info: dict[str, Any] = {}
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="wspcap-bench-") as tmp:
@@ -329,6 +332,25 @@ def run_wspcap_cli(path: Path, repeat: int, timeout: float) -> tuple[Row, dict[s
         parts.append("no frames.parquet")
     row.note = ", ".join(parts)
     return row, info
+
+
+def empty_capture(folder: Path) -> Path:
+    """A pcap file with no packet (its file header only)."""
+    path = folder / "empty.pcap"
+    path.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    return path
+
+
+def run_wspcap_start(repeat: int, timeout: float) -> Row:
+    """The CLI's fixed cost: the same command on a capture with no packet
+    (interpreter, imports, five empty tables written, the summary)."""
+    with tempfile.TemporaryDirectory(prefix="wspcap-bench-") as tmp:
+        row, _info = run_wspcap_cli(empty_capture(Path(tmp)), repeat, timeout,
+                                    "wspcap CLI, no packets")
+    row.fixed = True
+    row.frames = None
+    row.note = "the fixed cost: interpreter, imports, empty tables, summary"
+    return row
 
 
 def run_wspcap_read(path: Path, repeat: int, timeout: float) -> Row:
@@ -544,11 +566,12 @@ def print_table(rows: list[Row], ref_frames: int | None, payload: int | None,
         if repeat > 1:
             cells.append(fmt(row.median, ".3f"))
         frames_rate = (row.frames if row.frames is not None else ref_frames)
+        rated = secs if not row.fixed else None
         cells += [
             fmt(row.packets, ",d"),
             fmt(row.frames, ",d"),
-            fmt(frames_rate / secs if frames_rate is not None and secs else None, ",.0f"),
-            fmt(payload / 1e6 / secs if payload is not None and secs else None, ",.1f"),
+            fmt(frames_rate / rated if frames_rate is not None and rated else None, ",.0f"),
+            fmt(payload / 1e6 / rated if payload is not None and rated else None, ",.1f"),
             fmt(row.rss, ",.1f"),
             row.note,
         ]
@@ -615,6 +638,7 @@ def bench_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     if "wspcap" in tools:
         row, wsinfo = run_wspcap_cli(path, args.repeat, args.timeout)
         rows.append(row)
+        rows.append(run_wspcap_start(args.repeat, args.timeout))
     if "read" in tools:
         rows.append(run_wspcap_read(path, args.repeat, args.timeout))
     if "tshark" in tools:
@@ -650,6 +674,14 @@ def bench_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
             ratios.append((r.tool, ratio))
             print(f"  tshark / {r.tool} time: {ratio:.2f}x"
                   f" ({'wspcap faster' if ratio > 1 else 'tshark faster'})")
+    start = by.get("wspcap CLI, no packets")
+    if start and cli_row and not start.error and not cli_row.error and start.best \
+            and cli_row.best:
+        print(f"  wspcap CLI: {start.best:.2f} s before the first packet, "
+              f"{cli_row.best - start.best:.2f} s reading and writing the capture")
+        if tshark_row and not tshark_row.error and tshark_row.best:
+            print(f"  5x tshark would be {tshark_row.best / 5:.2f} s for the CLI: "
+                  f"{tshark_row.best / 5 - start.best:.2f} s after its fixed cost")
     if bare and not bare.error:
         for r in (cli_row, read_row, tshark_row):
             if r and not r.error and r.best and bare.best:
