@@ -71,6 +71,7 @@ from wspcap.tables.build import (
 )
 from wspcap.tables.schema import ANOMALIES, APP, DIRECTION, MESSAGE_TYPE
 from wspcap.timestamps import TS_NULL
+from wspcap.ws.frames import Opcode
 
 __all__ = [
     "CONNECTION_COLUMNS",
@@ -155,10 +156,11 @@ def record_columns(columns: Any, running: RunningIndex) -> MessageColumns:
     (c, _nulls), keys = columns
     keys = np.asarray(keys, np.int64)
     conn = keys >> 1
-    types = np.asarray(c["type"], dtype=object)
+    opcodes = np.asarray(c["opcode"])  # (a message's type is its opcode's name)
     return MessageColumns(
         conn, running.advance(conn, _index_within(conn)), (keys & 1).astype(np.int8),
-        np.isin(types, DATA_TYPES), types == "text", c["payload"],
+        (opcodes == Opcode.TEXT) | (opcodes == Opcode.BINARY), opcodes == Opcode.TEXT,
+        c["payload"],
         np.asarray(c["ts_start"], np.int64), np.asarray(c["ts_end"], np.int64),
         np.asarray(c["packet_start"], np.int64), np.asarray(c["packet_end"], np.int64),
         np.asarray(c["first_frame"], np.int64), np.asarray(c["last_frame"], np.int64),

@@ -39,11 +39,13 @@ from wspcap.tables.schema import (
     CONNECTIONS,
     DIRECTION,
     FRAMES,
+    MESSAGE_TYPE,
     MESSAGES,
     Column,
     TableSchema,
 )
 from wspcap.timestamps import TS_NULL
+from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
     from wspcap.engine import Collector
@@ -74,6 +76,11 @@ __all__ = [
 Part = dict[str, Any]
 
 _DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
+#: A message's ``type`` is its opcode's name: each opcode's index among the
+#: categories, so that the column is made from the opcodes (no string per row).
+_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())
+_TYPE_OF_OPCODE = np.array([MESSAGE_TYPE.categories.get_loc(opcode_name(op))
+                            for op in range(16)], np.int32)
 
 
 # -- parts -> Arrow and pandas ---------------------------------------------------------------
@@ -321,7 +328,8 @@ def message_part(columns: tuple[Columns, np.ndarray],
     m = MESSAGES
     return _numeric(m, c, {
         "conn_id": conn, "msg_index": index, "direction": direction,
-        "type": _array(c["type"], m["type"]), "text": c["text"],
+        "type": pa.DictionaryArray.from_arrays(_TYPE_OF_OPCODE[c["opcode"]], _TYPES),
+        "text": c["text"],
         "inflated": _array(c["inflated"], m["inflated"]),
         "ts_start": _arrow_ts(c["ts_start"]), "ts_end": _arrow_ts(c["ts_end"]),
         "close_code": _array(c["close_code"], m["close_code"]),
