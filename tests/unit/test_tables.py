@@ -42,7 +42,7 @@ from wspcap.tables.schema import (
     TableSchema,
 )
 from wspcap.timestamps import TS_NULL
-from wspcap.ws.frames import Frame
+from wspcap.ws.frames import Frame, opcode_name
 from wspcap.ws.messages import Message
 from wspcap.ws.records import FRAME_PACKING, MESSAGE_PACKING, to_columns
 
@@ -184,6 +184,13 @@ class TestMessages:
         assert df.msg_index.tolist() == [0, 0, 1, 1]
         assert table.column("type").to_pylist() == df.type.tolist()
         assert table.column("inflated").to_pylist() == [None, True, None, False]
+
+    def test_type_is_the_opcode_name_for_every_opcode(self) -> None:
+        # (the column is made from the opcodes, not from the records' names)
+        messages = [message(b"", None, opcode_name(op), op) for op in range(16)]
+        df = data_frame(MESSAGES, message_part(message_columns(messages, [0] * 16)))
+        assert df.type.tolist() == [opcode_name(op) for op in range(16)]
+        assert df.type.dtype == MESSAGES["type"].dtype
 
     def test_large_payloads_are_shared_not_copied(self) -> None:
         big = bytes(range(256)) * (SHARED_MIN // 256 + 1)
