@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
 from golden.paths import SAMPLES_DIR
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wspcap.decode import PacketDecoder
+from wspcap.decode import PacketDecoder, batch
 from wspcap.decode.batch import decode_batch
 from wspcap.sources import open_capture
 
@@ -73,3 +74,30 @@ def test_damaged_packets(which: int, flips: list[tuple[int, int]], cut: int) -> 
     rng = random.Random(which)
     neighbours = [d for lt, d in rng.sample(PACKETS, 5) if lt == linktype]
     check(linktype, [bytes(b[:len(b) - cut] if cut < len(b) else b), *neighbours])
+
+
+# -- flow keys: grouped by hash, as np.unique groups them ----------------------------------
+
+def _unique(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    uniq, inverse = np.unique(raw.view(f"V{raw.shape[1]}").ravel(), return_inverse=True)
+    return uniq, inverse.ravel()
+
+
+@settings(max_examples=200, deadline=None)
+@given(width=st.sampled_from([12, 36]), distinct=st.integers(1, 60),
+       picks=st.lists(st.integers(0, 59), min_size=1, max_size=400), seed=st.integers(0, 2**32))
+def test_flow_keys_are_np_uniques(width: int, distinct: int, picks: list[int], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, 256, size=(distinct, width), dtype=np.uint8)
+    keys[rng.integers(0, distinct, distinct // 2)] = 0  # equal keys, and zero words
+    raw = np.ascontiguousarray(keys[[p % distinct for p in picks]])
+    got, want = batch.flow_keys(raw), _unique(raw)
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+
+
+def test_flow_keys_sharing_a_hash_are_told_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every key hashes to 0: the hash groups would merge different flows.
+    monkeypatch.setattr(batch, "_SPREAD", (np.uint64(0), np.uint64(0)))
+    raw = np.ascontiguousarray(np.array([[1] * 12, [2] * 12, [1] * 12, [3] * 12], np.uint8))
+    got, want = batch.flow_keys(raw), _unique(raw)
+    assert np.array_equal(got[0], want[0]) and got[1].tolist() == [0, 1, 0, 2]

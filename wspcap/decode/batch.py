@@ -107,11 +107,42 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
         tcp = st[sel] + off + (40 if is_v6 else 20)
         cols = np.concatenate((addr[:, None] + np.arange(width - 4),
                                tcp[:, None] + np.arange(4)), axis=1)
-        raw = np.ascontiguousarray(a[cols]).view(f"V{width}").ravel()
-        uniq, inverse = np.unique(raw, return_inverse=True)
-        flow[sel] = inverse.ravel() + len(keys)
+        raw = np.ascontiguousarray(a[cols])
+        uniq, inverse = flow_keys(raw)
+        flow[sel] = inverse + len(keys)
         keys += [u.tobytes() for u in uniq]
     return DecodedBatch(simple, flow, keys, seq, ack, flags, pstart, pend)
+
+
+#: Odd 64-bit multipliers that spread a key's words over a hash (Fibonacci
+#: hashing's golden ratio, and xxHash's second prime).
+_SPREAD = (np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F))
+
+
+def flow_keys(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of ``raw`` (one key of 12 or 36 bytes per packet,
+    a multiple of 4), sorted by their bytes, and each packet's row among
+    them: what ``np.unique(..., return_inverse=True)`` gives on the rows as
+    byte strings, grouped by a 64-bit hash of each key rather than by
+    sorting the keys themselves (half the time). The hash's groups are
+    checked against the keys; should two keys share a hash, the keys are
+    sorted after all."""
+    keys = raw.view(f"V{raw.shape[1]}").ravel()
+    words = raw.view("<u4").astype(np.uint64)
+    h = np.zeros(len(words), np.uint64)
+    for i in range(words.shape[1]):
+        h = (h ^ words[:, i]) * _SPREAD[i & 1]
+    _hashes, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
+    uniq = keys[first]
+    if not np.array_equal(uniq[inverse], keys):  # two keys with one hash
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        return uniq, inverse.ravel()
+    # In the keys' own order, as np.unique on them.
+    order = np.argsort(uniq, kind="stable")
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    return uniq[order], rank[inverse]
 
 
 def headers(buf: bytes, st: np.ndarray, cl: np.ndarray, mode: int, off: int, etype_at: int
