@@ -446,7 +446,9 @@ def _merge(c: Collector, marks: tuple[int, int, int], rest: np.ndarray,
         mark = marks[column]
         slow_at = np.repeat(rest, np.diff(ends[:, column], prepend=mark))
         order = np.argsort(np.concatenate([slow_at, *part_at]), kind="stable")
-        cols = concat_columns([to_columns(records[mark:], packing), *parts])
+        # (most blocks have no per-packet record: their one part is taken as it is)
+        slow = [to_columns(records[mark:], packing)] if len(records) > mark or not parts else []
+        cols = concat_columns([*slow, *parts])
         every_key = np.concatenate([np.asarray(keys[mark:], np.int64), *part_keys])
         return take_columns(cols, order), every_key[order]
 
