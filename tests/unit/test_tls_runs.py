@@ -105,7 +105,8 @@ def test_runs_read_what_receive_data_reads(cases: tuple[Any, Any], one_record_se
             pe.append(len(buf))
         where.append((np.array(ps, np.int64), np.array(pe, np.int64)))
     data = bytes(buf)
-    runs = scan_runs(data, [(fast, d, *where[d]) for d in (0, 1)])
+    runs = scan_runs(data, [(fast, d, len(where[d][0])) for d in (0, 1)],
+                     np.concatenate([w[0] for w in where]), np.concatenate([w[1] for w in where]))
     assert [r.ends.tolist() for r in runs] == [fast.scan_run(d, data, *where[d]).ends.tolist()
                                                for d in (0, 1)]
     want: list[Any] = []

@@ -581,20 +581,25 @@ def _tls_scans(plans: list[_Plan], batch: Batch, dec: DecodedBatch) -> None:
     """The records of every wss:// direction of the block's plans, read and
     decrypted by the TLS layer in one call (:func:`wspcap.tls.session.scan_runs`:
     its NumPy steps once a block, not once a direction)."""
-    wanted: list[tuple[TLSSession, int, np.ndarray, np.ndarray]] = []
+    wanted: list[tuple[TLSSession, int, int]] = []
     where: list[tuple[list[TLSRun | None], int]] = []
+    segments: list[np.ndarray] = []
     for plan in plans:
         tls = plan.session.tls
         if tls is None:
             continue
         for d in (0, 1):
-            data = plan.chunks[d][plan.chunks[d] < plan.cut]
+            data = plan.chunks[d]
+            data = data[:data.searchsorted(plan.cut)]  # (in order)
             if len(data):
-                wanted.append((tls, d, dec.pstart[data], dec.pend[data]))
+                wanted.append((tls, d, len(data)))
                 where.append((plan.tls, d))
+                segments.append(data)
                 plan.chunks[d] = data
     if wanted:
-        for (runs, d), run in zip(where, scan_runs(batch.buf, wanted), strict=True):
+        at = np.concatenate(segments)
+        for (runs, d), run in zip(where, scan_runs(batch.buf, wanted, dec.pstart[at],
+                                                   dec.pend[at]), strict=True):
             runs[d] = run
 
 

@@ -131,6 +131,9 @@ MAX_HELD = 4 << 20
 MAX_HANDSHAKE = 1 << 20
 TLS13 = 0x0304
 _NONE = np.zeros(0, np.int64)
+#: The usual header of an application data record, but for its length:
+#: type 23, legacy version 0x0303, as a 40-bit number.
+_USUAL = APPLICATION_DATA << 32 | 0x0303 << 16
 #: 0, 1, 2...: the segment of each record of a run whose records are its segments.
 _COUNT = np.arange(1 << 16)
 _COUNT.flags.writeable = False
@@ -441,7 +444,7 @@ class TLSSession:
         :meth:`receive_data`. Changes nothing (see :meth:`commit_run`); for a
         direction that is :meth:`run_ready`. :func:`scan_runs` does the same
         for many runs at once."""
-        return scan_runs(buf, [(self, direction, ps, pe)])[0]
+        return scan_runs(buf, [(self, direction, len(ps))], ps, pe)[0]
 
     def _walk(self, data: bytes, one: np.ndarray, begins: np.ndarray, ends: np.ndarray,
               ends_at: list[int]) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -832,29 +835,27 @@ class _Skipper(RecordProtection):
         raise DecryptError("handshake traffic secret not in the key log")
 
 
-def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarray]]
-              ) -> list[TLSRun]:
-    """:meth:`TLSSession.scan_run` for each ``(session, direction, ps, pe)``
-    of ``runs`` (segments of one buffer, a block's), in one pass: the NumPy
-    steps are taken once for all of them (see the design note)."""
-    counts = [len(run[2]) for run in runs]
-    ps = np.concatenate([run[2] for run in runs])
-    pe = np.concatenate([run[3] for run in runs])
+def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, int]], ps: np.ndarray,
+              pe: np.ndarray) -> list[TLSRun]:
+    """:meth:`TLSSession.scan_run` for each ``(session, direction, count)``
+    of ``runs``, whose segments are the next ``count`` of ``buf[ps[j]:pe[j]]``
+    (one buffer, a block's), in one pass: the NumPy steps are taken once for
+    all of them (see the design note)."""
+    counts = [count for _s, _d, count in runs]
     sizes = pe - ps
     cum = np.cumsum(sizes)
     firsts = list(itertools.accumulate(counts, initial=0))
     first = np.array(firsts[:-1], np.int64)
     ends = cum - np.repeat(cum[first] - sizes[first], counts)  # in each run's stream
     begins = ends - sizes
-    limits = [session._limit() for session, _d, _ps, _pe in runs]
+    limits = [session._limit() for session, _d, _n in runs]
     # Segments that are one whole application data record each, with the
-    # usual header (type 23, legacy version 0x0303): most are.
-    view = np.frombuffer(buf, np.uint8)
+    # usual header (type 23, legacy version 0x0303): most are. Each segment's
+    # first 8 bytes are read as one big-endian number, the header its top 5.
+    src = buf if int(ps.max()) + 8 <= len(buf) else buf + bytes(8)  # (short, at the end)
+    head = np.ndarray((len(src) - 7,), ">i8", src, 0, (1,))[ps] >> 24
     length = sizes - HEADER_LEN
-    if int(ps.max()) + HEADER_LEN > len(view):  # (a segment too short to hold a header)
-        view = np.append(view, np.zeros(HEADER_LEN, np.uint8))
-    one = ((view[ps] == APPLICATION_DATA) & (view[ps + 1] == 3) & (view[ps + 2] == 3)
-           & ((view[ps + 3].astype(np.int64) << 8 | view[ps + 4]) == length)
+    one = ((head == _USUAL + length) & (length >= 0)
            & (length <= (limits[0] if min(limits) == max(limits)
                          else np.repeat(limits, counts))))
     all_one = np.logical_and.reduceat(one, first).tolist()
@@ -862,12 +863,12 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, np.ndarray, np.ndarr
     todo: list[tuple[RecordProtection, bytes, int, int]] = []  # each run's records to open
     read: list[tuple[np.ndarray, np.ndarray, int, bool]] = []
     walked = not all(all_one)
-    for r, (session, direction, rps, rpe) in enumerate(runs):
+    for r, (session, direction, _n) in enumerate(runs):
         d = session._dirs[direction]
         protection = d.protection
         assert protection is not None
         lo, hi = firsts[r], firsts[r + 1]
-        run = TLSRun(protection.seq, d.offset, buf, rps, rpe, ends[lo:hi])
+        run = TLSRun(protection.seq, d.offset, buf, ps[lo:hi], pe[lo:hi], ends[lo:hi])
         out.append(run)
         if all_one[r]:  # the records are the segments: take them where they are
             todo.append((protection, buf, protection.seq, hi - lo))
