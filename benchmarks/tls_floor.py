@@ -31,28 +31,30 @@ HERE = Path(__file__).resolve().parent
 
 def records(path: Path, keys: Path) -> list[tuple[Any, list[bytes], list[bytes], list[bytes]]]:
     """Each run's ``(decrypt, nonces, fragments, headers)`` as ``wspcap.read``
-    opened them (runs of records opened one by one are not counted)."""
+    opened them (records opened one by one are not counted)."""
     from wspcap.tls import protection
 
     runs: list[tuple[Any, list[bytes], list[bytes], list[bytes]]] = []
-    kernel = protection._open_spans
+    kernel = protection._open_runs
 
-    def gather(decrypt: Any, iv: bytes, seq: int, src: bytes, starts: Any, stops: Any,
-               refused: type[BaseException]) -> list[bytes]:
-        inners = kernel(decrypt, iv, seq, src, starts, stops, refused)
-        base = int.from_bytes(iv, "big")
-        x, z = starts.tolist()[:len(inners)], stops.tolist()[:len(inners)]
-        runs.append((decrypt, [(base ^ (seq + i)).to_bytes(12, "big") for i in range(len(x))],
-                     [src[i + 5:j] for i, j in zip(x, z, strict=True)],
-                     [src[i:i + 5] for i in x]))
-        return inners
+    def gather(todo: list[Any], starts: Any, stops: Any, refused: type[BaseException]
+               ) -> tuple[bytes, Any]:
+        plain, lengths = kernel(todo, starts, stops, refused)
+        x, z, n, at = starts.tolist(), stops.tolist(), lengths.tolist(), 0
+        for decrypt, iv, seq, src, count in todo:
+            opened = [i for i in range(at, at + count) if n[i] >= 0]
+            base = int.from_bytes(iv, "big")
+            runs.append((decrypt, [(base ^ (seq + i - at)).to_bytes(12, "big") for i in opened],
+                         [src[x[i] + 5:z[i]] for i in opened], [src[x[i]:x[i] + 5] for i in opened]))
+            at += count
+        return plain, lengths
 
-    protection._open_spans = gather
+    protection._open_runs = gather
     try:
         import wspcap
         wspcap.read(path, keylog=keys)
     finally:
-        protection._open_spans = kernel
+        protection._open_runs = kernel
     return runs
 
 

@@ -28,7 +28,7 @@ from golden.kernels import same_headers, same_whole_frames
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
-from wspcap.tls.protection import py_open_spans
+from wspcap.tls.protection import py_open_runs
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
@@ -105,8 +105,12 @@ def test_kernels_on_mutated_captures() -> None:
         st, cl = st[cl >= 5], cl[cl >= 5]
         seq = rng.randrange(1 << 64 - n)
         iv = buf[:12].ljust(12, b"\0")
-        assert tls.open_spans(aead.decrypt, iv, seq, buf, st, st + cl, InvalidTag) \
-            == py_open_spans(aead.decrypt, iv, seq, buf, st, st + cl, InvalidTag) == []
+        cut = rng.randrange(len(st) + 1)  # (two runs)
+        runs = [(aead.decrypt, iv, seq, buf, cut), (aead.decrypt, iv, seq, buf, len(st) - cut)]
+        plain, lengths = tls.open_runs(runs, st, st + cl, InvalidTag)
+        want, want_lengths = py_open_runs(runs, st, st + cl, InvalidTag)
+        assert plain == want == b""
+        assert np.frombuffer(lengths, np.int64).tolist() == want_lengths.tolist() == [-1] * len(st)
         cases += 1
     if cases < 100:
         pytest.fail(f"only {cases} cases in {BUDGET_S} s")

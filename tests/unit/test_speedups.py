@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
-from wspcap.tls.protection import py_open_spans
+from wspcap.tls.protection import py_open_runs
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
 
@@ -253,21 +253,49 @@ def sealed(draw: st.DrawFn) -> tuple[AESGCM | ChaCha20Poly1305, bytes, int, byte
             np.array(stops, np.int64))
 
 
+def _same(got: tuple[bytes, bytearray], want: tuple[bytes, np.ndarray]) -> bool:
+    """Whether ``open_runs``'s kernel result equals its reference's."""
+    return got[0] == want[0] and np.frombuffer(got[1], np.int64).tolist() == want[1].tolist()
+
+
 @settings(max_examples=300, deadline=None)
-@given(sealed())
-def test_open_spans_mirror(case: tuple[AESGCM | ChaCha20Poly1305, bytes, int, bytes,
-                                       np.ndarray, np.ndarray]) -> None:
+@given(st.lists(sealed(), max_size=4), st.data())
+def test_open_runs_mirror(cases: list[tuple[AESGCM | ChaCha20Poly1305, bytes, int, bytes,
+                                            np.ndarray, np.ndarray]],
+                          data: st.DataObject) -> None:
+    """Runs of records (each in its own buffer, or all in one) opened by the
+    kernel and by its reference alike: each run up to its first record that
+    does not open, the next run from its own first record."""
     kernel = _kernel("wspcap.tls._speedups")
-    aead, iv, seq, src, starts, stops = case
-    want = py_open_spans(aead.decrypt, iv, seq, src, starts, stops, InvalidTag)
-    assert kernel.open_spans(aead.decrypt, iv, seq, src, starts, stops, InvalidTag) == want
-    # what opened is each record's content and its type, up to the first that did not
-    for i, inner in enumerate(want):
-        assert inner[-1:] == b"\x17"
-        assert len(inner) == stops[i] - starts[i] - 5 - 16
+    shared = data.draw(st.booleans())
+    buf = b"".join(case[3] for case in cases)
+    runs, starts, stops, at = [], [], [], 0
+    for aead, iv, seq, src, x, z in cases:
+        shift = at if shared else 0
+        runs.append((aead.decrypt, iv, seq, buf if shared else src, len(x)))
+        starts.append(x + shift)
+        stops.append(z + shift)
+        at += len(src)
+    x = np.concatenate([np.zeros(0, np.int64), *starts])
+    z = np.concatenate([np.zeros(0, np.int64), *stops])
+    want = py_open_runs(runs, x, z, InvalidTag)
+    assert _same(kernel.open_runs(runs, x, z, InvalidTag), want)
+    # what opened is each record's content and its type, a prefix of each run
+    plain, lengths = want
+    pos = at = 0
+    for (_aead, _iv, _seq, _src, count), rx, rz in zip(runs, starts, stops, strict=True):
+        opened = lengths[at:at + count]
+        k = int((opened >= 0).sum())
+        assert (opened[:k] >= 0).all() and (opened[k:] == -1).all()
+        assert (opened[:k] == rz[:k] - rx[:k] - 5 - 16).all()
+        for n in opened[:k].tolist():
+            assert plain[pos + n - 1:pos + n] == b"\x17"
+            pos += n
+        at += count
+    assert pos == len(plain)
 
 
-def test_open_spans_stops_at_a_refusal_and_passes_other_errors_on() -> None:
+def test_open_runs_stops_a_run_at_a_refusal_and_passes_other_errors_on() -> None:
     kernel = _kernel("wspcap.tls._speedups")
     calls: list[tuple[bytes, bytes, bytes]] = []
 
@@ -277,32 +305,61 @@ def test_open_spans_stops_at_a_refusal_and_passes_other_errors_on() -> None:
             raise InvalidTag
         if fragment == b"bad":
             raise KeyError(fragment)
-        return fragment.upper()
+        return fragment.upper() * 3  # (longer than the fragment: the buffer grows)
 
-    src = b"HHHHHabcGGGGGno" + b"IIIIIbad"
-    starts, stops = np.array([0, 8, 15], np.int64), np.array([8, 15, 23], np.int64)
+    src = b"HHHHHabcGGGGGno" + b"IIIIIbad" + b"JJJJJxy"
+    starts = np.array([0, 8, 15, 23], np.int64)
+    stops = np.array([8, 15, 23, 30], np.int64)
     iv = bytes(range(12))
-    for fn in (kernel.open_spans, py_open_spans):
+    for fn in (kernel.open_runs, py_open_runs):
         calls.clear()
-        assert fn(decrypt, iv, 255, src, starts, stops, InvalidTag) == [b"ABC"]
+        # run 1: "abc" opens, "no" does not and "bad" is not tried; run 2: "xy" opens
+        plain, lengths = fn([(decrypt, iv, 255, src, 3), (decrypt, iv, 7, src, 1)],
+                            starts, stops, InvalidTag)
+        assert plain == b"ABCABCABCXYXYXY"
+        assert np.frombuffer(lengths, np.int64).tolist() == [9, -1, -1, 6]
         assert calls == [(bytes(range(11)) + bytes([11 ^ 255]), b"abc", b"HHHHH"),
-                         (bytes(range(10)) + bytes([10 ^ 1, 11 ^ 0]), b"no", b"GGGGG")]
+                         (bytes(range(10)) + bytes([10 ^ 1, 11 ^ 0]), b"no", b"GGGGG"),
+                         (bytes(range(11)) + bytes([11 ^ 7]), b"xy", b"JJJJJ")]
         with pytest.raises(KeyError):
-            fn(decrypt, iv, 0, src, starts[2:], stops[2:], InvalidTag)
+            fn([(decrypt, iv, 0, src, 1)], starts[2:3], stops[2:3], InvalidTag)
+        with pytest.raises(TypeError, match="bytes expected"):
+            fn([(lambda *a: bytearray(3), iv, 0, src, 1)], starts[:1], stops[:1], InvalidTag)
+        assert _same(fn([], starts[:0], stops[:0], InvalidTag),
+                     (b"", np.zeros(0, np.int64)))
 
 
-def test_open_spans_refuses_bad_arguments() -> None:
+def test_open_runs_refuses_bad_arguments() -> None:
+    """Every run is checked before a record is opened: a bad one anywhere
+    opens none."""
     kernel = _kernel("wspcap.tls._speedups")
     src = bytes(20)
     one = np.array([0], np.int64)
-    for fn in (kernel.open_spans, py_open_spans):
-        for starts, stops, iv, seq, match in (
-                (one, np.array([4], np.int64), bytes(12), 0, "out of the buffer"),
-                (one, np.array([21], np.int64), bytes(12), 0, "out of the buffer"),
-                (np.array([-1], np.int64), one + 8, bytes(12), 0, "out of the buffer"),
-                (one, np.array([5, 6], np.int64), bytes(12), 0, "differ in length"),
-                (one, one + 5, bytes(11), 0, "12 bytes"),
+    opened: list[bytes] = []
+
+    def decrypt(nonce: bytes, fragment: bytes, header: bytes) -> bytes:
+        opened.append(fragment)
+        return fragment
+
+    good = (decrypt, bytes(12), 0, src, 1)
+    for fn in (kernel.open_runs, py_open_runs):
+        for starts, stops, iv, seq, count, match in (
+                (one, np.array([4], np.int64), bytes(12), 0, 1, "out of the buffer"),
+                (one, np.array([21], np.int64), bytes(12), 0, 1, "out of the buffer"),
+                (np.array([-1], np.int64), one + 8, bytes(12), 0, 1, "out of the buffer"),
+                (one, np.array([5, 6], np.int64), bytes(12), 0, 1, "differ in length"),
+                (one, one + 5, bytes(11), 0, 1, "12 bytes"),
+                (one, one + 5, bytes(12), 0, 2, "do not add up"),
+                (one, one + 5, bytes(12), 0, 0, "do not add up"),
                 (np.array([0, 5], np.int64), np.array([5, 10], np.int64), bytes(12),
-                 (1 << 64) - 1, "2\\*\\*64")):
+                 (1 << 64) - 1, 2, "2\\*\\*64")):
             with pytest.raises(ValueError, match=match):
-                fn(bytes, iv, seq, src, starts, stops, InvalidTag)
+                fn([(decrypt, iv, seq, src, count)], starts, stops, InvalidTag)
+            x, z = np.concatenate([one, starts]), np.concatenate([one + 5, stops])
+            with pytest.raises(ValueError, match=match):
+                fn([good, (decrypt, iv, seq, src, count)], x, z, InvalidTag)
+        with pytest.raises(TypeError):
+            fn([(decrypt, bytearray(12), 0, src, 1)], one, one + 5, InvalidTag)
+        with pytest.raises(TypeError):
+            fn([(decrypt, bytes(12), 0, src)], one, one + 5, InvalidTag)
+    assert not opened

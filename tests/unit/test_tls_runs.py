@@ -105,8 +105,10 @@ def test_runs_read_what_receive_data_reads(cases: tuple[Any, Any], one_record_se
             pe.append(len(buf))
         where.append((np.array(ps, np.int64), np.array(pe, np.int64)))
     data = bytes(buf)
-    runs = scan_runs(data, [(fast, d, *where[d]) for d in (0, 1)])
-    assert [r.ends for r in runs] == [fast.scan_run(d, data, *where[d]).ends for d in (0, 1)]
+    runs = scan_runs(data, [(fast, d, len(where[d][0])) for d in (0, 1)],
+                     np.concatenate([w[0] for w in where]), np.concatenate([w[1] for w in where]))
+    assert [r.ends.tolist() for r in runs] == [fast.scan_run(d, data, *where[d]).ends.tolist()
+                                               for d in (0, 1)]
     want: list[Any] = []
     got: list[Any] = []
     for d in (0, 1):
@@ -135,9 +137,10 @@ def test_inner_spans() -> None:
     """Content, type and padding of TLS 1.3 inner plaintexts (RFC 8446 section
     5.2), read once for many; all zeros is no content type (0)."""
     inners = [b"abc\x17", b"de\x16\x00\x00", b"\x00\x00", b"\x15", b"fg\x17\x00"]
-    plain, begin, end, ctype = inner_spans(inners, np.array([len(i) for i in inners]))
+    plain = b"".join(inners)
+    begin, end, ctype = inner_spans(plain, np.array([len(i) for i in inners]))
     assert [plain[b:e] for b, e in zip(begin.tolist(), end.tolist(), strict=True)] == [
         b"abc", b"de", b"", b"", b"fg"]
     assert ctype.tolist() == [23, 22, 0, 21, 23]
-    plain, begin, end, ctype = inner_spans([], np.zeros(0, np.int64))
-    assert plain == b"" and not len(begin) and not len(end) and not len(ctype)
+    begin, end, ctype = inner_spans(b"", np.zeros(0, np.int64))
+    assert not len(begin) and not len(end) and not len(ctype)

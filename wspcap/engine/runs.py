@@ -81,7 +81,6 @@ takes only what comes before the final cut.
 
 from __future__ import annotations
 
-import bisect
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -501,12 +500,12 @@ def _tls_side(p: Pipeline, s: Session, d: int, stamps: np.ndarray, data: np.ndar
     with the packet that completes the record, said to come in the packet
     where the record starts, as :meth:`Session.tls_events` does)."""
     begin, end, emitted, marked = records.begin, records.end, records.emitted, records.marked
-    keep = end > begin
-    if keep.all():
+    if not records.hollow:
         # Record i in segment i (the common case): its packets, without a gather.
         done, said = ((data[:len(begin)],) * 2 if records.one_to_one
                       else (data[emitted], data[marked]))
     else:  # records with no plaintext have no frames
+        keep = end > begin
         begin, end = begin[keep], end[keep]
         done, said = data[emitted[keep]], data[marked[keep]]
     run = FrameRun(s.dirs[d].parser, records.plain, done, begin,  # type: ignore[arg-type]
@@ -536,11 +535,12 @@ def _commit(s: Session, side: _Side, batch: Batch, cut: int) -> None:
     s.tls.commit_run(d, records, taken, tail)
     ends = records.ends
     # The segments of the record the TLS layer holds the start of, for the marks.
-    first = bisect.bisect_right(ends, ends[taken - 1] - len(tail)) if tail else taken
-    marks = [(records.offset + (ends[j - 1] if j else 0), batch.first + int(data[j]),
+    last = int(ends[taken - 1])
+    first = int(np.searchsorted(ends, last - len(tail), "right")) if tail else taken
+    marks = [(records.offset + (int(ends[j - 1]) if j else 0), batch.first + int(data[j]),
               batch.stamps[int(data[j])]) for j in range(first, taken)]
     s.took_tls_run(d, fed - run.held if m else 0, marks)
-    s.reasm[d].took_in_order(ends[taken - 1], records.segments(max(0, taken - HISTORY), taken))
+    s.reasm[d].took_in_order(last, records.segments(max(0, taken - HISTORY), taken))
 
 
 class _Plan(NamedTuple):
@@ -583,20 +583,25 @@ def _tls_scans(plans: list[_Plan], batch: Batch, dec: DecodedBatch) -> None:
     """The records of every wss:// direction of the block's plans, read and
     decrypted by the TLS layer in one call (:func:`wspcap.tls.session.scan_runs`:
     its NumPy steps once a block, not once a direction)."""
-    wanted: list[tuple[TLSSession, int, np.ndarray, np.ndarray]] = []
+    wanted: list[tuple[TLSSession, int, int]] = []
     where: list[tuple[list[TLSRun | None], int]] = []
+    segments: list[np.ndarray] = []
     for plan in plans:
         tls = plan.session.tls
         if tls is None:
             continue
         for d in (0, 1):
-            data = plan.chunks[d][plan.chunks[d] < plan.cut]
+            data = plan.chunks[d]
+            data = data[:data.searchsorted(plan.cut)]  # (in order)
             if len(data):
-                wanted.append((tls, d, dec.pstart[data], dec.pend[data]))
+                wanted.append((tls, d, len(data)))
                 where.append((plan.tls, d))
+                segments.append(data)
                 plan.chunks[d] = data
     if wanted:
-        for (runs, d), run in zip(where, scan_runs(batch.buf, wanted), strict=True):
+        at = np.concatenate(segments)
+        for (runs, d), run in zip(where, scan_runs(batch.buf, wanted, dec.pstart[at],
+                                                   dec.pend[at]), strict=True):
             runs[d] = run
 
 

@@ -19,9 +19,9 @@ say go into them:
   with encrypt-then-MAC (RFC 7366) the HMAC after the ciphertext.
 
 A record that does not authenticate raises :class:`DecryptError`.
-:meth:`RecordProtection.open_records` opens a run of records at once, with
-one ``decrypt`` call a TLS 1.3 record and nothing else in Python a record
-(see the design note of :mod:`wspcap.tls.session`).
+:func:`open_runs` opens many runs of records at once, with one ``decrypt``
+call a TLS 1.3 record and nothing else in Python a record (see the design
+note of :mod:`wspcap.tls.session`).
 """
 
 from __future__ import annotations
@@ -47,7 +47,8 @@ __all__ = [
     "RecordProtection",
     "hkdf_expand_label",
     "inner_spans",
-    "py_open_spans",
+    "open_runs",
+    "py_open_runs",
     "tls12_key_block",
     "tls12_prf",
     "tls12_protections",
@@ -185,49 +186,27 @@ class RecordProtection:
         or passed over unopened)."""
         self.seq = seq
 
-    def open_records(self, src: bytes, starts: np.ndarray, stops: np.ndarray,
-                     seq: int) -> tuple[list[bytes], np.ndarray]:
+    def open_each(self, src: bytes, starts: list[int], stops: list[int], seq: int
+                  ) -> list[bytes]:
         """Open consecutive records, ``src[starts[i]:stops[i]]`` (each its
         5-byte header and its fragment), from sequence number ``seq`` on, up
-        to the first that does not open; :attr:`seq` stays where it is.
-
-        Returns:
-            ``(inners, lengths)``: each record opened, in order, as a TLS 1.3
-            inner plaintext (its content, its content type, zero padding: a
-            TLS 1.2 record's plaintext is given that form), and their
-            lengths; see :func:`inner_spans`.
-        """
-        aead = self._aead
-        if not self.tls13 or aead is None:
-            x, z = starts.tolist(), stops.tolist()
-            return self._open_each([src[i:i + HEADER_LEN] for i in x],
-                                   [src[i + HEADER_LEN:j] for i, j in zip(x, z, strict=True)],
-                                   seq)
-        # TLS 1.3 AEAD: nothing in Python a record but the decrypt call (see
-        # the design note of wspcap.tls.session): the loop is open_spans.
-        starts = np.ascontiguousarray(starts, np.int64)
-        stops = np.ascontiguousarray(stops, np.int64)
-        inners = _open_spans(aead.decrypt, self.iv, seq, src, starts, stops, InvalidTag)
-        # An AEAD's plaintext is its ciphertext less the tag.
-        sizes = stops[:len(inners)] - starts[:len(inners)] - HEADER_LEN
-        tag = int(sizes[0]) - len(inners[0]) if inners else 0
-        return inners, sizes - tag
-
-    def _open_each(self, headers: list[bytes], fragments: list[bytes], seq: int
-                   ) -> tuple[list[bytes], np.ndarray]:
-        """:meth:`open_records`, a :meth:`decrypt` call a record."""
+        to the first that does not open, a :meth:`decrypt` call a record;
+        :attr:`seq` stays where it is. Returns each record opened, as a TLS
+        1.3 inner plaintext (its content, its content type: a TLS 1.2
+        record's plaintext is given that form)."""
         saved = self.seq
         inners: list[bytes] = []
         try:
-            for header, fragment in zip(headers, fragments, strict=True):
+            for i, j in zip(starts, stops, strict=True):
                 try:
-                    ctype, plain = self.decrypt(header, fragment, seq + len(inners))
+                    ctype, plain = self.decrypt(src[i:i + HEADER_LEN], src[i + HEADER_LEN:j],
+                                                seq + len(inners))
                 except DecryptError:
                     break
                 inners.append(plain + bytes((ctype,)))
         finally:
             self.seq = saved
-        return inners, np.fromiter(map(len, inners), np.int64, len(inners))
+        return inners
 
     def plaintext_size(self, fragment_len: int) -> int | None:
         """The plaintext a record of this length holds, where the layout says it
@@ -305,80 +284,175 @@ class RecordProtection:
         return padded[:-pad - 1]
 
 
-def py_open_spans(decrypt: Callable[[bytes, bytes, bytes], bytes], iv: bytes, seq: int,
-                  src: bytes, starts: np.ndarray, stops: np.ndarray,
-                  refused: type[BaseException]) -> list[bytes]:
-    """Open the TLS 1.3 records ``src[starts[i]:stops[i]]`` (each its 5-byte
-    header, the additional data, then its fragment) from sequence number
-    ``seq`` on, with ``decrypt(nonce, fragment, header)``, the nonce being
-    ``iv`` XOR the sequence number (`RFC 8446 section 5.3
-    <https://www.rfc-editor.org/rfc/rfc8446#section-5.3>`_); up to the
-    first whose ``decrypt`` raises ``refused``.
+#: A run of records to open: ``(decrypt, iv, seq, src, count)`` (see :func:`py_open_runs`).
+KernelRun = tuple[Callable[[bytes, bytes, bytes], bytes], bytes, int, bytes, int]
+
+
+def open_runs(runs: list[tuple[RecordProtection, bytes, int, int]], starts: np.ndarray,
+              stops: np.ndarray) -> tuple[bytes, np.ndarray]:
+    """Open the records of many runs at once: run ``r``, ``(protection, src,
+    seq, count)``, is the next ``count`` records ``src[starts[i]:stops[i]]``
+    (each its 5-byte header and its fragment), opened under ``protection``
+    from sequence number ``seq`` on, up to the first that does not open;
+    the protections' :attr:`~RecordProtection.seq` stay where they are.
+
+    Returns:
+        ``(plain, lengths)``: every record opened, in order, as a TLS 1.3
+        inner plaintext (its content, its content type, zero padding: a TLS
+        1.2 record's plaintext is given that form), joined; and each record's
+        length in ``plain``, -1 for a record not opened. See
+        :func:`inner_spans`.
+
+    TLS 1.3 AEAD runs (all of them, most often) are opened by one call of
+    :func:`py_open_runs` or its compiled mirror: nothing in Python a record
+    but the decrypt call (see the design note of :mod:`wspcap.tls.session`).
+    """
+    starts = np.ascontiguousarray(starts, np.int64)
+    stops = np.ascontiguousarray(stops, np.int64)
+    parts: list[bytes] = []
+    lengths: list[np.ndarray] = []
+    batch: list[KernelRun] = []
+    lo = hi = 0
+    for protection, src, seq, count in runs:
+        aead = protection._aead
+        if protection.tls13 and aead is not None:
+            batch.append((aead.decrypt, protection.iv, seq, src, count))
+            hi += count
+            continue
+        if batch:
+            plain, sizes = _open_runs(batch, starts[lo:hi], stops[lo:hi], InvalidTag)
+            parts.append(plain)
+            lengths.append(sizes)
+            batch, lo = [], hi
+        hi += count
+        inners = protection.open_each(src, starts[lo:hi].tolist(), stops[lo:hi].tolist(), seq)
+        parts += inners
+        sizes = np.full(count, -1, np.int64)
+        sizes[:len(inners)] = [len(inner) for inner in inners]
+        lengths.append(sizes)
+        lo = hi
+    if batch:
+        if not parts:  # (one call for the block: the common case)
+            return _open_runs(batch, starts, stops, InvalidTag)
+        plain, sizes = _open_runs(batch, starts[lo:], stops[lo:], InvalidTag)
+        parts.append(plain)
+        lengths.append(sizes)
+    return b"".join(parts), (np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+
+
+def py_open_runs(runs: list[KernelRun], starts: np.ndarray, stops: np.ndarray,
+                 refused: type[BaseException]) -> tuple[bytes, np.ndarray]:
+    """Open the TLS 1.3 records of ``runs``, each ``(decrypt, iv, seq, src,
+    count)``: its records are the next ``count`` spans ``src[starts[i]:stops[i]]``
+    (each its 5-byte header, the additional data, then its fragment), opened
+    from sequence number ``seq`` on with ``decrypt(nonce, fragment, header)``,
+    the nonce being ``iv`` XOR the sequence number (`RFC 8446 section 5.3
+    <https://www.rfc-editor.org/rfc/rfc8446#section-5.3>`_), up to the first
+    whose ``decrypt`` raises ``refused`` (the rest of that run is not opened).
+
+    Returns:
+        ``(plain, lengths)``: what opened, joined, and each record's
+        plaintext length (-1: not opened).
 
     Raises:
-        ValueError: ``iv`` is not 12 bytes, ``starts`` and ``stops`` differ in
-            length, a record is not within ``src`` or shorter than a header,
-            or a sequence number would pass 2**64 - 1.
+        TypeError: a run is not such a tuple, ``iv`` or ``src`` is not bytes,
+            or ``decrypt`` gives something else than bytes.
+        ValueError: an ``iv`` is not 12 bytes, ``starts`` and ``stops`` differ
+            in length, the counts do not add up to them, a record is not within
+            its ``src`` or shorter than a header, or a sequence number would
+            pass 2**64 - 1 (every run is checked before any record is opened).
 
     This loop turns once per record; ``wspcap/tls/_speedups.c`` is its
     compiled mirror, used where it is built (see :data:`wspcap.constants.SPEEDUPS`).
     """
     x, z = starts.tolist(), stops.tolist()
-    if len(iv) != 12:
-        raise ValueError("iv: 12 bytes expected")
     if len(x) != len(z):
         raise ValueError("starts and stops differ in length")
-    if x and seq + len(x) - 1 > _SEQ_MAX:
-        raise ValueError("sequence number past 2**64 - 1")
-    for i, (j, k) in enumerate(zip(x, z, strict=True)):
-        if j < 0 or k < j + HEADER_LEN or k > len(src):
-            raise ValueError(f"record {i} out of the buffer")
-    base = int.from_bytes(iv, "big")
-    inners: list[bytes] = []
-    for i, (j, k) in enumerate(zip(x, z, strict=True)):
-        nonce = (base ^ (seq + i)).to_bytes(12, "big")
-        try:
-            inners.append(decrypt(nonce, src[j + HEADER_LEN:k], src[j:j + HEADER_LEN]))
-        except refused:
-            break
-    return inners
+    at = 0
+    for run in runs:
+        if not isinstance(run, tuple) or len(run) != 5:
+            raise TypeError("runs: (decrypt, iv, seq, src, count) tuples expected")
+        _decrypt, iv, seq, src, count = run
+        if not isinstance(iv, bytes) or not isinstance(src, bytes):
+            raise TypeError("iv and src: bytes expected")
+        if len(iv) != 12:
+            raise ValueError("iv: 12 bytes expected")
+        if not 0 <= seq <= _SEQ_MAX:
+            raise OverflowError("seq: out of range")
+        if count < 0:
+            raise ValueError("count: not negative expected")
+        if count > len(x) - at:
+            raise ValueError("the runs' counts do not add up to the records")
+        if count and seq + count - 1 > _SEQ_MAX:
+            raise ValueError("sequence number past 2**64 - 1")
+        for i in range(at, at + count):
+            if x[i] < 0 or z[i] < x[i] + HEADER_LEN or z[i] > len(src):
+                raise ValueError(f"record {i} out of the buffer")
+        at += count
+    if at != len(x):
+        raise ValueError("the runs' counts do not add up to the records")
+    lengths = np.full(len(x), -1, np.int64)
+    parts: list[bytes] = []
+    at = 0
+    for decrypt, iv, seq, src, count in runs:
+        base = int.from_bytes(iv, "big")
+        for i in range(count):
+            j, k = x[at + i], z[at + i]
+            nonce = (base ^ (seq + i)).to_bytes(12, "big")
+            try:
+                inner = decrypt(nonce, src[j + HEADER_LEN:k], src[j:j + HEADER_LEN])
+            except refused:
+                break
+            if not isinstance(inner, bytes):
+                raise TypeError("decrypt: bytes expected")
+            parts.append(inner)
+            lengths[at + i] = len(inner)
+        at += count
+    return b"".join(parts), lengths
 
 
-_open_spans = py_open_spans
+def _kernel_open_runs(runs: list[KernelRun], starts: np.ndarray, stops: np.ndarray,
+                      refused: type[BaseException]) -> tuple[bytes, np.ndarray]:
+    """:func:`py_open_runs` by its compiled mirror."""
+    plain, lengths = _compiled(runs, starts, stops, refused)
+    return plain, np.frombuffer(lengths, np.int64)
+
+
+_open_runs = py_open_runs
 if SPEEDUPS:
     try:
-        from wspcap.tls._speedups import open_spans as _open_spans
+        from wspcap.tls._speedups import open_runs as _compiled
     except ImportError:  # not built: the reference above
         pass
+    else:
+        _open_runs = _kernel_open_runs
 
 
-def inner_spans(inners: list[bytes], lengths: np.ndarray
-                ) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+def inner_spans(plain: bytes, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """TLS 1.3 inner plaintexts (`RFC 8446 section 5.2
     <https://www.rfc-editor.org/rfc/rfc8446#section-5.2>`_: the content, its
-    content type, zero padding), ``lengths`` their lengths, joined once:
-    ``(plain, begin, end, ctype)``, record ``i``'s content being
+    content type, zero padding) one after the other in ``plain``, ``lengths``
+    their lengths: ``(begin, end, ctype)``, record ``i``'s content being
     ``plain[begin[i]:end[i]]`` and its type ``ctype[i]``; 0 for a record whose
     inner plaintext is all zeros ("no non-zero octets in the cleartext":
     it does not open)."""
-    k = len(inners)
-    plain = b"".join(inners)
+    k = len(lengths)
     end = np.cumsum(lengths)
     begin = end - lengths
     if k and lengths.all():
         ctype = np.frombuffer(plain, np.uint8)[end - 1]
         if ctype.all():  # no padding: the common case
-            return plain, begin, end - 1, ctype
+            return begin, end - 1, ctype
     else:
         ctype = np.zeros(k, np.uint8)
     for i in np.flatnonzero(ctype == 0).tolist():  # padded (rare): strip it
-        content = len(inners[i].rstrip(b"\x00"))
+        content = len(plain[begin[i]:end[i]].rstrip(b"\x00"))
         if content:
             end[i] = begin[i] + content
-            ctype[i] = inners[i][content - 1]
+            ctype[i] = plain[begin[i] + content - 1]
         else:
             end[i] = begin[i] + 1  # (an empty span)
-    return plain, begin, end - 1, ctype
+    return begin, end - 1, ctype
 
 
 def tls13_protection(suite: Suite, secret: bytes) -> RecordProtection:
