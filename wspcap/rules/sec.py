@@ -260,30 +260,35 @@ def masking_keys(ctx: Context) -> None:
     values = ctx.array("mask_key")
     nulls = ctx.nulls("mask_key")  # unmasked frames
     for conn in ctx.conns:
-        pos = ctx.positions(conn, C2S)
-        if not pos:
+        at = ctx.positions(conn, C2S)
+        if not len(at):
             continue
-        at = np.asarray(pos, np.int64)
         keys = values[at].astype(np.int64)
         keyed = np.ones(len(at), bool) if nulls is None else ~nulls[at]
         zero = keyed & (keys == 0)
         zeros = int(zero.sum())
         if zeros:
-            first = pos[int(np.argmax(zero))]
+            first = int(at[int(np.argmax(zero))])
             _, index, _, frame = ctx.frame_at(first)
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_zero",
                              f"masking key 0x00000000 on {zeros} client frame"
                              + ("s" if zeros != 1 else ""))
         nonzero = keyed & (keys != 0)  # unmasked frames and zero keys left out
         used = keys[nonzero]
-        if len(used) < 2 or not (len(used) - len(np.unique(used)) >= 2
-                                 or _three_equal_steps(used)):
+        if len(used) < 2 or not (_repeats(used) >= 2 or _three_equal_steps(used)):
             continue  # the common case, decided without a Python loop over the frames
         found = _predictable(list(zip(at[nonzero].tolist(), used.tolist(), strict=True)))
         if found is not None:
             where, detail = found
             _, index, _, frame = ctx.frame_at(where)
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_predictable", detail)
+
+
+def _repeats(keys: np.ndarray) -> int:
+    """How many keys equal an earlier one (NumPy; sorting takes a tenth of
+    the time of ``np.unique``, which hashes)."""
+    ordered = np.sort(keys)
+    return int(np.count_nonzero(ordered[1:] == ordered[:-1]))
 
 
 def _three_equal_steps(keys: np.ndarray) -> bool:

@@ -13,7 +13,6 @@ peer's direction; a close counts as unanswered only once TCP ended.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -66,25 +65,27 @@ def control_flow(ctx: Context) -> None:
 
 
 def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
-    frames, keys = ctx.frames, ctx.frame_keys
-    frame_pos = np.asarray(conn.frame_pos, np.int64)
-    control: list[int] = frame_pos[ctx.array("opcode")[frame_pos] >= _CLOSE].tolist()
+    frames = ctx.frames
+    indexes = np.flatnonzero(ctx.array("opcode")[conn.frame_pos] >= _CLOSE)
+    control = conn.frame_pos[indexes]
     close: dict[str, tuple[int, Frame] | None] = {C2S: None, S2C: None}
     close_pos = {C2S: -1, S2C: -1}
     pings: dict[str, list[tuple[int, Frame]]] = {C2S: [], S2C: []}
     mismatched: dict[str, list[tuple[int, Frame, Frame | None]]] = {C2S: [], S2C: []}
-    for pos in control:  # in capture order, both directions
-        d = _DIRS[keys[pos] & 1]
+    # in capture order, both directions
+    for index, pos, side in zip(indexes.tolist(), control.tolist(),
+                                (ctx.frame_keys[control] & 1).tolist(), strict=True):
+        d = _DIRS[side]
         if close[d] is not None:
             continue  # after its own close: ws_data_after_close, below
         frame = frames[pos]
         op = frame.opcode
         if op == _CLOSE:
-            close[d] = (bisect_left(conn.frame_pos, pos), frame)
+            close[d] = (index, frame)
             close_pos[d] = pos
         elif op == _PING:
             if close[_OTHER[d]] is None and not frame.missing:
-                pings[d].append((bisect_left(conn.frame_pos, pos), frame))
+                pings[d].append((index, frame))
         elif op == _PONG:
             outstanding = pings[_OTHER[d]]
             for j in range(len(outstanding) - 1, -1, -1):
@@ -93,14 +94,13 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
                     break
             else:
                 if outstanding and not frame.missing:
-                    mismatched[d].append((bisect_left(conn.frame_pos, pos), frame,
-                                          outstanding[-1][1]))
+                    mismatched[d].append((index, frame, outstanding[-1][1]))
     for d in (C2S, S2C):
         if close[d] is not None:
             mine = ctx.positions(conn, d)
-            after = mine[bisect_right(mine, close_pos[d]):]
-            if after:
-                _, index, _, frame = ctx.frame_at(after[0])
+            after = mine[int(mine.searchsorted(close_pos[d], "right")):]
+            if len(after):
+                _, index, _, frame = ctx.frame_at(int(after[0]))
                 ctx.report_frame(conn, index, d, frame, "ws_data_after_close",
                                  f"{opcode_name(frame.opcode)} frame after this side's close "
                                  f"(frame {close[d][0]}); "  # type: ignore[index]
@@ -116,7 +116,7 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
         if conn.gap_bytes[peer] or not pings[d]:
             continue
         error_at = ctx.first_error(conn, d)
-        theirs = ctx.array("ts")[np.asarray(ctx.positions(conn, peer), np.int64)]
+        theirs = ctx.array("ts")[ctx.positions(conn, peer)]
         last_ts = int(theirs.max()) if len(theirs) else -1
         peer_close = close[peer]
         failed_at = (peer_close[0] if peer_close is not None
