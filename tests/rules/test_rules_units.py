@@ -5,7 +5,6 @@ from __future__ import annotations
 import random
 import zlib
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +13,6 @@ from wspcap.rules.context import preview
 from wspcap.rules.sec import (
     _has_intent_token,
     _predictable,
-    _repeats,
     _shown,
     _token_like,
     credential_name,
@@ -127,11 +125,6 @@ class TestMaskingKeys:
         keys[30] = keys[4]
         found = _predictable(list(enumerate(keys)))
         assert found is not None and found[0] == 20 and "2 of 50" in found[1]
-
-    @given(st.lists(st.integers(1, 2**32 - 1) | st.integers(1, 5), max_size=40))
-    def test_repeats_counts_keys_seen_before(self, keys: list[int]) -> None:
-        """The NumPy count of repeated keys that decides whether to look closer."""
-        assert _repeats(np.array(keys, np.int64)) == len(keys) - len(set(keys))
 
     @settings(max_examples=25, deadline=None)
     @given(seed=st.integers(0, 2**64 - 1), n=st.integers(2, 20000))

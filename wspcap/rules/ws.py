@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wspcap.rules.context import C2S, S2C, Conn, Context, check, preview
+from wspcap.rules.context import C2S, NO_POSITIONS, S2C, Conn, Context, check, preview
 from wspcap.ws.frames import opcode_name
+from wspcap.ws.records import group_positions
 
 if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
@@ -59,15 +60,17 @@ def control_flow(ctx: Context) -> None:
     identical Application data" to the ping's; an unsolicited pong is allowed.
     """
     timeout = int(ctx.thresholds.pong_timeout * 1e9)
+    control = np.flatnonzero(ctx.array("opcode") >= _CLOSE)  # every connection's at once
+    of_conn = group_positions(ctx.frame_keys[control] >> 1)
     for conn in ctx.conns:
         if conn.established:
-            _control_flow(ctx, conn, timeout)
+            _control_flow(ctx, conn, timeout, control[of_conn.get(conn.conn_id, NO_POSITIONS)])
 
 
-def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
+def _control_flow(ctx: Context, conn: Conn, timeout: int, control: np.ndarray) -> None:
+    """``control``: the positions of the connection's control frames, in order."""
     frames = ctx.frames
-    indexes = np.flatnonzero(ctx.array("opcode")[conn.frame_pos] >= _CLOSE)
-    control = conn.frame_pos[indexes]
+    indexes = conn.frame_pos.searchsorted(control)
     close: dict[str, tuple[int, Frame] | None] = {C2S: None, S2C: None}
     close_pos = {C2S: -1, S2C: -1}
     pings: dict[str, list[tuple[int, Frame]]] = {C2S: [], S2C: []}

@@ -214,6 +214,7 @@ class Packed:
             raise ValueError(f"packing does not match {kind.__name__}'s fields")
         self.kind = kind
         self.packing = packing
+        self._field_at = {name: n for n, name in enumerate(packing)}
         self.keep_data = keep_data
         self.size = 0
         self._chunks: list[_Chunk] = []
@@ -315,10 +316,10 @@ class Packed:
 
         Both what is taken and what stays end up in one chunk each, in order.
         """
-        wanted = np.fromiter(conn_ids, dtype=np.int64, count=len(conn_ids))
+        group_of = _Lookup([conn_ids])
         taken = Packed(self.kind, self.packing)
         chunks, self._chunks, self._starts, self.size = self._chunks, [], [], 0
-        masks = [np.isin(c.keys >> 1, wanted) for c in chunks]
+        masks = [group_of(c.keys >> 1) == 0 for c in chunks]
         taken._join([(c, m) for c, m in zip(chunks, masks)])
         self._join([(c, ~m) for c, m in zip(chunks, masks)])
         return taken
@@ -344,10 +345,12 @@ class Packed:
         """Record ``i`` (0-based among the packed), as the named tuple."""
         chunk = self._chunks[bisect_right(self._starts, i) - 1]
         j = i - chunk.start
-        nulls = chunk.nulls
         # (``item`` gives the Python value, the object itself for an object column)
-        return self.kind._make(None if name in nulls and nulls[name][j] else arr.item(j)
-                               for name, arr in chunk.columns.items())
+        values = [arr.item(j) for arr in chunk.columns.values()]
+        for name, mask in chunk.nulls.items():
+            if mask[j]:
+                values[self._field_at[name]] = None
+        return self.kind._make(values)
 
     def array(self, name: str) -> tuple[np.ndarray, np.ndarray | None]:
         """Field ``name`` of every packed record, in order, as one array (0
