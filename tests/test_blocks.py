@@ -421,7 +421,7 @@ def test_pack_and_views_with_column_chunks() -> None:
     c = p.collector
     assert p.block_frames and len(c.frame_chunks)
     frames = list(c.frame_view())
-    keys = c.all_frame_keys()
+    keys = c.all_frame_keys().tolist()
     assert len(frames) == len(want.frames) == len(keys)
     assert [f.payload for f in frames] == list(want.frames["payload"])
     c.pack()
@@ -429,4 +429,4 @@ def test_pack_and_views_with_column_chunks() -> None:
     packed = list(c.frame_view())
     assert [f._replace(payload=b"") for f in frames if f.opcode < 8] == \
         [f for f in packed if f.opcode < 8]
-    assert c.all_frame_keys() == keys
+    assert c.all_frame_keys().tolist() == keys

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from wspcap.rules.res import _differences_fit, _first_burst
-from wspcap.rules.sec import _three_equal_steps
+from wspcap.rules.sec import _suspects
 
 INT64 = st.integers(-(1 << 63) + 1, (1 << 63) - 1)
 
@@ -49,9 +49,19 @@ def keys(draw: st.DrawFn) -> list[int]:
     return out
 
 
-@settings(max_examples=300)
-@given(keys())
-def test_three_equal_steps(keys: list[int]) -> None:
+def _suspect_reference(keys: list[int]) -> bool:
     steps = [(b - a) & 0xFFFFFFFF for a, b in zip(keys, keys[1:])]
-    expected = any(steps[i] == steps[i + 1] == steps[i + 2] for i in range(len(steps) - 2))
-    assert _three_equal_steps(np.array(keys, np.int64)) == expected
+    even = any(steps[i] == steps[i + 1] == steps[i + 2] for i in range(len(steps) - 2))
+    return len(keys) - len(set(keys)) >= 2 or even
+
+
+@settings(max_examples=300)
+@given(st.lists(keys() | st.lists(st.integers(1, 4), max_size=6), max_size=5))
+def test_suspects(owned: list[list[int]]) -> None:
+    """Every connection's masking keys at once: the same connections picked
+    out as when each one's keys are looked at on their own (repeats, even
+    steps, and nothing across two connections' keys)."""
+    flat = np.array([k for keys in owned for k in keys], np.int64)
+    owner = np.repeat(np.arange(len(owned)), [len(keys) for keys in owned])
+    got = _suspects(flat, owner, len(owned)).tolist()
+    assert got == [_suspect_reference(keys) for keys in owned]

@@ -53,7 +53,7 @@ def test_packets_in_messages_out() -> None:
     conv = conversation()
     p = feed(conv)
     c = p.collector
-    keys = c.all_message_keys()
+    keys = c.all_message_keys().tolist()
     got = {"c2s": [], "s2c": []}
     for key, m in zip(keys, c.message_view(), strict=True):
         got["s2c" if key & 1 else "c2s"].append((m.type, m.payload))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,6 +25,7 @@ from wspcap.ws.records import (
     Packed,
     RecordView,
     array,
+    group_positions,
 )
 
 U64 = st.integers(0, 2**64 - 1)
@@ -79,7 +81,7 @@ def test_packed_records_come_back(kind: Any, packing: dict[str, str], strategy: 
         keys += batch_keys
     everything = [r for batch in batches for r in batch]
     assert len(packed) == len(everything)
-    assert packed.keys() == keys
+    assert packed.keys().tolist() == keys
     for i, record in enumerate(everything):
         back = packed.record(i)
         assert back == _expected(record)
@@ -123,23 +125,56 @@ def test_collector_pack_keeps_order_and_keys() -> None:
     col.frames.append(data)
     col.frame_keys.append(5)
     assert list(col.frame_view()) == [data._replace(payload=b""), ping, data]
-    assert col.all_frame_keys() == [3, 4, 5]
+    assert col.all_frame_keys().tolist() == [3, 4, 5]
     assert col.packed_frames.nbytes() < 200  # the 1000-byte payload is not held
 
 
 @given(st.lists(st.lists(st.tuples(frames, st.integers(0, 11)), max_size=6), max_size=4),
-       st.lists(st.sets(st.integers(0, 5), max_size=4), max_size=4))
+       st.lists(st.sets(st.integers(0, 5), max_size=4), max_size=4),
+       st.sampled_from([0, 1 << 23, 1 << 40]))
 def test_split_gives_each_group_its_records(batches: list[list[tuple[Frame, int]]],
-                                            groups: list[set[int]]) -> None:
+                                            groups: list[set[int]], first: int) -> None:
     """split() in one pass moves, into each group of connections, what taking
     that group's records in turn gives: the same records with their keys, in
-    order; records of connections in no group are dropped."""
+    order; records of connections in no group are dropped. Connection ids
+    from ``first`` on: small ones are looked up in a table, others searched."""
     packed = Packed(Frame, FRAME_PACKING)
+    batches = [[(f, k + 2 * first) for f, k in batch] for batch in batches]
     for batch in batches:
         packed.add([f for f, _ in batch], [k for _, k in batch])
-    groups = [g - set().union(*groups[:n]) for n, g in enumerate(groups)]  # disjoint
+    groups = [{first + i for i in g - set().union(*groups[:n])}  # disjoint
+              for n, g in enumerate(groups)]
     every = [(f, k) for batch in batches for f, k in batch]
     for group, part in zip(groups, packed.split(groups), strict=True):
         want = [(_expected(f), k) for f, k in every if k >> 1 in group]
-        assert [(part.record(i), key) for i, key in enumerate(part.keys())] == want
+        assert [(part.record(i), key) for i, key in enumerate(part.keys().tolist())] == want
     assert len(packed) == 0 and not packed.parts()
+
+
+def test_split_moves_a_chunk_of_one_group_as_it_is() -> None:
+    """A chunk whose records are all of one group is not copied; one of
+    several groups is sorted by group, and each group gets a slice of it."""
+    ping = Frame(0, 5, 1, 5, True, False, False, False, 9, True, 7, 7, 3, 6, b"abc", 0)
+    packed = Packed(Frame, FRAME_PACKING)
+    packed.add([ping._replace(ts=t) for t in range(4)], [2, 3, 2, 3])  # connection 1
+    packed.add([ping._replace(ts=t) for t in range(4, 8)], [4, 0, 5, 1])  # 2, 0, 2, 0
+    whole = packed.parts()[0][0]["ts"]
+    (one, two), (other,) = [part.parts() for part in packed.split([{1, 0}, {2}])]
+    assert np.shares_memory(one[0]["ts"], whole) and one[2].tolist() == [2, 3, 2, 3]
+    assert two[0]["ts"].tolist() == [5, 7] and two[2].tolist() == [0, 1]
+    assert other[0]["ts"].tolist() == [4, 6] and other[2].tolist() == [4, 5]
+
+
+@given(st.lists(st.integers(0, 300), max_size=60) | st.lists(st.integers(0, 70_000), max_size=60)
+       | st.lists(st.integers(0, 2**62), max_size=60))
+def test_group_positions(keys: list[int]) -> None:
+    """Each key's positions in order, whatever the keys span (8-bit, 16-bit
+    or wider once the least is taken away), and a check cannot change them."""
+    want: dict[int, list[int]] = {}
+    for i, key in enumerate(keys):
+        want.setdefault(key, []).append(i)
+    got = group_positions(keys)
+    assert {k: v.tolist() for k, v in got.items()} == want
+    for positions in got.values():
+        with pytest.raises(ValueError):
+            positions[0] = 1

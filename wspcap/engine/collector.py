@@ -189,13 +189,17 @@ class Collector:
         """Every message, packed or not, in order."""
         return RecordView.of(_chain(self.packed_messages, self.message_chunks), self.messages)
 
-    def all_frame_keys(self) -> list[int]:
-        """The key of every frame, packed or not, in order."""
-        return self.packed_frames.keys() + self.frame_chunks.keys() + self.frame_keys
+    def all_frame_keys(self) -> np.ndarray:
+        """The key of every frame, packed or not, in order (int64)."""
+        return _all_keys(self.packed_frames, self.frame_chunks, self.frame_keys)
 
-    def all_message_keys(self) -> list[int]:
-        """The key of every message, packed or not, in order."""
-        return self.packed_messages.keys() + self.message_chunks.keys() + self.message_keys
+    def all_message_keys(self) -> np.ndarray:
+        """The key of every message, packed or not, in order (int64)."""
+        return _all_keys(self.packed_messages, self.message_chunks, self.message_keys)
+
+
+def _all_keys(packed: Packed, chunks: Packed, keys: list[int]) -> np.ndarray:
+    return np.concatenate([packed.keys(), chunks.keys(), np.asarray(keys, np.int64)])
 
 
 def _chain(packed: Packed, chunks: Packed) -> Packed:

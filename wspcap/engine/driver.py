@@ -247,9 +247,12 @@ class Pipeline:
         group of connections at a time, and let go of the packed records.
 
         For a caller that packed every record (see :meth:`check_ended`) after
-        :meth:`finish` with ``check=False``: the checks then hold the lists
-        they build for about ``records`` frames and messages at once rather
-        than for the whole capture. Ends with the capture-wide checks, as
+        :meth:`finish` with ``check=False``: the checks then hold the arrays
+        they build (keys, positions, the columns they compare) for about
+        ``records`` frames and messages at once rather than for the whole
+        capture. (One group for all of chat's 500,000 records would save a
+        quarter of the checks' time, 17 ms, but raise the peak memory of
+        ``analyze -o`` by 10 MB.) Ends with the capture-wide checks, as
         :meth:`finish` does.
         """
         self._need_packed("check_packed")

@@ -12,6 +12,7 @@ read-only view (:meth:`Session.facts`).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any
 
@@ -232,8 +233,8 @@ class Session:
     def endpoints(self) -> tuple[str, int, str, int]:
         """``(client_ip, client_port, server_ip, server_port)``."""
         c = self.client if self.client is not None else 0
-        return (str(ipaddress.ip_address(self.addrs[c])), self.ports[c],
-                str(ipaddress.ip_address(self.addrs[1 - c])), self.ports[1 - c])
+        return (_ip_text(self.addrs[c]), self.ports[c],
+                _ip_text(self.addrs[1 - c]), self.ports[1 - c])
 
     def _sides(self) -> tuple[Direction, Direction]:
         """The client's direction and the server's (0 and 1 while unknown)."""
@@ -299,3 +300,11 @@ class Session:
         info = self.tls.info
         return {"tls": True, "tls_version": info.version_name, "tls_cipher": info.suite_name,
                 "sni": info.sni, "alpn": info.alpn, "decrypted": info.decrypted}
+
+
+@functools.lru_cache(maxsize=1 << 12)
+def _ip_text(addr: bytes) -> str:
+    """An address (4 or 16 bytes) as text. The connections of a capture share
+    a few addresses, and each is written as text for the rules' facts and the
+    connections table: 2,000 connections took 26 ms of ``ipaddress`` calls."""
+    return str(ipaddress.ip_address(addr))

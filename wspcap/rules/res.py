@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wspcap.rules.context import C2S, S2C, Conn, Context, check, over
+from wspcap.rules.context import C2S, NO_POSITIONS, S2C, Conn, Context, check, over
 from wspcap.timestamps import TS_NULL
+from wspcap.ws.records import group_positions
 
 if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
@@ -81,17 +82,14 @@ def rates(ctx: Context) -> None:
     frame_limit = th.frame_flood_rate * th.rate_window
     ping_limit = th.ping_flood_rate * th.rate_window
     ts = ctx.array("ts")
-    keys = ctx.frame_keys
-    pings: dict[int, list[int]] = {}
-    for where in np.flatnonzero(ctx.array("opcode") == 9).tolist():
-        pings.setdefault(keys[where], []).append(where)
+    ping_at = np.flatnonzero(ctx.array("opcode") == 9)
+    pings = {key: ping_at[pos] for key, pos in group_positions(ctx.frame_keys[ping_at]).items()}
 
-    def flood(conn: Conn, d: str, pos: list[int], limit: float, code: str, what: str,
+    def flood(conn: Conn, d: str, at: np.ndarray, limit: float, code: str, what: str,
               rate: float) -> None:
-        """Report the first burst of more than ``limit`` of ``pos`` within the window."""
-        if len(pos) <= limit:
+        """Report the first burst of more than ``limit`` of ``at`` within the window."""
+        if len(at) <= limit:
             return
-        at = np.asarray(pos, np.int64)
         times = ts[at]
         known = times != TS_NULL
         if not known.all():  # times unknown: left out of the count
@@ -107,7 +105,7 @@ def rates(ctx: Context) -> None:
         for d in (C2S, S2C):
             flood(conn, d, ctx.positions(conn, d), frame_limit, "res_frame_flood", "frames",
                   th.frame_flood_rate)
-            flood(conn, d, pings.get(conn.conn_id * 2 + (d == S2C), []), ping_limit,
+            flood(conn, d, pings.get(conn.conn_id * 2 + (d == S2C), NO_POSITIONS), ping_limit,
                   "res_ping_flood", "pings", th.ping_flood_rate)
 
 

@@ -256,41 +256,65 @@ def credentials(ctx: Context) -> None:
 
 @check("sec")
 def masking_keys(ctx: Context) -> None:
-    """RFC 6455 section 5.3: "The masking key needs to be unpredictable"."""
-    values = ctx.array("mask_key")
+    """RFC 6455 section 5.3: "The masking key needs to be unpredictable".
+
+    Every connection's client frames at once, with NumPy: zero keys counted,
+    and the connections whose keys repeat or step evenly picked out
+    (:func:`_suspects`); only those are looked at key by key.
+    """
+    mine = [ctx.positions(conn, C2S) for conn in ctx.conns]
+    lengths = np.fromiter(map(len, mine), np.int64, len(mine))
+    if not lengths.any():
+        return
+    at = np.concatenate(mine)
+    which = np.repeat(np.arange(len(mine)), lengths)  # (the connection of each frame)
     nulls = ctx.nulls("mask_key")  # unmasked frames
-    for conn in ctx.conns:
-        pos = ctx.positions(conn, C2S)
-        if not pos:
-            continue
-        at = np.asarray(pos, np.int64)
-        keys = values[at].astype(np.int64)
-        keyed = np.ones(len(at), bool) if nulls is None else ~nulls[at]
-        zero = keyed & (keys == 0)
-        zeros = int(zero.sum())
-        if zeros:
-            first = pos[int(np.argmax(zero))]
-            _, index, _, frame = ctx.frame_at(first)
+    keys = ctx.array("mask_key")[at].astype(np.int64)
+    keyed = np.ones(len(at), bool) if nulls is None else ~nulls[at]
+    zero = np.flatnonzero(keyed & (keys == 0))
+    zeros = np.bincount(which[zero], minlength=len(mine))
+    firsts = np.flatnonzero(np.diff(which[zero], prepend=-1))
+    first_zero = dict(zip(which[zero[firsts]].tolist(), at[zero[firsts]].tolist(), strict=True))
+    nonzero = keyed & (keys != 0)  # unmasked frames and zero keys left out
+    used, used_at, used_by = keys[nonzero], at[nonzero], which[nonzero]
+    suspects = _suspects(used, used_by, len(mine))
+    for n in np.flatnonzero((zeros > 0) | suspects).tolist():
+        conn = ctx.conns[n]
+        count = int(zeros[n])
+        if count:
+            _, index, _, frame = ctx.frame_at(first_zero[n])
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_zero",
-                             f"masking key 0x00000000 on {zeros} client frame"
-                             + ("s" if zeros != 1 else ""))
-        nonzero = keyed & (keys != 0)  # unmasked frames and zero keys left out
-        used = keys[nonzero]
-        if len(used) < 2 or not (len(used) - len(np.unique(used)) >= 2
-                                 or _three_equal_steps(used)):
+                             f"masking key 0x00000000 on {count} client frame"
+                             + ("s" if count != 1 else ""))
+        if not suspects[n]:
             continue  # the common case, decided without a Python loop over the frames
-        found = _predictable(list(zip(at[nonzero].tolist(), used.tolist(), strict=True)))
+        own = used_by == n
+        found = _predictable(list(zip(used_at[own].tolist(), used[own].tolist(), strict=True)))
         if found is not None:
             where, detail = found
             _, index, _, frame = ctx.frame_at(where)
             ctx.report_frame(conn, index, C2S, frame, "sec_mask_predictable", detail)
 
 
-def _three_equal_steps(keys: np.ndarray) -> bool:
-    """Whether three consecutive key-to-key steps (mod 2**32) are equal (NumPy)."""
+def _suspects(keys: np.ndarray, owner: np.ndarray, owners: int) -> np.ndarray:
+    """Which owners' keys are worth a closer look: at least two keys that
+    equal an earlier one of the same owner, or three consecutive steps
+    between an owner's keys (mod 2**32) that are equal.
+
+    Args:
+        keys: non-zero 32-bit keys, each owner's in order.
+        owner: the owner of each key (0 .. ``owners`` - 1), owners one after
+            the other.
+        owners: how many owners.
+    """
+    ordered = np.sort((owner << 32) | keys)  # (repeats sorted next to each other)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]] >> 32
+    suspects: np.ndarray = np.bincount(repeated, minlength=owners) >= 2
     steps = (keys[1:] - keys[:-1]) & 0xFFFFFFFF
     same = steps[1:] == steps[:-1]
-    return bool((same[1:] & same[:-1]).any())
+    even = same[1:] & same[:-1] & (owner[:-3] == owner[3:])  # (four keys of one owner)
+    suspects[owner[:-3][even]] = True
+    return suspects
 
 
 #: Probability of a false alarm that sec_mask_predictable accepts, per connection.

@@ -13,13 +13,13 @@ peer's direction; a close counts as unanswered only once TCP ended.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from wspcap.rules.context import C2S, S2C, Conn, Context, check, preview
+from wspcap.rules.context import C2S, NO_POSITIONS, S2C, Conn, Context, check, preview
 from wspcap.ws.frames import opcode_name
+from wspcap.ws.records import group_positions
 
 if TYPE_CHECKING:
     from wspcap.ws.frames import Frame
@@ -60,31 +60,35 @@ def control_flow(ctx: Context) -> None:
     identical Application data" to the ping's; an unsolicited pong is allowed.
     """
     timeout = int(ctx.thresholds.pong_timeout * 1e9)
+    control = np.flatnonzero(ctx.array("opcode") >= _CLOSE)  # every connection's at once
+    of_conn = group_positions(ctx.frame_keys[control] >> 1)
     for conn in ctx.conns:
         if conn.established:
-            _control_flow(ctx, conn, timeout)
+            _control_flow(ctx, conn, timeout, control[of_conn.get(conn.conn_id, NO_POSITIONS)])
 
 
-def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
-    frames, keys = ctx.frames, ctx.frame_keys
-    frame_pos = np.asarray(conn.frame_pos, np.int64)
-    control: list[int] = frame_pos[ctx.array("opcode")[frame_pos] >= _CLOSE].tolist()
+def _control_flow(ctx: Context, conn: Conn, timeout: int, control: np.ndarray) -> None:
+    """``control``: the positions of the connection's control frames, in order."""
+    frames = ctx.frames
+    indexes = conn.frame_pos.searchsorted(control)
     close: dict[str, tuple[int, Frame] | None] = {C2S: None, S2C: None}
     close_pos = {C2S: -1, S2C: -1}
     pings: dict[str, list[tuple[int, Frame]]] = {C2S: [], S2C: []}
     mismatched: dict[str, list[tuple[int, Frame, Frame | None]]] = {C2S: [], S2C: []}
-    for pos in control:  # in capture order, both directions
-        d = _DIRS[keys[pos] & 1]
+    # in capture order, both directions
+    for index, pos, side in zip(indexes.tolist(), control.tolist(),
+                                (ctx.frame_keys[control] & 1).tolist(), strict=True):
+        d = _DIRS[side]
         if close[d] is not None:
             continue  # after its own close: ws_data_after_close, below
         frame = frames[pos]
         op = frame.opcode
         if op == _CLOSE:
-            close[d] = (bisect_left(conn.frame_pos, pos), frame)
+            close[d] = (index, frame)
             close_pos[d] = pos
         elif op == _PING:
             if close[_OTHER[d]] is None and not frame.missing:
-                pings[d].append((bisect_left(conn.frame_pos, pos), frame))
+                pings[d].append((index, frame))
         elif op == _PONG:
             outstanding = pings[_OTHER[d]]
             for j in range(len(outstanding) - 1, -1, -1):
@@ -93,14 +97,13 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
                     break
             else:
                 if outstanding and not frame.missing:
-                    mismatched[d].append((bisect_left(conn.frame_pos, pos), frame,
-                                          outstanding[-1][1]))
+                    mismatched[d].append((index, frame, outstanding[-1][1]))
     for d in (C2S, S2C):
         if close[d] is not None:
             mine = ctx.positions(conn, d)
-            after = mine[bisect_right(mine, close_pos[d]):]
-            if after:
-                _, index, _, frame = ctx.frame_at(after[0])
+            after = mine[int(mine.searchsorted(close_pos[d], "right")):]
+            if len(after):
+                _, index, _, frame = ctx.frame_at(int(after[0]))
                 ctx.report_frame(conn, index, d, frame, "ws_data_after_close",
                                  f"{opcode_name(frame.opcode)} frame after this side's close "
                                  f"(frame {close[d][0]}); "  # type: ignore[index]
@@ -116,7 +119,7 @@ def _control_flow(ctx: Context, conn: Conn, timeout: int) -> None:
         if conn.gap_bytes[peer] or not pings[d]:
             continue
         error_at = ctx.first_error(conn, d)
-        theirs = ctx.array("ts")[np.asarray(ctx.positions(conn, peer), np.int64)]
+        theirs = ctx.array("ts")[ctx.positions(conn, peer)]
         last_ts = int(theirs.max()) if len(theirs) else -1
         peer_close = close[peer]
         failed_at = (peer_close[0] if peer_close is not None
