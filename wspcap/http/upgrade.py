@@ -106,19 +106,24 @@ class HttpHead:
     start_line: str
     headers: tuple[tuple[str, str], ...]
     size: int
+    #: Lower-cased name -> its values, in order (made once: the rules ask a
+    #: head for a dozen names).
+    _values: dict[str, list[str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        values: dict[str, list[str]] = {}
+        for key, value in self.headers:
+            values.setdefault(key.lower(), []).append(value)
+        object.__setattr__(self, "_values", values)
 
     def get(self, name: str) -> str | None:
         """The first value of header ``name`` (case-insensitive), or None."""
-        lname = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lname:
-                return value
-        return None
+        values = self._values.get(name.lower())
+        return values[0] if values else None
 
     def get_all(self, name: str) -> list[str]:
-        """Every value of header ``name``, in order."""
-        lname = name.lower()
-        return [value for key, value in self.headers if key.lower() == lname]
+        """Every value of header ``name`` (case-insensitive), in order."""
+        return list(self._values.get(name.lower(), ()))
 
     def tokens(self, name: str) -> list[str]:
         """Comma-separated tokens of every ``name`` header, lower-cased."""
