@@ -69,7 +69,7 @@ from wspcap.tables.build import (
     empty_table,
     part_from_values,
 )
-from wspcap.tables.schema import ANOMALIES, APP, DIRECTION, MESSAGE_TYPE
+from wspcap.tables.schema import ANOMALIES, APP, DIRECTION
 from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import Opcode
 
@@ -89,14 +89,10 @@ __all__ = [
 CONNECTION_COLUMNS: dict[str, Any] = {"app_protocol": "string", "app_confidence": "Float64"}
 #: Message references kept per connection for events about earlier messages.
 KEEP_REFS = 1024
-#: Message types a decoder reads.
-DATA_TYPES = ("text", "binary")
 _DIRECTIONS = tuple(DIRECTION.categories)
 _DIRECTION_NAMES = np.array(_DIRECTIONS, dtype=object)
 #: A message's type by its ``text`` flag.
 _TYPE_NAMES = np.array(["binary", "text"], dtype=object)
-#: The codes of text and binary in MESSAGE_TYPE (the first two categories).
-_TEXT_CODE, _BINARY_CODE = (list(MESSAGE_TYPE.categories).index(t) for t in DATA_TYPES)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
 #: The Arrow type of the ``fields`` column.
 _FIELDS = next(c.type for c in APP.columns if c.name == "fields")
@@ -129,15 +125,20 @@ class MessageColumns(NamedTuple):
 def message_columns(messages: pd.DataFrame) -> MessageColumns:
     """The columns of a messages table (or a part of one) the decoding reads
     (views of the table's arrays where they can be: no copy)."""
-    types = messages["type"].cat.codes.to_numpy()
     return MessageColumns(
         messages["conn_id"].to_numpy(np.int64), messages["msg_index"].to_numpy(np.int64),
         messages["direction"].cat.codes.to_numpy(np.int8),
-        types <= _BINARY_CODE, types == _TEXT_CODE, messages["payload"].to_numpy(),
+        *_data_and_text(messages["opcode"].to_numpy()), messages["payload"].to_numpy(),
         messages["ts_start"].array.asi8, messages["ts_end"].array.asi8,
         messages["packet_start"].to_numpy(np.int64), messages["packet_end"].to_numpy(np.int64),
         messages["first_frame"].to_numpy(np.int64), messages["last_frame"].to_numpy(np.int64),
         messages["complete"].to_numpy(bool))
+
+
+def _data_and_text(opcodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which messages a decoder reads (text and binary) and which are text,
+    by opcode (a message's type is its opcode's name)."""
+    return (opcodes == Opcode.TEXT) | (opcodes == Opcode.BINARY), opcodes == Opcode.TEXT
 
 
 def _index_within(conn: np.ndarray) -> np.ndarray:
@@ -156,11 +157,9 @@ def record_columns(columns: Any, running: RunningIndex) -> MessageColumns:
     (c, _nulls), keys = columns
     keys = np.asarray(keys, np.int64)
     conn = keys >> 1
-    opcodes = np.asarray(c["opcode"])  # (a message's type is its opcode's name)
     return MessageColumns(
         conn, running.advance(conn, _index_within(conn)), (keys & 1).astype(np.int8),
-        (opcodes == Opcode.TEXT) | (opcodes == Opcode.BINARY), opcodes == Opcode.TEXT,
-        c["payload"],
+        *_data_and_text(np.asarray(c["opcode"])), c["payload"],
         np.asarray(c["ts_start"], np.int64), np.asarray(c["ts_end"], np.int64),
         np.asarray(c["packet_start"], np.int64), np.asarray(c["packet_end"], np.int64),
         np.asarray(c["first_frame"], np.int64), np.asarray(c["last_frame"], np.int64),

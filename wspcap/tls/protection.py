@@ -29,6 +29,7 @@ from __future__ import annotations
 import hmac as std_hmac
 import struct
 from collections.abc import Callable
+from itertools import groupby
 
 import numpy as np
 from cryptography.exceptions import InvalidTag
@@ -311,33 +312,36 @@ def open_runs(runs: list[tuple[RecordProtection, bytes, int, int]], starts: np.n
     stops = np.ascontiguousarray(stops, np.int64)
     parts: list[bytes] = []
     lengths: list[np.ndarray] = []
-    batch: list[KernelRun] = []
-    lo = hi = 0
-    for protection, src, seq, count in runs:
-        aead = protection._aead
-        if protection.tls13 and aead is not None:
-            batch.append((aead.decrypt, protection.iv, seq, src, count))
-            hi += count
-            continue
-        if batch:
-            plain, sizes = _open_runs(batch, starts[lo:hi], stops[lo:hi], InvalidTag)
+    lo = 0
+    # Consecutive TLS 1.3 AEAD runs in one call, any other run a record at a time.
+    for aead, group in groupby(runs, lambda run: run[0].tls13 and run[0]._aead is not None):
+        these = list(group)
+        hi = lo + sum(count for _p, _src, _seq, count in these)
+        if aead:
+            plain, sizes = _open_runs([_kernel_run(*run) for run in these], starts[lo:hi],
+                                      stops[lo:hi], InvalidTag)
             parts.append(plain)
             lengths.append(sizes)
-            batch, lo = [], hi
-        hi += count
-        inners = protection.open_each(src, starts[lo:hi].tolist(), stops[lo:hi].tolist(), seq)
-        parts += inners
-        sizes = np.full(count, -1, np.int64)
-        sizes[:len(inners)] = [len(inner) for inner in inners]
-        lengths.append(sizes)
+        else:
+            at = lo
+            for protection, src, seq, count in these:
+                inners = protection.open_each(src, starts[at:at + count].tolist(),
+                                              stops[at:at + count].tolist(), seq)
+                parts.append(b"".join(inners))
+                sizes = np.full(count, -1, np.int64)
+                sizes[:len(inners)] = [len(inner) for inner in inners]
+                lengths.append(sizes)
+                at += count
         lo = hi
-    if batch:
-        if not parts:  # (one call for the block: the common case)
-            return _open_runs(batch, starts, stops, InvalidTag)
-        plain, sizes = _open_runs(batch, starts[lo:], stops[lo:], InvalidTag)
-        parts.append(plain)
-        lengths.append(sizes)
+    if len(parts) == 1:  # (one call for the block: the common case)
+        return parts[0], lengths[0]
     return b"".join(parts), (np.concatenate(lengths) if lengths else np.zeros(0, np.int64))
+
+
+def _kernel_run(protection: RecordProtection, src: bytes, seq: int, count: int) -> KernelRun:
+    """A TLS 1.3 AEAD run as :func:`py_open_runs` takes it."""
+    assert protection._aead is not None
+    return protection._aead.decrypt, protection.iv, seq, src, count
 
 
 def py_open_runs(runs: list[KernelRun], starts: np.ndarray, stops: np.ndarray,
