@@ -368,7 +368,9 @@ def _analyze(args: argparse.Namespace) -> int:
     if not args.quiet:
         from wspcap.views.summary import print_summary
         print_summary(capture, max_rows=args.max_rows)
-    return _fail_status(args, capture.anomalies)
+    # (what analyze -o wrote keeps its anomalies in Arrow: no pandas for them)
+    kept = getattr(capture, "arrow", None)
+    return _fail_status(args, kept["anomalies"] if kept else capture.anomalies)
 
 
 # -- several captures (Dask) -------------------------------------------------------------
@@ -792,12 +794,15 @@ def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
     if not level or not len(anomalies):
         return 0
     from wspcap.rules.registry import SEVERITIES
+    from wspcap.views.summary import columns_of, plural
 
-    hits = anomalies[anomalies.severity.astype(str).isin(SEVERITIES[SEVERITIES.index(level):])]
-    if not len(hits):
+    worse = set(SEVERITIES[SEVERITIES.index(level):])
+    columns = columns_of(anomalies, ("severity", "code"))
+    hits = [code for severity, code in zip(columns["severity"], columns["code"], strict=True)
+            if severity in worse]
+    if not hits:
         return 0
-    codes = ", ".join(sorted(set(hits.code.astype(str))))
-    from wspcap.views.summary import plural
+    codes = ", ".join(sorted(set(hits)))
 
     print(f"wspcap: {plural(len(hits), 'anomaly', 'anomalies')} at or above {level} ({codes})",
           file=sys.stderr)

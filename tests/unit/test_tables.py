@@ -122,6 +122,16 @@ class TestSchema:
             if c.categories is None:  # (categories travel with the values, see README)
                 assert back[c.name].dtype == c.dtype, c.name
 
+    @pytest.mark.parametrize("schema", [*TABLES, CATALOG], ids=lambda s: s.name)
+    def test_pandas_metadata_is_pyarrows_own(self, schema: TableSchema) -> None:
+        # The schema's pandas metadata is made without pandas (so that
+        # analyze -o never imports it): it must be what pyarrow writes for the
+        # empty DataFrame of the table, byte for byte, with the pandas and
+        # pyarrow installed.
+        empty = pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in schema.columns})
+        theirs = pa.Schema.from_pandas(empty, preserve_index=False).metadata
+        assert schema.arrow.metadata == theirs
+
     def test_message_types_cover_every_opcode(self) -> None:
         assert len(MESSAGE_TYPE.categories) == 16
         assert {"text", "binary", "close", "ping", "pong", "unknown-0x3"} <= set(

@@ -49,10 +49,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
@@ -62,19 +61,22 @@ from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
+from wspcap.tables.arrays import from_python, null_mask, numeric, numpy_of
 from wspcap.tables.build import (
     RunningIndex,
+    arrow_table,
     chunks_array,
-    data_frame,
     empty_table,
     part_from_values,
 )
-from wspcap.tables.schema import ANOMALIES, APP, DIRECTION
+from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS, DIRECTIONS
 from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import Opcode
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
-    "CONNECTION_COLUMNS",
     "AppDecoding",
     "AppResult",
     "MessageColumns",
@@ -85,11 +87,9 @@ __all__ = [
     "record_columns",
 ]
 
-#: Columns added to the connections table.
-CONNECTION_COLUMNS: dict[str, Any] = {"app_protocol": "string", "app_confidence": "Float64"}
 #: Message references kept per connection for events about earlier messages.
 KEEP_REFS = 1024
-_DIRECTIONS = tuple(DIRECTION.categories)
+_DIRECTIONS = DIRECTIONS.names
 _DIRECTION_NAMES = np.array(_DIRECTIONS, dtype=object)
 #: A message's type by its ``text`` flag.
 _TYPE_NAMES = np.array(["binary", "text"], dtype=object)
@@ -261,28 +261,33 @@ class AppResult:
         protocols: conn_id -> (decoder name, confidence), for the decoded connections.
     """
 
-    table: pd.DataFrame
-    anomalies: pd.DataFrame
+    table: pa.Table
+    anomalies: pa.Table
     protocols: dict[int, tuple[str, float]]
 
-    def connection_columns(self, connections: pd.DataFrame) -> pd.DataFrame:
-        """``connections`` with ``app_protocol`` and ``app_confidence`` added."""
-        out = connections.copy()
-        ids = out["conn_id"].tolist()
-        out["app_protocol"] = pd.array([self.protocols.get(i, (None, 0.0))[0] for i in ids],
-                                       dtype="string")
-        out["app_confidence"] = pd.array(
-            [self.protocols[i][1] if i in self.protocols else None for i in ids],
-            dtype="Float64")
-        return out
+    def connection_columns(self, connections: pa.Table) -> pa.Table:
+        """``connections`` (an Arrow table of :data:`~wspcap.tables.schema.
+        CONNECTIONS`) with ``app_protocol`` and ``app_confidence`` filled."""
+        ids = connections.column("conn_id").to_pylist()
+        found = [self.protocols.get(i) for i in ids]
+        for name, values in (("app_protocol", [p[0] if p else None for p in found]),
+                             ("app_confidence", [p[1] if p else None for p in found])):
+            at = CONNECTIONS.names.index(name)
+            connections = connections.set_column(
+                at, connections.schema.field(at), from_python(values, CONNECTIONS[name].type))
+        return connections
 
-    def with_anomalies(self, anomalies: pd.DataFrame) -> pd.DataFrame:
-        """``anomalies`` and these rows, in the table's order (by time; stable, so
-        the engine's rows come before the decoders' at one instant)."""
+    def with_anomalies(self, anomalies: pa.Table) -> pa.Table:
+        """``anomalies`` (an Arrow table of :data:`~wspcap.tables.schema.
+        ANOMALIES`) and these rows, in the table's order: by time, null times
+        last; stable, so the engine's rows come before the decoders' at one
+        instant."""
         if not len(self.anomalies):
             return anomalies
-        both = pd.concat([anomalies, self.anomalies], ignore_index=True)
-        return both.sort_values(["ts"], kind="stable").reset_index(drop=True)
+        both = pa.concat_tables([anomalies, self.anomalies]).combine_chunks()
+        ts = both.column("ts").chunk(0)
+        order = np.lexsort((numpy_of(ts, 0), null_mask(ts)))
+        return both.take(numeric(order, pa.int64()))
 
 
 class AppDecoding:
@@ -453,16 +458,15 @@ class AppDecoding:
             index = finding.msg_index
             self.findings.append((conn_id, None if index is None else find(index), finding))
 
-    def finish(self, connections: pd.DataFrame) -> AppResult:
-        """End every runner; the tables (``connections``: for TLS or not)."""
+    def finish(self, tls: Mapping[int, bool]) -> AppResult:
+        """End every runner; the tables (``tls``: conn_id -> whether the
+        connection is TLS, for the findings' codes)."""
         for conn_id, conn in self.conns.items():
             if not conn.done:
                 rows, findings = conn.runner.finish()
                 self._take(conn_id, rows, findings, _known(conn))
         protocols = {conn_id: (c.runner.protocol, c.runner.confidence)
                      for conn_id, c in self.conns.items() if c.runner.protocol is not None}
-        tls = dict(zip(connections["conn_id"].tolist(), connections["tls"].tolist())) \
-            if "tls" in connections else {}
         return AppResult(self._table(), self._anomalies(tls),
                          {k: (str(v[0]), float(v[1])) for k, v in protocols.items()})
 
@@ -502,20 +506,20 @@ class AppDecoding:
         for name, values in part.items():
             self.columns[name].append(values)
 
-    def _table(self) -> pd.DataFrame:
+    def _table(self) -> pa.Table:
         """The ``app`` table of the rows kept (its schema: :data:`~wspcap.
         tables.schema.APP`; ``protocol`` and ``kind`` are open categoricals)."""
         self._flush_rows()
         if not any(map(len, self.columns["kind"])):
-            return data_frame(APP, empty_table(APP))
+            return empty_table(APP)
         columns: dict[str, Any] = {
             c.name: _texts(self.columns[c.name]) if c.name == "fields" else
             chunks_array(self.columns[c.name], c) if c.name in _LIST_COLUMNS else
             np.concatenate(self.columns[c.name]) for c in APP.columns}
         self.columns = {c.name: [] for c in APP.columns}
-        return data_frame(APP, part_from_values(APP, columns))
+        return arrow_table(APP, part_from_values(APP, columns))
 
-    def _anomalies(self, tls: Mapping[int, Any]) -> pd.DataFrame:
+    def _anomalies(self, tls: Mapping[int, Any]) -> pa.Table:
         rows: list[Anomaly] = []
         for conn_id, refs, f in self.findings:
             code = f.code if tls.get(conn_id, False) is True else _PLAINTEXT.get(f.code, f.code)
@@ -526,7 +530,7 @@ class AppDecoding:
             else:
                 rows.append(Anomaly(conn_id, refs.ts_start, f.direction, refs.first_frame, code,
                                     severity_of(code), f.detail, refs.packet_start, None))
-        return anomaly_frame(rows)
+        return anomaly_table(rows)
 
 
 def _texts(parts: list[list[Any]]) -> pa.Array:
@@ -536,12 +540,10 @@ def _texts(parts: list[list[Any]]) -> pa.Array:
     in the parts where Arrow finds some."""
     arrays = []
     for part in parts:
-        try:
-            arrays.append(pa.array(part, _FIELDS))
-        except pa.ArrowTypeError:
-            arrays.append(pa.array([f if type(f) is str else fields_text(f) for f in part],
-                                   _FIELDS))
-    return pa.concat_arrays(arrays)
+        texts = [f if f is None or type(f) is str else fields_text(f) for f in part]
+        arrays.append(from_python(texts, _FIELDS))
+    return pa.concat_arrays([a for chunked in arrays for a in (
+        chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])])
 
 
 def _payloads(payloads: Sequence[bytes], rows: np.ndarray) -> list[bytes]:
@@ -579,10 +581,11 @@ def _finder(kept: _Kept, cols: list[list[int]], index: list[int], at: int
     return find
 
 
-def decode_tables(connections: pd.DataFrame, messages: pd.DataFrame, anomalies: pd.DataFrame,
-                  options: Any = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def decode_tables(connections: pa.Table, messages: pd.DataFrame, anomalies: pa.Table,
+                  options: Any = None) -> tuple[pa.Table, pa.Table, pa.Table]:
     """The whole-capture path (``read()``): connections with the app columns,
-    anomalies with the decoders' rows, and the ``app`` table.
+    anomalies with the decoders' rows, and the ``app`` table (Arrow tables of
+    their schemas; ``messages``: the messages DataFrame).
 
     ``options``: an :class:`~wspcap.engine.Options` (its ``decoder`` and
     ``decoders``), or None for the defaults.
@@ -590,26 +593,31 @@ def decode_tables(connections: pd.DataFrame, messages: pd.DataFrame, anomalies: 
     decoding = AppDecoding(facts_table(connections), getattr(options, "decoder", None),
                            getattr(options, "decoders", True))
     decoding.feed(message_columns(messages))
-    result = decoding.finish(connections)
+    result = decoding.finish(tls_of(connections))
     return (result.connection_columns(connections), result.with_anomalies(anomalies),
             result.table)
 
 
-def facts_table(connections: pd.DataFrame) -> Callable[[int], ConnFacts]:
+def tls_of(connections: pa.Table) -> dict[int, bool]:
+    """conn_id -> whether the connection is TLS, from a connections table."""
+    return dict(zip(connections.column("conn_id").to_pylist(),
+                    connections.column("tls").to_pylist(), strict=True))
+
+
+def facts_table(connections: pa.Table) -> Callable[[int], ConnFacts]:
     """conn_id -> :class:`ConnFacts`, from a connections table."""
-    cols = [c for c in ("conn_id", "subprotocol", "protocols_offered", "uri", "host", "origin",
-                        "user_agent") if c in connections]
-    rows = {int(r["conn_id"]): r for r in connections[cols].to_dict("records")}
+    cols = ["conn_id", "subprotocol", "protocols_offered", "uri", "host", "origin", "user_agent"]
+    rows = {int(r["conn_id"]): r for r in connections.select(cols).to_pylist()}
     return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
 
 
-def anomaly_frame(rows: Sequence[Anomaly]) -> pd.DataFrame:
+def anomaly_table(rows: Sequence[Anomaly]) -> pa.Table:
     """Anomaly rows as an anomalies table (:data:`~wspcap.tables.schema.ANOMALIES`),
     in the order given."""
     if not rows:
-        return data_frame(ANOMALIES, empty_table(ANOMALIES))
+        return empty_table(ANOMALIES)
     conn, ts, direction, frame, code, severity, detail, packet, offset = zip(*rows)
-    return data_frame(ANOMALIES, part_from_values(ANOMALIES, {
+    return arrow_table(ANOMALIES, part_from_values(ANOMALIES, {
         "conn_id": conn, "ts": ts, "direction": direction, "frame_index": frame,
         "packet": packet, "stream_offset": offset, "code": code, "severity": severity,
         "detail": detail,

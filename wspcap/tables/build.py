@@ -28,18 +28,18 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from wspcap.rules.registry import RULES
+from wspcap.tables.arrays import binary, from_python, is_none, numeric, numpy_of, strings
 from wspcap.tables.schema import (
     ANOMALIES,
     CATALOG,
     CONNECTIONS,
-    DIRECTION,
+    DIRECTIONS,
     FRAMES,
-    MESSAGE_TYPE,
+    MESSAGE_TYPES,
     MESSAGES,
     Column,
     TableSchema,
@@ -48,6 +48,8 @@ from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import opcode_name
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from wspcap.engine import Collector
     from wspcap.ws.records import Columns
 
@@ -60,7 +62,6 @@ __all__ = [
     "catalog",
     "chunks_array",
     "connection_part",
-    "connections_table",
     "data_frame",
     "empty_table",
     "frame_part",
@@ -75,24 +76,24 @@ __all__ = [
 #: binary column) or ``str`` (a :data:`DECODED` column).
 Part = dict[str, Any]
 
-_DIRECTIONS = pa.array(list(DIRECTION.categories), pa.large_string())
+_DIRECTIONS = strings(DIRECTIONS.names)
 #: A message's ``type`` is its opcode's name: each opcode's index among the
 #: categories, so that the column is made from the opcodes (no string per row).
-_TYPES = pa.array(list(MESSAGE_TYPE.categories), pa.large_string())
-_TYPE_OF_OPCODE = np.array([MESSAGE_TYPE.categories.get_loc(opcode_name(op))
+_TYPES = strings(MESSAGE_TYPES.names)
+_TYPE_OF_OPCODE = np.array([MESSAGE_TYPES.names.index(opcode_name(op))
                             for op in range(16)], np.int32)
 
 
 # -- parts -> Arrow and pandas ---------------------------------------------------------------
 
-def arrow_table(schema: TableSchema, part: Part,
-                pool: pa.MemoryPool | None = None) -> pa.Table:
+def arrow_table(schema: TableSchema, part: Part) -> pa.Table:
     """The part as an Arrow table of ``schema``.
 
     Payloads of :data:`SHARED_MIN` bytes and more are not copied: each is a
     chunk of its own over the ``bytes`` object (as is the text decoded from
-    it, see :data:`DECODED`); smaller ones are copied, a run at a time, into
-    buffers from ``pool``. Parquet writes a chunked column as one.
+    it, see :data:`DECODED`); smaller ones are joined, a run at a time, into
+    one buffer (:func:`~wspcap.tables.arrays.binary`). Parquet writes a
+    chunked column as one.
     """
     arrays = []
     for c in schema.columns:
@@ -102,8 +103,7 @@ def arrow_table(schema: TableSchema, part: Part,
             continue
         data = part[DECODED.get(c.name, c.name)]
         bound = next((part[name] for name in LENGTHS if name in part), None)
-        arrays.append(_shared(values, data, c.type, pool,
-                              None if bound is None else bound.to_numpy()))
+        arrays.append(_shared(values, data, c.type, None if bound is None else numpy_of(bound)))
     return pa.Table.from_arrays(arrays, schema=schema.arrow)
 
 
@@ -123,8 +123,7 @@ LENGTHS = ("payload_len", "length")
 
 
 def _shared(values: np.ndarray, data: np.ndarray, kind: pa.DataType,
-            pool: pa.MemoryPool | None, bound: np.ndarray | None = None
-            ) -> pa.Array | pa.ChunkedArray:
+            bound: np.ndarray | None = None) -> pa.Array | pa.ChunkedArray:
     """Python values (``bytes``, or ``str`` that are ``data``'s bytes decoded)
     as an Arrow array of ``kind``, sharing the large ones' bytes (see
     :data:`SHARED_MIN`); ``bound``: an upper bound of each row's length."""
@@ -133,30 +132,37 @@ def _shared(values: np.ndarray, data: np.ndarray, kind: pa.DataType,
     # Only immutable bytes are shared: the writer may read them on its thread.
     big = [i for i in rows.tolist() if values[i] is not None and isinstance(data[i], bytes)
            and len(data[i]) >= SHARED_MIN]
+    # (a string's bytes: its binary column's, where it is not null)
+    null = None if values is data else is_none(values)
     if not big:
-        return pa.array(values, kind, memory_pool=pool)
+        return binary(data, kind, null)
     width = 8 if kind == pa.large_string() else 4
     chunks = []
     start = 0
     for i in big:
         if i > start:
-            chunks.append(pa.array(values[start:i], kind, memory_pool=pool))
+            chunks.append(binary(data[start:i], kind, None if null is None else null[start:i]))
         size = len(data[i])
         offsets = pa.py_buffer(bytes(width) + size.to_bytes(width, "little"))
         chunks.append(pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(data[i])]))
         start = i + 1
     if start < n:
-        chunks.append(pa.array(values[start:], kind, memory_pool=pool))
+        chunks.append(binary(data[start:], kind, None if null is None else null[start:]))
     return pa.chunked_array(chunks, kind)
 
 
 def empty_table(schema: TableSchema) -> pa.Table:
-    """An Arrow table of ``schema`` with no rows."""
-    return schema.arrow.empty_table()
+    """An Arrow table of ``schema`` with no rows (each column one empty
+    chunk; ``Schema.empty_table`` would import pandas, see
+    :mod:`wspcap.tables.arrays`)."""
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema.arrow],
+                                schema=schema.arrow)
 
 
 def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
     """The part (or an Arrow table of ``schema``) as a DataFrame of the declared dtypes."""
+    import pandas as pd
+
     if isinstance(part, pa.Table):
         part = dict(zip(part.schema.names, part.columns, strict=True))
     return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
@@ -164,6 +170,8 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
 
 def _pandas(values: Any, column: Column) -> Any:
     """One column of a part in its pandas dtype."""
+    import pandas as pd
+
     if isinstance(values, pa.ChunkedArray):
         values = values.combine_chunks()
     elif not isinstance(values, pa.Array):
@@ -191,7 +199,7 @@ def _arrow_ts(values: Any) -> pa.Array:
     (pandas reads that int64 as NaT; Arrow would read it as a time)."""
     arr = np.asarray(values, np.int64)
     null = arr == TS_NULL
-    return pa.array(arr, mask=null if null.any() else None).view(pa.timestamp("ns", "UTC"))
+    return numeric(arr, pa.timestamp("ns", "UTC"), null)
 
 
 def _dictionary(names: pa.Array, column: Column) -> pa.Array:
@@ -199,19 +207,24 @@ def _dictionary(names: pa.Array, column: Column) -> pa.Array:
     None, or for a name not among fixed ones, as pandas would; an open
     column's categories gain the names not declared)."""
     assert column.categories is not None
-    categories = column.dtype_for(pc.unique(names).to_pylist() if column.open else ())
-    values = pa.array(list(categories.categories), pa.large_string())
+    categories = column.categories_for(pc.unique(names).to_pylist() if column.open else ())
+    values = strings(categories.names)
     indices = pc.index_in(names, value_set=values).cast(pa.int32())
     return pa.DictionaryArray.from_arrays(indices, values, ordered=categories.ordered)
 
 
-def _array(values: Any, column: Column, pool: pa.MemoryPool | None = None) -> pa.Array:
+def _array(values: Any, column: Column) -> pa.Array:
     """Python values (a sequence or an object array) as ``column``'s Arrow array."""
     if column.categories is not None:
-        return _dictionary(pa.array(values, pa.large_string(), memory_pool=pool), column)
+        return _dictionary(_one(strings(values)), column)
     if pa.types.is_timestamp(column.type):
         return _arrow_ts(values)
-    return pa.array(values, column.type, memory_pool=pool)
+    return _one(from_python(values, column.type))
+
+
+def _one(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """An array in one chunk."""
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
 def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
@@ -219,8 +232,8 @@ def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
     timestamps) as ``column``'s Arrow array: each chunk an Arrow array,
     joined in Arrow (no list of all the values made)."""
     kind = pa.large_string() if column.categories is not None else column.type
-    values = pa.concat_arrays([pa.array(chunk, kind) for chunk in chunks]) if chunks else \
-        pa.array([], kind)
+    values = pa.concat_arrays([_one(from_python(chunk, kind)) for chunk in chunks]) if chunks \
+        else from_python([], kind)
     return _dictionary(values, column) if column.categories is not None else values
 
 
@@ -280,8 +293,9 @@ def _keys(keys: np.ndarray, running: RunningIndex | None) -> tuple[pa.Array, pa.
     """conn_id, the index within the connection and direction, from the records' keys."""
     keys = np.asarray(keys, np.int64)
     conn = keys >> 1
-    direction = pa.DictionaryArray.from_arrays((keys & 1).astype(np.int32), _DIRECTIONS)
-    return pa.array(conn), pa.array(_index_within(conn, running)), direction
+    direction = pa.DictionaryArray.from_arrays(numeric(keys & 1, pa.int32()), _DIRECTIONS)
+    return (numeric(conn, pa.int64()), numeric(_index_within(conn, running), pa.int64()),
+            direction)
 
 
 def _numeric(schema: TableSchema, c: dict[str, np.ndarray], made: Part) -> Part:
@@ -294,7 +308,7 @@ def _numeric(schema: TableSchema, c: dict[str, np.ndarray], made: Part) -> Part:
         elif pa.types.is_binary(col.type):
             part[col.name] = c[col.name]
         else:
-            part[col.name] = pa.array(c[col.name], col.type)
+            part[col.name] = numeric(c[col.name], col.type)
     return part
 
 
@@ -313,8 +327,8 @@ def frame_part(columns: tuple[Columns, np.ndarray],
     return _numeric(FRAMES, c, {
         "conn_id": conn, "frame_index": index, "direction": direction,
         "ts": _arrow_ts(c["ts"]), "ts_start": _arrow_ts(c["ts_start"]),
-        "mask_key": pa.array(c["mask_key"], pa.uint32(), mask=nulls["mask_key"]),
-        "stream_offset": pa.array(c["offset"].astype(np.uint64)),
+        "mask_key": numeric(c["mask_key"], pa.uint32(), nulls["mask_key"]),
+        "stream_offset": numeric(c["offset"], pa.uint64()),
     })
 
 
@@ -328,7 +342,8 @@ def message_part(columns: tuple[Columns, np.ndarray],
     m = MESSAGES
     return _numeric(m, c, {
         "conn_id": conn, "msg_index": index, "direction": direction,
-        "type": pa.DictionaryArray.from_arrays(_TYPE_OF_OPCODE[c["opcode"]], _TYPES),
+        "type": pa.DictionaryArray.from_arrays(numeric(_TYPE_OF_OPCODE[c["opcode"]], pa.int32()),
+                                               _TYPES),
         "text": c["text"],
         "inflated": _array(c["inflated"], m["inflated"]),
         "ts_start": _arrow_ts(c["ts_start"]), "ts_end": _arrow_ts(c["ts_end"]),
@@ -358,7 +373,8 @@ def anomaly_part(col: Collector) -> Part:
     ts = np.asarray(values["ts"], np.int64)
     order = np.lexsort((ts, ts == TS_NULL))  # (lexsort is stable)
     part = part_from_values(ANOMALIES, values)
-    return {name: arr.take(order) for name, arr in part.items()}
+    rows = numeric(order, pa.int64())
+    return {name: arr.take(rows) for name, arr in part.items()}
 
 
 # -- the DataFrames of a Capture -------------------------------------------------------------
@@ -371,11 +387,6 @@ def frames_table(col: Collector) -> pd.DataFrame:
 def messages_table(col: Collector) -> pd.DataFrame:
     """The messages not packed yet in ``col``, in the order they were completed."""
     return data_frame(MESSAGES, message_part(col.message_columns()))
-
-
-def connections_table(col: Collector) -> pd.DataFrame:
-    """The connections table (see :func:`connection_part`)."""
-    return data_frame(CONNECTIONS, connection_part(col))
 
 
 def anomalies_table(col: Collector) -> pd.DataFrame:

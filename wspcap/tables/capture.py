@@ -5,19 +5,22 @@ from __future__ import annotations
 import html
 import os
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from wspcap.engine import Collector, Options
 from wspcap.tables.build import (
-    anomalies_table,
-    connections_table,
+    anomaly_part,
+    arrow_table,
+    connection_part,
     data_frame,
     empty_table,
     frames_table,
     messages_table,
 )
-from wspcap.tables.schema import APP
+from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["Capture", "CaptureInfo"]
 
@@ -72,12 +75,14 @@ class Capture:
                        options: Options | None = None) -> Capture:
         """Build the tables from the pipeline's records (``options``: the
         application decoding's, see :func:`wspcap.tables.app.decode_tables`)."""
-        connections, messages = connections_table(col), messages_table(col)
-        anomalies = anomalies_table(col)
+        messages = messages_table(col)
         # -- application decoding (issue 18) --
         from wspcap.tables.app import decode_tables
-        connections, anomalies, app = decode_tables(connections, messages, anomalies, options)
-        return cls(connections, frames_table(col), messages, anomalies, info, app)
+        connections, anomalies, app = decode_tables(
+            arrow_table(CONNECTIONS, connection_part(col)), messages,
+            arrow_table(ANOMALIES, anomaly_part(col)), options)
+        return cls(data_frame(CONNECTIONS, connections), frames_table(col), messages,
+                   data_frame(ANOMALIES, anomalies), info, data_frame(APP, app))
 
     def _counts(self) -> str:
         """``1 connection, 3 frames, ...``: the tables' rows, singular where one."""
@@ -127,6 +132,8 @@ class Capture:
             if isinstance(m.text, str):
                 body = repr(m.text)
             elif m.type == "close":
+                import pandas as pd
+
                 reason = m.close_reason if isinstance(m.close_reason, str) else ""
                 code = "" if pd.isna(m.close_code) else m.close_code
                 body = f"code={code} reason={reason!r}"

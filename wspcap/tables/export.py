@@ -23,7 +23,6 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import pyarrow as pa
 
 from wspcap.errors import ConfigError
@@ -39,6 +38,8 @@ from wspcap.tables.schema import APP, FRAMES, MESSAGES, TableSchema
 from wspcap.tables.schema import TABLES as SCHEMAS
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from wspcap.engine import Collector
     from wspcap.ws.messages import Message
 
@@ -360,6 +361,8 @@ def write_table(df: pd.DataFrame, path: str, fmt: str,
 def textual(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` fit for text formats: bytes as hex, times as ISO 8601,
     durations in seconds."""
+    import pandas as pd
+
     out = df.copy()
     for name in out.columns:
         col = out[name]
@@ -468,15 +471,14 @@ class TableStream:
         messages = col.message_columns() if col.messages or len(col.message_chunks) else None
         parts: list[tuple[TableWriter, pa.Table, list[Any]]] = []
         inflated = 0
-        pool = arrow_pool()
         if frames is not None:
-            table = arrow_table(FRAMES, frame_part(frames, self._frame_index), pool)
+            table = arrow_table(FRAMES, frame_part(frames, self._frame_index))
             parts.append((self._writers["frames"], table, []))
         if messages is not None:
             c = messages[0][0]
             inflated = int(c["length"][c["inflated"] == True].sum())
             rows = _spooled_rows(c["payload"], c["text"]) if spooled else []
-            table = arrow_table(MESSAGES, message_part(messages, self._message_index), pool)
+            table = arrow_table(MESSAGES, message_part(messages, self._message_index))
             parts.append((self._writers["messages"], table, rows))
         if self.on_messages is not None and messages is not None:
             self.on_messages(messages)

@@ -56,48 +56,78 @@ Adding a table (as the ``app`` table of application-protocol events was):
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from wspcap.app.registry import DECODERS
 from wspcap.rules.registry import RULES, SEVERITIES
 from wspcap.ws.frames import opcode_name
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = [
     "ANOMALIES",
     "APP",
-    "APP_KIND",
+    "APP_KIND",  # noqa: F822 (made by __getattr__, see _DTYPES)
+    "APP_KINDS",
     "CATALOG",
-    "CODE",
+    "CODE",  # noqa: F822 (made by __getattr__, see _DTYPES)
+    "CODES",
     "CONNECTIONS",
-    "DIRECTION",
+    "DIRECTION",  # noqa: F822 (made by __getattr__, see _DTYPES)
+    "DIRECTIONS",
     "FRAMES",
     "KINDS",
     "MESSAGES",
-    "MESSAGE_TYPE",
-    "SEVERITY",
+    "MESSAGE_TYPE",  # noqa: F822 (made by __getattr__, see _DTYPES)
+    "MESSAGE_TYPES",
+    "SEVERITY",  # noqa: F822 (made by __getattr__, see _DTYPES)
+    "SEVERITY_LEVELS",
     "TABLES",
+    "Categories",
     "Column",
     "TableSchema",
 ]
 
+
+@dataclass(frozen=True)
+class Categories:
+    """A dictionary column's categories: their names, in order, and whether
+    they are ordered. Plain data, so that writing the tables (``analyze -o``)
+    needs no pandas; :attr:`dtype` is pandas' categorical dtype of them."""
+
+    names: tuple[str, ...]
+    ordered: bool = False
+
+    @property
+    def dtype(self) -> pd.CategoricalDtype:
+        """pandas' categorical dtype of these categories."""
+        import pandas as pd
+
+        return pd.CategoricalDtype(list(self.names), self.ordered)
+
+
 #: ``direction``: client to server, server to client.
-DIRECTION = pd.CategoricalDtype(["c2s", "s2c"])
+DIRECTIONS = Categories(("c2s", "s2c"))
 #: ``severity``, ordered (``info < warning < error``), so ``max()`` is the worst.
-SEVERITY = pd.CategoricalDtype(list(SEVERITIES), ordered=True)
+SEVERITY_LEVELS = Categories(tuple(SEVERITIES), ordered=True)
 #: ``code``: every code of the catalog, sorted (see :func:`wspcap.catalog`).
-CODE = pd.CategoricalDtype(sorted(RULES))
-_KNOWN_TYPES = ["text", "binary", "close", "ping", "pong", "continuation"]
+CODES = Categories(tuple(sorted(RULES)))
+_KNOWN_TYPES = ("text", "binary", "close", "ping", "pong", "continuation")
 #: ``type`` of a message: the known types, then ``unknown-0xN`` for the
 #: reserved opcodes 3-7 and 11-15 (RFC 6455 section 5.2).
-MESSAGE_TYPE = pd.CategoricalDtype(
-    _KNOWN_TYPES + [name for name in map(opcode_name, range(16)) if name not in _KNOWN_TYPES])
+MESSAGE_TYPES = Categories(
+    _KNOWN_TYPES + tuple(name for name in map(opcode_name, range(16))
+                         if name not in _KNOWN_TYPES))
 #: ``kind`` of an app event: the kinds the bundled decoders report, sorted
 #: (an open column: kinds a third-party decoder adds join a table's categories).
 KINDS = sorted({
@@ -106,13 +136,25 @@ KINDS = sorted({
     "publish", "register", "request", "response", "sequence", "subscribe", "unregister",
     "unsubscribe", "upgrade",
 })
-APP_KIND = pd.CategoricalDtype(KINDS)
+APP_KINDS = Categories(tuple(KINDS))
+
+#: The pandas dtypes of the fixed categories, made when first asked for (so
+#: that importing this module does not import pandas): ``DIRECTION``,
+#: ``SEVERITY``, ``CODE``, ``MESSAGE_TYPE``, ``APP_KIND``.
+_DTYPES = {"DIRECTION": DIRECTIONS, "SEVERITY": SEVERITY_LEVELS, "CODE": CODES,
+           "MESSAGE_TYPE": MESSAGE_TYPES, "APP_KIND": APP_KINDS}
 
 
-def _decoders() -> pd.CategoricalDtype:
+def __getattr__(name: str) -> Any:
+    if name in _DTYPES:
+        return _DTYPES[name].dtype
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _decoders() -> Categories:
     """``protocol`` of an app event: the decoders registered now, sorted (an
     open column: names a table holds that are not registered join it)."""
-    return pd.CategoricalDtype(sorted(DECODERS))
+    return Categories(tuple(sorted(DECODERS)))
 
 
 #: Arrow types of the columns.
@@ -141,8 +183,8 @@ class Column:
         meaning: what it holds, in a line.
         nullable: it may be null (missing): integers and booleans then take
             pandas' nullable dtypes.
-        categories: for a dictionary column, its pandas categorical dtype:
-            fixed, or a function that gives it when a table is made.
+        categories: for a dictionary column, its :class:`Categories`: fixed,
+            or a function that gives them when a table is made.
         open: the categories are the declared ones and the values a table
             holds (see the module's note on open categories).
     """
@@ -151,17 +193,39 @@ class Column:
     type: pa.DataType
     meaning: str
     nullable: bool = False
-    categories: pd.CategoricalDtype | Callable[[], pd.CategoricalDtype] | None = field(
+    categories: Categories | Callable[[], Categories] | None = field(
         default=None, compare=False)
     open: bool = False
+
+    @property
+    def declared(self) -> Categories | None:
+        """A dictionary column's declared categories (an open column's: for a
+        table that holds no other), else None."""
+        return self.categories() if callable(self.categories) else self.categories
+
+    def categories_for(self, values: Iterable[Any]) -> Categories:
+        """The categories of a table whose (dictionary) column holds
+        ``values``: an open column's gain those not declared (sorted
+        together); a fixed column's are the declared ones."""
+        declared = self.declared
+        assert declared is not None, f"{self.name} is not a dictionary column"
+        if not self.open:
+            return declared
+        seen = {v for v in values if isinstance(v, str)}
+        if seen <= set(declared.names):
+            return declared
+        return Categories(tuple(sorted(set(declared.names) | seen)), declared.ordered)
 
     @property
     def dtype(self) -> Any:
         """The column's pandas dtype (see the module's design note); an open
         column's, for a table that holds none but the declared categories."""
+        import pandas as pd
+
         t = self.type
-        if self.categories is not None:
-            return self.categories() if callable(self.categories) else self.categories
+        declared = self.declared
+        if declared is not None:
+            return declared.dtype
         if pa.types.is_timestamp(t):
             return pd.DatetimeTZDtype("ns", "UTC")
         if pa.types.is_duration(t):
@@ -175,31 +239,73 @@ class Column:
         return np.dtype(t.to_pandas_dtype())
 
     def dtype_for(self, values: Iterable[Any]) -> Any:
-        """The dtype of a table whose column holds ``values``: an open
-        column's categories gain those not declared (sorted together); any
-        other column's dtype is :attr:`dtype`."""
-        dtype = self.dtype
-        if not self.open:
-            return dtype
-        seen = {v for v in values if isinstance(v, str)}
-        if seen <= set(dtype.categories):
-            return dtype
-        return pd.CategoricalDtype(sorted(set(dtype.categories) | seen), dtype.ordered)
+        """The pandas dtype of a table whose column holds ``values`` (see
+        :meth:`categories_for`); a column that is not a dictionary's: :attr:`dtype`."""
+        if self.categories is None:
+            return self.dtype
+        return self.categories_for(values).dtype
 
     def holds(self, dtype: Any) -> bool:
         """A column of ``dtype`` is of this column's type: its dtype, or for
         an open column any categorical as ordered as it is (its categories
         depend on the table, and on the decoders registered when it was made)."""
+        import pandas as pd
+
         if not self.open:
             return bool(dtype == self.dtype)
         return isinstance(dtype, pd.CategoricalDtype) and dtype.ordered == self.dtype.ordered
 
+    def pandas_metadata(self, pandas_major: int) -> dict[str, Any]:
+        """This column's entry in pandas' metadata of an Arrow schema: what
+        pyarrow writes for an empty column of :attr:`dtype` (made without
+        pandas: see :meth:`TableSchema.arrow`)."""
+        t, declared = self.type, self.declared
+        meta: dict[str, Any] | None = None
+        if declared is not None:
+            logical, numpy_type = "categorical", _codes_dtype(len(declared.names))
+            meta = {"num_categories": len(declared.names), "ordered": declared.ordered}
+        elif pa.types.is_timestamp(t):
+            logical, numpy_type, meta = "datetimetz", "datetime64[ns]", {"timezone": "UTC"}
+        elif pa.types.is_large_string(t) or pa.types.is_string(t):
+            # pandas 3's strings are Arrow's large strings (pyarrow names no
+            # logical type for them), pandas 2's its own, made Arrow strings.
+            logical, numpy_type = "object" if pandas_major >= 3 else "unicode", "string"
+        elif pa.types.is_binary(t):  # an empty object column: Arrow's null type
+            logical, numpy_type = "empty", "object"
+        elif pa.types.is_duration(t):
+            logical, numpy_type = "object", "timedelta64[ns]"
+        else:
+            logical = str(np.dtype(t.to_pandas_dtype()))  # int64, uint16, bool, float64
+            numpy_type = _NULLABLE[t] if self.nullable else logical
+        return {"name": self.name, "field_name": self.name, "pandas_type": logical,
+                "numpy_type": numpy_type, "metadata": meta}
 
-def _cat(name: str, dtype: pd.CategoricalDtype | Callable[[], pd.CategoricalDtype],
+
+def _codes_dtype(n: int) -> str:
+    """The NumPy type of pandas' codes for ``n`` categories (the smallest
+    signed integer whose maximum exceeds ``n``)."""
+    for kind in ("int8", "int16", "int32"):
+        if n < np.iinfo(kind).max:
+            return kind
+    return "int64"
+
+
+def _version(package: str, default: str) -> str:
+    """An installed package's version, without importing it."""
+    module = sys.modules.get(package)
+    if module is not None:
+        return str(module.__version__)
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return default
+
+
+def _cat(name: str, categories: Categories | Callable[[], Categories],
          meaning: str, nullable: bool = False, open: bool = False) -> Column:
-    ordered = (dtype() if callable(dtype) else dtype).ordered
+    ordered = (categories() if callable(categories) else categories).ordered
     kind = ORDERED_CATEGORY if ordered else CATEGORY
-    return Column(name, kind, meaning, nullable, dtype, open)
+    return Column(name, kind, meaning, nullable, categories, open)
 
 
 @dataclass(frozen=True)
@@ -239,11 +345,23 @@ class TableSchema:
     @cached_property
     def arrow(self) -> pa.Schema:
         """The Arrow schema, with the pandas metadata that ``pd.read_parquet``
-        reads to give the declared dtypes back (what pyarrow writes for the
-        empty DataFrame of the table)."""
-        empty = pd.DataFrame({c.name: pd.Series([], dtype=c.dtype) for c in self.columns})
-        metadata = pa.Schema.from_pandas(empty, preserve_index=False).metadata
-        return pa.schema([pa.field(c.name, c.type) for c in self.columns], metadata=metadata)
+        reads to give the declared dtypes back: what pyarrow writes for the
+        empty DataFrame of the table, made without importing pandas (writing
+        the tables needs no pandas; the unit tests compare it, byte for
+        byte, with pyarrow's own)."""
+        pandas_version = _version("pandas", "0")
+        major = int(pandas_version.split(".")[0] or 0)
+        metadata: dict[str, Any] = {
+            "index_columns": [],
+            "column_indexes": [],
+            "columns": [c.pandas_metadata(major) for c in self.columns],
+        }
+        if int(pa.__version__.split(".")[0]) >= 22:  # DataFrame.attrs, since pyarrow 22
+            metadata["attributes"] = {}
+        metadata["creator"] = {"library": "pyarrow", "version": pa.__version__}
+        metadata["pandas_version"] = pandas_version
+        return pa.schema([pa.field(c.name, c.type) for c in self.columns],
+                         metadata={b"pandas": json.dumps(metadata).encode()})
 
 
 _I64, _U8, _U16, _U32, _U64 = pa.int64(), pa.uint8(), pa.uint16(), pa.uint32(), pa.uint64()
@@ -309,7 +427,7 @@ FRAMES = TableSchema("frames", (
     Column("frame_index", _I64, "0, 1, 2, ... within the connection, both ways"),
     Column("packet", _I64, "the packet that completed the frame, from 1 as in Wireshark"),
     Column("ts", TS, "time of that packet", True),
-    _cat("direction", DIRECTION, "c2s or s2c"),
+    _cat("direction", DIRECTIONS, "c2s or s2c"),
     Column("fin", _BOOL, "the FIN bit"),
     Column("rsv1", _BOOL, "the RSV1 bit (permessage-deflate: compressed)"),
     Column("rsv2", _BOOL, "the RSV2 bit"),
@@ -329,8 +447,8 @@ FRAMES = TableSchema("frames", (
 MESSAGES = TableSchema("messages", (
     Column("conn_id", _I64, "the connection"),
     Column("msg_index", _I64, "0, 1, 2, ... within the connection, both ways"),
-    _cat("direction", DIRECTION, "c2s or s2c"),
-    _cat("type", MESSAGE_TYPE, "text, binary, close, ping, pong, ... or unknown-0xN"),
+    _cat("direction", DIRECTIONS, "c2s or s2c"),
+    _cat("type", MESSAGE_TYPES, "text, binary, close, ping, pong, ... or unknown-0xN"),
     Column("opcode", _U8, "the first frame's opcode"),
     Column("frames", _I64, "its frames"),
     Column("length", _I64, "payload bytes (inflated, when it was compressed)"),
@@ -353,18 +471,18 @@ MESSAGES = TableSchema("messages", (
 ANOMALIES = TableSchema("anomalies", (
     Column("conn_id", _I64, "the connection (missing: the capture's)", True),
     Column("ts", TS, "when", True),
-    _cat("direction", DIRECTION, "c2s or s2c", True),
+    _cat("direction", DIRECTIONS, "c2s or s2c", True),
     Column("frame_index", _I64, "the frame it is about", True),
     Column("packet", _I64, "the packet it is about", True),
     Column("stream_offset", _I64, "where in the direction's TCP stream", True),
-    _cat("code", CODE, "the anomaly's code (see the catalog)"),
-    _cat("severity", SEVERITY, "info, warning or error"),
+    _cat("code", CODES, "the anomaly's code (see the catalog)"),
+    _cat("severity", SEVERITY_LEVELS, "info, warning or error"),
     Column("detail", STRING, "what was seen", True),
 ))
 
 CATALOG = TableSchema("catalog", (
-    _cat("code", CODE, "the anomaly's code"),
-    _cat("severity", SEVERITY, "info, warning or error"),
+    _cat("code", CODES, "the anomaly's code"),
+    _cat("severity", SEVERITY_LEVELS, "info, warning or error"),
     Column("reference", STRING, "the RFC section", True),
     Column("summary", STRING, "what was seen", True),
     Column("meaning", STRING, "what to make of it", True),
@@ -382,9 +500,9 @@ APP = TableSchema("app", (
     Column("packet_start", _I64, "the packet of its first frame"),
     Column("packet_end", _I64, "the packet of its last frame"),
     Column("ts", TS, "when the message was complete (its ts_end)", True),
-    _cat("direction", DIRECTION, "c2s or s2c"),
+    _cat("direction", DIRECTIONS, "c2s or s2c"),
     _cat("protocol", _decoders, "the decoder (wspcap.app) that reported it", open=True),
-    _cat("kind", APP_KIND, "request, response, event, subscribe, ...", open=True),
+    _cat("kind", APP_KINDS, "request, response, event, subscribe, ...", open=True),
     Column("channel", STRING, "the method, topic, event or destination", True),
     Column("id", STRING, "the request's id, that its answer carries too", True),
     Column("request_msg", _I64, "an answer's request: its msg_index", True),

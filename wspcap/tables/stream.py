@@ -5,22 +5,27 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import pyarrow as pa
 
 from wspcap.engine import Pipeline
-from wspcap.tables.app import AppDecoding, facts_of_row, record_columns
+from wspcap.tables.app import AppDecoding, facts_of_row, record_columns, tls_of
 from wspcap.tables.build import (
     RunningIndex,
     anomaly_part,
+    arrow_table,
     connection_part,
     data_frame,
 )
 from wspcap.tables.capture import CaptureInfo
 from wspcap.tables.export import PayloadSpool, TableStream
-from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS, TableSchema
+from wspcap.tables.schema import ANOMALIES, CONNECTIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["LOOK_BYTES", "SPILL_BYTES", "TablesWriter", "Written"]
 
@@ -35,18 +40,30 @@ LOOK_BYTES = 1 << 20
 class Written:
     """What :func:`analyze_to` wrote, and the small tables it kept.
 
+    Writing needs no pandas (the CLI's ``analyze -o`` never imports it): the
+    small tables are kept as Arrow tables, and made DataFrames when first
+    asked for.
+
     Attributes:
         paths: the files, in the order connections, frames, messages,
             anomalies, app (:data:`~wspcap.tables.schema.TABLES`).
-        connections: the connections table.
-        anomalies: the anomalies table.
+        arrow: the connections and anomalies tables as Arrow tables, by name.
         info: a :class:`CaptureInfo`.
     """
 
     paths: list[str]
-    connections: pd.DataFrame
-    anomalies: pd.DataFrame
+    arrow: dict[str, pa.Table] = field(repr=False)
     info: CaptureInfo
+
+    @cached_property
+    def connections(self) -> pd.DataFrame:
+        """The connections table."""
+        return data_frame(CONNECTIONS, self.arrow["connections"])
+
+    @cached_property
+    def anomalies(self) -> pd.DataFrame:
+        """The anomalies table."""
+        return data_frame(ANOMALIES, self.arrow["anomalies"])
 
 
 class TablesWriter:
@@ -125,17 +142,11 @@ class TablesWriter:
         self.pipeline.release_inflated(self.stream.spill(col))
         self.writes += 1
         self.pipeline.check_packed()
-        connections = data_frame(CONNECTIONS, connection_part(col))
-        anomalies = data_frame(ANOMALIES, anomaly_part(col))
+        connections = arrow_table(CONNECTIONS, connection_part(col))
+        anomalies = arrow_table(ANOMALIES, anomaly_part(col))
         # -- application decoding (issue 18) --
-        result = self.app.finish(connections)
+        result = self.app.finish(tls_of(connections))
         connections = result.connection_columns(connections)
         anomalies = result.with_anomalies(anomalies)
-        paths = self.stream.close(_arrow(connections, CONNECTIONS), _arrow(anomalies, ANOMALIES),
-                                  _arrow(result.table, APP))
-        return Written(paths, connections, anomalies, info)
-
-
-def _arrow(df: pd.DataFrame, schema: TableSchema) -> pa.Table:
-    """A declared table's DataFrame as its Arrow table."""
-    return pa.Table.from_pandas(df, schema=schema.arrow, preserve_index=False)
+        paths = self.stream.close(connections, anomalies, result.table)
+        return Written(paths, {"connections": connections, "anomalies": anomalies}, info)

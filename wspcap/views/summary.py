@@ -7,9 +7,12 @@ kind and by channel, from the ``app`` table), then the anomalies by code.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
+from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from wspcap.tables.capture import Capture
     from wspcap.tables.stream import Written
 
-__all__ = ["APP_LEGEND", "APP_TITLE", "console_width", "plural", "print_summary"]
+__all__ = ["APP_LEGEND", "APP_TITLE", "columns_of", "console_width", "plural", "print_summary"]
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 #: Width of the output when it goes to a file or a pipe and COLUMNS is not set.
@@ -55,20 +58,46 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _na(value: object) -> str:
-    """A cell's text: empty for missing values, control characters escaped.
+    """A cell's text: empty for missing values (None, or a float NaN),
+    control characters escaped.
 
     Capture strings are attacker-controlled: an escape sequence in a URI must
     be shown, not obeyed by the analyst's terminal.
     """
-    if value is None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    try:
-        import pandas as pd
-        if pd.isna(value):
-            return ""
-    except (TypeError, ValueError):
-        pass
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+
+
+def columns_of(table: Any, names: Sequence[str]) -> dict[str, list[Any]]:
+    """Columns of a table as Python lists, missing values as None: of an
+    Arrow table (``analyze -o`` keeps its small tables so, and never imports
+    pandas) or of a DataFrame (``read()``). Names the table lacks are left out."""
+    if hasattr(table, "schema") and hasattr(table, "column"):  # an Arrow table
+        return {n: table.column(n).to_pylist() for n in names if n in table.schema.names}
+    out = {}
+    for n in names:
+        if n in table:
+            col = table[n]
+            out[n] = col.astype(object).where(col.notna(), None).tolist()
+    return out
+
+
+#: The connections' columns the summary reads.
+_CONNECTION_COLUMNS = (
+    "conn_id", "client_ip", "client_port", "server_ip", "server_port", "uri", "midstream",
+    "status", "accept_valid", "subprotocol", "permessage_deflate", "frames", "frames_c2s",
+    "frames_s2c", "messages", "bytes_c2s", "bytes_s2c", "close_code_c2s", "close_reason_c2s",
+    "close_code_s2c", "close_reason_s2c", "established", "tls", "sni", "decrypted",
+    "app_protocol", "app_confidence")
+
+
+def _rows(table: Any, names: Sequence[str]) -> list[SimpleNamespace]:
+    """A table's rows, each with the columns ``names`` (None where missing) as attributes."""
+    columns = columns_of(table, names)
+    n = len(next(iter(columns.values()))) if columns else 0
+    return [SimpleNamespace(**{name: values[i] for name, values in columns.items()})
+            for i in range(n)]
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -105,18 +134,22 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         console: where to print (stdout by default).
     """
     console = console or Console(width=console_width())
-    conns = capture.connections
+    # (what analyze -o wrote keeps its small tables in Arrow: no pandas for them)
+    kept = getattr(capture, "arrow", None)
+    conns = _rows(kept["connections"] if kept else capture.connections, _CONNECTION_COLUMNS)
+    anomalies = columns_of(kept["anomalies"] if kept else capture.anomalies,
+                           ("code", "conn_id", "detail"))
     info = capture.info
-    established = int(conns.established.sum()) if len(conns) else 0
+    established = sum(bool(c.established) for c in conns)
     console.print(f"[bold]{escape(_na(info.source))}[/bold]  {info.format}", highlight=False)
     console.print(
         f"{plural(info.packets, 'packet')}, {plural(info.tcp_connections, 'TCP connection')}, "
         f"[bold]{len(conns)} WebSocket[/bold] ({established} established), "
-        f"{plural(int(conns.frames.sum()), 'frame')}, "
-        f"{plural(int(conns.messages.sum()), 'message')}, "
-        f"{plural(len(capture.anomalies), 'anomaly', 'anomalies')}")
-    if len(conns):
-        shown = conns.head(max_rows)
+        f"{plural(sum(c.frames for c in conns), 'frame')}, "
+        f"{plural(sum(c.messages for c in conns), 'message')}, "
+        f"{plural(len(anomalies['code']), 'anomaly', 'anomalies')}")
+    if conns:
+        shown = conns[:max_rows]
         table = _connections_wide(shown)
         wide = Measurement.get(console, console.options.update_width(1 << 16), table)
         if wide.maximum > console.width:
@@ -125,13 +158,12 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         if len(conns) > max_rows:
             console.print(f"... and {plural(len(conns) - max_rows, 'more connection')}")
         console.print(f"[dim]{LEGEND}[/dim]", highlight=False)
-        _print_app(console, conns.head(max_rows), getattr(capture, "app", None))
-    anomalies = capture.anomalies
-    if len(anomalies):
+        _print_app(console, shown, getattr(capture, "app", None))
+    if anomalies["code"]:
         console.print(_anomalies(anomalies, wide=console.width >= WIDE_ANOMALIES))
     else:
         console.print("no anomalies")
-    hidden = int((conns.tls & ~conns.decrypted).sum()) if "tls" in conns else 0
+    hidden = sum(bool(getattr(c, "tls", False)) and not c.decrypted for c in conns)
     if hidden:
         console.print(
             f"{plural(hidden, 'TLS connection')} not decrypted: give the key log that "
@@ -145,7 +177,7 @@ def _cells(c: Any) -> dict[str, str]:
     accept = accept_marks.get(
         c.accept_valid if c.accept_valid is not None and _na(c.accept_valid) else None, "")
     uri = escape(_na(c.uri)) or ("(midstream)" if c.midstream else "")
-    if getattr(c, "tls", False):
+    if getattr(c, "tls", False):  # (tables from before TLS have no such column)
         sni = escape(_na(c.sni))
         uri = (f"wss {uri}" if c.decrypted else
                f"(TLS, not decrypted{': ' + sni if sni else ''})")
@@ -162,7 +194,7 @@ def _cells(c: Any) -> dict[str, str]:
     }
 
 
-def _connections_wide(conns: pd.DataFrame) -> Table:
+def _connections_wide(conns: list[SimpleNamespace]) -> Table:
     table = Table(title="WebSocket connections", title_justify="left")
     for col, justify in (("id", "right"), ("client", "left"), ("server", "left"),
                          ("uri", "left"), ("status", "right"), ("accept", "left"),
@@ -170,7 +202,7 @@ def _connections_wide(conns: pd.DataFrame) -> Table:
                          ("frames c/s", "right"), ("msgs", "right"),
                          ("bytes c/s", "right"), ("close c/s", "left")):
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for c in conns.itertuples(index=False):
+    for c in conns:
         cell = _cells(c)
         table.add_row(cell["id"], cell["client"], cell["server"], cell["uri"], cell["status"],
                       cell["accept"], cell["subprotocol"], "yes" if cell["deflate"] else "",
@@ -178,7 +210,7 @@ def _connections_wide(conns: pd.DataFrame) -> Table:
     return table
 
 
-def _connections_narrow(conns: pd.DataFrame) -> Table:
+def _connections_narrow(conns: list[SimpleNamespace]) -> Table:
     """Two lines per connection: client over server, URI over the handshake's
     outcome, frames over bytes."""
     table = Table(title="WebSocket connections", title_justify="left", box=box.SIMPLE_HEAD,
@@ -189,7 +221,7 @@ def _connections_narrow(conns: pd.DataFrame) -> Table:
     table.add_column("frames c/s\nbytes c/s", justify="right", overflow="fold")
     table.add_column("msgs", justify="right")
     table.add_column("close c/s", overflow="fold")
-    for c in conns.itertuples(index=False):
+    for c in conns:
         cell = _cells(c)
         outcome = " ".join(v for v in (cell["status"], cell["accept"], cell["subprotocol"],
                                        cell["deflate"]) if v)
@@ -199,7 +231,7 @@ def _connections_narrow(conns: pd.DataFrame) -> Table:
     return table
 
 
-def _anomalies(anomalies: pd.DataFrame, wide: bool) -> Table:
+def _anomalies(anomalies: dict[str, list[Any]], wide: bool) -> Table:
     """Anomalies by code, most severe first: the code, how many anomalies (one
     per event, e.g. per unanswered ping) in how many connections, what the
     code means and the first one's detail; in columns when ``wide``, else
@@ -214,21 +246,28 @@ def _anomalies(anomalies: pd.DataFrame, wide: bool) -> Table:
                       padding=(0, 1), collapse_padding=True)
         table.add_column("severity", no_wrap=True)
         table.add_column("code, count, what it means, first detail", overflow="fold", ratio=1)
+    # by code: (count, the connections, the first one's detail)
+    groups: dict[str, tuple[list[int], set[Any], Any]] = {}
+    for code, conn_id, detail in zip(anomalies["code"], anomalies["conn_id"],
+                                     anomalies["detail"], strict=True):
+        group = groups.setdefault(code, ([0], set(), detail))
+        group[0][0] += 1
+        if conn_id is not None:
+            group[1].add(conn_id)
     rows = []
-    for code, group in anomalies.groupby("code", observed=True, sort=False):
+    for code, (counter, conns, first) in groups.items():
         rule = RULES[str(code)]
         rows.append((-("info", "warning", "error").index(rule.severity), str(code), rule,
-                     group))
-    for _, code, rule, group in sorted(rows, key=lambda r: (r[0], r[1])):
+                     counter[0], len(conns), first))
+    for _, code, rule, count, nconns, detail in sorted(rows, key=lambda r: (r[0], r[1])):
         style = _SEVERITY_STYLE[rule.severity]
-        nconns = int(group.conn_id.nunique())
         if wide:
-            table.add_row(f"[{style}]{rule.severity}[/{style}]", code, str(len(group)),
-                          str(nconns), escape(_na(group.detail.iloc[0])), escape(rule.summary))
+            table.add_row(f"[{style}]{rule.severity}[/{style}]", code, str(count),
+                          str(nconns), escape(_na(detail)), escape(rule.summary))
             continue
         where = f" in {plural(nconns, 'connection')}" if nconns else ""
-        text = (f"[bold]{code}[/bold]  {len(group)}{where}\n{escape(rule.summary)}\n"
-                f"[dim]first: {escape(_na(group.detail.iloc[0]))}[/dim]")
+        text = (f"[bold]{code}[/bold]  {count}{where}\n{escape(rule.summary)}\n"
+                f"[dim]first: {escape(_na(detail))}[/dim]")
         table.add_row(f"[{style}]{rule.severity}[/{style}]", text)
     return table
 
@@ -255,21 +294,20 @@ def _top(values: pd.Series, n: int = TOP_APP) -> str:
     return ", ".join(f"{escape(_na(text))} {count}" for text, count in top) + more
 
 
-def _app_cells(conns: pd.DataFrame, app: pd.DataFrame | None) -> list[dict[str, str]]:
+def _app_cells(conns: list[SimpleNamespace], app: pd.DataFrame | None) -> list[dict[str, str]]:
     """One dict of cells per connection an application decoder recognized."""
-    import pandas as pd
-    if "app_protocol" not in conns:
+    decoded = [c for c in conns if getattr(c, "app_protocol", None) is not None]
+    if not decoded:
         return []
-    decoded = conns[conns["app_protocol"].notna()]
     groups = dict(tuple(app.groupby("conn_id", sort=False))) \
         if app is not None and len(app) else {}
     rows = []
-    for c in decoded.itertuples(index=False):
+    for c in decoded:
         events = groups.get(c.conn_id)
         confidence = c.app_confidence
         rows.append({
             "id": str(c.conn_id), "protocol": escape(_na(c.app_protocol)),
-            "conf": "" if pd.isna(confidence) else f"{float(confidence):.1f}",
+            "conf": "" if not _na(confidence) else f"{float(confidence):.1f}",
             "events": "" if app is None else str(0 if events is None else len(events)),
             "kinds": "" if events is None else _top(events["kind"]),
             "channels": "" if events is None else _top(events["channel"]),
@@ -304,7 +342,8 @@ def _app_narrow(rows: list[dict[str, str]]) -> Table:
     return table
 
 
-def _print_app(console: Console, conns: pd.DataFrame, app: pd.DataFrame | None) -> None:
+def _print_app(console: Console, conns: list[SimpleNamespace], app: pd.DataFrame | None
+               ) -> None:
     """The application layer of the connections shown (nothing when no
     connection has an application protocol). ``app``: None when the events
     are not at hand (``analyze -o`` wrote them): the protocols only."""

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 from app_samples import FOREIGN, SAMPLES, conversation, j
 from framed_samples import CONVERSATIONS
@@ -32,6 +33,8 @@ from wspcap.app import DECODERS, AppMessage, ConnFacts
 from wspcap.app._json import MAX_JSON_BYTES, NOT_JSON, loads
 from wspcap.app.base import Decoder, MessageRun
 from wspcap.app.runner import Runner
+from wspcap.tables.build import data_frame
+from wspcap.tables.schema import ANOMALIES, APP
 
 SAMPLES_DIR = Path(__file__).resolve().parents[3] / "samples"
 
@@ -204,14 +207,15 @@ CAPTURES = ["socketio.pcapng", "mqtt.pcapng", "anomalies/app-request-unanswered.
 
 def decode(capture: wspcap.Capture, forced: str | None, parts: int,
            by_message: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
-    decoding = app_table.AppDecoding(app_table.facts_table(capture.connections), forced)
+    connections = pa.Table.from_pandas(capture.connections, preserve_index=False)
+    decoding = app_table.AppDecoding(app_table.facts_table(connections), forced)
     if by_message:  # the message-by-message loop only
         decoding._run = (  # type: ignore[method-assign]
             lambda conn_id, conn, rows, m: decoding._loop(conn_id, conn, rows, m) and None)
     for part in np.array_split(np.arange(len(capture.messages)), parts):
         decoding.feed(app_table.message_columns(capture.messages.iloc[part]))
-    result = decoding.finish(capture.connections)
-    return result.table, result.anomalies
+    result = decoding.finish(app_table.tls_of(connections))
+    return (data_frame(APP, result.table), data_frame(ANOMALIES, result.anomalies))
 
 
 @pytest.mark.parametrize("capture", CAPTURES)

@@ -1,0 +1,192 @@
+"""Arrow arrays made from their buffers: NumPy values, and Python values.
+
+pyarrow's converter (``pa.array``) asks its pandas shim whether the values
+it is given are pandas objects, and that shim imports pandas the first time
+it is asked, whatever the values are: 0.25-0.3 s of a process's start on
+this project's machine, as much as the rest of ``wspcap analyze -o`` spends
+before its first packet. Writing the tables needs no pandas otherwise, so the
+arrays it writes are made here, over buffers, with ``pa.Array.from_buffers``
+(pyarrow's own constructor, which validates the layout and copies nothing):
+
+- :func:`numeric`: a NumPy array (integers, floats, booleans, timestamps),
+  with an optional null mask;
+- :func:`binary`: ``bytes`` values (or strings that are those bytes decoded,
+  see :func:`binary`'s ``null``) joined into one data buffer;
+- :func:`strings`: ``str`` values, encoded;
+- :func:`from_python`: a sequence of Python values (``None`` for null) by
+  the column's Arrow type;
+- :func:`numpy_of`, :func:`null_mask`: a numeric array's values as NumPy,
+  without a copy where it has no nulls, and its nulls.
+
+``tests/unit/test_arrays.py`` compares every function with ``pa.array`` on
+the same values; ``tests/test_no_pandas.py`` checks that ``analyze -o``
+does not import pandas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+__all__ = ["binary", "from_python", "is_none", "null_mask", "numeric", "numpy_of", "strings"]
+
+#: The NumPy type of each Arrow type :func:`numeric` takes (timestamps and
+#: durations are their int64 counts).
+_NUMPY = {pa.int8(): np.int8, pa.int16(): np.int16, pa.int32(): np.int32,
+          pa.int64(): np.int64, pa.uint8(): np.uint8, pa.uint16(): np.uint16,
+          pa.uint32(): np.uint32, pa.uint64(): np.uint64, pa.float32(): np.float32,
+          pa.float64(): np.float64}
+#: The most bytes a binary or string array (32-bit offsets) holds; more go
+#: into further chunks, as ``pa.array`` does.
+MAX_BINARY = (1 << 31) - 1
+STRING = pa.large_string()
+
+
+def _numpy_type(kind: pa.DataType) -> Any:
+    if pa.types.is_timestamp(kind) or pa.types.is_duration(kind):
+        return np.int64
+    return _NUMPY[kind]
+
+
+def _validity(null: np.ndarray | None) -> tuple[pa.Buffer | None, int]:
+    """Arrow's validity bitmap of a null mask, and the null count (no bitmap
+    when nothing is null)."""
+    if null is None:
+        return None, 0
+    count = int(np.count_nonzero(null))
+    if not count:
+        return None, 0
+    return pa.py_buffer(np.packbits(~np.asarray(null, bool), bitorder="little")), count
+
+
+def numeric(values: Any, kind: pa.DataType, null: np.ndarray | None = None) -> pa.Array:
+    """NumPy values (or a sequence of numbers) as an Arrow array of ``kind``:
+    an integer, floating point, boolean, timestamp or duration type
+    (timestamps and durations given as int64 counts of their unit).
+    ``null``: a boolean mask of the rows that are null (their values are
+    ignored). Values are converted to the type as NumPy casts them: the
+    caller gives values that fit."""
+    validity, nulls = _validity(null)
+    if pa.types.is_boolean(kind):
+        flags = np.asarray(values, bool)
+        data = pa.py_buffer(np.packbits(flags, bitorder="little"))
+        return pa.Array.from_buffers(kind, len(flags), [validity, data], null_count=nulls)
+    arr = np.ascontiguousarray(values, _numpy_type(kind))
+    return pa.Array.from_buffers(kind, len(arr), [validity, pa.py_buffer(arr)],
+                                 null_count=nulls)
+
+
+def numpy_of(array: pa.Array | pa.ChunkedArray, null_as: Any = None) -> np.ndarray:
+    """A numeric array's values (integers, floats, or timestamps and
+    durations as int64) as a NumPy array, over Arrow's buffer where the
+    array is one chunk without nulls; null rows take ``null_as`` (an array
+    with nulls and no ``null_as`` raises ``ValueError``)."""
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks == 1:
+            return numpy_of(array.chunk(0), null_as)
+        parts = [numpy_of(chunk, null_as) for chunk in array.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, _numpy_type(array.type))
+    dtype = np.dtype(_numpy_type(array.type))
+    values = np.frombuffer(array.buffers()[1], dtype, len(array), array.offset * dtype.itemsize)
+    if not array.null_count:
+        return values
+    if null_as is None:
+        raise ValueError("numpy_of: the array has nulls")
+    return np.where(null_mask(array), null_as, values).astype(dtype)
+
+
+def null_mask(array: pa.Array) -> np.ndarray:
+    """Which rows of an array are null, as a NumPy boolean array."""
+    n = len(array)
+    validity = array.buffers()[0]
+    if not array.null_count or validity is None:
+        return np.zeros(n, bool)
+    bits = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")
+    null: np.ndarray = bits[array.offset:array.offset + n] == 0
+    return null
+
+
+def _offsets(lengths: np.ndarray, width: int) -> np.ndarray:
+    offsets = np.zeros(len(lengths) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    return offsets if width == 8 else offsets.astype(np.int32)
+
+
+def is_none(items: np.ndarray) -> np.ndarray:
+    """Which of an object array's items are None (a boolean array)."""
+    found: np.ndarray = items == None  # (element by element)
+    return found
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    items = np.empty(len(values), object)
+    items[:] = values
+    return items
+
+
+def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
+           null: np.ndarray | None = None) -> pa.Array | pa.ChunkedArray:
+    """``bytes`` values as an array of ``kind`` (binary, large binary, string
+    or large string), their bytes joined into one buffer. ``None`` values
+    are null; so are the rows of ``null``, where given.
+
+    A string column whose values are a binary column's bytes decoded as
+    UTF-8 (a text message's text, its payload) is made from those bytes and
+    the string column's nulls: the decoding was the check that they are
+    UTF-8. Past :data:`MAX_BINARY` bytes, a 32-bit offset array is split
+    into chunks."""
+    items = values if isinstance(values, np.ndarray) else _objects(values)
+    missing = is_none(items)
+    if missing.any():
+        items = items.copy()
+        items[missing] = b""
+        null = missing if null is None else (missing | null)
+    lengths = np.fromiter(map(len, items), np.int64, len(items))
+    if null is not None and np.any(lengths[null]):  # a null row holds no bytes
+        lengths = np.where(null, 0, lengths)
+        items = items.copy()
+        items[null] = b""
+    large = kind in (pa.large_binary(), pa.large_string())
+    total = int(lengths.sum())
+    if not large and total > MAX_BINARY:
+        ends = np.cumsum(lengths)
+        cut = int(np.searchsorted(ends, MAX_BINARY, side="right"))
+        if not cut:
+            raise ValueError(f"a value of {lengths[0]} bytes does not fit a {kind} array")
+        rest = None if null is None else null[cut:]
+        head = binary(items[:cut], kind, None if null is None else null[:cut])
+        tail = binary(items[cut:], kind, rest)
+        chunks = [head] + (tail.chunks if isinstance(tail, pa.ChunkedArray) else [tail])
+        return pa.chunked_array(chunks, kind)
+    validity, nulls = _validity(null)
+    data = pa.py_buffer(b"".join(items))
+    offsets = pa.py_buffer(_offsets(lengths, 8 if large else 4))
+    return pa.Array.from_buffers(kind, len(items), [validity, offsets, data], null_count=nulls)
+
+
+def strings(values: Sequence[str | None], kind: pa.DataType = STRING
+            ) -> pa.Array | pa.ChunkedArray:
+    """``str`` values (``None`` for null) as a string array of ``kind``,
+    encoded as UTF-8 (a lone surrogate raises ``UnicodeEncodeError``, as
+    ``pa.array`` raises on it)."""
+    return binary([None if v is None else v.encode() for v in values], kind)
+
+
+def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """Python values of a column (``None`` for null) as an array of ``kind``:
+    strings, bytes, integers, floats, booleans, or timestamps and durations
+    as int64 counts of their unit."""
+    if kind in (pa.string(), pa.large_string()):
+        return strings(values, kind)
+    if kind in (pa.binary(), pa.large_binary()):
+        return binary(values, kind)
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return numeric(values, kind)
+    dtype = bool if pa.types.is_boolean(kind) else _numpy_type(kind)
+    null = np.fromiter((v is None for v in values), bool, len(values))
+    if not null.any():
+        return numeric(np.array(values, dtype), kind)
+    return numeric(np.array([0 if v is None else v for v in values], dtype), kind, null)
