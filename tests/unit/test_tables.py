@@ -303,16 +303,14 @@ class TestDataFrame:
         schema = ANOMALIES
         direction = pa.DictionaryArray.from_arrays(
             pa.array([1, None, 0], pa.int32()), pa.array(["c2s", "s2c"], pa.large_string()))
-        code = build._dictionary(pa.array(["tcp_gap", "tcp_gap", "no_such_code"],
-                                          pa.large_string()), schema["code"])
+        code = build._dictionary(["tcp_gap", "tcp_gap", "no_such_code"], schema["code"])
         part = {
             "conn_id": pa.array([1, None, 3], pa.int64()),
             "ts": pa.array([T0, None, T0 + 1], pa.timestamp("ns", "UTC")),
             "direction": direction, "frame_index": pa.array([None] * 3, pa.int64()),
             "packet": pa.array([1, 2, 3], pa.int64()),
             "stream_offset": pa.array([None, 5, None], pa.int64()), "code": code,
-            "severity": build._dictionary(pa.array(["error", "info", None],
-                                                   pa.large_string()), schema["severity"]),
+            "severity": build._dictionary(["error", "info", None], schema["severity"]),
             "detail": pa.array(["x", None, ""], pa.large_string()),
         }
         df = data_frame(schema, part)

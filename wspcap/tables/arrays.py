@@ -139,16 +139,17 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     UTF-8. Past :data:`MAX_BINARY` bytes, a 32-bit offset array is split
     into chunks."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
-    missing = is_none(items)
-    if missing.any():
+    try:  # (len(None) raises: most columns have no None, and need no scan for one)
+        lengths = np.fromiter(map(len, items), np.int64, len(items))
+    except TypeError:
+        missing = is_none(items)
         items = items.copy()
         items[missing] = b""
         null = missing if null is None else (missing | null)
-    lengths = np.fromiter(map(len, items), np.int64, len(items))
+        lengths = np.fromiter(map(len, items), np.int64, len(items))
     if null is not None and np.any(lengths[null]):  # a null row holds no bytes
         lengths = np.where(null, 0, lengths)
-        items = items.copy()
-        items[null] = b""
+        items = np.where(null, b"", items)
     large = kind in (pa.large_binary(), pa.large_string())
     total = int(lengths.sum())
     if not large and total > MAX_BINARY:
@@ -172,7 +173,12 @@ def strings(values: Sequence[str | None], kind: pa.DataType = STRING
     """``str`` values (``None`` for null) as a string array of ``kind``,
     encoded as UTF-8 (a lone surrogate raises ``UnicodeEncodeError``, as
     ``pa.array`` raises on it)."""
-    return binary([None if v is None else v.encode() for v in values], kind)
+    items = values if isinstance(values, np.ndarray) else _objects(values)
+    null = is_none(items)
+    if null.all():
+        return pa.nulls(len(items), kind)
+    return binary([b"" if v is None else v.encode() for v in items], kind,
+                  null if null.any() else None)
 
 
 def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
@@ -186,7 +192,10 @@ def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.Chunk
     if isinstance(values, np.ndarray) and values.dtype != object:
         return numeric(values, kind)
     dtype = bool if pa.types.is_boolean(kind) else _numpy_type(kind)
-    null = np.fromiter((v is None for v in values), bool, len(values))
+    items = values if isinstance(values, np.ndarray) else _objects(values)
+    null = is_none(items)
     if not null.any():
-        return numeric(np.array(values, dtype), kind)
-    return numeric(np.array([0 if v is None else v for v in values], dtype), kind, null)
+        return numeric(np.array(items.tolist(), dtype), kind)
+    if null.all():
+        return pa.nulls(len(items), kind)
+    return numeric(np.array(np.where(null, 0, items).tolist(), dtype), kind, null)
