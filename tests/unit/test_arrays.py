@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from wspcap.tables import arrays
 from wspcap.tables.arrays import (
     binary,
+    decoded,
     from_python,
     is_none,
     null_mask,
@@ -110,6 +111,24 @@ def test_text_made_from_the_payloads_bytes(texts: list[str | None]) -> None:
     items = np.empty(len(texts), object)
     items[:] = texts
     same(binary(payloads, pa.large_string(), is_none(items)), pa.array(texts, pa.large_string()))
+
+
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=40), st.integers(0, 40))
+def test_text_over_the_payloads_buffers(texts: list[str | None], cut: int) -> None:
+    # The text column shares the payload column's buffers: a binary
+    # message's bytes (not UTF-8 here) stay under a null, as Arrow allows.
+    payloads = [b"\xff\xfe binary" if t is None else t.encode() for t in texts]
+    items = np.empty(len(texts), object)
+    items[:] = texts
+    whole = binary(payloads, pa.binary())
+    text = decoded(whole, is_none(items))
+    assert text.buffers()[2].address == whole.buffers()[2].address  # no copy
+    same(text, pa.array(texts, pa.large_string()))
+    cut = min(cut, len(payloads))
+    chunked = pa.chunked_array([binary(payloads[:cut], pa.binary()),
+                                binary(payloads[cut:], pa.binary())], pa.binary())
+    same(decoded(chunked, is_none(items)), pa.array(texts, pa.large_string()))
 
 
 def test_a_lone_surrogate_raises_as_pa_array_does() -> None:

@@ -316,3 +316,21 @@ class TestNotACapture:
     def test_directory(self, tmp_path: Path) -> None:
         with pytest.raises(CaptureFormatError):
             open_capture(tmp_path)
+
+
+def test_format_constants_are_dpkts() -> None:
+    # files.py writes the formats' numbers out (importing dpkt cost 30 ms a
+    # run): they must be dpkt's.
+    from dpkt import pcap, pcapng
+
+    from wspcap.sources import files
+
+    assert files.PCAP_MAGICS == {pcap.TCPDUMP_MAGIC: ("<", False),
+                                 pcap.TCPDUMP_MAGIC_NANO: ("<", True),
+                                 pcap.PMUDPCT_MAGIC: (">", False),
+                                 pcap.PMUDPCT_MAGIC_NANO: (">", True)}
+    for name in ("PCAPNG_BT_SHB", "PCAPNG_BT_IDB", "PCAPNG_BT_PB", "PCAPNG_BT_SPB",
+                 "PCAPNG_BT_EPB", "PCAPNG_OPT_ENDOFOPT", "PCAPNG_OPT_IF_TSRESOL",
+                 "PCAPNG_OPT_IF_TSOFFSET"):
+        assert getattr(files, name) == getattr(pcapng, name), name
+    assert files.PCAPNG_BYTE_ORDER_MAGIC == pcapng.BYTE_ORDER_MAGIC

@@ -7,7 +7,8 @@ Ethernet/IP/TCP costs about 12 us a packet (2.5 s on a 200,560-packet capture);
 the common case, Ethernet or cooked or raw framing around IPv4 or IPv6 without
 extension headers, is decoded here with precompiled structs and direct slicing
 instead. Rare cases go the slow, general way: IPv6 extension headers through
-dpkt's ``ip6`` module.
+dpkt's ``ip6`` module, imported when the first such packet comes (dpkt's
+package imports every protocol module: 30 ms that most captures need not pay).
 
 A segment is returned as a plain tuple (see :data:`Segment`) because a
 NamedTuple or dataclass per packet is measurable at this rate.
@@ -20,8 +21,6 @@ from __future__ import annotations
 
 import struct
 from typing import Final
-
-import dpkt
 
 from wspcap.decode.link import ETH_IPV4, ETH_IPV6, link_payload
 from wspcap.sources.linktypes import LINKTYPE_ETHERNET
@@ -148,6 +147,8 @@ class PacketDecoder:
         if nxt not in IPV6_EXTENSIONS:
             self.not_tcp += 1
             return None
+        import dpkt  # (the first time only: see the module's note)
+
         try:  # the slow, general way for extension headers
             ip6 = dpkt.ip6.IP6(data[off:end])
         except (dpkt.UnpackError, struct.error, IndexError, ValueError):

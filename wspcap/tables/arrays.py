@@ -13,6 +13,7 @@ arrays it writes are made here, over buffers, with ``pa.Array.from_buffers``
 - :func:`binary`: ``bytes`` values (or strings that are those bytes decoded,
   see :func:`binary`'s ``null``) joined into one data buffer;
 - :func:`strings`: ``str`` values, encoded;
+- :func:`decoded`: a string column over a binary column's buffers;
 - :func:`from_python`: a sequence of Python values (``None`` for null) by
   the column's Arrow type;
 - :func:`numpy_of`, :func:`null_mask`: a numeric array's values as NumPy,
@@ -31,7 +32,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["binary", "from_python", "is_none", "null_mask", "numeric", "numpy_of", "strings"]
+__all__ = ["binary", "decoded", "from_python", "is_none", "null_mask", "numeric", "numpy_of", "strings"]
 
 #: The NumPy type of each Arrow type :func:`numeric` takes (timestamps and
 #: durations are their int64 counts).
@@ -166,6 +167,33 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     data = pa.py_buffer(b"".join(items))
     offsets = pa.py_buffer(_offsets(lengths, 8 if large else 4))
     return pa.Array.from_buffers(kind, len(items), [validity, offsets, data], null_count=nulls)
+
+
+def decoded(data: pa.Array | pa.ChunkedArray, null: np.ndarray, kind: pa.DataType = STRING
+            ) -> pa.Array | pa.ChunkedArray:
+    """A string column over a binary column's buffers (no byte copied): the
+    rows of ``data`` that are not ``null``, as strings of ``kind``. For a
+    column that is the other decoded as UTF-8 where not null (a text
+    message's text, its payload): the decoding was the check. A null row
+    keeps its bytes in the buffer, which Arrow allows; no reader sees them.
+    """
+    if isinstance(data, pa.ChunkedArray):
+        chunks, start = [], 0
+        for chunk in data.chunks:
+            chunks.append(decoded(chunk, null[start:start + len(chunk)], kind))
+            start += len(chunk)
+        return pa.chunked_array(chunks, kind)
+    n = len(data)
+    validity, nulls = _validity(null)
+    _, offsets, values = data.buffers()
+    width = 8 if data.type in (pa.large_binary(), pa.large_string()) else 4
+    if (8 if kind == pa.large_string() else 4) != width:
+        ends = np.frombuffer(offsets, np.int32 if width == 4 else np.int64, n + 1,
+                             data.offset * width)
+        offsets = pa.py_buffer(ends.astype(np.int64 if width == 4 else np.int32))
+    elif data.offset:
+        raise ValueError("decoded: a sliced array of the same offset width")
+    return pa.Array.from_buffers(kind, n, [validity, offsets, values], null_count=nulls)
 
 
 def strings(values: Sequence[str | None], kind: pa.DataType = STRING

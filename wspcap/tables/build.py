@@ -32,7 +32,15 @@ import numpy as np
 import pyarrow as pa
 
 from wspcap.rules.registry import RULES
-from wspcap.tables.arrays import binary, from_python, is_none, numeric, numpy_of, strings
+from wspcap.tables.arrays import (
+    binary,
+    decoded,
+    from_python,
+    is_none,
+    numeric,
+    numpy_of,
+    strings,
+)
 from wspcap.tables.schema import (
     ANOMALIES,
     CATALOG,
@@ -95,15 +103,19 @@ def arrow_table(schema: TableSchema, part: Part) -> pa.Table:
     one buffer (:func:`~wspcap.tables.arrays.binary`). Parquet writes a
     chunked column as one.
     """
-    arrays = []
+    made: dict[str, pa.Array | pa.ChunkedArray] = {}
     for c in schema.columns:
         values = part[c.name]
         if isinstance(values, pa.Array | pa.ChunkedArray):
-            arrays.append(values)
-            continue
-        data = part[DECODED.get(c.name, c.name)]
-        bound = next((part[name] for name in LENGTHS if name in part), None)
-        arrays.append(_shared(values, data, c.type, None if bound is None else numpy_of(bound)))
+            made[c.name] = values
+        elif DECODED.get(c.name) in made:  # a text column over its payloads' buffers
+            made[c.name] = decoded(made[DECODED[c.name]], is_none(values), c.type)
+        else:
+            data = part[DECODED.get(c.name, c.name)]
+            bound = next((part[name] for name in LENGTHS if name in part), None)
+            made[c.name] = _shared(values, data, c.type,
+                                   None if bound is None else numpy_of(bound))
+    arrays = [made[c.name] for c in schema.columns]
     return pa.Table.from_arrays(arrays, schema=schema.arrow)
 
 
