@@ -103,7 +103,7 @@ from wspcap.ws.records import (
     take_columns,
     to_columns,
 )
-from wspcap.ws.runs import NEVER, FrameRun
+from wspcap.ws.runs import NEVER, FrameRun, frame_columns
 
 if TYPE_CHECKING:
     from wspcap.rules.registry import Anomaly
@@ -686,9 +686,7 @@ def _frames(out: _Records, batch: Batch, stamps: np.ndarray) -> _Frames:
     def each(values: list[Any]) -> np.ndarray:
         return np.repeat(np.array(values, np.int64), ks)
 
-    parts = [run.frame_columns() for run in runs]
-    fc: dict[str, np.ndarray] = {name: np.concatenate([part[name] for part in parts])
-                                 for name in parts[0]}
+    fc = frame_columns(runs)
     end_mark = joined("end_mark")
     held = joined("start_chunk") < 0
     payloads: list[bytes] = []

@@ -75,9 +75,12 @@ if SPEEDUPS:
         pass
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from wspcap.ws.frames import FrameParser
 
-__all__ = ["FrameRun", "frame_lengths", "joined", "py_whole_frames", "whole_frames"]
+__all__ = ["FrameRun", "frame_columns", "frame_lengths", "joined", "py_whole_frames",
+           "whole_frames"]
 
 _EMPTY = np.zeros(0, np.int64)
 #: No packet: a run that nothing stops.
@@ -276,23 +279,29 @@ class FrameRun:
         return [self.buf[x:y] for x, y in zip(self.ps[lo:m].tolist(), self.pe[lo:m].tolist(),
                                               strict=True)]
 
-    def frame_columns(self) -> dict[str, np.ndarray]:
-        """The taken frames' header fields as columns (the frames table's own,
-        but for the times and packets, which the driver adds)."""
-        k = self.k
-        b0, masked = self.b0[:k], self.masked[:k]
-        kb = self.key_bytes.astype(np.uint32)
-        return {
-            "offset": self.starts[:k] + self.base,
-            "fin": (b0 & FIN) != 0,
-            "rsv1": (b0 & RSV1) != 0,
-            "rsv2": (b0 & RSV2) != 0,
-            "rsv3": (b0 & RSV3) != 0,
-            "opcode": (b0 & OPCODE).astype(np.uint8),
-            "masked": masked,
-            "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16)
-                                 | (kb[:, 2] << 8) | kb[:, 3], 0).astype(np.uint32),
-            "length_encoding": self.enc[:k].astype(np.uint8),
-            "payload_len": self.lengths[:k].astype(np.uint64),
-            "header_len": self.hls[:k].astype(np.uint8),
-        }
+
+def frame_columns(runs: Sequence[FrameRun]) -> dict[str, np.ndarray]:
+    """The frames that ``runs`` took, one run after the other, as columns of
+    their header fields (the frames table's own, but for the times and
+    packets, which the driver adds). Made once for a block's runs: the same
+    dozen NumPy calls for each of a block's ~80 runs were 4% of chat's
+    ``analyze -o``."""
+    def cat(name: str) -> np.ndarray:
+        return np.concatenate([getattr(run, name)[:run.k] for run in runs])
+
+    b0, masked = cat("b0"), cat("masked")
+    kb = np.concatenate([run.key_bytes for run in runs]).astype(np.uint32)
+    return {
+        "offset": np.concatenate([run.starts[:run.k] + run.base for run in runs]),
+        "fin": (b0 & FIN) != 0,
+        "rsv1": (b0 & RSV1) != 0,
+        "rsv2": (b0 & RSV2) != 0,
+        "rsv3": (b0 & RSV3) != 0,
+        "opcode": (b0 & OPCODE).astype(np.uint8),
+        "masked": masked,
+        "mask_key": np.where(masked, (kb[:, 0] << 24) | (kb[:, 1] << 16)
+                             | (kb[:, 2] << 8) | kb[:, 3], 0).astype(np.uint32),
+        "length_encoding": cat("enc").astype(np.uint8),
+        "payload_len": cat("lengths").astype(np.uint64),
+        "header_len": cat("hls").astype(np.uint8),
+    }
