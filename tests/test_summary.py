@@ -25,6 +25,8 @@ from typing import Any
 import pandas as pd
 import pytest
 from golden.paths import REPO_ROOT, SAMPLES_DIR, peer_captures, peers_location
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 
 import wspcap
@@ -255,3 +257,32 @@ class TestApplicationLayer:
         assert APP_TITLE in out
         row = next(line for line in out.splitlines() if "│ mqtt " in line and "1.0" in line)
         assert row.count("│") == 4, row  # id, protocol, conf.: the events are in app.parquet
+
+
+# -- the one-line table's width, bounded before rich measures it ------------------------------
+
+_CELL = st.text(alphabet=st.sampled_from("ab[]/\\:.é漢 0129"), max_size=30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_CELL, min_size=12, max_size=12), min_size=1, max_size=6),
+       st.integers(40, 400))
+def test_the_width_bound_never_says_fits_when_rich_would_not(rows: list[list[str]],
+                                                             width: int) -> None:
+    # _surely_fits skips rich's measurement: it must be an upper bound of it
+    # (markup, escapes and wide characters included), or a table too wide for
+    # the console would be printed folded instead of in two lines.
+    from rich.markup import escape
+    from rich.measure import Measurement
+
+    from wspcap.views.summary import _connections_wide, _surely_fits
+
+    # (cells as _cells makes them: escaped capture text, or our own markup)
+    rows = [[f"[red]{escape(text)}[/red]" if i == 5 else escape(text)
+             for i, text in enumerate(row)] for row in rows]
+    console = Console(file=io.StringIO(), width=width)
+    measured = Measurement.get(console, console.options.update_width(1 << 16),
+                               _connections_wide(rows)).maximum
+    if _surely_fits(rows, width):
+        assert measured <= width
+    assert not _surely_fits(rows, measured - 1)  # (at the edge)

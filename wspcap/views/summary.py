@@ -16,6 +16,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Console
 from rich.markup import escape
 from rich.measure import Measurement
@@ -150,9 +151,10 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         f"{plural(len(anomalies['code']), 'anomaly', 'anomalies')}")
     if conns:
         shown = conns[:max_rows]
-        table = _connections_wide(shown)
-        wide = Measurement.get(console, console.options.update_width(1 << 16), table)
-        if wide.maximum > console.width:
+        rows = [_wide_row(_cells(c)) for c in shown]
+        table = _connections_wide(rows)
+        if not _surely_fits(rows, console.width) and Measurement.get(
+                console, console.options.update_width(1 << 16), table).maximum > console.width:
             table = _connections_narrow(shown)
         console.print(table)
         if len(conns) > max_rows:
@@ -194,19 +196,38 @@ def _cells(c: Any) -> dict[str, str]:
     }
 
 
-def _connections_wide(conns: list[SimpleNamespace]) -> Table:
+#: The one-line connections table's columns and their justification.
+_WIDE = (("id", "right"), ("client", "left"), ("server", "left"), ("uri", "left"),
+         ("status", "right"), ("accept", "left"), ("subprotocol", "left"), ("deflate", "left"),
+         ("frames c/s", "right"), ("msgs", "right"), ("bytes c/s", "right"),
+         ("close c/s", "left"))
+
+
+def _wide_row(cell: dict[str, str]) -> list[str]:
+    """A connection's cells in the one-line table's order."""
+    return [cell["id"], cell["client"], cell["server"], cell["uri"], cell["status"],
+            cell["accept"], cell["subprotocol"], "yes" if cell["deflate"] else "",
+            cell["frames"], cell["msgs"], cell["bytes"], cell["close"]]
+
+
+def _surely_fits(rows: list[list[str]], width: int) -> bool:
+    """The one-line table is no wider than ``width``, by an upper bound of its
+    width: each column as wide as its widest text, markup counted as if shown,
+    plus rich's padding (one each side) and borders. Measuring the table with
+    rich (the exact answer, taken when this bound says no) cost a quarter of
+    the summary, 13 ms for 40 connections."""
+    widths = [cell_len(name) for name, _justify in _WIDE]
+    for row in rows:
+        widths = [max(w, cell_len(text)) for w, text in zip(widths, row, strict=True)]
+    return sum(widths) + 3 * len(widths) + 1 <= width
+
+
+def _connections_wide(rows: list[list[str]]) -> Table:
     table = Table(title="WebSocket connections", title_justify="left")
-    for col, justify in (("id", "right"), ("client", "left"), ("server", "left"),
-                         ("uri", "left"), ("status", "right"), ("accept", "left"),
-                         ("subprotocol", "left"), ("deflate", "left"),
-                         ("frames c/s", "right"), ("msgs", "right"),
-                         ("bytes c/s", "right"), ("close c/s", "left")):
+    for col, justify in _WIDE:
         table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
-    for c in conns:
-        cell = _cells(c)
-        table.add_row(cell["id"], cell["client"], cell["server"], cell["uri"], cell["status"],
-                      cell["accept"], cell["subprotocol"], "yes" if cell["deflate"] else "",
-                      cell["frames"], cell["msgs"], cell["bytes"], cell["close"])
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
