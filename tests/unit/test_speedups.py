@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
+from wspcap.tables.arrays import py_join_bytes
 from wspcap.tls.protection import py_open_runs
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
@@ -363,3 +364,47 @@ def test_open_runs_refuses_bad_arguments() -> None:
         with pytest.raises(TypeError):
             fn([(decrypt, bytes(12), 0, src)], one, one + 5, InvalidTag)
     assert not opened
+
+
+# -- wspcap.tables: a part's payloads joined ------------------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.binary(max_size=40), st.none(), st.just(bytearray(b"ab")),
+                          st.just("text")), max_size=30),
+       st.booleans(), st.booleans())
+def test_join_bytes_mirror(items: list[object], wide: bool, as_array: bool) -> None:
+    kernel = _kernel("wspcap.tables._speedups")
+    given_items: object = items
+    if as_array:
+        arr = np.empty(len(items), object)
+        arr[:] = items
+        given_items = arr
+    try:
+        expected: object = py_join_bytes(given_items, wide)  # type: ignore[arg-type]
+    except TypeError as e:
+        expected = e
+    if isinstance(expected, TypeError):
+        with pytest.raises(TypeError, match=str(expected)):
+            kernel.join_bytes(given_items, wide)
+        return
+    got = kernel.join_bytes(given_items, wide)
+    assert got == expected
+    data, offsets = got
+    ends = np.frombuffer(offsets, np.int64 if wide else np.int32)
+    assert data == b"".join(items) and ends[-1] == len(data)  # type: ignore[arg-type]
+
+
+def test_join_bytes_refuses_more_than_int32_offsets_hold(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    # (the reference's limit lowered to 10 bytes: OverflowError past it, and
+    # 64-bit offsets take it)
+    from wspcap.tables import arrays
+
+    kernel = _kernel("wspcap.tables._speedups")
+    monkeypatch.setattr(arrays, "MAX_BINARY", 10)
+    with pytest.raises(OverflowError):
+        py_join_bytes([b"0123456", b"89ab"], False)
+    assert py_join_bytes([b"0123456", b"89ab"], True)[0] == b"012345689ab"
+    # (the kernel's own limit would take 2 GiB of bytes objects to reach)
+    with pytest.raises(TypeError):
+        kernel.join_bytes(5, False)

@@ -32,7 +32,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-__all__ = ["binary", "decoded", "from_python", "is_none", "null_mask", "numeric", "numpy_of", "strings"]
+from wspcap.constants import SPEEDUPS
+
+__all__ = ["binary", "decoded", "from_python", "is_none", "null_mask", "numeric", "numpy_of",
+           "py_join_bytes", "strings"]
 
 #: The NumPy type of each Arrow type :func:`numeric` takes (timestamps and
 #: durations are their int64 counts).
@@ -128,6 +131,36 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
     return items
 
 
+def py_join_bytes(items: Sequence[Any] | np.ndarray, wide: bool) -> tuple[bytes, bytes]:
+    """The ``bytes`` objects of ``items`` joined, and the offsets of an Arrow
+    binary array over them (``len(items) + 1`` native integers: int64 when
+    ``wide``, else int32), as bytes.
+
+    Raises:
+        TypeError: an item is not ``bytes`` (None, a bytearray, a str: the
+            caller's general path takes those).
+        OverflowError: more bytes than int32 offsets hold (not ``wide``).
+
+    The loop of :func:`binary` for every table part; ``wspcap/tables/_speedups.c``
+    is its compiled mirror, used where it is built.
+    """
+    for i, item in enumerate(items):
+        if not isinstance(item, bytes):
+            raise TypeError(f"join_bytes: item {i} is not bytes")
+    lengths = np.fromiter(map(len, items), np.int64, len(items))
+    if not wide and lengths.sum() > MAX_BINARY:
+        raise OverflowError("join_bytes: more bytes than 32-bit offsets hold")
+    return b"".join(items), _offsets(lengths, 8 if wide else 4).tobytes()
+
+
+_join_bytes = py_join_bytes
+if SPEEDUPS:
+    try:
+        from wspcap.tables._speedups import join_bytes as _join_bytes
+    except ImportError:  # not built: the reference above
+        pass
+
+
 def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
            null: np.ndarray | None = None) -> pa.Array | pa.ChunkedArray:
     """``bytes`` values as an array of ``kind`` (binary, large binary, string
@@ -140,6 +173,15 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     UTF-8. Past :data:`MAX_BINARY` bytes, a 32-bit offset array is split
     into chunks."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
+    large = kind in (pa.large_binary(), pa.large_string())
+    if null is None:  # the common case: bytes only, in one array
+        try:
+            data, offsets = _join_bytes(items, large)
+        except (TypeError, OverflowError):
+            pass  # (None among them, a bytearray, or too many bytes: below)
+        else:
+            return pa.Array.from_buffers(kind, len(items), [None, pa.py_buffer(offsets),
+                                                            pa.py_buffer(data)])
     try:  # (len(None) raises: most columns have no None, and need no scan for one)
         lengths = np.fromiter(map(len, items), np.int64, len(items))
     except TypeError:
@@ -151,7 +193,6 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     if null is not None and np.any(lengths[null]):  # a null row holds no bytes
         lengths = np.where(null, 0, lengths)
         items = np.where(null, b"", items)
-    large = kind in (pa.large_binary(), pa.large_string())
     total = int(lengths.sum())
     if not large and total > MAX_BINARY:
         ends = np.cumsum(lengths)
