@@ -174,14 +174,14 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     into chunks."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
     large = kind in (pa.large_binary(), pa.large_string())
-    if null is None:  # the common case: bytes only, in one array
-        try:
-            data, offsets = _join_bytes(items, large)
-        except (TypeError, OverflowError):
-            pass  # (None among them, a bytearray, or too many bytes: below)
-        else:
-            return pa.Array.from_buffers(kind, len(items), [None, pa.py_buffer(offsets),
-                                                            pa.py_buffer(data)])
+    try:  # the common case: bytes only (a null row's stay under it: Arrow allows it)
+        data, offsets = _join_bytes(items, large)
+    except (TypeError, OverflowError):
+        pass  # (None among them, a bytearray, or too many bytes: below)
+    else:
+        validity, nulls = _validity(null)
+        return pa.Array.from_buffers(kind, len(items), [validity, pa.py_buffer(offsets),
+                                                        pa.py_buffer(data)], null_count=nulls)
     try:  # (len(None) raises: most columns have no None, and need no scan for one)
         lengths = np.fromiter(map(len, items), np.int64, len(items))
     except TypeError:

@@ -111,12 +111,17 @@ def arrow_table(schema: TableSchema, part: Part) -> pa.Table:
         elif DECODED.get(c.name) in made:  # a text column over its payloads' buffers
             made[c.name] = decoded(made[DECODED[c.name]], is_none(values), c.type)
         else:
-            data = part[DECODED.get(c.name, c.name)]
-            bound = next((part[name] for name in LENGTHS if name in part), None)
-            made[c.name] = _shared(values, data, c.type,
-                                   None if bound is None else numpy_of(bound))
+            made[c.name] = _shared(values, part[DECODED.get(c.name, c.name)], c.type,
+                                   _bound(part))
     arrays = [made[c.name] for c in schema.columns]
     return pa.Table.from_arrays(arrays, schema=schema.arrow)
+
+
+def _bound(part: Part) -> np.ndarray | None:
+    """An upper bound of each row's payload length (see :data:`LENGTHS`), or None."""
+    bound = next((part[name] for name in LENGTHS if name in part), None)
+    return None if bound is None else numpy_of(bound) if isinstance(
+        bound, pa.Array | pa.ChunkedArray) else np.asarray(bound)
 
 
 #: Payloads of this size and more go into Arrow without a copy (a chunk of
@@ -177,6 +182,10 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
 
     if isinstance(part, pa.Table):
         part = dict(zip(part.schema.names, part.columns, strict=True))
+    for name, source in DECODED.items():  # a text column from its payloads' bytes
+        if name in part and not isinstance(part[name], pa.Array | pa.ChunkedArray):
+            part = {**part, name: _shared(part[name], part[source], schema[name].type,
+                                          _bound(part))}
     return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
 
 
