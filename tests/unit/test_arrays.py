@@ -147,6 +147,10 @@ def test_over_max_binary_bytes_go_into_chunks(monkeypatch: pytest.MonkeyPatch) -
     same(out, pa.array(values, pa.binary()))
     with pytest.raises(ValueError, match="does not fit"):
         binary([b"a", b"0123456789ab"], pa.binary())
+    texts = ["abcd", None, "efgh", "ijklmnopq", None, "v"]  # (strings with nulls: the same)
+    out = strings(texts, pa.string())
+    assert isinstance(out, pa.ChunkedArray) and out.num_chunks > 1
+    same(out, pa.array(texts, pa.string()))
     large = binary(values, pa.large_binary())  # 64-bit offsets: one chunk
     assert isinstance(large, pa.Array)
     same(large, pa.array(values, pa.large_binary()))

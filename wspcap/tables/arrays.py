@@ -244,10 +244,24 @@ def strings(values: Sequence[str | None], kind: pa.DataType = STRING
     ``pa.array`` raises on it)."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
     null = is_none(items)
+    if not null.any():
+        return binary([v.encode() for v in items.tolist()], kind)
     if null.all():
         return pa.nulls(len(items), kind)
-    return binary([b"" if v is None else v.encode() for v in items], kind,
-                  null if null.any() else None)
+    # Only the rows with a value are encoded (a column of close reasons is
+    # null but for a few rows).
+    encoded = [v.encode() for v in items[~null].tolist()]
+    lengths = np.zeros(len(items), np.int64)
+    lengths[~null] = np.fromiter(map(len, encoded), np.int64, len(encoded))
+    large = kind in (pa.large_binary(), pa.large_string())
+    if not large and lengths.sum() > MAX_BINARY:  # (binary's chunks)
+        full = np.full(len(items), b"", object)
+        full[~null] = encoded
+        return binary(full, kind, null)
+    validity, nulls = _validity(null)
+    return pa.Array.from_buffers(kind, len(items), [
+        validity, pa.py_buffer(_offsets(lengths, 8 if large else 4)),
+        pa.py_buffer(b"".join(encoded))], null_count=nulls)
 
 
 def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
@@ -267,4 +281,6 @@ def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.Chunk
         return numeric(np.array(items.tolist(), dtype), kind)
     if null.all():
         return pa.nulls(len(items), kind)
-    return numeric(np.array(np.where(null, 0, items).tolist(), dtype), kind, null)
+    filled = np.zeros(len(items), dtype)  # (only the rows with a value go through Python)
+    filled[~null] = np.array(items[~null].tolist(), dtype)
+    return numeric(filled, kind, null)
