@@ -173,8 +173,10 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     UTF-8. Past :data:`MAX_BINARY` bytes, a 32-bit offset array is split
     into chunks."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
+    if null is not None and null.any():  # a null row holds no bytes (a binary
+        items = np.where(null, b"", items)  # message's payload under a null text)
     large = kind in (pa.large_binary(), pa.large_string())
-    try:  # the common case: bytes only (a null row's stay under it: Arrow allows it)
+    try:  # the common case: bytes only
         data, offsets = _join_bytes(items, large)
     except (TypeError, OverflowError):
         pass  # (None among them, a bytearray, or too many bytes: below)
@@ -190,9 +192,6 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
         items[missing] = b""
         null = missing if null is None else (missing | null)
         lengths = np.fromiter(map(len, items), np.int64, len(items))
-    if null is not None and np.any(lengths[null]):  # a null row holds no bytes
-        lengths = np.where(null, 0, lengths)
-        items = np.where(null, b"", items)
     total = int(lengths.sum())
     if not large and total > MAX_BINARY:
         ends = np.cumsum(lengths)
