@@ -6,12 +6,14 @@ it is asked, whatever the values are: 0.25-0.3 s of a process's start on
 this project's machine, as much as the rest of ``wspcap analyze -o`` spends
 before its first packet. Writing the tables needs no pandas otherwise, so the
 arrays it writes are made here, over buffers, with ``pa.Array.from_buffers``
-(pyarrow's own constructor, which validates the layout and copies nothing):
+(pyarrow's own constructor, which checks the buffers' sizes and copies
+nothing):
 
 - :func:`numeric`: a NumPy array (integers, floats, booleans, timestamps),
   with an optional null mask;
 - :func:`binary`: ``bytes`` values (or strings that are those bytes decoded,
-  see :func:`binary`'s ``null``) joined into one data buffer;
+  see :func:`binary`'s ``null``) joined into one data buffer, by the
+  compiled ``join_bytes`` where it is built (:func:`py_join_bytes`);
 - :func:`strings`: ``str`` values, encoded;
 - :func:`decoded`: a string column over a binary column's buffers;
 - :func:`from_python`: a sequence of Python values (``None`` for null) by
@@ -249,18 +251,9 @@ def strings(values: Sequence[str | None], kind: pa.DataType = STRING
         return pa.nulls(len(items), kind)
     # Only the rows with a value are encoded (a column of close reasons is
     # null but for a few rows).
-    encoded = [v.encode() for v in items[~null].tolist()]
-    lengths = np.zeros(len(items), np.int64)
-    lengths[~null] = np.fromiter(map(len, encoded), np.int64, len(encoded))
-    large = kind in (pa.large_binary(), pa.large_string())
-    if not large and lengths.sum() > MAX_BINARY:  # (binary's chunks)
-        full = np.full(len(items), b"", object)
-        full[~null] = encoded
-        return binary(full, kind, null)
-    validity, nulls = _validity(null)
-    return pa.Array.from_buffers(kind, len(items), [
-        validity, pa.py_buffer(_offsets(lengths, 8 if large else 4)),
-        pa.py_buffer(b"".join(encoded))], null_count=nulls)
+    encoded = np.full(len(items), b"", object)
+    encoded[~null] = [v.encode() for v in items[~null].tolist()]
+    return binary(encoded, kind, null)
 
 
 def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
