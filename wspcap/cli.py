@@ -368,9 +368,7 @@ def _analyze(args: argparse.Namespace) -> int:
     if not args.quiet:
         from wspcap.views.summary import print_summary
         print_summary(capture, max_rows=args.max_rows)
-    # (what analyze -o wrote keeps its anomalies in Arrow: no pandas for them)
-    kept = getattr(capture, "arrow", None)
-    return _fail_status(args, kept["anomalies"] if kept else capture.anomalies)
+    return _fail_status(args, capture)
 
 
 # -- several captures (Dask) -------------------------------------------------------------
@@ -788,14 +786,16 @@ def _thresholds(args: argparse.Namespace) -> Any:
     return thresholds.with_settings(settings)
 
 
-def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
-    """3 when ``--fail-on`` is given and an anomaly reaches that severity, else 0."""
+def _fail_status(args: argparse.Namespace, capture: Any) -> int:
+    """3 when ``--fail-on`` is given and an anomaly of ``capture`` reaches that
+    severity, else 0."""
     level = getattr(args, "fail_on", None)
-    if not level or not len(anomalies):
+    if not level:
         return 0
     from wspcap.rules.registry import SEVERITIES
-    from wspcap.views.summary import columns_of, plural
+    from wspcap.views.summary import columns_of, plural, small_tables
 
+    anomalies = small_tables(capture)[1]
     worse = set(SEVERITIES[SEVERITIES.index(level):])
     columns = columns_of(anomalies, ("severity", "code"))
     hits = [code for severity, code in zip(columns["severity"], columns["code"], strict=True)
@@ -803,7 +803,6 @@ def _fail_status(args: argparse.Namespace, anomalies: Any) -> int:
     if not hits:
         return 0
     codes = ", ".join(sorted(set(hits)))
-
     print(f"wspcap: {plural(len(hits), 'anomaly', 'anomalies')} at or above {level} ({codes})",
           file=sys.stderr)
     return 3

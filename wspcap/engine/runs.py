@@ -103,7 +103,7 @@ from wspcap.ws.records import (
     take_columns,
     to_columns,
 )
-from wspcap.ws.runs import NEVER, FrameRun, frame_columns
+from wspcap.ws.runs import NEVER, FrameRun, frame_columns, per_frame
 
 if TYPE_CHECKING:
     from wspcap.rules.registry import Anomaly
@@ -680,15 +680,12 @@ def _frames(out: _Records, batch: Batch, stamps: np.ndarray) -> _Frames:
     ks = np.array([run.k for run in runs], np.int64)
     total = int(ks.sum())
 
-    def joined(name: str) -> np.ndarray:
-        return np.concatenate([getattr(run, name)[:run.k] for run in runs])
-
     def each(values: list[Any]) -> np.ndarray:
         return np.repeat(np.array(values, np.int64), ks)
 
     fc = frame_columns(runs)
-    end_mark = joined("end_mark")
-    held = joined("start_chunk") < 0
+    end_mark = per_frame(runs, "end_mark")
+    held = per_frame(runs, "start_chunk") < 0
     payloads: list[bytes] = []
     for run in runs:
         payloads += run.payloads
@@ -697,12 +694,12 @@ def _frames(out: _Records, batch: Batch, stamps: np.ndarray) -> _Frames:
     fc["ts"] = stamps[end_mark]
     fc["packet"] = batch.first + end_mark
     fc["ts_start"] = np.where(held, each([run.held_since for run in runs]),
-                              stamps[joined("start_at")])
+                              stamps[per_frame(runs, "start_at")])
     fc["payload"] = payload
     fc["missing"] = np.zeros(total, np.uint64)
     fc = {name: fc[name] for name in Frame._fields}  # the records' field order
     keys = each([side.session.dirs[side.d].key for side in sides])
-    return _Frames(fc, keys, payloads, joined("end_at"), joined("indices"),
+    return _Frames(fc, keys, payloads, per_frame(runs, "end_at"), per_frame(runs, "indices"),
                    np.cumsum(ks) - ks, ks)
 
 

@@ -47,26 +47,24 @@ join_bytes(PyObject *self, PyObject *args)
     if (offsets == NULL)
         goto fail;
     o = PyBytes_AS_STRING(offsets);
-    for (i = 0; i <= n; i++) {
-        if (i) {
-            if (!PyBytes_Check(item[i - 1])) {
-                PyErr_Format(PyExc_TypeError, "join_bytes: item %zd is not bytes", i - 1);
-                goto fail;
-            }
-            total += PyBytes_GET_SIZE(item[i - 1]);
-            if (total > limit) {
-                PyErr_SetString(PyExc_OverflowError,
-                                "join_bytes: more bytes than 32-bit offsets hold");
-                goto fail;
-            }
+    memset(o, 0, (size_t)width);  /* offsets[0] */
+    for (i = 0; i < n; i++) {
+        if (!PyBytes_Check(item[i])) {
+            PyErr_Format(PyExc_TypeError, "join_bytes: item %zd is not bytes", i);
+            goto fail;
+        }
+        total += PyBytes_GET_SIZE(item[i]);
+        if (total > limit) {
+            PyErr_SetString(PyExc_OverflowError, "join_bytes: more bytes than 32-bit offsets hold");
+            goto fail;
         }
         if (wide) {
             int64_t at = (int64_t)total;
-            memcpy(o + i * 8, &at, 8);
+            memcpy(o + (i + 1) * 8, &at, 8);
         }
         else {
             int32_t at = (int32_t)total;
-            memcpy(o + i * 4, &at, 4);
+            memcpy(o + (i + 1) * 4, &at, 4);
         }
     }
     data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);

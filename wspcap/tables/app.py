@@ -61,7 +61,7 @@ from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
-from wspcap.tables.arrays import from_python, null_mask, numeric, numpy_of
+from wspcap.tables.arrays import from_python
 from wspcap.tables.build import (
     RunningIndex,
     arrow_table,
@@ -69,7 +69,7 @@ from wspcap.tables.build import (
     empty_table,
     part_from_values,
 )
-from wspcap.tables.schema import ANOMALIES, APP, CONNECTIONS, DIRECTIONS
+from wspcap.tables.schema import APP, CONNECTIONS, DIRECTIONS
 from wspcap.timestamps import TS_NULL
 from wspcap.ws.frames import Opcode
 
@@ -257,12 +257,13 @@ class AppResult:
 
     Attributes:
         table: the ``app`` table.
-        anomalies: the anomaly rows of the findings (an anomalies table), in report order.
+        anomalies: the anomaly rows of the findings, in report order (see
+            :func:`~wspcap.tables.build.anomaly_part`).
         protocols: conn_id -> (decoder name, confidence), for the decoded connections.
     """
 
     table: pa.Table
-    anomalies: pa.Table
+    anomalies: list[Anomaly]
     protocols: dict[int, tuple[str, float]]
 
     def connection_columns(self, connections: pa.Table) -> pa.Table:
@@ -276,18 +277,6 @@ class AppResult:
             connections = connections.set_column(
                 at, connections.schema.field(at), from_python(values, CONNECTIONS[name].type))
         return connections
-
-    def with_anomalies(self, anomalies: pa.Table) -> pa.Table:
-        """``anomalies`` (an Arrow table of :data:`~wspcap.tables.schema.
-        ANOMALIES`) and these rows, in the table's order: by time, null times
-        last; stable, so the engine's rows come before the decoders' at one
-        instant."""
-        if not len(self.anomalies):
-            return anomalies
-        both = pa.concat_tables([anomalies, self.anomalies]).combine_chunks()
-        ts = both.column("ts").chunk(0)
-        order = np.lexsort((numpy_of(ts, 0), null_mask(ts)))
-        return both.take(numeric(order, pa.int64()))
 
 
 class AppDecoding:
@@ -519,7 +508,7 @@ class AppDecoding:
         self.columns = {c.name: [] for c in APP.columns}
         return arrow_table(APP, part_from_values(APP, columns))
 
-    def _anomalies(self, tls: Mapping[int, Any]) -> pa.Table:
+    def _anomalies(self, tls: Mapping[int, Any]) -> list[Anomaly]:
         rows: list[Anomaly] = []
         for conn_id, refs, f in self.findings:
             code = f.code if tls.get(conn_id, False) is True else _PLAINTEXT.get(f.code, f.code)
@@ -530,7 +519,7 @@ class AppDecoding:
             else:
                 rows.append(Anomaly(conn_id, refs.ts_start, f.direction, refs.first_frame, code,
                                     severity_of(code), f.detail, refs.packet_start, None))
-        return anomaly_table(rows)
+        return rows
 
 
 def _texts(parts: list[list[Any]]) -> pa.Array:
@@ -581,11 +570,11 @@ def _finder(kept: _Kept, cols: list[list[int]], index: list[int], at: int
     return find
 
 
-def decode_tables(connections: pa.Table, messages: pd.DataFrame, anomalies: pa.Table,
-                  options: Any = None) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """The whole-capture path (``read()``): connections with the app columns,
-    anomalies with the decoders' rows, and the ``app`` table (Arrow tables of
-    their schemas; ``messages``: the messages DataFrame).
+def decode_tables(connections: pa.Table, messages: pd.DataFrame, options: Any = None
+                  ) -> tuple[pa.Table, list[Anomaly], pa.Table]:
+    """The whole-capture path (``read()``): connections with the app columns
+    (an Arrow table), the decoders' anomaly rows, and the ``app`` table
+    (``messages``: the messages DataFrame).
 
     ``options``: an :class:`~wspcap.engine.Options` (its ``decoder`` and
     ``decoders``), or None for the defaults.
@@ -594,8 +583,7 @@ def decode_tables(connections: pa.Table, messages: pd.DataFrame, anomalies: pa.T
                            getattr(options, "decoders", True))
     decoding.feed(message_columns(messages))
     result = decoding.finish(tls_of(connections))
-    return (result.connection_columns(connections), result.with_anomalies(anomalies),
-            result.table)
+    return result.connection_columns(connections), result.anomalies, result.table
 
 
 def tls_of(connections: pa.Table) -> dict[int, bool]:
@@ -609,19 +597,6 @@ def facts_table(connections: pa.Table) -> Callable[[int], ConnFacts]:
     cols = ["conn_id", "subprotocol", "protocols_offered", "uri", "host", "origin", "user_agent"]
     rows = {int(r["conn_id"]): r for r in connections.select(cols).to_pylist()}
     return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
-
-
-def anomaly_table(rows: Sequence[Anomaly]) -> pa.Table:
-    """Anomaly rows as an anomalies table (:data:`~wspcap.tables.schema.ANOMALIES`),
-    in the order given."""
-    if not rows:
-        return empty_table(ANOMALIES)
-    conn, ts, direction, frame, code, severity, detail, packet, offset = zip(*rows)
-    return arrow_table(ANOMALIES, part_from_values(ANOMALIES, {
-        "conn_id": conn, "ts": ts, "direction": direction, "frame_index": frame,
-        "packet": packet, "stream_offset": offset, "code": code, "severity": severity,
-        "detail": detail,
-    }))
 
 
 def _times(ts: np.ndarray) -> list[int]:

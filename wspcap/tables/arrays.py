@@ -178,37 +178,26 @@ def binary(values: Sequence[Any] | np.ndarray, kind: pa.DataType,
     if null is not None and null.any():  # a null row holds no bytes (a binary
         items = np.where(null, b"", items)  # message's payload under a null text)
     large = kind in (pa.large_binary(), pa.large_string())
-    try:  # the common case: bytes only
+    try:
         data, offsets = _join_bytes(items, large)
-    except (TypeError, OverflowError):
-        pass  # (None among them, a bytearray, or too many bytes: below)
-    else:
-        validity, nulls = _validity(null)
-        return pa.Array.from_buffers(kind, len(items), [validity, pa.py_buffer(offsets),
-                                                        pa.py_buffer(data)], null_count=nulls)
-    try:  # (len(None) raises: most columns have no None, and need no scan for one)
-        lengths = np.fromiter(map(len, items), np.int64, len(items))
-    except TypeError:
+    except TypeError:  # (None among them, or bytes-like objects that are not bytes)
         missing = is_none(items)
-        items = items.copy()
-        items[missing] = b""
-        null = missing if null is None else (missing | null)
-        lengths = np.fromiter(map(len, items), np.int64, len(items))
-    total = int(lengths.sum())
-    if not large and total > MAX_BINARY:
-        ends = np.cumsum(lengths)
+        if missing.any():
+            null = missing if null is None else (missing | null)
+        return binary(_objects([b"" if v is None else bytes(memoryview(v)) for v in items]),
+                      kind, null)
+    except OverflowError:  # more than 32-bit offsets hold: two arrays, or more
+        ends = np.cumsum(np.fromiter(map(len, items), np.int64, len(items)))
         cut = int(np.searchsorted(ends, MAX_BINARY, side="right"))
         if not cut:
-            raise ValueError(f"a value of {lengths[0]} bytes does not fit a {kind} array")
-        rest = None if null is None else null[cut:]
+            raise ValueError(f"a value of {ends[0]} bytes does not fit a {kind} array") from None
         head = binary(items[:cut], kind, None if null is None else null[:cut])
-        tail = binary(items[cut:], kind, rest)
-        chunks = [head] + (tail.chunks if isinstance(tail, pa.ChunkedArray) else [tail])
-        return pa.chunked_array(chunks, kind)
+        tail = binary(items[cut:], kind, None if null is None else null[cut:])
+        return pa.chunked_array([head, *(tail.chunks if isinstance(tail, pa.ChunkedArray)
+                                         else [tail])], kind)
     validity, nulls = _validity(null)
-    data = pa.py_buffer(b"".join(items))
-    offsets = pa.py_buffer(_offsets(lengths, 8 if large else 4))
-    return pa.Array.from_buffers(kind, len(items), [validity, offsets, data], null_count=nulls)
+    return pa.Array.from_buffers(kind, len(items), [validity, pa.py_buffer(offsets),
+                                                    pa.py_buffer(data)], null_count=nulls)
 
 
 def decoded(data: pa.Array | pa.ChunkedArray, null: np.ndarray, kind: pa.DataType = STRING

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from wspcap.engine import Collector
+    from wspcap.rules.registry import Anomaly
     from wspcap.ws.records import Columns
 
 __all__ = [
@@ -390,14 +391,16 @@ def connection_part(col: Collector) -> Part:
                                     for name in CONNECTIONS.names})
 
 
-def anomaly_part(col: Collector) -> Part:
-    """One row per anomaly, sorted by time (stable: report order within a
-    time; null times last)."""
+def anomaly_part(col: Collector, more: Sequence[Anomaly] = ()) -> Part:
+    """One row per anomaly of ``col``, then of ``more`` (the application
+    decoders'), sorted by time (stable: report order within a time, the
+    engine's rows first; null times last)."""
     fields = ("conn_id", "ts", "direction", "frame_index", "code", "severity", "detail",
               "packet", "stream_offset")
-    ts = np.fromiter((a.ts for a in col.anomalies), np.int64, len(col.anomalies))
+    found = [*col.anomalies, *more]
+    ts = np.fromiter((a.ts for a in found), np.int64, len(found))
     order = np.lexsort((ts, ts == TS_NULL))  # (lexsort is stable)
-    rows = [col.anomalies[i] for i in order.tolist()]
+    rows = [found[i] for i in order.tolist()]
     return part_from_values(ANOMALIES, dict(zip(fields, zip(*rows), strict=True)) if rows
                             else {name: () for name in fields})
 

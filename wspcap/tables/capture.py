@@ -78,11 +78,11 @@ class Capture:
         messages = messages_table(col)
         # -- application decoding (issue 18) --
         from wspcap.tables.app import decode_tables
-        connections, anomalies, app = decode_tables(
-            arrow_table(CONNECTIONS, connection_part(col)), messages,
-            arrow_table(ANOMALIES, anomaly_part(col)), options)
+        connections, found, app = decode_tables(
+            arrow_table(CONNECTIONS, connection_part(col)), messages, options)
         return cls(data_frame(CONNECTIONS, connections), frames_table(col), messages,
-                   data_frame(ANOMALIES, anomalies), info, data_frame(APP, app))
+                   data_frame(ANOMALIES, anomaly_part(col, found)), info,
+                   data_frame(APP, app))
 
     def _counts(self) -> str:
         """``1 connection, 3 frames, ...``: the tables' rows, singular where one."""

@@ -143,10 +143,9 @@ class TablesWriter:
         self.writes += 1
         self.pipeline.check_packed()
         connections = arrow_table(CONNECTIONS, connection_part(col))
-        anomalies = arrow_table(ANOMALIES, anomaly_part(col))
         # -- application decoding (issue 18) --
         result = self.app.finish(tls_of(connections))
         connections = result.connection_columns(connections)
-        anomalies = result.with_anomalies(anomalies)
+        anomalies = arrow_table(ANOMALIES, anomaly_part(col, result.anomalies))
         paths = self.stream.close(connections, anomalies, result.table)
         return Written(paths, {"connections": connections, "anomalies": anomalies}, info)

@@ -11,6 +11,7 @@ import math
 import os
 import re
 import sys
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
@@ -30,7 +31,8 @@ if TYPE_CHECKING:
     from wspcap.tables.capture import Capture
     from wspcap.tables.stream import Written
 
-__all__ = ["APP_LEGEND", "APP_TITLE", "columns_of", "console_width", "plural", "print_summary"]
+__all__ = ["APP_LEGEND", "APP_TITLE", "columns_of", "console_width", "plural", "print_summary",
+           "small_tables"]
 
 _SEVERITY_STYLE = {"info": "cyan", "warning": "yellow", "error": "bold red"}
 #: Width of the output when it goes to a file or a pipe and COLUMNS is not set.
@@ -84,6 +86,15 @@ def columns_of(table: Any, names: Sequence[str]) -> dict[str, list[Any]]:
     return out
 
 
+def small_tables(capture: Capture | Written) -> tuple[Any, Any]:
+    """A capture's connections and anomalies tables: the Arrow tables that
+    ``analyze -o`` keeps (reading them needs no pandas), else the DataFrames."""
+    kept = getattr(capture, "arrow", None)
+    if kept:
+        return kept["connections"], kept["anomalies"]
+    return capture.connections, capture.anomalies
+
+
 #: The connections' columns the summary reads.
 _CONNECTION_COLUMNS = (
     "conn_id", "client_ip", "client_port", "server_ip", "server_port", "uri", "midstream",
@@ -135,11 +146,9 @@ def print_summary(capture: Capture | Written, max_rows: int = 50, console: Conso
         console: where to print (stdout by default).
     """
     console = console or Console(width=console_width())
-    # (what analyze -o wrote keeps its small tables in Arrow: no pandas for them)
-    kept = getattr(capture, "arrow", None)
-    conns = _rows(kept["connections"] if kept else capture.connections, _CONNECTION_COLUMNS)
-    anomalies = columns_of(kept["anomalies"] if kept else capture.anomalies,
-                           ("code", "conn_id", "detail"))
+    connections, anomaly_table = small_tables(capture)
+    conns = _rows(connections, _CONNECTION_COLUMNS)
+    anomalies = columns_of(anomaly_table, ("code", "conn_id", "detail"))
     info = capture.info
     established = sum(bool(c.established) for c in conns)
     console.print(f"[bold]{escape(_na(info.source))}[/bold]  {info.format}", highlight=False)
@@ -267,19 +276,19 @@ def _anomalies(anomalies: dict[str, list[Any]], wide: bool) -> Table:
                       padding=(0, 1), collapse_padding=True)
         table.add_column("severity", no_wrap=True)
         table.add_column("code, count, what it means, first detail", overflow="fold", ratio=1)
-    # by code: (count, the connections, the first one's detail)
-    groups: dict[str, tuple[list[int], set[Any], Any]] = {}
+    counts = Counter(anomalies["code"])
+    first: dict[str, Any] = {}  # by code: the first one's detail, and the connections
+    conns: dict[str, set[Any]] = defaultdict(set)
     for code, conn_id, detail in zip(anomalies["code"], anomalies["conn_id"],
                                      anomalies["detail"], strict=True):
-        group = groups.setdefault(code, ([0], set(), detail))
-        group[0][0] += 1
+        first.setdefault(code, detail)
         if conn_id is not None:
-            group[1].add(conn_id)
+            conns[code].add(conn_id)
     rows = []
-    for code, (counter, conns, first) in groups.items():
+    for code, count in counts.items():
         rule = RULES[str(code)]
         rows.append((-("info", "warning", "error").index(rule.severity), str(code), rule,
-                     counter[0], len(conns), first))
+                     count, len(conns[code]), first[code]))
     for _, code, rule, count, nconns, detail in sorted(rows, key=lambda r: (r[0], r[1])):
         style = _SEVERITY_STYLE[rule.severity]
         if wide:
