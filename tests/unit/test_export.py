@@ -199,6 +199,32 @@ def test_stream_writes_every_table_even_with_no_rows(tmp_path: Path) -> None:
         check_written(back.schema, schema)
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl"])
+def test_a_table_replaces_an_old_file_by_a_new_one(tmp_path: Path, fmt: str) -> None:
+    """An old output is removed, not truncated (ext4 flushes a truncated
+    file's new blocks when it is closed): a hard link to it keeps the old
+    bytes, and the new file has the new rows. A symbolic link is written
+    through, as before."""
+    old = tmp_path / f"messages.{fmt}"
+    old.write_bytes(b"old table")
+    (tmp_path / "kept").hardlink_to(old)
+    writer = TableWriter(str(old), fmt, MESSAGES)
+    writer.write(messages_table(SOME))
+    writer.close()
+    assert (tmp_path / "kept").read_bytes() == b"old table"
+    assert old.stat().st_nlink == 1
+    df = (pd.read_parquet(old) if fmt == "parquet" else
+          pd.read_csv(old) if fmt == "csv" else pd.read_json(old, lines=True))
+    assert df.length.tolist() == [5, 3, 6]
+
+    target = tmp_path / "target"
+    target.write_bytes(b"old table")
+    link = tmp_path / f"link.{fmt}"
+    link.symlink_to(target)
+    write_table(data_frame(MESSAGES, messages_table(SOME)), str(link), fmt, MESSAGES)
+    assert link.is_symlink() and target.read_bytes() != b"old table"
+
+
 @pytest.mark.parametrize("protocol", ["jsonrpc", "acme"])  # acme: a third-party decoder's
 def test_app_is_written_with_its_declared_schema(tmp_path: Path, protocol: str) -> None:
     app = data_frame(APP, part_from_values(APP, {
