@@ -193,7 +193,15 @@ with open(out, "w") as f:
 
 def measure(cmd: list[str], *, timeout: float, stdout: Path | None = None,
             env: dict[str, str] | None = None) -> Run:
-    """Run cmd; its wall time and its own peak RSS."""
+    """Run cmd; its wall time and its own peak RSS.
+
+    The disk is synced first, for every tool alike: what the run before wrote
+    and deleted (the CLI's hundreds of MB of Parquet) is otherwise written
+    back and discarded during this run, which added up to 1 s to some bulk
+    runs.
+    """
+    if hasattr(os, "sync"):
+        os.sync()
     with tempfile.TemporaryDirectory(prefix="wspcap-bench-m-") as tmp:
         res = Path(tmp) / "rusage.json"
         err = Path(tmp) / "stderr"
