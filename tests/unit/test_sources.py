@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import gzip
 import struct
+import tempfile
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wspcap.errors import CaptureFormatError
 from wspcap.sources import PacketRecord, open_capture
@@ -334,3 +337,39 @@ def test_format_constants_are_dpkts() -> None:
                  "PCAPNG_OPT_IF_TSOFFSET"):
         assert getattr(files, name) == getattr(pcapng, name), name
     assert files.PCAPNG_BYTE_ORDER_MAGIC == pcapng.BYTE_ORDER_MAGIC
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes=st.lists(st.integers(0, 300), min_size=1, max_size=30),
+       block_size=st.integers(1, 700), cut=st.integers(0, 40), ng=st.booleans())
+def test_records_cut_by_blocks_read_the_same_from_a_seeking_file(
+        sizes: list[int], block_size: int, cut: int, ng: bool) -> None:
+    """A record cut by the end of a block is read again from the file, not
+    copied with the next block, where the file seeks: the same records and
+    the same end as from a gzip stream (which does not seek), at any block
+    size (smaller than a record too) and with the file cut anywhere."""
+    from wspcap.sources import files
+
+    packets = [(1_700_000_000 + i, i, bytes([i % 256]) * n, n) for i, n in enumerate(sizes)]
+    if ng:
+        data = shb() + idb("<", 1) + b"".join(
+            epb("<", 0, (sec * 10**6 + frac), d) for sec, frac, d, _ in packets)
+    else:
+        data = pcap(packets)
+    data = data[:len(data) - cut]
+    seen = []
+    with tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as mp:
+        mp.setattr(files, "BLOCK_SIZE", block_size)
+        for name, raw in (("x.cap", data), ("x.cap.gz", gzip.compress(data))):
+            path = Path(tmp) / name
+            path.write_bytes(raw)
+            try:
+                with open_capture(path) as capture:
+                    got = [(r.number, r.ts_ns, r.data, r.wirelen) for r in capture]
+                    seen.append((got, capture.truncated, capture.position))
+            except CaptureFormatError as exc:
+                seen.append(([], str(exc).replace(".gz", ""), -1))
+    assert seen[0] == seen[1]
+    if cut == 0:
+        assert len(seen[0][0]) == len(packets) and seen[0][1] is None
+        assert [d for _n, _ts, d, _w in seen[0][0]] == [p[2] for p in packets]
