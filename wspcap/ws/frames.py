@@ -106,6 +106,10 @@ def frame_length(buf: bytes | bytearray, pos: int, end: int) -> tuple[int, int, 
         return 0, 10, 64
     return 10, _U64.unpack_from(buf, pos + 2)[0], 64
 _new = tuple.__new__
+#: Payloads from this length on are copied out of the parser's buffer once,
+#: through a memoryview, rather than sliced (a copy) and then made bytes or
+#: unmasked (a second one).
+_VIEW_FROM = 4096
 
 
 class Opcode(enum.IntEnum):
@@ -453,7 +457,11 @@ class FrameParser:
                         return
                     self._need = stop
                     break
-                payload: bytes | bytearray = unmask(buf[pos + hl:stop], key)
+                if length < _VIEW_FROM:
+                    payload: bytes | bytearray = unmask(buf[pos + hl:stop], key)
+                else:
+                    with memoryview(buf) as view:
+                        payload = unmask(view[pos + hl:stop], key)
                 mask_key = int.from_bytes(key, "big")
                 masked = True
             else:
@@ -463,7 +471,11 @@ class FrameParser:
                         return
                     self._need = stop
                     break
-                payload = buf[pos + hl:stop]
+                if length < _VIEW_FROM or type(buf) is bytes:
+                    payload = buf[pos + hl:stop]
+                else:
+                    with memoryview(buf) as view:
+                        payload = bytes(view[pos + hl:stop])
                 mask_key = None
                 masked = False
             missing = 0
