@@ -463,7 +463,7 @@ class TableStream:
         # frames' and the messages' files side by side; one part at a time,
         # so memory holds at most two parts.
         self._pool = ThreadPoolExecutor(2, "wspcap-parquet") if fmt == "parquet" else None
-        self._writing: list[Future[None]] = []
+        self._writing: dict[str, Future[None]] = {}
         self.on_messages = on_messages
 
     @staticmethod
@@ -500,21 +500,24 @@ class TableStream:
         if self._pool is None:
             for writer, table, rows in parts:
                 writer.write(table, rows)
-        elif parts:
-            self._wait()
-            self._writing = [self._pool.submit(writer.write, table, rows)
-                             for writer, table, rows in parts]
+        else:
+            for writer, table, rows in parts:
+                # (the table's part before first: its rows come first)
+                self._wait(writer.schema.name)
+                self._writing[writer.schema.name] = self._pool.submit(writer.write, table, rows)
             if any(rows for _writer, _table, rows in parts):
                 # Reading a spooled payload back and encoding it takes about
                 # three times its size: not while the next ones are inflated.
                 self._wait()
         return inflated
 
-    def _wait(self) -> None:
-        """Wait for the part being written (raising what writing it raised)."""
-        writing, self._writing = self._writing, []
-        for future in writing:
-            future.result()
+    def _wait(self, table: str | None = None) -> None:
+        """Wait for the part of ``table`` being written, or of every table
+        (raising what writing it raised)."""
+        for name in [table] if table is not None else list(self._writing):
+            writing = self._writing.pop(name, None)
+            if writing is not None:
+                writing.result()
 
     def close(self, connections: pa.Table, anomalies: pa.Table,
               app: pa.Table | None = None) -> list[str]:
