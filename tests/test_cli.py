@@ -89,6 +89,24 @@ class TestBasics:
         assert (done.returncode, done.stdout) == (3, "buffered")
         assert mark.read_text() == "ran"
 
+    @pytest.mark.skipif(not os.path.exists("/proc/self/status") or (os.cpu_count() or 1) < 2,
+                        reason="counts the process's threads in /proc, on 2 cores or more")
+    @pytest.mark.parametrize("given", [None, "2"])
+    def test_openblas_starts_no_thread_unless_told(self, given: str | None) -> None:
+        """The command sets OPENBLAS_NUM_THREADS=1 before NumPy is imported
+        (NumPy's OpenBLAS then starts no thread of its own), unless the
+        environment sets it."""
+        code = ("import os, re, sys; from wspcap import cli; "
+                "cli.main = lambda: __import__('numpy') and print("
+                "os.environ['OPENBLAS_NUM_THREADS'], re.search(r'Threads:\\s+(\\d+)', "
+                "open('/proc/self/status').read()).group(1)) or 0; cli.run()")
+        env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+        if given is not None:
+            env["OPENBLAS_NUM_THREADS"] = given
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=TIMEOUT, check=False, env=env)
+        assert (done.returncode, done.stdout) == (0, "1 1\n" if given is None else "2 2\n")
+
     def test_help(self) -> None:
         done = run("--help")
         assert done.returncode == 0

@@ -286,7 +286,16 @@ def run() -> None:
     nothing, at the end of every command. What an exit must still do is
     done first: flush the standard streams and run the exit handlers (every
     file wspcap writes is closed before :func:`main` returns).
+
+    NumPy's OpenBLAS is told to start no thread of its own (unless the
+    environment says otherwise): wspcap does no linear algebra, and the
+    thread OpenBLAS starts on import spins for a while, 0.1-0.18 s of CPU
+    per command on the benchmarks, taken from the parsing and writing
+    threads on a small machine (and from the other processes of
+    ``--workers``, which inherit the setting).
     """
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     code = main()
     try:
         sys.stdout.flush()
