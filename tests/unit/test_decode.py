@@ -82,6 +82,8 @@ def check(linktype: int, pkt: object, layer: Callable[[bytes], object]) -> tuple
     src, dst, sport, dport = expected[:4]
     assert seg[0] == src + dst + struct.pack("!HH", sport, dport)
     assert (decoder.not_tcp, decoder.malformed, decoder.fragments) == (0, 0, 0)
+    # The same frame read in place in a larger buffer (a capture file's block).
+    assert decoder.decode(linktype, b"\xee" * 7 + data + b"\xdd" * 300, 7, len(data)) == seg
     return seg
 
 
@@ -220,6 +222,7 @@ def test_garbage_never_raises() -> None:
 
     rng = random.Random(1)
     decoder = PacketDecoder()
+    before = (0, 0, 0)
     base = [bytes(eth() / v4_tcp()), bytes(eth() / v6_tcp()),
             bytes(eth() / IPv6() / IPv6ExtHdrHopByHop() / TCP())]
     for _ in range(3000):
@@ -230,3 +233,13 @@ def test_garbage_never_raises() -> None:
         for linktype in (ETHERNET, RAW, NULL, SLL, SLL2):
             result = decoder.decode(linktype, bytes(data))
             assert result is None or result == FRAGMENT or isinstance(result, tuple)
+            # Read in place, between other bytes: the same result and counts
+            # (nothing read past the frame's captured length).
+            counts = (decoder.not_tcp, decoder.malformed, decoder.fragments)
+            in_place = PacketDecoder()
+            around = bytes(rng.randrange(256) for _ in range(rng.randint(0, 20)))
+            assert in_place.decode(linktype, around + data + around * 3, len(around),
+                                   len(data)) == result
+            assert (in_place.not_tcp, in_place.malformed, in_place.fragments) == tuple(
+                c - p for c, p in zip(counts, before, strict=True))
+            before = counts

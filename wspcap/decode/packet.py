@@ -80,42 +80,51 @@ class PacketDecoder:
         self.malformed = 0
         self.fragments = 0
 
-    def decode(self, linktype: int, data: bytes) -> Segment | str | None:
+    def decode(self, linktype: int, data: bytes, at: int = 0, caplen: int = -1
+               ) -> Segment | str | None:
         """Decode one captured frame.
 
         Args:
             linktype: the LINKTYPE_* value of the packet's interface.
-            data: the captured bytes.
+            data: the captured bytes, or a buffer holding them (a block of a
+                capture file): they are read in place, and only the payload
+                is copied out.
+            at: where the frame starts in ``data``.
+            caplen: its captured length (-1: to the end of ``data``).
 
         Returns:
             A :data:`Segment`, :data:`FRAGMENT`, or ``None`` for anything that
             is not a TCP segment we can read.
         """
-        if linktype == LINKTYPE_ETHERNET and len(data) >= 14 and data[12] == 8 and data[13] == 0:
-            etype, off = ETH_IPV4, 14
+        cap = len(data) if caplen < 0 else at + caplen
+        if linktype == LINKTYPE_ETHERNET and cap - at >= 14 and data[at + 12] == 8 and \
+                data[at + 13] == 0:
+            etype, off = ETH_IPV4, at + 14
         else:
-            etype, off = link_payload(linktype, data)
+            # (a link header is short: 256 bytes hold every one, tags and all)
+            etype, off = link_payload(linktype, data[at:min(cap, at + 256)])
+            off += at
         if etype == ETH_IPV4:
-            if len(data) >= off + 40 and data[off] == 0x45:
+            if cap >= off + 40 and data[off] == 0x45:
                 # Fast path: IPv4 without options, one unpack for IP and TCP.
                 total, frag, proto, seq, ack, doff, flags = _IPV4_TCP.unpack_from(data, off)
                 if proto == IPPROTO_TCP and not frag & 0x3FFF:
                     t = off + 20
                     start = t + ((doff >> 4) << 2)
-                    end = off + total if total else len(data)
-                    if doff >= 0x50 and start <= end and len(data) >= end:
+                    end = off + total if total else cap
+                    if doff >= 0x50 and start <= end and cap >= end:
                         return (data[off + 12:off + 20] + data[t:t + 4],
                                 data[off + 12:off + 16], data[off + 16:off + 20],
                                 (data[t] << 8) | data[t + 1], (data[t + 2] << 8) | data[t + 3],
                                 seq, ack, flags, data[start:end], 0)
-            return self._ipv4(data, off)
+            return self._ipv4(data, off, cap)
         if etype == ETH_IPV6:
-            return self._ipv6(data, off)
+            return self._ipv6(data, off, cap)
         self.not_tcp += 1
         return None
 
-    def _ipv4(self, data: bytes, off: int) -> Segment | str | None:
-        if len(data) < off + 20:
+    def _ipv4(self, data: bytes, off: int, cap: int) -> Segment | str | None:
+        if cap < off + 20:
             self.malformed += 1
             return None
         vhl, _tos, total, _ident, frag, _ttl, proto, _sum, src, dst = _IPV4.unpack_from(data, off)
@@ -130,27 +139,27 @@ class PacketDecoder:
             self.fragments += 1
             return FRAGMENT
         # total == 0 happens with TCP segmentation offload: trust the capture.
-        end = off + total if total else len(data)
-        return self._tcp(data, off + ihl, end, src, dst)
+        end = off + total if total else cap
+        return self._tcp(data, off + ihl, end, src, dst, cap)
 
-    def _ipv6(self, data: bytes, off: int) -> Segment | str | None:
-        if len(data) < off + 40:
+    def _ipv6(self, data: bytes, off: int, cap: int) -> Segment | str | None:
+        if cap < off + 40:
             self.malformed += 1
             return None
         plen = (data[off + 4] << 8) | data[off + 5]
         nxt = data[off + 6]
         src = data[off + 8:off + 24]
         dst = data[off + 24:off + 40]
-        end = off + 40 + plen if plen else len(data)  # plen 0: jumbogram or TSO
+        end = off + 40 + plen if plen else cap  # plen 0: jumbogram or TSO
         if nxt == IPPROTO_TCP:
-            return self._tcp(data, off + 40, end, src, dst)
+            return self._tcp(data, off + 40, end, src, dst, cap)
         if nxt not in IPV6_EXTENSIONS:
             self.not_tcp += 1
             return None
         import dpkt  # (the first time only: see the module's note)
 
         try:  # the slow, general way for extension headers
-            ip6 = dpkt.ip6.IP6(data[off:end])
+            ip6 = dpkt.ip6.IP6(data[off:min(end, cap)])
         except (dpkt.UnpackError, struct.error, IndexError, ValueError):
             self.malformed += 1
             return None
@@ -162,11 +171,11 @@ class PacketDecoder:
             return None
         tcp_bytes = bytes(ip6.data) if not isinstance(ip6.data, bytes) else ip6.data
         start = end - len(tcp_bytes) if len(tcp_bytes) <= end - off else off + 40
-        return self._tcp(data, start, end, src, dst)
+        return self._tcp(data, start, end, src, dst, cap)
 
-    def _tcp(self, data: bytes, off: int, end: int, src: bytes, dst: bytes
+    def _tcp(self, data: bytes, off: int, end: int, src: bytes, dst: bytes, cap: int
              ) -> Segment | None:
-        if len(data) < off + 20 or end < off + 20:
+        if cap < off + 20 or end < off + 20:
             self.malformed += 1
             return None
         sport, dport, seq, ack, doff, flags = _TCP.unpack_from(data, off)
@@ -175,7 +184,7 @@ class PacketDecoder:
         if hlen < 20 or start > end:
             self.malformed += 1
             return None
-        captured = len(data)
+        captured = cap
         if captured >= end:
             payload = data[start:end]
             missing = 0

@@ -174,8 +174,7 @@ def receive_batch(p: Pipeline, batch: Batch) -> int:
     if dec is None:
         decode = p.decoder.decode  # (receive_packet would count bad stamps again)
         for i in range(len(starts)):
-            s = starts[i]
-            p.receive_segment(first + i, stamps[i], decode(linktype, buf[s:s + caplens[i]]))
+            p.receive_segment(first + i, stamps[i], decode(linktype, buf, starts[i], caplens[i]))
         return 0
     return _receive(p, batch, dec, SPLITS)
 
@@ -203,8 +202,7 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     # Packets not simply decoded are decoded once here, to find their connection.
     decoded: dict[int, Any] = {}
     for i in np.flatnonzero(~dec.simple).tolist():
-        s0 = starts[i]
-        seg = p.decoder.decode(linktype, buf[s0:s0 + caplens[i]])
+        seg = p.decoder.decode(linktype, buf, starts[i], caplens[i])
         decoded[i] = seg
         if isinstance(seg, tuple):
             entry = flows.get(seg[0])
@@ -417,8 +415,7 @@ def _per_packet(p: Pipeline, batch: Batch, idx: np.ndarray, decoded: dict[int, A
     decode = p.decoder.decode
     c = p.collector
     for i in idx.tolist():
-        seg = decoded[i] if i in decoded else decode(
-            linktype, buf[starts[i]:starts[i] + caplens[i]])
+        seg = decoded[i] if i in decoded else decode(linktype, buf, starts[i], caplens[i])
         receive(first + i, stamps[i], seg)
         if counts is not None:
             counts.append((len(c.frames), len(c.messages), len(c.anomalies)))
