@@ -225,6 +225,25 @@ def test_a_table_replaces_an_old_file_by_a_new_one(tmp_path: Path, fmt: str) -> 
     assert link.is_symlink() and target.read_bytes() != b"old table"
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "csv"])
+def test_a_failed_read_leaves_the_old_tables(tmp_path: Path, fmt: str) -> None:
+    """Old tables are removed only when their new file is written: a read
+    that fails before (not a capture) leaves them as they were."""
+    from wspcap.api.reading import analyze_to
+    from wspcap.errors import CaptureFormatError
+
+    out = tmp_path / "out"
+    out.mkdir()
+    for t in TABLES:
+        (out / f"{t.name}.{fmt}").write_bytes(b"old " + t.name.encode())
+    bad = tmp_path / "notes.txt"
+    bad.write_text("not a capture")
+    with pytest.raises(CaptureFormatError):
+        analyze_to(bad, out, fmt)
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == {
+        f"{t.name}.{fmt}": b"old " + t.name.encode() for t in TABLES}
+
+
 @pytest.mark.parametrize("protocol", ["jsonrpc", "acme"])  # acme: a third-party decoder's
 def test_app_is_written_with_its_declared_schema(tmp_path: Path, protocol: str) -> None:
     app = data_frame(APP, part_from_values(APP, {

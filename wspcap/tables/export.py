@@ -250,7 +250,6 @@ class TableWriter:
         self.path = path
         self.fmt = fmt
         self.schema = schema
-        _unlink_old(path)
         self._parquet: Any = None
         self._started = False
 
@@ -258,6 +257,7 @@ class TableWriter:
         import pyarrow.parquet as pq
 
         if self._parquet is None:
+            _unlink_old(self.path)
             arrow = self.schema.arrow
             plain = [name for name in arrow.names if name not in PLAIN]
             summarized = [name for name in arrow.names if name not in UNSUMMARIZED]
@@ -296,6 +296,8 @@ class TableWriter:
 
     def _write_text(self, table: pa.Table) -> None:
         df = textual(data_frame(self.schema, table))
+        if not self._started:
+            _unlink_old(self.path)
         if self.fmt == "csv":
             df.to_csv(self.path, index=False, mode="a" if self._started else "w",
                       header=not self._started)
@@ -460,8 +462,8 @@ class TableStream:
         self._message_index = RunningIndex()
         # Parquet parts are encoded and written on threads of their own
         # (pyarrow lets go of the GIL) while the next part is parsed, the
-        # frames' and the messages' files side by side; one part at a time,
-        # so memory holds at most two parts.
+        # frames' and the messages' files side by side; a table's part at a
+        # time, so memory holds at most two parts of each.
         self._pool = ThreadPoolExecutor(2, "wspcap-parquet") if fmt == "parquet" else None
         self._writing: dict[str, Future[None]] = {}
         self.on_messages = on_messages
