@@ -115,3 +115,45 @@ def test_fields_text_is_the_standard_librarys(fields: dict[str, object]) -> None
     else:
         assert text == _FIELDS_TEXT(fields)
         assert text == json.dumps(fields, ensure_ascii=False, separators=(",", ":"), default=repr)
+
+
+def test_analyze_to_writes_the_app_rows_of_many_connections_in_reads_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Five crafted conversations, each from a client address of its own, their
+    packets taken in turn, written a few packets at a time (a spill after each
+    block of 600 bytes):
+    the app table that ``analyze_to`` writes is ``read()``'s, rows in the same
+    order, though each connection's rows came over many parts."""
+    scapy = pytest.importorskip("scapy.all")
+    names = ["app-request-unanswered.pcap", "app-graphql-introspection.pcap",
+             "app-protocol-violation.pcap", "app-credentials-plaintext.pcap",
+             "app-parse-failed.pcap"]
+    flows = []
+    for k, name in enumerate(names):
+        packets = []
+        for pkt in scapy.rdpcap(str(ANOMALIES / name)):
+            ip = pkt[scapy.IP]
+            ip.src, ip.dst = ((f"10.0.1.{k}", ip.dst) if ip.src == "10.0.0.1"
+                              else (ip.src, f"10.0.1.{k}"))
+            del ip.chksum
+            del pkt[scapy.TCP].chksum
+            packets.append(pkt)
+        flows.append(packets)
+    merged = []
+    for i in range(max(map(len, flows))):
+        merged += [f[i] for f in flows if i < len(f)]
+    for i, pkt in enumerate(merged):
+        pkt.time = 1_700_000_000 + i / 100
+    path = tmp_path / "many.pcap"
+    scapy.wrpcap(str(path), merged)
+
+    whole = wspcap.read(path)
+    assert whole.app.conn_id.nunique() == len(names)
+    from wspcap.sources import files
+    monkeypatch.setattr(files, "BLOCK_SIZE", 600)
+    wspcap.analyze_to(path, tmp_path / "out", "parquet", spill_bytes=0)
+    back = pd.read_parquet(tmp_path / "out" / "app.parquet")
+    expected = whole.app.reset_index(drop=True)
+    for column in expected.columns:
+        assert back[column].astype(object).tolist() == expected[column].astype(object).tolist(), \
+            column

@@ -302,6 +302,8 @@ class AppDecoding:
         #: joined by :meth:`_table`.
         self.columns: dict[str, list[Any]] = {c.name: [] for c in APP.columns}
         self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
+        #: Rows given by the messages, before those the runners' ends gave.
+        self._fed = 0
 
     def feed(self, m: MessageColumns) -> None:
         """Decode one part of the messages (each connection's in order)."""
@@ -450,6 +452,8 @@ class AppDecoding:
     def finish(self, tls: Mapping[int, bool]) -> AppResult:
         """End every runner; the tables (``tls``: conn_id -> whether the
         connection is TLS, for the findings' codes)."""
+        self._flush_rows()
+        self._fed = sum(map(len, self.columns["conn_id"]))
         for conn_id, conn in self.conns.items():
             if not conn.done:
                 rows, findings = conn.runner.finish()
@@ -501,10 +505,22 @@ class AppDecoding:
         self._flush_rows()
         if not any(map(len, self.columns["kind"])):
             return empty_table(APP)
+        parts = self.columns
+        order = _connection_order(np.concatenate(parts["conn_id"]), self._fed)
+        if order is not None:
+            # A list column's values are moved as runs (a connection's rows of
+            # a part stay together): slices, not a value at a time, which
+            # also keeps neighbouring strings together in memory for Arrow.
+            cut = np.flatnonzero(np.diff(order) != 1) + 1
+            runs = list(zip(order[np.r_[0, cut]].tolist(),
+                            (order[np.r_[cut - 1, len(order) - 1]] + 1).tolist(), strict=True))
+            parts = {name: [np.concatenate(p)[order]] if name not in _LIST_COLUMNS else
+                     [_moved(list(chain.from_iterable(p)), runs)]
+                     for name, p in parts.items()}
         columns: dict[str, Any] = {
-            c.name: _texts(self.columns[c.name]) if c.name == "fields" else
-            chunks_array(self.columns[c.name], c) if c.name in _LIST_COLUMNS else
-            np.concatenate(self.columns[c.name]) for c in APP.columns}
+            c.name: _texts(parts[c.name]) if c.name == "fields" else
+            chunks_array(parts[c.name], c) if c.name in _LIST_COLUMNS else
+            np.concatenate(parts[c.name]) for c in APP.columns}
         self.columns = {c.name: [] for c in APP.columns}
         return arrow_table(APP, part_from_values(APP, columns))
 
@@ -520,6 +536,28 @@ class AppDecoding:
                 rows.append(Anomaly(conn_id, refs.ts_start, f.direction, refs.first_frame, code,
                                     severity_of(code), f.detail, refs.packet_start, None))
         return rows
+
+
+def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
+    """The rows in ``read()``'s order: the messages' rows (the first ``fed``)
+    connection by connection, then the rows of the runners' ends, connection
+    by connection, each connection's in the order they came; None when they
+    are in it already (``read()`` feeds the messages once, in connection
+    order). ``analyze -o`` feeds them a part at a time, each part in
+    connection order, so a connection's rows are spread over the parts."""
+    pieces = [conn[:fed], conn[fed:]]
+    if all(bool((p[1:] >= p[:-1]).all()) for p in pieces):
+        return None
+    return np.concatenate([np.argsort(p, kind="stable") + start
+                           for p, start in zip(pieces, (0, fed), strict=True)])
+
+
+def _moved(values: list[Any], runs: list[tuple[int, int]]) -> list[Any]:
+    """``values[a:b]`` for each run ``(a, b)``, one after the other."""
+    out: list[Any] = []
+    for a, b in runs:
+        out += values[a:b]
+    return out
 
 
 def _texts(parts: list[list[Any]]) -> pa.Array:
