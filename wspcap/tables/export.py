@@ -257,7 +257,6 @@ class TableWriter:
         import pyarrow.parquet as pq
 
         if self._parquet is None:
-            _unlink_old(self.path)
             arrow = self.schema.arrow
             plain = [name for name in arrow.names if name not in PLAIN]
             summarized = [name for name in arrow.names if name not in UNSUMMARIZED]
@@ -275,6 +274,8 @@ class TableWriter:
         but the ``bytes`` of large payloads, which are immutable (see
         :func:`~wspcap.tables.build.arrow_table`), so may run on another
         thread."""
+        if not self._started:  # (the old file goes when the new one is written)
+            _unlink_old(self.path)
         for piece in _pieces(table, spooled):
             if self.fmt == "parquet":
                 self._write_parquet(piece)
@@ -296,8 +297,6 @@ class TableWriter:
 
     def _write_text(self, table: pa.Table) -> None:
         df = textual(data_frame(self.schema, table))
-        if not self._started:
-            _unlink_old(self.path)
         if self.fmt == "csv":
             df.to_csv(self.path, index=False, mode="a" if self._started else "w",
                       header=not self._started)
