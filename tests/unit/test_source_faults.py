@@ -22,8 +22,7 @@ import pytest
 from test_sources import epb, idb, pcap, shb
 
 from wspcap.errors import CaptureFormatError
-from wspcap.sources import open_capture
-from wspcap.sources.files import BLOCK_SIZE
+from wspcap.sources import files, open_capture
 
 #: A null timestamp: NumPy's NaT as int64 (wspcap.timestamps.TS_NULL).
 TS_NULL = -(1 << 63)
@@ -173,12 +172,13 @@ def test_gzip_cut_at_every_byte(tmp_path: Path, name: str) -> None:
     assert walk(path) == (len(ends), None, False)
 
 
-def test_gzip_cut_across_read_blocks(tmp_path: Path) -> None:
+def test_gzip_cut_across_read_blocks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A cut past the first read block: the packets of every block before it too
     (GzipFile.read dropped the whole block the error came in: 0 packets)."""
+    monkeypatch.setattr(files, "BLOCK_SIZE", 1 << 20)
     records = [(i, i, bytes([i & 0xFF]) * (500 + i % 900), 500 + i % 900) for i in range(8000)]
     data = pcap(packets=records)
-    assert len(data) > 2 * BLOCK_SIZE
+    assert len(data) > 2 * files.BLOCK_SIZE
     packed = gzip.compress(data, mtime=0)
     for size in (len(packed) // 3, len(packed) * 2 // 3, len(packed) - 9, 70_000):
         path = tmp_path / "big.pcap.gz"

@@ -59,7 +59,7 @@ from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 __all__ = ["Batch", "CaptureFile", "GzipStream", "PacketRecord", "open_capture"]
 
 #: Bytes read from the file at a time.
-BLOCK_SIZE = 2 << 20
+BLOCK_SIZE = 8 << 20
 #: A record longer than this is taken as a corrupt header, not a packet.
 #: (libpcap's own limit is 256 KiB; some tools write up to 16 MiB.)
 MAX_RECORD = 1 << 24

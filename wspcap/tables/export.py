@@ -115,7 +115,7 @@ class PayloadSpool:
     """Puts large inflated payloads aside in a temporary file until they are written.
 
     A message of 60 MiB inflated from 60 KB would otherwise wait in memory,
-    with every other message of the same 2 MiB block of the capture, until the
+    with every other message of the same block of the capture, until the
     block's records are written: a capture of such messages took 5.9 GB to
     analyze into Parquet. Given to :meth:`Collector.keep_with
     <wspcap.engine.Collector.keep_with>`, it is given each inflated message and
