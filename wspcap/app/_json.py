@@ -37,6 +37,7 @@ __all__ = [
     "JsonDecoder",
     "credential_paths",
     "first_json",
+    "holds_none",
     "loads",
     "parse_fast",
     "parse_strict",
@@ -165,6 +166,17 @@ def credential_paths(value: Any, prefix: str = "", depth: int = 0) -> list[str]:
     return found
 
 
+def holds_none(payloads: Sequence[bytes], marks: tuple[bytes, ...]) -> bool:
+    """Whether none of the payloads holds one of the byte strings ``marks``
+    nor a backslash (an escape could spell one), all being bytes of at most
+    :data:`MAX_JSON_BYTES`. Looked at on the payloads joined, in C: 0.2 us a
+    message on chat, where parsing and looking at each took 1.2 us."""
+    if set(map(type, payloads)) - {bytes} or max(map(len, payloads), default=0) > MAX_JSON_BYTES:
+        return False
+    joined = b"\n".join(payloads)
+    return b"\\" not in joined and not any(mark in joined for mark in marks)
+
+
 class JsonDecoder(Decoder):
     """Base for the JSON decoders: the never-raise barrier and shared helpers.
 
@@ -178,6 +190,13 @@ class JsonDecoder(Decoder):
 
     #: Human name used in finding details.
     label: str = "JSON"
+    #: Byte strings of which every message that could give something, or
+    #: change something, while the conversation is not claimed holds one (a
+    #: key such a message must have, an array's bracket) unless an escape
+    #: spells it; empty where none is known. A run none of whose messages
+    #: holds one or a backslash (:func:`holds_none`) gives nothing and
+    #: changes nothing: :meth:`receive_run` passes it over without a parse.
+    marks: tuple[bytes, ...] = ()
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)
@@ -239,6 +258,8 @@ class JsonDecoder(Decoder):
     def receive_run(self, run: MessageRun) -> RunOutput:
         """:meth:`receive` on each message, with no :class:`AppMessage` made
         for those that :meth:`gives_nothing` says give nothing."""
+        if not self.claimed and self.marks and holds_none(run.payload, self.marks):
+            return []
         if type(self).gives_nothing is JsonDecoder.gives_nothing:
             return super().receive_run(run)
         out: RunOutput = []

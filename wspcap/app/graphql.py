@@ -87,6 +87,8 @@ class GraphQLDecoder(JsonDecoder):
     recognition = "subprotocol graphql-transport-ws or graphql-ws; content (connection_init, subscribe with a query)"
     label = "GraphQL"
     subprotocols = (TRANSPORT_WS, LEGACY_WS)
+    #: Every GraphQL message is an object with a ``type`` (see gives_nothing).
+    marks = (b'"type"',)
 
     @classmethod
     def content_score(cls, value: Any) -> float:

@@ -138,6 +138,9 @@ class PhoenixDecoder(JsonDecoder):
     name = "phoenix"
     recognition = "URI path ending /websocket with vsn=; content (join/reply arrays or objects)"
     label = "Phoenix"
+    #: A v1 object has a ``topic``, a v2 message is an array, a binary v2
+    #: message starts with its kind, 0 to 2 (see gives_nothing).
+    marks = (b'"topic"', b"[", b"\x00", b"\x01", b"\x02")
 
     @classmethod
     def claimed_by(cls, facts: ConnFacts) -> bool:

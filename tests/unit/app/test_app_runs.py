@@ -129,12 +129,23 @@ ODD = conversation(
     ("c2s", "x" * 10), ("s2c", j({"jsonrpc": "2.0", "result": 1, "id": 7})),
     ("c2s", " " * (MAX_JSON_BYTES + 1)), ("s2c", "42"),
 )
+#: Protocol messages whose key is spelled with an escape, so that the bytes a
+#: decoder's ``marks`` look for are not there: a run holding one is parsed.
+ESCAPED = conversation(
+    ("c2s", j({"t": "msg", "seq": 1})),
+    ("c2s", '{"\\u0074ype":"connection_init","payload":{}}'),
+    ("s2c", '{"\\u0074ype":"connection_ack"}'),
+    ("c2s", '{"\\u0074opic":"room:1","event":"phx_join","payload":{},"ref":"1"}'),
+    ("s2c", j({"t": "msg", "seq": 2})),
+    ("c2s", b"\x00\x01\x01\x03\x04" + b"1" + b"room" + b"join"),
+)
 RUNS: dict[str, tuple[ConnFacts, list[AppMessage]]] = {
     **{f"sample-{name}": (s.facts, s.messages) for name, s in SAMPLES.items()},
     **{f"framed-{name}": (facts, messages) for name, (facts, messages) in CONVERSATIONS.items()},
     **{f"foreign-{name}": (ConnFacts(), messages) for name, messages in FOREIGN.items()},
     "chat": (ConnFacts(), CHAT),
     "odd": (ConnFacts(), ODD),
+    "escaped": (ConnFacts(), ESCAPED),
 }
 
 
@@ -164,6 +175,38 @@ def test_receive_run_is_receive(name: str, conv: str, facts_too: bool) -> None:
         got = split.receive_run(as_run(messages[:cut]))
         got += [(i + cut, out) for i, out in split.receive_run(as_run(messages[cut:]))]
         assert got == want and split.finish() == single.finish()
+
+
+#: Messages a run is drawn from: JSON of no protocol, and the protocols'
+#: messages that the JSON decoders' ``marks`` look for, plainly and escaped.
+POOL = [
+    j({"t": "msg", "room": "r", "text": "hi"}), j({"t": "msg", "list": [1, 2]}), "not json",
+    j({"type": "connection_init", "payload": {}}), j({"type": "next", "id": "1"}),
+    '{"\\u0074ype":"ka"}', j({"type": "nothing we know"}),
+    j({"topic": "room:1", "event": "phx_join", "payload": {}, "ref": "1"}),
+    j(["1", "2", "room:1", "phx_reply", {"status": "ok", "response": {}}]),
+    '{"\\u0074opic":"room:1","event":"phx_leave","payload":{},"ref":"3"}',
+    j({"jsonrpc": "2.0", "method": "m", "id": 1}), '{"json\\u0072pc":"2.0","method":"n"}',
+    b"\x00\x01\x01\x03\x04" + b"1" + b"room" + b"join", b"\x02\x01\x01\x03\x00",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["graphql", "phoenix", "jsonrpc"]),
+       st.lists(st.tuples(st.sampled_from(["c2s", "s2c"]), st.sampled_from(POOL)), max_size=12),
+       st.integers(0, 12))
+def test_runs_without_marks_give_nothing(name: str, items: list[tuple[str, str | bytes]],
+                                         cut: int) -> None:
+    """A run none of whose messages holds a decoder's marks is passed over
+    unparsed; whatever the mix, runs give what the messages one by one give."""
+    messages = conversation(*items)
+    cls = DECODERS[name]
+    single, split = cls(ConnFacts()), cls(ConnFacts())
+    want = one_by_one(single, messages)
+    got = split.receive_run(as_run(messages[:cut]))
+    got += [(i + cut, out) for i, out in split.receive_run(as_run(messages[cut:]))]
+    assert got == want
+    assert split.finish() == single.finish()
 
 
 @pytest.mark.parametrize("forced", [None, *sorted(DECODERS)])
