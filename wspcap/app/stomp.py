@@ -96,16 +96,22 @@ def _line(raw: bytes) -> str:
         raise _Malformed("header line is not UTF-8") from exc
 
 
-def _maybe_frame(buf: bytes | bytearray, version: str | None) -> tuple[int, str, list[tuple[str, str]], bytes] | None:
+def _maybe_frame(buf: bytes | bytearray, version: str | None, since: int = 0
+                 ) -> tuple[int, str, list[tuple[str, str]], bytes] | bool | None:
     """Parse one frame at the start of ``buf`` (no leading EOLs).
 
-    Returns (length consumed, command, headers in order, body), or None when
-    more bytes are needed. Raises :class:`_Malformed`.
+    Returns (length consumed, command, headers in order, body), or, when
+    more bytes are needed, None while the headers are not whole and False
+    once they are. ``since``: how many leading bytes of ``buf`` a call that
+    returned None looked through already (none holds a NUL or the end of
+    the headers): the searches start there, so that a frame that grows a
+    message at a time is not searched again from its start each time.
+    Raises :class:`_Malformed`.
     """
-    end_headers = buf.find(b"\n\n")
-    end_crlf = buf.find(b"\n\r\n")
+    end_headers = buf.find(b"\n\n", max(0, since - 1))
+    end_crlf = buf.find(b"\n\r\n", max(0, since - 2))
     if end_headers < 0 and end_crlf < 0:
-        if b"\0" in buf:
+        if buf.find(b"\0", since) >= 0:
             raise _Malformed("frame ends before its headers")
         return None
     if end_headers < 0 or 0 <= end_crlf < end_headers:
@@ -136,13 +142,13 @@ def _maybe_frame(buf: bytes | bytearray, version: str | None) -> tuple[int, str,
         if body_start + length + 1 > MAX_FRAME:
             raise _Oversize(body_start + length + 1)
         if len(buf) < body_start + length + 1:
-            return None
+            return False
         if buf[body_start + length] != 0:
             raise _Malformed("no NUL after content-length bytes")
         return body_start + length + 1, command, headers, bytes(buf[body_start : body_start + length])
     nul = buf.find(b"\0", body_start)
     if nul < 0:
-        return None
+        return False
     return nul + 1, command, headers, bytes(buf[body_start:nul])
 
 
@@ -156,6 +162,12 @@ def _skip_eols(buf: bytearray) -> int:
         else:
             break
     return i
+
+
+def _only_eols(buf: bytearray) -> bool:
+    """Whether ``buf`` holds nothing but CR and LF bytes (or nothing), without
+    copying it where its first byte says no."""
+    return (not buf or buf[0] in (0x0D, 0x0A)) and not buf.strip(b"\r\n")
 
 
 @register
@@ -194,6 +206,8 @@ class StompDecoder(Decoder):
         self.start: dict[str, int | None] = {"c2s": None, "s2c": None}
         self.dropping = {"c2s": False, "s2c": False}
         self.skip = {"c2s": 0, "s2c": 0}
+        #: Leading bytes of each buffer searched already (see _maybe_frame).
+        self.scanned = {"c2s": 0, "s2c": 0}
 
     def receive(self, message: AppMessage) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
@@ -212,6 +226,7 @@ class StompDecoder(Decoder):
                                       f"STOMP frame cut short at the end of the connection ({len(buf)} bytes pending)"))
             buf.clear()
             self.skip[direction] = 0
+            self.scanned[direction] = 0
         return quiet(out, self.claimed or self.confirmed)
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
@@ -234,19 +249,24 @@ class StompDecoder(Decoder):
             out.append(AppEvent(message.msg_index, direction, self.name, "ping", None, None,
                                 {"type": "heart-beat", "eols": data.count(b"\n")}, 0))
             return
-        if not buf.strip(b"\r\n"):
+        if _only_eols(buf):
             self.start[direction] = message.msg_index
+        since = self.scanned[direction]
         buf += data
         part = 0
         while True:
-            del buf[: _skip_eols(buf)]
+            eols = _skip_eols(buf)
+            if eols:
+                del buf[:eols]
+                since = 0
             if not buf:
                 break
             try:
-                frame = _maybe_frame(buf, self.version)
+                frame = _maybe_frame(buf, self.version, since)
             except _Oversize as exc:
                 out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
                                       f"STOMP frame of {exc.size} bytes over the {MAX_FRAME} byte cap, skipped"))
+                since = 0
                 if len(buf) >= exc.size:
                     del buf[: exc.size]
                     continue
@@ -255,6 +275,7 @@ class StompDecoder(Decoder):
                 break
             except _Malformed as exc:
                 out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
+                since = 0
                 nul = buf.find(b"\0")
                 if nul < 0:
                     buf.clear()
@@ -262,19 +283,24 @@ class StompDecoder(Decoder):
                 else:
                     del buf[: nul + 1]
                 continue
-            if frame is None:
+            if frame is None or frame is False:
                 if len(buf) > MAX_FRAME:
                     out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
                                           f"STOMP frame over the {MAX_FRAME} byte cap, dropped"))
                     buf.clear()
                     self.dropping[direction] = True
-                break
+                # (headers not whole: what is here holds neither their end nor a NUL)
+                self.scanned[direction] = len(buf) if frame is None else 0
+                return
+            assert frame is not True
             used, command, headers, body = frame
             start = self.start[direction]
             del buf[:used]
+            since = 0
             self.start[direction] = message.msg_index
             out.extend(self._frame(command, headers, body, message, direction, part, start))
             part += 1
+        self.scanned[direction] = 0
 
     def _frame(self, command: str, headers: list[tuple[str, str]], body: bytes, message: AppMessage,
                direction: str, part: int, start: int | None) -> list[AppEvent | AppFinding]:

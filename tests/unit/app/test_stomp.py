@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -145,3 +147,75 @@ def test_random_json_never_raise(value: object, claimed: bool) -> None:
     assert not [f for f in findings(out) if "decoder error" in f.detail]
     assert not events(out)
     assert StompDecoder.recognize(ConnFacts(), [AppMessage(0, "c2s", "text", text)]) == 0.0
+
+
+_FRAMES = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["SEND", "MESSAGE", "SUBSCRIBE", "ACK", "RECEIPT"]),
+              st.sampled_from([b"\n", b"\r\n"]),
+              st.lists(st.tuples(st.sampled_from(["destination", "id", "receipt", "x"]),
+                                 st.text(alphabet="ab/:0", max_size=6)), max_size=3),
+              st.binary(max_size=24), st.booleans()),
+    st.sampled_from([b"\n", b"\r\n", b"\n\n"])), min_size=1, max_size=6)
+
+
+def _stream(frames: list[object]) -> bytes:
+    out = b""
+    for item in frames:
+        if isinstance(item, bytes):  # heart-beats
+            out += item
+            continue
+        command, eol, headers, body, sized = item  # type: ignore[misc]
+        if not sized:
+            body = body.replace(b"\0", b"")
+        head = [command.encode()] + [f"{k}:{v}".encode() for k, v in headers]
+        if sized:
+            head.append(f"content-length:{len(body)}".encode())
+        out += eol.join(head) + eol + eol + body + b"\0"
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FRAMES, st.lists(st.integers(1, 400), max_size=8))
+def test_any_split_gives_the_same_frames(frames: list[object], cuts: list[int]) -> None:
+    """The frames of a byte stream cut into messages anywhere are those of the
+    stream in one message: a frame's end (an EOL pair, an EOL-CRLF, its NUL)
+    found across any cut, the bytes looked through before not looked through
+    again wrongly."""
+    stream = _stream(frames)
+    at = sorted({c % (len(stream) + 1) for c in cuts} | {0, len(stream)})
+    pieces = [stream[a:b] for a, b in itertools.pairwise(at) if b > a]
+
+    def frames_of(out: list[AppEvent | AppFinding]) -> list[object]:
+        return [(e.kind, e.channel, e.id, json.dumps(e.fields.get("headers")),
+                 e.fields.get("body"), e.fields.get("body_hex"))
+                for e in events(out) if e.kind != "ping"]
+
+    whole = run(STOMP_FACTS, msgs(("c2s", stream)))
+    split = run(STOMP_FACTS, msgs(*[("c2s", p) for p in pieces]))
+    assert frames_of(split) == frames_of(whole)
+    assert [f.code for f in findings(split)] == [f.code for f in findings(whole)]
+
+
+def test_text_that_is_not_stomp_is_looked_through_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """JSON chat messages given to STOMP (``--decoder stomp`` on the wrong
+    traffic) wait for a frame's end in a buffer that grows to MAX_FRAME: each
+    message's bytes are searched once, not the whole buffer again at each
+    message (a quadratic walk: 44 s on the chat benchmark before)."""
+    from wspcap.app import stomp
+
+    searched: list[int] = []
+    real = stomp._maybe_frame
+
+    def counting(buf: bytearray, version: str | None, since: int = 0) -> object:
+        searched.append(len(buf) - since)
+        return real(buf, version, since)
+
+    monkeypatch.setattr(stomp, "_maybe_frame", counting)
+    message = b'{"t":"msg","room":"room-1","from":"user-1","seq":1,"text":"hello there"}'
+    count = stomp.MAX_FRAME // len(message) + 100  # (past the cap: dropped up to a NUL)
+    decoder = StompDecoder(ConnFacts())
+    for i in range(count):
+        decoder.receive(AppMessage(i, "c2s", "text", message, ts=i))
+    assert len(searched) > stomp.MAX_FRAME // len(message)
+    assert sum(searched) <= count * len(message)
+    assert not decoder.finish()
