@@ -77,6 +77,9 @@ class ActionCableDecoder(JsonDecoder):
     recognition = ("subprotocol actioncable-v1-json; URI path /cable; "
                    "content (welcome, commands, broadcasts, pings)")
     label = "ActionCable"
+    #: A command, a server message with a type, or one naming its channel's
+    #: identifier (see decode): anything else gives nothing unclaimed.
+    marks = (b'"command"', b'"type"', b'"identifier"')
     subprotocols = ("actioncable-v1-json", "actioncable-unsupported")
 
     @classmethod

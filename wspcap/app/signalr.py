@@ -89,6 +89,9 @@ class SignalRDecoder(JsonDecoder):
     name = "signalr"
     recognition = 'URI path with "hub"; content (the JSON hub handshake, 0x1E-ended records)'
     label = "SignalR"
+    #: A record ends with the record separator: a message without one gives
+    #: nothing unclaimed (see decode).
+    marks = (b"\x1e",)
 
     @classmethod
     def claimed_by(cls, facts: ConnFacts) -> bool:

@@ -110,6 +110,8 @@ class WampDecoder(JsonDecoder):
     name = "wamp"
     recognition = "subprotocol wamp.2.json(.batched); content (a HELLO array)"
     label = "WAMP"
+    #: Every WAMP message is an array (see decode).
+    marks = (b"[",)
     subprotocols = (SUBPROTOCOL, BATCHED)
 
     @classmethod

@@ -146,6 +146,12 @@ RUNS: dict[str, tuple[ConnFacts, list[AppMessage]]] = {
     "chat": (ConnFacts(), CHAT),
     "odd": (ConnFacts(), ODD),
     "escaped": (ConnFacts(), ESCAPED),
+    # Each protocol's message that holds its decoder's marks and few others.
+    "marked": (ConnFacts(), conversation(
+        ("s2c", j([17, 1, 2])), ("s2c", j([33, 5, 6])), ("s2c", j({"type": "ka"})),
+        ("c2s", j({"topic": "t", "event": "e", "payload": 1, "ref": None})),
+        ("c2s", j({"type": 6}) + "\x1e"), ("c2s", j({"command": "subscribe", "identifier": "x"})),
+        ("c2s", j({"jsonrpc": "2.0", "method": "m"})))),
 }
 
 
@@ -188,11 +194,18 @@ POOL = [
     '{"\\u0074opic":"room:1","event":"phx_leave","payload":{},"ref":"3"}',
     j({"jsonrpc": "2.0", "method": "m", "id": 1}), '{"json\\u0072pc":"2.0","method":"n"}',
     b"\x00\x01\x01\x03\x04" + b"1" + b"room" + b"join", b"\x02\x01\x01\x03\x00",
+    j({"command": "subscribe", "identifier": j({"channel": "ChatChannel"})}),
+    j({"type": "welcome"}), j({"identifier": "x", "message": {"a": 1}}), j({"command": "nope"}),
+    '{"\\u0063ommand":"subscribe","identifier":"x"}',
+    j([1, "realm1", {}]), j([2, 1, {}]), j([17, 1, 2]), j([33, 5, 6]), '["\\u0041"]', j([99, "not wamp"]),
+    j({"protocol": "json", "version": 1}) + "\x1e", j({"type": 6}) + "\x1e",
+    j({"type": 1, "target": "send", "arguments": []}) + "\x1e" + j({"type": 6}) + "\x1e",
+    "\x1e", "{}\x1e",
 ]
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.sampled_from(["graphql", "phoenix", "jsonrpc"]),
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["graphql", "phoenix", "jsonrpc", "actioncable", "wamp", "signalr"]),
        st.lists(st.tuples(st.sampled_from(["c2s", "s2c"]), st.sampled_from(POOL)), max_size=12),
        st.integers(0, 12))
 def test_runs_without_marks_give_nothing(name: str, items: list[tuple[str, str | bytes]],
