@@ -201,24 +201,43 @@ POOL = [
     j({"protocol": "json", "version": 1}) + "\x1e", j({"type": 6}) + "\x1e",
     j({"type": 1, "target": "send", "arguments": []}) + "\x1e" + j({"type": 6}) + "\x1e",
     "\x1e", "{}\x1e",
+    '0{"sid":"a","pingInterval":25000,"pingTimeout":20000}', "40", '42["chat",{"a":1}]',
+    '451-["up",{"_placeholder":true,"num":0}]', "2", "3", "bAAEC", b"\x01\x02",
 ]
 
 
+def state(value: Any) -> Any:
+    """A decoder's state, compared by value all the way down (its helper
+    objects compare by identity)."""
+    if isinstance(value, dict):
+        return {k: state(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [state(v) for v in value]
+    if hasattr(value, "__dict__") and not isinstance(value, type):
+        return type(value).__name__, state(vars(value))
+    return value
+
+
 @settings(max_examples=400, deadline=None)
-@given(st.sampled_from(["graphql", "phoenix", "jsonrpc", "actioncable", "wamp", "signalr"]),
+@given(st.sampled_from(["graphql", "phoenix", "jsonrpc", "actioncable", "wamp", "signalr",
+                        "socketio"]),
        st.lists(st.tuples(st.sampled_from(["c2s", "s2c"]), st.sampled_from(POOL)), max_size=12),
-       st.integers(0, 12))
+       st.integers(0, 12),
+       st.sampled_from([None, "/socket.io/?EIO=4&transport=websocket&token=s3cret"]))
 def test_runs_without_marks_give_nothing(name: str, items: list[tuple[str, str | bytes]],
-                                         cut: int) -> None:
-    """A run none of whose messages holds a decoder's marks is passed over
-    unparsed; whatever the mix, runs give what the messages one by one give."""
+                                         cut: int, uri: str | None) -> None:
+    """A run none of whose messages holds a decoder's marks (Socket.IO: starts
+    as an Engine.IO packet) is passed over unparsed; whatever the mix, runs
+    give what the messages one by one give, and leave the same state."""
     messages = conversation(*items)
     cls = DECODERS[name]
-    single, split = cls(ConnFacts()), cls(ConnFacts())
+    facts = ConnFacts(uri=uri)
+    single, split = cls(facts), cls(facts)
     want = one_by_one(single, messages)
     got = split.receive_run(as_run(messages[:cut]))
     got += [(i + cut, out) for i, out in split.receive_run(as_run(messages[cut:]))]
     assert got == want
+    assert state(split) == state(single)  # (Socket.IO's last time seen among them)
     assert split.finish() == single.finish()
 
 
