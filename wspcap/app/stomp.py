@@ -31,7 +31,7 @@ claimed by subprotocol or confirmed by a CONNECT/STOMP/CONNECTED frame.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from wspcap.app._quiet import quiet
 from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
@@ -97,7 +97,7 @@ def _line(raw: bytes) -> str:
 
 
 def _maybe_frame(buf: bytes | bytearray, version: str | None, since: int = 0
-                 ) -> tuple[int, str, list[tuple[str, str]], bytes] | bool | None:
+                 ) -> tuple[int, str, list[tuple[str, str]], bytes] | Literal[False] | None:
     """Parse one frame at the start of ``buf`` (no leading EOLs).
 
     Returns (length consumed, command, headers in order, body), or, when
@@ -292,7 +292,6 @@ class StompDecoder(Decoder):
                 # (headers not whole: what is here holds neither their end nor a NUL)
                 self.scanned[direction] = len(buf) if frame is None else 0
                 return
-            assert frame is not True
             used, command, headers, body = frame
             start = self.start[direction]
             del buf[:used]
