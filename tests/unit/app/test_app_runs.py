@@ -213,8 +213,13 @@ def state(value: Any) -> Any:
         return {k: state(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [state(v) for v in value]
-    if hasattr(value, "__dict__") and not isinstance(value, type):
+    if isinstance(value, type):
+        return value
+    if hasattr(value, "__dict__"):
         return type(value).__name__, state(vars(value))
+    slots = getattr(type(value), "__slots__", None)
+    if slots and not hasattr(type(value), "__dataclass_fields__"):
+        return type(value).__name__, state({name: getattr(value, name) for name in slots})
     return value
 
 
