@@ -245,6 +245,8 @@ class JsonRpcDecoder(JsonDecoder):
     name = "jsonrpc"
     recognition = 'content: "jsonrpc": "2.0" objects in the first messages'
     label = "JSON-RPC"
+    #: Every JSON-RPC object names its ``"jsonrpc"`` version (see receive_columns).
+    marks = (_SAYS,)
 
     @classmethod
     def content_score(cls, value: Any) -> float:
@@ -297,7 +299,7 @@ class JsonRpcDecoder(JsonDecoder):
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
         cols = EventColumns()
         raw = run.payload
-        if not self.claimed and holds_none(raw, (_SAYS,)):
+        if not self.claimed and holds_none(raw, self.marks):
             return cols
         # (what the typed parse is not to see, as empty: the reference path's)
         payloads: Sequence[bytes] = raw

@@ -261,12 +261,13 @@ class StompDecoder(Decoder):
                 since = 0
             if not buf:
                 break
+            # (a later turn comes after bytes were taken off the buffer's front)
+            searched, since = since, 0
             try:
-                frame = _maybe_frame(buf, self.version, since)
+                frame = _maybe_frame(buf, self.version, searched)
             except _Oversize as exc:
                 out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
                                       f"STOMP frame of {exc.size} bytes over the {MAX_FRAME} byte cap, skipped"))
-                since = 0
                 if len(buf) >= exc.size:
                     del buf[: exc.size]
                     continue
@@ -275,7 +276,6 @@ class StompDecoder(Decoder):
                 break
             except _Malformed as exc:
                 out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
-                since = 0
                 nul = buf.find(b"\0")
                 if nul < 0:
                     buf.clear()
@@ -283,7 +283,7 @@ class StompDecoder(Decoder):
                 else:
                     del buf[: nul + 1]
                 continue
-            if frame is None or frame is False:
+            if not frame:  # more bytes needed
                 if len(buf) > MAX_FRAME:
                     out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
                                           f"STOMP frame over the {MAX_FRAME} byte cap, dropped"))
@@ -295,7 +295,6 @@ class StompDecoder(Decoder):
             used, command, headers, body = frame
             start = self.start[direction]
             del buf[:used]
-            since = 0
             self.start[direction] = message.msg_index
             out.extend(self._frame(command, headers, body, message, direction, part, start))
             part += 1
