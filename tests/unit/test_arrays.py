@@ -131,9 +131,23 @@ def test_text_over_the_payloads_buffers(texts: list[str | None], cut: int) -> No
     same(decoded(chunked, is_none(items)), pa.array(texts, pa.large_string()))
 
 
-def test_a_lone_surrogate_raises_as_pa_array_does() -> None:
+@settings(deadline=None)
+@given(st.lists(st.one_of(st.none(), st.text(max_size=12)), max_size=40))
+def test_strings_by_the_reference_as_pa_array(values: list[str | None]) -> None:
+    # (the pure-Python loop that the compiled join_strs mirrors, where it is
+    # not built)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(arrays, "_join_strs", arrays.py_join_strs)
+        for kind in (pa.string(), pa.large_string()):
+            same(strings(values, kind), pa.array(values, kind))
+
+
+def test_a_lone_surrogate_raises_as_pa_array_does(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UnicodeEncodeError):
         strings(["ok", "\udcff"])
+    monkeypatch.setattr(arrays, "_join_strs", arrays.py_join_strs)
+    with pytest.raises(UnicodeEncodeError):
+        strings(["ok", None, "\udcff"])
 
 
 def test_over_max_binary_bytes_go_into_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -147,6 +161,7 @@ def test_over_max_binary_bytes_go_into_chunks(monkeypatch: pytest.MonkeyPatch) -
     same(out, pa.array(values, pa.binary()))
     with pytest.raises(ValueError, match="does not fit"):
         binary([b"a", b"0123456789ab"], pa.binary())
+    monkeypatch.setattr(arrays, "_join_strs", arrays.py_join_strs)
     texts = ["abcd", None, "efgh", "ijklmnopq", None, "v"]  # (strings with nulls: the same)
     out = strings(texts, pa.string())
     assert isinstance(out, pa.ChunkedArray) and out.num_chunks > 1

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
-from wspcap.tables.arrays import py_join_bytes
+from wspcap.tables.arrays import py_join_bytes, py_join_strs
 from wspcap.tls.protection import py_open_runs
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
@@ -408,3 +408,50 @@ def test_join_bytes_refuses_more_than_int32_offsets_hold(monkeypatch: pytest.Mon
     # (the kernel's own limit would take 2 GiB of bytes objects to reach)
     with pytest.raises(TypeError):
         kernel.join_bytes(5, False)
+
+
+# -- wspcap.tables: a column's strings encoded and joined ------------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=12), st.none(), st.just("\udcff"),
+                          st.just(b"bytes"), st.just(7)), max_size=30),
+       st.booleans(), st.booleans())
+def test_join_strs_mirror(items: list[object], wide: bool, as_array: bool) -> None:
+    # The same buffers, nulls and errors (a value neither str nor None, a
+    # lone surrogate: whichever comes first), from a list or an object array.
+    kernel = _kernel("wspcap.tables._speedups")
+    given_items: object = items
+    if as_array:
+        arr = np.empty(len(items), object)
+        arr[:] = items
+        given_items = arr
+    try:
+        expected: object = py_join_strs(given_items, wide)  # type: ignore[arg-type]
+    except (TypeError, UnicodeEncodeError) as e:
+        expected = e
+    if isinstance(expected, Exception):
+        with pytest.raises(type(expected)):
+            kernel.join_strs(given_items, wide)
+        return
+    got = kernel.join_strs(given_items, wide)
+    assert got == expected
+    data, offsets, null = got
+    texts = [t for t in items if t is not None]
+    assert data == "".join(texts).encode()  # type: ignore[arg-type]
+    assert np.frombuffer(offsets, np.int64 if wide else np.int32)[-1] == len(data)
+    assert (null is None) == (None not in items)
+    if null is not None:
+        assert list(null) == [t is None for t in items]
+
+
+def test_join_strs_refuses_more_than_int32_offsets_hold(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    from wspcap.tables import arrays
+
+    kernel = _kernel("wspcap.tables._speedups")
+    monkeypatch.setattr(arrays, "MAX_BINARY", 10)
+    with pytest.raises(OverflowError):
+        py_join_strs(["0123456", None, "89ab"], False)
+    assert py_join_strs(["0123456", None, "89ab"], True)[0] == b"012345689ab"
+    with pytest.raises(TypeError):
+        kernel.join_strs(5, False)

@@ -14,7 +14,8 @@ nothing):
 - :func:`binary`: ``bytes`` values (or strings that are those bytes decoded,
   see :func:`binary`'s ``null``) joined into one data buffer, by the
   compiled ``join_bytes`` where it is built (:func:`py_join_bytes`);
-- :func:`strings`: ``str`` values, encoded;
+- :func:`strings`: ``str`` values encoded and joined, by the compiled
+  ``join_strs`` where it is built (:func:`py_join_strs`);
 - :func:`decoded`: a string column over a binary column's buffers;
 - :func:`from_python`: a sequence of Python values (``None`` for null) by
   the column's Arrow type;
@@ -37,7 +38,7 @@ import pyarrow as pa
 from wspcap.constants import SPEEDUPS
 
 __all__ = ["binary", "decoded", "from_python", "is_none", "null_mask", "numeric", "numpy_of",
-           "py_join_bytes", "strings"]
+           "py_join_bytes", "py_join_strs", "strings"]
 
 #: The NumPy type of each Arrow type :func:`numeric` takes (timestamps and
 #: durations are their int64 counts).
@@ -227,11 +228,72 @@ def decoded(data: pa.Array | pa.ChunkedArray, null: np.ndarray, kind: pa.DataTyp
     return pa.Array.from_buffers(kind, n, [validity, offsets, values], null_count=nulls)
 
 
+def py_join_strs(items: Sequence[Any] | np.ndarray, wide: bool
+                 ) -> tuple[bytes, bytes, bytes | None]:
+    """The ``str`` items (``None`` for null) encoded as UTF-8 and joined, the
+    offsets of an Arrow string array over them (as :func:`py_join_bytes`
+    gives them), and their nulls: ``None`` when no item is ``None``, else one
+    byte per item, 1 where it is ``None``.
+
+    Raises:
+        TypeError: an item is neither ``str`` nor ``None`` (the caller's
+            general path takes those).
+        UnicodeEncodeError: a lone surrogate (as ``pa.array`` raises).
+        OverflowError: more bytes than int32 offsets hold (not ``wide``).
+
+    The loop of :func:`strings`; ``wspcap/tables/_speedups.c`` is its
+    compiled mirror, used where it is built.
+    """
+    encoded: list[bytes] = []
+    null = np.zeros(len(items), np.uint8)
+    total = 0
+    for i, item in enumerate(items):
+        if item is None:
+            null[i] = 1
+            encoded.append(b"")
+            continue
+        if not isinstance(item, str):
+            raise TypeError(f"join_strs: item {i} is neither str nor None")
+        encoded.append(item.encode())
+        total += len(encoded[-1])
+        if not wide and total > MAX_BINARY:
+            raise OverflowError("join_strs: more bytes than 32-bit offsets hold")
+    data, offsets = py_join_bytes(encoded, wide)
+    return data, offsets, null.tobytes() if null.any() else None
+
+
+_join_strs = py_join_strs
+if SPEEDUPS:
+    try:
+        from wspcap.tables._speedups import join_strs as _join_strs
+    except ImportError:  # not built: the reference above
+        pass
+
+
 def strings(values: Sequence[str | None], kind: pa.DataType = STRING
             ) -> pa.Array | pa.ChunkedArray:
     """``str`` values (``None`` for null) as a string array of ``kind``,
     encoded as UTF-8 (a lone surrogate raises ``UnicodeEncodeError``, as
     ``pa.array`` raises on it)."""
+    try:
+        data, offsets, null = _join_strs(values, kind == pa.large_string())
+    except (TypeError, OverflowError):  # (other values, or past 32-bit offsets)
+        return _strings(values, kind)
+    n = len(values)
+    if null is None:
+        validity, nulls = None, 0
+    else:
+        mask = np.frombuffer(null, np.bool_)
+        if mask.all():
+            return pa.nulls(n, kind)
+        validity, nulls = _validity(mask)
+    return pa.Array.from_buffers(kind, n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
+                                 null_count=nulls)
+
+
+def _strings(values: Sequence[str | None], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    """:func:`strings` of values the joined way refuses: those past 32-bit
+    offsets (chunks, see :func:`binary`), or values that are not strings."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
     null = is_none(items)
     if not null.any():
