@@ -28,6 +28,13 @@ unexpected trailing bytes), ``app_parse_failed`` (a body that cannot be read,
 a packet cut short at the end), ``app_buffer_limit`` (a packet over
 :data:`MAX_PACKET`, skipped). Parse and spec findings only once the
 conversation is claimed by subprotocol or confirmed by a CONNECT.
+
+MQTT travels in binary messages only (MQTT 3.1.1 and 5.0, section 6): a
+text message is read as MQTT, and flagged, once the conversation is claimed
+or confirmed; before that, only a text message that starts a CONNECT is
+read (a client that sends MQTT as text is still found), and the others are
+passed over. Forced on a conversation of JSON text, the decoder read each
+``{"`` as a PUBCOMP and gave a row of nonsense per message.
 """
 
 from __future__ import annotations
@@ -36,7 +43,15 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from wspcap.app._quiet import quiet
-from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+from wspcap.app.base import (
+    AppEvent,
+    AppFinding,
+    AppMessage,
+    ConnFacts,
+    Decoder,
+    MessageRun,
+    RunOutput,
+)
 from wspcap.app.registry import register
 
 __all__ = ["MAX_PACKET", "MqttDecoder"]
@@ -293,6 +308,25 @@ class MqttDecoder(Decoder):
                 "app_keepalive_missed", message.msg_index if message else None, direction,
                 f"MQTT client silent for {gap / 1e9:.1f} s, keep-alive {self.keep_alive} s x 1.5"))
 
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message of ``run``, with no
+        :class:`AppMessage` made for the text messages passed over (see the
+        module's note) while the conversation is neither claimed nor
+        confirmed: their time is all :meth:`receive` would take from them."""
+        out: RunOutput = []
+        kinds, payloads, times = run.type, run.payload, run.ts
+        for i in range(len(run)):
+            if kinds[i] == "text" and not (self.claimed or self.confirmed) and \
+                    not _looks_like_connect(payloads[i]):
+                ts = times[i]
+                if ts:  # (no keep-alive is known yet: nothing to check)
+                    self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+                continue
+            got = self.receive(run.message(i))
+            if got:
+                out.append((i, got))
+        return out
+
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.dirs else "c2s"
         state = self.dirs[direction]
@@ -301,6 +335,8 @@ class MqttDecoder(Decoder):
                 self._check_keepalive(message.ts, message, direction, out)
             self.last_ts = message.ts if self.last_ts is None else max(self.last_ts, message.ts)
         if message.type == "text":
+            if not (self.claimed or self.confirmed) and not _looks_like_connect(message.payload):
+                return  # (not MQTT, see the module's note)
             out.append(self._finding("app_protocol_violation", message,
                                      "MQTT sent in a text message (binary required)"))
         data = message.payload

@@ -168,6 +168,32 @@ def test_violations() -> None:
     assert [f.code for f in findings(run(MQTT_FACTS, garbage))] == ["app_parse_failed"]
 
 
+def test_text_is_not_read_as_mqtt_until_the_conversation_is() -> None:
+    # MQTT goes in binary messages (section 6): forced on JSON text (no
+    # subprotocol, no CONNECT), nothing; a `{"` would read as a PUBCOMP.
+    chat = [AppMessage(i, "c2s" if i % 2 else "s2c", "text", b'{"type":"msg","n":%d}' % i, 10 + i)
+            for i in range(6)]
+    assert run(ConnFacts(), chat) == []
+    connect, publish = paho_packets(mqtt.MQTTv311, lambda c: (c._send_connect(30),
+                                                              c._send_publish(7, b"t", b"x", qos=1)))
+    # A CONNECT sent as text is read (and flagged): the conversation is MQTT
+    # from then on, and the text after it is read and flagged too.
+    sent = [*chat[:2], AppMessage(2, "c2s", "text", connect, 20),
+            AppMessage(3, "c2s", "text", publish, 21)]
+    out = run(ConnFacts(), sent)
+    assert [e.kind for e in events(out)] == ["connect", "publish"]
+    assert [(f.code, f.msg_index) for f in findings(out)] == [
+        ("app_protocol_violation", 2), ("app_protocol_violation", 3)]
+    # A binary CONNECT after text: the same, the text before it passed over.
+    out = run(ConnFacts(), [*chat[:2], AppMessage(2, "c2s", "binary", connect, 20),
+                            AppMessage(3, "c2s", "text", publish, 21)])
+    assert [e.kind for e in events(out)] == ["connect", "publish"]
+    assert [(f.code, f.msg_index) for f in findings(out)] == [("app_protocol_violation", 3)]
+    # Claimed by its subprotocol: text is read and flagged from the start.
+    out = run(MQTT_FACTS, chat[:1])
+    assert (findings(out)[0].code, findings(out)[0].msg_index) == ("app_protocol_violation", 0)
+
+
 def test_oversize_packet_skipped_and_stream_kept() -> None:
     size = MAX_PACKET + 10
     header = bytes([0x30]) + bytes([(size & 0x7F) | 0x80, ((size >> 7) & 0x7F) | 0x80, size >> 14])
