@@ -26,15 +26,30 @@ end), ``app_protocol_violation`` (a client frame sent by the server or the
 reverse, SEND/SUBSCRIBE without destination), ``app_buffer_limit`` (a frame
 over :data:`MAX_FRAME`). Parse and spec findings only once the conversation is
 claimed by subprotocol or confirmed by a CONNECT/STOMP/CONNECTED frame.
+
+Until then, a message that comes on an empty buffer and whose first byte
+after EOLs begins no command (a JSON text, say) is passed over: it can
+neither start a frame nor continue one. (It was buffered, so that the
+frame it made swallowed the messages after it up to a NUL; forced on
+chat, each message went through the parser.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from wspcap.app._quiet import quiet
-from wspcap.app.base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder
+from wspcap.app.base import (
+    AppEvent,
+    AppFinding,
+    AppMessage,
+    ConnFacts,
+    Decoder,
+    MessageRun,
+    RunOutput,
+)
 from wspcap.app.registry import register
 
 __all__ = ["MAX_FRAME", "StompDecoder"]
@@ -54,6 +69,25 @@ CLIENT_COMMANDS = frozenset({"CONNECT", "STOMP", "SEND", "SUBSCRIBE", "UNSUBSCRI
 ESCAPES = {"r": "\r", "n": "\n", "c": ":", "\\": "\\"}
 #: Findings reported only once the conversation is known to be STOMP.
 VERSIONS = {"v10.stomp": "1.0", "v11.stomp": "1.1", "v12.stomp": "1.2"}
+
+
+#: The first bytes of the commands (:data:`KINDS`): a frame starts with one.
+_STARTS = frozenset(ord(command[0]) for command in KINDS)
+#: A message's first byte, as a one-byte bytes, where it may start a frame
+#: (or heart-beats: EOLs); and the empty message.
+_MAY_START = frozenset({bytes([c]) for c in _STARTS} | {b"", b"\r", b"\n"})
+_MAY_START_BYTES = b"".join(sorted(_MAY_START))
+_FIRST_BYTE = itemgetter(slice(0, 1))
+
+
+def _starts_no_frame(data: bytes) -> bool:
+    """Whether ``data``, at the start of a message on an empty buffer, can
+    begin no frame: its first byte after EOLs begins no command (only EOLs
+    are heart-beats, and nothing is nothing)."""
+    i, n = 0, len(data)
+    while i < n and data[i] in b"\r\n":
+        i += 1
+    return i < n and data[i] not in _STARTS
 
 
 class _Malformed(Exception):
@@ -218,6 +252,37 @@ class StompDecoder(Decoder):
                                   f"STOMP decoder error: {type(exc).__name__}"))
         return quiet(out, self.claimed or self.confirmed)
 
+    def receive_run(self, run: MessageRun) -> RunOutput:
+        """:meth:`receive` on each message of ``run``, with no
+        :class:`AppMessage` made for the messages it passes over (see the
+        module's note) while the conversation is neither claimed nor
+        confirmed: they change nothing."""
+        out: RunOutput = []
+        directions, payloads = run.direction, run.payload
+        bufs, skip, dropping = self.bufs, self.skip, self.dropping
+        known = self.claimed or self.confirmed
+        if not known and not any(bufs.values()) and not any(skip.values()) and \
+                not any(dropping.values()):
+            # (no message of the run starts as a frame may: their first
+            # bytes, joined in C, hold none of those bytes)
+            firsts = b"".join(map(_FIRST_BYTE, payloads))
+            if len(firsts) == len(payloads) and \
+                    len(firsts.translate(None, _MAY_START_BYTES)) == len(firsts):
+                return out
+        for i in range(len(run)):
+            if not known:
+                payload = payloads[i]
+                if payload[:1] not in _MAY_START:  # (or else the longer look)
+                    d = directions[i] if directions[i] in bufs else "c2s"
+                    if not bufs[d] and not skip[d] and not dropping[d] and \
+                            _starts_no_frame(payload):
+                        continue
+            got = self.receive(run.message(i))
+            if got:
+                out.append((i, got))
+            known = self.claimed or self.confirmed
+        return out
+
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
         for direction, buf in self.bufs.items():
@@ -245,6 +310,8 @@ class StompDecoder(Decoder):
                 return
             self.dropping[direction] = False
             data = data[nul + 1 :]
+        if not buf and not (self.claimed or self.confirmed) and _starts_no_frame(data):
+            return  # (not STOMP, see the module's note)
         if data and not data.strip(b"\r\n") and not buf:
             out.append(AppEvent(message.msg_index, direction, self.name, "ping", None, None,
                                 {"type": "heart-beat", "eols": data.count(b"\n")}, 0))

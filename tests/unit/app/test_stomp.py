@@ -197,10 +197,11 @@ def test_any_split_gives_the_same_frames(frames: list[object], cuts: list[int]) 
 
 
 def test_text_that_is_not_stomp_is_looked_through_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """JSON chat messages given to STOMP (``--decoder stomp`` on the wrong
-    traffic) wait for a frame's end in a buffer that grows to MAX_FRAME: each
-    message's bytes are searched once, not the whole buffer again at each
-    message (a quadratic walk: 44 s on the chat benchmark before)."""
+    """Chat messages given to STOMP (``--decoder stomp`` on the wrong
+    traffic) that start as a command could (JSON texts do not, and are
+    passed over) wait for a frame's end in a buffer that grows to MAX_FRAME:
+    each message's bytes are searched once, not the whole buffer again at
+    each message (a quadratic walk: 44 s on the chat benchmark before)."""
     from wspcap.app import stomp
 
     searched: list[int] = []
@@ -211,7 +212,7 @@ def test_text_that_is_not_stomp_is_looked_through_once(monkeypatch: pytest.Monke
         return real(buf, version, since)
 
     monkeypatch.setattr(stomp, "_maybe_frame", counting)
-    message = b'{"t":"msg","room":"room-1","from":"user-1","seq":1,"text":"hello there"}'
+    message = b'MESSAGE from user-1 to room-1, seq 1: hello there, and no line end'
     count = stomp.MAX_FRAME // len(message) + 100  # (past the cap: dropped up to a NUL)
     decoder = StompDecoder(ConnFacts())
     for i in range(count):
@@ -219,3 +220,42 @@ def test_text_that_is_not_stomp_is_looked_through_once(monkeypatch: pytest.Monke
     assert len(searched) > stomp.MAX_FRAME // len(message)
     assert sum(searched) <= count * len(message)
     assert not decoder.finish()
+
+
+def test_what_starts_no_frame_is_passed_over_until_the_conversation_is_stomp() -> None:
+    # Not known to be STOMP: a JSON text cannot start a frame, so it is not
+    # buffered (where it made one frame with the CONNECT after it, dropped up
+    # to its NUL); a message after EOLs, and a partial frame's rest, are read.
+    chat = msgs(("c2s", '{"type":"hello"}'), ("s2c", '["json"]'),
+                ("c2s", "\nCONNECT\naccept-version:1.2\nhost:h\n\n\0"),
+                ("s2c", "CONNECTED\nversion:1.2\n\n\0"),
+                ("c2s", "SEND\ndestination:/q\n\n{not"), ("c2s", ' json}\0'))
+    assert [(e.kind, e.msg_index) for e in events(run(ConnFacts(), chat))] == [
+        ("connect", 2), ("connected", 3), ("publish", 5)]
+    assert run(ConnFacts(), chat[:2]) == []
+    # Known to be STOMP, the same text is a frame that cannot be read.
+    out = run(STOMP_FACTS, chat[:1] + [msgs(("c2s", "\0"))[0]])
+    assert [f.code for f in findings(out)] == ["app_parse_failed"]
+
+
+def test_a_run_of_what_starts_no_frame_still_ends_a_pending_frame() -> None:
+    # Run by run (the table's way): a run none of whose messages starts as a
+    # frame may is passed over whole, but not while a frame is pending in a
+    # buffer, a frame over the cap is being skipped or dropped.
+    from wspcap.app.base import MessageRun
+
+    def runs(*parts: list[AppMessage]) -> list[AppEvent | AppFinding]:
+        decoder = StompDecoder(ConnFacts())
+        out: list[AppEvent | AppFinding] = []
+        for part in parts:
+            run = MessageRun([m.msg_index for m in part], [m.direction for m in part],
+                             [m.type for m in part], [m.payload for m in part],
+                             [m.ts for m in part], [m.complete for m in part])
+            out += [item for _, got in decoder.receive_run(run) for item in got]
+        return out
+
+    sent = msgs(("c2s", "SEND\ndestination:/q\n\n{not"), ("c2s", " json}\0"), ("c2s", "{a}"))
+    got = runs(sent[:1], sent[1:])
+    assert [(e.kind, e.msg_index) for e in events(got)] == [("publish", 1)]
+    assert got == run(ConnFacts(), sent)
+    assert runs(sent[2:]) == []
