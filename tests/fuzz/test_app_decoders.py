@@ -169,3 +169,52 @@ def test_mutated_runs_by_columns_are_receive(name: str) -> None:
             raise
         except Exception as exc:  # pragma: no cover - the failure report
             raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
+
+
+#: Decoders with a ``receive_run`` of their own (passing over what cannot be
+#: theirs without an AppMessage, parsing once...).
+RUNS = sorted(name for name, cls in DECODERS.items()
+              if cls.receive_run is not Decoder.receive_run)
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_mutated_runs_are_receive(name: str) -> None:
+    # Mutated conversations, with and without the sample's facts, repeated
+    # and cut into runs at random: receive_run gives what receive gives
+    # message by message, and leaves the same end.
+    samples = _samples()
+    pool = [m.payload for _, msgs in samples for m in msgs]
+    cls = DECODERS[name]
+    rng = random.Random(f"{SEED}:runs:{name}")
+    deadline = time.monotonic() + BUDGET_S / max(1, len(RUNS))
+    for case in range(CASES):
+        if time.monotonic() > deadline:
+            break
+        facts, messages = samples[rng.randrange(len(samples))]
+        facts = (facts, ConnFacts(), ConnFacts(subprotocol=(cls.subprotocols or (None,))[0],
+                                               uri=facts.uri))[case % 3]
+        if rng.random() < 0.3:  # (messages lost: the opening ones too, now and then)
+            messages = [m for m in messages if rng.random() >= 0.3]
+        pieces: list[tuple[str, str, bytes, int]] = []
+        for m in messages * rng.randint(1, 3):
+            payload = _mutate(rng, m.payload, rng.choice(pool)) if rng.random() < 0.3 \
+                else m.payload
+            kind = ("binary" if m.type == "text" else "text") if rng.random() < 0.1 else m.type
+            cut = rng.randrange(len(payload) + 1) if rng.random() < 0.2 else len(payload)
+            pieces.append((m.direction, kind, payload[:cut], m.ts))
+            if cut < len(payload):  # (a message's rest in the next one)
+                pieces.append((m.direction, kind, payload[cut:], m.ts))
+        mutated = [AppMessage(i, *piece) for i, piece in enumerate(pieces)]
+        single, runs = cls(facts), cls(facts)
+        want = [(i, out) for i, message in enumerate(mutated) if (out := single.receive(message))]
+        cuts = sorted({0, len(mutated), *(rng.randrange(len(mutated) + 1)
+                                          for _ in range(rng.randint(1, len(mutated) // 2 + 1)))})
+        try:
+            got = [(start + i, out) for start, end in pairwise(cuts)
+                   for i, out in runs.receive_run(_run(mutated[start:end]))]
+            assert got == want, f"{name} case {case} (seed {SEED})"
+            assert runs.finish() == single.finish(), f"{name} case {case} (seed {SEED})"
+        except AssertionError:
+            raise
+        except Exception as exc:  # pragma: no cover - the failure report
+            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
