@@ -17,6 +17,7 @@ import json
 import random
 import sys
 import time
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -84,18 +85,27 @@ def _check(item: Any) -> None:
         assert "decoder error" not in item.detail, item  # an internal exception, caught
 
 
-@pytest.mark.parametrize("name", sorted(DECODERS))
-def test_mutated_payloads_never_escape(name: str) -> None:
+def _cases(name: str, tag: str, budget: float
+           ) -> Iterator[tuple[int, random.Random, ConnFacts, list[AppMessage], list[bytes]]]:
+    """The cases of one decoder's test: (case, its random source, a sample's
+    facts and messages, every sample's payloads to splice), until CASES or
+    the ``budget`` of seconds is spent; seeded by the decoder and ``tag``."""
     samples = _samples()
     assert samples
     pool = [m.payload for _, msgs in samples for m in msgs]
-    cls = DECODERS[name]
-    rng = random.Random(f"{SEED}:{name}")
-    deadline = time.monotonic() + BUDGET_S / max(1, len(DECODERS))
+    rng = random.Random(f"{SEED}:{tag}{name}")
+    deadline = time.monotonic() + budget
     for case in range(CASES):
         if time.monotonic() > deadline:
-            break
+            return
         facts, messages = samples[rng.randrange(len(samples))]
+        yield case, rng, facts, messages, pool
+
+
+@pytest.mark.parametrize("name", sorted(DECODERS))
+def test_mutated_payloads_never_escape(name: str) -> None:
+    cls = DECODERS[name]
+    for case, rng, facts, messages, pool in _cases(name, "", BUDGET_S / max(1, len(DECODERS))):
         if case % 2:
             facts = ConnFacts(subprotocol=(cls.subprotocols or (None,))[0], uri=facts.uri)
         mutated = [
@@ -131,15 +141,8 @@ COLUMNS = sorted(name for name, cls in DECODERS.items()
 
 @pytest.mark.parametrize("name", COLUMNS)
 def test_mutated_runs_by_columns_are_receive(name: str) -> None:
-    samples = _samples()
-    pool = [m.payload for _, msgs in samples for m in msgs]
     cls = DECODERS[name]
-    rng = random.Random(f"{SEED}:columns:{name}")
-    deadline = time.monotonic() + BUDGET_S / 2
-    for case in range(CASES):
-        if time.monotonic() > deadline:
-            break
-        facts, messages = samples[rng.randrange(len(samples))]
+    for case, rng, facts, messages, pool in _cases(name, "columns:", BUDGET_S / 2):
         facts = facts if case % 2 else ConnFacts()
         # Long enough to be parsed joined, mutated now and then.
         mutated = [AppMessage(i, m.direction, m.type,
@@ -182,15 +185,8 @@ def test_mutated_runs_are_receive(name: str) -> None:
     # Mutated conversations, with and without the sample's facts, repeated
     # and cut into runs at random: receive_run gives what receive gives
     # message by message, and leaves the same end.
-    samples = _samples()
-    pool = [m.payload for _, msgs in samples for m in msgs]
     cls = DECODERS[name]
-    rng = random.Random(f"{SEED}:runs:{name}")
-    deadline = time.monotonic() + BUDGET_S / max(1, len(RUNS))
-    for case in range(CASES):
-        if time.monotonic() > deadline:
-            break
-        facts, messages = samples[rng.randrange(len(samples))]
+    for case, rng, facts, messages, pool in _cases(name, "runs:", BUDGET_S / max(1, len(RUNS))):
         facts = (facts, ConnFacts(), ConnFacts(subprotocol=(cls.subprotocols or (None,))[0],
                                                uri=facts.uri))[case % 3]
         if rng.random() < 0.3:  # (messages lost: the opening ones too, now and then)

@@ -8,7 +8,9 @@ none is, the tests skip and the references are what wspcap runs.
 
 from __future__ import annotations
 
+import re
 import struct
+from typing import Any
 
 import numpy as np
 import pytest
@@ -374,24 +376,36 @@ def test_open_runs_refuses_bad_arguments() -> None:
        st.booleans(), st.booleans())
 def test_join_bytes_mirror(items: list[object], wide: bool, as_array: bool) -> None:
     kernel = _kernel("wspcap.tables._speedups")
-    given_items: object = items
-    if as_array:
-        arr = np.empty(len(items), object)
-        arr[:] = items
-        given_items = arr
-    try:
-        expected: object = py_join_bytes(given_items, wide)  # type: ignore[arg-type]
-    except TypeError as e:
-        expected = e
-    if isinstance(expected, TypeError):
-        with pytest.raises(TypeError, match=str(expected)):
-            kernel.join_bytes(given_items, wide)
+    got = _mirrored(py_join_bytes, kernel.join_bytes, _given(items, as_array), wide)
+    if got is None:
         return
-    got = kernel.join_bytes(given_items, wide)
-    assert got == expected
     data, offsets = got
     ends = np.frombuffer(offsets, np.int64 if wide else np.int32)
     assert data == b"".join(items) and ends[-1] == len(data)  # type: ignore[arg-type]
+
+
+def _given(items: list[object], as_array: bool) -> object:
+    """``items``, or an object array of them."""
+    if not as_array:
+        return items
+    arr = np.empty(len(items), object)
+    arr[:] = items
+    return arr
+
+
+def _mirrored(reference: Any, compiled: Any, items: object, wide: bool) -> Any:
+    """What ``compiled(items, wide)`` gives, having checked that it is what
+    ``reference`` gives; None where both raise the same (the same message for
+    a TypeError: which item)."""
+    try:
+        expected = reference(items, wide)
+    except (TypeError, UnicodeEncodeError) as e:
+        with pytest.raises(type(e), match=re.escape(str(e)) if type(e) is TypeError else None):
+            compiled(items, wide)
+        return None
+    got = compiled(items, wide)
+    assert got == expected
+    return got
 
 
 def test_join_bytes_refuses_more_than_int32_offsets_hold(monkeypatch: pytest.MonkeyPatch
@@ -420,21 +434,9 @@ def test_join_strs_mirror(items: list[object], wide: bool, as_array: bool) -> No
     # The same buffers, nulls and errors (a value neither str nor None, a
     # lone surrogate: whichever comes first), from a list or an object array.
     kernel = _kernel("wspcap.tables._speedups")
-    given_items: object = items
-    if as_array:
-        arr = np.empty(len(items), object)
-        arr[:] = items
-        given_items = arr
-    try:
-        expected: object = py_join_strs(given_items, wide)  # type: ignore[arg-type]
-    except (TypeError, UnicodeEncodeError) as e:
-        expected = e
-    if isinstance(expected, Exception):
-        with pytest.raises(type(expected)):
-            kernel.join_strs(given_items, wide)
+    got = _mirrored(py_join_strs, kernel.join_strs, _given(items, as_array), wide)
+    if got is None:
         return
-    got = kernel.join_strs(given_items, wide)
-    assert got == expected
     data, offsets, null = got
     texts = [t for t in items if t is not None]
     assert data == "".join(texts).encode()  # type: ignore[arg-type]

@@ -20,6 +20,35 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The offsets of n items: n + 1 integers, int64 when wide, else int32,
+ * the first 0 (the others are put_offset's); *limit: the most bytes they
+ * can count. */
+static PyObject *
+new_offsets(Py_ssize_t n, int wide, long long *limit)
+{
+    Py_ssize_t width = wide ? 8 : 4;
+    PyObject *offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * width);
+
+    if (offsets != NULL)
+        memset(PyBytes_AS_STRING(offsets), 0, (size_t)width);
+    *limit = wide ? (long long)PY_SSIZE_T_MAX : (long long)INT32_MAX;
+    return offsets;
+}
+
+/* offsets[i + 1] = total, as int64 when wide, else int32. */
+static void
+put_offset(char *o, Py_ssize_t i, long long total, int wide)
+{
+    if (wide) {
+        int64_t at = (int64_t)total;
+        memcpy(o + (i + 1) * 8, &at, 8);
+    }
+    else {
+        int32_t at = (int32_t)total;
+        memcpy(o + (i + 1) * 4, &at, 4);
+    }
+}
+
 PyDoc_STRVAR(join_bytes_doc,
 "join_bytes(items, wide) -> (data, offsets)\n\n"
 "The bytes objects of items (a sequence) joined, and the offsets of an\n"
@@ -33,7 +62,7 @@ join_bytes(PyObject *self, PyObject *args)
 {
     PyObject *items, *seq, *offsets = NULL, *data = NULL;
     int wide;
-    Py_ssize_t n, i, width;
+    Py_ssize_t n, i;
     PyObject **item;
     long long total = 0, limit;
     char *o, *d;
@@ -45,13 +74,10 @@ join_bytes(PyObject *self, PyObject *args)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     item = PySequence_Fast_ITEMS(seq);
-    width = wide ? 8 : 4;
-    limit = wide ? (long long)PY_SSIZE_T_MAX : (long long)INT32_MAX;
-    offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * width);
+    offsets = new_offsets(n, wide, &limit);
     if (offsets == NULL)
         goto fail;
     o = PyBytes_AS_STRING(offsets);
-    memset(o, 0, (size_t)width);  /* offsets[0] */
     for (i = 0; i < n; i++) {
         if (!PyBytes_Check(item[i])) {
             PyErr_Format(PyExc_TypeError, "join_bytes: item %zd is not bytes", i);
@@ -62,14 +88,7 @@ join_bytes(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_OverflowError, "join_bytes: more bytes than 32-bit offsets hold");
             goto fail;
         }
-        if (wide) {
-            int64_t at = (int64_t)total;
-            memcpy(o + (i + 1) * 8, &at, 8);
-        }
-        else {
-            int32_t at = (int32_t)total;
-            memcpy(o + (i + 1) * 4, &at, 4);
-        }
+        put_offset(o, i, total, wide);
     }
     data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (data == NULL)
@@ -104,7 +123,7 @@ join_strs(PyObject *self, PyObject *args)
 {
     PyObject *items, *seq, *offsets = NULL, *data = NULL, *null = NULL;
     int wide;
-    Py_ssize_t n, i, width, size;
+    Py_ssize_t n, i, size;
     PyObject **item;
     long long total = 0, limit;
     char *o, *d, *z = NULL;
@@ -117,13 +136,10 @@ join_strs(PyObject *self, PyObject *args)
         return NULL;
     n = PySequence_Fast_GET_SIZE(seq);
     item = PySequence_Fast_ITEMS(seq);
-    width = wide ? 8 : 4;
-    limit = wide ? (long long)PY_SSIZE_T_MAX : (long long)INT32_MAX;
-    offsets = PyBytes_FromStringAndSize(NULL, (n + 1) * width);
+    offsets = new_offsets(n, wide, &limit);
     if (offsets == NULL)
         goto fail;
     o = PyBytes_AS_STRING(offsets);
-    memset(o, 0, (size_t)width);  /* offsets[0] */
     for (i = 0; i < n; i++) {
         if (item[i] == Py_None) {
             if (null == NULL) {
@@ -151,14 +167,7 @@ join_strs(PyObject *self, PyObject *args)
                 goto fail;
             }
         }
-        if (wide) {
-            int64_t at = (int64_t)total;
-            memcpy(o + (i + 1) * 8, &at, 8);
-        }
-        else {
-            int32_t at = (int32_t)total;
-            memcpy(o + (i + 1) * 4, &at, 4);
-        }
+        put_offset(o, i, total, wide);
     }
     data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
     if (data == NULL)
