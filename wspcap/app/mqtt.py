@@ -40,6 +40,7 @@ passed over. Forced on a conversation of JSON text, the decoder read each
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, ClassVar
 
 from wspcap.app._quiet import quiet
@@ -315,6 +316,14 @@ class MqttDecoder(Decoder):
         confirmed: their time is all :meth:`receive` would take from them."""
         out: RunOutput = []
         kinds, payloads, times = run.type, run.payload, run.ts
+        if not (self.claimed or self.confirmed) and "binary" not in kinds and \
+                _CONNECT_BYTE not in b"".join(map(_FIRST_BYTE, payloads)):
+            # (all text, none starting as a CONNECT does: their first bytes
+            # joined, in C; what is left of them is the latest time)
+            ts = max(times, default=0)
+            if ts:
+                self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
+            return out
         for i in range(len(run)):
             if kinds[i] == "text" and not (self.claimed or self.confirmed) and \
                     not _looks_like_connect(payloads[i]):
@@ -540,6 +549,11 @@ class MqttDecoder(Decoder):
         fields["payload_len"] = len(payload)
         _text_or_hex(payload, "payload", fields)
         return topic, ident
+
+
+#: A CONNECT's first byte (type 1, flags 0), as a one-byte bytes.
+_CONNECT_BYTE = bytes([CONNECT << 4])
+_FIRST_BYTE = itemgetter(slice(0, 1))
 
 
 def _looks_like_connect(payload: bytes) -> bool:
