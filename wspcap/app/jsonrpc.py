@@ -192,25 +192,51 @@ def _secrets(params: Any) -> list[str]:
 def _typed(payloads: Sequence[bytes]) -> list[_Rpc | None]:
     """Each payload as an :class:`_Rpc`, or None where it is not one: a
     chunk of :data:`_CHUNK` at a time, message by message where a chunk holds
-    one that is not."""
+    one that is not, or one that is not UTF-8 (msgspec does not look at the
+    bytes of the members it skips, where the reference's parse refuses the
+    whole text)."""
     decode = _ONE.decode
     out: list[_Rpc | None] = []
     for start in range(0, len(payloads), _CHUNK):
         chunk = payloads[start:start + _CHUNK]
-        try:
-            out += [decode(payload) for payload in chunk]
-            continue
-        except _REFUSED:
-            pass
+        if _all_utf8(chunk):
+            try:
+                out += [decode(payload) for payload in chunk]
+                continue
+            except _REFUSED:
+                pass
         for payload in chunk:
             # (an object without the word has no "jsonrpc" key, or has it
             # escaped: the reference path takes it; an exception costs a
             # microsecond)
             try:
-                out.append(decode(payload) if _SAYS in payload else None)
+                out.append(decode(payload) if _SAYS in payload and _all_utf8((payload,))
+                           else None)
             except _REFUSED:
                 out.append(None)
     return out
+
+
+#: UTF-8's continuation bytes, 10xxxxxx: no character starts with one.
+_CONTINUATION = bytes(range(0x80, 0xC0))
+_FIRST_BYTE = itemgetter(slice(0, 1))
+
+
+def _all_utf8(payloads: Sequence[bytes]) -> bool:
+    """Whether every payload is UTF-8, looked at on the payloads joined (in
+    C, and at once where they are ASCII): they are when their join is and
+    none starts with a continuation byte, each then starting a character of
+    the join."""
+    joined = b"".join(payloads)
+    if joined.isascii():
+        return True
+    if len(b"".join(map(_FIRST_BYTE, payloads)).translate(None, _CONTINUATION)) != len(payloads):
+        return False  # (or an empty payload: they are looked at one by one)
+    try:
+        joined.decode()
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _fields_texts(rows: list[Any]) -> list[str]:

@@ -110,6 +110,11 @@ ODD_PAYLOADS = [
     b'[{"jsonrpc":"2.0","method":"b","id":9},{"jsonrpc":"2.0","result":1,"id":9}]',
     b'{"note":"jsonrpc"}', b'{"jsonrpc":"2.0","method":"m","params":[' + b"[" * 3000 + b"]" * 3000
     + b"]}", b'{"jsonrpc": "2.0", "method": "big", "params": ["' + b"x" * 300 + b'"]}',
+    # Not UTF-8 in a member the typed parse skips (msgspec does not look at
+    # it; the reference refuses the text), and UTF-8 that is not ASCII there.
+    b'{"jsonrpc":"2.0","method":"update","param\xf3":[1,2]}',
+    b'{"jsonrpc":"2.0","result":1,"id":1,"note":"\xc3"}',
+    '{"jsonrpc":"2.0","method":"m","é":"ü","id":4}'.encode(),
 ]
 
 
