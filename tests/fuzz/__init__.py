@@ -6,9 +6,14 @@ WspcapError; no other exception, no hang, bounded memory).
   rebuilt from its seed alone);
 - :mod:`.conversations`: hypothesis strategies for whole conversations;
 - :mod:`.contract`: one case in a forked child, with a time and a memory limit;
-- ``python -m tests.fuzz --minutes 30 --out fuzz-findings/``: the long mode;
-- ``test_fuzz.py`` (a bounded, seeded run) and ``test_reproducers.py`` (every
-  committed reproducer in ``reproducers/``) in the normal test run.
+- :mod:`.test_app_decoders`: the application decoders, fed mutated messages
+  (their own contract: nothing escapes, the run and column paths give what
+  ``receive`` gives);
+- ``python -m tests.fuzz --minutes 30 --out fuzz-findings/``: the long mode
+  (the decoders' tests too, a share of the time, with other seeds);
+- ``test_fuzz.py`` (a bounded, seeded run), ``test_app_decoders.py`` and
+  ``test_reproducers.py`` (every committed reproducer in ``reproducers/``)
+  in the normal test run.
 """
 
 from __future__ import annotations

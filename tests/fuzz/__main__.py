@@ -2,12 +2,16 @@
 
     python -m tests.fuzz --minutes 30 --out fuzz-findings/
 
-Runs mutated captures (most of the time) and generated conversations (the
-rest) under the contract of :mod:`.contract`, each in a forked child with a
-time and a memory limit, until the time is up; prints the case count, the
-rate and every distinct finding at the end, and writes each failing input
-to ``--out`` with a ``.txt`` saying the mutation, the seed and what failed
-(a few per distinct finding). Exit status 1 if anything was found.
+Runs mutated captures (most of the time) and generated conversations
+under the contract of :mod:`.contract`, each in a forked child with a time
+and a memory limit, until the time is up; prints the case count, the rate
+and every distinct finding at the end, and writes each failing input to
+``--out`` with a ``.txt`` saying the mutation, the seed and what failed (a
+few per distinct finding). A share of the time (``--decoders``) goes to the
+application decoders' fuzz tests (:mod:`.test_app_decoders`, which the test
+suite runs for a few seconds with one seed), in rounds with seeds taken from
+the master seed; a failure is written to ``--out`` as a ``.txt`` saying how
+to run that test again. Exit status 1 if anything was found.
 
     python -m tests.fuzz --replay SEED      # rebuild one mutation case, run it, say what it did
 """
@@ -130,6 +134,38 @@ def _conversations(session: Session, master: int, until: float) -> None:
         pass
 
 
+def _decoders(master: int, until: float, out: Path) -> tuple[int, list[str]]:
+    """The application decoders' fuzz tests, every decoder of each, in rounds
+    (each a seed from ``master`` and a minute at most, shared out) until
+    ``until``: the calls made, and what failed (also written to ``out``)."""
+    from . import test_app_decoders as app
+
+    calls = [(test, name) for test, names in (
+        (app.test_mutated_payloads_never_escape, sorted(app.DECODERS)),
+        (app.test_mutated_runs_are_receive, app.RUNS),
+        (app.test_mutated_runs_by_columns_are_receive, app.COLUMNS)) for name in names]
+    made, failed = 0, []
+    rounds = 0
+    while time.monotonic() < until:
+        seed = case_seed(master, rounds)
+        rounds += 1
+        share = min(60.0, until - time.monotonic()) / len(calls)
+        for test, name in calls:
+            try:
+                test(name, seed=seed, budget=share, cases=10**9)
+            except AssertionError as exc:
+                what = f"{test.__name__}[{name}]: {str(exc).splitlines()[0]}"
+                failed.append(what)
+                out.mkdir(parents=True, exist_ok=True)
+                (out / f"decoders-{len(failed):04d}.txt").write_text(
+                    f"{what}\nreplay: from tests.fuzz.test_app_decoders import {test.__name__}; "
+                    f"{test.__name__}({name!r}, seed={seed}, budget=1e9, cases=CASE + 1)\n\n"
+                    f"{traceback.format_exc()}", encoding="utf-8")
+                print(f"finding: {what}", flush=True)
+            made += 1
+    return made, failed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.fuzz",
                                  description="Fuzz wspcap's readers under their contract.")
@@ -140,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mutation", choices=sorted(MUTATIONS), help="only this mutation first")
     ap.add_argument("--conversations", type=float, default=0.2,
                     help="share of the time for generated conversations (default 0.2)")
+    ap.add_argument("--decoders", type=float, default=0.1,
+                    help="share of the time for the application decoders (default 0.1)")
     ap.add_argument("--analyze-every", type=int, default=10,
                     help="also run analyze_to on every Nth case (default 10)")
     ap.add_argument("--time-limit", type=float, default=TIME_LIMIT,
@@ -165,10 +203,12 @@ def main(argv: list[str] | None = None) -> int:
               f"findings into {args.out}/", flush=True)
         start = time.monotonic()
         end = start + args.minutes * 60
-        split = start + (end - start) * (1 - args.conversations)
+        split = start + (end - start) * (1 - args.conversations - args.decoders)
+        generated = start + (end - start) * (1 - args.decoders)
         _mutations(session, master, split, args.mutation)
         mutation_cases = session.cases
-        _conversations(session, master, end)
+        _conversations(session, master, generated)
+        calls, failed = _decoders(master, end, args.out)
         took = time.monotonic() - start
 
     print(f"\n{session.cases} cases in {took / 60:.1f} min ({session.cases / took:.1f} per s): "
@@ -179,9 +219,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{session.harness_errors} cases could not be built (harness errors)")
     print(f"slowest case {session.slowest:.2f} s; most memory added "
           f"{session.most_rss / 2**20:.0f} MiB")
+    print(f"application decoders: {calls} test calls (a decoder each), "
+          f"{len(failed)} failed" + "".join(f"\n  {f}" for f in failed))
     if not session.findings:
-        print("no finding")
-        return 0
+        print("no finding" if not failed else "no finding in the captures")
+        return 1 if failed else 0
     print(f"{len(session.findings)} distinct findings:")
     for (kind, where), count in session.findings.most_common():
         print(f"  {count:5d} x {kind} at {where or '-'}: "

@@ -7,7 +7,10 @@ cuts, splices of two messages, duplications, record-separator and
 brace insertions, truncation to a prefix) and feeds them to every
 registered decoder, with the sample's handshake facts and with none, then
 checks that nothing escapes ``recognize``/``receive``/``finish`` and that
-what comes out keeps the interface's contract. Seeded, bounded in time.
+what comes out keeps the interface's contract; and that the run and column
+paths (``receive_run``, ``receive_columns``) give what ``receive`` gives on
+the same messages cut into runs. Seeded, bounded in time; the long mode
+(``python -m tests.fuzz``) runs them longer with other seeds.
 """
 
 from __future__ import annotations
@@ -85,17 +88,19 @@ def _check(item: Any) -> None:
         assert "decoder error" not in item.detail, item  # an internal exception, caught
 
 
-def _cases(name: str, tag: str, budget: float
+def _cases(name: str, tag: str, seed: int, budget: float, cases: int
            ) -> Iterator[tuple[int, random.Random, ConnFacts, list[AppMessage], list[bytes]]]:
     """The cases of one decoder's test: (case, its random source, a sample's
-    facts and messages, every sample's payloads to splice), until CASES or
-    the ``budget`` of seconds is spent; seeded by the decoder and ``tag``."""
+    facts and messages, every sample's payloads to splice), until ``cases``
+    or the ``budget`` of seconds is spent; seeded by ``seed``, the decoder
+    and ``tag``. (The tests take the three as keyword arguments, for the
+    long mode of ``python -m tests.fuzz``.)"""
     samples = _samples()
     assert samples
     pool = [m.payload for _, msgs in samples for m in msgs]
-    rng = random.Random(f"{SEED}:{tag}{name}")
+    rng = random.Random(f"{seed}:{tag}{name}")
     deadline = time.monotonic() + budget
-    for case in range(CASES):
+    for case in range(cases):
         if time.monotonic() > deadline:
             return
         facts, messages = samples[rng.randrange(len(samples))]
@@ -103,9 +108,11 @@ def _cases(name: str, tag: str, budget: float
 
 
 @pytest.mark.parametrize("name", sorted(DECODERS))
-def test_mutated_payloads_never_escape(name: str) -> None:
+def test_mutated_payloads_never_escape(name: str, seed: int = SEED,
+                                       budget: float = BUDGET_S / max(1, len(DECODERS)),
+                                       cases: int = CASES) -> None:
     cls = DECODERS[name]
-    for case, rng, facts, messages, pool in _cases(name, "", BUDGET_S / max(1, len(DECODERS))):
+    for case, rng, facts, messages, pool in _cases(name, "", seed, budget, cases):
         if case % 2:
             facts = ConnFacts(subprotocol=(cls.subprotocols or (None,))[0], uri=facts.uri)
         mutated = [
@@ -125,7 +132,7 @@ def test_mutated_payloads_never_escape(name: str) -> None:
         except AssertionError:
             raise
         except Exception as exc:  # pragma: no cover - the failure report
-            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
+            raise AssertionError(f"{name} case {case} (seed {seed}) raised {exc!r}") from exc
 
 
 def _run(messages: list[AppMessage]) -> MessageRun:
@@ -140,9 +147,11 @@ COLUMNS = sorted(name for name, cls in DECODERS.items()
 
 
 @pytest.mark.parametrize("name", COLUMNS)
-def test_mutated_runs_by_columns_are_receive(name: str) -> None:
+def test_mutated_runs_by_columns_are_receive(name: str, seed: int = SEED,
+                                             budget: float = BUDGET_S / 2,
+                                             cases: int = CASES) -> None:
     cls = DECODERS[name]
-    for case, rng, facts, messages, pool in _cases(name, "columns:", BUDGET_S / 2):
+    for case, rng, facts, messages, pool in _cases(name, "columns:", seed, budget, cases):
         facts = facts if case % 2 else ConnFacts()
         # Long enough to be parsed joined, mutated now and then.
         mutated = [AppMessage(i, m.direction, m.type,
@@ -166,12 +175,12 @@ def test_mutated_runs_by_columns_are_receive(name: str) -> None:
                 got.findings += [(start + i, f) for i, f in part.findings]
             for cols in (got, want):  # (as the table writes them)
                 cols.fields = [f if isinstance(f, str) else fields_text(f) for f in cols.fields]
-            assert got == want, f"{name} case {case} (seed {SEED})"
+            assert got == want, f"{name} case {case} (seed {seed})"
             assert columns.finish() == single.finish()
         except AssertionError:
             raise
         except Exception as exc:  # pragma: no cover - the failure report
-            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
+            raise AssertionError(f"{name} case {case} (seed {seed}) raised {exc!r}") from exc
 
 
 #: Decoders with a ``receive_run`` of their own (passing over what cannot be
@@ -181,12 +190,14 @@ RUNS = sorted(name for name, cls in DECODERS.items()
 
 
 @pytest.mark.parametrize("name", RUNS)
-def test_mutated_runs_are_receive(name: str) -> None:
+def test_mutated_runs_are_receive(name: str, seed: int = SEED,
+                                  budget: float = BUDGET_S / max(1, len(RUNS)),
+                                  cases: int = CASES) -> None:
     # Mutated conversations, with and without the sample's facts, repeated
     # and cut into runs at random: receive_run gives what receive gives
     # message by message, and leaves the same end.
     cls = DECODERS[name]
-    for case, rng, facts, messages, pool in _cases(name, "runs:", BUDGET_S / max(1, len(RUNS))):
+    for case, rng, facts, messages, pool in _cases(name, "runs:", seed, budget, cases):
         facts = (facts, ConnFacts(), ConnFacts(subprotocol=(cls.subprotocols or (None,))[0],
                                                uri=facts.uri))[case % 3]
         if rng.random() < 0.3:  # (messages lost: the opening ones too, now and then)
@@ -208,9 +219,26 @@ def test_mutated_runs_are_receive(name: str) -> None:
         try:
             got = [(start + i, out) for start, end in pairwise(cuts)
                    for i, out in runs.receive_run(_run(mutated[start:end]))]
-            assert got == want, f"{name} case {case} (seed {SEED})"
-            assert runs.finish() == single.finish(), f"{name} case {case} (seed {SEED})"
+            assert got == want, f"{name} case {case} (seed {seed})"
+            assert runs.finish() == single.finish(), f"{name} case {case} (seed {seed})"
         except AssertionError:
             raise
         except Exception as exc:  # pragma: no cover - the failure report
-            raise AssertionError(f"{name} case {case} (seed {SEED}) raised {exc!r}") from exc
+            raise AssertionError(f"{name} case {case} (seed {seed}) raised {exc!r}") from exc
+
+
+def test_the_long_mode_runs_these_and_reports_what_fails(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    # ``python -m tests.fuzz`` gives a share of its time to the tests above,
+    # with other seeds: a decoder whose run path loses what it gave is found
+    # there, and written down with how to run the test again.
+    from tests.fuzz.__main__ import _decoders
+
+    stomp = DECODERS["stomp"]
+    real = stomp.receive_run
+    monkeypatch.setattr(stomp, "receive_run", lambda self, run: real(self, run)[1:])
+    calls, failed = _decoders(7, time.monotonic() + 3, tmp_path)
+    assert calls >= len(DECODERS) + len(RUNS) + len(COLUMNS)
+    assert failed and all("[stomp]" in what for what in failed)
+    written = sorted(tmp_path.glob("decoders-*.txt"))
+    assert len(written) == len(failed) and "replay:" in written[0].read_text()
