@@ -49,10 +49,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, ClassVar
 
 __all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
-           "MessageRun", "RunOutput"]
+           "MessageRun", "RunOutput", "first_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +105,16 @@ class MessageRun:
         """The message at position ``i``."""
         return AppMessage(self.msg_index[i], self.direction[i], self.type[i], self.payload[i],
                           self.ts[i], self.complete[i])
+
+
+_FIRST = itemgetter(slice(0, 1))
+
+
+def first_bytes(payloads: Iterable[bytes]) -> bytes:
+    """The first byte of each payload, joined (an empty payload gives none):
+    what a run's messages start with, looked at in C, for a decoder that
+    passes over a run none of whose messages could begin its protocol."""
+    return b"".join(map(_FIRST, payloads))
 
 
 @dataclass(frozen=True, slots=True)

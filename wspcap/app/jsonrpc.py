@@ -96,7 +96,16 @@ from ._json import (
     parse_strict,
     scalar_id,
 )
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, EventColumns, MessageRun, RunOutput
+from .base import (
+    AppEvent,
+    AppFinding,
+    AppMessage,
+    ConnFacts,
+    EventColumns,
+    MessageRun,
+    RunOutput,
+    first_bytes,
+)
 from .fields import fields_text, refuse_float
 from .registry import register
 
@@ -219,7 +228,6 @@ def _typed(payloads: Sequence[bytes]) -> list[_Rpc | None]:
 
 #: UTF-8's continuation bytes, 10xxxxxx: no character starts with one.
 _CONTINUATION = bytes(range(0x80, 0xC0))
-_FIRST_BYTE = itemgetter(slice(0, 1))
 
 
 def _all_utf8(payloads: Sequence[bytes]) -> bool:
@@ -230,7 +238,7 @@ def _all_utf8(payloads: Sequence[bytes]) -> bool:
     joined = b"".join(payloads)
     if joined.isascii():
         return True
-    if len(b"".join(map(_FIRST_BYTE, payloads)).translate(None, _CONTINUATION)) != len(payloads):
+    if len(first_bytes(payloads).translate(None, _CONTINUATION)) != len(payloads):
         return False  # (or an empty payload: they are looked at one by one)
     try:
         joined.decode()

@@ -40,7 +40,6 @@ passed over. Forced on a conversation of JSON text, the decoder read each
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any, ClassVar
 
 from wspcap.app._quiet import quiet
@@ -52,6 +51,7 @@ from wspcap.app.base import (
     Decoder,
     MessageRun,
     RunOutput,
+    first_bytes,
 )
 from wspcap.app.registry import register
 
@@ -317,7 +317,7 @@ class MqttDecoder(Decoder):
         out: RunOutput = []
         kinds, payloads, times = run.type, run.payload, run.ts
         if not (self.claimed or self.confirmed) and "binary" not in kinds and \
-                _CONNECT_BYTE not in b"".join(map(_FIRST_BYTE, payloads)):
+                _CONNECT_BYTE not in first_bytes(payloads):
             # (all text, none starting as a CONNECT does: their first bytes
             # joined, in C; what is left of them is the latest time)
             ts = max(times, default=0)
@@ -553,7 +553,6 @@ class MqttDecoder(Decoder):
 
 #: A CONNECT's first byte (type 1, flags 0), as a one-byte bytes.
 _CONNECT_BYTE = bytes([CONNECT << 4])
-_FIRST_BYTE = itemgetter(slice(0, 1))
 
 
 def _looks_like_connect(payload: bytes) -> bool:

@@ -37,7 +37,6 @@ chat, each message went through the parser.)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
 from typing import Any, ClassVar, Literal
 
 from wspcap.app._quiet import quiet
@@ -49,6 +48,7 @@ from wspcap.app.base import (
     Decoder,
     MessageRun,
     RunOutput,
+    first_bytes,
 )
 from wspcap.app.registry import register
 
@@ -77,7 +77,6 @@ _STARTS = frozenset(ord(command[0]) for command in KINDS)
 #: (or heart-beats: EOLs); and the empty message.
 _MAY_START = frozenset({bytes([c]) for c in _STARTS} | {b"", b"\r", b"\n"})
 _MAY_START_BYTES = b"".join(sorted(_MAY_START))
-_FIRST_BYTE = itemgetter(slice(0, 1))
 
 
 def _starts_no_frame(data: bytes) -> bool:
@@ -265,7 +264,7 @@ class StompDecoder(Decoder):
                 not any(dropping.values()):
             # (no message of the run starts as a frame may: their first
             # bytes, joined in C, hold none of those bytes)
-            firsts = b"".join(map(_FIRST_BYTE, payloads))
+            firsts = first_bytes(payloads)
             if len(firsts) == len(payloads) and \
                     len(firsts.translate(None, _MAY_START_BYTES)) == len(firsts):
                 return out
