@@ -310,39 +310,27 @@ class MqttDecoder(Decoder):
                 f"MQTT client silent for {gap / 1e9:.1f} s, keep-alive {self.keep_alive} s x 1.5"))
 
     def receive_run(self, run: MessageRun) -> RunOutput:
-        """:meth:`receive` on each message of ``run``, with no
-        :class:`AppMessage` made for the text messages passed over (see the
-        module's note) while the conversation is neither claimed nor
-        confirmed: their time is all :meth:`receive` would take from them."""
-        out: RunOutput = []
-        kinds, payloads, times = run.type, run.payload, run.ts
-        if not (self.claimed or self.confirmed) and "binary" not in kinds and \
-                _CONNECT_BYTE not in first_bytes(payloads):
-            # (all text, none starting as a CONNECT does: their first bytes
-            # joined, in C; what is left of them is the latest time)
-            ts = max(times, default=0)
-            if ts:
-                self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
-            return out
-        for i in range(len(run)):
-            if kinds[i] == "text" and not (self.claimed or self.confirmed) and \
-                    not _looks_like_connect(payloads[i]):
-                ts = times[i]
-                if ts:  # (no keep-alive is known yet: nothing to check)
-                    self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
-                continue
-            got = self.receive(run.message(i))
-            if got:
-                out.append((i, got))
-        return out
+        """:meth:`receive` on each message of ``run``; a run of text none of
+        whose messages starts as a CONNECT does, while the conversation is
+        neither claimed nor confirmed, is passed over whole (see the module's
+        note): its latest time is all :meth:`receive` would take from it."""
+        if not (self.claimed or self.confirmed) and "binary" not in run.type and \
+                _CONNECT_BYTE not in first_bytes(run.payload):
+            self._saw(max(run.ts, default=0))
+            return []
+        return super().receive_run(run)
+
+    def _saw(self, ts: int) -> None:
+        """A message's time (0: none) taken as the latest one seen."""
+        if ts:
+            self.last_ts = ts if self.last_ts is None else max(self.last_ts, ts)
 
     def _receive(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> None:
         direction = message.direction if message.direction in self.dirs else "c2s"
         state = self.dirs[direction]
-        if message.ts:
-            if direction == "c2s":
-                self._check_keepalive(message.ts, message, direction, out)
-            self.last_ts = message.ts if self.last_ts is None else max(self.last_ts, message.ts)
+        if message.ts and direction == "c2s":
+            self._check_keepalive(message.ts, message, direction, out)
+        self._saw(message.ts)
         if message.type == "text":
             if not (self.claimed or self.confirmed) and not _looks_like_connect(message.payload):
                 return  # (not MQTT, see the module's note)
@@ -557,7 +545,7 @@ _CONNECT_BYTE = bytes([CONNECT << 4])
 
 def _looks_like_connect(payload: bytes) -> bool:
     """A CONNECT packet's start: type 1, flags 0, then "MQTT" (3.1.1/5) or "MQIsdp" (3.1)."""
-    if len(payload) < 8 or payload[0] != 0x10:
+    if len(payload) < 8 or payload[:1] != _CONNECT_BYTE:
         return False
     try:
         header = _maybe_fixed_header(payload)

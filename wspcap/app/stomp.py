@@ -73,10 +73,8 @@ VERSIONS = {"v10.stomp": "1.0", "v11.stomp": "1.1", "v12.stomp": "1.2"}
 
 #: The first bytes of the commands (:data:`KINDS`): a frame starts with one.
 _STARTS = frozenset(ord(command[0]) for command in KINDS)
-#: A message's first byte, as a one-byte bytes, where it may start a frame
-#: (or heart-beats: EOLs); and the empty message.
-_MAY_START = frozenset({bytes([c]) for c in _STARTS} | {b"", b"\r", b"\n"})
-_MAY_START_BYTES = b"".join(sorted(_MAY_START))
+#: The bytes a message that may start a frame (or heart-beats: EOLs) starts with.
+_MAY_START = bytes(sorted(_STARTS)) + b"\r\n"
 
 
 def _starts_no_frame(data: bytes) -> bool:
@@ -252,35 +250,18 @@ class StompDecoder(Decoder):
         return quiet(out, self.claimed or self.confirmed)
 
     def receive_run(self, run: MessageRun) -> RunOutput:
-        """:meth:`receive` on each message of ``run``, with no
-        :class:`AppMessage` made for the messages it passes over (see the
-        module's note) while the conversation is neither claimed nor
-        confirmed: they change nothing."""
-        out: RunOutput = []
-        directions, payloads = run.direction, run.payload
-        bufs, skip, dropping = self.bufs, self.skip, self.dropping
-        known = self.claimed or self.confirmed
-        if not known and not any(bufs.values()) and not any(skip.values()) and \
-                not any(dropping.values()):
-            # (no message of the run starts as a frame may: their first
-            # bytes, joined in C, hold none of those bytes)
-            firsts = first_bytes(payloads)
-            if len(firsts) == len(payloads) and \
-                    len(firsts.translate(None, _MAY_START_BYTES)) == len(firsts):
-                return out
-        for i in range(len(run)):
-            if not known:
-                payload = payloads[i]
-                if payload[:1] not in _MAY_START:  # (or else the longer look)
-                    d = directions[i] if directions[i] in bufs else "c2s"
-                    if not bufs[d] and not skip[d] and not dropping[d] and \
-                            _starts_no_frame(payload):
-                        continue
-            got = self.receive(run.message(i))
-            if got:
-                out.append((i, got))
-            known = self.claimed or self.confirmed
-        return out
+        """:meth:`receive` on each message of ``run``; a run none of whose
+        messages could start a frame, on empty buffers while the conversation
+        is neither claimed nor confirmed, is passed over whole (see the
+        module's note): it changes nothing."""
+        if not (self.claimed or self.confirmed) and not any(self.bufs.values()) and \
+                not any(self.skip.values()) and not any(self.dropping.values()):
+            # (their first bytes, joined in C: none empty, none may start one)
+            firsts = first_bytes(run.payload)
+            if len(firsts) == len(run) and \
+                    len(firsts.translate(None, _MAY_START)) == len(firsts):
+                return []
+        return super().receive_run(run)
 
     def finish(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
