@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from tests.golden.paths import SAMPLES_DIR, anomaly_generator
 from tests.golden.tls import pcapng_secrets
 from tests.test_blocks import TABLES, assert_same, batched, per_packet
-from wspcap.engine import Options
+from wspcap.engine import Options, direction
 from wspcap.engine import runs as blocks
 from wspcap.tls import KeyLog
 
@@ -145,3 +145,77 @@ def test_tls_samples_with_their_keys(path: Path, tmp_path: Path,
                         options=Options(keylog=log))
     if path.name.startswith("wss"):
         assert taken > 0
+
+
+class _Passes:
+    """Counts the packets the block path passed over without keys."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.packets = 0
+        keyless = blocks._keyless
+
+        def counted(*args: object) -> object:
+            used = keyless(*args)  # type: ignore[arg-type]
+            self.packets += len(used)
+            return used
+        monkeypatch.setattr(blocks, "_keyless", counted)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(steps=st.lists(step, min_size=1, max_size=40), seed=st.integers(0, 2**16),
+       most=st.integers(1, 60), hold=st.sampled_from((0, 0, 100)))
+def test_generated_tls_conversations_without_keys(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch,
+        steps: list[tuple[str, int, int, str]], seed: int, most: int, hold: int) -> None:
+    """Without the keys, the records the block path passes over leave every
+    table as packet by packet leaves it (``hold``: bytes held for keys that
+    may come, as a live capture holds them)."""
+    path = tmp_path_factory.mktemp("tls") / "gen.pcap"
+    conversation(path, steps, seed)
+    options = Options(tls_hold=hold)
+    want, _ = per_packet(path, options)
+    assert not want.connections.decrypted.any()
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    monkeypatch.setattr(blocks, "HANDOFF", 1)
+    for s in (seed, seed + 1):
+        got, _p = batched(path, s, most, options=options)
+        for name in TABLES:
+            pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name),
+                                          obj=f"seed={s} {name}")
+
+
+def test_the_block_path_passes_over_records_without_keys(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without keys a plain conversation's records are passed over by the
+    block path, a direction's marks of where its bytes came from stay few
+    packet by packet, and both paths give the same tables."""
+    path = tmp_path / "gen.pcap"
+    conversation(path, [(C2S if i % 2 else S2C, 30 + i, 1 + i % 3, "") for i in range(400)], 1)
+    want, p = per_packet(path)
+    marks = [len(d.tls_marks) for s in p.collector.sessions for d in s.dirs]
+    assert marks and max(marks) <= direction.MARKS + 1
+    assert want.connections.tls.all() and not want.connections.decrypted.any()
+    assert (want.anomalies.code == "tls_keys_missing").sum() == 2
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    passes = _Passes(monkeypatch)
+    got, _p = batched(path, None)
+    assert passes.packets >= 400
+    for name in TABLES:
+        pd.testing.assert_frame_equal(getattr(got, name), getattr(want, name), obj=name)
+
+
+@pytest.mark.parametrize("path", TLS_SAMPLES, ids=lambda p: p.name)
+def test_tls_samples_without_their_keys(path: Path, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bundled wss captures without their embedded keys read the same by
+    blocks cut anywhere as packet by packet; the real ones' records are
+    passed over by the block path."""
+    bare, _keys = pcapng_secrets(path.read_bytes())
+    (tmp_path / path.name).write_bytes(bare)
+    monkeypatch.setattr(blocks, "MIN_PACKETS", 1)
+    monkeypatch.setattr(blocks, "HANDOFF", 1)
+    passes = _Passes(monkeypatch)
+    assert_same(tmp_path / path.name, seeds=(None, 1, 2, 3, 4))
+    if path.name.startswith("wss"):
+        assert passes.packets > 0

@@ -42,6 +42,9 @@ __all__ = ["Chunk", "Connection", "Direction", "Handler"]
 Chunk = tuple[bytes, int, int, int]
 #: What takes a direction's in-order bytes: ``(direction, data, offset, ts, packet)``.
 Handler = Callable[["Direction", bytes, int, int, int], None]
+#: Segment marks a TLS direction keeps before forgetting those of the bytes
+#: whose records are given out (see :meth:`Direction.tls_data`).
+MARKS = 64
 
 
 class Connection(Protocol):
@@ -158,7 +161,10 @@ class Direction:
         self.parser: FrameParser | None = None
         self.assembler: MessageAssembler | None = None
         self.pending: list[Chunk] = []
-        #: (TCP stream offset, packet, ts) of the segments fed to TLS.
+        #: (TCP stream offset, packet, ts) of the segments fed to TLS, from
+        #: the one holding the first byte of a record not given out yet (those
+        #: before are forgotten: a direction without keys would keep one a
+        #: segment for its whole life).
         self.tls_marks: list[tuple[int, int, int]] = []
         #: The offset of the next plaintext byte (over TLS).
         self.plain_offset = 0
@@ -265,8 +271,19 @@ class Direction:
         """TCP bytes at ``offset``, for the TLS layer."""
         tls = self.connection.tls
         assert tls is not None
-        self.tls_marks.append((offset, packet, ts))
+        marks = self.tls_marks
+        marks.append((offset, packet, ts))
         self.connection.tls_events(tls.receive_data(self.d, data, offset), ts, packet)
+        if len(marks) > MARKS:  # (a direction without keys gives no plaintext to trim them)
+            self.forget_marks()
+
+    def forget_marks(self) -> None:
+        """Forget the marks of the segments before the one holding the first
+        byte whose record the TLS layer has not given out yet."""
+        tls = self.connection.tls
+        assert tls is not None
+        if self.tls_marks:
+            self._mark(tls.first_needed(self.d))
 
     def _mark(self, offset: int) -> tuple[int, int]:
         """The packet and time of the segment holding TCP stream ``offset``."""
@@ -403,6 +420,16 @@ class Direction:
                 and r.fin_offset is None and self.parser is not None
                 and self.parser.bulk_ready and self.assembler is not None
                 and self.assembler.idle)
+
+    def keyless_ready(self) -> bool:
+        """Over TLS, between records whose keys are missing, and nothing ever
+        decrypted: the block path may pass over a run of them
+        (:meth:`TLSSession.pass_scan <wspcap.tls.TLSSession.pass_scan>`)."""
+        r = self.reasm
+        tls = self.connection.tls
+        return (tls is not None and r.next_seq is not None and r.idle and r.fin_offset is None
+                and not self.plain_offset and self.parser is None
+                and tls.keyless_ready(self.d))
 
     def ended_quietly(self) -> bool:
         """Its FIN was delivered, no byte is held out of order and no frame or

@@ -77,6 +77,17 @@ block's connections are first planned (:func:`_in_order`: in-order segments
 and the cut they give), then read, then framed one by one; each direction is
 read up to the cut known before either direction's frames, and its commit
 takes only what comes before the final cut.
+
+A TLS connection whose keys are missing (most wss:// captures: keys are
+rarely at hand) is read by the block path too, once both directions are
+past their handshake and the missing keys are said (:meth:`Session.keyless_ready
+<wspcap.engine.Session.keyless_ready>`): packet by packet each record only
+gives a :class:`~wspcap.tls.Lost` event that a direction with no plaintext
+ignores, so :func:`_keyless` passes the records over a run at a time
+(:meth:`TLSSession.pass_scan <wspcap.tls.TLSSession.pass_scan>`) and leaves
+the reassembler and the TLS layer where the per-packet path would. The chat
+benchmark over TLS 1.3 without its key log read in 2.3 s packet by packet,
+0.3 s so (with its keys: 0.9 s).
 """
 
 from __future__ import annotations
@@ -92,7 +103,7 @@ from wspcap.engine.collector import Collector
 from wspcap.engine.options import Options
 from wspcap.engine.session import Session
 from wspcap.tcp.reassembly import HISTORY
-from wspcap.tls.session import TLSRun, TLSSession, scan_runs
+from wspcap.tls.session import KeylessRun, TLSRun, TLSSession, scan_runs
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message, MessageAssembler, plain_frames, plain_messages
 from wspcap.ws.records import (
@@ -186,7 +197,7 @@ def _receive(p: Pipeline, batch: Batch, dec: DecodedBatch, splits: int) -> int:
     n = len(starts)
     flows = p.flows
     sessions, where, flow_sess, flow_dir = _connections(flows, dec)
-    ready = np.array([s.bulk_ready() for s in sessions] + [False])
+    ready = np.array([s.bulk_ready() or s.keyless_ready() for s in sessions] + [False])
     dropping = np.array([s.ignored for s in sessions] + [False])
     sess = flow_sess[dec.flow]
     if splits and n > HANDOFF + MIN_PACKETS:
@@ -274,7 +285,7 @@ def _rest(p: Pipeline, batch: Batch, b: _Block, rest: np.ndarray,
     for _ in range(RESUMES):
         if not later:
             break
-        again = [(s, idx, plan) for s, idx in later if s.bulk_ready()
+        again = [(s, idx, plan) for s, idx in later if s.bulk_ready() or s.keyless_ready()
                  for plan in [_plan(s, dec, idx, plain, pdir, n)] if plan is not None]
         done = counts[-1] if counts else marks
         _block_parts(p, [plan for _s, _idx, plan in again], batch, b.stamps, dec, pdir,
@@ -328,6 +339,11 @@ def _block_parts(p: Pipeline, plans: list[_Plan], batch: Batch, stamps: np.ndarr
     records made into ``out``."""
     if not plans:
         return
+    if any(plan.keyless for plan in plans):
+        for plan in plans:
+            if plan.keyless:
+                taken[_keyless(plan, batch, dec, pdir)] = True
+        plans = [plan for plan in plans if not plan.keyless]
     _tls_scans(plans, batch, dec)
     out.sides = []
     for plan in plans:
@@ -551,6 +567,8 @@ class _Plan(NamedTuple):
         tls: over TLS, each direction's records in its segments before
             ``cut`` (None where it has none), read for all connections of
             the block at once (:func:`_tls_scans`).
+        keyless: over TLS without keys (:meth:`Session.keyless_ready`): the
+            records are passed over (:func:`_keyless`).
     """
 
     session: Session
@@ -558,6 +576,7 @@ class _Plan(NamedTuple):
     chunks: list[np.ndarray]
     cut: int
     tls: list[TLSRun | None]
+    keyless: bool
 
 
 def _in_order(s: Session, dec: DecodedBatch, pk: np.ndarray, pdir: np.ndarray, cut: int
@@ -573,7 +592,7 @@ def _in_order(s: Session, dec: DecodedBatch, pk: np.ndarray, pdir: np.ndarray, c
             if n < len(data):
                 cut = min(cut, int(data[n]))
         chunks.append(data)
-    return _Plan(s, pk, chunks, cut, [None, None])
+    return _Plan(s, pk, chunks, cut, [None, None], not s.bulk_ready())
 
 
 def _tls_scans(plans: list[_Plan], batch: Batch, dec: DecodedBatch) -> None:
@@ -600,6 +619,63 @@ def _tls_scans(plans: list[_Plan], batch: Batch, dec: DecodedBatch) -> None:
         for (runs, d), run in zip(where, scan_runs(batch.buf, wanted, dec.pstart[at],
                                                    dec.pend[at]), strict=True):
             runs[d] = run
+
+
+def _keyless(plan: _Plan, batch: Batch, dec: DecodedBatch, pdir: np.ndarray) -> np.ndarray:
+    """The block part of a TLS connection whose keys are missing: the records
+    in each direction's segments are passed over
+    (:meth:`TLSSession.pass_scan <wspcap.tls.TLSSession.pass_scan>`), with the
+    layers left as the per-packet path leaves them (it would give only
+    :class:`Lost <wspcap.tls.Lost>` events, which tell a direction with no
+    plaintext nothing); returns the packets taken."""
+    s, pk, cut = plan.session, plan.pk, plan.cut
+    tls = s.tls
+    assert tls is not None
+    buf, pstart, pend = batch.buf, dec.pstart, dec.pend
+    runs: list[tuple[np.ndarray, KeylessRun | None]] = []
+    for d in (0, 1):
+        data = plan.chunks[d]
+        data = data[data < cut]
+        run = tls.pass_scan(d, buf, pstart[data], pend[data]) if len(data) else None
+        if run is not None and run.segments < len(data):
+            cut = int(data[run.segments])
+        runs.append((data, run))
+    used = pk[pk < cut]
+    if not len(used):
+        return used
+    for d, (data, run) in enumerate(runs):
+        if run is None:
+            continue
+        data = data[data < cut]
+        if len(data) < run.segments:  # (the other direction stopped first)
+            run = tls.pass_scan(d, buf, pstart[data], pend[data])
+        data = data[:run.segments]
+        if not len(data):
+            continue
+        dr = s.dirs[d]
+        tls.pass_commit(d, run)
+        # Where the segments holding the record the TLS layer keeps came from.
+        sizes = pend[data] - pstart[data]
+        marked = data[run.tail_from:].tolist()
+        dr.tls_marks += zip((run.offset + np.cumsum(sizes) - sizes)[run.tail_from:].tolist(),
+                            [batch.first + i for i in marked], [batch.stamps[i] for i in marked])
+        dr.forget_marks()
+        history = data[-HISTORY:]
+        s.reasm[d].took_in_order(run.size, [buf[x:y] for x, y in zip(
+            pstart[history].tolist(), pend[history].tolist(), strict=True)])
+    _acked(s, used, dec, pdir)
+    last = int(used[-1])
+    s.saw(batch.first + last, batch.stamps[last])
+    return used
+
+
+def _acked(s: Session, used: np.ndarray, dec: DecodedBatch, pdir: np.ndarray) -> None:
+    """What the packets ``used`` of ``s`` acknowledged, each direction's last."""
+    for d in (0, 1):
+        mine = used[pdir[used] == d]
+        acked = mine[dec.flags[mine] & TCP_ACK != 0]
+        if len(acked):
+            s.acked(d, int(dec.ack[acked[-1]]))
 
 
 def _session(p: Pipeline, plan: _Plan, batch: Batch, stamps: np.ndarray, dec: DecodedBatch,
@@ -647,11 +723,7 @@ def _session(p: Pipeline, plan: _Plan, batch: Batch, stamps: np.ndarray, dec: De
     # 4. The layers' state, as the per-packet path would have left it.
     for side in sides:
         _commit(s, side, batch, cut)
-    for d in (0, 1):
-        mine = used[pdir[used] == d]
-        acked = mine[dec.flags[mine] & TCP_ACK != 0]
-        if len(acked):
-            s.acked(d, int(dec.ack[acked[-1]]))
+    _acked(s, used, dec, pdir)
     last = int(used[-1])
     s.saw(batch.first + last, batch.stamps[last])
     return used

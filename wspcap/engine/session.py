@@ -200,6 +200,12 @@ class Session:
             return False
         return self.dirs[0].run_ready() and self.dirs[1].run_ready()
 
+    def keyless_ready(self) -> bool:
+        """Over TLS, both directions between records whose keys are missing
+        (and nothing decrypted): the block path may pass over them."""
+        return (not self.ignored and self.tls is not None and self.dirs[0].keyless_ready()
+                and self.dirs[1].keyless_ready())
+
     def ended_quietly(self) -> bool:
         """Nothing more can come of this connection: both FINs were delivered,
         no byte is held out of order and no frame or message is half-parsed."""

@@ -88,6 +88,7 @@ from __future__ import annotations
 import bisect
 import itertools
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -123,7 +124,7 @@ from wspcap.tls.records import (
 )
 from wspcap.tls.suites import SUITES, suite_name
 
-__all__ = ["C2S", "MAX_SKIP", "S2C", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
+__all__ = ["C2S", "MAX_SKIP", "S2C", "KeylessRun", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
            "TLSRun", "TLSSession", "scan_runs"]
 
 C2S, S2C = 0, 1
@@ -173,6 +174,27 @@ class TLSAnomaly:
     direction: int
     offset: int
     detail: str
+
+
+class KeylessRun(NamedTuple):
+    """What a direction without keys passes over of a run of segments
+    (:meth:`TLSSession.pass_scan`).
+
+    Attributes:
+        segments: how many of the run's first segments it passes over.
+        size: their bytes.
+        tail: the bytes of the direction kept after them: the start of a record
+            (with those it kept before, if its record goes on).
+        tail_from: the first of those segments that holds a byte of ``tail``
+            (``segments`` if none does).
+        offset: the TCP stream offset of the first segment.
+    """
+
+    segments: int
+    size: int
+    tail: bytes
+    tail_from: int
+    offset: int
 
 
 class TLSRun:
@@ -450,6 +472,71 @@ class TLSSession:
         direction that is :meth:`run_ready`. :func:`scan_runs` does the same
         for many runs at once."""
         return scan_runs(buf, [(self, direction, len(ps))], ps, pe)[0]
+
+    def keyless_ready(self, direction: int) -> bool:
+        """The direction is protected and its keys are not in the key log, its
+        missing keys said, nothing held, no hole to resynchronize after: each
+        application data record longer than :attr:`max_held` is then only a
+        :class:`Lost` event (see :meth:`pass_scan`)."""
+        d = self._dirs[direction]
+        return (d.encrypted and d.protection is None and d.missing_said
+                and not (d.held or d.resync or d.handshake or self._replay)
+                and not self._keys(direction, d))
+
+    def pass_scan(self, direction: int, buf: bytes, ps: np.ndarray, pe: np.ndarray
+                  ) -> KeylessRun:
+        """What :meth:`receive_data` would do with the segments ``buf[ps[j]:pe[j]]``
+        (a :meth:`keyless_ready` direction's next in-order TCP payloads, at
+        least one) up to the first record that is not application data
+        longer than :attr:`max_held`: report each whole record lost for want
+        of keys (a :class:`Lost` event each, which tells nothing to a
+        direction that has had no plaintext) and keep the start of the next.
+        Changes nothing (see :meth:`pass_commit`)."""
+        d = self._dirs[direction]
+        length = pe - ps - HEADER_LEN
+        limit, held = self._limit(), self.max_held
+        one = (_heads(buf, ps) == _USUAL + length) & (length > held) & (length <= limit)
+        n = len(ps)
+        if not d.buf and one.all():  # a record a segment: most runs
+            return KeylessRun(n, int(length.sum()) + HEADER_LEN * n, b"", n, d.offset)
+        # Otherwise the records are walked header by header, the segments joined
+        # after the start of a record the direction keeps.
+        x, y = ps.tolist(), pe.tolist()
+        data = b"".join([d.buf, *(buf[i:j] for i, j in zip(x, y, strict=True))])
+        ends = np.cumsum(pe - ps) + len(d.buf)
+        end = len(data)
+        pos, stop = 0, end  # stop: where a record that is not passed over starts
+        stops = [0]
+        while end - pos >= HEADER_LEN:
+            size = (data[pos + 3] << 8) | data[pos + 4]
+            if data[pos] != APPLICATION_DATA or data[pos + 1] != 3 or not held < size <= limit:
+                stop = pos
+                break
+            if pos + HEADER_LEN + size > end:
+                break
+            pos += HEADER_LEN + size
+            stops.append(pos)
+        # The segments that end before that record starts are passed over.
+        k = int(np.searchsorted(ends, stop, "right"))
+        if not k:
+            return KeylessRun(0, 0, b"", 0, d.offset + len(d.buf))
+        last = int(ends[k - 1])
+        whole = stops[bisect.bisect_right(stops, last) - 1]  # where their last whole record ends
+        return KeylessRun(k, last - len(d.buf), data[whole:last],
+                          int(np.searchsorted(ends, whole, "right")), d.offset + len(d.buf))
+
+    def pass_commit(self, direction: int, run: KeylessRun) -> None:
+        """After :meth:`pass_scan`: the caller took its segments."""
+        d = self._dirs[direction]
+        d.offset += len(d.buf) + run.size - len(run.tail)
+        d.buf = bytearray(run.tail)
+
+    def first_needed(self, direction: int) -> int:
+        """The TCP stream offset of the direction's first byte whose record has
+        not been given out yet (a held record's, or a partial record's): the
+        caller may forget where the bytes before it came from."""
+        d = self._dirs[direction]
+        return d.held[0][2] if d.held else d.offset
 
     def _walk(self, data: bytes, one: np.ndarray, begins: np.ndarray, ends: np.ndarray,
               ends_at: list[int]) -> tuple[np.ndarray, np.ndarray, int, bool]:
@@ -855,12 +942,9 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, int]], ps: np.ndarra
     begins = ends - sizes
     limits = [session._limit() for session, _d, _n in runs]
     # Segments that are one whole application data record each, with the
-    # usual header (type 23, legacy version 0x0303): most are. Each segment's
-    # first 8 bytes are read as one big-endian number, the header its top 5.
-    src = buf if int(ps.max()) + 8 <= len(buf) else buf + bytes(8)  # (short, at the end)
-    head = np.ndarray((len(src) - 7,), ">i8", src, 0, (1,))[ps] >> 24
+    # usual header (type 23, legacy version 0x0303): most are.
     length = sizes - HEADER_LEN
-    one = ((head == _USUAL + length) & (length >= 0)
+    one = ((_heads(buf, ps) == _USUAL + length) & (length >= 0)
            & (length <= (limits[0] if min(limits) == max(limits)
                          else np.repeat(limits, counts))))
     all_one = np.logical_and.reduceat(one, first).tolist()
@@ -911,3 +995,11 @@ def scan_runs(buf: bytes, runs: list[tuple[TLSSession, int, int]], ps: np.ndarra
             run.stop_at(pos)
         o += opened[r]
     return out
+
+
+def _heads(buf: bytes, ps: np.ndarray) -> np.ndarray:
+    """The first 5 bytes at each of ``ps`` in ``buf``, as big-endian numbers
+    (each position's first 8 bytes read as one, the header its top 5)."""
+    src = buf if int(ps.max()) + 8 <= len(buf) else buf + bytes(8)  # (short, at the end)
+    heads: np.ndarray = np.ndarray((len(src) - 7,), ">i8", src, 0, (1,))[ps] >> 24
+    return heads
