@@ -14,6 +14,10 @@ after the other, and prints side by side:
 Every tool runs in its own child process, started by a tiny wrapper process
 that times it and reads its own peak RSS with os.wait4() (exact per child,
 unlike RUSAGE_CHILDREN, a maximum over all children ever waited for).
+With --no-keys, wss:// captures are read without the key log beside them
+(NAME.keys), by wspcap and tshark alike: the truth is their connections and
+no frame.
+
 Frame counts are checked against each other and against the ground truth that
 make_captures.py wrote next to the capture (NAME.json); differences are
 printed as MISMATCH.
@@ -126,10 +130,18 @@ def count_frames(result: Any) -> int | None:
     return None
 
 
-def keylog_of(path: Path | str) -> Path | None:
-    """The TLS key log written next to a capture (NAME.keys), if there is one."""
+#: Set (to anything) by --no-keys, for this process and its children: the TLS
+#: captures are read without their key logs, by wspcap and tshark alike.
+NO_KEYS = "WSPCAP_BENCH_NO_KEYS"
+
+
+def keylog_of(path: Path | str, given: bool = False) -> Path | None:
+    """The TLS key log written next to a capture (NAME.keys), if there is one
+    and it is to be given (``given``: whether or not --no-keys is set)."""
     keys = Path(path).with_suffix(".keys")
-    return keys if keys.is_file() else None
+    if not keys.is_file() or (os.environ.get(NO_KEYS) and not given):
+        return None
+    return keys
 
 
 def read_worker(path: str) -> dict[str, Any]:
@@ -431,7 +443,7 @@ def run_tshark(path: Path, ports: list[int], repeat: int, timeout: float) -> tup
         cmd += ["-o", f"tls.keylog_file:{keys}"]
     for port in ports:  # HTTP on a port tshark would not guess; the upgrade does the rest
         # (for wss://, TLS on that port: tshark finds the HTTP inside it)
-        cmd += ["-d", f"tcp.port=={port},{'tls' if keys is not None else 'http'}"]
+        cmd += ["-d", f"tcp.port=={port},{'tls' if keylog_of(path, given=True) else 'http'}"]
     cmd += ["-Y", "websocket", "-T", "fields"]
     for name in TSHARK_FIELDS + TSHARK_EXTRA:
         cmd += ["-e", name]
@@ -631,6 +643,11 @@ def profile_read(path: Path) -> None:
 def bench_one(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     truth_path = path.with_suffix(".json")
     truth = json.loads(truth_path.read_text()) if truth_path.exists() else None
+    if truth and args.no_keys and keylog_of(path, given=True):
+        # Without its keys, a wss:// capture's connections are there, its frames are not.
+        truth["total"].update(frames=0, messages=0, wire_payload_bytes=0)
+        truth["client"]["frames"] = 0
+        print(f"\n(--no-keys: {path.name} is read without {path.with_suffix('.keys').name})")
     ports = [truth["port"]] if truth and truth.get("port") else detect_ws_ports(path)
     size = path.stat().st_size
     print(f"\n== {path.name}: {size / 1e6:,.1f} MB"
@@ -784,7 +801,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=float, default=900.0,
                     help="seconds allowed per tool run [%(default)s]")
     ap.add_argument("--json", type=Path, help="also write the results here as JSON")
+    ap.add_argument("--no-keys", action="store_true",
+                    help="read the TLS captures without their key logs (NAME.keys), "
+                         "by wspcap and tshark alike")
     args = ap.parse_args(argv)
+    if args.no_keys:
+        os.environ[NO_KEYS] = "1"
     args.data = args.data.resolve()
     if args.repeat < 1:
         ap.error("--repeat must be >= 1")
