@@ -25,7 +25,8 @@ from hypothesis import strategies as st
 
 from wspcap.tls import KeyLog, Plaintext, TLSSession
 from wspcap.tls.protection import inner_spans
-from wspcap.tls.session import scan_runs
+from wspcap.tls.records import HEADER_LEN
+from wspcap.tls.session import _heads, scan_runs
 
 DIRS = ("c2s", "s2c")
 
@@ -144,3 +145,17 @@ def test_inner_spans() -> None:
     assert ctype.tolist() == [23, 22, 0, 21, 23]
     begin, end, ctype = inner_spans(b"", np.zeros(0, np.int64))
     assert not len(begin) and not len(end) and not len(ctype)
+
+
+@given(buf=st.binary(max_size=40), data=st.data())
+def test_record_heads_read_past_the_end_as_zeros(buf: bytes, data: st.DataObject) -> None:
+    """The NumPy read of the 5-byte headers at many positions (the runs'
+    first step) is each position's 5 bytes, those past the end of the buffer
+    zeros, read as a signed 40-bit number: near the end too, where it no
+    longer copies the buffer to pad it."""
+    if not buf:
+        return
+    ps = data.draw(st.lists(st.integers(0, len(buf) - 1), min_size=1, max_size=8))
+    padded = buf + bytes(HEADER_LEN)
+    want = [int.from_bytes(padded[p:p + HEADER_LEN], "big", signed=True) for p in ps]
+    assert _heads(buf, np.array(ps, np.int64)).tolist() == want
