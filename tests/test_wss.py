@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from golden.paths import SAMPLES_DIR
+from golden.paths import SAMPLES_DIR, anomaly_generator
 from golden.tls import pcapng_secrets
 
 import wspcap
@@ -23,6 +23,9 @@ from wspcap.errors import ConfigError
 from wspcap.sources import open_capture
 
 WSS = ["wss.pcapng", "wss-tls12.pcapng"]
+
+
+C2S = "c2s"
 
 
 def split_secrets(path: Path, out: Path) -> str:
@@ -67,6 +70,35 @@ def test_without_keys_the_connection_keeps_its_clear_facts(name: str, tmp_path: 
     assert row.bytes_c2s > 0 and row.bytes_s2c > 0
     assert cap.frames.empty and cap.messages.empty
     assert set(cap.anomalies.code.astype(str)) == {"tls_keys_missing"}
+
+
+def test_many_connections_count_only_those_known_to_be_websocket(tmp_path: Path) -> None:
+    """33 concurrent wss:// connections from one client: with their keys they
+    are WebSocket, and too many (``res_many_connections``); without, they
+    are TLS connections that may be anything (a pool of HTTPS connections):
+    each gets its row, none is counted."""
+    m = anomaly_generator()
+    sc = m.Scenario("many-wss", "generated")
+    conns, keys = [], []
+    for _ in range(33):
+        tls = m.Tls13(sc)
+        c = sc.conn(server_port=443)
+        c.tls_open(tls)
+        c.upgrade_after_tls()
+        conns.append(c)
+        keys.append(tls.keylog)
+    for c in conns:
+        c.shutdown(C2S)
+    path = tmp_path / "many.pcap"
+    sc.pcap.write(path)
+    (tmp_path / "keys.log").write_text("".join(keys))
+    with_keys = wspcap.read(path, keylog=tmp_path / "keys.log")
+    assert with_keys.connections.decrypted.all() and with_keys.connections.handshake.all()
+    codes = with_keys.anomalies.code.astype(str)
+    assert (codes == "res_many_connections").sum() == 1
+    without = wspcap.read(path)
+    assert len(without.connections) == 33 and not without.connections.decrypted.any()
+    assert "res_many_connections" not in set(without.anomalies.code.astype(str))
 
 
 def test_keys_of_another_connection_do_not_open_it(tmp_path: Path) -> None:

@@ -601,6 +601,35 @@ def tls_records(rng: random.Random, case: Case) -> Case | None:
                  ".pcapng")
 
 
+def tls_keys(rng: random.Random, case: Case) -> Case | None:
+    """The capture's embedded TLS key log cut down or spoiled: none of it (the
+    records passed over without keys), one side's secrets, the handshake
+    secrets only, or every secret with a digit changed (records that do
+    not open)."""
+    keys = embedded_secrets(case.data)
+    recs = _records(case) if keys else None
+    if not recs:
+        return None
+    lines = [line.split() for line in keys.decode("ascii", "replace").splitlines()]
+    lines = [line for line in lines if len(line) == 3]
+    how = rng.choice(("none", "none", "client", "server", "handshake", "wrong"))
+    if how == "client":
+        lines = [line for line in lines if not line[0].startswith("SERVER_")]
+    elif how == "server":
+        lines = [line for line in lines if not line[0].startswith("CLIENT_")
+                 or line[0] == "CLIENT_RANDOM"]
+    elif how == "handshake":
+        lines = [line for line in lines if "HANDSHAKE" in line[0]]
+    elif how == "wrong":
+        for line in lines:
+            at = rng.randrange(len(line[2]))
+            line[2] = line[2][:at] + ("1" if line[2][at] == "0" else "0") + line[2][at + 1:]
+    else:
+        lines = []
+    secrets = "".join(" ".join(line) + "\n" for line in lines).encode()
+    return _with(case, "tls-keys", write_pcapng(recs, secrets=secrets), how, ".pcapng")
+
+
 def rsv_bits(rng: random.Random, case: Case) -> Case | None:
     """RSV1 (the deflate bit) toggled on frames; now and then FIN, RSV2/3,
     the opcode or the mask bit instead."""
@@ -736,6 +765,7 @@ MUTATIONS: dict[str, Callable[..., Case | None]] = {
     "split-segment": split_segment,
     "gzip": gzip_wrap,
     "tls-records": tls_records,
+    "tls-keys": tls_keys,
 }
 _TWO_SOURCES = {"splice-bytes", "splice-packets"}
 
@@ -753,24 +783,37 @@ def _suffix(name: str) -> str:
     return ".pcap"
 
 
+#: Seeds tried for a named mutation before it is given up (see make_case).
+SOURCE_TRIES = 48
+
+
 def make_case(seed: int, corpus: tuple[Seed, ...] | None = None,
               mutation: str | None = None) -> Case:
     """The case of ``seed``: one mutation (``mutation``, or one picked by the
     seed), and a quarter of the time one or two more stacked on it."""
     corpus = corpus or load_corpus()
     rng = random.Random(seed)
-    names = [mutation] if mutation else list(MUTATIONS)
     source = rng.choice(corpus)
     case = Case(seed, "", (source.name,), source.data, _suffix(source.name))
     steps = 1 if rng.random() < 0.75 else rng.randint(2, 3)
-    for step in range(steps * 4):  # a mutation may not apply: try another
-        name = names[0] if (mutation and step == 0) else rng.choice(list(MUTATIONS))
+    if mutation:  # first on a seed it applies to (a few tries: tls-* need TLS seeds)
+        fn = MUTATIONS[mutation]
+        for _ in range(SOURCE_TRIES):
+            got = (fn(rng, case, rng.choice(corpus)) if mutation in _TWO_SOURCES
+                   else fn(rng, case))
+            if got is not None:
+                case = got
+                break
+            source = rng.choice(corpus)
+            case = Case(seed, "", (source.name,), source.data, _suffix(source.name))
+    for _ in range(steps * 4):  # a mutation may not apply: try another
+        if case.mutation.count("+") + 1 >= steps and case.mutation:
+            break
+        name = rng.choice(list(MUTATIONS))
         fn = MUTATIONS[name]
         got = fn(rng, case, rng.choice(corpus)) if name in _TWO_SOURCES else fn(rng, case)
         if got is not None:
             case = got
-            if case.mutation.count("+") + 1 >= steps:
-                break
     if not case.mutation:  # nothing applied: a plain bit flip always does
         case = bit_flip(rng, case) or case
     return case

@@ -596,7 +596,9 @@ register("res_slow_frame", "warning", "RFC 6455 section 10.4",
 register("res_many_connections", "warning", "RFC 6455 section 10.4, 4.1",
          "one client holds many concurrent WebSocket connections to one server",
          "Connection exhaustion, or a client that leaks connections (or many users "
-         "behind one NAT address: raise the threshold there).", _NC,
+         "behind one NAT address: raise the threshold there). TLS connections that were "
+         "not decrypted are not counted: they may as well be a pool of HTTPS connections.",
+         _NC,
          "33 concurrent connections from 10.0.0.1 to 10.0.0.2:80 (threshold 32)")
 
 # -- Application protocols (wspcap.app decoders, issue 18) -------------------------------

@@ -172,10 +172,15 @@ def slow_frames(ctx: Context) -> None:
 
 @check("res", scope="capture")
 def many_connections(ctx: Context) -> None:
-    """One client address holding many concurrent connections to one server."""
+    """One client address holding many concurrent WebSocket connections to one
+    server. A TLS connection that was not decrypted (no handshake read, no
+    frame) is not known to be WebSocket: a pool of HTTPS connections is not
+    counted."""
     limit = ctx.thresholds.many_connections
     groups: dict[tuple[str, str, int], list[Conn]] = {}
     for conn in ctx.conns:
+        if conn.tls and conn.handshake is None and not conn.established:
+            continue
         groups.setdefault((conn.client_ip, conn.server_ip, conn.server_port), []).append(conn)
     for (client, server, port), conns in groups.items():
         if len(conns) <= limit:
