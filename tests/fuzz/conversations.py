@@ -6,7 +6,9 @@ then), random frames both ways (any opcode, FIN, RSV bits, masking, length
 width, deflated payloads, declared lengths far past the data), the byte
 streams cut into TCP segments at random places (the request's first segment
 often 1 to 3 bytes), and segments reordered, duplicated or lost, the 101
-now and then before the request. It is built with :mod:`golden.crafted`'s
+now and then before the request, and now and then plain HTTP/1.1 exchanges
+before the upgrade on the same connection (bodies by length or in chunks,
+their framing drawn right or wrong). It is built with :mod:`golden.crafted`'s
 ``Conversation`` and :mod:`golden.rfc6455`'s frame builder, which share no
 code with wspcap.
 """
@@ -36,6 +38,40 @@ PMD_OFFERS = ("permessage-deflate", "permessage-deflate; client_max_window_bits"
 STATUS_LINES = ("HTTP/1.1 101 Switching Protocols",) * 6 + (
     "HTTP/1.1 1\u00b21 Switching Protocols", "HTTP/1.1 200 OK", "HTTP/1.1 \u0661\u0660\u0661 x",
     "HTTP/1.1 101")
+
+
+#: What chunked bodies and lengths are drawn from (some right, most not).
+_CHUNK_BYTES = b"0123456789abcdefXZ; \r\n\r\n\r\n"
+
+
+@st.composite
+def _plain(draw: st.DrawFn) -> tuple[bytes, bytes]:
+    """A plain request and its answer, their bodies framed right or wrong."""
+    method = draw(st.sampled_from(("GET", "POST", "HEAD", "PUT")))
+    ask = f"{method} /p HTTP/1.1\r\nHost: s\r\n".encode()
+    if method in ("POST", "PUT"):
+        body = draw(st.binary(max_size=40))
+        ask += b"Content-Length: %d\r\n\r\n" % draw(st.sampled_from(
+            (len(body), len(body), len(body) + 1, max(len(body) - 1, 0)))) + body
+    else:
+        ask += b"\r\n"
+    how = draw(st.sampled_from(("length", "chunked", "chunked-drawn", "none", "interim")))
+    if how == "length":
+        body = draw(st.binary(max_size=60))
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    elif how == "chunked":
+        parts = draw(st.lists(st.binary(min_size=1, max_size=30), max_size=3))
+        answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"".join(
+            b"%x\r\n" % len(p) + p + b"\r\n" for p in parts) + b"0\r\n\r\n"
+    elif how == "chunked-drawn":
+        text = draw(st.lists(st.sampled_from(_CHUNK_BYTES), max_size=40))
+        answer = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + bytes(text)
+                  + b"0\r\n\r\n")
+    elif how == "none":
+        answer = b"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n"
+    else:
+        answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
+    return ask, answer
 
 
 class Generated:
@@ -133,8 +169,11 @@ def conversations(draw: st.DrawFn) -> Generated:
         notes.append(f"{d} {len(data)} bytes in segments {sizes}")
         return out
 
-    req = send("c2s", request, first=True)
-    resp = send("s2c", response)
+    plain = draw(st.lists(_plain(), max_size=2)) if draw(st.integers(0, 3)) == 0 else []
+    if plain:
+        notes.append(f"{len(plain)} plain exchanges before the upgrade")
+    req = send("c2s", b"".join(ask for ask, _ in plain) + request, first=True)
+    resp = send("s2c", b"".join(answer for _, answer in plain) + response)
     if draw(st.integers(0, 4)) == 0:
         packets = conv.packets + resp + req
         notes.append("the 101 before the request")

@@ -449,6 +449,54 @@ def refused() -> Crafted:
     return conv.crafted("refused", notes={"status": 403, "reason": "Forbidden"})
 
 
+def _http(start: str, fields: Iterable[str] = (), body: bytes = b"") -> bytes:
+    return "".join(f"{line}\r\n" for line in (start, *fields, "")).encode() + body
+
+
+def _cut(data: bytes, *sizes: int) -> tuple[bytes, list[int]]:
+    """``data`` and segment sizes for it: ``sizes``, then the rest."""
+    return data, [*sizes, len(data) - sum(sizes)]
+
+
+def keepalive() -> Crafted:
+    """Plain HTTP/1.1 exchanges before the upgrade on the same keep-alive
+    connection (as aiohttp's pooled connections do): a GET whose answer's
+    body spans segments, a POST with a body, a HEAD answered with a
+    Content-Length and no body, a PUT with ``Expect: 100-continue`` (an
+    interim 100), two pipelined GETs in one segment, one answered in chunks
+    (with a chunk extension and a trailer field), then the upgrade."""
+    conv = Conversation()
+    conv.open()
+    page = bytes(range(256)) * 12
+    conv.send("c2s", _http("GET /index.html HTTP/1.1", ["Host: server.example.com"]))
+    conv.send("s2c", *_cut(_http("HTTP/1.1 200 OK", [f"Content-Length: {len(page)}"], page),
+                           700, 1400))
+    login = b'{"user": "bob", "password": "hunter2"}'
+    conv.send("c2s", *_cut(_http("POST /login HTTP/1.1", [
+        "Host: server.example.com", "Content-Type: application/json",
+        f"Content-Length: {len(login)}"], login), 60))
+    conv.send("s2c", _http("HTTP/1.1 204 No Content", ["Set-Cookie: s=1"]))
+    conv.send("c2s", _http("HEAD /big HTTP/1.1", ["Host: server.example.com"]))
+    conv.send("s2c", _http("HTTP/1.1 200 OK", ["Content-Length: 999999"]))
+    upload = b"x" * 500
+    conv.send("c2s", _http("PUT /upload HTTP/1.1", ["Host: server.example.com",
+                                                    "Expect: 100-continue",
+                                                    f"Content-Length: {len(upload)}"]))
+    conv.send("s2c", _http("HTTP/1.1 100 Continue"))
+    conv.send("c2s", upload)
+    conv.send("s2c", _http("HTTP/1.1 201 Created", ["Content-Length: 2"], b"ok"))
+    conv.send("c2s", _http("GET /a HTTP/1.1", ["Host: server.example.com"])
+              + _http("GET /b HTTP/1.1", ["Host: server.example.com"]))
+    chunked = b"5;ext=1\r\nhello\r\n0010\r\n" + b"0123456789abcdef" + b"\r\n0\r\nX-T: 1\r\n\r\n"
+    conv.send("s2c", *_cut(_http("HTTP/1.1 200 OK", ["Transfer-Encoding: chunked"], chunked)
+                           + _http("HTTP/1.1 404 Not Found", ["Content-Length: 0"]), 50, 31, 40))
+    conv.upgrade()
+    _chat(conv)
+    conv.closing_handshake()
+    conv.close()
+    return conv.crafted("keepalive")
+
+
 def snaplen_cut() -> Crafted:
     """Written with a 200-byte snap length: a 3000-byte frame's segment is cut."""
     conv = Conversation()
@@ -479,7 +527,7 @@ SCENARIOS: dict[str, Callable[[], Crafted]] = {
     f.__name__: f for f in (
         nonstandard_port, split_handshake, out_of_order, overlap_conflict,
         overlap_conflict_pending, lost_segment, lost_mid_frame, seq_wraparound, midstream,
-        vlan, qinq, ipv6_hop_by_hop, refused, snaplen_cut)
+        vlan, qinq, ipv6_hop_by_hop, refused, snaplen_cut, keepalive)
 }
 
 

@@ -141,9 +141,16 @@ class TestUpgrade:
 
 
 class TestNotWebSocket:
-    def test_plain_http_is_given_up(self) -> None:
+    def test_plain_http_is_followed_until_it_cannot_be(self) -> None:
+        """A plain request may be followed by an upgrade on the same connection
+        (keep-alive); an answer whose body ends with the connection ends that."""
         w = Wire()
         w.send(C, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        assert not w.session.ignored and w.session.conn_id is None
+        w.send(S, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        assert not w.session.ignored and w.session.upgrade.answered == 1
+        w.send(C, b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+        w.send(S, b"HTTP/1.1 200 OK\r\n\r\nthe rest of the connection")
         assert w.session.ignored and w.session.conn_id is None
         assert all(d.ignored and not d.pending for d in w.session.dirs)
 

@@ -229,6 +229,11 @@ class Direction:
         return self.handler is _ignore
 
     @property
+    def held_back(self) -> bool:
+        """The direction's bytes wait for the other side (:meth:`hold_back`)."""
+        return self.handler is _hold
+
+    @property
     def framing(self) -> bool:
         """The direction's bytes go to its frame parser."""
         return self.handler is _frames
@@ -276,6 +281,13 @@ class Direction:
         self.connection.tls_events(tls.receive_data(self.d, data, offset), ts, packet)
         if len(marks) > MARKS:  # (a direction without keys gives no plaintext to trim them)
             self.forget_marks()
+
+    def passed_tls_run(self, marks: list[tuple[int, int, int]]) -> None:
+        """The block path passed over records of a run without their keys;
+        ``marks`` (TCP offset, packet, ts) are the run's segments that hold a
+        part of the record the TLS layer keeps, if any."""
+        self.tls_marks += marks
+        self.forget_marks()
 
     def forget_marks(self) -> None:
         """Forget the marks of the segments before the one holding the first

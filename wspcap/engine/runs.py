@@ -657,9 +657,9 @@ def _keyless(plan: _Plan, batch: Batch, dec: DecodedBatch, pdir: np.ndarray) -> 
         # Where the segments holding the record the TLS layer keeps came from.
         sizes = pend[data] - pstart[data]
         marked = data[run.tail_from:].tolist()
-        dr.tls_marks += zip((run.offset + np.cumsum(sizes) - sizes)[run.tail_from:].tolist(),
-                            [batch.first + i for i in marked], [batch.stamps[i] for i in marked])
-        dr.forget_marks()
+        dr.passed_tls_run(list(zip((run.offset + np.cumsum(sizes) - sizes)[run.tail_from:].tolist(),
+                                   [batch.first + i for i in marked],
+                                   [batch.stamps[i] for i in marked], strict=True)))
         history = data[-HISTORY:]
         s.reasm[d].took_in_order(run.size, [buf[x:y] for x, y in zip(
             pstart[history].tolist(), pend[history].tolist(), strict=True)])

@@ -18,7 +18,12 @@ usual order; :meth:`~Upgrade._early_answer` for an answer read before its
 request (two taps merged, clock skew: request and answer are paired by each
 direction's TCP sequence, not by capture order); :meth:`~Upgrade._lost_request`
 for a request head with bytes missing; :meth:`~Upgrade._after_refusal` for
-what follows an answer other than 101. A 101 (or frames mid-stream) turns
+what follows an answer other than 101. Plain HTTP requests before the
+upgrade on a keep-alive connection (:meth:`~Upgrade._plain_request`) are
+read head by head, their bodies skipped, and the server's answers to them
+too (:meth:`~Upgrade._plain_answer`), up to MAX_EXCHANGES requests: the
+upgrade request after them opens the conversation, and its answer is the
+one after theirs. A 101 (or frames mid-stream) turns
 both directions to frames (:meth:`Direction.start_frames
 <wspcap.engine.direction.Direction.start_frames>`), each from its own
 stream offset; bytes that came before their time were held back and go to
@@ -37,6 +42,7 @@ from wspcap.constants import C2S, S2C
 from wspcap.engine.collector import Shared
 from wspcap.engine.direction import Chunk, Direction
 from wspcap.engine.options import EARLY_CHUNKS, PROBE_CHUNKS
+from wspcap.http.messages import Body, request_body, response_body
 from wspcap.http.upgrade import (
     REQUEST,
     RESPONSE,
@@ -53,7 +59,14 @@ from wspcap.tls import TLSSession, maybe_client_hello
 from wspcap.ws.deflate import DeflateParams, InflateBudget, Inflater, negotiate
 from wspcap.ws.frames import plausible_frames
 
-__all__ = ["Connection", "Upgrade"]
+__all__ = ["MAX_EXCHANGES", "MAX_FOLLOWED", "Connection", "Upgrade"]
+
+#: Plain requests followed before an upgrade on a keep-alive connection, and
+#: body bytes of those requests and their answers (about: each body is given
+#: what is left when it starts); past them the connection is not followed
+#: (see :mod:`wspcap.http.messages`: following costs every packet).
+MAX_EXCHANGES = 100
+MAX_FOLLOWED = 4 << 20
 
 
 class Connection(Protocol):
@@ -96,10 +109,11 @@ class Connection(Protocol):
 class _Side:
     """What the stage keeps of one direction while it opens."""
 
-    __slots__ = ("early_status", "first_ts", "head", "probe_chunks", "sniffed")
+    __slots__ = ("body", "early_status", "first_ts", "head", "probe_chunks", "sniffed")
 
     def __init__(self) -> None:
         self.head: HeadParser | None = None  # of the HTTP head being read
+        self.body: Body | None = None  # of a plain message before the upgrade, being skipped
         self.probe_chunks = 0  # chunks looked at (or, for an early answer, held)
         self.sniffed: list[Chunk] = []  # first bytes, too few to tell
         self.early_status: int | None = None  # of an answer read before its request
@@ -143,6 +157,14 @@ class Upgrade:
         self.response_packet: int | None = None
         self.request_end = 0
         self.request_gap: tuple[int, int, int, int] | None = None
+        #: The methods of the plain requests read before the upgrade, in order;
+        #: how many of them the server's answers skipped so far; and, once
+        #: the upgrade request is read, how many came before it.
+        self.asked: list[str] = []
+        self.answered = 0
+        self.upgrade_at: int | None = None
+        #: Body bytes of those requests and answers passed over.
+        self.followed = 0
         for dr in dirs:
             dr.give_to(self._probe)
 
@@ -201,8 +223,10 @@ class Upgrade:
         """Bytes of ``dr`` were lost before its frames: in the request head its
         fields are lost (:meth:`_request_lost`); anywhere else (another head, or
         before the roles are known), the direction is given up."""
-        if dr.at(self._request):
+        if dr.at(self._request) and not self.asked:
             self._request_lost(dr, offset, size, ts, packet)
+        elif self.asked and self.handshake is None:
+            self.connection.give_up()  # in plain HTTP: where its messages end is lost
         elif not dr.ignored:
             dr.ignore()
 
@@ -214,32 +238,129 @@ class Upgrade:
         self.dirs[1 - client].hold_back()
 
     def _request(self, dr: Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
-        """The client's request head; then its bytes wait for the answer."""
+        """The client's request head; then its bytes wait for the answer. A
+        plain request before it (keep-alive) is passed over, body and all."""
         side = self.sides[dr.d]
+        body = side.body
+        if body is not None:  # a plain request's body
+            rest = body.receive_data(data)
+            if rest is None:
+                if body.failed:
+                    self.connection.give_up()
+                return
+            side.body = None
+            side.head = HeadParser()
+            self.followed += body.skipped
+            offset += len(data) - len(rest)
+            data = rest
+            if not data:
+                return
         parser = side.head
         assert parser is not None
+        if side.first_ts is None:
+            side.first_ts = ts
         head = parser.receive_data(data)
         if head is None:
             if parser.too_large:
                 self.connection.give_up()
             return
+        trailing = parser.trailing
+        end = offset + len(data) - len(trailing)
         hs = Handshake.from_request(head)
         if not (hs.upgrade_websocket or hs.key is not None):
-            # Plain HTTP: not ours (upgrades later in keep-alive are not followed).
-            self.connection.give_up()
+            self._plain_request(dr, head, trailing, end, ts, packet)
             return
         self.handshake = hs
         self.connection.become_websocket(dr.d)
         self.ts_request = ts
         self.request_packet = packet
-        trailing = parser.trailing
-        self.request_end = offset + len(data) - len(trailing)
+        self.request_end = end
         side.head = None
         dr.hold_back()
         if trailing:
             dr.hold((trailing, self.request_end, ts, packet))
-        self.sides[1 - dr.d].head = HeadParser()
-        self.dirs[1 - dr.d].hand_over(self._response)
+        server = self.dirs[1 - dr.d]
+        if server.at(self._plain_answer) and self.answered < len(self.asked):
+            self.upgrade_at = len(self.asked)  # read once the answers before are
+        else:
+            self.sides[server.d].head = HeadParser()
+            server.hand_over(self._response)
+
+    def _plain_request(self, dr: Direction, head: HttpHead, trailing: bytes, end: int,
+                       ts: int, packet: int) -> None:
+        """A request that is not an upgrade, whose head ends at stream offset
+        ``end``: its body is skipped and the next request read, the server's
+        answer to it skipped likewise (:meth:`_plain_answer`)."""
+        body = request_body(head, max(0, MAX_FOLLOWED - self.followed))
+        if body is None or len(self.asked) >= MAX_EXCHANGES:
+            # Plain HTTP that cannot be followed further: not ours.
+            self.connection.give_up()
+            return
+        self.asked.append(head.method)
+        side = self.sides[dr.d]
+        side.head = None
+        side.body = body
+        side.first_ts = None  # (the request that upgrades starts later)
+        server = self.dirs[1 - dr.d]
+        if server.held_back:  # its answer comes now, and those held before it
+            self.sides[server.d].head = None
+            server.hand_over(self._plain_answer)
+        if trailing:
+            self._request(dr, trailing, end, ts, packet)
+
+    def _plain_answer(self, dr: Direction, data: bytes, offset: int, ts: int,
+                      packet: int) -> None:
+        """The server's answers to the plain requests before the upgrade,
+        passed over: each head read, then its body skipped. At the end of
+        the answers read so far, the answer to the upgrade request is read
+        (:meth:`_response`), or bytes wait for the next request."""
+        side = self.sides[dr.d]
+        while data:
+            body = side.body
+            if body is not None:
+                rest = body.receive_data(data)
+                if rest is None:
+                    if body.failed:
+                        self.connection.give_up()
+                    return
+                side.body = None
+                self.answered += 1
+                self.followed += body.skipped
+                offset += len(data) - len(rest)
+                data = rest
+                continue
+            if side.head is None:  # between answers
+                if self.answered == self.upgrade_at:
+                    side.head = HeadParser()
+                    dr.give_to(self._response)
+                    self._response(dr, data, offset, ts, packet)
+                    return
+                if self.answered >= len(self.asked):  # before its request is read
+                    dr.hold_back()
+                    dr.hold((data, offset, ts, packet))
+                    return
+                side.head = HeadParser()
+            head = side.head.receive_data(data)
+            if head is None:
+                if side.head.too_large:
+                    self.connection.give_up()
+                return
+            rest = side.head.trailing
+            offset += len(data) - len(rest)
+            data = rest
+            side.head = None
+            status = head.status
+            if status == 101:  # switched to a protocol that is not WebSocket (h2c...)
+                self.connection.give_up()
+                return
+            if status is not None and 100 <= status < 200:
+                continue  # an interim answer: the final one follows
+            body = response_body(head, self.asked[self.answered],
+                                 max(0, MAX_FOLLOWED - self.followed))
+            if body is None:
+                self.connection.give_up()
+                return
+            side.body = body
 
     def _request_lost(self, dr: Direction, offset: int, size: int, ts: int,
                       packet: int) -> None:
