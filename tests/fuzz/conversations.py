@@ -8,7 +8,7 @@ streams cut into TCP segments at random places (the request's first segment
 often 1 to 3 bytes), and segments reordered, duplicated or lost, the 101
 now and then before the request, and now and then plain HTTP/1.1 exchanges
 before the upgrade on the same connection (bodies by length or in chunks,
-their framing drawn right or wrong). It is built with :mod:`golden.crafted`'s
+their framing drawn right or wrong; a proxy's CONNECT tunnel, granted or not). It is built with :mod:`golden.crafted`'s
 ``Conversation`` and :mod:`golden.rfc6455`'s frame builder, which share no
 code with wspcap.
 """
@@ -47,7 +47,11 @@ _CHUNK_BYTES = b"0123456789abcdefXZ; \r\n\r\n\r\n"
 @st.composite
 def _plain(draw: st.DrawFn) -> tuple[bytes, bytes]:
     """A plain request and its answer, their bodies framed right or wrong."""
-    method = draw(st.sampled_from(("GET", "POST", "HEAD", "PUT")))
+    method = draw(st.sampled_from(("GET", "POST", "HEAD", "PUT", "CONNECT")))
+    if method == "CONNECT":  # an HTTP proxy's tunnel, granted or not
+        return b"CONNECT s:80 HTTP/1.1\r\nHost: s:80\r\n\r\n", draw(st.sampled_from((
+            b"HTTP/1.1 200 Connection established\r\n\r\n",
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 4\r\n\r\nauth")))
     ask = f"{method} /p HTTP/1.1\r\nHost: s\r\n".encode()
     if method in ("POST", "PUT"):
         body = draw(st.binary(max_size=40))

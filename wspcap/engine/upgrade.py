@@ -23,7 +23,9 @@ upgrade on a keep-alive connection (:meth:`~Upgrade._plain_request`) are
 read head by head, their bodies skipped, and the server's answers to them
 too (:meth:`~Upgrade._plain_answer`), up to MAX_EXCHANGES requests: the
 upgrade request after them opens the conversation, and its answer is the
-one after theirs. A 101 (or frames mid-stream) turns
+one after theirs; after a 2xx answer to CONNECT (an HTTP proxy's tunnel,
+:meth:`~Upgrade._tunnel`) both directions start again, as the tunnel's
+own connection. A 101 (or frames mid-stream) turns
 both directions to frames (:meth:`Direction.start_frames
 <wspcap.engine.direction.Direction.start_frames>`), each from its own
 stream offset; bytes that came before their time were held back and go to
@@ -291,7 +293,8 @@ class Upgrade:
         """A request that is not an upgrade, whose head ends at stream offset
         ``end``: its body is skipped and the next request read, the server's
         answer to it skipped likewise (:meth:`_plain_answer`)."""
-        body = request_body(head, max(0, MAX_FOLLOWED - self.followed))
+        connect = head.method == "CONNECT"
+        body = Body(0) if connect else request_body(head, max(0, MAX_FOLLOWED - self.followed))
         if body is None or len(self.asked) >= MAX_EXCHANGES:
             # Plain HTTP that cannot be followed further: not ours.
             self.connection.give_up()
@@ -299,13 +302,17 @@ class Upgrade:
         self.asked.append(head.method)
         side = self.sides[dr.d]
         side.head = None
-        side.body = body
+        side.body = None if connect else body
         side.first_ts = None  # (the request that upgrades starts later)
+        if connect:  # a tunnel, if the answer says so: what follows waits for it
+            dr.hold_back()
+            if trailing:
+                dr.hold((trailing, end, ts, packet))
         server = self.dirs[1 - dr.d]
         if server.held_back:  # its answer comes now, and those held before it
             self.sides[server.d].head = None
             server.hand_over(self._plain_answer)
-        if trailing:
+        if trailing and not connect:
             self._request(dr, trailing, end, ts, packet)
 
     def _plain_answer(self, dr: Direction, data: bytes, offset: int, ts: int,
@@ -355,12 +362,38 @@ class Upgrade:
                 return
             if status is not None and 100 <= status < 200:
                 continue  # an interim answer: the final one follows
-            body = response_body(head, self.asked[self.answered],
-                                 max(0, MAX_FOLLOWED - self.followed))
+            method = self.asked[self.answered]
+            if method == "CONNECT" and status is not None and 200 <= status < 300:
+                self._tunnel(dr, data, offset, ts, packet)
+                return
+            body = response_body(head, method, max(0, MAX_FOLLOWED - self.followed))
             if body is None:
                 self.connection.give_up()
                 return
             side.body = body
+            client = self.dirs[1 - dr.d]
+            if method == "CONNECT" and client.held_back:  # refused: plain HTTP goes on
+                self.sides[client.d].head = HeadParser()
+                client.hand_over(self._request)
+
+    def _tunnel(self, server: Direction, data: bytes, offset: int, ts: int,
+                packet: int) -> None:
+        """A 2xx answer to CONNECT (through an HTTP proxy), ``data`` after its
+        head: from here on each direction carries the tunnel's own stream
+        (RFC 9110 section 9.3.6), read as a connection's first bytes are
+        (:meth:`_probe`: a ClientHello for wss://, an upgrade request for ws://)."""
+        self.sides = (_Side(), _Side())
+        self.asked, self.answered, self.upgrade_at, self.followed = [], 0, None, 0
+        client = self.dirs[1 - server.d]
+        held = client.take_held()
+        for dr, chunks in ((server, [(data, offset, ts, packet)] if data else []),
+                           (client, held)):
+            dr.give_to(self._probe)
+            for chunk in chunks:
+                if self.connection.tls is not None:  # (a ClientHello started it)
+                    dr.tls_data(*chunk)
+                else:
+                    dr.receive(*chunk)
 
     def _request_lost(self, dr: Direction, offset: int, size: int, ts: int,
                       packet: int) -> None:

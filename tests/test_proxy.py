@@ -1,0 +1,137 @@
+"""WebSocket through an HTTP proxy: the CONNECT tunnel (RFC 9110 section 9.3.6).
+
+A client behind an HTTP proxy (enterprise networks, debugging proxies) asks
+it for a tunnel with ``CONNECT host:port``; after the proxy's 2xx answer,
+both directions carry the tunnel's own stream: a ClientHello for wss://, an
+upgrade request for ws://. A capture taken between the client and the proxy
+shows that. The real thing: the ``websockets`` library's client with its
+``proxy=`` option, through a CONNECT relay (asyncio streams: the relay only
+copies bytes), to the ``websockets`` server, captured live on loopback
+between client and relay; ws:// and wss:// (TLS 1.3 and 1.2, the client's
+key log followed). Crafted: a proxy that first asks for credentials (407)
+on the same connection, and one that refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from golden.crafted import Conversation, _http, request_head, response_head
+from golden.rfc6455 import TEXT
+from golden.tls import contexts
+from test_wss_browser import STEP, _free_port, _need_capture_rights, capturing
+
+import wspcap
+
+pytestmark = pytest.mark.network
+
+TEXTS = ["through the proxy", "héllo ✓", "x" * 5000]
+
+
+async def _relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+
+
+async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A CONNECT-only HTTP proxy: one tunnel a connection."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    host, port = head.split(b" ")[1].decode().rsplit(":", 1)
+    up_reader, up_writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    await writer.drain()
+    await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss-1.3", "wss-1.2"])
+def test_websockets_through_a_connect_proxy(scheme: str, tmp_path: Path) -> None:
+    _need_capture_rights()
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    keys = tmp_path / "keys.log"
+    keys.touch()
+    server_ctx: Any = None
+    client_ctx: Any = None
+    if scheme != "ws":
+        server_ctx, client_ctx = contexts(tmp_path, scheme[-3:], keys)
+    proxy_port, server_port = _free_port(), _free_port()
+    received: list[str] = []
+
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            received.append(message)
+            await ws.send(f"echo {message}")
+
+    async def run() -> None:
+        proxy = await asyncio.start_server(_proxy, "127.0.0.1", proxy_port)
+        try:
+            async with serve(echo, "localhost", server_port, ssl=server_ctx):
+                uri = f"{scheme[:3].rstrip('-')}://localhost:{server_port}/tunneled"
+                async with connect(uri, proxy=f"http://127.0.0.1:{proxy_port}",
+                                   ssl=client_ctx) as ws:
+                    for text in TEXTS:
+                        await ws.send(text)
+                        await asyncio.wait_for(ws.recv(), STEP)
+        finally:
+            proxy.close()
+
+    with capturing(proxy_port, keys, 6 * STEP) as result:
+        asyncio.run(asyncio.wait_for(run(), 3 * STEP))
+    cap = result["cap"]
+    (row,) = cap.connections.itertuples()
+    assert row.server_port == proxy_port and row.uri == "/tunneled" and row.established
+    assert bool(row.tls) is (scheme != "ws")
+    if scheme != "ws":
+        assert row.decrypted and row.tls_version == f"TLS {scheme[-3:]}"
+    m = cap.messages[cap.messages.type == "text"]
+    assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS == received
+    assert [str(t) for t in m[m.direction == "s2c"].text] == [f"echo {t}" for t in TEXTS]
+
+
+def _tunnel(answers: list[bytes]) -> Conversation:
+    """CONNECT asked once an answer, each answer in turn; after the last a ws:// upgrade."""
+    conv = Conversation(server=("10.0.0.3", 3128))
+    conv.open()
+    for n, answer in enumerate(answers):
+        auth = ["Proxy-Authorization: Basic Ym9iOmh1bnRlcjI="] if n else []
+        conv.send("c2s", _http("CONNECT chat.example.com:80 HTTP/1.1",
+                               ["Host: chat.example.com:80", *auth]))
+        conv.send("s2c", answer)
+    conv.upgrade(request_head(host="chat.example.com"), response_head())
+    conv.exchange("c2s", TEXT, b"hello through the tunnel")
+    conv.exchange("s2c", TEXT, b"hello back")
+    return conv
+
+
+def test_a_proxy_that_asks_for_credentials_first(tmp_path: Path) -> None:
+    """407 (with a body) on the first CONNECT, 200 on the second, on one connection."""
+    need = b"proxy credentials, please\n"
+    conv = _tunnel([_http("HTTP/1.1 407 Proxy Authentication Required", [
+        'Proxy-Authenticate: Basic realm="proxy"', f"Content-Length: {len(need)}"], need),
+        _http("HTTP/1.1 200 Connection established")])
+    cap = wspcap.read(conv.crafted("proxy").write(tmp_path / "proxy.pcap"))
+    (row,) = cap.connections.itertuples()
+    assert row.host == "chat.example.com" and row.server_port == 3128 and row.accept_valid
+    m = cap.messages
+    assert [(str(d), bytes(p)) for d, p in zip(m.direction, m.payload, strict=True)] == [
+        ("c2s", b"hello through the tunnel"), ("s2c", b"hello back")]
+
+
+def test_after_a_refused_connect_plain_http_goes_on(tmp_path: Path) -> None:
+    """A CONNECT answered 403: no tunnel; the connection goes on as HTTP with
+    the proxy itself, and the upgrade request sent on it next is read as such."""
+    conv = _tunnel([_http("HTTP/1.1 403 Forbidden", ["Content-Length: 9"], b"forbidden")])
+    cap = wspcap.read(conv.crafted("refused").write(tmp_path / "refused.pcap"))
+    (row,) = cap.connections.itertuples()
+    assert row.established and row.host == "chat.example.com"
+    assert len(cap.messages) == 2
