@@ -135,3 +135,75 @@ def test_after_a_refused_connect_plain_http_goes_on(tmp_path: Path) -> None:
     (row,) = cap.connections.itertuples()
     assert row.established and row.host == "chat.example.com"
     assert len(cap.messages) == 2
+
+
+# -- SOCKS ------------------------------------------------------------------------------------
+
+async def _socks5(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A SOCKS 5 proxy (RFC 1928) for CONNECT, with username/password
+    (RFC 1929) when the client offers it."""
+    greeting = await reader.readexactly(2)
+    methods = await reader.readexactly(greeting[1])
+    method = 2 if 2 in methods else 0
+    writer.write(bytes([5, method]))
+    if method == 2:
+        await reader.readexactly(1)
+        user = await reader.readexactly((await reader.readexactly(1))[0])
+        await reader.readexactly((await reader.readexactly(1))[0])
+        writer.write(b"\x01\x00" if user == b"bob" else b"\x01\x01")
+    head = await reader.readexactly(4)
+    if head[3] == 3:
+        host = (await reader.readexactly((await reader.readexactly(1))[0])).decode()
+    else:
+        host = ".".join(map(str, await reader.readexactly(4)))
+    port = int.from_bytes(await reader.readexactly(2), "big")
+    up_reader, up_writer = await asyncio.open_connection(host, port)
+    writer.write(b"\x05\x00\x00\x01\x7f\x00\x00\x01" + port.to_bytes(2, "big"))
+    await writer.drain()
+    await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss-1.3"])
+@pytest.mark.parametrize("auth", ["", "bob:hunter2@"], ids=["no-auth", "user-password"])
+def test_websockets_through_a_socks5_proxy(scheme: str, auth: str, tmp_path: Path) -> None:
+    """The websockets client with ``proxy="socks5://..."`` (python-socks), through
+    a SOCKS 5 relay (asyncio streams), to the websockets server."""
+    _need_capture_rights()
+    pytest.importorskip("python_socks", reason="python-socks (the test extra) is not installed")
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    keys = tmp_path / "keys.log"
+    keys.touch()
+    server_ctx: Any = None
+    client_ctx: Any = None
+    if scheme != "ws":
+        server_ctx, client_ctx = contexts(tmp_path, "1.3", keys)
+    proxy_port, server_port = _free_port(), _free_port()
+
+    async def echo(ws: Any) -> None:
+        async for message in ws:
+            await ws.send(f"echo {message}")
+
+    async def run() -> None:
+        proxy = await asyncio.start_server(_socks5, "127.0.0.1", proxy_port)
+        try:
+            async with serve(echo, "127.0.0.1", server_port, ssl=server_ctx):
+                uri = f"{scheme[:3].rstrip('-')}://127.0.0.1:{server_port}/socks"
+                async with connect(uri, proxy=f"socks5://{auth}127.0.0.1:{proxy_port}",
+                                   ssl=client_ctx) as ws:
+                    for text in TEXTS:
+                        await ws.send(text)
+                        await asyncio.wait_for(ws.recv(), STEP)
+        finally:
+            proxy.close()
+
+    with capturing(proxy_port, keys, 6 * STEP) as result:
+        asyncio.run(asyncio.wait_for(run(), 3 * STEP))
+    cap = result["cap"]
+    (row,) = cap.connections.itertuples()
+    assert row.server_port == proxy_port and row.uri == "/socks" and row.established
+    assert bool(row.decrypted) is (scheme != "ws")
+    m = cap.messages[cap.messages.type == "text"]
+    assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS
+    assert [str(t) for t in m[m.direction == "s2c"].text] == [f"echo {t}" for t in TEXTS]

@@ -8,7 +8,8 @@ streams cut into TCP segments at random places (the request's first segment
 often 1 to 3 bytes), and segments reordered, duplicated or lost, the 101
 now and then before the request, and now and then plain HTTP/1.1 exchanges
 before the upgrade on the same connection (bodies by length or in chunks,
-their framing drawn right or wrong; a proxy's CONNECT tunnel, granted or not). It is built with :mod:`golden.crafted`'s
+their framing drawn right or wrong; a proxy's CONNECT tunnel, granted or not),
+and now and then a SOCKS handshake first (right, or with a byte changed). It is built with :mod:`golden.crafted`'s
 ``Conversation`` and :mod:`golden.rfc6455`'s frame builder, which share no
 code with wspcap.
 """
@@ -76,6 +77,35 @@ def _plain(draw: st.DrawFn) -> tuple[bytes, bytes]:
     else:
         answer = b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n"
     return ask, answer
+
+
+@st.composite
+def _socks(draw: st.DrawFn) -> tuple[bytes, bytes, str]:
+    """A SOCKS handshake before everything (the client behind a SOCKS proxy):
+    SOCKS 5 with or without username/password, or SOCKS 4; now and then a
+    byte of it changed."""
+    version = draw(st.sampled_from((5, 5, 4)))
+    if version == 5:
+        auth = draw(st.booleans())
+        client = b"\x05\x02\x00\x02" if auth else b"\x05\x01\x00"
+        server = b"\x05\x02" if auth else b"\x05\x00"
+        if auth:
+            client += b"\x01\x03bob\x07hunter2"
+            server += b"\x01\x00"
+        client += draw(st.sampled_from((b"\x05\x01\x00\x01\x0a\x00\x00\x02\x00\x50",
+                                        b"\x05\x01\x00\x03\x01s\x00\x50")))
+        server += b"\x05\x00\x00\x01\x00\x00\x00\x00\x00\x00"
+    else:
+        client, server = b"\x04\x01\x00\x50\x0a\x00\x00\x02bob\x00", b"\x00\x5a" + bytes(6)
+    note = f"SOCKS {version}"
+    if draw(st.integers(0, 3)) == 0:
+        d = draw(st.booleans())
+        data = bytearray(client if d else server)
+        at = draw(st.integers(0, len(data) - 1))
+        data[at] = draw(st.integers(0, 255))
+        client, server = (bytes(data), server) if d else (client, bytes(data))
+        note += f", {'client' if d else 'server'} byte {at} changed"
+    return client, server, note
 
 
 class Generated:
@@ -176,8 +206,12 @@ def conversations(draw: st.DrawFn) -> Generated:
     plain = draw(st.lists(_plain(), max_size=2)) if draw(st.integers(0, 3)) == 0 else []
     if plain:
         notes.append(f"{len(plain)} plain exchanges before the upgrade")
-    req = send("c2s", b"".join(ask for ask, _ in plain) + request, first=True)
-    resp = send("s2c", b"".join(answer for _, answer in plain) + response)
+    socks_client, socks_server = b"", b""
+    if draw(st.integers(0, 5)) == 0:
+        socks_client, socks_server, note = draw(_socks())
+        notes.append(note)
+    req = send("c2s", socks_client + b"".join(ask for ask, _ in plain) + request, first=True)
+    resp = send("s2c", socks_server + b"".join(answer for _, answer in plain) + response)
     if draw(st.integers(0, 4)) == 0:
         packets = conv.packets + resp + req
         notes.append("the 101 before the request")

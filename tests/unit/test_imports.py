@@ -22,6 +22,7 @@ ORDER = [
     "wspcap.sources",   # capture sources: files, live, key logs
     "wspcap.decode",    # link, IP and TCP headers
     "wspcap.tcp",       # TCP reassembly
+    "wspcap.proxy",     # proxy tunnels: SOCKS
     "wspcap.tls",       # TLS records and decryption
     "wspcap.http",      # the HTTP/1.1 upgrade
     "wspcap.ws",        # frames, messages, permessage-deflate, record columns

@@ -1,6 +1,6 @@
 """The sans-I/O layers stay free of heavy and optional dependencies.
 
-STYLE.md section A: ``tcp``, ``http``, ``ws`` and ``rules`` never import
+STYLE.md section A: ``tcp``, ``proxy``, ``http``, ``ws`` and ``rules`` never import
 pandas, matplotlib or scapy, not even indirectly through the package's
 ``__init__``.
 """
@@ -17,7 +17,7 @@ import pytest
 
 import wspcap
 
-LAYERS = ("tcp", "tls", "http", "ws", "app", "rules")
+LAYERS = ("tcp", "proxy", "tls", "http", "ws", "app", "rules")
 FORBIDDEN = ("pandas", "matplotlib", "scapy")
 
 

@@ -24,8 +24,9 @@ read head by head, their bodies skipped, and the server's answers to them
 too (:meth:`~Upgrade._plain_answer`), up to MAX_EXCHANGES requests: the
 upgrade request after them opens the conversation, and its answer is the
 one after theirs; after a 2xx answer to CONNECT (an HTTP proxy's tunnel,
-:meth:`~Upgrade._tunnel`) both directions start again, as the tunnel's
-own connection. A 101 (or frames mid-stream) turns
+:meth:`~Upgrade._tunnel`), or a SOCKS 4 or 5 handshake that opens a tunnel
+(:meth:`~Upgrade._start_socks`), both directions start again, as the
+tunnel's own connection (:meth:`~Upgrade._restart`). A 101 (or frames mid-stream) turns
 both directions to frames (:meth:`Direction.start_frames
 <wspcap.engine.direction.Direction.start_frames>`), each from its own
 stream offset; bytes that came before their time were held back and go to
@@ -55,6 +56,7 @@ from wspcap.http.upgrade import (
     looks_like_response,
     maybe_head_kind,
 )
+from wspcap.proxy import SocksHandshake, looks_like_socks
 from wspcap.rules.context import preview
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS
 from wspcap.tls import TLSSession, maybe_client_hello
@@ -167,6 +169,11 @@ class Upgrade:
         self.upgrade_at: int | None = None
         #: Body bytes of those requests and answers passed over.
         self.followed = 0
+        #: A SOCKS handshake at the start (see :meth:`_start_socks`), the
+        #: client's direction in it, and where each direction's bytes end.
+        self.socks: SocksHandshake | None = None
+        self.socks_client = 0
+        self.socks_ends: list[tuple[int, int, int] | None] = [None, None]
         for dr in dirs:
             dr.give_to(self._probe)
 
@@ -195,6 +202,14 @@ class Upgrade:
                 for chunk in held:
                     dr.tls_data(*chunk)
                 return
+            if self.socks is None and self.sides[1 - dr.d].first_ts is None:
+                socks = looks_like_socks(start)
+                if socks is None:
+                    side.sniffed = held  # may be the start of a SOCKS handshake
+                    return
+                if socks:
+                    self._start_socks(dr, held)
+                    return
         kind = maybe_head_kind(start)
         if kind is None:
             side.sniffed = held
@@ -380,20 +395,57 @@ class Upgrade:
                 packet: int) -> None:
         """A 2xx answer to CONNECT (through an HTTP proxy), ``data`` after its
         head: from here on each direction carries the tunnel's own stream
-        (RFC 9110 section 9.3.6), read as a connection's first bytes are
+        (RFC 9110 section 9.3.6)."""
+        client = self.dirs[1 - server.d]
+        self._restart(client, client.take_held(),
+                      [(data, offset, ts, packet)] if data else [])
+
+    def _restart(self, client: Direction, client_bytes: list[Chunk],
+                 server_bytes: list[Chunk]) -> None:
+        """A proxy's tunnel is open: each direction's bytes from here on (the
+        first of them given) are read as a connection's first bytes are
         (:meth:`_probe`: a ClientHello for wss://, an upgrade request for ws://)."""
         self.sides = (_Side(), _Side())
         self.asked, self.answered, self.upgrade_at, self.followed = [], 0, None, 0
-        client = self.dirs[1 - server.d]
-        held = client.take_held()
-        for dr, chunks in ((server, [(data, offset, ts, packet)] if data else []),
-                           (client, held)):
+        server = self.dirs[1 - client.d]
+        for dr, chunks in ((client, client_bytes), (server, server_bytes)):
             dr.give_to(self._probe)
             for chunk in chunks:
                 if self.connection.tls is not None:  # (a ClientHello started it)
                     dr.tls_data(*chunk)
                 else:
                     dr.receive(*chunk)
+
+    # -- a SOCKS proxy -------------------------------------------------------------
+
+    def _start_socks(self, client: Direction, held: list[Chunk]) -> None:
+        """The client's first bytes start a SOCKS handshake (:mod:`wspcap.proxy.socks`)."""
+        self.socks = SocksHandshake()
+        self.socks_client = client.d
+        for dr in self.dirs:
+            dr.give_to(self._socks)
+        client.replay(held)
+
+    def _socks(self, dr: Direction, data: bytes, offset: int, ts: int, packet: int) -> None:
+        """A direction's bytes during the SOCKS handshake; once the tunnel is
+        granted, the bytes after the handshake start each direction again
+        (:meth:`_restart`)."""
+        socks = self.socks
+        assert socks is not None
+        self.socks_ends[dr.d] = (offset + len(data), ts, packet)
+        if dr.d == self.socks_client:
+            socks.receive_client(data)
+        else:
+            socks.receive_server(data)
+        if socks.failed is not None:
+            self.connection.give_up()
+        elif socks.granted:
+            client = self.dirs[self.socks_client]
+            rests = []
+            for d, rest in ((client.d, socks.client_rest), (1 - client.d, socks.server_rest)):
+                end = self.socks_ends[d]
+                rests.append([(rest, end[0] - len(rest), end[1], end[2])] if rest and end else [])
+            self._restart(client, rests[0], rests[1])
 
     def _request_lost(self, dr: Direction, offset: int, size: int, ts: int,
                       packet: int) -> None:
