@@ -125,6 +125,9 @@ def test_a_proxy_that_asks_for_credentials_first(tmp_path: Path) -> None:
     m = cap.messages
     assert [(str(d), bytes(p)) for d, p in zip(m.direction, m.payload, strict=True)] == [
         ("c2s", b"hello through the tunnel"), ("s2c", b"hello back")]
+    found = cap.anomalies[cap.anomalies.code == "sec_proxy_credentials"]
+    assert list(found.detail) == [
+        "Proxy-Authorization Basic on CONNECT: user 'bob', a password of 7 characters"]
 
 
 def test_after_a_refused_connect_plain_http_goes_on(tmp_path: Path) -> None:
@@ -207,3 +210,6 @@ def test_websockets_through_a_socks5_proxy(scheme: str, auth: str, tmp_path: Pat
     m = cap.messages[cap.messages.type == "text"]
     assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS
     assert [str(t) for t in m[m.direction == "s2c"].text] == [f"echo {t}" for t in TEXTS]
+    found = cap.anomalies[cap.anomalies.code == "sec_proxy_credentials"]
+    assert list(found.detail) == (
+        ["SOCKS 5 username/password: user 'bob', a password of 7 bytes"] if auth else [])

@@ -1030,6 +1030,24 @@ def _creds_url(sc: Scenario) -> None:
               f"query parameter 'access_token' ({len(token)} chars, 'eyJh'...)")
 
 
+@scenario("sec-proxy-credentials", "ws:// through a SOCKS 5 proxy, username/password in the clear")
+def _proxy_credentials(sc: Scenario) -> None:
+    c = sc.conn(server_port=1080)
+    c.open()
+    c.send(C2S, b"\x05\x02\x00\x02")  # offers no authentication and username/password
+    c.send(S2C, b"\x05\x02")  # username/password, please (RFC 1929)
+    number = c.send(C2S, b"\x01\x03bob\x07hunter2")
+    c.send(S2C, b"\x01\x00")
+    c.send(C2S, b"\x05\x01\x00\x03\x10chat.example.com\x00\x50")  # CONNECT
+    c.send(S2C, b"\x05\x00\x00\x01\x0a\x00\x00\x02\x04\x38")
+    c.request(host="chat.example.com")
+    c.response()
+    c.text(C2S, "hi")
+    c.close(C2S)
+    sc.expect("sec_proxy_credentials", 0, C2S, None, number,
+              "SOCKS 5 username/password: user 'bob', a password of 7 bytes")
+
+
 @scenario("sec-credentials-in-subprotocol", "a bearer token offered as a subprotocol")
 def _creds_subprotocol(sc: Scenario) -> None:
     c = sc.conn()

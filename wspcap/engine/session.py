@@ -56,8 +56,8 @@ class Session:
         self.tls: TLSSession | None = None
         #: The direction that sent the ClientHello.
         self.tls_client = 0
-        #: TLS findings made before the connection had a conn_id.
-        self.tls_findings: list[tuple[int, int, int, str, str, int]] = []
+        #: Findings made before the connection had a conn_id (TLS, proxy).
+        self.early_findings: list[tuple[int, int, int, str, str, int]] = []
         max_pending = self.options.max_pending
         self.dirs = (Direction(self, 0, self.collector, max_pending),
                      Direction(self, 1, self.collector, max_pending))
@@ -88,13 +88,22 @@ class Session:
         for conflict in self.early_conflicts:
             self._report_conflict(*conflict)
         self.early_conflicts = []
-        for ts, side, offset, code, detail, packet in self.tls_findings:
+        for ts, side, offset, code, detail, packet in self.early_findings:
             self.report(ts, self.dirs[side].name, None, code, detail, packet, offset)
-        self.tls_findings = []
+        self.early_findings = []
         if self.upgrade.request_gap is not None:
             ts, offset, size, packet = self.upgrade.request_gap
             self.report(ts, C2S, None, "tcp_gap",
                         f"{size} bytes missing at stream offset {offset}", packet, offset)
+
+    def report_early(self, ts: int, d: int, offset: int, code: str, detail: str,
+                     packet: int) -> None:
+        """A finding of direction ``d`` that may come before the connection is
+        WebSocket (a proxy's handshake): reported once it is, if it ever is."""
+        if self.conn_id is not None:
+            self.report(ts, self.dirs[d].name, None, code, detail, packet, offset)
+        else:
+            self.early_findings.append((ts, d, offset, code, detail, packet))
 
     def conflict(self, ts: int, d: int, offset: int, size: int, packet: int) -> None:
         """A retransmitted or overlapping copy whose bytes differ (first copy kept):
@@ -175,8 +184,8 @@ class Session:
                 dr.lose_plain(event.size if plain is None else plain, plain is not None, ts,
                               packet)
             elif self.conn_id is None:
-                self.tls_findings.append((ts, dr.d, event.offset, event.code, event.detail,
-                                          packet))
+                self.early_findings.append((ts, dr.d, event.offset, event.code, event.detail,
+                                            packet))
                 if event.code == "tls_alpn_h2":
                     # Its WebSocket, if any, rides HTTP/2: it gets a row of its own.
                     self.become_websocket(self.tls_client)

@@ -39,6 +39,8 @@ parameters, the times and packets of the request and the answer.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any, Protocol
 
 from wspcap.constants import C2S, S2C
@@ -107,6 +109,11 @@ class Connection(Protocol):
 
     def give_up(self) -> None:
         """Not WebSocket (or no longer): stop following the connection."""
+        ...
+
+    def report_early(self, ts: int, d: int, offset: int, code: str, detail: str,
+                     packet: int) -> None:
+        """A finding of direction ``d`` made before the connection may be WebSocket."""
         ...
 
 
@@ -283,6 +290,7 @@ class Upgrade:
             return
         trailing = parser.trailing
         end = offset + len(data) - len(trailing)
+        self._proxy_credentials(dr, head, offset, ts, packet)
         hs = Handshake.from_request(head)
         if not (hs.upgrade_websocket or hs.key is not None):
             self._plain_request(dr, head, trailing, end, ts, packet)
@@ -416,6 +424,27 @@ class Upgrade:
                 else:
                     dr.receive(*chunk)
 
+    def _proxy_credentials(self, dr: Direction, head: HttpHead, offset: int, ts: int,
+                           packet: int) -> None:
+        """A request that gives a proxy a user and password in the clear
+        (``Proxy-Authorization: Basic``, RFC 7617 section 4: not encrypted)."""
+        value = head.get("Proxy-Authorization")
+        if value is None or self.connection.tls is not None:
+            return
+        scheme, _, token = value.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return
+        try:
+            user, colon, password = base64.b64decode(token.strip(), validate=True).decode(
+                "utf-8", "replace").partition(":")
+        except (binascii.Error, ValueError):
+            user, colon, password = "", "", ""
+        said = (f"user {preview(user, 40)}, a password of {len(password)} characters"
+                if colon else "a Basic token that does not decode to user:password")
+        self.connection.report_early(ts, dr.d, offset, "sec_proxy_credentials",
+                                     f"Proxy-Authorization Basic on {head.method}: {said}",
+                                     packet)
+
     # -- a SOCKS proxy -------------------------------------------------------------
 
     def _start_socks(self, client: Direction, held: list[Chunk]) -> None:
@@ -434,7 +463,13 @@ class Upgrade:
         assert socks is not None
         self.socks_ends[dr.d] = (offset + len(data), ts, packet)
         if dr.d == self.socks_client:
+            said = socks.password_size is not None
             socks.receive_client(data)
+            if not said and socks.password_size is not None:
+                self.connection.report_early(
+                    ts, dr.d, offset, "sec_proxy_credentials",
+                    f"SOCKS 5 username/password: user {preview(socks.user or '', 40)}, "
+                    f"a password of {socks.password_size} bytes", packet)
         else:
             socks.receive_server(data)
         if socks.failed is not None:

@@ -81,12 +81,15 @@ class SocksHandshake:
         version: 4 or 5, from the client's first byte.
         target: where the client asked to go, ``host:port``.
         user: the user name sent (SOCKS 5 username/password, SOCKS 4 user id), if any.
+        password_size: the bytes of the password sent in the clear (SOCKS 5
+            username/password, RFC 1929 section 2), or None.
     """
 
     def __init__(self) -> None:
         self.version = 0
         self.target = ""
         self.user: str | None = None
+        self.password_size: int | None = None
         self.granted = False
         self.failed: str | None = None
         self.client_rest = b""
@@ -158,6 +161,7 @@ class SocksHandshake:
             if len(buf) < plen_at + 1 + buf[plen_at]:
                 return False
             self.user = bytes(buf[2:plen_at]).decode("latin-1")
+            self.password_size = buf[plen_at]
             del buf[:plen_at + 1 + buf[plen_at]]
             self._client_step = "request"
             return True

@@ -383,6 +383,13 @@ register("sec_credentials_in_subprotocol", "warning", "RFC 6455 sections 10.5, 1
          "cleartext anyone on the path can replay it.", _NC,
          "offered subprotocol 'authorization.bearer.eyJ0...' (412 chars) carries a "
          "credential")
+register("sec_proxy_credentials", "warning", "RFC 1929 section 4, RFC 7617 section 4",
+         "a user and password given to a proxy in cleartext",
+         "The connection went through a SOCKS 5 proxy with username/password "
+         "authentication, or an HTTP proxy with Proxy-Authorization Basic: anyone on the "
+         "path between the client and the proxy reads the password (even when the tunnel "
+         "then carries wss://).", _NC,
+         "SOCKS 5 username/password: user 'bob', a password of 7 bytes")
 register("sec_mask_zero", "warning", "RFC 6455 sections 5.3, 10.3",
          "a client frame masked with the all-zero key",
          "Masking with 0 leaves the payload as is: the protection masking gives "
