@@ -52,8 +52,13 @@ async def _proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     await asyncio.gather(_relay(reader, up_writer), _relay(up_reader, writer))
 
 
-@pytest.mark.parametrize("scheme", ["ws", "wss-1.3", "wss-1.2"])
-def test_websockets_through_a_connect_proxy(scheme: str, tmp_path: Path) -> None:
+def through(proxy: Any, proxy_uri: str, scheme: str, path: str, tmp_path: Path
+            ) -> tuple[wspcap.Capture, int]:
+    """The websockets client, through the proxy ``proxy`` (an asyncio stream
+    handler; ``proxy_uri`` formats its port), to the websockets echo server,
+    over ``scheme`` (``ws``, or ``wss-1.3``/``wss-1.2`` with the client's key
+    log), captured live between the client and the proxy: the Capture, and
+    the proxy's port. The server echoes each of TEXTS."""
     _need_capture_rights()
     from websockets.asyncio.client import connect
     from websockets.asyncio.server import serve
@@ -65,37 +70,41 @@ def test_websockets_through_a_connect_proxy(scheme: str, tmp_path: Path) -> None
     if scheme != "ws":
         server_ctx, client_ctx = contexts(tmp_path, scheme[-3:], keys)
     proxy_port, server_port = _free_port(), _free_port()
-    received: list[str] = []
 
     async def echo(ws: Any) -> None:
         async for message in ws:
-            received.append(message)
             await ws.send(f"echo {message}")
 
     async def run() -> None:
-        proxy = await asyncio.start_server(_proxy, "127.0.0.1", proxy_port)
+        server = await asyncio.start_server(proxy, "127.0.0.1", proxy_port)
         try:
             async with serve(echo, "localhost", server_port, ssl=server_ctx):
-                uri = f"{scheme[:3].rstrip('-')}://localhost:{server_port}/tunneled"
-                async with connect(uri, proxy=f"http://127.0.0.1:{proxy_port}",
+                uri = f"{scheme[:3].rstrip('-')}://localhost:{server_port}{path}"
+                async with connect(uri, proxy=proxy_uri.format(port=proxy_port),
                                    ssl=client_ctx) as ws:
                     for text in TEXTS:
                         await ws.send(text)
                         await asyncio.wait_for(ws.recv(), STEP)
         finally:
-            proxy.close()
+            server.close()
 
     with capturing(proxy_port, keys, 6 * STEP) as result:
         asyncio.run(asyncio.wait_for(run(), 3 * STEP))
     cap = result["cap"]
     (row,) = cap.connections.itertuples()
-    assert row.server_port == proxy_port and row.uri == "/tunneled" and row.established
-    assert bool(row.tls) is (scheme != "ws")
+    assert row.server_port == proxy_port and row.uri == path and row.established
+    assert bool(row.tls) is bool(row.decrypted) is (scheme != "ws")
     if scheme != "ws":
-        assert row.decrypted and row.tls_version == f"TLS {scheme[-3:]}"
+        assert row.tls_version == f"TLS {scheme[-3:]}"
     m = cap.messages[cap.messages.type == "text"]
-    assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS == received
+    assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS
     assert [str(t) for t in m[m.direction == "s2c"].text] == [f"echo {t}" for t in TEXTS]
+    return cap, proxy_port
+
+
+@pytest.mark.parametrize("scheme", ["ws", "wss-1.3", "wss-1.2"])
+def test_websockets_through_a_connect_proxy(scheme: str, tmp_path: Path) -> None:
+    through(_proxy, "http://127.0.0.1:{port}", scheme, "/tunneled", tmp_path)
 
 
 def _tunnel(answers: list[bytes]) -> Conversation:
@@ -171,45 +180,9 @@ async def _socks5(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) ->
 def test_websockets_through_a_socks5_proxy(scheme: str, auth: str, tmp_path: Path) -> None:
     """The websockets client with ``proxy="socks5://..."`` (python-socks), through
     a SOCKS 5 relay (asyncio streams), to the websockets server."""
-    _need_capture_rights()
     pytest.importorskip("python_socks", reason="python-socks (the test extra) is not installed")
-    from websockets.asyncio.client import connect
-    from websockets.asyncio.server import serve
-
-    keys = tmp_path / "keys.log"
-    keys.touch()
-    server_ctx: Any = None
-    client_ctx: Any = None
-    if scheme != "ws":
-        server_ctx, client_ctx = contexts(tmp_path, "1.3", keys)
-    proxy_port, server_port = _free_port(), _free_port()
-
-    async def echo(ws: Any) -> None:
-        async for message in ws:
-            await ws.send(f"echo {message}")
-
-    async def run() -> None:
-        proxy = await asyncio.start_server(_socks5, "127.0.0.1", proxy_port)
-        try:
-            async with serve(echo, "127.0.0.1", server_port, ssl=server_ctx):
-                uri = f"{scheme[:3].rstrip('-')}://127.0.0.1:{server_port}/socks"
-                async with connect(uri, proxy=f"socks5://{auth}127.0.0.1:{proxy_port}",
-                                   ssl=client_ctx) as ws:
-                    for text in TEXTS:
-                        await ws.send(text)
-                        await asyncio.wait_for(ws.recv(), STEP)
-        finally:
-            proxy.close()
-
-    with capturing(proxy_port, keys, 6 * STEP) as result:
-        asyncio.run(asyncio.wait_for(run(), 3 * STEP))
-    cap = result["cap"]
-    (row,) = cap.connections.itertuples()
-    assert row.server_port == proxy_port and row.uri == "/socks" and row.established
-    assert bool(row.decrypted) is (scheme != "ws")
-    m = cap.messages[cap.messages.type == "text"]
-    assert [str(t) for t in m[m.direction == "c2s"].text] == TEXTS
-    assert [str(t) for t in m[m.direction == "s2c"].text] == [f"echo {t}" for t in TEXTS]
+    cap, _port = through(_socks5, f"socks5://{auth}127.0.0.1:{{port}}", scheme, "/socks",
+                         tmp_path)
     found = cap.anomalies[cap.anomalies.code == "sec_proxy_credentials"]
     assert list(found.detail) == (
         ["SOCKS 5 username/password: user 'bob', a password of 7 bytes"] if auth else [])

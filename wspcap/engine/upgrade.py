@@ -265,16 +265,11 @@ class Upgrade:
         """The client's request head; then its bytes wait for the answer. A
         plain request before it (keep-alive) is passed over, body and all."""
         side = self.sides[dr.d]
-        body = side.body
-        if body is not None:  # a plain request's body
-            rest = body.receive_data(data)
+        if side.body is not None:  # a plain request's body
+            rest = self._skip(side, data)
             if rest is None:
-                if body.failed:
-                    self.connection.give_up()
                 return
-            side.body = None
             side.head = HeadParser()
-            self.followed += body.skipped
             offset += len(data) - len(rest)
             data = rest
             if not data:
@@ -346,16 +341,11 @@ class Upgrade:
         (:meth:`_response`), or bytes wait for the next request."""
         side = self.sides[dr.d]
         while data:
-            body = side.body
-            if body is not None:
-                rest = body.receive_data(data)
+            if side.body is not None:
+                rest = self._skip(side, data)
                 if rest is None:
-                    if body.failed:
-                        self.connection.give_up()
                     return
-                side.body = None
                 self.answered += 1
-                self.followed += body.skipped
                 offset += len(data) - len(rest)
                 data = rest
                 continue
@@ -398,6 +388,21 @@ class Upgrade:
             if method == "CONNECT" and client.held_back:  # refused: plain HTTP goes on
                 self.sides[client.d].head = HeadParser()
                 client.hand_over(self._request)
+
+    def _skip(self, side: _Side, data: bytes) -> bytes | None:
+        """``data`` into the plain message body ``side`` is passing over: the
+        bytes after the body once it ended, else None (and the connection
+        given up where its framing broke)."""
+        body = side.body
+        assert body is not None
+        rest = body.receive_data(data)
+        if rest is None:
+            if body.failed:
+                self.connection.give_up()
+            return None
+        side.body = None
+        self.followed += body.skipped
+        return rest
 
     def _tunnel(self, server: Direction, data: bytes, offset: int, ts: int,
                 packet: int) -> None:
