@@ -22,7 +22,7 @@ import wspcap
 
 #: Scenarios with nothing wrong in them: every message, no anomaly at all.
 CLEAN = ["nonstandard_port", "split_handshake", "out_of_order", "seq_wraparound", "vlan",
-         "qinq", "ipv6_hop_by_hop", "keepalive"]
+         "qinq", "ipv6_hop_by_hop", "keepalive", "vxlan"]
 
 
 @pytest.fixture

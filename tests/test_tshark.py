@@ -213,7 +213,7 @@ def test_spanning_frames(tshark: str, read_capture: Any) -> None:
 #: Crafted captures tshark reads exactly like we do (midstream with "decode as").
 CRAFTED_EXACT = ["ipv6_hop_by_hop", "lost_segment", "midstream", "nonstandard_port",
                  "overlap_conflict", "qinq", "seq_wraparound", "snaplen_cut",
-                 "split_handshake", "vlan", "keepalive"]
+                 "split_handshake", "vlan", "keepalive", "vxlan"]
 #: Crafted captures where tshark, with its default preferences, drops frames:
 #: out-of-order segments are not reassembled (tcp.reassemble_out_of_order is off)
 #: and a frame with a hole in it is never handed to the WebSocket dissector.

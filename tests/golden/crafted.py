@@ -449,6 +449,25 @@ def refused() -> Crafted:
     return conv.crafted("refused", notes={"status": 403, "reason": "Forbidden"})
 
 
+def vxlan() -> Crafted:
+    """The chat, every packet mirrored in VXLAN (UDP port 4789, VNI 42), as AWS
+    VPC Traffic Mirroring or an Azure virtual network TAP delivers it."""
+    from scapy.layers.inet import UDP
+    from scapy.layers.vxlan import VXLAN
+
+    conv = Conversation()
+    conv.open()
+    conv.upgrade()
+    _chat(conv)
+    conv.closing_handshake()
+    conv.close()
+    conv.packets = [Ether(src="02:00:00:00:00:aa", dst="02:00:00:00:00:bb")
+                    / IP(src="172.16.0.1", dst="172.16.0.2", id=n)
+                    / UDP(sport=49152 + n % 1000, dport=4789) / VXLAN(vni=42) / pkt
+                    for n, pkt in enumerate(conv.packets)]
+    return conv.crafted("vxlan")
+
+
 def _http(start: str, fields: Iterable[str] = (), body: bytes = b"") -> bytes:
     return "".join(f"{line}\r\n" for line in (start, *fields, "")).encode() + body
 
@@ -527,7 +546,7 @@ SCENARIOS: dict[str, Callable[[], Crafted]] = {
     f.__name__: f for f in (
         nonstandard_port, split_handshake, out_of_order, overlap_conflict,
         overlap_conflict_pending, lost_segment, lost_mid_frame, seq_wraparound, midstream,
-        vlan, qinq, ipv6_hop_by_hop, refused, snaplen_cut, keepalive)
+        vlan, qinq, ipv6_hop_by_hop, refused, snaplen_cut, keepalive, vxlan)
 }
 
 

@@ -10,6 +10,14 @@ instead. Rare cases go the slow, general way: IPv6 extension headers through
 dpkt's ``ip6`` module, imported when the first such packet comes (dpkt's
 package imports every protocol module: 30 ms that most captures need not pay).
 
+Tunnels are opened on the way, up to MAX_NESTING deep: traffic mirrored from
+a cloud network comes in VXLAN (UDP port 4789: AWS VPC Traffic Mirroring,
+Azure virtual network TAP) or GENEVE (UDP port 6081), from a switch's
+remote SPAN in GRE with ERSPAN type II or III, and routed traffic in GRE,
+IPv4-in-IP or IPv6-in-IP. A tunneled segment is read as if captured inside
+the tunnel: its connection is that of its inner addresses and ports (two
+tenants of one VXLAN using the same private addresses would share a flow).
+
 A segment is returned as a plain tuple (see :data:`Segment`) because a
 NamedTuple or dataclass per packet is measurable at this rate.
 
@@ -23,7 +31,7 @@ import struct
 from typing import Final
 
 from wspcap.decode.link import ETH_IPV4, ETH_IPV6, link_payload
-from wspcap.sources.linktypes import LINKTYPE_ETHERNET
+from wspcap.sources.linktypes import LINKTYPE_ETHERNET, LINKTYPE_IPV4, LINKTYPE_IPV6
 
 __all__ = [
     "FRAGMENT",
@@ -44,6 +52,24 @@ TCP_PSH: Final = 0x08
 TCP_ACK: Final = 0x10
 
 IPPROTO_TCP: Final = 6
+IPPROTO_UDP: Final = 17
+IPPROTO_GRE: Final = 47
+IPPROTO_IPIP: Final = 4
+IPPROTO_IPV6: Final = 41
+#: UDP ports of the tunnels opened: VXLAN (RFC 7348) and GENEVE (RFC 8926).
+VXLAN_PORT: Final = 4789
+GENEVE_PORT: Final = 6081
+#: GRE protocol types (RFC 2784, RFC 1701): transparent Ethernet bridging,
+#: ERSPAN type II and type III.
+GRE_ETHERNET: Final = 0x6558
+GRE_ERSPAN_2: Final = 0x88BE
+GRE_ERSPAN_3: Final = 0x22EB
+#: Tunnels opened inside one another at most (a packet deeper is not read).
+MAX_NESTING = 4
+#: IP protocols that may carry a tunnel, and the UDP destination ports of
+#: those in UDP, as bytes (most UDP is not a tunnel: QUIC, DNS; one look).
+_TUNNELED = frozenset((IPPROTO_UDP, IPPROTO_GRE, IPPROTO_IPIP, IPPROTO_IPV6))
+_TUNNEL_PORTS = (VXLAN_PORT.to_bytes(2, "big"), GENEVE_PORT.to_bytes(2, "big"))
 #: IPv6 extension headers that may stand between the fixed header and TCP.
 IPV6_EXTENSIONS: Final = frozenset((0, 43, 44, 50, 51, 60, 135, 139, 140))
 
@@ -79,6 +105,7 @@ class PacketDecoder:
         self.not_tcp = 0
         self.malformed = 0
         self.fragments = 0
+        self._nesting = 0
 
     def decode(self, linktype: int, data: bytes, at: int = 0, caplen: int = -1
                ) -> Segment | str | None:
@@ -133,8 +160,11 @@ class PacketDecoder:
             self.malformed += 1
             return None
         if proto != IPPROTO_TCP:
-            self.not_tcp += 1
-            return None
+            if proto not in _TUNNELED or frag & 0x3FFF or (
+                    proto == IPPROTO_UDP and data[off + ihl + 2:off + ihl + 4] not in _TUNNEL_PORTS):
+                self.not_tcp += 1
+                return None
+            return self._tunnel(proto, data, off + ihl, min(off + total if total else cap, cap))
         if frag & 0x3FFF:  # MF set or offset non-zero
             self.fragments += 1
             return FRAGMENT
@@ -154,8 +184,7 @@ class PacketDecoder:
         if nxt == IPPROTO_TCP:
             return self._tcp(data, off + 40, end, src, dst, cap)
         if nxt not in IPV6_EXTENSIONS:
-            self.not_tcp += 1
-            return None
+            return self._tunnel(nxt, data, off + 40, min(end, cap))
         import dpkt  # (the first time only: see the module's note)
 
         try:  # the slow, general way for extension headers
@@ -172,6 +201,27 @@ class PacketDecoder:
         tcp_bytes = bytes(ip6.data) if not isinstance(ip6.data, bytes) else ip6.data
         start = end - len(tcp_bytes) if len(tcp_bytes) <= end - off else off + 40
         return self._tcp(data, start, end, src, dst, cap)
+
+    def _tunnel(self, proto: int, data: bytes, off: int, end: int) -> Segment | str | None:
+        """The packet inside a tunnel whose outer IP payload (protocol
+        ``proto``) is ``data[off:end]``; None when it is no tunnel we open."""
+        if proto not in _TUNNELED or (proto == IPPROTO_UDP
+                                      and data[off + 2:off + 4] not in _TUNNEL_PORTS):
+            self.not_tcp += 1  # (for IPv6: IPv4 looked before the call)
+            return None
+        inner = _inner(proto, data, off, end) if self._nesting < MAX_NESTING else None
+        if inner is None:
+            self.not_tcp += 1
+            return None
+        linktype, at = inner
+        if at >= end:
+            self.malformed += 1
+            return None
+        self._nesting += 1
+        try:
+            return self.decode(linktype, data, at, end - at)
+        finally:
+            self._nesting -= 1
 
     def _tcp(self, data: bytes, off: int, end: int, src: bytes, dst: bytes, cap: int
              ) -> Segment | None:
@@ -193,3 +243,39 @@ class PacketDecoder:
             missing = end - max(captured, start)
         key = src + dst + data[off:off + 4]
         return key, src, dst, sport, dport, seq, ack, flags, payload, missing
+
+def _inner(proto: int, data: bytes, off: int, end: int) -> tuple[int, int] | None:
+    """``(linktype, offset)`` of the frame a tunnel's outer IP payload (protocol
+    ``proto``, ``data[off:end]``) carries, or None."""
+    if proto == IPPROTO_IPIP:
+        return LINKTYPE_IPV4, off
+    if proto == IPPROTO_IPV6:
+        return LINKTYPE_IPV6, off
+    if proto == IPPROTO_UDP:
+        if end < off + 16:
+            return None
+        port = (data[off + 2] << 8) | data[off + 3]
+        if port == VXLAN_PORT and data[off + 8] & 0x08:  # RFC 7348: the I flag
+            return LINKTYPE_ETHERNET, off + 16
+        if port == GENEVE_PORT and data[off + 8] >> 6 == 0 and \
+                (data[off + 10] << 8) | data[off + 11] == GRE_ETHERNET:  # RFC 8926 section 3.4
+            return LINKTYPE_ETHERNET, off + 16 + (data[off + 8] & 0x3F) * 4
+        return None
+    if proto == IPPROTO_GRE:
+        if end < off + 4 or data[off + 1] & 0x07:  # version 0 only (1: PPTP's enhanced GRE)
+            return None
+        flags = data[off]
+        ptype = (data[off + 2] << 8) | data[off + 3]
+        # RFC 2784 and 2890: checksum (and reserved), key, sequence number, 4 bytes each.
+        at = off + 4 + 4 * ((flags >> 7) + ((flags >> 5) & 1) + ((flags >> 4) & 1))
+        if ptype == ETH_IPV4:
+            return LINKTYPE_IPV4, at
+        if ptype == ETH_IPV6:
+            return LINKTYPE_IPV6, at
+        if ptype == GRE_ETHERNET:
+            return LINKTYPE_ETHERNET, at
+        if ptype == GRE_ERSPAN_2:  # an 8-byte header; none without a sequence number (type I)
+            return LINKTYPE_ETHERNET, at + 8 if flags & 0x10 else at
+        if ptype == GRE_ERSPAN_3 and end >= at + 12:  # 12 bytes, then 8 more where O is set
+            return LINKTYPE_ETHERNET, at + 12 + (8 if data[at + 11] & 0x01 else 0)
+    return None
