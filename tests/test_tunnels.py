@@ -160,3 +160,44 @@ def test_tshark_reads_the_vxlan_capture_alike(tmp_path: Path) -> None:
     frames = wspcap.read(tunneled).frames
     assert theirs == list(zip(frames.packet.astype(int), frames.payload_len.astype(int),
                               strict=True))
+
+
+@pytest.mark.parametrize("name", ["vxlan", "geneve", "gre-ethernet", "vxlan-over-ipv6"])
+@pytest.mark.parametrize("scenario", ["nonstandard_port", "out_of_order"])
+def test_the_block_path_reads_tunneled_frames_alike(name: str, scenario: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The block path opens VXLAN and GENEVE over IPv4 for a whole block at
+    once (``decode.batch.opened``), the others per packet: every table is
+    the same as packet by packet, and as the bare capture's, blocks cut
+    anywhere."""
+    from test_blocks import assert_same
+
+    from wspcap.engine import runs
+
+    monkeypatch.setattr(runs, "MIN_PACKETS", 1)
+    monkeypatch.setattr(runs, "HANDOFF", 1)
+    bare, tunneled = _wrapped(name, scenario, tmp_path)
+    taken = assert_same(tunneled, seeds=(None, 1, 2, 3))
+    assert taken == assert_same(bare, seeds=(None, 1, 2, 3)) or name not in ("vxlan", "geneve")
+    if name in ("vxlan", "geneve"):
+        assert taken > 0
+
+
+@given(prefix=st.binary(min_size=0, max_size=70), cl_cut=st.integers(0, 80))
+def test_opened_moves_only_what_it_can_read(prefix: bytes, cl_cut: int) -> None:
+    """Packets that are no VXLAN or GENEVE over IPv4 keep their place; one that
+    is has its inner frame's, within its captured length."""
+    import numpy as np
+
+    from wspcap.decode.batch import opened
+
+    inner = bytes(C.build("nonstandard_port").packets[5])
+    wrapped = bytes(WRAPS["vxlan"](Ether(inner)))
+    buf = prefix + wrapped
+    st = np.array([0, len(prefix)], np.int64)
+    cl = np.array([len(prefix), max(len(wrapped) - cl_cut, 0)], np.int64)
+    got_st, got_cl = opened(buf, st, cl)
+    assert got_st[0] == 0 or bytes(buf[:len(prefix)])[23:24] == b"\x11"
+    assert 0 <= got_cl[1] <= cl[1]
+    if got_st[1] != st[1]:
+        assert buf[got_st[1]:got_st[1] + len(inner)].startswith(inner[:got_cl[1]])

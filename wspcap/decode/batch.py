@@ -37,7 +37,8 @@ from wspcap.sources.linktypes import (
     LINKTYPE_RAW_ALIASES,
 )
 
-__all__ = ["LINK_MODES", "DecodedBatch", "Headers", "decode_batch", "headers", "py_headers"]
+__all__ = ["LINK_MODES", "DecodedBatch", "Headers", "decode_batch", "headers", "opened",
+           "py_headers"]
 
 IPPROTO_TCP = 6
 
@@ -93,6 +94,8 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
     mode, off, etype_at = link
     st = np.asarray(starts, np.int64)
     cl = np.asarray(caplens, np.int64)
+    if mode == MODE_ETHER:
+        st, cl = opened(buf, st, cl)
     simple, v6, seq, ack, flags, pstart, pend = headers(buf, st, cl, mode, off, etype_at)
     a = np.frombuffer(buf, np.uint8)
     idx = np.flatnonzero(simple)
@@ -112,6 +115,40 @@ def decode_batch(linktype: int, buf: bytes, starts: list[int], caplens: list[int
         flow[sel] = inverse + len(keys)
         keys += [u.tobytes() for u in uniq]
     return DecodedBatch(simple, flow, keys, seq, ack, flags, pstart, pend)
+
+
+#: Ethernet, IPv4 without options, UDP and VXLAN's (or GENEVE's fixed) header.
+_TUNNEL_HEAD = 14 + 20 + 8 + 8
+
+
+def opened(buf: bytes, st: np.ndarray, cl: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each Ethernet frame ``buf[st[i]:st[i] + cl[i]]`` that carries, over IPv4
+    without options, a VXLAN or GENEVE tunnel (cloud traffic mirroring, see
+    :mod:`wspcap.decode.packet`) as the Ethernet frame inside it: its start
+    and length moved past the tunnel's headers, the others as they are. The
+    block path then reads the inner frames like any captured frame (other
+    tunnels, nested ones included, go the per-packet way)."""
+    a = np.frombuffer(buf, np.uint8)
+    last = len(a) - 1
+
+    def at(rel: int) -> np.ndarray:
+        out: np.ndarray = a[np.minimum(st + rel, last)].astype(np.int64)
+        return out
+
+    udp = at(23) == 17  # (the cheap look first: most blocks have no UDP)
+    if not udp.any():
+        return st, cl
+    udp &= ((cl >= _TUNNEL_HEAD + 14) & (at(12) == 0x08) & (at(13) == 0) & (at(14) == 0x45)
+            & (((at(20) & 0x3F) | at(21)) == 0))
+    port = (at(36) << 8) | at(37)
+    flags = at(42)
+    vxlan = udp & (port == 4789) & ((flags & 0x08) != 0)
+    geneve = udp & (port == 6081) & ((flags >> 6) == 0) & (((at(44) << 8) | at(45)) == 0x6558)
+    if not (vxlan.any() or geneve.any()):
+        return st, cl
+    shift = np.where(vxlan, _TUNNEL_HEAD, np.where(geneve, _TUNNEL_HEAD + (flags & 0x3F) * 4, 0))
+    shift = np.where(shift < cl, shift, 0)
+    return st + shift, cl - shift
 
 
 #: Odd 64-bit multipliers that spread a key's words over a hash (Fibonacci
