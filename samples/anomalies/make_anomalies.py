@@ -1030,6 +1030,21 @@ def _creds_url(sc: Scenario) -> None:
               f"query parameter 'access_token' ({len(token)} chars, 'eyJh'...)")
 
 
+@scenario("sec-credentials-in-header", "Authorization Basic and an X-Api-Key on a ws:// request")
+def _creds_header(sc: Scenario) -> None:
+    c = sc.conn()
+    c.open()
+    key = "5f4dcc3b5aa765d61d8327deb882cf99"
+    number = c.request(headers=[("Authorization", "Basic Ym9iOmh1bnRlcjI="),
+                                ("X-Api-Key", key)])
+    c.response()
+    c.text(C2S, "hi")
+    c.close(C2S)
+    sc.expect("sec_credentials_in_header", 0, C2S, None, number,
+              "Authorization Basic: user 'bob', a password of 7 characters; header "
+              f"'X-Api-Key' ({len(key)} chars, '5f4d'...) in cleartext")
+
+
 @scenario("sec-proxy-credentials", "ws:// through a SOCKS 5 proxy, username/password in the clear")
 def _proxy_credentials(sc: Scenario) -> None:
     c = sc.conn(server_port=1080)

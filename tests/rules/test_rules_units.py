@@ -9,9 +9,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wspcap.http.upgrade import HeadParser, HttpHead
 from wspcap.rules.context import preview
 from wspcap.rules.sec import (
     _has_intent_token,
+    _header_secrets,
     _predictable,
     _shown,
     _token_like,
@@ -74,6 +76,32 @@ def test_browser_user_agents(ua: str | None, browser: bool) -> None:
 ])
 def test_credential_names(name: str, secret: bool) -> None:
     assert credential_name(name) is secret
+
+
+def _head(*fields: str) -> HttpHead:
+    head = HeadParser().receive_data(
+        "".join(f"{line}\r\n" for line in ("GET /chat HTTP/1.1", *fields, "")).encode())
+    assert head is not None
+    return head
+
+
+@pytest.mark.parametrize("fields, found", [
+    (["Authorization: Basic Ym9iOmh1bnRlcjI="],
+     ["Authorization Basic: user 'bob', a password of 7 characters"]),
+    (["Authorization: Basic !!!"], ["Authorization Basic: an undecodable token"]),
+    (["Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.sig"],
+     ["Authorization Bearer (28 chars, 'eyJh'...)"]),
+    (["Authorization: Digest username=\"bob\", response=\"6629fae4\""], []),
+    (["Authorization: Negotiate YIIJvwYGKwYBBQUCoIIJszCCCa"], []),
+    (["X-Auth-Token: abcdef0123456789"], ["header 'X-Auth-Token' (16 chars, 'abcd'...)"]),
+    (["Api-Key: k1"], ["header 'Api-Key' (2 chars)"]),
+    (["Key: 6a5c"], []),                       # a bare "Key" names many things
+    (["Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="], []),
+    (["Cookie: session=abc", "Proxy-Authorization: Basic Ym9iOmh1bnRlcjI="], []),
+    (["X-Requested-With: XMLHttpRequest", "Host: a"], []),
+])
+def test_header_secrets(fields: list[str], found: list[str]) -> None:
+    assert _header_secrets(_head(*fields)) == found
 
 
 @pytest.mark.parametrize("value, token", [

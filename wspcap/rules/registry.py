@@ -383,6 +383,12 @@ register("sec_credentials_in_subprotocol", "warning", "RFC 6455 sections 10.5, 1
          "cleartext anyone on the path can replay it.", _NC,
          "offered subprotocol 'authorization.bearer.eyJ0...' (412 chars) carries a "
          "credential")
+register("sec_credentials_in_header", "warning", "RFC 6455 section 10.6, RFC 7617 section 4",
+         "a password or token in a header field of a plaintext upgrade request",
+         "Authorization Basic (a user and password), a bearer token, or a field named like "
+         "a secret (X-Api-Key, X-Auth-Token): anyone on the path reads and replays it; "
+         "use wss://.", _NC,
+         "Authorization Basic: user 'bob', a password of 7 characters in cleartext")
 register("sec_proxy_credentials", "warning", "RFC 1929 section 4, RFC 7617 section 4",
          "a user and password given to a proxy in cleartext",
          "The connection went through a SOCKS 5 proxy with username/password "

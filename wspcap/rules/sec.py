@@ -14,6 +14,8 @@ page. Masking keys must be unpredictable (RFC 6455 section 10.3).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
 from typing import TYPE_CHECKING
@@ -224,6 +226,39 @@ def _secret_preview(value: str) -> str:
     return f"{len(value)} chars, {value[:4]!r}..." if len(value) > 4 else f"{len(value)} chars"
 
 
+#: Header fields the secret-header check leaves to others: the proxy's
+#: credentials (sec_proxy_credentials, found by the engine), the cookie
+#: (sec_plaintext_ws says it is in cleartext; sec_cswsh_risk reads it).
+_OTHER_HEADERS = frozenset(("proxy-authorization", "cookie", "authorization"))
+
+
+def _header_secrets(request: HttpHead) -> list[str]:
+    """What the request's header fields give away: ``Authorization`` Basic
+    (a user and password, RFC 7617 section 4) or a bearer token (RFC 6750),
+    and fields whose name says they hold a secret (``X-Api-Key``,
+    ``X-Auth-Token``...)."""
+    found = []
+    for value in request.get_all("Authorization"):
+        scheme, _, token = value.strip().partition(" ")
+        token = token.strip()
+        if scheme.lower() == "basic":
+            try:
+                user, colon, password = base64.b64decode(token, validate=True).decode(
+                    "utf-8", "replace").partition(":")
+            except (binascii.Error, ValueError):
+                colon = ""
+            found.append(f"Authorization Basic: user {user!r}, a password of {len(password)} "
+                         "characters" if colon else "Authorization Basic: an undecodable token")
+        elif scheme.lower() not in ("digest", "negotiate", "ntlm") and token:
+            found.append(f"Authorization {scheme} ({_secret_preview(token)})")
+    for name, value in request.headers:
+        bare = name[2:] if name[:2].lower() == "x-" else name  # (X-Api-Key: "api key")
+        if (value and name.lower() not in _OTHER_HEADERS and bare.lower() != "key"
+                and credential_name(bare)):  # ("Key" alone names many things)
+            found.append(f"header {name!r} ({_secret_preview(value)})")
+    return found
+
+
 @check("sec")
 def credentials(ctx: Context) -> None:
     """Secrets in the request target or the offered subprotocols (all cleartext here)."""
@@ -244,6 +279,12 @@ def credentials(ctx: Context) -> None:
         if found:
             ctx.report(conn.conn_id, conn.ts_request, C2S, None, "sec_credentials_in_url",
                        "; ".join(found) + " in the request target", conn.request_packet)
+        if not conn.tls:
+            in_headers = _header_secrets(hs.request)
+            if in_headers:
+                ctx.report(conn.conn_id, conn.ts_request, C2S, None,
+                           "sec_credentials_in_header",
+                           "; ".join(in_headers) + " in cleartext", conn.request_packet)
         secrets = [p for p in _offered(hs.request) if _token_like(p)]
         if secrets:
             shown = ", ".join(f"{p[:24]!r}... ({len(p)} chars)" if len(p) > 24 else repr(p)
