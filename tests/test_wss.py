@@ -258,3 +258,46 @@ def test_cli_keylog(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "bye over TLS" in (tmp_path / "r.html").read_text()
     assert main(["analyze", str(bare), "--keylog", str(tmp_path / "nope.log")]) == 2
     assert "nope.log" in capsys.readouterr().err
+
+
+def _late_keys(tmp_path: Path, total: int) -> tuple[wspcap.Capture, int]:
+    """Four wss:// connections read packet by packet holding their records for
+    keys that come at the end (as a live capture following a key log), the
+    bytes held by all of them bounded by ``total``; the Capture, and how many
+    messages the four sent."""
+    from wspcap.api.reading import _finish_records
+    from wspcap.engine import Options, Pipeline
+    from wspcap.tables.capture import Capture, CaptureInfo
+
+    m = anomaly_generator()
+    sc = m.Scenario("late-keys", "generated")
+    keys, sent = [], 0
+    for n in range(4):
+        tls = m.Tls13(sc)
+        c = sc.conn(server_port=443)
+        c.tls_open(tls)
+        c.upgrade_after_tls()
+        for i in range(6):
+            c.text(C2S, f"conn {n} message {i} " + "x" * 300)
+            sent += 1
+        keys.append(tls.keylog)
+    path = tmp_path / "late.pcap"
+    sc.pcap.write(path)
+    p = Pipeline(Options(tls_hold=1 << 20, tls_hold_total=total))
+    with open_capture(path) as cap:
+        for number, ts, linktype, data, _wirelen in cap:
+            p.receive_packet(number, ts, linktype, data)
+        p.receive_secrets("".join(keys))
+        info = CaptureInfo(str(path), cap.format)
+        return Capture.from_collector(*_finish_records(p, info, cap.truncated)), sent
+
+
+def test_records_held_for_keys_are_bounded_for_all_connections_together(
+        tmp_path: Path) -> None:
+    whole, sent = _late_keys(tmp_path, 1 << 20)
+    assert whole.connections.decrypted.all() and len(whole.messages) == sent
+    assert "tls_keys_late" not in set(whole.anomalies.code.astype(str))
+    bounded, _ = _late_keys(tmp_path, 5000)  # about two connections' records
+    late = bounded.anomalies[bounded.anomalies.code == "tls_keys_late"]
+    assert len(late) >= 2 and late.detail.str.contains("all connections holding").all()
+    assert 0 < len(bounded.messages) < sent  # those held within the bound still open

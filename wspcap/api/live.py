@@ -284,7 +284,8 @@ class Sniffer:
         keylog: TLS key log file(s) to decrypt wss:// with, followed as they
             grow (a browser appends a line per connection): records whose keys
             are not there yet are held (``Options.tls_hold``, 4 MiB a
-            direction by default here) and decrypted when they arrive. With
+            direction by default here, and ``Options.tls_hold_total``, 64 MiB
+            for all connections together) and decrypted when they arrive. With
             ``write``, the file is pcapng and carries the keys it used.
 
     Attributes:

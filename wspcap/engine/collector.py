@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -13,6 +13,7 @@ from wspcap.engine.options import Options
 from wspcap.rules.context import ConnFacts, Finding
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.tls import KeyLog
+from wspcap.tls.session import HoldBudget
 from wspcap.ws.deflate import InflateBudget
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message
@@ -218,9 +219,11 @@ def _tail_columns(chunks: Packed, records: list[Any], keys: list[int]
 @dataclass
 class Shared:
     """What every connection of a pipeline shares: the limits, where records
-    go, the TLS secrets and the capture's inflation budget."""
+    go, the TLS secrets, the capture's inflation budget and the bytes its TLS
+    connections may hold for want of keys."""
 
     options: Options
     collector: Collector
     keylog: KeyLog
     inflate_budget: InflateBudget
+    tls_budget: HoldBudget = field(default_factory=HoldBudget)

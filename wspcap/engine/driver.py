@@ -42,6 +42,7 @@ from wspcap.rules.checks import check_connections, run_checks
 from wspcap.rules.thresholds import DEFAULT_THRESHOLDS
 from wspcap.timestamps import TS_MAX, TS_MIN, TS_NULL
 from wspcap.tls import KeyLog
+from wspcap.tls.session import HoldBudget
 from wspcap.ws.deflate import InflateBudget
 from wspcap.ws.records import (
     Packed,
@@ -88,7 +89,8 @@ class Pipeline:
         #: messages out and lets go of their payloads gives their bytes back
         #: (see :meth:`release_inflated`).
         self.inflate_budget = InflateBudget(th.inflate_budget_capture, "capture")
-        self.shared = Shared(self.options, self.collector, self.keylog, self.inflate_budget)
+        self.shared = Shared(self.options, self.collector, self.keylog, self.inflate_budget,
+                             HoldBudget(self.options.tls_hold_total))
 
     def _new_websockets(self) -> None:
         """The sessions that became WebSocket since last asked join :attr:`unchecked`."""

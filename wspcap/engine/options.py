@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from wspcap.rules.thresholds import Thresholds
 from wspcap.tcp.reassembly import MAX_PENDING
 from wspcap.tls import KeyLog
+from wspcap.tls.session import MAX_HELD_TOTAL
 from wspcap.ws.deflate import MAX_INFLATED
 from wspcap.ws.frames import MAX_PAYLOAD
 
@@ -53,6 +54,8 @@ class Options:
             whose keys are not (yet) in the key log; 0 when the key log is
             complete before reading starts (files), more for a key log that
             is still being written (live).
+        tls_hold_total: those bytes for all connections together (a busy
+            interface has many connections whose keys never come).
         decoder: an application decoder to force on every connection (a
             name from ``wspcap decoders``); None chooses by handshake and
             content (see :mod:`wspcap.app.runner`).
@@ -67,6 +70,7 @@ class Options:
     thresholds: Thresholds | None = None
     keylog: KeyLog | None = None
     tls_hold: int = 0
+    tls_hold_total: int = MAX_HELD_TOTAL
     # -- application decoding (issue 18; read by wspcap.tables.app) --
     decoder: str | None = None
     decoders: bool = True

@@ -167,7 +167,8 @@ class Session:
         """The connection starts with a ClientHello from ``client``: its bytes go
         through the TLS layer, and what it decrypts goes where the bytes went."""
         self.tls_client = client
-        self.tls = TLSSession(self.shared.keylog, self.options.tls_hold)
+        self.tls = TLSSession(self.shared.keylog, self.options.tls_hold,
+                              self.shared.tls_budget)
         for d in self.dirs:
             d.start_tls()
 

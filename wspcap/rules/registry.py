@@ -203,7 +203,8 @@ register("tls_keys_missing", "info", "RFC 8446 section 7, NSS key log format",
          "--keylog) to read it.", _NC + "; Wireshark: no equivalent (it shows records)",
          "client_random=3f2a...")
 register("tls_keys_late", "warning", "NSS key log format",
-         "records waiting for their keys went past the bound held per direction",
+         "records waiting for their keys went past the bound held per direction, or "
+         "for all connections together",
          "The key log had not caught up with the capture (a live capture following a key "
          "log); records past the bound were not kept and are not decrypted.", _NC,
          "held 4194304 bytes waiting for keys; later records not kept")

@@ -124,7 +124,7 @@ from wspcap.tls.records import (
 )
 from wspcap.tls.suites import SUITES, suite_name
 
-__all__ = ["C2S", "MAX_SKIP", "S2C", "KeylessRun", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
+__all__ = ["C2S", "MAX_SKIP", "S2C", "HoldBudget", "KeylessRun", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
            "TLSRun", "TLSSession", "scan_runs"]
 
 C2S, S2C = 0, 1
@@ -133,6 +133,8 @@ C2S, S2C = 0, 1
 MAX_SKIP = 64
 #: Default bound on protected bytes held per direction while keys are missing.
 MAX_HELD = 4 << 20
+#: Default bound on those bytes for all connections together (see HoldBudget).
+MAX_HELD_TOTAL = 64 << 20
 #: Longest handshake message kept for parsing (a certificate chain fits).
 MAX_HANDSHAKE = 1 << 20
 TLS13 = 0x0304
@@ -364,17 +366,48 @@ class _Direction:
         self.application = False
 
 
+class HoldBudget:
+    """Protected bytes the TLS connections of a capture may hold for want of
+    keys, all together: each direction's own bound (``max_held``) times many
+    connections whose keys never come (a busy interface followed live) would
+    be no bound at all.
+
+    Args:
+        limit: the bytes that may be held at once.
+    """
+
+    __slots__ = ("held", "limit")
+
+    def __init__(self, limit: int = MAX_HELD_TOTAL) -> None:
+        self.limit = limit
+        self.held = 0
+
+    def take(self, size: int) -> bool:
+        """Hold ``size`` more bytes, if the budget allows; whether it did."""
+        if self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        """``size`` held bytes were let go (opened, or dropped)."""
+        self.held -= size
+
+
 class TLSSession:
     """A TLS connection's two directions, decrypted with a key log.
 
     Args:
         keylog: the secrets to decrypt with (may grow later: :meth:`keys_added`).
         max_held: protected bytes held per direction while their keys are missing.
+        budget: the bytes held by all connections together (their own if None).
     """
 
-    def __init__(self, keylog: KeyLog | None = None, max_held: int = MAX_HELD) -> None:
+    def __init__(self, keylog: KeyLog | None = None, max_held: int = MAX_HELD,
+                 budget: HoldBudget | None = None) -> None:
         self.keylog = keylog if keylog is not None else KeyLog()
         self.max_held = max_held
+        self.budget = budget if budget is not None else HoldBudget()
         self.info = TLSInfo()
         self._dirs = (_Direction(), _Direction())
         self._events: list[Event] = []
@@ -436,12 +469,14 @@ class TLSSession:
                  for arrival, record in zip(d.arrivals, d.held, strict=True)]
         for direction in {r[1] for r in ready}:
             d = self._dirs[direction]
+            self.budget.give_back(d.held_bytes)
             d.held, d.arrivals, d.held_bytes = [], [], 0
         for _arrival, direction, (header, fragment, offset) in sorted(ready,
                                                                       key=lambda r: r[0]):
             self._protected(direction, self._dirs[direction], header, fragment, offset)
 
     def _open_held_of(self, direction: int, d: _Direction) -> None:
+        self.budget.give_back(d.held_bytes)
         held, d.held, d.arrivals, d.held_bytes = d.held, [], [], 0
         for header, fragment, offset in held:
             self._protected(direction, d, header, fragment, offset)
@@ -718,17 +753,22 @@ class TLSSession:
         if d.held and self._keys(direction, d):
             self._open_held_of(direction, d)  # in order: the held records come first
         if d.protection is None and not self._keys(direction, d):
-            if d.held_bytes + len(fragment) > self.max_held:
+            own = d.held_bytes + len(fragment) <= self.max_held
+            if not (own and self.budget.take(len(fragment))):
                 self._say_missing(direction, d, offset)
                 self._events.append(Lost(direction, offset, HEADER_LEN + len(fragment),
                                          "no keys for this record"))
                 if d.held:
+                    bound = (f", all connections holding {self.budget.held} together"
+                             if own else "")  # (past the budget, not this direction's bound)
                     self._events.append(TLSAnomaly(
                         "tls_keys_late", direction, offset,
-                        f"held {d.held_bytes} bytes waiting for keys; later records not kept"))
+                        f"held {d.held_bytes} bytes waiting for keys{bound}; later records "
+                        "not kept"))
                     for h, f, o in d.held:
                         self._events.append(Lost(direction, o, HEADER_LEN + len(f),
                                                  "no keys for this record"))
+                    self.budget.give_back(d.held_bytes)
                     d.held, d.arrivals, d.held_bytes = [], [], 0
                 return
             d.held.append((header, fragment, offset))
