@@ -18,6 +18,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from golden.crafted import Conversation, _http, request_head, response_head
 from golden.rfc6455 import TEXT
@@ -93,6 +94,8 @@ def through(proxy: Any, proxy_uri: str, scheme: str, path: str, tmp_path: Path
     cap = result["cap"]
     (row,) = cap.connections.itertuples()
     assert row.server_port == proxy_port and row.uri == path and row.established
+    assert row.proxy.split(" ")[0] in ("CONNECT", "SOCKS5")
+    assert row.proxy.endswith(f":{server_port}")
     assert bool(row.tls) is bool(row.decrypted) is (scheme != "ws")
     if scheme != "ws":
         assert row.tls_version == f"TLS {scheme[-3:]}"
@@ -104,7 +107,8 @@ def through(proxy: Any, proxy_uri: str, scheme: str, path: str, tmp_path: Path
 
 @pytest.mark.parametrize("scheme", ["ws", "wss-1.3", "wss-1.2"])
 def test_websockets_through_a_connect_proxy(scheme: str, tmp_path: Path) -> None:
-    through(_proxy, "http://127.0.0.1:{port}", scheme, "/tunneled", tmp_path)
+    cap, _port = through(_proxy, "http://127.0.0.1:{port}", scheme, "/tunneled", tmp_path)
+    assert cap.connections.proxy.iloc[0].startswith("CONNECT localhost:")
 
 
 def _tunnel(answers: list[bytes]) -> Conversation:
@@ -131,6 +135,7 @@ def test_a_proxy_that_asks_for_credentials_first(tmp_path: Path) -> None:
     cap = wspcap.read(conv.crafted("proxy").write(tmp_path / "proxy.pcap"))
     (row,) = cap.connections.itertuples()
     assert row.host == "chat.example.com" and row.server_port == 3128 and row.accept_valid
+    assert row.proxy == "CONNECT chat.example.com:80"
     m = cap.messages
     assert [(str(d), bytes(p)) for d, p in zip(m.direction, m.payload, strict=True)] == [
         ("c2s", b"hello through the tunnel"), ("s2c", b"hello back")]
@@ -146,7 +151,7 @@ def test_after_a_refused_connect_plain_http_goes_on(tmp_path: Path) -> None:
     cap = wspcap.read(conv.crafted("refused").write(tmp_path / "refused.pcap"))
     (row,) = cap.connections.itertuples()
     assert row.established and row.host == "chat.example.com"
-    assert len(cap.messages) == 2
+    assert len(cap.messages) == 2 and pd.isna(row.proxy)  # (no tunnel)
 
 
 # -- SOCKS ------------------------------------------------------------------------------------

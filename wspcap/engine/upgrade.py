@@ -181,6 +181,10 @@ class Upgrade:
         self.socks: SocksHandshake | None = None
         self.socks_client = 0
         self.socks_ends: list[tuple[int, int, int] | None] = [None, None]
+        #: The proxy tunnels the connection went through, and the last
+        #: CONNECT target asked (see :meth:`_tunnel`).
+        self.proxy: str | None = None
+        self.connect_target = ""
         for dr in dirs:
             dr.give_to(self._probe)
 
@@ -318,6 +322,8 @@ class Upgrade:
             self.connection.give_up()
             return
         self.asked.append(head.method)
+        if connect:
+            self.connect_target = head.target
         side = self.sides[dr.d]
         side.head = None
         side.body = None if connect else body
@@ -409,9 +415,14 @@ class Upgrade:
         """A 2xx answer to CONNECT (through an HTTP proxy), ``data`` after its
         head: from here on each direction carries the tunnel's own stream
         (RFC 9110 section 9.3.6)."""
+        self._tunneled(f"CONNECT {self.connect_target}")
         client = self.dirs[1 - server.d]
         self._restart(client, client.take_held(),
                       [(data, offset, ts, packet)] if data else [])
+
+    def _tunneled(self, proxy: str) -> None:
+        """The connection goes through a proxy's tunnel (after those before, if any)."""
+        self.proxy = proxy if self.proxy is None else f"{self.proxy}, {proxy}"
 
     def _restart(self, client: Direction, client_bytes: list[Chunk],
                  server_bytes: list[Chunk]) -> None:
@@ -480,6 +491,7 @@ class Upgrade:
         if socks.failed is not None:
             self.connection.give_up()
         elif socks.granted:
+            self._tunneled(f"SOCKS{socks.version} {socks.target}")
             client = self.dirs[self.socks_client]
             rests = []
             for d, rest in ((client.d, socks.client_rest), (1 - client.d, socks.server_rest)):
@@ -789,6 +801,7 @@ class Upgrade:
             "subprotocol": hs.subprotocol,
             "extensions": hs.extensions,
             "permessage_deflate": self.deflate is not None,
+            "proxy": self.proxy,
         }
 
 

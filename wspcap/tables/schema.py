@@ -411,6 +411,9 @@ CONNECTIONS = TableSchema("connections", (
     Column("fin_c2s", _BOOL, "the client sent a FIN"),
     Column("fin_s2c", _BOOL, "the server sent a FIN"),
     Column("rst", _BOOL, "either side sent a RST"),
+    Column("proxy", STRING, "the proxy tunnel the connection went through and the target "
+           "the client asked it for: 'CONNECT host:port' (an HTTP proxy), 'SOCKS5 host:port'",
+           True),
     Column("tls", _BOOL, "the connection is TLS (wss://)"),
     Column("tls_version", STRING, "the TLS version", True),
     Column("tls_cipher", STRING, "the TLS cipher suite", True),
