@@ -15,6 +15,7 @@ on the same connection, and one that refuses.
 from __future__ import annotations
 
 import asyncio
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,11 @@ import pytest
 from golden.crafted import Conversation, _http, request_head, response_head
 from golden.rfc6455 import TEXT
 from golden.tls import contexts
+from rich.console import Console
 from test_wss_browser import STEP, _free_port, _need_capture_rights, capturing
 
 import wspcap
+from wspcap.views.summary import print_summary
 
 pytestmark = pytest.mark.network
 
@@ -136,6 +139,9 @@ def test_a_proxy_that_asks_for_credentials_first(tmp_path: Path) -> None:
     (row,) = cap.connections.itertuples()
     assert row.host == "chat.example.com" and row.server_port == 3128 and row.accept_valid
     assert row.proxy == "CONNECT chat.example.com:80"
+    out = io.StringIO()
+    print_summary(cap, console=Console(file=out, width=120, color_system=None))
+    assert "10.0.0.3:3128 (CONNECT chat.example.com:80)" in out.getvalue()
     m = cap.messages
     assert [(str(d), bytes(p)) for d, p in zip(m.direction, m.payload, strict=True)] == [
         ("c2s", b"hello through the tunnel"), ("s2c", b"hello back")]

@@ -101,7 +101,7 @@ _CONNECTION_COLUMNS = (
     "status", "accept_valid", "subprotocol", "permessage_deflate", "frames", "frames_c2s",
     "frames_s2c", "messages", "bytes_c2s", "bytes_s2c", "close_code_c2s", "close_reason_c2s",
     "close_code_s2c", "close_reason_s2c", "established", "tls", "sni", "decrypted",
-    "app_protocol", "app_confidence")
+    "app_protocol", "app_confidence", "proxy")
 
 
 def _rows(table: Any, names: Sequence[str]) -> list[SimpleNamespace]:
@@ -194,7 +194,9 @@ def _cells(c: Any) -> dict[str, str]:
                f"(TLS, not decrypted{': ' + sni if sni else ''})")
     return {
         "id": str(c.conn_id), "client": f"{c.client_ip}:{c.client_port}",
-        "server": f"{c.server_ip}:{c.server_port}",
+        # (through a proxy, the server address is the proxy's: say where it led)
+        "server": f"{c.server_ip}:{c.server_port}" + (f" ({escape(_na(c.proxy))})"
+                                                      if _na(c.proxy) else ""),
         "uri": uri,
         "status": _na(c.status), "accept": accept, "subprotocol": escape(_na(c.subprotocol)),
         "deflate": "deflate" if c.permessage_deflate else "",
