@@ -160,8 +160,7 @@ class PacketDecoder:
             self.malformed += 1
             return None
         if proto != IPPROTO_TCP:
-            if proto not in _TUNNELED or frag & 0x3FFF or (
-                    proto == IPPROTO_UDP and data[off + ihl + 2:off + ihl + 4] not in _TUNNEL_PORTS):
+            if frag & 0x3FFF or not _may_tunnel(proto, data, off + ihl):
                 self.not_tcp += 1
                 return None
             return self._tunnel(proto, data, off + ihl, min(off + total if total else cap, cap))
@@ -184,6 +183,9 @@ class PacketDecoder:
         if nxt == IPPROTO_TCP:
             return self._tcp(data, off + 40, end, src, dst, cap)
         if nxt not in IPV6_EXTENSIONS:
+            if not _may_tunnel(nxt, data, off + 40):
+                self.not_tcp += 1
+                return None
             return self._tunnel(nxt, data, off + 40, min(end, cap))
         import dpkt  # (the first time only: see the module's note)
 
@@ -204,11 +206,8 @@ class PacketDecoder:
 
     def _tunnel(self, proto: int, data: bytes, off: int, end: int) -> Segment | str | None:
         """The packet inside a tunnel whose outer IP payload (protocol
-        ``proto``) is ``data[off:end]``; None when it is no tunnel we open."""
-        if proto not in _TUNNELED or (proto == IPPROTO_UDP
-                                      and data[off + 2:off + 4] not in _TUNNEL_PORTS):
-            self.not_tcp += 1  # (for IPv6: IPv4 looked before the call)
-            return None
+        ``proto``) is ``data[off:end]`` (:func:`_may_tunnel`); None when it is
+        no tunnel we open."""
         inner = _inner(proto, data, off, end) if self._nesting < MAX_NESTING else None
         if inner is None:
             self.not_tcp += 1
@@ -243,6 +242,14 @@ class PacketDecoder:
             missing = end - max(captured, start)
         key = src + dst + data[off:off + 4]
         return key, src, dst, sport, dport, seq, ack, flags, payload, missing
+
+
+def _may_tunnel(proto: int, data: bytes, off: int) -> bool:
+    """Whether an IP payload of protocol ``proto`` at ``off`` may be a tunnel
+    we open: the one look most packets that are not TCP get (QUIC, DNS)."""
+    return proto in _TUNNELED and (proto != IPPROTO_UDP
+                                   or data[off + 2:off + 4] in _TUNNEL_PORTS)
+
 
 def _inner(proto: int, data: bytes, off: int, end: int) -> tuple[int, int] | None:
     """``(linktype, offset)`` of the frame a tunnel's outer IP payload (protocol

@@ -101,7 +101,7 @@ class Session:
         """A finding of direction ``d`` that may come before the connection is
         WebSocket (a proxy's handshake): reported once it is, if it ever is."""
         if self.conn_id is not None:
-            self.report(ts, self.dirs[d].name, None, code, detail, packet, offset)
+            self.report(ts, self.dirs[d].name or None, None, code, detail, packet, offset)
         else:
             self.early_findings.append((ts, d, offset, code, detail, packet))
 
@@ -184,15 +184,11 @@ class Session:
                 plain = event.plain
                 dr.lose_plain(event.size if plain is None else plain, plain is not None, ts,
                               packet)
-            elif self.conn_id is None:
-                self.early_findings.append((ts, dr.d, event.offset, event.code, event.detail,
-                                            packet))
-                if event.code == "tls_alpn_h2":
+            else:
+                self.report_early(ts, dr.d, event.offset, event.code, event.detail, packet)
+                if event.code == "tls_alpn_h2" and self.conn_id is None:
                     # Its WebSocket, if any, rides HTTP/2: it gets a row of its own.
                     self.become_websocket(self.tls_client)
-            else:
-                self.report(ts, dr.name or None, None, event.code, event.detail, packet,
-                            event.offset)
 
     def took_tls_run(self, d: int, plain: int, marks: list[tuple[int, int, int]]) -> None:
         """The block path gave direction ``d``'s parser ``plain`` decrypted

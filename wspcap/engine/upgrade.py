@@ -39,8 +39,6 @@ parameters, the times and packets of the request and the answer.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any, Protocol
 
 from wspcap.constants import C2S, S2C
@@ -57,6 +55,7 @@ from wspcap.http.upgrade import (
     looks_like_request,
     looks_like_response,
     maybe_head_kind,
+    read_authorization,
 )
 from wspcap.proxy import SocksHandshake, looks_like_socks
 from wspcap.rules.context import preview
@@ -447,16 +446,11 @@ class Upgrade:
         value = head.get("Proxy-Authorization")
         if value is None or self.connection.tls is not None:
             return
-        scheme, _, token = value.strip().partition(" ")
-        if scheme.lower() != "basic":
+        scheme, _token, pair = read_authorization(value)
+        if scheme != "basic":
             return
-        try:
-            user, colon, password = base64.b64decode(token.strip(), validate=True).decode(
-                "utf-8", "replace").partition(":")
-        except (binascii.Error, ValueError):
-            user, colon, password = "", "", ""
-        said = (f"user {preview(user, 40)}, a password of {len(password)} characters"
-                if colon else "a Basic token that does not decode to user:password")
+        said = (f"user {preview(pair[0], 40)}, a password of {len(pair[1])} characters"
+                if pair else "a Basic token that does not decode to user:password")
         self.connection.report_early(ts, dr.d, offset, "sec_proxy_credentials",
                                      f"Proxy-Authorization Basic on {head.method}: {said}",
                                      packet)

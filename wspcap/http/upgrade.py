@@ -34,6 +34,7 @@ __all__ = [
     "looks_like_response",
     "maybe_head_kind",
     "parse_extensions",
+    "read_authorization",
 ]
 
 #: RFC 6455 section 1.3: the GUID appended to the key before hashing.
@@ -56,6 +57,23 @@ def accept_for(key: str) -> str:
     """
     digest = hashlib.sha1((key.strip() + ACCEPT_GUID).encode("latin-1")).digest()
     return base64.b64encode(digest).decode("ascii")
+
+
+def read_authorization(value: str) -> tuple[str, str, tuple[str, str] | None]:
+    """An ``Authorization`` or ``Proxy-Authorization`` value read: ``(scheme
+    lower-cased, token, (user, password))``, the last None unless the scheme
+    is ``Basic`` and the token decodes to ``user:password`` (RFC 7617 section
+    2: base64 of them, joined by the first colon)."""
+    scheme, _, token = value.strip().partition(" ")
+    scheme, token = scheme.lower(), token.strip()
+    if scheme != "basic":
+        return scheme, token, None
+    try:
+        user, colon, password = base64.b64decode(token, validate=True).decode(
+            "utf-8", "replace").partition(":")
+    except (binascii.Error, ValueError):
+        return scheme, token, None
+    return scheme, token, (user, password) if colon else None
 
 
 def looks_like_request(data: bytes) -> bool:

@@ -14,8 +14,6 @@ page. Masking keys must be unpredictable (RFC 6455 section 10.3).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from typing import TYPE_CHECKING
@@ -23,6 +21,7 @@ from urllib.parse import parse_qsl, unquote_plus, urlsplit
 
 import numpy as np
 
+from wspcap.http.upgrade import read_authorization
 from wspcap.rules.context import C2S, S2C, Context, check, preview
 
 if TYPE_CHECKING:
@@ -239,18 +238,13 @@ def _header_secrets(request: HttpHead) -> list[str]:
     ``X-Auth-Token``...)."""
     found = []
     for value in request.get_all("Authorization"):
-        scheme, _, token = value.strip().partition(" ")
-        token = token.strip()
-        if scheme.lower() == "basic":
-            try:
-                user, colon, password = base64.b64decode(token, validate=True).decode(
-                    "utf-8", "replace").partition(":")
-            except (binascii.Error, ValueError):
-                colon = ""
-            found.append(f"Authorization Basic: user {user!r}, a password of {len(password)} "
-                         "characters" if colon else "Authorization Basic: an undecodable token")
-        elif scheme.lower() not in ("digest", "negotiate", "ntlm") and token:
-            found.append(f"Authorization {scheme} ({_secret_preview(token)})")
+        scheme, token, pair = read_authorization(value)
+        if scheme == "basic":
+            found.append(f"Authorization Basic: user {pair[0]!r}, a password of {len(pair[1])} "
+                         "characters" if pair else "Authorization Basic: an undecodable token")
+        elif scheme not in ("digest", "negotiate", "ntlm") and token:
+            found.append(f"Authorization {value.strip().partition(' ')[0]} "
+                         f"({_secret_preview(token)})")
     for name, value in request.headers:
         bare = name[2:] if name[:2].lower() == "x-" else name  # (X-Api-Key: "api key")
         if (value and name.lower() not in _OTHER_HEADERS and bare.lower() != "key"

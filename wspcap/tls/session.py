@@ -124,8 +124,8 @@ from wspcap.tls.records import (
 )
 from wspcap.tls.suites import SUITES, suite_name
 
-__all__ = ["C2S", "MAX_SKIP", "S2C", "HoldBudget", "KeylessRun", "Lost", "Plaintext", "TLSAnomaly", "TLSInfo",
-           "TLSRun", "TLSSession", "scan_runs"]
+__all__ = ["C2S", "MAX_SKIP", "S2C", "HoldBudget", "KeylessRun", "Lost", "Plaintext",
+           "TLSAnomaly", "TLSInfo", "TLSRun", "TLSSession", "scan_runs"]
 
 C2S, S2C = 0, 1
 #: Sequence numbers tried past the expected one when looking for the next
