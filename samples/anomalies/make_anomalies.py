@@ -1732,14 +1732,101 @@ def _tls_weak(sc: Scenario) -> None:
     sc.expect("tls_weak", 0, S2C, None, number, "version=TLS 1.0")
 
 
-@scenario("tls-alpn-h2", "a TLS server chooses HTTP/2 by ALPN: a WebSocket there would ride "
-          "HTTP/2 (RFC 8441)")
+@scenario("tls-alpn-h2", "a TLS server chooses HTTP/2 by ALPN, and only the handshake "
+          "secrets are in the capture: a WebSocket there would ride HTTP/2 (RFC 8441), unread")
 def _tls_alpn_h2(sc: Scenario) -> None:
     tls = Tls13(sc, alpn="h2")
     c, _hello, server = _wss(sc, tls)
-    c.send(C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+    sc.pcap.secrets = "".join(line + "\n" for line in tls.keylog.splitlines()
+                              if "HANDSHAKE" in line)
+    data = c.send(C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
     c.shutdown(C2S)
     sc.expect("tls_alpn_h2", 0, S2C, None, server, "alpn=h2")
+    sc.expect("tls_keys_missing", 0, C2S, None, data,
+              f"client_random={tls.client_random.hex()}")
+
+
+class _H2:
+    """An HTTP/2 connection in a wss:// connection (ALPN h2, TLS 1.3, keys
+    embedded), a WebSocket opened on stream 1 by extended CONNECT (RFC 8441):
+    frames by hyperframe, header blocks by hpack."""
+
+    def __init__(self, sc: Scenario) -> None:
+        from hpack import Encoder
+        from hyperframe.frame import SettingsFrame
+
+        self.c, _hello, _server = _wss(sc, Tls13(sc, alpn="h2"))
+        self.encoders = {C2S: Encoder(), S2C: Encoder()}
+        self.c.send(C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+                    + SettingsFrame(0, settings={}).serialize())
+        self.c.send(S2C, SettingsFrame(0, settings={
+            SettingsFrame.ENABLE_CONNECT_PROTOCOL: 1}).serialize())
+        self.headers(C2S, 1, [(":method", "CONNECT"), (":protocol", "websocket"),
+                              (":scheme", "https"), (":path", "/chat"),
+                              (":authority", "example.test"), ("sec-websocket-version", "13"),
+                              ("origin", "https://example.test")])
+        self.headers(S2C, 1, [(":status", "200")])
+
+    def headers(self, d: str, stream: int, fields: list[tuple[str, str]]) -> int:
+        from hyperframe.frame import HeadersFrame
+
+        block = self.encoders[d].encode(fields)
+        return self.c.send(d, HeadersFrame(stream, block, flags=["END_HEADERS"]).serialize())
+
+    def data(self, d: str, payload: bytes, stream: int = 1) -> int:
+        from hyperframe.frame import DataFrame
+
+        return self.c.send(d, DataFrame(stream, payload).serialize())
+
+    def text(self, d: str, text: str) -> int:
+        return self.data(d, frame(TEXT, text.encode(), key=self.c.sc.key() if d == C2S else None))
+
+
+@scenario("h2-stream-reset", "a WebSocket over HTTP/2 (RFC 8441) in a decrypted wss:// "
+          "connection, ended by the client's RST_STREAM CANCEL (what a browser does when the "
+          "page goes away)")
+def _h2_stream_reset(sc: Scenario) -> None:
+    from hyperframe.frame import RstStreamFrame
+
+    h2 = _H2(sc)
+    h2.text(C2S, "hello")
+    h2.text(S2C, "hi")
+    reset = h2.c.send(C2S, RstStreamFrame(1, error_code=8).serialize())
+    h2.c.shutdown(C2S)
+    sc.expect("h2_stream_reset", 0, C2S, None, reset, "RST_STREAM CANCEL (8) from the client")
+    sc.expect("ws_no_close", 0, C2S, None, None,
+              "the HTTP/2 stream ended (RST_STREAM from the client) without a close frame")
+
+
+@scenario("h2-malformed", "a WebSocket over HTTP/2: the client sends a DATA frame in the "
+          "middle of a header block (RFC 9113 section 6.10 wants CONTINUATION there)")
+def _h2_malformed(sc: Scenario) -> None:
+    from hyperframe.frame import DataFrame, HeadersFrame
+
+    h2 = _H2(sc)
+    h2.text(C2S, "hello")
+    open_block = HeadersFrame(3, h2.encoders[C2S].encode([(":method", "GET"), (":path", "/")]))
+    bad = h2.c.send(C2S, open_block.serialize() + DataFrame(1, b"\x81\x00").serialize())
+    h2.text(S2C, "the server still talks")
+    h2.c.shutdown(C2S)
+    sc.expect("h2_malformed", 0, C2S, None, bad,
+              "HTTP/2 connection: DataFrame inside a header block (CONTINUATION expected)")
+
+
+@scenario("h2-headers-unreadable", "a WebSocket over HTTP/2: a header block of the server's "
+          "that HPACK cannot decode (an index past both tables)")
+def _h2_headers_unreadable(sc: Scenario) -> None:
+    from hyperframe.frame import HeadersFrame
+
+    h2 = _H2(sc)
+    h2.text(C2S, "hello")
+    bad = h2.c.send(S2C, HeadersFrame(3, b"\xbf\xff\xff\x7f", flags=["END_HEADERS"]
+                                      ).serialize())
+    h2.text(S2C, "DATA is still read")
+    h2.c.shutdown(C2S)
+    sc.expect("h2_headers_unreadable", 0, S2C, None, bad,
+              "HTTP/2 connection: header block on stream 3: InvalidTableIndex; the "
+              "direction's later header blocks cannot be read")
 
 
 @scenario("tls-keys-late", "records of a TLS connection wait for keys that never come, past "

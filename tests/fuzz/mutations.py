@@ -630,6 +630,74 @@ def tls_keys(rng: random.Random, case: Case) -> Case | None:
     return _with(case, "tls-keys", write_pcapng(recs, secrets=secrets), how, ".pcapng")
 
 
+#: The HTTP/2 client preface (an h2c capture's client starts with it).
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+def _h2_frames(records: list[Record]) -> list[tuple[int, int]]:
+    """``(record index, byte offset)`` of the HTTP/2 frame headers of a
+    cleartext (h2c) capture: the segments' frames walked from their start
+    (after the preface), where a segment holds whole frames."""
+    found = []
+    for i, r in enumerate(records):
+        lay = tcp_layout(r.linktype, r.data)
+        if lay is None or lay.payload >= len(r.data):
+            continue
+        payload = r.data[lay.payload:]
+        pos = len(_H2_PREFACE) if payload.startswith(_H2_PREFACE) else 0
+        starts = []
+        while pos + 9 <= len(payload):
+            length = int.from_bytes(payload[pos:pos + 3], "big")
+            if payload[pos + 3] > 0x9 or pos + 9 + length > len(payload):
+                break
+            starts.append(lay.payload + pos)
+            pos += 9 + length
+        if pos == len(payload):  # (only segments that are frames and nothing else)
+            found += [(i, at) for at in starts]
+    return found
+
+
+def h2_frames(rng: random.Random, case: Case) -> Case | None:
+    """An HTTP/2 frame of a cleartext capture changed in place: its length
+    (0, one off, past the segment), type, flags, stream id, or a byte of
+    its body (an HPACK block's, a DATA frame's padding or WebSocket bytes)."""
+    recs = _records(case)
+    if not recs or not any(_H2_PREFACE in r.data for r in recs):
+        return None
+    found = _h2_frames(recs)
+    if not found:
+        return None
+    i, at = rng.choice(found)
+    buf = bytearray(recs[i].data)
+    length = int.from_bytes(buf[at:at + 3], "big")
+    how = rng.choice(("length", "type", "flags", "stream", "body", "body"))
+    if how == "length":
+        value = rng.choice((0, 1, max(length - 1, 0), length + 1, 16384, (1 << 24) - 1))
+        buf[at:at + 3] = value.to_bytes(3, "big")
+        note = f"length {length} -> {value}"
+    elif how == "type":
+        value = rng.choice((0, 1, 3, 5, 9, 10, 255))
+        buf[at + 3] = value
+        note = f"type -> {value}"
+    elif how == "flags":
+        value = rng.randrange(256)
+        buf[at + 4] = value
+        note = f"flags -> 0x{value:02x}"
+    elif how == "stream":
+        value = rng.choice((0, 1, 2, 3, 5, 0x7FFFFFFF, 0xFFFFFFFF))
+        buf[at + 5:at + 9] = value.to_bytes(4, "big")
+        note = f"stream -> {value}"
+    else:
+        if not length:
+            return None
+        pos = at + 9 + rng.randrange(length)
+        buf[pos] = rng.randrange(256)
+        note = f"body byte {pos - at - 9} set"
+    recs[i] = Record(recs[i].ts, recs[i].linktype, bytes(buf))
+    return _with(case, "h2-frames", write_pcap(recs), f"packet {i + 1}, frame at byte {at}: "
+                 f"{note}", ".pcap")
+
+
 def rsv_bits(rng: random.Random, case: Case) -> Case | None:
     """RSV1 (the deflate bit) toggled on frames; now and then FIN, RSV2/3,
     the opcode or the mask bit instead."""
@@ -766,6 +834,7 @@ MUTATIONS: dict[str, Callable[..., Case | None]] = {
     "gzip": gzip_wrap,
     "tls-records": tls_records,
     "tls-keys": tls_keys,
+    "h2-frames": h2_frames,
 }
 _TWO_SOURCES = {"splice-bytes", "splice-packets"}
 
@@ -783,8 +852,6 @@ def _suffix(name: str) -> str:
     return ".pcap"
 
 
-#: Seeds tried for a named mutation before it is given up (see make_case).
-SOURCE_TRIES = 48
 
 
 def make_case(seed: int, corpus: tuple[Seed, ...] | None = None,
@@ -796,16 +863,16 @@ def make_case(seed: int, corpus: tuple[Seed, ...] | None = None,
     source = rng.choice(corpus)
     case = Case(seed, "", (source.name,), source.data, _suffix(source.name))
     steps = 1 if rng.random() < 0.75 else rng.randint(2, 3)
-    if mutation:  # first on a seed it applies to (a few tries: tls-* need TLS seeds)
+    if mutation:  # first on a seed it applies to (tls-* need TLS seeds, h2-frames an h2c
+        # one): the drawn seed, then every other in an order the seed draws
         fn = MUTATIONS[mutation]
-        for _ in range(SOURCE_TRIES):
+        for seed_file in [source, *rng.sample(corpus, len(corpus))]:
+            case = Case(seed, "", (seed_file.name,), seed_file.data, _suffix(seed_file.name))
             got = (fn(rng, case, rng.choice(corpus)) if mutation in _TWO_SOURCES
                    else fn(rng, case))
             if got is not None:
                 case = got
                 break
-            source = rng.choice(corpus)
-            case = Case(seed, "", (source.name,), source.data, _suffix(source.name))
     for _ in range(steps * 4):  # a mutation may not apply: try another
         if case.mutation.count("+") + 1 >= steps and case.mutation:
             break

@@ -50,7 +50,7 @@ EARLIER_CODES = ["ws_desync", "ws_payload_cut", "ws_message_incomplete",
 ISSUE_SEVERITIES = {"http_data_with_101": "info", "sec_plaintext_ws": "info",
                     "sec_origin_missing": "warning"}
 
-PREFIXES = ("capture_", "tcp_", "tls_", "http_", "sec_", "ws_", "pmd_", "res_", "app_")
+PREFIXES = ("capture_", "tcp_", "tls_", "h2_", "http_", "sec_", "ws_", "pmd_", "res_", "app_")
 
 
 def test_every_issue_code_is_declared() -> None:

@@ -377,6 +377,14 @@ class Direction:
             c.report(ts, self.name or None, None, "tcp_reset",
                      f"RST after {offset} stream bytes", packet, offset)
 
+    def stream_reset(self, ts: int) -> None:
+        """(A WebSocket over HTTP/2) this direction sent RST_STREAM: its end, as
+        a TCP RST would be (the connection reports it as ``h2_stream_reset``)."""
+        self.rst_seen = True
+        if self.end_ts is None:
+            self.end_ts = ts
+            self.reset_first = True
+
     # -- FrameSink / MessageSink ---------------------------------------------------
 
     def took_frames(self, count: int, last_offset: int, last_index: int) -> None:

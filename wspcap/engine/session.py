@@ -17,10 +17,14 @@ import ipaddress
 from typing import Any
 
 from wspcap.constants import C2S, S2C
+from wspcap.decode.packet import TCP_FIN, TCP_SYN
 from wspcap.engine.collector import Shared
 from wspcap.engine.direction import Direction
+from wspcap.engine.h2 import H2Streams
 from wspcap.engine.upgrade import Upgrade
+from wspcap.http.upgrade import HttpHead
 from wspcap.rules.context import ConnFacts
+from wspcap.tcp.reassembly import SEQ_MASK
 from wspcap.tls import Lost, Plaintext, TLSAnomaly, TLSSession
 
 __all__ = ["Session"]
@@ -58,6 +62,14 @@ class Session:
         self.tls_client = 0
         #: Findings made before the connection had a conn_id (TLS, proxy).
         self.early_findings: list[tuple[int, int, int, str, str, int]] = []
+        #: The WebSocket streams, when the connection speaks HTTP/2 (RFC 8441).
+        self.h2: H2Streams | None = None
+        #: For a WebSocket stream of an HTTP/2 connection: that connection,
+        #: and the stream's id.
+        self.carrier: Session | None = None
+        self.h2_stream: int | None = None
+        #: The stream was reset (RST_STREAM): no more of its DATA is read.
+        self.h2_reset = False
         max_pending = self.options.max_pending
         self.dirs = (Direction(self, 0, self.collector, max_pending),
                      Direction(self, 1, self.collector, max_pending))
@@ -119,8 +131,12 @@ class Session:
                     "(first copy kept)", packet, offset)
 
     def head_lost(self, dr: Direction, offset: int, size: int, ts: int, packet: int) -> None:
-        """Bytes of ``dr`` were lost before its frames: the opening's to judge."""
-        self.upgrade.head_lost(dr, offset, size, ts, packet)
+        """Bytes of ``dr`` were lost before its frames: the opening's to judge
+        (or, over HTTP/2, the streams')."""
+        if self.h2 is not None:
+            self.h2.lose(dr.d, size, ts, packet)
+        else:
+            self.upgrade.head_lost(dr, offset, size, ts, packet)
 
     def saw(self, packet: int, ts: int) -> None:
         """Packet number ``packet``, at ``ts``, is the connection's latest."""
@@ -180,21 +196,82 @@ class Session:
             if isinstance(event, Plaintext):
                 # (the events after it are given the plaintext's segment)
                 ts, packet = dr.receive_plain(event.data, event.offset, ts, packet)
+            elif isinstance(event, Lost) and self.h2 is not None:
+                self.h2.lose(dr.d, event.size if event.plain is None else event.plain, ts,
+                             packet)
             elif isinstance(event, Lost):
                 plain = event.plain
                 dr.lose_plain(event.size if plain is None else plain, plain is not None, ts,
                               packet)
             else:
                 self.report_early(ts, dr.d, event.offset, event.code, event.detail, packet)
-                if event.code == "tls_alpn_h2" and self.conn_id is None:
-                    # Its WebSocket, if any, rides HTTP/2: it gets a row of its own.
-                    self.become_websocket(self.tls_client)
+                if event.code == "tls_alpn_h2" and self.conn_id is None and self.h2 is None:
+                    # Its WebSockets, if any, ride HTTP/2 streams: read once decrypted
+                    # (without keys, the connection gets a row of its own at the end).
+                    self.start_h2(self.tls_client)
 
     def took_tls_run(self, d: int, plain: int, marks: list[tuple[int, int, int]]) -> None:
         """The block path gave direction ``d``'s parser ``plain`` decrypted
         bytes; ``marks`` (TCP offset, packet, ts) are the segments of the
         record the TLS layer holds a part of, if any."""
         self.dirs[d].took_tls_run(plain, marks)
+
+    # -- HTTP/2 (RFC 8441) ----------------------------------------------------------
+
+    def start_h2(self, client: int) -> None:
+        """The connection speaks HTTP/2 (``client``: its client's direction): its
+        WebSockets are streams, each a connection of its own (:meth:`open_stream`)."""
+        self.h2 = H2Streams(self, client)
+        self.upgrade.hand_to_h2(self.h2.receive)
+
+    def open_stream(self, stream: int, head: HttpHead, ts: int, packet: int) -> Session:
+        """A connection for WebSocket stream ``stream`` of this HTTP/2 connection,
+        opened by the extended CONNECT ``head``: its direction 0 is the client's."""
+        assert self.h2 is not None
+        c = self.h2.client
+        child = Session(self.shared, self.tcp_stream, self.addrs[c], self.addrs[1 - c],
+                        self.ports[c], self.ports[1 - c], ts)
+        child.carrier, child.h2_stream = self, stream
+        child.saw(packet, ts)
+        for dr in child.dirs:  # (its offsets count from the stream's first byte)
+            dr.reasm.receive_segment(SEQ_MASK, TCP_SYN, b"", 0, ts, packet)
+        child.upgrade.h2_opened(head, ts, packet)
+        return child
+
+    def stream_answer(self, head: HttpHead, end_stream: bool, ts: int, packet: int) -> None:
+        """(A stream's connection) the server's answer to its extended CONNECT."""
+        self.saw(packet, ts)
+        self.upgrade.h2_answered(head, ts, packet)
+        if end_stream:
+            self.stream_data(False, b"", True, ts, packet)
+
+    def stream_data(self, client: bool, data: bytes, end_stream: bool, ts: int,
+                    packet: int) -> None:
+        """(A stream's connection) DATA from the client or the server, in order;
+        END_STREAM is the direction's FIN."""
+        self.saw(packet, ts)
+        r = self.dirs[0 if client else 1].reasm
+        if r.fin_offset is None and r.next_seq is not None and not self.h2_reset:
+            r.receive_segment(r.next_seq, TCP_FIN if end_stream else 0, data, 0, ts, packet)
+
+    def stream_reset(self, client: bool, code: int, ts: int, packet: int) -> None:
+        """(A stream's connection) RST_STREAM: the stream ends both ways, reset by
+        the sender as a TCP RST resets a connection."""
+        self.saw(packet, ts)
+        name = C2S if client else S2C
+        self.report(ts, name, None, "h2_stream_reset",
+                    f"RST_STREAM {_h2_error(code)} from the {'client' if client else 'server'}",
+                    packet)
+        if not self.h2_reset:
+            self.h2_reset = True
+            self.dirs[0 if client else 1].stream_reset(ts)
+
+    def stream_problem(self, client: bool, code: str, detail: str, ts: int,
+                       packet: int) -> None:
+        """(A stream's connection) its HTTP/2 connection could not be read further
+        in one direction."""
+        self.report(ts, C2S if client else S2C, None, code, f"HTTP/2 connection: {detail}",
+                    packet)
 
     # -- blocks and end ------------------------------------------------------------
 
@@ -225,12 +302,17 @@ class Session:
         if self.tls is not None:
             for d in self.dirs:
                 self.tls_events(self.tls.receive_eof(d.d), ts, packet)
-            if self.conn_id is None and not self.ignored and not self.tls.info.decrypted:
-                # Not decrypted: it may be wss://, so it gets a row of its own.
+            if self.conn_id is None and not self.ignored and (
+                    not self.tls.info.decrypted
+                    or (self.h2 is not None and any(self.h2.given) and not any(self.h2.read))):
+                # Not decrypted (or HTTP/2 whose data records all stayed shut): it
+                # may carry WebSockets, so it gets a row of its own.
                 self.become_websocket(self.tls_client)
         self.upgrade.finish()
         for d in self.dirs:
             d.receive_eof(ts, packet)
+        if self.h2 is not None:
+            self.h2.finish()
         if self.conn_id is not None and self.syn_missing:
             self.report(self.ts_start, None, None, "tcp_midstream",
                         "the connection's SYN was not captured", None)
@@ -261,7 +343,8 @@ class Session:
         client_ip, _, server_ip, server_port = self.endpoints()
         return ConnFacts(
             conn_id=self.conn_id, handshake=up.handshake, established=up.established,
-            midstream=up.midstream, tls=self.tls is not None, client_ip=client_ip,
+            midstream=up.midstream, tls=(self.carrier or self).tls is not None,
+            client_ip=client_ip,
             server_ip=server_ip, server_port=server_port, ts_start=self.ts_start,
             ts_end=self.ts_end, ts_request=up.ts_request, request_packet=up.request_packet,
             ts_response=up.ts_response, response_packet=up.response_packet,
@@ -270,7 +353,7 @@ class Session:
             rst={C2S: cd.reset_first, S2C: sd.reset_first},
             end_ts={C2S: cd.end_ts, S2C: sd.end_ts},
             gap_bytes={C2S: cd.reasm.gap_bytes, S2C: sd.reasm.gap_bytes},
-            deflate=up.deflate)
+            deflate=up.deflate, h2=self.h2_stream is not None)
 
     def record(self) -> dict[str, Any]:
         """The connection's row for the connections table."""
@@ -301,7 +384,8 @@ class Session:
             "fin_c2s": cd.fin_seen,
             "fin_s2c": sd.fin_seen,
             "rst": cd.rst_seen or sd.rst_seen,
-            **self.tls_record(),
+            "h2_stream": self.h2_stream,
+            **(self.carrier or self).tls_record(),
         }
 
     def tls_record(self) -> dict[str, Any]:
@@ -312,6 +396,19 @@ class Session:
         info = self.tls.info
         return {"tls": True, "tls_version": info.version_name, "tls_cipher": info.suite_name,
                 "sni": info.sni, "alpn": info.alpn, "decrypted": info.decrypted}
+
+
+#: HTTP/2 error codes (RFC 9113 section 7).
+_H2_ERRORS = ("NO_ERROR", "PROTOCOL_ERROR", "INTERNAL_ERROR", "FLOW_CONTROL_ERROR",
+              "SETTINGS_TIMEOUT", "STREAM_CLOSED", "FRAME_SIZE_ERROR", "REFUSED_STREAM",
+              "CANCEL", "COMPRESSION_ERROR", "CONNECT_ERROR", "ENHANCE_YOUR_CALM",
+              "INADEQUATE_SECURITY", "HTTP_1_1_REQUIRED")
+
+
+def _h2_error(code: int) -> str:
+    """An HTTP/2 error code's name (and number)."""
+    name = _H2_ERRORS[code] if 0 <= code < len(_H2_ERRORS) else "unknown"
+    return f"{name} ({code})"
 
 
 @functools.lru_cache(maxsize=1 << 12)

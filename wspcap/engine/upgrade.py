@@ -43,8 +43,9 @@ from typing import Any, Protocol
 
 from wspcap.constants import C2S, S2C
 from wspcap.engine.collector import Shared
-from wspcap.engine.direction import Chunk, Direction
+from wspcap.engine.direction import Chunk, Direction, Handler
 from wspcap.engine.options import EARLY_CHUNKS, PROBE_CHUNKS
+from wspcap.http.h2 import PREFACE, looks_like_settings
 from wspcap.http.messages import Body, request_body, response_body
 from wspcap.http.upgrade import (
     REQUEST,
@@ -113,6 +114,10 @@ class Connection(Protocol):
     def report_early(self, ts: int, d: int, offset: int, code: str, detail: str,
                      packet: int) -> None:
         """A finding of direction ``d`` made before the connection may be WebSocket."""
+        ...
+
+    def start_h2(self, client: int) -> None:
+        """The connection speaks HTTP/2, ``client`` its client's direction."""
         ...
 
 
@@ -220,6 +225,15 @@ class Upgrade:
                 if socks:
                     self._start_socks(dr, held)
                     return
+        if self.handshake is None and not self.asked:
+            h2 = _starts_h2(start, c.tls is not None)
+            if h2 is None:
+                side.sniffed = held  # may be the start of the HTTP/2 preface
+                return
+            if h2:
+                side.sniffed = held
+                c.start_h2(dr.d if start[:1] == PREFACE[:1] else 1 - dr.d)
+                return
         kind = maybe_head_kind(start)
         if kind is None:
             side.sniffed = held
@@ -691,6 +705,53 @@ class Upgrade:
             if all(d.ignored for d in self.dirs):
                 self.connection.give_up()  # (nothing is held by then)
 
+    # -- HTTP/2 --------------------------------------------------------------------
+
+    def hand_to_h2(self, handler: Handler) -> None:
+        """The connection speaks HTTP/2: from now on both directions' bytes go to
+        ``handler`` (:meth:`H2Streams.receive <wspcap.engine.h2.H2Streams.receive>`),
+        beginning with those looked at so far."""
+        for dr in self.dirs:
+            side = self.sides[dr.d]
+            held, side.sniffed = side.sniffed, []
+            dr.give_to(handler)
+            dr.replay(held)
+
+    def h2_opened(self, head: HttpHead, ts: int, packet: int) -> None:
+        """The connection is a WebSocket stream of an HTTP/2 connection, opened by
+        the extended CONNECT ``head`` (RFC 8441 section 4): its client is
+        direction 0, and both directions' bytes wait for the answer
+        (:meth:`h2_answered`)."""
+        self.handshake = Handshake.from_request(head)
+        self.ts_request, self.request_packet = ts, packet
+        self.sides[0].first_ts = ts
+        self.connection.become_websocket(0)
+        for dr in self.dirs:
+            dr.hold_back()
+
+    def h2_answered(self, head: HttpHead, ts: int, packet: int) -> None:
+        """The server's answer on the stream: a 2xx starts the frames (RFC 8441
+        section 5), anything else ends the stream's following."""
+        hs = self.handshake
+        assert hs is not None
+        hs.answer(head)
+        self.ts_response, self.response_packet = ts, packet
+        if self.sides[1].first_ts is None:
+            self.sides[1].first_ts = ts
+        if not hs.accepted:
+            self.connection.report(ts, S2C, None, "http_status_not_101",
+                                   f"status {hs.status} {hs.reason}".rstrip()
+                                   + " to the HTTP/2 extended CONNECT", packet)
+            for dr in self.dirs:
+                dr.ignore(drop=True)
+            return
+        self.deflate, problems = negotiate(hs.extensions)
+        for problem in problems:
+            self.connection.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        self._start_frames({0: 0, 1: 0})
+        for dr in self.dirs:
+            dr.replay(dr.take_held())
+
     # -- frames --------------------------------------------------------------------
 
     def _start_frames(self, offsets: dict[int, int]) -> None:
@@ -797,6 +858,17 @@ class Upgrade:
             "permessage_deflate": self.deflate is not None,
             "proxy": self.proxy,
         }
+
+
+def _starts_h2(start: bytes, tls: bool) -> bool | None:
+    """Whether a direction's first bytes open HTTP/2: the client's preface, or
+    (over TLS, where the server may speak first) a SETTINGS frame; None while
+    they may still be the preface's start."""
+    if start.startswith(PREFACE):
+        return True
+    if PREFACE.startswith(start):
+        return None
+    return tls and looks_like_settings(start)
 
 
 def _after_head(held: list[Chunk], start: int) -> tuple[list[Chunk], int]:

@@ -335,6 +335,18 @@ class Handshake:
         """The server switched protocols."""
         return self.status == 101
 
+    @property
+    def h2(self) -> bool:
+        """The opening was an HTTP/2 extended CONNECT (RFC 8441), not an Upgrade."""
+        return self.http_version == "HTTP/2"
+
+    @property
+    def accepted(self) -> bool:
+        """The server took the WebSocket: a 101, or a 2xx to an extended
+        CONNECT (RFC 8441 section 5)."""
+        status = self.status
+        return status == 101 or (self.h2 and status is not None and 200 <= status < 300)
+
     def key_is_valid(self) -> bool:
         """RFC 6455 section 4.1: the key is base64 of 16 random bytes."""
         if self.key is None:

@@ -100,6 +100,8 @@ class ConnFacts:
         end_ts: per direction, time of its first FIN or RST, or None.
         gap_bytes: per direction, bytes the capture missed.
         deflate: the negotiated permessage-deflate parameters, or None.
+        h2: the WebSocket is a stream of an HTTP/2 connection (RFC 8441): its
+            ends are END_STREAM (``fin``) and RST_STREAM (``rst``).
     """
 
     conn_id: int
@@ -122,6 +124,7 @@ class ConnFacts:
     end_ts: Mapping[str, int | None]
     gap_bytes: Mapping[str, int]
     deflate: DeflateParams | None
+    h2: bool = False
 
 
 class Conn:
@@ -150,6 +153,7 @@ class Conn:
         self.fin, self.rst, self.end_ts = facts.fin, facts.rst, facts.end_ts
         self.gap_bytes = facts.gap_bytes
         self.deflate = facts.deflate
+        self.h2 = facts.h2
         self.frame_pos: np.ndarray = NO_POSITIONS
         self.message_pos: np.ndarray = NO_POSITIONS
 

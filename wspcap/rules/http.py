@@ -40,13 +40,19 @@ def request_fields(ctx: Context) -> None:
     the 'Upgrade' token", "|Sec-WebSocket-Key| ... a base64-encoded value
     that, when decoded, is 16 bytes in length", "|Sec-WebSocket-Version| ...
     MUST be 13".
+
+    Over HTTP/2 (RFC 8441 section 5) the request is a CONNECT whose
+    ``:protocol`` is ``websocket``: the key and the accept are "superseded
+    by the :protocol pseudo-header field", and Upgrade and Connection are
+    fields HTTP/2 forbids (RFC 9113 section 8.2.2), so neither is looked for;
+    the version, the Host (``:authority``) and the fields sent once still are.
     """
     for conn in ctx.conns:
         hs = conn.handshake
         if hs is None or hs.request is None:
             continue
         req = hs.request
-        if hs.method != "GET":
+        if not hs.h2 and hs.method != "GET":
             _request_report(ctx, conn, "http_method_not_get", f"method {hs.method}")
         if not hs.host:
             _request_report(ctx, conn, "http_host_missing",
@@ -58,20 +64,21 @@ def request_fields(ctx: Context) -> None:
         elif any(v.strip() != "13" for v in versions):
             _request_report(ctx, conn, "http_version_not_13",
                             f"Sec-WebSocket-Version: {', '.join(versions)}")
-        if hs.key is None and hs.status != 101:
+        if hs.key is None and hs.status != 101 and not hs.h2:
             # (with a 101 the parser reports it, next to the accept check)
             _request_report(ctx, conn, "http_key_missing",
                             "the upgrade request has no Sec-WebSocket-Key")
         if hs.key is not None and not hs.key_is_valid():
             _request_report(ctx, conn, "http_key_invalid", _key_problem(hs.key))
         for code, detail in _head_findings(req, ONCE_IN_REQUEST, "upgrade request",
-                                           "request", "Connection: Upgrade"):
+                                           "request", "Connection: Upgrade", hs.h2):
             _request_report(ctx, conn, code, detail)
 
 
 def _head_findings(head: HttpHead, once: tuple[str, ...], what: str, where: str,
-                   connection: str) -> list[tuple[str, str]]:
-    """Upgrade tokens missing and fields repeated that may appear once, in a head.
+                   connection: str, h2: bool = False) -> list[tuple[str, str]]:
+    """Upgrade tokens missing (not over HTTP/2: ``h2``) and fields repeated
+    that may appear once, in a head.
 
     Args:
         head: the request or the answer.
@@ -86,7 +93,7 @@ def _head_findings(head: HttpHead, once: tuple[str, ...], what: str, where: str,
         missing.append("Upgrade: websocket")
     if "upgrade" not in head.tokens("Connection"):
         missing.append(connection)
-    if missing:
+    if missing and not h2:
         found.append(("http_upgrade_tokens_missing", f"the {what} lacks {' and '.join(missing)}"))
     for name in once:
         values = head.get_all(name)
@@ -117,11 +124,11 @@ def answer_fields(ctx: Context) -> None:
     """
     for conn in ctx.conns:
         hs = conn.handshake
-        if hs is None or hs.response is None or hs.status != 101:
+        if hs is None or hs.response is None or not hs.accepted:
             continue
         resp = hs.response
         for code, detail in _head_findings(resp, ONCE_IN_RESPONSE, "101 answer", "answer",
-                                           "Connection: upgrade"):
+                                           "Connection: upgrade", hs.h2):
             _answer_report(ctx, conn, code, detail)
         selected = (hs.subprotocol or "").strip()
         if selected and selected not in hs.protocols_offered:  # case-sensitive, as sent

@@ -239,9 +239,31 @@ register("tls_weak", "warning", "RFC 8996, RFC 9325 section 4",
          "holder of the server key can decrypt later.", _NC,
          "suite=TLS_RSA_WITH_AES_128_GCM_SHA256 (no forward secrecy)")
 register("tls_alpn_h2", "info", "RFC 8441, RFC 7301",
-         "the server chose HTTP/2 by ALPN",
-         "A WebSocket in this connection would ride HTTP/2 (RFC 8441 extended CONNECT), "
-         "which wspcap does not decode yet.", _NC, "alpn=h2")
+         "the server chose HTTP/2 by ALPN, and the connection was not decrypted",
+         "A WebSocket in this connection would ride an HTTP/2 stream (RFC 8441 extended "
+         "CONNECT): with the key log, each one is read as a connection of its own.", _NC,
+         "alpn=h2")
+
+# -- HTTP/2 (RFC 8441) ---------------------------------------------------------------
+register("h2_stream_reset", "info", "RFC 9113 section 6.4, RFC 8441 section 6",
+         "RST_STREAM ended the WebSocket's HTTP/2 stream",
+         "The HTTP/2 counterpart of a TCP RST for a WebSocket over HTTP/2: browsers "
+         "reset the stream when a page goes away; an error code other than CANCEL or "
+         "NO_ERROR tells of a failure.",
+         "Wireshark: http2.rst_stream.error", "RST_STREAM CANCEL (8) from the client")
+register("h2_malformed", "error", "RFC 9113 section 4 and 5.5",
+         "the HTTP/2 connection carrying the WebSocket cannot be read further",
+         "A frame that breaks HTTP/2 framing, or bytes lost in the capture: HTTP/2 has no "
+         "marker to find the next frame by, so the rest of that direction is lost to the "
+         "WebSocket streams it carries.", _NC,
+         "HTTP/2 connection: 1200 bytes lost: the frames after them cannot be found")
+register("h2_headers_unreadable", "warning", "RFC 7541 section 2.3, RFC 9113 section 4.3",
+         "an HTTP/2 header block could not be decoded (HPACK)",
+         "HPACK's dynamic table changes with every header block: once one cannot be "
+         "decoded, the later ones of that direction cannot be either, so WebSocket streams "
+         "opened after it are not seen.", _NC,
+         "HTTP/2 connection: header block on stream 5: HPACKDecodingError; the "
+         "direction's later header blocks cannot be read")
 
 # -- HTTP upgrade ------------------------------------------------------------------
 register("http_handshake_missing", "info", "RFC 6455 section 4",

@@ -167,7 +167,7 @@ def origin(ctx: Context) -> None:
                 ctx.report(conn.conn_id, conn.ts_request, C2S, None, "sec_origin_cross_site",
                            f"Origin {preview(org, 60)} is not Host {preview(hs.host or '', 60)}",
                            conn.request_packet)
-        if cross and hs.status == 101 and (hs.cookie or hs.authorization):
+        if cross and hs.accepted and (hs.cookie or hs.authorization):
             if _has_intent_token(hs.uri, _offered(hs.request)):
                 continue
             ambient = " and ".join(n for n, on in (("Cookie", hs.cookie),

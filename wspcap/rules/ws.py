@@ -166,8 +166,10 @@ def _closing(ctx: Context, conn: Conn, close: dict[str, tuple[int, Frame] | None
         error_at = ctx.first_error(conn, d)
         if error_at is not None and error_at <= index:
             return  # the peer had to fail the connection: no close echo owed
-        how = ("reset the connection" if conn.rst[peer] else "ended TCP" if conn.fin[peer]
-               else "got TCP ended by the " + _WHO[d])
+        carrier = "the stream" if conn.h2 else "TCP"
+        how = ("reset " + ("the stream" if conn.h2 else "the connection") if conn.rst[peer]
+               else f"ended {carrier}" if conn.fin[peer]
+               else f"got {carrier} ended by the {_WHO[d]}")
         ctx.report_frame(conn, index, d, frame, "ws_close_unanswered",
                          f"{_close_text(frame)} from the {_WHO[d]} got no close in reply "
                          f"(the {_WHO[peer]} {how})")
@@ -175,9 +177,13 @@ def _closing(ctx: Context, conn: Conn, close: dict[str, tuple[int, Frame] | None
         ends = sorted((ts, d) for d, ts in conn.end_ts.items() if ts is not None)
         if ends:
             ts, d = ends[0]
-            how = "RST" if conn.rst[d] else "FIN"
+            if conn.h2:
+                what, how = "the HTTP/2 stream", "RST_STREAM" if conn.rst[d] else "END_STREAM"
+            else:
+                what, how = "TCP", "RST" if conn.rst[d] else "FIN"
             ctx.report(conn.conn_id, ts, d, None, "ws_no_close",
-                       f"TCP ended ({how} from the {_WHO[d]}) without a close frame")
+                       f"{what} ended ({how} from the {_WHO[d]}) without a close frame")
         else:
             ctx.report(conn.conn_id, conn.ts_end, None, None, "ws_no_close",
-                       "TCP ended without a close frame")
+                       f"{'the HTTP/2 stream' if conn.h2 else 'TCP'} ended without a close "
+                       "frame")

@@ -408,12 +408,15 @@ CONNECTIONS = TableSchema("connections", (
     Column("bytes_c2s", _I64, "TCP payload bytes delivered from the client"),
     Column("bytes_s2c", _I64, "TCP payload bytes delivered from the server"),
     Column("gap_bytes", _I64, "bytes lost to gaps in the capture, both ways"),
-    Column("fin_c2s", _BOOL, "the client sent a FIN"),
-    Column("fin_s2c", _BOOL, "the server sent a FIN"),
-    Column("rst", _BOOL, "either side sent a RST"),
+    Column("fin_c2s", _BOOL, "the client sent a FIN (over HTTP/2: ended its stream)"),
+    Column("fin_s2c", _BOOL, "the server sent a FIN (over HTTP/2: ended its stream)"),
+    Column("rst", _BOOL, "either side sent a RST (over HTTP/2: RST_STREAM)"),
     Column("proxy", STRING, "the proxy tunnel the connection went through and the target "
            "the client asked it for: 'CONNECT host:port' (an HTTP proxy), 'SOCKS5 host:port'",
            True),
+    Column("h2_stream", _I64, "the HTTP/2 stream that carries the WebSocket (RFC 8441 "
+           "extended CONNECT; its frames, bytes, FIN and times are the stream's); null "
+           "for a WebSocket with a TCP connection of its own", True),
     Column("tls", _BOOL, "the connection is TLS (wss://)"),
     Column("tls_version", STRING, "the TLS version", True),
     Column("tls_cipher", STRING, "the TLS cipher suite", True),
