@@ -12,6 +12,7 @@ Hypercorn, captured live) are in :mod:`tests.test_h2_live`.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from golden.paths import GOLDEN_DIR
 from golden.rfc6455 import TEXT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 import wspcap
+from wspcap.views.summary import print_summary
 
 
 def _read(crafted: Any, tmp_path: Path) -> wspcap.Capture:
@@ -62,6 +65,10 @@ def test_each_websocket_stream_is_a_connection(tmp_path: Path) -> None:
     # Nothing wrong in it but cleartext (Upgrade, Connection and the key are
     # not asked of an extended CONNECT).
     assert _codes(cap) == ["sec_plaintext_ws"] * 2
+    out = io.StringIO()
+    print_summary(cap, console=Console(file=out, width=160, color_system=None))
+    assert "/chat?room=1 (HTTP/2 stream 3)" in out.getvalue()
+    assert "/feed (HTTP/2 stream 5)" in out.getvalue()
 
 
 def test_frames_are_placed_in_the_stream_and_the_capture(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ _CONNECTION_COLUMNS = (
     "status", "accept_valid", "subprotocol", "permessage_deflate", "frames", "frames_c2s",
     "frames_s2c", "messages", "bytes_c2s", "bytes_s2c", "close_code_c2s", "close_reason_c2s",
     "close_code_s2c", "close_reason_s2c", "established", "tls", "sni", "decrypted",
-    "app_protocol", "app_confidence", "proxy")
+    "app_protocol", "app_confidence", "proxy", "h2_stream")
 
 
 def _rows(table: Any, names: Sequence[str]) -> list[SimpleNamespace]:
@@ -192,6 +192,9 @@ def _cells(c: Any) -> dict[str, str]:
         sni = escape(_na(c.sni))
         uri = (f"wss {uri}" if c.decrypted else
                f"(TLS, not decrypted{': ' + sni if sni else ''})")
+    stream = _na(getattr(c, "h2_stream", None))
+    if stream != "":  # (a WebSocket over HTTP/2: its stream, RFC 8441)
+        uri = f"{uri} (HTTP/2 stream {stream})"
     return {
         "id": str(c.conn_id), "client": f"{c.client_ip}:{c.client_port}",
         # (through a proxy, the server address is the proxy's: say where it led)
