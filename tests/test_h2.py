@@ -229,3 +229,17 @@ def test_bundled_chromium_sample(samples_dir: Path) -> None:
         m = m[(m.direction == d) & m.type.isin(["text", "binary"])]
         assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload, strict=True)] == want
     assert len(cap.anomalies) == 0
+
+
+def test_capture_ending_inside_a_frame(tmp_path: Path) -> None:
+    """A capture cut inside an HTTP/2 frame: what was whole is read, the rest is
+    flagged, not dropped in silence."""
+    h2 = _opened()
+    whole = h2.data(3, h2.message("c2s", 3, TEXT, b"cut short"))
+    h2.conv.send("c2s", whole[:12])
+    cap = _read(h2.crafted("h2-cut-frame"), tmp_path)
+    row = _anomaly(cap, "h2_malformed")
+    assert row.direction == "c2s"
+    assert row.detail == (f"HTTP/2 connection: the capture ends inside a frame of {len(whole)} "
+                          "bytes (12 bytes held)")
+    assert _messages(cap, 0, "c2s") == h2.sent[3]["c2s"][:1]

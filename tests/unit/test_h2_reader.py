@@ -164,3 +164,23 @@ def test_server_settings_look() -> None:
     assert looks_like_settings(server)
     assert not looks_like_settings(b"\x81\x05hello")
     assert not looks_like_settings(PREFACE)
+
+
+def test_end_inside_a_frame_is_told() -> None:
+    """Nothing held is dropped in silence: the end of input inside a frame, a
+    header block or the preface is a problem of that direction."""
+    client, server = _conversation()
+    reader = H2Reader(0)
+    reader.receive(0, client[:-5])
+    reader.receive(1, server)
+    frame = HeadersFrame(7, b"\x82")  # (no END_HEADERS: a block left open)
+    reader.receive(1, frame.serialize())
+    problems = reader.finish()
+    assert [(p.d, p.code) for p in problems] == [(0, H2_MALFORMED), (1, H2_MALFORMED)]
+    assert "inside a frame of 17 bytes (12 bytes held)" in problems[0].detail
+    assert "header block of stream 7" in problems[1].detail
+    assert reader.finish() == []
+    short = H2Reader(0)
+    short.receive(0, PREFACE[:10])
+    (p,) = short.finish()
+    assert "inside the client's preface" in p.detail

@@ -137,7 +137,11 @@ class H2Streams:
                     stream.stream_problem(client, event.code, event.detail, ts, packet)
 
     def finish(self) -> None:
-        """End of input: each stream's connection ends."""
+        """End of input: what the reader still held is told, then each stream's
+        connection ends."""
+        held = self.reader.finish()
+        for d in (0, 1):
+            self._events(d, [e for e in held if e.d == d])
         for stream in self.streams.values():
             stream.finish()
 

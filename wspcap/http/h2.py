@@ -242,6 +242,29 @@ class H2Reader:
         side.base += size
         return out
 
+    def finish(self) -> list[H2Event]:
+        """End of input: a direction that stops inside a frame (or a header
+        block) says so (:data:`H2_MALFORMED`): what it held is not read."""
+        out: list[H2Event] = []
+        for d, side in enumerate(self.sides):
+            if side.dead:
+                continue
+            held = len(side.buffer)
+            if side.preface and held:
+                self._kill(side, d, f"the capture ends inside the client's preface ({held} "
+                           "bytes)", out)
+            elif held:
+                declared = (int.from_bytes(side.buffer[:3], "big") + FRAME_HEADER
+                            if held >= FRAME_HEADER else None)
+                frame = f"a frame of {declared} bytes" if declared else "a frame header"
+                self._kill(side, d, f"the capture ends inside {frame} ({held} bytes held)",
+                           out)
+            elif side.block is not None:
+                self._kill(side, d, f"the capture ends inside the header block of stream "
+                           f"{side.block[0]} (no END_HEADERS)", out)
+            side.buffer.clear()
+        return out
+
     def _kill(self, side: _Side, d: int, detail: str, out: list[H2Event],
               offset: int | None = None) -> None:
         side.dead = True
