@@ -141,7 +141,7 @@ class H2Streams:
         connection ends."""
         held = self.reader.finish()
         for d in (0, 1):
-            self._events(d, [e for e in held if e.d == d])
+            self._events(d, [e for e in held if isinstance(e, H2Problem) and e.d == d])
         for stream in self.streams.values():
             stream.finish()
 
