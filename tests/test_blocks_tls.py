@@ -143,8 +143,8 @@ def test_tls_samples_with_their_keys(path: Path, tmp_path: Path,
     monkeypatch.setattr(blocks, "HANDOFF", 1)
     taken = assert_same(tmp_path / path.name, seeds=(None, 1, 2, 3, 4),
                         options=Options(keylog=log))
-    if path.name.startswith("wss"):
-        assert taken > 0
+    if path.name.startswith("wss") and path.name != "wss-h2.pcapng":
+        assert taken > 0  # (WebSockets over HTTP/2 are read packet by packet)
 
 
 class _Passes:
