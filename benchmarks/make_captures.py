@@ -23,6 +23,20 @@ Captures (written to ``benchmarks/data/`` unless ``--out`` says otherwise):
                   zeros with permessage-deflate, ~62 KB each on the wire: a
                   decompression bomb spread over many messages (1.9 MB file)
 
+  chat-h2         chat's WebSocket bytes over HTTP/2 in clear (RFC 8441): each
+                  connection one extended CONNECT stream, each TCP segment's
+                  payload one DATA frame (derived from chat.pcap, see below)
+
+chat-h2 is not recorded but derived from chat.pcap (made first if missing):
+no Python library sends a quarter of a million WebSocket messages over HTTP/2
+at chat's pace, and the derivation keeps chat's every WebSocket byte, timing
+and segmentation, so the two read side by side. The upgrade request becomes
+the client preface, SETTINGS and a CONNECT HEADERS frame (hpack), the 101 the
+server's SETTINGS (ENABLE_CONNECT_PROTOCOL) and a 200 HEADERS frame; every
+other segment's payload gets a DATA frame header on stream 1 (hyperframe's
+layout); sequence and acknowledgement numbers move by the bytes added;
+retransmitted segments are left out. Its NAME.json is chat's.
+
 The bomb is not recorded but written out (no root or tcpdump needed):
 websockets' own permessage-deflate extension compresses each message with
 zlib as its server does (raw deflate, 2**12 window, memLevel 5, context
@@ -69,7 +83,7 @@ DEFAULT_CHAT_FRAMES = 250_000
 DEFAULT_BULK_MB = 256
 
 CAPTURE_NAMES = ("chat", "chat-deflate", "chat-churn", "bulk", "bulk-deflate", "bomb",
-                 "chat-tls", "bulk-tls", "chat-jsonrpc")
+                 "chat-tls", "bulk-tls", "chat-jsonrpc", "chat-h2")
 
 BOMB_MESSAGES = 30  # messages in the bomb capture
 BOMB_MIB = 60  # MiB of zeros in each (just under the 64 MiB cut per message)
@@ -124,6 +138,7 @@ def capture_specs(frames: int, bulk_mb: float, seed: int) -> dict[str, dict[str,
         # written next to the capture as NAME.keys.
         "chat-tls": {**chat(frames, False), "tls": True},
         "bulk-tls": {**bulk(bulk_mb, False), "tls": True},
+        "chat-h2": {"kind": "derived", "from": "chat"},
         "bomb": {"kind": "bomb", "deflate": True, "conns": 1, "messages": BOMB_MESSAGES,
                  "message_bytes": BOMB_MIB << 20},
     }
@@ -610,6 +625,73 @@ class LoopbackConnection:
         return len(head) + sum(map(len, self.records))
 
 
+def make_h2(name: str, out: Path) -> dict[str, Any]:
+    """``chat-h2`` from ``chat.pcap`` (see the module's note)."""
+    import bisect
+
+    import dpkt
+    from hpack import Encoder
+    from hyperframe.frame import HeadersFrame, SettingsFrame
+
+    source = out / "chat.pcap"
+    if not source.exists():
+        make("chat", capture_specs(DEFAULT_CHAT_FRAMES, DEFAULT_BULK_MB, 1)["chat"], out)
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    added: dict[tuple[Any, ...], int] = {}  # direction -> bytes added so far
+    ends: dict[tuple[Any, ...], list[tuple[int, int]]] = {}  # (old end seq, added by then)
+    sent: dict[tuple[Any, ...], int] = {}  # direction -> highest old end seq
+    partial = out / f".{name}.partial"
+    with open(source, "rb") as f, open(partial, "wb") as g:
+        writer = dpkt.pcap.Writer(g, nano=True)
+        for ts, buf in dpkt.pcap.Reader(f):
+            eth = dpkt.ethernet.Ethernet(buf)
+            ip, tcp = eth.data, eth.data.data
+            key = (ip.src, tcp.sport, ip.dst, tcp.dport)
+            data = bytes(tcp.data)
+            seq = tcp.seq
+            if data:
+                end = (seq + len(data)) & 0xFFFFFFFF
+                top = sent.get(key)
+                if top is not None and (top - end) & 0xFFFFFFFF < 1 << 31:
+                    continue  # a retransmission (its bytes were sent already)
+                sent[key] = end
+                if data.startswith(b"GET "):
+                    path = data.split(b" ", 2)[1].decode()
+                    block = Encoder().encode([
+                        (":method", "CONNECT"), (":protocol", "websocket"), (":scheme", "http"),
+                        (":path", path), (":authority", "127.0.0.1"),
+                        ("sec-websocket-version", "13")])
+                    new = (preface + SettingsFrame(0).serialize()
+                           + HeadersFrame(1, block, flags=["END_HEADERS"]).serialize())
+                elif data.startswith(b"HTTP/1.1 101"):
+                    new = (SettingsFrame(0, settings={
+                        SettingsFrame.ENABLE_CONNECT_PROTOCOL: 1}).serialize()
+                        + HeadersFrame(1, Encoder().encode([(":status", "200")]),
+                                       flags=["END_HEADERS"]).serialize())
+                else:  # a DATA frame header (RFC 9113 section 6.1), stream 1
+                    new = len(data).to_bytes(3, "big") + b"\x00\x00\x00\x00\x00\x01" + data
+            else:
+                new = b""
+            tcp.seq = (seq + added.get(key, 0)) & 0xFFFFFFFF
+            if tcp.flags & dpkt.tcp.TH_ACK:
+                back = (ip.dst, tcp.dport, ip.src, tcp.sport)
+                marks = ends.get(back, [])
+                i = bisect.bisect_right(marks, (tcp.ack, 1 << 62)) - 1
+                tcp.ack = (tcp.ack + (marks[i][1] if i >= 0 else 0)) & 0xFFFFFFFF
+            if data:
+                added[key] = added.get(key, 0) + len(new) - len(data)
+                ends.setdefault(key, []).append(((seq + len(data)) & 0xFFFFFFFF, added[key]))
+            tcp.data, tcp.sum = new, 0
+            ip.data, ip.sum = tcp, 0
+            ip.len = ip.__hdr_len__ + len(ip.opts) + len(bytes(tcp))
+            writer.writepkt(bytes(eth), ts)
+    os.replace(partial, out / f"{name}.pcap")
+    truth = json.loads((out / "chat.json").read_text())
+    truth["derived_from"] = "chat.pcap"
+    (out / f"{name}.json").write_text(json.dumps(truth, indent=2) + "\n")
+    return truth
+
+
 def make_bomb(name: str, spec: dict[str, Any], out: Path) -> dict[str, Any]:
     """The bomb capture: websockets' deflate and framing, written to a pcap file."""
     import base64 as b64
@@ -932,7 +1014,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = [n for n in names if n not in CAPTURE_NAMES]
         if unknown:
             ap.error(f"unknown capture(s): {', '.join(unknown)}")
-    if shutil.which("tcpdump") is None and any(n != "bomb" for n in names):
+    if shutil.which("tcpdump") is None and any(n not in ("bomb", "chat-h2") for n in names):
         print("tcpdump not found", file=sys.stderr)
         return 2
 
@@ -948,6 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         if name == "bomb":
             truth = make_bomb(name, specs[name], out)
+        elif name == "chat-h2":
+            truth = make_h2(name, out)
         else:
             truth = make(name, specs[name], out)
         t = truth["total"]
