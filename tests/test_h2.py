@@ -19,6 +19,7 @@ from typing import Any
 from golden.h2 import PAGE, H2Conversation, two_streams
 from golden.paths import GOLDEN_DIR
 from golden.rfc6455 import TEXT
+from hyperframe.frame import HeadersFrame
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -243,3 +244,14 @@ def test_capture_ending_inside_a_frame(tmp_path: Path) -> None:
     assert row.detail == (f"HTTP/2 connection: the capture ends inside a frame of {len(whole)} "
                           "bytes (12 bytes held)")
     assert _messages(cap, 0, "c2s") == h2.sent[3]["c2s"][:1]
+
+
+def test_capture_ending_inside_a_header_block(tmp_path: Path) -> None:
+    """A HEADERS frame without END_HEADERS, then the end: flagged on the stream
+    already open, timed by the last packet."""
+    h2 = _opened()
+    block = h2.encoders["c2s"].encode([(":method", "CONNECT"), (":path", "/late")])
+    h2.conv.send("c2s", HeadersFrame(5, block).serialize())  # (no END_HEADERS)
+    cap = _read(h2.crafted("h2-open-block"), tmp_path)
+    row = _anomaly(cap, "h2_malformed")
+    assert "header block of stream 5 (no END_HEADERS)" in row.detail

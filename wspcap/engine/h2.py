@@ -95,10 +95,16 @@ class H2Streams:
         marks.append((self.given[d], ts, packet))
         self.given[d] += len(data)
         self.read[d] += len(data)
-        self._events(d, self.reader.receive(d, data))
-        keep = bisect.bisect_right(marks, (self.reader.pending(d), 1 << 62, 0)) - 1
-        if keep > 0:
-            del marks[:keep]
+        events = self.reader.receive(d, data)
+        if events:
+            self._events(d, events)
+        pending = self.reader.pending(d)
+        if pending == self.given[d]:  # (the chunk ended on a frame's end: nothing held)
+            del marks[:-1]
+        else:
+            keep = bisect.bisect_right(marks, (pending, 1 << 62, 0)) - 1
+            if keep > 0:
+                del marks[:keep]
 
     def lose(self, d: int, size: int, ts: int, packet: int) -> None:
         """``size`` bytes of direction ``d`` were lost."""
@@ -109,6 +115,9 @@ class H2Streams:
     def _when(self, d: int, offset: int) -> tuple[int, int]:
         """The (ts, packet) of the chunk holding reader offset ``offset`` of ``d``."""
         marks = self.marks[d]
+        last = marks[-1]
+        if offset >= last[0]:  # (most often: in the chunk just given)
+            return last[1], last[2]
         i = max(0, bisect.bisect_right(marks, (offset, 1 << 62, 0)) - 1)
         return marks[i][1], marks[i][2]
 
