@@ -19,7 +19,6 @@ editcap and hypercorn)::
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
@@ -28,111 +27,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 TEXTS = ["hello over HTTP/2", "héllo wörld ✓", "x" * 3000]
-PAGE = """<!doctype html><html><head><title>h2</title></head><body>
-<script>
-const ws = new WebSocket("wss://localhost:%(port)d/ws");
-ws.binaryType = "arraybuffer";
-const texts = %(texts)s;
-let got = 0;
-ws.onopen = () => {
-  for (const t of texts) ws.send(t);
-  ws.send(new Uint8Array([0, 1, 2, 253, 254, 255]));
-};
-ws.onmessage = () => { got += 1; if (got === texts.length + 1) ws.close(1000, "bye"); };
-</script>
-<img src="/wait" alt="">
-</body></html>
-"""
-
-
-def _cert(folder: Path) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost (cryptography)."""
-    import datetime
-
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
-class Server:
-    """Hypercorn with the page, the blocking image and the echoing WebSocket."""
-
-    def __init__(self, port: int, page: str, tls: tuple[Path, Path]) -> None:
-        self.port, self.page, self.tls = port, page, tls
-        self.received: list[tuple[str, bytes]] = []
-        self.sent: list[tuple[str, bytes]] = []
-        self.versions: list[str] = []
-        self.closed = threading.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop: asyncio.Event | None = None
-
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            await receive()
-            if scope["path"] == "/wait":
-                await asyncio.get_running_loop().run_in_executor(None, self.closed.wait, 30)
-                body, status = b"", 404
-            else:
-                body, status = self.page.encode(), 200
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": body})
-        elif scope["type"] == "websocket":
-            self.versions.append(scope.get("http_version", ""))
-            await receive()
-            await send({"type": "websocket.accept"})
-            try:
-                while (event := await receive())["type"] == "websocket.receive":
-                    if event.get("text") is not None:
-                        self.received.append(("text", event["text"].encode()))
-                        reply = f"echo: {event['text']}"
-                        self.sent.append(("text", reply.encode()))
-                        await send({"type": "websocket.send", "text": reply})
-                    else:
-                        data = bytes(event["bytes"])
-                        self.received.append(("binary", data))
-                        self.sent.append(("binary", data[::-1]))
-                        await send({"type": "websocket.send", "bytes": data[::-1]})
-            finally:
-                self.closed.set()
-
-    async def main(self) -> None:
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
-
-        config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
-        config.certfile, config.keyfile = map(str, self.tls)
-        self.loop, self.stop = asyncio.get_running_loop(), asyncio.Event()
-        await serve(self.app, config, shutdown_trigger=self.stop.wait)  # type: ignore[arg-type]
 
 
 def main() -> int:
+    # The tests' peer, page and certificate maker (as benchmarks/make_captures.py does)
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from golden.browser import page as browser_page
+    from golden.h2peer import Hypercorn
+    from golden.tls import self_signed
+
     if os.geteuid() != 0:
         print("make_h2_sample.py must run as root (tcpdump)", file=sys.stderr)
         return 2
@@ -147,10 +55,8 @@ def main() -> int:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             port = s.getsockname()[1]
-        page = PAGE % {"port": port, "texts": json.dumps(TEXTS)}
-        server = Server(port, page, _cert(folder))
-        threading.Thread(target=lambda: asyncio.run(server.main()), daemon=True).start()
-        time.sleep(1.0)
+        page = browser_page(f"wss://localhost:{port}/ws", TEXTS, "/wait")
+        server = Hypercorn(port, page, self_signed(folder)).__enter__()
         raw, keys = folder / "raw.pcap", folder / "keys.log"
         dump = subprocess.Popen(["tcpdump", "-i", "lo", "-w", str(raw), "-U", "-n",
                                  "--immediate-mode", f"tcp port {port}"],
@@ -169,8 +75,7 @@ def main() -> int:
         time.sleep(1.0)
         dump.terminate()
         dump.wait(10)
-        assert server.loop is not None and server.stop is not None
-        server.loop.call_soon_threadsafe(server.stop.set)
+        server.__exit__()
         if server.versions != ["2"]:
             print(f"Chromium used HTTP {server.versions}, not HTTP/2", file=sys.stderr)
             return 1

@@ -229,7 +229,8 @@ def test_bundled_chromium_sample(samples_dir: Path) -> None:
         m = cap.messages
         m = m[(m.direction == d) & m.type.isin(["text", "binary"])]
         assert [(str(t), bytes(p)) for t, p in zip(m.type, m.payload, strict=True)] == want
-    assert len(cap.anomalies) == 0
+    # (nothing wrong; Chromium may reset the stream after the close, as a page goes away)
+    assert set(cap.anomalies.code.astype(str)) <= {"h2_stream_reset"}
 
 
 def test_capture_ending_inside_a_frame(tmp_path: Path) -> None:

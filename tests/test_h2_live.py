@@ -17,138 +17,28 @@ skipped with a reason otherwise.
 
 from __future__ import annotations
 
-import asyncio
-import os
 import socket
 import subprocess
-import threading
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import pytest
 from golden.browser import chromium, chromium_args
+from golden.browser import page as browser_page
+from golden.h2peer import Hypercorn
 from golden.tls import self_signed
-from test_wss_browser import STEP, capturing
+from test_wss_browser import STEP, _free_port, _need_capture_rights, capturing
 
 import wspcap
 
 pytestmark = pytest.mark.network
 
 TEXTS = ["hello over HTTP/2", "héllo wörld ✓", "x" * 5000]
-PAGE = """<!doctype html><html><head><title>h2</title></head><body>
-<script>
-const ws = new WebSocket("wss://localhost:%(port)d/ws");
-ws.binaryType = "arraybuffer";
-const texts = %(texts)s;
-let got = 0;
-ws.onopen = () => {
-  for (const t of texts) ws.send(t);
-  ws.send(new Uint8Array([0, 1, 2, 253, 254, 255]));
-};
-ws.onmessage = () => { got += 1; if (got === texts.length + 1) ws.close(1000, "bye"); };
-</script>
-<img src="/wait" alt="">
-</body></html>
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _need_live() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("live capture needs root (or CAP_NET_RAW)")
-    pytest.importorskip("scapy", reason="scapy (wspcap[live]) is not installed")
+    _need_capture_rights()
     pytest.importorskip("hypercorn", reason="hypercorn (the HTTP/2 server) is not installed")
-
-
-class _Hypercorn:
-    """Hypercorn in a thread, serving the page, the blocking image and the
-    echoing WebSocket; what the WebSocket received and sent is recorded."""
-
-    def __init__(self, port: int, page: str = "", tls: tuple[Path, Path] | None = None) -> None:
-        self.port, self.page, self.tls = port, page, tls
-        self.received: list[tuple[str, bytes]] = []
-        self.sent: list[tuple[str, bytes]] = []
-        self.versions: list[str] = []
-        self.closed = threading.Event()
-        self.ready = threading.Event()
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self.stop_event: asyncio.Event | None = None
-
-    async def app(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                event = await receive()
-                done = event["type"].replace(".startup", ".startup.complete").replace(
-                    ".shutdown", ".shutdown.complete")
-                await send({"type": done})
-                if event["type"] == "lifespan.shutdown":
-                    return
-        elif scope["type"] == "http":
-            await receive()
-            if scope["path"] == "/wait":
-                await asyncio.get_running_loop().run_in_executor(None, self.closed.wait,
-                                                                 3 * STEP)
-                body, status = b"", 404
-            else:
-                body, status = self.page.encode(), 200
-            await send({"type": "http.response.start", "status": status,
-                        "headers": [(b"content-type", b"text/html; charset=utf-8")]})
-            await send({"type": "http.response.body", "body": body})
-        elif scope["type"] == "websocket":
-            self.versions.append(scope.get("http_version", ""))
-            await receive()  # websocket.connect
-            await send({"type": "websocket.accept"})
-            try:
-                while True:
-                    event = await receive()
-                    if event["type"] != "websocket.receive":
-                        break
-                    if event.get("text") is not None:
-                        self.received.append(("text", event["text"].encode()))
-                        reply = f"echo: {event['text']}"
-                        self.sent.append(("text", reply.encode()))
-                        await send({"type": "websocket.send", "text": reply})
-                    else:
-                        data = bytes(event["bytes"])
-                        self.received.append(("binary", data))
-                        self.sent.append(("binary", data[::-1]))
-                        await send({"type": "websocket.send", "bytes": data[::-1]})
-            finally:
-                self.closed.set()
-
-    async def _main(self) -> None:
-        from hypercorn.asyncio import serve
-        from hypercorn.config import Config
-
-        config = Config()
-        config.bind = [f"127.0.0.1:{self.port}"]
-        config.accesslog = config.errorlog = None
-        if self.tls is not None:
-            config.certfile, config.keyfile = map(str, self.tls)
-        self.loop = asyncio.get_running_loop()
-        self.stop_event = asyncio.Event()
-        self.loop.call_soon(self.ready.set)
-        await serve(self.app, config, shutdown_trigger=self.stop_event.wait)  # type: ignore[arg-type]
-
-    def __enter__(self) -> Self:
-        threading.Thread(target=lambda: asyncio.run(self._main()), daemon=True).start()
-        if not self.ready.wait(STEP):
-            pytest.skip("hypercorn did not start")
-        for _ in range(50):  # (listening a moment after the loop starts)
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    break
-            self.closed.wait(0.1)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.loop is not None and self.stop_event is not None:
-            self.loop.call_soon_threadsafe(self.stop_event.set)
 
 
 def _data(cap: wspcap.Capture, conn_id: int, direction: str) -> list[tuple[str, bytes]]:
@@ -161,10 +51,10 @@ def test_chromium_websocket_over_http2_decrypted(tmp_path: Path) -> None:
     _need_live()
     exe = chromium()
     port = _free_port()
-    page = PAGE % {"port": port, "texts": repr(TEXTS).replace("'", '"')}
+    page = browser_page(f"wss://localhost:{port}/ws", TEXTS, "/wait")
     keys = tmp_path / "keys.log"
     out = tmp_path / "h2.pcapng"
-    with _Hypercorn(port, page, self_signed(tmp_path)) as server, \
+    with Hypercorn(port, page, self_signed(tmp_path)) as server, \
             capturing(port, keys, 12 * STEP, write=out) as result:
         done = subprocess.run(
             [exe, *chromium_args(tmp_path / "profile"), "--ignore-certificate-errors",
@@ -263,7 +153,7 @@ def test_h2_client_in_clear(tmp_path: Path) -> None:
     pytest.importorskip("h2", reason="h2 (the HTTP/2 client) is not installed")
     port = _free_port()
     texts = ["first", "second ✓", "third " * 2000]
-    with _Hypercorn(port) as server, capturing(port, tmp_path / "none.log", 6 * STEP) as result:
+    with Hypercorn(port) as server, capturing(port, tmp_path / "none.log", 6 * STEP) as result:
         sent, got = _h2c_client(port, texts)
         assert server.closed.wait(STEP)
     assert server.versions == ["2"]

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 from golden.browser import chromium, chromium_args
+from golden.browser import page as browser_page
 from golden.tls import contexts
 
 import wspcap
@@ -33,21 +34,6 @@ pytestmark = pytest.mark.network
 
 STEP = 10.0
 TEXTS = ["hello from the browser", "héllo wörld ✓", "x" * 3000]
-PAGE = """<!doctype html><html><head><title>wss</title></head><body>
-<script>
-const ws = new WebSocket("wss://localhost:%(port)d/browser");
-ws.binaryType = "arraybuffer";
-const texts = %(texts)s;
-let got = 0;
-ws.onopen = () => {
-  for (const t of texts) ws.send(t);
-  ws.send(new Uint8Array([0, 1, 2, 253, 254, 255]));
-};
-ws.onmessage = () => { got += 1; if (got === texts.length + 1) ws.close(1000, "bye"); };
-</script>
-<img src="http://127.0.0.1:%(http_port)d/wait" alt="">
-</body></html>
-"""
 
 
 def _free_port() -> int:
@@ -163,8 +149,9 @@ def test_chromium_wss_decrypted_live(port: int, tmp_path: Path) -> None:
     images = _image_server(server.closed)
     threading.Thread(target=images.serve_forever, daemon=True).start()
     page = tmp_path / "page.html"
-    page.write_text(PAGE % {"port": port, "http_port": images.server_address[1],
-                            "texts": repr(TEXTS).replace("'", '"')}, encoding="utf-8")
+    page.write_text(browser_page(f"wss://localhost:{port}/browser", TEXTS,
+                                 f"http://127.0.0.1:{images.server_address[1]}/wait"),
+                    encoding="utf-8")
     keys = tmp_path / "keys.log"
     out = tmp_path / "browser.pcapng"
     try:

@@ -27,7 +27,7 @@ import hashlib
 import io
 import random
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import cache
 from itertools import pairwise
@@ -290,17 +290,20 @@ def _frame_starts(payload: bytes) -> list[int]:
     return starts
 
 
+def _payloads(records: list[Record]) -> Iterator[tuple[int, int, bytes]]:
+    """``(record index, payload offset, payload)`` of every TCP segment with data."""
+    for i, r in enumerate(records):
+        lay = tcp_layout(r.linktype, r.data)
+        if lay is not None and lay.payload < len(r.data):
+            yield i, lay.payload, r.data[lay.payload:]
+
+
 def _frames(records: list[Record]) -> list[tuple[int, int]]:
     """``(record index, byte offset)`` of every frame header found."""
     found = []
-    for i, r in enumerate(records):
-        lay = tcp_layout(r.linktype, r.data)
-        if lay is None or lay.payload >= len(r.data):
-            continue
-        payload = r.data[lay.payload:]
-        if payload[:4] in (b"GET ", b"HTTP"):
-            continue
-        found += [(i, lay.payload + s) for s in _frame_starts(payload)]
+    for i, at, payload in _payloads(records):
+        if payload[:4] not in (b"GET ", b"HTTP"):
+            found += [(i, at + s) for s in _frame_starts(payload)]
     return found
 
 
@@ -639,18 +642,14 @@ def _h2_frames(records: list[Record]) -> list[tuple[int, int]]:
     cleartext (h2c) capture: the segments' frames walked from their start
     (after the preface), where a segment holds whole frames."""
     found = []
-    for i, r in enumerate(records):
-        lay = tcp_layout(r.linktype, r.data)
-        if lay is None or lay.payload >= len(r.data):
-            continue
-        payload = r.data[lay.payload:]
+    for i, at, payload in _payloads(records):
         pos = len(_H2_PREFACE) if payload.startswith(_H2_PREFACE) else 0
         starts = []
         while pos + 9 <= len(payload):
             length = int.from_bytes(payload[pos:pos + 3], "big")
             if payload[pos + 3] > 0x9 or pos + 9 + length > len(payload):
                 break
-            starts.append(lay.payload + pos)
+            starts.append(at + pos)
             pos += 9 + length
         if pos == len(payload):  # (only segments that are frames and nothing else)
             found += [(i, at) for at in starts]
