@@ -1751,7 +1751,7 @@ class _H2:
     embedded), a WebSocket opened on stream 1 by extended CONNECT (RFC 8441):
     frames by hyperframe, header blocks by hpack."""
 
-    def __init__(self, sc: Scenario) -> None:
+    def __init__(self, sc: Scenario, allowed: bool = True) -> None:
         from hpack import Encoder
         from hyperframe.frame import SettingsFrame
 
@@ -1760,8 +1760,8 @@ class _H2:
         self.c.send(C2S, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
                     + SettingsFrame(0, settings={}).serialize())
         self.c.send(S2C, SettingsFrame(0, settings={
-            SettingsFrame.ENABLE_CONNECT_PROTOCOL: 1}).serialize())
-        self.headers(C2S, 1, [(":method", "CONNECT"), (":protocol", "websocket"),
+            SettingsFrame.ENABLE_CONNECT_PROTOCOL: 1} if allowed else {}).serialize())
+        self.request = self.headers(C2S, 1, [(":method", "CONNECT"), (":protocol", "websocket"),
                               (":scheme", "https"), (":path", "/chat"),
                               (":authority", "example.test"), ("sec-websocket-version", "13"),
                               ("origin", "https://example.test")])
@@ -1780,6 +1780,20 @@ class _H2:
 
     def text(self, d: str, text: str) -> int:
         return self.data(d, frame(TEXT, text.encode(), key=self.c.sc.key() if d == C2S else None))
+
+
+@scenario("h2-connect-not-enabled", "a WebSocket over HTTP/2 whose client sends the extended "
+          "CONNECT though the server's SETTINGS did not allow it (and the server takes it)")
+def _h2_connect_not_enabled(sc: Scenario) -> None:
+    h2 = _H2(sc, allowed=False)
+    h2.text(C2S, "hello")
+    h2.text(S2C, "hi")
+    h2.c.shutdown(C2S)
+    sc.expect("h2_connect_not_enabled", 0, C2S, None, h2.request,
+              "extended CONNECT (:protocol websocket) before the server sent "
+              "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1")
+    sc.expect("ws_no_close", 0, C2S, None, None,
+              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("h2-stream-reset", "a WebSocket over HTTP/2 (RFC 8441) in a decrypted wss:// "
@@ -1811,6 +1825,8 @@ def _h2_malformed(sc: Scenario) -> None:
     h2.c.shutdown(C2S)
     sc.expect("h2_malformed", 0, C2S, None, bad,
               "HTTP/2 connection: DataFrame inside a header block (CONTINUATION expected)")
+    sc.expect("ws_no_close", 0, C2S, None, None,
+              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("h2-headers-unreadable", "a WebSocket over HTTP/2: a header block of the server's "
@@ -1827,6 +1843,8 @@ def _h2_headers_unreadable(sc: Scenario) -> None:
     sc.expect("h2_headers_unreadable", 0, S2C, None, bad,
               "HTTP/2 connection: header block on stream 3: InvalidTableIndex; the "
               "direction's later header blocks cannot be read")
+    sc.expect("ws_no_close", 0, C2S, None, None,
+              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("tls-keys-late", "records of a TLS connection wait for keys that never come, past "

@@ -53,6 +53,10 @@ class StreamConnection(Protocol):
         """The HTTP/2 connection could not be read further in one direction."""
         ...
 
+    def stream_carrier_end(self, client: bool, reset: bool, ts: int, packet: int) -> None:
+        """The carrying connection's FIN (or RST) in one direction."""
+        ...
+
     def finish(self) -> None:
         """End of input."""
         ...
@@ -61,9 +65,10 @@ class StreamConnection(Protocol):
 class Carrier(Protocol):
     """What :class:`H2Streams` asks of the connection that carries the streams."""
 
-    def open_stream(self, stream: int, head: HttpHead, ts: int, packet: int
+    def open_stream(self, stream: int, head: HttpHead, allowed: bool, ts: int, packet: int
                     ) -> StreamConnection:
-        """A connection for WebSocket stream ``stream``, opened by request ``head``."""
+        """A connection for WebSocket stream ``stream``, opened by request ``head``
+        (``allowed``: after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL)."""
         ...
 
 
@@ -131,7 +136,8 @@ class H2Streams:
                     stream.stream_data(client, event.data, event.end_stream, ts, packet)
             elif isinstance(event, H2Request):
                 self.streams[event.stream] = self.carrier.open_stream(
-                    event.stream, head_of(event.headers, request=True), ts, packet)
+                    event.stream, head_of(event.headers, request=True), event.allowed, ts,
+                    packet)
             elif isinstance(event, H2Response):
                 stream = self.streams.get(event.stream)
                 if stream is not None:
@@ -145,13 +151,18 @@ class H2Streams:
                 for stream in self.streams.values():
                     stream.stream_problem(client, event.code, event.detail, ts, packet)
 
-    def finish(self) -> None:
-        """End of input: what the reader still held is told, then each stream's
-        connection ends."""
+    def finish(self, ends: list[tuple[bool, bool, int | None]], packet: int) -> None:
+        """End of input: what the reader still held is told; each stream ends
+        where the carrying connection ended (``ends``: per direction, its FIN,
+        its RST and their time; ``packet``: the connection's last), then each
+        stream's connection ends."""
         held = self.reader.finish()
         for d in (0, 1):
             self._events(d, [e for e in held if isinstance(e, H2Problem) and e.d == d])
         for stream in self.streams.values():
+            for d, (fin, rst, ts) in enumerate(ends):
+                if (fin or rst) and ts is not None:
+                    stream.stream_carrier_end(d == self.client, rst and not fin, ts, packet)
             stream.finish()
 
 

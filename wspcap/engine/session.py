@@ -70,6 +70,9 @@ class Session:
         self.h2_stream: int | None = None
         #: The stream was reset (RST_STREAM): no more of its DATA is read.
         self.h2_reset = False
+        #: How each direction of the stream ended: END_STREAM, RST_STREAM, or the
+        #: carrying connection's FIN or RST.
+        self.h2_ends: dict[str, str] = {}
         max_pending = self.options.max_pending
         self.dirs = (Direction(self, 0, self.collector, max_pending),
                      Direction(self, 1, self.collector, max_pending))
@@ -224,9 +227,11 @@ class Session:
         self.h2 = H2Streams(self, client)
         self.upgrade.hand_to_h2(self.h2.receive)
 
-    def open_stream(self, stream: int, head: HttpHead, ts: int, packet: int) -> Session:
+    def open_stream(self, stream: int, head: HttpHead, allowed: bool, ts: int,
+                    packet: int) -> Session:
         """A connection for WebSocket stream ``stream`` of this HTTP/2 connection,
-        opened by the extended CONNECT ``head``: its direction 0 is the client's."""
+        opened by the extended CONNECT ``head`` (``allowed``: after the server's
+        SETTINGS_ENABLE_CONNECT_PROTOCOL): its direction 0 is the client's."""
         assert self.h2 is not None
         c = self.h2.client
         child = Session(self.shared, self.tcp_stream, self.addrs[c], self.addrs[1 - c],
@@ -236,6 +241,10 @@ class Session:
         for dr in child.dirs:  # (its offsets count from the stream's first byte)
             dr.reasm.receive_segment(SEQ_MASK, TCP_SYN, b"", 0, ts, packet)
         child.upgrade.h2_opened(head, ts, packet)
+        if not allowed:
+            child.report(ts, C2S, None, "h2_connect_not_enabled",
+                         "extended CONNECT (:protocol websocket) before the server sent "
+                         "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1", packet)
         return child
 
     def stream_answer(self, head: HttpHead, end_stream: bool, ts: int, packet: int) -> None:
@@ -252,7 +261,24 @@ class Session:
         self.saw(packet, ts)
         r = self.dirs[0 if client else 1].reasm
         if r.fin_offset is None and r.next_seq is not None and not self.h2_reset:
+            if end_stream:
+                self.h2_ends.setdefault(C2S if client else S2C, "END_STREAM")
             r.receive_segment(r.next_seq, TCP_FIN if end_stream else 0, data, 0, ts, packet)
+
+    def stream_carrier_end(self, client: bool, reset: bool, ts: int, packet: int) -> None:
+        """(A stream's connection) the carrying connection's FIN (or RST) in the
+        client's or the server's direction: that direction of the stream ends
+        with it, if it had not."""
+        name = C2S if client else S2C
+        if name in self.h2_ends or self.h2_reset:
+            return
+        self.h2_ends[name] = "TCP RST" if reset else "TCP FIN"
+        if reset:
+            self.dirs[0 if client else 1].stream_reset(ts)
+        else:
+            r = self.dirs[0 if client else 1].reasm
+            if r.fin_offset is None and r.next_seq is not None:
+                r.receive_segment(r.next_seq, TCP_FIN, b"", 0, ts, packet)
 
     def stream_reset(self, client: bool, code: int, ts: int, packet: int) -> None:
         """(A stream's connection) RST_STREAM: the stream ends both ways, reset by
@@ -264,6 +290,7 @@ class Session:
                     packet)
         if not self.h2_reset:
             self.h2_reset = True
+            self.h2_ends.setdefault(name, "RST_STREAM")
             self.dirs[0 if client else 1].stream_reset(ts)
 
     def stream_problem(self, client: bool, code: str, detail: str, ts: int,
@@ -312,7 +339,8 @@ class Session:
         for d in self.dirs:
             d.receive_eof(ts, packet)
         if self.h2 is not None:
-            self.h2.finish()
+            self.h2.finish([(d.fin_seen, d.rst_seen, d.end_ts) for d in self.dirs],
+                           self.last_packet)
         if self.conn_id is not None and self.syn_missing:
             self.report(self.ts_start, None, None, "tcp_midstream",
                         "the connection's SYN was not captured", None)
@@ -353,7 +381,7 @@ class Session:
             rst={C2S: cd.reset_first, S2C: sd.reset_first},
             end_ts={C2S: cd.end_ts, S2C: sd.end_ts},
             gap_bytes={C2S: cd.reasm.gap_bytes, S2C: sd.reasm.gap_bytes},
-            deflate=up.deflate, h2=self.h2_stream is not None)
+            deflate=up.deflate, h2=self.h2_stream is not None, h2_ends=self.h2_ends)
 
     def record(self) -> dict[str, Any]:
         """The connection's row for the connections table."""

@@ -102,6 +102,9 @@ class H2Request:
     stream: int
     headers: tuple[tuple[str, str], ...]
     offset: int
+    #: The server had allowed extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL
+    #: = 1) before the request: RFC 8441 section 4 forbids it otherwise.
+    allowed: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -380,7 +383,7 @@ class H2Reader:
         if d == self.client:
             if stream not in self.streams and _opens_websocket(fields):
                 self.streams[stream] = False
-                out.append(H2Request(stream, fields, offset))
+                out.append(H2Request(stream, fields, offset, self.connect_protocol))
         elif self.streams.get(stream) is False:
             status = next((v for k, v in fields if k == ":status"), "")
             if not status.startswith("1"):  # (an interim answer is not the answer)

@@ -8,7 +8,7 @@ Sans-I/O: performs no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import compress, count, repeat
 from operator import gt
 from typing import TYPE_CHECKING, Any
@@ -101,7 +101,10 @@ class ConnFacts:
         gap_bytes: per direction, bytes the capture missed.
         deflate: the negotiated permessage-deflate parameters, or None.
         h2: the WebSocket is a stream of an HTTP/2 connection (RFC 8441): its
-            ends are END_STREAM (``fin``) and RST_STREAM (``rst``).
+            ends are END_STREAM or the connection's FIN (``fin``), RST_STREAM or
+            the connection's RST (``rst``).
+        h2_ends: over HTTP/2, per direction, which of those ended it
+            (``END_STREAM``, ``RST_STREAM``, ``TCP FIN``, ``TCP RST``).
     """
 
     conn_id: int
@@ -125,6 +128,7 @@ class ConnFacts:
     gap_bytes: Mapping[str, int]
     deflate: DeflateParams | None
     h2: bool = False
+    h2_ends: Mapping[str, str] = field(default_factory=dict)
 
 
 class Conn:
@@ -153,7 +157,7 @@ class Conn:
         self.fin, self.rst, self.end_ts = facts.fin, facts.rst, facts.end_ts
         self.gap_bytes = facts.gap_bytes
         self.deflate = facts.deflate
-        self.h2 = facts.h2
+        self.h2, self.h2_ends = facts.h2, facts.h2_ends
         self.frame_pos: np.ndarray = NO_POSITIONS
         self.message_pos: np.ndarray = NO_POSITIONS
 

@@ -251,6 +251,13 @@ register("h2_stream_reset", "info", "RFC 9113 section 6.4, RFC 8441 section 6",
          "reset the stream when a page goes away; an error code other than CANCEL or "
          "NO_ERROR tells of a failure.",
          "Wireshark: http2.rst_stream.error", "RST_STREAM CANCEL (8) from the client")
+register("h2_connect_not_enabled", "warning", "RFC 8441 section 3 and 4",
+         "an extended CONNECT the server had not allowed",
+         "A client may open a WebSocket over HTTP/2 only after the server's "
+         "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1; a client that does not wait for it is "
+         "broken or probing (a server that never allows it answers with an error).", _NC,
+         "extended CONNECT (:protocol websocket) before the server sent "
+         "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1")
 register("h2_malformed", "error", "RFC 9113 section 4 and 5.5",
          "the HTTP/2 connection carrying the WebSocket cannot be read further",
          "A frame that breaks HTTP/2 framing, or bytes lost in the capture: HTTP/2 has no "

@@ -178,7 +178,8 @@ def _closing(ctx: Context, conn: Conn, close: dict[str, tuple[int, Frame] | None
         if ends:
             ts, d = ends[0]
             if conn.h2:
-                what, how = "the HTTP/2 stream", "RST_STREAM" if conn.rst[d] else "END_STREAM"
+                what, how = "the HTTP/2 stream", conn.h2_ends.get(
+                    d, "RST_STREAM" if conn.rst[d] else "END_STREAM")
             else:
                 what, how = "TCP", "RST" if conn.rst[d] else "FIN"
             ctx.report(conn.conn_id, ts, d, None, "ws_no_close",
