@@ -256,3 +256,13 @@ def test_capture_ending_inside_a_header_block(tmp_path: Path) -> None:
     cap = _read(h2.crafted("h2-open-block"), tmp_path)
     row = _anomaly(cap, "h2_malformed")
     assert "header block of stream 5 (no END_HEADERS)" in row.detail
+
+
+def test_report_names_the_stream(tmp_path: Path) -> None:
+    """The HTML report's connection section says which HTTP/2 stream carried it."""
+    from wspcap.views.report import render_report
+
+    cap = _read(two_streams().crafted("h2-report"), tmp_path)
+    html = render_report(cap)
+    assert "CONNECT /chat?room=1 (extended CONNECT, HTTP/2 stream 3)" in html
+    assert "ended by the client, ended by the server" in html

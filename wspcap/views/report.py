@@ -487,6 +487,13 @@ def _connection_section(capture: Capture, c: Any, sequence: str, max_messages: i
               ("TCP end", ", ".join(x for x, v in (("FIN from client", c.fin_c2s),
                                                     ("FIN from server", c.fin_s2c),
                                                     ("RST", c.rst)) if v) or "not seen")]
+    stream = getattr(c, "h2_stream", None)
+    if stream is not None and not pd.isna(stream):  # (a WebSocket over HTTP/2, RFC 8441)
+        request = f"{fields[0][1]} (extended CONNECT, HTTP/2 stream {int(stream)})"
+        fields[0] = ("request", request)
+        fields[-1] = ("stream end", ", ".join(x for x, v in (
+            ("ended by the client", c.fin_c2s), ("ended by the server", c.fin_s2c),
+            ("reset", c.rst)) if v) or "not seen")
     out.append('<dl class="kv">' + "".join(f"<dt>{_e(k)}</dt><dd>{v}</dd>"
                                             for k, v in fields if v) + "</dl>")
     out.append(sequence)
