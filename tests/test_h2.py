@@ -266,3 +266,23 @@ def test_report_names_the_stream(tmp_path: Path) -> None:
     html = render_report(cap)
     assert "CONNECT /chat?room=1 (extended CONNECT, HTTP/2 stream 3)" in html
     assert "ended by the client, ended by the server" in html
+
+
+def test_answer_read_before_its_request(tmp_path: Path) -> None:
+    """Two taps merged (or clocks apart): the server's answer and its first
+    message come before the client's CONNECT in the capture. Each direction's
+    bytes are in order; the answer waits for its request."""
+    h2 = H2Conversation()
+    h2.start()
+    h2.sent.setdefault(3, {"c2s": [], "s2c": []})
+    early = h2.answer(3) + h2.data(3, h2.message("s2c", 3, TEXT, b"welcome"))
+    h2.conv.send("s2c", early)
+    h2.conv.send("c2s", h2.connect(3))
+    h2.conv.send("c2s", h2.data(3, h2.message("c2s", 3, TEXT, b"hello")))
+    h2.conv.send("s2c", h2.data(3, h2.message("s2c", 3, TEXT, b"echo: hello")))
+    h2.conv.close()
+    cap = _read(h2.crafted("h2-early-answer"), tmp_path)
+    (row,) = cap.connections.itertuples()
+    assert row.status == 200 and row.established and row.h2_stream == 3
+    assert _messages(cap, 0, "s2c") == h2.sent[3]["s2c"]
+    assert _messages(cap, 0, "c2s") == h2.sent[3]["c2s"]

@@ -127,8 +127,17 @@ class H2Streams:
         return marks[i][1], marks[i][2]
 
     def _events(self, d: int, events: list[H2Event]) -> None:
-        client = d == self.client
+        """What the reader gave for direction ``d``'s bytes (an answer read
+        before its request comes out with the request: each event is timed
+        and routed by its own direction)."""
         for event in events:
+            if isinstance(event, H2Request):
+                d = self.client
+            elif isinstance(event, H2Response):
+                d = 1 - self.client
+            else:
+                d = event.d
+            client = d == self.client
             ts, packet = self._when(d, event.offset)
             if isinstance(event, H2Data):
                 stream = self.streams.get(event.stream)
@@ -156,9 +165,7 @@ class H2Streams:
         where the carrying connection ended (``ends``: per direction, its FIN,
         its RST and their time; ``packet``: the connection's last), then each
         stream's connection ends."""
-        held = self.reader.finish()
-        for d in (0, 1):
-            self._events(d, [e for e in held if isinstance(e, H2Problem) and e.d == d])
+        self._events(0, self.reader.finish())
         for stream in self.streams.values():
             for d, (fin, rst, ts) in enumerate(ends):
                 if (fin or rst) and ts is not None:

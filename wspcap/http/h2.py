@@ -79,6 +79,9 @@ MAX_HEADER_BLOCK = 256 << 10
 MAX_TABLE_SIZE = 1 << 20
 #: A header list longer than this (decoded) is refused by the decoder.
 MAX_HEADER_LIST = 256 << 10
+#: Streams whose answer may wait for its request, and the DATA bytes held for them.
+MAX_EARLY = 16
+MAX_EARLY_BYTES = 1 << 20
 #: SETTINGS_HEADER_TABLE_SIZE (RFC 9113 section 6.5.2).
 _HEADER_TABLE_SIZE = 0x1
 #: A frame header: length and type (one word), flags, stream id (RFC 9113 section 4.1).
@@ -199,6 +202,13 @@ class H2Reader:
         self.streams: dict[int, bool] = {}
         #: The server allowed extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL).
         self.connect_protocol = False
+        #: The highest stream the client opened so far (any request).
+        self.opened = 0
+        #: Answers (and the DATA after them) read before their request: two taps
+        #: merged, or clocks apart, put a server's packets before the client's.
+        #: Stream -> its events, at most MAX_EARLY streams and MAX_EARLY_BYTES.
+        self.early: dict[int, list[H2Response | H2Data]] = {}
+        self.early_bytes = 0
 
     def pending(self, d: int) -> int:
         """The direction offset of direction ``d``'s first byte not read yet."""
@@ -228,6 +238,7 @@ class H2Reader:
         size = len(buffer)
         fast = self.fast
         streams = self.streams
+        early = self.early
         while size - at >= FRAME_HEADER and not side.dead:
             if fast and side.block is None:
                 # (the DATA frames of the streams followed, and those passed over:
@@ -238,7 +249,7 @@ class H2Reader:
                     if end > size:
                         break
                     stream &= 0x7FFFFFFF
-                    if stream and not flags & _PADDED:
+                    if stream and not flags & _PADDED and stream not in early:
                         if stream in streams:
                             out.append(H2Data(d, stream, bytes(buffer[at + FRAME_HEADER:end]),
                                               bool(flags & _END_STREAM),
@@ -310,7 +321,8 @@ class H2Reader:
                        "(CONTINUATION expected)", out, offset - FRAME_HEADER)
             return
         stream = frame.stream_id
-        if isinstance(frame, DataFrame) and stream not in self.streams:
+        if isinstance(frame, DataFrame) and stream not in self.streams and (
+                stream not in self.early or d == self.client):
             return  # (another stream's: passed over, see the module's note)
         try:
             frame.parse_body(body)
@@ -321,7 +333,11 @@ class H2Reader:
         flags = frame.flags
         if isinstance(frame, DataFrame):
             start = offset + (1 if "PADDED" in flags else 0)
-            out.append(H2Data(d, stream, frame.data, "END_STREAM" in flags, start))
+            data = H2Data(d, stream, frame.data, "END_STREAM" in flags, start)
+            if stream in self.streams:
+                out.append(data)
+            else:  # (an answer's DATA before its request)
+                self._hold(stream, data, out)
         elif isinstance(frame, HeadersFrame | PushPromiseFrame):
             push = isinstance(frame, PushPromiseFrame)
             side.block = (stream, bytearray(frame.data), not push and "END_STREAM" in flags,
@@ -381,14 +397,43 @@ class H2Reader:
         if push:
             return
         if d == self.client:
+            self.opened = max(self.opened, stream)
+            held = self.early.pop(stream, [])
+            self.early_bytes -= sum(len(e.data) for e in held if isinstance(e, H2Data))
             if stream not in self.streams and _opens_websocket(fields):
                 self.streams[stream] = False
                 out.append(H2Request(stream, fields, offset, self.connect_protocol))
-        elif self.streams.get(stream) is False:
-            status = next((v for k, v in fields if k == ":status"), "")
-            if not status.startswith("1"):  # (an interim answer is not the answer)
-                self.streams[stream] = True
-                out.append(H2Response(stream, fields, end_stream, offset))
+                if held:  # (its answer came first: it follows its request now)
+                    self.streams[stream] = True
+                    out += held
+            return
+        status = next((v for k, v in fields if k == ":status"), "")
+        if status.startswith("1"):
+            return  # (an interim answer is not the answer)
+        answer = H2Response(stream, fields, end_stream, offset)
+        if self.streams.get(stream) is False:
+            self.streams[stream] = True
+            out.append(answer)
+        elif stream > self.opened and stream % 2 and stream not in self.early:
+            self._hold(stream, answer, out)
+
+    def _hold(self, stream: int, event: H2Response | H2Data, out: list[H2Event]) -> None:
+        """An answer to a stream the client has not opened yet, or DATA after
+        one: kept for its request, within :data:`MAX_EARLY` streams and
+        :data:`MAX_EARLY_BYTES`."""
+        if isinstance(event, H2Response):
+            if len(self.early) < MAX_EARLY:
+                self.early[stream] = [event]
+            return
+        size = len(event.data)
+        if self.early_bytes + size > MAX_EARLY_BYTES:
+            del self.early[stream]  # (its DATA from here on is passed over)
+            out.append(H2Problem(event.d, H2_MALFORMED, f"the answer on stream {stream} "
+                                 f"came before its request, with over {MAX_EARLY_BYTES} "
+                                 "bytes of DATA: not kept", event.offset))
+            return
+        self.early[stream].append(event)
+        self.early_bytes += size
 
     def _unreadable(self, side: _Side, d: int, detail: str, offset: int,
                     out: list[H2Event]) -> None:
