@@ -8,6 +8,11 @@ makes of the bytes to the direction it belongs to, and ends the pieces in
 order at the end of input. Each piece keeps its own state; the session
 reads it for the connection's row (:meth:`Session.record`) and the rules'
 read-only view (:meth:`Session.facts`).
+
+A connection that speaks HTTP/2 hands its bytes to :class:`~wspcap.engine.h2.
+H2Streams`, which opens a session of its own for each WebSocket stream
+(:meth:`Session.open_stream`): the same pieces, fed the stream's DATA as
+in-order bytes (the ``stream_*`` methods), its row the stream's.
 """
 
 from __future__ import annotations
@@ -31,10 +36,11 @@ __all__ = ["Session"]
 
 
 class Session:
-    """One TCP connection, and the WebSocket conversation in it if there is one.
+    """One TCP connection, and the WebSocket conversation in it if there is one;
+    or one WebSocket stream of an HTTP/2 connection (:attr:`carrier`).
 
-    Direction 0 is the sender of the first packet seen; :attr:`client` says
-    which direction is the client once known.
+    Direction 0 is the sender of the first packet seen (of a stream: the
+    client); :attr:`client` says which direction is the client once known.
     """
 
     def __init__(self, shared: Shared, tcp_stream: int, src: bytes, dst: bytes,
