@@ -1778,6 +1778,12 @@ class _H2:
 
         return self.c.send(d, DataFrame(stream, payload).serialize())
 
+    def end(self) -> None:
+        """TCP closed with no close frame: the stream ends with the connection's FIN."""
+        self.c.shutdown(C2S)
+        self.c.sc.expect("ws_no_close", 0, C2S, None, None, "the HTTP/2 stream ended (TCP FIN "
+                         "from the client) without a close frame")
+
     def text(self, d: str, text: str) -> int:
         return self.data(d, frame(TEXT, text.encode(), key=self.c.sc.key() if d == C2S else None))
 
@@ -1788,12 +1794,10 @@ def _h2_connect_not_enabled(sc: Scenario) -> None:
     h2 = _H2(sc, allowed=False)
     h2.text(C2S, "hello")
     h2.text(S2C, "hi")
-    h2.c.shutdown(C2S)
+    h2.end()
     sc.expect("h2_connect_not_enabled", 0, C2S, None, h2.request,
               "extended CONNECT (:protocol websocket) before the server sent "
               "SETTINGS_ENABLE_CONNECT_PROTOCOL = 1")
-    sc.expect("ws_no_close", 0, C2S, None, None,
-              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("h2-stream-reset", "a WebSocket over HTTP/2 (RFC 8441) in a decrypted wss:// "
@@ -1822,11 +1826,9 @@ def _h2_malformed(sc: Scenario) -> None:
     open_block = HeadersFrame(3, h2.encoders[C2S].encode([(":method", "GET"), (":path", "/")]))
     bad = h2.c.send(C2S, open_block.serialize() + DataFrame(1, b"\x81\x00").serialize())
     h2.text(S2C, "the server still talks")
-    h2.c.shutdown(C2S)
+    h2.end()
     sc.expect("h2_malformed", 0, C2S, None, bad,
               "HTTP/2 connection: DataFrame inside a header block (CONTINUATION expected)")
-    sc.expect("ws_no_close", 0, C2S, None, None,
-              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("h2-headers-unreadable", "a WebSocket over HTTP/2: a header block of the server's "
@@ -1839,12 +1841,10 @@ def _h2_headers_unreadable(sc: Scenario) -> None:
     bad = h2.c.send(S2C, HeadersFrame(3, b"\xbf\xff\xff\x7f", flags=["END_HEADERS"]
                                       ).serialize())
     h2.text(S2C, "DATA is still read")
-    h2.c.shutdown(C2S)
+    h2.end()
     sc.expect("h2_headers_unreadable", 0, S2C, None, bad,
               "HTTP/2 connection: header block on stream 3: InvalidTableIndex; the "
               "direction's later header blocks cannot be read")
-    sc.expect("ws_no_close", 0, C2S, None, None,
-              "the HTTP/2 stream ended (TCP FIN from the client) without a close frame")
 
 
 @scenario("tls-keys-late", "records of a TLS connection wait for keys that never come, past "
