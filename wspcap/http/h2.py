@@ -29,7 +29,15 @@ Design note
   is read no further.
 - DATA of the other streams (pages, images, API calls) is passed over
   without a copy of its payload; a frame is held until whole, at most
-  :data:`MAX_FRAME` bytes (the 24-bit length field's limit).
+  :data:`MAX_FRAME` bytes (the 24-bit length field's limit). DATA frames
+  are read without hyperframe's objects (:attr:`H2Reader.fast`; its reading
+  is the reference the tests compare with).
+- An answer read before its request (two taps merged, clocks apart: each
+  direction's bytes are in order, the two may not be) is kept, with the DATA
+  after it, until the request comes (:data:`MAX_EARLY` streams,
+  :data:`MAX_EARLY_BYTES`).
+- The end of input inside a frame, a header block or the preface is told
+  (:meth:`H2Reader.finish`): nothing held is dropped in silence.
 """
 
 from __future__ import annotations
