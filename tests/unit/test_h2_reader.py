@@ -210,3 +210,14 @@ def test_fast_path_agrees_with_hyperframe(data: st.DataObject,
     parts = [(0, client[:cut]), (1, server), (0, client[cut:])]
     fast, slow = H2Reader(0), _Reference(0)
     assert _read(fast, parts) + fast.finish() == _read(slow, parts) + slow.finish()
+
+
+def test_incomplete_data_frame_on_stream_zero() -> None:
+    """A DATA frame on stream 0 is refused at its header, whole or not (the
+    fast path once waited for its body, where hyperframe refuses at once:
+    found by test_fast_path_agrees_with_hyperframe)."""
+    frame = (65536).to_bytes(3, "big") + b"\x00\x00" + (0).to_bytes(4, "big") + b"x" * 80
+    for reader in (H2Reader(0), _Reference(0)):
+        (problem,) = reader.receive(0, PREFACE + frame)
+        assert problem.code == H2_MALFORMED
+        assert problem.detail == "frame header: Stream ID must be non-zero for DataFrame"

@@ -252,18 +252,19 @@ class H2Reader:
                 # (the DATA frames of the streams followed, and those passed over:
                 # what the reference below makes of them, without its objects)
                 word, flags, stream = _HEAD.unpack_from(buffer, at)
-                if not word & 0xFF:  # DATA
+                stream &= 0x7FFFFFFF
+                if not word & 0xFF and stream and not flags & _PADDED and stream not in early:
+                    # (a DATA frame the reference takes as it is: stream 0, which it
+                    # refuses at its header, goes to the reference, whole or not)
                     end = at + FRAME_HEADER + (word >> 8)
                     if end > size:
                         break
-                    stream &= 0x7FFFFFFF
-                    if stream and not flags & _PADDED and stream not in early:
-                        if stream in streams:
-                            out.append(H2Data(d, stream, bytes(buffer[at + FRAME_HEADER:end]),
-                                              bool(flags & _END_STREAM),
-                                              side.base + at + FRAME_HEADER))
-                        at = end
-                        continue
+                    if stream in streams:
+                        out.append(H2Data(d, stream, bytes(buffer[at + FRAME_HEADER:end]),
+                                          bool(flags & _END_STREAM),
+                                          side.base + at + FRAME_HEADER))
+                    at = end
+                    continue
             try:
                 frame, length = Frame.parse_frame_header(memoryview(buffer)[at:at + FRAME_HEADER])
             except HyperframeError as exc:
