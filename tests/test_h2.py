@@ -161,10 +161,8 @@ def test_unreadable_header_block(tmp_path: Path) -> None:
     """A header block that cannot be decoded: flagged; the stream already open is
     still read; a WebSocket opened after it cannot be seen."""
     h2 = _opened()
-    bad = h2.header_block("c2s", 7, [])[:9]  # (a HEADERS frame header, for its flags)
     block = b"\xff\xff\xff\xff\x0f"  # (an index far past both tables)
-    frame = len(block).to_bytes(3, "big") + bad[3:9] + block
-    h2.conv.send("c2s", frame[:3] + b"\x01\x04" + (7).to_bytes(4, "big") + block)
+    h2.conv.send("c2s", HeadersFrame(7, block, flags=["END_HEADERS"]).serialize())
     h2.conv.send("c2s", h2.connect(9))
     h2.conv.send("c2s", h2.data(3, h2.message("c2s", 3, TEXT, b"after")))
     h2.conv.close()

@@ -102,7 +102,7 @@ class H2Streams:
         self.read[d] += len(data)
         events = self.reader.receive(d, data)
         if events:
-            self._events(d, events)
+            self._events(events)
         pending = self.reader.pending(d)
         if pending == self.given[d]:  # (the chunk ended on a frame's end: nothing held)
             del marks[:-1]
@@ -115,7 +115,7 @@ class H2Streams:
         """``size`` bytes of direction ``d`` were lost."""
         self.marks[d].append((self.given[d], ts, packet))
         self.given[d] += size
-        self._events(d, self.reader.lose(d, size))
+        self._events(self.reader.lose(d, size))
 
     def _when(self, d: int, offset: int) -> tuple[int, int]:
         """The (ts, packet) of the chunk holding reader offset ``offset`` of ``d``."""
@@ -126,10 +126,10 @@ class H2Streams:
         i = max(0, bisect.bisect_right(marks, (offset, 1 << 62, 0)) - 1)
         return marks[i][1], marks[i][2]
 
-    def _events(self, d: int, events: list[H2Event]) -> None:
-        """What the reader gave for direction ``d``'s bytes (an answer read
-        before its request comes out with the request: each event is timed
-        and routed by its own direction)."""
+    def _events(self, events: list[H2Event]) -> None:
+        """What the reader gave, each event timed and routed by its own
+        direction (an answer read before its request comes out with the
+        request, among the client's bytes' events)."""
         for event in events:
             if isinstance(event, H2Request):
                 d = self.client
@@ -165,7 +165,7 @@ class H2Streams:
         where the carrying connection ended (``ends``: per direction, its FIN,
         its RST and their time; ``packet``: the connection's last), then each
         stream's connection ends."""
-        self._events(0, self.reader.finish())
+        self._events(self.reader.finish())
         for stream in self.streams.values():
             for d, (fin, rst, ts) in enumerate(ends):
                 if (fin or rst) and ts is not None:

@@ -205,13 +205,13 @@ class Session:
             if isinstance(event, Plaintext):
                 # (the events after it are given the plaintext's segment)
                 ts, packet = dr.receive_plain(event.data, event.offset, ts, packet)
-            elif isinstance(event, Lost) and self.h2 is not None:
-                self.h2.lose(dr.d, event.size if event.plain is None else event.plain, ts,
-                             packet)
             elif isinstance(event, Lost):
                 plain = event.plain
-                dr.lose_plain(event.size if plain is None else plain, plain is not None, ts,
-                              packet)
+                size = event.size if plain is None else plain
+                if self.h2 is not None:
+                    self.h2.lose(dr.d, size, ts, packet)
+                else:
+                    dr.lose_plain(size, plain is not None, ts, packet)
             else:
                 self.report_early(ts, dr.d, event.offset, event.code, event.detail, packet)
                 if event.code == "tls_alpn_h2" and self.conn_id is None and self.h2 is None:

@@ -620,9 +620,7 @@ class Upgrade:
         client = self.dirs[1 - dr.d]
         held = client.take_held()
         self._check_accept(ts, packet)
-        self.deflate, problems = negotiate(self.handshake.extensions)  # type: ignore[union-attr]
-        for problem in problems:
-            self.connection.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        self._negotiate(ts, packet)
         # (the client's reassembler is still delivering the request's last bytes when
         # an answer held before it is read: its offset is not past them yet)
         self._start_frames({dr.d: end, client.d: held[0][1] if held else max(
@@ -637,6 +635,14 @@ class Upgrade:
             client.replay(held)
             count = self.connection.nframes - first
             self._frames_before_101(held, first if count else None, count)
+
+    def _negotiate(self, ts: int, packet: int) -> None:
+        """The permessage-deflate parameters the server's answer accepted (the
+        problems with them reported at that answer)."""
+        assert self.handshake is not None
+        self.deflate, problems = negotiate(self.handshake.extensions)
+        for problem in problems:
+            self.connection.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
 
     def _frames_before_101(self, held: list[Chunk], index: int | None, count: int) -> None:
         """RFC 6455 section 4.1: the client "MUST wait for a response from the
@@ -745,9 +751,7 @@ class Upgrade:
             for dr in self.dirs:
                 dr.ignore(drop=True)
             return
-        self.deflate, problems = negotiate(hs.extensions)
-        for problem in problems:
-            self.connection.report(ts, S2C, None, "pmd_params_invalid", problem, packet)
+        self._negotiate(ts, packet)
         self._start_frames({0: 0, 1: 0})
         for dr in self.dirs:
             dr.replay(dr.take_held())
