@@ -172,6 +172,21 @@ def cuts(draw: Any, n: int) -> list[int]:
     return sorted(set(draw(st.lists(st.integers(0, n), max_size=3))) | {0, n})
 
 
+def runs_columns(decoder: JsonRpcDecoder, messages: list[AppMessage],
+                 bounds: list[int]) -> EventColumns | None:
+    """The column path's columns over the runs cut at ``bounds``, joined."""
+    got = EventColumns()
+    for start, end in pairwise(bounds):
+        part = decoder.receive_columns(as_run(messages[start:end]))
+        assert part is not None
+        got.position += [start + i for i in part.position]
+        for name in ("msg_index", "direction", "protocol", "kind", "channel", "id", "fields",
+                     "part"):
+            getattr(got, name).extend(getattr(part, name))
+        got.findings += [(start + i, f) for i, f in part.findings]
+    return texts(got)
+
+
 def state(decoder: JsonRpcDecoder) -> tuple[Any, ...]:
     return decoder.claimed, list(decoder.open.items()), decoder.untracked
 
@@ -182,17 +197,7 @@ def test_jsonrpc_columns_are_receive(messages: list[AppMessage], facts: ConnFact
                                      data: st.DataObject) -> None:
     single, fast = JsonRpcDecoder(facts), JsonRpcDecoder(facts)
     want = reference_columns(single, messages)
-    got = EventColumns()
-    bounds = cuts(data.draw, len(messages))
-    for start, end in pairwise(bounds):
-        part = fast.receive_columns(as_run(messages[start:end]))
-        assert part is not None
-        got.position += [start + i for i in part.position]
-        for name in ("msg_index", "direction", "protocol", "kind", "channel", "id", "fields",
-                     "part"):
-            getattr(got, name).extend(getattr(part, name))
-        got.findings += [(start + i, f) for i, f in part.findings]
-    assert texts(got) == want
+    assert runs_columns(fast, messages, cuts(data.draw, len(messages))) == want
     assert state(fast) == state(single)
     assert fast.finish() == single.finish()
 

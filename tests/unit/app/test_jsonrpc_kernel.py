@@ -1,0 +1,294 @@
+"""The compiled loop of JSON-RPC's column path (``wspcap/app/_speedups.c``,
+``rpc_rows``) against the column path without it and the reference path.
+
+The loop takes a message only where it is sure to make the row the column
+path makes (see the C module's note); every other message it leaves to the
+column path. So the tests spell the same JSON-RPC objects every way the loop
+must tell apart (whitespace anywhere, each string escape, raw DEL and
+non-ASCII text, integers near its digit bound, "-0", floats, keys twice,
+nesting and key counts near its bounds, keys that could name secrets, ids of
+every type), then require the same columns, findings and decoder state from
+the column path with the loop, without it, and from ``receive`` message by
+message; and they check that the loop does take the common spellings (a loop
+that left every message to the column path would pass the first test).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from golden.kernels import kernel
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_app_columns import reference_columns, runs_columns, state
+
+from wspcap.app import AppMessage, ConnFacts, jsonrpc
+from wspcap.app.base import EventColumns
+from wspcap.app.jsonrpc import JsonRpcDecoder
+
+
+@contextmanager
+def loop(compiled: bool) -> Iterator[None]:
+    """The column path with the compiled loop, or without it."""
+    before = jsonrpc._rows
+    jsonrpc._rows = kernel("wspcap.app._speedups").rpc_rows if compiled else None
+    try:
+        yield
+    finally:
+        jsonrpc._rows = before
+
+
+# -- JSON text written by hand, every spelling ----------------------------------------------
+
+WS = st.sampled_from(["", "", "", " ", "\n", "\t ", "\r\n  "])
+#: A character's spellings in a JSON string: the first ones the loop takes.
+ESCAPES = {'"': ['\\"'], "\\": ["\\\\"], "\b": ["\\b"], "\f": ["\\f"], "\n": ["\\n"],
+           "\r": ["\\r"], "\t": ["\\t"], "/": ["/", "\\/"], "A": ["A", "\\u0041"],
+           "é": ["é", "\\u00e9"], "\x7f": ["\x7f", "\\u007f"], "😀": ["😀", "\\ud83d\\ude00"],
+           "\x01": ["\\u0001"]}
+
+
+class Writer:
+    """JSON text of a value, with whitespace anywhere between tokens. A
+    clean writer spells only what the loop takes (no float, no "-0", no key
+    twice, no escape but the seven, integers of at most 18 digits); one with
+    the ``spelling`` flaw spells characters the other ways too, with the
+    ``numbers`` flaw "-0" for some zeros, with the ``twice`` flaw some key twice."""
+
+    def __init__(self, draw: Any, flaw: str | None) -> None:
+        self.draw, self.flaw = draw, flaw
+
+    def string(self, value: str) -> str:
+        out = []
+        for ch in value:
+            ways = ESCAPES.get(ch, [ch])
+            out.append(self.draw(st.sampled_from(ways)) if self.flaw == "spelling" else ways[0])
+        return '"' + "".join(out) + '"'
+
+    def value(self, value: Any) -> str:
+        draw, ws = self.draw, lambda: self.draw(WS)
+        if isinstance(value, bool) or value is None:
+            return json.dumps(value)
+        if isinstance(value, float):
+            return draw(st.sampled_from([repr(value), f"{value:e}"]))
+        if isinstance(value, int):
+            return "-0" if value == 0 and self.flaw == "numbers" and draw(st.booleans()) \
+                else str(value)
+        if isinstance(value, str):
+            return self.string(value)
+        if isinstance(value, list):
+            return "[" + ws() + ("," + ws()).join(self.value(v) + ws() for v in value) + "]"
+        items = list(value.items())
+        if items and self.flaw == "twice" and draw(st.booleans()):
+            items.append((draw(st.sampled_from(items))[0], draw(CLEAN_SCALARS)))
+        return "{" + ws() + ("," + ws()).join(
+            self.string(k) + ws() + ":" + ws() + self.value(v) + ws() for k, v in items) + "}"
+
+
+def text(size: int = 6, odd: bool = False) -> st.SearchStrategy[str]:
+    """Text of letters mostly, and of the characters with several spellings."""
+    chars = [c for c in ESCAPES if odd or not ESCAPES[c][0].startswith("\\u")]
+    return st.text(st.sampled_from("abcdefgh :-"), max_size=size) | st.text(
+        st.sampled_from(["a", " ", *chars]), max_size=4)
+
+
+CLEAN_SCALARS = (st.none() | st.booleans() | st.integers(-5, 5)
+                 | st.integers(-(10**18) + 1, 10**18 - 1) | text())
+ODD_SCALARS = CLEAN_SCALARS | text(odd=True) | st.sampled_from(
+    [10**18, -(10**18), 10**25, 1.5, -0.0, 1e300, 0])
+CLEAN_IDS = st.integers(0, 9) | st.text(st.sampled_from('abc-1 "\\'), max_size=4) | st.none()
+CLEAN_KEYS = st.text(st.sampled_from("abcdefgh :-"), max_size=6) | st.sampled_from(
+    ["room", "from", "text", "tok", "user", "x"])
+#: Keys that name secrets, or might (the loop leaves params that have one).
+SECRET_KEYS = st.sampled_from(["monkey", "Passcode", "AUTHORITY", "tickets", "JwT", "key",
+                               "cookie", "credentials", "bearer", "secret", "pa\u017f\u017f",
+                               "é", "token", "apiKey"])
+
+
+def values(scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[str]
+           ) -> st.SearchStrategy[Any]:
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(keys, inner, max_size=4), max_leaves=10)
+
+
+def deep(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+#: What a message may have that the loop must see (one each, or none).
+FLAWS = [None, None, None, "spelling", "numbers", "twice", "version", "odd", "after", "utf8",
+         "cut", "secrets", "shape", "ids", "error"]
+
+
+@st.composite
+def rpc_text(draw: Any) -> bytes:
+    """A JSON-RPC 2.0 object spelled one of many ways: clean (what the loop
+    takes), or with one flaw that the loop must leave to the column path or
+    read right."""
+    flaw = draw(st.sampled_from(FLAWS))
+    scalars = ODD_SCALARS if flaw in ("numbers", "spelling") else CLEAN_SCALARS
+    keys = CLEAN_KEYS | SECRET_KEYS if flaw == "secrets" else CLEAN_KEYS
+    values_ = values(scalars, keys)
+    ids = CLEAN_IDS | st.sampled_from([1.0, True, 10**19, -0.0, [1], {}, "é", "\x7f", "\x01"]) \
+        if flaw == "ids" else CLEAN_IDS
+    kind = draw(st.sampled_from(["request", "notification", "response", "error"]
+                                + (["odd"] if flaw == "odd" else [])))
+    obj: dict[str, Any] = {"jsonrpc": draw(st.sampled_from(["2.00", "1.0", 2, None]))
+                           if flaw == "version" else "2.0"}
+    if kind in ("request", "notification"):
+        obj["method"] = draw(text() | st.sampled_from(["chat.send", "é.x"]))
+        if draw(st.booleans()):
+            obj["params"] = draw(
+                st.dictionaries(keys, values_, max_size=4) | st.lists(values_, max_size=4)
+                if flaw != "shape" else st.sampled_from(
+                    [deep(62), deep(63), deep(70), {f"k{i}": i for i in range(33)},
+                     {f"k{i}": i for i in range(31)}, "text", 3, None]))
+        if kind == "request":
+            obj["id"] = draw(ids)
+    elif kind == "response":
+        obj["result"] = draw(values_)
+        obj["id"] = draw(ids)
+    elif kind == "error":
+        code, message = (st.integers(-32700, 0), text()) if flaw != "error" else (
+            st.integers(-32700, 0) | st.sampled_from(["x", True, 1.5, None]),
+            text() | st.sampled_from([None, 3]))
+        error = st.fixed_dictionaries({"code": code, "message": message},
+                                      optional={"data": values_})
+        obj["error"] = draw(error if flaw != "error" else error | values_)
+        obj["id"] = draw(ids)
+    else:
+        for key in draw(st.lists(st.sampled_from(["method", "params", "id", "result", "error",
+                                                  "extra"]), max_size=4)):
+            obj[key] = draw(values_)
+    if draw(st.integers(0, 4)) == 0:
+        obj["extra"] = draw(values_)
+    writer = Writer(draw, flaw)
+    data = (draw(WS) + writer.value(dict(draw(st.permutations(list(obj.items())))))
+            + draw(WS)).encode("utf-8", "surrogatepass")
+    if flaw == "cut":
+        data = data[:draw(st.integers(0, len(data)))]
+    elif flaw == "after":
+        data += draw(st.sampled_from([b"x", b"{}", b"\xff", b",", b"\x00", b"\xef\xbb\xbf"]))
+    elif flaw == "utf8":
+        at = draw(st.integers(0, len(data)))
+        data = data[:at] + draw(st.sampled_from([b"\xff", b"\xc3", b"\xed\xa0\x80",
+                                                 b"\xf4\x90\x80\x80", b"\xe0\x80\x80",
+                                                 b"\xc0\xaf"])) + data[at:]
+    return data
+
+
+@st.composite
+def conversations(draw: Any) -> list[AppMessage]:
+    """Requests answered (ids reused across them), or not."""
+    out = []
+    for i, data in enumerate(draw(st.lists(rpc_text(), max_size=30))):
+        out.append(AppMessage(i, draw(st.sampled_from(["c2s", "s2c"])), "text", data, i))
+    return out
+
+
+def columns(messages: list[AppMessage], facts: ConnFacts, compiled: bool,
+            cuts: list[int]) -> tuple[EventColumns | None, tuple[Any, ...], Any]:
+    """The column path's columns over runs cut at ``cuts``, its state and last words."""
+    decoder = JsonRpcDecoder(facts)
+    with loop(compiled):
+        got = runs_columns(decoder, messages, cuts)
+    return got, state(decoder), decoder.finish()
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conversations(), st.sampled_from([ConnFacts(), ConnFacts(uri="/rpc")]), st.data())
+def test_loop_is_the_column_path(messages: list[AppMessage], facts: ConnFacts,
+                                 data: st.DataObject) -> None:
+    cuts = sorted({0, len(messages), *data.draw(st.lists(st.integers(0, len(messages)),
+                                                         max_size=2))})
+    with_loop = columns(messages, facts, True, cuts)
+    assert with_loop == columns(messages, facts, False, cuts)
+    single = JsonRpcDecoder(facts)
+    assert with_loop[0] == reference_columns(single, messages)
+    assert with_loop[1:] == (state(single), single.finish())
+
+
+def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
+    """How many of the messages the compiled loop takes, read in one run."""
+    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    directions = directions or ["c2s"] * len(payloads)
+    count = 0
+    opened: dict[Any, Any] = {}
+    cols: list[list[Any]] = [[], [], [], [], []]
+    at = 0
+    while at < len(payloads):
+        stop, _ = rpc_rows(payloads, at, len(payloads), directions, list(range(len(payloads))),
+                           opened, 10, *cols)
+        count += stop - at
+        at = stop + 1
+    return count
+
+
+def test_loop_takes_the_common_spellings() -> None:
+    """What peers write, compact or not, is taken whole; what the loop is
+    not sure of is left, one message at a time."""
+    objects = [
+        {"jsonrpc": "2.0", "method": "chat.send", "params": {"room": "r", "text": "a\n\"b\""},
+         "id": 1},
+        {"jsonrpc": "2.0", "method": "notify", "params": ["é", 1, None, True, [], {}]},
+        {"jsonrpc": "2.0", "result": {"ok": True, "n": -12}, "id": "x-1"},
+        {"jsonrpc": "2.0", "error": {"code": -32601, "message": "not found", "data": [1]},
+         "id": 3},
+        {"jsonrpc": "2.0", "method": "m", "id": None},
+    ]
+    common = [json.dumps(o, separators=sep, ensure_ascii=False).encode()
+              for o in objects for sep in ((",", ":"), (", ", ": "))]
+    common += [json.dumps(o, indent=2, ensure_ascii=False).encode() for o in objects]
+    assert taken(common) == len(common)
+    left = [
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":1.5},"id":1}',  # a float
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":"\\u00e9"},"id":1}',  # \u
+        b'{"jsonrpc":"2.0","method":"m","params":{"password":"p"},"id":1}',  # a secret's key
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":1,"x":2},"id":1}',  # a key twice
+        b'{"jsonrpc":"2.0","method":"m","id":-0}',
+        b'{"jsonrpc":"2.0","method":"m","id":1234567890123456789}',
+        b'{"jsonrpc":"2.0","method":"m","id":"\xc3\xa9"}',  # not printable ASCII
+        b'[{"jsonrpc":"2.0","method":"m"}]',  # a batch
+        b'{"jsonrpc":"2.0","method":"m"} x',
+        b'{"jsonrpc":"2.0","method":"m","result":1}',
+    ]
+    for payload in left:
+        assert taken([payload]) == 0, payload
+
+
+def test_loop_pairs_and_bounds_the_open_requests() -> None:
+    """An answer takes its request's method from the requests opened in the
+    other direction; past max_open a request is counted, not kept."""
+    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    payloads = [b'{"jsonrpc":"2.0","method":"a\\"b","id":"q"}',
+                b'{"jsonrpc":"2.0","method":"c","id":2}',
+                b'{"jsonrpc":"2.0","method":"d","id":3}',
+                b'{"jsonrpc":"2.0","result":[],"id":"q"}',
+                b'{"jsonrpc":"2.0","result":[],"id":2}']
+    cols: list[list[Any]] = [[], [], [], [], []]
+    opened: dict[Any, Any] = {}
+    stop, untracked = rpc_rows(payloads, 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
+                               [10, 11, 12, 13, 14], opened, 2, *cols)
+    assert (stop, untracked) == (5, 1)
+    _, kind, channel, ident, fields = cols
+    assert kind == ["request", "request", "request", "response", "response"]
+    assert channel == ['a"b', "c", "d", 'a"b', None]  # (2 answered from its own side)
+    assert ident == ["q", "2", "3", "q", "2"]
+    assert fields[3] == '{"id":"q","method":"a\\"b","result":[]}'
+    assert opened == {("c2s", "2"): (11, "c")}
+
+
+@pytest.mark.parametrize("bad", [
+    ([b"{}"], 0, 2), ([b"{}"], -1, 1)])
+def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, int]) -> None:
+    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    payloads, start, stop = bad
+    with pytest.raises(IndexError):
+        rpc_rows(payloads, start, stop, ["c2s"], [0], {}, 1, [], [], [], [], [])

@@ -1,0 +1,787 @@
+/*
+ * Compiled mirror of the JSON-RPC decoder's column path for its common
+ * messages (wspcap.app.jsonrpc.JsonRpcDecoder.receive_columns, which says
+ * when it is used): one object per message, "jsonrpc": "2.0", a request, a
+ * notification, a response or an error, spelled so that what the column
+ * path would write can be copied from the payload. Each message is read in
+ * one pass over its bytes, checked as strict JSON (RFC 8259) and as UTF-8,
+ * and its row made here: kind, method, id, the open requests paired, and
+ * the row's `fields` text, copied from the payload with the whitespace
+ * between tokens left out.
+ *
+ * It takes messages in order and stops at the first it does not take, for
+ * the column path to read (msgspec's parse, the reference path): anything
+ * this loop is not sure to read as msgspec and the standard library would.
+ * That is, besides what is not a JSON-RPC object of those four shapes:
+ * a number that is not an integer of at most 18 digits or is "-0", a string
+ * escape other than \" \\ \b \f \n \r \t (the ones both write back as they
+ * are), an object with a key twice, nesting deeper than MAX_DEPTH, an
+ * object of more than MAX_KEYS keys, a string id that is not printable
+ * ASCII (an open request is keyed by its id as json.dumps spells it), and
+ * params with a key that could name a secret (the column path looks for
+ * credentials there: a key holding, in any case, one of SECRET_WORDS, or a
+ * byte over 0x7F). So the rows made here are the rows the column path makes,
+ * which tests/unit/app/test_jsonrpc_kernel.py checks on generated messages,
+ * spelled every way, against the column path without this loop and against
+ * the reference path.
+ *
+ * Built optionally (pyproject.toml: ext-modules, optional): where no C
+ * compiler is at hand, the column path reads every message.
+ */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+#define MAX_KEYS 32
+#define MAX_DIGITS 18
+
+enum { T_NONE = 0, T_OBJ, T_ARR, T_STR, T_INT, T_TRUE, T_FALSE, T_NULL };
+
+/* Lower-case words one of which every key that _json._CRED_KEY finds holds
+ * (in any case: that regular expression ignores it). */
+static const char *SECRET_WORDS[] = {
+    "pass", "secret", "token", "auth", "key", "bearer", "jwt", "cookie", "credential",
+    "ticket", NULL};
+
+/* A token of the payload: [start, end) (a string with its quotes). */
+typedef struct {
+    const unsigned char *start, *end;
+    int type;
+    int escaped; /* a string with an escape */
+    int printable; /* a string of bytes 0x20-0x7E only */
+} Tok;
+
+typedef struct {
+    const unsigned char *p, *end;
+    int keys;   /* keys are looked at for secrets */
+    int secret; /* a key looked at could name a secret */
+} Scan;
+
+static inline void
+skip_ws(Scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
+}
+
+/* The length of the UTF-8 character at p (its first byte >= 0x80), or 0
+ * where it is not one (overlong, a surrogate, past U+10FFFF, cut). */
+static inline Py_ssize_t
+utf8_char(const unsigned char *p, const unsigned char *end)
+{
+    unsigned char c = p[0];
+    Py_ssize_t n;
+    unsigned char lo = 0x80, hi = 0xBF;
+
+    if (c >= 0xC2 && c <= 0xDF)
+        n = 2;
+    else if (c >= 0xE0 && c <= 0xEF) {
+        n = 3;
+        if (c == 0xE0)
+            lo = 0xA0;
+        else if (c == 0xED)
+            hi = 0x9F;
+    }
+    else if (c >= 0xF0 && c <= 0xF4) {
+        n = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F;
+    }
+    else
+        return 0;
+    if (end - p < n || p[1] < lo || p[1] > hi)
+        return 0;
+    for (Py_ssize_t i = 2; i < n; i++)
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+    return n;
+}
+
+/* A string at s->p (its opening quote): 0, or -1 where it is not taken. */
+static int
+scan_string(Scan *s, Tok *t)
+{
+    const unsigned char *p = s->p + 1, *end = s->end;
+
+    t->start = s->p;
+    t->type = T_STR;
+    t->escaped = 0;
+    t->printable = 1;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '"') {
+            s->p = t->end = p + 1;
+            return 0;
+        }
+        if (c == '\\') {
+            if (p + 1 >= end)
+                return -1;
+            switch (p[1]) {
+            case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+                break;
+            default:
+                return -1; /* \u, \/ (written back otherwise), or not JSON */
+            }
+            t->escaped = 1;
+            p += 2;
+        }
+        else if (c < 0x20)
+            return -1;
+        else if (c < 0x7F)
+            p++;
+        else {
+            Py_ssize_t n = c == 0x7F ? 1 : utf8_char(p, end);
+            if (!n)
+                return -1;
+            t->printable = 0;
+            p += n;
+        }
+    }
+    return -1;
+}
+
+/* An integer at s->p: 0, or -1 (a float, "-0", too long, not JSON). */
+static int
+scan_int(Scan *s, Tok *t)
+{
+    const unsigned char *p = s->p, *end = s->end, *digits;
+
+    t->start = p;
+    t->type = T_INT;
+    if (*p == '-')
+        p++;
+    digits = p;
+    if (p >= end || *p < '0' || *p > '9')
+        return -1;
+    if (*p == '0') {
+        p++;
+        if (digits != t->start)
+            return -1; /* -0: an integer 0, written back "0" */
+    }
+    else
+        while (p < end && *p >= '0' && *p <= '9')
+            p++;
+    if (p - digits > MAX_DIGITS)
+        return -1;
+    if (p < end && (*p == '.' || *p == 'e' || *p == 'E' || (*p >= '0' && *p <= '9')))
+        return -1;
+    s->p = t->end = p;
+    return 0;
+}
+
+static int
+secret_word(const unsigned char *p, Py_ssize_t n)
+{
+    for (const char **word = SECRET_WORDS; *word; word++) {
+        Py_ssize_t w = (Py_ssize_t)strlen(*word);
+        for (Py_ssize_t i = 0; i + w <= n; i++) {
+            Py_ssize_t j = 0;
+            while (j < w && (p[i + j] | 0x20) == (unsigned char)(*word)[j])
+                j++;
+            if (j == w)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+static int scan_value(Scan *s, Tok *t, int depth);
+
+static int
+scan_object(Scan *s, Tok *t, int depth)
+{
+    const unsigned char *keys[MAX_KEYS];
+    Py_ssize_t lens[MAX_KEYS];
+    int count = 0;
+    Tok key, value;
+
+    t->start = s->p;
+    t->type = T_OBJ;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == '}') {
+        s->p = t->end = s->p + 1;
+        return 0;
+    }
+    for (;;) {
+        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key) < 0)
+            return -1;
+        Py_ssize_t n = key.end - key.start;
+        for (int i = 0; i < count; i++)
+            if (lens[i] == n && !memcmp(keys[i], key.start, n))
+                return -1; /* a key twice */
+        if (count == MAX_KEYS)
+            return -1;
+        keys[count] = key.start;
+        lens[count++] = n;
+        if (s->keys && !s->secret && (!key.printable || secret_word(key.start + 1, n - 2)))
+            s->secret = 1;
+        skip_ws(s);
+        if (s->p >= s->end || *s->p != ':')
+            return -1;
+        s->p++;
+        skip_ws(s);
+        if (scan_value(s, &value, depth) < 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == '}') {
+            s->p = t->end = s->p + 1;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+static int
+scan_array(Scan *s, Tok *t, int depth)
+{
+    Tok value;
+
+    t->start = s->p;
+    t->type = T_ARR;
+    s->p++;
+    skip_ws(s);
+    if (s->p < s->end && *s->p == ']') {
+        s->p = t->end = s->p + 1;
+        return 0;
+    }
+    for (;;) {
+        if (scan_value(s, &value, depth) < 0)
+            return -1;
+        skip_ws(s);
+        if (s->p >= s->end)
+            return -1;
+        if (*s->p == ']') {
+            s->p = t->end = s->p + 1;
+            return 0;
+        }
+        if (*s->p != ',')
+            return -1;
+        s->p++;
+        skip_ws(s);
+    }
+}
+
+static int
+scan_literal(Scan *s, Tok *t, const char *word, int type)
+{
+    Py_ssize_t n = (Py_ssize_t)strlen(word);
+
+    if (s->end - s->p < n || memcmp(s->p, word, n))
+        return -1;
+    t->start = s->p;
+    s->p = t->end = s->p + n;
+    t->type = type;
+    return 0;
+}
+
+/* A value at s->p (not whitespace): 0, or -1 where it is not taken. */
+static int
+scan_value(Scan *s, Tok *t, int depth)
+{
+    if (s->p >= s->end)
+        return -1;
+    switch (*s->p) {
+    case '{':
+        return depth >= MAX_DEPTH ? -1 : scan_object(s, t, depth + 1);
+    case '[':
+        return depth >= MAX_DEPTH ? -1 : scan_array(s, t, depth + 1);
+    case '"':
+        return scan_string(s, t);
+    case 't':
+        return scan_literal(s, t, "true", T_TRUE);
+    case 'f':
+        return scan_literal(s, t, "false", T_FALSE);
+    case 'n':
+        return scan_literal(s, t, "null", T_NULL);
+    default:
+        return scan_int(s, t);
+    }
+}
+
+/* The members of a JSON-RPC object the rows need. */
+enum { F_JSONRPC, F_METHOD, F_PARAMS, F_ID, F_RESULT, F_ERROR, F_COUNT };
+static const char *NAMES[F_COUNT] = {"jsonrpc", "method", "params", "id", "result", "error"};
+
+static int
+member(const Tok *key)
+{
+    Py_ssize_t n = key->end - key->start - 2;
+    for (int f = 0; f < F_COUNT; f++)
+        if ((Py_ssize_t)strlen(NAMES[f]) == n && !memcmp(key->start + 1, NAMES[f], n))
+            return f;
+    return -1;
+}
+
+/* The payload's one object: its members in f (type T_NONE where absent);
+ * secret set where params has a key that could name one. 0, or -1. */
+static int
+scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret)
+{
+    Scan s = {p, p + n, 0, 0};
+    Tok key, value;
+
+    for (int i = 0; i < F_COUNT; i++)
+        f[i].type = T_NONE;
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return -1;
+    s.p++;
+    skip_ws(&s);
+    if (s.p < s.end && *s.p == '}')
+        return -1; /* (no "jsonrpc") */
+    for (;;) {
+        if (s.p >= s.end || *s.p != '"' || scan_string(&s, &key) < 0)
+            return -1;
+        int which = key.escaped ? -1 : member(&key);
+        skip_ws(&s);
+        if (s.p >= s.end || *s.p != ':')
+            return -1;
+        s.p++;
+        skip_ws(&s);
+        s.keys = which == F_PARAMS;
+        if (scan_value(&s, &value, 1) < 0)
+            return -1;
+        s.keys = 0;
+        if (which >= 0) {
+            if (f[which].type != T_NONE)
+                return -1; /* a member twice */
+            f[which] = value;
+        }
+        skip_ws(&s);
+        if (s.p >= s.end)
+            return -1;
+        if (*s.p == '}')
+            break;
+        if (*s.p != ',')
+            return -1;
+        s.p++;
+        skip_ws(&s);
+    }
+    s.p++;
+    skip_ws(&s);
+    if (s.p != s.end)
+        return -1;
+    *secret = s.secret;
+    return 0;
+}
+
+/* The error object's "code" (an integer) and "message" (a string): 0, or -1
+ * where it lacks either (then the column path reads the message). */
+static int
+error_members(const Tok *err, Tok *code, Tok *message)
+{
+    Scan s = {err->start + 1, err->end - 1, 0, 0};
+    Tok key, value;
+
+    code->type = message->type = T_NONE;
+    skip_ws(&s);
+    while (s.p < s.end) {
+        if (scan_string(&s, &key) < 0)
+            return -1;
+        skip_ws(&s);
+        s.p++; /* ':' (the object was read whole already) */
+        skip_ws(&s);
+        if (scan_value(&s, &value, 1) < 0)
+            return -1;
+        Py_ssize_t n = key.end - key.start;
+        if (n == 6 && !memcmp(key.start, "\"code\"", 6))
+            *code = value;
+        else if (n == 9 && !memcmp(key.start, "\"message\"", 9))
+            *message = value;
+        skip_ws(&s);
+        if (s.p < s.end)
+            s.p++; /* ',' */
+        skip_ws(&s);
+    }
+    return code->type == T_INT && message->type == T_STR ? 0 : -1;
+}
+
+/* The text being written for a row's fields. */
+typedef struct {
+    char *data;
+    Py_ssize_t len, cap;
+} Text;
+
+static int
+grow(Text *t, Py_ssize_t more)
+{
+    if (t->len + more <= t->cap)
+        return 0;
+    Py_ssize_t cap = t->cap ? t->cap : 256;
+    while (cap < t->len + more)
+        cap *= 2;
+    char *data = PyMem_Realloc(t->data, cap);
+    if (!data) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->data = data;
+    t->cap = cap;
+    return 0;
+}
+
+static int
+put(Text *t, const void *p, Py_ssize_t n)
+{
+    if (grow(t, n) < 0)
+        return -1;
+    memcpy(t->data + t->len, p, n);
+    t->len += n;
+    return 0;
+}
+
+#define PUT_LIT(t, s) put((t), (s), (Py_ssize_t)sizeof(s) - 1)
+
+/* A value's tokens, whitespace between them left out. */
+static int
+put_compact(Text *t, const Tok *v)
+{
+    const unsigned char *p = v->start, *end = v->end;
+    int in_string = 0;
+
+    if (v->type != T_OBJ && v->type != T_ARR)
+        return put(t, p, end - p);
+    if (grow(t, end - p) < 0)
+        return -1;
+    char *out = t->data + t->len;
+    while (p < end) {
+        unsigned char c = *p++;
+        if (in_string) {
+            *out++ = (char)c;
+            if (c == '\\')
+                *out++ = (char)*p++;
+            else if (c == '"')
+                in_string = 0;
+        }
+        else if (c != ' ' && c != '\n' && c != '\r' && c != '\t') {
+            *out++ = (char)c;
+            in_string = c == '"';
+        }
+    }
+    t->len = out - t->data;
+    return 0;
+}
+
+/* A Python string as msgspec writes it (and json.dumps with ensure_ascii
+ * off): 0, 1 where it has no UTF-8 (a lone surrogate), -1 on error. */
+static int
+put_str(Text *t, PyObject *str)
+{
+    static const char hex[] = "0123456789abcdef";
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(str, &n);
+
+    if (!p) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
+        PyErr_Clear();
+        return 1;
+    }
+    if (grow(t, 6 * n + 2) < 0)
+        return -1;
+    char *out = t->data + t->len;
+    *out++ = '"';
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\') {
+            *out++ = '\\';
+            *out++ = (char)c;
+        }
+        else if (c >= 0x20)
+            *out++ = (char)c;
+        else {
+            *out++ = '\\';
+            switch (c) {
+            case '\b': *out++ = 'b'; break;
+            case '\f': *out++ = 'f'; break;
+            case '\n': *out++ = 'n'; break;
+            case '\r': *out++ = 'r'; break;
+            case '\t': *out++ = 't'; break;
+            default:
+                *out++ = 'u';
+                *out++ = '0';
+                *out++ = '0';
+                *out++ = hex[c >> 4];
+                *out++ = hex[c & 15];
+            }
+        }
+    }
+    *out++ = '"';
+    t->len = out - t->data;
+    return 0;
+}
+
+/* UTF-8 bytes as a str (ASCII made directly). */
+static PyObject *
+text_of(const char *p, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if ((unsigned char)p[i] >= 0x80)
+            return PyUnicode_DecodeUTF8(p, n, "strict");
+    PyObject *out = PyUnicode_New(n, 127);
+    if (out)
+        memcpy(PyUnicode_DATA(out), p, n);
+    return out;
+}
+
+/* A string token's value as a str. */
+static PyObject *
+string_of(const Tok *t)
+{
+    const unsigned char *p = t->start + 1, *end = t->end - 1;
+
+    if (!t->escaped)
+        return text_of((const char *)p, end - p);
+    char *buf = PyMem_Malloc(end - p), *out = buf;
+    if (!buf)
+        return PyErr_NoMemory();
+    while (p < end) {
+        if (*p != '\\') {
+            *out++ = (char)*p++;
+            continue;
+        }
+        switch (p[1]) {
+        case 'b': *out++ = '\b'; break;
+        case 'f': *out++ = '\f'; break;
+        case 'n': *out++ = '\n'; break;
+        case 'r': *out++ = '\r'; break;
+        case 't': *out++ = '\t'; break;
+        default: *out++ = (char)p[1]; /* " and \ */
+        }
+        p += 2;
+    }
+    PyObject *str = text_of(buf, out - buf);
+    PyMem_Free(buf);
+    return str;
+}
+
+static PyObject *S_C2S, *S_S2C, *S_EMPTY, *S_NULL, *K_REQUEST, *K_NOTIFICATION, *K_RESPONSE,
+    *K_ERROR;
+
+/* Message i, taken: 1 (its row made), 0 (not taken), -1 on error. */
+static int
+take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
+     PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text)
+{
+    Tok f[F_COUNT], code = {0}, message = {0};
+    int secret = 0, got = -1, wrote;
+    PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
+             *value = NULL, *row = NULL, *kind, *channel;
+    Tok *id = &f[F_ID];
+
+    if (scan_rpc(p, n, f, &secret) < 0)
+        return 0;
+    if (f[F_JSONRPC].type != T_STR || f[F_JSONRPC].end - f[F_JSONRPC].start != 5
+        || memcmp(f[F_JSONRPC].start, "\"2.0\"", 5))
+        return 0;
+    if (!(id->type == T_NONE || id->type == T_INT || id->type == T_STR || id->type == T_NULL))
+        return 0;
+    if (id->type == T_STR && !id->printable)
+        return 0;
+    if (f[F_METHOD].type == T_NONE) {
+        /* A response, or an error (an object with an integer code and a string message). */
+        if (id->type == T_NONE || (f[F_RESULT].type == T_NONE) == (f[F_ERROR].type == T_NONE))
+            return 0;
+        if (f[F_ERROR].type != T_NONE
+            && (f[F_ERROR].type != T_OBJ || error_members(&f[F_ERROR], &code, &message) < 0))
+            return 0;
+    }
+    else {
+        /* A request or a notification. */
+        if (f[F_METHOD].type != T_STR || f[F_RESULT].type != T_NONE || f[F_ERROR].type != T_NONE)
+            return 0;
+        if (f[F_PARAMS].type != T_NONE && (
+                (f[F_PARAMS].type != T_OBJ && f[F_PARAMS].type != T_ARR) || secret))
+            return 0;
+    }
+    /* The id as the rows give it, and as the open requests are keyed. */
+    if (id->type == T_INT) {
+        sid = text_of((const char *)id->start, id->end - id->start);
+        key = Py_XNewRef(sid);
+    }
+    else if (id->type == T_STR) {
+        sid = string_of(id);
+        key = text_of((const char *)id->start, id->end - id->start);
+    }
+    else {
+        sid = Py_NewRef(Py_None);
+        key = id->type == T_NULL ? Py_NewRef(S_NULL) : NULL;
+    }
+    if (!sid || (id->type != T_NONE && !key))
+        goto done;
+    text->len = 0;
+    if (f[F_METHOD].type == T_NONE) {
+        PyObject *other = S_EMPTY;
+        if (PyUnicode_Check(where)) {
+            if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
+                other = S_S2C;
+            else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
+                other = S_C2S;
+        }
+        if (!(k = PyTuple_Pack(2, other, key)))
+            goto done;
+        asked = Py_XNewRef(PyDict_GetItemWithError(opened, k));
+        if (!asked && PyErr_Occurred())
+            goto done;
+        if (asked && (!PyTuple_Check(asked) || PyTuple_GET_SIZE(asked) < 2
+                      || !PyUnicode_Check(PyTuple_GET_ITEM(asked, 1)))) {
+            got = 0; /* (not what the decoder keeps there: the column path says) */
+            goto done;
+        }
+        channel = asked ? PyTuple_GET_ITEM(asked, 1) : Py_None;
+        if (PUT_LIT(text, "{\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0)
+            goto done;
+        if (asked) {
+            if (PUT_LIT(text, ",\"method\":") < 0)
+                goto done;
+            if ((wrote = put_str(text, channel)) != 0) {
+                got = wrote > 0 ? 0 : -1;
+                goto done;
+            }
+        }
+        if (f[F_ERROR].type == T_NONE) {
+            kind = K_RESPONSE;
+            if (PUT_LIT(text, ",\"result\":") < 0 || put_compact(text, &f[F_RESULT]) < 0)
+                goto done;
+        }
+        else {
+            kind = K_ERROR;
+            if (PUT_LIT(text, ",\"error\":") < 0 || put_compact(text, &f[F_ERROR]) < 0
+                || PUT_LIT(text, ",\"code\":") < 0
+                || put(text, code.start, code.end - code.start) < 0
+                || PUT_LIT(text, ",\"message\":") < 0
+                || put(text, message.start, message.end - message.start) < 0)
+                goto done;
+        }
+        if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))
+            goto done;
+        if (asked && PyDict_DelItem(opened, k) < 0)
+            goto done;
+    }
+    else {
+        if (!(method = string_of(&f[F_METHOD])))
+            goto done;
+        channel = method;
+        if (PUT_LIT(text, "{\"method\":") < 0
+            || put(text, f[F_METHOD].start, f[F_METHOD].end - f[F_METHOD].start) < 0)
+            goto done;
+        if (f[F_PARAMS].type != T_NONE
+            && (PUT_LIT(text, ",\"params\":") < 0 || put_compact(text, &f[F_PARAMS]) < 0))
+            goto done;
+        if (id->type != T_NONE
+            && (PUT_LIT(text, ",\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0))
+            goto done;
+        if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))
+            goto done;
+        kind = id->type == T_NONE ? K_NOTIFICATION : K_REQUEST;
+        if (id->type != T_NONE) {
+            if (!(k = PyTuple_Pack(2, where, key)))
+                goto done;
+            int open = PyDict_Size(opened) < max_open ? 1 : PyDict_Contains(opened, k);
+            if (open < 0)
+                goto done;
+            if (!open)
+                ++*untracked;
+            else if (!(value = PyTuple_Pack(2, index, method))
+                     || PyDict_SetItem(opened, k, value) < 0)
+                goto done;
+        }
+    }
+    PyObject *at = PyLong_FromSsize_t(i);
+    int bad = !at || PyList_Append(cols[0], at) < 0 || PyList_Append(cols[1], kind) < 0
+              || PyList_Append(cols[2], channel) < 0 || PyList_Append(cols[3], sid) < 0
+              || PyList_Append(cols[4], row) < 0;
+    Py_XDECREF(at);
+    got = bad ? -1 : 1;
+done:
+    Py_XDECREF(method);
+    Py_XDECREF(sid);
+    Py_XDECREF(key);
+    Py_XDECREF(k);
+    Py_XDECREF(asked);
+    Py_XDECREF(value);
+    Py_XDECREF(row);
+    return got;
+}
+
+PyDoc_STRVAR(rpc_rows_doc,
+"rpc_rows(payloads, start, stop, direction, msg_index, opened, max_open, position, kind,\n"
+"         channel, ident, fields) -> (next, untracked)\n\n"
+"Make the rows of the JSON-RPC messages payloads[start:stop] as the column\n"
+"path of wspcap.app.jsonrpc makes them (appended to position, kind, channel,\n"
+"ident and fields, their fields as text; the requests opened in and the\n"
+"answers' taken from opened, keyed (direction, id as JSON text), up to\n"
+"max_open of them), up to the first message this loop does not take (see\n"
+"the module's note). Returns that message's position (stop: none) and the\n"
+"requests not kept for max_open.");
+
+static PyObject *
+rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *payloads, *direction, *msg_index, *opened, *cols[5];
+    Py_ssize_t start, stop, max_open, untracked = 0, i;
+    Text text = {NULL, 0, 0};
+
+    if (!PyArg_ParseTuple(args, "O!nnO!O!O!nO!O!O!O!O!:rpc_rows", &PyList_Type, &payloads,
+                          &start, &stop, &PyList_Type, &direction, &PyList_Type, &msg_index,
+                          &PyDict_Type, &opened, &max_open, &PyList_Type, &cols[0],
+                          &PyList_Type, &cols[1], &PyList_Type, &cols[2], &PyList_Type,
+                          &cols[3], &PyList_Type, &cols[4]))
+        return NULL;
+    if (start < 0 || stop > PyList_GET_SIZE(payloads) || stop > PyList_GET_SIZE(direction)
+        || stop > PyList_GET_SIZE(msg_index)) {
+        PyErr_SetString(PyExc_IndexError, "rpc_rows: start or stop out of the columns");
+        return NULL;
+    }
+    for (i = start; i < stop; i++) {
+        PyObject *payload = PyList_GET_ITEM(payloads, i);
+        if (!PyBytes_Check(payload))
+            break;
+        /* (the list may not change under take: it calls no Python code) */
+        int got = take(i, (const unsigned char *)PyBytes_AS_STRING(payload),
+                       PyBytes_GET_SIZE(payload), PyList_GET_ITEM(direction, i),
+                       PyList_GET_ITEM(msg_index, i), opened, max_open, &untracked, cols, &text);
+        if (got < 0) {
+            PyMem_Free(text.data);
+            return NULL;
+        }
+        if (!got)
+            break;
+    }
+    PyMem_Free(text.data);
+    return Py_BuildValue("nn", i, untracked);
+}
+
+static PyMethodDef methods[] = {
+    {"rpc_rows", rpc_rows, METH_VARARGS, rpc_rows_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "wspcap.app._speedups",
+    "Compiled mirror of the JSON-RPC column path's common messages (see wspcap.app.jsonrpc).",
+    -1, methods,
+};
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    if (!(S_C2S = PyUnicode_InternFromString("c2s")) || !(S_S2C = PyUnicode_InternFromString("s2c"))
+        || !(S_EMPTY = PyUnicode_InternFromString("")) || !(S_NULL = PyUnicode_InternFromString("null"))
+        || !(K_REQUEST = PyUnicode_InternFromString("request"))
+        || !(K_NOTIFICATION = PyUnicode_InternFromString("notification"))
+        || !(K_RESPONSE = PyUnicode_InternFromString("response"))
+        || !(K_ERROR = PyUnicode_InternFromString("error")))
+        return NULL;
+    return PyModule_Create(&module);
+}
