@@ -44,6 +44,8 @@ enum { T_NONE = 0, T_OBJ, T_ARR, T_STR, T_INT, T_TRUE, T_FALSE, T_NULL };
 static const char *SECRET_WORDS[] = {
     "pass", "secret", "token", "auth", "key", "bearer", "jwt", "cookie", "credential",
     "ticket", NULL};
+/* Their first letters. */
+static const char SECRET_FIRST[] = "pstakbjc";
 
 /* A token of the payload: [start, end) (a string with its quotes). */
 typedef struct {
@@ -101,6 +103,10 @@ utf8_char(const unsigned char *p, const unsigned char *end)
     return n;
 }
 
+/* Bytes a string holds as they are: printable ASCII but the quote and the
+ * backslash (filled by the module's init). */
+static unsigned char PLAIN[256];
+
 /* A string at s->p (its opening quote): 0, or -1 where it is not taken. */
 static int
 scan_string(Scan *s, Tok *t)
@@ -112,6 +118,10 @@ scan_string(Scan *s, Tok *t)
     t->escaped = 0;
     t->printable = 1;
     while (p < end) {
+        while (p < end && PLAIN[*p])
+            p++;
+        if (p >= end)
+            break;
         unsigned char c = *p;
         if (c == '"') {
             s->p = t->end = p + 1;
@@ -176,13 +186,14 @@ scan_int(Scan *s, Tok *t)
 static int
 secret_word(const unsigned char *p, Py_ssize_t n)
 {
-    for (const char **word = SECRET_WORDS; *word; word++) {
-        Py_ssize_t w = (Py_ssize_t)strlen(*word);
-        for (Py_ssize_t i = 0; i + w <= n; i++) {
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!memchr(SECRET_FIRST, p[i] | 0x20, sizeof(SECRET_FIRST) - 1))
+            continue;
+        for (const char **word = SECRET_WORDS; *word; word++) {
             Py_ssize_t j = 0;
-            while (j < w && (p[i + j] | 0x20) == (unsigned char)(*word)[j])
+            while ((*word)[j] && i + j < n && (p[i + j] | 0x20) == (unsigned char)(*word)[j])
                 j++;
-            if (j == w)
+            if (!(*word)[j])
                 return 1;
         }
     }
@@ -272,10 +283,8 @@ scan_array(Scan *s, Tok *t, int depth)
 }
 
 static int
-scan_literal(Scan *s, Tok *t, const char *word, int type)
+scan_literal(Scan *s, Tok *t, const char *word, Py_ssize_t n, int type)
 {
-    Py_ssize_t n = (Py_ssize_t)strlen(word);
-
     if (s->end - s->p < n || memcmp(s->p, word, n))
         return -1;
     t->start = s->p;
@@ -298,11 +307,11 @@ scan_value(Scan *s, Tok *t, int depth)
     case '"':
         return scan_string(s, t);
     case 't':
-        return scan_literal(s, t, "true", T_TRUE);
+        return scan_literal(s, t, "true", 4, T_TRUE);
     case 'f':
-        return scan_literal(s, t, "false", T_FALSE);
+        return scan_literal(s, t, "false", 5, T_FALSE);
     case 'n':
-        return scan_literal(s, t, "null", T_NULL);
+        return scan_literal(s, t, "null", 4, T_NULL);
     default:
         return scan_int(s, t);
     }
@@ -312,12 +321,14 @@ scan_value(Scan *s, Tok *t, int depth)
 enum { F_JSONRPC, F_METHOD, F_PARAMS, F_ID, F_RESULT, F_ERROR, F_COUNT };
 static const char *NAMES[F_COUNT] = {"jsonrpc", "method", "params", "id", "result", "error"};
 
+static const Py_ssize_t NAME_LENGTHS[F_COUNT] = {7, 6, 6, 2, 6, 5};
+
 static int
 member(const Tok *key)
 {
     Py_ssize_t n = key->end - key->start - 2;
     for (int f = 0; f < F_COUNT; f++)
-        if ((Py_ssize_t)strlen(NAMES[f]) == n && !memcmp(key->start + 1, NAMES[f], n))
+        if (NAME_LENGTHS[f] == n && !memcmp(key->start + 1, NAMES[f], n))
             return f;
     return -1;
 }
@@ -776,6 +787,8 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    for (int c = 0x20; c < 0x7F; c++)
+        PLAIN[c] = c != '"' && c != '\\';
     if (!(S_C2S = PyUnicode_InternFromString("c2s")) || !(S_S2C = PyUnicode_InternFromString("s2c"))
         || !(S_EMPTY = PyUnicode_InternFromString("")) || !(S_NULL = PyUnicode_InternFromString("null"))
         || !(K_REQUEST = PyUnicode_InternFromString("request"))

@@ -404,8 +404,10 @@ class JsonRpcDecoder(JsonDecoder):
             payloads = payloads if type(payloads) is list else list(payloads)
             direction = direction if type(direction) is list else list(direction)
             msg_index = msg_index if type(msg_index) is list else list(msg_index)
-        for start in range(0, len(payloads), _CHUNK):
-            stop = min(start + _CHUNK, len(payloads))
+        # (the compiled loop reads the run whole: it keeps nothing per message)
+        step = _CHUNK if rows is None else max(1, len(payloads))
+        for start in range(0, len(payloads), step):
+            stop = min(start + step, len(payloads))
             if rows is None:
                 objs = _typed(payloads[start:stop])
                 for i in deep:

@@ -150,6 +150,11 @@ def rpc_text(draw: Any) -> bytes:
                 if flaw != "shape" else st.sampled_from(
                     [deep(62), deep(63), deep(70), {f"k{i}": i for i in range(33)},
                      {f"k{i}": i for i in range(31)}, "text", 3, None]))
+        if flaw == "secrets":  # a key that names a secret, or might, over text, somewhere
+            secret = {draw(SECRET_KEYS): draw(st.text("xyz", min_size=draw(st.integers(0, 1)),
+                                                      max_size=3))}
+            obj["params"] = draw(st.sampled_from([secret, [secret], {"a": secret}, {
+                **draw(st.dictionaries(CLEAN_KEYS, values_, max_size=2)), **secret}]))
         if kind == "request":
             obj["id"] = draw(ids)
     elif kind == "response":
