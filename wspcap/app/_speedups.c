@@ -25,8 +25,16 @@
  * spelled every way, against the column path without this loop and against
  * the reference path.
  *
+ * pair_rows is the loop of wspcap.app.runner.Runner._pair_columns for a
+ * run's rows of one protocol that each name the message they came out of
+ * (JSON-RPC's, always): answers paired with the requests open under their
+ * id, requests opened, as that loop does (which takes every other run).
+ * The same test file compares the runner's columns, pairs and state with it
+ * and without it.
+ *
  * Built optionally (pyproject.toml: ext-modules, optional): where no C
- * compiler is at hand, the column path reads every message.
+ * compiler is at hand, the column path reads every message, and the
+ * runner's loop pairs every row.
  */
 
 #define PY_SSIZE_T_CLEAN
@@ -773,14 +781,173 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
     return Py_BuildValue("nn", i, untracked);
 }
 
+PyDoc_STRVAR(pair_rows_doc,
+"pair_rows(ident, kind, direction, msg_index, channel, position, index, ts, answers,\n"
+"          requests, request_direction, opened, max_open)\n"
+"    -> (request_msg, latency, untracked) | None\n\n"
+"Pair a run's rows of one protocol as wspcap.app.runner.Runner._pair_columns\n"
+"does where each row names the message it came out of (msg_index[j] ==\n"
+"index[position[j]]): an answer (kind in answers) takes the request opened\n"
+"under (the other direction, its id); a request (kind in requests, every\n"
+"kind where requests is None, from request_direction unless None) opens\n"
+"(direction, id) -> (msg_index, ts, kind, channel), up to max_open. Returns\n"
+"each row's request msg_index and latency (None where none), and the\n"
+"requests not kept; None, having done nothing, where a row names another\n"
+"message (its time is the runner's to find).");
+
+static PyObject *
+pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
+{
+    PyObject *ident, *kind, *direction, *msg_index, *channel, *position, *index, *ts,
+        *answers, *requests, *request_direction, *opened;
+    PyObject *request_msg = NULL, *latency = NULL, *out = NULL;
+    Py_ssize_t max_open, untracked = 0, n, j, size;
+
+    if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!OOO!n:pair_rows", &PyList_Type, &ident,
+                          &PyList_Type, &kind, &PyList_Type, &direction, &PyList_Type,
+                          &msg_index, &PyList_Type, &channel, &PyList_Type, &position,
+                          &PyList_Type, &index, &PyList_Type, &ts, &PyFrozenSet_Type, &answers,
+                          &requests, &request_direction, &PyDict_Type, &opened, &max_open))
+        return NULL;
+    if (requests != Py_None && !PyFrozenSet_Check(requests)) {
+        PyErr_SetString(PyExc_TypeError, "pair_rows: requests is a frozenset or None");
+        return NULL;
+    }
+    n = PyList_GET_SIZE(kind);
+    size = PyList_GET_SIZE(index);
+    if (PyList_GET_SIZE(ident) != n || PyList_GET_SIZE(direction) != n
+        || PyList_GET_SIZE(msg_index) != n || PyList_GET_SIZE(channel) != n
+        || PyList_GET_SIZE(position) != n || PyList_GET_SIZE(ts) != size) {
+        PyErr_SetString(PyExc_ValueError, "pair_rows: columns of different lengths");
+        return NULL;
+    }
+    /* Every row with an id names its own message (else nothing is done). */
+    for (j = 0; j < n; j++) {
+        if (PyList_GET_ITEM(ident, j) == Py_None)
+            continue;
+        Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(position, j));
+        if (at == -1 && PyErr_Occurred())
+            return NULL;
+        if (at < 0 || at >= size) {
+            PyErr_SetString(PyExc_IndexError, "pair_rows: a position out of the run");
+            return NULL;
+        }
+        int same = PyObject_RichCompareBool(PyList_GET_ITEM(msg_index, j),
+                                            PyList_GET_ITEM(index, at), Py_EQ);
+        if (same < 0)
+            return NULL;
+        if (!same)
+            Py_RETURN_NONE;
+    }
+    if (!(request_msg = PyList_New(n)) || !(latency = PyList_New(n)))
+        goto done;
+    for (j = 0; j < n; j++) {
+        PyList_SET_ITEM(request_msg, j, Py_NewRef(Py_None));
+        PyList_SET_ITEM(latency, j, Py_NewRef(Py_None));
+    }
+    for (j = 0; j < n; j++) {
+        PyObject *id = PyList_GET_ITEM(ident, j), *what = PyList_GET_ITEM(kind, j),
+                 *where = PyList_GET_ITEM(direction, j), *key, *asked, *now;
+        int is;
+
+        if (id == Py_None)
+            continue;
+        now = PyList_GET_ITEM(ts, PyLong_AsSsize_t(PyList_GET_ITEM(position, j)));
+        if ((is = PySet_Contains(answers, what)) < 0)
+            goto done;
+        if (is) {
+            PyObject *other = S_EMPTY;
+            if (PyUnicode_Check(where)) {
+                if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
+                    other = S_S2C;
+                else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
+                    other = S_C2S;
+            }
+            if (!(key = PyTuple_Pack(2, other, id)))
+                goto done;
+            asked = Py_XNewRef(PyDict_GetItemWithError(opened, key));
+            if (!asked && PyErr_Occurred()) {
+                Py_DECREF(key);
+                goto done;
+            }
+            if (asked) {
+                int bad = PyDict_DelItem(opened, key) < 0 || !PyTuple_Check(asked)
+                          || PyTuple_GET_SIZE(asked) < 2;
+                Py_DECREF(key);
+                if (bad) {
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_TypeError, "pair_rows: an open request is a tuple");
+                    Py_DECREF(asked);
+                    goto done;
+                }
+                PyObject *then = PyTuple_GET_ITEM(asked, 1);
+                PyList_SetItem(request_msg, j, Py_NewRef(PyTuple_GET_ITEM(asked, 0)));
+                int known = PyObject_IsTrue(now);
+                if (known > 0)
+                    known = PyObject_IsTrue(then);
+                if (known < 0) {
+                    Py_DECREF(asked);
+                    goto done;
+                }
+                if (known) {
+                    PyObject *took = PyNumber_Subtract(now, then);
+                    if (!took) {
+                        Py_DECREF(asked);
+                        goto done;
+                    }
+                    PyList_SetItem(latency, j, took);
+                }
+                Py_DECREF(asked);
+                continue;
+            }
+            Py_DECREF(key);
+        }
+        if (requests != Py_None) {
+            if ((is = PySet_Contains(requests, what)) < 0)
+                goto done;
+            if (!is)
+                continue;
+        }
+        if (request_direction != Py_None) {
+            if ((is = PyObject_RichCompareBool(request_direction, where, Py_EQ)) < 0)
+                goto done;
+            if (!is)
+                continue;
+        }
+        if (!(key = PyTuple_Pack(2, where, id)))
+            goto done;
+        is = PyDict_Size(opened) < max_open ? 1 : PyDict_Contains(opened, key);
+        if (is > 0) {
+            PyObject *value = PyTuple_Pack(4, PyList_GET_ITEM(msg_index, j), now, what,
+                                           PyList_GET_ITEM(channel, j));
+            is = value ? PyDict_SetItem(opened, key, value) : -1;
+            Py_XDECREF(value);
+            if (is == 0)
+                is = 1;
+        }
+        else if (is == 0)
+            untracked++;
+        Py_DECREF(key);
+        if (is < 0)
+            goto done;
+    }
+    out = Py_BuildValue("OOn", request_msg, latency, untracked);
+done:
+    Py_XDECREF(request_msg);
+    Py_XDECREF(latency);
+    return out;
+}
+
 static PyMethodDef methods[] = {
     {"rpc_rows", rpc_rows, METH_VARARGS, rpc_rows_doc},
+    {"pair_rows", pair_rows, METH_VARARGS, pair_rows_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "wspcap.app._speedups",
-    "Compiled mirror of the JSON-RPC column path's common messages (see wspcap.app.jsonrpc).",
+    "Compiled loops of the application decoding's column path (see wspcap.app.jsonrpc, "
+    "wspcap.app.runner).",
     -1, methods,
 };
 

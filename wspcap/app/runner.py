@@ -46,6 +46,9 @@ record per message. It keeps what :meth:`feed_run` keeps: the same open
 requests (tuples), and the same message times, made only where an event
 names another message and, at the end, for the last RECENT messages (what
 the earlier ones leave there is gone by then, see :meth:`Runner._times`).
+Where it is built, a compiled loop (``wspcap/app/_speedups.c``,
+``pair_rows``) pairs a run's rows of one protocol that each name their own
+message (JSON-RPC's: 250,080 rows of chat-jsonrpc in 0.03 s, against 0.08 s).
 
 Invariants: each event of each message is returned once (no message is fed
 twice to a decoder); the rows of a message come in the decoder's order; the
@@ -55,8 +58,10 @@ result does not depend on anything but the facts and the messages in order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from wspcap.constants import SPEEDUPS
 
 from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, EventColumns, MessageRun
 from .registry import choose
@@ -184,6 +189,23 @@ class RowColumns:
 _Open = tuple[int, int, str, str | None]
 
 
+def _as_list(values: Sequence[int]) -> list[int]:
+    return values if type(values) is list else list(values)
+
+
+#: The compiled loop of :meth:`Runner._pair_columns` for a run's rows of one
+#: protocol that each name their own message (wspcap/app/_speedups.c,
+#: ``pair_rows``), or None where it is not built: then the loop there.
+_pair_rows: Callable[..., tuple[list[int | None], list[int | None], int] | None] | None = None
+if SPEEDUPS:
+    try:
+        from wspcap.app._speedups import pair_rows
+    except ImportError:  # not built: the loop in _pair_columns
+        pass
+    else:
+        _pair_rows = pair_rows
+
+
 @dataclass(slots=True)
 class Runner:
     """The application decoding of one connection (see the module's note).
@@ -305,9 +327,22 @@ class Runner:
         self.run = run
         opened = self.open
         rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
-        for j, (ident, protocol, at, kind, direction, msg_index) in enumerate(zip(
-                cols.id, cols.protocol, cols.position, cols.kind, cols.direction,
-                cols.msg_index)):
+        (rule, *others) = rules.values() or (None,)
+        paired = None
+        if _pair_rows is not None and rule is not None and not others:
+            # (None where a row names another message: the loop below then)
+            paired = _pair_rows(
+                cols.id, cols.kind, cols.direction, cols.msg_index, cols.channel, cols.position,
+                _as_list(index), _as_list(ts), rule.answers,
+                None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
+                opened, MAX_OPEN_REQUESTS)
+        rows = zip(cols.id, cols.protocol, cols.position, cols.kind, cols.direction,
+                   cols.msg_index)
+        if paired is not None:
+            request_msg, latency, untracked = paired
+            self.untracked += untracked
+            rows = zip()
+        for j, (ident, protocol, at, kind, direction, msg_index) in enumerate(rows):
             if ident is None:
                 continue
             rule = rules[protocol]
