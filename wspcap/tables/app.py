@@ -61,7 +61,7 @@ from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
-from wspcap.tables.arrays import from_python
+from wspcap.tables.arrays import from_python, strings
 from wspcap.tables.build import (
     RunningIndex,
     arrow_table,
@@ -567,8 +567,11 @@ def _texts(parts: list[list[Any]]) -> pa.Array:
     in the parts where Arrow finds some."""
     arrays = []
     for part in parts:
-        texts = [f if f is None or type(f) is str else fields_text(f) for f in part]
-        arrays.append(from_python(texts, _FIELDS))
+        try:  # (a part of text only, as the column path gives, at once)
+            arrays.append(strings(part, _FIELDS, only=True))
+        except TypeError:
+            texts = [f if f is None or type(f) is str else fields_text(f) for f in part]
+            arrays.append(from_python(texts, _FIELDS))
     return pa.concat_arrays([a for chunked in arrays for a in (
         chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])])
 

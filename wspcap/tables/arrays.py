@@ -270,14 +270,19 @@ if SPEEDUPS:
         pass
 
 
-def strings(values: Sequence[str | None], kind: pa.DataType = STRING
+def strings(values: Sequence[str | None], kind: pa.DataType = STRING, only: bool = False
             ) -> pa.Array | pa.ChunkedArray:
     """``str`` values (``None`` for null) as a string array of ``kind``,
     encoded as UTF-8 (a lone surrogate raises ``UnicodeEncodeError``, as
-    ``pa.array`` raises on it)."""
+    ``pa.array`` raises on it). With ``only``, a value that is neither
+    raises ``TypeError`` (for a caller that writes such values otherwise)."""
     try:
         data, offsets, null = _join_strs(values, kind == pa.large_string())
-    except (TypeError, OverflowError):  # (other values, or past 32-bit offsets)
+    except TypeError:  # (other values)
+        if only:
+            raise
+        return _strings(values, kind)
+    except OverflowError:  # (past 32-bit offsets)
         return _strings(values, kind)
     n = len(values)
     if null is None:
