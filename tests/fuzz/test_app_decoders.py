@@ -9,7 +9,9 @@ registered decoder, with the sample's handshake facts and with none, then
 checks that nothing escapes ``recognize``/``receive``/``finish`` and that
 what comes out keeps the interface's contract; and that the run and column
 paths (``receive_run``, ``receive_columns``) give what ``receive`` gives on
-the same messages cut into runs. Seeded, bounded in time; the long mode
+the same messages cut into runs (JSON-RPC's column path with its compiled
+loop where it is built, ``wspcap/app/_speedups.c``: it reads the mutated
+payloads' bytes itself). Seeded, bounded in time; the long mode
 (``python -m tests.fuzz``) runs them longer with other seeds.
 """
 
