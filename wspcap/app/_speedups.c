@@ -210,76 +210,51 @@ secret_word(const unsigned char *p, Py_ssize_t n)
 
 static int scan_value(Scan *s, Tok *t, int depth);
 
+/* An object or an array at s->p (its opening bracket): 0, or -1. An
+ * object's keys are kept to find one twice. */
 static int
-scan_object(Scan *s, Tok *t, int depth)
+scan_container(Scan *s, Tok *t, int depth)
 {
     const unsigned char *keys[MAX_KEYS];
     Py_ssize_t lens[MAX_KEYS];
-    int count = 0;
+    int count = 0, object = *s->p == '{';
+    unsigned char close = object ? '}' : ']';
     Tok key, value;
 
     t->start = s->p;
-    t->type = T_OBJ;
+    t->type = object ? T_OBJ : T_ARR;
     s->p++;
     skip_ws(s);
-    if (s->p < s->end && *s->p == '}') {
+    if (s->p < s->end && *s->p == close) {
         s->p = t->end = s->p + 1;
         return 0;
     }
     for (;;) {
-        if (s->p >= s->end || *s->p != '"' || scan_string(s, &key) < 0)
-            return -1;
-        Py_ssize_t n = key.end - key.start;
-        for (int i = 0; i < count; i++)
-            if (lens[i] == n && !memcmp(keys[i], key.start, n))
-                return -1; /* a key twice */
-        if (count == MAX_KEYS)
-            return -1;
-        keys[count] = key.start;
-        lens[count++] = n;
-        if (s->keys && !s->secret && (!key.printable || secret_word(key.start + 1, n - 2)))
-            s->secret = 1;
-        skip_ws(s);
-        if (s->p >= s->end || *s->p != ':')
-            return -1;
-        s->p++;
-        skip_ws(s);
-        if (scan_value(s, &value, depth) < 0)
-            return -1;
-        skip_ws(s);
-        if (s->p >= s->end)
-            return -1;
-        if (*s->p == '}') {
-            s->p = t->end = s->p + 1;
-            return 0;
+        if (object) {
+            if (s->p >= s->end || *s->p != '"' || scan_string(s, &key) < 0)
+                return -1;
+            Py_ssize_t n = key.end - key.start;
+            for (int i = 0; i < count; i++)
+                if (lens[i] == n && !memcmp(keys[i], key.start, n))
+                    return -1; /* a key twice */
+            if (count == MAX_KEYS)
+                return -1;
+            keys[count] = key.start;
+            lens[count++] = n;
+            if (s->keys && !s->secret && (!key.printable || secret_word(key.start + 1, n - 2)))
+                s->secret = 1;
+            skip_ws(s);
+            if (s->p >= s->end || *s->p != ':')
+                return -1;
+            s->p++;
+            skip_ws(s);
         }
-        if (*s->p != ',')
-            return -1;
-        s->p++;
-        skip_ws(s);
-    }
-}
-
-static int
-scan_array(Scan *s, Tok *t, int depth)
-{
-    Tok value;
-
-    t->start = s->p;
-    t->type = T_ARR;
-    s->p++;
-    skip_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p = t->end = s->p + 1;
-        return 0;
-    }
-    for (;;) {
         if (scan_value(s, &value, depth) < 0)
             return -1;
         skip_ws(s);
         if (s->p >= s->end)
             return -1;
-        if (*s->p == ']') {
+        if (*s->p == close) {
             s->p = t->end = s->p + 1;
             return 0;
         }
@@ -309,9 +284,8 @@ scan_value(Scan *s, Tok *t, int depth)
         return -1;
     switch (*s->p) {
     case '{':
-        return depth >= MAX_DEPTH ? -1 : scan_object(s, t, depth + 1);
     case '[':
-        return depth >= MAX_DEPTH ? -1 : scan_array(s, t, depth + 1);
+        return depth >= MAX_DEPTH ? -1 : scan_container(s, t, depth + 1);
     case '"':
         return scan_string(s, t);
     case 't':

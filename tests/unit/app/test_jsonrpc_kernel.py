@@ -42,14 +42,13 @@ from wspcap.app.runner import ANY_KIND, PAIRING, Pairing, Runner
 
 
 @contextmanager
-def loop(compiled: bool) -> Iterator[None]:
-    """The column path with the compiled loop, or without it."""
-    before = jsonrpc._rows
-    jsonrpc._rows = kernel("wspcap.app._speedups").rpc_rows if compiled else None
-    try:
+def loops(compiled: bool) -> Iterator[None]:
+    """The column path and the runner's pairing with their compiled loops, or without."""
+    built = kernel("wspcap.app._speedups")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jsonrpc, "_rows", built.rpc_rows if compiled else None)
+        patch.setattr(runner_module, "_pair_rows", built.pair_rows if compiled else None)
         yield
-    finally:
-        jsonrpc._rows = before
 
 
 # -- JSON text written by hand, every spelling ----------------------------------------------
@@ -212,7 +211,7 @@ def columns(messages: list[AppMessage], facts: ConnFacts, compiled: bool,
             cuts: list[int]) -> tuple[EventColumns | None, tuple[Any, ...], Any]:
     """The column path's columns over runs cut at ``cuts``, its state and last words."""
     decoder = JsonRpcDecoder(facts)
-    with loop(compiled):
+    with loops(compiled):
         got = runs_columns(decoder, messages, cuts)
     return got, state(decoder), decoder.finish()
 
@@ -311,24 +310,13 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
 
 # -- the runner's pairing of a run's rows (pair_rows) --------------------------------------
 
-@contextmanager
-def pairing(compiled: bool) -> Iterator[None]:
-    """The runner's column pairing with the compiled loop, or without it."""
-    before = runner_module._pair_rows
-    runner_module._pair_rows = kernel("wspcap.app._speedups").pair_rows if compiled else None
-    try:
-        yield
-    finally:
-        runner_module._pair_rows = before
-
-
 def fed(messages: list[AppMessage], facts: ConnFacts, compiled: bool, cuts: list[int],
         rule: Pairing | None) -> list[Any]:
     """What a runner forced to JSON-RPC gives for the runs, its state after
     each, and its last words (with ``rule`` as JSON-RPC's pairing rule)."""
     runner = Runner(facts, "jsonrpc")
     out: list[Any] = []
-    with pairing(compiled), pytest.MonkeyPatch.context() as patch:
+    with loops(compiled), pytest.MonkeyPatch.context() as patch:
         if rule is not None:
             patch.setitem(PAIRING, "jsonrpc", rule)
         for start, end in pairwise(cuts):
