@@ -561,6 +561,25 @@ string_of(const Tok *t)
 static PyObject *S_C2S, *S_S2C, *S_EMPTY, *S_NULL, *K_REQUEST, *K_NOTIFICATION, *K_RESPONSE,
     *K_ERROR;
 
+/* The request open in `opened` under (the direction that where answers, id):
+ * a new reference, or NULL (none open, or an error set); *key is the key
+ * looked up (a new reference; NULL, an error set, where it was not made). */
+static PyObject *
+open_request(PyObject *opened, PyObject *where, PyObject *id, PyObject **key)
+{
+    PyObject *other = S_EMPTY;
+
+    if (PyUnicode_Check(where)) {
+        if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
+            other = S_S2C;
+        else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
+            other = S_C2S;
+    }
+    if (!(*key = PyTuple_Pack(2, other, id)))
+        return NULL;
+    return Py_XNewRef(PyDict_GetItemWithError(opened, *key));
+}
+
 /* Message i, taken: 1 (its row made), 0 (not taken), -1 on error. */
 static int
 take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
@@ -614,16 +633,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         goto done;
     text->len = 0;
     if (f[F_METHOD].type == T_NONE) {
-        PyObject *other = S_EMPTY;
-        if (PyUnicode_Check(where)) {
-            if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
-                other = S_S2C;
-            else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
-                other = S_C2S;
-        }
-        if (!(k = PyTuple_Pack(2, other, key)))
-            goto done;
-        asked = Py_XNewRef(PyDict_GetItemWithError(opened, k));
+        asked = open_request(opened, where, key, &k);
         if (!asked && PyErr_Occurred())
             goto done;
         if (asked && (!PyTuple_Check(asked) || PyTuple_GET_SIZE(asked) < 2
@@ -830,18 +840,9 @@ pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
         if ((is = PySet_Contains(answers, what)) < 0)
             goto done;
         if (is) {
-            PyObject *other = S_EMPTY;
-            if (PyUnicode_Check(where)) {
-                if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
-                    other = S_S2C;
-                else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
-                    other = S_C2S;
-            }
-            if (!(key = PyTuple_Pack(2, other, id)))
-                goto done;
-            asked = Py_XNewRef(PyDict_GetItemWithError(opened, key));
+            asked = open_request(opened, where, id, &key);
             if (!asked && PyErr_Occurred()) {
-                Py_DECREF(key);
+                Py_XDECREF(key);
                 goto done;
             }
             if (asked) {
