@@ -13,17 +13,20 @@
  * the column path to read (msgspec's parse, the reference path): anything
  * this loop is not sure to read as msgspec and the standard library would.
  * That is, besides what is not a JSON-RPC object of those four shapes:
- * a number that is not an integer of at most 18 digits or is "-0", a string
- * escape other than \" \\ \b \f \n \r \t (the ones both write back as they
- * are), an object with a key twice, nesting deeper than MAX_DEPTH, an
- * object of more than MAX_KEYS keys, a string id that is not printable
- * ASCII (an open request is keyed by its id as json.dumps spells it), and
- * params with a key that could name a secret (the column path looks for
- * credentials there: a key holding, in any case, one of SECRET_WORDS, or a
- * byte over 0x7F). So the rows made here are the rows the column path makes,
- * which tests/unit/app/test_jsonrpc_kernel.py checks on generated messages,
- * spelled every way, against the column path without this loop and against
- * the reference path.
+ * a number that is not an integer of at most 18 digits or is "-0", a lone
+ * surrogate escape, a key spelled with \/ or \u (two spellings of one key
+ * could meet), an object with a key twice, nesting deeper than MAX_DEPTH,
+ * an object of more than MAX_KEYS keys, a string id that is not printable
+ * ASCII without \/ or \u (an open request is keyed by its id as
+ * json.dumps spells it), and params with a key that could name a secret
+ * (the column path looks for credentials there: a key holding, in any
+ * case, one of SECRET_WORDS, or a byte over 0x7F). A string value spelled
+ * with \/ or \u (Python's json.dumps writes non-ASCII so, PHP the slash,
+ * Go < > &) is written again as msgspec writes it; every other string, and
+ * the rest, is copied. So the rows made here are the rows the column path
+ * makes, which tests/unit/app/test_jsonrpc_kernel.py checks on generated
+ * messages, spelled every way, against the column path without this loop
+ * and against the reference path.
  *
  * pair_rows is the loop of wspcap.app.runner.Runner._pair_columns for a
  * run's rows of one protocol that each name the message they came out of
@@ -60,13 +63,15 @@ typedef struct {
     const unsigned char *start, *end;
     int type;
     int escaped; /* a string with an escape */
-    int printable; /* a string of bytes 0x20-0x7E only */
+    int loose; /* a string with an escape msgspec writes otherwise (\/ or \u) */
+    int printable; /* a string of bytes 0x20-0x7E only, none loose */
 } Tok;
 
 typedef struct {
     const unsigned char *p, *end;
     int keys;   /* keys are looked at for secrets */
     int secret; /* a key looked at could name a secret */
+    int loose;  /* a string of the message is loose (written again, not copied) */
 } Scan;
 
 static inline void
@@ -115,6 +120,27 @@ utf8_char(const unsigned char *p, const unsigned char *end)
  * backslash (filled by the module's init). */
 static unsigned char PLAIN[256];
 
+/* The four hex digits at p, or -1. */
+static long
+hex4(const unsigned char *p, const unsigned char *end)
+{
+    long value = 0;
+
+    if (end - p < 4)
+        return -1;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = p[i];
+        value <<= 4;
+        if (c >= '0' && c <= '9')
+            value |= c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            value |= (c | 0x20) - 'a' + 10;
+        else
+            return -1;
+    }
+    return value;
+}
+
 /* A string at s->p (its opening quote): 0, or -1 where it is not taken. */
 static int
 scan_string(Scan *s, Tok *t)
@@ -124,6 +150,7 @@ scan_string(Scan *s, Tok *t)
     t->start = s->p;
     t->type = T_STR;
     t->escaped = 0;
+    t->loose = 0;
     t->printable = 1;
     while (p < end) {
         while (p < end && PLAIN[*p])
@@ -140,12 +167,36 @@ scan_string(Scan *s, Tok *t)
                 return -1;
             switch (p[1]) {
             case '"': case '\\': case 'b': case 'f': case 'n': case 'r': case 't':
+                p += 2;
                 break;
+            case '/':
+                t->loose = 1;
+                p += 2;
+                break;
+            case 'u': {
+                long unit = hex4(p + 2, end);
+                if (unit >= 0xDC00 && unit <= 0xDFFF)
+                    return -1; /* a lone low surrogate */
+                if (unit >= 0xD800 && unit <= 0xDBFF) {
+                    long low = end - p >= 12 && p[6] == '\\' && p[7] == 'u' ? hex4(p + 8, end) : -1;
+                    if (low < 0xDC00 || low > 0xDFFF)
+                        return -1; /* a lone high surrogate */
+                    p += 6;
+                }
+                else if (unit < 0)
+                    return -1;
+                t->loose = 1;
+                p += 6;
+                break;
+            }
             default:
-                return -1; /* \u, \/ (written back otherwise), or not JSON */
+                return -1; /* not JSON */
             }
             t->escaped = 1;
-            p += 2;
+            if (t->loose) {
+                t->printable = 0;
+                s->loose = 1;
+            }
         }
         else if (c < 0x20)
             return -1;
@@ -231,8 +282,8 @@ scan_container(Scan *s, Tok *t, int depth)
     }
     for (;;) {
         if (object) {
-            if (s->p >= s->end || *s->p != '"' || scan_string(s, &key) < 0)
-                return -1;
+            if (s->p >= s->end || *s->p != '"' || scan_string(s, &key) < 0 || key.loose)
+                return -1; /* (a loose key: two spellings of one key could meet) */
             Py_ssize_t n = key.end - key.start;
             for (int i = 0; i < count; i++)
                 if (lens[i] == n && !memcmp(keys[i], key.start, n))
@@ -318,9 +369,9 @@ member(const Tok *key)
 /* The payload's one object: its members in f (type T_NONE where absent);
  * secret set where params has a key that could name one. 0, or -1. */
 static int
-scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret)
+scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
 {
-    Scan s = {p, p + n, 0, 0};
+    Scan s = {p, p + n, 0, 0, 0};
     Tok key, value;
 
     for (int i = 0; i < F_COUNT; i++)
@@ -333,7 +384,7 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret)
     if (s.p < s.end && *s.p == '}')
         return -1; /* (no "jsonrpc") */
     for (;;) {
-        if (s.p >= s.end || *s.p != '"' || scan_string(&s, &key) < 0)
+        if (s.p >= s.end || *s.p != '"' || scan_string(&s, &key) < 0 || key.loose)
             return -1;
         int which = key.escaped ? -1 : member(&key);
         skip_ws(&s);
@@ -365,6 +416,7 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret)
     if (s.p != s.end)
         return -1;
     *secret = s.secret;
+    *loose = s.loose;
     return 0;
 }
 
@@ -373,7 +425,7 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret)
 static int
 error_members(const Tok *err, Tok *code, Tok *message)
 {
-    Scan s = {err->start + 1, err->end - 1, 0, 0};
+    Scan s = {err->start + 1, err->end - 1, 0, 0, 0};
     Tok key, value;
 
     code->type = message->type = T_NONE;
@@ -435,15 +487,36 @@ put(Text *t, const void *p, Py_ssize_t n)
 
 #define PUT_LIT(t, s) put((t), (s), (Py_ssize_t)sizeof(s) - 1)
 
-/* A value's tokens, whitespace between them left out. */
+static int put_string(Text *t, const Tok *tok);
+
+/* A value's tokens, whitespace between them left out; where the message has
+ * a loose string, each string as msgspec writes its value. */
 static int
-put_compact(Text *t, const Tok *v)
+put_compact(Text *t, const Tok *v, int loose)
 {
     const unsigned char *p = v->start, *end = v->end;
     int in_string = 0;
 
+    if (v->type == T_STR)
+        return put_string(t, v);
     if (v->type != T_OBJ && v->type != T_ARR)
         return put(t, p, end - p);
+    if (loose) {
+        while (p < end) {
+            if (*p == '"') {
+                Scan s = {p, end, 0, 0, 0};
+                Tok tok;
+                if (scan_string(&s, &tok) < 0 || put_string(t, &tok) < 0)
+                    return -1; /* (read whole already: an error only) */
+                p = s.p;
+            }
+            else if (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')
+                p++;
+            else if (put(t, p++, 1) < 0)
+                return -1;
+        }
+        return 0;
+    }
     if (grow(t, end - p) < 0)
         return -1;
     char *out = t->data + t->len;
@@ -465,21 +538,14 @@ put_compact(Text *t, const Tok *v)
     return 0;
 }
 
-/* A Python string as msgspec writes it (and json.dumps with ensure_ascii
- * off): 0, 1 where it has no UTF-8 (a lone surrogate), -1 on error. */
+/* UTF-8 text as a JSON string as msgspec writes it (and json.dumps with
+ * ensure_ascii off): the quote, the backslash and control characters
+ * escaped, the rest as it is. */
 static int
-put_str(Text *t, PyObject *str)
+put_escaped(Text *t, const char *p, Py_ssize_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    Py_ssize_t n;
-    const char *p = PyUnicode_AsUTF8AndSize(str, &n);
 
-    if (!p) {
-        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
-            return -1;
-        PyErr_Clear();
-        return 1;
-    }
     if (grow(t, 6 * n + 2) < 0)
         return -1;
     char *out = t->data + t->len;
@@ -514,6 +580,91 @@ put_str(Text *t, PyObject *str)
     return 0;
 }
 
+/* A Python string as put_escaped writes it: 0, 1 where it has no UTF-8 (a
+ * lone surrogate), -1 on error. */
+static int
+put_str(Text *t, PyObject *str)
+{
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(str, &n);
+
+    if (!p) {
+        if (!PyErr_ExceptionMatches(PyExc_UnicodeEncodeError))
+            return -1;
+        PyErr_Clear();
+        return 1;
+    }
+    return put_escaped(t, p, n);
+}
+
+/* A string token's value as UTF-8 into buf (room for the token's length:
+ * no escape is shorter than what it stands for in UTF-8); its length. */
+static Py_ssize_t
+decode_string(const Tok *t, char *buf)
+{
+    const unsigned char *p = t->start + 1, *end = t->end - 1;
+    char *out = buf;
+
+    while (p < end) {
+        if (*p != '\\') {
+            *out++ = (char)*p++;
+            continue;
+        }
+        long cp;
+        switch (p[1]) {
+        case 'b': *out++ = '\b'; break;
+        case 'f': *out++ = '\f'; break;
+        case 'n': *out++ = '\n'; break;
+        case 'r': *out++ = '\r'; break;
+        case 't': *out++ = '\t'; break;
+        case 'u':
+            cp = hex4(p + 2, end);
+            if (cp >= 0xD800 && cp <= 0xDBFF) { /* (paired: scan_string saw to it) */
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(p + 8, end) - 0xDC00);
+                p += 6;
+            }
+            if (cp < 0x80)
+                *out++ = (char)cp;
+            else if (cp < 0x800) {
+                *out++ = (char)(0xC0 | (cp >> 6));
+                *out++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else if (cp < 0x10000) {
+                *out++ = (char)(0xE0 | (cp >> 12));
+                *out++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *out++ = (char)(0x80 | (cp & 0x3F));
+            }
+            else {
+                *out++ = (char)(0xF0 | (cp >> 18));
+                *out++ = (char)(0x80 | ((cp >> 12) & 0x3F));
+                *out++ = (char)(0x80 | ((cp >> 6) & 0x3F));
+                *out++ = (char)(0x80 | (cp & 0x3F));
+            }
+            p += 4; /* (and 2 below) */
+            break;
+        default: *out++ = (char)p[1]; /* " \ and / */
+        }
+        p += 2;
+    }
+    return out - buf;
+}
+
+/* A string token as msgspec writes its value: copied where it is not loose. */
+static int
+put_string(Text *t, const Tok *tok)
+{
+    if (!tok->loose)
+        return put(t, tok->start, tok->end - tok->start);
+    char *buf = PyMem_Malloc(tok->end - tok->start);
+    if (!buf) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    int got = put_escaped(t, buf, decode_string(tok, buf));
+    PyMem_Free(buf);
+    return got;
+}
+
 /* UTF-8 bytes as a str (ASCII made directly). */
 static PyObject *
 text_of(const char *p, Py_ssize_t n)
@@ -531,29 +682,12 @@ text_of(const char *p, Py_ssize_t n)
 static PyObject *
 string_of(const Tok *t)
 {
-    const unsigned char *p = t->start + 1, *end = t->end - 1;
-
     if (!t->escaped)
-        return text_of((const char *)p, end - p);
-    char *buf = PyMem_Malloc(end - p), *out = buf;
+        return text_of((const char *)t->start + 1, t->end - t->start - 2);
+    char *buf = PyMem_Malloc(t->end - t->start);
     if (!buf)
         return PyErr_NoMemory();
-    while (p < end) {
-        if (*p != '\\') {
-            *out++ = (char)*p++;
-            continue;
-        }
-        switch (p[1]) {
-        case 'b': *out++ = '\b'; break;
-        case 'f': *out++ = '\f'; break;
-        case 'n': *out++ = '\n'; break;
-        case 'r': *out++ = '\r'; break;
-        case 't': *out++ = '\t'; break;
-        default: *out++ = (char)p[1]; /* " and \ */
-        }
-        p += 2;
-    }
-    PyObject *str = text_of(buf, out - buf);
+    PyObject *str = text_of(buf, decode_string(t, buf));
     PyMem_Free(buf);
     return str;
 }
@@ -586,12 +720,12 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
      PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text)
 {
     Tok f[F_COUNT], code = {0}, message = {0};
-    int secret = 0, got = -1, wrote;
+    int secret = 0, loose = 0, got = -1, wrote;
     PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
              *value = NULL, *row = NULL, *kind, *channel;
     Tok *id = &f[F_ID];
 
-    if (scan_rpc(p, n, f, &secret) < 0)
+    if (scan_rpc(p, n, f, &secret, &loose) < 0)
         return 0;
     if (f[F_JSONRPC].type != T_STR || f[F_JSONRPC].end - f[F_JSONRPC].start != 5
         || memcmp(f[F_JSONRPC].start, "\"2.0\"", 5))
@@ -654,16 +788,16 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         }
         if (f[F_ERROR].type == T_NONE) {
             kind = K_RESPONSE;
-            if (PUT_LIT(text, ",\"result\":") < 0 || put_compact(text, &f[F_RESULT]) < 0)
+            if (PUT_LIT(text, ",\"result\":") < 0 || put_compact(text, &f[F_RESULT], loose) < 0)
                 goto done;
         }
         else {
             kind = K_ERROR;
-            if (PUT_LIT(text, ",\"error\":") < 0 || put_compact(text, &f[F_ERROR]) < 0
+            if (PUT_LIT(text, ",\"error\":") < 0 || put_compact(text, &f[F_ERROR], loose) < 0
                 || PUT_LIT(text, ",\"code\":") < 0
                 || put(text, code.start, code.end - code.start) < 0
                 || PUT_LIT(text, ",\"message\":") < 0
-                || put(text, message.start, message.end - message.start) < 0)
+                || put_string(text, &message) < 0)
                 goto done;
         }
         if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))
@@ -676,10 +810,10 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
             goto done;
         channel = method;
         if (PUT_LIT(text, "{\"method\":") < 0
-            || put(text, f[F_METHOD].start, f[F_METHOD].end - f[F_METHOD].start) < 0)
+            || put_string(text, &f[F_METHOD]) < 0)
             goto done;
         if (f[F_PARAMS].type != T_NONE
-            && (PUT_LIT(text, ",\"params\":") < 0 || put_compact(text, &f[F_PARAMS]) < 0))
+            && (PUT_LIT(text, ",\"params\":") < 0 || put_compact(text, &f[F_PARAMS], loose) < 0))
             goto done;
         if (id->type != T_NONE
             && (PUT_LIT(text, ",\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0))

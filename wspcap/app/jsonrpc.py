@@ -64,12 +64,14 @@ Where it is built, a compiled loop (``wspcap/app/_speedups.c``,
 order, each checked as strict JSON and UTF-8 in one pass over its bytes, its
 row made there (the open requests paired, the fields text copied from the
 payload without the whitespace between tokens), up to the first message it
-is not sure to read as msgspec and the standard library would (a float, an
-escape other than the seven both write back as they are, a key twice, a
-params key that could name a secret, a string id that is not printable
-ASCII...: its note says which); that one is parsed and read here, and the
-loop goes on after it. Its rows are the column path's rows (a test compares
-the two, and the reference path, on messages spelled every way).
+is not sure to read as msgspec and the standard library would (a float, a
+lone surrogate, a key twice or spelled with ``\\/`` or ``\\u``, a params key
+that could name a secret, a string id that is not plain printable ASCII...:
+its note says which); that one is parsed and read here, and the loop goes on
+after it. A string value spelled with ``\\/`` or ``\\u`` (Python's
+``json.dumps`` writes non-ASCII so) is written again as msgspec writes it.
+Its rows are the column path's rows (a test compares the two, and the
+reference path, on messages spelled every way).
 
 On chat-jsonrpc (250,080 messages, each an app row) this path took 0.37 s
 of CPU in ``wspcap.read()`` (0.55 s before the chunks, the structs and the

@@ -57,6 +57,7 @@ WS = st.sampled_from(["", "", "", " ", "\n", "\t ", "\r\n  "])
 #: A character's spellings in a JSON string: the first ones the loop takes.
 ESCAPES = {'"': ['\\"'], "\\": ["\\\\"], "\b": ["\\b"], "\f": ["\\f"], "\n": ["\\n"],
            "\r": ["\\r"], "\t": ["\\t"], "/": ["/", "\\/"], "A": ["A", "\\u0041"],
+           "d": ["d", "\\u0064"],
            "é": ["é", "\\u00e9"], "\x7f": ["\x7f", "\\u007f"], "😀": ["😀", "\\ud83d\\ude00"],
            "\x01": ["\\u0001"]}
 
@@ -92,7 +93,8 @@ class Writer:
         if isinstance(value, list):
             return "[" + ws() + ("," + ws()).join(self.value(v) + ws() for v in value) + "]"
         items = list(value.items())
-        if items and self.flaw == "twice" and draw(st.booleans()):
+        if items and self.flaw in ("twice", "spelling") and draw(st.booleans()):
+            # (spelled otherwise, with the spelling flaw: "d" and "\u0064")
             items.append((draw(st.sampled_from(items))[0], draw(CLEAN_SCALARS)))
         return "{" + ws() + ("," + ws()).join(
             self.string(k) + ws() + ":" + ws() + self.value(v) + ws() for k, v in items) + "}"
@@ -115,7 +117,7 @@ CLEAN_KEYS = st.text(st.sampled_from("abcdefgh :-"), max_size=6) | st.sampled_fr
 #: Keys that name secrets, or might (the loop leaves params that have one).
 SECRET_KEYS = st.sampled_from(["monkey", "Passcode", "AUTHORITY", "tickets", "JwT", "key",
                                "cookie", "credentials", "bearer", "secret", "pa\u017f\u017f",
-                               "é", "token", "apiKey"])
+                               "é", "token", "apiKey", "PAssword", "Api-Key"])
 
 
 def values(scalars: st.SearchStrategy[Any], keys: st.SearchStrategy[str]
@@ -143,7 +145,8 @@ def rpc_text(draw: Any) -> bytes:
     read right."""
     flaw = draw(st.sampled_from(FLAWS))
     scalars = ODD_SCALARS if flaw in ("numbers", "spelling") else CLEAN_SCALARS
-    keys = CLEAN_KEYS | SECRET_KEYS if flaw == "secrets" else CLEAN_KEYS
+    keys = CLEAN_KEYS | SECRET_KEYS if flaw == "secrets" else \
+        CLEAN_KEYS | text(odd=True) | SECRET_KEYS if flaw == "spelling" else CLEAN_KEYS
     values_ = values(scalars, keys)
     ids = CLEAN_IDS | st.sampled_from([1.0, True, 10**19, -0.0, [1], {}, "é", "\x7f", "\x01"]) \
         if flaw == "ids" else CLEAN_IDS
@@ -251,6 +254,8 @@ def test_loop_takes_the_common_spellings() -> None:
     objects = [
         {"jsonrpc": "2.0", "method": "chat.send", "params": {"room": "r", "text": "a\n\"b\""},
          "id": 1},
+        {"jsonrpc": "2.0", "method": "chat.é", "params": {"url": "<https://x/y>", "t": "😀\x01"},
+         "id": 2},
         {"jsonrpc": "2.0", "method": "notify", "params": ["é", 1, None, True, [], {}]},
         {"jsonrpc": "2.0", "result": {"ok": True, "n": -12}, "id": "x-1"},
         {"jsonrpc": "2.0", "error": {"code": -32601, "message": "not found", "data": [1]},
@@ -260,10 +265,18 @@ def test_loop_takes_the_common_spellings() -> None:
     common = [json.dumps(o, separators=sep, ensure_ascii=False).encode()
               for o in objects for sep in ((",", ":"), (", ", ": "))]
     common += [json.dumps(o, indent=2, ensure_ascii=False).encode() for o in objects]
+    # ASCII escapes (Python's default, Go's \u003c), and PHP's \/
+    common += [json.dumps(o).encode() for o in objects]
+    common += [json.dumps(o).replace("<", "\\u003C").replace("/", "\\/").encode()
+               for o in objects]
     assert taken(common) == len(common)
     left = [
         b'{"jsonrpc":"2.0","method":"m","params":{"x":1.5},"id":1}',  # a float
-        b'{"jsonrpc":"2.0","method":"m","params":{"x":"\\u00e9"},"id":1}',  # \u
+        b'{"jsonrpc":"2.0","method":"m","params":{"\\u0078":1},"id":1}',  # a key escaped
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":"\\ud800"},"id":1}',  # lone surrogates
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":"\\udc00\\ud800"},"id":1}',
+        b'{"jsonrpc":"2.0","method":"m","params":{"x":"\\u12"},"id":1}',  # not JSON
+        b'{"jsonrpc":"2.0","method":"m","id":"\\u0041"}',  # an id that is not plain
         b'{"jsonrpc":"2.0","method":"m","params":{"password":"p"},"id":1}',  # a secret's key
         b'{"jsonrpc":"2.0","method":"m","params":{"x":1,"x":2},"id":1}',  # a key twice
         b'{"jsonrpc":"2.0","method":"m","id":-0}',
