@@ -261,17 +261,53 @@ secret_word(const unsigned char *p, Py_ssize_t n)
 
 static int scan_value(Scan *s, Tok *t, int depth);
 
-/* An object or an array at s->p (its opening bracket): 0, or -1. An
- * object's keys are kept to find one twice. */
+/* The members an object is read for: their names, and the one whose value's
+ * keys are looked at for secrets (-1: none). */
+typedef struct {
+    int count;
+    const char *const *names;
+    const Py_ssize_t *lengths;
+    int keys_of;
+} Members;
+
+/* The members of a JSON-RPC object the rows need. */
+enum { F_JSONRPC, F_METHOD, F_PARAMS, F_ID, F_RESULT, F_ERROR, F_COUNT };
+static const char *const RPC_NAMES[F_COUNT] = {
+    "jsonrpc", "method", "params", "id", "result", "error"};
+static const Py_ssize_t RPC_LENGTHS[F_COUNT] = {7, 6, 6, 2, 6, 5};
+static const Members RPC = {F_COUNT, RPC_NAMES, RPC_LENGTHS, F_PARAMS};
+
+/* ... and of its error object. */
+enum { E_CODE, E_MESSAGE, E_COUNT };
+static const char *const ERROR_NAMES[E_COUNT] = {"code", "message"};
+static const Py_ssize_t ERROR_LENGTHS[E_COUNT] = {4, 7};
+static const Members ERROR_MEMBERS = {E_COUNT, ERROR_NAMES, ERROR_LENGTHS, -1};
+
+/* Which of the members a key (a string token, not loose) names, or -1. */
 static int
-scan_container(Scan *s, Tok *t, int depth)
+member(const Members *want, const Tok *key)
+{
+    Py_ssize_t n = key->end - key->start - 2;
+    for (int f = 0; f < want->count; f++)
+        if (want->lengths[f] == n && !memcmp(key->start + 1, want->names[f], n))
+            return f;
+    return -1;
+}
+
+/* An object or an array at s->p (its opening bracket): 0, or -1. An
+ * object's keys are kept to find one twice; where ``want`` is given, the
+ * values of its members are put in ``found`` (type T_NONE where absent). */
+static int
+scan_container(Scan *s, Tok *t, int depth, const Members *want, Tok *found)
 {
     const unsigned char *keys[MAX_KEYS];
     Py_ssize_t lens[MAX_KEYS];
-    int count = 0, object = *s->p == '{';
+    int count = 0, object = *s->p == '{', which = -1;
     unsigned char close = object ? '}' : ']';
     Tok key, value;
 
+    for (int i = 0; want && i < want->count; i++)
+        found[i].type = T_NONE;
     t->start = s->p;
     t->type = object ? T_OBJ : T_ARR;
     s->p++;
@@ -299,9 +335,16 @@ scan_container(Scan *s, Tok *t, int depth)
                 return -1;
             s->p++;
             skip_ws(s);
+            which = want ? member(want, &key) : -1;
         }
+        int keys = s->keys;
+        if (which >= 0 && which == want->keys_of)
+            s->keys = 1;
         if (scan_value(s, &value, depth) < 0)
             return -1;
+        s->keys = keys;
+        if (which >= 0)
+            found[which] = value;
         skip_ws(s);
         if (s->p >= s->end)
             return -1;
@@ -336,7 +379,7 @@ scan_value(Scan *s, Tok *t, int depth)
     switch (*s->p) {
     case '{':
     case '[':
-        return depth >= MAX_DEPTH ? -1 : scan_container(s, t, depth + 1);
+        return depth >= MAX_DEPTH ? -1 : scan_container(s, t, depth + 1, NULL, NULL);
     case '"':
         return scan_string(s, t);
     case 't':
@@ -350,68 +393,18 @@ scan_value(Scan *s, Tok *t, int depth)
     }
 }
 
-/* The members of a JSON-RPC object the rows need. */
-enum { F_JSONRPC, F_METHOD, F_PARAMS, F_ID, F_RESULT, F_ERROR, F_COUNT };
-static const char *NAMES[F_COUNT] = {"jsonrpc", "method", "params", "id", "result", "error"};
-
-static const Py_ssize_t NAME_LENGTHS[F_COUNT] = {7, 6, 6, 2, 6, 5};
-
-static int
-member(const Tok *key)
-{
-    Py_ssize_t n = key->end - key->start - 2;
-    for (int f = 0; f < F_COUNT; f++)
-        if (NAME_LENGTHS[f] == n && !memcmp(key->start + 1, NAMES[f], n))
-            return f;
-    return -1;
-}
-
 /* The payload's one object: its members in f (type T_NONE where absent);
- * secret set where params has a key that could name one. 0, or -1. */
+ * secret set where params has a key that could name one, loose where a
+ * string is. 0, or -1. */
 static int
 scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
 {
     Scan s = {p, p + n, 0, 0, 0};
-    Tok key, value;
+    Tok whole;
 
-    for (int i = 0; i < F_COUNT; i++)
-        f[i].type = T_NONE;
     skip_ws(&s);
-    if (s.p >= s.end || *s.p != '{')
+    if (s.p >= s.end || *s.p != '{' || scan_container(&s, &whole, 1, &RPC, f) < 0)
         return -1;
-    s.p++;
-    skip_ws(&s);
-    if (s.p < s.end && *s.p == '}')
-        return -1; /* (no "jsonrpc") */
-    for (;;) {
-        if (s.p >= s.end || *s.p != '"' || scan_string(&s, &key) < 0 || key.loose)
-            return -1;
-        int which = key.escaped ? -1 : member(&key);
-        skip_ws(&s);
-        if (s.p >= s.end || *s.p != ':')
-            return -1;
-        s.p++;
-        skip_ws(&s);
-        s.keys = which == F_PARAMS;
-        if (scan_value(&s, &value, 1) < 0)
-            return -1;
-        s.keys = 0;
-        if (which >= 0) {
-            if (f[which].type != T_NONE)
-                return -1; /* a member twice */
-            f[which] = value;
-        }
-        skip_ws(&s);
-        if (s.p >= s.end)
-            return -1;
-        if (*s.p == '}')
-            break;
-        if (*s.p != ',')
-            return -1;
-        s.p++;
-        skip_ws(&s);
-    }
-    s.p++;
     skip_ws(&s);
     if (s.p != s.end)
         return -1;
@@ -420,35 +413,17 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
     return 0;
 }
 
-/* The error object's "code" (an integer) and "message" (a string): 0, or -1
- * where it lacks either (then the column path reads the message). */
+/* The error object's "code" (an integer) and "message" (a string) in e: 0,
+ * or -1 where it lacks either (then the column path reads the message). */
 static int
-error_members(const Tok *err, Tok *code, Tok *message)
+error_members(const Tok *err, Tok *e)
 {
-    Scan s = {err->start + 1, err->end - 1, 0, 0, 0};
-    Tok key, value;
+    Scan s = {err->start, err->end, 0, 0, 0};
+    Tok whole;
 
-    code->type = message->type = T_NONE;
-    skip_ws(&s);
-    while (s.p < s.end) {
-        if (scan_string(&s, &key) < 0)
-            return -1;
-        skip_ws(&s);
-        s.p++; /* ':' (the object was read whole already) */
-        skip_ws(&s);
-        if (scan_value(&s, &value, 1) < 0)
-            return -1;
-        Py_ssize_t n = key.end - key.start;
-        if (n == 6 && !memcmp(key.start, "\"code\"", 6))
-            *code = value;
-        else if (n == 9 && !memcmp(key.start, "\"message\"", 9))
-            *message = value;
-        skip_ws(&s);
-        if (s.p < s.end)
-            s.p++; /* ',' */
-        skip_ws(&s);
-    }
-    return code->type == T_INT && message->type == T_STR ? 0 : -1;
+    if (scan_container(&s, &whole, 1, &ERROR_MEMBERS, e) < 0)
+        return -1;
+    return e[E_CODE].type == T_INT && e[E_MESSAGE].type == T_STR ? 0 : -1;
 }
 
 /* The text being written for a row's fields. */
@@ -719,7 +694,7 @@ static int
 take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
      PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text)
 {
-    Tok f[F_COUNT], code = {0}, message = {0};
+    Tok f[F_COUNT], e[E_COUNT];
     int secret = 0, loose = 0, got = -1, wrote;
     PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
              *value = NULL, *row = NULL, *kind, *channel;
@@ -739,7 +714,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         if (id->type == T_NONE || (f[F_RESULT].type == T_NONE) == (f[F_ERROR].type == T_NONE))
             return 0;
         if (f[F_ERROR].type != T_NONE
-            && (f[F_ERROR].type != T_OBJ || error_members(&f[F_ERROR], &code, &message) < 0))
+            && (f[F_ERROR].type != T_OBJ || error_members(&f[F_ERROR], e) < 0))
             return 0;
     }
     else {
@@ -795,9 +770,9 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
             kind = K_ERROR;
             if (PUT_LIT(text, ",\"error\":") < 0 || put_compact(text, &f[F_ERROR], loose) < 0
                 || PUT_LIT(text, ",\"code\":") < 0
-                || put(text, code.start, code.end - code.start) < 0
+                || put(text, e[E_CODE].start, e[E_CODE].end - e[E_CODE].start) < 0
                 || PUT_LIT(text, ",\"message\":") < 0
-                || put_string(text, &message) < 0)
+                || put_string(text, &e[E_MESSAGE]) < 0)
                 goto done;
         }
         if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))

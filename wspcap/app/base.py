@@ -50,10 +50,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 __all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
-           "MessageRun", "RunOutput", "first_bytes"]
+           "MessageRun", "RunOutput", "as_list", "first_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +108,7 @@ class MessageRun:
 
 
 _FIRST = itemgetter(slice(0, 1))
+_T = TypeVar("_T")
 
 
 def first_bytes(payloads: Iterable[bytes]) -> bytes:
@@ -115,6 +116,12 @@ def first_bytes(payloads: Iterable[bytes]) -> bytes:
     what a run's messages start with, looked at in C, for a decoder that
     passes over a run none of whose messages could begin its protocol."""
     return b"".join(map(_FIRST, payloads))
+
+
+def as_list(values: Sequence[_T]) -> list[_T]:
+    """A run's column as a list (what the compiled loops read), copied only
+    where it is not one already."""
+    return values if type(values) is list else list(values)
 
 
 @dataclass(frozen=True, slots=True)

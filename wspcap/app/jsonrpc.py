@@ -121,6 +121,7 @@ from .base import (
     EventColumns,
     MessageRun,
     RunOutput,
+    as_list,
     first_bytes,
 )
 from .fields import fields_text, refuse_float
@@ -403,9 +404,8 @@ class JsonRpcDecoder(JsonDecoder):
         # to one it does not: that one is parsed here and read as below.
         rows = _rows
         if rows is not None:  # (the compiled loop reads lists)
-            payloads = payloads if type(payloads) is list else list(payloads)
-            direction = direction if type(direction) is list else list(direction)
-            msg_index = msg_index if type(msg_index) is list else list(msg_index)
+            payloads, direction, msg_index = (as_list(payloads), as_list(direction),
+                                              as_list(msg_index))
         # (the compiled loop reads the run whole: it keeps nothing per message)
         step = _CHUNK if rows is None else max(1, len(payloads))
         for start in range(0, len(payloads), step):

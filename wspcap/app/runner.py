@@ -58,12 +58,21 @@ result does not depend on anything but the facts and the messages in order.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wspcap.constants import SPEEDUPS
 
-from .base import AppEvent, AppFinding, AppMessage, ConnFacts, Decoder, EventColumns, MessageRun
+from .base import (
+    AppEvent,
+    AppFinding,
+    AppMessage,
+    ConnFacts,
+    Decoder,
+    EventColumns,
+    MessageRun,
+    as_list,
+)
 from .registry import choose
 
 __all__ = [
@@ -187,10 +196,6 @@ class RowColumns:
 #: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:
 #: made for every request, 0.06 us against 0.27 us for a slotted record).
 _Open = tuple[int, int, str, str | None]
-
-
-def _as_list(values: Sequence[int]) -> list[int]:
-    return values if type(values) is list else list(values)
 
 
 #: The compiled loop of :meth:`Runner._pair_columns` for a run's rows of one
@@ -333,7 +338,7 @@ class Runner:
             # (None where a row names another message: the loop below then)
             paired = _pair_rows(
                 cols.id, cols.kind, cols.direction, cols.msg_index, cols.channel, cols.position,
-                _as_list(index), _as_list(ts), rule.answers,
+                as_list(index), as_list(ts), rule.answers,
                 None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
                 opened, MAX_OPEN_REQUESTS)
         rows = zip(cols.id, cols.protocol, cols.position, cols.kind, cols.direction,

@@ -265,11 +265,18 @@ class Session:
         """(A stream's connection) DATA from the client or the server, in order;
         END_STREAM is the direction's FIN."""
         self.saw(packet, ts)
+        if not self.h2_reset and self._feed(client, data, end_stream, ts, packet) and end_stream:
+            self.h2_ends.setdefault(C2S if client else S2C, "END_STREAM")
+
+    def _feed(self, client: bool, data: bytes, fin: bool, ts: int, packet: int) -> bool:
+        """(A stream's connection) the client's or the server's next bytes, and
+        its end (``fin``), where that direction still takes them (it has not
+        ended): whether it did."""
         r = self.dirs[0 if client else 1].reasm
-        if r.fin_offset is None and r.next_seq is not None and not self.h2_reset:
-            if end_stream:
-                self.h2_ends.setdefault(C2S if client else S2C, "END_STREAM")
-            r.receive_segment(r.next_seq, TCP_FIN if end_stream else 0, data, 0, ts, packet)
+        if r.fin_offset is not None or r.next_seq is None:
+            return False
+        r.receive_segment(r.next_seq, TCP_FIN if fin else 0, data, 0, ts, packet)
+        return True
 
     def stream_carrier_end(self, client: bool, reset: bool, ts: int, packet: int) -> None:
         """(A stream's connection) the carrying connection's FIN (or RST) in the
@@ -282,9 +289,7 @@ class Session:
         if reset:
             self.dirs[0 if client else 1].stream_reset(ts)
         else:
-            r = self.dirs[0 if client else 1].reasm
-            if r.fin_offset is None and r.next_seq is not None:
-                r.receive_segment(r.next_seq, TCP_FIN, b"", 0, ts, packet)
+            self._feed(client, b"", True, ts, packet)
 
     def stream_reset(self, client: bool, code: int, ts: int, packet: int) -> None:
         """(A stream's connection) RST_STREAM: the stream ends both ways, reset by

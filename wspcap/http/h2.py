@@ -90,8 +90,6 @@ MAX_HEADER_LIST = 256 << 10
 #: Streams whose answer may wait for its request, and the DATA bytes held for them.
 MAX_EARLY = 16
 MAX_EARLY_BYTES = 1 << 20
-#: SETTINGS_HEADER_TABLE_SIZE (RFC 9113 section 6.5.2).
-_HEADER_TABLE_SIZE = 0x1
 #: A frame header: length and type (one word), flags, stream id (RFC 9113 section 4.1).
 _HEAD = struct.Struct(">IBI")
 #: DATA's flags (RFC 9113 section 6.1).
@@ -368,10 +366,10 @@ class H2Reader:
                 out.append(H2Reset(d, stream, frame.error_code, offset))
         elif isinstance(frame, SettingsFrame):
             settings = frame.settings
-            if _HEADER_TABLE_SIZE in settings:
+            if SettingsFrame.HEADER_TABLE_SIZE in settings:
                 # (the other direction's encoder may use a table this large)
                 other = self.sides[1 - d].decoder
-                other.max_allowed_table_size = min(settings[_HEADER_TABLE_SIZE],
+                other.max_allowed_table_size = min(settings[SettingsFrame.HEADER_TABLE_SIZE],
                                                    MAX_TABLE_SIZE)
             if d != self.client and settings.get(SettingsFrame.ENABLE_CONNECT_PROTOCOL) == 1:
                 self.connect_protocol = True
