@@ -1,6 +1,6 @@
 """The TLS layer's runs read what :meth:`TLSSession.receive_data` reads.
 
-:func:`wspcap.tls.session.scan_runs` (the block path's way in, see
+:func:`wspcap.tls.runs.scan_runs` (the block path's way in, see
 :mod:`wspcap.engine.runs`) reads the records of many directions' runs of
 segments at once, a NumPy pass over their headers and one ``decrypt`` call a
 record. Generated TLS 1.3 records (sealed by the test's own writer, apart from
@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from wspcap.tls import KeyLog, Plaintext, TLSSession
 from wspcap.tls.protection import inner_spans
 from wspcap.tls.records import HEADER_LEN
-from wspcap.tls.session import _heads, scan_runs
+from wspcap.tls.runs import _heads, scan_runs
 
 DIRS = ("c2s", "s2c")
 

@@ -70,7 +70,7 @@ conversations cut into blocks at random):
 Decrypted wss:// connections take the same path: their TLS layer reads the
 records whole in each direction's segments and the frames are found in the
 records' plaintext. The records of all the block's wss directions are read
-in one call (:func:`_tls_scans`, :func:`wspcap.tls.session.scan_runs`):
+in one call (:func:`_tls_scans`, :func:`wspcap.tls.runs.scan_runs`):
 made a direction at a time, the TLS layer's NumPy steps cost more than the
 records of a short run (chat over TLS 1.3: 1,920 runs of 128 records). So a
 block's connections are first planned (:func:`_in_order`: in-order segments
@@ -103,7 +103,8 @@ from wspcap.engine.collector import Collector
 from wspcap.engine.options import Options
 from wspcap.engine.session import Session
 from wspcap.tcp.reassembly import HISTORY
-from wspcap.tls.session import KeylessRun, TLSRun, TLSSession, scan_runs
+from wspcap.tls.runs import KeylessRun, TLSRun, scan_runs
+from wspcap.tls.session import TLSSession
 from wspcap.ws.frames import Frame
 from wspcap.ws.messages import Message, MessageAssembler, plain_frames, plain_messages
 from wspcap.ws.records import (
@@ -597,7 +598,7 @@ def _in_order(s: Session, dec: DecodedBatch, pk: np.ndarray, pdir: np.ndarray, c
 
 def _tls_scans(plans: list[_Plan], batch: Batch, dec: DecodedBatch) -> None:
     """The records of every wss:// direction of the block's plans, read and
-    decrypted by the TLS layer in one call (:func:`wspcap.tls.session.scan_runs`:
+    decrypted by the TLS layer in one call (:func:`wspcap.tls.runs.scan_runs`:
     its NumPy steps once a block, not once a direction)."""
     wanted: list[tuple[TLSSession, int, int]] = []
     where: list[tuple[list[TLSRun | None], int]] = []

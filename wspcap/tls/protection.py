@@ -21,7 +21,7 @@ say go into them:
 A record that does not authenticate raises :class:`DecryptError`.
 :func:`open_runs` opens many runs of records at once, with one ``decrypt``
 call a TLS 1.3 record and nothing else in Python a record (see the design
-note of :mod:`wspcap.tls.session`).
+note of :mod:`wspcap.tls.runs`).
 """
 
 from __future__ import annotations
@@ -306,7 +306,7 @@ def open_runs(runs: list[tuple[RecordProtection, bytes, int, int]], starts: np.n
 
     TLS 1.3 AEAD runs (all of them, most often) are opened by one call of
     :func:`py_open_runs` or its compiled mirror: nothing in Python a record
-    but the decrypt call (see the design note of :mod:`wspcap.tls.session`).
+    but the decrypt call (see the design note of :mod:`wspcap.tls.runs`).
     """
     starts = np.ascontiguousarray(starts, np.int64)
     stops = np.ascontiguousarray(stops, np.int64)
