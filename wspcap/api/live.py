@@ -361,24 +361,20 @@ class Sniffer:
     def events(self) -> Iterator[Event]:
         """Run the capture, yielding events until a stop condition; the
         events flushed at the end come last. This is a generator."""
+        # The loop over packets stays here, on locals (no call or generator
+        # more per packet): the helpers are the steps of the start and the
+        # end, and the rare branches (new keys, the -w file opened).
         if self._done:
             return
-        from wspcap.sources.live import LiveSource, PcapngWriter, PcapWriter
-        monitor = self.monitor
+        from wspcap.sources.live import LiveSource
         keys = self.keys
-        keys_seen = keys.poll() if keys is not None else ""  # every line so far, for -w
-        if keys_seen:
-            monitor.pipeline.receive_secrets(keys_seen)
+        keys_seen = self._new_keys(None) if keys is not None else ""  # every line so far, for -w
         next_poll = time.monotonic() + POLL_SECONDS
-        writer_class = PcapngWriter if keys is not None else PcapWriter
-        tables: TablesWriter | None = None
-        if self.output is not None:
-            from wspcap.tables.stream import TablesWriter
-            tables = TablesWriter(monitor.pipeline, self.output, self.fmt)
+        tables = self._tables_writer()
         source = self.open()
         live_source = source if isinstance(source, LiveSource) else None
         writer: PcapWriter | PcapngWriter | None = None
-        receive = monitor.receive_packet
+        receive = self.monitor.receive_packet
         captured = 0  # bytes, for the tables' writes
         stop = self._stop
         count = self.count
@@ -387,35 +383,20 @@ class Sniffer:
         self.stopped_by = "end of input"
         try:
             if live_source is not None:
-                self.linktype = live_source.linktype
-                if self.write is not None:
-                    writer = writer_class(self.write, live_source.linktype,
-                                          live_source.snaplen)
-                    if isinstance(writer, PcapngWriter):
-                        writer.write_secrets(keys_seen)
-                packets = self._live_packets(live_source, deadline)
-            else:
-                packets = iter(source)
+                writer = self._live_writer(live_source)
+                self._write_keys(writer, keys_seen)
+            packets = self._packets(source, live_source, deadline)
             secrets: list[bytes] | None = getattr(source, "secrets", None)
-            if count == 0:
-                self.stopped_by = "count"
-                packets = iter(())
             for number, ts, linktype, data, wirelen in packets:
                 if secrets:  # TLS keys embedded in a pcapng being replayed
-                    monitor.receive_secrets(secrets)
+                    self.monitor.receive_secrets(secrets)
                 if keys is not None and time.monotonic() >= next_poll:
                     next_poll = time.monotonic() + POLL_SECONDS
-                    more = keys.poll()
-                    if more:
-                        keys_seen += more
-                        monitor.pipeline.receive_secrets(more)
-                        if isinstance(writer, PcapngWriter):
-                            writer.write_secrets(more)
+                    keys_seen += self._new_keys(writer)
                 if writer is None and self.write is not None:
                     self.linktype = linktype
-                    writer = writer_class(self.write, linktype)
-                    if isinstance(writer, PcapngWriter):
-                        writer.write_secrets(keys_seen)
+                    writer = self._open_writer(linktype)
+                    self._write_keys(writer, keys_seen)
                 if writer is not None:
                     writer.write(ts, data, wirelen)
                 self.packets += 1
@@ -427,7 +408,7 @@ class Sniffer:
                     writes = tables.writes
                     tables.look(captured)
                     if tables.writes != writes:
-                        monitor.records_written()
+                        self.monitor.records_written()
                 if count is not None and self.packets >= count:
                     self.stopped_by = "count"
                     break
@@ -442,27 +423,91 @@ class Sniffer:
         except KeyboardInterrupt:
             self.stopped_by = "interrupted"
         finally:
-            if keys is not None:  # keys that came after the last packet
-                more = keys.poll()
-                if more:
-                    monitor.pipeline.receive_secrets(more)
-                    if isinstance(writer, PcapngWriter):
-                        writer.write_secrets(more)
-            self.elapsed = time.monotonic() - self.started
-            if writer is not None:
-                writer.close()
-            if live_source is not None:
-                live_source.close()
-                self.kernel_received, self.kernel_dropped = live_source.stats()
-                self.copies_skipped = live_source.copies_skipped
-            self._done = True
-        if tables is None:
-            yield from monitor.finish()
+            self._end_capture(writer, live_source)
+        yield from self._last_events(tables)
+
+    def _tables_writer(self) -> TablesWriter | None:
+        """With ``output``: what writes the tables while capturing."""
+        if self.output is None:
+            return None
+        from wspcap.tables.stream import TablesWriter
+        return TablesWriter(self.monitor.pipeline, self.output, self.fmt)
+
+    def _packets(self, source: LiveSource | Iterable[PacketRecord], live_source: LiveSource | None,
+                 deadline: float | None) -> Iterator[PacketRecord]:
+        """The packets to read (none with ``count=0``)."""
+        if live_source is not None:
+            packets = self._live_packets(live_source, deadline)
         else:
-            def write() -> None:
-                assert tables is not None
-                self.written = tables.close(monitor.info(*self._source_info()))
-            yield from monitor.finish(write=write)
+            packets = iter(source)
+        if self.count == 0:
+            self.stopped_by = "count"
+            return iter(())
+        return packets
+
+    def _new_keys(self, writer: PcapWriter | PcapngWriter | None) -> str:
+        """The key log lines added since the last look (with ``keylog``),
+        given to the pipeline and to a pcapng ``writer``."""
+        assert self.keys is not None
+        more = self.keys.poll()
+        if more:
+            self.monitor.pipeline.receive_secrets(more)
+            self._write_keys(writer, more)
+        return more
+
+    def _live_writer(self, source: LiveSource) -> PcapWriter | PcapngWriter | None:
+        """A live capture's link type, and the writer of ``write`` opened
+        before any packet (the file exists even if none comes)."""
+        self.linktype = source.linktype
+        if self.write is None:
+            return None
+        return self._open_writer(source.linktype, source.snaplen)
+
+    def _open_writer(self, linktype: int, snaplen: int | None = None
+                     ) -> PcapWriter | PcapngWriter:
+        """The writer of ``write``: pcapng with ``keylog``, to carry the keys
+        (the caller writes those seen so far, once it holds the writer: it
+        closes the writer whatever happens next)."""
+        from wspcap.sources.live import PcapngWriter, PcapWriter
+        assert self.write is not None
+        writer_class = PcapngWriter if self.keys is not None else PcapWriter
+        if snaplen is None:  # (the writer's default snap length)
+            return writer_class(self.write, linktype)
+        return writer_class(self.write, linktype, snaplen)
+
+    @staticmethod
+    def _write_keys(writer: PcapWriter | PcapngWriter | None, text: str) -> None:
+        """Key log lines into the capture file, when it is a pcapng."""
+        from wspcap.sources.live import PcapngWriter
+        if isinstance(writer, PcapngWriter):
+            writer.write_secrets(text)
+
+    def _end_capture(self, writer: PcapWriter | PcapngWriter | None,
+                     live_source: LiveSource | None) -> None:
+        """However the capture ended: the keys that came after the last
+        packet, the time it took, the file and the interface closed, the
+        kernel's counts."""
+        if self.keys is not None:  # keys that came after the last packet
+            self._new_keys(writer)
+        assert self.started is not None
+        self.elapsed = time.monotonic() - self.started
+        if writer is not None:
+            writer.close()
+        if live_source is not None:
+            live_source.close()
+            self.kernel_received, self.kernel_dropped = live_source.stats()
+            self.copies_skipped = live_source.copies_skipped
+        self._done = True
+
+    def _last_events(self, tables: TablesWriter | None) -> list[Event]:
+        """The events flushed at the end of input; with ``output``, the
+        tables are written meanwhile (see :meth:`Monitor.finish`)."""
+        if tables is None:
+            return self.monitor.finish()
+
+        def write() -> None:
+            self.written = tables.close(self.monitor.info(*self._source_info()))
+        return self.monitor.finish(write=write)
 
     def _live_packets(self, source: LiveSource, deadline: float | None
                       ) -> Iterator[PacketRecord]:

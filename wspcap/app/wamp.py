@@ -41,6 +41,7 @@ HELLO offering only ``ticket``) carries the ticket in clear ->
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ._json import MAX_OPEN, NOT_JSON, JsonDecoder, credential_paths, loads, scalar_id
@@ -82,6 +83,14 @@ TYPES: dict[int, tuple[str, str, int]] = {
 
 _ARGS_AT = {8: 5, 16: 4, 36: 4, 48: 4, 50: 3, 68: 4, 70: 3}
 _ROLES = ("publisher", "subscriber", "caller", "callee", "broker", "dealer")
+
+#: What a message gives: its event, then its findings.
+_Out = list[AppEvent | AppFinding]
+#: A message's handler (see :data:`_HANDLERS`): (decoder, message, its array,
+#: the array's second element as an id, the event's fields, findings) -> the
+#: event's (channel, id).
+_Handler = Callable[["WampDecoder", AppMessage, list[Any], str | None, dict[str, Any], _Out],
+                    tuple[Any, Any]]
 
 
 def _is_wamp(value: Any) -> bool:
@@ -153,106 +162,205 @@ class WampDecoder(JsonDecoder):
         return out
 
     def _one(self, message: AppMessage, msg: list[Any], part: int) -> list[AppEvent | AppFinding]:
+        """One WAMP message (``decode`` checked its code and length): its
+        event, with the fields every message has, then its findings."""
         code = msg[0]
         name, kind, _ = TYPES[code]
         fields: dict[str, Any] = {"type": name, "code": code}
-        channel: Any = None
-        ident: Any = None
-        out: list[AppEvent | AppFinding] = []
+        out: _Out = []
         at = _ARGS_AT.get(code)
         if at is not None:
             if len(msg) > at:
                 fields["args"] = msg[at]
             if len(msg) > at + 1:
                 fields["kwargs"] = msg[at + 1]
-        key = scalar_id(msg[1])
-        if code == 1:  # [HELLO, Realm, Details]
-            channel, details = msg[1], msg[2]
-            fields["realm"], fields["details"] = msg[1], details
-            if isinstance(details, dict):
-                authid = details.get("authid")
-                self.authid = authid if isinstance(authid, str) else None
-                methods = details.get("authmethods")
-                fields["authid"], fields["authmethods"] = authid, methods
-                self.ticket_only = methods == ["ticket"]
-                if isinstance(details.get("roles"), dict):
-                    fields["roles"] = [r for r in _ROLES if r in details["roles"]]
-                secrets = credential_paths(details.get("authextra"))
-                if secrets:
-                    out.append(self.finding(
-                        message, "app_credentials_in_clear",
-                        f"WAMP HELLO authextra carries {', '.join(secrets[:5])}"
-                        f" for authid {self.authid}"))
-        elif code == 2:  # [WELCOME, Session, Details]
-            ident, fields["details"] = msg[1], msg[2]
-        elif code in (3, 6):  # [ABORT|GOODBYE, Details, Reason]
-            channel, fields["details"] = msg[2], msg[1]
-        elif code == 4:  # [CHALLENGE, AuthMethod, Extra]
-            channel, fields["extra"] = msg[1], msg[2]
-            self.auth_method = msg[1] if isinstance(msg[1], str) else None
-        elif code == 5:  # [AUTHENTICATE, Signature, Extra]
-            fields["signature"], fields["extra"] = msg[1], msg[2]
-            fields["authid"] = self.authid
-            if self.auth_method == "ticket" or (self.auth_method is None and self.ticket_only):
-                out.append(self.finding(
-                    message, "app_credentials_in_clear",
-                    f"WAMP AUTHENTICATE ticket for authid {self.authid}"))
-        elif code == 8:  # [ERROR, REQUEST.Type, REQUEST.Request, Details, Error]
-            ident, channel = msg[2], msg[4]
-            fields["request_type"] = TYPES.get(msg[1], (str(msg[1]),))[0] if isinstance(
-                msg[1], int) else msg[1]
-            fields["details"] = msg[3]
-            self._forget(scalar_id(msg[2]))
-        elif code in (16, 32, 48, 64):  # [X, Request, Options, Topic|Procedure]
-            ident, channel = msg[1], msg[3]
-            fields["options"] = msg[2]
-            table = {16: self.pending_pub, 32: self.pending_sub}.get(code, self.pending_call)
-            table.put(key, channel)
-        elif code == 17:  # [PUBLISHED, PUBLISH.Request, Publication]
-            ident, channel = msg[1], self.pending_pub.pop(key or "", None)
-            fields["publication"] = msg[2]
-        elif code == 33:  # [SUBSCRIBED, SUBSCRIBE.Request, Subscription]
-            ident = msg[1]
-            channel = self.pending_sub.pop(key or "", None)
-            fields["subscription"] = msg[2]
-            self.subscriptions.put(scalar_id(msg[2]), channel)
-        elif code == 65:  # [REGISTERED, REGISTER.Request, Registration]
-            ident = msg[1]
-            channel = self.pending_call.pop(key or "", None)
-            fields["registration"] = msg[2]
-            self.registrations.put(scalar_id(msg[2]), channel)
-        elif code in (34, 66):  # [UNSUBSCRIBE|UNREGISTER, Request, Id]
-            ident = msg[1]
-            table = self.subscriptions if code == 34 else self.registrations
-            channel = table.get(scalar_id(msg[2]) or "")
-            fields["subscription" if code == 34 else "registration"] = msg[2]
-        elif code in (35, 67):
-            ident = msg[1]
-        elif code == 36:  # [EVENT, Subscription, Publication, Details]
-            ident = msg[2]
-            fields["subscription"], fields["details"] = msg[1], msg[3]
-            topic = msg[3].get("topic") if isinstance(msg[3], dict) else None
-            channel = topic if isinstance(topic, str) else self.subscriptions.get(key or "")
-        elif code == 68:  # [INVOCATION, Request, Registration, Details]
-            ident = msg[1]
-            fields["registration"], fields["details"] = msg[2], msg[3]
-            proc = msg[3].get("procedure") if isinstance(msg[3], dict) else None
-            channel = proc if isinstance(proc, str) else self.registrations.get(
-                scalar_id(msg[2]) or "")
-            self.pending_call.put(key, channel)
-        elif code in (49, 69):  # [CANCEL|INTERRUPT, Request, Options]
-            ident, channel = msg[1], self.pending_call.get(key or "")
-            fields["options"] = msg[2]
-        elif code in (50, 70):  # [RESULT|YIELD, Request, Details|Options]
-            ident = msg[1]
-            channel = self.pending_call.pop(key or "", None)
-            fields["details" if code == 50 else "options"] = msg[2]
+        # (every code of TYPES has a handler: decode let only those through)
+        channel, ident = _HANDLERS[code](self, message, msg, scalar_id(msg[1]), fields, out)
         if not isinstance(channel, str):
             channel = None
         out.insert(0, self.event(message, kind, channel, ident, fields, part))
         return out
 
+    # One handler per message (or family of messages of the same shape), in
+    # :data:`_HANDLERS`. Each takes the message, its array, ``key`` (the
+    # array's second element as an id: the request, subscription or session
+    # the message names), the fields to fill and the list to add findings to,
+    # updates the learnt tables, and returns the event's (channel, id); a
+    # channel that is not a string is dropped by :meth:`_one`.
+
+    def _hello(self, message: AppMessage, msg: list[Any], key: str | None,
+               fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[HELLO, Realm, Details]: the authid and auth methods offered, and
+        secrets in ``authextra``."""
+        details = msg[2]
+        fields["realm"], fields["details"] = msg[1], details
+        if isinstance(details, dict):
+            authid = details.get("authid")
+            self.authid = authid if isinstance(authid, str) else None
+            methods = details.get("authmethods")
+            fields["authid"], fields["authmethods"] = authid, methods
+            self.ticket_only = methods == ["ticket"]
+            if isinstance(details.get("roles"), dict):
+                fields["roles"] = [r for r in _ROLES if r in details["roles"]]
+            secrets = credential_paths(details.get("authextra"))
+            if secrets:
+                out.append(self.finding(
+                    message, "app_credentials_in_clear",
+                    f"WAMP HELLO authextra carries {', '.join(secrets[:5])}"
+                    f" for authid {self.authid}"))
+        return msg[1], None
+
+    def _welcome(self, message: AppMessage, msg: list[Any], key: str | None,
+                 fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[WELCOME, Session, Details]."""
+        fields["details"] = msg[2]
+        return None, msg[1]
+
+    def _closing(self, message: AppMessage, msg: list[Any], key: str | None,
+                 fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[ABORT|GOODBYE, Details, Reason]."""
+        fields["details"] = msg[1]
+        return msg[2], None
+
+    def _challenge(self, message: AppMessage, msg: list[Any], key: str | None,
+                   fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[CHALLENGE, AuthMethod, Extra]: the method, for the AUTHENTICATE."""
+        fields["extra"] = msg[2]
+        self.auth_method = msg[1] if isinstance(msg[1], str) else None
+        return msg[1], None
+
+    def _authenticate(self, message: AppMessage, msg: list[Any], key: str | None,
+                      fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[AUTHENTICATE, Signature, Extra]: after a ticket challenge (or a
+        HELLO offering only ``ticket``), the signature is the ticket itself."""
+        fields["signature"], fields["extra"] = msg[1], msg[2]
+        fields["authid"] = self.authid
+        if self.auth_method == "ticket" or (self.auth_method is None and self.ticket_only):
+            out.append(self.finding(
+                message, "app_credentials_in_clear",
+                f"WAMP AUTHENTICATE ticket for authid {self.authid}"))
+        return None, None
+
+    def _error(self, message: AppMessage, msg: list[Any], key: str | None,
+               fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[ERROR, REQUEST.Type, REQUEST.Request, Details, Error]: the request
+        is answered."""
+        fields["request_type"] = TYPES.get(msg[1], (str(msg[1]),))[0] if isinstance(
+            msg[1], int) else msg[1]
+        fields["details"] = msg[3]
+        self._forget(scalar_id(msg[2]))
+        return msg[4], msg[2]
+
+    def _request(self, message: AppMessage, msg: list[Any], key: str | None,
+                 fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[PUBLISH|SUBSCRIBE|CALL|REGISTER, Request, Options, Topic|Procedure]:
+        the topic or procedure, until the answer."""
+        fields["options"] = msg[2]
+        table = {16: self.pending_pub, 32: self.pending_sub}.get(msg[0], self.pending_call)
+        table.put(key, msg[3])
+        return msg[3], msg[1]
+
+    def _published(self, message: AppMessage, msg: list[Any], key: str | None,
+                   fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[PUBLISHED, PUBLISH.Request, Publication]."""
+        channel = self.pending_pub.pop(key or "", None)
+        fields["publication"] = msg[2]
+        return channel, msg[1]
+
+    def _subscribed(self, message: AppMessage, msg: list[Any], key: str | None,
+                    fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[SUBSCRIBED, SUBSCRIBE.Request, Subscription]: the subscription's
+        topic, for its EVENTs."""
+        channel = self.pending_sub.pop(key or "", None)
+        fields["subscription"] = msg[2]
+        self.subscriptions.put(scalar_id(msg[2]), channel)
+        return channel, msg[1]
+
+    def _registered(self, message: AppMessage, msg: list[Any], key: str | None,
+                    fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[REGISTERED, REGISTER.Request, Registration]: the registration's
+        procedure, for its INVOCATIONs."""
+        channel = self.pending_call.pop(key or "", None)
+        fields["registration"] = msg[2]
+        self.registrations.put(scalar_id(msg[2]), channel)
+        return channel, msg[1]
+
+    def _unsubscribe(self, message: AppMessage, msg: list[Any], key: str | None,
+                     fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[UNSUBSCRIBE|UNREGISTER, Request, Subscription|Registration]."""
+        subscription = msg[0] == 34
+        table = self.subscriptions if subscription else self.registrations
+        channel = table.get(scalar_id(msg[2]) or "")
+        fields["subscription" if subscription else "registration"] = msg[2]
+        return channel, msg[1]
+
+    def _unsubscribed(self, message: AppMessage, msg: list[Any], key: str | None,
+                      fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[UNSUBSCRIBED|UNREGISTERED, Request]."""
+        return None, msg[1]
+
+    def _event(self, message: AppMessage, msg: list[Any], key: str | None,
+               fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[EVENT, Subscription, Publication, Details]: the topic from the
+        details, else the subscription's."""
+        fields["subscription"], fields["details"] = msg[1], msg[3]
+        topic = msg[3].get("topic") if isinstance(msg[3], dict) else None
+        return (topic if isinstance(topic, str) else self.subscriptions.get(key or "")), msg[2]
+
+    def _invocation(self, message: AppMessage, msg: list[Any], key: str | None,
+                    fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[INVOCATION, Request, Registration, Details]: the procedure from the
+        details, else the registration's, until the YIELD."""
+        fields["registration"], fields["details"] = msg[2], msg[3]
+        proc = msg[3].get("procedure") if isinstance(msg[3], dict) else None
+        channel = proc if isinstance(proc, str) else self.registrations.get(
+            scalar_id(msg[2]) or "")
+        self.pending_call.put(key, channel)
+        return channel, msg[1]
+
+    def _cancel(self, message: AppMessage, msg: list[Any], key: str | None,
+                fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[CANCEL|INTERRUPT, Request, Options]: the request stays open."""
+        fields["options"] = msg[2]
+        return self.pending_call.get(key or ""), msg[1]
+
+    def _result(self, message: AppMessage, msg: list[Any], key: str | None,
+                fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[RESULT|YIELD, Request, Details|Options]: the request is answered."""
+        channel = self.pending_call.pop(key or "", None)
+        fields["details" if msg[0] == 50 else "options"] = msg[2]
+        return channel, msg[1]
+
     def _forget(self, key: str | None) -> None:
         if key is not None:
             for table in (self.pending_sub, self.pending_call, self.pending_pub):
                 table.pop(key, None)
+
+
+#: Message code -> its handler (a :class:`WampDecoder` method), for every code of :data:`TYPES`.
+_HANDLERS: dict[int, _Handler] = {
+    1: WampDecoder._hello,
+    2: WampDecoder._welcome,
+    3: WampDecoder._closing,
+    4: WampDecoder._challenge,
+    5: WampDecoder._authenticate,
+    6: WampDecoder._closing,
+    8: WampDecoder._error,
+    16: WampDecoder._request,
+    17: WampDecoder._published,
+    32: WampDecoder._request,
+    33: WampDecoder._subscribed,
+    34: WampDecoder._unsubscribe,
+    35: WampDecoder._unsubscribed,
+    36: WampDecoder._event,
+    48: WampDecoder._request,
+    49: WampDecoder._cancel,
+    50: WampDecoder._result,
+    64: WampDecoder._request,
+    65: WampDecoder._registered,
+    66: WampDecoder._unsubscribe,
+    67: WampDecoder._unsubscribed,
+    68: WampDecoder._invocation,
+    69: WampDecoder._cancel,
+    70: WampDecoder._result,
+}

@@ -550,25 +550,39 @@ def render_report(capture: Capture, max_messages: int = 200, title: str | None =
     Raises:
         ConfigError: a connection in ``conns`` is not in the capture.
     """
-    from wspcap.constants import __version__
     from wspcap.views.plot import choose_connections, left_out_note
 
     name = os.path.basename(capture.info.source) or "capture"
     title = title or f"WebSocket report: {name}"
     chosen, _ = choose_connections(capture, conns, max_conns)
     plots, sequences = _plots(capture, chosen, progress)
-    table = capture.connections
-    wanted = set(chosen)
-    by_id = {int(c.conn_id): c for c in table.itertuples(index=False)
-             if int(c.conn_id) in wanted}
-    sections = [_connection_section(capture, by_id[cid], sequences.get(cid, ""),
-                                    max_messages, name) for cid in chosen]
+    sections = _connection_sections(capture, chosen, sequences, max_messages, name)
     application = _application(capture, chosen, name)
-    app_link = '<a href="#application">Application</a>' if application else ""
     note = left_out_note(capture, chosen, "sections")
     if note is not None:
         sections.insert(0, f'<p class="muted more">{_e(note)} '
                            "(<code>wspcap report</code>).</p>")
+    return _page(capture, title, name, chosen, plots, application, sections)
+
+
+def _connection_sections(capture: Capture, chosen: Sequence[int], sequences: dict[int, str],
+                         max_messages: int, name: str) -> list[str]:
+    """The sections of the ``chosen`` connections, in their order (``sequences``:
+    their sequence diagrams, as :func:`_plots` drew them)."""
+    wanted = set(chosen)
+    by_id = {int(c.conn_id): c for c in capture.connections.itertuples(index=False)
+             if int(c.conn_id) in wanted}
+    return [_connection_section(capture, by_id[cid], sequences.get(cid, ""), max_messages, name)
+            for cid in chosen]
+
+
+def _page(capture: Capture, title: str, name: str, chosen: Sequence[int], plots: str,
+          application: str, sections: list[str]) -> str:
+    """The page around the parts made beforehand (the summary, connections
+    table and anomalies are made here, in the page's order)."""
+    from wspcap.constants import __version__
+
+    app_link = '<a href="#application">Application</a>' if application else ""
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return f"""<!DOCTYPE html>
 <html lang="en">
