@@ -277,17 +277,94 @@ def _all_utf8(payloads: Sequence[bytes]) -> bool:
     return True
 
 
-def _fields_texts(rows: list[Any]) -> list[str]:
+class _Rows:
+    """The column path's rows of a run (:meth:`JsonRpcDecoder.receive_columns`),
+    kept as columns until they move into the run's
+    :class:`~wspcap.app.base.EventColumns` (:meth:`JsonRpcDecoder._flush`).
+
+    Attributes:
+        run: the run; ``payloads``, its payloads as the typed parse sees them.
+        start, objs: the typed parses of the messages from ``start`` (those
+            of the chunk read, or of the whole run for the compiled loop).
+        position, kind, channel, ident, fields: the rows (the compiled loop
+            appends to them too; its fields are text, the others' structs).
+        asks, held: the calls with params, and those params that are objects
+            (see :meth:`JsonRpcDecoder._secrets_of`).
+        typed: rows added here, whose fields are structs.
+    """
+
+    __slots__ = ("asks", "channel", "fields", "held", "ident", "kind", "objs", "payloads",
+                 "position", "run", "start", "typed")
+
+    def __init__(self, run: MessageRun, raw: Sequence[bytes]) -> None:
+        self.run = run
+        # (what the typed parse is not to see, as empty: the reference path's)
+        self.payloads = raw
+        if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
+            self.payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
+                             for p in raw]
+        self.start = 0
+        self.objs: list[_Rpc | None] = []
+        self.position: list[int] = []
+        self.kind: list[str] = []
+        self.channel: list[str | None] = []
+        self.ident: list[str | None] = []
+        self.fields: list[Any] = []
+        self.asks: list[int] = []
+        self.held: list[Any] = []
+        self.typed = 0
+
+    def chunk(self, start: int, stop: int, deep: set[int], parsed: bool) -> list[_Rpc | None]:
+        """The typed parses of messages ``start:stop`` (None where there is
+        none, and for those nested too deep: see _NEST), kept as ``objs``;
+        all None where not ``parsed`` (the compiled loop's run: the messages
+        it leaves are parsed one by one)."""
+        if not parsed:
+            objs: list[_Rpc | None] = [None] * (stop - start)
+        else:
+            objs = _typed(self.payloads[start:stop])
+            for i in deep:
+                if start <= i < stop:
+                    objs[i - start] = None
+        self.start, self.objs = start, objs
+        return objs
+
+    def add(self, i: int, kind: str, channel: str | None, ident: str | None,
+            fields: _Call | _Answer) -> None:
+        """A row of message ``i``, read here (not by the compiled loop)."""
+        self.position.append(i)
+        self.kind.append(kind)
+        self.channel.append(channel)
+        self.ident.append(ident)
+        self.fields.append(fields)
+        self.typed += 1
+
+    def clear(self) -> None:
+        """The rows moved out."""
+        for column in (self.position, self.kind, self.channel, self.ident, self.fields):
+            column.clear()
+        self.typed = 0
+
+
+def _deep(payloads: Sequence[bytes]) -> set[int]:
+    """The payloads that may nest deeper than :data:`_NEST`."""
+    sizes = np.fromiter(map(len, payloads), np.intp, len(payloads))
+    return {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
+            if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
+
+
+def _fields_texts(rows: list[Any], typed: int) -> list[str]:
     """The ``fields`` text of the column path's rows, given as text (those of
     the compiled loop, kept) or as structs
     (:class:`_Call`, :class:`_Answer`): :func:`~wspcap.app.fields.fields_text`
     of the fields they stand for, for fields parsed with floats refused:
     msgspec's text, all at once (as JSON lines, split back: JSON text has no
     raw line feed; 0.4 us a row, against 0.7 us encoding each), or where
-    msgspec cannot write one, the reference spelling of each."""
-    structs = [row for row in rows if type(row) is not str]
-    if not structs:  # (all written by the compiled loop, see _rows)
+    msgspec cannot write one, the reference spelling of each. ``typed``: how
+    many are structs (none: all written by the compiled loop, see _rows)."""
+    if not typed:
         return rows
+    structs = rows if typed == len(rows) else [row for row in rows if type(row) is not str]
     try:
         texts = _LINES(structs).decode().split("\n")
         texts.pop()  # (after the last line feed)
@@ -372,167 +449,134 @@ class JsonRpcDecoder(JsonDecoder):
         raw = run.payload
         if not self.claimed and holds_none(raw, self.marks):
             return cols
-        # (what the typed parse is not to see, as empty: the reference path's)
-        payloads: Sequence[bytes] = raw
-        if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
-            payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b"" for p in raw]
-        sizes = np.fromiter(map(len, payloads), np.intp, len(payloads))
-        deep = {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
-                if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
-        # A chunk at a time, parsed, read and written while it is in the caches
-        # (and the reference path called from here: see _NEST). The rows of the
-        # column path are kept as columns (their fields as structs, see
-        # _fields_texts; the calls with params at ``asks``, those that are
-        # objects in ``held``, see _secrets_of)
-        # until the reference path gives something, or the chunk ends.
-        raw, direction, msg_index = run.payload, run.direction, run.msg_index
-        position: list[int] = []
-        kind: list[str] = []
-        channel: list[str | None] = []
-        ident: list[str | None] = []
-        fields: list[Any] = []
-        asks: list[int] = []
-        held: list[Any] = []
-        add_position, add_kind, add_channel = position.append, kind.append, channel.append
-        add_id, add_fields, add_ask, add_held = ident.append, fields.append, asks.append, \
-            held.append
-        opened, pop = self.open, self.open.pop
-        method: Any
-        x: Any
-        o: _Rpc | None
-        # The compiled loop (see _rows) takes the messages it can, in order, up
-        # to one it does not: that one is parsed here and read as below.
-        rows = _rows
-        if rows is not None:  # (the compiled loop reads lists)
-            payloads, direction, msg_index = (as_list(payloads), as_list(direction),
-                                              as_list(msg_index))
-        # (the compiled loop reads the run whole: it keeps nothing per message)
-        step = _CHUNK if rows is None else max(1, len(payloads))
+        rows = _Rows(run, raw)
+        loop = _rows
+        direction, msg_index = run.direction, run.msg_index
+        if loop is not None:  # (the compiled loop reads lists)
+            rows.payloads = as_list(rows.payloads)
+            direction, msg_index = as_list(direction), as_list(msg_index)
+        payloads, deep = rows.payloads, _deep(rows.payloads)
+        # A chunk at a time, parsed, read and written while it is in the
+        # caches; the compiled loop reads the run whole (it keeps nothing per
+        # message), taking the messages it can, in order, up to one it does
+        # not: that one is parsed and read here, and the loop goes on after it.
+        step = _CHUNK if loop is None else max(1, len(payloads))
         for start in range(0, len(payloads), step):
             stop = min(start + step, len(payloads))
-            if rows is None:
-                objs = _typed(payloads[start:stop])
-                for i in deep:
-                    if start <= i < stop:
-                        objs[i - start] = None  # (see _NEST)
-            else:
-                objs = [None] * (stop - start)
-            claimed = self.claimed
-            i = start - 1
-            while True:
-                i += 1
-                if i >= stop:
-                    break
-                if rows is None:
-                    o = objs[i - start]
-                else:
-                    at = i
-                    i, untracked = rows(payloads, at, stop, direction, msg_index, opened,
-                                        MAX_OPEN, position, kind, channel, ident, fields)
-                    self.untracked += untracked
-                    if i > at and not claimed:  # (a message taken is JSON-RPC)
-                        self.claimed = claimed = True
+            objs = rows.chunk(start, stop, deep, parsed=loop is None)
+            i = start
+            while i < stop:
+                if loop is not None:
+                    i = self._compiled(loop, rows, i, stop, direction, msg_index)
                     if i == stop:
                         break
-                    o = objs[i - start] = None if i in deep else _typed(payloads[i:i + 1])[0]
-                if o is not None:
-                    method, x = o.method, o.id
-                    if method is UNSET:
-                        err, result = o.error, o.result
-                        if x is not UNSET and (result is UNSET) is not (err is UNSET) and (
-                                err is UNSET or type(err) is dict and type(err.get("code")) is int
-                                and type(err.get("message")) is str):
-                            # A response, or an error (an object with an integer
-                            # code and a string message).
-                            if not claimed:
-                                self.claimed = claimed = True
-                            if type(x) is int:
-                                sid = key = str(x)
-                            else:
-                                sid, key = x, _SORTED(x)
-                            asked = pop((_OTHER.get(direction[i], ""), key), None)
-                            add_position(i)
-                            add_id(sid)
-                            if asked is None:
-                                asker = UNSET
-                                add_channel(None)
-                            else:
-                                add_channel(asker := asked[1])
-                            if err is UNSET:
-                                add_kind("response")
-                                add_fields(_Answer(x, asker, result))
-                            else:
-                                add_kind("error")
-                                add_fields(_Answer(x, asker, UNSET, err, err["code"], err["message"]))
-                            continue
-                    elif o.result is UNSET and o.error is UNSET:
-                        # A request or a notification.
-                        if not claimed:
-                            self.claimed = claimed = True
-                        add_position(i)
-                        add_channel(method)
-                        params = o.params
-                        add_fields(_Call(method, params, x))
-                        if params is not UNSET:
-                            add_ask(i)
-                            if type(params) is dict:
-                                add_held(params)
-                        if x is UNSET:
-                            add_kind("notification")
-                            add_id(None)
-                            continue
-                        add_kind("request")
-                        if type(x) is int:
-                            sid = key = str(x)
-                        else:
-                            sid, key = x, _SORTED(x)
-                        add_id(sid)
-                        k = (direction[i], key)
-                        if len(opened) < MAX_OPEN or k in opened:
-                            opened[k] = (msg_index[i], method)
-                        else:
-                            self.untracked += 1
-                        continue
-                # Anything else: the reference path, in its place in the order;
-                # while not claimed, nothing for a message that names no "jsonrpc"
-                # key (unless escaped) and does not say it (what receive_run skips).
-                payload = raw[i]
-                if not claimed and type(payload) is bytes and _SAYS not in payload and (
-                        b"\\" not in payload and len(payload) <= MAX_JSON_BYTES):
-                    continue
-                out = self._reference(run, i)
-                if out:
-                    self._flush(cols, run, objs, start, payloads, position, kind, channel,
-                                ident, fields, asks, held)
-                    cols.add(i, out)
-                claimed = self.claimed
-            self._flush(cols, run, objs, start, payloads, position, kind, channel, ident,
-                        fields, asks, held)
+                    objs[i - start] = None if i in deep else _typed(payloads[i:i + 1])[0]
+                o = objs[i - start]
+                if (o is None or not self._typed_row(o, i, direction, msg_index, rows)) and (
+                        self._may_say(raw[i])):
+                    # Anything else: the reference path, in its place in the
+                    # order, called from here: at receive_run's depth (see _NEST).
+                    out = self._reference(run, i)
+                    if out:
+                        self._flush(cols, rows)
+                        cols.add(i, out)
+                i += 1
+            self._flush(cols, rows)
         return cols
 
-    def _flush(self, cols: EventColumns, run: MessageRun, objs: list[_Rpc | None], start: int,
-               payloads: Sequence[bytes], position: list[int], kind: list[str],
-               channel: list[str | None], ident: list[str | None], fields: list[Any],
-               asks: list[int], held: list[Any]) -> None:
-        """Move the column path's rows (of the chunk ``objs`` from ``start``)
-        into ``cols``: their findings (see _secrets_of), then the rows, their
-        fields written (see _fields_texts)."""
-        if asks:
-            cols.findings.extend(self._secrets_of(run, objs, start, asks, held, payloads))
-            asks.clear()
-            held.clear()
+    def _compiled(self, loop: Callable[..., tuple[int, int]], rows: _Rows, i: int, stop: int,
+                  direction: Sequence[str], msg_index: Sequence[int]) -> int:
+        """The compiled loop (``loop``, see _rows) over messages ``i:stop``:
+        where it stopped (``stop``: it took them all)."""
+        at = i
+        i, untracked = loop(rows.payloads, at, stop, direction, msg_index, self.open, MAX_OPEN,
+                            rows.position, rows.kind, rows.channel, rows.ident, rows.fields)
+        self.untracked += untracked
+        if i > at:  # (a message taken is JSON-RPC)
+            self.claimed = True
+        return i
+
+    def _may_say(self, payload: bytes) -> bool:
+        """Whether a message that is no row of the column path goes to the
+        reference path: not, while the conversation is not claimed, where it
+        names no "jsonrpc" key (unless escaped) and does not say it (what
+        receive_run skips)."""
+        return self.claimed or type(payload) is not bytes or _SAYS in payload or (
+            b"\\" in payload or len(payload) > MAX_JSON_BYTES)
+
+    def _typed_row(self, o: _Rpc, i: int, direction: Sequence[str], msg_index: Sequence[int],
+                   rows: _Rows) -> bool:
+        """Message ``i`` (``o``, its typed parse) as a row of the column
+        path: a request or a notification (opened in :attr:`open`), or a
+        response or an error (its request taken from there); False, having
+        done nothing, for anything else."""
+        method: Any = o.method
+        x: Any = o.id
+        if method is UNSET:
+            err, result = o.error, o.result
+            if x is UNSET or (result is UNSET) is (err is UNSET) or not (
+                    err is UNSET or type(err) is dict and type(err.get("code")) is int
+                    and type(err.get("message")) is str):
+                return False  # (an error is an object with an integer code and a string message)
+            self.claimed = True
+            if type(x) is int:
+                sid = key = str(x)
+            else:
+                sid, key = x, _SORTED(x)
+            asked = self.open.pop((_OTHER.get(direction[i], ""), key), None)
+            asker, channel = (UNSET, None) if asked is None else (asked[1], asked[1])
+            if err is UNSET:
+                rows.add(i, "response", channel, sid, _Answer(x, asker, result))
+            else:
+                rows.add(i, "error", channel, sid,
+                         _Answer(x, asker, UNSET, err, err["code"], err["message"]))
+            return True
+        if o.result is not UNSET or o.error is not UNSET:
+            return False
+        # A request or a notification.
+        self.claimed = True
+        params = o.params
+        if params is not UNSET:
+            rows.asks.append(i)
+            if type(params) is dict:
+                rows.held.append(params)
+        if x is UNSET:
+            rows.add(i, "notification", method, None, _Call(method, params, x))
+            return True
+        if type(x) is int:
+            sid = key = str(x)
+        else:
+            sid, key = x, _SORTED(x)
+        rows.add(i, "request", method, sid, _Call(method, params, x))
+        k = (direction[i], key)
+        if len(self.open) < MAX_OPEN or k in self.open:
+            self.open[k] = (msg_index[i], method)
+        else:
+            self.untracked += 1
+        return True
+
+    def _flush(self, cols: EventColumns, rows: _Rows) -> None:
+        """Move the column path's rows into ``cols``: their findings (see
+        _secrets_of), then the rows, their fields written (see
+        _fields_texts)."""
+        run = rows.run
+        if rows.asks:
+            cols.findings.extend(self._secrets_of(run, rows.objs, rows.start, rows.asks,
+                                                  rows.held, rows.payloads))
+            rows.asks.clear()
+            rows.held.clear()
+        position = rows.position
         if not position:
             return
-        n = len(position)
-        if position[0] == start and n == len(objs):  # (the chunk's messages, one row each)
+        n, start = len(position), rows.start
+        if position[0] == start and n == len(rows.objs):  # (one row each, all the messages)
             index, where = run.msg_index[start:start + n], run.direction[start:start + n]
         else:
             index = list(map(run.msg_index.__getitem__, position))
             where = list(map(run.direction.__getitem__, position))
-        cols.extend(position, index, where, self.name, kind, channel, ident,
-                    _fields_texts(fields))
-        for column in (position, kind, channel, ident, fields):
-            column.clear()
+        cols.extend(position, index, where, self.name, rows.kind, rows.channel, rows.ident,
+                    _fields_texts(rows.fields, rows.typed))
+        rows.clear()
 
     def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
                     held: list[Any], payloads: Sequence[bytes]) -> list[tuple[int, AppFinding]]:
