@@ -84,6 +84,8 @@ KINDS = {
 }
 #: Fixed-header flags a packet type must carry (2.2.2); PUBLISH's are free.
 REQUIRED_FLAGS = {PUBREL: 0b0010, SUBSCRIBE: 0b0010, UNSUBSCRIBE: 0b0010}
+#: Packets whose body is a packet id, then (MQTT 5) a reason code, properties or codes.
+_ACKS = frozenset({PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK})
 
 # PUBLISH flags (3.3.1)
 DUP = 0b1000
@@ -331,58 +333,30 @@ class MqttDecoder(Decoder):
         if message.ts and direction == "c2s":
             self._check_keepalive(message.ts, message, direction, out)
         self._saw(message.ts)
-        if message.type == "text":
-            if not (self.claimed or self.confirmed) and not _looks_like_connect(message.payload):
-                return  # (not MQTT, see the module's note)
-            out.append(self._finding("app_protocol_violation", message,
-                                     "MQTT sent in a text message (binary required)"))
+        if message.type == "text" and not self._read_text(message, out):
+            return  # (not MQTT, see the module's note)
         data = message.payload
         if state.skip:
             n = min(state.skip, len(data))
             state.skip -= n
             data = data[n:]
         if not data:
-            return
+            return  # (nothing to read: an empty message, or only the rest of a skipped packet)
         if not state.buf:
             state.start_msg = message.msg_index
         state.buf += data
+        # The whole packets at the front of the buffer; what is left there is
+        # the start of a packet that ends in a later message. (This loop is run
+        # per message: it stays here, the rare turns go to the helpers.)
         part = decoded = 0
         while state.buf:
-            try:
-                header = _maybe_fixed_header(state.buf)
-            except _Malformed as exc:
-                out.append(self._finding("app_protocol_violation", message, f"MQTT {exc}; rest of the message dropped"))
-                state.buf.clear()
-                break
+            header = self._next_header(message, state, decoded, out)
             if header is None:
-                if len(state.buf) > 5:  # pragma: no cover - a header is at most 5 bytes
-                    state.buf.clear()
                 break
-            first, hlen, remaining = header
-            total = hlen + remaining
-            ptype = first >> 4
-            if ptype not in PACKET_NAMES or (ptype == AUTH and self.version < 5):
-                # The packets' boundaries cannot be trusted past a reserved type.
-                out.append(self._finding("app_protocol_violation", message,
-                                         f"MQTT reserved packet type {ptype}; rest of the "
-                                         "message dropped"))
-                state.buf.clear()
-                break
-            if decoded >= MAX_PACKETS_PER_MESSAGE:
-                out.append(self._finding("app_buffer_limit", message,
-                                         f"more than {MAX_PACKETS_PER_MESSAGE} MQTT packets in "
-                                         "one message; the rest passed over"))
-                state.buf.clear()
-                break
+            first, hlen, total = header
             if total > MAX_PACKET:
-                out.append(self._finding(
-                    "app_buffer_limit", message,
-                    f"MQTT {PACKET_NAMES.get(first >> 4, 'packet')} of {total} bytes over the {MAX_PACKET} byte cap, skipped"))
-                if len(state.buf) >= total:  # the whole packet came in this message: drop it, go on
-                    del state.buf[:total]
+                if self._skip_oversize(first, total, message, state, out):
                     continue
-                state.skip = total - len(state.buf)
-                state.buf.clear()
                 break
             if len(state.buf) < total:
                 break
@@ -397,11 +371,71 @@ class MqttDecoder(Decoder):
         if direction == "c2s" and message.ts:
             self.last_client_ts = message.ts
 
+    def _read_text(self, message: AppMessage, out: list[AppEvent | AppFinding]) -> bool:
+        """Whether a text message is read as MQTT (flagged: binary is required);
+        before the conversation is claimed or confirmed, only one that starts
+        a CONNECT is (see the module's note)."""
+        if not (self.claimed or self.confirmed) and not _looks_like_connect(message.payload):
+            return False
+        out.append(self._finding("app_protocol_violation", message,
+                                 "MQTT sent in a text message (binary required)"))
+        return True
+
+    def _next_header(self, message: AppMessage, state: _Direction, decoded: int,
+                     out: list[AppEvent | AppFinding]) -> tuple[int, int, int] | None:
+        """(first byte, header length, whole length) of the packet at the front of
+        ``state.buf``; None when decoding stops for this message: more bytes are
+        needed, or the rest of the buffer was dropped (and reported) because the
+        packets' boundaries can no longer be trusted or there were too many."""
+        try:
+            header = _maybe_fixed_header(state.buf)
+        except _Malformed as exc:
+            out.append(self._finding("app_protocol_violation", message, f"MQTT {exc}; rest of the message dropped"))
+            state.buf.clear()
+            return None
+        if header is None:
+            if len(state.buf) > 5:  # pragma: no cover - a header is at most 5 bytes
+                state.buf.clear()
+            return None
+        first, hlen, remaining = header
+        ptype = first >> 4
+        if ptype not in PACKET_NAMES or (ptype == AUTH and self.version < 5):
+            # The packets' boundaries cannot be trusted past a reserved type.
+            out.append(self._finding("app_protocol_violation", message,
+                                     f"MQTT reserved packet type {ptype}; rest of the "
+                                     "message dropped"))
+            state.buf.clear()
+            return None
+        if decoded >= MAX_PACKETS_PER_MESSAGE:
+            out.append(self._finding("app_buffer_limit", message,
+                                     f"more than {MAX_PACKETS_PER_MESSAGE} MQTT packets in "
+                                     "one message; the rest passed over"))
+            state.buf.clear()
+            return None
+        return first, hlen, hlen + remaining
+
+    def _skip_oversize(self, first: int, total: int, message: AppMessage, state: _Direction,
+                       out: list[AppEvent | AppFinding]) -> bool:
+        """Report a packet over :data:`MAX_PACKET` and pass over it by its declared
+        length. True when it was whole in the buffer (decoding goes on after it);
+        False when the rest of it is left in ``state.skip`` for the messages to come."""
+        out.append(self._finding(
+            "app_buffer_limit", message,
+            f"MQTT {PACKET_NAMES.get(first >> 4, 'packet')} of {total} bytes over the {MAX_PACKET} byte cap, skipped"))
+        if len(state.buf) >= total:  # the whole packet came in this message: drop it, go on
+            del state.buf[:total]
+            return True
+        state.skip = total - len(state.buf)
+        state.buf.clear()
+        return False
+
     def _packet(self, first: int, body: bytes, message: AppMessage, direction: str,
                 state: _Direction, part: int, start: int | None,
                 out: list[AppEvent | AppFinding]) -> int:
+        """Decode one whole packet into an event (or an ``app_parse_failed``
+        finding when its body cannot be read); the next event's ``part``."""
         ptype, flags = first >> 4, first & 0x0F
-        name = PACKET_NAMES[ptype]  # (reserved types stop the message before: _receive)
+        name = PACKET_NAMES[ptype]  # (reserved types stop the message before: _next_header)
         if ptype in REQUIRED_FLAGS and flags != REQUIRED_FLAGS[ptype] or \
                 ptype not in REQUIRED_FLAGS and ptype != PUBLISH and flags:
             out.append(self._finding("app_protocol_violation", message,
@@ -417,57 +451,17 @@ class MqttDecoder(Decoder):
             if ptype == CONNECT:
                 self._connect(reader, fields, message, out)
             elif ptype == CONNACK:
-                fields["session_present"] = bool(reader.u8() & 0x01)
-                code = reader.u8()
-                fields["code"] = code
-                if self.version >= 5 and reader.left():
-                    fields["properties"] = props = reader.properties()
-                    if isinstance(props.get("server_keep_alive"), int):
-                        self.keep_alive = props["server_keep_alive"]
-                if code:
+                if self._connack(reader, fields):
                     kind = "error"
             elif ptype == PUBLISH:
                 channel, ident = self._publish(reader, flags, fields, message, state, out)
-            elif ptype in (PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK, UNSUBACK):
-                ident = str(reader.u16())
-                if self.version >= 5 and reader.left():
-                    if ptype in (SUBACK, UNSUBACK):
-                        fields["properties"] = reader.properties()
-                    else:
-                        fields["code"] = reader.u8()
-                        if reader.left():
-                            fields["properties"] = reader.properties()
-                if ptype in (SUBACK, UNSUBACK) and reader.left():
-                    fields["codes"] = list(reader.take(reader.left()))
+            elif ptype in _ACKS:
+                ident = self._ack(ptype, reader, fields)
             elif ptype in (SUBSCRIBE, UNSUBSCRIBE):
-                ident = str(reader.u16())
-                if self.version >= 5:
-                    fields["properties"] = reader.properties()
-                topics: list[dict[str, Any]] = []
-                while reader.left():
-                    topic = reader.string()
-                    if ptype == SUBSCRIBE:
-                        options = reader.u8()
-                        entry: dict[str, Any] = {"topic": topic, "qos": options & 0x03}
-                        if self.version >= 5:
-                            entry.update(no_local=bool(options & 0x04), retain_as_published=bool(options & 0x08),
-                                         retain_handling=(options >> 4) & 0x03)
-                        if options & 0x03 == 3:
-                            out.append(self._finding("app_protocol_violation", message,
-                                                     f"MQTT SUBSCRIBE to {topic!r} with QoS 3"))
-                        topics.append(entry)
-                    else:
-                        topics.append({"topic": topic})
-                if not topics:
-                    out.append(self._finding("app_protocol_violation", message, f"MQTT {name} without topics"))
-                fields["topics"] = topics
-                channel = ",".join(t["topic"] for t in topics) or None
-            if ptype == DISCONNECT and direction == "c2s":
-                self.keep_alive = 0  # the client left: its silence from now on is no missed keep-alive
-            if ptype in (DISCONNECT, AUTH) and self.version >= 5 and reader.left():
-                fields["code"] = reader.u8()
-                if reader.left():
-                    fields["properties"] = reader.properties()
+                channel, ident = self._subscribe(ptype, reader, fields, message, out)
+            elif ptype in (DISCONNECT, AUTH):
+                self._disconnect_or_auth(ptype, direction, reader, fields)
+            # (PINGREQ and PINGRESP have no body)
             if reader.left() and ptype not in (PUBLISH,):
                 fields["trailing_hex"] = reader.take(reader.left()).hex()
                 out.append(self._finding("app_protocol_violation", message,
@@ -477,6 +471,70 @@ class MqttDecoder(Decoder):
             return part
         out.append(AppEvent(message.msg_index, direction, self.name, kind, channel, ident, fields, part))
         return part + 1
+
+    def _connack(self, reader: _Reader, fields: dict[str, Any]) -> int:
+        """Read a CONNACK's body into ``fields``; its return (reason) code, 0 when accepted."""
+        fields["session_present"] = bool(reader.u8() & 0x01)
+        code = reader.u8()
+        fields["code"] = code
+        if self.version >= 5 and reader.left():
+            fields["properties"] = props = reader.properties()
+            if isinstance(props.get("server_keep_alive"), int):
+                self.keep_alive = props["server_keep_alive"]
+        return code
+
+    def _ack(self, ptype: int, reader: _Reader, fields: dict[str, Any]) -> str:
+        """Read a PUBACK/PUBREC/PUBREL/PUBCOMP/SUBACK/UNSUBACK body into ``fields``; its packet id."""
+        ident = str(reader.u16())
+        if self.version >= 5 and reader.left():
+            if ptype in (SUBACK, UNSUBACK):
+                fields["properties"] = reader.properties()
+            else:
+                fields["code"] = reader.u8()
+                if reader.left():
+                    fields["properties"] = reader.properties()
+        if ptype in (SUBACK, UNSUBACK) and reader.left():
+            fields["codes"] = list(reader.take(reader.left()))
+        return ident
+
+    def _subscribe(self, ptype: int, reader: _Reader, fields: dict[str, Any], message: AppMessage,
+                   out: list[AppEvent | AppFinding]) -> tuple[str | None, str]:
+        """Read a SUBSCRIBE/UNSUBSCRIBE body into ``fields``; (topics joined by ``,``, packet id)."""
+        ident = str(reader.u16())
+        if self.version >= 5:
+            fields["properties"] = reader.properties()
+        topics: list[dict[str, Any]] = []
+        while reader.left():
+            topic = reader.string()
+            if ptype == SUBSCRIBE:
+                topics.append(self._subscription(topic, reader.u8(), message, out))
+            else:
+                topics.append({"topic": topic})
+        if not topics:
+            out.append(self._finding("app_protocol_violation", message, f"MQTT {PACKET_NAMES[ptype]} without topics"))
+        fields["topics"] = topics
+        return ",".join(t["topic"] for t in topics) or None, ident
+
+    def _subscription(self, topic: str, options: int, message: AppMessage,
+                      out: list[AppEvent | AppFinding]) -> dict[str, Any]:
+        """One SUBSCRIBE topic filter with its subscription options byte (3.8.3.1)."""
+        entry: dict[str, Any] = {"topic": topic, "qos": options & 0x03}
+        if self.version >= 5:
+            entry.update(no_local=bool(options & 0x04), retain_as_published=bool(options & 0x08),
+                         retain_handling=(options >> 4) & 0x03)
+        if options & 0x03 == 3:
+            out.append(self._finding("app_protocol_violation", message,
+                                     f"MQTT SUBSCRIBE to {topic!r} with QoS 3"))
+        return entry
+
+    def _disconnect_or_auth(self, ptype: int, direction: str, reader: _Reader, fields: dict[str, Any]) -> None:
+        """Read a DISCONNECT/AUTH body (MQTT 5 reason code and properties, both optional) into ``fields``."""
+        if ptype == DISCONNECT and direction == "c2s":
+            self.keep_alive = 0  # the client left: its silence from now on is no missed keep-alive
+        if self.version >= 5 and reader.left():
+            fields["code"] = reader.u8()
+            if reader.left():
+                fields["properties"] = reader.properties()
 
     def _connect(self, reader: _Reader, fields: dict[str, Any], message: AppMessage,
                  out: list[AppEvent | AppFinding]) -> None:

@@ -278,18 +278,11 @@ class StompDecoder(Decoder):
         direction = message.direction if message.direction in self.bufs else "c2s"
         buf = self.bufs[direction]
         data = message.payload
-        if self.skip[direction]:
-            n = min(self.skip[direction], len(data))
-            self.skip[direction] -= n
-            data = data[n:]
-            if not data:
+        if self.skip[direction] or self.dropping[direction]:
+            rest = self._unskipped(direction, data)
+            if rest is None:
                 return
-        if self.dropping[direction]:
-            nul = data.find(b"\0")
-            if nul < 0:
-                return
-            self.dropping[direction] = False
-            data = data[nul + 1 :]
+            data = rest
         if not buf and not (self.claimed or self.confirmed) and _starts_no_frame(data):
             return  # (not STOMP, see the module's note)
         if data and not data.strip(b"\r\n") and not buf:
@@ -300,6 +293,7 @@ class StompDecoder(Decoder):
             self.start[direction] = message.msg_index
         since = self.scanned[direction]
         buf += data
+        # The whole frames at the buffer's front (run per message: rare turns in helpers).
         part = 0
         while True:
             eols = _skip_eols(buf)
@@ -313,31 +307,14 @@ class StompDecoder(Decoder):
             try:
                 frame = _maybe_frame(buf, self.version, searched)
             except _Oversize as exc:
-                out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
-                                      f"STOMP frame of {exc.size} bytes over the {MAX_FRAME} byte cap, skipped"))
-                if len(buf) >= exc.size:
-                    del buf[: exc.size]
+                if self._skip_oversize(exc.size, message, direction, buf, out):
                     continue
-                self.skip[direction] = exc.size - len(buf)
-                buf.clear()
                 break
             except _Malformed as exc:
-                out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
-                nul = buf.find(b"\0")
-                if nul < 0:
-                    buf.clear()
-                    self.dropping[direction] = True
-                else:
-                    del buf[: nul + 1]
+                self._drop_frame(exc, message, direction, buf, out)
                 continue
             if not frame:  # more bytes needed
-                if len(buf) > MAX_FRAME:
-                    out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
-                                          f"STOMP frame over the {MAX_FRAME} byte cap, dropped"))
-                    buf.clear()
-                    self.dropping[direction] = True
-                # (headers not whole: what is here holds neither their end nor a NUL)
-                self.scanned[direction] = len(buf) if frame is None else 0
+                self._await_more(frame, message, direction, buf, out)
                 return
             used, command, headers, body = frame
             start = self.start[direction]
@@ -346,6 +323,62 @@ class StompDecoder(Decoder):
             out.extend(self._frame(command, headers, body, message, direction, part, start))
             part += 1
         self.scanned[direction] = 0
+
+    def _unskipped(self, direction: str, data: bytes) -> bytes | None:
+        """``data`` past what is left of a frame being skipped (over the cap, by
+        its content-length) or dropped (up to its NUL); None when nothing more
+        of the message is to be looked at."""
+        if self.skip[direction]:
+            n = min(self.skip[direction], len(data))
+            self.skip[direction] -= n
+            data = data[n:]
+            if not data:
+                return None
+        if self.dropping[direction]:
+            nul = data.find(b"\0")
+            if nul < 0:
+                return None
+            self.dropping[direction] = False
+            data = data[nul + 1 :]
+        return data
+
+    def _skip_oversize(self, size: int, message: AppMessage, direction: str, buf: bytearray,
+                       out: list[AppEvent | AppFinding]) -> bool:
+        """Report a frame of ``size`` bytes (by its content-length) over :data:`MAX_FRAME`
+        and pass over it. True when it was whole in ``buf`` (decoding goes on after
+        it); False when the rest of it is left in ``skip`` for the messages to come."""
+        out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
+                              f"STOMP frame of {size} bytes over the {MAX_FRAME} byte cap, skipped"))
+        if len(buf) >= size:
+            del buf[:size]
+            return True
+        self.skip[direction] = size - len(buf)
+        buf.clear()
+        return False
+
+    def _drop_frame(self, exc: _Malformed, message: AppMessage, direction: str, buf: bytearray,
+                    out: list[AppEvent | AppFinding]) -> None:
+        """Report a frame that cannot be read and take it off ``buf`` up to its NUL;
+        with no NUL yet, drop the buffer and the messages to come up to one."""
+        out.append(AppFinding("app_parse_failed", message.msg_index, direction, f"STOMP {exc}"))
+        nul = buf.find(b"\0")
+        if nul < 0:
+            buf.clear()
+            self.dropping[direction] = True
+        else:
+            del buf[: nul + 1]
+
+    def _await_more(self, frame: Literal[False] | None, message: AppMessage, direction: str,
+                    buf: bytearray, out: list[AppEvent | AppFinding]) -> None:
+        """A frame not whole yet (``frame``: what :func:`_maybe_frame` said): keep it
+        for the next message, unless it is already over :data:`MAX_FRAME`."""
+        if len(buf) > MAX_FRAME:
+            out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
+                                  f"STOMP frame over the {MAX_FRAME} byte cap, dropped"))
+            buf.clear()
+            self.dropping[direction] = True
+        # (headers not whole: what is here holds neither their end nor a NUL)
+        self.scanned[direction] = len(buf) if frame is None else 0
 
     def _frame(self, command: str, headers: list[tuple[str, str]], body: bytes, message: AppMessage,
                direction: str, part: int, start: int | None) -> list[AppEvent | AppFinding]:
