@@ -267,22 +267,17 @@ class WampDecoder(JsonDecoder):
         fields["publication"] = msg[2]
         return channel, msg[1]
 
-    def _subscribed(self, message: AppMessage, msg: list[Any], key: str | None,
-                    fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
-        """[SUBSCRIBED, SUBSCRIBE.Request, Subscription]: the subscription's
-        topic, for its EVENTs."""
-        channel = self.pending_sub.pop(key or "", None)
-        fields["subscription"] = msg[2]
-        self.subscriptions.put(scalar_id(msg[2]), channel)
-        return channel, msg[1]
-
-    def _registered(self, message: AppMessage, msg: list[Any], key: str | None,
-                    fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
-        """[REGISTERED, REGISTER.Request, Registration]: the registration's
+    def _granted(self, message: AppMessage, msg: list[Any], key: str | None,
+                 fields: dict[str, Any], out: _Out) -> tuple[Any, Any]:
+        """[SUBSCRIBED|REGISTERED, Request, Subscription|Registration]: the
+        subscription's topic, for its EVENTs, or the registration's
         procedure, for its INVOCATIONs."""
-        channel = self.pending_call.pop(key or "", None)
-        fields["registration"] = msg[2]
-        self.registrations.put(scalar_id(msg[2]), channel)
+        subscribed = msg[0] == 33
+        pending = self.pending_sub if subscribed else self.pending_call
+        channel = pending.pop(key or "", None)
+        fields["subscription" if subscribed else "registration"] = msg[2]
+        table = self.subscriptions if subscribed else self.registrations
+        table.put(scalar_id(msg[2]), channel)
         return channel, msg[1]
 
     def _unsubscribe(self, message: AppMessage, msg: list[Any], key: str | None,
@@ -349,7 +344,7 @@ _HANDLERS: dict[int, _Handler] = {
     16: WampDecoder._request,
     17: WampDecoder._published,
     32: WampDecoder._request,
-    33: WampDecoder._subscribed,
+    33: WampDecoder._granted,
     34: WampDecoder._unsubscribe,
     35: WampDecoder._unsubscribed,
     36: WampDecoder._event,
@@ -357,7 +352,7 @@ _HANDLERS: dict[int, _Handler] = {
     49: WampDecoder._cancel,
     50: WampDecoder._result,
     64: WampDecoder._request,
-    65: WampDecoder._registered,
+    65: WampDecoder._granted,
     66: WampDecoder._unsubscribe,
     67: WampDecoder._unsubscribed,
     68: WampDecoder._invocation,
