@@ -71,9 +71,10 @@ class TestProgressBar:
         from rich.console import Console
 
         from wspcap import cli
+        from wspcap.cli import common  # where the bar reads both
         out = io.StringIO()
-        monkeypatch.setattr(cli, "PROGRESS_AFTER", 0.0)
-        monkeypatch.setattr(cli, "_stderr_console",
+        monkeypatch.setattr(common, "PROGRESS_AFTER", 0.0)
+        monkeypatch.setattr(common, "_stderr_console",
                             lambda: Console(file=out, force_terminal=terminal, width=100))
         assert cli.main(argv) == 0
         return out.getvalue()
@@ -103,8 +104,8 @@ class TestProgressBar:
         import subprocess
         import sys
 
-        code = ("import sys, wspcap.cli as c; c.PROGRESS_AFTER = 0; "
-                "raise SystemExit(c.main(sys.argv[1:]))")
+        code = ("import sys, wspcap.cli as c, wspcap.cli.common as common; "
+                "common.PROGRESS_AFTER = 0; raise SystemExit(c.main(sys.argv[1:]))")
         argv = [sys.executable, "-c", code, "report", str(samples_dir / "plain.pcap"),
                 "-o", str(tmp_path / "r.html")]
         env = {**os.environ, "COLUMNS": "100"}

@@ -1,0 +1,80 @@
+"""``wspcap plot`` and ``wspcap report``: a capture drawn into PNG files or one
+HTML page, for every connection or those ``--conn`` names."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any
+
+from wspcap.cli.common import ProgressBar, check_input, check_output, decoding_of
+
+if TYPE_CHECKING:
+    from wspcap.tables.capture import CaptureInfo
+
+__all__ = ["plot", "report"]
+
+
+def plot(args: argparse.Namespace) -> int:
+    """``wspcap plot``: write the PNGs; return the exit status."""
+    from wspcap.views.plot import LEFT_OUT_FILE, left_out_note, write_plots
+    from wspcap.views.summary import plural
+
+    check_input(args.capture)
+    check_output(args.output, "-o", folder=True)
+    bar = ProgressBar(args.quiet)
+    try:
+        capture, chosen = _read_for_view(args, bar)
+        written = write_plots(capture, args.output, dpi=args.dpi, conns=chosen,
+                              progress=bar.steps("drawing"))
+    finally:
+        bar.close()
+    note = left_out_note(capture, chosen)
+    if note is not None:  # said even with -q: nothing is left out silently
+        print(f"wspcap: {note} (listed in {LEFT_OUT_FILE})", file=sys.stderr)
+    if not args.quiet:
+        pngs = [p for p in written if p.endswith(".png")]
+        print(f"wrote {plural(len(pngs), 'plot')} into {args.output}", file=sys.stderr)
+    return 0
+
+
+def _warn_stopped(path: str, info: CaptureInfo) -> None:
+    """The one warning line for a capture read only up to a cut or damage."""
+    if info.truncated:
+        print(f"wspcap: warning: {path}: {info.truncated}; everything before it was read",
+              file=sys.stderr)
+
+
+def report(args: argparse.Namespace) -> int:
+    """``wspcap report``: write the HTML page; return the exit status."""
+    from wspcap.views.plot import left_out_note
+    from wspcap.views.report import write_report
+
+    check_input(args.capture)
+    check_output(args.output, "-o", folder=False)
+    bar = ProgressBar(args.quiet)
+    try:
+        capture, chosen = _read_for_view(args, bar)
+        write_report(capture, args.output, max_messages=args.max_messages, conns=chosen,
+                     progress=bar.steps("drawing"))
+    finally:
+        bar.close()
+    note = left_out_note(capture, chosen, "sections")
+    if note is not None:  # said even with -q: nothing is left out silently
+        print(f"wspcap: {note} (the report says so too)", file=sys.stderr)
+    if not args.quiet:
+        print(f"wrote {args.output}", file=sys.stderr)
+    return 0
+
+
+def _read_for_view(args: argparse.Namespace, bar: ProgressBar) -> tuple[Any, list[int]]:
+    """The capture that plot and report draw, and the connections each
+    draws one by one (ConfigError for a --conn not in the capture)."""
+    from wspcap.api.reading import read
+    from wspcap.views.plot import choose_connections
+
+    capture = read(args.capture, progress=bar.reading(args.capture),
+                   keylog=args.keylog or None, options=decoding_of(args))
+    _warn_stopped(args.capture, capture.info)
+    chosen, _ = choose_connections(capture, args.conn, args.max_conns, "--conn")
+    return capture, chosen
