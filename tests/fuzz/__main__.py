@@ -14,6 +14,12 @@ the master seed; a failure is written to ``--out`` as a ``.txt`` saying how
 to run that test again. Exit status 1 if anything was found.
 
     python -m tests.fuzz --replay SEED      # rebuild one mutation case, run it, say what it did
+    python -m tests.fuzz --sanitize --minutes 10   # the same over kernels built with ASan, UBSan
+
+``--sanitize`` runs the same command in a copy of the repository whose
+compiled kernels are built with gcc's sanitizers (:mod:`golden.sanitized`),
+and prints whatever they report (a memory error in a kernel would otherwise
+pass unseen, or kill a case as a crash with no cause).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,6 +173,40 @@ def _decoders(master: int, until: float, out: Path) -> tuple[int, list[str]]:
     return made, failed
 
 
+def _sanitized(argv: list[str], out: Path) -> int:
+    """This run again (``argv``, less ``--sanitize``) in a copy of the
+    repository whose kernels are built with the sanitizers
+    (:mod:`golden.sanitized`); their reports are printed and kept in ``out``."""
+    from golden.sanitized import build_copy, environment, reports_in, runtimes
+    preload = runtimes()
+    if preload is None:
+        print("--sanitize needs gcc with libasan and libubsan", file=sys.stderr)
+        return 2
+    out = out.resolve()
+    with tempfile.TemporaryDirectory(prefix="wspcap-sanitized-") as tmp:
+        copy, reports = Path(tmp) / "copy", Path(tmp) / "reports"
+        copy.mkdir()
+        reports.mkdir()
+        print("building the kernels with ASan and UBSan in a copy...", flush=True)
+        build_copy(copy)
+        # (the copy's findings go where this run's would: --out made absolute)
+        rest: list[str] = []
+        for a, before in zip(argv, [None, *argv]):
+            if a != "--out" and before != "--out" and not a.startswith("--out="):
+                rest.append(a)
+        status = subprocess.run([sys.executable, "-m", "tests.fuzz", *rest, "--out", str(out)],
+                                cwd=copy, env=environment(copy, reports, preload),
+                                check=False).returncode
+        found = reports_in(reports)
+        if found:
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "sanitizers.txt").write_text(found, encoding="utf-8")
+            print(f"\nthe sanitizers reported (kept in {out / 'sanitizers.txt'}):\n{found}")
+            return 1
+        print("the sanitizers reported nothing")
+        return status
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.fuzz",
                                  description="Fuzz wspcap's readers under their contract.")
@@ -185,7 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rss-limit-mb", type=int, default=RSS_LIMIT >> 20,
                     help=f"MiB of resident memory a case may add (default {RSS_LIMIT >> 20})")
     ap.add_argument("--replay", type=int, metavar="SEED", help="run one mutation case and stop")
+    ap.add_argument("--sanitize", action="store_true",
+                    help="run in a copy whose compiled kernels are built with gcc's ASan and "
+                         "UBSan, and print what they report (exit 1 if anything)")
     args = ap.parse_args(argv)
+    if args.sanitize:
+        return _sanitized([a for a in (sys.argv[1:] if argv is None else argv)
+                           if a != "--sanitize"], args.out)
     master = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 32)
 
     with tempfile.TemporaryDirectory(prefix="wspcap-fuzz-") as tmp:
