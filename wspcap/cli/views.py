@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wspcap.cli.common import ProgressBar, check_input, check_output, decoding_of
@@ -17,19 +18,12 @@ __all__ = ["plot", "report"]
 
 def plot(args: argparse.Namespace) -> int:
     """``wspcap plot``: write the PNGs; return the exit status."""
-    from wspcap.views.plot import LEFT_OUT_FILE, left_out_note, write_plots
+    from wspcap.views.plot import LEFT_OUT_FILE, write_plots
     from wspcap.views.summary import plural
 
-    check_input(args.capture)
-    check_output(args.output, "-o", folder=True)
-    bar = ProgressBar(args.quiet)
-    try:
-        capture, chosen = _read_for_view(args, bar)
-        written = write_plots(capture, args.output, dpi=args.dpi, conns=chosen,
-                              progress=bar.steps("drawing"))
-    finally:
-        bar.close()
-    note = left_out_note(capture, chosen)
+    written, note = _drawn(
+        args, True, "sequence diagrams", lambda capture, chosen, progress: write_plots(
+            capture, args.output, dpi=args.dpi, conns=chosen, progress=progress))
     if note is not None:  # said even with -q: nothing is left out silently
         print(f"wspcap: {note} (listed in {LEFT_OUT_FILE})", file=sys.stderr)
     if not args.quiet:
@@ -38,33 +32,43 @@ def plot(args: argparse.Namespace) -> int:
     return 0
 
 
-def _warn_stopped(path: str, info: CaptureInfo) -> None:
-    """The one warning line for a capture read only up to a cut or damage."""
-    if info.truncated:
-        print(f"wspcap: warning: {path}: {info.truncated}; everything before it was read",
-              file=sys.stderr)
-
-
 def report(args: argparse.Namespace) -> int:
     """``wspcap report``: write the HTML page; return the exit status."""
-    from wspcap.views.plot import left_out_note
     from wspcap.views.report import write_report
 
-    check_input(args.capture)
-    check_output(args.output, "-o", folder=False)
-    bar = ProgressBar(args.quiet)
-    try:
-        capture, chosen = _read_for_view(args, bar)
-        write_report(capture, args.output, max_messages=args.max_messages, conns=chosen,
-                     progress=bar.steps("drawing"))
-    finally:
-        bar.close()
-    note = left_out_note(capture, chosen, "sections")
+    _, note = _drawn(args, False, "sections", lambda capture, chosen, progress: write_report(
+        capture, args.output, max_messages=args.max_messages, conns=chosen, progress=progress))
     if note is not None:  # said even with -q: nothing is left out silently
         print(f"wspcap: {note} (the report says so too)", file=sys.stderr)
     if not args.quiet:
         print(f"wrote {args.output}", file=sys.stderr)
     return 0
+
+
+def _drawn(args: argparse.Namespace, folder: bool, what: str,
+           draw: Callable[[Any, list[int], Any], Any]) -> tuple[Any, str | None]:
+    """What ``draw(capture, connections, progress)`` gives for the capture
+    plot or report reads (its output checked first: a ``folder`` for the
+    plots, one file for the report), and the note on the connections left
+    without ``what``, if any."""
+    from wspcap.views.plot import left_out_note
+
+    check_input(args.capture)
+    check_output(args.output, "-o", folder=folder)
+    bar = ProgressBar(args.quiet)
+    try:
+        capture, chosen = _read_for_view(args, bar)
+        drawn = draw(capture, chosen, bar.steps("drawing"))
+    finally:
+        bar.close()
+    return drawn, left_out_note(capture, chosen, what)
+
+
+def _warn_stopped(path: str, info: CaptureInfo) -> None:
+    """The one warning line for a capture read only up to a cut or damage."""
+    if info.truncated:
+        print(f"wspcap: warning: {path}: {info.truncated}; everything before it was read",
+              file=sys.stderr)
 
 
 def _read_for_view(args: argparse.Namespace, bar: ProgressBar) -> tuple[Any, list[int]]:
