@@ -18,10 +18,12 @@ runs: :mod:`~wspcap.cli.arguments` (the parser), :mod:`~wspcap.cli.common`
 
 from __future__ import annotations
 
+import argparse
 import atexit
+import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from wspcap.cli.arguments import build_parser as _parser
@@ -33,6 +35,16 @@ if TYPE_CHECKING:
     from wspcap.cli.live import stop_line as stop_line
 
 __all__ = ["main", "run"]
+
+#: Each command's function, in the module imported when it runs.
+_COMMANDS = {
+    "analyze": ("wspcap.cli.analyze", "analyze"),
+    "live": ("wspcap.cli.live", "live"),
+    "plot": ("wspcap.cli.views", "plot"),
+    "report": ("wspcap.cli.views", "report"),
+    "rules": ("wspcap.cli.catalog", "rules"),
+    "decoders": ("wspcap.cli.catalog", "decoders"),
+}
 
 
 def run() -> None:
@@ -71,24 +83,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        if args.command == "analyze":
-            from wspcap.cli.analyze import analyze
-            return analyze(args)
-        if args.command == "live":
-            from wspcap.cli.live import live
-            return live(args)
-        if args.command == "plot":
-            from wspcap.cli.views import plot
-            return plot(args)
-        if args.command == "report":
-            from wspcap.cli.views import report
-            return report(args)
-        if args.command == "rules":
-            from wspcap.cli.catalog import rules
-            return rules(args)
-        if args.command == "decoders":
-            from wspcap.cli.catalog import decoders
-            return decoders(args)
+        if args.command in _COMMANDS:
+            module, function = _COMMANDS[args.command]
+            command: Callable[[argparse.Namespace], int] = getattr(
+                importlib.import_module(module), function)
+            return command(args)
     except BadInputs as exc:
         print(exc, file=sys.stderr)
         return 2
