@@ -519,10 +519,8 @@ class JsonRpcDecoder(JsonDecoder):
                     and type(err.get("message")) is str):
                 return False  # (an error is an object with an integer code and a string message)
             self.claimed = True
-            if type(x) is int:
-                sid = key = str(x)
-            else:
-                sid, key = x, _SORTED(x)
+            key = _id_key(x)
+            sid = key if type(x) is int else x
             asked = self.open.pop((_OTHER.get(direction[i], ""), key), None)
             asker, channel = (UNSET, None) if asked is None else (asked[1], asked[1])
             if err is UNSET:
@@ -543,10 +541,8 @@ class JsonRpcDecoder(JsonDecoder):
         if x is UNSET:
             rows.add(i, "notification", method, None, _Call(method, params, x))
             return True
-        if type(x) is int:
-            sid = key = str(x)
-        else:
-            sid, key = x, _SORTED(x)
+        key = _id_key(x)
+        sid = key if type(x) is int else x
         rows.add(i, "request", method, sid, _Call(method, params, x))
         k = (direction[i], key)
         if len(self.open) < MAX_OPEN or k in self.open:

@@ -325,29 +325,49 @@ class Runner:
         request_msg: list[int | None] = [None] * n_events
         latency: list[int | None] = [None] * n_events
         index, ts = run.msg_index, run.ts
-        # The messages that gave something, in order: _run_many marks each
-        # (``_at``) before its events; here only when an event needs it.
-        given: list[int] | None = None
-        marked = 0
         self.run = run
-        opened = self.open
         rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
         (rule, *others) = rules.values() or (None,)
         paired = None
         if _pair_rows is not None and rule is not None and not others:
-            # (None where a row names another message: the loop below then)
+            # (None where a row names another message: the loop then)
             paired = _pair_rows(
                 cols.id, cols.kind, cols.direction, cols.msg_index, cols.channel, cols.position,
                 as_list(index), as_list(ts), rule.answers,
                 None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
-                opened, MAX_OPEN_REQUESTS)
-        rows = zip(cols.id, cols.protocol, cols.position, cols.kind, cols.direction,
-                   cols.msg_index)
-        if paired is not None:
+                self.open, MAX_OPEN_REQUESTS)
+        if paired is None:
+            given, marked = self._pair_each(run, cols, rules, request_msg, latency)
+        else:
             request_msg, latency, untracked = paired
             self.untracked += untracked
-            rows = zip()
-        for j, (ident, protocol, at, kind, direction, msg_index) in enumerate(rows):
+            given, marked = None, 0
+        if given is None:  # (those before the last RECENT messages change nothing, see _times)
+            tail = max(0, len(index) - RECENT)
+            position = cols.position
+            given = sorted({*position[bisect.bisect_left(position, tail):],
+                            *(i for i, _ in cols.findings if i >= tail)})
+        self._times(run, given[marked:])
+        self.run = None
+        return RowColumns(cols, request_msg, latency)
+
+    def _pair_each(self, run: MessageRun, cols: EventColumns,
+                   rules: dict[str, Pairing | None], request_msg: list[int | None],
+                   latency: list[int | None]) -> tuple[list[int] | None, int]:
+        """The loop of :meth:`_pair_columns`, a row at a time: the pairs
+        written into ``request_msg`` and ``latency``. Returns the positions
+        of the messages that gave something, in order, where an event named
+        another message (None if none did), and how many of them were marked
+        (``_at``) meanwhile."""
+        index, ts = run.msg_index, run.ts
+        opened = self.open
+        # The messages that gave something, in order: _run_many marks each
+        # (``_at``) before its events; here only when an event needs it.
+        given: list[int] | None = None
+        marked = 0
+        for j, (ident, protocol, at, kind, direction, msg_index) in enumerate(zip(
+                cols.id, cols.protocol, cols.position, cols.kind, cols.direction,
+                cols.msg_index)):
             if ident is None:
                 continue
             rule = rules[protocol]
@@ -375,14 +395,7 @@ class Runner:
                     opened[key] = (msg_index, now, kind, cols.channel[j])
                 else:
                     self.untracked += 1
-        if given is None:  # (those before the last RECENT messages change nothing, see _times)
-            tail = max(0, len(index) - RECENT)
-            position = cols.position
-            given = sorted({*position[bisect.bisect_left(position, tail):],
-                            *(i for i, _ in cols.findings if i >= tail)})
-        self._times(run, given[marked:])
-        self.run = None
-        return RowColumns(cols, request_msg, latency)
+        return given, marked
 
     def _times(self, run: MessageRun, given: list[int]) -> None:
         """What _run_many's ``_at`` calls leave in :attr:`recent`, ``now`` and
