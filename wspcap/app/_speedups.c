@@ -7,7 +7,8 @@
  * one pass over its bytes, checked as strict JSON (RFC 8259) and as UTF-8,
  * and its row made here: kind, method, id, the open requests paired, and
  * the row's `fields` text, copied from the payload with the whitespace
- * between tokens left out.
+ * between tokens left out, into one buffer for the run (the table's Arrow
+ * column is made of it as it is: no str a row).
  *
  * It takes messages in order and stops at the first it does not take, for
  * the column path to read (msgspec's parse, the reference path): anything
@@ -32,8 +33,9 @@
  * run's rows of one protocol that each name the message they came out of
  * (JSON-RPC's, always): answers paired with the requests open under their
  * id, requests opened, as that loop does (which takes every other run).
- * The same test file compares the runner's columns, pairs and state with it
- * and without it.
+ * Its pairs come out as int64 columns and a byte of flags a row (no Python
+ * int a row). The same test file compares the runner's columns, pairs and
+ * state with it and without it.
  *
  * Built optionally (pyproject.toml: ext-modules, optional): where no C
  * compiler is at hand, the column path reads every message, and the
@@ -689,15 +691,18 @@ open_request(PyObject *opened, PyObject *where, PyObject *id, PyObject **key)
     return Py_XNewRef(PyDict_GetItemWithError(opened, *key));
 }
 
-/* Message i, taken: 1 (its row made), 0 (not taken), -1 on error. */
+/* Message i, taken: 1 (its row made: its fields text added to text, where
+ * it ends to ends), 0 (not taken), -1 on error. */
 static int
 take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
-     PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text)
+     PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text,
+     Text *ends)
 {
     Tok f[F_COUNT], e[E_COUNT];
     int secret = 0, loose = 0, got = -1, wrote;
     PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
-             *value = NULL, *row = NULL, *kind, *channel;
+             *value = NULL, *kind, *channel;
+    const Py_ssize_t mark = text->len; /* (where this row's text starts) */
     Tok *id = &f[F_ID];
 
     if (scan_rpc(p, n, f, &secret, &loose) < 0)
@@ -740,7 +745,6 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
     }
     if (!sid || (id->type != T_NONE && !key))
         goto done;
-    text->len = 0;
     if (f[F_METHOD].type == T_NONE) {
         asked = open_request(opened, where, key, &k);
         if (!asked && PyErr_Occurred())
@@ -775,7 +779,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
                 || put_string(text, &e[E_MESSAGE]) < 0)
                 goto done;
         }
-        if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))
+        if (PUT_LIT(text, "}") < 0)
             goto done;
         if (asked && PyDict_DelItem(opened, k) < 0)
             goto done;
@@ -793,7 +797,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         if (id->type != T_NONE
             && (PUT_LIT(text, ",\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0))
             goto done;
-        if (PUT_LIT(text, "}") < 0 || !(row = text_of(text->data, text->len)))
+        if (PUT_LIT(text, "}") < 0)
             goto done;
         kind = id->type == T_NONE ? K_NOTIFICATION : K_REQUEST;
         if (id->type != T_NONE) {
@@ -810,45 +814,71 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         }
     }
     PyObject *at = PyLong_FromSsize_t(i);
+    int64_t end = (int64_t)text->len;
     int bad = !at || PyList_Append(cols[0], at) < 0 || PyList_Append(cols[1], kind) < 0
               || PyList_Append(cols[2], channel) < 0 || PyList_Append(cols[3], sid) < 0
-              || PyList_Append(cols[4], row) < 0;
+              || put(ends, &end, sizeof end) < 0;
     Py_XDECREF(at);
     got = bad ? -1 : 1;
 done:
+    if (got != 1)
+        text->len = mark; /* (no row: its text goes too) */
     Py_XDECREF(method);
     Py_XDECREF(sid);
     Py_XDECREF(key);
     Py_XDECREF(k);
     Py_XDECREF(asked);
     Py_XDECREF(value);
-    Py_XDECREF(row);
     return got;
 }
 
 PyDoc_STRVAR(rpc_rows_doc,
 "rpc_rows(payloads, start, stop, direction, msg_index, opened, max_open, position, kind,\n"
-"         channel, ident, fields) -> (next, untracked)\n\n"
+"         channel, ident, text, ends) -> (next, untracked)\n\n"
 "Make the rows of the JSON-RPC messages payloads[start:stop] as the column\n"
-"path of wspcap.app.jsonrpc makes them (appended to position, kind, channel,\n"
-"ident and fields, their fields as text; the requests opened in and the\n"
-"answers' taken from opened, keyed (direction, id as JSON text), up to\n"
-"max_open of them), up to the first message this loop does not take (see\n"
+"path of wspcap.app.jsonrpc makes them (appended to position, kind, channel\n"
+"and ident; their fields text, UTF-8, to the bytearray text, and where each\n"
+"ends in it, as native int64, to the bytearray ends; the requests opened in\n"
+"and the answers' taken from opened, keyed (direction, id as JSON text), up\n"
+"to max_open of them), up to the first message this loop does not take (see\n"
 "the module's note). Returns that message's position (stop: none) and the\n"
 "requests not kept for max_open.");
+
+/* The rows' text and ends made by one call moved to the bytearrays text and
+ * ends (each end shifted by what text held before): 0, or -1 on error. */
+static int
+hand_over(const Text *made, const Text *made_ends, PyObject *text, PyObject *ends)
+{
+    Py_ssize_t base = PyByteArray_GET_SIZE(text), at = PyByteArray_GET_SIZE(ends);
+
+    if (PyByteArray_Resize(text, base + made->len) < 0
+        || PyByteArray_Resize(ends, at + made_ends->len) < 0)
+        return -1;
+    if (made->len)
+        memcpy(PyByteArray_AS_STRING(text) + base, made->data, made->len);
+    for (Py_ssize_t j = 0; j < made_ends->len; j += (Py_ssize_t)sizeof(int64_t)) {
+        int64_t end;
+        memcpy(&end, made_ends->data + j, sizeof end);
+        end += base;
+        memcpy(PyByteArray_AS_STRING(ends) + at + j, &end, sizeof end);
+    }
+    return 0;
+}
 
 static PyObject *
 rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *payloads, *direction, *msg_index, *opened, *cols[5];
+    PyObject *payloads, *direction, *msg_index, *opened, *cols[4], *text_out, *ends_out;
     Py_ssize_t start, stop, max_open, untracked = 0, i;
-    Text text = {NULL, 0, 0};
+    Text text = {NULL, 0, 0}, ends = {NULL, 0, 0};
+    int failed = 0;
 
-    if (!PyArg_ParseTuple(args, "O!nnO!O!O!nO!O!O!O!O!:rpc_rows", &PyList_Type, &payloads,
+    if (!PyArg_ParseTuple(args, "O!nnO!O!O!nO!O!O!O!O!O!:rpc_rows", &PyList_Type, &payloads,
                           &start, &stop, &PyList_Type, &direction, &PyList_Type, &msg_index,
                           &PyDict_Type, &opened, &max_open, &PyList_Type, &cols[0],
                           &PyList_Type, &cols[1], &PyList_Type, &cols[2], &PyList_Type,
-                          &cols[3], &PyList_Type, &cols[4]))
+                          &cols[3], &PyByteArray_Type, &text_out, &PyByteArray_Type,
+                          &ends_out))
         return NULL;
     if (start < 0 || stop > PyList_GET_SIZE(payloads) || stop > PyList_GET_SIZE(direction)
         || stop > PyList_GET_SIZE(msg_index)) {
@@ -862,39 +892,46 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
         /* (the list may not change under take: it calls no Python code) */
         int got = take(i, (const unsigned char *)PyBytes_AS_STRING(payload),
                        PyBytes_GET_SIZE(payload), PyList_GET_ITEM(direction, i),
-                       PyList_GET_ITEM(msg_index, i), opened, max_open, &untracked, cols, &text);
+                       PyList_GET_ITEM(msg_index, i), opened, max_open, &untracked, cols, &text,
+                       &ends);
         if (got < 0) {
-            PyMem_Free(text.data);
-            return NULL;
+            failed = 1;
+            break;
         }
         if (!got)
             break;
     }
+    if (!failed && hand_over(&text, &ends, text_out, ends_out) < 0)
+        failed = 1;
     PyMem_Free(text.data);
-    return Py_BuildValue("nn", i, untracked);
+    PyMem_Free(ends.data);
+    return failed ? NULL : Py_BuildValue("nn", i, untracked);
 }
 
 PyDoc_STRVAR(pair_rows_doc,
 "pair_rows(ident, kind, direction, msg_index, channel, position, index, ts, answers,\n"
 "          requests, request_direction, opened, max_open)\n"
-"    -> (request_msg, latency, untracked) | None\n\n"
+"    -> (request_msg, latency, paired, untracked) | None\n\n"
 "Pair a run's rows of one protocol as wspcap.app.runner.Runner._pair_columns\n"
 "does where each row names the message it came out of (msg_index[j] ==\n"
 "index[position[j]]): an answer (kind in answers) takes the request opened\n"
 "under (the other direction, its id); a request (kind in requests, every\n"
 "kind where requests is None, from request_direction unless None) opens\n"
 "(direction, id) -> (msg_index, ts, kind, channel), up to max_open. Returns\n"
-"each row's request msg_index and latency (None where none), and the\n"
-"requests not kept; None, having done nothing, where a row names another\n"
-"message (its time is the runner's to find).");
+"each row's request msg_index and latency (bytes: native int64, 0 where\n"
+"none), which of them each row has (bytes: 1 a request_msg, 2 a latency),\n"
+"and the requests not kept; None, having done nothing, where a row names\n"
+"another message (its time is the runner's to find).");
 
 static PyObject *
 pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *ident, *kind, *direction, *msg_index, *channel, *position, *index, *ts,
         *answers, *requests, *request_direction, *opened;
-    PyObject *request_msg = NULL, *latency = NULL, *out = NULL;
+    PyObject *request_msg = NULL, *latency = NULL, *paired = NULL, *out = NULL;
     Py_ssize_t max_open, untracked = 0, n, j, size;
+    int64_t *asker, *took;
+    char *has;
 
     if (!PyArg_ParseTuple(args, "O!O!O!O!O!O!O!O!O!OOO!n:pair_rows", &PyList_Type, &ident,
                           &PyList_Type, &kind, &PyList_Type, &direction, &PyList_Type,
@@ -932,12 +969,16 @@ pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
         if (!same)
             Py_RETURN_NONE;
     }
-    if (!(request_msg = PyList_New(n)) || !(latency = PyList_New(n)))
+    if (!(request_msg = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t)))
+        || !(latency = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int64_t)))
+        || !(paired = PyBytes_FromStringAndSize(NULL, n)))
         goto done;
-    for (j = 0; j < n; j++) {
-        PyList_SET_ITEM(request_msg, j, Py_NewRef(Py_None));
-        PyList_SET_ITEM(latency, j, Py_NewRef(Py_None));
-    }
+    asker = (int64_t *)PyBytes_AS_STRING(request_msg);
+    took = (int64_t *)PyBytes_AS_STRING(latency);
+    has = PyBytes_AS_STRING(paired);
+    memset(asker, 0, n * sizeof(int64_t));
+    memset(took, 0, n * sizeof(int64_t));
+    memset(has, 0, n);
     for (j = 0; j < n; j++) {
         PyObject *id = PyList_GET_ITEM(ident, j), *what = PyList_GET_ITEM(kind, j),
                  *where = PyList_GET_ITEM(direction, j), *key, *asked, *now;
@@ -964,24 +1005,20 @@ pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
                     Py_DECREF(asked);
                     goto done;
                 }
-                PyObject *then = PyTuple_GET_ITEM(asked, 1);
-                PyList_SetItem(request_msg, j, Py_NewRef(PyTuple_GET_ITEM(asked, 0)));
-                int known = PyObject_IsTrue(now);
-                if (known > 0)
-                    known = PyObject_IsTrue(then);
-                if (known < 0) {
-                    Py_DECREF(asked);
-                    goto done;
-                }
-                if (known) {
-                    PyObject *took = PyNumber_Subtract(now, then);
-                    if (!took) {
-                        Py_DECREF(asked);
-                        goto done;
-                    }
-                    PyList_SetItem(latency, j, took);
-                }
+                /* (msg_index and times: int64, as the table keeps them; 0: a
+                 * time not known) */
+                long long at = PyLong_AsLongLong(PyTuple_GET_ITEM(asked, 0));
+                long long then = PyLong_AsLongLong(PyTuple_GET_ITEM(asked, 1));
+                long long when = PyLong_AsLongLong(now);
                 Py_DECREF(asked);
+                if (PyErr_Occurred())
+                    goto done;
+                asker[j] = at;
+                has[j] = 1;
+                if (when && then) {
+                    took[j] = (int64_t)((unsigned long long)when - (unsigned long long)then);
+                    has[j] |= 2;
+                }
                 continue;
             }
             Py_DECREF(key);
@@ -1015,10 +1052,11 @@ pair_rows(PyObject *Py_UNUSED(self), PyObject *args)
         if (is < 0)
             goto done;
     }
-    out = Py_BuildValue("OOn", request_msg, latency, untracked);
+    out = Py_BuildValue("OOOn", request_msg, latency, paired, untracked);
 done:
     Py_XDECREF(request_msg);
     Py_XDECREF(latency);
+    Py_XDECREF(paired);
     return out;
 }
 

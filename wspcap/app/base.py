@@ -52,6 +52,8 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, ClassVar, TypeVar
 
+from .fields import Texts
+
 __all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
            "MessageRun", "RunOutput", "as_list", "first_bytes"]
 
@@ -171,7 +173,9 @@ class EventColumns:
     may); its ``fields`` are JSON text already
     (:func:`~wspcap.app.fields.fields_text` of the event's fields), or the
     fields themselves, which the table writes as it writes those of the other
-    paths (what :meth:`add` keeps: the text made where it always was).
+    paths (what :meth:`add` keeps: the text made where it always was); or,
+    where every event's is text made by a compiled loop, a
+    :class:`~wspcap.app.fields.Texts` (one buffer, no ``str`` a row).
     """
 
     position: list[int] = field(default_factory=list)
@@ -181,7 +185,7 @@ class EventColumns:
     kind: list[str] = field(default_factory=list)
     channel: list[str | None] = field(default_factory=list)
     id: list[str | None] = field(default_factory=list)
-    fields: list[str | Mapping[str, Any]] = field(default_factory=list)
+    fields: list[str | Mapping[str, Any]] | Texts = field(default_factory=list)
     part: list[int] = field(default_factory=list)
     #: (position, finding), in order.
     findings: list[tuple[int, AppFinding]] = field(default_factory=list)
@@ -193,6 +197,8 @@ class EventColumns:
         """What :meth:`Decoder.receive` gave for the message at ``position``."""
         for item in items:
             if isinstance(item, AppEvent):
+                if type(self.fields) is not list:
+                    self.fields = list(self.fields)
                 self.position.append(position)
                 self.msg_index.append(item.msg_index)
                 self.direction.append(item.direction)
@@ -208,8 +214,9 @@ class EventColumns:
     def extend(self, position: Sequence[int], msg_index: Iterable[int],
                direction: Iterable[str], protocol: str, kind: Sequence[str],
                channel: Sequence[str | None], ident: Sequence[str | None],
-               fields: Sequence[str]) -> None:
-        """Events made as columns (every one of ``protocol``, whole, part 0)."""
+               fields: Sequence[str] | Texts) -> None:
+        """Events made as columns (every one of ``protocol``, whole, part 0;
+        their fields a :class:`~wspcap.app.fields.Texts` as they may be)."""
         n = len(kind)
         self.position += position
         self.msg_index += msg_index
@@ -217,7 +224,12 @@ class EventColumns:
         self.kind += kind
         self.channel += channel
         self.id += ident
-        self.fields += fields
+        if type(fields) is Texts and (type(self.fields) is Texts or not self.fields):
+            self.fields = Texts.join([self.fields, fields]) if self.fields else fields
+        else:  # (a list from then on: extended in place)
+            if type(self.fields) is not list:
+                self.fields = list(self.fields)
+            self.fields += fields
         self.part += [0] * n
         self.protocol += [protocol] * n
 

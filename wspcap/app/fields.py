@@ -2,18 +2,20 @@
 
 No I/O. :func:`fields_text` is the one spelling: the decoders' column fast path
 (:meth:`~wspcap.app.base.Decoder.receive_columns`) writes it as the events are
-made, the table writes it for the events of the other paths.
+made, the table writes it for the events of the other paths. :class:`Texts`
+holds the text of many rows as one buffer, as a compiled loop writes it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, overload
 
 import msgspec
+import numpy as np
 
-__all__ = ["fields_text", "refuse_float"]
+__all__ = ["Texts", "fields_text", "refuse_float"]
 
 #: The ``fields`` text: compact, non-ASCII as it is, ``repr`` of what JSON has not.
 _FIELDS_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
@@ -51,3 +53,74 @@ def fields_text(fields: Mapping[str, Any]) -> str:
         return _FIELDS_TEXT(fields)
     except (TypeError, ValueError, RecursionError):
         return json.dumps({"unserializable": repr(fields)[:200]})
+
+
+class Texts(Sequence[str]):
+    """The ``fields`` text of consecutive rows, as one UTF-8 buffer: ``data``,
+    and ``ends``, where each row's text ends in it (int64, ascending). What
+    the compiled JSON-RPC loop writes (no ``str`` made for a row: the table
+    makes its Arrow column of the buffer as it is); read as the sequence of
+    the texts it stands for.
+    """
+
+    __slots__ = ("data", "ends")
+
+    def __init__(self, data: bytes | bytearray, ends: np.ndarray) -> None:
+        self.data = data
+        self.ends = ends
+
+    @classmethod
+    def join(cls, pieces: Sequence[Texts | str]) -> Texts:
+        """Texts and single texts, one after the other, as one :class:`Texts`
+        (a text that is not valid UTF-8 raises ``UnicodeEncodeError``)."""
+        datas: list[bytes | bytearray] = []
+        ends: list[np.ndarray] = []
+        base = 0
+        for piece in pieces:
+            if isinstance(piece, Texts):
+                datas.append(piece.data)
+                ends.append(piece.ends + base)
+                base += len(piece.data)
+            else:
+                text = piece.encode()
+                datas.append(text)
+                base += len(text)
+                ends.append(np.array([base], np.int64))
+        return cls(b"".join(datas), np.concatenate(ends) if ends else np.zeros(0, np.int64))
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each row's text starts, then where the last ends (int64, one
+        more than the rows: Arrow's offsets)."""
+        return np.concatenate((np.zeros(1, np.int64), self.ends))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.ends)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("Texts index out of range")
+        start = int(self.ends[i - 1]) if i else 0
+        return bytes(self.data[start:int(self.ends[i])]).decode()
+
+    def __iter__(self) -> Iterator[str]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Texts | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (a mutable buffer, as a list)
+
+    def __repr__(self) -> str:
+        return f"Texts({list(self)!r})"

@@ -71,7 +71,9 @@ its note says which); that one is parsed and read here, and the loop goes on
 after it. A string value spelled with ``\\/`` or ``\\u`` (Python's
 ``json.dumps`` writes non-ASCII so) is written again as msgspec writes it.
 Its rows are the column path's rows (a test compares the two, and the
-reference path, on messages spelled every way).
+reference path, on messages spelled every way). It writes their fields text
+into one buffer (:class:`~wspcap.app.fields.Texts`), which the table makes
+its Arrow column of as it is: no ``str`` made a row, none joined again.
 
 On chat-jsonrpc (250,080 messages, each an app row) this path took 0.37 s
 of CPU in ``wspcap.read()`` (0.55 s before the chunks, the structs and the
@@ -124,7 +126,7 @@ from .base import (
     as_list,
     first_bytes,
 )
-from .fields import fields_text, refuse_float
+from .fields import Texts, fields_text, refuse_float
 from .registry import register
 
 __all__ = ["JsonRpcDecoder"]
@@ -287,17 +289,24 @@ class _Rows:
         start, objs: the typed parses of the messages from ``start`` (those
             of the chunk read, or of the whole run for the compiled loop).
         position, kind, channel, ident, fields: the rows (the compiled loop
-            appends to them too; its fields are text, the others' structs).
+            appends to them too), their fields the structs of those added
+            here; with the compiled loop (``compiled``), the pieces of the
+            rows' fields in order: those structs, and the texts the loop
+            wrote before each (:class:`~wspcap.app.fields.Texts`).
+        text, ends: the compiled loop's texts not yet a piece (see :meth:`seal`).
         asks, held: the calls with params, and those params that are objects
             (see :meth:`JsonRpcDecoder._secrets_of`).
         typed: rows added here, whose fields are structs.
     """
 
-    __slots__ = ("asks", "channel", "fields", "held", "ident", "kind", "objs", "payloads",
-                 "position", "run", "start", "typed")
+    __slots__ = ("asks", "channel", "compiled", "ends", "fields", "held", "ident", "kind",
+                 "objs", "payloads", "position", "run", "start", "text", "typed")
 
-    def __init__(self, run: MessageRun, raw: Sequence[bytes]) -> None:
+    def __init__(self, run: MessageRun, raw: Sequence[bytes], compiled: bool = False) -> None:
         self.run = run
+        self.compiled = compiled
+        self.text = bytearray()
+        self.ends = bytearray()
         # (what the typed parse is not to see, as empty: the reference path's)
         self.payloads = raw
         if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
@@ -336,8 +345,31 @@ class _Rows:
         self.kind.append(kind)
         self.channel.append(channel)
         self.ident.append(ident)
+        self.seal()
         self.fields.append(fields)
         self.typed += 1
+
+    def seal(self) -> None:
+        """The texts the compiled loop wrote since the last piece, as one."""
+        if self.ends:
+            self.fields.append(Texts(self.text, np.frombuffer(self.ends, np.int64)))
+            self.text, self.ends = bytearray(), bytearray()
+
+    def texts(self) -> list[str] | Texts:
+        """The rows' ``fields`` text (see :func:`_fields_texts`): the
+        compiled loop's pieces joined, where it ran."""
+        if not self.compiled:
+            return _fields_texts(self.fields, self.typed)
+        self.seal()
+        pieces = self.fields
+        if len(pieces) == 1 and type(pieces[0]) is Texts:
+            return pieces[0]
+        structs = iter(_fields_texts([p for p in pieces if type(p) is not Texts], self.typed))
+        written = [p if type(p) is Texts else next(structs) for p in pieces]
+        try:
+            return Texts.join(written)
+        except UnicodeEncodeError:  # (not UTF-8: as text, as the table writes it then)
+            return [text for p in written for text in (p if type(p) is Texts else [p])]
 
     def clear(self) -> None:
         """The rows moved out."""
@@ -449,8 +481,8 @@ class JsonRpcDecoder(JsonDecoder):
         raw = run.payload
         if not self.claimed and holds_none(raw, self.marks):
             return cols
-        rows = _Rows(run, raw)
         loop = _rows
+        rows = _Rows(run, raw, compiled=loop is not None)
         direction, msg_index = run.direction, run.msg_index
         if loop is not None:  # (the compiled loop reads lists)
             rows.payloads = as_list(rows.payloads)
@@ -490,7 +522,8 @@ class JsonRpcDecoder(JsonDecoder):
         where it stopped (``stop``: it took them all)."""
         at = i
         i, untracked = loop(rows.payloads, at, stop, direction, msg_index, self.open, MAX_OPEN,
-                            rows.position, rows.kind, rows.channel, rows.ident, rows.fields)
+                            rows.position, rows.kind, rows.channel, rows.ident, rows.text,
+                            rows.ends)
         self.untracked += untracked
         if i > at:  # (a message taken is JSON-RPC)
             self.claimed = True
@@ -571,7 +604,7 @@ class JsonRpcDecoder(JsonDecoder):
             index = list(map(run.msg_index.__getitem__, position))
             where = list(map(run.direction.__getitem__, position))
         cols.extend(position, index, where, self.name, rows.kind, rows.channel, rows.ident,
-                    _fields_texts(rows.fields, rows.typed))
+                    rows.texts())
         rows.clear()
 
     def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],

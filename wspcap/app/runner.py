@@ -61,6 +61,8 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from wspcap.constants import SPEEDUPS
 
 from .base import (
@@ -184,13 +186,22 @@ class RowColumns:
     events, and the request each answers), and the findings."""
 
     events: EventColumns
-    #: msg_index of the request each row answers, or None.
-    request_msg: list[int | None]
-    #: ns between that request's message and the row's, or None.
-    latency: list[int | None]
+    #: msg_index of the request each row answers, or None (masked, where
+    #: the compiled loop paired the rows: see :func:`_masked`).
+    request_msg: list[int | None] | np.ma.MaskedArray
+    #: ns between that request's message and the row's, or None (masked).
+    latency: list[int | None] | np.ma.MaskedArray
 
     def __len__(self) -> int:
         return len(self.events)
+
+
+def _masked(values: bytes, has: bytes, bit: int) -> np.ma.MaskedArray:
+    """int64 ``values`` (native order), masked where ``has`` lacks ``bit``:
+    a column of the compiled pairing (``pair_rows``), None where masked (as
+    its ``tolist()`` gives)."""
+    return np.ma.MaskedArray(np.frombuffer(values, np.int64),
+                             mask=np.frombuffer(has, np.uint8) & bit == 0)
 
 
 #: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:
@@ -201,7 +212,7 @@ _Open = tuple[int, int, str, str | None]
 #: The compiled loop of :meth:`Runner._pair_columns` for a run's rows of one
 #: protocol that each name their own message (wspcap/app/_speedups.c,
 #: ``pair_rows``), or None where it is not built: then the loop there.
-_pair_rows: Callable[..., tuple[list[int | None], list[int | None], int] | None] | None = None
+_pair_rows: Callable[..., tuple[bytes, bytes, bytes, int] | None] | None = None
 if SPEEDUPS:
     try:
         from wspcap.app._speedups import pair_rows
@@ -339,7 +350,8 @@ class Runner:
         if paired is None:
             given, marked = self._pair_each(run, cols, rules, request_msg, latency)
         else:
-            request_msg, latency, untracked = paired
+            asker, took, has, untracked = paired
+            request_msg, latency = _masked(asker, has, 1), _masked(took, has, 2)
             self.untracked += untracked
             given, marked = None, 0
         if given is None:  # (those before the last RECENT messages change nothing, see _times)

@@ -56,12 +56,12 @@ import pyarrow as pa
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
 from wspcap.app.base import MessageRun
-from wspcap.app.fields import fields_text
+from wspcap.app.fields import Texts, fields_text
 from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
 from wspcap.rules.registry import Anomaly, severity_of
-from wspcap.tables.arrays import from_python, strings
+from wspcap.tables.arrays import from_python, numeric, strings
 from wspcap.tables.build import (
     RunningIndex,
     arrow_table,
@@ -506,21 +506,15 @@ class AppDecoding:
         if not any(map(len, self.columns["kind"])):
             return empty_table(APP)
         parts = self.columns
-        order = _connection_order(np.concatenate(parts["conn_id"]), self._fed)
-        if order is not None:
-            # A list column's values are moved as runs (a connection's rows of
-            # a part stay together): slices, not a value at a time, which
-            # also keeps neighbouring strings together in memory for Arrow.
-            cut = np.flatnonzero(np.diff(order) != 1) + 1
-            runs = list(zip(order[np.r_[0, cut]].tolist(),
-                            (order[np.r_[cut - 1, len(order) - 1]] + 1).tolist(), strict=True))
-            parts = {name: [np.concatenate(p)[order]] if name not in _LIST_COLUMNS else
-                     [_moved(list(chain.from_iterable(p)), runs)]
-                     for name, p in parts.items()}
         columns: dict[str, Any] = {
             c.name: _texts(parts[c.name]) if c.name == "fields" else
             chunks_array(parts[c.name], c) if c.name in _LIST_COLUMNS else
             np.concatenate(parts[c.name]) for c in APP.columns}
+        order = _connection_order(columns["conn_id"], self._fed)
+        if order is not None:  # (the Arrow columns taken in Arrow)
+            at = numeric(order, pa.int64())
+            columns = {name: values[order] if isinstance(values, np.ndarray) else
+                       values.take(at) for name, values in columns.items()}
         self.columns = {c.name: [] for c in APP.columns}
         return arrow_table(APP, part_from_values(APP, columns))
 
@@ -552,21 +546,21 @@ def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
                            for p, start in zip(pieces, (0, fed), strict=True)])
 
 
-def _moved(values: list[Any], runs: list[tuple[int, int]]) -> list[Any]:
-    """``values[a:b]`` for each run ``(a, b)``, one after the other."""
-    out: list[Any] = []
-    for a, b in runs:
-        out += values[a:b]
-    return out
-
-
-def _texts(parts: list[list[Any]]) -> pa.Array:
+def _texts(parts: list[list[Any] | Texts | pa.Array]) -> pa.Array:
     """The ``fields`` column of the parts of rows: the column path's fields
-    are text, but for the events it took from the reference path, and the
+    are text (a compiled loop's in one buffer, :class:`Texts`, taken as it
+    is), but for the events it took from the reference path, and the
     other paths' are fields: those are written here (:func:`fields_text`),
     in the parts where Arrow finds some."""
     arrays = []
     for part in parts:
+        if type(part) is Texts:
+            arrays.append(pa.Array.from_buffers(_FIELDS, len(part), [
+                None, pa.py_buffer(part.offsets), pa.py_buffer(part.data)]))
+            continue
+        if isinstance(part, pa.Array):  # (made already: see _table)
+            arrays.append(part)
+            continue
         try:  # (a part of text only, as the column path gives, at once)
             arrays.append(strings(part, _FIELDS, only=True))
         except TypeError:

@@ -320,6 +320,9 @@ def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.Chunk
         return strings(values, kind)
     if kind in (pa.binary(), pa.large_binary()):
         return binary(values, kind)
+    if isinstance(values, np.ma.MaskedArray):  # (null where masked)
+        return numeric(values.data, kind, np.ma.getmaskarray(values) if values.mask.any()
+                       else None)
     if isinstance(values, np.ndarray) and values.dtype != object:
         return numeric(values, kind)
     dtype = bool if pa.types.is_boolean(kind) else _numpy_type(kind)

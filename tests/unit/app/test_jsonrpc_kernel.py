@@ -21,12 +21,14 @@ from contextlib import contextmanager
 from itertools import pairwise
 from typing import Any
 
+import numpy as np
 import pytest
 from golden.kernels import kernel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_app_columns import (
     as_run,
+    listed,
     reference_columns,
     runner_state,
     runs_columns,
@@ -37,8 +39,10 @@ from test_app_columns import (
 from wspcap.app import AppMessage, ConnFacts, jsonrpc
 from wspcap.app import runner as runner_module
 from wspcap.app.base import EventColumns
+from wspcap.app.fields import Texts
 from wspcap.app.jsonrpc import JsonRpcDecoder
 from wspcap.app.runner import ANY_KIND, PAIRING, Pairing, Runner
+from wspcap.tables.app import _texts
 
 
 @contextmanager
@@ -238,13 +242,19 @@ def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
     directions = directions or ["c2s"] * len(payloads)
     count = 0
     opened: dict[Any, Any] = {}
-    cols: list[list[Any]] = [[], [], [], [], []]
+    cols: list[list[Any]] = [[], [], [], []]
+    text, ends = bytearray(), bytearray()
     at = 0
     while at < len(payloads):
         stop, _ = rpc_rows(payloads, at, len(payloads), directions, list(range(len(payloads))),
-                           opened, 10, *cols)
+                           opened, 10, *cols, text, ends)
         count += stop - at
         at = stop + 1
+    # (a text a row taken, the texts one after the other, valid UTF-8 as Arrow
+    # takes them: the table makes its column of the buffer as it is)
+    texts = Texts(text, np.frombuffer(ends, np.int64))
+    assert len(texts) == len(cols[0]) == count
+    _texts([texts]).validate(full=True)
     return count
 
 
@@ -299,12 +309,16 @@ def test_loop_pairs_and_bounds_the_open_requests() -> None:
                 b'{"jsonrpc":"2.0","method":"d","id":3}',
                 b'{"jsonrpc":"2.0","result":[],"id":"q"}',
                 b'{"jsonrpc":"2.0","result":[],"id":2}']
-    cols: list[list[Any]] = [[], [], [], [], []]
+    cols: list[list[Any]] = [[], [], [], []]
     opened: dict[Any, Any] = {}
+    text, ends = bytearray(b"before"), bytearray()
     stop, untracked = rpc_rows(payloads, 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
-                               [10, 11, 12, 13, 14], opened, 2, *cols)
+                               [10, 11, 12, 13, 14], opened, 2, *cols, text, ends)
     assert (stop, untracked) == (5, 1)
-    _, kind, channel, ident, fields = cols
+    _, kind, channel, ident = cols
+    # (the ends count from the bytearray's start: what it held before stays)
+    fields = Texts(text[6:], np.frombuffer(ends, np.int64) - 6)
+    assert text.startswith(b"before{") and len(fields) == 5
     assert kind == ["request", "request", "request", "response", "response"]
     assert channel == ['a"b', "c", "d", 'a"b', None]  # (2 answered from its own side)
     assert ident == ["q", "2", "3", "q", "2"]
@@ -318,7 +332,8 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     payloads, start, stop = bad
     with pytest.raises(IndexError):
-        rpc_rows(payloads, start, stop, ["c2s"], [0], {}, 1, [], [], [], [], [])
+        rpc_rows(payloads, start, stop, ["c2s"], [0], {}, 1, [], [], [], [], bytearray(),
+                 bytearray())
 
 
 # -- the runner's pairing of a run's rows (pair_rows) --------------------------------------
@@ -335,7 +350,7 @@ def fed(messages: list[AppMessage], facts: ConnFacts, compiled: bool, cuts: list
         for start, end in pairwise(cuts):
             got = runner.feed_columns(as_run(messages[start:end]))
             out.append(None if got is None else (
-                texts(got.events), got.request_msg, got.latency))
+                texts(got.events), listed(got.request_msg), listed(got.latency)))
             out.append(runner_state(runner))
         out.append(runner.finish())
     return out
@@ -375,5 +390,6 @@ def test_pairing_loop_leaves_rows_that_name_other_messages() -> None:
     assert pair_rows(*args) is None and opened == {}
     args = (["1", "2"], ["request", "request"], ["c2s", "c2s"], [5, 6], ["m", None], [0, 1],
             [5, 6], [100, 200], frozenset({"response"}), None, None, opened, 1)
-    assert pair_rows(*args) == ([None, None], [None, None], 1)
+    _, _, paired, untracked = pair_rows(*args)
+    assert (paired, untracked) == (b"\0\0", 1)  # (neither row answers)
     assert opened == {("c2s", "1"): (5, 100, "request", "m")}
