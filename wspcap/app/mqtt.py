@@ -42,7 +42,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from wspcap.app._quiet import quiet
+from wspcap.app._quiet import pass_over, quiet
 from wspcap.app.base import (
     AppEvent,
     AppFinding,
@@ -422,12 +422,10 @@ class MqttDecoder(Decoder):
         out.append(self._finding(
             "app_buffer_limit", message,
             f"MQTT {PACKET_NAMES.get(first >> 4, 'packet')} of {total} bytes over the {MAX_PACKET} byte cap, skipped"))
-        if len(state.buf) >= total:  # the whole packet came in this message: drop it, go on
-            del state.buf[:total]
-            return True
-        state.skip = total - len(state.buf)
-        state.buf.clear()
-        return False
+        left = pass_over(state.buf, total)
+        if left:
+            state.skip = left
+        return not left
 
     def _packet(self, first: int, body: bytes, message: AppMessage, direction: str,
                 state: _Direction, part: int, start: int | None,

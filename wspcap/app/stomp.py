@@ -39,7 +39,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal
 
-from wspcap.app._quiet import quiet
+from wspcap.app._quiet import pass_over, quiet
 from wspcap.app.base import (
     AppEvent,
     AppFinding,
@@ -349,12 +349,10 @@ class StompDecoder(Decoder):
         it); False when the rest of it is left in ``skip`` for the messages to come."""
         out.append(AppFinding("app_buffer_limit", message.msg_index, direction,
                               f"STOMP frame of {size} bytes over the {MAX_FRAME} byte cap, skipped"))
-        if len(buf) >= size:
-            del buf[:size]
-            return True
-        self.skip[direction] = size - len(buf)
-        buf.clear()
-        return False
+        left = pass_over(buf, size)
+        if left:
+            self.skip[direction] = left
+        return not left
 
     def _drop_frame(self, exc: _Malformed, message: AppMessage, direction: str, buf: bytearray,
                     out: list[AppEvent | AppFinding]) -> None:
