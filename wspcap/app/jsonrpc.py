@@ -365,11 +365,11 @@ class _Rows:
         if len(pieces) == 1 and type(pieces[0]) is Texts:
             return pieces[0]
         structs = iter(_fields_texts([p for p in pieces if type(p) is not Texts], self.typed))
-        written = [p if type(p) is Texts else next(structs) for p in pieces]
+        written: list[Texts | str] = [p if type(p) is Texts else next(structs) for p in pieces]
         try:
             return Texts.join(written)
         except UnicodeEncodeError:  # (not UTF-8: as text, as the table writes it then)
-            return [text for p in written for text in (p if type(p) is Texts else [p])]
+            return [text for p in written for text in (p if isinstance(p, Texts) else [p])]
 
     def clear(self) -> None:
         """The rows moved out."""

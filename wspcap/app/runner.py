@@ -333,8 +333,8 @@ class Runner:
         """:meth:`_pair` on each event of ``cols``, as :meth:`_run_many` does,
         with the message times kept as it keeps them (see :meth:`_times`)."""
         n_events = len(cols)
-        request_msg: list[int | None] = [None] * n_events
-        latency: list[int | None] = [None] * n_events
+        request_msg: list[int | None] | np.ma.MaskedArray = [None] * n_events
+        latency: list[int | None] | np.ma.MaskedArray = [None] * n_events
         index, ts = run.msg_index, run.ts
         self.run = run
         rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
@@ -348,6 +348,7 @@ class Runner:
                 None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
                 self.open, MAX_OPEN_REQUESTS)
         if paired is None:
+            assert isinstance(request_msg, list) and isinstance(latency, list)
             given, marked = self._pair_each(run, cols, rules, request_msg, latency)
         else:
             asker, took, has, untracked = paired

@@ -564,7 +564,7 @@ def _texts(parts: list[list[Any] | Texts | pa.Array]) -> pa.Array:
         try:  # (a part of text only, as the column path gives, at once)
             arrays.append(strings(part, _FIELDS, only=True))
         except TypeError:
-            texts = [f if f is None or type(f) is str else fields_text(f) for f in part]
+            texts = [f if f is None or isinstance(f, str) else fields_text(f) for f in part]
             arrays.append(from_python(texts, _FIELDS))
     return pa.concat_arrays([a for chunked in arrays for a in (
         chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])])
