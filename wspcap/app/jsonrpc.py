@@ -285,7 +285,8 @@ class _Rows:
     :class:`~wspcap.app.base.EventColumns` (:meth:`JsonRpcDecoder._flush`).
 
     Attributes:
-        run: the run; ``payloads``, its payloads as the typed parse sees them.
+        run: the run; ``payloads``, its payloads as the typed parse sees them
+            (``sizes``, their lengths).
         start, objs: the typed parses of the messages from ``start`` (those
             of the chunk read, or of the whole run for the compiled loop).
         position, kind, channel, ident, fields: the rows (the compiled loop
@@ -300,7 +301,7 @@ class _Rows:
     """
 
     __slots__ = ("asks", "channel", "compiled", "ends", "fields", "held", "ident", "kind",
-                 "objs", "payloads", "position", "run", "start", "text", "typed")
+                 "objs", "payloads", "position", "run", "sizes", "start", "text", "typed")
 
     def __init__(self, run: MessageRun, raw: Sequence[bytes], compiled: bool = False) -> None:
         self.run = run
@@ -308,10 +309,13 @@ class _Rows:
         self.text = bytearray()
         self.ends = bytearray()
         # (what the typed parse is not to see, as empty: the reference path's)
+        if set(map(type, raw)) - {bytes}:
+            raw = [p if type(p) is bytes else b"" for p in raw]
+        self.sizes = np.fromiter(map(len, raw), np.intp, len(raw))
+        if len(raw) and self.sizes.max() > MAX_JSON_BYTES:
+            raw = [p if len(p) <= MAX_JSON_BYTES else b"" for p in raw]
+            self.sizes[self.sizes > MAX_JSON_BYTES] = 0
         self.payloads = raw
-        if set(map(type, raw)) - {bytes} or max(map(len, raw), default=0) > MAX_JSON_BYTES:
-            self.payloads = [p if type(p) is bytes and len(p) <= MAX_JSON_BYTES else b""
-                             for p in raw]
         self.start = 0
         self.objs: list[_Rpc | None] = []
         self.position: list[int] = []
@@ -378,9 +382,8 @@ class _Rows:
         self.typed = 0
 
 
-def _deep(payloads: Sequence[bytes]) -> set[int]:
-    """The payloads that may nest deeper than :data:`_NEST`."""
-    sizes = np.fromiter(map(len, payloads), np.intp, len(payloads))
+def _deep(payloads: Sequence[bytes], sizes: np.ndarray) -> set[int]:
+    """The payloads that may nest deeper than :data:`_NEST` (``sizes``: their lengths)."""
     return {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
             if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
 
@@ -487,7 +490,7 @@ class JsonRpcDecoder(JsonDecoder):
         if loop is not None:  # (the compiled loop reads lists)
             rows.payloads = as_list(rows.payloads)
             direction, msg_index = as_list(direction), as_list(msg_index)
-        payloads, deep = rows.payloads, _deep(rows.payloads)
+        payloads, deep = rows.payloads, _deep(rows.payloads, rows.sizes)
         # A chunk at a time, parsed, read and written while it is in the
         # caches; the compiled loop reads the run whole (it keeps nothing per
         # message), taking the messages it can, in order, up to one it does

@@ -224,17 +224,21 @@ def _arrow_ts(values: Any) -> pa.Array:
     return numeric(arr, pa.timestamp("ns", "UTC"), null)
 
 
-def _dictionary(names: Sequence[str | None], column: Column) -> pa.Array:
+def _dictionary(names: Sequence[str | None], column: Column,
+                repeats: np.ndarray | None = None) -> pa.Array:
     """Strings (``None`` for null) as the dictionary column of ``column``'s
     categories (null for None, or for a name not among fixed ones, as pandas
     would; an open column's categories gain the names not declared). Each
     name is looked up in a dict: 250,000 names take 10 ms, less than making
-    them an Arrow array for ``pyarrow.compute.index_in`` does."""
+    them an Arrow array for ``pyarrow.compute.index_in`` does. ``repeats``:
+    how many rows each name stands for (one each if None)."""
     assert column.categories is not None
     categories = column.categories_for(set(names) if column.open else ())
     index: dict[str | None, int] = {name: i for i, name in enumerate(categories.names)}
     code_of: Callable[[str | None, int], int] = index.get
     codes = np.fromiter(map(code_of, names, repeat(-1)), np.int32, len(names))
+    if repeats is not None:
+        codes = np.repeat(codes, repeats)
     return pa.DictionaryArray.from_arrays(numeric(codes, pa.int32(), codes < 0),
                                           strings(categories.names), ordered=categories.ordered)
 
@@ -259,6 +263,11 @@ def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
     joined in Arrow (no list of all the values made); a dictionary
     column's names, in one list."""
     if column.categories is not None:
+        chunks = [chunk for chunk in chunks if len(chunk)]
+        if all(type(chunk) is list and chunk.count(chunk[0]) == len(chunk) for chunk in chunks):
+            # (a chunk of one name, as a run's protocol: looked up once)
+            return _dictionary([chunk[0] for chunk in chunks], column,
+                               np.array([len(chunk) for chunk in chunks], np.intp))
         return _dictionary(list(chain.from_iterable(chunks)), column)
     kind = column.type
     return pa.concat_arrays([_one(from_python(chunk, kind)) for chunk in chunks]) if chunks \
