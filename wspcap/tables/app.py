@@ -546,7 +546,7 @@ def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
                            for p, start in zip(pieces, (0, fed), strict=True)])
 
 
-def _texts(parts: list[list[Any] | Texts | pa.Array]) -> pa.Array:
+def _texts(parts: list[list[Any] | Texts]) -> pa.Array:
     """The ``fields`` column of the parts of rows: the column path's fields
     are text (a compiled loop's in one buffer, :class:`Texts`, taken as it
     is), but for the events it took from the reference path, and the
@@ -557,9 +557,6 @@ def _texts(parts: list[list[Any] | Texts | pa.Array]) -> pa.Array:
         if type(part) is Texts:
             arrays.append(pa.Array.from_buffers(_FIELDS, len(part), [
                 None, pa.py_buffer(part.offsets), pa.py_buffer(part.data)]))
-            continue
-        if isinstance(part, pa.Array):  # (made already: see _table)
-            arrays.append(part)
             continue
         try:  # (a part of text only, as the column path gives, at once)
             arrays.append(strings(part, _FIELDS, only=True))
