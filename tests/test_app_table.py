@@ -157,3 +157,37 @@ def test_analyze_to_writes_the_app_rows_of_many_connections_in_reads_order(
     for column in expected.columns:
         assert back[column].astype(object).tolist() == expected[column].astype(object).tolist(), \
             column
+
+
+def test_lone_surrogate_escapes_are_written_as_escapes(tmp_path: Path) -> None:
+    """JSON's ``\\ud800`` escapes (a lone surrogate, which the standard
+    library parses and UTF-8 cannot spell) in a method, an id and the params
+    and result of a JSON-RPC conversation: ``read()`` and every export keep
+    the rows, the text columns spell each surrogate as its escape, and the
+    ``fields`` JSON reads back as what the standard library parsed."""
+    pytest.importorskip("scapy.all")
+    from golden.crafted import TEXT, Conversation
+
+    conv = Conversation()
+    conv.open()
+    conv.upgrade()
+    for i in range(3):  # (plain requests first: the conversation is JSON-RPC by content)
+        conv.exchange("c2s", TEXT, b'{"jsonrpc":"2.0","method":"m","params":{"x":"a"},"id":%d}' % i)
+    asked = b'{"jsonrpc":"2.0","method":"m\\udc00","params":{"x":"\\ud800"},"id":"\\udfff"}'
+    answer = b'{"jsonrpc":"2.0","result":"\\ud800","id":"\\udfff"}'
+    conv.exchange("c2s", TEXT, asked)
+    conv.exchange("s2c", TEXT, answer)
+    path = conv.crafted("lone-surrogates").write(tmp_path / "lone.pcap")
+    app = wspcap.read(path).app
+    assert list(app.kind) == ["request"] * 4 + ["response"]
+    last = app.iloc[-2:]
+    assert list(last.channel) == ["m\\udc00"] * 2 and list(last.id) == ["\\udfff"] * 2
+    assert last.request_msg.iloc[1] == last.msg_index.iloc[0]
+    assert json.loads(last.fields.iloc[0]) == {
+        "method": "m\udc00", "params": json.loads(asked)["params"], "id": "\udfff"}
+    assert json.loads(last.fields.iloc[1])["result"] == json.loads(answer)["result"]
+    for fmt in ("parquet", "csv", "jsonl"):
+        wspcap.analyze_to(path, tmp_path / fmt, fmt)
+    assert pd.read_parquet(tmp_path / "parquet" / "app.parquet").fields.tolist() == \
+        app.fields.tolist()
+    assert main(["analyze", str(path), "-q"]) == 0

@@ -273,9 +273,12 @@ if SPEEDUPS:
 def strings(values: Sequence[str | None], kind: pa.DataType = STRING, only: bool = False
             ) -> pa.Array | pa.ChunkedArray:
     """``str`` values (``None`` for null) as a string array of ``kind``,
-    encoded as UTF-8 (a lone surrogate raises ``UnicodeEncodeError``, as
-    ``pa.array`` raises on it). With ``only``, a value that is neither
-    raises ``TypeError`` (for a caller that writes such values otherwise)."""
+    encoded as UTF-8. A lone surrogate, which UTF-8 cannot spell (and
+    ``pa.array`` refuses), is written as its escape, ``\\ud800``
+    (``backslashreplace``): a JSON decoder's text of a ``"\\ud800"`` escape,
+    which the ``fields`` JSON text then spells as the message did. With
+    ``only``, a value that is neither raises ``TypeError`` (for a caller that
+    writes such values otherwise)."""
     try:
         data, offsets, null = _join_strs(values, kind == pa.large_string())
     except TypeError:  # (other values)
@@ -283,6 +286,10 @@ def strings(values: Sequence[str | None], kind: pa.DataType = STRING, only: bool
             raise
         return _strings(values, kind)
     except OverflowError:  # (past 32-bit offsets)
+        return _strings(values, kind)
+    except UnicodeEncodeError:  # (a lone surrogate: see above)
+        if only and not all(v is None or isinstance(v, str) for v in values):
+            raise TypeError("strings: a value is neither str nor None") from None
         return _strings(values, kind)
     n = len(values)
     if null is None:
@@ -298,17 +305,18 @@ def strings(values: Sequence[str | None], kind: pa.DataType = STRING, only: bool
 
 def _strings(values: Sequence[str | None], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """:func:`strings` of values the joined way refuses: those past 32-bit
-    offsets (chunks, see :func:`binary`), or values that are not strings."""
+    offsets (chunks, see :func:`binary`), values that are not strings, or
+    lone surrogates (written as their escapes)."""
     items = values if isinstance(values, np.ndarray) else _objects(values)
     null = is_none(items)
     if not null.any():
-        return binary([v.encode() for v in items.tolist()], kind)
+        return binary([v.encode("utf-8", "backslashreplace") for v in items.tolist()], kind)
     if null.all():
         return pa.nulls(len(items), kind)
     # Only the rows with a value are encoded (a column of close reasons is
     # null but for a few rows).
     encoded = np.full(len(items), b"", object)
-    encoded[~null] = [v.encode() for v in items[~null].tolist()]
+    encoded[~null] = [v.encode("utf-8", "backslashreplace") for v in items[~null].tolist()]
     return binary(encoded, kind, null)
 
 
