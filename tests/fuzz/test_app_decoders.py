@@ -32,6 +32,8 @@ import pytest
 from wspcap.app import DECODERS, AppEvent, AppFinding, AppMessage, ConnFacts
 from wspcap.app.base import Decoder, EventColumns, MessageRun
 from wspcap.app.fields import fields_text
+from wspcap.tables.app import _texts
+from wspcap.tables.arrays import strings
 
 SEED = 18_01  #: issue 18
 CASES = 1500
@@ -55,7 +57,7 @@ def _samples() -> list[tuple[ConnFacts, list[AppMessage]]]:
 def _mutate(rng: random.Random, data: bytes, other: bytes) -> bytes:
     buf = bytearray(data)
     for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(8)
+        op = rng.randrange(9)
         if op == 0 and buf:  # bit flip
             i = rng.randrange(len(buf))
             buf[i] ^= 1 << rng.randrange(8)
@@ -73,6 +75,9 @@ def _mutate(rng: random.Random, data: bytes, other: bytes) -> bytes:
         elif op == 6 and buf:  # drop a range
             i = rng.randrange(len(buf))
             del buf[i:i + rng.randint(1, 8)]
+        elif op == 7:  # a lone surrogate's escape (in a string, the standard library takes it)
+            i = rng.randrange(len(buf) + 1)
+            buf[i:i] = rng.choice((b"\\ud800", b"\\udfff"))
         else:  # deep nesting
             depth = rng.choice((10, 100, 5000))
             buf[:0] = b"[" * depth
@@ -85,6 +90,9 @@ def _check(item: Any) -> None:
         json.dumps(dict(item.fields), allow_nan=False)
         assert item.channel is None or isinstance(item.channel, str)
         assert item.id is None or isinstance(item.id, str)
+        # (the table writes it: valid UTF-8 whatever the strings hold)
+        strings([item.channel, item.id]).validate(full=True)
+        _texts([[dict(item.fields)]]).validate(full=True)
     else:
         assert item.code.startswith("app_")
         assert "decoder error" not in item.detail, item  # an internal exception, caught
