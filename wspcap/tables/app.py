@@ -120,6 +120,9 @@ class MessageColumns(NamedTuple):
     first_frame: np.ndarray
     last_frame: np.ndarray
     complete: np.ndarray
+    #: Whether a payload may be spooled (``analyze -o``: read back with
+    #: ``load()``); a messages table's never are.
+    spooled: bool = True
 
 
 def message_columns(messages: pd.DataFrame) -> MessageColumns:
@@ -132,7 +135,7 @@ def message_columns(messages: pd.DataFrame) -> MessageColumns:
         messages["ts_start"].array.asi8, messages["ts_end"].array.asi8,
         messages["packet_start"].to_numpy(np.int64), messages["packet_end"].to_numpy(np.int64),
         messages["first_frame"].to_numpy(np.int64), messages["last_frame"].to_numpy(np.int64),
-        messages["complete"].to_numpy(bool))
+        messages["complete"].to_numpy(bool), spooled=False)
 
 
 def _data_and_text(opcodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -380,7 +383,7 @@ class AppDecoding:
         index = m.msg_index[rows].tolist()
         run = MessageRun(index, _DIRECTION_NAMES[m.direction[rows]].tolist(),
                          _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
-                         _payloads(m.payload, rows), _times(m.ts_end[rows]),
+                         _payloads(m.payload, rows, m.spooled), _times(m.ts_end[rows]),
                          m.complete[rows].tolist())
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
@@ -567,13 +570,15 @@ def _texts(parts: list[list[Any] | Texts]) -> pa.Array:
         chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])])
 
 
-def _payloads(payloads: Sequence[bytes], rows: np.ndarray) -> list[bytes]:
-    """The payloads at ``rows``; spooled ones (``analyze -o``) read back."""
+def _payloads(payloads: Sequence[bytes], rows: np.ndarray, spooled: bool = True
+              ) -> list[bytes]:
+    """The payloads at ``rows``; spooled ones (``analyze -o``) read back
+    (none looked for where none may be)."""
     if isinstance(payloads, np.ndarray):
         out: list[bytes] = payloads[rows].tolist()
     else:
         out = [payloads[i] for i in rows.tolist()]
-    if set(map(type, out)) <= {bytes}:
+    if not spooled or set(map(type, out)) <= {bytes}:
         return out
     return [p.load() if hasattr(p, "load") else p for p in out]
 
