@@ -224,9 +224,10 @@ class EventColumns:
         self.kind += kind
         self.channel += channel
         self.id += ident
-        if isinstance(fields, Texts) and (isinstance(self.fields, Texts) or not self.fields):
-            self.fields = Texts.join([self.fields, fields]) if isinstance(
-                self.fields, Texts) and self.fields else fields
+        if isinstance(fields, Texts) and not self.fields:
+            self.fields = fields
+        elif isinstance(fields, Texts) and isinstance(self.fields, Texts):
+            self.fields = Texts.join([self.fields, fields])
         else:  # (a list from then on: extended in place)
             if type(self.fields) is not list:
                 self.fields = list(self.fields)

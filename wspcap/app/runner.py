@@ -332,9 +332,6 @@ class Runner:
     def _pair_columns(self, run: MessageRun, cols: EventColumns) -> RowColumns:
         """:meth:`_pair` on each event of ``cols``, as :meth:`_run_many` does,
         with the message times kept as it keeps them (see :meth:`_times`)."""
-        n_events = len(cols)
-        request_msg: list[int | None] | np.ma.MaskedArray = [None] * n_events
-        latency: list[int | None] | np.ma.MaskedArray = [None] * n_events
         index, ts = run.msg_index, run.ts
         self.run = run
         rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
@@ -347,8 +344,10 @@ class Runner:
                 as_list(index), as_list(ts), rule.answers,
                 None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
                 self.open, MAX_OPEN_REQUESTS)
+        request_msg: list[int | None] | np.ma.MaskedArray
+        latency: list[int | None] | np.ma.MaskedArray
         if paired is None:
-            assert isinstance(request_msg, list) and isinstance(latency, list)
+            request_msg, latency = [None] * len(cols), [None] * len(cols)
             given, marked = self._pair_each(run, cols, rules, request_msg, latency)
         else:
             asker, took, has, untracked = paired
