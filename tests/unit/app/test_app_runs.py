@@ -309,3 +309,38 @@ def test_table_by_runs_is_by_messages(capture: str, monkeypatch: pytest.MonkeyPa
                 (want_table, want_anomalies) = decode(read, forced, parts, by_message=True)
                 pd.testing.assert_frame_equal(table, want_table, check_exact=True)
                 assert anomalies == want_anomalies  # (the rows, in report order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("add")),
+    st.tuples(st.just("extend"), st.integers(0, 6)),
+    st.tuples(st.just("keep"), st.integers(1, 8)),
+    st.tuples(st.just("get"), st.integers(0, 40))), max_size=40))
+def test_kept_references_are_those_of_a_list(ops: list[tuple[Any, ...]]) -> None:
+    """The references kept for a connection (lists, then a run's arrays) find
+    what a plain list of the same messages finds: after adds, runs, trims."""
+    kept, model, nxt = app_table._Kept(), [], 0
+
+    def refs(k: int) -> app_table._Refs:
+        return app_table._Refs(*(10 * k + c for c in range(len(app_table._REF_COLUMNS))))
+
+    for op, *arg in ops:
+        if op == "add":
+            kept.add(nxt, refs(nxt))
+            model.append(nxt)
+            nxt += 1
+        elif op == "extend":
+            index = np.arange(nxt, nxt + arg[0], dtype=np.int64)
+            kept.extend(index, np.array([refs(k) for k in index.tolist()],
+                                        np.int64).reshape(-1, len(app_table._REF_COLUMNS)))
+            model += index.tolist()
+            nxt += arg[0]
+        elif op == "keep":
+            kept.keep(arg[0])
+            model = model[-arg[0]:]
+        else:
+            want = refs(arg[0]) if arg[0] in model else None
+            assert kept.get(arg[0], None) == want
+        assert len(kept) == len(model)
+    assert [k for k in range(nxt) if kept.get(k, None) is not None] == model
