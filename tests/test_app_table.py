@@ -191,3 +191,41 @@ def test_lone_surrogate_escapes_are_written_as_escapes(tmp_path: Path) -> None:
     assert pd.read_parquet(tmp_path / "parquet" / "app.parquet").fields.tolist() == \
         app.fields.tolist()
     assert main(["analyze", str(path), "-q"]) == 0
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_jsonrpc_ids_are_typed_in_pairs_and_anomalies(tmp_path: Path, compiled: bool,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JSON-RPC response pairs with the request of its very id, typed as the
+    specification has it (7 and "7" are two ids): the row's request_msg and
+    channel and the unanswered-request anomalies say the same thing, with the
+    compiled loop and without it. (Before, the runner paired 7 with "7" by
+    the id column's text while the decoder reported the request unanswered;
+    and it named a null id's answer by its request's method, and took it as
+    answered, with no request_msg.)"""
+    pytest.importorskip("scapy.all")
+    from golden.crafted import TEXT, Conversation
+
+    from wspcap.app import jsonrpc
+
+    if not compiled:
+        monkeypatch.setattr(jsonrpc, "_rows", None)
+    conv = Conversation()
+    conv.open()
+    conv.upgrade()
+    for ident, answer in ((b"7", b'"7"'), (b'"8"', b"8"), (b"9", b"9"), (b'"a"', b'"a"'),
+                          (b"null", b"null")):
+        conv.exchange("c2s", TEXT, b'{"jsonrpc":"2.0","method":"m%s","params":[1],"id":%s}'
+                      % (ident.strip(b'"'), ident))
+        conv.exchange("s2c", TEXT, b'{"jsonrpc":"2.0","result":1,"id":%s}' % answer)
+    path = conv.crafted("typed-ids").write(tmp_path / "typed.pcap")
+    cap = wspcap.read(path)
+    app = cap.app
+    answers = app[app.kind == "response"]
+    assert answers.id.tolist() == ["7", "8", "9", "a", pd.NA]  # (the column spells both 7)
+    assert answers.request_msg.tolist() == [pd.NA, pd.NA, 4, 6, 8]
+    assert answers.channel.tolist() == [pd.NA, pd.NA, "m9", "ma", "mnull"]
+    assert answers.latency.notna().tolist() == [False, False, True, True, True]
+    unanswered = cap.anomalies[cap.anomalies.code == "app_request_unanswered"]
+    assert sorted(unanswered.detail) == ["JSON-RPC request 'm7' id 7 never answered",
+                                         "JSON-RPC request 'm8' id 8 never answered"]

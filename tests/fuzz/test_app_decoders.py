@@ -180,7 +180,7 @@ def test_mutated_runs_by_columns_are_receive(name: str, seed: int = SEED,
                 assert part is not None
                 got.position += [start + i for i in part.position]
                 for field in ("msg_index", "direction", "protocol", "kind", "channel", "id",
-                              "fields", "part"):
+                              "fields", "part", "answers"):
                     getattr(got, field).extend(getattr(part, field))
                 got.findings += [(start + i, f) for i, f in part.findings]
             for cols in (got, want):  # (as the table writes them)

@@ -323,12 +323,15 @@ class JsonDecoder(Decoder):
         id: Any = None,
         fields: dict[str, Any] | None = None,
         part: int = 0,
+        request_msg: int | None = None,
+        latency: int | None = None,
     ) -> AppEvent:
-        """An :class:`AppEvent` of this decoder, channel and id made text."""
+        """An :class:`AppEvent` of this decoder, channel and id made text
+        (``request_msg``, ``latency``: where it pairs its own requests)."""
         # (positional: keywords cost a third more, once a message)
         return AppEvent(message.msg_index, message.direction, self.name, kind,
                         channel if isinstance(channel, str) else scalar_id(channel),
-                        scalar_id(id), fields or {}, part)
+                        scalar_id(id), fields or {}, part, request_msg, latency)
 
     def finding(self, message: AppMessage | None, code: str, detail: str) -> AppFinding:
         """An :class:`AppFinding` at ``message`` (or at no message)."""

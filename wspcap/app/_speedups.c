@@ -669,6 +669,9 @@ string_of(const Tok *t)
     return str;
 }
 
+/* No request answered, or no latency: wspcap.app.base.NO_ANSWER. */
+#define NO_ANSWER INT64_MIN
+
 static PyObject *S_C2S, *S_S2C, *S_EMPTY, *S_NULL, *K_REQUEST, *K_NOTIFICATION, *K_RESPONSE,
     *K_ERROR;
 
@@ -695,8 +698,8 @@ open_request(PyObject *opened, PyObject *where, PyObject *id, PyObject **key)
  * it ends to ends), 0 (not taken), -1 on error. */
 static int
 take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
-     PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols, Text *text,
-     Text *ends)
+     PyObject *ts, PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols,
+     Text *text, Text *ends, Text *answers)
 {
     Tok f[F_COUNT], e[E_COUNT];
     int secret = 0, loose = 0, got = -1, wrote;
@@ -704,6 +707,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
              *value = NULL, *kind, *channel;
     const Py_ssize_t mark = text->len; /* (where this row's text starts) */
     Tok *id = &f[F_ID];
+    int64_t answer[2] = {NO_ANSWER, NO_ANSWER}; /* (request_msg, latency) */
 
     if (scan_rpc(p, n, f, &secret, &loose) < 0)
         return 0;
@@ -749,10 +753,29 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         asked = open_request(opened, where, key, &k);
         if (!asked && PyErr_Occurred())
             goto done;
-        if (asked && (!PyTuple_Check(asked) || PyTuple_GET_SIZE(asked) < 2
-                      || !PyUnicode_Check(PyTuple_GET_ITEM(asked, 1)))) {
+        if (asked && (!PyTuple_Check(asked) || PyTuple_GET_SIZE(asked) != 3
+                      || !PyLong_CheckExact(PyTuple_GET_ITEM(asked, 0))
+                      || !PyUnicode_Check(PyTuple_GET_ITEM(asked, 1))
+                      || !PyLong_CheckExact(PyTuple_GET_ITEM(asked, 2))
+                      || !PyLong_CheckExact(ts))) {
             got = 0; /* (not what the decoder keeps there: the column path says) */
             goto done;
+        }
+        if (asked) {
+            /* The runner's rule: the ns between the two messages, a time of 0
+             * being unknown (both within int64, so is their difference). */
+            int over = 0;
+            long long asker = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(asked, 0), &over);
+            long long then = over ? 0 : PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(asked, 2),
+                                                                      &over);
+            long long now = over ? 0 : PyLong_AsLongLongAndOverflow(ts, &over);
+            if (over || then < 0 || now < 0 || asker < 0) {
+                got = 0; /* (out of what the tables hold: the column path says) */
+                goto done;
+            }
+            answer[0] = asker;
+            if (now && then)
+                answer[1] = now - then;
         }
         channel = asked ? PyTuple_GET_ITEM(asked, 1) : Py_None;
         if (PUT_LIT(text, "{\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0)
@@ -808,7 +831,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
                 goto done;
             if (!open)
                 ++*untracked;
-            else if (!(value = PyTuple_Pack(2, index, method))
+            else if (!(value = PyTuple_Pack(3, index, method, ts))
                      || PyDict_SetItem(opened, k, value) < 0)
                 goto done;
         }
@@ -817,7 +840,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
     int64_t end = (int64_t)text->len;
     int bad = !at || PyList_Append(cols[0], at) < 0 || PyList_Append(cols[1], kind) < 0
               || PyList_Append(cols[2], channel) < 0 || PyList_Append(cols[3], sid) < 0
-              || put(ends, &end, sizeof end) < 0;
+              || put(ends, &end, sizeof end) < 0 || put(answers, answer, sizeof answer) < 0;
     Py_XDECREF(at);
     got = bad ? -1 : 1;
 done:
@@ -833,16 +856,18 @@ done:
 }
 
 PyDoc_STRVAR(rpc_rows_doc,
-"rpc_rows(payloads, start, stop, direction, msg_index, opened, max_open, position, kind,\n"
-"         channel, ident, text, ends) -> (next, untracked)\n\n"
+"rpc_rows(payloads, start, stop, direction, msg_index, ts, opened, max_open, position,\n"
+"         kind, channel, ident, text, ends, answers) -> (next, untracked)\n\n"
 "Make the rows of the JSON-RPC messages payloads[start:stop] as the column\n"
 "path of wspcap.app.jsonrpc makes them (appended to position, kind, channel\n"
 "and ident; their fields text, UTF-8, to the bytearray text, and where each\n"
-"ends in it, as native int64, to the bytearray ends; the requests opened in\n"
-"and the answers' taken from opened, keyed (direction, id as JSON text), up\n"
-"to max_open of them), up to the first message this loop does not take (see\n"
-"the module's note). Returns that message's position (stop: none) and the\n"
-"requests not kept for max_open.");
+"ends in it, as native int64, to the bytearray ends; each row's request_msg\n"
+"and latency, two native int64 (INT64_MIN: none), to the bytearray answers;\n"
+"the requests opened in and the answers' taken from opened, keyed\n"
+"(direction, id as JSON text) -> (msg_index, method, ts), up to max_open of\n"
+"them), up to the first message this loop does not take (see the module's\n"
+"note). Returns that message's position (stop: none) and the requests not\n"
+"kept for max_open.");
 
 /* The rows' text and ends made by one call moved to the bytearrays text and
  * ends (each end shifted by what text held before): 0, or -1 on error. */
@@ -865,23 +890,38 @@ hand_over(const Text *made, const Text *made_ends, PyObject *text, PyObject *end
     return 0;
 }
 
+/* What made holds appended to the bytearray out: 0, or -1 on error. */
+static int
+append_to(PyObject *out, const Text *made)
+{
+    Py_ssize_t at = PyByteArray_GET_SIZE(out);
+
+    if (!made->len)
+        return 0;
+    if (PyByteArray_Resize(out, at + made->len) < 0)
+        return -1;
+    memcpy(PyByteArray_AS_STRING(out) + at, made->data, made->len);
+    return 0;
+}
+
 static PyObject *
 rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *payloads, *direction, *msg_index, *opened, *cols[4], *text_out, *ends_out;
+    PyObject *payloads, *direction, *msg_index, *ts, *opened, *cols[4], *text_out, *ends_out,
+        *answers_out;
     Py_ssize_t start, stop, max_open, untracked = 0, i;
-    Text text = {NULL, 0, 0}, ends = {NULL, 0, 0};
+    Text text = {NULL, 0, 0}, ends = {NULL, 0, 0}, answers = {NULL, 0, 0};
     int failed = 0;
 
-    if (!PyArg_ParseTuple(args, "O!nnO!O!O!nO!O!O!O!O!O!:rpc_rows", &PyList_Type, &payloads,
-                          &start, &stop, &PyList_Type, &direction, &PyList_Type, &msg_index,
-                          &PyDict_Type, &opened, &max_open, &PyList_Type, &cols[0],
-                          &PyList_Type, &cols[1], &PyList_Type, &cols[2], &PyList_Type,
-                          &cols[3], &PyByteArray_Type, &text_out, &PyByteArray_Type,
-                          &ends_out))
+    if (!PyArg_ParseTuple(args, "O!nnO!O!O!O!nO!O!O!O!O!O!O!:rpc_rows", &PyList_Type,
+                          &payloads, &start, &stop, &PyList_Type, &direction, &PyList_Type,
+                          &msg_index, &PyList_Type, &ts, &PyDict_Type, &opened, &max_open,
+                          &PyList_Type, &cols[0], &PyList_Type, &cols[1], &PyList_Type,
+                          &cols[2], &PyList_Type, &cols[3], &PyByteArray_Type, &text_out,
+                          &PyByteArray_Type, &ends_out, &PyByteArray_Type, &answers_out))
         return NULL;
     if (start < 0 || stop > PyList_GET_SIZE(payloads) || stop > PyList_GET_SIZE(direction)
-        || stop > PyList_GET_SIZE(msg_index)) {
+        || stop > PyList_GET_SIZE(msg_index) || stop > PyList_GET_SIZE(ts)) {
         PyErr_SetString(PyExc_IndexError, "rpc_rows: start or stop out of the columns");
         return NULL;
     }
@@ -892,8 +932,8 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
         /* (the list may not change under take: it calls no Python code) */
         int got = take(i, (const unsigned char *)PyBytes_AS_STRING(payload),
                        PyBytes_GET_SIZE(payload), PyList_GET_ITEM(direction, i),
-                       PyList_GET_ITEM(msg_index, i), opened, max_open, &untracked, cols, &text,
-                       &ends);
+                       PyList_GET_ITEM(msg_index, i), PyList_GET_ITEM(ts, i), opened, max_open,
+                       &untracked, cols, &text, &ends, &answers);
         if (got < 0) {
             failed = 1;
             break;
@@ -901,10 +941,12 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
         if (!got)
             break;
     }
-    if (!failed && hand_over(&text, &ends, text_out, ends_out) < 0)
+    if (!failed && (hand_over(&text, &ends, text_out, ends_out) < 0
+                    || append_to(answers_out, &answers) < 0))
         failed = 1;
     PyMem_Free(text.data);
     PyMem_Free(ends.data);
+    PyMem_Free(answers.data);
     return failed ? NULL : Py_BuildValue("nn", i, untracked);
 }
 

@@ -47,6 +47,7 @@ Contract of a :class:`Decoder` subclass
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -54,7 +55,7 @@ from typing import Any, ClassVar, TypeVar
 
 from .fields import Texts
 
-__all__ = ["AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
+__all__ = ["ANSWER", "NO_ANSWER", "AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
            "MessageRun", "RunOutput", "as_list", "first_bytes"]
 
 
@@ -145,6 +146,19 @@ class AppEvent:
     fields: Mapping[str, Any] = field(default_factory=dict)
     #: Index of this event within its message (a message may hold several).
     part: int = 0
+    #: The msg_index of the request this event answers, and the ns between
+    #: the two messages (None: unknown): set only by a decoder that pairs its
+    #: own requests (:attr:`~wspcap.app.runner.Pairing.by_decoder`, as
+    #: JSON-RPC's, whose ids are typed: ``7`` and ``"7"`` are two ids).
+    request_msg: int | None = None
+    latency: int | None = None
+
+
+#: An event's ``request_msg`` and ``latency`` as :attr:`EventColumns.answers`
+#: holds them: two native int64, :data:`NO_ANSWER` for None.
+ANSWER = struct.Struct("=qq")
+NO_ANSWER = -(1 << 63)
+_NO_ANSWERS = ANSWER.pack(NO_ANSWER, NO_ANSWER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +201,9 @@ class EventColumns:
     id: list[str | None] = field(default_factory=list)
     fields: list[str | Mapping[str, Any]] | Texts = field(default_factory=list)
     part: list[int] = field(default_factory=list)
+    #: Each event's ``request_msg`` and ``latency`` (:data:`ANSWER`, 16
+    #: bytes an event), as a decoder that pairs its own requests gives them.
+    answers: bytearray = field(default_factory=bytearray)
     #: (position, finding), in order.
     findings: list[tuple[int, AppFinding]] = field(default_factory=list)
 
@@ -208,16 +225,21 @@ class EventColumns:
                 self.id.append(item.id)
                 self.fields.append(item.fields)
                 self.part.append(item.part)
+                self.answers += _NO_ANSWERS if item.request_msg is None else ANSWER.pack(
+                    item.request_msg, NO_ANSWER if item.latency is None else item.latency)
             elif isinstance(item, AppFinding):
                 self.findings.append((position, item))
 
     def extend(self, position: Sequence[int], msg_index: Iterable[int],
                direction: Iterable[str], protocol: str, kind: Sequence[str],
                channel: Sequence[str | None], ident: Sequence[str | None],
-               fields: Sequence[str] | Texts) -> None:
+               fields: Sequence[str] | Texts,
+               answers: bytes | bytearray | None = None) -> None:
         """Events made as columns (every one of ``protocol``, whole, part 0;
-        their fields a :class:`~wspcap.app.fields.Texts` as they may be)."""
+        their fields a :class:`~wspcap.app.fields.Texts` as they may be;
+        ``answers`` as :attr:`answers` holds them, or None for none)."""
         n = len(kind)
+        self.answers += _NO_ANSWERS * n if answers is None else answers
         self.position += position
         self.msg_index += msg_index
         self.direction += direction

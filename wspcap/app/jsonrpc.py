@@ -10,7 +10,10 @@ Events (either side may send requests):
   ``request``, channel M, id I;
 - notification (no ``id``): kind ``notification``, channel M;
 - response ``{"jsonrpc":"2.0","result":R,"id":I}``: kind ``response``, id I,
-  channel the method of the request answered (when seen);
+  channel the method of the request answered (when seen), and that
+  request's msg_index and the latency (the decoder pairs its own requests,
+  :attr:`~wspcap.app.runner.Pairing.by_decoder`: ids are typed, ``7`` and
+  ``"7"`` are two ids, as the open requests are keyed by the id's JSON text);
   ``{"error":{"code","message","data"}}`` instead: kind ``error``;
 - a batch (a JSON array) gives one event per member, ``part`` its index.
 
@@ -116,6 +119,8 @@ from ._json import (
     scalar_id,
 )
 from .base import (
+    ANSWER,
+    NO_ANSWER,
     AppEvent,
     AppFinding,
     AppMessage,
@@ -150,6 +155,26 @@ _SORTED = json.JSONEncoder(sort_keys=True).encode
 def _id_key(value: Any) -> str:
     """An id as the JSON text the open requests are keyed by."""
     return str(value) if type(value) is int else _SORTED(value)
+
+
+def _answered(asked: tuple[int, str, int] | None, ts: int) -> tuple[int | None, int | None]:
+    """The ``request_msg`` and ``latency`` of an answer at ``ts`` to the
+    request ``asked`` (an open request's value; None: none): the runner's
+    rule, a time of 0 being unknown."""
+    if asked is None:
+        return None, None
+    return asked[0], ts - asked[2] if ts and asked[2] else None
+
+
+#: No request answered, as :attr:`_Rows.answers` holds it.
+_NO_ANSWER = ANSWER.pack(NO_ANSWER, NO_ANSWER)
+
+
+def _answer_bytes(asked: tuple[int, str, int] | None, ts: int) -> bytes:
+    """:func:`_answered` as :attr:`~wspcap.app.base.EventColumns.answers` holds it."""
+    request_msg, latency = _answered(asked, ts)
+    return ANSWER.pack(NO_ANSWER if request_msg is None else request_msg,
+                       NO_ANSWER if latency is None else latency)
 
 
 class _Rpc(msgspec.Struct, gc=False):
@@ -295,19 +320,24 @@ class _Rows:
             rows' fields in order: those structs, and the texts the loop
             wrote before each (:class:`~wspcap.app.fields.Texts`).
         text, ends: the compiled loop's texts not yet a piece (see :meth:`seal`).
+        answers: each row's ``request_msg`` and ``latency``, as
+            :attr:`~wspcap.app.base.EventColumns.answers` holds them (the
+            compiled loop appends to it too).
         asks, held: the calls with params, and those params that are objects
             (see :meth:`JsonRpcDecoder._secrets_of`).
         typed: rows added here, whose fields are structs.
     """
 
-    __slots__ = ("asks", "channel", "compiled", "ends", "fields", "held", "ident", "kind",
-                 "objs", "payloads", "position", "run", "sizes", "start", "text", "typed")
+    __slots__ = ("answers", "asks", "channel", "compiled", "ends", "fields", "held", "ident",
+                 "kind", "objs", "payloads", "position", "run", "sizes", "start", "text",
+                 "typed")
 
     def __init__(self, run: MessageRun, raw: Sequence[bytes], compiled: bool = False) -> None:
         self.run = run
         self.compiled = compiled
         self.text = bytearray()
         self.ends = bytearray()
+        self.answers = bytearray()
         # (what the typed parse is not to see, as empty: the reference path's)
         if set(map(type, raw)) - {bytes}:
             raw = [p if type(p) is bytes else b"" for p in raw]
@@ -343,8 +373,10 @@ class _Rows:
         return objs
 
     def add(self, i: int, kind: str, channel: str | None, ident: str | None,
-            fields: _Call | _Answer) -> None:
-        """A row of message ``i``, read here (not by the compiled loop)."""
+            fields: _Call | _Answer, answer: bytes = _NO_ANSWER) -> None:
+        """A row of message ``i``, read here (not by the compiled loop);
+        ``answer``: its request, as :attr:`answers` holds it."""
+        self.answers += answer
         self.position.append(i)
         self.kind.append(kind)
         self.channel.append(channel)
@@ -379,6 +411,7 @@ class _Rows:
         """The rows moved out."""
         for column in (self.position, self.kind, self.channel, self.ident, self.fields):
             column.clear()
+        self.answers = bytearray()
         self.typed = 0
 
 
@@ -440,8 +473,10 @@ class JsonRpcDecoder(JsonDecoder):
 
     def __init__(self, facts: ConnFacts) -> None:
         super().__init__(facts)
-        # (requesting direction, id as JSON) -> (msg_index, method)
-        self.open: dict[tuple[str, str], tuple[int, str]] = {}
+        # (requesting direction, id as JSON) -> (msg_index, method, ts): the
+        # requests waiting for their answer, which is paired with them here
+        # (the runner's pairing is this one, see runner.PAIRING)
+        self.open: dict[tuple[str, str], tuple[int, str, int]] = {}
         self.untracked = 0
 
     def receive_run(self, run: MessageRun) -> RunOutput:
@@ -486,10 +521,10 @@ class JsonRpcDecoder(JsonDecoder):
             return cols
         loop = _rows
         rows = _Rows(run, raw, compiled=loop is not None)
-        direction, msg_index = run.direction, run.msg_index
+        direction, msg_index, ts = run.direction, run.msg_index, run.ts
         if loop is not None:  # (the compiled loop reads lists)
             rows.payloads = as_list(rows.payloads)
-            direction, msg_index = as_list(direction), as_list(msg_index)
+            direction, msg_index, ts = as_list(direction), as_list(msg_index), as_list(ts)
         payloads, deep = rows.payloads, _deep(rows.payloads, rows.sizes)
         # A chunk at a time, parsed, read and written while it is in the
         # caches; the compiled loop reads the run whole (it keeps nothing per
@@ -502,12 +537,12 @@ class JsonRpcDecoder(JsonDecoder):
             i = start
             while i < stop:
                 if loop is not None:
-                    i = self._compiled(loop, rows, i, stop, direction, msg_index)
+                    i = self._compiled(loop, rows, i, stop, direction, msg_index, ts)
                     if i == stop:
                         break
                     objs[i - start] = None if i in deep else _typed(payloads[i:i + 1])[0]
                 o = objs[i - start]
-                if (o is None or not self._typed_row(o, i, direction, msg_index, rows)) and (
+                if (o is None or not self._typed_row(o, i, direction, msg_index, ts, rows)) and (
                         self._may_say(raw[i])):
                     # Anything else: the reference path, in its place in the
                     # order, called from here: at receive_run's depth (see _NEST).
@@ -520,13 +555,13 @@ class JsonRpcDecoder(JsonDecoder):
         return cols
 
     def _compiled(self, loop: Callable[..., tuple[int, int]], rows: _Rows, i: int, stop: int,
-                  direction: Sequence[str], msg_index: Sequence[int]) -> int:
+                  direction: Sequence[str], msg_index: Sequence[int], ts: Sequence[int]) -> int:
         """The compiled loop (``loop``, see _rows) over messages ``i:stop``:
         where it stopped (``stop``: it took them all)."""
         at = i
-        i, untracked = loop(rows.payloads, at, stop, direction, msg_index, self.open, MAX_OPEN,
-                            rows.position, rows.kind, rows.channel, rows.ident, rows.text,
-                            rows.ends)
+        i, untracked = loop(rows.payloads, at, stop, direction, msg_index, ts, self.open,
+                            MAX_OPEN, rows.position, rows.kind, rows.channel, rows.ident,
+                            rows.text, rows.ends, rows.answers)
         self.untracked += untracked
         if i > at:  # (a message taken is JSON-RPC)
             self.claimed = True
@@ -541,7 +576,7 @@ class JsonRpcDecoder(JsonDecoder):
             b"\\" in payload or len(payload) > MAX_JSON_BYTES)
 
     def _typed_row(self, o: _Rpc, i: int, direction: Sequence[str], msg_index: Sequence[int],
-                   rows: _Rows) -> bool:
+                   ts: Sequence[int], rows: _Rows) -> bool:
         """Message ``i`` (``o``, its typed parse) as a row of the column
         path: a request or a notification (opened in :attr:`open`), or a
         response or an error (its request taken from there); False, having
@@ -559,11 +594,12 @@ class JsonRpcDecoder(JsonDecoder):
             sid = key if type(x) is int else x
             asked = self.open.pop((_OTHER.get(direction[i], ""), key), None)
             asker, channel = (UNSET, None) if asked is None else (asked[1], asked[1])
+            answer = _NO_ANSWER if asked is None else _answer_bytes(asked, ts[i])
             if err is UNSET:
-                rows.add(i, "response", channel, sid, _Answer(x, asker, result))
+                rows.add(i, "response", channel, sid, _Answer(x, asker, result), answer)
             else:
                 rows.add(i, "error", channel, sid,
-                         _Answer(x, asker, UNSET, err, err["code"], err["message"]))
+                         _Answer(x, asker, UNSET, err, err["code"], err["message"]), answer)
             return True
         if o.result is not UNSET or o.error is not UNSET:
             return False
@@ -582,7 +618,7 @@ class JsonRpcDecoder(JsonDecoder):
         rows.add(i, "request", method, sid, _Call(method, params, x))
         k = (direction[i], key)
         if len(self.open) < MAX_OPEN or k in self.open:
-            self.open[k] = (msg_index[i], method)
+            self.open[k] = (msg_index[i], method, ts[i])
         else:
             self.untracked += 1
         return True
@@ -607,7 +643,7 @@ class JsonRpcDecoder(JsonDecoder):
             index = list(map(run.msg_index.__getitem__, position))
             where = list(map(run.direction.__getitem__, position))
         cols.extend(position, index, where, self.name, rows.kind, rows.channel, rows.ident,
-                    rows.texts())
+                    rows.texts(), rows.answers)
         rows.clear()
 
     def _secrets_of(self, run: MessageRun, objs: list[_Rpc | None], start: int, asks: list[int],
@@ -679,12 +715,13 @@ class JsonRpcDecoder(JsonDecoder):
             fields["id"] = obj["id"]
             key = (message.direction, id_key)
             if key in self.open or len(self.open) < MAX_OPEN:
-                self.open[key] = (message.msg_index, method)
+                self.open[key] = (message.msg_index, method, message.ts)
             else:
                 self.untracked += 1
             return [self.event(message, "request", method, obj["id"], fields, part), *out]
         asked = self.open.pop((_OTHER.get(message.direction, ""), id_key), None)
         method = asked[1] if asked else None
+        request_msg, latency = _answered(asked, message.ts)
         fields = {"id": obj.get("id")}
         if method is not None:
             fields["method"] = method
@@ -693,13 +730,15 @@ class JsonRpcDecoder(JsonDecoder):
             fields["error"] = err
             fields["code"] = err.get("code")
             fields["message"] = err.get("message")
-            return [self.event(message, "error", method, obj.get("id"), fields, part)]
+            return [self.event(message, "error", method, obj.get("id"), fields, part,
+                               request_msg, latency)]
         fields["result"] = obj["result"]
-        return [self.event(message, "response", method, obj.get("id"), fields, part)]
+        return [self.event(message, "response", method, obj.get("id"), fields, part,
+                           request_msg, latency)]
 
     def end(self) -> list[AppEvent | AppFinding]:
         out: list[AppEvent | AppFinding] = []
-        for (direction, id_key), (index, method) in self.open.items():
+        for (direction, id_key), (index, method, _ts) in self.open.items():
             out.append(
                 AppFinding(
                     "app_request_unanswered",

@@ -188,7 +188,7 @@ def runs_columns(decoder: JsonRpcDecoder, messages: list[AppMessage],
         assert part is not None
         got.position += [start + i for i in part.position]
         for name in ("msg_index", "direction", "protocol", "kind", "channel", "id", "fields",
-                     "part"):
+                     "part", "answers"):
             getattr(got, name).extend(getattr(part, name))
         got.findings += [(start + i, f) for i, f in part.findings]
     return texts(got)

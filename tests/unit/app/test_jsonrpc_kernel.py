@@ -38,7 +38,7 @@ from test_app_columns import (
 
 from wspcap.app import AppMessage, ConnFacts, jsonrpc
 from wspcap.app import runner as runner_module
-from wspcap.app.base import EventColumns
+from wspcap.app.base import NO_ANSWER, EventColumns
 from wspcap.app.fields import Texts
 from wspcap.app.jsonrpc import JsonRpcDecoder
 from wspcap.app.runner import ANY_KIND, PAIRING, Pairing, Runner
@@ -247,7 +247,7 @@ def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
     at = 0
     while at < len(payloads):
         stop, _ = rpc_rows(payloads, at, len(payloads), directions, list(range(len(payloads))),
-                           opened, 10, *cols, text, ends)
+                           [0] * len(payloads), opened, 10, *cols, text, ends, bytearray())
         count += stop - at
         at = stop + 1
     # (a text a row taken, the texts one after the other, valid UTF-8 as Arrow
@@ -302,18 +302,23 @@ def test_loop_takes_the_common_spellings() -> None:
 
 def test_loop_pairs_and_bounds_the_open_requests() -> None:
     """An answer takes its request's method from the requests opened in the
-    other direction; past max_open a request is counted, not kept."""
+    other direction, and its msg_index and the latency (from the two
+    messages' times, 0 being unknown); past max_open a request is counted,
+    not kept."""
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     payloads = [b'{"jsonrpc":"2.0","method":"a\\"b","id":"q"}',
                 b'{"jsonrpc":"2.0","method":"c","id":2}',
                 b'{"jsonrpc":"2.0","method":"d","id":3}',
                 b'{"jsonrpc":"2.0","result":[],"id":"q"}',
-                b'{"jsonrpc":"2.0","result":[],"id":2}']
+                b'{"jsonrpc":"2.0","result":[],"id":2}',
+                b'{"jsonrpc":"2.0","method":"e","id":4}',
+                b'{"jsonrpc":"2.0","result":1,"id":4}']
     cols: list[list[Any]] = [[], [], [], []]
     opened: dict[Any, Any] = {}
-    text, ends = bytearray(b"before"), bytearray()
-    stop, untracked = rpc_rows(payloads, 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
-                               [10, 11, 12, 13, 14], opened, 2, *cols, text, ends)
+    text, ends, answers = bytearray(b"before"), bytearray(), bytearray(b"x" * 16)
+    stop, untracked = rpc_rows(payloads[:5], 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
+                               [10, 11, 12, 13, 14], [100, 200, 300, 450, 500], opened, 2,
+                               *cols, text, ends, answers)
     assert (stop, untracked) == (5, 1)
     _, kind, channel, ident = cols
     # (the ends count from the bytearray's start: what it held before stays)
@@ -323,7 +328,18 @@ def test_loop_pairs_and_bounds_the_open_requests() -> None:
     assert channel == ['a"b', "c", "d", 'a"b', None]  # (2 answered from its own side)
     assert ident == ["q", "2", "3", "q", "2"]
     assert fields[3] == '{"id":"q","method":"a\\"b","result":[]}'
-    assert opened == {("c2s", "2"): (11, "c")}
+    assert opened == {("c2s", "2"): (11, "c", 200)}
+    # (what the bytearray held before stays; a row without an answer: none, none)
+    none = NO_ANSWER
+    assert answers[:16] == b"x" * 16
+    assert np.frombuffer(answers[16:], np.int64).reshape(-1, 2).tolist() == [
+        [none, none], [none, none], [none, none], [10, 350], [none, none]]
+    # A time of 0 is unknown: the answer is paired, without a latency.
+    answers = bytearray()
+    rpc_rows(payloads, 5, 7, ["c2s"] * 6 + ["s2c"], list(range(20, 27)), [0] * 6 + [900],
+             opened, 9, *cols, text, ends, answers)
+    assert np.frombuffer(answers, np.int64).reshape(-1, 2).tolist() == [
+        [none, none], [25, none]]
 
 
 @pytest.mark.parametrize("bad", [
@@ -332,8 +348,8 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     payloads, start, stop = bad
     with pytest.raises(IndexError):
-        rpc_rows(payloads, start, stop, ["c2s"], [0], {}, 1, [], [], [], [], bytearray(),
-                 bytearray())
+        rpc_rows(payloads, start, stop, ["c2s"], [0], [0], {}, 1, [], [], [], [], bytearray(),
+                 bytearray(), bytearray())
 
 
 # -- the runner's pairing of a run's rows (pair_rows) --------------------------------------
