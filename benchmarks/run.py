@@ -147,14 +147,13 @@ def keylog_of(path: Path | str, given: bool = False) -> Path | None:
 def read_worker(path: str) -> dict[str, Any]:
     sys.path.insert(0, str(REPO))
     t0 = time.perf_counter()
-    import wspcap
-
     # wspcap imports lazily: load what read() uses (pandas, NumPy) before the
     # clock starts, or its first call would be timed with 0.5 s of imports.
     # (pandas by name: since analyze -o stopped needing it, importing
     # wspcap.api.reading no longer loads it.)
     import pandas  # noqa: F401
 
+    import wspcap
     import wspcap.api.reading
 
     t1 = time.perf_counter()
@@ -818,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
     tshark_version = ""
     if shutil.which("tshark"):
         out = subprocess.run(["tshark", "--version"], capture_output=True, text=True,
-                             timeout=60).stdout
+                             timeout=60, check=False).stdout
         tshark_version = ", " + (out.splitlines() or ["tshark ?"])[0]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cpus, "
           f"repeat {args.repeat}{tshark_version}")

@@ -40,9 +40,9 @@ import platform
 import random
 import signal
 import socket
+import ssl
 import struct
 import subprocess
-import ssl
 import sys
 import tempfile
 import threading
@@ -54,13 +54,12 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
-from websockets.exceptions import ConnectionClosed
 from websockets.extensions.permessage_deflate import (
     ClientPerMessageDeflateFactory,
     PerMessageDeflate,
     ServerPerMessageDeflateFactory,
 )
-from websockets.frames import Close, Frame, Opcode
+from websockets.frames import Close, Frame
 from websockets.protocol import Protocol, Side
 
 HERE = Path(__file__).resolve().parent
@@ -501,7 +500,7 @@ class ScriptError(Exception):
 async def _wait(aw, what: str):
     try:
         return await asyncio.wait_for(aw, STEP_TIMEOUT)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise ScriptError(f"timeout while waiting for {what}") from None
 
 
@@ -615,7 +614,8 @@ async def run_exchange(sc: Scenario, port: int,
         finally:
             server_done[path].set()
 
-    server_kwargs: dict[str, Any] = dict(ping_interval=None, close_timeout=5, open_timeout=5)
+    server_kwargs: dict[str, Any] = {"ping_interval": None, "close_timeout": 5,
+                                     "open_timeout": 5}
     if "subprotocols" in sc.server_kwargs:
         # Accept clients that offer no subprotocol (websockets rejects them by default).
         supported = list(sc.server_kwargs["subprotocols"])
@@ -633,7 +633,7 @@ async def run_exchange(sc: Scenario, port: int,
     host_in_uri = f"[{sc.host}]" if ":" in sc.host else sc.host
 
     async def client(r: ConnResult) -> None:
-        kwargs = dict(ping_interval=None, close_timeout=5, open_timeout=5)
+        kwargs = {"ping_interval": None, "close_timeout": 5, "open_timeout": 5}
         kwargs.update(r.spec.client_kwargs)
         if tls is not None:
             kwargs["ssl"] = tls[1]
@@ -776,12 +776,11 @@ def build_connection_truth(idx: int, r: ConnResult) -> dict:
                         entry["reply_to"] = pid
                         del pending_pings[other][j]
                         break
-        elif m["type"] == "close":
-            if d != closer:
-                entry["automatic"] = True
-                for prev in out_msgs:
-                    if prev["type"] == "close" and prev["direction"] == other:
-                        entry["reply_to"] = prev["id"]
+        elif m["type"] == "close" and d != closer:
+            entry["automatic"] = True
+            for prev in out_msgs:
+                if prev["type"] == "close" and prev["direction"] == other:
+                    entry["reply_to"] = prev["id"]
         out_msgs.append(entry)
 
     close_info: dict[str, Any] = {"initiator": closer}

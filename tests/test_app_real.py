@@ -262,7 +262,7 @@ def test_bundled_sample(name: str) -> None:
 def test_table_is_the_decoders_own(name: str) -> None:
     """The engine's table holds what the decoder run test-side says, event for
     event, and each row points at its message (frames, packets, time)."""
-    capture, truth = load(SAMPLES_DIR, name)
+    capture, _truth = load(SAMPLES_DIR, name)
     table, direct = from_table(capture, 0), decode(capture, 0)
     assert (table.decoder, table.confidence) == (direct.decoder, direct.confidence)
     assert table.events == direct.events

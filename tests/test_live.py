@@ -176,7 +176,7 @@ class TestLayering:
         package = Path(wspcap.__file__).resolve().parent
         importers = sorted(str(p.relative_to(package)) for p in package.rglob("*.py")
                            if re.search(r"^\s*(import|from)\s+scapy\b", p.read_text(
-                               encoding="utf-8"), re.M))
+                               encoding="utf-8"), re.MULTILINE))
         assert importers == [str(Path("sources") / "live.py")]
 
     def test_importing_wspcap_loads_no_scapy(self) -> None:

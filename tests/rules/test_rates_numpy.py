@@ -4,6 +4,7 @@ the same values, times anywhere in int64's range (a capture may say so)."""
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 import numpy as np
 from hypothesis import given, settings
@@ -50,7 +51,7 @@ def keys(draw: st.DrawFn) -> list[int]:
 
 
 def _suspect_reference(keys: list[int]) -> bool:
-    steps = [(b - a) & 0xFFFFFFFF for a, b in zip(keys, keys[1:])]
+    steps = [(b - a) & 0xFFFFFFFF for a, b in pairwise(keys)]
     even = any(steps[i] == steps[i + 1] == steps[i + 2] for i in range(len(steps) - 2))
     return len(keys) - len(set(keys)) >= 2 or even
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -130,7 +130,7 @@ def test_pong_timeout() -> None:
     from wspcap.rules.ws import _went_on  # the rule's decision, on hand-made facts
 
     class Conn:
-        end_ts = {"c2s": None, "s2c": None}
+        end_ts: ClassVar[dict[str, None]] = {"c2s": None, "s2c": None}
 
     class Ping:
         ts = 1_000_000_000

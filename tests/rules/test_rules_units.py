@@ -57,8 +57,8 @@ class TestOrigin:
 @pytest.mark.parametrize("ua, browser", [
     ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10.12; rv:54.0) Gecko/20100101 Firefox/54.0",
      True),
-    ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-     "Chrome/88.0.4324.150 Safari/537.36 Edg/88.0.705.68", True),
+    (("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/88.0.4324.150 Safari/537.36 Edg/88.0.705.68"), True),
     ("Python/3.11 websockets/17.4", False),
     ("Go-http-client/1.1", False),
     ("curl/8.0", False),

@@ -22,8 +22,8 @@ import pytest
 import wspcap
 
 wsproto = pytest.importorskip("wsproto")
-from wsproto.extensions import PerMessageDeflate  # noqa: E402
-from wsproto.frame_protocol import FrameProtocol, ParseFailed  # noqa: E402
+from wsproto.extensions import PerMessageDeflate
+from wsproto.frame_protocol import FrameProtocol, ParseFailed
 
 ANOMALIES_DIR = Path(__file__).resolve().parents[2] / "samples" / "anomalies"
 #: The crafted captures in the clear (the oracle reads TCP payloads as frames, so the
@@ -120,7 +120,7 @@ def _conversations(path: Path) -> list[dict[str, Any]]:
     for key, data in flows.items():
         other = flows.get((key[2], key[3], key[0], key[1]), b"")
         if data.startswith((b"GET ", b"POST ")):
-            request, c2s = _split_head(data)
+            _request, c2s = _split_head(data)
             response, s2c = _split_head(other)
             if b" 101 " not in response.split(b"\r\n", 1)[0]:
                 continue

@@ -5,7 +5,6 @@ stands in for so that writing the tables does not import pandas)."""
 from __future__ import annotations
 
 import json
-
 from typing import Any
 
 import numpy as np
