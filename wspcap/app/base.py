@@ -55,8 +55,9 @@ from typing import Any, ClassVar, TypeVar
 
 from .fields import Texts
 
-__all__ = ["ANSWER", "NO_ANSWER", "AppEvent", "AppFinding", "AppMessage", "ConnFacts", "Decoder", "EventColumns",
-           "MessageRun", "RunOutput", "as_list", "first_bytes"]
+__all__ = ["ANSWER", "NO_ANSWER", "UNANSWERED", "AppEvent", "AppFinding", "AppMessage",
+           "ConnFacts", "Decoder", "EventColumns", "MessageRun", "RunOutput", "answer_bytes",
+           "as_list", "first_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +159,15 @@ class AppEvent:
 #: holds them: two native int64, :data:`NO_ANSWER` for None.
 ANSWER = struct.Struct("=qq")
 NO_ANSWER = -(1 << 63)
-_NO_ANSWERS = ANSWER.pack(NO_ANSWER, NO_ANSWER)
+#: No request answered, as :attr:`EventColumns.answers` holds it.
+UNANSWERED = ANSWER.pack(NO_ANSWER, NO_ANSWER)
+
+
+def answer_bytes(request_msg: int | None, latency: int | None) -> bytes:
+    """An event's ``request_msg`` and ``latency`` as :attr:`EventColumns.answers` holds them."""
+    if request_msg is None:
+        return UNANSWERED
+    return ANSWER.pack(request_msg, NO_ANSWER if latency is None else latency)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,8 +234,7 @@ class EventColumns:
                 self.id.append(item.id)
                 self.fields.append(item.fields)
                 self.part.append(item.part)
-                self.answers += _NO_ANSWERS if item.request_msg is None else ANSWER.pack(
-                    item.request_msg, NO_ANSWER if item.latency is None else item.latency)
+                self.answers += answer_bytes(item.request_msg, item.latency)
             elif isinstance(item, AppFinding):
                 self.findings.append((position, item))
 
@@ -239,7 +247,7 @@ class EventColumns:
         their fields a :class:`~wspcap.app.fields.Texts` as they may be;
         ``answers`` as :attr:`answers` holds them, or None for none)."""
         n = len(kind)
-        self.answers += _NO_ANSWERS * n if answers is None else answers
+        self.answers += UNANSWERED * n if answers is None else answers
         self.position += position
         self.msg_index += msg_index
         self.direction += direction

@@ -119,8 +119,7 @@ from ._json import (
     scalar_id,
 )
 from .base import (
-    ANSWER,
-    NO_ANSWER,
+    UNANSWERED,
     AppEvent,
     AppFinding,
     AppMessage,
@@ -128,6 +127,7 @@ from .base import (
     EventColumns,
     MessageRun,
     RunOutput,
+    answer_bytes,
     as_list,
     first_bytes,
 )
@@ -164,17 +164,6 @@ def _answered(asked: tuple[int, str, int] | None, ts: int) -> tuple[int | None, 
     if asked is None:
         return None, None
     return asked[0], ts - asked[2] if ts and asked[2] else None
-
-
-#: No request answered, as :attr:`_Rows.answers` holds it.
-_NO_ANSWER = ANSWER.pack(NO_ANSWER, NO_ANSWER)
-
-
-def _answer_bytes(asked: tuple[int, str, int] | None, ts: int) -> bytes:
-    """:func:`_answered` as :attr:`~wspcap.app.base.EventColumns.answers` holds it."""
-    request_msg, latency = _answered(asked, ts)
-    return ANSWER.pack(NO_ANSWER if request_msg is None else request_msg,
-                       NO_ANSWER if latency is None else latency)
 
 
 class _Rpc(msgspec.Struct, gc=False):
@@ -373,7 +362,7 @@ class _Rows:
         return objs
 
     def add(self, i: int, kind: str, channel: str | None, ident: str | None,
-            fields: _Call | _Answer, answer: bytes = _NO_ANSWER) -> None:
+            fields: _Call | _Answer, answer: bytes = UNANSWERED) -> None:
         """A row of message ``i``, read here (not by the compiled loop);
         ``answer``: its request, as :attr:`answers` holds it."""
         self.answers += answer
@@ -594,7 +583,7 @@ class JsonRpcDecoder(JsonDecoder):
             sid = key if type(x) is int else x
             asked = self.open.pop((_OTHER.get(direction[i], ""), key), None)
             asker, channel = (UNSET, None) if asked is None else (asked[1], asked[1])
-            answer = _NO_ANSWER if asked is None else _answer_bytes(asked, ts[i])
+            answer = answer_bytes(*_answered(asked, ts[i]))
             if err is UNSET:
                 rows.add(i, "response", channel, sid, _Answer(x, asker, result), answer)
             else:

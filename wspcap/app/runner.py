@@ -55,12 +55,10 @@ record per message. It keeps what :meth:`feed_run` keeps: the same open
 requests (tuples), and the same message times, made only where an event
 names another message and, at the end, for the last RECENT messages (what
 the earlier ones leave there is gone by then, see :meth:`Runner._times`).
-Where it is built, a compiled loop (``wspcap/app/_speedups.c``,
-``pair_rows``) pairs a run's rows of one protocol that each name their own
-message (250,080 JSON-RPC rows in 0.03 s, against 0.08 s, when JSON-RPC was
-paired here). A decoder that pairs its own gives its columns paired already:
-they are taken as they are (JSON-RPC's compiled loop pairs its answers as
-it names them, 0.02-0.03 s less a read of chat-jsonrpc than pairing twice).
+A decoder that pairs its own gives its columns paired already: they are
+taken as they are (JSON-RPC's compiled loop pairs its answers as it names
+them: 0.02-0.03 s less a read of chat-jsonrpc than pairing them again here,
+even with the compiled pairing loop this module had for that, since gone).
 
 Invariants: each event of each message is returned once (no message is fed
 twice to a decoder); the rows of a message come in the decoder's order; the
@@ -75,10 +73,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wspcap.constants import SPEEDUPS
-
 from .base import (
-    ANSWER,
     NO_ANSWER,
     AppEvent,
     AppFinding,
@@ -87,7 +82,6 @@ from .base import (
     Decoder,
     EventColumns,
     MessageRun,
-    as_list,
 )
 from .registry import choose
 
@@ -207,7 +201,7 @@ class RowColumns:
 
     events: EventColumns
     #: msg_index of the request each row answers, or None (masked, where
-    #: the compiled loop paired the rows: see :func:`_masked`).
+    #: the decoder paired the rows: see :func:`_answered`).
     request_msg: list[int | None] | np.ma.MaskedArray
     #: ns between that request's message and the row's, or None (masked).
     latency: list[int | None] | np.ma.MaskedArray
@@ -234,30 +228,10 @@ def _answered(answers: bytes | bytearray) -> tuple[np.ma.MaskedArray, np.ma.Mask
             np.ma.MaskedArray(pairs[:, 1], mask=pairs[:, 1] == NO_ANSWER))
 
 
-def _masked(values: bytes, has: bytes, bit: int) -> np.ma.MaskedArray:
-    """int64 ``values`` (native order), masked where ``has`` lacks ``bit``:
-    a column of the compiled pairing (``pair_rows``), None where masked (as
-    its ``tolist()`` gives)."""
-    return np.ma.MaskedArray(np.frombuffer(values, np.int64),
-                             mask=np.frombuffer(has, np.uint8) & bit == 0)
-
-
 #: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:
 #: made for every request, 0.06 us against 0.27 us for a slotted record).
 _Open = tuple[int, int, str, str | None]
 
-
-#: The compiled loop of :meth:`Runner._pair_columns` for a run's rows of one
-#: protocol that each name their own message (wspcap/app/_speedups.c,
-#: ``pair_rows``), or None where it is not built: then the loop there.
-_pair_rows: Callable[..., tuple[bytes, bytes, bytes, int] | None] | None = None
-if SPEEDUPS:
-    try:
-        from wspcap.app._speedups import pair_rows
-    except ImportError:  # not built: the loop in _pair_columns
-        pass
-    else:
-        _pair_rows = pair_rows
 
 
 @dataclass(slots=True)
@@ -370,33 +344,17 @@ class Runner:
     def _pair_columns(self, run: MessageRun, cols: EventColumns) -> RowColumns:
         """:meth:`_pair` on each event of ``cols``, as :meth:`_run_many` does,
         with the message times kept as it keeps them (see :meth:`_times`)."""
-        index, ts = run.msg_index, run.ts
         self.run = run
         rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
         (rule, *others) = rules.values() or (None,)
-        paired = None
         if rule is not None and rule.by_decoder and not others:
             answered = _answered(cols.answers)
             self._times(run, _given(run, cols))
             self.run = None
             return RowColumns(cols, *answered)
-        if _pair_rows is not None and rule is not None and not others:
-            # (None where a row names another message: the loop then)
-            paired = _pair_rows(
-                cols.id, cols.kind, cols.direction, cols.msg_index, cols.channel, cols.position,
-                as_list(index), as_list(ts), rule.answers,
-                None if rule.requests is ANY_KIND else rule.requests, rule.request_direction,
-                self.open, MAX_OPEN_REQUESTS)
-        request_msg: list[int | None] | np.ma.MaskedArray
-        latency: list[int | None] | np.ma.MaskedArray
-        if paired is None:
-            request_msg, latency = [None] * len(cols), [None] * len(cols)
-            given, marked = self._pair_each(run, cols, rules, request_msg, latency)
-        else:
-            asker, took, has, untracked = paired
-            request_msg, latency = _masked(asker, has, 1), _masked(took, has, 2)
-            self.untracked += untracked
-            given, marked = None, 0
+        request_msg: list[int | None] = [None] * len(cols)
+        latency: list[int | None] = [None] * len(cols)
+        given, marked = self._pair_each(run, cols, rules, request_msg, latency)
         if given is None:
             given = _given(run, cols)
         self._times(run, given[marked:])
@@ -413,6 +371,9 @@ class Runner:
         (``_at``) meanwhile."""
         index, ts = run.msg_index, run.ts
         opened = self.open
+        # (the pairs of decoders that pair their own, as lists: None where none)
+        answered = [column.tolist() for column in _answered(cols.answers)] if any(
+            rule is not None and rule.by_decoder for rule in rules.values()) else None
         # The messages that gave something, in order: _run_many marks each
         # (``_at``) before its events; here only when an event needs it.
         given: list[int] | None = None
@@ -422,10 +383,8 @@ class Runner:
                 cols.msg_index)):
             rule = rules[protocol]
             if rule is not None and rule.by_decoder:  # (a null id too: the decoder says)
-                asker, took = ANSWER.unpack_from(cols.answers, ANSWER.size * j)
-                if asker != NO_ANSWER:
-                    request_msg[j] = asker
-                    latency[j] = None if took == NO_ANSWER else took
+                assert answered is not None
+                request_msg[j], latency[j] = answered[0][j], answered[1][j]
                 continue
             if ident is None or rule is None:
                 continue

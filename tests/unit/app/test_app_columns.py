@@ -33,7 +33,7 @@ from wspcap.app._json import MAX_JSON_BYTES
 from wspcap.app.base import EventColumns, MessageRun
 from wspcap.app.fields import fields_text
 from wspcap.app.jsonrpc import JsonRpcDecoder
-from wspcap.app.runner import RECENT, Runner
+from wspcap.app.runner import ANY_KIND, PAIRING, RECENT, Pairing, Runner
 
 DIRECTIONS = ("c2s", "s2c")
 
@@ -285,16 +285,36 @@ def runner_state(runner: Runner) -> tuple[Any, ...]:
             runner.now, runner.now_index)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(conversations(), FACTS, st.data())
+#: JSON-RPC's pairing rule (None: its own, the decoder's), or rules the
+#: runner pairs by itself: any kind opened, or from one direction only.
+RULES = st.sampled_from([
+    None,
+    Pairing(ANY_KIND, frozenset({"response", "error"}), request_direction="c2s"),
+    Pairing(frozenset({"notification", "request"}), frozenset({"response"}),
+            request_direction="s2c"),
+])
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(conversations(), FACTS, RULES, st.data())
 def test_feed_columns_is_feed_run(messages: list[AppMessage], facts: ConnFacts,
-                                  data: st.DataObject) -> None:
+                                  rule: Pairing | None, data: st.DataObject) -> None:
+    """The column path's rows, pairs, latencies (times 0 among them: not
+    known) and runner state are the run path's, with the decoder's pairing
+    and with the runner's own under other rules."""
     # Long runs too (the message times keep the last RECENT).
     messages = messages * data.draw(st.sampled_from([1, 1, RECENT // 8 + 1]))
-    messages = [AppMessage(i, m.direction, m.type, m.payload, m.ts + i) for i, m in
-                enumerate(messages)]
+    messages = [AppMessage(i, m.direction, m.type, m.payload,
+                           data.draw(st.sampled_from([0, m.ts + i, m.ts + i + 2**62])))
+                for i, m in enumerate(messages)]
+    with pytest.MonkeyPatch.context() as patch:
+        if rule is not None:
+            patch.setitem(PAIRING, "jsonrpc", rule)
+        runs_are_columns(messages, facts, cuts(data.draw, len(messages)))
+
+
+def runs_are_columns(messages: list[AppMessage], facts: ConnFacts, bounds: list[int]) -> None:
     single, fast = Runner(facts, "jsonrpc"), Runner(facts, "jsonrpc")
-    bounds = cuts(data.draw, len(messages))
     for start, end in pairwise(bounds):
         run = as_run(messages[start:end])
         want = single.feed_run(run)

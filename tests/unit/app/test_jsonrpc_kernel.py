@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -27,31 +26,24 @@ from golden.kernels import kernel
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_app_columns import (
-    as_run,
-    listed,
     reference_columns,
-    runner_state,
     runs_columns,
     state,
-    texts,
 )
 
 from wspcap.app import AppMessage, ConnFacts, jsonrpc
-from wspcap.app import runner as runner_module
 from wspcap.app.base import NO_ANSWER, EventColumns
 from wspcap.app.fields import Texts
 from wspcap.app.jsonrpc import JsonRpcDecoder
-from wspcap.app.runner import ANY_KIND, PAIRING, Pairing, Runner
 from wspcap.tables.app import _texts
 
 
 @contextmanager
 def loops(compiled: bool) -> Iterator[None]:
-    """The column path and the runner's pairing with their compiled loops, or without."""
+    """The column path with its compiled loop, or without."""
     built = kernel("wspcap.app._speedups")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(jsonrpc, "_rows", built.rpc_rows if compiled else None)
-        patch.setattr(runner_module, "_pair_rows", built.pair_rows if compiled else None)
         yield
 
 
@@ -350,62 +342,3 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
     with pytest.raises(IndexError):
         rpc_rows(payloads, start, stop, ["c2s"], [0], [0], {}, 1, [], [], [], [], bytearray(),
                  bytearray(), bytearray())
-
-
-# -- the runner's pairing of a run's rows (pair_rows) --------------------------------------
-
-def fed(messages: list[AppMessage], facts: ConnFacts, compiled: bool, cuts: list[int],
-        rule: Pairing | None) -> list[Any]:
-    """What a runner forced to JSON-RPC gives for the runs, its state after
-    each, and its last words (with ``rule`` as JSON-RPC's pairing rule)."""
-    runner = Runner(facts, "jsonrpc")
-    out: list[Any] = []
-    with loops(compiled), pytest.MonkeyPatch.context() as patch:
-        if rule is not None:
-            patch.setitem(PAIRING, "jsonrpc", rule)
-        for start, end in pairwise(cuts):
-            got = runner.feed_columns(as_run(messages[start:end]))
-            out.append(None if got is None else (
-                texts(got.events), listed(got.request_msg), listed(got.latency)))
-            out.append(runner_state(runner))
-        out.append(runner.finish())
-    return out
-
-
-RULES = st.sampled_from([
-    None,  # JSON-RPC's own
-    Pairing(ANY_KIND, frozenset({"response", "error"}), request_direction="c2s"),
-    Pairing(frozenset({"notification", "request"}), frozenset({"response"}),
-            request_direction="s2c"),
-])
-
-
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(conversations(), st.sampled_from([ConnFacts(), ConnFacts(uri="/rpc")]), RULES, st.data())
-def test_pairing_loop_is_the_runners(messages: list[AppMessage], facts: ConnFacts,
-                                     rule: Pairing | None, data: st.DataObject) -> None:
-    """The same rows, pairs, latencies (times 0 among them: not known) and
-    runner state with the compiled pairing as without it, under JSON-RPC's
-    rule and under rules that open any kind or from one direction only."""
-    messages = [AppMessage(m.msg_index, m.direction, m.type, m.payload,
-                           data.draw(st.sampled_from([0, m.ts + 5, m.ts + 5 + 2**62])))
-                for m in messages * data.draw(st.sampled_from([1, 3]))]
-    messages = [AppMessage(i, m.direction, m.type, m.payload, m.ts)
-                for i, m in enumerate(messages)]
-    cuts = sorted({0, len(messages), *data.draw(st.lists(st.integers(0, len(messages)),
-                                                         max_size=2))})
-    assert fed(messages, facts, True, cuts, rule) == fed(messages, facts, False, cuts, rule)
-
-
-def test_pairing_loop_leaves_rows_that_name_other_messages() -> None:
-    """A row whose message is not the one it came out of: None, nothing opened."""
-    pair_rows = kernel("wspcap.app._speedups").pair_rows
-    opened: dict[Any, Any] = {}
-    args = (["1", "2"], ["request", "request"], ["c2s", "c2s"], [5, 3], ["m", "m"], [0, 1],
-            [5, 6], [100, 200], frozenset({"response"}), None, None, opened, 10)
-    assert pair_rows(*args) is None and opened == {}
-    args = (["1", "2"], ["request", "request"], ["c2s", "c2s"], [5, 6], ["m", None], [0, 1],
-            [5, 6], [100, 200], frozenset({"response"}), None, None, opened, 1)
-    _, _, paired, untracked = pair_rows(*args)
-    assert (paired, untracked) == (b"\0\0", 1)  # (neither row answers)
-    assert opened == {("c2s", "1"): (5, 100, "request", "m")}
