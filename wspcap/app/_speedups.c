@@ -235,11 +235,24 @@ scan_int(Scan *s, Tok *t)
     return 0;
 }
 
+/* Bytes that, lower-cased, begin one of SECRET_WORDS (filled by the module's init). */
+static unsigned char SECRET_START[256];
+
+/* n bytes at a and at b the same (keys are short: no call to memcmp). */
+static inline int
+same(const unsigned char *a, const unsigned char *b, Py_ssize_t n)
+{
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (a[i] != b[i])
+            return 0;
+    return 1;
+}
+
 static int
 secret_word(const unsigned char *p, Py_ssize_t n)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (!memchr(SECRET_FIRST, p[i] | 0x20, sizeof(SECRET_FIRST) - 1))
+        if (!SECRET_START[p[i]])
             continue;
         for (const char **word = SECRET_WORDS; *word; word++) {
             Py_ssize_t j = 0;
@@ -282,7 +295,8 @@ member(const Members *want, const Tok *key)
 {
     Py_ssize_t n = key->end - key->start - 2;
     for (int f = 0; f < want->count; f++)
-        if (want->lengths[f] == n && !memcmp(key->start + 1, want->names[f], n))
+        if (want->lengths[f] == n
+            && same(key->start + 1, (const unsigned char *)want->names[f], n))
             return f;
     return -1;
 }
@@ -315,7 +329,7 @@ scan_container(Scan *s, Tok *t, int depth, const Members *want, Tok *found)
                 return -1; /* (a loose key: two spellings of one key could meet) */
             Py_ssize_t n = key.end - key.start;
             for (int i = 0; i < count; i++)
-                if (lens[i] == n && !memcmp(keys[i], key.start, n))
+                if (lens[i] == n && same(keys[i], key.start, n))
                     return -1; /* a key twice */
             if (count == MAX_KEYS)
                 return -1;
@@ -426,10 +440,8 @@ typedef struct {
 } Text;
 
 static int
-grow(Text *t, Py_ssize_t more)
+grow_to(Text *t, Py_ssize_t more)
 {
-    if (t->len + more <= t->cap)
-        return 0;
     Py_ssize_t cap = t->cap ? t->cap : 256;
     while (cap < t->len + more)
         cap *= 2;
@@ -443,7 +455,13 @@ grow(Text *t, Py_ssize_t more)
     return 0;
 }
 
-static int
+static inline int
+grow(Text *t, Py_ssize_t more)
+{
+    return t->len + more <= t->cap ? 0 : grow_to(t, more);
+}
+
+static inline int
 put(Text *t, const void *p, Py_ssize_t n)
 {
     if (grow(t, n) < 0)
@@ -660,6 +678,38 @@ string_of(const Tok *t)
     return str;
 }
 
+/* The methods made last (a conversation calls a few, over and over): a str
+ * made once for each spelling kept here, handed out again (a new
+ * reference). Slots are chosen by length and the first and last bytes. */
+#define METHOD_SLOTS 32
+#define METHOD_MAX 64
+static struct {
+    Py_ssize_t n;
+    unsigned char spelled[METHOD_MAX];
+    PyObject *str;
+} methods_made[METHOD_SLOTS];
+
+/* A string token that names a method as a str, as string_of makes it. */
+static PyObject *
+method_of(const Tok *t)
+{
+    const unsigned char *p = t->start + 1;
+    Py_ssize_t n = t->end - t->start - 2;
+
+    if (t->escaped || n > METHOD_MAX || n == 0)
+        return string_of(t);
+    unsigned slot = ((unsigned)n * 31u + p[0] * 7u + p[n - 1]) % METHOD_SLOTS;
+    if (methods_made[slot].str && methods_made[slot].n == n && same(methods_made[slot].spelled, p, n))
+        return Py_NewRef(methods_made[slot].str);
+    PyObject *str = string_of(t);
+    if (str) {
+        Py_XSETREF(methods_made[slot].str, Py_NewRef(str));
+        methods_made[slot].n = n;
+        memcpy(methods_made[slot].spelled, p, n);
+    }
+    return str;
+}
+
 /* No request answered, or no latency: wspcap.app.base.NO_ANSWER. */
 #define NO_ANSWER INT64_MIN
 
@@ -799,7 +849,7 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
             goto done;
     }
     else {
-        if (!(method = string_of(&f[F_METHOD])))
+        if (!(method = method_of(&f[F_METHOD])))
             goto done;
         channel = method;
         if (PUT_LIT(text, "{\"method\":") < 0
@@ -958,6 +1008,8 @@ PyInit__speedups(void)
 {
     for (int c = 0x20; c < 0x7F; c++)
         PLAIN[c] = c != '"' && c != '\\';
+    for (int c = 0; c < 256; c++)
+        SECRET_START[c] = memchr(SECRET_FIRST, c | 0x20, sizeof(SECRET_FIRST) - 1) != NULL;
     if (!(S_C2S = PyUnicode_InternFromString("c2s")) || !(S_S2C = PyUnicode_InternFromString("s2c"))
         || !(S_EMPTY = PyUnicode_InternFromString("")) || !(S_NULL = PyUnicode_InternFromString("null"))
         || !(K_REQUEST = PyUnicode_InternFromString("request"))
