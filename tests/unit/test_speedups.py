@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from wspcap.decode.batch import LINK_MODES, py_headers
 from wspcap.decode.link import AF_INET, AF_INET6
 from wspcap.sources.files import pcap_records
-from wspcap.tables.arrays import py_join_bytes, py_join_strs
+from wspcap.tables.arrays import py_codes_of, py_join_bytes, py_join_strs
 from wspcap.tls.protection import py_open_runs
 from wspcap.ws.mask import py_frame_payloads, py_unmask
 from wspcap.ws.runs import py_whole_frames
@@ -457,3 +457,38 @@ def test_join_strs_refuses_more_than_int32_offsets_hold(monkeypatch: pytest.Monk
     assert py_join_strs(["0123456", None, "89ab"], True)[0] == b"012345689ab"
     with pytest.raises(TypeError):
         kernel.join_strs(5, False)
+
+
+# -- wspcap.tables: a dictionary column's codes ----------------------------------------------
+
+_NAMES = ["c2s", "s2c", "request", "response", "", None, "é"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.sampled_from(_NAMES), st.text(max_size=3), st.integers(-2, 2)),
+                max_size=40),
+       st.dictionaries(st.one_of(st.sampled_from(_NAMES), st.text(max_size=3)),
+                       st.integers(-(1 << 31), (1 << 31) - 1), max_size=6),
+       st.booleans())
+def test_codes_of_mirror(names: list[object], index: dict[object, int], as_array: bool) -> None:
+    # The same codes, whether a name repeats as one object or as equal
+    # ones (the kernel looks a name up only where it is not the one before).
+    kernel = _kernel("wspcap.tables._speedups")
+    names = names + [(n + ".")[:-1] for n in names if isinstance(n, str)]  # (equal, other objects)
+    given_names = _given(names, as_array)
+    expected = py_codes_of(given_names, index)  # type: ignore[arg-type]
+    assert kernel.codes_of(given_names, index) == expected
+    codes = np.frombuffer(expected, np.int32).tolist()
+    assert codes == [index.get(n, -1) for n in names]  # type: ignore[call-overload]
+
+
+def test_codes_of_refuses_what_is_no_code() -> None:
+    kernel = _kernel("wspcap.tables._speedups")
+    with pytest.raises(OverflowError):
+        kernel.codes_of(["a"], {"a": 1 << 40})
+    with pytest.raises(TypeError):
+        kernel.codes_of(["a"], {"a": "one"})
+    with pytest.raises(TypeError):
+        kernel.codes_of(["a"], ["a"])
+    with pytest.raises(TypeError):  # (an unhashable name, as dict.get says)
+        kernel.codes_of([["a"]], {"a": 1})

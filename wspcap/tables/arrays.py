@@ -17,6 +17,8 @@ nothing):
 - :func:`strings`: ``str`` values encoded and joined, by the compiled
   ``join_strs`` where it is built (:func:`py_join_strs`);
 - :func:`decoded`: a string column over a binary column's buffers;
+- :func:`codes_of`: a dictionary column's codes, by the compiled
+  ``codes_of`` where it is built (:func:`py_codes_of`);
 - :func:`from_python`: a sequence of Python values (``None`` for null) by
   the column's Arrow type;
 - :func:`numpy_of`, :func:`null_mask`: a numeric array's values as NumPy,
@@ -30,6 +32,7 @@ does not import pandas.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -37,8 +40,8 @@ import pyarrow as pa
 
 from wspcap.constants import SPEEDUPS
 
-__all__ = ["binary", "decoded", "from_python", "is_none", "null_mask", "numeric", "numpy_of",
-           "py_join_bytes", "py_join_strs", "strings"]
+__all__ = ["binary", "codes_of", "decoded", "from_python", "is_none", "null_mask", "numeric",
+           "numpy_of", "py_codes_of", "py_join_bytes", "py_join_strs", "strings"]
 
 #: The NumPy type of each Arrow type :func:`numeric` takes (timestamps and
 #: durations are their int64 counts).
@@ -266,6 +269,22 @@ _join_strs = py_join_strs
 if SPEEDUPS:
     try:
         from wspcap.tables._speedups import join_strs as _join_strs
+    except ImportError:  # not built: the reference above
+        pass
+
+
+def py_codes_of(names: Sequence[Any], index: dict[Any, int]) -> bytes:
+    """The code ``index`` gives each of ``names``, -1 for a name it lacks,
+    as native int32 (a dictionary column's codes). Its compiled mirror,
+    ``codes_of`` in ``wspcap/tables/_speedups.c``, is used where it is
+    built: it looks a name up only where it is not the one before it."""
+    return np.fromiter(map(index.get, names, repeat(-1)), np.int32, len(names)).tobytes()
+
+
+codes_of = py_codes_of
+if SPEEDUPS:
+    try:
+        from wspcap.tables._speedups import codes_of
     except ImportError:  # not built: the reference above
         pass
 

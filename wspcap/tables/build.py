@@ -24,8 +24,8 @@ packet whose time int64 cannot hold: null in Arrow, NaT in pandas.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from itertools import chain, repeat
+from collections.abc import Sequence
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,6 +34,7 @@ import pyarrow as pa
 from wspcap.rules.registry import RULES
 from wspcap.tables.arrays import (
     binary,
+    codes_of,
     decoded,
     from_python,
     is_none,
@@ -229,14 +230,14 @@ def _dictionary(names: Sequence[str | None], column: Column,
     """Strings (``None`` for null) as the dictionary column of ``column``'s
     categories (null for None, or for a name not among fixed ones, as pandas
     would; an open column's categories gain the names not declared). Each
-    name is looked up in a dict: 250,000 names take 10 ms, less than making
-    them an Arrow array for ``pyarrow.compute.index_in`` does. ``repeats``:
-    how many rows each name stands for (one each if None)."""
+    name is looked up in a dict (:func:`~wspcap.tables.arrays.codes_of`):
+    250,000 names take 1-2 ms compiled, 10 ms through ``map()``, less than
+    making them an Arrow array for ``pyarrow.compute.index_in`` does.
+    ``repeats``: how many rows each name stands for (one each if None)."""
     assert column.categories is not None
     categories = column.categories_for(set(names) if column.open else ())
     index: dict[str | None, int] = {name: i for i, name in enumerate(categories.names)}
-    code_of: Callable[[str | None, int], int] = index.get
-    codes = np.fromiter(map(code_of, names, repeat(-1)), np.int32, len(names))
+    codes = np.frombuffer(codes_of(names, index), np.int32)
     if repeats is not None:
         codes = np.repeat(codes, repeats)
     return pa.DictionaryArray.from_arrays(numeric(codes, pa.int32(), codes < 0),
