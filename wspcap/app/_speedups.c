@@ -898,7 +898,7 @@ done:
 
 PyDoc_STRVAR(rpc_rows_doc,
 "rpc_rows(payloads, start, stop, direction, msg_index, ts, opened, max_open, position,\n"
-"         kind, channel, ident, text, ends, answers) -> (next, untracked)\n\n"
+"         kind, channel, ident, text, ends, answers[, max_bytes]) -> (next, untracked)\n\n"
 "Make the rows of the JSON-RPC messages payloads[start:stop] as the column\n"
 "path of wspcap.app.jsonrpc makes them (appended to position, kind, channel\n"
 "and ident; their fields text, UTF-8, to the bytearray text, and where each\n"
@@ -907,7 +907,7 @@ PyDoc_STRVAR(rpc_rows_doc,
 "the requests opened in and the answers' taken from opened, keyed\n"
 "(direction, id as JSON text) -> (msg_index, method, ts), up to max_open of\n"
 "them), up to the first message this loop does not take (see the module's\n"
-"note). Returns that message's position (stop: none) and the requests not\n"
+"note; nor one of over max_bytes bytes). Returns that message's position (stop: none) and the requests not\n"
 "kept for max_open.");
 
 /* The rows' text and ends made by one call moved to the bytearrays text and
@@ -950,16 +950,17 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
     PyObject *payloads, *direction, *msg_index, *ts, *opened, *cols[4], *text_out, *ends_out,
         *answers_out;
-    Py_ssize_t start, stop, max_open, untracked = 0, i;
+    Py_ssize_t start, stop, max_open, untracked = 0, i, max_bytes = PY_SSIZE_T_MAX;
     Text text = {NULL, 0, 0}, ends = {NULL, 0, 0}, answers = {NULL, 0, 0};
     int failed = 0;
 
-    if (!PyArg_ParseTuple(args, "O!nnO!O!O!O!nO!O!O!O!O!O!O!:rpc_rows", &PyList_Type,
+    if (!PyArg_ParseTuple(args, "O!nnO!O!O!O!nO!O!O!O!O!O!O!|n:rpc_rows", &PyList_Type,
                           &payloads, &start, &stop, &PyList_Type, &direction, &PyList_Type,
                           &msg_index, &PyList_Type, &ts, &PyDict_Type, &opened, &max_open,
                           &PyList_Type, &cols[0], &PyList_Type, &cols[1], &PyList_Type,
                           &cols[2], &PyList_Type, &cols[3], &PyByteArray_Type, &text_out,
-                          &PyByteArray_Type, &ends_out, &PyByteArray_Type, &answers_out))
+                          &PyByteArray_Type, &ends_out, &PyByteArray_Type, &answers_out,
+                          &max_bytes))
         return NULL;
     if (start < 0 || stop > PyList_GET_SIZE(payloads) || stop > PyList_GET_SIZE(direction)
         || stop > PyList_GET_SIZE(msg_index) || stop > PyList_GET_SIZE(ts)) {
@@ -968,7 +969,7 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
     }
     for (i = start; i < stop; i++) {
         PyObject *payload = PyList_GET_ITEM(payloads, i);
-        if (!PyBytes_Check(payload))
+        if (!PyBytes_Check(payload) || PyBytes_GET_SIZE(payload) > max_bytes)
             break;
         /* (the list may not change under take: it calls no Python code) */
         int got = take(i, (const unsigned char *)PyBytes_AS_STRING(payload),

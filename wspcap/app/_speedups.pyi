@@ -3,4 +3,5 @@ def rpc_rows(payloads: list[bytes], start: int, stop: int, direction: list[str],
              opened: dict[tuple[str, str], tuple[int, str, int]],
              max_open: int, position: list[int], kind: list[str],
              channel: list[str | None], ident: list[str | None],
-             text: bytearray, ends: bytearray, answers: bytearray) -> tuple[int, int]: ...
+             text: bytearray, ends: bytearray, answers: bytearray,
+             max_bytes: int = ...) -> tuple[int, int]: ...

@@ -300,7 +300,8 @@ class _Rows:
 
     Attributes:
         run: the run; ``payloads``, its payloads as the typed parse sees them
-            (``sizes``, their lengths).
+            (``sizes``, their lengths); for the compiled loop, as they are
+            (``sizes`` None: see :meth:`typed_one`).
         start, objs: the typed parses of the messages from ``start`` (those
             of the chunk read, or of the whole run for the compiled loop).
         position, kind, channel, ident, fields: the rows (the compiled loop
@@ -327,14 +328,21 @@ class _Rows:
         self.text = bytearray()
         self.ends = bytearray()
         self.answers = bytearray()
-        # (what the typed parse is not to see, as empty: the reference path's)
-        if set(map(type, raw)) - {bytes}:
-            raw = [p if type(p) is bytes else b"" for p in raw]
-        self.sizes = np.fromiter(map(len, raw), np.intp, len(raw))
-        if len(raw) and self.sizes.max() > MAX_JSON_BYTES:
-            raw = [p if len(p) <= MAX_JSON_BYTES else b"" for p in raw]
-            self.sizes[self.sizes > MAX_JSON_BYTES] = 0
-        self.payloads = raw
+        if compiled:
+            # (the compiled loop stops at a payload that is not bytes, or is
+            # over MAX_JSON_BYTES: what the typed parse sees of the messages
+            # it leaves is made one by one, see typed_one)
+            self.payloads: Sequence[bytes] = as_list(raw)
+            self.sizes: np.ndarray | None = None
+        else:
+            # (what the typed parse is not to see, as empty: the reference path's)
+            if set(map(type, raw)) - {bytes}:
+                raw = [p if type(p) is bytes else b"" for p in raw]
+            self.sizes = np.fromiter(map(len, raw), np.intp, len(raw))
+            if len(raw) and self.sizes.max() > MAX_JSON_BYTES:
+                raw = [p if len(p) <= MAX_JSON_BYTES else b"" for p in raw]
+                self.sizes[self.sizes > MAX_JSON_BYTES] = 0
+            self.payloads = raw
         self.start = 0
         self.objs: list[_Rpc | None] = []
         self.position: list[int] = []
@@ -360,6 +368,17 @@ class _Rows:
                     objs[i - start] = None
         self.start, self.objs = start, objs
         return objs
+
+    def typed_one(self, i: int) -> _Rpc | None:
+        """The typed parse of message ``i`` where the compiled loop left it
+        (None as :meth:`chunk` gives it: a payload that is not bytes or is
+        over MAX_JSON_BYTES parsed as empty, one nested too deep not parsed)."""
+        payload = self.payloads[i]
+        if type(payload) is not bytes or len(payload) > MAX_JSON_BYTES:
+            payload = b""
+        if len(payload) > 2 * _NEST and payload.count(b"[") + payload.count(b"{") > _NEST:
+            return None
+        return _typed([payload])[0]
 
     def add(self, i: int, kind: str, channel: str | None, ident: str | None,
             fields: _Call | _Answer, answer: bytes = UNANSWERED) -> None:
@@ -512,9 +531,9 @@ class JsonRpcDecoder(JsonDecoder):
         rows = _Rows(run, raw, compiled=loop is not None)
         direction, msg_index, ts = run.direction, run.msg_index, run.ts
         if loop is not None:  # (the compiled loop reads lists)
-            rows.payloads = as_list(rows.payloads)
             direction, msg_index, ts = as_list(direction), as_list(msg_index), as_list(ts)
-        payloads, deep = rows.payloads, _deep(rows.payloads, rows.sizes)
+        payloads = rows.payloads
+        deep = set() if rows.sizes is None else _deep(payloads, rows.sizes)
         # A chunk at a time, parsed, read and written while it is in the
         # caches; the compiled loop reads the run whole (it keeps nothing per
         # message), taking the messages it can, in order, up to one it does
@@ -529,7 +548,7 @@ class JsonRpcDecoder(JsonDecoder):
                     i = self._compiled(loop, rows, i, stop, direction, msg_index, ts)
                     if i == stop:
                         break
-                    objs[i - start] = None if i in deep else _typed(payloads[i:i + 1])[0]
+                    objs[i - start] = rows.typed_one(i)
                 o = objs[i - start]
                 if (o is None or not self._typed_row(o, i, direction, msg_index, ts, rows)) and (
                         self._may_say(raw[i])):
@@ -550,7 +569,7 @@ class JsonRpcDecoder(JsonDecoder):
         at = i
         i, untracked = loop(rows.payloads, at, stop, direction, msg_index, ts, self.open,
                             MAX_OPEN, rows.position, rows.kind, rows.channel, rows.ident,
-                            rows.text, rows.ends, rows.answers)
+                            rows.text, rows.ends, rows.answers, MAX_JSON_BYTES)
         self.untracked += untracked
         if i > at:  # (a message taken is JSON-RPC)
             self.claimed = True

@@ -342,3 +342,42 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
     with pytest.raises(IndexError):
         rpc_rows(payloads, start, stop, ["c2s"], [0], [0], {}, 1, [], [], [], [], bytearray(),
                  bytearray(), bytearray())
+
+
+def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.MonkeyPatch
+                                                        ) -> None:
+    # A valid request over MAX_JSON_BYTES (the loop would take it: it is
+    # given the limit), one nested past _NEST, and a payload that is not
+    # bytes, amid common messages: the rows, state and last words of the
+    # column path are the same with the loop and without, and the reference's.
+    monkeypatch.setattr(jsonrpc, "MAX_JSON_BYTES", 200)
+    monkeypatch.setattr(jsonrpc, "_NEST", 8)
+    common = b'{"jsonrpc":"2.0","id":%d,"method":"m","params":{"a":1}}'
+    answer = b'{"jsonrpc":"2.0","id":%d,"result":[1]}'
+    big = b'{"jsonrpc":"2.0","id":90,"method":"big","params":[' + b" " * 200 + b"1]}"
+    deep = b'{"jsonrpc":"2.0","id":91,"method":"deep","params":' + b"[" * 12 + b"]" * 12 + b"}"
+    payloads: list[Any] = [common % 1, big, answer % 1, deep, common % 2,
+                           bytearray(common % 3), answer % 2, answer % 90, common % 4]
+    messages = [AppMessage(i, "s2c" if b"result" in p else "c2s", "text", p, 1000 + i)
+                for i, p in enumerate(payloads)]
+    assert taken([bytes(p) for p in payloads]) == len(payloads)  # (all taken, unlimited)
+    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    stop, _ = rpc_rows([bytes(p) for p in payloads], 0, len(payloads), ["c2s"] * 9,
+                       list(range(9)), [0] * 9, {}, 10, [], [], [], [], bytearray(),
+                       bytearray(), bytearray(), 200)
+    assert stop == 1  # (the big one left, by its size)
+    received: list[int] = []
+    receive = JsonRpcDecoder.receive
+
+    def counted(self: JsonRpcDecoder, message: AppMessage) -> Any:
+        received.append(message.msg_index)
+        return receive(self, message)
+
+    monkeypatch.setattr(JsonRpcDecoder, "receive", counted)
+    with_loop = columns(messages, ConnFacts(), True, [0, len(messages)])
+    assert received == [1]  # (the big one, read whole by the reference path: see _reference)
+    assert with_loop == columns(messages, ConnFacts(), False, [0, len(messages)])
+    single = JsonRpcDecoder(ConnFacts())
+    assert with_loop[0] == reference_columns(single, messages)
+    assert with_loop[1:] == (state(single), single.finish())
+    assert with_loop[0] is not None and len(with_loop[0]) == len(messages)
