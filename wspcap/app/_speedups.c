@@ -35,6 +35,7 @@
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 #include <string.h>
 
 #define MAX_DEPTH 64
@@ -65,13 +66,20 @@ typedef struct {
     int keys;   /* keys are looked at for secrets */
     int secret; /* a key looked at could name a secret */
     int loose;  /* a string of the message is loose (written again, not copied) */
+    int spaced; /* whitespace was skipped between tokens */
 } Scan;
 
 static inline void
 skip_ws(Scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
-        s->p++;
+    const unsigned char *p = s->p;
+
+    while (p < s->end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t'))
+        p++;
+    if (p != s->p) {
+        s->spaced = 1;
+        s->p = p;
+    }
 }
 
 /* The length of the UTF-8 character at p (its first byte >= 0x80), or 0
@@ -402,11 +410,11 @@ scan_value(Scan *s, Tok *t, int depth)
 
 /* The payload's one object: its members in f (type T_NONE where absent);
  * secret set where params has a key that could name one, loose where a
- * string is. 0, or -1. */
+ * string is, spaced where there is whitespace between tokens. 0, or -1. */
 static int
-scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
+scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose, int *spaced)
 {
-    Scan s = {p, p + n, 0, 0, 0};
+    Scan s = {p, p + n, 0, 0, 0, 0};
     Tok whole;
 
     skip_ws(&s);
@@ -417,6 +425,7 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
         return -1;
     *secret = s.secret;
     *loose = s.loose;
+    *spaced = s.spaced;
     return 0;
 }
 
@@ -425,7 +434,7 @@ scan_rpc(const unsigned char *p, Py_ssize_t n, Tok *f, int *secret, int *loose)
 static int
 error_members(const Tok *err, Tok *e)
 {
-    Scan s = {err->start, err->end, 0, 0, 0};
+    Scan s = {err->start, err->end, 0, 0, 0, 0};
     Tok whole;
 
     if (scan_container(&s, &whole, 1, &ERROR_MEMBERS, e) < 0)
@@ -476,21 +485,22 @@ put(Text *t, const void *p, Py_ssize_t n)
 static int put_string(Text *t, const Tok *tok);
 
 /* A value's tokens, whitespace between them left out; where the message has
- * a loose string, each string as msgspec writes its value. */
+ * a loose string, each string as msgspec writes its value. Where the
+ * message has neither (not loose, not spaced), the value as it is. */
 static int
-put_compact(Text *t, const Tok *v, int loose)
+put_compact(Text *t, const Tok *v, int loose, int spaced)
 {
     const unsigned char *p = v->start, *end = v->end;
     int in_string = 0;
 
     if (v->type == T_STR)
         return put_string(t, v);
-    if (v->type != T_OBJ && v->type != T_ARR)
+    if ((v->type != T_OBJ && v->type != T_ARR) || (!loose && !spaced))
         return put(t, p, end - p);
     if (loose) {
         while (p < end) {
             if (*p == '"') {
-                Scan s = {p, end, 0, 0, 0};
+                Scan s = {p, end, 0, 0, 0, 0};
                 Tok tok;
                 if (scan_string(&s, &tok) < 0 || put_string(t, &tok) < 0)
                     return -1; /* (read whole already: an error only) */
@@ -699,7 +709,8 @@ method_of(const Tok *t)
     if (t->escaped || n > METHOD_MAX || n == 0)
         return string_of(t);
     unsigned slot = ((unsigned)n * 31u + p[0] * 7u + p[n - 1]) % METHOD_SLOTS;
-    if (methods_made[slot].str && methods_made[slot].n == n && same(methods_made[slot].spelled, p, n))
+    if (methods_made[slot].str && methods_made[slot].n == n
+        && same(methods_made[slot].spelled, p, n))
         return Py_NewRef(methods_made[slot].str);
     PyObject *str = string_of(t);
     if (str) {
@@ -743,14 +754,14 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
      Text *text, Text *ends, Text *answers)
 {
     Tok f[F_COUNT], e[E_COUNT];
-    int secret = 0, loose = 0, got = -1, wrote;
+    int secret = 0, loose = 0, spaced = 0, got = -1, wrote;
     PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
              *value = NULL, *kind, *channel;
     const Py_ssize_t mark = text->len; /* (where this row's text starts) */
     Tok *id = &f[F_ID];
     int64_t answer[2] = {NO_ANSWER, NO_ANSWER}; /* (request_msg, latency) */
 
-    if (scan_rpc(p, n, f, &secret, &loose) < 0)
+    if (scan_rpc(p, n, f, &secret, &loose, &spaced) < 0)
         return 0;
     if (f[F_JSONRPC].type != T_STR || f[F_JSONRPC].end - f[F_JSONRPC].start != 5
         || memcmp(f[F_JSONRPC].start, "\"2.0\"", 5))
@@ -831,12 +842,14 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         }
         if (f[F_ERROR].type == T_NONE) {
             kind = K_RESPONSE;
-            if (PUT_LIT(text, ",\"result\":") < 0 || put_compact(text, &f[F_RESULT], loose) < 0)
+            if (PUT_LIT(text, ",\"result\":") < 0
+                || put_compact(text, &f[F_RESULT], loose, spaced) < 0)
                 goto done;
         }
         else {
             kind = K_ERROR;
-            if (PUT_LIT(text, ",\"error\":") < 0 || put_compact(text, &f[F_ERROR], loose) < 0
+            if (PUT_LIT(text, ",\"error\":") < 0
+                || put_compact(text, &f[F_ERROR], loose, spaced) < 0
                 || PUT_LIT(text, ",\"code\":") < 0
                 || put(text, e[E_CODE].start, e[E_CODE].end - e[E_CODE].start) < 0
                 || PUT_LIT(text, ",\"message\":") < 0
@@ -856,7 +869,8 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
             || put_string(text, &f[F_METHOD]) < 0)
             goto done;
         if (f[F_PARAMS].type != T_NONE
-            && (PUT_LIT(text, ",\"params\":") < 0 || put_compact(text, &f[F_PARAMS], loose) < 0))
+            && (PUT_LIT(text, ",\"params\":") < 0
+                || put_compact(text, &f[F_PARAMS], loose, spaced) < 0))
             goto done;
         if (id->type != T_NONE
             && (PUT_LIT(text, ",\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0))
@@ -907,7 +921,8 @@ PyDoc_STRVAR(rpc_rows_doc,
 "the requests opened in and the answers' taken from opened, keyed\n"
 "(direction, id as JSON text) -> (msg_index, method, ts), up to max_open of\n"
 "them), up to the first message this loop does not take (see the module's\n"
-"note; nor one of over max_bytes bytes). Returns that message's position (stop: none) and the requests not\n"
+"note; nor one of over max_bytes bytes). Returns that message's position\n"
+"(stop: none) and the requests not\n"
 "kept for max_open.");
 
 /* The rows' text and ends made by one call moved to the bytearrays text and
