@@ -922,8 +922,7 @@ PyDoc_STRVAR(rpc_rows_doc,
 "(direction, id as JSON text) -> (msg_index, method, ts), up to max_open of\n"
 "them), up to the first message this loop does not take (see the module's\n"
 "note; nor one of over max_bytes bytes). Returns that message's position\n"
-"(stop: none) and the requests not\n"
-"kept for max_open.");
+"(stop: none) and the requests not kept for max_open.");
 
 /* The rows' text and ends made by one call moved to the bytearrays text and
  * ends (each end shifted by what text held before): 0, or -1 on error. */
