@@ -355,11 +355,10 @@ scan_container(Scan *s, Tok *t, int depth, const Members *want, Tok *found)
         int keys = s->keys;
         if (which >= 0 && which == want->keys_of)
             s->keys = 1;
-        if (scan_value(s, &value, depth) < 0)
+        /* (a member's value read into its place: no copy of it after) */
+        if (scan_value(s, which >= 0 ? &found[which] : &value, depth) < 0)
             return -1;
         s->keys = keys;
-        if (which >= 0)
-            found[which] = value;
         skip_ws(s);
         if (s->p >= s->end)
             return -1;
