@@ -301,3 +301,42 @@ def test_records_held_for_keys_are_bounded_for_all_connections_together(
     late = bounded.anomalies[bounded.anomalies.code == "tls_keys_late"]
     assert len(late) >= 2 and late.detail.str.contains("all connections holding").all()
     assert 0 < len(bounded.messages) < sent  # those held within the bound still open
+
+
+@pytest.mark.parametrize(("name", "late"), [
+    ("wss.pcapng", "CLIENT_TRAFFIC_SECRET_0"), ("wss.pcapng", "SERVER_TRAFFIC_SECRET_0"),
+    ("wss-tls12.pcapng", "CLIENT_RANDOM")])  # (TLS 1.2: one secret for both directions)
+def test_one_direction_s_keys_late_keep_the_messages_in_order(name: str, late: str,
+                                                              tmp_path: Path) -> None:
+    # A key log followed while the capture runs (as ``wspcap live --keylog``
+    # does) may name one direction's secret packets before the other's: the
+    # tables are those of the keys known from the start, wherever the late
+    # line comes (a request is not read after its answer, a ping after its
+    # pong, the 101 before its request).
+    from wspcap.api.reading import _finish
+    from wspcap.engine import Options, Pipeline
+    from wspcap.tables.capture import CaptureInfo
+    from wspcap.tls.session import MAX_HELD
+
+    bare = tmp_path / name
+    keys = split_secrets(SAMPLES_DIR / name, bare).splitlines(keepends=True)
+    later = [line for line in keys if line.startswith(late)]
+    assert later
+    first = "".join(line for line in keys if line not in later)
+    with open_capture(bare) as cap:
+        packets = list(cap)
+    want = wspcap.read(SAMPLES_DIR / name)
+    assert len(want.messages) == 11 and not len(want.anomalies)
+    for at in range(1, len(packets) + 2, 3):
+        p = Pipeline(Options(tls_hold=MAX_HELD))
+        p.receive_secrets(first)
+        for number, ts, linktype, data, _wirelen in packets:
+            if number == at:
+                p.receive_secrets("".join(later))
+            p.receive_packet(number, ts, linktype, data)
+        if at > len(packets):
+            p.receive_secrets("".join(later))
+        got = _finish(p, CaptureInfo(str(SAMPLES_DIR / name), "pcapng"), None)
+        for table in ("messages", "anomalies"):
+            pd.testing.assert_frame_equal(getattr(got, table), getattr(want, table),
+                                          obj=f"{table}, keys at packet {at}")

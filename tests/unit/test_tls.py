@@ -460,3 +460,71 @@ def test_a_client_hello_is_told_from_its_first_bytes(tls13: Conversation) -> Non
     assert maybe_client_hello(b"GET / HTTP/1.1") is False
     assert maybe_client_hello(b"\x16\x99") is False
     assert maybe_client_hello(hello[:5] + b"\x02") is False  # a ServerHello
+
+
+# -- one direction's keys late (a key log being written as the capture runs) -------------
+
+PINGPONG = [(d, bytes([65 + i]) * (300 + i)) for i, d in enumerate([0, 1] * 6)]
+
+
+def _plaintexts(session: TLSSession, conv: Conversation, late: str | None = None,
+                at: int = 0) -> list[tuple[int, bytes]]:
+    """The plaintext events, in the order the session gives them, of the
+    conversation fed write by write (the key log given ``late`` before write
+    ``at``, or after the last; :meth:`TLSSession.keys_added` before each),
+    then both ends."""
+    out: list[tuple[int, bytes]] = []
+    events: list[object] = []
+    for i, (direction, data) in enumerate([*conv.wire, (None, b"")]):
+        if late is not None and i == at:
+            session.keylog.feed(late, final=True)
+        # (the key log grows for other connections too: each time, the
+        # engine asks every session to open what it can)
+        events += session.keys_added()
+        if direction is not None:
+            events += session.receive_data(direction, data)
+    events += session.receive_eof(0) + session.receive_eof(1)
+    for event in events:
+        if isinstance(event, Plaintext):
+            if out and out[-1][0] == event.direction:
+                out[-1] = (event.direction, out[-1][1] + event.data)
+            else:
+                out.append((event.direction, event.data))
+    return out
+
+
+@pytest.fixture(scope="module")
+def pingpong() -> Conversation:
+    return converse(PINGPONG)
+
+
+@pytest.mark.parametrize("side", ["CLIENT", "SERVER"])
+def test_records_of_both_directions_open_in_order_when_one_s_keys_come_late(
+        pingpong: Conversation, side: str) -> None:
+    # The key log names one direction's secret 0 before the other's: while
+    # one direction's records wait for their keys, the other's wait with
+    # them, and all open in the order they came, whenever the key comes.
+    lines = pingpong.keylog.splitlines(keepends=True)
+    late = "".join(line for line in lines if line.startswith(f"{side}_TRAFFIC_SECRET_0"))
+    first = "".join(line for line in lines if line not in late)
+    want = [(d, m) for d, m in PINGPONG]
+    assert _plaintexts(TLSSession(KeyLog(pingpong.keylog)), pingpong) == want
+    for at in range(len(pingpong.wire) + 1):
+        session = TLSSession(KeyLog(first), max_held=1 << 20)
+        assert _plaintexts(session, pingpong, late, at) == want, at
+
+
+def test_records_held_for_order_alone_are_opened_not_lost(pingpong: Conversation) -> None:
+    # The server's secret 0 never comes: the client's records, held while the
+    # server's wait, open at their bound, at the end, and when the server's
+    # give up; none of them is lost, and only the server's keys are said missing.
+    lines = pingpong.keylog.splitlines(keepends=True)
+    keys = "".join(line for line in lines if not line.startswith("SERVER_TRAFFIC_SECRET_0"))
+    client = [(0, m) for d, m in PINGPONG if d == 0]
+    for max_held in (1 << 20, 700, 2000):
+        session = TLSSession(KeyLog(keys), max_held=max_held)
+        out = _plaintexts(session, pingpong)
+        assert [(0, b"".join(m for _, m in out))] == [(0, b"".join(m for _, m in client))]
+        _, events, _ = run(pingpong, session=TLSSession(KeyLog(keys), max_held=max_held))
+        assert {e.direction for e in events if isinstance(e, Lost | TLSAnomaly)} == {1}
+        assert "tls_keys_missing" in codes(events)

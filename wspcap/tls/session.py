@@ -29,6 +29,12 @@ ServerHello give the randoms, the version and the suite. Keys come from a
 Records that need keys not (yet) in the key log are held, up to
 ``max_held`` bytes per direction, so a key log that is appended to while a
 live capture runs can still open them (:meth:`TLSSession.keys_added`).
+While one direction waits so, the other direction's records are held too
+(its keys may be known: a key log names one direction's secret a line
+before the other's), and both open together, in the order they came: a
+request is not read after its answer, a ping after its pong. What is held
+for order alone is opened in place rather than lost, at its bound, at the
+end of either direction, or when the waiting direction gives up.
 
 After a hole, record boundaries are lost: the session looks for the next
 offset where a plausible record header starts and whose record opens under
@@ -289,14 +295,24 @@ class TLSSession:
             self._events.append(Lost(direction, d.offset, len(d.buf), "record cut at the end"))
             d.offset += len(d.buf)
             d.buf.clear()
-        if d.held and not d.missing_said:
+        if self._waits(direction) and not d.missing_said:
             self._say_missing(direction, d, d.held[0][2])
+        # (what either direction holds for order alone opens now: the
+        # direction is over, so is the wait for its keys)
+        self._open_held()
         return self._take()
 
     def keys_added(self) -> list[Event]:
-        """The key log grew: open the records held for want of keys."""
-        self._open_held()
+        """The key log grew: open the records held for want of keys, once no
+        direction still waits for its own (both open together, in order)."""
+        if not (self._waits(0) or self._waits(1)):
+            self._open_held()
         return self._take()
+
+    def _waits(self, direction: int) -> bool:
+        """The direction holds records for want of its keys."""
+        d = self._dirs[direction]
+        return bool(d.held) and not self._keys(direction, d)
 
     def _open_held(self) -> None:
         """Open the held records of every direction whose keys are known, in the
@@ -310,13 +326,13 @@ class TLSSession:
             d.held, d.arrivals, d.held_bytes = [], [], 0
         for _arrival, direction, (header, fragment, offset) in sorted(ready,
                                                                       key=lambda r: r[0]):
-            self._protected(direction, self._dirs[direction], header, fragment, offset)
+            self._open_record(direction, self._dirs[direction], header, fragment, offset)
 
     def _open_held_of(self, direction: int, d: _Direction) -> None:
         self.budget.give_back(d.held_bytes)
         held, d.held, d.arrivals, d.held_bytes = d.held, [], [], 0
         for header, fragment, offset in held:
-            self._protected(direction, d, header, fragment, offset)
+            self._open_record(direction, d, header, fragment, offset)
 
     def _take(self) -> list[Event]:
         events, self._events = self._events, []
@@ -332,7 +348,7 @@ class TLSSession:
         d = self._dirs[direction]
         return (d.encrypted and d.protection is not None and d.later is None
                 and not (d.buf or d.held or d.resync or d.failing or d.alert_fatal
-                         or d.handshake or self._replay))
+                         or d.handshake or self._replay or self._dirs[1 - direction].held))
 
     def scan_run(self, direction: int, buf: bytes, ps: np.ndarray, pe: np.ndarray) -> TLSRun:
         """The records whole in the segments ``buf[ps[j]:pe[j]]`` (the
@@ -515,11 +531,21 @@ class TLSSession:
 
     def _protected(self, direction: int, d: _Direction, header: bytes, fragment: bytes,
                    offset: int) -> None:
-        if d.held and self._keys(direction, d):
-            self._open_held_of(direction, d)  # in order: the held records come first
-        if d.protection is None and not self._keys(direction, d):
+        keyed = self._keys(direction, d)
+        waits = self._waits(1 - direction)  # (then this record waits with it, for order)
+        if keyed and not waits and (d.held or self._dirs[1 - direction].held):
+            self._open_held()  # in order: the held records come first
+        if not keyed or waits:
             own = d.held_bytes + len(fragment) <= self.max_held
-            if not (own and self.budget.take(len(fragment))):
+            if own and self.budget.take(len(fragment)):
+                d.held.append((header, fragment, offset))
+                d.arrivals.append(self._arrivals)
+                self._arrivals += 1
+                d.held_bytes += len(fragment)
+                return
+            if keyed:  # (held for order alone: opened in place, this one after them)
+                self._open_held_of(direction, d)
+            else:
                 self._say_missing(direction, d, offset)
                 self._events.append(Lost(direction, offset, HEADER_LEN + len(fragment),
                                          "no keys for this record"))
@@ -535,11 +561,17 @@ class TLSSession:
                                                  "no keys for this record"))
                     self.budget.give_back(d.held_bytes)
                     d.held, d.arrivals, d.held_bytes = [], [], 0
+                    self._open_held()  # (the other direction's, held for order)
                 return
-            d.held.append((header, fragment, offset))
-            d.arrivals.append(self._arrivals)
-            self._arrivals += 1
-            d.held_bytes += len(fragment)
+        self._open_record(direction, d, header, fragment, offset)
+
+    def _open_record(self, direction: int, d: _Direction, header: bytes, fragment: bytes,
+                     offset: int) -> None:
+        """Decrypt a record of a direction whose keys are known."""
+        if not self._keys(direction, d):
+            # (a held record after the handshake's end, secret 0 not yet known:
+            # held again, as it came)
+            self._protected(direction, d, header, fragment, offset)
             return
         protection = d.protection
         assert protection is not None
