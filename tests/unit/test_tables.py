@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.tables import build
@@ -396,3 +398,25 @@ def test_catalog_is_every_rule() -> None:
     assert dict(rules.dtypes) == CATALOG.dtypes
     assert rules.close_code.notna().sum() == sum(r.close_code is not None
                                                  for r in RULES.values())
+
+
+_NAMES = st.sampled_from(["request", "response", "c2s", "s2c", "zap", "acme", "", None])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_NAMES, max_size=6), max_size=5), st.sampled_from(["kind", "direction"]))
+def test_dictionary_chunks_are_the_names_whole(chunks: list[list[str | None]], name: str
+                                              ) -> None:
+    # The codes made chunk by chunk (an open column's categories widened by
+    # the names it does not declare, looked for among the uncoded ones) are
+    # those of the names whole, by the rule itself: an open column gains
+    # every name it holds, sorted in; a fixed one holds null for the others.
+    column = APP[name]
+    flat = [n for chunk in chunks for n in chunk]
+    got = chunks_array(chunks, column)
+    declared = list(column.declared.names)
+    seen = {n for n in flat if n is not None}
+    names = sorted(set(declared) | seen) if column.open and not seen <= set(declared) \
+        else declared
+    assert got.dictionary.to_pylist() == names
+    assert got.to_pylist() == [n if n in names else None for n in flat]
