@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -467,23 +468,28 @@ def test_a_client_hello_is_told_from_its_first_bytes(tls13: Conversation) -> Non
 PINGPONG = [(d, bytes([65 + i]) * (300 + i)) for i, d in enumerate([0, 1] * 6)]
 
 
-def _plaintexts(session: TLSSession, conv: Conversation, late: str | None = None,
-                at: int = 0) -> list[tuple[int, bytes]]:
-    """The plaintext events, in the order the session gives them, of the
-    conversation fed write by write (the key log given ``late`` before write
-    ``at``, or after the last; :meth:`TLSSession.keys_added` before each),
-    then both ends."""
-    out: list[tuple[int, bytes]] = []
+def _fed(session: TLSSession, conv: Conversation, late: str | None = None, at: int = 0,
+         ask: Callable[[], bool] = lambda: True) -> list[object]:
+    """The session's events for the conversation fed write by write (the key
+    log given ``late`` before write ``at``, or after the last;
+    :meth:`TLSSession.keys_added` before each where ``ask()`` says), then
+    both ends."""
     events: list[object] = []
     for i, (direction, data) in enumerate([*conv.wire, (None, b"")]):
         if late is not None and i == at:
             session.keylog.feed(late, final=True)
         # (the key log grows for other connections too: each time, the
         # engine asks every session to open what it can)
-        events += session.keys_added()
+        if ask():
+            events += session.keys_added()
         if direction is not None:
             events += session.receive_data(direction, data)
-    events += session.receive_eof(0) + session.receive_eof(1)
+    return events + session.receive_eof(0) + session.receive_eof(1)
+
+
+def _runs(events: list[object]) -> list[tuple[int, bytes]]:
+    """The plaintext, a run of one direction after another, as the events give it."""
+    out: list[tuple[int, bytes]] = []
     for event in events:
         if isinstance(event, Plaintext):
             if out and out[-1][0] == event.direction:
@@ -491,6 +497,13 @@ def _plaintexts(session: TLSSession, conv: Conversation, late: str | None = None
             else:
                 out.append((event.direction, event.data))
     return out
+
+
+def _late(keylog: str, *prefixes: str) -> tuple[str, str]:
+    """The key log without the lines that begin with ``prefixes``, and those lines."""
+    lines = keylog.splitlines(keepends=True)
+    late = "".join(line for line in lines if line.startswith(prefixes))
+    return "".join(line for line in lines if line not in late), late
 
 
 @pytest.fixture(scope="module")
@@ -504,26 +517,23 @@ def test_records_of_both_directions_open_in_order_when_one_s_keys_come_late(
     # The key log names one direction's secret 0 before the other's: while
     # one direction's records wait for their keys, the other's wait with
     # them, and all open in the order they came, whenever the key comes.
-    lines = pingpong.keylog.splitlines(keepends=True)
-    late = "".join(line for line in lines if line.startswith(f"{side}_TRAFFIC_SECRET_0"))
-    first = "".join(line for line in lines if line not in late)
+    first, late = _late(pingpong.keylog, f"{side}_TRAFFIC_SECRET_0")
     want = [(d, m) for d, m in PINGPONG]
-    assert _plaintexts(TLSSession(KeyLog(pingpong.keylog)), pingpong) == want
+    assert _runs(_fed(TLSSession(KeyLog(pingpong.keylog)), pingpong)) == want
     for at in range(len(pingpong.wire) + 1):
         session = TLSSession(KeyLog(first), max_held=1 << 20)
-        assert _plaintexts(session, pingpong, late, at) == want, at
+        assert _runs(_fed(session, pingpong, late, at)) == want, at
 
 
 def test_records_held_for_order_alone_are_opened_not_lost(pingpong: Conversation) -> None:
     # The server's secret 0 never comes: the client's records, held while the
     # server's wait, open at their bound, at the end, and when the server's
     # give up; none of them is lost, and only the server's keys are said missing.
-    lines = pingpong.keylog.splitlines(keepends=True)
-    keys = "".join(line for line in lines if not line.startswith("SERVER_TRAFFIC_SECRET_0"))
+    keys, _ = _late(pingpong.keylog, "SERVER_TRAFFIC_SECRET_0")
     client = [(0, m) for d, m in PINGPONG if d == 0]
     for max_held in (1 << 20, 700, 2000):
         session = TLSSession(KeyLog(keys), max_held=max_held)
-        out = _plaintexts(session, pingpong)
+        out = _runs(_fed(session, pingpong))
         assert [(0, b"".join(m for _, m in out))] == [(0, b"".join(m for _, m in client))]
         _, events, _ = run(pingpong, session=TLSSession(KeyLog(keys), max_held=max_held))
         assert {e.direction for e in events if isinstance(e, Lost | TLSAnomaly)} == {1}
@@ -541,22 +551,12 @@ def test_late_keys_lose_or_reorder_nothing_they_need_not(pingpong: Conversation,
     # a direction's plaintext is what it sent, or the records said lost are
     # the ones missing from it; where nothing was lost, both directions'
     # plaintexts come in the order they were sent.
-    lines = pingpong.keylog.splitlines(keepends=True)
     prefixes = {"CLIENT": ("CLIENT_TRAFFIC",), "SERVER": ("SERVER_TRAFFIC",),
                 "BOTH": ("CLIENT_TRAFFIC", "SERVER_TRAFFIC"), "NONE": ()}[side]
-    late = "".join(line for line in lines if line.startswith(prefixes))
-    first = "".join(line for line in lines if line not in late)
+    first, late = _late(pingpong.keylog, *prefixes)
     at = data.draw(st.integers(0, len(pingpong.wire)))
-    session = TLSSession(KeyLog(first), max_held=max_held)
-    events: list[object] = []
-    for i, (direction, chunk) in enumerate([*pingpong.wire, (None, b"")]):
-        if i == at:
-            session.keylog.feed(late, final=True)
-        if data.draw(st.booleans()):
-            events += session.keys_added()
-        if direction is not None:
-            events += session.receive_data(direction, chunk)
-    events += session.receive_eof(0) + session.receive_eof(1)
+    events = _fed(TLSSession(KeyLog(first), max_held=max_held), pingpong, late, at,
+                  lambda: data.draw(st.booleans()))
     lost = {e.direction for e in events if isinstance(e, Lost)}
     out = [b"".join(e.data for e in events if isinstance(e, Plaintext) and e.direction == d)
            for d in (0, 1)]
@@ -566,6 +566,4 @@ def test_late_keys_lose_or_reorder_nothing_they_need_not(pingpong: Conversation,
         else:  # (what came out is what was sent, less whole records: in order)
             assert len(out[d]) < len(sent(pingpong, d))
     if not lost and not any(isinstance(e, TLSAnomaly) for e in events):
-        order = [e.direction for e in events if isinstance(e, Plaintext)]
-        assert [d for i, d in enumerate(order) if i == 0 or order[i - 1] != d] == \
-            [d for d, _ in PINGPONG]
+        assert [d for d, _ in _runs(events)] == [d for d, _ in PINGPONG]

@@ -923,27 +923,6 @@ PyDoc_STRVAR(rpc_rows_doc,
 "note; nor one of over max_bytes bytes). Returns that message's position\n"
 "(stop: none) and the requests not kept for max_open.");
 
-/* The rows' text and ends made by one call moved to the bytearrays text and
- * ends (each end shifted by what text held before): 0, or -1 on error. */
-static int
-hand_over(const Text *made, const Text *made_ends, PyObject *text, PyObject *ends)
-{
-    Py_ssize_t base = PyByteArray_GET_SIZE(text), at = PyByteArray_GET_SIZE(ends);
-
-    if (PyByteArray_Resize(text, base + made->len) < 0
-        || PyByteArray_Resize(ends, at + made_ends->len) < 0)
-        return -1;
-    if (made->len)
-        memcpy(PyByteArray_AS_STRING(text) + base, made->data, made->len);
-    for (Py_ssize_t j = 0; j < made_ends->len; j += (Py_ssize_t)sizeof(int64_t)) {
-        int64_t end;
-        memcpy(&end, made_ends->data + j, sizeof end);
-        end += base;
-        memcpy(PyByteArray_AS_STRING(ends) + at + j, &end, sizeof end);
-    }
-    return 0;
-}
-
 /* What made holds appended to the bytearray out: 0, or -1 on error. */
 static int
 append_to(PyObject *out, const Text *made)
@@ -955,6 +934,24 @@ append_to(PyObject *out, const Text *made)
     if (PyByteArray_Resize(out, at + made->len) < 0)
         return -1;
     memcpy(PyByteArray_AS_STRING(out) + at, made->data, made->len);
+    return 0;
+}
+
+/* The rows' text and ends made by one call moved to the bytearrays text and
+ * ends (each end shifted by what text held before): 0, or -1 on error. */
+static int
+hand_over(const Text *made, const Text *made_ends, PyObject *text, PyObject *ends)
+{
+    Py_ssize_t base = PyByteArray_GET_SIZE(text), at = PyByteArray_GET_SIZE(ends);
+
+    if (append_to(text, made) < 0 || PyByteArray_Resize(ends, at + made_ends->len) < 0)
+        return -1;
+    for (Py_ssize_t j = 0; j < made_ends->len; j += (Py_ssize_t)sizeof(int64_t)) {
+        int64_t end;
+        memcpy(&end, made_ends->data + j, sizeof end);
+        end += base;
+        memcpy(PyByteArray_AS_STRING(ends) + at + j, &end, sizeof end);
+    }
     return 0;
 }
 

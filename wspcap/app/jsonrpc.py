@@ -376,9 +376,7 @@ class _Rows:
         payload = self.payloads[i]
         if type(payload) is not bytes or len(payload) > MAX_JSON_BYTES:
             payload = b""
-        if len(payload) > 2 * _NEST and payload.count(b"[") + payload.count(b"{") > _NEST:
-            return None
-        return _typed([payload])[0]
+        return None if _nests_deep(payload) else _typed([payload])[0]
 
     def add(self, i: int, kind: str, channel: str | None, ident: str | None,
             fields: _Call | _Answer, answer: bytes = UNANSWERED) -> None:
@@ -423,10 +421,15 @@ class _Rows:
         self.typed = 0
 
 
+def _nests_deep(payload: bytes) -> bool:
+    """Whether the payload may nest deeper than :data:`_NEST`."""
+    return len(payload) > 2 * _NEST and payload.count(b"[") + payload.count(b"{") > _NEST
+
+
 def _deep(payloads: Sequence[bytes], sizes: np.ndarray) -> set[int]:
-    """The payloads that may nest deeper than :data:`_NEST` (``sizes``: their lengths)."""
-    return {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist()
-            if payloads[i].count(b"[") + payloads[i].count(b"{") > _NEST}
+    """The payloads that may nest deeper than :data:`_NEST` (``sizes``: their
+    lengths: only those long enough are looked at)."""
+    return {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist() if _nests_deep(payloads[i])}
 
 
 def _fields_texts(rows: list[Any], typed: int) -> list[str]:

@@ -567,10 +567,10 @@ class TLSSession:
 
     def _open_record(self, direction: int, d: _Direction, header: bytes, fragment: bytes,
                      offset: int) -> None:
-        """Decrypt a record of a direction whose keys are known."""
+        """Decrypt a record of a direction whose keys were known."""
         if not self._keys(direction, d):
-            # (a held record after the handshake's end, secret 0 not yet known:
-            # held again, as it came)
+            # (they went meanwhile: the held records opened before it ended
+            # the handshake, secret 0 not yet known; held again, as it came)
             self._protected(direction, d, header, fragment, offset)
             return
         protection = d.protection
