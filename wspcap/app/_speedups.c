@@ -720,42 +720,572 @@ method_of(const Tok *t)
     return str;
 }
 
+/* -- The open requests: an ordered table in place of a dict -------------------
+ *
+ * OpenRequests is what JsonRpcDecoder.open holds where the compiled loop
+ * runs: the requests waiting for their answer, keyed (direction, id as JSON
+ * text) -> (msg_index, method, ts), with a dict's behaviour for what the
+ * decoder does with it (len, in, [k] = v, pop(k, default), items() in the
+ * order the keys came, a key set again keeping its place; clear). The loop
+ * opens and answers requests here without making a key, a tuple or an int
+ * a row (a dict's were a quarter of the loop's time). Keys are two str
+ * (what the decoder makes are ASCII); a value that is not (int, str, int)
+ * within int64 is kept as it was given, and the loop leaves the answer to
+ * such a request to the column path (what it did with the dict's). Keys are
+ * hashed as CPython hashes bytes (SipHash, seeded per process): ids come
+ * from the capture, and a table an attacker could fill with colliding keys
+ * would make every lookup a walk. */
+
+typedef struct {
+    char *key; /* the direction's length (a byte), the direction, the id */
+    Py_ssize_t klen;
+    Py_hash_t hash;
+    int64_t index, ts;
+    PyObject *method; /* (a str: a value kept as the two int64 and it) */
+    PyObject *value;  /* a value kept as it was given, or NULL */
+} Entry;
+
+typedef struct {
+    PyObject_HEAD
+    Entry *entries; /* in the order the keys came; key NULL: taken */
+    Py_ssize_t count, cap, live;
+    Py_ssize_t *slots; /* -1 empty, -2 taken, else an entry */
+    Py_ssize_t nslots, used; /* (used: slots not empty) */
+} OpenRequests;
+
+#define SLOT_EMPTY (-1)
+#define SLOT_TAKEN (-2)
+
+static Py_hash_t
+hash_key(const char *key, Py_ssize_t n)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    return Py_HashBuffer(key, n);
+#else
+    return _Py_HashBytes(key, n);
+#endif
+}
+
+static void
+entry_clear(Entry *e)
+{
+    PyMem_Free(e->key);
+    e->key = NULL;
+    Py_CLEAR(e->method);
+    Py_CLEAR(e->value);
+}
+
+/* The slot of key (its entry's, or the empty one it would take), or -1 on
+ * error: never, the table is never full. */
+static Py_ssize_t
+find_slot(OpenRequests *t, const char *key, Py_ssize_t n, Py_hash_t hash, int *found)
+{
+    size_t mask = (size_t)t->nslots - 1, i = (size_t)hash & mask, perturb = (size_t)hash;
+    Py_ssize_t free_slot = -1;
+
+    for (;;) {
+        Py_ssize_t at = t->slots[i];
+        if (at == SLOT_EMPTY) {
+            *found = 0;
+            return free_slot >= 0 ? free_slot : (Py_ssize_t)i;
+        }
+        if (at == SLOT_TAKEN) {
+            if (free_slot < 0)
+                free_slot = (Py_ssize_t)i;
+        }
+        else {
+            Entry *e = &t->entries[at];
+            if (e->hash == hash && e->klen == n && memcmp(e->key, key, n) == 0) {
+                *found = 1;
+                return (Py_ssize_t)i;
+            }
+        }
+        perturb >>= 5;
+        i = (i * 5 + perturb + 1) & mask;
+    }
+}
+
+/* The slots made again for the live entries (packed, in order), with room
+ * for twice as many: 0, or -1 on error. */
+static int
+rebuild(OpenRequests *t, Py_ssize_t want)
+{
+    Py_ssize_t live = 0, nslots = 8;
+
+    for (Py_ssize_t j = 0; j < t->count; j++)
+        if (t->entries[j].key)
+            t->entries[live++] = t->entries[j];
+    t->count = live;
+    while (nslots < 3 * (want > live ? want : live))
+        nslots *= 2;
+    Py_ssize_t *slots = PyMem_Realloc(t->slots, nslots * sizeof(Py_ssize_t));
+    if (!slots) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    t->slots = slots;
+    t->nslots = nslots;
+    for (Py_ssize_t i = 0; i < nslots; i++)
+        slots[i] = SLOT_EMPTY;
+    t->used = live;
+    for (Py_ssize_t j = 0; j < live; j++) {
+        int found;
+        Entry *e = &t->entries[j];
+        slots[find_slot(t, e->key, e->klen, e->hash, &found)] = j;
+    }
+    return 0;
+}
+
+/* The entry of key, or NULL. */
+static Entry *
+table_get(OpenRequests *t, const char *key, Py_ssize_t n, Py_hash_t hash, Py_ssize_t *slot)
+{
+    int found;
+
+    if (!t->live)
+        return NULL;
+    *slot = find_slot(t, key, n, hash, &found);
+    return found ? &t->entries[t->slots[*slot]] : NULL;
+}
+
+/* The entry of key, made (its key copied, no value) where there is none:
+ * NULL on error. */
+static Entry *
+table_put(OpenRequests *t, const char *key, Py_ssize_t n, Py_hash_t hash)
+{
+    int found;
+
+    if (t->count == t->cap) {
+        if (t->count >= 8 && t->live < t->count / 2) {
+            if (rebuild(t, t->live + 1) < 0) /* (mostly taken: packed) */
+                return NULL;
+        }
+        else {
+            Py_ssize_t cap = t->cap ? 2 * t->cap : 8;
+            Entry *entries = PyMem_Realloc(t->entries, cap * sizeof(Entry));
+            if (!entries) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+            t->entries = entries;
+            t->cap = cap;
+        }
+    }
+    if (3 * (t->used + 1) > 2 * t->nslots && rebuild(t, t->live + 1) < 0)
+        return NULL;
+    Py_ssize_t slot = find_slot(t, key, n, hash, &found);
+    if (found)
+        return &t->entries[t->slots[slot]];
+    char *copy = PyMem_Malloc(n ? n : 1);
+    if (!copy) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    memcpy(copy, key, n);
+    Entry *e = &t->entries[t->count];
+    e->key = copy;
+    e->klen = n;
+    e->hash = hash;
+    e->method = e->value = NULL;
+    e->index = e->ts = 0;
+    if (t->slots[slot] == SLOT_EMPTY)
+        t->used++;
+    t->slots[slot] = t->count++;
+    t->live++;
+    return e;
+}
+
+static void
+table_take(OpenRequests *t, Py_ssize_t slot)
+{
+    entry_clear(&t->entries[t->slots[slot]]);
+    t->slots[slot] = SLOT_TAKEN;
+    t->live--;
+}
+
+#define KEY_MAX 512
+
+/* A Python key (two str) as the table spells it, into *out (buf, or memory
+ * the caller frees where it is longer): its length, or -1 with an error. */
+static Py_ssize_t
+key_of(PyObject *key, char *buf, char **out)
+{
+    Py_ssize_t dn, n;
+    const char *dir, *id;
+
+    if (!PyTuple_Check(key) || PyTuple_GET_SIZE(key) != 2
+        || !PyUnicode_Check(PyTuple_GET_ITEM(key, 0)) || !PyUnicode_Check(PyTuple_GET_ITEM(key, 1))) {
+        PyErr_SetString(PyExc_TypeError, "OpenRequests keys are (direction, id) str pairs");
+        return -1;
+    }
+    if (!(dir = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(key, 0), &dn))
+        || !(id = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(key, 1), &n)))
+        return -1;
+    if (dn > 255) {
+        PyErr_SetString(PyExc_ValueError, "OpenRequests: a direction of over 255 bytes");
+        return -1;
+    }
+    *out = buf;
+    if (1 + dn + n > KEY_MAX && !(*out = PyMem_Malloc(1 + dn + n))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    (*out)[0] = (char)dn;
+    memcpy(*out + 1, dir, dn);
+    memcpy(*out + 1 + dn, id, n);
+    return 1 + dn + n;
+}
+
+/* An entry's value as a tuple (msg_index, method, ts): a new reference. */
+static PyObject *
+value_of(const Entry *e)
+{
+    if (e->value)
+        return Py_NewRef(e->value);
+    return Py_BuildValue("(LOL)", (long long)e->index, e->method, (long long)e->ts);
+}
+
+/* A value set in an entry: kept as its three parts where it is (int, str,
+ * int) within int64, else as it is. 0, or -1 on error. */
+static int
+entry_set(Entry *e, PyObject *value)
+{
+    Py_CLEAR(e->method);
+    Py_CLEAR(e->value);
+    if (PyTuple_CheckExact(value) && PyTuple_GET_SIZE(value) == 3
+        && PyLong_CheckExact(PyTuple_GET_ITEM(value, 0))
+        && PyUnicode_CheckExact(PyTuple_GET_ITEM(value, 1))
+        && PyLong_CheckExact(PyTuple_GET_ITEM(value, 2))) {
+        int over = 0;
+        long long index = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(value, 0), &over);
+        long long ts = over ? 0 : PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(value, 2), &over);
+        if (!over && !PyErr_Occurred()) {
+            e->index = index;
+            e->ts = ts;
+            e->method = Py_NewRef(PyTuple_GET_ITEM(value, 1));
+            return 0;
+        }
+        PyErr_Clear();
+    }
+    e->value = Py_NewRef(value);
+    return 0;
+}
+
+static PyObject *
+open_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
+{
+    if (PyTuple_GET_SIZE(args) || (kwds && PyDict_GET_SIZE(kwds))) {
+        PyErr_SetString(PyExc_TypeError, "OpenRequests() takes no arguments");
+        return NULL;
+    }
+    return type->tp_alloc(type, 0);
+}
+
+static int
+open_clear(OpenRequests *t)
+{
+    for (Py_ssize_t j = 0; j < t->count; j++)
+        if (t->entries[j].key)
+            entry_clear(&t->entries[j]);
+    t->count = t->live = t->used = 0;
+    for (Py_ssize_t i = 0; i < t->nslots; i++)
+        t->slots[i] = SLOT_EMPTY;
+    return 0;
+}
+
+static int
+open_traverse(OpenRequests *t, visitproc visit, void *arg)
+{
+    Py_VISIT(Py_TYPE(t));
+    for (Py_ssize_t j = 0; j < t->count; j++) {
+        Py_VISIT(t->entries[j].method);
+        Py_VISIT(t->entries[j].value);
+    }
+    return 0;
+}
+
+static void
+open_dealloc(OpenRequests *t)
+{
+    PyTypeObject *type = Py_TYPE(t);
+    PyObject_GC_UnTrack(t);
+    open_clear(t);
+    PyMem_Free(t->entries);
+    PyMem_Free(t->slots);
+    type->tp_free((PyObject *)t);
+    Py_DECREF(type);
+}
+
+static Py_ssize_t
+open_len(OpenRequests *t)
+{
+    return t->live;
+}
+
+/* KeyError(key), as a dict raises it (a tuple key is one argument). */
+static void
+key_error(PyObject *key)
+{
+    PyObject *args = PyTuple_Pack(1, key);
+    if (args) {
+        PyErr_SetObject(PyExc_KeyError, args);
+        Py_DECREF(args);
+    }
+}
+
+/* The entry of a Python key, or NULL (*err set where an error is). */
+static Entry *
+lookup(OpenRequests *t, PyObject *key, Py_ssize_t *slot, int *err)
+{
+    char buf[KEY_MAX], *k;
+    Py_ssize_t n = key_of(key, buf, &k);
+
+    *err = n < 0;
+    if (n < 0)
+        return NULL;
+    Entry *e = table_get(t, k, n, hash_key(k, n), slot);
+    if (k != buf)
+        PyMem_Free(k);
+    return e;
+}
+
+static int
+open_contains(OpenRequests *t, PyObject *key)
+{
+    Py_ssize_t slot;
+    int err;
+    Entry *e = lookup(t, key, &slot, &err);
+    return err ? -1 : e != NULL;
+}
+
+static PyObject *
+open_getitem(OpenRequests *t, PyObject *key)
+{
+    Py_ssize_t slot;
+    int err;
+    Entry *e = lookup(t, key, &slot, &err);
+    if (!e) {
+        if (!err)
+            key_error(key);
+        return NULL;
+    }
+    return value_of(e);
+}
+
+static int
+open_setitem(OpenRequests *t, PyObject *key, PyObject *value)
+{
+    char buf[KEY_MAX], *k;
+    Py_ssize_t n = key_of(key, buf, &k), slot;
+    int got = -1;
+
+    if (n < 0)
+        return -1;
+    Py_hash_t hash = hash_key(k, n);
+    if (!value) {
+        if (table_get(t, k, n, hash, &slot)) {
+            table_take(t, slot);
+            got = 0;
+        }
+        else
+            key_error(key);
+    }
+    else {
+        Entry *e = table_put(t, k, n, hash);
+        got = e ? entry_set(e, value) : -1;
+    }
+    if (k != buf)
+        PyMem_Free(k);
+    return got;
+}
+
+static PyObject *
+open_pop(OpenRequests *t, PyObject *const *args, Py_ssize_t nargs)
+{
+    Py_ssize_t slot;
+    int err;
+
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "pop expected 1 or 2 arguments");
+        return NULL;
+    }
+    Entry *e = lookup(t, args[0], &slot, &err);
+    if (!e) {
+        if (err)
+            return NULL;
+        if (nargs == 2)
+            return Py_NewRef(args[1]);
+        key_error(args[0]);
+        return NULL;
+    }
+    PyObject *value = value_of(e);
+    if (value)
+        table_take(t, slot);
+    return value;
+}
+
+static PyObject *
+open_items(OpenRequests *t, PyObject *Py_UNUSED(ignored))
+{
+    PyObject *out = PyList_New(0);
+
+    for (Py_ssize_t j = 0; out && j < t->count; j++) {
+        const Entry *e = &t->entries[j];
+        if (!e->key)
+            continue;
+        Py_ssize_t dn = (unsigned char)e->key[0];
+        PyObject *item = Py_BuildValue("((s#s#)N)", e->key + 1, dn, e->key + 1 + dn,
+                                       e->klen - 1 - dn, value_of(e));
+        if (!item || PyList_Append(out, item) < 0)
+            Py_CLEAR(out);
+        Py_XDECREF(item);
+    }
+    return out;
+}
+
+static PyObject *
+open_clear_method(OpenRequests *t, PyObject *Py_UNUSED(ignored))
+{
+    open_clear(t);
+    Py_RETURN_NONE;
+}
+
+/* The table as a dict (a new reference), or NULL. */
+static PyObject *
+open_dict(OpenRequests *t)
+{
+    PyObject *items = open_items(t, NULL), *out = items ? PyDict_New() : NULL;
+
+    for (Py_ssize_t j = 0; out && j < PyList_GET_SIZE(items); j++) {
+        PyObject *item = PyList_GET_ITEM(items, j);
+        if (PyDict_SetItem(out, PyTuple_GET_ITEM(item, 0), PyTuple_GET_ITEM(item, 1)) < 0)
+            Py_CLEAR(out);
+    }
+    Py_XDECREF(items);
+    return out;
+}
+
+/* == and != as a dict of the same items compares (with a dict, or another table). */
+static PyObject *
+open_richcompare(PyObject *self, PyObject *other, int op)
+{
+    if ((op != Py_EQ && op != Py_NE)
+        || !(PyDict_Check(other) || Py_IS_TYPE(other, Py_TYPE(self))))
+        Py_RETURN_NOTIMPLEMENTED;
+    PyObject *mine = open_dict((OpenRequests *)self), *theirs = NULL, *got = NULL;
+    if (mine) {
+        theirs = PyDict_Check(other) ? Py_NewRef(other) : open_dict((OpenRequests *)other);
+        if (theirs)
+            got = PyObject_RichCompare(mine, theirs, op);
+    }
+    Py_XDECREF(mine);
+    Py_XDECREF(theirs);
+    return got;
+}
+
+static PyObject *
+open_repr(PyObject *self)
+{
+    PyObject *d = open_dict((OpenRequests *)self);
+    PyObject *out = d ? PyUnicode_FromFormat("OpenRequests(%R)", d) : NULL;
+    Py_XDECREF(d);
+    return out;
+}
+
+static PyMethodDef open_methods[] = {
+    {"pop", (PyCFunction)(void (*)(void))open_pop, METH_FASTCALL,
+     "pop(key[, default]): the value of key, taken out (as dict.pop)."},
+    {"items", (PyCFunction)open_items, METH_NOARGS,
+     "items(): a list of (key, value), in the order the keys came."},
+    {"clear", (PyCFunction)open_clear_method, METH_NOARGS, "clear(): every request taken out."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyType_Slot open_slots[] = {
+    {Py_tp_doc, "OpenRequests(): the requests waiting for their answer, keyed (direction, id "
+                "as JSON text) -> (msg_index, method, ts); a dict's len, in, [k], [k] = v, "
+                "del, pop, items and clear, in the order the keys came."},
+    {Py_tp_new, open_new},
+    {Py_tp_dealloc, open_dealloc},
+    {Py_tp_traverse, open_traverse},
+    {Py_tp_clear, open_clear},
+    {Py_tp_methods, open_methods},
+    {Py_mp_length, open_len},
+    {Py_mp_subscript, open_getitem},
+    {Py_mp_ass_subscript, open_setitem},
+    {Py_sq_contains, open_contains},
+    {Py_tp_richcompare, open_richcompare},
+    {Py_tp_repr, open_repr},
+    {Py_tp_hash, PyObject_HashNotImplemented},
+    {0, NULL},
+};
+
+static PyType_Spec open_spec = {
+    "wspcap.app._speedups.OpenRequests", sizeof(OpenRequests), 0,
+    Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC, open_slots,
+};
+
+static PyTypeObject *OpenRequestsType;
+
 /* No request answered, or no latency: wspcap.app.base.NO_ANSWER. */
 #define NO_ANSWER INT64_MIN
 
 static PyObject *S_C2S, *S_S2C, *S_EMPTY, *S_NULL, *K_REQUEST, *K_NOTIFICATION, *K_RESPONSE,
     *K_ERROR;
 
-/* The request open in `opened` under (the direction that where answers, id):
- * a new reference, or NULL (none open, or an error set); *key is the key
- * looked up (a new reference; NULL, an error set, where it was not made). */
-static PyObject *
-open_request(PyObject *opened, PyObject *where, PyObject *id, PyObject **key)
+/* The key of id (its JSON text) opened by the direction dir, or answered
+ * from it where other: into buf, or memory the caller frees where it is
+ * longer (*out); its length, or -1 with an error, or -2 where where is not
+ * a str (the column path says then). */
+static Py_ssize_t
+loop_key(PyObject *where, const Tok *id, int other, char *buf, char **out)
 {
-    PyObject *other = S_EMPTY;
+    const char *dir, *text = (const char *)id->start;
+    Py_ssize_t dn, n = id->end - id->start;
 
-    if (PyUnicode_Check(where)) {
-        if (PyUnicode_CompareWithASCIIString(where, "c2s") == 0)
-            other = S_S2C;
-        else if (PyUnicode_CompareWithASCIIString(where, "s2c") == 0)
-            other = S_C2S;
+    if (!PyUnicode_Check(where))
+        return -2;
+    if (!(dir = PyUnicode_AsUTF8AndSize(where, &dn)))
+        return -1;
+    if (other) {
+        /* (the runner's OTHER: the direction a request came from, "" for any else) */
+        if (dn == 3 && !memcmp(dir, "c2s", 3))
+            dir = "s2c";
+        else if (dn == 3 && !memcmp(dir, "s2c", 3))
+            dir = "c2s";
+        else
+            dn = 0;
     }
-    if (!(*key = PyTuple_Pack(2, other, id)))
-        return NULL;
-    return Py_XNewRef(PyDict_GetItemWithError(opened, *key));
+    if (dn > 255)
+        return -2;
+    if (id->type == T_NULL) {
+        text = "null";
+        n = 4;
+    }
+    *out = buf;
+    if (1 + dn + n > KEY_MAX && !(*out = PyMem_Malloc(1 + dn + n))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    (*out)[0] = (char)dn;
+    memcpy(*out + 1, dir, dn);
+    memcpy(*out + 1 + dn, text, n);
+    return 1 + dn + n;
 }
 
 /* Message i, taken: 1 (its row made: its fields text added to text, where
  * it ends to ends), 0 (not taken), -1 on error. */
 static int
 take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObject *index,
-     PyObject *ts, PyObject *opened, Py_ssize_t max_open, Py_ssize_t *untracked, PyObject **cols,
-     Text *text, Text *ends, Text *answers)
+     PyObject *ts, OpenRequests *opened, Py_ssize_t max_open, Py_ssize_t *untracked,
+     PyObject **cols, Text *text, Text *ends, Text *answers)
 {
     Tok f[F_COUNT], e[E_COUNT];
     int secret = 0, loose = 0, spaced = 0, got = -1, wrote;
-    PyObject *method = NULL, *sid = NULL, *key = NULL, *k = NULL, *asked = NULL,
-             *value = NULL, *kind, *channel;
+    PyObject *method = NULL, *sid = NULL, *asked = NULL, *value = NULL, *kind, *channel;
+    char kbuf[KEY_MAX], *key = NULL;
+    Py_ssize_t klen = 0, slot = -1;
+    Py_hash_t hash = 0;
     const Py_ssize_t mark = text->len; /* (where this row's text starts) */
     Tok *id = &f[F_ID];
     int64_t answer[2] = {NO_ANSWER, NO_ANSWER}; /* (request_msg, latency) */
@@ -785,50 +1315,47 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
                 (f[F_PARAMS].type != T_OBJ && f[F_PARAMS].type != T_ARR) || secret))
             return 0;
     }
-    /* The id as the rows give it, and as the open requests are keyed. */
-    if (id->type == T_INT) {
+    /* The id as the rows give it; the open requests are keyed by its JSON
+     * text (as it is spelled here: see the module's note). */
+    if (id->type == T_INT)
         sid = text_of((const char *)id->start, id->end - id->start);
-        key = Py_XNewRef(sid);
-    }
-    else if (id->type == T_STR) {
+    else if (id->type == T_STR)
         sid = string_of(id);
-        key = text_of((const char *)id->start, id->end - id->start);
-    }
-    else {
+    else
         sid = Py_NewRef(Py_None);
-        key = id->type == T_NULL ? Py_NewRef(S_NULL) : NULL;
-    }
-    if (!sid || (id->type != T_NONE && !key))
+    if (!sid)
         goto done;
-    if (f[F_METHOD].type == T_NONE) {
-        asked = open_request(opened, where, key, &k);
-        if (!asked && PyErr_Occurred())
-            goto done;
-        if (asked && (!PyTuple_Check(asked) || PyTuple_GET_SIZE(asked) != 3
-                      || !PyLong_CheckExact(PyTuple_GET_ITEM(asked, 0))
-                      || !PyUnicode_Check(PyTuple_GET_ITEM(asked, 1))
-                      || !PyLong_CheckExact(PyTuple_GET_ITEM(asked, 2))
-                      || !PyLong_CheckExact(ts))) {
-            got = 0; /* (not what the decoder keeps there: the column path says) */
+    if (id->type != T_NONE) {
+        klen = loop_key(where, id, f[F_METHOD].type == T_NONE, kbuf, &key);
+        if (klen == -2) {
+            got = 0;
             goto done;
         }
-        if (asked) {
+        if (klen < 0)
+            goto done;
+        hash = hash_key(key, klen);
+    }
+    if (f[F_METHOD].type == T_NONE) {
+        Entry *found = table_get(opened, key, klen, hash, &slot);
+        if (found && found->value) {
+            got = 0; /* (not what the loop keeps there: the column path says) */
+            goto done;
+        }
+        if (found) {
             /* The runner's rule: the ns between the two messages, a time of 0
              * being unknown (both within int64, so is their difference). */
             int over = 0;
-            long long asker = PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(asked, 0), &over);
-            long long then = over ? 0 : PyLong_AsLongLongAndOverflow(PyTuple_GET_ITEM(asked, 2),
-                                                                      &over);
-            long long now = over ? 0 : PyLong_AsLongLongAndOverflow(ts, &over);
-            if (over || then < 0 || now < 0 || asker < 0) {
+            long long now = PyLong_CheckExact(ts) ? PyLong_AsLongLongAndOverflow(ts, &over) : -1;
+            if (over || now < 0 || found->ts < 0 || found->index < 0) {
                 got = 0; /* (out of what the tables hold: the column path says) */
                 goto done;
             }
-            answer[0] = asker;
-            if (now && then)
-                answer[1] = now - then;
+            answer[0] = found->index;
+            if (now && found->ts)
+                answer[1] = now - found->ts;
+            asked = Py_NewRef(found->method);
         }
-        channel = asked ? PyTuple_GET_ITEM(asked, 1) : Py_None;
+        channel = asked ? asked : Py_None;
         if (PUT_LIT(text, "{\"id\":") < 0 || put(text, id->start, id->end - id->start) < 0)
             goto done;
         if (asked) {
@@ -857,8 +1384,6 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         }
         if (PUT_LIT(text, "}") < 0)
             goto done;
-        if (asked && PyDict_DelItem(opened, k) < 0)
-            goto done;
     }
     else {
         if (!(method = method_of(&f[F_METHOD])))
@@ -877,18 +1402,6 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
         if (PUT_LIT(text, "}") < 0)
             goto done;
         kind = id->type == T_NONE ? K_NOTIFICATION : K_REQUEST;
-        if (id->type != T_NONE) {
-            if (!(k = PyTuple_Pack(2, where, key)))
-                goto done;
-            int open = PyDict_Size(opened) < max_open ? 1 : PyDict_Contains(opened, k);
-            if (open < 0)
-                goto done;
-            if (!open)
-                ++*untracked;
-            else if (!(value = PyTuple_Pack(3, index, method, ts))
-                     || PyDict_SetItem(opened, k, value) < 0)
-                goto done;
-        }
     }
     PyObject *at = PyLong_FromSsize_t(i);
     int64_t end = (int64_t)text->len;
@@ -896,14 +1409,56 @@ take(Py_ssize_t i, const unsigned char *p, Py_ssize_t n, PyObject *where, PyObje
               || PyList_Append(cols[2], channel) < 0 || PyList_Append(cols[3], sid) < 0
               || put(ends, &end, sizeof end) < 0 || put(answers, answer, sizeof answer) < 0;
     Py_XDECREF(at);
-    got = bad ? -1 : 1;
+    if (bad)
+        goto done;
+    /* The row made: its request opened, or taken (the lists appended to
+     * are not the table: nothing above touched it). */
+    if (f[F_METHOD].type == T_NONE) {
+        if (asked)
+            table_take(opened, slot);
+    }
+    else if (id->type != T_NONE) {
+        Entry *open = NULL;
+        if (opened->live < max_open || table_get(opened, key, klen, hash, &slot))
+            open = table_put(opened, key, klen, hash);
+        else
+            ++*untracked;
+        if (open) {
+            int over = 0;
+            long long at_index = PyLong_CheckExact(index)
+                ? PyLong_AsLongLongAndOverflow(index, &over) : 0;
+            long long at_ts = over || !PyLong_CheckExact(ts)
+                ? 0 : PyLong_AsLongLongAndOverflow(ts, &over);
+            Py_CLEAR(open->value);
+            Py_CLEAR(open->method);
+            if (over || !PyLong_CheckExact(index) || !PyLong_CheckExact(ts)) {
+                /* (kept as given: the column path answers it) */
+                if (!(value = PyTuple_Pack(3, index, method, ts)))
+                    goto undo;
+                open->value = Py_NewRef(value);
+            }
+            else {
+                open->index = at_index;
+                open->ts = at_ts;
+                open->method = Py_NewRef(method);
+            }
+        }
+        else if (PyErr_Occurred())
+            goto undo;
+    }
+    got = 1;
+    goto done;
+undo:
+    /* (an error after the row was appended: the call fails, the caller
+     * drops the columns) */
+    got = -1;
 done:
     if (got != 1)
         text->len = mark; /* (no row: its text goes too) */
+    if (key && key != kbuf)
+        PyMem_Free(key);
     Py_XDECREF(method);
     Py_XDECREF(sid);
-    Py_XDECREF(key);
-    Py_XDECREF(k);
     Py_XDECREF(asked);
     Py_XDECREF(value);
     return got;
@@ -958,7 +1513,9 @@ hand_over(const Text *made, const Text *made_ends, PyObject *text, PyObject *end
 static PyObject *
 rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *payloads, *direction, *msg_index, *ts, *opened, *cols[4], *text_out, *ends_out,
+    PyObject *payloads, *direction, *msg_index, *ts, *cols[4], *text_out, *ends_out;
+    OpenRequests *opened;
+    PyObject
         *answers_out;
     Py_ssize_t start, stop, max_open, untracked = 0, i, max_bytes = PY_SSIZE_T_MAX;
     Text text = {NULL, 0, 0}, ends = {NULL, 0, 0}, answers = {NULL, 0, 0};
@@ -966,7 +1523,7 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 
     if (!PyArg_ParseTuple(args, "O!nnO!O!O!O!nO!O!O!O!O!O!O!|n:rpc_rows", &PyList_Type,
                           &payloads, &start, &stop, &PyList_Type, &direction, &PyList_Type,
-                          &msg_index, &PyList_Type, &ts, &PyDict_Type, &opened, &max_open,
+                          &msg_index, &PyList_Type, &ts, OpenRequestsType, &opened, &max_open,
                           &PyList_Type, &cols[0], &PyList_Type, &cols[1], &PyList_Type,
                           &cols[2], &PyList_Type, &cols[3], &PyByteArray_Type, &text_out,
                           &PyByteArray_Type, &ends_out, &PyByteArray_Type, &answers_out,
@@ -1028,5 +1585,10 @@ PyInit__speedups(void)
         || !(K_RESPONSE = PyUnicode_InternFromString("response"))
         || !(K_ERROR = PyUnicode_InternFromString("error")))
         return NULL;
-    return PyModule_Create(&module);
+    if (!(OpenRequestsType = (PyTypeObject *)PyType_FromSpec(&open_spec)))
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m && PyModule_AddObjectRef(m, "OpenRequests", (PyObject *)OpenRequestsType) < 0)
+        Py_CLEAR(m);
+    return m;
 }

@@ -94,9 +94,9 @@ A test compares the two paths on generated conversations.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import msgspec
 import numpy as np
@@ -214,17 +214,46 @@ _NEST = 256
 #: Messages parsed in one comprehension (see _typed).
 _CHUNK = 256
 
+#: A request waiting for its answer: (requesting direction, id as JSON text)
+#: -> (msg_index, method, ts).
+_Key = tuple[str, str]
+_Asked = tuple[int, str, int]
+
+
+class OpenTable(Protocol):
+    """What :attr:`JsonRpcDecoder.open` is: a dict, or the compiled loop's
+    table (``wspcap.app._speedups.OpenRequests``), which behaves as one for these."""
+
+    def __len__(self) -> int: ...
+    def __contains__(self, key: object, /) -> bool: ...
+    def __setitem__(self, key: _Key, value: _Asked, /) -> None: ...
+    def pop(self, key: _Key, default: None, /) -> _Asked | None: ...
+    def items(self) -> Iterable[tuple[_Key, _Asked]]: ...
+    def clear(self) -> None: ...
+
+
 #: The compiled loop of the column path's common messages (what it takes,
 #: and why: wspcap/app/_speedups.c), or None where it is not built (or
 #: ``WSPCAP_NO_SPEEDUPS`` is set): then every message is parsed here.
 _rows: Callable[..., tuple[int, int]] | None = None
+#: The table the compiled loop keeps the open requests in (a dict's
+#: behaviour, without a key, a tuple or an int made a row), or None.
+_OpenTable: type[OpenTable] | None = None
 if SPEEDUPS:
     try:
-        from wspcap.app._speedups import rpc_rows
+        from wspcap.app._speedups import OpenRequests, rpc_rows
     except ImportError:  # not built: every message read here
         pass
     else:
-        _rows = rpc_rows
+        _rows, _OpenTable = rpc_rows, OpenRequests
+
+def _open_table() -> OpenTable:
+    """An empty table of open requests: the compiled loop's, else a dict."""
+    if _OpenTable is None:
+        empty: dict[_Key, _Asked] = {}
+        return empty
+    return _OpenTable()
+
 
 #: Keys known not to name secrets (``_json._secret_key``), at most MAX_OPEN.
 _CLEAN_KEYS: set[str] = set()
@@ -487,7 +516,8 @@ class JsonRpcDecoder(JsonDecoder):
         # (requesting direction, id as JSON) -> (msg_index, method, ts): the
         # requests waiting for their answer, which is paired with them here
         # (the runner's pairing is this one, see runner.PAIRING)
-        self.open: dict[tuple[str, str], tuple[int, str, int]] = {}
+        # (the compiled loop's table where it is built: see _compiled)
+        self.open: OpenTable = _open_table()
         self.untracked = 0
 
     def receive_run(self, run: MessageRun) -> RunOutput:
@@ -570,6 +600,12 @@ class JsonRpcDecoder(JsonDecoder):
         """The compiled loop (``loop``, see _rows) over messages ``i:stop``:
         where it stopped (``stop``: it took them all)."""
         at = i
+        if _OpenTable is not None and type(self.open) is not _OpenTable:
+            # (a decoder made while the loop was not at hand: its table made again)
+            table = _open_table()
+            for key, value in self.open.items():
+                table[key] = value
+            self.open = table
         i, untracked = loop(rows.payloads, at, stop, direction, msg_index, ts, self.open,
                             MAX_OPEN, rows.position, rows.kind, rows.channel, rows.ident,
                             rows.text, rows.ends, rows.answers, MAX_JSON_BYTES)

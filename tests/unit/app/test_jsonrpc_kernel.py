@@ -233,7 +233,7 @@ def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     directions = directions or ["c2s"] * len(payloads)
     count = 0
-    opened: dict[Any, Any] = {}
+    opened = kernel("wspcap.app._speedups").OpenRequests()
     cols: list[list[Any]] = [[], [], [], []]
     text, ends = bytearray(), bytearray()
     at = 0
@@ -306,7 +306,7 @@ def test_loop_pairs_and_bounds_the_open_requests() -> None:
                 b'{"jsonrpc":"2.0","method":"e","id":4}',
                 b'{"jsonrpc":"2.0","result":1,"id":4}']
     cols: list[list[Any]] = [[], [], [], []]
-    opened: dict[Any, Any] = {}
+    opened = kernel("wspcap.app._speedups").OpenRequests()
     text, ends, answers = bytearray(b"before"), bytearray(), bytearray(b"x" * 16)
     stop, untracked = rpc_rows(payloads[:5], 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
                                [10, 11, 12, 13, 14], [100, 200, 300, 450, 500], opened, 2,
@@ -340,7 +340,8 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     payloads, start, stop = bad
     with pytest.raises(IndexError):
-        rpc_rows(payloads, start, stop, ["c2s"], [0], [0], {}, 1, [], [], [], [], bytearray(),
+        rpc_rows(payloads, start, stop, ["c2s"], [0], [0],
+                 kernel("wspcap.app._speedups").OpenRequests(), 1, [], [], [], [], bytearray(),
                  bytearray(), bytearray())
 
 
@@ -363,7 +364,8 @@ def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.Monk
     assert taken([bytes(p) for p in payloads]) == len(payloads)  # (all taken, unlimited)
     rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     stop, _ = rpc_rows([bytes(p) for p in payloads], 0, len(payloads), ["c2s"] * 9,
-                       list(range(9)), [0] * 9, {}, 10, [], [], [], [], bytearray(),
+                       list(range(9)), [0] * 9, kernel("wspcap.app._speedups").OpenRequests(),
+                       10, [], [], [], [], bytearray(),
                        bytearray(), bytearray(), 200)
     assert stop == 1  # (the big one left, by its size)
     received: list[int] = []
@@ -381,3 +383,83 @@ def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.Monk
     assert with_loop[0] == reference_columns(single, messages)
     assert with_loop[1:] == (state(single), single.finish())
     assert with_loop[0] is not None and len(with_loop[0]) == len(messages)
+
+
+# -- the table of open requests ---------------------------------------------------------------
+
+#: Keys: a few directions, ids short and long (past the table's key buffer), ASCII or not.
+TABLE_KEYS = st.tuples(st.sampled_from(["c2s", "s2c", "", "é"]),
+                       st.sampled_from(["1", "2", '"a"', "null", "x" * 600, "é😀", ""])
+                       | st.integers(0, 40).map(str))
+#: Values kept as their parts (within int64), and others kept as they are.
+TABLE_VALUES = st.tuples(st.integers(-(2**63), 2**63 - 1) | st.integers(2**63, 2**70),
+                         st.sampled_from(["m", "é", ""]),
+                         st.integers(0, 2**63 - 1) | st.just(1.5))
+TABLE_OPS = st.lists(st.one_of(
+    st.tuples(st.just("set"), TABLE_KEYS, TABLE_VALUES), st.tuples(st.just("pop"), TABLE_KEYS),
+    st.tuples(st.just("del"), TABLE_KEYS), st.tuples(st.just("get"), TABLE_KEYS),
+    st.tuples(st.just("in"), TABLE_KEYS), st.tuples(st.just("clear"))), max_size=400)
+
+
+@settings(max_examples=300, deadline=None)
+@given(TABLE_OPS)
+def test_open_table_is_a_dict(ops: list[tuple[Any, ...]]) -> None:
+    """The compiled loop's table of open requests does what the decoder does
+    with a dict as a dict does it: same values, same errors, items in the
+    same order (a key set again keeps its place), through growth, keys
+    taken and the table packed again."""
+    table, want = kernel("wspcap.app._speedups").OpenRequests(), {}
+    for op, *args in ops:
+        if op == "set":
+            table[args[0]] = want[args[0]] = args[1]
+        elif op == "pop":
+            assert table.pop(args[0], None) == want.pop(args[0], None)
+        elif op in ("del", "get"):
+            said: list[Any] = []
+            for mapping in (table, want):
+                try:
+                    if op == "get":
+                        said.append(mapping[args[0]])
+                    else:
+                        del mapping[args[0]]
+                        said.append(None)
+                except KeyError as exc:
+                    said.append(exc.args)
+            assert said[0] == said[1]
+        elif op == "in":
+            assert (args[0] in table) == (args[0] in want)
+        else:
+            table.clear()
+            want.clear()
+        assert len(table) == len(want)
+        assert table.items() == list(want.items())
+    assert table == want
+    assert (table != want) is False
+
+
+def test_open_table_refuses_other_keys() -> None:
+    table = kernel("wspcap.app._speedups").OpenRequests()
+    for key in [1, ("c2s",), ("c2s", 1), ("c2s", "1", "x")]:
+        with pytest.raises(TypeError):
+            table[key] = (1, "m", 2)
+        with pytest.raises(TypeError):
+            key in table  # noqa: B015
+    assert len(table) == 0 and repr(table) == "OpenRequests({})"
+
+
+def test_open_table_churn_keeps_order_and_references() -> None:
+    """Requests opened and answered by the thousand (the table grows, is
+    packed and made again) keep what is open, in order, and let go of
+    every method they held."""
+    import sys
+
+    table = kernel("wspcap.app._speedups").OpenRequests()
+    method = f"chat.{'send'}-{len(table)}"  # (a str made here, its references counted)
+    before = sys.getrefcount(method)
+    for i in range(20_000):
+        table[("c2s", str(i))] = (i, method, i)
+        if i % 100:
+            assert table.pop(("c2s", str(i)), None) == (i, method, i)
+    assert [key for key, _ in table.items()] == [("c2s", str(i)) for i in range(0, 20_000, 100)]
+    table.clear()
+    assert len(table) == 0 and sys.getrefcount(method) == before
