@@ -200,11 +200,12 @@ class RowColumns:
     events, and the request each answers), and the findings."""
 
     events: EventColumns
-    #: msg_index of the request each row answers, or None (masked, where
-    #: the decoder paired the rows: see :func:`_answered`).
-    request_msg: list[int | None] | np.ma.MaskedArray
-    #: ns between that request's message and the row's, or None (masked).
-    latency: list[int | None] | np.ma.MaskedArray
+    #: msg_index of the request each row answers, or None; where the
+    #: decoder paired the rows, an int64 array, :data:`~wspcap.app.base.
+    #: NO_ANSWER` for None (see :func:`_answered`).
+    request_msg: list[int | None] | np.ndarray
+    #: ns between that request's message and the row's, or None (as above).
+    latency: list[int | None] | np.ndarray
 
     def __len__(self) -> int:
         return len(self.events)
@@ -220,12 +221,13 @@ def _given(run: MessageRun, cols: EventColumns) -> list[int]:
                    *(i for i, _ in cols.findings if i >= tail)})
 
 
-def _answered(answers: bytes | bytearray) -> tuple[np.ma.MaskedArray, np.ma.MaskedArray]:
+def _answered(answers: bytes | bytearray) -> tuple[np.ndarray, np.ndarray]:
     """``request_msg`` and ``latency`` as a decoder that pairs its own
-    requests gives them (:attr:`EventColumns.answers`), masked where None."""
+    requests gives them (:attr:`EventColumns.answers`): int64 arrays,
+    :data:`~wspcap.app.base.NO_ANSWER` for None (a masked array's mask
+    costs more than the table's null mask made of them)."""
     pairs = np.frombuffer(answers, np.int64).reshape(-1, 2)
-    return (np.ma.MaskedArray(pairs[:, 0], mask=pairs[:, 0] == NO_ANSWER),
-            np.ma.MaskedArray(pairs[:, 1], mask=pairs[:, 1] == NO_ANSWER))
+    return pairs[:, 0].copy(), pairs[:, 1].copy()
 
 
 #: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:
@@ -372,7 +374,8 @@ class Runner:
         index, ts = run.msg_index, run.ts
         opened = self.open
         # (the pairs of decoders that pair their own, as lists: None where none)
-        answered = [column.tolist() for column in _answered(cols.answers)] if any(
+        answered = [[None if v == NO_ANSWER else v for v in column.tolist()]
+                    for column in _answered(cols.answers)] if any(
             rule is not None and rule.by_decoder for rule in rules.values()) else None
         # The messages that gave something, in order: _run_many marks each
         # (``_at``) before its events; here only when an event needs it.

@@ -55,7 +55,7 @@ import numpy as np
 import pyarrow as pa
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
-from wspcap.app.base import MessageRun
+from wspcap.app.base import NO_ANSWER, MessageRun
 from wspcap.app.fields import Texts, fields_text
 from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
@@ -205,6 +205,8 @@ class _Refs(NamedTuple):
 
 #: The message columns a :class:`_Refs` is made of, in its order.
 _REF_COLUMNS = ("first_frame", "last_frame", "packet_start", "packet_end", "ts_start", "ts_end")
+#: Those an ``app`` row takes (``ts_end`` as its ``ts``).
+_ROW_REFS = ("first_frame", "last_frame", "packet_start", "packet_end", "ts_end")
 
 
 class _Kept:
@@ -460,15 +462,16 @@ class AppDecoding:
             return
         at = rows[np.asarray(events.position, np.intp)]
         msg_index = np.asarray(events.msg_index, np.int64)
-        gathered = self._references(m)[at]
-        refs = {name: gathered[:, c] for c, name in enumerate(_REF_COLUMNS)}
+        # (a gather a column, of those the rows take: contiguous, as the table joins them)
+        refs = {name: getattr(m, name)[at] for name in _ROW_REFS}
         for j in np.flatnonzero(msg_index != m.msg_index[at]).tolist():
             # An event about another message: its references as _take finds them.
             there = _finder(conn.refs, ref_columns(), index,
                             events.position[j])(int(msg_index[j]))
             assert there is not None  # (a finder's default is ``here``)
             for name, value in zip(_REF_COLUMNS, there):
-                refs[name][j] = value
+                if name in refs:
+                    refs[name][j] = value
         self._flush_rows()
         self._extend({
             "conn_id": np.full(len(events), conn_id, np.int64), "msg_index": msg_index,
@@ -478,7 +481,8 @@ class AppDecoding:
             **{name: refs[name] for name in _REF_COLUMNS[:4]},
             "ts": refs["ts_end"], "direction": events.direction, "protocol": events.protocol,
             "kind": events.kind, "channel": events.channel, "id": events.id,
-            "request_msg": got.request_msg, "latency": got.latency, "fields": events.fields,
+            "request_msg": _nullable(got.request_msg, APP["request_msg"].type),
+            "latency": _nullable(got.latency, APP["latency"].type), "fields": events.fields,
         })
 
     def _take(self, conn_id: int, rows: list[AppRow], findings: list[AppFinding],
@@ -587,6 +591,17 @@ def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
         return None
     return np.concatenate([np.argsort(p, kind="stable") + start
                            for p, start in zip(pieces, (0, fed), strict=True)])
+
+
+def _nullable(values: list[int | None] | np.ndarray, kind: pa.DataType
+              ) -> list[int | None] | pa.Array:
+    """A ``request_msg`` or ``latency`` column of :class:`~wspcap.app.runner.
+    RowColumns`: a list as it is, an int64 array (:data:`~wspcap.app.base.
+    NO_ANSWER` for None) as ``kind``'s Arrow array."""
+    if isinstance(values, list):
+        return values
+    null = values == NO_ANSWER
+    return numeric(values, kind, null if null.any() else None)
 
 
 def _texts(parts: list[list[Any] | Texts]) -> pa.Array:

@@ -342,14 +342,14 @@ def _strings(values: Sequence[str | None], kind: pa.DataType) -> pa.Array | pa.C
 def from_python(values: Sequence[Any], kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
     """Python values of a column (``None`` for null) as an array of ``kind``:
     strings, bytes, integers, floats, booleans, or timestamps and durations
-    as int64 counts of their unit."""
+    as int64 counts of their unit; or an Arrow array of ``kind`` already,
+    as it is."""
+    if isinstance(values, pa.Array) and values.type == kind:
+        return values
     if kind in (pa.string(), pa.large_string()):
         return strings(values, kind)
     if kind in (pa.binary(), pa.large_binary()):
         return binary(values, kind)
-    if isinstance(values, np.ma.MaskedArray):  # (null where masked)
-        return numeric(values.data, kind, np.ma.getmaskarray(values) if values.mask.any()
-                       else None)
     if isinstance(values, np.ndarray) and values.dtype != object:
         return numeric(values, kind)
     dtype = bool if pa.types.is_boolean(kind) else _numpy_type(kind)

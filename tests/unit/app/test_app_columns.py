@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from wspcap.app import DECODERS, AppMessage, ConnFacts
 from wspcap.app._json import MAX_JSON_BYTES
-from wspcap.app.base import EventColumns, MessageRun
+from wspcap.app.base import NO_ANSWER, EventColumns, MessageRun
 from wspcap.app.fields import fields_text
 from wspcap.app.jsonrpc import JsonRpcDecoder
 from wspcap.app.runner import ANY_KIND, PAIRING, RECENT, Pairing, Runner
@@ -162,9 +162,11 @@ def texts(cols: EventColumns | None) -> EventColumns | None:
 
 
 def listed(values: Any) -> list[Any]:
-    """A column of :class:`~wspcap.app.runner.RowColumns` as a list (a
-    masked one, the compiled pairing's, with None where masked)."""
-    return values.tolist() if isinstance(values, np.ma.MaskedArray) else list(values)
+    """A column of :class:`~wspcap.app.runner.RowColumns` as a list (an
+    array, the decoder's pairing, with None for NO_ANSWER)."""
+    if isinstance(values, np.ndarray):
+        return [None if v == NO_ANSWER else v for v in values.tolist()]
+    return list(values)
 
 
 def reference_columns(decoder: Any, messages: list[AppMessage]) -> EventColumns | None:
