@@ -51,13 +51,15 @@ import struct
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, NamedTuple
 
-from .fields import Texts
+import numpy as np
 
-__all__ = ["ANSWER", "NO_ANSWER", "UNANSWERED", "AppEvent", "AppFinding", "AppMessage",
-           "ConnFacts", "Decoder", "EventColumns", "MessageRun", "RunOutput", "answer_bytes",
-           "as_list", "first_bytes"]
+from .fields import Coded, Strings, Texts
+
+__all__ = ["ANSWER", "DIRECTIONS", "NO_ANSWER", "UNANSWERED", "AppEvent", "AppFinding",
+           "AppMessage", "ConnFacts", "Decoder", "EventColumns", "MessageRun", "RunArrays",
+           "RunOutput", "answer_bytes", "first_bytes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,20 +92,102 @@ class AppMessage:
     complete: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+#: A message's direction by its code in :class:`RunArrays`.
+DIRECTIONS = ("c2s", "s2c")
+
+
+class RunArrays(NamedTuple):
+    """A run's columns as NumPy arrays, as the table has them (see
+    :meth:`MessageRun.of_arrays`)."""
+
+    #: int64.
+    msg_index: np.ndarray
+    #: int8: the index of the direction's name in :data:`DIRECTIONS`.
+    direction: np.ndarray
+    #: bool: True for text, False for binary.
+    text: np.ndarray
+    #: An object array of the payloads (``bytes``).
+    payload: np.ndarray
+    #: int64 ns, 0 where unknown.
+    ts: np.ndarray
+    #: bool.
+    complete: np.ndarray
+
+
+_TYPE_NAMES = np.array(["binary", "text"], dtype=object)
+_DIRECTION_NAMES = np.array(DIRECTIONS, dtype=object)
+
+
 class MessageRun:
     """Data messages of one connection in a row, as columns of equal length
-    (the fields of :class:`AppMessage`, message after message)."""
+    (the fields of :class:`AppMessage`, message after message).
 
-    msg_index: Sequence[int]
-    direction: Sequence[str]
-    type: Sequence[str]
-    payload: Sequence[bytes]
-    ts: Sequence[int]
-    complete: Sequence[bool]
+    Made of sequences (lists), or of the table's arrays
+    (:meth:`of_arrays`): then each column is made a list the first time it
+    is asked for, and a decoder with a compiled path may read
+    :attr:`arrays` instead (no list, nor an object a message, made).
+    """
+
+    __slots__ = ("_columns", "arrays")
+
+    def __init__(self, msg_index: Sequence[int], direction: Sequence[str],
+                 type: Sequence[str], payload: Sequence[bytes], ts: Sequence[int],
+                 complete: Sequence[bool]) -> None:
+        self._columns: list[Sequence[Any] | None] = [msg_index, direction, type, payload, ts,
+                                                     complete]
+        #: The arrays the run was made of, or None.
+        self.arrays: RunArrays | None = None
+
+    @classmethod
+    def of_arrays(cls, arrays: RunArrays) -> MessageRun:
+        """A run of the table's arrays, its lists made when first asked for."""
+        run = cls.__new__(cls)
+        run._columns = [None] * 6
+        run.arrays = arrays
+        return run
+
+    def _column(self, at: int) -> Sequence[Any]:
+        column = self._columns[at]
+        if column is None:
+            a = self.arrays
+            assert a is not None
+            made: list[Any] = (
+                a.msg_index.tolist() if at == 0 else
+                _DIRECTION_NAMES[a.direction].tolist() if at == 1 else
+                _TYPE_NAMES[a.text.astype(np.intp)].tolist() if at == 2 else
+                a.payload.tolist() if at == 3 else
+                a.ts.tolist() if at == 4 else a.complete.tolist())
+            self._columns[at] = column = made
+        return column
+
+    @property
+    def msg_index(self) -> Sequence[int]:
+        return self._column(0)
+
+    @property
+    def direction(self) -> Sequence[str]:
+        """``"c2s"`` or ``"s2c"``, each message's."""
+        return self._column(1)
+
+    @property
+    def type(self) -> Sequence[str]:
+        """``"text"`` or ``"binary"``, each message's."""
+        return self._column(2)
+
+    @property
+    def payload(self) -> Sequence[bytes]:
+        return self._column(3)
+
+    @property
+    def ts(self) -> Sequence[int]:
+        return self._column(4)
+
+    @property
+    def complete(self) -> Sequence[bool]:
+        return self._column(5)
 
     def __len__(self) -> int:
-        return len(self.msg_index)
+        return len(self.arrays.msg_index) if self.arrays is not None else len(self.msg_index)
 
     def message(self, i: int) -> AppMessage:
         """The message at position ``i``."""
@@ -112,7 +196,6 @@ class MessageRun:
 
 
 _FIRST = itemgetter(slice(0, 1))
-_T = TypeVar("_T")
 
 
 def first_bytes(payloads: Iterable[bytes]) -> bytes:
@@ -120,12 +203,6 @@ def first_bytes(payloads: Iterable[bytes]) -> bytes:
     what a run's messages start with, looked at in C, for a decoder that
     passes over a run none of whose messages could begin its protocol."""
     return b"".join(map(_FIRST, payloads))
-
-
-def as_list(values: Sequence[_T]) -> list[_T]:
-    """A run's column as a list (what the compiled loops read), copied only
-    where it is not one already."""
-    return values if type(values) is list else list(values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +262,18 @@ class AppFinding:
     detail: str
 
 
-@dataclass(slots=True)
+#: Columns of :class:`EventColumns` a compiled loop may give otherwise than as lists.
+_TYPED = ("position", "msg_index", "direction", "kind", "channel", "id", "fields")
+
+
+def _listed(values: Sequence[Any] | np.ndarray) -> list[Any]:
+    """A column as a list (a NumPy array's values as Python's)."""
+    if type(values) is list:
+        return values
+    return values.tolist() if isinstance(values, np.ndarray | Coded) else list(values)
+
+
+@dataclass(slots=True, eq=False)
 class EventColumns:
     """The events of a run as columns of equal length, in the order
     :meth:`Decoder.receive_run` gives them (message after message, each
@@ -199,15 +287,21 @@ class EventColumns:
     paths (what :meth:`add` keeps: the text made where it always was); or,
     where every event's is text made by a compiled loop, a
     :class:`~wspcap.app.fields.Texts` (one buffer, no ``str`` a row).
+
+    Where a compiled loop made every event (:meth:`extend` into empty
+    columns), ``position`` and ``msg_index`` may be int64 arrays,
+    ``direction`` and ``kind`` :class:`~wspcap.app.fields.Coded`, ``channel`` and ``id``
+    :class:`~wspcap.app.fields.Strings`: no object a row. They read as the
+    lists they stand for, and become lists once events are added after them.
     """
 
-    position: list[int] = field(default_factory=list)
-    msg_index: list[int] = field(default_factory=list)
-    direction: list[str] = field(default_factory=list)
+    position: list[int] | np.ndarray = field(default_factory=list)
+    msg_index: list[int] | np.ndarray = field(default_factory=list)
+    direction: list[str] | Coded = field(default_factory=list)
     protocol: list[str] = field(default_factory=list)
-    kind: list[str] = field(default_factory=list)
-    channel: list[str | None] = field(default_factory=list)
-    id: list[str | None] = field(default_factory=list)
+    kind: list[str] | Coded = field(default_factory=list)
+    channel: list[str | None] | Strings = field(default_factory=list)
+    id: list[str | None] | Strings = field(default_factory=list)
     fields: list[str | Mapping[str, Any]] | Texts = field(default_factory=list)
     part: list[int] = field(default_factory=list)
     #: Each event's ``request_msg`` and ``latency`` (:data:`ANSWER`, 16
@@ -219,12 +313,30 @@ class EventColumns:
     def __len__(self) -> int:
         return len(self.kind)
 
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EventColumns):
+            return NotImplemented
+        return all(_listed(getattr(self, name)) == _listed(getattr(other, name))
+                   for name in self.__slots__)
+
+    __hash__ = None  # type: ignore[assignment]  # (mutable, as a dataclass's)
+
+    def as_lists(self) -> None:
+        """The columns a compiled loop gave otherwise, as lists."""
+        for name in _TYPED:
+            values = getattr(self, name)
+            if type(values) is not list:
+                setattr(self, name, _listed(values))
+
     def add(self, position: int, items: Sequence[AppEvent | AppFinding]) -> None:
         """What :meth:`Decoder.receive` gave for the message at ``position``."""
         for item in items:
             if isinstance(item, AppEvent):
-                if type(self.fields) is not list:
-                    self.fields = list(self.fields)
+                self.as_lists()
+                assert type(self.position) is list and type(self.kind) is list
+                assert type(self.msg_index) is list and type(self.direction) is list
+                assert type(self.channel) is list and type(self.id) is list
+                assert type(self.fields) is list
                 self.position.append(position)
                 self.msg_index.append(item.msg_index)
                 self.direction.append(item.direction)
@@ -238,22 +350,28 @@ class EventColumns:
             elif isinstance(item, AppFinding):
                 self.findings.append((position, item))
 
-    def extend(self, position: Sequence[int], msg_index: Iterable[int],
-               direction: Iterable[str], protocol: str, kind: Sequence[str],
-               channel: Sequence[str | None], ident: Sequence[str | None],
+    def extend(self, position: Sequence[int] | np.ndarray, msg_index: Sequence[int] | np.ndarray,
+               direction: Sequence[str] | Coded, protocol: str, kind: Sequence[str] | Coded,
+               channel: Sequence[str | None] | Strings, ident: Sequence[str | None] | Strings,
                fields: Sequence[str] | Texts,
                answers: bytes | bytearray | None = None) -> None:
         """Events made as columns (every one of ``protocol``, whole, part 0;
-        their fields a :class:`~wspcap.app.fields.Texts` as they may be;
-        ``answers`` as :attr:`answers` holds them, or None for none)."""
+        their position, kind, channel, id and fields as a compiled loop
+        gives them, see the class's note, as they may be; ``answers`` as
+        :attr:`answers` holds them, or None for none)."""
         n = len(kind)
         self.answers += UNANSWERED * n if answers is None else answers
-        self.position += position
-        self.msg_index += msg_index
-        self.direction += direction
-        self.kind += kind
-        self.channel += channel
-        self.id += ident
+        first = not len(self.kind)
+        for name, values in (("position", position), ("msg_index", msg_index),
+                             ("direction", direction), ("kind", kind), ("channel", channel),
+                             ("id", ident)):
+            mine = getattr(self, name)
+            if first and type(values) is not list:  # (taken as it is: see the class's note)
+                setattr(self, name, values)
+            elif type(mine) is list:
+                mine += _listed(values)
+            else:
+                setattr(self, name, [*_listed(mine), *_listed(values)])
         if isinstance(fields, Texts) and not self.fields:
             self.fields = fields
         elif isinstance(fields, Texts) and isinstance(self.fields, Texts):

@@ -3,7 +3,9 @@
 No I/O. :func:`fields_text` is the one spelling: the decoders' column fast path
 (:meth:`~wspcap.app.base.Decoder.receive_columns`) writes it as the events are
 made, the table writes it for the events of the other paths. :class:`Texts`
-holds the text of many rows as one buffer, as a compiled loop writes it.
+holds the text of many rows as one buffer, as a compiled loop writes it;
+:class:`Strings` the same with None for some rows (an event's channel or
+id), and :class:`Coded` names given by their index in a few (an event's kind).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, overload
 import msgspec
 import numpy as np
 
-__all__ = ["Texts", "fields_text", "refuse_float"]
+__all__ = ["Coded", "Strings", "Texts", "fields_text", "refuse_float"]
 
 #: The ``fields`` text: compact, non-ASCII as it is, ``repr`` of what JSON has not.
 _FIELDS_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=repr).encode
@@ -124,3 +126,98 @@ class Texts(Sequence[str]):
 
     def __repr__(self) -> str:
         return f"Texts({list(self)!r})"
+
+
+class Strings(Sequence[str | None]):
+    """Strings of consecutive rows, None for some, as one UTF-8 buffer:
+    ``data``, ``ends`` (as :class:`Texts`'), and ``valid`` (bool, False for
+    None, whose text is empty). What the compiled JSON-RPC loop writes for
+    an event's channel and id (the table makes its Arrow column of the
+    buffers as they are); read as the sequence of the strings it stands for.
+    """
+
+    __slots__ = ("data", "ends", "valid")
+
+    def __init__(self, data: bytes | bytearray, ends: np.ndarray, valid: np.ndarray) -> None:
+        self.data = data
+        self.ends = ends
+        self.valid = valid
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Arrow's offsets (see :attr:`Texts.offsets`)."""
+        return np.concatenate((np.zeros(1, np.int64), self.ends))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    @overload
+    def __getitem__(self, i: int) -> str | None: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str | None]: ...
+    def __getitem__(self, i: int | slice) -> str | None | list[str | None]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self.ends)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError("Strings index out of range")
+        if not self.valid[i]:
+            return None
+        start = int(self.ends[i - 1]) if i else 0
+        return bytes(self.data[start:int(self.ends[i])]).decode()
+
+    def __iter__(self) -> Iterator[str | None]:
+        return (self[i] for i in range(len(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Strings | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (as Texts)
+
+    def __repr__(self) -> str:
+        return f"Strings({list(self)!r})"
+
+
+class Coded(Sequence[str]):
+    """Names of consecutive rows given by their index in ``names``:
+    ``codes`` (an integer array). What the compiled JSON-RPC loop writes for
+    an event's kind (the table codes its categories from the few names)."""
+
+    __slots__ = ("codes", "names")
+
+    def __init__(self, codes: np.ndarray, names: Sequence[str]) -> None:
+        self.codes = codes
+        self.names = tuple(names)
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self.names[c] for c in self.codes[i].tolist()]
+        return self.names[int(self.codes[i])]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.tolist())
+
+    def tolist(self) -> list[str]:
+        """The names, as a list."""
+        return np.array(self.names, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Coded | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # (as Texts)
+
+    def __repr__(self) -> str:
+        return f"Coded({list(self)!r})"

@@ -74,9 +74,15 @@ its note says which); that one is parsed and read here, and the loop goes on
 after it. A string value spelled with ``\\/`` or ``\\u`` (Python's
 ``json.dumps`` writes non-ASCII so) is written again as msgspec writes it.
 Its rows are the column path's rows (a test compares the two, and the
-reference path, on messages spelled every way). It writes their fields text
-into one buffer (:class:`~wspcap.app.fields.Texts`), which the table makes
-its Arrow column of as it is: no ``str`` made a row, none joined again.
+reference path, on messages spelled every way). It writes them as columns
+of buffers (:data:`_LOOP_COLUMNS`): positions, kinds by their code
+(:class:`~wspcap.app.fields.Coded`), channels, ids
+(:class:`~wspcap.app.fields.Strings`), fields text
+(:class:`~wspcap.app.fields.Texts`), which the table makes its Arrow columns
+of as they are: no ``str``, ``int`` or list item made a row. Its open
+requests are kept in a table of its own (``OpenRequests``, a dict's
+behaviour for what is done with :attr:`JsonRpcDecoder.open`), opened and
+answered without a key or a value made.
 
 On chat-jsonrpc (250,080 messages, each an app row) this path took 0.37 s
 of CPU in ``wspcap.read()`` (0.55 s before the chunks, the structs and the
@@ -96,7 +102,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import msgspec
 import numpy as np
@@ -119,6 +125,7 @@ from ._json import (
     scalar_id,
 )
 from .base import (
+    DIRECTIONS,
     UNANSWERED,
     AppEvent,
     AppFinding,
@@ -126,12 +133,12 @@ from .base import (
     ConnFacts,
     EventColumns,
     MessageRun,
+    RunArrays,
     RunOutput,
     answer_bytes,
-    as_list,
     first_bytes,
 )
-from .fields import Texts, fields_text, refuse_float
+from .fields import Coded, Strings, Texts, fields_text, refuse_float
 from .registry import register
 
 __all__ = ["JsonRpcDecoder"]
@@ -255,6 +262,12 @@ def _open_table() -> OpenTable:
     return _OpenTable()
 
 
+#: The kinds of the compiled loop's rows, by their code.
+KINDS = ("request", "notification", "response", "error")
+#: The compiled loop's columns (see wspcap/app/_speedups.c, rpc_rows), in order.
+_LOOP_COLUMNS = ("position", "kind", "channel", "channel_ends", "channel_valid", "id",
+                 "id_ends", "id_valid", "text", "ends", "answers")
+
 #: Keys known not to name secrets (``_json._secret_key``), at most MAX_OPEN.
 _CLEAN_KEYS: set[str] = set()
 
@@ -333,35 +346,35 @@ class _Rows:
             (``sizes`` None: see :meth:`typed_one`).
         start, objs: the typed parses of the messages from ``start`` (those
             of the chunk read, or of the whole run for the compiled loop).
-        position, kind, channel, ident, fields: the rows (the compiled loop
-            appends to them too), their fields the structs of those added
-            here; with the compiled loop (``compiled``), the pieces of the
-            rows' fields in order: those structs, and the texts the loop
-            wrote before each (:class:`~wspcap.app.fields.Texts`).
-        text, ends: the compiled loop's texts not yet a piece (see :meth:`seal`).
+        position, kind, channel, ident, fields: the rows read here (not by
+            the compiled loop), their fields the structs.
+        out: the compiled loop's rows, not yet moved: its columns
+            (:data:`_LOOP_COLUMNS`, see :meth:`take_looped`); while it holds
+            some, no row is added to the others, and the other way round
+            (see :meth:`JsonRpcDecoder.receive_columns`).
         answers: each row's ``request_msg`` and ``latency``, as
-            :attr:`~wspcap.app.base.EventColumns.answers` holds them (the
-            compiled loop appends to it too).
+            :attr:`~wspcap.app.base.EventColumns.answers` holds them.
         asks, held: the calls with params, and those params that are objects
             (see :meth:`JsonRpcDecoder._secrets_of`).
         typed: rows added here, whose fields are structs.
     """
 
-    __slots__ = ("answers", "asks", "channel", "compiled", "ends", "fields", "held", "ident",
-                 "kind", "objs", "payloads", "position", "run", "sizes", "start", "text",
-                 "typed")
+    __slots__ = ("answers", "arrays", "asks", "channel", "compiled", "fields", "held", "ident",
+                 "kind", "objs", "out", "payloads", "position", "run", "sizes", "start", "typed")
 
     def __init__(self, run: MessageRun, raw: Sequence[bytes], compiled: bool = False) -> None:
         self.run = run
         self.compiled = compiled
-        self.text = bytearray()
-        self.ends = bytearray()
+        self.out = [bytearray() for _ in _LOOP_COLUMNS]
+        #: The run's arrays the compiled loop reads (see _arrays_of), or None.
+        self.arrays: RunArrays | None = None
         self.answers = bytearray()
         if compiled:
             # (the compiled loop stops at a payload that is not bytes, or is
             # over MAX_JSON_BYTES: what the typed parse sees of the messages
-            # it leaves is made one by one, see typed_one)
-            self.payloads: Sequence[bytes] = as_list(raw)
+            # it leaves is made one by one, see typed_one; the run's array
+            # of them, as it is)
+            self.payloads: Sequence[bytes] = raw
             self.sizes: np.ndarray | None = None
         else:
             # (what the typed parse is not to see, as empty: the reference path's)
@@ -416,31 +429,30 @@ class _Rows:
         self.kind.append(kind)
         self.channel.append(channel)
         self.ident.append(ident)
-        self.seal()
         self.fields.append(fields)
         self.typed += 1
 
-    def seal(self) -> None:
-        """The texts the compiled loop wrote since the last piece, as one."""
-        if self.ends:
-            self.fields.append(Texts(self.text, np.frombuffer(self.ends, np.int64)))
-            self.text, self.ends = bytearray(), bytearray()
+    def texts(self) -> list[str]:
+        """The ``fields`` text of the rows read here (see :func:`_fields_texts`)."""
+        return _fields_texts(self.fields, self.typed)
 
-    def texts(self) -> list[str] | Texts:
-        """The rows' ``fields`` text (see :func:`_fields_texts`): the
-        compiled loop's pieces joined, where it ran."""
-        if not self.compiled:
-            return _fields_texts(self.fields, self.typed)
-        self.seal()
-        pieces = self.fields
-        if len(pieces) == 1 and type(pieces[0]) is Texts:
-            return pieces[0]
-        structs = iter(_fields_texts([p for p in pieces if type(p) is not Texts], self.typed))
-        written: list[Texts | str] = [p if type(p) is Texts else next(structs) for p in pieces]
-        try:
-            return Texts.join(written)
-        except UnicodeEncodeError:  # (not UTF-8: as text, as the table writes it then)
-            return [text for p in written for text in (p if isinstance(p, Texts) else [p])]
+    def looped(self) -> bool:
+        """Whether :attr:`out` holds rows of the compiled loop."""
+        return bool(self.out[0])
+
+    def take_looped(self, arrays: RunArrays) -> tuple[Any, ...]:
+        """The rows :attr:`out` holds, moved out, as the arguments of
+        :meth:`~wspcap.app.base.EventColumns.extend` after the protocol's
+        name: position, msg_index, direction, kind, channel, id, fields,
+        answers (``arrays``: the run's; nothing made a row)."""
+        out, self.out = self.out, [bytearray() for _ in _LOOP_COLUMNS]
+        position = np.frombuffer(out[0], np.int64)
+        return (position, arrays.msg_index[position],
+                Coded(arrays.direction[position], DIRECTIONS),
+                Coded(np.frombuffer(out[1], np.uint8), KINDS),
+                Strings(out[2], np.frombuffer(out[3], np.int64), np.frombuffer(out[4], np.bool_)),
+                Strings(out[5], np.frombuffer(out[6], np.int64), np.frombuffer(out[7], np.bool_)),
+                Texts(out[8], np.frombuffer(out[9], np.int64)), out[10])
 
     def clear(self) -> None:
         """The rows moved out."""
@@ -484,6 +496,25 @@ def _fields_texts(rows: list[Any], typed: int) -> list[str]:
         return texts
     written = iter(texts)
     return [row if type(row) is str else next(written) for row in rows]
+
+
+def _arrays_of(run: MessageRun) -> RunArrays | None:
+    """The run's arrays as the compiled loop reads them: those it was made
+    of, else made of its lists (None where they cannot be: a direction not
+    among DIRECTIONS, a number out of int64)."""
+    if run.arrays is not None:
+        return run.arrays
+    codes = {name: code for code, name in enumerate(DIRECTIONS)}
+    try:
+        direction = np.fromiter((codes[d] for d in run.direction), np.int8, len(run))
+        msg_index = np.array(run.msg_index, np.int64)
+        ts = np.array(run.ts, np.int64)
+    except (KeyError, OverflowError, TypeError, ValueError):
+        return None
+    payload = np.empty(len(run), object)
+    payload[:] = run.payload
+    return RunArrays(msg_index, direction, np.ones(len(run), bool), payload, ts,
+                     np.ones(len(run), bool))
 
 
 def _is_rpc(value: Any) -> bool:
@@ -557,14 +588,20 @@ class JsonRpcDecoder(JsonDecoder):
     def receive_columns(self, run: MessageRun) -> EventColumns:
         """:meth:`receive_run` as columns (see the module's note, "Columns")."""
         cols = EventColumns()
-        raw = run.payload
+        loop, arrays = _rows, None
+        if loop is not None:  # (the compiled loop reads the run's arrays)
+            arrays = run.arrays if run.arrays is not None else _arrays_of(run)
+            if arrays is None:  # (not what the loop reads: read here)
+                loop = None
+        # (an object array: a sequence of its payloads)
+        raw: Sequence[bytes] = run.payload if arrays is None else cast(Sequence[bytes],
+                                                                        arrays.payload)
         if not self.claimed and holds_none(raw, self.marks):
             return cols
-        loop = _rows
         rows = _Rows(run, raw, compiled=loop is not None)
-        direction, msg_index, ts = run.direction, run.msg_index, run.ts
-        if loop is not None:  # (the compiled loop reads lists)
-            direction, msg_index, ts = as_list(direction), as_list(msg_index), as_list(ts)
+        rows.arrays = arrays
+        # (the run's lists, made where a row is read here: with the loop, seldom)
+        lists = None if loop is not None else (run.direction, run.msg_index, run.ts)
         payloads = rows.payloads
         deep = set() if rows.sizes is None else _deep(payloads, rows.sizes)
         # A chunk at a time, parsed, read and written while it is in the
@@ -578,13 +615,22 @@ class JsonRpcDecoder(JsonDecoder):
             i = start
             while i < stop:
                 if loop is not None:
-                    i = self._compiled(loop, rows, i, stop, direction, msg_index, ts)
+                    assert arrays is not None
+                    if rows.position:  # (the rows read here first, in order)
+                        self._flush(cols, rows)
+                    i = self._compiled(loop, rows, i, stop, arrays)
+                    if rows.looped():  # (the loop's rows, before any read here)
+                        self._flush(cols, rows)
                     if i == stop:
                         break
                     objs[i - start] = rows.typed_one(i)
                 o = objs[i - start]
-                if (o is None or not self._typed_row(o, i, direction, msg_index, ts, rows)) and (
-                        self._may_say(raw[i])):
+                taken = False
+                if o is not None:
+                    if lists is None:
+                        lists = (run.direction, run.msg_index, run.ts)
+                    taken = self._typed_row(o, i, lists[0], lists[1], lists[2], rows)
+                if not taken and self._may_say(raw[i]):
                     # Anything else: the reference path, in its place in the
                     # order, called from here: at receive_run's depth (see _NEST).
                     out = self._reference(run, i)
@@ -596,9 +642,9 @@ class JsonRpcDecoder(JsonDecoder):
         return cols
 
     def _compiled(self, loop: Callable[..., tuple[int, int]], rows: _Rows, i: int, stop: int,
-                  direction: Sequence[str], msg_index: Sequence[int], ts: Sequence[int]) -> int:
-        """The compiled loop (``loop``, see _rows) over messages ``i:stop``:
-        where it stopped (``stop``: it took them all)."""
+                  arrays: RunArrays) -> int:
+        """The compiled loop (``loop``, see _rows) over messages ``i:stop``
+        of the run's ``arrays``: where it stopped (``stop``: it took them all)."""
         at = i
         if _OpenTable is not None and type(self.open) is not _OpenTable:
             # (a decoder made while the loop was not at hand: its table made again)
@@ -606,9 +652,8 @@ class JsonRpcDecoder(JsonDecoder):
             for key, value in self.open.items():
                 table[key] = value
             self.open = table
-        i, untracked = loop(rows.payloads, at, stop, direction, msg_index, ts, self.open,
-                            MAX_OPEN, rows.position, rows.kind, rows.channel, rows.ident,
-                            rows.text, rows.ends, rows.answers, MAX_JSON_BYTES)
+        i, untracked = loop(arrays.payload, at, stop, arrays.direction, arrays.msg_index,
+                            arrays.ts, self.open, MAX_OPEN, rows.out, MAX_JSON_BYTES)
         self.untracked += untracked
         if i > at:  # (a message taken is JSON-RPC)
             self.claimed = True
@@ -680,6 +725,10 @@ class JsonRpcDecoder(JsonDecoder):
                                                   rows.held, rows.payloads))
             rows.asks.clear()
             rows.held.clear()
+        if rows.looped():
+            assert rows.arrays is not None  # (the loop ran on them)
+            position, index, where, *columns = rows.take_looped(rows.arrays)
+            cols.extend(position, index, where, self.name, *columns)
         position = rows.position
         if not position:
             return

@@ -215,9 +215,10 @@ def _given(run: MessageRun, cols: EventColumns) -> list[int]:
     """The positions of the run's messages that gave something, from the
     last RECENT on (those before change nothing, see :meth:`Runner._times`),
     where every event names the message it came out of."""
-    tail = max(0, len(run.msg_index) - RECENT)
+    tail = max(0, len(run) - RECENT)
     position = cols.position
-    return sorted({*position[bisect.bisect_left(position, tail):],
+    later = position[bisect.bisect_left(position, tail):]
+    return sorted({*(later.tolist() if isinstance(later, np.ndarray) else later),
                    *(i for i, _ in cols.findings if i >= tail)})
 
 
@@ -356,6 +357,7 @@ class Runner:
             return RowColumns(cols, *answered)
         request_msg: list[int | None] = [None] * len(cols)
         latency: list[int | None] = [None] * len(cols)
+        cols.as_lists()  # (the loop below reads Python's values, a row at a time)
         given, marked = self._pair_each(run, cols, rules, request_msg, latency)
         if given is None:
             given = _given(run, cols)
@@ -423,11 +425,20 @@ class Runner:
         RECENT (each later mark is of a later message, or of one of them),
         in the order the marks among them put them: the earlier marks change
         nothing that remains."""
-        index, ts = run.msg_index, run.ts
-        n = len(index)
+        n = len(run)
         tail = max(0, n - RECENT)
         if tail:
             given = given[bisect.bisect_left(given, tail):]
+        arrays = run.arrays
+        if arrays is not None:  # (the few looked at, as Python's ints: no list of them all)
+            index, ts = (arrays.msg_index[given].tolist(), arrays.ts[given].tolist())
+            for i, t in zip(index, ts, strict=True):
+                self._at(i, t)
+            for i, t in zip(arrays.msg_index[tail:].tolist(), arrays.ts[tail:].tolist(),
+                            strict=True):
+                self._at(i, t)
+            return
+        index, ts = run.msg_index, run.ts
         for i in given:
             self._at(index[i], ts[i])
         for i in range(tail, n):

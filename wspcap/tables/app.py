@@ -55,8 +55,8 @@ import numpy as np
 import pyarrow as pa
 
 from wspcap.app import AppFinding, AppMessage, ConnFacts
-from wspcap.app.base import NO_ANSWER, MessageRun
-from wspcap.app.fields import Texts, fields_text
+from wspcap.app.base import NO_ANSWER, MessageRun, RunArrays
+from wspcap.app.fields import Strings, Texts, fields_text
 from wspcap.app.registry import DECODERS, load_entry_points
 from wspcap.app.runner import AppRow, RowColumns, Runner
 from wspcap.errors import ConfigError
@@ -419,11 +419,18 @@ class AppDecoding:
         """Feed ``rows`` to the connection's runner as one run (its decoder is chosen)."""
         if not rows.size:
             return
-        index = m.msg_index[rows].tolist()
-        run = MessageRun(index, _DIRECTION_NAMES[m.direction[rows]].tolist(),
-                         _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
-                         _payloads(m.payload, rows, m.spooled), _times(m.ts_end[rows]),
-                         m.complete[rows].tolist())
+        if m.spooled:  # (payloads read back, a list)
+            run = MessageRun(m.msg_index[rows].tolist(),
+                             _DIRECTION_NAMES[m.direction[rows]].tolist(),
+                             _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
+                             _payloads(m.payload, rows, m.spooled), _times(m.ts_end[rows]),
+                             m.complete[rows].tolist())
+        else:  # (the arrays: each column a list only where a decoder asks for it)
+            assert isinstance(m.payload, np.ndarray)
+            ts = m.ts_end[rows]
+            run = MessageRun.of_arrays(RunArrays(
+                m.msg_index[rows], m.direction[rows], m.text[rows], m.payload[rows],
+                np.where(ts == TS_NULL, 0, ts), m.complete[rows]))
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
 
@@ -434,30 +441,31 @@ class AppDecoding:
 
         columns = conn.runner.feed_columns(run)
         if columns is not None:
-            self._take_columns(conn_id, conn, columns, rows, m, index, ref_columns)
+            self._take_columns(conn_id, conn, columns, rows, m, run, ref_columns)
         else:
             got = conn.runner.feed_run(run)
             for i, found, findings in got:
                 self._take(conn_id, found, findings,
-                           _finder(conn.refs, ref_columns(), index, i))
+                           _finder(conn.refs, ref_columns(), run.msg_index, i))
         refs = self._references(m)
         conn.last = _Refs._make(refs[rows[-1]].tolist())
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
-        last = rows[max(0, len(index) - 2 * KEEP_REFS - 1):]
+        last = rows[max(0, len(rows) - 2 * KEEP_REFS - 1):]
         conn.refs.extend(m.msg_index[last], refs[last])
 
     def _take_columns(self, conn_id: int, conn: _Conn, got: RowColumns, rows: np.ndarray,
-                      m: MessageColumns, index: list[int],
+                      m: MessageColumns, run: MessageRun,
                       ref_columns: Callable[[], list[list[int]]]) -> None:
         """Keep the rows and findings of a run decoded as columns (``rows``: the
-        run's rows in ``m``, ``index`` their msg_index): what :meth:`_take`
-        keeps of the same rows, a column at a time."""
+        run's rows in ``m``): what :meth:`_take` keeps of the same rows, a
+        column at a time."""
         events = got.events
         for i, finding in events.findings:
             k = finding.msg_index
             self.findings.append((conn_id, None if k is None else
-                                  _finder(conn.refs, ref_columns(), index, i)(k), finding))
+                                  _finder(conn.refs, ref_columns(), run.msg_index, i)(k),
+                                  finding))
         if not len(events):
             return
         at = rows[np.asarray(events.position, np.intp)]
@@ -466,8 +474,8 @@ class AppDecoding:
         refs = {name: getattr(m, name)[at] for name in _ROW_REFS}
         for j in np.flatnonzero(msg_index != m.msg_index[at]).tolist():
             # An event about another message: its references as _take finds them.
-            there = _finder(conn.refs, ref_columns(), index,
-                            events.position[j])(int(msg_index[j]))
+            there = _finder(conn.refs, ref_columns(), run.msg_index,
+                            int(events.position[j]))(int(msg_index[j]))
             assert there is not None  # (a finder's default is ``here``)
             for name, value in zip(_REF_COLUMNS, there):
                 if name in refs:
@@ -480,7 +488,8 @@ class AppDecoding:
             np.zeros(len(events), np.int64),
             **{name: refs[name] for name in _REF_COLUMNS[:4]},
             "ts": refs["ts_end"], "direction": events.direction, "protocol": events.protocol,
-            "kind": events.kind, "channel": events.channel, "id": events.id,
+            "kind": events.kind, "channel": _string_part(events.channel, APP["channel"].type),
+            "id": _string_part(events.id, APP["id"].type),
             "request_msg": _nullable(got.request_msg, APP["request_msg"].type),
             "latency": _nullable(got.latency, APP["latency"].type), "fields": events.fields,
         })
@@ -593,6 +602,19 @@ def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
                            for p, start in zip(pieces, (0, fed), strict=True)])
 
 
+def _string_part(values: Sequence[str | None] | Strings, kind: pa.DataType
+                 ) -> Sequence[str | None] | pa.Array:
+    """A string column of a run's events: :class:`~wspcap.app.fields.Strings`
+    (a compiled loop's) as ``kind``'s Arrow array, made of its buffers as
+    they are; anything else as it is."""
+    if type(values) is not Strings:
+        return values
+    validity = None if values.valid.all() else pa.py_buffer(
+        np.packbits(values.valid, bitorder="little"))
+    return pa.Array.from_buffers(kind, len(values), [
+        validity, pa.py_buffer(values.offsets), pa.py_buffer(values.data)])
+
+
 def _nullable(values: list[int | None] | np.ndarray, kind: pa.DataType
               ) -> list[int | None] | pa.Array:
     """A ``request_msg`` or ``latency`` column of :class:`~wspcap.app.runner.
@@ -644,7 +666,7 @@ def _known(conn: _Conn) -> Callable[[int], _Refs | None]:
     return lambda k: kept.get(k, last)
 
 
-def _finder(kept: _Kept, cols: list[list[int]], index: list[int], at: int
+def _finder(kept: _Kept, cols: list[list[int]], index: Sequence[int], at: int
             ) -> Callable[[int], _Refs | None]:
     """msg_index -> references, while the message at position ``at`` of a run
     (reference columns ``cols``, msg_index ``index``) is decoded: that message,

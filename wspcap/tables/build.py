@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from wspcap.app.fields import Coded
 from wspcap.rules.registry import RULES
 from wspcap.tables.arrays import (
     binary,
@@ -272,7 +273,10 @@ def _codes(chunks: Sequence[Sequence[str | None]], column: Column
 def _coded(chunks: Sequence[Sequence[str | None]], categories: Categories) -> list[np.ndarray]:
     """Each chunk's codes in ``categories`` (-1: not among them)."""
     index: dict[str | None, int] = {name: i for i, name in enumerate(categories.names)}
-    return [np.frombuffer(codes_of(chunk, index), np.int32) for chunk in chunks]
+    # (names given by their index in a few, a compiled loop's: those few looked up)
+    return [np.frombuffer(codes_of(list(chunk.names), index), np.int32)[chunk.codes]
+            if type(chunk) is Coded else np.frombuffer(codes_of(chunk, index), np.int32)
+            for chunk in chunks]
 
 
 def _array(values: Any, column: Column) -> pa.Array:

@@ -163,8 +163,9 @@ def texts(cols: EventColumns | None) -> EventColumns | None:
 
 def listed(values: Any) -> list[Any]:
     """A column of :class:`~wspcap.app.runner.RowColumns` as a list (an
-    array, the decoder's pairing, with None for NO_ANSWER)."""
-    if isinstance(values, np.ndarray):
+    array, the decoder's pairing, with None for NO_ANSWER), or of its
+    :class:`~wspcap.app.base.EventColumns` (an array of positions)."""
+    if isinstance(values, np.ndarray) and values.dtype == np.int64:
         return [None if v == NO_ANSWER else v for v in values.tolist()]
     return list(values)
 
@@ -326,7 +327,7 @@ def runs_are_columns(messages: list[AppMessage], facts: ConnFacts, bounds: list[
             continue
         assert got is not None
         rows = [(i, row) for i, found, _ in want for row in found]
-        assert [i for i, _ in rows] == got.events.position
+        assert [i for i, _ in rows] == listed(got.events.position)
         assert [row.request_msg for _, row in rows] == listed(got.request_msg)
         assert [row.latency for _, row in rows] == listed(got.latency)
         assert [(row.event.msg_index, row.event.kind, row.event.id) for _, row in rows] == list(
@@ -364,5 +365,5 @@ def test_jsonrpc_columns_near_the_depth_limit(where: str) -> None:
             want.add(i, got)
         cols = fast.receive_columns(run)
         assert cols is not None
-        assert (cols.position, cols.kind, cols.id, cols.findings) == (
+        assert (list(cols.position), list(cols.kind), list(cols.id), cols.findings) == (
             want.position, want.kind, want.id, want.findings)

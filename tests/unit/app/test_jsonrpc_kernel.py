@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pytest
 from golden.kernels import kernel
 from hypothesis import HealthCheck, given, settings
@@ -32,10 +33,10 @@ from test_app_columns import (
 )
 
 from wspcap.app import AppMessage, ConnFacts, jsonrpc
-from wspcap.app.base import NO_ANSWER, EventColumns
-from wspcap.app.fields import Texts
+from wspcap.app.base import NO_ANSWER, EventColumns, MessageRun
+from wspcap.app.fields import Coded, Strings, Texts
 from wspcap.app.jsonrpc import JsonRpcDecoder
-from wspcap.tables.app import _texts
+from wspcap.tables.app import _string_part, _texts
 
 
 @contextmanager
@@ -228,25 +229,58 @@ def test_loop_is_the_column_path(messages: list[AppMessage], facts: ConnFacts,
     assert with_loop[1:] == (state(single), single.finish())
 
 
+def looped(out: list[bytearray]) -> dict[str, Any]:
+    """The columns of the compiled loop's rows (its ``out``), as lists."""
+    position = np.frombuffer(out[0], np.int64)
+    return {
+        "position": position.tolist(),
+        "kind": list(Coded(np.frombuffer(out[1], np.uint8), jsonrpc.KINDS)),
+        "channel": list(Strings(out[2], np.frombuffer(out[3], np.int64),
+                                np.frombuffer(out[4], np.bool_))),
+        "id": list(Strings(out[5], np.frombuffer(out[6], np.int64),
+                           np.frombuffer(out[7], np.bool_))),
+        "fields": Texts(out[8], np.frombuffer(out[9], np.int64)),
+        "answers": np.frombuffer(out[10], np.int64).reshape(-1, 2).tolist()}
+
+
+def rpc_rows(payloads: list[Any], start: int, stop: int, directions: list[str],
+             index: list[int], ts: list[int], *args: Any) -> tuple[int, int]:
+    """The compiled loop over a run given as lists (made arrays as the
+    column path makes them of a run of lists)."""
+    n = len(payloads)
+    arrays = jsonrpc._arrays_of(MessageRun(index, directions, ["text"] * n, payloads, ts,
+                                           [True] * n))
+    assert arrays is not None
+    built = kernel("wspcap.app._speedups")
+    got: tuple[int, int] = built.rpc_rows(arrays.payload, start, stop, arrays.direction,
+                                          arrays.msg_index, arrays.ts, *args)
+    return got
+
+
 def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
     """How many of the messages the compiled loop takes, read in one run."""
-    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    built = kernel("wspcap.app._speedups")
     directions = directions or ["c2s"] * len(payloads)
     count = 0
-    opened = kernel("wspcap.app._speedups").OpenRequests()
-    cols: list[list[Any]] = [[], [], [], []]
-    text, ends = bytearray(), bytearray()
+    opened = built.OpenRequests()
+    out = [bytearray() for _ in jsonrpc._LOOP_COLUMNS]
     at = 0
     while at < len(payloads):
         stop, _ = rpc_rows(payloads, at, len(payloads), directions, list(range(len(payloads))),
-                           [0] * len(payloads), opened, 10, *cols, text, ends, bytearray())
+                           [0] * len(payloads), opened, 10, out)
         count += stop - at
         at = stop + 1
-    # (a text a row taken, the texts one after the other, valid UTF-8 as Arrow
-    # takes them: the table makes its column of the buffer as it is)
-    texts = Texts(text, np.frombuffer(ends, np.int64))
-    assert len(texts) == len(cols[0]) == count
-    _texts([texts]).validate(full=True)
+    # (a row taken in every column, the texts one after the other, valid
+    # UTF-8 as Arrow takes them: the table makes its columns of the buffers
+    # as they are)
+    rows = looped(out)
+    assert all(len(column) == count for column in rows.values())
+    _texts([rows["fields"]]).validate(full=True)
+    for name in ("channel", "id"):
+        _string_part(Strings(out[2 if name == "channel" else 5],
+                             np.frombuffer(out[3 if name == "channel" else 6], np.int64),
+                             np.frombuffer(out[4 if name == "channel" else 7], np.bool_)),
+                     pa.large_string()).validate(full=True)
     return count
 
 
@@ -297,7 +331,7 @@ def test_loop_pairs_and_bounds_the_open_requests() -> None:
     other direction, and its msg_index and the latency (from the two
     messages' times, 0 being unknown); past max_open a request is counted,
     not kept."""
-    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
+    built = kernel("wspcap.app._speedups")
     payloads = [b'{"jsonrpc":"2.0","method":"a\\"b","id":"q"}',
                 b'{"jsonrpc":"2.0","method":"c","id":2}',
                 b'{"jsonrpc":"2.0","method":"d","id":3}',
@@ -305,44 +339,62 @@ def test_loop_pairs_and_bounds_the_open_requests() -> None:
                 b'{"jsonrpc":"2.0","result":[],"id":2}',
                 b'{"jsonrpc":"2.0","method":"e","id":4}',
                 b'{"jsonrpc":"2.0","result":1,"id":4}']
-    cols: list[list[Any]] = [[], [], [], []]
-    opened = kernel("wspcap.app._speedups").OpenRequests()
-    text, ends, answers = bytearray(b"before"), bytearray(), bytearray(b"x" * 16)
+    opened = built.OpenRequests()
+    # (what the bytearrays held before stays; the ends count from their start)
+    out = [bytearray() for _ in jsonrpc._LOOP_COLUMNS]
+    out[8] += b"before"
+    out[10] += b"x" * 16
     stop, untracked = rpc_rows(payloads[:5], 0, 5, ["c2s", "c2s", "c2s", "s2c", "c2s"],
-                               [10, 11, 12, 13, 14], [100, 200, 300, 450, 500], opened, 2,
-                               *cols, text, ends, answers)
+                               [10, 11, 12, 13, 14], [100, 200, 300, 450, 500], opened, 2, out)
     assert (stop, untracked) == (5, 1)
-    _, kind, channel, ident = cols
-    # (the ends count from the bytearray's start: what it held before stays)
-    fields = Texts(text[6:], np.frombuffer(ends, np.int64) - 6)
-    assert text.startswith(b"before{") and len(fields) == 5
-    assert kind == ["request", "request", "request", "response", "response"]
-    assert channel == ['a"b', "c", "d", 'a"b', None]  # (2 answered from its own side)
-    assert ident == ["q", "2", "3", "q", "2"]
+    assert out[8].startswith(b"before{") and out[10].startswith(b"x" * 16)
+    fields = Texts(out[8][6:], np.frombuffer(out[9], np.int64) - 6)
+    del out[8][:6], out[10][:16]
+    rows = looped(out)
+    assert rows["position"] == [0, 1, 2, 3, 4] and len(fields) == 5
+    assert rows["kind"] == ["request", "request", "request", "response", "response"]
+    assert rows["channel"] == ['a"b', "c", "d", 'a"b', None]  # (2 answered from its own side)
+    assert rows["id"] == ["q", "2", "3", "q", "2"]
     assert fields[3] == '{"id":"q","method":"a\\"b","result":[]}'
     assert opened == {("c2s", "2"): (11, "c", 200)}
-    # (what the bytearray held before stays; a row without an answer: none, none)
+    # (a row without an answer: none, none)
     none = NO_ANSWER
-    assert answers[:16] == b"x" * 16
-    assert np.frombuffer(answers[16:], np.int64).reshape(-1, 2).tolist() == [
-        [none, none], [none, none], [none, none], [10, 350], [none, none]]
-    # A time of 0 is unknown: the answer is paired, without a latency.
-    answers = bytearray()
-    rpc_rows(payloads, 5, 7, ["c2s"] * 6 + ["s2c"], list(range(20, 27)), [0] * 6 + [900],
-             opened, 9, *cols, text, ends, answers)
-    assert np.frombuffer(answers, np.int64).reshape(-1, 2).tolist() == [
-        [none, none], [25, none]]
+    assert rows["answers"] == [[none, none], [none, none], [none, none], [10, 350], [none, none]]
+    # A time of 0 is unknown: the answer is paired, without a latency; a
+    # notification has no id.
+    out = [bytearray() for _ in jsonrpc._LOOP_COLUMNS]
+    rpc_rows(payloads + [b'{"jsonrpc":"2.0","method":"f"}'], 5, 8, ["c2s"] * 6 + ["s2c", "c2s"],
+             list(range(20, 28)), [0] * 6 + [900, 0], opened, 9, out)
+    rows = looped(out)
+    assert rows["answers"][:2] == [[none, none], [25, none]]
+    assert (rows["kind"], rows["channel"], rows["id"]) == (
+        ["request", "response", "notification"], ["e", "e", "f"], ["4", "4", None])
 
 
 @pytest.mark.parametrize("bad", [
     ([b"{}"], 0, 2), ([b"{}"], -1, 1)])
 def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, int]) -> None:
-    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     payloads, start, stop = bad
     with pytest.raises(IndexError):
         rpc_rows(payloads, start, stop, ["c2s"], [0], [0],
-                 kernel("wspcap.app._speedups").OpenRequests(), 1, [], [], [], [], bytearray(),
-                 bytearray(), bytearray())
+                 kernel("wspcap.app._speedups").OpenRequests(), 1,
+                 [bytearray() for _ in jsonrpc._LOOP_COLUMNS])
+
+
+@pytest.mark.parametrize("bad", range(5))
+def test_loop_refuses_columns_of_another_type(bad: int) -> None:
+    """Each column must be a contiguous array of its type (an object array,
+    int8, int64, int64), and out eleven bytearrays: else a clear error, not
+    a read out of their bounds."""
+    built = kernel("wspcap.app._speedups")
+    args: list[Any] = [np.array([b"{}"], object), 0, 1, np.zeros(1, np.int8),
+                       np.zeros(1, np.int64), np.zeros(1, np.int64), built.OpenRequests(), 1,
+                       [bytearray() for _ in jsonrpc._LOOP_COLUMNS]]
+    where, wrong = [(0, [b"{}"]), (3, np.zeros(1, np.int64)), (4, np.zeros(1, np.int32)),
+                    (5, np.zeros(4, np.int64)[::2]), (8, [bytearray()] * 10)][bad]
+    args[where] = wrong
+    with pytest.raises((TypeError, ValueError, BufferError)):
+        built.rpc_rows(*args)
 
 
 def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.MonkeyPatch
@@ -362,11 +414,9 @@ def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.Monk
     messages = [AppMessage(i, "s2c" if b"result" in p else "c2s", "text", p, 1000 + i)
                 for i, p in enumerate(payloads)]
     assert taken([bytes(p) for p in payloads]) == len(payloads)  # (all taken, unlimited)
-    rpc_rows = kernel("wspcap.app._speedups").rpc_rows
     stop, _ = rpc_rows([bytes(p) for p in payloads], 0, len(payloads), ["c2s"] * 9,
                        list(range(9)), [0] * 9, kernel("wspcap.app._speedups").OpenRequests(),
-                       10, [], [], [], [], bytearray(),
-                       bytearray(), bytearray(), 200)
+                       10, [bytearray() for _ in jsonrpc._LOOP_COLUMNS], 200)
     assert stop == 1  # (the big one left, by its size)
     received: list[int] = []
     receive = JsonRpcDecoder.receive
