@@ -479,6 +479,8 @@ grow(Text *t, Py_ssize_t more)
 static ALWAYS_INLINE int
 put(Text *t, const void *p, Py_ssize_t n)
 {
+    if (n <= 0) /* (an empty value: nothing to copy, into a buffer maybe not made yet) */
+        return 0;
     if (grow(t, n) < 0)
         return -1;
     memcpy(t->data + t->len, p, n);

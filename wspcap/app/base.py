@@ -263,7 +263,8 @@ class AppFinding:
 
 
 #: Columns of :class:`EventColumns` a compiled loop may give otherwise than as lists.
-_TYPED = ("position", "msg_index", "direction", "kind", "channel", "id", "fields")
+_TYPED = ("position", "msg_index", "direction", "protocol", "kind", "channel", "id", "fields",
+          "part")
 
 
 def _listed(values: Sequence[Any] | np.ndarray) -> list[Any]:
@@ -289,8 +290,9 @@ class EventColumns:
     :class:`~wspcap.app.fields.Texts` (one buffer, no ``str`` a row).
 
     Where a compiled loop made every event (:meth:`extend` into empty
-    columns), ``position`` and ``msg_index`` may be int64 arrays,
-    ``direction`` and ``kind`` :class:`~wspcap.app.fields.Coded`, ``channel`` and ``id``
+    columns), ``position``, ``msg_index`` and ``part`` may be int64 arrays,
+    ``direction``, ``protocol`` and ``kind`` :class:`~wspcap.app.fields.Coded`,
+    ``channel`` and ``id``
     :class:`~wspcap.app.fields.Strings`: no object a row. They read as the
     lists they stand for, and become lists once events are added after them.
     """
@@ -298,12 +300,12 @@ class EventColumns:
     position: list[int] | np.ndarray = field(default_factory=list)
     msg_index: list[int] | np.ndarray = field(default_factory=list)
     direction: list[str] | Coded = field(default_factory=list)
-    protocol: list[str] = field(default_factory=list)
+    protocol: list[str] | Coded = field(default_factory=list)
     kind: list[str] | Coded = field(default_factory=list)
     channel: list[str | None] | Strings = field(default_factory=list)
     id: list[str | None] | Strings = field(default_factory=list)
     fields: list[str | Mapping[str, Any]] | Texts = field(default_factory=list)
-    part: list[int] = field(default_factory=list)
+    part: list[int] | np.ndarray = field(default_factory=list)
     #: Each event's ``request_msg`` and ``latency`` (:data:`ANSWER`, 16
     #: bytes an event), as a decoder that pairs its own requests gives them.
     answers: bytearray = field(default_factory=bytearray)
@@ -335,6 +337,7 @@ class EventColumns:
                 self.as_lists()
                 assert type(self.position) is list and type(self.kind) is list
                 assert type(self.msg_index) is list and type(self.direction) is list
+                assert type(self.protocol) is list and type(self.part) is list
                 assert type(self.channel) is list and type(self.id) is list
                 assert type(self.fields) is list
                 self.position.append(position)
@@ -362,9 +365,13 @@ class EventColumns:
         n = len(kind)
         self.answers += UNANSWERED * n if answers is None else answers
         first = not len(self.kind)
+        typed = type(position) is not list
         for name, values in (("position", position), ("msg_index", msg_index),
                              ("direction", direction), ("kind", kind), ("channel", channel),
-                             ("id", ident)):
+                             ("id", ident),
+                             ("protocol", Coded(np.zeros(n, np.uint8), (protocol,)) if typed
+                              else [protocol] * n),
+                             ("part", np.zeros(n, np.int64) if typed else [0] * n)):
             mine = getattr(self, name)
             if first and type(values) is not list:  # (taken as it is: see the class's note)
                 setattr(self, name, values)
@@ -380,8 +387,6 @@ class EventColumns:
             if type(self.fields) is not list:
                 self.fields = list(self.fields)
             self.fields += fields
-        self.part += [0] * n
-        self.protocol += [protocol] * n
 
 
 #: What :meth:`Decoder.receive_run` gives: (position in the run, what

@@ -208,6 +208,10 @@ class Coded(Sequence[str]):
     def __iter__(self) -> Iterator[str]:
         return iter(self.tolist())
 
+    def present(self) -> set[str]:
+        """The names the rows have (not each row's)."""
+        return {self.names[c] for c in np.unique(self.codes).tolist()}
+
     def tolist(self) -> list[str]:
         """The names, as a list."""
         return np.array(self.names, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]

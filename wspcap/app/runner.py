@@ -83,6 +83,7 @@ from .base import (
     EventColumns,
     MessageRun,
 )
+from .fields import Coded
 from .registry import choose
 
 __all__ = [
@@ -348,7 +349,9 @@ class Runner:
         """:meth:`_pair` on each event of ``cols``, as :meth:`_run_many` does,
         with the message times kept as it keeps them (see :meth:`_times`)."""
         self.run = run
-        rules = {name: PAIRING.get(name) for name in set(cols.protocol)}
+        protocol = cols.protocol
+        names = protocol.present() if isinstance(protocol, Coded) else set(protocol)
+        rules = {name: PAIRING.get(name) for name in names}
         (rule, *others) = rules.values() or (None,)
         if rule is not None and rule.by_decoder and not others:
             answered = _answered(cols.answers)

@@ -427,10 +427,11 @@ class AppDecoding:
                              m.complete[rows].tolist())
         else:  # (the arrays: each column a list only where a decoder asks for it)
             assert isinstance(m.payload, np.ndarray)
-            ts = m.ts_end[rows]
+            span = _span(rows)  # (views where the rows follow each other)
+            ts = m.ts_end[span]
             run = MessageRun.of_arrays(RunArrays(
-                m.msg_index[rows], m.direction[rows], m.text[rows], m.payload[rows],
-                np.where(ts == TS_NULL, 0, ts), m.complete[rows]))
+                m.msg_index[span], m.direction[span], m.text[span], m.payload[span],
+                np.where(ts == TS_NULL, 0, ts), m.complete[span]))
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
 
@@ -470,9 +471,14 @@ class AppDecoding:
             return
         at = rows[np.asarray(events.position, np.intp)]
         msg_index = np.asarray(events.msg_index, np.int64)
-        # (a gather a column, of those the rows take: contiguous, as the table joins them)
-        refs = {name: getattr(m, name)[at] for name in _ROW_REFS}
-        for j in np.flatnonzero(msg_index != m.msg_index[at]).tolist():
+        # (a gather a column, of those the rows take, or a view where they
+        # follow each other: the table joins them, copied then)
+        span = _span(at)
+        refs = {name: getattr(m, name)[span] for name in _ROW_REFS}
+        other = np.flatnonzero(msg_index != m.msg_index[span])
+        if len(other) and isinstance(span, slice):
+            refs = {name: values.copy() for name, values in refs.items()}  # (not the messages')
+        for j in other.tolist():
             # An event about another message: its references as _take finds them.
             there = _finder(conn.refs, ref_columns(), run.msg_index,
                             int(events.position[j]))(int(msg_index[j]))
@@ -484,7 +490,8 @@ class AppDecoding:
         self._extend({
             "conn_id": np.full(len(events), conn_id, np.int64), "msg_index": msg_index,
             # (a run's own events are all of part 0: no array made of their list)
-            "part": np.array(events.part, np.int64) if any(events.part) else
+            "part": events.part if isinstance(events.part, np.ndarray) else
+            np.array(events.part, np.int64) if any(events.part) else
             np.zeros(len(events), np.int64),
             **{name: refs[name] for name in _REF_COLUMNS[:4]},
             "ts": refs["ts_end"], "direction": events.direction, "protocol": events.protocol,
@@ -613,6 +620,15 @@ def _string_part(values: Sequence[str | None] | Strings, kind: pa.DataType
         np.packbits(values.valid, bitorder="little"))
     return pa.Array.from_buffers(kind, len(values), [
         validity, pa.py_buffer(values.offsets), pa.py_buffer(values.data)])
+
+
+def _span(rows: np.ndarray) -> slice | np.ndarray:
+    """Rows (not empty) as a slice where each is the one after the one before
+    (a column's view, no copy), else as they are."""
+    first, last = int(rows[0]), int(rows[-1])
+    if last - first == len(rows) - 1 and (len(rows) == 1 or bool((np.diff(rows) == 1).all())):
+        return slice(first, last + 1)
+    return rows
 
 
 def _nullable(values: list[int | None] | np.ndarray, kind: pa.DataType
