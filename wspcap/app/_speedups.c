@@ -442,26 +442,52 @@ error_members(const Tok *err, Tok *e)
     return e[E_CODE].type == T_INT && e[E_MESSAGE].type == T_STR ? 0 : -1;
 }
 
-/* The text being written for a row's fields. */
+/* Bytes being written: into memory of its own, or, where owner is a
+ * bytearray, into that bytearray's (grown as it fills, cut to len at the
+ * end: see text_done; no copy of what a call wrote). */
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
+    PyObject *owner;
 } Text;
 
 static int
 grow_to(Text *t, Py_ssize_t more)
 {
-    Py_ssize_t cap = t->cap ? t->cap : 256;
+    Py_ssize_t cap = t->cap > 256 ? t->cap : 256;
     while (cap < t->len + more)
         cap *= 2;
-    char *data = PyMem_Realloc(t->data, cap);
-    if (!data) {
-        PyErr_NoMemory();
-        return -1;
+    if (t->owner) {
+        if (PyByteArray_Resize(t->owner, cap) < 0)
+            return -1;
+        t->data = PyByteArray_AS_STRING(t->owner);
     }
-    t->data = data;
+    else {
+        char *data = PyMem_Realloc(t->data, cap);
+        if (!data) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        t->data = data;
+    }
     t->cap = cap;
     return 0;
+}
+
+/* A text written into the bytearray owner, after what it holds. */
+static Text
+text_into(PyObject *owner)
+{
+    Py_ssize_t n = PyByteArray_GET_SIZE(owner);
+    return (Text){PyByteArray_AS_STRING(owner), n, n, owner};
+}
+
+/* The end of a text written into a bytearray: cut to what was written. 0,
+ * or -1 with an error. */
+static int
+text_done(Text *t)
+{
+    return t->owner && t->cap != t->len ? PyByteArray_Resize(t->owner, t->len) : 0;
 }
 
 #if defined(__GNUC__)
@@ -1246,9 +1272,6 @@ enum { K_REQUEST, K_NOTIFICATION, K_RESPONSE, K_ERROR };
  * buffer of this call's rows, handed over to its bytearray at the end. */
 enum { O_POSITION, O_KIND, O_CHANNEL, O_CHANNEL_ENDS, O_CHANNEL_VALID, O_ID, O_ID_ENDS,
        O_ID_VALID, O_TEXT, O_ENDS, O_ANSWERS, O_COUNT };
-/* The text each ends buffer counts in. */
-static const int ENDS_OF[O_COUNT] = {
-    [O_CHANNEL_ENDS] = O_CHANNEL, [O_ID_ENDS] = O_ID, [O_ENDS] = O_TEXT};
 
 /* The directions by their code (wspcap.app.base.DIRECTIONS). */
 static const char *const DIRECTION_NAMES[2] = {"c2s", "s2c"};
@@ -1479,29 +1502,15 @@ done:
 /* How many payloads ahead the loop asks for (see rpc_rows). */
 #define PREFETCH 4
 
-/* What made holds appended to the bytearray out: 0, or -1 on error. */
-static int
-append_to(PyObject *out, const Text *made)
-{
-    Py_ssize_t at = PyByteArray_GET_SIZE(out);
-
-    if (!made->len)
-        return 0;
-    if (PyByteArray_Resize(out, at + made->len) < 0)
-        return -1;
-    memcpy(PyByteArray_AS_STRING(out) + at, made->data, made->len);
-    return 0;
-}
-
 PyDoc_STRVAR(rpc_rows_doc,
-"rpc_rows(payloads, start, stop, direction, msg_index, ts, opened, max_open, out\n"
-"         [, max_bytes]) -> (next, untracked)\n\n"
-"Make the rows of the JSON-RPC messages payloads[start:stop] as the column\n"
+"rpc_rows(payloads, rows, start, stop, direction, msg_index, ts, opened, max_open,\n"
+"         out[, max_bytes]) -> (next, untracked)\n\n"
+"Make the rows of the JSON-RPC messages start:stop of a run as the column\n"
 "path of wspcap.app.jsonrpc makes them. The run's columns are contiguous\n"
-"arrays of equal length: payloads of objects (a NumPy object array: bytes\n"
-"are read, anything else stops the loop), direction int8 (the index of the\n"
-"name in wspcap.app.base.DIRECTIONS), msg_index and ts int64 (ts 0 where\n"
-"unknown). The rows are appended to the eleven bytearrays of the list out\n"
+"arrays: rows int64 (where each message's payload is in payloads, a NumPy\n"
+"object array: bytes are read, anything else stops the loop), direction\n"
+"int8 (the index of the name in wspcap.app.base.DIRECTIONS), msg_index and\n"
+"ts int64 (ts 0 where unknown). The rows are appended to the eleven bytearrays of the list out\n"
 "(native byte order): position (int64, the message's), kind (uint8, the\n"
 "index of its name in wspcap.app.jsonrpc.KINDS), channel (UTF-8 text),\n"
 "channel_ends (int64: where each row's ends in channel), channel_valid\n"
@@ -1541,16 +1550,16 @@ column_of(PyObject *obj, Py_buffer *view, Py_ssize_t size, int objects, Py_ssize
 static PyObject *
 rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
 {
-    PyObject *payloads, *direction, *msg_index, *ts, *outs;
+    PyObject *payloads, *rows, *direction, *msg_index, *ts, *outs;
     OpenRequests *opened;
     Py_ssize_t start, stop, max_open, untracked = 0, i, max_bytes = PY_SSIZE_T_MAX;
-    Py_buffer views[4];
+    Py_buffer views[5];
     int held = 0, failed = 0;
     Text out[O_COUNT];
 
-    if (!PyArg_ParseTuple(args, "OnnOOOO!nO!|n:rpc_rows", &payloads, &start, &stop, &direction,
-                          &msg_index, &ts, OpenRequestsType, &opened, &max_open, &PyList_Type,
-                          &outs, &max_bytes))
+    if (!PyArg_ParseTuple(args, "OOnnOOOO!nO!|n:rpc_rows", &payloads, &rows, &start, &stop,
+                          &direction, &msg_index, &ts, OpenRequestsType, &opened, &max_open,
+                          &PyList_Type, &outs, &max_bytes))
         return NULL;
     if (start < 0 || stop < start) {
         PyErr_SetString(PyExc_IndexError, "rpc_rows: start or stop out of the columns");
@@ -1565,27 +1574,36 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
             PyErr_SetString(PyExc_TypeError, "rpc_rows: out is not eleven bytearrays");
             return NULL;
         }
-        out[c] = (Text){NULL, 0, 0};
     }
-    if (column_of(payloads, &views[0], sizeof(PyObject *), 1, stop, "payloads") < 0
-        || (held = 1, column_of(direction, &views[1], 1, 0, stop, "direction") < 0)
-        || (held = 2, column_of(msg_index, &views[2], 8, 0, stop, "msg_index") < 0)
-        || (held = 3, column_of(ts, &views[3], 8, 0, stop, "ts") < 0)) {
+    for (int c = 0; c < O_COUNT; c++)
+        out[c] = text_into(PyList_GET_ITEM(outs, c));
+    if (column_of(payloads, &views[0], sizeof(PyObject *), 1, 0, "payloads") < 0
+        || (held = 1, column_of(rows, &views[1], 8, 0, stop, "rows") < 0)
+        || (held = 2, column_of(direction, &views[2], 1, 0, stop, "direction") < 0)
+        || (held = 3, column_of(msg_index, &views[3], 8, 0, stop, "msg_index") < 0)
+        || (held = 4, column_of(ts, &views[4], 8, 0, stop, "ts") < 0)) {
         for (int c = 0; c < held; c++)
             PyBuffer_Release(&views[c]);
         return NULL;
     }
     PyObject *const *items = (PyObject *const *)views[0].buf;
-    const int8_t *dirs = (const int8_t *)views[1].buf;
-    const int64_t *indexes = (const int64_t *)views[2].buf, *times = (const int64_t *)views[3].buf;
+    const Py_ssize_t count = views[0].len / (Py_ssize_t)sizeof(PyObject *);
+    const int64_t *at = (const int64_t *)views[1].buf;
+    const int8_t *dirs = (const int8_t *)views[2].buf;
+    const int64_t *indexes = (const int64_t *)views[3].buf, *times = (const int64_t *)views[4].buf;
     for (i = start; i < stop; i++) {
-        PyObject *payload = items[i];
+        if (at[i] < 0 || at[i] >= count) {
+            PyErr_SetString(PyExc_IndexError, "rpc_rows: a row out of the payloads");
+            failed = 1;
+            break;
+        }
+        PyObject *payload = items[at[i]];
 #if defined(__GNUC__)
         /* The payloads lie where their reading put them, each a miss of the
          * caches (a quarter of the loop's time): the next ones asked for
          * ahead, their header and first bytes. */
-        if (i + PREFETCH < stop) {
-            const char *ahead = (const char *)items[i + PREFETCH];
+        if (i + PREFETCH < stop && at[i + PREFETCH] >= 0 && at[i + PREFETCH] < count) {
+            const char *ahead = (const char *)items[at[i + PREFETCH]];
             __builtin_prefetch(ahead);
             __builtin_prefetch(ahead + 64);
         }
@@ -1604,28 +1622,13 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
         if (!got)
             break;
     }
-    for (int c = 0; c < 4; c++)
+    for (int c = 0; c < 5; c++)
         PyBuffer_Release(&views[c]);
-    if (!failed) {
-        /* Handed over: each ends shifted by what its text's bytearray held before. */
-        Py_ssize_t base[O_COUNT];
-        for (int c = 0; c < O_COUNT; c++)
-            base[c] = PyByteArray_GET_SIZE(PyList_GET_ITEM(outs, c));
-        for (int c = 0; c < O_COUNT && !failed; c++) {
-            int of = ENDS_OF[c];
-            if (of && base[of])
-                for (Py_ssize_t j = 0; j < out[c].len; j += (Py_ssize_t)sizeof(int64_t)) {
-                    int64_t end;
-                    memcpy(&end, out[c].data + j, sizeof end);
-                    end += base[of];
-                    memcpy(out[c].data + j, &end, sizeof end);
-                }
-            if (append_to(PyList_GET_ITEM(outs, c), &out[c]) < 0)
-                failed = 1;
-        }
-    }
+    /* Each bytearray cut to what was written (the ends count from its
+     * start: what it held before stays). */
     for (int c = 0; c < O_COUNT; c++)
-        PyMem_Free(out[c].data);
+        if (text_done(&out[c]) < 0)
+            failed = 1;
     return failed ? NULL : Py_BuildValue("nn", i, untracked);
 }
 

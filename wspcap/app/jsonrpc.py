@@ -102,7 +102,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Literal, Protocol
 
 import msgspec
 import numpy as np
@@ -511,10 +511,10 @@ def _arrays_of(run: MessageRun) -> RunArrays | None:
         ts = np.array(run.ts, np.int64)
     except (KeyError, OverflowError, TypeError, ValueError):
         return None
-    payload = np.empty(len(run), object)
-    payload[:] = run.payload
-    return RunArrays(msg_index, direction, np.ones(len(run), bool), payload, ts,
-                     np.ones(len(run), bool))
+    payloads = np.empty(len(run), object)
+    payloads[:] = run.payload
+    return RunArrays(msg_index, direction, np.ones(len(run), bool), payloads,
+                     np.arange(len(run), dtype=np.int64), ts, np.ones(len(run), bool))
 
 
 def _is_rpc(value: Any) -> bool:
@@ -593,9 +593,8 @@ class JsonRpcDecoder(JsonDecoder):
             arrays = run.arrays if run.arrays is not None else _arrays_of(run)
             if arrays is None:  # (not what the loop reads: read here)
                 loop = None
-        # (an object array: a sequence of its payloads)
-        raw: Sequence[bytes] = run.payload if arrays is None else cast(Sequence[bytes],
-                                                                        arrays.payload)
+        # (the arrays': each looked up when asked for)
+        raw: Sequence[bytes] = run.payload if arrays is None else arrays.payload
         if not self.claimed and holds_none(raw, self.marks):
             return cols
         rows = _Rows(run, raw, compiled=loop is not None)
@@ -652,8 +651,9 @@ class JsonRpcDecoder(JsonDecoder):
             for key, value in self.open.items():
                 table[key] = value
             self.open = table
-        i, untracked = loop(arrays.payload, at, stop, arrays.direction, arrays.msg_index,
-                            arrays.ts, self.open, MAX_OPEN, rows.out, MAX_JSON_BYTES)
+        i, untracked = loop(arrays.payloads, arrays.rows, at, stop, arrays.direction,
+                            arrays.msg_index, arrays.ts, self.open, MAX_OPEN, rows.out,
+                            MAX_JSON_BYTES)
         self.untracked += untracked
         if i > at:  # (a message taken is JSON-RPC)
             self.claimed = True

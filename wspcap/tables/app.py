@@ -334,29 +334,23 @@ class AppDecoding:
         self.findings: list[tuple[int, _Refs | None, AppFinding]] = []
         #: Rows given by the messages, before those the runners' ends gave.
         self._fed = 0
-        #: (the part fed, its references as one array: see _references)
-        self._part_refs: tuple[MessageColumns, np.ndarray] | None = None
 
     def feed(self, m: MessageColumns) -> None:
         """Decode one part of the messages (each connection's in order)."""
         if not self.enabled or not len(m.conn_id):
             return
-        order = np.argsort(m.conn_id, kind="stable")
+        order = _grouped(m.conn_id)
         conns = m.conn_id[order]
         starts = np.flatnonzero(np.diff(conns, prepend=conns[0] - 1))
         ends = np.append(starts[1:], len(conns))
         for start, end in zip(starts.tolist(), ends.tolist()):
             self._feed_conn(int(conns[start]), order[start:end], m)
-        self._part_refs = None
 
-    def _references(self, m: MessageColumns) -> np.ndarray:
-        """The references of the part's messages as one array (a row each,
-        :data:`_REF_COLUMNS` in order), made once a part, when a run first
-        needs them: a run's are then one gather (six were 0.02 s a read of
-        chat-jsonrpc)."""
-        if self._part_refs is None or self._part_refs[0] is not m:
-            self._part_refs = (m, np.stack([getattr(m, name) for name in _REF_COLUMNS], axis=1))
-        return self._part_refs[1]
+    @staticmethod
+    def _references(m: MessageColumns, rows: np.ndarray) -> np.ndarray:
+        """The references of the messages at ``rows`` (a row each,
+        :data:`_REF_COLUMNS` in order)."""
+        return np.stack([getattr(m, name)[rows] for name in _REF_COLUMNS], axis=1)
 
     def _conn(self, conn_id: int) -> _Conn:
         conn = self.conns.get(conn_id)
@@ -430,8 +424,9 @@ class AppDecoding:
             span = _span(rows)  # (views where the rows follow each other)
             ts = m.ts_end[span]
             run = MessageRun.of_arrays(RunArrays(
-                m.msg_index[span], m.direction[span], m.text[span], m.payload[span],
-                np.where(ts == TS_NULL, 0, ts), m.complete[span]))
+                m.msg_index[span], m.direction[span], m.text[span], m.payload,
+                np.ascontiguousarray(rows, np.int64), np.where(ts == TS_NULL, 0, ts),
+                m.complete[span]))
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
 
@@ -448,12 +443,12 @@ class AppDecoding:
             for i, found, findings in got:
                 self._take(conn_id, found, findings,
                            _finder(conn.refs, ref_columns(), run.msg_index, i))
-        refs = self._references(m)
-        conn.last = _Refs._make(refs[rows[-1]].tolist())
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
         last = rows[max(0, len(rows) - 2 * KEEP_REFS - 1):]
-        conn.refs.extend(m.msg_index[last], refs[last])
+        refs = self._references(m, last)
+        conn.last = _Refs._make(refs[-1].tolist())
+        conn.refs.extend(m.msg_index[last], refs)
 
     def _take_columns(self, conn_id: int, conn: _Conn, got: RowColumns, rows: np.ndarray,
                       m: MessageColumns, run: MessageRun,
@@ -620,6 +615,16 @@ def _string_part(values: Sequence[str | None] | Strings, kind: pa.DataType
         np.packbits(values.valid, bitorder="little"))
     return pa.Array.from_buffers(kind, len(values), [
         validity, pa.py_buffer(values.offsets), pa.py_buffer(values.data)])
+
+
+def _grouped(conn: np.ndarray) -> np.ndarray:
+    """The order that groups the rows by connection, each group's in record
+    order (a stable sort; NumPy's radix sort where the ids span under 2**16:
+    0.7 ms for 250,000 rows, against 4.5 ms)."""
+    low = int(conn.min())
+    if int(conn.max()) - low < 1 << 16:
+        return np.argsort((conn - low).astype(np.uint16), kind="stable")
+    return np.argsort(conn, kind="stable")
 
 
 def _span(rows: np.ndarray) -> slice | np.ndarray:

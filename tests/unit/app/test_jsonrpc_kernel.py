@@ -252,8 +252,8 @@ def rpc_rows(payloads: list[Any], start: int, stop: int, directions: list[str],
                                            [True] * n))
     assert arrays is not None
     built = kernel("wspcap.app._speedups")
-    got: tuple[int, int] = built.rpc_rows(arrays.payload, start, stop, arrays.direction,
-                                          arrays.msg_index, arrays.ts, *args)
+    got: tuple[int, int] = built.rpc_rows(arrays.payloads, arrays.rows, start, stop,
+                                          arrays.direction, arrays.msg_index, arrays.ts, *args)
     return got
 
 
@@ -381,19 +381,20 @@ def test_loop_refuses_bounds_outside_the_columns(bad: tuple[list[bytes], int, in
                  [bytearray() for _ in jsonrpc._LOOP_COLUMNS])
 
 
-@pytest.mark.parametrize("bad", range(5))
+@pytest.mark.parametrize("bad", range(7))
 def test_loop_refuses_columns_of_another_type(bad: int) -> None:
     """Each column must be a contiguous array of its type (an object array,
-    int8, int64, int64), and out eleven bytearrays: else a clear error, not
-    a read out of their bounds."""
+    int64 rows within it, int8, int64, int64), and out eleven bytearrays:
+    else a clear error, not a read out of their bounds."""
     built = kernel("wspcap.app._speedups")
-    args: list[Any] = [np.array([b"{}"], object), 0, 1, np.zeros(1, np.int8),
-                       np.zeros(1, np.int64), np.zeros(1, np.int64), built.OpenRequests(), 1,
-                       [bytearray() for _ in jsonrpc._LOOP_COLUMNS]]
-    where, wrong = [(0, [b"{}"]), (3, np.zeros(1, np.int64)), (4, np.zeros(1, np.int32)),
-                    (5, np.zeros(4, np.int64)[::2]), (8, [bytearray()] * 10)][bad]
+    args: list[Any] = [np.array([b"{}"], object), np.zeros(1, np.int64), 0, 1,
+                       np.zeros(1, np.int8), np.zeros(1, np.int64), np.zeros(1, np.int64),
+                       built.OpenRequests(), 1, [bytearray() for _ in jsonrpc._LOOP_COLUMNS]]
+    where, wrong = [(0, [b"{}"]), (4, np.zeros(1, np.int64)), (5, np.zeros(1, np.int32)),
+                    (6, np.zeros(4, np.int64)[::2]), (9, [bytearray()] * 10),
+                    (1, np.ones(1, np.int64)), (1, np.full(1, -1, np.int64))][bad]
     args[where] = wrong
-    with pytest.raises((TypeError, ValueError, BufferError)):
+    with pytest.raises((TypeError, ValueError, BufferError, IndexError)):
         built.rpc_rows(*args)
 
 
