@@ -96,6 +96,8 @@ _TYPE_NAMES = np.array(["binary", "text"], dtype=object)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
 #: The Arrow type of the ``fields`` column.
 _FIELDS = next(c.type for c in APP.columns if c.name == "fields")
+#: The ``app`` text columns kept in the chunks they came in (see _texts).
+_TEXT_COLUMNS = frozenset({"channel", "id"})
 #: The ``app`` columns given as lists (the others: NumPy arrays, see AppDecoding.columns).
 _LIST_COLUMNS = frozenset({"direction", "protocol", "kind", "channel", "id", "request_msg",
                            "latency", "fields"})
@@ -566,8 +568,8 @@ class AppDecoding:
         parts = self.columns
         columns: dict[str, Any] = {
             c.name: _texts(parts[c.name]) if c.name == "fields" else
-            chunks_array(parts[c.name], c) if c.name in _LIST_COLUMNS else
-            np.concatenate(parts[c.name]) for c in APP.columns}
+            chunks_array(parts[c.name], c, chunked=c.name in _TEXT_COLUMNS)
+            if c.name in _LIST_COLUMNS else np.concatenate(parts[c.name]) for c in APP.columns}
         order = _connection_order(columns["conn_id"], self._fed)
         if order is not None:  # (the Arrow columns taken in Arrow)
             at = numeric(order, pa.int64())
@@ -647,12 +649,14 @@ def _nullable(values: list[int | None] | np.ndarray, kind: pa.DataType
     return numeric(values, kind, null if null.any() else None)
 
 
-def _texts(parts: list[list[Any] | Texts]) -> pa.Array:
+def _texts(parts: list[list[Any] | Texts]) -> pa.ChunkedArray:
     """The ``fields`` column of the parts of rows: the column path's fields
     are text (a compiled loop's in one buffer, :class:`Texts`, taken as it
     is), but for the events it took from the reference path, and the
     other paths' are fields: those are written here (:func:`fields_text`),
-    in the parts where Arrow finds some."""
+    in the parts where Arrow finds some. Chunked as they came (the table's
+    pandas column is made of the chunks as they are: no 25 MB joined on
+    chat-jsonrpc)."""
     arrays = []
     for part in parts:
         if type(part) is Texts:
@@ -664,8 +668,8 @@ def _texts(parts: list[list[Any] | Texts]) -> pa.Array:
         except TypeError:
             texts = [f if f is None or isinstance(f, str) else fields_text(f) for f in part]
             arrays.append(from_python(texts, _FIELDS))
-    return pa.concat_arrays([a for chunked in arrays for a in (
-        chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])])
+    return pa.chunked_array([a for chunked in arrays for a in (
+        chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])], _FIELDS)
 
 
 def _payloads(payloads: Sequence[bytes], rows: np.ndarray, spooled: bool = True

@@ -192,12 +192,21 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
     return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
 
 
+#: A text column in at most this many chunks is made a pandas column of them
+#: as they are (no copy); in more, joined first (a column of many small
+#: chunks, such as a capture's text over its payloads, is slow to work on).
+KEPT_CHUNKS = 256
+
+
 def _pandas(values: Any, column: Column) -> Any:
     """One column of a part in its pandas dtype."""
     import pandas as pd
 
     if isinstance(values, pa.ChunkedArray):
-        values = values.combine_chunks()
+        if not (column.categories is None and values.num_chunks <= KEPT_CHUNKS and (
+                pa.types.is_large_string(values.type) or pa.types.is_string(values.type))):
+            values = values.combine_chunks()
+        # (text in a few chunks: pandas' Arrow strings are made of them as they are)
     elif not isinstance(values, pa.Array):
         if pa.types.is_binary(column.type):
             return values  # bytes objects, kept as they are
@@ -293,11 +302,13 @@ def _one(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
+def chunks_array(chunks: Sequence[Sequence[Any]], column: Column, chunked: bool = False
+                 ) -> pa.Array | pa.ChunkedArray:
     """Python values given in chunks (as :func:`_array` takes them; not
     timestamps) as ``column``'s Arrow array: each chunk an Arrow array,
-    joined in Arrow (no list of all the values made); a dictionary
-    column's names, in one list."""
+    joined in Arrow (no list of all the values made), or kept in its chunks
+    (``chunked``: not for a dictionary column); a dictionary column's
+    names, in one list."""
     if column.categories is not None:
         chunks = [chunk for chunk in chunks if len(chunk)]
         if all(type(chunk) is list and chunk.count(chunk[0]) == len(chunk) for chunk in chunks):
@@ -306,6 +317,9 @@ def chunks_array(chunks: Sequence[Sequence[Any]], column: Column) -> pa.Array:
                                np.array([len(chunk) for chunk in chunks], np.intp))
         return _dictionary_of(chunks, column)
     kind = column.type
+    if chunked:
+        return pa.chunked_array([_one(from_python(chunk, kind)) for chunk in chunks if len(chunk)],
+                                kind)
     return pa.concat_arrays([_one(from_python(chunk, kind)) for chunk in chunks]) if chunks \
         else _one(from_python([], kind))
 
@@ -318,7 +332,7 @@ def part_from_values(schema: TableSchema, columns: dict[str, Any]) -> Part:
     part: Part = {}
     for c in schema.columns:
         values = columns[c.name]
-        if isinstance(values, pa.Array):
+        if isinstance(values, pa.Array | pa.ChunkedArray):
             part[c.name] = values
         elif pa.types.is_binary(c.type):
             arr = np.empty(len(values), dtype=object)
