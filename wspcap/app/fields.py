@@ -57,19 +57,68 @@ def fields_text(fields: Mapping[str, Any]) -> str:
         return json.dumps({"unserializable": repr(fields)[:200]})
 
 
-class Texts(Sequence[str]):
-    """The ``fields`` text of consecutive rows, as one UTF-8 buffer: ``data``,
-    and ``ends``, where each row's text ends in it (int64, ascending). What
-    the compiled JSON-RPC loop writes (no ``str`` made for a row: the table
-    makes its Arrow column of the buffer as it is); read as the sequence of
-    the texts it stands for.
-    """
+class _Column:
+    """What the column types here share: each reads as the list of the
+    values it stands for, and equals that list (it is no key: a buffer may
+    change, as a list)."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _Column | list | tuple):
+            return len(self) == len(other) and list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({list(self)!r})"
+
+
+class _Buffered(_Column):
+    """Text of consecutive rows as one UTF-8 buffer: ``data``, and ``ends``,
+    where each row's text ends in it (int64, ascending)."""
 
     __slots__ = ("data", "ends")
 
     def __init__(self, data: bytes | bytearray, ends: np.ndarray) -> None:
         self.data = data
         self.ends = ends
+
+    @property
+    def offsets(self) -> np.ndarray:
+        """Where each row's text starts, then where the last ends (int64, one
+        more than the rows: Arrow's offsets)."""
+        return np.concatenate((np.zeros(1, np.int64), self.ends))
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def _text(self, i: int) -> str:
+        """Row ``i``'s text (negative from the end; IndexError out of the rows)."""
+        n = len(self.ends)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(f"{type(self).__name__} index out of range")
+        start = int(self.ends[i - 1]) if i else 0
+        return bytes(self.data[start:int(self.ends[i])]).decode()
+
+
+class Texts(_Buffered, Sequence[str]):
+    """The ``fields`` text of consecutive rows, as one UTF-8 buffer (see
+    :class:`_Buffered`). What the compiled JSON-RPC loop writes (no ``str``
+    made for a row: the table makes its Arrow column of the buffer as it
+    is); read as the sequence of the texts it stands for.
+    """
+
+    __slots__ = ()
 
     @classmethod
     def join(cls, pieces: Sequence[Texts | str]) -> Texts:
@@ -90,66 +139,36 @@ class Texts(Sequence[str]):
                 ends.append(np.array([base], np.int64))
         return cls(b"".join(datas), np.concatenate(ends) if ends else np.zeros(0, np.int64))
 
-    @property
-    def offsets(self) -> np.ndarray:
-        """Where each row's text starts, then where the last ends (int64, one
-        more than the rows: Arrow's offsets)."""
-        return np.concatenate((np.zeros(1, np.int64), self.ends))
-
-    def __len__(self) -> int:
-        return len(self.ends)
-
     @overload
     def __getitem__(self, i: int) -> str: ...
     @overload
     def __getitem__(self, i: slice) -> list[str]: ...
     def __getitem__(self, i: int | slice) -> str | list[str]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self.ends)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("Texts index out of range")
-        start = int(self.ends[i - 1]) if i else 0
-        return bytes(self.data[start:int(self.ends[i])]).decode()
+            return [self._text(j) for j in range(*i.indices(len(self)))]
+        return self._text(i)
 
     def __iter__(self) -> Iterator[str]:
-        return (self[i] for i in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Texts | list | tuple):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # (a mutable buffer, as a list)
-
-    def __repr__(self) -> str:
-        return f"Texts({list(self)!r})"
+        return (self._text(i) for i in range(len(self)))
 
 
-class Strings(Sequence[str | None]):
-    """Strings of consecutive rows, None for some, as one UTF-8 buffer:
-    ``data``, ``ends`` (as :class:`Texts`'), and ``valid`` (bool, False for
-    None, whose text is empty). What the compiled JSON-RPC loop writes for
-    an event's channel and id (the table makes its Arrow column of the
-    buffers as they are); read as the sequence of the strings it stands for.
+class Strings(_Buffered, Sequence[str | None]):
+    """Strings of consecutive rows, None for some, as one UTF-8 buffer (see
+    :class:`_Buffered`), and ``valid`` (bool, False for None, whose text is
+    empty). What the compiled JSON-RPC loop writes for an event's channel
+    and id (the table makes its Arrow column of the buffers as they are);
+    read as the sequence of the strings it stands for.
     """
 
-    __slots__ = ("data", "ends", "valid")
+    __slots__ = ("valid",)
 
     def __init__(self, data: bytes | bytearray, ends: np.ndarray, valid: np.ndarray) -> None:
-        self.data = data
-        self.ends = ends
+        super().__init__(data, ends)
         self.valid = valid
 
-    @property
-    def offsets(self) -> np.ndarray:
-        """Arrow's offsets (see :attr:`Texts.offsets`)."""
-        return np.concatenate((np.zeros(1, np.int64), self.ends))
-
-    def __len__(self) -> int:
-        return len(self.ends)
+    def _value(self, i: int) -> str | None:
+        text = self._text(i)
+        return text if self.valid[i] else None
 
     @overload
     def __getitem__(self, i: int) -> str | None: ...
@@ -157,32 +176,14 @@ class Strings(Sequence[str | None]):
     def __getitem__(self, i: slice) -> list[str | None]: ...
     def __getitem__(self, i: int | slice) -> str | None | list[str | None]:
         if isinstance(i, slice):
-            return [self[j] for j in range(*i.indices(len(self)))]
-        n = len(self.ends)
-        if i < 0:
-            i += n
-        if not 0 <= i < n:
-            raise IndexError("Strings index out of range")
-        if not self.valid[i]:
-            return None
-        start = int(self.ends[i - 1]) if i else 0
-        return bytes(self.data[start:int(self.ends[i])]).decode()
+            return [self._value(j) for j in range(*i.indices(len(self)))]
+        return self._value(i)
 
     def __iter__(self) -> Iterator[str | None]:
-        return (self[i] for i in range(len(self)))
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Strings | list | tuple):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # (as Texts)
-
-    def __repr__(self) -> str:
-        return f"Strings({list(self)!r})"
+        return (self._value(i) for i in range(len(self)))
 
 
-class Coded(Sequence[str]):
+class Coded(_Column, Sequence[str]):
     """Names of consecutive rows given by their index in ``names``:
     ``codes`` (an integer array). What the compiled JSON-RPC loop writes for
     an event's kind (the table codes its categories from the few names)."""
@@ -215,13 +216,3 @@ class Coded(Sequence[str]):
     def tolist(self) -> list[str]:
         """The names, as a list."""
         return np.array(self.names, dtype=object)[self.codes].tolist()  # type: ignore[no-any-return]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, Coded | list | tuple):
-            return len(self) == len(other) and list(self) == list(other)
-        return NotImplemented
-
-    __hash__ = None  # type: ignore[assignment]  # (as Texts)
-
-    def __repr__(self) -> str:
-        return f"Coded({list(self)!r})"
