@@ -76,11 +76,15 @@ class Capture:
         """Build the tables from the pipeline's records (``options``: the
         application decoding's, see :func:`wspcap.tables.app.decode_tables`)."""
         messages = messages_table(col)
+        # (the frames before the decoding: made in the memory the reading let
+        # go of, as without decoding; after it, where the app table's columns
+        # hold that memory, they were faulted in afresh, 40 MB on chat-jsonrpc)
+        frames = frames_table(col)
         # -- application decoding (issue 18) --
         from wspcap.tables.app import decode_tables
         connections, found, app = decode_tables(
             arrow_table(CONNECTIONS, connection_part(col)), messages, options)
-        return cls(data_frame(CONNECTIONS, connections), frames_table(col), messages,
+        return cls(data_frame(CONNECTIONS, connections), frames, messages,
                    data_frame(ANOMALIES, anomaly_part(col, found)), info,
                    data_frame(APP, app))
 
