@@ -11,7 +11,8 @@ Records
 - :class:`ConnFacts`: what the handshake said (subprotocol, URI, headers).
 - :class:`AppMessage`: one data message as the messages table has it.
 - :class:`MessageRun`: several data messages of a connection in a row, as
-  columns (what the table side feeds once a decoder is chosen).
+  columns (what the table side feeds once a decoder is chosen): lists, or
+  the table's arrays (:class:`RunArrays`), made lists where asked for.
 - :class:`AppEvent`: one application event decoded from a message.
 - :class:`AppFinding`: something worth an anomaly (``app_*`` code).
 - :class:`EventColumns`: the events and findings of a run, as columns (what

@@ -17,9 +17,11 @@ Cost. Only data messages (text, binary) reach a runner; once a connection's
 runner has decided on no decoder, the rest of its messages are skipped by
 slicing, so a capture no decoder applies to costs a few messages per
 connection. Once it has chosen one, the rest of the connection's messages in
-the part go to it as one :class:`~wspcap.app.base.MessageRun` (columns made
-with ``tolist``, no record per message), and only the messages that gave
-something get their references made. Where the decoder offers columns
+the part go to it as one :class:`~wspcap.app.base.MessageRun` of the part's
+arrays (:class:`~wspcap.app.base.RunArrays`: a column made a list only
+where a decoder asks for it, the payloads not gathered; no record per
+message), and only the messages that gave something get their references
+made. Where the decoder offers columns
 (:meth:`~wspcap.app.runner.Runner.feed_columns`: JSON-RPC), the rows come
 as columns, their references taken with NumPy from the message columns,
 their ``fields`` already text: nothing is made per row here. Rows are
