@@ -942,6 +942,24 @@ table_take(OpenRequests *t, Py_ssize_t slot)
 
 #define KEY_MAX 512
 
+/* A key as the table spells it, the direction's length (a byte), the
+ * direction (at most 255 bytes), the id: into buf (KEY_MAX bytes), or
+ * memory the caller frees where it is longer (*out); its length, or -1 with
+ * an error. */
+static Py_ssize_t
+spell_key(const char *dir, Py_ssize_t dn, const char *id, Py_ssize_t n, char *buf, char **out)
+{
+    *out = buf;
+    if (1 + dn + n > KEY_MAX && !(*out = PyMem_Malloc(1 + dn + n))) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    (*out)[0] = (char)dn;
+    memcpy(*out + 1, dir, dn);
+    memcpy(*out + 1 + dn, id, n);
+    return 1 + dn + n;
+}
+
 /* A Python key (two str) as the table spells it, into *out (buf, or memory
  * the caller frees where it is longer): its length, or -1 with an error. */
 static Py_ssize_t
@@ -962,15 +980,7 @@ key_of(PyObject *key, char *buf, char **out)
         PyErr_SetString(PyExc_ValueError, "OpenRequests: a direction of over 255 bytes");
         return -1;
     }
-    *out = buf;
-    if (1 + dn + n > KEY_MAX && !(*out = PyMem_Malloc(1 + dn + n))) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    (*out)[0] = (char)dn;
-    memcpy(*out + 1, dir, dn);
-    memcpy(*out + 1 + dn, id, n);
-    return 1 + dn + n;
+    return spell_key(dir, dn, id, n, buf, out);
 }
 
 /* An entry's value as a tuple (msg_index, method, ts): a new reference. */
@@ -1278,29 +1288,14 @@ enum { O_POSITION, O_KIND, O_CHANNEL, O_CHANNEL_ENDS, O_CHANNEL_VALID, O_ID, O_I
 /* The directions by their code (wspcap.app.base.DIRECTIONS). */
 static const char *const DIRECTION_NAMES[2] = {"c2s", "s2c"};
 
-/* The key of id (its JSON text) opened by the direction whose code is dir
- * (0 or 1), or answered from it where other: into buf, or memory the
- * caller frees where it is longer (*out); its length, or -1 with an error. */
+/* The key of id (its JSON text: the token as it is spelled, see the module's
+ * note) opened by the direction whose code is dir (0 or 1), or answered
+ * from it where other (see spell_key). */
 static Py_ssize_t
 loop_key(int dir, const Tok *id, int other, char *buf, char **out)
 {
-    const char *text = (const char *)id->start;
-    Py_ssize_t n = id->end - id->start;
-    const char *name = DIRECTION_NAMES[other ? !dir : dir];
-
-    if (id->type == T_NULL) {
-        text = "null";
-        n = 4;
-    }
-    *out = buf;
-    if (4 + n > KEY_MAX && !(*out = PyMem_Malloc(4 + n))) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    (*out)[0] = 3;
-    memcpy(*out + 1, name, 3);
-    memcpy(*out + 4, text, n);
-    return 4 + n;
+    return spell_key(DIRECTION_NAMES[other ? !dir : dir], 3, (const char *)id->start,
+                     id->end - id->start, buf, out);
 }
 
 /* A string token's value, UTF-8 (not as JSON: its escapes read). */

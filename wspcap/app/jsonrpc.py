@@ -356,20 +356,19 @@ class _Rows:
             :attr:`~wspcap.app.base.EventColumns.answers` holds them.
         asks, held: the calls with params, and those params that are objects
             (see :meth:`JsonRpcDecoder._secrets_of`).
-        typed: rows added here, whose fields are structs.
     """
 
-    __slots__ = ("answers", "arrays", "asks", "channel", "compiled", "fields", "held", "ident",
-                 "kind", "objs", "out", "payloads", "position", "run", "sizes", "start", "typed")
+    __slots__ = ("answers", "arrays", "asks", "channel", "fields", "held", "ident", "kind",
+                 "objs", "out", "payloads", "position", "run", "sizes", "start")
 
-    def __init__(self, run: MessageRun, raw: Sequence[bytes], compiled: bool = False) -> None:
+    def __init__(self, run: MessageRun, raw: Sequence[bytes],
+                 arrays: RunArrays | None = None) -> None:
         self.run = run
-        self.compiled = compiled
         self.out = [bytearray() for _ in _LOOP_COLUMNS]
-        #: The run's arrays the compiled loop reads (see _arrays_of), or None.
-        self.arrays: RunArrays | None = None
+        #: The run's arrays, where the compiled loop reads it (see _arrays_of), or None.
+        self.arrays = arrays
         self.answers = bytearray()
-        if compiled:
+        if arrays is not None:
             # (the compiled loop stops at a payload that is not bytes, or is
             # over MAX_JSON_BYTES: what the typed parse sees of the messages
             # it leaves is made one by one, see typed_one; the run's array
@@ -394,7 +393,6 @@ class _Rows:
         self.fields: list[Any] = []
         self.asks: list[int] = []
         self.held: list[Any] = []
-        self.typed = 0
 
     def chunk(self, start: int, stop: int, deep: set[int], parsed: bool) -> list[_Rpc | None]:
         """The typed parses of messages ``start:stop`` (None where there is
@@ -430,36 +428,32 @@ class _Rows:
         self.channel.append(channel)
         self.ident.append(ident)
         self.fields.append(fields)
-        self.typed += 1
 
     def texts(self) -> list[str]:
         """The ``fields`` text of the rows read here (see :func:`_fields_texts`)."""
-        return _fields_texts(self.fields, self.typed)
+        return _fields_texts(self.fields)
 
     def looped(self) -> bool:
         """Whether :attr:`out` holds rows of the compiled loop."""
         return bool(self.out[0])
 
-    def take_looped(self, arrays: RunArrays) -> tuple[Any, ...]:
+    def take_looped(self) -> tuple[Any, ...]:
         """The rows :attr:`out` holds, moved out, as the arguments of
         :meth:`~wspcap.app.base.EventColumns.extend` after the protocol's
         name: position, msg_index, direction, kind, channel, id, fields,
-        answers (``arrays``: the run's; nothing made a row)."""
+        answers (nothing made a row)."""
+        arrays = self.arrays
+        assert arrays is not None  # (the loop ran on them)
         out, self.out = self.out, [bytearray() for _ in _LOOP_COLUMNS]
-        position = np.frombuffer(out[0], np.int64)
+        position, *columns = loop_columns(out)
         return (position, arrays.msg_index[position],
-                Coded(arrays.direction[position], DIRECTIONS),
-                Coded(np.frombuffer(out[1], np.uint8), KINDS),
-                Strings(out[2], np.frombuffer(out[3], np.int64), np.frombuffer(out[4], np.bool_)),
-                Strings(out[5], np.frombuffer(out[6], np.int64), np.frombuffer(out[7], np.bool_)),
-                Texts(out[8], np.frombuffer(out[9], np.int64)), out[10])
+                Coded(arrays.direction[position], DIRECTIONS), *columns)
 
     def clear(self) -> None:
         """The rows moved out."""
         for column in (self.position, self.kind, self.channel, self.ident, self.fields):
             column.clear()
         self.answers = bytearray()
-        self.typed = 0
 
 
 def _nests_deep(payload: bytes) -> bool:
@@ -473,18 +467,16 @@ def _deep(payloads: Sequence[bytes], sizes: np.ndarray) -> set[int]:
     return {i for i in np.flatnonzero(sizes > 2 * _NEST).tolist() if _nests_deep(payloads[i])}
 
 
-def _fields_texts(rows: list[Any], typed: int) -> list[str]:
-    """The ``fields`` text of the column path's rows, given as text (those of
-    the compiled loop, kept) or as structs
-    (:class:`_Call`, :class:`_Answer`): :func:`~wspcap.app.fields.fields_text`
-    of the fields they stand for, for fields parsed with floats refused:
-    msgspec's text, all at once (as JSON lines, split back: JSON text has no
-    raw line feed; 0.4 us a row, against 0.7 us encoding each), or where
-    msgspec cannot write one, the reference spelling of each. ``typed``: how
-    many are structs (none: all written by the compiled loop, see _rows)."""
-    if not typed:
-        return rows
-    structs = rows if typed == len(rows) else [row for row in rows if type(row) is not str]
+def _fields_texts(structs: list[Any]) -> list[str]:
+    """The ``fields`` text of the column path's rows read here, given as
+    structs (:class:`_Call`, :class:`_Answer`):
+    :func:`~wspcap.app.fields.fields_text` of the fields they stand for, for
+    fields parsed with floats refused: msgspec's text, all at once (as JSON
+    lines, split back: JSON text has no raw line feed; 0.4 us a row, against
+    0.7 us encoding each), or where msgspec cannot write one, the reference
+    spelling of each."""
+    if not structs:
+        return []
     try:
         texts = _LINES(structs).decode().split("\n")
         texts.pop()  # (after the last line feed)
@@ -492,10 +484,18 @@ def _fields_texts(rows: list[Any], typed: int) -> list[str]:
         texts = [fields_text({name: value for name, value in zip(
             row.__struct_fields__, msgspec.structs.astuple(row)) if value is not UNSET})
             for row in structs]
-    if len(structs) == len(rows):
-        return texts
-    written = iter(texts)
-    return [row if type(row) is str else next(written) for row in rows]
+    return texts
+
+
+def loop_columns(out: list[bytearray]) -> tuple[np.ndarray, Coded, Strings, Strings, Texts,
+                                                bytearray]:
+    """The columns of the compiled loop's rows written into ``out`` (see
+    :data:`_LOOP_COLUMNS`), over its buffers: position, kind, channel, id,
+    fields, answers."""
+    return (np.frombuffer(out[0], np.int64), Coded(np.frombuffer(out[1], np.uint8), KINDS),
+            Strings(out[2], np.frombuffer(out[3], np.int64), np.frombuffer(out[4], np.bool_)),
+            Strings(out[5], np.frombuffer(out[6], np.int64), np.frombuffer(out[7], np.bool_)),
+            Texts(out[8], np.frombuffer(out[9], np.int64)), out[10])
 
 
 def _arrays_of(run: MessageRun) -> RunArrays | None:
@@ -590,15 +590,14 @@ class JsonRpcDecoder(JsonDecoder):
         cols = EventColumns()
         loop, arrays = _rows, None
         if loop is not None:  # (the compiled loop reads the run's arrays)
-            arrays = run.arrays if run.arrays is not None else _arrays_of(run)
+            arrays = _arrays_of(run)
             if arrays is None:  # (not what the loop reads: read here)
                 loop = None
         # (the arrays': each looked up when asked for)
         raw: Sequence[bytes] = run.payload if arrays is None else arrays.payload
         if not self.claimed and holds_none(raw, self.marks):
             return cols
-        rows = _Rows(run, raw, compiled=loop is not None)
-        rows.arrays = arrays
+        rows = _Rows(run, raw, arrays)
         # (the run's lists, made where a row is read here: with the loop, seldom)
         lists = None if loop is not None else (run.direction, run.msg_index, run.ts)
         payloads = rows.payloads
@@ -726,8 +725,7 @@ class JsonRpcDecoder(JsonDecoder):
             rows.asks.clear()
             rows.held.clear()
         if rows.looped():
-            assert rows.arrays is not None  # (the loop ran on them)
-            position, index, where, *columns = rows.take_looped(rows.arrays)
+            position, index, where, *columns = rows.take_looped()
             cols.extend(position, index, where, self.name, *columns)
         position = rows.position
         if not position:

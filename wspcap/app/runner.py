@@ -432,20 +432,14 @@ class Runner:
         tail = max(0, n - RECENT)
         if tail:
             given = given[bisect.bisect_left(given, tail):]
+        marks = [*given, *range(tail, n)]
         arrays = run.arrays
         if arrays is not None:  # (the few looked at, as Python's ints: no list of them all)
-            index, ts = (arrays.msg_index[given].tolist(), arrays.ts[given].tolist())
-            for i, t in zip(index, ts, strict=True):
-                self._at(i, t)
-            for i, t in zip(arrays.msg_index[tail:].tolist(), arrays.ts[tail:].tolist(),
-                            strict=True):
-                self._at(i, t)
-            return
-        index, ts = run.msg_index, run.ts
-        for i in given:
-            self._at(index[i], ts[i])
-        for i in range(tail, n):
-            self._at(index[i], ts[i])
+            index, ts = arrays.msg_index[marks].tolist(), arrays.ts[marks].tolist()
+        else:
+            index, ts = [run.msg_index[i] for i in marks], [run.ts[i] for i in marks]
+        for i, t in zip(index, ts, strict=True):
+            self._at(i, t)
 
     def _run_many(self, run: MessageRun) -> RunRows:
         assert self.decoder is not None

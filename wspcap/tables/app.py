@@ -92,9 +92,6 @@ __all__ = [
 #: Message references kept per connection for events about earlier messages.
 KEEP_REFS = 1024
 _DIRECTIONS = DIRECTIONS.names
-_DIRECTION_NAMES = np.array(_DIRECTIONS, dtype=object)
-#: A message's type by its ``text`` flag.
-_TYPE_NAMES = np.array(["binary", "text"], dtype=object)
 _PLAINTEXT = {"app_credentials_in_clear": "app_credentials_plaintext"}
 #: The Arrow type of the ``fields`` column.
 _FIELDS = next(c.type for c in APP.columns if c.name == "fields")
@@ -417,20 +414,22 @@ class AppDecoding:
         """Feed ``rows`` to the connection's runner as one run (its decoder is chosen)."""
         if not rows.size:
             return
-        if m.spooled:  # (payloads read back, a list)
-            run = MessageRun(m.msg_index[rows].tolist(),
-                             _DIRECTION_NAMES[m.direction[rows]].tolist(),
-                             _TYPE_NAMES[m.text[rows].astype(np.intp)].tolist(),
-                             _payloads(m.payload, rows, m.spooled), _times(m.ts_end[rows]),
-                             m.complete[rows].tolist())
-        else:  # (the arrays: each column a list only where a decoder asks for it)
+        # The run of the part's arrays (each column a list only where a
+        # decoder asks for it), views where the rows follow each other; the
+        # part's payloads where they are, or those of the run read back
+        # (spooled, ``analyze -o``).
+        span = _span(rows)
+        if m.spooled:
+            payloads = np.empty(len(rows), object)
+            payloads[:] = _payloads(m.payload, rows)
+            at = np.arange(len(rows), dtype=np.int64)
+        else:
             assert isinstance(m.payload, np.ndarray)
-            span = _span(rows)  # (views where the rows follow each other)
-            ts = m.ts_end[span]
-            run = MessageRun.of_arrays(RunArrays(
-                m.msg_index[span], m.direction[span], m.text[span], m.payload,
-                np.ascontiguousarray(rows, np.int64), np.where(ts == TS_NULL, 0, ts),
-                m.complete[span]))
+            payloads, at = m.payload, np.ascontiguousarray(rows, np.int64)
+        ts = m.ts_end[span]
+        run = MessageRun.of_arrays(RunArrays(
+            m.msg_index[span], m.direction[span], m.text[span], payloads, at,
+            np.where(ts == TS_NULL, 0, ts), m.complete[span]))
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
 
@@ -611,12 +610,18 @@ def _connection_order(conn: np.ndarray, fed: int) -> np.ndarray | None:
 def _string_part(values: Sequence[str | None] | Strings, kind: pa.DataType
                  ) -> Sequence[str | None] | pa.Array:
     """A string column of a run's events: :class:`~wspcap.app.fields.Strings`
-    (a compiled loop's) as ``kind``'s Arrow array, made of its buffers as
-    they are; anything else as it is."""
-    if type(values) is not Strings:
-        return values
-    validity = None if values.valid.all() else pa.py_buffer(
-        np.packbits(values.valid, bitorder="little"))
+    (a compiled loop's) as ``kind``'s Arrow array (see :func:`_buffered`);
+    anything else as it is."""
+    return _buffered(values, kind) if type(values) is Strings else values
+
+
+def _buffered(values: Texts | Strings, kind: pa.DataType) -> pa.Array:
+    """Text in one buffer, as a compiled loop writes it, as ``kind``'s Arrow
+    array made of its buffers as they are (null where a :class:`~wspcap.app.
+    fields.Strings` says none)."""
+    valid = getattr(values, "valid", None)
+    validity = None if valid is None or valid.all() else pa.py_buffer(
+        np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(kind, len(values), [
         validity, pa.py_buffer(values.offsets), pa.py_buffer(values.data)])
 
@@ -662,8 +667,7 @@ def _texts(parts: list[list[Any] | Texts]) -> pa.ChunkedArray:
     arrays = []
     for part in parts:
         if type(part) is Texts:
-            arrays.append(pa.Array.from_buffers(_FIELDS, len(part), [
-                None, pa.py_buffer(part.offsets), pa.py_buffer(part.data)]))
+            arrays.append(_buffered(part, _FIELDS))
             continue
         try:  # (a part of text only, as the column path gives, at once)
             arrays.append(strings(part, _FIELDS, only=True))
@@ -674,15 +678,14 @@ def _texts(parts: list[list[Any] | Texts]) -> pa.ChunkedArray:
         chunked.chunks if isinstance(chunked, pa.ChunkedArray) else [chunked])], _FIELDS)
 
 
-def _payloads(payloads: Sequence[bytes], rows: np.ndarray, spooled: bool = True
-              ) -> list[bytes]:
-    """The payloads at ``rows``; spooled ones (``analyze -o``) read back
-    (none looked for where none may be)."""
+def _payloads(payloads: Sequence[bytes], rows: np.ndarray) -> list[bytes]:
+    """The payloads at ``rows`` of a part whose payloads may be spooled
+    (``analyze -o``): those read back."""
     if isinstance(payloads, np.ndarray):
         out: list[bytes] = payloads[rows].tolist()
     else:
         out = [payloads[i] for i in rows.tolist()]
-    if not spooled or set(map(type, out)) <= {bytes}:
+    if set(map(type, out)) <= {bytes}:
         return out
     return [p.load() if hasattr(p, "load") else p for p in out]
 
@@ -739,9 +742,3 @@ def facts_table(connections: pa.Table) -> Callable[[int], ConnFacts]:
     rows = {int(r["conn_id"]): r for r in connections.select(cols).to_pylist()}
     return lambda conn_id: facts_of_row(rows.get(conn_id, {}))
 
-
-def _times(ts: np.ndarray) -> list[int]:
-    """Message times for the decoders: 0 where unknown (the decoders' "no
-    time"; the table keeps NaT from the references)."""
-    known: list[int] = np.where(ts == TS_NULL, 0, ts).tolist()
-    return known

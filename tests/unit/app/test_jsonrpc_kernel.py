@@ -34,7 +34,7 @@ from test_app_columns import (
 
 from wspcap.app import AppMessage, ConnFacts, jsonrpc
 from wspcap.app.base import NO_ANSWER, EventColumns, MessageRun
-from wspcap.app.fields import Coded, Strings, Texts
+from wspcap.app.fields import Texts
 from wspcap.app.jsonrpc import JsonRpcDecoder
 from wspcap.tables.app import _string_part, _texts
 
@@ -230,17 +230,11 @@ def test_loop_is_the_column_path(messages: list[AppMessage], facts: ConnFacts,
 
 
 def looped(out: list[bytearray]) -> dict[str, Any]:
-    """The columns of the compiled loop's rows (its ``out``), as lists."""
-    position = np.frombuffer(out[0], np.int64)
-    return {
-        "position": position.tolist(),
-        "kind": list(Coded(np.frombuffer(out[1], np.uint8), jsonrpc.KINDS)),
-        "channel": list(Strings(out[2], np.frombuffer(out[3], np.int64),
-                                np.frombuffer(out[4], np.bool_))),
-        "id": list(Strings(out[5], np.frombuffer(out[6], np.int64),
-                           np.frombuffer(out[7], np.bool_))),
-        "fields": Texts(out[8], np.frombuffer(out[9], np.int64)),
-        "answers": np.frombuffer(out[10], np.int64).reshape(-1, 2).tolist()}
+    """The columns of the compiled loop's rows (its ``out``), as the column
+    path reads them (position, answers as lists)."""
+    position, kind, channel, ident, fields, answers = jsonrpc.loop_columns(out)
+    return {"position": position.tolist(), "kind": kind, "channel": channel, "id": ident,
+            "fields": fields, "answers": np.frombuffer(answers, np.int64).reshape(-1, 2).tolist()}
 
 
 def rpc_rows(payloads: list[Any], start: int, stop: int, directions: list[str],
@@ -277,10 +271,7 @@ def taken(payloads: list[bytes], directions: list[str] | None = None) -> int:
     assert all(len(column) == count for column in rows.values())
     _texts([rows["fields"]]).validate(full=True)
     for name in ("channel", "id"):
-        _string_part(Strings(out[2 if name == "channel" else 5],
-                             np.frombuffer(out[3 if name == "channel" else 6], np.int64),
-                             np.frombuffer(out[4 if name == "channel" else 7], np.bool_)),
-                     pa.large_string()).validate(full=True)
+        _string_part(rows[name], pa.large_string()).validate(full=True)
     return count
 
 
