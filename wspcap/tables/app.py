@@ -282,6 +282,44 @@ class _Conn:
     done: bool = False
 
 
+class _Grouped:
+    """A part's data messages grouped by connection, each connection's in
+    order (``rows``: their rows in the part ``m``), and the part's columns in
+    that order, each taken once asked for: one gather a column for the part,
+    done while its columns are in the CPU's caches, not one a run after its
+    decoding went through them (each of a connection's rows is far from the
+    next where connections interleave). A run's columns are then views, its
+    events' references gathered near each other."""
+
+    __slots__ = ("_cols", "m", "rows")
+
+    def __init__(self, m: MessageColumns, rows: np.ndarray) -> None:
+        self.m = m
+        self.rows = rows
+        self._cols: dict[str, np.ndarray] = {}
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Column ``name`` of the grouped messages (taken once)."""
+        col = self._cols.get(name)
+        if col is None:
+            col = self._cols[name] = getattr(self.m, name)[self.rows]
+        return col
+
+    def take(self, name: str, lo: int, hi: int) -> np.ndarray:
+        """Column ``name`` of the grouped messages ``lo`` to ``hi``: a view where
+        the column was taken, else those few taken."""
+        col = self._cols.get(name)
+        return col[lo:hi] if col is not None else getattr(self.m, name)[self.rows[lo:hi]]
+
+    def times(self) -> np.ndarray:
+        """``ts_end`` of the grouped messages as a run has it: 0 where unknown."""
+        col = self._cols.get("times")
+        if col is None:
+            ts = self["ts_end"]
+            col = self._cols["times"] = np.where(ts == TS_NULL, 0, ts)
+        return col
+
+
 @dataclass
 class AppResult:
     """What decoding a capture gave.
@@ -344,14 +382,20 @@ class AppDecoding:
         conns = m.conn_id[order]
         starts = np.flatnonzero(np.diff(conns, prepend=conns[0] - 1))
         ends = np.append(starts[1:], len(conns))
+        # (a connection's data messages: from before[start] to before[end] of
+        # the part's, grouped)
+        data = m.data[order]
+        before = np.zeros(len(order) + 1, np.int64)
+        np.cumsum(data, out=before[1:])
+        part = _Grouped(m, order[data])
         for start, end in zip(starts.tolist(), ends.tolist()):
-            self._feed_conn(int(conns[start]), order[start:end], m)
+            self._feed_conn(int(conns[start]), part, int(before[start]), int(before[end]))
 
     @staticmethod
-    def _references(m: MessageColumns, rows: np.ndarray) -> np.ndarray:
-        """The references of the messages at ``rows`` (a row each,
-        :data:`_REF_COLUMNS` in order)."""
-        return np.stack([getattr(m, name)[rows] for name in _REF_COLUMNS], axis=1)
+    def _references(part: _Grouped, lo: int, hi: int) -> np.ndarray:
+        """The references of the part's grouped messages ``lo`` to ``hi`` (a
+        row each, :data:`_REF_COLUMNS` in order)."""
+        return np.stack([part.take(name, lo, hi) for name in _REF_COLUMNS], axis=1)
 
     def _conn(self, conn_id: int) -> _Conn:
         conn = self.conns.get(conn_id)
@@ -359,21 +403,22 @@ class AppDecoding:
             conn = self.conns[conn_id] = _Conn(Runner(self.facts(conn_id), self.forced))
         return conn
 
-    def _feed_conn(self, conn_id: int, rows: np.ndarray, m: MessageColumns) -> None:
+    def _feed_conn(self, conn_id: int, part: _Grouped, lo: int, hi: int) -> None:
+        """Decode the connection's data messages of the part (its grouped
+        messages ``lo`` to ``hi``)."""
         conn = self._conn(conn_id)
         if conn.done:
             return
-        rows = rows[m.data[rows]]
         # While undecided, a few messages at a time: a connection no decoder
         # takes costs those few, whatever its length.
         runner = conn.runner
-        head = 0 if runner.decided else max(runner.sniff - len(runner.held), 1)
-        if head and not self._loop(conn_id, conn, rows[:head], m):
+        head = 0 if runner.decided else min(max(runner.sniff - len(runner.held), 1), hi - lo)
+        if head and not self._loop(conn_id, conn, part.rows[lo:lo + head], part.m):
             return
         if runner.decided and runner.decoder is not None and not runner.finished:
-            self._run(conn_id, conn, rows[head:], m)
+            self._run(conn_id, conn, part, lo + head, hi)
         else:
-            self._loop(conn_id, conn, rows[head:], m)
+            self._loop(conn_id, conn, part.rows[lo + head:hi], part.m)
         if len(conn.refs) > 2 * KEEP_REFS:
             conn.refs.keep(KEEP_REFS)
 
@@ -410,15 +455,16 @@ class AppDecoding:
         conn.last = here
         return True
 
-    def _run(self, conn_id: int, conn: _Conn, rows: np.ndarray, m: MessageColumns) -> None:
-        """Feed ``rows`` to the connection's runner as one run (its decoder is chosen)."""
-        if not rows.size:
+    def _run(self, conn_id: int, conn: _Conn, part: _Grouped, lo: int, hi: int) -> None:
+        """Feed the part's grouped messages ``lo`` to ``hi`` to the
+        connection's runner as one run (its decoder is chosen)."""
+        if hi <= lo:
             return
         # The run of the part's arrays (each column a list only where a
-        # decoder asks for it), views where the rows follow each other; the
+        # decoder asks for it): views of the part's grouped columns; the
         # part's payloads where they are, or those of the run read back
         # (spooled, ``analyze -o``).
-        span = _span(rows)
+        m, rows = part.m, part.rows[lo:hi]
         if m.spooled:
             payloads = np.empty(len(rows), object)
             payloads[:] = _payloads(m.payload, rows)
@@ -426,21 +472,20 @@ class AppDecoding:
         else:
             assert isinstance(m.payload, np.ndarray)
             payloads, at = m.payload, np.ascontiguousarray(rows, np.int64)
-        ts = m.ts_end[span]
         run = MessageRun.of_arrays(RunArrays(
-            m.msg_index[span], m.direction[span], m.text[span], payloads, at,
-            np.where(ts == TS_NULL, 0, ts), m.complete[span]))
+            part["msg_index"][lo:hi], part["direction"][lo:hi], part["text"][lo:hi], payloads,
+            at, part.times()[lo:hi], part["complete"][lo:hi]))
         # The references of the run's messages, as columns (made when needed).
         cols: list[list[int]] = []
 
         def ref_columns() -> list[list[int]]:
             if not cols:
-                cols.extend(getattr(m, name)[rows].tolist() for name in _REF_COLUMNS)
+                cols.extend(part.take(name, lo, hi).tolist() for name in _REF_COLUMNS)
             return cols
 
         columns = conn.runner.feed_columns(run)
         if columns is not None:
-            self._take_columns(conn_id, conn, columns, rows, m, run, ref_columns)
+            self._take_columns(conn_id, conn, columns, part, lo, run, ref_columns)
         else:
             got = conn.runner.feed_run(run)
             for i, found, findings in got:
@@ -448,17 +493,17 @@ class AppDecoding:
                            _finder(conn.refs, ref_columns(), run.msg_index, i))
         # What the message-by-message loop would keep before its trim (see
         # _feed_conn): the earlier ones would be trimmed anyway.
-        last = rows[max(0, len(rows) - 2 * KEEP_REFS - 1):]
-        refs = self._references(m, last)
+        last = max(lo, hi - 2 * KEEP_REFS - 1)
+        refs = self._references(part, last, hi)
         conn.last = _Refs._make(refs[-1].tolist())
-        conn.refs.extend(m.msg_index[last], refs)
+        conn.refs.extend(part["msg_index"][last:hi], refs)
 
-    def _take_columns(self, conn_id: int, conn: _Conn, got: RowColumns, rows: np.ndarray,
-                      m: MessageColumns, run: MessageRun,
+    def _take_columns(self, conn_id: int, conn: _Conn, got: RowColumns, part: _Grouped,
+                      lo: int, run: MessageRun,
                       ref_columns: Callable[[], list[list[int]]]) -> None:
-        """Keep the rows and findings of a run decoded as columns (``rows``: the
-        run's rows in ``m``): what :meth:`_take` keeps of the same rows, a
-        column at a time."""
+        """Keep the rows and findings of a run decoded as columns (the run:
+        the part's grouped messages from ``lo``): what :meth:`_take` keeps of
+        the same rows, a column at a time."""
         events = got.events
         for i, finding in events.findings:
             k = finding.msg_index
@@ -467,15 +512,15 @@ class AppDecoding:
                                   finding))
         if not len(events):
             return
-        at = rows[np.asarray(events.position, np.intp)]
         msg_index = np.asarray(events.msg_index, np.int64)
-        # (a gather a column, of those the rows take, or a view where they
-        # follow each other: the table joins them, copied then)
-        span = _span(at)
-        refs = {name: getattr(m, name)[span] for name in _ROW_REFS}
-        other = np.flatnonzero(msg_index != m.msg_index[span])
+        # (a gather a column near the run's place in the grouped columns, or
+        # a view where the rows follow each other: the table joins them,
+        # copied then)
+        span = _span(np.asarray(events.position, np.intp) + lo)
+        refs = {name: part[name][span] for name in _ROW_REFS}
+        other = np.flatnonzero(msg_index != part["msg_index"][span])
         if len(other) and isinstance(span, slice):
-            refs = {name: values.copy() for name, values in refs.items()}  # (not the messages')
+            refs = {name: values.copy() for name, values in refs.items()}  # (not the part's)
         for j in other.tolist():
             # An event about another message: its references as _take finds them.
             there = _finder(conn.refs, ref_columns(), run.msg_index,

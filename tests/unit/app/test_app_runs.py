@@ -291,7 +291,8 @@ def decode(capture: wspcap.Capture, forced: str | None, parts: int,
     decoding = app_table.AppDecoding(app_table.facts_table(connections), forced)
     if by_message:  # the message-by-message loop only
         decoding._run = (  # type: ignore[method-assign]
-            lambda conn_id, conn, rows, m: decoding._loop(conn_id, conn, rows, m) and None)
+            lambda conn_id, conn, part, lo, hi:
+            decoding._loop(conn_id, conn, part.rows[lo:hi], part.m) and None)
     for part in np.array_split(np.arange(len(capture.messages)), parts):
         decoding.feed(app_table.message_columns(capture.messages.iloc[part]))
     result = decoding.finish(app_table.tls_of(connections))
