@@ -420,3 +420,36 @@ def test_dictionary_chunks_are_the_names_whole(chunks: list[list[str | None]], n
         else declared
     assert got.dictionary.to_pylist() == names
     assert got.to_pylist() == [n if n in names else None for n in flat]
+
+
+def _app_part(rows: int) -> dict[str, Any]:
+    """An ``app`` part of ``rows`` rows, its numbers fresh NumPy arrays (as
+    the table side makes them), its ts and latency with a null."""
+    n = np.arange(rows, dtype=np.int64)
+    ts = n * 1_000_000 + 1_700_000_000 * 10**9
+    ts[-1] = TS_NULL
+    return part_from_values(APP, {
+        "conn_id": n // 2, "msg_index": n.copy(), "part": np.zeros(rows, np.int64),
+        "first_frame": n + 1, "last_frame": n + 2, "packet_start": n + 3, "packet_end": n + 4,
+        "ts": ts, "direction": ["c2s", "s2c"] * (rows // 2), "protocol": ["jsonrpc"] * rows,
+        "kind": ["request", "response"] * (rows // 2),
+        "channel": [f"m{i}" for i in range(rows)], "id": [str(i) for i in range(rows)],
+        "request_msg": [None, 0] * (rows // 2), "latency": [None, 5] * (rows // 2),
+        "fields": ["{}"] * rows})
+
+
+@pytest.mark.parametrize("owned", [False, True])
+def test_an_owned_part_is_taken_as_it_is_and_stays_writable(owned: bool) -> None:
+    part = _app_part(6)
+    table = arrow_table(APP, part)
+    df = data_frame(APP, table, owned=owned)
+    assert df.equals(data_frame(APP, table))
+    # Owned, the numbers are the part's buffers (no copy); not owned, copies.
+    buffer = np.frombuffer(table.column("first_frame").chunk(0).buffers()[1], np.int64)
+    assert np.shares_memory(df["first_frame"].to_numpy(), buffer) is owned
+    # Every column takes a value, as any DataFrame's would (none is a
+    # read-only view of an Arrow buffer: pandas would refuse it).
+    want = df.iloc[[1, 1]].reset_index(drop=True)
+    for name in APP.names:
+        df.loc[0, name] = df.loc[1, name]
+    pd.testing.assert_frame_equal(df.iloc[:2].reset_index(drop=True), want)

@@ -179,8 +179,16 @@ def empty_table(schema: TableSchema) -> pa.Table:
                                 schema=schema.arrow)
 
 
-def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
-    """The part (or an Arrow table of ``schema``) as a DataFrame of the declared dtypes."""
+def data_frame(schema: TableSchema, part: Part | pa.Table, owned: bool = False) -> pd.DataFrame:
+    """The part (or an Arrow table of ``schema``) as a DataFrame of the declared dtypes.
+
+    ``owned``: the part's arrays are the caller's alone, made for this table
+    (nobody else holds them, nobody writes them after): a numeric column
+    without nulls becomes a column of its buffer as it is, where that buffer
+    can be written (no copy into pandas' blocks: 16 MB a read of
+    chat-jsonrpc's ``app`` table). Otherwise every column is copied, as
+    pandas makes a DataFrame of a dict.
+    """
     import pandas as pd
 
     if isinstance(part, pa.Table):
@@ -189,7 +197,11 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
         if name in part and not isinstance(part[name], pa.Array | pa.ChunkedArray):
             part = {**part, name: _shared(part[name], part[source], schema[name].type,
                                           _bound(part))}
-    return pd.DataFrame({c.name: _pandas(part[c.name], c) for c in schema.columns})
+    columns = {c.name: _pandas(part[c.name], c, owned) for c in schema.columns}
+    if not owned:
+        return pd.DataFrame(columns)
+    return pd.DataFrame({name: _writable(values) for name, values in columns.items()},
+                        copy=False)
 
 
 #: A text column in at most this many chunks is made a pandas column of them
@@ -198,12 +210,14 @@ def data_frame(schema: TableSchema, part: Part | pa.Table) -> pd.DataFrame:
 KEPT_CHUNKS = 256
 
 
-def _pandas(values: Any, column: Column) -> Any:
-    """One column of a part in its pandas dtype."""
+def _pandas(values: Any, column: Column, owned: bool = False) -> Any:
+    """One column of a part in its pandas dtype (``owned``: see :func:`data_frame`)."""
     import pandas as pd
 
     if isinstance(values, pa.ChunkedArray):
-        if not (column.categories is None and values.num_chunks <= KEPT_CHUNKS and (
+        if values.num_chunks == 1:
+            values = values.chunk(0)  # (combine_chunks would copy it)
+        elif not (column.categories is None and values.num_chunks <= KEPT_CHUNKS and (
                 pa.types.is_large_string(values.type) or pa.types.is_string(values.type))):
             values = values.combine_chunks()
         # (text in a few chunks: pandas' Arrow strings are made of them as they are)
@@ -222,7 +236,24 @@ def _pandas(values: Any, column: Column) -> Any:
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         # nullable ints and booleans, strings, UTC timestamps
         return dtype.__from_arrow__(values)
+    if owned and not values.null_count and isinstance(values, pa.Array):
+        data = values.buffers()[1]
+        kind = np.dtype(dtype)
+        if data is not None and data.is_mutable and kind.itemsize * 8 == values.type.bit_width:
+            return np.frombuffer(data, kind, len(values), values.offset * kind.itemsize)
     return values.to_numpy(zero_copy_only=False)
+
+
+def _writable(values: Any) -> Any:
+    """A pandas column whose NumPy memory can be written: ``values`` as it is,
+    or a copy of it where its memory is read-only (a view of an Arrow buffer:
+    pandas would refuse to set a value in it). Arrow-backed columns (text)
+    are as they are: pandas never writes into them."""
+    arrays = [getattr(values, name) for name in ("_ndarray", "_codes", "_data", "_mask")
+              if isinstance(getattr(values, name, None), np.ndarray)]
+    if isinstance(values, np.ndarray):
+        arrays = [values]
+    return values.copy() if any(not a.flags.writeable for a in arrays) else values
 
 
 # -- Arrow arrays from record values ---------------------------------------------------------

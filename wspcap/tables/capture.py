@@ -86,7 +86,7 @@ class Capture:
             arrow_table(CONNECTIONS, connection_part(col)), messages, options)
         return cls(data_frame(CONNECTIONS, connections), frames, messages,
                    data_frame(ANOMALIES, anomaly_part(col, found)), info,
-                   data_frame(APP, app))
+                   data_frame(APP, app, owned=True))
 
     def _counts(self) -> str:
         """``1 connection, 3 frames, ...``: the tables' rows, singular where one."""
