@@ -1499,6 +1499,9 @@ done:
 /* How many payloads ahead the loop asks for (see rpc_rows). */
 #define PREFETCH 4
 
+/* The rows a run read from its start makes room for at once (see rpc_rows). */
+#define ROOM_ROWS (1 << 16)
+
 PyDoc_STRVAR(rpc_rows_doc,
 "rpc_rows(payloads, rows, start, stop, direction, msg_index, ts, opened, max_open,\n"
 "         out[, max_bytes]) -> (next, untracked)\n\n"
@@ -1574,6 +1577,25 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
     }
     for (int c = 0; c < O_COUNT; c++)
         out[c] = text_into(PyList_GET_ITEM(outs, c));
+    if (start == 0) {
+        /* A run read from its start: room made at once for its rows (up to
+         * ROOM_ROWS) as most runs have them (the columns of a size a row
+         * exactly; a row's text guessed), not grown by doublings, each a copy
+         * of what it holds. A run read again after a message the loop did
+         * not take makes no room: it may stop at the next one, and room made
+         * and cut again each time cost more than it saved. */
+        static const Py_ssize_t per_row[O_COUNT] = {
+            [O_POSITION] = 8, [O_KIND] = 1, [O_CHANNEL] = 16, [O_CHANNEL_ENDS] = 8,
+            [O_CHANNEL_VALID] = 1, [O_ID] = 16, [O_ID_ENDS] = 8, [O_ID_VALID] = 1,
+            [O_TEXT] = 128, [O_ENDS] = 8, [O_ANSWERS] = 16};
+        Py_ssize_t rows_ahead = stop < ROOM_ROWS ? stop : ROOM_ROWS;
+        for (int c = 0; c < O_COUNT; c++)
+            if (grow(&out[c], rows_ahead * per_row[c]) < 0) {
+                for (int d = 0; d < O_COUNT; d++)
+                    text_done(&out[d]); /* (what they held, as they held it) */
+                return NULL;
+            }
+    }
     if (column_of(payloads, &views[0], sizeof(PyObject *), 1, 0, "payloads") < 0
         || (held = 1, column_of(rows, &views[1], 8, 0, stop, "rows") < 0)
         || (held = 2, column_of(direction, &views[2], 1, 0, stop, "direction") < 0)
