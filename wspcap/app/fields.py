@@ -211,6 +211,8 @@ class Coded(_Column, Sequence[str]):
 
     def present(self) -> set[str]:
         """The names the rows have (not each row's)."""
+        if len(self.names) == 1:  # (a run's protocol: no pass over the rows)
+            return {self.names[0]} if len(self.codes) else set()
         return {self.names[c] for c in np.unique(self.codes).tolist()}
 
     def tolist(self) -> list[str]:

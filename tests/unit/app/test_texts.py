@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wspcap.app.base import AppEvent, EventColumns
-from wspcap.app.fields import Texts
+from wspcap.app.fields import Coded, Texts
 from wspcap.tables.app import _texts
 
 TEXTS = st.lists(st.text(st.characters(blacklist_categories=("Cs",)), max_size=8), max_size=12)
@@ -66,3 +66,11 @@ def test_event_columns_keep_texts_or_a_list(a: list[str], b: list[str], add_betw
     assert type(cols.fields) is (list if add_between else Texts)
     assert list(cols.fields) == want and len(cols.fields) == len(cols.kind)
     assert pa.types.is_large_string(_texts([cols.fields]).type)
+
+
+@given(st.lists(st.integers(0, 2), max_size=20), st.sampled_from([("a",), ("a", "b", "c")]))
+def test_coded_present_is_the_names_the_rows_have(codes: list[int], names: tuple[str, ...]
+                                                  ) -> None:
+    codes = [c % len(names) for c in codes]
+    coded = Coded(np.array(codes, np.uint8), names)
+    assert coded.present() == set(coded.tolist()) == {names[c] for c in codes}
