@@ -337,8 +337,8 @@ class _Grouped:
         """``ts_end`` of the grouped messages as a run has it: 0 where unknown."""
         col = self._cols.get("times")
         if col is None:
-            ts = self["ts_end"]
-            col = self._cols["times"] = np.where(ts == TS_NULL, 0, ts)
+            col = self._cols["times"] = self.m.ts_end[self.rows]  # (a copy: written here)
+            col[col == TS_NULL] = 0
         return col
 
 

@@ -312,6 +312,33 @@ def test_table_by_runs_is_by_messages(capture: str, monkeypatch: pytest.MonkeyPa
                 assert anomalies == want_anomalies  # (the rows, in report order)
 
 
+def test_table_by_runs_is_by_messages_where_times_are_unknown() -> None:
+    """A message complete at no known time (its ``ts_end`` null) is one of
+    time 0 to its decoder, by runs as by messages: no latency to or from
+    it, whatever run it falls in (a JSON-RPC conversation long enough for
+    runs, each request answered by the next message)."""
+    read = wspcap.read(SAMPLES_DIR / "anomalies/app-request-unanswered.pcap",
+                       options=wspcap.Options(decoders=False))
+    n = 60
+    messages = read.messages.iloc[[0] * n].reset_index(drop=True)
+    payloads = [(b'{"jsonrpc":"2.0","method":"m","params":[%d],"id":%d}' if k % 2 == 0 else
+                 b'{"jsonrpc":"2.0","result":%d,"id":%d}') % (k, k // 2) for k in range(n)]
+    ts = pd.Series(pd.to_datetime(1_700_000_000_000_000_000 + 1_000_000 * np.arange(n),
+                                  utc=True))
+    ts.iloc[5::7] = pd.NaT
+    read.messages = messages.assign(
+        msg_index=np.arange(n), payload=payloads, ts_end=ts,
+        direction=pd.Categorical(["c2s", "s2c"] * (n // 2),
+                                 dtype=messages["direction"].dtype))
+    for parts in (1, 3):
+        (table, anomalies) = decode(read, None, parts, by_message=False)
+        (want_table, want_anomalies) = decode(read, None, parts, by_message=True)
+        pd.testing.assert_frame_equal(table, want_table, check_exact=True)
+        assert anomalies == want_anomalies
+    assert table.latency.notna().sum() == 22 and table.ts.isna().sum() == 8
+    assert len(table) == n
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.one_of(
     st.tuples(st.just("add")),
