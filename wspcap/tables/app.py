@@ -18,18 +18,21 @@ runner has decided on no decoder, the rest of its messages are skipped by
 slicing, so a capture no decoder applies to costs a few messages per
 connection. Once it has chosen one, the rest of the connection's messages in
 the part go to it as one :class:`~wspcap.app.base.MessageRun` of the part's
-arrays (:class:`~wspcap.app.base.RunArrays`: a column made a list only
+arrays (:class:`~wspcap.app.base.RunArrays`: views of the part's columns
+grouped by connection once, :class:`_Grouped`; a column made a list only
 where a decoder asks for it, the payloads not gathered; no record per
 message), and only the messages that gave something get their references
 made. Where the decoder offers columns
 (:meth:`~wspcap.app.runner.Runner.feed_columns`: JSON-RPC), the rows come
-as columns, their references taken with NumPy from the message columns,
-their ``fields`` already text: nothing is made per row here. Rows are
-gathered as columns, each kept in the parts it came in (no list extended),
-and made into the table once: Arrow arrays of the declared schema, made part
-by part and joined in Arrow
+as columns, their ``fields`` already text: nothing is made per row here;
+their connection, message and references are taken at the part's end, with
+NumPy, from the message columns, all at once into the table's arrays
+(:meth:`AppDecoding._resolve`). Rows are gathered as columns, each kept in
+the parts it came in (no list extended), and made into the table once:
+Arrow arrays of the declared schema, made part by part and joined in Arrow
 (:data:`~wspcap.tables.schema.APP`, whose ``protocol`` and ``kind`` are open
-categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`).
+categoricals), then the DataFrame (:func:`~wspcap.tables.build.data_frame`,
+which takes the table's numbers as they are: they are its own).
 
 Locations. A row carries its message's references (``first_frame``,
 ``last_frame``, ``packet_start``, ``packet_end``) and ``ts``, the time the
