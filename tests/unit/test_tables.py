@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wspcap.app.fields import Coded
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.tables import build
 from wspcap.tables.build import (
@@ -404,16 +405,24 @@ _NAMES = st.sampled_from(["request", "response", "c2s", "s2c", "zap", "acme", ""
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(_NAMES, max_size=6), max_size=5), st.sampled_from(["kind", "direction"]))
-def test_dictionary_chunks_are_the_names_whole(chunks: list[list[str | None]], name: str
-                                              ) -> None:
+@given(st.lists(st.lists(_NAMES, max_size=6), max_size=5), st.sampled_from(["kind", "direction"]),
+       st.lists(st.booleans(), min_size=5, max_size=5))
+def test_dictionary_chunks_are_the_names_whole(chunks: list[list[str | None]], name: str,
+                                               coded: list[bool]) -> None:
     # The codes made chunk by chunk (an open column's categories widened by
     # the names it does not declare, looked for among the uncoded ones) are
     # those of the names whole, by the rule itself: an open column gains
     # every name it holds, sorted in; a fixed one holds null for the others.
+    # A chunk may come as its names' codes (a compiled loop's Coded, names
+    # of none but its own, in any order).
     column = APP[name]
     flat = [n for chunk in chunks for n in chunk]
-    got = chunks_array(chunks, column)
+    given: list[Any] = []
+    for chunk, as_codes in zip(chunks, coded):
+        names = sorted({n for n in chunk if n is not None}, reverse=True)
+        given.append(Coded(np.array([names.index(str(n)) for n in chunk], np.uint8), names)
+                     if as_codes and None not in chunk else chunk)
+    got = chunks_array(given, column)
     declared = list(column.declared.names)
     seen = {n for n in flat if n is not None}
     names = sorted(set(declared) | seen) if column.open and not seen <= set(declared) \

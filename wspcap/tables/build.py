@@ -297,26 +297,41 @@ def _codes(chunks: Sequence[Sequence[str | None]], column: Column
     them an Arrow array for ``pyarrow.compute.index_in`` does."""
     assert column.categories is not None
     categories = column.categories_for(())
-    parts = _coded(chunks, categories)
-    if column.open:
+    codes, parts = _coded(chunks, categories)
+    if column.open and bool((codes < 0).any()):
         unknown = {chunk[i] for chunk, part in zip(chunks, parts, strict=True)
                    for i in np.flatnonzero(part < 0).tolist()}
         wider = column.categories_for(unknown)
         if wider.names != categories.names:  # (every name among them: coded again)
             categories = wider
-            parts = _coded(chunks, categories)
-    codes = parts[0] if len(parts) == 1 else np.concatenate(parts) if parts else \
-        np.zeros(0, np.int32)
+            codes, _ = _coded(chunks, categories)
     return codes, categories
 
 
-def _coded(chunks: Sequence[Sequence[str | None]], categories: Categories) -> list[np.ndarray]:
-    """Each chunk's codes in ``categories`` (-1: not among them)."""
+def _coded(chunks: Sequence[Sequence[str | None]], categories: Categories
+           ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The chunks' codes in ``categories`` (-1: not among them), written
+    into one array, and each chunk's (views of it)."""
     index: dict[str | None, int] = {name: i for i, name in enumerate(categories.names)}
-    # (names given by their index in a few, a compiled loop's: those few looked up)
-    return [np.frombuffer(codes_of(list(chunk.names), index), np.int32)[chunk.codes]
-            if type(chunk) is Coded else np.frombuffer(codes_of(chunk, index), np.int32)
-            for chunk in chunks]
+    codes = np.empty(sum(map(len, chunks)), np.int32)
+    parts = []
+    # (names given by their index in a few, a compiled loop's: those few
+    # looked up once for every chunk of the same few)
+    lookups: dict[tuple[str, ...], np.ndarray] = {}
+    at = 0
+    for chunk in chunks:
+        part = codes[at:at + len(chunk)]
+        at += len(chunk)
+        if type(chunk) is Coded:
+            lookup = lookups.get(chunk.names)
+            if lookup is None:
+                lookup = lookups[chunk.names] = np.frombuffer(
+                    codes_of(list(chunk.names), index), np.int32)
+            np.take(lookup, chunk.codes, out=part)
+        else:
+            part[:] = np.frombuffer(codes_of(chunk, index), np.int32)
+        parts.append(part)
+    return codes, parts
 
 
 def _array(values: Any, column: Column) -> pa.Array:
