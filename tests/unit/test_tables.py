@@ -13,9 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wspcap.app.base import NO_ANSWER
 from wspcap.app.fields import Coded
 from wspcap.rules.registry import RULES, Anomaly
 from wspcap.tables import build
+from wspcap.tables.arrays import numeric
 from wspcap.tables.build import (
     SHARED_MIN,
     RunningIndex,
@@ -443,7 +445,10 @@ def _app_part(rows: int) -> dict[str, Any]:
         "ts": ts, "direction": ["c2s", "s2c"] * (rows // 2), "protocol": ["jsonrpc"] * rows,
         "kind": ["request", "response"] * (rows // 2),
         "channel": [f"m{i}" for i in range(rows)], "id": [str(i) for i in range(rows)],
-        "request_msg": [None, 0] * (rows // 2), "latency": [None, 5] * (rows // 2),
+        # (as the table side makes them: NO_ANSWER, the int64 minimum, for null)
+        **{name: numeric(values, APP[name].type, values == NO_ANSWER) for name, values in (
+            ("request_msg", np.array([NO_ANSWER, 0] * (rows // 2), np.int64)),
+            ("latency", np.array([NO_ANSWER, 5] * (rows // 2), np.int64)))},
         "fields": ["{}"] * rows})
 
 
@@ -453,9 +458,15 @@ def test_an_owned_part_is_taken_as_it_is_and_stays_writable(owned: bool) -> None
     table = arrow_table(APP, part)
     df = data_frame(APP, table, owned=owned)
     assert df.equals(data_frame(APP, table))
-    # Owned, the numbers are the part's buffers (no copy); not owned, copies.
-    buffer = np.frombuffer(table.column("first_frame").chunk(0).buffers()[1], np.int64)
-    assert np.shares_memory(df["first_frame"].to_numpy(), buffer) is owned
+    # Owned, the numbers are the part's buffers (no copy), nullable ones too
+    # (their nulls a mask, or NaT); not owned, copies.
+    for name, values in (("first_frame", df["first_frame"].to_numpy()),
+                         ("request_msg", df["request_msg"].array._data),
+                         ("latency", df["latency"].to_numpy())):
+        buffer = np.frombuffer(table.column(name).chunk(0).buffers()[1], np.int64)
+        assert np.shares_memory(values, buffer) is owned, name
+    assert df["request_msg"].isna().tolist() == df["latency"].isna().tolist() == [
+        True, False] * 3
     # Every column takes a value, as any DataFrame's would (none is a
     # read-only view of an Arrow buffer: pandas would refuse it).
     want = df.iloc[[1, 1]].reset_index(drop=True)

@@ -229,7 +229,7 @@ def _answered(answers: bytes | bytearray) -> tuple[np.ndarray, np.ndarray]:
     :data:`~wspcap.app.base.NO_ANSWER` for None (a masked array's mask
     costs more than the table's null mask made of them)."""
     pairs = np.frombuffer(answers, np.int64).reshape(-1, 2)
-    return pairs[:, 0].copy(), pairs[:, 1].copy()
+    return pairs[:, 0], pairs[:, 1]  # (views: the table copies them once, into its own)
 
 
 #: A request waiting for its answer: msg_index, ts, kind, channel (a tuple:

@@ -101,8 +101,7 @@ _FIELDS = next(c.type for c in APP.columns if c.name == "fields")
 #: The ``app`` text columns kept in the chunks they came in (see _texts).
 _TEXT_COLUMNS = frozenset({"channel", "id"})
 #: The ``app`` columns given as lists (the others: NumPy arrays, see AppDecoding.columns).
-_LIST_COLUMNS = frozenset({"direction", "protocol", "kind", "channel", "id", "request_msg",
-                           "latency", "fields"})
+_LIST_COLUMNS = frozenset({"direction", "protocol", "kind", "channel", "id", "fields"})
 
 
 class MessageColumns(NamedTuple):
@@ -214,9 +213,10 @@ _ROW_REFS = ("first_frame", "last_frame", "packet_start", "packet_end", "ts_end"
 
 
 #: The ``app`` columns :meth:`AppDecoding._resolve` makes: the connection,
-#: the message, and its references (``ts`` its ``ts_end``).
+#: the message, its references (``ts`` its ``ts_end``), and the request an
+#: answer answers (:data:`~wspcap.app.base.NO_ANSWER` for none).
 _RESOLVED = ("conn_id", "msg_index", "first_frame", "last_frame", "packet_start",
-             "packet_end", "ts")
+             "packet_end", "ts", "request_msg", "latency")
 #: Where each reference of _RESOLVED is in a row of :data:`_REF_COLUMNS`.
 _RESOLVED_AT = tuple(_REF_COLUMNS.index(name) for name in _ROW_REFS)
 
@@ -227,13 +227,17 @@ class _Segment(NamedTuple):
     rows in the part being fed (their references taken from it), or their
     references (a row each, :data:`_REF_COLUMNS` in order); ``msg_index``:
     theirs, or None where it is that of their rows; ``fixes``: (row, its
-    references) of the rows about another message than theirs."""
+    references) of the rows about another message than theirs;
+    ``request_msg`` and ``latency``: as :class:`~wspcap.app.runner.
+    RowColumns` has them."""
 
     conn_id: int | np.ndarray
     size: int
     refs: np.ndarray
     msg_index: np.ndarray | None
     fixes: list[tuple[int, _Refs]]
+    request_msg: np.ndarray | list[int | None]
+    latency: np.ndarray | list[int | None]
 
 
 class _Kept:
@@ -555,7 +559,8 @@ class AppDecoding:
             fixes.append((j, there))
         self._flush_rows()
         self._segments.append(_Segment(conn_id, len(events), part.rows[at],
-                                       msg_index if fixes else None, fixes))
+                                       msg_index if fixes else None, fixes,
+                                       got.request_msg, got.latency))
         self._extend({
             # (a run's own events are all of part 0: no array made of their list)
             "part": events.part if isinstance(events.part, np.ndarray) else
@@ -564,8 +569,7 @@ class AppDecoding:
             "direction": events.direction, "protocol": events.protocol,
             "kind": events.kind, "channel": _string_part(events.channel, APP["channel"].type),
             "id": _string_part(events.id, APP["id"].type),
-            "request_msg": _nullable(got.request_msg, APP["request_msg"].type),
-            "latency": _nullable(got.latency, APP["latency"].type), "fields": events.fields,
+            "fields": events.fields,
         })
 
     def _take(self, conn_id: int, rows: list[AppRow], findings: list[AppFinding],
@@ -607,7 +611,8 @@ class AppDecoding:
         r = np.fromiter(chain.from_iterable(refs), np.int64, 6 * len(refs)).reshape(-1, 6)
         self._segments.append(_Segment(
             np.array(conn, np.int64), len(rows), r,
-            np.array([e.msg_index for e in events], np.int64), []))
+            np.array([e.msg_index for e in events], np.int64), [],
+            [x.request_msg for x in rows], [x.latency for x in rows]))
         self._extend({
             "part": np.array([e.part for e in events], np.int64),
             "direction": [e.direction for e in events],
@@ -615,8 +620,6 @@ class AppDecoding:
             "kind": [e.kind for e in events],
             "channel": [e.channel for e in events],
             "id": [e.id for e in events],
-            "request_msg": [x.request_msg for x in rows],
-            "latency": [x.latency for x in rows],
             "fields": [e.fields for e in events],  # (written by _table)
         })
         self.rows = []
@@ -636,7 +639,7 @@ class AppDecoding:
         # block of 4 MiB or more, each a page fault where 4 KiB pages took
         # 512: 3,000 fewer faults on chat-jsonrpc, 7 ms in a fresh process)
         out = dict(zip(_RESOLVED, np.empty((len(_RESOLVED), n), np.int64), strict=True))
-        refs = [out[name] for name in _RESOLVED[2:]]
+        refs = [out[name] for name in _RESOLVED[2:7]]
         a = 0
         for seg in segments:
             b = a + seg.size
@@ -658,6 +661,9 @@ class AppDecoding:
                 np.take(m.msg_index, seg.refs, out=out["msg_index"][a:b], mode="clip")
             else:
                 out["msg_index"][a:b] = seg.msg_index
+            for name, values in (("request_msg", seg.request_msg), ("latency", seg.latency)):
+                out[name][a:b] = values if isinstance(values, np.ndarray) else [
+                    NO_ANSWER if v is None else v for v in values]
             a = b
         self._extend(out)
 
@@ -682,6 +688,10 @@ class AppDecoding:
             chunks_array(parts[c.name], c, chunked=c.name in _TEXT_COLUMNS)
             if c.name in _LIST_COLUMNS else _joined(parts[c.name], c.name in _RESOLVED)
             for c in APP.columns}
+        for name in ("request_msg", "latency"):  # (NO_ANSWER: null)
+            values = columns[name]
+            null = values == NO_ANSWER
+            columns[name] = numeric(values, APP[name].type, null if null.any() else None)
         order = _connection_order(columns["conn_id"], self._fed)
         if order is not None:  # (the Arrow columns taken in Arrow)
             at = numeric(order, pa.int64())
@@ -761,17 +771,6 @@ def _span(rows: np.ndarray) -> slice | np.ndarray:
     if last - first == len(rows) - 1 and (len(rows) == 1 or bool((np.diff(rows) == 1).all())):
         return slice(first, last + 1)
     return rows
-
-
-def _nullable(values: list[int | None] | np.ndarray, kind: pa.DataType
-              ) -> list[int | None] | pa.Array:
-    """A ``request_msg`` or ``latency`` column of :class:`~wspcap.app.runner.
-    RowColumns`: a list as it is, an int64 array (:data:`~wspcap.app.base.
-    NO_ANSWER` for None) as ``kind``'s Arrow array."""
-    if isinstance(values, list):
-        return values
-    null = values == NO_ANSWER
-    return numeric(values, kind, null if null.any() else None)
 
 
 def _texts(parts: list[list[Any] | Texts]) -> pa.ChunkedArray:

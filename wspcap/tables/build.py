@@ -233,15 +233,40 @@ def _pandas(values: Any, column: Column, owned: bool = False) -> Any:
             return held.set_categories(column.dtype_for(names).categories)
         return pd.Categorical.from_codes(codes, dtype=column.dtype)
     dtype = column.dtype
+    if owned and isinstance(values, pa.Array) and (pa.types.is_integer(values.type)
+                                                   or pa.types.is_duration(values.type)):
+        taken = _owned_numbers(values, dtype)
+        if taken is not None:
+            return taken
     if isinstance(dtype, pd.api.extensions.ExtensionDtype):
         # nullable ints and booleans, strings, UTC timestamps
         return dtype.__from_arrow__(values)
-    if owned and not values.null_count and isinstance(values, pa.Array):
-        data = values.buffers()[1]
-        kind = np.dtype(dtype)
-        if data is not None and data.is_mutable and kind.itemsize * 8 == values.type.bit_width:
-            return np.frombuffer(data, kind, len(values), values.offset * kind.itemsize)
     return values.to_numpy(zero_copy_only=False)
+
+
+def _owned_numbers(values: pa.Array, dtype: Any) -> Any:
+    """An owned integer or duration array (see :func:`data_frame`) as the
+    pandas column of ``dtype`` made of its buffer as it is, where it can be
+    written and where its nulls are what pandas reads as null there (a
+    nullable integer column: any value, with a mask; a duration: NaT, the
+    int64 minimum); else None."""
+    import pandas as pd
+
+    data = values.buffers()[1]
+    if data is None or not data.is_mutable:
+        return None
+    nullable = isinstance(dtype, pd.Int64Dtype)
+    kind = np.dtype(np.int64) if nullable else np.dtype(dtype)
+    if kind.kind not in "im" or kind.itemsize * 8 != values.type.bit_width:
+        return None
+    numbers = np.frombuffer(data, kind, len(values), values.offset * kind.itemsize)
+    null = values.is_null().to_numpy(zero_copy_only=False) if values.null_count else None
+    if nullable:
+        return pd.arrays.IntegerArray(
+            numbers, np.zeros(len(values), bool) if null is None else null, copy=False)
+    if null is not None and not (numbers.view(np.int64)[null] == np.iinfo(np.int64).min).all():
+        return None
+    return numbers
 
 
 def _writable(values: Any) -> Any:
