@@ -103,3 +103,24 @@ def test_capture_writers_round_trip(tmp_path: Path) -> None:
 def test_the_public_catalog_is_the_tables_catalog() -> None:
     from wspcap.tables.build import catalog
     pd.testing.assert_frame_equal(wspcap.catalog(), catalog())
+
+
+@pytest.mark.parametrize("sample", [SAMPLE, APP_SAMPLE])
+def test_tables_made_once_let_go_of_the_records(sample: Path) -> None:
+    # read() makes its tables once: the collector lets go of its frames and
+    # messages once their tables are made (their memory there again for the
+    # decoding); the tables are those made keeping them, and the
+    # connections and anomalies read after are still there.
+    from wspcap.api.reading import _feed, _finish_records, _pipeline
+
+    pipeline = _pipeline(None, None, None)
+    info, truncated, corrupt = _feed(sample, pipeline, None)
+    col, info = _finish_records(pipeline, info, truncated, corrupt=corrupt)
+    kept = Capture.from_collector(col, info, pipeline.options)
+    assert len(col.frame_view()) == len(kept.frames) > 0
+    released = Capture.from_collector(col, info, pipeline.options, release=True)
+    assert len(col.frame_view()) == len(col.message_view()) == 0
+    for schema in TABLES:
+        pd.testing.assert_frame_equal(getattr(released, schema.name),
+                                      getattr(kept, schema.name), check_exact=True)
+    assert len(kept.anomalies) > 0 and (sample != APP_SAMPLE or len(kept.app) > 0)

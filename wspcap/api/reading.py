@@ -104,7 +104,7 @@ def _check_decoding(options: Options | None) -> None:
 def _finish(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,
             corrupt: bool = False) -> Capture:
     col, info = _finish_records(pipeline, info, truncated, corrupt=corrupt)
-    return Capture.from_collector(col, info, pipeline.options)
+    return Capture.from_collector(col, info, pipeline.options, release=True)
 
 
 def _finish_records(pipeline: Pipeline, info: CaptureInfo, truncated: str | None,

@@ -264,6 +264,11 @@ class Packed:
         """Let go of every record."""
         self._chunks, self._starts, self.size = [], [], 0
 
+    def object_columns(self) -> list[np.ndarray]:
+        """The chunks' columns of objects (payloads, texts, ...)."""
+        return [c.columns[name] for c in self._chunks
+                for name, dtype in self.packing.items() if dtype == OBJECT]
+
     @classmethod
     def chain(cls, parts: list[Packed]) -> Packed:
         """The records of ``parts``, one after the other (sharing their arrays)."""
