@@ -764,15 +764,6 @@ def _grouped(conn: np.ndarray) -> np.ndarray:
     return np.argsort(conn, kind="stable")
 
 
-def _span(rows: np.ndarray) -> slice | np.ndarray:
-    """Rows (not empty) as a slice where each is the one after the one before
-    (a column's view, no copy), else as they are."""
-    first, last = int(rows[0]), int(rows[-1])
-    if last - first == len(rows) - 1 and (len(rows) == 1 or bool((np.diff(rows) == 1).all())):
-        return slice(first, last + 1)
-    return rows
-
-
 def _texts(parts: list[list[Any] | Texts]) -> pa.ChunkedArray:
     """The ``fields`` column of the parts of rows: the column path's fields
     are text (a compiled loop's in one buffer, :class:`Texts`, taken as it
