@@ -473,9 +473,8 @@ error_members(const Tok *err, Tok *e)
     return e[E_CODE].type == T_INT && e[E_MESSAGE].type == T_STR ? 0 : -1;
 }
 
-/* Bytes being written: into memory of its own, or, where owner is a
- * bytearray, into that bytearray's (grown as it fills, cut to len at the
- * end: see text_done; no copy of what a call wrote). */
+/* Bytes being written into the bytearray owner's memory (grown as it fills,
+ * cut to len at the end: see text_done; no copy of what a call wrote). */
 typedef struct {
     char *data;
     Py_ssize_t len, cap;
@@ -488,19 +487,9 @@ grow_to(Text *t, Py_ssize_t more)
     Py_ssize_t cap = t->cap > 256 ? t->cap : 256;
     while (cap < t->len + more)
         cap *= 2;
-    if (t->owner) {
-        if (PyByteArray_Resize(t->owner, cap) < 0)
-            return -1;
-        t->data = PyByteArray_AS_STRING(t->owner);
-    }
-    else {
-        char *data = PyMem_Realloc(t->data, cap);
-        if (!data) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        t->data = data;
-    }
+    if (PyByteArray_Resize(t->owner, cap) < 0)
+        return -1;
+    t->data = PyByteArray_AS_STRING(t->owner);
     t->cap = cap;
     return 0;
 }
@@ -518,7 +507,7 @@ text_into(PyObject *owner)
 static int
 text_done(Text *t)
 {
-    return t->owner && t->cap != t->len ? PyByteArray_Resize(t->owner, t->len) : 0;
+    return t->cap != t->len ? PyByteArray_Resize(t->owner, t->len) : 0;
 }
 
 #if defined(__GNUC__)
@@ -1606,6 +1595,15 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
     }
     for (int c = 0; c < O_COUNT; c++)
         out[c] = text_into(PyList_GET_ITEM(outs, c));
+    if (column_of(payloads, &views[0], sizeof(PyObject *), 1, 0, "payloads") < 0
+        || (held = 1, column_of(rows, &views[1], 8, 0, stop, "rows") < 0)
+        || (held = 2, column_of(direction, &views[2], 1, 0, stop, "direction") < 0)
+        || (held = 3, column_of(msg_index, &views[3], 8, 0, stop, "msg_index") < 0)
+        || (held = 4, column_of(ts, &views[4], 8, 0, stop, "ts") < 0)) {
+        for (int c = 0; c < held; c++)
+            PyBuffer_Release(&views[c]);
+        return NULL;
+    }
     if (start == 0) {
         /* A run read from its start: room made at once for its rows (up to
          * ROOM_ROWS) as most runs have them (the columns of a size a row
@@ -1620,26 +1618,16 @@ rpc_rows(PyObject *Py_UNUSED(self), PyObject *args)
         Py_ssize_t rows_ahead = stop < ROOM_ROWS ? stop : ROOM_ROWS;
         for (int c = 0; c < O_COUNT; c++)
             if (grow(&out[c], rows_ahead * per_row[c]) < 0) {
-                for (int d = 0; d < O_COUNT; d++)
-                    text_done(&out[d]); /* (what they held, as they held it) */
-                return NULL;
+                failed = 1;
+                break;
             }
-    }
-    if (column_of(payloads, &views[0], sizeof(PyObject *), 1, 0, "payloads") < 0
-        || (held = 1, column_of(rows, &views[1], 8, 0, stop, "rows") < 0)
-        || (held = 2, column_of(direction, &views[2], 1, 0, stop, "direction") < 0)
-        || (held = 3, column_of(msg_index, &views[3], 8, 0, stop, "msg_index") < 0)
-        || (held = 4, column_of(ts, &views[4], 8, 0, stop, "ts") < 0)) {
-        for (int c = 0; c < held; c++)
-            PyBuffer_Release(&views[c]);
-        return NULL;
     }
     PyObject *const *items = (PyObject *const *)views[0].buf;
     const Py_ssize_t count = views[0].len / (Py_ssize_t)sizeof(PyObject *);
     const int64_t *at = (const int64_t *)views[1].buf;
     const int8_t *dirs = (const int8_t *)views[2].buf;
     const int64_t *indexes = (const int64_t *)views[3].buf, *times = (const int64_t *)views[4].buf;
-    for (i = start; i < stop; i++) {
+    for (i = start; i < stop && !failed; i++) {
         if (at[i] < 0 || at[i] >= count) {
             PyErr_SetString(PyExc_IndexError, "rpc_rows: a row out of the payloads");
             failed = 1;

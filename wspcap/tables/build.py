@@ -183,11 +183,13 @@ def data_frame(schema: TableSchema, part: Part | pa.Table, owned: bool = False) 
     """The part (or an Arrow table of ``schema``) as a DataFrame of the declared dtypes.
 
     ``owned``: the part's arrays are the caller's alone, made for this table
-    (nobody else holds them, nobody writes them after): a numeric column
-    without nulls becomes a column of its buffer as it is, where that buffer
-    can be written (no copy into pandas' blocks: 16 MB a read of
-    chat-jsonrpc's ``app`` table). Otherwise every column is copied, as
-    pandas makes a DataFrame of a dict.
+    (nobody else holds them, nobody writes them after): an integer or
+    duration column becomes a column of its buffer as it is, where that
+    buffer can be written and its nulls read as null there (see
+    :func:`_owned_numbers`; no copy into pandas' blocks: 16 MB a read of
+    chat-jsonrpc's ``app`` table), any other column that pandas could not
+    write into is copied (:func:`_writable`). Otherwise every column is
+    copied, as pandas makes a DataFrame of a dict.
     """
     import pandas as pd
 
@@ -274,10 +276,9 @@ def _writable(values: Any) -> Any:
     or a copy of it where its memory is read-only (a view of an Arrow buffer:
     pandas would refuse to set a value in it). Arrow-backed columns (text)
     are as they are: pandas never writes into them."""
-    arrays = [getattr(values, name) for name in ("_ndarray", "_codes", "_data", "_mask")
-              if isinstance(getattr(values, name, None), np.ndarray)]
-    if isinstance(values, np.ndarray):
-        arrays = [values]
+    arrays = [values] if isinstance(values, np.ndarray) else [
+        getattr(values, name) for name in ("_ndarray", "_codes", "_data", "_mask")
+        if isinstance(getattr(values, name, None), np.ndarray)]
     return values.copy() if any(not a.flags.writeable for a in arrays) else values
 
 

@@ -417,6 +417,8 @@ def test_loop_refuses_columns_of_another_type(bad: int) -> None:
     args[where] = wrong
     with pytest.raises((TypeError, ValueError, BufferError, IndexError)):
         built.rpc_rows(*args)
+    # (nothing left in the columns it was given: no room made and not cut)
+    assert all(len(column) == 0 for column in args[9])
 
 
 def test_loop_leaves_what_the_typed_parse_is_not_to_see(monkeypatch: pytest.MonkeyPatch
